@@ -1,0 +1,24 @@
+/** Defaults for a conf-chat peer; every one can be changed through `ChatPeerInit`. */
+
+/** The project's own DHT protocol: never mixes with the public IPFS DHT. */
+export const DHT_PROTOCOL = '/conf-chat/kad/1.0.0'
+
+/** Where the supernode listens unless told otherwise. */
+export const DEFAULT_SUPERNODE_PORT = 4300
+export const DEFAULT_HOST = '127.0.0.1'
+
+/** How long a store keeps a record after its last put (kad-dht's own limit: 48 h). */
+export const DEFAULT_RECORD_TTL_MS = 48 * 60 * 60 * 1000
+
+/** How often a store republishes what it holds (Kademlia's hourly republish). */
+export const DEFAULT_REPUBLISH_INTERVAL_MS = 60 * 60 * 1000
+
+/** How long one DHT query may run. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 15_000
+
+/** First and largest delay between bootstrap attempts while no bootstrap peer answers. */
+export const BOOTSTRAP_RETRY_MIN_MS = 1_000
+export const BOOTSTRAP_RETRY_MAX_MS = 30_000
+
+/** How many remembered peers a restarted node dials to rejoin. */
+export const KNOWN_PEERS_TO_DIAL = 8

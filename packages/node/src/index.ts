@@ -1,0 +1,7 @@
+import './polyfill.js'
+export * from './constants.js'
+export * from './errors.js'
+export * from './datastore.js'
+export * from './identity.js'
+export * from './record-store.js'
+export * from './peer.js'

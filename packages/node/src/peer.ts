@@ -1,0 +1,236 @@
+/**
+ * A conf-chat peer: a libp2p node in the project's own Kademlia DHT, with a persistent
+ * identity and datastore under its data directory, the signed record store, and a
+ * bootstrap loop that keeps trying until it reaches the network.
+ */
+import './polyfill.js'
+import { join } from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { TypedEventEmitter, type PeerId } from '@libp2p/interface'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { logger } from '@libp2p/logger'
+import { ChatDatastore } from './datastore.js'
+import { loadOrCreatePeerKey } from './identity.js'
+import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './record-store.js'
+import { InvalidMultiaddrError, ListenError } from './errors.js'
+import {
+  DHT_PROTOCOL, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
+} from './constants.js'
+
+const log = logger('conf-chat:peer')
+
+export interface ChatPeerInit extends RecordStoreInit {
+  /** Holds the identity key (`peer-key`) and the datastore (`datastore/`). */
+  dataDir: string
+  /** Address to listen on (IPv4 or IPv6). @default '127.0.0.1' */
+  host?: string
+  /** TCP port; 0 picks a free one. @default 0 */
+  port?: number
+  /** Multiaddrs of peers to join through. */
+  bootstrap?: string[]
+  /** Take part in the DHT as a client only (store nothing, answer no queries). @default false */
+  clientMode?: boolean
+}
+
+export interface ChatPeerEvents {
+  /** Connected to the network through `via` (a bootstrap address or a remembered peer). */
+  'network:joined': CustomEvent<{ via: string }>
+  /** No bootstrap address and no remembered peer answered; trying again after `retryInMs`. */
+  'network:unreachable': CustomEvent<{ tried: string[], retryInMs: number }>
+}
+
+export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping }>
+
+export type PeerStatus = 'stopped' | 'starting' | 'started' | 'stopping'
+
+export function parseBootstrapAddrs (addrs: string[]): Multiaddr[] {
+  return addrs.map(a => {
+    try {
+      const ma = multiaddr(a)
+      if (!ma.getComponents().some(c => c.name === 'tcp')) throw new Error('no /tcp/ part')
+      return ma
+    } catch (err: any) {
+      throw new InvalidMultiaddrError(`malformed bootstrap multiaddr "${a}": ${err.message}`)
+    }
+  })
+}
+
+function listenAddr (host: string, port: number): string {
+  return `/${host.includes(':') ? 'ip6' : 'ip4'}/${host}/tcp/${port}`
+}
+
+export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
+  readonly init: ChatPeerInit
+  status: PeerStatus = 'stopped'
+  /** True once the peer has reached at least one other peer. */
+  joined = false
+  private _libp2p?: ChatLibp2p
+  private _records?: RecordStore
+  private datastore?: ChatDatastore
+  private readonly bootstrapAddrs: Multiaddr[]
+  private bootstrapAbort?: AbortController
+
+  constructor (init: ChatPeerInit) {
+    super()
+    this.init = init
+    this.bootstrapAddrs = parseBootstrapAddrs(init.bootstrap ?? [])
+  }
+
+  get libp2p (): ChatLibp2p {
+    if (this._libp2p == null) throw new Error('peer not started')
+    return this._libp2p
+  }
+
+  get records (): RecordStore {
+    if (this._records == null) throw new Error('peer not started')
+    return this._records
+  }
+
+  get peerId (): PeerId { return this.libp2p.peerId }
+
+  get multiaddrs (): Multiaddr[] { return this.libp2p.getMultiaddrs() }
+
+  async start (): Promise<this> {
+    if (this.status !== 'stopped') return this
+    this.status = 'starting'
+    const { dataDir, host = DEFAULT_HOST, port = 0, clientMode = false } = this.init
+    try {
+      await mkdir(dataDir, { recursive: true })
+      const privateKey = await loadOrCreatePeerKey(dataDir)
+      this.datastore = new ChatDatastore(join(dataDir, 'datastore'))
+      await this.datastore.open()
+      const libp2p = await createLibp2p({
+        privateKey,
+        datastore: this.datastore,
+        addresses: { listen: [listenAddr(host, port)] },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        connectionManager: {
+          // every peer on one machine shares one remote IP; the default (5/s) resets them
+          inboundConnectionThreshold: 1000,
+          maxConnections: 500
+        },
+        services: {
+          identify: identify(),
+          ping: ping(),
+          dht: kadDHT({
+            protocol: DHT_PROTOCOL,
+            clientMode,
+            // keep loopback and LAN addresses: the default mapper drops them
+            peerInfoMapper: passthroughMapper,
+            validators: recordValidators(),
+            selectors: recordSelectors(),
+            initialQuerySelfInterval: 0
+          })
+        }
+      }).catch((err: any) => {
+        if (err.code === 'EADDRINUSE' || /EADDRINUSE|EADDRNOTAVAIL|EACCES/.test(String(err.message))) {
+          throw new ListenError(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`)
+        }
+        throw err
+      })
+      this._libp2p = libp2p
+      this._records = new RecordStore({ dht: libp2p.services.dht, datastore: this.datastore, peerId: libp2p.peerId }, this.init)
+      this.datastore.recordGuard = this._records.guard
+      this._records.start()
+      this.status = 'started'
+      this.bootstrapAbort = new AbortController()
+      void this.joinNetwork(this.bootstrapAbort.signal)
+      return this
+    } catch (err) {
+      await this.stop().catch(() => {})
+      throw err
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.status === 'stopped' && this.datastore == null) return
+    this.status = 'stopping'
+    this.bootstrapAbort?.abort()
+    this._records?.stop()
+    await this._libp2p?.stop()
+    await this.datastore?.close()
+    this.datastore = undefined
+    this.status = 'stopped'
+  }
+
+  /** Resolves once the peer has joined the network (at once if it already has). */
+  async waitJoined (options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.joined) return
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => { this.removeEventListener('network:joined', done); resolve() }
+      this.addEventListener('network:joined', done)
+      options.signal?.addEventListener('abort', () => {
+        this.removeEventListener('network:joined', done)
+        reject(options.signal?.reason ?? new Error('aborted'))
+      }, { once: true })
+    })
+  }
+
+  /** Peers we met before (persisted in the peer store) that speak our DHT protocol. */
+  private async rememberedPeers (): Promise<Multiaddr[]> {
+    const peers = await this.libp2p.peerStore.all({
+      filters: [p => p.protocols.includes(DHT_PROTOCOL) && p.addresses.length > 0 && !p.id.equals(this.libp2p.peerId)]
+    })
+    return peers.slice(0, KNOWN_PEERS_TO_DIAL).flatMap(p => {
+      const addr = p.addresses[0]?.multiaddr
+      return addr == null ? [] : [addr.encapsulate(`/p2p/${p.id.toString()}`)]
+    })
+  }
+
+  /** Dial the bootstrap peers and remembered peers until one answers, then look ourselves
+   * up in the DHT (the Kademlia join) so our routing table fills. */
+  private async joinNetwork (signal: AbortSignal): Promise<void> {
+    let delay = BOOTSTRAP_RETRY_MIN_MS
+    while (!signal.aborted) {
+      const targets = [...this.bootstrapAddrs, ...await this.rememberedPeers().catch(() => [])]
+        .filter(ma => {
+          const id = ma.getComponents().find(c => c.name === 'p2p')?.value
+          return id == null || !peerIdFromString(id).equals(this.libp2p.peerId)
+        })
+      if (targets.length === 0) return // the first peer of a network: nothing to join
+      try {
+        const via = await Promise.any(targets.map(async ma => {
+          await this.libp2p.dial(ma, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) })
+          return ma.toString()
+        }))
+        await this.lookupSelf(signal)
+        this.joined = true
+        log('joined the network via %s', via)
+        this.safeDispatch('network:joined', { via })
+        return
+      } catch {
+        if (signal.aborted) return
+        this.safeDispatch('network:unreachable', { tried: targets.map(t => t.toString()), retryInMs: delay })
+        await new Promise(resolve => setTimeout(resolve, delay).unref())
+        delay = Math.min(delay * 2, BOOTSTRAP_RETRY_MAX_MS)
+      }
+    }
+  }
+
+  private async lookupSelf (signal: AbortSignal): Promise<void> {
+    try {
+      for await (const _ of this.libp2p.services.dht.getClosestPeers(this.libp2p.peerId.toMultihash().bytes,
+        { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })) { /* fills the routing table */ }
+    } catch (err: any) {
+      log('self lookup: %s', err.message)
+    }
+  }
+
+  private safeDispatch<K extends keyof ChatPeerEvents> (type: K, detail: ChatPeerEvents[K]['detail']): void {
+    try {
+      this.dispatchEvent(new CustomEvent(type, { detail }))
+    } catch (err) {
+      log.error('listener for %s failed: %e', type, err)
+    }
+  }
+}

@@ -1,0 +1,5 @@
+export * from './limits.js'
+export * from './errors.js'
+export * from './crypto.js'
+export * from './record.js'
+export * from './namespaces.js'

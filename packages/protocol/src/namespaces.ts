@@ -1,0 +1,228 @@
+/**
+ * The DHT namespaces, their key shapes and payload schemas, and the one rule set that
+ * both the validator and the selector follow, so that a selector never picks what a
+ * storing peer's validator would refuse.
+ *
+ * Two kinds of ownership:
+ * - `name` (`/cc-user/<username>`): first come, first served. A store keeps the first
+ *   owner's key; only that key with a higher sequence number may update it, unless the
+ *   owner released the name (a signed tombstone), which lets the name be taken again.
+ * - `key` (`/<ns>/<keyId>/...`): the key names its owner (hash of the public key, as
+ *   IPNS does), so any store checks ownership from the key alone.
+ */
+import { z } from 'zod'
+import { keyIdOf, KEY_ID_PATTERN, compareBytes, bytesEqual } from './crypto.js'
+import { InvalidRecordError, RecordConflictError } from './errors.js'
+import { USERNAME_PATTERN, MAX_FULL_NAME_CHARS } from './limits.js'
+import { decodeCbor, decodeSignedRecord, type SignedRecord } from './record.js'
+
+const bytes = z.instanceof(Uint8Array)
+const bytesOf = (n: number): z.ZodType<Uint8Array> => bytes.refine(b => b.length === n, `must be ${n} bytes`)
+const time = z.number().int().nonnegative()
+
+export const encryptedSecretSchema = z.object({
+  kdf: z.literal('scrypt'),
+  N: z.number().int().min(2).max(1 << 22),
+  r: z.number().int().min(1).max(32),
+  p: z.number().int().min(1).max(16),
+  salt: bytes.refine(b => b.length >= 8 && b.length <= 64),
+  nonce: bytesOf(24),
+  ciphertext: bytes.refine(b => b.length <= 1024)
+}).strict()
+
+export const accountPayloadSchema = z.object({
+  type: z.literal('account'),
+  username: z.string().regex(USERNAME_PATTERN),
+  fullName: z.string().min(1).max(MAX_FULL_NAME_CHARS),
+  boxPublic: bytesOf(32),
+  /** bcrypt hash of the password (bcryptjs). */
+  passwordHash: z.string().regex(/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/),
+  /** The account's secret keys, encrypted under a key derived from the password. */
+  secretKeys: encryptedSecretSchema,
+  createdAt: time,
+  updatedAt: time
+}).strict()
+
+/** A signed tombstone: the owner gives the name up (used when a registration race is lost). */
+export const releasedPayloadSchema = z.object({
+  type: z.literal('released'),
+  username: z.string().regex(USERNAME_PATTERN),
+  updatedAt: time
+}).strict()
+
+export const userPayloadSchema = z.discriminatedUnion('type', [accountPayloadSchema, releasedPayloadSchema])
+
+export const presencePayloadSchema = z.object({
+  username: z.string().regex(USERNAME_PATTERN),
+  status: z.enum(['online', 'offline']),
+  peerId: z.string().min(1).max(128),
+  addrs: z.array(z.string().max(256)).max(16),
+  /** A reader treats the user as offline after this time (ms since epoch). */
+  expiresAt: time,
+  updatedAt: time
+}).strict()
+
+/** Owner-private data (friends, requests, conferences, history pages): sealed to the owner. */
+export const sealedPayloadSchema = z.object({
+  sealed: bytes,
+  updatedAt: time
+}).strict()
+
+export const conferencePayloadSchema = z.object({
+  name: z.string().min(1).max(100),
+  owner: z.string().regex(USERNAME_PATTERN),
+  members: z.array(z.object({
+    username: z.string().regex(USERNAME_PATTERN),
+    keyId: z.string().regex(KEY_ID_PATTERN),
+    joinedAt: time
+  }).strict()).max(256),
+  left: z.array(z.object({
+    username: z.string().regex(USERNAME_PATTERN),
+    keyId: z.string().regex(KEY_ID_PATTERN),
+    leftAt: time
+  }).strict()).max(1024),
+  createdAt: time,
+  updatedAt: time
+}).strict()
+
+export type AccountPayload = z.infer<typeof accountPayloadSchema>
+export type ReleasedPayload = z.infer<typeof releasedPayloadSchema>
+export type UserPayload = z.infer<typeof userPayloadSchema>
+export type PresencePayload = z.infer<typeof presencePayloadSchema>
+export type SealedPayload = z.infer<typeof sealedPayloadSchema>
+export type ConferencePayload = z.infer<typeof conferencePayloadSchema>
+
+const SEGMENT = /^[A-Za-z0-9_.-]{1,64}$/
+
+interface NamespaceRule {
+  ownership: 'name' | 'key'
+  /** Number of path segments after the namespace. */
+  segments: number
+  payload: z.ZodType
+  /** Extra agreement between key, payload and signer. */
+  check?: (parts: string[], payload: any) => void
+}
+
+export const NAMESPACES = {
+  'cc-user': {
+    ownership: 'name',
+    segments: 1,
+    payload: userPayloadSchema,
+    check: (parts, payload: UserPayload) => {
+      if (!USERNAME_PATTERN.test(parts[0] ?? '')) throw new InvalidRecordError('invalid username in key')
+      if (payload.username !== parts[0]) throw new InvalidRecordError('username does not match the key')
+    }
+  },
+  'cc-presence': { ownership: 'key', segments: 1, payload: presencePayloadSchema },
+  'cc-state': { ownership: 'key', segments: 1, payload: sealedPayloadSchema },
+  'cc-history': { ownership: 'key', segments: 3, payload: sealedPayloadSchema },
+  'cc-conf': { ownership: 'key', segments: 2, payload: conferencePayloadSchema }
+} satisfies Record<string, NamespaceRule>
+
+export type Namespace = keyof typeof NAMESPACES
+
+export const userKey = (username: string): string => `/cc-user/${username}`
+export const presenceKey = (keyId: string): string => `/cc-presence/${keyId}`
+export const stateKey = (keyId: string): string => `/cc-state/${keyId}`
+export const historyKey = (keyId: string, conversation: string, page: number): string => `/cc-history/${keyId}/${conversation}/${page}`
+export const conferenceKey = (ownerKeyId: string, localId: string): string => `/cc-conf/${ownerKeyId}/${localId}`
+
+/** A record whose envelope, signature, key shape, ownership and payload were all checked. */
+export interface VerifiedRecord<P = unknown> {
+  record: SignedRecord
+  payload: P
+  namespace: Namespace
+  /** The raw value as stored in the DHT. */
+  value: Uint8Array
+}
+
+export function parseKey (key: string): { namespace: Namespace, parts: string[] } {
+  const [empty, ns, ...parts] = key.split('/')
+  if (empty !== '' || ns == null || !(ns in NAMESPACES)) throw new InvalidRecordError(`unknown namespace in key ${key.slice(0, 80)}`)
+  const rule: NamespaceRule = NAMESPACES[ns as Namespace]
+  if (parts.length !== rule.segments || !parts.every(p => SEGMENT.test(p))) throw new InvalidRecordError(`malformed key ${key.slice(0, 80)}`)
+  return { namespace: ns as Namespace, parts }
+}
+
+/**
+ * Stateless validation, run on every value we are given or read: size, shape,
+ * signature, the key/owner binding and the payload schema. Throws InvalidRecordError.
+ */
+export function verifyRecordValue<P = unknown> (key: string, value: Uint8Array): VerifiedRecord<P> {
+  const { namespace, parts } = parseKey(key)
+  const rule: NamespaceRule = NAMESPACES[namespace]
+  const record = decodeSignedRecord(value, key)
+  if (rule.ownership === 'key' && parts[0] !== keyIdOf(record.pub)) {
+    throw new InvalidRecordError('record is not signed by the key its key names')
+  }
+  const parsed = rule.payload.safeParse(decodeCbor(record.body))
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new InvalidRecordError(`invalid ${namespace} payload: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim())
+  }
+  rule.check?.(parts, parsed.data)
+  return { record, payload: parsed.data as P, namespace, value }
+}
+
+function isReleased (r: VerifiedRecord): boolean {
+  return r.namespace === 'cc-user' && (r.payload as UserPayload).type === 'released'
+}
+
+/**
+ * Order of two records of the same owner: the higher sequence number wins, and on the
+ * same sequence number the larger bytes (an arbitrary but total order every peer shares).
+ */
+function compareSameOwner (a: VerifiedRecord, b: VerifiedRecord): number {
+  if (a.record.seq !== b.record.seq) return a.record.seq - b.record.seq
+  return compareBytes(a.value, b.value)
+}
+
+/**
+ * The stateful rule a store applies before it replaces `existing` with `incoming`
+ * (first come, first served; same owner with a higher sequence number). Throws
+ * RecordConflictError with the reason.
+ */
+export function checkUpdate (existing: VerifiedRecord | undefined, incoming: VerifiedRecord): void {
+  if (existing == null) return
+  if (bytesEqual(existing.value, incoming.value)) return
+  if (!bytesEqual(existing.record.pub, incoming.record.pub)) {
+    if (isReleased(existing)) return
+    throw new RecordConflictError(`${incoming.record.key} is owned by another key`)
+  }
+  if (compareSameOwner(incoming, existing) <= 0) {
+    throw new RecordConflictError(`stale update of ${incoming.record.key}: seq ${incoming.record.seq} is not above ${existing.record.seq}`)
+  }
+}
+
+/**
+ * Pick the best of several values for one key: invalid ones are never picked. For
+ * names, a live account beats a released one, then the owner key most replicas hold
+ * (ties broken by the smaller key bytes), then that owner's newest record. Returns -1
+ * when no value is valid.
+ */
+export function selectRecord (key: string, values: Uint8Array[]): number {
+  const valid: Array<{ index: number, r: VerifiedRecord }> = []
+  values.forEach((value, index) => {
+    try { valid.push({ index, r: verifyRecordValue(key, value) }) } catch {}
+  })
+  if (valid.length === 0) return -1
+  let candidates = valid
+  if (valid[0]?.r.namespace === 'cc-user') {
+    const live = valid.filter(v => !isReleased(v.r))
+    if (live.length > 0) candidates = live
+    const votes = new Map<string, { pub: Uint8Array, count: number }>()
+    for (const v of candidates) {
+      const id = Buffer.from(v.r.record.pub).toString('hex')
+      const entry = votes.get(id) ?? { pub: v.r.record.pub, count: 0 }
+      entry.count++
+      votes.set(id, entry)
+    }
+    const winner = [...votes.values()].sort((a, b) => b.count - a.count || compareBytes(a.pub, b.pub))[0]
+    candidates = candidates.filter(v => winner != null && bytesEqual(v.r.record.pub, winner.pub))
+  } else {
+    // owned keys have one possible owner: the key's own
+  }
+  let best = candidates[0]
+  for (const c of candidates) if (best == null || compareSameOwner(c.r, best.r) > 0) best = c
+  return best?.index ?? -1
+}

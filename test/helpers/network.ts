@@ -1,0 +1,59 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ChatPeer, type ChatPeerInit } from '@conf-chat/node'
+
+/** A temporary directory removed by `cleanup()`. */
+export async function tempDir (prefix = 'conf-chat-test-'): Promise<string> {
+  return await mkdtemp(join(tmpdir(), prefix))
+}
+
+export interface TestNetwork {
+  supernode: ChatPeer
+  peers: ChatPeer[]
+  dirs: string[]
+  /** Start one more peer that bootstraps from `via` (default: the supernode). */
+  addPeer: (init?: Partial<ChatPeerInit>, via?: ChatPeer) => Promise<ChatPeer>
+  cleanup: () => Promise<void>
+}
+
+export function addrOf (peer: ChatPeer): string {
+  return peer.multiaddrs[0]!.toString()
+}
+
+/** A supernode plus `n` peers on loopback, each in its own temp data dir, all joined. */
+export async function startNetwork (n: number, init: Partial<ChatPeerInit> = {}): Promise<TestNetwork> {
+  const dirs: string[] = []
+  const all: ChatPeer[] = []
+  const make = async (extra: Partial<ChatPeerInit>): Promise<ChatPeer> => {
+    const dataDir = await tempDir()
+    dirs.push(dataDir)
+    const peer = new ChatPeer({ dataDir, host: '127.0.0.1', port: 0, ...init, ...extra })
+    all.push(peer)
+    await peer.start()
+    return peer
+  }
+  const net: TestNetwork = {
+    supernode: undefined as unknown as ChatPeer,
+    peers: [],
+    dirs,
+    addPeer: async (extra = {}, via) => {
+      const peer = await make({ bootstrap: [addrOf(via ?? net.supernode)], ...extra })
+      await peer.waitJoined({ signal: AbortSignal.timeout(20_000) })
+      net.peers.push(peer)
+      return peer
+    },
+    cleanup: async () => {
+      await Promise.allSettled(all.map(async p => await p.stop()))
+      await Promise.allSettled(dirs.map(async d => await rm(d, { recursive: true, force: true })))
+    }
+  }
+  try {
+    net.supernode = await make({})
+    for (let i = 0; i < n; i++) await net.addPeer()
+  } catch (err) {
+    await net.cleanup()
+    throw err
+  }
+  return net
+}
