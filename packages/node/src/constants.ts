@@ -22,3 +22,16 @@ export const BOOTSTRAP_RETRY_MAX_MS = 30_000
 
 /** How many remembered peers a restarted node dials to rejoin. */
 export const KNOWN_PEERS_TO_DIAL = 8
+
+/** bcrypt cost for new passwords (2^10 rounds, ~0.1 s here). */
+export const DEFAULT_BCRYPT_COST = 10
+
+/** A presence record says "online" for this long unless refreshed. */
+export const DEFAULT_PRESENCE_TTL_MS = 60_000
+
+/** How often a logged-in peer refreshes its presence (well inside the TTL). */
+export const DEFAULT_PRESENCE_REFRESH_MS = 20_000
+
+/** Wrong passwords on one peer: the first retry waits this long, doubling up to the max. */
+export const LOGIN_THROTTLE_BASE_MS = 500
+export const LOGIN_THROTTLE_MAX_MS = 30_000

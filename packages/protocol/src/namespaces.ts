@@ -16,7 +16,7 @@ import { InvalidRecordError, RecordConflictError } from './errors.js'
 import { USERNAME_PATTERN, MAX_FULL_NAME_CHARS } from './limits.js'
 import { decodeCbor, decodeSignedRecord, type SignedRecord } from './record.js'
 
-const bytes = z.instanceof(Uint8Array)
+const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
 const bytesOf = (n: number): z.ZodType<Uint8Array> => bytes.refine(b => b.length === n, `must be ${n} bytes`)
 const time = z.number().int().nonnegative()
 
@@ -59,6 +59,8 @@ export const presencePayloadSchema = z.object({
   addrs: z.array(z.string().max(256)).max(16),
   /** A reader treats the user as offline after this time (ms since epoch). */
   expiresAt: time,
+  /** When this login session began: of two peers claiming one account, the later login wins. */
+  since: time.optional(),
   updatedAt: time
 }).strict()
 
@@ -195,34 +197,32 @@ export function checkUpdate (existing: VerifiedRecord | undefined, incoming: Ver
 }
 
 /**
- * Pick the best of several values for one key: invalid ones are never picked. For
- * names, a live account beats a released one, then the owner key most replicas hold
- * (ties broken by the smaller key bytes), then that owner's newest record. Returns -1
- * when no value is valid.
+ * Pick the best of several values for one key: invalid ones are never picked. Each
+ * owner key counts with its newest record (the one its stores would keep, see
+ * `checkUpdate`). For names: owners whose newest record is a live account beat owners
+ * who released the name, then the owner most replicas hold wins (ties broken by the
+ * smaller key bytes). Owned keys have one possible owner. Returns -1 when no value is
+ * valid. The pick does not depend on the order of `values`.
  */
 export function selectRecord (key: string, values: Uint8Array[]): number {
-  const valid: Array<{ index: number, r: VerifiedRecord }> = []
+  const owners = new Map<string, { pub: Uint8Array, count: number, newest: { index: number, r: VerifiedRecord } }>()
   values.forEach((value, index) => {
-    try { valid.push({ index, r: verifyRecordValue(key, value) }) } catch {}
-  })
-  if (valid.length === 0) return -1
-  let candidates = valid
-  if (valid[0]?.r.namespace === 'cc-user') {
-    const live = valid.filter(v => !isReleased(v.r))
-    if (live.length > 0) candidates = live
-    const votes = new Map<string, { pub: Uint8Array, count: number }>()
-    for (const v of candidates) {
-      const id = Buffer.from(v.r.record.pub).toString('hex')
-      const entry = votes.get(id) ?? { pub: v.r.record.pub, count: 0 }
-      entry.count++
-      votes.set(id, entry)
+    let r: VerifiedRecord
+    try { r = verifyRecordValue(key, value) } catch { return }
+    const id = Buffer.from(r.record.pub).toString('hex')
+    const owner = owners.get(id)
+    if (owner == null) {
+      owners.set(id, { pub: r.record.pub, count: 1, newest: { index, r } })
+      return
     }
-    const winner = [...votes.values()].sort((a, b) => b.count - a.count || compareBytes(a.pub, b.pub))[0]
-    candidates = candidates.filter(v => winner != null && bytesEqual(v.r.record.pub, winner.pub))
-  } else {
-    // owned keys have one possible owner: the key's own
-  }
-  let best = candidates[0]
-  for (const c of candidates) if (best == null || compareSameOwner(c.r, best.r) > 0) best = c
-  return best?.index ?? -1
+    owner.count++
+    // newest first, live/released after: a stale live record must not beat its owner's release
+    if (compareSameOwner(r, owner.newest.r) > 0) owner.newest = { index, r }
+  })
+  let candidates = [...owners.values()]
+  if (candidates.length === 0) return -1
+  const live = candidates.filter(o => !isReleased(o.newest.r))
+  if (live.length > 0) candidates = live
+  candidates.sort((a, b) => b.count - a.count || compareBytes(a.pub, b.pub))
+  return candidates[0]?.newest.index ?? -1
 }

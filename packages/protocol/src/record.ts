@@ -5,7 +5,7 @@
  */
 import * as cborg from 'cborg'
 import { z } from 'zod'
-import { sign, verify, keyIdOf, type AccountKeys } from './crypto.js'
+import { sign, verify, keyIdOf, bytesEqual, type AccountKeys } from './crypto.js'
 import { InvalidRecordError } from './errors.js'
 import { MAX_RECORD_BYTES } from './limits.js'
 
@@ -23,7 +23,7 @@ export interface SignedRecord {
   sig: Uint8Array
 }
 
-const bytes = z.instanceof(Uint8Array)
+const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
 
 const signedRecordSchema = z.object({
   v: z.literal(1),
@@ -71,7 +71,10 @@ export function decodeSignedRecord (value: Uint8Array, expectedKey?: string): Si
   const r = parsed.data
   if (expectedKey != null && r.key !== expectedKey) throw new InvalidRecordError(`record is for key ${r.key}, not ${expectedKey}`)
   if (!verify(r.sig, signingBytes(r.key, r.seq, r.body), r.pub)) throw new InvalidRecordError('bad signature')
-  return { key: r.key, seq: r.seq, pub: r.pub, body: r.body, sig: r.sig }
+  const record = { key: r.key, seq: r.seq, pub: r.pub, body: r.body, sig: r.sig }
+  // one encoding per record: else anyone could re-encode a signed record into "larger bytes" that win a same-seq tie
+  if (!bytesEqual(encodeSignedRecord(record), value)) throw new InvalidRecordError('record is not canonically encoded')
+  return record
 }
 
 export function signerKeyId (record: SignedRecord): string {

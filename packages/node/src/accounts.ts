@@ -1,0 +1,193 @@
+/**
+ * Accounts in the DHT: registration (first come, first served names), login from any
+ * peer (bcrypt check, then the private keys decrypted with a scrypt-derived key), and
+ * password change (the same keys re-encrypted: the identity does not change).
+ */
+import bcrypt from 'bcryptjs'
+import * as cborg from 'cborg'
+import { z } from 'zod'
+import { logger } from '@libp2p/logger'
+import {
+  generateAccountKeys, keyIdOf, encryptWithPassword, decryptWithPassword, createSignedRecord, encodeSignedRecord,
+  userKey, checkUsername, checkPassword, checkFullName, bytesEqual, decodeCbor,
+  DEFAULT_SCRYPT, type AccountKeys, type AccountPayload, type UserPayload, type VerifiedRecord, type ScryptParams
+} from '@conf-chat/protocol'
+import type { RecordStore } from './record-store.js'
+import { NameTakenError, UnknownUserError, WrongPasswordError } from './errors.js'
+import { DEFAULT_BCRYPT_COST, LOGIN_THROTTLE_BASE_MS, LOGIN_THROTTLE_MAX_MS } from './constants.js'
+
+const log = logger('conf-chat:accounts')
+
+export interface AccountsInit {
+  /** bcrypt cost factor. @default 10 */
+  bcryptCost?: number
+  /** scrypt parameters protecting the private keys. @default N=2^15, r=8, p=1 */
+  scrypt?: ScryptParams
+}
+
+/** A user as others see them: from the user record. */
+export interface UserProfile {
+  username: string
+  fullName: string
+  keyId: string
+  signPublic: Uint8Array
+  boxPublic: Uint8Array
+}
+
+export interface Account extends UserProfile {
+  keys: AccountKeys
+  record: VerifiedRecord<AccountPayload>
+}
+
+/** Time spent in each part of a login, for the figures. */
+export interface LoginTimings {
+  networkMs: number
+  bcryptMs: number
+  kdfMs: number
+}
+
+const secretKeysSchema = z.object({
+  signSecret: z.custom<Uint8Array>(v => v instanceof Uint8Array && v.length === 64),
+  boxSecret: z.custom<Uint8Array>(v => v instanceof Uint8Array && v.length === 32)
+}).strict()
+
+export function profileOf (record: VerifiedRecord<AccountPayload>): UserProfile {
+  return {
+    username: record.payload.username,
+    fullName: record.payload.fullName,
+    keyId: keyIdOf(record.record.pub),
+    signPublic: record.record.pub,
+    boxPublic: record.payload.boxPublic
+  }
+}
+
+export class Accounts {
+  private readonly records: RecordStore
+  private readonly bcryptCost: number
+  private readonly scrypt: ScryptParams
+  private readonly failures = new Map<string, { count: number, until: number }>()
+
+  constructor (records: RecordStore, init: AccountsInit = {}) {
+    this.records = records
+    this.bcryptCost = init.bcryptCost ?? DEFAULT_BCRYPT_COST
+    this.scrypt = init.scrypt ?? DEFAULT_SCRYPT
+  }
+
+  /** The live account record for a name, as most replicas hold it. */
+  async lookup (username: string, options: { signal?: AbortSignal } = {}): Promise<VerifiedRecord<AccountPayload> | undefined> {
+    const found = await this.records.get<UserPayload>(userKey(username), options)
+    if (found == null || found.payload.type !== 'account') return undefined
+    return found as VerifiedRecord<AccountPayload>
+  }
+
+  async profile (username: string): Promise<UserProfile | undefined> {
+    const record = await this.lookup(username)
+    return record == null ? undefined : profileOf(record)
+  }
+
+  /**
+   * Create an account. Names are first come, first served: a name already held is
+   * refused, and of two peers racing for one name the one most replicas hold wins;
+   * the loser gives the name up with a signed tombstone and is told it is taken.
+   */
+  async register (input: { username: string, password: string, fullName: string }): Promise<Account> {
+    checkUsername(input.username)
+    checkPassword(input.password)
+    const fullName = checkFullName(input.fullName)
+    const key = userKey(input.username)
+    if (await this.lookup(input.username) != null) throw new NameTakenError(input.username)
+
+    const keys = generateAccountKeys()
+    const now = Date.now()
+    const payload: AccountPayload = {
+      type: 'account',
+      username: input.username,
+      fullName,
+      boxPublic: keys.boxPublic,
+      passwordHash: await bcrypt.hash(input.password, this.bcryptCost),
+      secretKeys: await encryptWithPassword(cborg.encode({ signSecret: keys.signSecret, boxSecret: keys.boxSecret }), input.password, this.scrypt),
+      createdAt: now,
+      updatedAt: now
+    }
+    const record = createSignedRecord(key, 1, payload, keys)
+    try {
+      await this.records.put(key, encodeSignedRecord(record))
+    } catch (err: any) {
+      if (err.name === 'RecordConflictError') throw new NameTakenError(input.username)
+      throw err
+    }
+    // every replica our put reached has now decided: read them all to see who won
+    const { best, all } = await this.records.getAll<UserPayload>(key)
+    if (best == null || !bytesEqual(best.record.pub, keys.signPublic)) {
+      log('lost the race for %s; releasing it', input.username)
+      const released = createSignedRecord(key, 2, { type: 'released', username: input.username, updatedAt: Date.now() }, keys)
+      await this.records.put(key, encodeSignedRecord(released)).catch(() => {})
+      throw new NameTakenError(input.username)
+    }
+    if (all.some(r => !bytesEqual(r.record.pub, keys.signPublic))) {
+      // replicas that held the loser's claim take ours once it is released
+      setTimeout(() => { this.records.put(key, best.value).catch(() => {}) }, 3_000).unref()
+    }
+    const verified = best as VerifiedRecord<AccountPayload>
+    return { ...profileOf(verified), keys, record: verified }
+  }
+
+  /** Check the password with bcrypt and decrypt the account's keys. */
+  async login (username: string, password: string): Promise<{ account: Account, timings: LoginTimings }> {
+    checkUsername(username)
+    await this.throttle(username)
+    let t = performance.now()
+    const record = await this.lookup(username)
+    const networkMs = performance.now() - t
+    if (record == null) throw new UnknownUserError(username)
+    t = performance.now()
+    const ok = await bcrypt.compare(password, record.payload.passwordHash)
+    const bcryptMs = performance.now() - t
+    if (!ok) {
+      this.recordFailure(username)
+      throw new WrongPasswordError()
+    }
+    this.failures.delete(username)
+    t = performance.now()
+    const keys = await this.unlockKeys(record, password)
+    const kdfMs = performance.now() - t
+    return { account: { ...profileOf(record), keys, record }, timings: { networkMs, bcryptMs, kdfMs } }
+  }
+
+  /** Re-encrypt the same keys under a new password and publish the next version. */
+  async changePassword (account: Account, oldPassword: string, newPassword: string): Promise<Account> {
+    checkPassword(newPassword)
+    const current = await this.lookup(account.username) ?? account.record
+    if (!bytesEqual(current.record.pub, account.signPublic)) throw new NameTakenError(account.username)
+    if (!await bcrypt.compare(oldPassword, current.payload.passwordHash)) throw new WrongPasswordError()
+    const payload: AccountPayload = {
+      ...current.payload,
+      passwordHash: await bcrypt.hash(newPassword, this.bcryptCost),
+      secretKeys: await encryptWithPassword(cborg.encode({ signSecret: account.keys.signSecret, boxSecret: account.keys.boxSecret }), newPassword, this.scrypt),
+      updatedAt: Date.now()
+    }
+    const key = userKey(account.username)
+    const record = createSignedRecord(key, current.record.seq + 1, payload, account.keys)
+    await this.records.put(key, encodeSignedRecord(record))
+    const verified = (await this.records.getLocal<AccountPayload>(key)) ?? current
+    return { ...account, record: verified }
+  }
+
+  private async unlockKeys (record: VerifiedRecord<AccountPayload>, password: string): Promise<AccountKeys> {
+    const secrets = secretKeysSchema.parse(decodeCbor(await decryptWithPassword(record.payload.secretKeys, password)))
+    return { signPublic: record.record.pub, signSecret: secrets.signSecret, boxPublic: record.payload.boxPublic, boxSecret: secrets.boxSecret }
+  }
+
+  /** Wrong passwords on this peer slow the next attempt down: 0.5 s, 1 s, 2 s, ... 30 s. */
+  private async throttle (username: string): Promise<void> {
+    const f = this.failures.get(username)
+    const wait = f == null ? 0 : f.until - Date.now()
+    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+  }
+
+  private recordFailure (username: string): void {
+    const count = (this.failures.get(username)?.count ?? 0) + 1
+    const delay = Math.min(LOGIN_THROTTLE_BASE_MS * 2 ** (count - 1), LOGIN_THROTTLE_MAX_MS)
+    this.failures.set(username, { count, until: Date.now() + delay })
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * ChatNode: the core library's public face. One object per running peer: it owns the
+ * libp2p peer, and holds at most one logged-in user (the session). Everything the
+ * terminal UI does is a method or an event of this class.
+ */
+import { TypedEventEmitter } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
+import { z } from 'zod'
+import {
+  createEnvelope, openEnvelope, keyIdOf, bytesEqual, type Envelope, type AccountKeys
+} from '@conf-chat/protocol'
+import { ChatPeer, type ChatPeerInit } from './peer.js'
+import { Accounts, profileOf, type AccountsInit, type Account, type LoginTimings, type UserProfile } from './accounts.js'
+import { Presence, type PresenceInit, type PresenceInfo } from './presence.js'
+import { Messenger, type MessengerInit, type DeliveryResult } from './messenger.js'
+import { AlreadyLoggedInError, NetworkUnreachableError, NotLoggedInError, UnknownUserError } from './errors.js'
+import type { PeerId } from '@libp2p/interface'
+
+const log = logger('conf-chat:node')
+
+export interface ChatNodeInit extends ChatPeerInit, AccountsInit, PresenceInit, MessengerInit {}
+
+export interface Session {
+  account: Account
+  /** When this login began (ms since epoch). */
+  since: number
+}
+
+export type SessionEndReason = 'logout' | 'takeover' | 'stopped'
+
+export interface ChatNodeEvents {
+  'session:started': CustomEvent<{ username: string }>
+  /** `takeover`: the account logged in on another peer, and this peer logged it out. */
+  'session:ended': CustomEvent<{ username: string, reason: SessionEndReason }>
+}
+
+/** Context given to the handler of one envelope kind. */
+export interface EnvelopeContext {
+  session: Session
+  /** The verified sender (the user record's owner is the envelope's signer). */
+  sender: UserProfile
+  /** True for a live stream, false when read from a mailbox. */
+  live: boolean
+  /** The libp2p peer it came from, when live. */
+  peer?: PeerId
+}
+
+export type EnvelopeKindHandler = (envelope: Envelope, ctx: EnvelopeContext) => Promise<void>
+
+export interface WhoAmI {
+  username: string
+  fullName: string
+  keyId: string
+  peerId: string
+  addrs: string[]
+  since: number
+}
+
+const takeoverSchema = z.object({ peerId: z.string().max(128), since: z.number().int() }).strict()
+
+export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
+  readonly peer: ChatPeer
+  readonly init: ChatNodeInit
+  private _accounts?: Accounts
+  private _presence?: Presence
+  private _messenger?: Messenger
+  private _session?: Session
+  private refreshTimer?: NodeJS.Timeout
+  private readonly kinds = new Map<string, EnvelopeKindHandler>()
+  /** Verified owners of usernames; a name's key never changes. */
+  private readonly profiles = new Map<string, UserProfile>()
+
+  constructor (init: ChatNodeInit) {
+    super()
+    this.init = init
+    this.peer = new ChatPeer(init)
+    this.onEnvelope('session-takeover', async (env, ctx) => { await this.onTakeover(env, ctx) })
+  }
+
+  get accounts (): Accounts { return this.need(this._accounts) }
+  get presence (): Presence { return this.need(this._presence) }
+  get messenger (): Messenger { return this.need(this._messenger) }
+  get session (): Session | undefined { return this._session }
+
+  async start (): Promise<this> {
+    await this.peer.start()
+    this._accounts = new Accounts(this.peer.records, this.init)
+    this._presence = new Presence(this.peer.records, this.init)
+    this._messenger = new Messenger(this.peer.libp2p, this.init)
+    await this._messenger.start(async (env, from) => await this.receive(env, from))
+    return this
+  }
+
+  async stop (): Promise<void> {
+    if (this._session != null) {
+      await this.logout('stopped').catch(err => { log('logout on stop failed: %s', err.message) })
+    }
+    await this._messenger?.stop()
+    await this.peer.stop()
+  }
+
+  /** Register a new account and log it in on this peer. */
+  async register (input: { username: string, password: string, fullName: string }): Promise<UserProfile> {
+    this.assertLoggedOut()
+    this.assertNetwork()
+    const account = await this.accounts.register(input)
+    await this.beginSession(account)
+    return profileOf(account.record)
+  }
+
+  /** Log in from this peer: works for an account made on any peer of the network. */
+  async login (username: string, password: string): Promise<{ profile: UserProfile, timings: LoginTimings }> {
+    this.assertLoggedOut()
+    let result
+    try {
+      result = await this.accounts.login(username, password)
+    } catch (err: any) {
+      if (err.name === 'UnknownUserError' && this.peer.libp2p.getConnections().length === 0) throw new NetworkUnreachableError()
+      throw err
+    }
+    await this.beginSession(result.account)
+    return { profile: profileOf(result.account.record), timings: result.timings }
+  }
+
+  async logout (reason: SessionEndReason = 'logout'): Promise<void> {
+    const session = this.requireSession()
+    this.endSession(reason)
+    await this.presence.publish(this.presenceOwner(session), 'offline', this.peerInfo())
+  }
+
+  async changePassword (oldPassword: string, newPassword: string): Promise<void> {
+    const session = this.requireSession()
+    session.account = await this.accounts.changePassword(session.account, oldPassword, newPassword)
+  }
+
+  whoami (): WhoAmI {
+    const { account, since } = this.requireSession()
+    return { username: account.username, fullName: account.fullName, keyId: account.keyId, ...this.peerInfo(), since }
+  }
+
+  /** A user's verified profile (public keys), from the DHT; cached, as keys never change. */
+  async profile (username: string): Promise<UserProfile> {
+    const cached = this.profiles.get(username)
+    if (cached != null) return cached
+    const profile = await this.accounts.profile(username)
+    if (profile == null) throw new UnknownUserError(username)
+    this.profiles.set(username, profile)
+    return profile
+  }
+
+  async presenceOf (username: string): Promise<PresenceInfo | undefined> {
+    return await this.presence.read((await this.profile(username)).keyId)
+  }
+
+  /** Register what to do with envelopes of one kind (friends, messages, conferences...). */
+  onEnvelope (kind: string, handler: EnvelopeKindHandler): void {
+    this.kinds.set(kind, handler)
+  }
+
+  /** Seal `content` to `to` and deliver it live to the peer their presence names. */
+  async sendLive (kind: string, content: unknown, to: UserProfile, where: { peerId: string, addrs: string[] }): Promise<{ envelope: Envelope, result: DeliveryResult }> {
+    const session = this.requireSession()
+    const envelope = createEnvelope(kind, content, { username: session.account.username, keys: session.account.keys }, to)
+    return { envelope, result: await this.messenger.send(where.peerId, where.addrs, envelope) }
+  }
+
+  /**
+   * Check and dispatch one envelope, from a stream or a mailbox: it must be for the
+   * logged-in user, and its signer must own the sender's name. Throws with the reason
+   * when it is refused.
+   */
+  async accept (envelope: Envelope, live: boolean, peer?: PeerId): Promise<void> {
+    const session = this._session
+    if (session == null) throw new Error('no user logged in here')
+    if (envelope.toKeyId !== session.account.keyId || envelope.to !== session.account.username) throw new Error('not for the user logged in here')
+    const handler = this.kinds.get(envelope.kind)
+    if (handler == null) throw new Error(`unknown envelope kind ${envelope.kind}`)
+    const sender = await this.profile(envelope.from).catch(() => undefined)
+    if (sender == null || !bytesEqual(sender.signPublic, envelope.fromKey)) {
+      throw new Error(`forged sender: ${envelope.from} does not own the signing key`)
+    }
+    await handler(envelope, { session, sender, live, peer })
+  }
+
+  private async receive (envelope: Envelope, from: PeerId): Promise<{ ok: boolean, error?: string }> {
+    try {
+      await this.accept(envelope, true, from)
+      return { ok: true }
+    } catch (err: any) {
+      log('refused envelope %s (%s) from %s: %s', envelope.id, envelope.kind, envelope.from, err.message)
+      return { ok: false, error: String(err.message) }
+    }
+  }
+
+  private async beginSession (account: Account): Promise<void> {
+    const since = Date.now()
+    const previous = await this.presence.read(account.keyId).catch(() => undefined)
+    const session: Session = { account, since }
+    this._session = session
+    this.profiles.set(account.username, profileOf(account.record))
+    await this.presence.publish(this.presenceOwner(session), 'online', this.peerInfo())
+    if (previous?.online === true && previous.peerId !== this.peer.peerId.toString()) {
+      // tell the other peer at once; it would also notice at its next refresh
+      const self = profileOf(account.record)
+      this.sendLive('session-takeover', { peerId: this.peer.peerId.toString(), since }, self, previous)
+        .catch(err => { log('takeover notice failed: %s', err.message) })
+    }
+    this.scheduleRefresh(session)
+    this.dispatchEvent(new CustomEvent('session:started', { detail: { username: account.username } }))
+  }
+
+  private endSession (reason: SessionEndReason): void {
+    const session = this._session
+    if (session == null) return
+    clearTimeout(this.refreshTimer)
+    this._session = undefined
+    this.dispatchEvent(new CustomEvent('session:ended', { detail: { username: session.account.username, reason } }))
+  }
+
+  private scheduleRefresh (session: Session): void {
+    this.refreshTimer = setTimeout(() => {
+      this.refreshPresence(session)
+        .catch(err => { log('presence refresh failed: %s', err.message) })
+        .finally(() => { if (this._session === session) this.scheduleRefresh(session) })
+    }, this.presence.refreshMs)
+    this.refreshTimer.unref()
+  }
+
+  /** Refresh our presence, unless a later login of the same account took over. */
+  private async refreshPresence (session: Session): Promise<void> {
+    const current = await this.presence.read(session.account.keyId)
+    if (this._session !== session) return
+    if (current?.online === true && current.peerId !== this.peer.peerId.toString() && (current.since ?? 0) > session.since) {
+      this.endSession('takeover')
+      return
+    }
+    await this.presence.publish(this.presenceOwner(session), 'online', this.peerInfo())
+  }
+
+  private async onTakeover (env: Envelope, ctx: EnvelopeContext): Promise<void> {
+    if (!bytesEqual(env.fromKey, ctx.session.account.signPublic)) throw new Error('takeover not signed by the account')
+    const body = openEnvelope(env, ctx.session.account.keys, takeoverSchema)
+    if (body.since <= ctx.session.since) throw new Error('takeover older than this session')
+    this.endSession('takeover')
+  }
+
+  private presenceOwner (session: Session): { username: string, keyId: string, keys: AccountKeys, since: number } {
+    return { username: session.account.username, keyId: keyIdOf(session.account.signPublic), keys: session.account.keys, since: session.since }
+  }
+
+  private peerInfo (): { peerId: string, addrs: string[] } {
+    return { peerId: this.peer.peerId.toString(), addrs: this.peer.multiaddrs.map(ma => ma.toString()) }
+  }
+
+  requireSession (): Session {
+    if (this._session == null) throw new NotLoggedInError()
+    return this._session
+  }
+
+  private assertLoggedOut (): void {
+    if (this._session != null) throw new AlreadyLoggedInError(this._session.account.username)
+  }
+
+  private assertNetwork (): void {
+    if (this.peer.libp2p.getConnections().length === 0) throw new NetworkUnreachableError()
+  }
+
+  private need<T> (v: T | undefined): T {
+    if (v == null) throw new Error('ChatNode not started')
+    return v
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Presence: while a user is logged in, their peer keeps a short-lived presence record
+ * (`/cc-presence/<keyId>`) fresh; logout publishes "offline" at once; after a crash the
+ * record simply expires. Sequence numbers are times, so the newest write wins.
+ */
+import { logger } from '@libp2p/logger'
+import { createSignedRecord, encodeSignedRecord, presenceKey, type PresencePayload, type AccountKeys } from '@conf-chat/protocol'
+import type { RecordStore } from './record-store.js'
+import { DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_PRESENCE_TTL_MS } from './constants.js'
+
+const log = logger('conf-chat:presence')
+
+export interface PresenceInit {
+  /** How long a presence record says "online" without a refresh. @default 60 s */
+  presenceTtlMs?: number
+  /** How often a logged-in peer refreshes it. @default 20 s */
+  presenceRefreshMs?: number
+}
+
+export interface PresenceInfo {
+  online: boolean
+  peerId: string
+  addrs: string[]
+  since?: number
+  updatedAt: number
+}
+
+export interface PresenceOwner {
+  username: string
+  keyId: string
+  keys: AccountKeys
+  since: number
+}
+
+export class Presence {
+  private readonly records: RecordStore
+  readonly ttlMs: number
+  readonly refreshMs: number
+  private lastSeq = 0
+
+  constructor (records: RecordStore, init: PresenceInit = {}) {
+    this.records = records
+    this.ttlMs = init.presenceTtlMs ?? DEFAULT_PRESENCE_TTL_MS
+    this.refreshMs = init.presenceRefreshMs ?? Math.min(DEFAULT_PRESENCE_REFRESH_MS, Math.floor(this.ttlMs / 3))
+  }
+
+  async publish (owner: PresenceOwner, status: 'online' | 'offline', peer: { peerId: string, addrs: string[] }): Promise<void> {
+    const now = Date.now()
+    // times as sequence numbers: strictly rising even within one millisecond
+    const seq = this.lastSeq = Math.max(now, this.lastSeq + 1)
+    const payload: PresencePayload = {
+      username: owner.username,
+      status,
+      peerId: peer.peerId,
+      addrs: peer.addrs.slice(0, 16),
+      expiresAt: status === 'online' ? now + this.ttlMs : now,
+      since: owner.since,
+      updatedAt: now
+    }
+    const key = presenceKey(owner.keyId)
+    const result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, payload, owner.keys)))
+    log('published %s %s (%d replicas)', owner.username, status, result.replicas)
+  }
+
+  async read (keyId: string, options: { signal?: AbortSignal } = {}): Promise<PresenceInfo | undefined> {
+    const found = await this.records.get<PresencePayload>(presenceKey(keyId), options)
+    if (found == null) return undefined
+    const p = found.payload
+    return {
+      online: p.status === 'online' && p.expiresAt > Date.now(),
+      peerId: p.peerId,
+      addrs: p.addrs,
+      since: p.since,
+      updatedAt: p.updatedAt
+    }
+  }
+}
