@@ -1,0 +1,134 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { userKey, createSignedRecord, encodeSignedRecord, generateAccountKeys } from '@conf-chat/protocol'
+import type { ChatNode } from '@conf-chat/node'
+import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
+
+const pw = 'correct horse'
+
+describe('accounts', () => {
+  let net: ChatNetwork
+  let a: ChatNode, b: ChatNode, c: ChatNode
+  beforeAll(async () => {
+    net = await startChatNetwork(4)
+    ;[a, b, c] = net.nodes as [ChatNode, ChatNode, ChatNode]
+  })
+  afterAll(async () => { await net?.cleanup() })
+
+  it('registers on one peer and logs in on another', async () => {
+    const profile = await a.register({ username: 'alice', password: pw, fullName: 'Alice Liddell' })
+    expect(profile.username).toBe('alice')
+    expect(a.whoami().username).toBe('alice')
+    await a.logout()
+    const { profile: p2, timings } = await b.login('alice', pw)
+    expect(p2.keyId).toBe(profile.keyId)
+    expect(p2.fullName).toBe('Alice Liddell')
+    expect(b.whoami()).toMatchObject({ username: 'alice', fullName: 'Alice Liddell', peerId: b.peer.peerId.toString() })
+    expect(timings.bcryptMs).toBeGreaterThan(0)
+    await b.logout()
+  })
+
+  it('tells a wrong password from an unknown user', async () => {
+    await expect(c.login('alice', 'wrong password')).rejects.toMatchObject({ name: 'WrongPasswordError' })
+    await expect(c.login('nobody', pw)).rejects.toMatchObject({ name: 'UnknownUserError' })
+    expect(c.session).toBeUndefined()
+  })
+
+  it('slows down repeated wrong passwords on one peer', async () => {
+    const times: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const t = Date.now()
+      await expect(c.login('alice', `bad password ${i}`)).rejects.toMatchObject({ name: 'WrongPasswordError' })
+      times.push(Date.now() - t)
+    }
+    // the third attempt waited for the throttle left by the second (1 s)
+    expect(times[2]).toBeGreaterThanOrEqual(900)
+    await new Promise(resolve => setTimeout(resolve, 2_100))
+    await c.login('alice', pw)
+    await c.logout()
+  })
+
+  it('refuses a taken name and invalid input, writing nothing', async () => {
+    await expect(c.register({ username: 'alice', password: pw, fullName: 'Other Alice' })).rejects.toMatchObject({ name: 'NameTakenError' })
+    await expect(c.register({ username: 'Bad Name', password: pw, fullName: 'X' })).rejects.toMatchObject({ name: 'InvalidInputError' })
+    await expect(c.register({ username: 'shorty', password: 'short', fullName: 'X' })).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringMatching(/password too short/) })
+    await expect(c.register({ username: 'noname', password: pw, fullName: '   ' })).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringMatching(/full name/) })
+    expect(c.session).toBeUndefined()
+    for (const name of ['shorty', 'noname']) {
+      expect(await c.peer.records.get(userKey(name))).toBeUndefined()
+    }
+    // alice still logs in with her own password
+    await c.login('alice', pw)
+    await c.logout()
+  })
+
+  it('gives a name raced by two peers to exactly one owner, everywhere', async () => {
+    const results = await Promise.allSettled([
+      b.register({ username: 'racer', password: pw, fullName: 'Racer B' }),
+      c.register({ username: 'racer', password: pw, fullName: 'Racer C' })
+    ])
+    const won = results.filter(r => r.status === 'fulfilled')
+    const lost = results.filter(r => r.status === 'rejected')
+    expect(won).toHaveLength(1)
+    expect(lost).toHaveLength(1)
+    expect((lost[0] as PromiseRejectedResult).reason.name).toBe('NameTakenError')
+    const winnerKeyId = (won[0] as PromiseFulfilledResult<{ keyId: string }>).value.keyId
+    for (const node of net.nodes) {
+      const profile = await node.accounts.profile('racer')
+      expect(profile?.keyId).toBe(winnerKeyId)
+    }
+    for (const node of [b, c]) if (node.session != null) await node.logout()
+  })
+
+  it('changes the password: the old one fails on a third peer, the new one works, the keys stay', async () => {
+    await a.login('alice', pw)
+    const before = a.whoami().keyId
+    await a.changePassword(pw, 'a new password')
+    await a.logout()
+    await expect(c.login('alice', pw)).rejects.toMatchObject({ name: 'WrongPasswordError' })
+    await new Promise(resolve => setTimeout(resolve, 600)) // the throttle of the failure above
+    await c.login('alice', 'a new password')
+    expect(c.whoami().keyId).toBe(before)
+    await c.logout()
+  })
+
+  it('publishes presence: online at login, offline at logout', async () => {
+    await a.register({ username: 'bob', password: pw, fullName: 'Bob' })
+    await eventually(async () => (await c.presenceOf('bob'))?.online === true)
+    await a.logout()
+    await eventually(async () => (await c.presenceOf('bob'))?.online === false)
+  })
+
+  it('shows a crashed peer\'s user offline once the presence expires', async () => {
+    const d = await net.addNode()
+    await d.register({ username: 'carol', password: pw, fullName: 'Carol' })
+    await eventually(async () => (await b.presenceOf('carol'))?.online === true)
+    await d.peer.stop() // no logout, no offline record: as after kill -9
+    await eventually(async () => (await b.presenceOf('carol'))?.online === false, 20_000)
+  })
+
+  it('lets a second login take over: the first peer logs out', async () => {
+    await a.login('bob', pw)
+    const ended = new Promise<string>(resolve => {
+      a.addEventListener('session:ended', ev => { resolve(ev.detail.reason) }, { once: true })
+    })
+    await b.login('bob', pw)
+    expect(await ended).toBe('takeover')
+    expect(a.session).toBeUndefined()
+    expect(b.session?.account.username).toBe('bob')
+    const presence = await eventually(async () => { const p = await c.presenceOf('bob'); return p?.peerId === b.peer.peerId.toString() && p })
+    expect(presence.online).toBe(true)
+    await b.logout()
+  })
+
+  it('refuses a forged user record at the stores', async () => {
+    const mallory = generateAccountKeys()
+    const real = await c.accounts.lookup('alice')
+    const forged = createSignedRecord(userKey('alice'), 99, { ...real!.payload, fullName: 'Mallory' }, mallory)
+    const result = await c.peer.records.put(userKey('alice'), encodeSignedRecord(forged)).catch(err => err)
+    // our own store refuses it first (another key holds the name)
+    expect(result.name).toBe('RecordConflictError')
+    for (const node of net.nodes.slice(0, 3)) {
+      expect((await node.accounts.profile('alice'))?.fullName).toBe('Alice Liddell')
+    }
+  })
+})
