@@ -8,7 +8,7 @@ import { logger } from '@libp2p/logger'
 import { Key } from 'interface-datastore'
 import { fromString as bytesFromString, toString as bytesToString } from 'uint8arrays'
 import {
-  NAMESPACES, verifyRecordValue, checkUpdate, selectRecord,
+  NAMESPACES, verifyRecordValue, checkUpdate, selectRecord, bytesEqual,
   type VerifiedRecord, type Namespace
 } from '@conf-chat/protocol'
 import type { KadDHT, QueryEvent, ValidateFn, SelectFn } from '@libp2p/kad-dht'
@@ -113,6 +113,20 @@ export class RecordStore {
     }
   }
 
+  /** For the datastore: a stored record (kad-dht's serialized form) past the record TTL,
+   * or unreadable, is expired and no longer served. */
+  readonly isExpired = (stored: Uint8Array): boolean => {
+    try {
+      return this.expired(Libp2pRecord.deserialize(stored))
+    } catch {
+      return true
+    }
+  }
+
+  private expired (record: Libp2pRecord): boolean {
+    return Date.now() - record.timeReceived.getTime() > this.recordTtlMs
+  }
+
   start (): void {
     if (this.running) return
     this.running = true
@@ -144,14 +158,22 @@ export class RecordStore {
    * if our own store already holds a record this one may not replace. */
   async put (key: string, value: Uint8Array, options: AbortOptions = {}): Promise<PutResult> {
     verifyRecordValue(key, value)
-    const finalPeers = new Set<string>()
+    // kad-dht's put() never yields its FINAL_PEER events: a peer is a put target once we
+    // sent it PUT_VALUE, and it stored the record only if it echoed our value back
+    const sentTo = new Set<string>()
     const result: PutResult = { replicas: 0, refused: 0 }
     const signal = this.signal(options)
     try {
       for await (const ev of this.components.dht.put(bytesFromString(key), value, { signal })) {
-        if (ev.name === 'FINAL_PEER') finalPeers.add(ev.peer.id.toString())
-        else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE') result.replicas++
-        else if (ev.name === 'QUERY_ERROR' && finalPeers.has(ev.from.toString())) result.refused++
+        if (ev.name === 'SEND_QUERY' && ev.messageName === 'PUT_VALUE') {
+          sentTo.add(ev.to.toString())
+        } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE' && sentTo.delete(ev.from.toString())) {
+          if (ev.record != null && bytesEqual(ev.record.value, value)) result.replicas++
+          else result.refused++
+        } else if (ev.name === 'QUERY_ERROR' && sentTo.delete(ev.from.toString())) {
+          // a validator or the write guard refused it (the stream is reset)
+          result.refused++
+        }
       }
     } catch (err: any) {
       if (err.name === 'RecordConflictError' || err.name === 'InvalidRecordError') throw err
@@ -160,6 +182,15 @@ export class RecordStore {
     }
     log('put %s: %d replicas, %d refused', key, result.replicas, result.refused)
     return result
+  }
+
+  /** The raw value this peer stores for `key`, unverified (to inspect a store). */
+  async storedValue (key: string): Promise<Uint8Array | undefined> {
+    try {
+      return Libp2pRecord.deserialize(await this.components.datastore.get(dsKeyFor(key))).value
+    } catch {
+      return undefined
+    }
   }
 
   /** Our own stored copy, if valid and not expired. */
@@ -203,7 +234,7 @@ export class RecordStore {
   async sweep (): Promise<number> {
     let removed = 0
     for await (const { key, record } of this.storedRecords()) {
-      if (Date.now() - record.timeReceived.getTime() > this.recordTtlMs) {
+      if (this.expired(record)) {
         await this.components.datastore.delete(key)
         removed++
       }
@@ -217,7 +248,8 @@ export class RecordStore {
     let count = 0
     for await (const { record } of this.storedRecords()) {
       if (!this.running) break
-      if (Date.now() - record.timeReceived.getTime() < this.republishIntervalMs) continue
+      // an expired record is gone, even if the sweep has not deleted it yet
+      if (this.expired(record) || Date.now() - record.timeReceived.getTime() < this.republishIntervalMs) continue
       const key = bytesToString(record.key)
       try {
         await this.put(key, record.value)
@@ -249,7 +281,7 @@ export class RecordStore {
     }
     try {
       const rec = Libp2pRecord.deserialize(raw)
-      if (Date.now() - rec.timeReceived.getTime() > this.recordTtlMs) return undefined
+      if (this.expired(rec)) return undefined
       return verifyRecordValue<P>(key, rec.value)
     } catch {
       return undefined
