@@ -1,0 +1,166 @@
+/**
+ * The network of issue 2 on real libp2p nodes (loopback TCP, one process): records
+ * travel between peers that never met, the network outlives its supernode, restarted
+ * peers keep their identity, their records and the peers they knew, and holders
+ * republish records past the (shortened) expiry while their owner is offline.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  generateAccountKeys, keyIdOf, createSignedRecord, encodeSignedRecord, presenceKey
+} from '@conf-chat/protocol'
+import { ChatPeer, type ChatPeerInit } from '@conf-chat/node'
+import { startNetwork, addrOf, type TestNetwork } from './helpers/network.js'
+
+/** A fresh owner key and a signed presence record of it. */
+function newRecord (seq = 1): { key: string, value: Uint8Array } {
+  const keys = generateAccountKeys()
+  const key = presenceKey(keyIdOf(keys.signPublic))
+  const payload = { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: 1, updatedAt: seq }
+  return { key, value: encodeSignedRecord(createSignedRecord(key, seq, payload, keys)) }
+}
+
+const same = (a: Uint8Array | undefined, b: Uint8Array): boolean => a != null && Buffer.compare(a, b) === 0
+
+describe('a network of a supernode and 10 peers', () => {
+  let net: TestNetwork | undefined
+
+  beforeAll(async () => { net = await startNetwork(10) }, 120_000)
+  afterAll(async () => { await net?.cleanup() }, 60_000)
+
+  it('a record put by one peer is read by a peer that never had a connection to it', async () => {
+    const { peers } = net!
+    const writer = peers[0]!
+    const writerId = writer.peerId
+    const { key, value } = newRecord()
+    const put = await writer.records.put(key, value)
+    expect(put.replicas).toBeGreaterThanOrEqual(5)
+    // the writer leaves before the reader exists, so they can never have been connected
+    await writer.stop()
+    const reader = await net!.addPeer({}, peers[5])
+    expect(reader.libp2p.getConnections(writerId)).toEqual([])
+    const got = await reader.records.get(key)
+    expect(same(got?.value, value)).toBe(true)
+    expect(reader.libp2p.getConnections(writerId)).toEqual([])
+  })
+
+  it('keeps working after the supernode stops: puts, gets, and new peers joining through any peer', async () => {
+    const { supernode, peers } = net!
+    await supernode.stop()
+    const a = newRecord()
+    expect((await peers[1]!.records.put(a.key, a.value)).replicas).toBeGreaterThanOrEqual(5)
+    expect(same((await peers[7]!.records.get(a.key))?.value, a.value)).toBe(true)
+
+    for (const via of [peers[2]!, peers[8]!]) {
+      const joiner = await net!.addPeer({}, via)
+      expect(joiner.joined).toBe(true)
+      expect(same((await joiner.records.get(a.key))?.value, a.value)).toBe(true)
+      const b = newRecord()
+      expect((await joiner.records.put(b.key, b.value)).replicas).toBeGreaterThanOrEqual(5)
+      expect(same((await peers[3]!.records.get(b.key))?.value, b.value)).toBe(true)
+    }
+  })
+})
+
+describe('restarts', () => {
+  let net: TestNetwork | undefined
+  const restarted: ChatPeer[] = []
+
+  /** Start a peer again on the data directory of `peer` (stopped first); resolves `joined`
+   * with the address it joined through. */
+  async function restart (peer: ChatPeer, init: Partial<ChatPeerInit>): Promise<{ again: ChatPeer, joined: Promise<string> }> {
+    await peer.stop()
+    const again = new ChatPeer({ ...peer.init, ...init })
+    restarted.push(again)
+    const joined = new Promise<string>(resolve => { again.addEventListener('network:joined', ev => { resolve(ev.detail.via) }, { once: true }) })
+    await again.start()
+    return { again, joined }
+  }
+
+  beforeAll(async () => { net = await startNetwork(1) }, 60_000)
+  afterAll(async () => {
+    await Promise.allSettled(restarted.map(async p => await p.stop()))
+    await net?.cleanup()
+  }, 60_000)
+
+  it('a restarted peer keeps its peer id and serves the records it stored, as their only running holder', async () => {
+    const { supernode } = net!
+    const holder = net!.peers[0]!
+    const { key, value } = newRecord()
+    // stored by the holder and the supernode only: the others join afterwards
+    expect((await holder.records.put(key, value)).replicas).toBe(1)
+    const c = await net!.addPeer()
+    const d = await net!.addPeer()
+    expect(await c.records.getLocal(key)).toBeUndefined()
+    expect(await d.records.getLocal(key)).toBeUndefined()
+
+    await supernode.stop()
+    const oldId = holder.peerId
+    const { again, joined } = await restart(holder, { bootstrap: [addrOf(c)] })
+    await joined
+    expect(again.peerId.equals(oldId)).toBe(true)
+    expect(same((await again.records.getLocal(key))?.value, value)).toBe(true)
+    // the supernode is down and c, d never stored it: only the restarted peer can answer
+    expect(same((await d.records.get(key))?.value, value)).toBe(true)
+    expect(await d.records.getLocal(key)).toBeUndefined()
+  })
+
+  it('a peer restarted while the supernode is down rejoins through the peers it remembered', async () => {
+    const { supernode } = net!
+    expect(supernode.status).toBe('stopped')
+    const d = net!.peers[2]!
+    const oldId = d.peerId
+    const { again, joined } = await restart(d, {})
+    const via = await joined
+    expect(again.peerId.equals(oldId)).toBe(true)
+    // only the (stopped) supernode was given to it
+    expect(again.init.bootstrap).toEqual(d.init.bootstrap)
+    expect(again.init.bootstrap).toEqual([expect.stringContaining(supernode.peerId.toString())])
+    expect(via).not.toContain(supernode.peerId.toString())
+    expect(via).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//)
+    const { key, value } = newRecord()
+    expect((await again.records.put(key, value)).replicas).toBeGreaterThanOrEqual(1)
+    expect(same((await net!.peers[1]!.records.get(key))?.value, value)).toBe(true)
+  })
+})
+
+describe('republish', () => {
+  const ttl = { recordTtlMs: 3_000 }
+
+  /** Put a record from one peer of a fresh network, stop that owner, and wait three TTLs. */
+  async function putThenOwnerLeaves (init: Partial<ChatPeerInit>, check: (net: TestNetwork, key: string, value: Uint8Array) => Promise<void>): Promise<void> {
+    const net = await startNetwork(4, init)
+    try {
+      const [owner, ...holders] = net.peers
+      const { key, value } = newRecord()
+      expect((await owner!.records.put(key, value)).replicas).toBeGreaterThanOrEqual(4)
+      await owner!.stop()
+      await sleep(3 * ttl.recordTtlMs)
+      expect(holders.every(h => h.status === 'started')).toBe(true)
+      await check(net, key, value)
+    } finally {
+      await net.cleanup()
+    }
+  }
+
+  it.concurrent('a record outlives the expiry while its holders run and its owner is offline', async () => {
+    await putThenOwnerLeaves({ ...ttl, republishIntervalMs: 1_000 }, async (net, key, value) => {
+      for (const holder of [net.supernode, ...net.peers.slice(1)]) {
+        expect(same((await holder.records.getLocal(key))?.value, value)).toBe(true)
+      }
+      const reader = await net.addPeer({}, net.peers[2])
+      expect(same((await reader.records.get(key))?.value, value)).toBe(true)
+    })
+  }, 90_000)
+
+  it.concurrent('control: without republish the record is gone after the expiry', async () => {
+    await putThenOwnerLeaves({ ...ttl, republishIntervalMs: 0 }, async (net, key) => {
+      for (const holder of [net.supernode, ...net.peers.slice(1)]) {
+        expect(await holder.records.getLocal(key)).toBeUndefined()
+        expect(await holder.records.storedValue(key)).toBeUndefined()
+      }
+      const reader = await net.addPeer({}, net.peers[2])
+      expect(await reader.records.get(key)).toBeUndefined()
+    })
+  }, 90_000)
+})
