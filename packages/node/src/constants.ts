@@ -35,3 +35,21 @@ export const DEFAULT_PRESENCE_REFRESH_MS = 20_000
 /** Wrong passwords on one peer: the first retry waits this long, doubling up to the max. */
 export const LOGIN_THROTTLE_BASE_MS = 500
 export const LOGIN_THROTTLE_MAX_MS = 30_000
+
+/** How many DHT servers (the closest to a set's key) hold each replicated set (R). */
+export const DEFAULT_SET_REPLICAS = 5
+
+/** How long a set item (a mailbox envelope) lives after it was added. */
+export const DEFAULT_SET_ITEM_TTL_MS = 30 * 24 * 60 * 60 * 1000
+
+/** How often a set holder hands its sets on to the current closest peers (jittered ±25 %). */
+export const DEFAULT_SET_MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000
+
+/** Limit for one set request to one holder. */
+export const DEFAULT_SET_REQUEST_TIMEOUT_MS = 10_000
+
+/** Most items a holder keeps in one set (a flood into one mailbox stops there). */
+export const DEFAULT_MAX_ITEMS_PER_SET = 10_000
+
+/** Concurrent set streams per connection and direction (libp2p's default of 32 is too few for bursts of writers). */
+export const SET_MAX_STREAMS_PER_CONNECTION = 256

@@ -20,6 +20,7 @@ import { logger } from '@libp2p/logger'
 import { ChatDatastore } from './datastore.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './record-store.js'
+import { SetStore, type SetStoreInit } from './set-store.js'
 import { InvalidMultiaddrError, ListenError } from './errors.js'
 import {
   DHT_PROTOCOL, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
@@ -27,7 +28,7 @@ import {
 
 const log = logger('conf-chat:peer')
 
-export interface ChatPeerInit extends RecordStoreInit {
+export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
   /** Holds the identity key (`peer-key`) and the datastore (`datastore/`). */
   dataDir: string
   /** Address to listen on (IPv4 or IPv6). @default '127.0.0.1' */
@@ -74,6 +75,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   joined = false
   private _libp2p?: ChatLibp2p
   private _records?: RecordStore
+  private _sets?: SetStore
   private datastore?: ChatDatastore
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
@@ -92,6 +94,12 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   get records (): RecordStore {
     if (this._records == null) throw new Error('peer not started')
     return this._records
+  }
+
+  /** The replicated append-only sets (mailboxes, directory shards). */
+  get sets (): SetStore {
+    if (this._sets == null) throw new Error('peer not started')
+    return this._sets
   }
 
   get peerId (): PeerId { return this.libp2p.peerId }
@@ -143,6 +151,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.datastore.recordGuard = this._records.guard
       this.datastore.recordExpired = this._records.isExpired
       this._records.start()
+      this._sets = new SetStore({ peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p }, this.init)
+      await this._sets.start()
       this.status = 'started'
       this.bootstrapAbort = new AbortController()
       void this.joinNetwork(this.bootstrapAbort.signal)
@@ -158,6 +168,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     this.status = 'stopping'
     this.bootstrapAbort?.abort()
     this._records?.stop()
+    await this._sets?.stop()
     await this._libp2p?.stop()
     await this.datastore?.close()
     this.datastore = undefined

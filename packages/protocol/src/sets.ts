@@ -1,0 +1,346 @@
+/**
+ * Replicated append-only sets: the multi-writer data of the network (mailboxes,
+ * directory shards). A set lives on the DHT servers closest to its key and is served
+ * over `/conf-chat/set/1.0.0`. This file holds what every peer must agree on: set keys,
+ * items, the wire messages, signed removals and the per-namespace rules. Pure: no
+ * network, no disk.
+ */
+import * as cborg from 'cborg'
+import { z } from 'zod'
+import { sign, verify, keyIdOf, sha256, randomId, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
+import { decodeCbor } from './record.js'
+import { MAX_FULL_NAME_CHARS, USERNAME_PATTERN } from './limits.js'
+
+/** The set protocol: one request and one response per stream, each a length-prefixed CBOR frame. */
+export const SET_PROTOCOL = '/conf-chat/set/1.0.0'
+
+/** Largest item a holder stores (an envelope is at most 64 KiB too). */
+export const MAX_SET_ITEM_BYTES = 64 * 1024
+
+/** Largest frame either side reads; writers split larger batches. */
+export const MAX_SET_FRAME_BYTES = 2 * 1024 * 1024
+
+/** Most items in one ADD, ids in one REMOVE, or ids in one LIST page. */
+export const MAX_SET_ITEMS_PER_FRAME = 4096
+
+export const MAX_SET_KEY_CHARS = 256
+
+/** How far in the future an item's or a removal's time may be (clocks differ between peers). */
+export const MAX_SET_CLOCK_SKEW_MS = 10 * 60 * 1000
+
+const REMOVE_DOMAIN = 'conf-chat:set-remove:1'
+const DIRECTORY_DOMAIN = 'conf-chat:directory-entry:1'
+
+/** Item ids: safe in datastore keys (no '/'), and sorted bytewise as they sort as strings. */
+export const SET_ITEM_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,100}$/
+const SET_KEY_PATTERN = /^\/[a-z][a-z0-9-]{0,31}(\/[A-Za-z0-9_.-]{1,64}){1,4}$/
+
+export class InvalidSetKeyError extends Error {
+  override name = 'InvalidSetKeyError'
+  constructor (message = 'Invalid set key') { super(message) }
+}
+
+export class UnknownSetNamespaceError extends Error {
+  override name = 'UnknownSetNamespaceError'
+  constructor (message = 'Unknown set namespace') { super(message) }
+}
+
+export class InvalidSetItemError extends Error {
+  override name = 'InvalidSetItemError'
+  constructor (message = 'Invalid set item') { super(message) }
+}
+
+export class InvalidSetMessageError extends Error {
+  override name = 'InvalidSetMessageError'
+  constructor (message = 'Invalid set protocol message') { super(message) }
+}
+
+export class RemoveNotAuthorizedError extends Error {
+  override name = 'RemoveNotAuthorizedError'
+  constructor (message = 'Not authorized to remove from this set') { super(message) }
+}
+
+export interface SetItem {
+  /** Unique within the set; holders keep the first item they get under an id. */
+  id: string
+  data: Uint8Array
+  /** When the writer made the item (ms since epoch); the item expires a TTL later. */
+  addedAt: number
+}
+
+/** Proof that the owner of `pub` removes `ids` from a set (see `createRemoveAuth`). */
+export interface SetRemoveAuth {
+  pub: Uint8Array
+  time: number
+  sig: Uint8Array
+}
+
+/** A signed removal as holders keep and hand on (the tombstone's proof). */
+export interface SetRemoval {
+  ids: string[]
+  auth: SetRemoveAuth
+}
+
+/**
+ * What a holder checks for one namespace. Every holder and every reader applies the
+ * same rules, so register the same ones on every peer.
+ */
+export interface SetNamespaceRules {
+  /** Checks the parts of a key after the namespace; throws InvalidSetKeyError. */
+  checkKey: (parts: string[]) => void
+  /** Checks one item (size and schema are already checked); throws InvalidSetItemError. */
+  validateItem: (setKey: string, item: SetItem) => void
+  /** Whether the (already verified) signer of `auth` may remove `ids`; throws RemoveNotAuthorizedError. */
+  authorizeRemove: (setKey: string, ids: string[], auth: SetRemoveAuth) => void
+  /** Item lifetime for this namespace, overriding the store's default (ms). */
+  itemTtlMs?: number
+}
+
+// ---------------------------------------------------------------- keys and ids
+
+/** Split a set key into its namespace and parts; checks only the generic shape. */
+export function parseSetKey (setKey: string): { namespace: string, parts: string[] } {
+  if (typeof setKey !== 'string' || setKey.length > MAX_SET_KEY_CHARS || !SET_KEY_PATTERN.test(setKey)) {
+    throw new InvalidSetKeyError(`malformed set key ${String(setKey).slice(0, 80)}`)
+  }
+  const [, namespace, ...parts] = setKey.split('/')
+  return { namespace: namespace ?? '', parts }
+}
+
+/** Sortable by creation time (base-36 ms, same shape as envelope ids), unique by 8 random bytes. */
+export function newSetItemId (now = Date.now()): string {
+  return `${now.toString(36).padStart(9, '0')}-${randomId(8)}`
+}
+
+export function createSetItem (data: Uint8Array, options: { id?: string, now?: number } = {}): SetItem {
+  const now = options.now ?? Date.now()
+  return { id: options.id ?? newSetItemId(now), data, addedAt: now }
+}
+
+/** The datastore-safe name of a set: hex SHA-256 of its key. */
+export function setKeyHash (setKey: string): string {
+  return Buffer.from(sha256(setKey)).toString('hex')
+}
+
+// ---------------------------------------------------------------- removals
+
+function removeSigningBytes (setKey: string, ids: string[], time: number): Uint8Array {
+  return cborg.encode([REMOVE_DOMAIN, setKey, ids, time])
+}
+
+/** Sign the removal of `ids` from `setKey` (e.g. a recipient acknowledging delivered mail). */
+export function createRemoveAuth (setKey: string, ids: string[], keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>, time = Date.now()): SetRemoveAuth {
+  return { pub: keys.signPublic, time, sig: sign(removeSigningBytes(setKey, ids, time), keys.signSecret) }
+}
+
+export function verifyRemoveAuth (setKey: string, ids: string[], auth: SetRemoveAuth): boolean {
+  return verify(auth.sig, removeSigningBytes(setKey, ids, auth.time), auth.pub)
+}
+
+/** A removal is named by its signature, so holders can compare which removals they hold. */
+export function removalId (auth: SetRemoveAuth): string {
+  return Buffer.from(sha256(auth.sig)).toString('hex').slice(0, 32)
+}
+
+// ---------------------------------------------------------------- wire messages
+
+const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
+const time = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+const itemId = z.string().regex(SET_ITEM_ID_PATTERN)
+const setKeyString = z.string().max(MAX_SET_KEY_CHARS).regex(SET_KEY_PATTERN)
+
+export const setItemSchema = z.object({
+  id: itemId,
+  data: bytes.refine(b => b.length <= MAX_SET_ITEM_BYTES, `item data must be at most ${MAX_SET_ITEM_BYTES} bytes`),
+  addedAt: time
+}).strict()
+
+export const setRemoveAuthSchema = z.object({
+  pub: bytes.refine(b => b.length === 32, 'public key must be 32 bytes'),
+  time,
+  sig: bytes.refine(b => b.length === 64, 'signature must be 64 bytes')
+}).strict()
+
+export const setRemovalSchema = z.object({
+  ids: z.array(itemId).min(1).max(MAX_SET_ITEMS_PER_FRAME),
+  auth: setRemoveAuthSchema
+}).strict()
+
+export const setRequestSchema = z.discriminatedUnion('type', [
+  /** Store these items (each kept only if the holder has no item under its id). */
+  z.object({ type: z.literal('add'), setKey: setKeyString, items: z.array(setItemSchema).min(1).max(MAX_SET_ITEMS_PER_FRAME) }).strict(),
+  /** Items (or only their ids) in id order, after the cursor `after`; a page per response. */
+  z.object({ type: z.literal('list'), setKey: setKeyString, after: itemId.optional(), idsOnly: z.boolean().optional() }).strict(),
+  /** Delete `ids`, proven by the signed `auth`; the holder keeps a tombstone. */
+  z.object({ type: z.literal('remove'), setKey: setKeyString, ids: z.array(itemId).min(1).max(MAX_SET_ITEMS_PER_FRAME), auth: setRemoveAuthSchema }).strict(),
+  /** The signed removals the holder keeps for the set, a page after the cursor (a removal id). */
+  z.object({ type: z.literal('removals'), setKey: setKeyString, after: z.string().regex(/^[0-9a-f]{32}$/).optional() }).strict()
+])
+
+export const SET_ERROR_CODES = ['malformed', 'invalid-key', 'unknown-namespace', 'unauthorized', 'internal'] as const
+
+export const setResponseSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('added'),
+    /** Ids the holder now has (newly stored, or already held). */
+    accepted: z.array(itemId).max(MAX_SET_ITEMS_PER_FRAME),
+    rejected: z.array(z.object({ id: z.string().max(100), reason: z.string().max(200) }).strict()).max(MAX_SET_ITEMS_PER_FRAME)
+  }).strict(),
+  z.object({ type: z.literal('items'), items: z.array(setItemSchema).max(MAX_SET_ITEMS_PER_FRAME), next: itemId.optional() }).strict(),
+  z.object({ type: z.literal('ids'), ids: z.array(itemId).max(MAX_SET_ITEMS_PER_FRAME), next: itemId.optional() }).strict(),
+  z.object({ type: z.literal('removed'), removed: z.number().int().nonnegative() }).strict(),
+  z.object({ type: z.literal('removals'), removals: z.array(setRemovalSchema).max(MAX_SET_ITEMS_PER_FRAME), next: z.string().regex(/^[0-9a-f]{32}$/).optional() }).strict(),
+  z.object({ type: z.literal('error'), code: z.enum(SET_ERROR_CODES), message: z.string().max(500) }).strict()
+])
+
+export type SetRequest = z.infer<typeof setRequestSchema>
+export type SetResponse = z.infer<typeof setResponseSchema>
+export type SetErrorCode = typeof SET_ERROR_CODES[number]
+
+/** Encode a request or response; optional fields that are undefined are left out. */
+export function encodeSetMessage (message: SetRequest | SetResponse): Uint8Array {
+  return cborg.encode(Object.fromEntries(Object.entries(message).filter(([, v]) => v !== undefined)))
+}
+
+function decodeWith<T> (schema: z.ZodType<T>, frame: Uint8Array, what: string): T {
+  if (frame.length > MAX_SET_FRAME_BYTES) throw new InvalidSetMessageError(`${what} of ${frame.length} bytes exceeds ${MAX_SET_FRAME_BYTES}`)
+  let raw: unknown
+  try {
+    raw = decodeCbor(frame)
+  } catch (err: any) {
+    throw new InvalidSetMessageError(`malformed ${what}: ${String(err.message)}`)
+  }
+  const parsed = schema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new InvalidSetMessageError(`malformed ${what}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim())
+  }
+  return parsed.data
+}
+
+export function decodeSetRequest (frame: Uint8Array): SetRequest {
+  return decodeWith(setRequestSchema, frame, 'set request')
+}
+
+export function decodeSetResponse (frame: Uint8Array): SetResponse {
+  return decodeWith(setResponseSchema, frame, 'set response')
+}
+
+/** Approximate encoded size of an item, for splitting batches under the frame limit. */
+export function setItemFrameBytes (item: SetItem): number {
+  return item.data.length + item.id.length + 32
+}
+
+// ---------------------------------------------------------------- mailboxes
+
+export const MAILBOX_SET_NAMESPACE = 'cc-mailbox'
+
+/** The mailbox of the account whose key id is `keyId`. */
+export const mailboxSetKey = (keyId: string): string => `/${MAILBOX_SET_NAMESPACE}/${keyId}`
+
+/**
+ * Mailboxes: anyone may add (items are opaque here: any bytes up to the item limit unless
+ * `validateItem` is given, e.g. an envelope check); only the recipient may remove.
+ */
+export function mailboxSetRules (options: { validateItem?: (setKey: string, item: SetItem) => void } = {}): SetNamespaceRules {
+  return {
+    checkKey: parts => {
+      if (parts.length !== 1 || !KEY_ID_PATTERN.test(parts[0] ?? '')) throw new InvalidSetKeyError('a mailbox key is /cc-mailbox/<keyId>')
+    },
+    validateItem: options.validateItem ?? (() => {}),
+    authorizeRemove: (setKey, _ids, auth) => {
+      if (keyIdOf(auth.pub) !== setKey.split('/')[2]) throw new RemoveNotAuthorizedError('only the mailbox owner may remove from it')
+    }
+  }
+}
+
+// ---------------------------------------------------------------- directory
+
+export const DIRECTORY_SET_NAMESPACE = 'cc-dir'
+
+/** Directory entries outlive mailbox items: a user is listed for years without a refresh. */
+export const DIRECTORY_ITEM_TTL_MS = 5 * 365 * 24 * 60 * 60 * 1000
+
+export const directoryEntrySchema = z.object({
+  username: z.string().regex(USERNAME_PATTERN),
+  fullName: z.string().min(1).max(MAX_FULL_NAME_CHARS),
+  signPublic: bytes.refine(b => b.length === 32),
+  boxPublic: bytes.refine(b => b.length === 32),
+  createdAt: time
+}).strict()
+
+export type DirectoryEntry = z.infer<typeof directoryEntrySchema>
+
+const signedDirectoryEntrySchema = z.object({
+  v: z.literal(1),
+  body: bytes,
+  sig: bytes.refine(b => b.length === 64)
+}).strict()
+
+/** Directory shards: the first character of the username. */
+export function directoryShardOf (username: string): string {
+  return username.charAt(0)
+}
+
+export const directorySetKey = (shard: string): string => `/${DIRECTORY_SET_NAMESPACE}/${shard}`
+
+/** Bound to the signer and the entry's time, so only the signer can remove it and a copy cannot pose under another id. */
+export function directoryItemId (entry: Pick<DirectoryEntry, 'signPublic' | 'createdAt'>): string {
+  return `${keyIdOf(entry.signPublic)}.${entry.createdAt.toString(36)}`
+}
+
+/** A directory item for the account, signed by its signing key, for the set `directorySetKey(directoryShardOf(username))`. */
+export function createDirectoryItem (input: { username: string, fullName: string, createdAt?: number },
+  keys: Pick<AccountKeys, 'signPublic' | 'signSecret' | 'boxPublic'>): SetItem {
+  const entry: DirectoryEntry = {
+    username: input.username,
+    fullName: input.fullName,
+    signPublic: keys.signPublic,
+    boxPublic: keys.boxPublic,
+    createdAt: input.createdAt ?? Date.now()
+  }
+  const body = cborg.encode(entry)
+  const sig = sign(cborg.encode([DIRECTORY_DOMAIN, body]), keys.signSecret)
+  return { id: directoryItemId(entry), data: cborg.encode({ v: 1, body, sig }), addedAt: Date.now() }
+}
+
+/** Decode and verify a directory item of the shard `setKey`; throws InvalidSetItemError. */
+export function decodeDirectoryItem (setKey: string, item: SetItem): DirectoryEntry {
+  const outer = signedDirectoryEntrySchema.safeParse(safeDecode(item.data))
+  if (!outer.success) throw new InvalidSetItemError('malformed directory entry')
+  const entry = directoryEntrySchema.safeParse(safeDecode(outer.data.body))
+  if (!entry.success) throw new InvalidSetItemError(`malformed directory entry: ${entry.error.issues[0]?.path.join('.') ?? ''} ${entry.error.issues[0]?.message ?? ''}`.trim())
+  if (!verify(outer.data.sig, cborg.encode([DIRECTORY_DOMAIN, outer.data.body]), entry.data.signPublic)) {
+    throw new InvalidSetItemError('bad directory entry signature')
+  }
+  if (directorySetKey(directoryShardOf(entry.data.username)) !== setKey) throw new InvalidSetItemError('directory entry is in the wrong shard')
+  if (item.id !== directoryItemId(entry.data)) throw new InvalidSetItemError('directory item id does not match its entry')
+  return entry.data
+}
+
+function safeDecode (data: Uint8Array): unknown {
+  try { return decodeCbor(data) } catch { return undefined }
+}
+
+/** Directory shards: anyone may add their own signed entry; only its signer may remove it. */
+export function directorySetRules (): SetNamespaceRules {
+  return {
+    checkKey: parts => {
+      if (parts.length !== 1 || !/^[a-z0-9_]$/.test(parts[0] ?? '')) throw new InvalidSetKeyError('a directory key is /cc-dir/<first character of a username>')
+    },
+    validateItem: (setKey, item) => { decodeDirectoryItem(setKey, item) },
+    authorizeRemove: (_setKey, ids, auth) => {
+      const keyId = keyIdOf(auth.pub)
+      if (!ids.every(id => id.startsWith(keyId + '.'))) throw new RemoveNotAuthorizedError('a directory entry may be removed only by its signer')
+    },
+    itemTtlMs: DIRECTORY_ITEM_TTL_MS
+  }
+}
+
+/** The namespaces every peer serves unless configured otherwise. */
+export function defaultSetNamespaces (): Record<string, SetNamespaceRules> {
+  return {
+    [MAILBOX_SET_NAMESPACE]: mailboxSetRules(),
+    [DIRECTORY_SET_NAMESPACE]: directorySetRules()
+  }
+}

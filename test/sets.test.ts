@@ -1,0 +1,289 @@
+/**
+ * The replicated set store on real peers on loopback: concurrent writers, holder loss,
+ * maintenance, signed removal with tombstones, refusal of bad input, item expiry.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import * as cborg from 'cborg'
+import { lpStream } from '@libp2p/utils'
+import type { PeerId } from '@libp2p/interface'
+import {
+  SET_PROTOCOL, MAX_SET_ITEM_BYTES, MAX_SET_FRAME_BYTES, KEY_ID_PATTERN,
+  InvalidSetKeyError, InvalidSetItemError, RemoveNotAuthorizedError,
+  generateAccountKeys, keyIdOf, sign, verify, createSetItem, createRemoveAuth, encodeSetMessage, decodeSetResponse,
+  mailboxSetKey, directorySetKey, directoryShardOf, createDirectoryItem, decodeDirectoryItem,
+  type AccountKeys, type SetItem, type SetNamespaceRules, type SetResponse
+} from '@conf-chat/protocol'
+import type { ChatPeer } from '@conf-chat/node'
+import { startNetwork, type TestNetwork } from './helpers/network.js'
+
+const TEST_DOMAIN = 'conf-chat:test-item:1'
+
+/** A test namespace: `/cc-test/<owner keyId>`; items are signed by their writer; only the owner removes. */
+const testRules: SetNamespaceRules = {
+  checkKey: parts => {
+    if (parts.length !== 1 || !KEY_ID_PATTERN.test(parts[0] ?? '')) throw new InvalidSetKeyError('a test key is /cc-test/<keyId>')
+  },
+  validateItem: (setKey, item) => {
+    let d: any
+    try { d = cborg.decode(item.data) } catch { throw new InvalidSetItemError('not CBOR') }
+    if (!(d?.pub instanceof Uint8Array) || !(d?.msg instanceof Uint8Array) || !(d?.sig instanceof Uint8Array) ||
+      !verify(d.sig, cborg.encode([TEST_DOMAIN, setKey, item.id, d.msg]), d.pub)) {
+      throw new InvalidSetItemError('bad item signature')
+    }
+  },
+  authorizeRemove: (setKey, _ids, auth) => {
+    if (keyIdOf(auth.pub) !== setKey.split('/')[2]) throw new RemoveNotAuthorizedError('only the owner removes')
+  }
+}
+
+function signedItem (writer: AccountKeys, setKey: string, text: string, options: { now?: number } = {}): SetItem {
+  const item = createSetItem(new Uint8Array(), options)
+  const msg = new TextEncoder().encode(text)
+  const sig = sign(cborg.encode([TEST_DOMAIN, setKey, item.id, msg]), writer.signSecret)
+  return { ...item, data: cborg.encode({ pub: writer.signPublic, msg, sig }) }
+}
+
+const textOf = (item: SetItem): string => new TextDecoder().decode((cborg.decode(item.data) as { msg: Uint8Array }).msg)
+
+/** A peer speaking the set protocol by hand, as a buggy or hostile peer would. */
+async function rawRequest (from: ChatPeer, to: PeerId, frame: Uint8Array): Promise<SetResponse> {
+  const signal = AbortSignal.timeout(10_000)
+  const stream = await from.libp2p.dialProtocol(to, SET_PROTOCOL, { signal })
+  try {
+    const lp = lpStream(stream, { maxDataLength: MAX_SET_FRAME_BYTES })
+    await lp.write(frame, { signal })
+    const res = decodeSetResponse((await lp.read({ signal })).subarray())
+    await stream.close({ signal })
+    return res
+  } catch (err: any) {
+    stream.abort(err)
+    throw err
+  }
+}
+
+/** Wait for a condition, failing after a generous deadline. */
+async function until (what: string, condition: () => Promise<boolean>, deadlineMs = 20_000): Promise<void> {
+  const end = Date.now() + deadlineMs
+  while (!await condition()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+describe('replicated sets (R = 3)', () => {
+  let net: TestNetwork
+  const all = (): ChatPeer[] => [net.supernode, ...net.peers]
+  const peerOf = (id: PeerId): ChatPeer => {
+    const p = all().find(p => p.peerId.equals(id))
+    if (p == null) throw new Error(`no test peer ${id.toString()}`)
+    return p
+  }
+  const live = (): ChatPeer[] => all().filter(p => p.status === 'started')
+
+  const owner = generateAccountKeys()
+  const setKey = `/cc-test/${keyIdOf(owner.signPublic)}`
+  const written: SetItem[] = []
+  let originalHolders: ChatPeer[] = []
+
+  beforeAll(async () => {
+    net = await startNetwork(7, { setReplicas: 3, setMaintenanceIntervalMs: 0, setNamespaces: { 'cc-test': testRules } })
+  })
+  afterAll(async () => { await net?.cleanup() })
+
+  it('lands every item of 50 concurrent writers; a peer that wrote none lists all 50', async () => {
+    const writers = Array.from({ length: 50 }, () => generateAccountKeys())
+    const results = await Promise.all(writers.map(async (w, i) => {
+      const item = signedItem(w, setKey, `message ${i}`)
+      written.push(item)
+      return { item, res: await net.peers[i % 5]!.sets.add(setKey, [item]) }
+    }))
+    for (const { item, res } of results) expect(res.stored[item.id]).toBeGreaterThanOrEqual(1)
+
+    const listed = await net.peers[6]!.sets.list(setKey)
+    expect(listed.map(i => i.id)).toEqual(written.map(i => i.id).sort())
+    expect(listed.map(textOf).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `message ${i}`).sort())
+
+    originalHolders = (await net.peers[6]!.sets.findHolders(setKey)).map(peerOf)
+    expect(originalHolders).toHaveLength(3)
+    for (const h of originalHolders) expect(await h.sets.localItems(setKey)).toHaveLength(50)
+  })
+
+  it('still lists every item after 2 of its 3 holders stopped', async () => {
+    for (const h of originalHolders.slice(0, 2)) await h.stop()
+    const reader = live().find(p => !originalHolders.includes(p))!
+    const listed = await reader.sets.list(setKey)
+    expect(listed.map(i => i.id)).toEqual(written.map(i => i.id).sort())
+  })
+
+  it('maintenance puts the items back on R live holders, so the last original holder may go too', async () => {
+    const survivor = originalHolders[2]!
+    const report = await survivor.sets.maintain()
+    expect(report.sets).toBeGreaterThanOrEqual(1)
+    expect(report.pushedItems).toBe(100) // 50 items to each of the 2 new holders
+
+    const others = live().filter(p => p !== survivor)
+    const holdersNow = (await others[0]!.sets.findHolders(setKey)).map(peerOf)
+    expect(holdersNow).toHaveLength(3)
+    expect(holdersNow.every(h => h.status === 'started')).toBe(true)
+    for (const h of holdersNow) expect(await h.sets.localItems(setKey)).toHaveLength(50)
+
+    await survivor.stop()
+    const listed = await others[0]!.sets.list(setKey)
+    expect(listed.map(i => i.id)).toEqual(written.map(i => i.id).sort())
+  })
+
+  it('a signed removal deletes from every holder, and a stale holder that comes back does not resurrect the items', async () => {
+    const recipient = generateAccountKeys()
+    const mailbox = mailboxSetKey(keyIdOf(recipient.signPublic))
+    const [writer, reader] = live()
+    const items = Array.from({ length: 5 }, (_, i) => createSetItem(new TextEncoder().encode(`sealed envelope ${i}`)))
+    const res = await writer!.sets.add(mailbox, items)
+    for (const item of items) expect(res.stored[item.id]).toBe(3)
+
+    const holders = (await reader!.sets.findHolders(mailbox)).map(peerOf)
+    const stale = holders.find(h => h !== writer && h !== reader)!
+    await stale.stop()
+
+    const ids = items.map(i => i.id)
+    const removed = await reader!.sets.remove(mailbox, ids, recipient)
+    expect(removed.acknowledged).toBeGreaterThanOrEqual(2)
+    expect(await writer!.sets.list(mailbox)).toEqual([])
+    for (const h of (await reader!.sets.findHolders(mailbox)).map(peerOf)) expect(await h.sets.localItems(mailbox)).toEqual([])
+
+    // the stale holder still has the items on disk and hands its sets on when it is back
+    await stale.start()
+    await until('the restarted holder to reconnect', async () => stale.libp2p.getConnections().length > 0)
+    expect(await stale.sets.localItems(mailbox)).toHaveLength(5)
+    const report = await stale.sets.maintain()
+    expect(report.pulledRemovals).toBeGreaterThanOrEqual(1)
+    expect(await stale.sets.localItems(mailbox)).toEqual([])
+    expect(await reader!.sets.list(mailbox)).toEqual([])
+
+    // the holders keep tombstones: pushing the old items again is refused everywhere
+    await expect(stale.sets.add(mailbox, items)).rejects.toMatchObject({ name: 'SetWriteError' })
+    expect(await reader!.sets.list(mailbox)).toEqual([])
+  })
+
+  it('refuses a removal signed by anyone but the mailbox owner', async () => {
+    const recipient = generateAccountKeys()
+    const intruder = generateAccountKeys()
+    const mailbox = mailboxSetKey(keyIdOf(recipient.signPublic))
+    const [writer, other] = live()
+    const items = [createSetItem(new TextEncoder().encode('for the recipient only'))]
+    await writer!.sets.add(mailbox, items)
+    const ids = items.map(i => i.id)
+
+    await expect(other!.sets.remove(mailbox, ids, intruder)).rejects.toMatchObject({ name: 'RemoveNotAuthorizedError' })
+    const holders = await other!.sets.findHolders(mailbox)
+    const remote = holders.filter(h => !h.equals(other!.peerId))
+    expect(remote.length).toBeGreaterThan(0)
+    for (const h of remote) {
+      // holders refuse a hand-made request too: another key, or the owner's signature over other ids
+      const wrongKey = await rawRequest(other!, h, encodeSetMessage({ type: 'remove', setKey: mailbox, ids, auth: createRemoveAuth(mailbox, ids, intruder) }))
+      expect(wrongKey).toMatchObject({ type: 'error', code: 'unauthorized' })
+      const wrongIds = await rawRequest(other!, h, encodeSetMessage({ type: 'remove', setKey: mailbox, ids, auth: createRemoveAuth(mailbox, ['other-id'], recipient) }))
+      expect(wrongIds).toMatchObject({ type: 'error', code: 'unauthorized' })
+    }
+    expect((await other!.sets.list(mailbox)).map(i => i.id)).toEqual(ids)
+  })
+
+  it('refuses invalid items and malformed frames, and stores nothing', async () => {
+    const setOwner = generateAccountKeys()
+    const key = `/cc-test/${keyIdOf(setOwner.signPublic)}`
+    const sender = live()[0]!
+    const holders = (await sender.sets.findHolders(key)).filter(h => !h.equals(sender.peerId))
+    expect(holders.length).toBeGreaterThan(0)
+
+    const good = signedItem(setOwner, key, 'hello')
+    const badSig = { ...good, data: cborg.encode({ ...(cborg.decode(good.data) as object), msg: new TextEncoder().encode('tampered') }) }
+    const tooBig = { ...createSetItem(new Uint8Array(MAX_SET_ITEM_BYTES + 1)) }
+    const expired = signedItem(setOwner, key, 'old', { now: Date.now() - 31 * 24 * 60 * 60 * 1000 })
+    const future = signedItem(setOwner, key, 'future', { now: Date.now() + 60 * 60 * 1000 })
+
+    for (const h of holders) {
+      const refused = await rawRequest(sender, h, encodeSetMessage({ type: 'add', setKey: key, items: [badSig, expired, future] }))
+      expect(refused.type).toBe('added')
+      if (refused.type !== 'added') continue
+      expect(refused.accepted).toEqual([])
+      expect(refused.rejected.map(r => r.reason)).toEqual(['bad item signature', 'expired', 'added in the future'])
+
+      expect(await rawRequest(sender, h, cborg.encode({ type: 'add', setKey: key, items: [tooBig] }))).toMatchObject({ type: 'error', code: 'malformed' })
+      expect(await rawRequest(sender, h, encodeSetMessage({ type: 'add', setKey: '/cc-nope/x', items: [good] }))).toMatchObject({ type: 'error', code: 'unknown-namespace' })
+      expect(await rawRequest(sender, h, encodeSetMessage({ type: 'add', setKey: '/cc-mailbox/not-a-key-id', items: [good] }))).toMatchObject({ type: 'error', code: 'invalid-key' })
+      expect(await rawRequest(sender, h, new Uint8Array([0xff, 0x00, 0x13, 0x37]))).toMatchObject({ type: 'error', code: 'malformed' })
+      expect(await rawRequest(sender, h, cborg.encode({ type: 'add', setKey: key, items: [good], extra: 1 }))).toMatchObject({ type: 'error', code: 'malformed' })
+
+      // a length prefix beyond the frame limit: the holder resets the stream instead of buffering it
+      const stream = await sender.libp2p.dialProtocol(h, SET_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      const lp = lpStream(stream, { maxDataLength: 4 * MAX_SET_FRAME_BYTES })
+      await lp.write(new Uint8Array(MAX_SET_FRAME_BYTES + 1)).catch(() => {})
+      await expect(lp.read({ signal: AbortSignal.timeout(10_000) })).rejects.toThrow()
+      stream.abort(new Error('done'))
+    }
+    for (const h of holders) {
+      expect(await peerOf(h).sets.localItems(key)).toEqual([])
+      expect(await peerOf(h).sets.heldSets()).not.toContain(key)
+    }
+
+    // the client checks before it sends
+    await expect(sender.sets.add(key, [badSig])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+    await expect(sender.sets.add(key, [tooBig])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+    await expect(sender.sets.add('/cc-nope/x', [good])).rejects.toMatchObject({ name: 'UnknownSetNamespaceError' })
+    await expect(sender.sets.add('no key', [good])).rejects.toMatchObject({ name: 'InvalidSetKeyError' })
+
+    // and the holders still serve after all that
+    const res = await sender.sets.add(key, [good])
+    expect(res.stored[good.id]).toBe(3)
+  })
+
+  it('keeps signed directory entries in their shard; refuses forged and misplaced ones', async () => {
+    const alice = generateAccountKeys()
+    const mallory = generateAccountKeys()
+    const [writer, reader] = live()
+    const shardKey = directorySetKey(directoryShardOf('alice'))
+    const entry = createDirectoryItem({ username: 'alice', fullName: 'Alice Liddell' }, alice)
+    expect((await writer!.sets.add(shardKey, [entry])).stored[entry.id]).toBe(3)
+
+    const listed = await reader!.sets.list(shardKey)
+    expect(listed.map(i => decodeDirectoryItem(shardKey, i))).toMatchObject([{ username: 'alice', fullName: 'Alice Liddell' }])
+
+    // misplaced, re-signed by another key under alice's name and keys, or renamed: all refused
+    await expect(writer!.sets.add(directorySetKey('b'), [entry])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+    const forged = createDirectoryItem({ username: 'alice', fullName: 'Not Alice' }, { ...mallory, signPublic: alice.signPublic })
+    await expect(writer!.sets.add(shardKey, [forged])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+    const holder = (await writer!.sets.findHolders(shardKey)).find(h => !h.equals(writer!.peerId))!
+    const refused = await rawRequest(writer!, holder, encodeSetMessage({ type: 'add', setKey: shardKey, items: [forged] }))
+    expect(refused).toMatchObject({ type: 'added', accepted: [] })
+
+    // only the signer removes its entry
+    await expect(reader!.sets.remove(shardKey, [entry.id], mallory)).rejects.toMatchObject({ name: 'RemoveNotAuthorizedError' })
+    await reader!.sets.remove(shardKey, [entry.id], alice)
+    expect(await writer!.sets.list(shardKey)).toEqual([])
+  })
+})
+
+describe('set item expiry', () => {
+  let net: TestNetwork
+  const TTL = 1500
+  beforeAll(async () => {
+    net = await startNetwork(2, { setReplicas: 2, itemTtlMs: TTL, setMaintenanceIntervalMs: 0, setNamespaces: { 'cc-test': testRules } })
+  })
+  afterAll(async () => { await net?.cleanup() })
+
+  it('stops serving items after the item TTL and sweeps them from every holder', async () => {
+    const owner = generateAccountKeys()
+    const key = `/cc-test/${keyIdOf(owner.signPublic)}`
+    const [writer, reader] = net.peers
+    const item = signedItem(owner, key, 'short-lived')
+    expect((await writer!.sets.add(key, [item])).stored[item.id]).toBe(2)
+    const holders = [net.supernode, ...net.peers].filter(p => p.status === 'started')
+    const held = async (): Promise<number> => (await Promise.all(holders.map(async h => (await h.sets.heldSets()).includes(key) ? 1 : 0))).reduce((a, b) => a + b, 0)
+    expect(await held()).toBe(2)
+
+    await new Promise(resolve => setTimeout(resolve, TTL + 100))
+    expect(await reader!.sets.list(key)).toEqual([])
+    await expect(writer!.sets.add(key, [item])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+    // each holder's sweep timer (a quarter of the TTL) deletes the item and forgets the set
+    await until('the holders to sweep the expired set', async () => await held() === 0)
+  })
+})
