@@ -36,7 +36,7 @@ const testRules: SetNamespaceRules = {
   }
 }
 
-function signedItem (writer: AccountKeys, setKey: string, text: string, options: { now?: number } = {}): SetItem {
+function signedItem (writer: AccountKeys, setKey: string, text: string, options: { now?: number, id?: string } = {}): SetItem {
   const item = createSetItem(new Uint8Array(), options)
   const msg = new TextEncoder().encode(text)
   const sig = sign(cborg.encode([TEST_DOMAIN, setKey, item.id, msg]), writer.signSecret)
@@ -102,6 +102,13 @@ describe('replicated sets (R = 3)', () => {
     const listed = await net.peers[6]!.sets.list(setKey)
     expect(listed.map(i => i.id)).toEqual(written.map(i => i.id).sort())
     expect(listed.map(textOf).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `message ${i}`).sort())
+
+    // append-only: an item under an id already held is acknowledged but never replaces it
+    const clash = signedItem(writers[0]!, setKey, 'overwrite attempt', { id: results[0]!.item.id })
+    expect((await net.peers[6]!.sets.add(setKey, [clash])).stored[clash.id]).toBe(3)
+    const again = await net.peers[5]!.sets.list(setKey)
+    expect(again).toHaveLength(50)
+    expect(textOf(again.find(i => i.id === clash.id)!)).toBe('message 0')
 
     originalHolders = (await net.peers[6]!.sets.findHolders(setKey)).map(peerOf)
     expect(originalHolders).toHaveLength(3)
@@ -262,28 +269,52 @@ describe('replicated sets (R = 3)', () => {
   })
 })
 
-describe('set item expiry', () => {
+describe('set timers: expiry and hand-off', () => {
   let net: TestNetwork
-  const TTL = 1500
+  const SHORT_TTL = 1500
+  const all = (): ChatPeer[] => [net.supernode, ...net.peers]
+  const holding = async (key: string): Promise<ChatPeer[]> => {
+    const live = all().filter(p => p.status === 'started')
+    const has = await Promise.all(live.map(async p => (await p.sets.localItems(key)).length > 0))
+    return live.filter((_, i) => has[i])
+  }
   beforeAll(async () => {
-    net = await startNetwork(2, { setReplicas: 2, itemTtlMs: TTL, setMaintenanceIntervalMs: 0, setNamespaces: { 'cc-test': testRules } })
+    net = await startNetwork(3, {
+      setReplicas: 2,
+      setMaintenanceIntervalMs: 250,
+      // a namespace with its own short item TTL, beside the test namespace's default of 30 days
+      setNamespaces: { 'cc-test': testRules, 'cc-short': { ...testRules, itemTtlMs: SHORT_TTL } }
+    })
   })
   afterAll(async () => { await net?.cleanup() })
 
-  it('stops serving items after the item TTL and sweeps them from every holder', async () => {
+  it('stops serving items after their TTL and sweeps them from every holder', async () => {
     const owner = generateAccountKeys()
-    const key = `/cc-test/${keyIdOf(owner.signPublic)}`
+    const key = `/cc-short/${keyIdOf(owner.signPublic)}`
     const [writer, reader] = net.peers
     const item = signedItem(owner, key, 'short-lived')
     expect((await writer!.sets.add(key, [item])).stored[item.id]).toBe(2)
-    const holders = [net.supernode, ...net.peers].filter(p => p.status === 'started')
-    const held = async (): Promise<number> => (await Promise.all(holders.map(async h => (await h.sets.heldSets()).includes(key) ? 1 : 0))).reduce((a, b) => a + b, 0)
-    expect(await held()).toBe(2)
+    const heldBy = async (): Promise<number> => (await Promise.all(all().map(async h => (await h.sets.heldSets()).includes(key)))).filter(Boolean).length
+    expect(await heldBy()).toBe(2)
 
-    await new Promise(resolve => setTimeout(resolve, TTL + 100))
+    await new Promise(resolve => setTimeout(resolve, SHORT_TTL + 100))
     expect(await reader!.sets.list(key)).toEqual([])
     await expect(writer!.sets.add(key, [item])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
-    // each holder's sweep timer (a quarter of the TTL) deletes the item and forgets the set
-    await until('the holders to sweep the expired set', async () => await held() === 0)
+    await until('the holders to sweep the expired set', async () => await heldBy() === 0)
+  })
+
+  it('hands items on by itself when a holder goes away', async () => {
+    const owner = generateAccountKeys()
+    const key = `/cc-test/${keyIdOf(owner.signPublic)}`
+    const item = signedItem(owner, key, 'keep me')
+    expect((await net.peers[0]!.sets.add(key, [item])).stored[item.id]).toBe(2)
+    const before = await holding(key)
+    expect(before).toHaveLength(2)
+    await before[0]!.stop()
+    // the remaining holder's maintenance timer finds the new closest peer and gives it the item
+    await until('a new holder to receive the item', async () => (await holding(key)).length === 2)
+    const after = await holding(key)
+    expect(after).toContain(before[1])
+    expect(after.some(p => !before.includes(p))).toBe(true)
   })
 })

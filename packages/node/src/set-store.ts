@@ -171,7 +171,8 @@ export class SetStore {
       maxInboundStreams: SET_MAX_STREAMS_PER_CONNECTION,
       maxOutboundStreams: SET_MAX_STREAMS_PER_CONNECTION
     })
-    const sweepEvery = Math.max(250, Math.min(this.itemTtlMs / 4, 10 * 60_000))
+    const shortestTtl = Math.min(this.itemTtlMs, ...[...this.namespaces.values()].map(r => r.itemTtlMs ?? Infinity))
+    const sweepEvery = Math.max(250, Math.min(shortestTtl / 4, 10 * 60_000))
     this.sweepTimer = setInterval(() => {
       this.sweep().catch(err => { log.error('sweep failed: %e', err) })
     }, sweepEvery).unref()
@@ -489,8 +490,8 @@ export class SetStore {
       await lp.write(encodeSetMessage(response), { signal })
       await stream.close({ signal })
     } catch (err: any) {
-      log('set stream from %p failed: %s', connection.remotePeer, err.message)
-      stream.abort(err)
+      log('set stream from %p failed: %s', connection.remotePeer, err?.message)
+      try { stream.abort(err) } catch {}
     }
   }
 
@@ -571,7 +572,7 @@ export class SetStore {
       for (const id of new Set(ids)) {
         if (await ds.has(under(itemsPrefix(h), id))) { batch.delete(under(itemsPrefix(h), id)); removed++ }
         const tomb = under(tombsPrefix(h), id)
-        const previous = await ds.has(tomb) ? decodeStored(await ds.get(tomb)) : undefined
+        const previous = decodeStored(await this.read(tomb))
         batch.put(tomb, cborg.encode(Math.max(expiresAt, typeof previous === 'number' ? previous : 0)))
       }
       batch.put(under(removalsPrefix(h), rid), cborg.encode({ ids, auth, expiresAt }))
@@ -603,7 +604,8 @@ export class SetStore {
         if (ids.length >= MAX_SET_ITEMS_PER_FRAME) { next = last; break }
         ids.push(id)
       } else {
-        const item = decodeStored(await this.components.datastore.get(key), setItemSchema)
+        // a sweep may delete the item between the key scan and this read
+        const item = decodeStored(await this.read(key), setItemSchema)
         if (item == null || item.addedAt + ttl <= now) { last = id; continue }
         const size = setItemFrameBytes(item)
         if (items.length > 0 && (bytes + size > PAGE_BYTES || items.length >= MAX_SET_ITEMS_PER_FRAME)) { next = last; break }
@@ -669,10 +671,17 @@ export class SetStore {
   }
 
   private async isTombstoned (h: string, id: string, now: number): Promise<boolean> {
-    const key = under(tombsPrefix(h), id)
-    if (!await this.components.datastore.has(key)) return false
-    const expiresAt = decodeStored(await this.components.datastore.get(key))
-    return typeof expiresAt !== 'number' || expiresAt > now
+    const expiresAt = decodeStored(await this.read(under(tombsPrefix(h), id)))
+    return typeof expiresAt === 'number' && expiresAt > now
+  }
+
+  /** A stored value, or empty bytes (which decode as absent) when there is none. */
+  private async read (key: Key): Promise<Uint8Array> {
+    try {
+      return await this.components.datastore.get(key)
+    } catch {
+      return new Uint8Array()
+    }
   }
 
   private async itemCount (h: string): Promise<number> {
