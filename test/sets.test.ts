@@ -13,8 +13,9 @@ import {
   mailboxSetKey, directorySetKey, directoryShardOf, createDirectoryItem, decodeDirectoryItem,
   type AccountKeys, type SetItem, type SetNamespaceRules, type SetResponse
 } from '@conf-chat/protocol'
-import type { ChatPeer } from '@conf-chat/node'
-import { startNetwork, type TestNetwork } from './helpers/network.js'
+import { rm } from 'node:fs/promises'
+import { ChatPeer } from '@conf-chat/node'
+import { startNetwork, tempDir, type TestNetwork } from './helpers/network.js'
 
 const TEST_DOMAIN = 'conf-chat:test-item:1'
 
@@ -282,15 +283,16 @@ describe('set timers: expiry and hand-off', () => {
     net = await startNetwork(3, {
       setReplicas: 2,
       setMaintenanceIntervalMs: 250,
-      // a namespace with its own short item TTL, beside the test namespace's default of 30 days
-      setNamespaces: { 'cc-test': testRules, 'cc-short': { ...testRules, itemTtlMs: SHORT_TTL } }
+      setItemTtlMs: SHORT_TTL,
+      // a namespace may set its own item TTL, as the directory does
+      setNamespaces: { 'cc-test': testRules, 'cc-long': { ...testRules, itemTtlMs: 30 * 24 * 60 * 60 * 1000 } }
     })
   })
   afterAll(async () => { await net?.cleanup() })
 
   it('stops serving items after their TTL and sweeps them from every holder', async () => {
     const owner = generateAccountKeys()
-    const key = `/cc-short/${keyIdOf(owner.signPublic)}`
+    const key = `/cc-test/${keyIdOf(owner.signPublic)}`
     const [writer, reader] = net.peers
     const item = signedItem(owner, key, 'short-lived')
     expect((await writer!.sets.add(key, [item])).stored[item.id]).toBe(2)
@@ -305,7 +307,7 @@ describe('set timers: expiry and hand-off', () => {
 
   it('hands items on by itself when a holder goes away', async () => {
     const owner = generateAccountKeys()
-    const key = `/cc-test/${keyIdOf(owner.signPublic)}`
+    const key = `/cc-long/${keyIdOf(owner.signPublic)}`
     const item = signedItem(owner, key, 'keep me')
     expect((await net.peers[0]!.sets.add(key, [item])).stored[item.id]).toBe(2)
     const before = await holding(key)
@@ -316,5 +318,23 @@ describe('set timers: expiry and hand-off', () => {
     const after = await holding(key)
     expect(after).toContain(before[1])
     expect(after.some(p => !before.includes(p))).toBe(true)
+  })
+})
+
+describe('sets without a network', () => {
+  it('report an unreachable network instead of an empty set', async () => {
+    const dir = await tempDir()
+    const lone = new ChatPeer({ dataDir: dir, clientMode: true, queryTimeoutMs: 500, setMaintenanceIntervalMs: 0 })
+    try {
+      await lone.start()
+      const owner = generateAccountKeys()
+      const mailbox = mailboxSetKey(keyIdOf(owner.signPublic))
+      await expect(lone.sets.list(mailbox)).rejects.toMatchObject({ name: 'NoSetHoldersError' })
+      await expect(lone.sets.add(mailbox, [createSetItem(new Uint8Array([1]))])).rejects.toMatchObject({ name: 'NoSetHoldersError' })
+      await expect(lone.sets.remove(mailbox, ['x'], owner)).rejects.toMatchObject({ name: 'NoSetHoldersError' })
+    } finally {
+      await lone.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -38,7 +38,7 @@ export interface SetStoreInit {
   /** How many DHT servers (the closest to a set's key) hold each set (R). @default 5 */
   setReplicas?: number
   /** How long an item lives after it was added, unless its namespace sets its own. @default 30 days */
-  itemTtlMs?: number
+  setItemTtlMs?: number
   /** How often a holder hands its sets on to the current closest peers, with ±25 % jitter; 0 turns it off. @default 10 min */
   setMaintenanceIntervalMs?: number
   /** Limit for one request to one holder, in ms. @default 10 s */
@@ -150,7 +150,7 @@ export class SetStore {
   constructor (components: SetStoreComponents, init: SetStoreInit = {}) {
     this.components = components
     this.replicas = init.setReplicas ?? DEFAULT_SET_REPLICAS
-    this.itemTtlMs = init.itemTtlMs ?? DEFAULT_SET_ITEM_TTL_MS
+    this.itemTtlMs = init.setItemTtlMs ?? DEFAULT_SET_ITEM_TTL_MS
     this.maintenanceIntervalMs = init.setMaintenanceIntervalMs ?? DEFAULT_SET_MAINTENANCE_INTERVAL_MS
     this.requestTimeoutMs = init.setRequestTimeoutMs ?? DEFAULT_SET_REQUEST_TIMEOUT_MS
     this.maxItemsPerSet = init.maxItemsPerSet ?? DEFAULT_MAX_ITEMS_PER_SET
@@ -237,13 +237,16 @@ export class SetStore {
 
   /**
    * Every valid, unexpired item of the set: the union by id over the local store and all
-   * holders, sorted by id. Throws SetReadError if holders exist and none answered.
+   * holders, sorted by id. Throws NoSetHoldersError when no holder is found and
+   * SetReadError when none of them answered, so "empty" never hides "unreachable".
    */
   async list (setKey: string, options: AbortOptions = {}): Promise<SetItem[]> {
     const rules = this.rulesFor(setKey)
     const byId = new Map<string, SetItem>()
     for (const item of await this.localItems(setKey)) byId.set(item.id, item)
-    const holders = (await this.findHolders(setKey, options)).filter(p => !p.equals(this.components.peerId))
+    const found = await this.findHolders(setKey, options)
+    if (found.length === 0) throw new NoSetHoldersError()
+    const holders = found.filter(p => !p.equals(this.components.peerId))
     let answered = 0
     await Promise.all(holders.map(async holder => {
       try {
