@@ -319,11 +319,12 @@ export class SetStore {
       this.lookups.set(setKey, lookup)
     }
     const signal = options.signal
-    if (signal == null) return await lookup
+    // each caller gets its own copy of the shared result
+    if (signal == null) return [...await lookup]
     return await new Promise<PeerId[]>((resolve, reject) => {
       const onAbort = (): void => { reject(signal.reason) }
       signal.addEventListener('abort', onAbort, { once: true })
-      lookup.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+      lookup.then(peers => { resolve([...peers]) }, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
     })
   }
 
