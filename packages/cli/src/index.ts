@@ -1,1 +1,12 @@
-export {}
+export * from './app.js'
+export * from './errors.js'
+export * from './command-line.js'
+export * from './commands/index.js'
+export * from './terminal.js'
+export * from './options.js'
+export * from './home.js'
+export * from './data-dir.js'
+export * from './log-level.js'
+export { runCommandMode, formatCommandError, type CommandModeInit } from './modes/command-mode.js'
+export { runInteractiveMode } from './modes/interactive-mode.js'
+export { runNodeProgram, chooseBootstrap, type BootstrapChoice, type NodeProgramInit } from './node-program.js'

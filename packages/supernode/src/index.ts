@@ -1,1 +1,5 @@
-export {}
+export * from './home.js'
+export * from './options.js'
+export * from './log-level.js'
+export { DataDirInUseError } from './fatal.js'
+export { runSupernodeProgram } from './supernode-program.js'

@@ -1,0 +1,18 @@
+import { UsageError } from '../errors.js'
+import type { Command } from './types.js'
+
+export const whoami: Command = {
+  usage: 'whoami',
+  summary: 'this peer: id, addresses, data directory, network state',
+  run (args, ctx) {
+    if (args.length > 0) throw new UsageError()
+    const { peer, dataDir, joinedVia, bootstrap } = ctx.app
+    ctx.print(`peer id: ${peer.peerId.toString()}`)
+    for (const addr of peer.multiaddrs) ctx.print(`address: ${addr.toString()}`)
+    ctx.print(`data directory: ${dataDir}`)
+    ctx.print(`dht mode: ${peer.init.clientMode === true ? 'client' : 'server'}`)
+    if (joinedVia != null) ctx.print(`network: joined via ${joinedVia}`)
+    else if (bootstrap.addrs.length === 0) ctx.print('network: not joined (no bootstrap address)')
+    else ctx.print('network: not joined yet (retrying the bootstrap peers)')
+  }
+}

@@ -1,0 +1,108 @@
+/** The `node` program: a peer that joins the network, then runs command mode or, on a terminal, the interactive UI. */
+import { resolve } from 'node:path'
+import { logger } from '@libp2p/logger'
+import { ChatPeer, parseBootstrapAddrs } from '@conf-chat/node'
+import { parseNodeOptions, type NodeOptions } from './options.js'
+import { applyLogLevel } from './log-level.js'
+import { dataRoot, defaultSupernodeAddr, readSupernodeAddrs, supernodeFile } from './home.js'
+import { allocatePeerDataDir, lockDataDir } from './data-dir.js'
+import { LineTerminal } from './terminal.js'
+import { commands as defaultCommands, type CommandTable } from './commands/index.js'
+import { runCommandMode } from './modes/command-mode.js'
+import { runInteractiveMode } from './modes/interactive-mode.js'
+import { setShowStacks } from './fatal.js'
+import { DataDirInUseError } from './errors.js'
+import type { NodeApp } from './app.js'
+
+const log = logger('conf-chat:cli')
+
+/** How long a clean stop may take before the program gives up on it. */
+const STOP_TIMEOUT_MS = 15_000
+
+export interface BootstrapChoice { addrs: string[], source: string }
+
+/** Flags or variable first, then the supernode's address file, then its default address. */
+export async function chooseBootstrap (options: Pick<NodeOptions, 'bootstrap' | 'bootstrapSource'>, root: string): Promise<BootstrapChoice> {
+  if (options.bootstrap.length > 0) {
+    return { addrs: options.bootstrap, source: options.bootstrapSource === 'env' ? 'CONF_CHAT_BOOTSTRAP' : '--bootstrap' }
+  }
+  const fromFile = await readSupernodeAddrs(root)
+  if (fromFile != null) return { addrs: fromFile, source: supernodeFile(root) }
+  // the supernode may come up later on its default address: the retry loop will find it
+  return { addrs: [defaultSupernodeAddr()], source: `the supernode's default address (no ${supernodeFile(root)} yet)` }
+}
+
+export interface NodeProgramInit {
+  commands?: CommandTable
+}
+
+export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}): Promise<number> {
+  const options = parseNodeOptions(argv)
+  applyLogLevel(options.logLevel)
+  setShowStacks(options.logLevel !== 'info')
+  const root = dataRoot()
+  const bootstrap = await chooseBootstrap(options, root)
+  parseBootstrapAddrs(bootstrap.addrs) // a malformed address fails before anything is written
+  const lock = options.data != null ? await lockDataDir(resolve(options.data)) : await allocatePeerDataDir(root)
+
+  const stopping = new AbortController()
+  const interactive = !options.commands && process.stdin.isTTY === true
+  const terminal = new LineTerminal({ interactive, onInterrupt: () => { stop() } })
+  const stop = (): void => {
+    if (stopping.signal.aborted) return
+    stopping.abort()
+    terminal.close()
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  process.stdout.on('error', stop) // EPIPE: whoever read our output is gone
+
+  const peer = new ChatPeer({
+    dataDir: lock.dir, host: options.host, port: options.port, bootstrap: bootstrap.addrs, clientMode: options.client
+  })
+  const app: NodeApp = { peer, dataDir: lock.dir, bootstrap }
+  // events that come before the start-up lines are printed wait for them
+  const early: string[] = []
+  let started = false
+  const notice = (line: string): void => { if (started) terminal.notice(line); else early.push(line) }
+  peer.addEventListener('network:joined', ({ detail }) => {
+    app.joinedVia = detail.via
+    notice(`joined the network via ${detail.via}`)
+  })
+  peer.addEventListener('network:unreachable', ({ detail }) => {
+    notice(`cannot reach any bootstrap peer (tried ${detail.tried.length}); retrying in ${Math.round(detail.retryInMs / 1000)}s`)
+  })
+
+  try {
+    await peer.start().catch(err => {
+      // LevelDB refuses a second opener; datastore-level drops the cause
+      if (err?.name === 'OpenFailedError') throw new DataDirInUseError(`cannot open the datastore in ${lock.dir}: is another program using this data directory?`)
+      throw err
+    })
+    terminal.print(`peer id: ${peer.peerId.toString()}`)
+    for (const addr of peer.multiaddrs) terminal.print(`listening on ${addr.toString()}`)
+    terminal.print(`data directory: ${lock.dir}`)
+    terminal.print(`bootstrap: ${bootstrap.addrs.join(' ')} (from ${bootstrap.source})`)
+    started = true
+    for (const line of early.splice(0)) terminal.notice(line)
+    const mode = interactive ? runInteractiveMode : runCommandMode
+    await mode({ app, terminal, commands: init.commands ?? defaultCommands, signal: stopping.signal })
+  } finally {
+    stop()
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    const giveUp = setTimeout(() => {
+      process.stderr.write(`error: could not stop cleanly within ${STOP_TIMEOUT_MS / 1000}s\n`)
+      process.exit(1)
+    }, STOP_TIMEOUT_MS)
+    giveUp.unref()
+    try {
+      await peer.stop()
+      log('stopped')
+    } finally {
+      clearTimeout(giveUp)
+      await lock.release()
+    }
+  }
+  return 0
+}

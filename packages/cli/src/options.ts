@@ -1,0 +1,65 @@
+/** The node program's flags, each also read from an environment variable. */
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { DEFAULT_HOST } from '@conf-chat/node'
+import { LOG_LEVELS, type LogLevel } from './log-level.js'
+
+export interface NodeOptions {
+  host: string
+  port: number
+  /** Undefined: pick `<root>/peers/peer-N`. */
+  data?: string
+  bootstrap: string[]
+  /** Where `bootstrap` came from: 'cli', 'env', or 'default' (empty: use the supernode file). */
+  bootstrapSource: string
+  client: boolean
+  commands: boolean
+  logLevel: LogLevel
+}
+
+export function parsePort (value: string): number {
+  const port = Number(value)
+  if (!/^\d+$/.test(value.trim()) || port > 65535) throw new InvalidArgumentError('a port is a number from 0 to 65535.')
+  return port
+}
+
+/** Multiaddrs given one a flag, or several in one flag or variable separated by commas or whitespace. */
+export function splitAddrList (value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(/[\s,]+/).filter(a => a !== '')]
+}
+
+export function nodeProgram (): Command {
+  return new Command('conf-chat')
+    .description('A conf-chat peer: joins the network and reads commands (type `help`).')
+    .addOption(new Option('--host <address>', 'address to listen on (IPv4 or IPv6)').env('CONF_CHAT_HOST').default(DEFAULT_HOST))
+    .addOption(new Option('--port <port>', 'TCP port to listen on; 0 picks a free one').env('CONF_CHAT_PORT').default(0).argParser(parsePort))
+    .addOption(new Option('--data <dir>', 'data directory (identity key, datastore) [default: <home>/peers/peer-N, the first not in use]').env('CONF_CHAT_DATA'))
+    .addOption(new Option('--bootstrap <multiaddr>', 'peer to join through; repeatable, or comma/space separated [default: the addresses in <home>/supernode.json]')
+      .env('CONF_CHAT_BOOTSTRAP').argParser(splitAddrList))
+    .addOption(new Option('--client', 'take part in the DHT as a client only (store nothing for others)').env('CONF_CHAT_CLIENT'))
+    .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
+    .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
+    .addHelpText('after', '\n<home> is $CONF_CHAT_HOME, or ~/.conf-chat if it is not set.')
+}
+
+/** Commander sets a flag from its variable whatever the value; `0`, `false` or empty mean off. */
+export function flagValue (program: Command, name: string, envVar: string): boolean {
+  if (program.getOptionValueSource(name) === 'env') {
+    return !['', '0', 'false', 'no', 'off'].includes((process.env[envVar] ?? '').trim().toLowerCase())
+  }
+  return program.opts()[name] === true
+}
+
+export function parseNodeOptions (argv: string[]): NodeOptions {
+  const program = nodeProgram().parse(argv)
+  const opts = program.opts()
+  return {
+    host: opts.host,
+    port: opts.port,
+    data: opts.data === '' ? undefined : opts.data,
+    bootstrap: opts.bootstrap ?? [],
+    bootstrapSource: program.getOptionValueSource('bootstrap') ?? 'default',
+    client: flagValue(program, 'client', 'CONF_CHAT_CLIENT'),
+    commands: flagValue(program, 'commands', 'CONF_CHAT_COMMANDS'),
+    logLevel: opts.logLevel
+  }
+}

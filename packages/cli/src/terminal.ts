@@ -1,0 +1,112 @@
+/**
+ * Line input and output for the command loop. Commands read their arguments from the
+ * command line and any further values (a password, say) from the following lines with
+ * `next()`; lines typed ahead are queued, so a script can send everything at once.
+ * On a terminal it shows a prompt, keeps it below notices that arrive meanwhile, and can
+ * hide what is typed; on a pipe it reads plain lines and echoes nothing.
+ */
+import { createInterface, clearLine, cursorTo, type Interface } from 'node:readline'
+import { Writable } from 'node:stream'
+
+export interface LineTerminalInit {
+  input?: NodeJS.ReadableStream
+  output?: NodeJS.WritableStream & { columns?: number, isTTY?: boolean }
+  /** Prompts, echo and line editing (a person at a terminal). @default false */
+  interactive?: boolean
+  /** Ctrl+C on an interactive terminal (readline takes it before the process sees SIGINT). */
+  onInterrupt?: () => void
+}
+
+export interface NextLineOptions {
+  /** Do not echo what is typed (passwords). */
+  secret?: boolean
+}
+
+/** Passes readline's echo on to the real output unless muted (for secret input). */
+class MutableOutput extends Writable {
+  muted = false
+  constructor (private readonly target: NodeJS.WritableStream & { columns?: number, isTTY?: boolean }) { super() }
+  get columns (): number | undefined { return this.target.columns }
+  get isTTY (): boolean { return this.target.isTTY === true }
+  override _write (chunk: any, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.muted) callback()
+    else this.target.write(chunk, encoding, callback)
+  }
+}
+
+export class LineTerminal {
+  readonly interactive: boolean
+  private readonly output: NodeJS.WritableStream
+  private readonly echo?: MutableOutput
+  private readonly rl: Interface
+  private readonly queued: string[] = []
+  private waiter?: (line: string | null) => void
+  private prompting = false
+  private ended = false
+
+  constructor (init: LineTerminalInit = {}) {
+    const input = init.input ?? process.stdin
+    this.output = init.output ?? process.stdout
+    this.interactive = init.interactive ?? false
+    if (this.interactive) this.echo = new MutableOutput(this.output)
+    this.rl = createInterface({ input, output: this.echo, terminal: this.interactive, historySize: this.interactive ? 100 : 0 })
+    this.rl.on('line', line => {
+      if (this.waiter != null) {
+        const resolve = this.waiter
+        this.waiter = undefined
+        resolve(line)
+      } else {
+        this.queued.push(line)
+      }
+    })
+    this.rl.on('close', () => {
+      this.ended = true
+      this.waiter?.(null)
+      this.waiter = undefined
+    })
+    this.rl.on('SIGINT', () => { init.onInterrupt?.() })
+  }
+
+  /** The next input line, or null once the input has ended (or `close()` was called). */
+  async next (prompt = '', options: NextLineOptions = {}): Promise<string | null> {
+    const queued = this.queued.shift()
+    if (queued != null) return queued
+    if (this.ended) return null
+    if (this.interactive && this.echo != null) {
+      this.rl.setPrompt(prompt)
+      this.rl.prompt()
+      this.echo.muted = options.secret === true
+      this.prompting = true
+    }
+    try {
+      return await new Promise<string | null>(resolve => { this.waiter = resolve })
+    } finally {
+      if (this.echo?.muted === true) {
+        this.echo.muted = false
+        this.output.write('\n')
+      }
+      this.prompting = false
+    }
+  }
+
+  /** A line of output (the answer to a command). */
+  print (line: string): void {
+    this.output.write(line + '\n')
+  }
+
+  /** A line that arrives on its own (an event); on a terminal it goes above the prompt. */
+  notice (line: string): void {
+    if (this.interactive && this.prompting && this.echo?.muted !== true) {
+      clearLine(this.output, 0)
+      cursorTo(this.output, 0)
+      this.output.write(line + '\n')
+      this.rl.prompt(true)
+    } else {
+      this.output.write(line + '\n')
+    }
+  }
+
+  close (): void {
+    this.rl.close()
+  }
+}

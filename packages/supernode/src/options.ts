@@ -1,0 +1,46 @@
+/** The supernode's flags, each also read from an environment variable. */
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { DEFAULT_HOST, DEFAULT_SUPERNODE_PORT } from '@conf-chat/node'
+import { LOG_LEVELS, type LogLevel } from './log-level.js'
+
+export interface SupernodeOptions {
+  host: string
+  port: number
+  /** Undefined: `<home>/supernode`. */
+  data?: string
+  bootstrap: string[]
+  logLevel: LogLevel
+}
+
+function parsePort (value: string): number {
+  const port = Number(value)
+  if (!/^\d+$/.test(value.trim()) || port > 65535) throw new InvalidArgumentError('a port is a number from 0 to 65535.')
+  return port
+}
+
+function splitAddrList (value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(/[\s,]+/).filter(a => a !== '')]
+}
+
+export function supernodeProgram (): Command {
+  return new Command('conf-chat-supernode')
+    .description('The conf-chat bootstrap peer: a DHT server with a stable identity and address.')
+    .addOption(new Option('--host <address>', 'address to listen on (IPv4 or IPv6)').env('CONF_CHAT_HOST').default(DEFAULT_HOST))
+    .addOption(new Option('--port <port>', 'TCP port to listen on').env('CONF_CHAT_PORT').default(DEFAULT_SUPERNODE_PORT).argParser(parsePort))
+    .addOption(new Option('--data <dir>', 'data directory (identity key, datastore) [default: <home>/supernode]').env('CONF_CHAT_DATA'))
+    .addOption(new Option('--bootstrap <multiaddr>', 'other supernode to join; repeatable, or comma/space separated')
+      .env('CONF_CHAT_BOOTSTRAP').argParser(splitAddrList))
+    .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
+    .addHelpText('after', '\n<home> is $CONF_CHAT_HOME, or ~/.conf-chat if it is not set. The supernode writes its\naddresses to <home>/supernode.json, where peers on this machine find them.')
+}
+
+export function parseSupernodeOptions (argv: string[]): SupernodeOptions {
+  const opts = supernodeProgram().parse(argv).opts()
+  return {
+    host: opts.host,
+    port: opts.port,
+    data: opts.data === '' ? undefined : opts.data,
+    bootstrap: opts.bootstrap ?? [],
+    logLevel: opts.logLevel
+  }
+}
