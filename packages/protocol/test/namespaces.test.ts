@@ -12,7 +12,13 @@ const mallory = generateAccountKeys()
 const carol = generateAccountKeys()
 const aliceId = keyIdOf(alice.signPublic)
 
-const v = (key: string, value: Uint8Array): VerifiedRecord => verifyRecordValue(key, value)
+/** Verified once per value (by identity): verification is the other slow part. */
+const verified = new WeakMap<Uint8Array, VerifiedRecord>()
+const v = (key: string, value: Uint8Array): VerifiedRecord => {
+  let r = verified.get(value)
+  if (r == null || r.record.key !== key) { r = verifyRecordValue(key, value); verified.set(value, r) }
+  return r
+}
 
 describe('keys', () => {
   it.each([
@@ -137,6 +143,9 @@ describe('selectRecord', () => {
   })
 })
 
+/** Signed once per spec: signing is the slow part of these properties. */
+const signedSpecs = new Map<string, Uint8Array>()
+
 /** Random valid records for one key from the given owners: random seqs (repeats
  * allowed, with differing bodies), live accounts and releases mixed. */
 function recordsOf (owners: SignKeys[], maxLength = 12): fc.Arbitrary<Uint8Array[]> {
@@ -145,8 +154,16 @@ function recordsOf (owners: SignKeys[], maxLength = 12): fc.Arbitrary<Uint8Array
     seq: fc.integer({ min: 0, max: 6 }),
     released: fc.boolean(),
     name: fc.constantFrom('A', 'B', 'C')
-  }), { minLength: 1, maxLength }).map(specs => specs.map(s => userValue(owners[s.owner]!, 'alice', s.seq,
-    s.released ? releasedPayload('alice', s.name.charCodeAt(0)) : accountPayload('alice', { fullName: s.name }))))
+  }), { minLength: 1, maxLength }).map(specs => specs.map(s => {
+    const owner = owners[s.owner]!
+    const id = `${keyIdOf(owner.signPublic)} ${s.seq} ${s.released} ${s.name}`
+    let value = signedSpecs.get(id)
+    if (value == null) {
+      value = userValue(owner, 'alice', s.seq, s.released ? releasedPayload('alice', s.name.charCodeAt(0)) : accountPayload('alice', { fullName: s.name }))
+      signedSpecs.set(id, value)
+    }
+    return value
+  }))
 }
 
 describe('selector and validator agree (property)', () => {
