@@ -2,7 +2,7 @@
  * End-to-end: the real `supernode` and `node` programs as processes on loopback, each
  * with its own temp CONF_CHAT_HOME and free ports (issue 2).
  */
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
 import { Programs, type Program } from './helpers/programs.js'
@@ -141,6 +141,20 @@ describe('the supernode and node programs', () => {
     const supernode = programs.supernode({ home, args: ['--port', String(await programs.freePort()), '--bootstrap', '/dns4/x/tcp/abc'] })
     await expectOneLineFailure(supernode, /malformed bootstrap multiaddr/)
     expect(flag.stdout).toEqual([])
+  }, TEST_TIMEOUT_MS)
+
+  it('an unexpected error is one line and exit code 1, with a stack trace only at --log-level debug', async () => {
+    programs = new Programs()
+    const home = await programs.home()
+    const notADir = join(home, 'a-file')
+    await writeFile(notADir, 'not a directory')
+    const args = ['--bootstrap', `/ip4/127.0.0.1/tcp/${await programs.freePort()}`]
+    const plain = programs.node({ home: notADir, args })
+    await expectOneLineFailure(plain, /^error: unexpected error: .*ENOTDIR/)
+    const debug = programs.node({ home: notADir, args: [...args, '--log-level', 'debug'] })
+    expect(await debug.waitForExit(), debug.transcript()).toEqual({ code: 1, signal: null })
+    expect(debug.stderr.some(l => /^error: unexpected error: .*ENOTDIR/.test(l)), debug.transcript()).toBe(true)
+    expect(debug.stderr.some(l => /^\s+at /.test(l)), debug.transcript()).toBe(true)
   }, TEST_TIMEOUT_MS)
 
   it('a port that is in use is one line on stderr and exit code 1', async () => {

@@ -107,6 +107,7 @@ export class LineTerminal {
   }
 
   close (): void {
+    if (this.interactive && this.prompting) this.output.write('\n') // leave the shell prompt on a line of its own
     this.rl.close()
   }
 }
