@@ -171,8 +171,8 @@ export class RecordStore {
           if (ev.record != null && bytesEqual(ev.record.value, value)) result.replicas++
           else result.refused++
         } else if (ev.name === 'QUERY_ERROR' && sentTo.delete(ev.from.toString())) {
-          // a validator or the write guard refused it (the stream is reset)
-          result.refused++
+          // a validator or the write guard refusing resets the stream; a time limit is no refusal
+          if (!signal.aborted && ev.error.name !== 'AbortError' && ev.error.name !== 'TimeoutError') result.refused++
         }
       }
     } catch (err: any) {
