@@ -14,11 +14,15 @@ import { Accounts, profileOf, type AccountsInit, type Account, type LoginTimings
 import { Presence, type PresenceInit, type PresenceInfo } from './presence.js'
 import { Messenger, type MessengerInit, type DeliveryResult } from './messenger.js'
 import { AlreadyLoggedInError, NetworkUnreachableError, NotLoggedInError, UnknownUserError } from './errors.js'
+import { Messaging, type MessagingInit, type MessagingEvents } from './messaging.js'
+import type { FriendActionResult, FriendInfo, FriendRequests } from './friends.js'
+import type { ChatMessage, IncomingMessage } from './direct-messages.js'
+import type { Delivery, QueuedEnvelope } from './outbox.js'
 import type { PeerId } from '@libp2p/interface'
 
 const log = logger('conf-chat:node')
 
-export interface ChatNodeInit extends ChatPeerInit, AccountsInit, PresenceInit, MessengerInit {}
+export interface ChatNodeInit extends ChatPeerInit, AccountsInit, PresenceInit, MessengerInit, MessagingInit {}
 
 export interface Session {
   account: Account
@@ -28,7 +32,7 @@ export interface Session {
 
 export type SessionEndReason = 'logout' | 'takeover' | 'stopped'
 
-export interface ChatNodeEvents {
+export interface ChatNodeEvents extends MessagingEvents {
   'session:started': CustomEvent<{ username: string }>
   /** `takeover`: the account logged in on another peer, and this peer logged it out. */
   'session:ended': CustomEvent<{ username: string, reason: SessionEndReason }>
@@ -64,6 +68,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
   private _accounts?: Accounts
   private _presence?: Presence
   private _messenger?: Messenger
+  private _messaging?: Messaging
   private _session?: Session
   private refreshTimer?: NodeJS.Timeout
   private readonly kinds = new Map<string, EnvelopeKindHandler>()
@@ -80,6 +85,8 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
   get accounts (): Accounts { return this.need(this._accounts) }
   get presence (): Presence { return this.need(this._presence) }
   get messenger (): Messenger { return this.need(this._messenger) }
+  /** Friends, direct messages, mailbox, outbox and history (messaging.ts). */
+  get messaging (): Messaging { return this.need(this._messaging) }
   get session (): Session | undefined { return this._session }
 
   async start (): Promise<this> {
@@ -88,6 +95,8 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
     this._presence = new Presence(this.peer.records, this.init)
     this._messenger = new Messenger(this.peer.libp2p, this.init)
     await this._messenger.start(async (env, from) => await this.receive(env, from))
+    this._messaging = new Messaging(this, this.init)
+    await this._messaging.start()
     return this
   }
 
@@ -95,6 +104,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
     if (this._session != null) {
       await this.logout('stopped').catch(err => { log('logout on stop failed: %s', err.message) })
     }
+    await this._messaging?.stop()
     await this._messenger?.stop()
     await this.peer.stop()
   }
@@ -124,6 +134,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
 
   async logout (reason: SessionEndReason = 'logout'): Promise<void> {
     const session = this.requireSession()
+    await this._messaging?.sessionEnding(session)
     this.endSession(reason)
     await this.presence.publish(this.presenceOwner(session), 'offline', this.peerInfo())
   }
@@ -150,6 +161,32 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
 
   async presenceOf (username: string): Promise<PresenceInfo | undefined> {
     return await this.presence.read((await this.profile(username)).keyId)
+  }
+
+  // ------------------------------------------------------------ friends and direct messages (messaging.ts)
+
+  /** Ask `username` to be friends (accepts instead if they asked us). */
+  async addFriend (username: string, note?: string): Promise<FriendActionResult> { return await this.messaging.addFriend(username, note) }
+  async acceptFriend (username: string): Promise<FriendActionResult> { return await this.messaging.acceptFriend(username) }
+  async rejectFriend (username: string): Promise<FriendActionResult> { return await this.messaging.rejectFriend(username) }
+  /** End a friendship, or withdraw a request of ours. */
+  async removeFriend (username: string): Promise<FriendActionResult> { return await this.messaging.removeFriend(username) }
+  async friendRequests (): Promise<FriendRequests> { return await this.messaging.friendRequests() }
+  /** Friends with online/offline status. */
+  async friends (): Promise<FriendInfo[]> { return await this.messaging.friends() }
+  async onlineFriends (): Promise<FriendInfo[]> { return await this.messaging.onlineFriends() }
+  /** Send a direct message to a friend: delivered live, queued (mailbox or outbox), or failed. */
+  async sendMessage (username: string, text: string): Promise<Delivery> { return await this.messaging.sendMessage(username, text) }
+  /** The conversation with `username`, both directions, oldest first. */
+  async history (username: string): Promise<ChatMessage[]> { return await this.messaging.history(username) }
+  /** Read the mailbox now (also done at login and periodically). */
+  async checkMailbox (): Promise<IncomingMessage[]> { return await this.messaging.checkMailbox() }
+  /** What this peer's outbox still has to send. */
+  async queued (): Promise<QueuedEnvelope[]> { return await this.messaging.queued() }
+
+  /** Whether envelopes of `kind` have a handler here. */
+  handlesKind (kind: string): boolean {
+    return this.kinds.has(kind)
   }
 
   /** Register what to do with envelopes of one kind (friends, messages, conferences...). */
@@ -188,6 +225,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
       return { ok: true }
     } catch (err: any) {
       log('refused envelope %s (%s) from %s: %s', envelope.id, envelope.kind, envelope.from, err.message)
+      this._messaging?.refused(envelope, String(err.message), true)
       return { ok: false, error: String(err.message) }
     }
   }
@@ -198,6 +236,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
     const session: Session = { account, since }
     this._session = session
     this.profiles.set(account.username, profileOf(account.record))
+    await this._messaging?.sessionStarting(session)
     await this.presence.publish(this.presenceOwner(session), 'online', this.peerInfo())
     if (previous?.online === true && previous.peerId !== this.peer.peerId.toString()) {
       // tell the other peer at once; it would also notice at its next refresh

@@ -42,3 +42,28 @@ export class NetworkUnreachableError extends Error {
   override name = 'NetworkUnreachableError'
   constructor (message = 'network not reachable: no other peer answered') { super(message) }
 }
+
+export class NotFriendError extends Error {
+  override name = 'NotFriendError'
+  constructor (username: string) { super(`not a friend: ${username}`) }
+}
+
+export class AlreadyFriendsError extends Error {
+  override name = 'AlreadyFriendsError'
+  constructor (username: string) { super(`already friends with ${username}`) }
+}
+
+export class NoFriendRequestError extends Error {
+  override name = 'NoFriendRequestError'
+  constructor (username: string) { super(`no friend request from ${username}`) }
+}
+
+export class SelfFriendError extends Error {
+  override name = 'SelfFriendError'
+  constructor () { super('you cannot be your own friend') }
+}
+
+export class MailboxUnreachableError extends Error {
+  override name = 'MailboxUnreachableError'
+  constructor (message = 'mailbox not reachable: no other peer holds it') { super(message) }
+}

@@ -1,0 +1,116 @@
+/**
+ * Direct messages between friends: sent live when the friend is online (ack), else to
+ * their mailbox, else kept in the outbox; received live (one event each) or from the
+ * mailbox at login (one event with the list, oldest first). Every message goes to the
+ * history of both sides, and is shown once: ids already seen here, or already in the
+ * conversation's history (also when it was shown on another peer), are dropped.
+ */
+import {
+  openEnvelope, checkMessageText, dmBodySchema, DM_KIND,
+  type Envelope, type HistoryEntry, type AccountKeys
+} from '@conf-chat/protocol'
+import type { Friends } from './friends.js'
+import type { History } from './history.js'
+import type { Delivery } from './outbox.js'
+import type { UserProfile } from './accounts.js'
+import type { EnvelopeContext } from './chat-node.js'
+import { NotFriendError } from './errors.js'
+import { compareEntries } from './history.js'
+
+export interface ChatMessage {
+  id: string
+  from: string
+  to: string
+  text: string
+  /** When the sender sent it (ms since epoch, the sender's clock). */
+  sentAt: number
+  /** 'out': sent by the logged-in user; 'in': received. */
+  direction: 'in' | 'out'
+}
+
+export interface IncomingMessage extends ChatMessage {
+  /** True when it came over a live stream, false when read from the mailbox. */
+  live: boolean
+}
+
+export interface DirectMessageEvents {
+  /** A direct message arrived live. */
+  'message': CustomEvent<IncomingMessage>
+  /** Messages read from the mailbox (at login or a later check), oldest first, each once. */
+  'messages:offline': CustomEvent<{ messages: IncomingMessage[] }>
+}
+
+/** Envelope ids this account has handled (on this peer). */
+export interface SeenIds {
+  has: (id: string) => Promise<boolean>
+  add: (id: string) => Promise<void>
+}
+
+export interface DirectMessagesComponents {
+  me: { username: string, keyId: string }
+  keys: Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
+  friends: Friends
+  history: History
+  seen: SeenIds
+  profile: (username: string) => Promise<UserProfile>
+  seal: (kind: string, content: unknown, to: UserProfile) => Envelope
+  dispatch: (envelope: Envelope) => Promise<Delivery>
+  emit: <K extends keyof DirectMessageEvents>(type: K, detail: DirectMessageEvents[K]['detail']) => void
+}
+
+export class DirectMessages {
+  private readonly c: DirectMessagesComponents
+  private batch?: IncomingMessage[]
+
+  constructor (components: DirectMessagesComponents) {
+    this.c = components
+  }
+
+  /** Send `text` to a friend. Throws NotFriendError, InvalidInputError (empty, too long). */
+  async send (username: string, text: string): Promise<Delivery> {
+    const friend = this.c.friends.requireFriend(username)
+    const body = { text: checkMessageText(text) }
+    const envelope = this.c.seal(DM_KIND, body, this.c.friends.profileOf(friend))
+    await this.c.history.append(friend.keyId, { id: envelope.id, from: envelope.from, to: envelope.to, text: body.text, sentAt: envelope.sentAt })
+    return await this.c.dispatch(envelope)
+  }
+
+  /** Handle a `dm` envelope (checked: for us, signed by the owner of `from`). */
+  async receive (env: Envelope, ctx: EnvelopeContext): Promise<void> {
+    const friend = this.c.friends.friend(env.from, env.fromKey)
+    if (friend == null) throw new NotFriendError(env.from)
+    const body = openEnvelope(env, this.c.keys, dmBodySchema)
+    if (await this.c.seen.has(env.id)) return
+    // from a mailbox, it may have been shown live on another peer: the history knows
+    if (!ctx.live && await this.c.history.has(friend.keyId, env.id)) {
+      await this.c.seen.add(env.id)
+      return
+    }
+    const entry: HistoryEntry = { id: env.id, from: env.from, to: env.to, text: body.text, sentAt: env.sentAt }
+    await this.c.history.append(friend.keyId, entry)
+    await this.c.seen.add(env.id)
+    const message: IncomingMessage = { ...entry, direction: 'in', live: ctx.live }
+    if (!ctx.live && this.batch != null) this.batch.push(message)
+    else if (ctx.live) this.c.emit('message', message)
+    else this.c.emit('messages:offline', { messages: [message] })
+  }
+
+  /** Collect mailbox messages from here on, to show them together. */
+  beginBatch (): void {
+    this.batch = []
+  }
+
+  /** The collected messages, oldest first (sent time, then id). */
+  endBatch (): IncomingMessage[] {
+    const batch = this.batch ?? []
+    this.batch = undefined
+    return batch.sort(compareEntries)
+  }
+
+  /** The conversation with `username` (friend or not), both directions, oldest first. */
+  async history (username: string): Promise<ChatMessage[]> {
+    const keyId = this.c.friends.friend(username)?.keyId ?? (await this.c.profile(username)).keyId
+    const entries = await this.c.history.list(keyId)
+    return entries.map(e => ({ ...e, direction: e.from === this.c.me.username ? 'out' : 'in' }))
+  }
+}

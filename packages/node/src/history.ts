@@ -1,0 +1,316 @@
+/**
+ * Conversation history of one account, readable by its owner only, from any peer.
+ *
+ * - Locally (this peer's messaging store) every entry is kept sealed to the owner, for
+ *   speed: `history()` after the first read of a session needs no network.
+ * - In the DHT, each conversation is a series of pages `/cc-history/<keyId>/<conv>/<n>`,
+ *   each sealed to the owner and under HISTORY_PAGE_BYTES, so a long conversation never
+ *   nears the record size limit. Only the last page is rewritten as it grows; the page
+ *   count lives in the private state. Writes are batched (one put per conversation per
+ *   flush interval), so a busy conversation costs a put a second, not one per message.
+ * - `<conv>` is a keyed hash of the other side's key id: the DHT does not show who talks
+ *   with whom.
+ */
+import { logger } from '@libp2p/logger'
+import {
+  createSignedRecord, encodeSignedRecord, historyKey, sealForOwner, openForOwner, conversationId,
+  historyEntrySchema, historyPageSchema, historyEntryBytes, HISTORY_PAGE_BYTES,
+  type HistoryEntry, type SealedPayload, type AccountKeys
+} from '@conf-chat/protocol'
+import type { RecordStore } from './record-store.js'
+import type { LocalStore } from './local-store.js'
+import type { PrivateStateStore } from './private-state.js'
+
+const log = logger('conf-chat:history')
+
+/** How often pending history entries are written to the DHT. */
+export const DEFAULT_HISTORY_FLUSH_MS = 1_000
+
+/** History pages fetched at once when a conversation is first read on a peer. */
+const PAGE_FETCH_CONCURRENCY = 8
+
+export interface HistoryInit {
+  /** Delay between a new entry and its write to the DHT (entries in between share the write). @default 1000 ms */
+  historyFlushMs?: number
+}
+
+export interface HistoryOwner {
+  keyId: string
+  keys: AccountKeys
+}
+
+interface Page {
+  index: number
+  entries: HistoryEntry[]
+  ids: Set<string>
+  bytes: number
+  /** Sequence number of the version in the DHT (0: not there yet). */
+  seq: number
+  dirty: boolean
+}
+
+interface Conversation {
+  id: string
+  /** Entries not yet in a DHT page, oldest first. */
+  pending: HistoryEntry[]
+  /** The last page, once loaded or begun in this session. */
+  tail?: Page
+  /** Every DHT page was merged into the local store in this session. */
+  synced: boolean
+}
+
+function newPage (index: number): Page {
+  return { index, entries: [], ids: new Set(), bytes: 0, seq: 0, dirty: false }
+}
+
+export function compareEntries (a: Pick<HistoryEntry, 'sentAt' | 'id'>, b: Pick<HistoryEntry, 'sentAt' | 'id'>): number {
+  return a.sentAt - b.sentAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+}
+
+const sortKey = (e: HistoryEntry): string => `${e.sentAt.toString(36).padStart(9, '0')}.${e.id}`
+
+export class History {
+  private readonly records: RecordStore
+  private readonly local: LocalStore
+  private readonly owner: HistoryOwner
+  private readonly state: PrivateStateStore
+  private readonly flushMs: number
+  private readonly conversations = new Map<string, Conversation>()
+  private flushTimer?: NodeJS.Timeout
+  private flushing: Promise<boolean> = Promise.resolve(true)
+  private closed = false
+
+  constructor (components: { records: RecordStore, local: LocalStore, state: PrivateStateStore }, owner: HistoryOwner, init: HistoryInit = {}) {
+    this.records = components.records
+    this.local = components.local
+    this.state = components.state
+    this.owner = owner
+    this.flushMs = init.historyFlushMs ?? DEFAULT_HISTORY_FLUSH_MS
+  }
+
+  /** The conversation with the account `otherKeyId`. */
+  conversationOf (otherKeyId: string): string {
+    return conversationId(this.owner.keys, otherKeyId)
+  }
+
+  /** Record one message (sent or received): stored locally at once, in the DHT at the next flush. */
+  async append (otherKeyId: string, entry: HistoryEntry): Promise<void> {
+    const c = this.conversation(this.conversationOf(otherKeyId))
+    if (await this.hasLocal(c.id, entry.id)) return
+    await this.storeLocal(c.id, entry)
+    c.pending.push(entry)
+    this.scheduleFlush()
+  }
+
+  /**
+   * Whether the conversation holds a message: this peer's copy first, then the last two
+   * DHT pages (a message shown on another peer lands there within a flush interval).
+   */
+  async has (otherKeyId: string, id: string): Promise<boolean> {
+    const c = this.conversation(this.conversationOf(otherKeyId))
+    if (await this.hasLocal(c.id, id) || c.pending.some(e => e.id === id)) return true
+    const tail = await this.ensureTail(c)
+    if (tail.ids.has(id)) return true
+    if (tail.index === 0) return false
+    const previous = await this.loadPage(c.id, tail.index - 1)
+    return previous?.ids.has(id) === true
+  }
+
+  /** The whole conversation, oldest first (by sent time, then id). */
+  async list (otherKeyId: string, options: { signal?: AbortSignal } = {}): Promise<HistoryEntry[]> {
+    const c = this.conversation(this.conversationOf(otherKeyId))
+    if (!c.synced) await this.syncFromDht(c, options)
+    const entries: HistoryEntry[] = []
+    for await (const { value } of this.local.entries<Uint8Array>(`/h/${this.owner.keyId}/${c.id}/`)) {
+      try {
+        entries.push(openForOwner(value, this.owner.keys, historyEntrySchema))
+      } catch (err: any) {
+        log('skipped an unreadable local history entry: %s', err.message)
+      }
+    }
+    return entries.sort(compareEntries)
+  }
+
+  /** Write every pending entry to the DHT now; resolves true if all were written. */
+  async flush (): Promise<boolean> {
+    clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    const run = this.flushing.then(async () => await this.flushAll())
+    this.flushing = run.catch(() => false)
+    return await run
+  }
+
+  /** Flush (bounded by `timeoutMs`) and stop. */
+  async close (timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, timeoutMs) })
+    try {
+      return await Promise.race([this.flush(), timeout])
+    } finally {
+      clearTimeout(timer)
+      this.closed = true
+      clearTimeout(this.flushTimer)
+    }
+  }
+
+  private conversation (id: string): Conversation {
+    let c = this.conversations.get(id)
+    if (c == null) {
+      c = { id, pending: [], synced: false }
+      this.conversations.set(id, c)
+    }
+    return c
+  }
+
+  private scheduleFlush (retry = false): void {
+    if (this.closed || this.flushTimer != null) return
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      this.flush().catch(err => { log.error('history flush failed: %e', err) })
+    }, retry ? Math.max(this.flushMs, 5_000) : this.flushMs)
+    this.flushTimer.unref()
+  }
+
+  private async flushAll (): Promise<boolean> {
+    let ok = true
+    for (const c of this.conversations.values()) {
+      if (c.pending.length === 0 && c.tail?.dirty !== true) continue
+      try {
+        if (!await this.flushConversation(c)) ok = false
+      } catch (err: any) {
+        log('history flush of a conversation failed: %s', err.message)
+        ok = false
+      }
+    }
+    if (!ok) this.scheduleFlush(true)
+    return ok
+  }
+
+  private async flushConversation (c: Conversation): Promise<boolean> {
+    let tail = await this.ensureTail(c)
+    const batch = c.pending.splice(0)
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i] as HistoryEntry
+      if (tail.ids.has(e.id)) continue
+      const size = historyEntryBytes(e)
+      if (tail.entries.length > 0 && tail.bytes + size > HISTORY_PAGE_BYTES) {
+        // the full page must be in the DHT before the next one is begun
+        if (tail.dirty && !await this.putPage(c.id, tail)) {
+          c.pending.unshift(...batch.slice(i))
+          return false
+        }
+        tail = c.tail = newPage(tail.index + 1)
+      }
+      tail.entries.push(e)
+      tail.ids.add(e.id)
+      tail.bytes += size
+      tail.dirty = true
+    }
+    return !tail.dirty || await this.putPage(c.id, tail)
+  }
+
+  /** The last page: loaded from the DHT once a session; a new page if there is none, or if
+   * it could not be read (so that an unread page is never overwritten). */
+  private async ensureTail (c: Conversation): Promise<Page> {
+    if (c.tail != null) return c.tail
+    const pages = this.state.state.history[c.id]?.pages ?? 0
+    let tail = newPage(pages)
+    if (pages > 0) {
+      const last = await this.loadPage(c.id, pages - 1)
+      if (last != null) tail = last
+      else log('history page %d of a conversation unreadable: starting page %d', pages - 1, pages)
+    }
+    c.tail ??= tail
+    return c.tail
+  }
+
+  private async loadPage (conv: string, index: number, options: { signal?: AbortSignal } = {}): Promise<Page | undefined> {
+    const found = await this.records.get<SealedPayload>(historyKey(this.owner.keyId, conv, index), options)
+    if (found == null) return undefined
+    try {
+      const page = openForOwner(found.payload.sealed, this.owner.keys, historyPageSchema)
+      const p = newPage(index)
+      p.seq = found.record.seq
+      for (const e of page.entries) {
+        if (p.ids.has(e.id)) continue
+        p.entries.push(e)
+        p.ids.add(e.id)
+        p.bytes += historyEntryBytes(e)
+      }
+      return p
+    } catch (err: any) {
+      log.error('history page %d unreadable: %s', index, err.message)
+      return undefined
+    }
+  }
+
+  /** Put a page; if the DHT holds a newer version (another session wrote it), merge and retry once. */
+  private async putPage (conv: string, page: Page, merged = false): Promise<boolean> {
+    const key = historyKey(this.owner.keyId, conv, page.index)
+    const seq = page.seq + 1
+    const payload: SealedPayload = { sealed: sealForOwner({ v: 1, entries: page.entries }, this.owner.keys), updatedAt: Date.now() }
+    let result
+    try {
+      result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, payload, this.owner.keys)))
+    } catch (err: any) {
+      if (err.name !== 'RecordConflictError') {
+        log('history page put failed: %s', err.message)
+        return false
+      }
+      result = { replicas: 0, refused: 1 }
+    }
+    if (result.replicas > 0) {
+      page.seq = seq
+      page.dirty = false
+      await this.notePages(conv, page.index + 1)
+      return true
+    }
+    if (result.refused === 0 || merged) return false
+    const remote = await this.loadPage(conv, page.index)
+    if (remote == null) return false
+    for (const e of remote.entries) {
+      if (page.ids.has(e.id)) continue
+      page.entries.push(e)
+      page.ids.add(e.id)
+      page.bytes += historyEntryBytes(e)
+      await this.storeLocal(conv, e)
+    }
+    page.seq = Math.max(page.seq, remote.seq)
+    return await this.putPage(conv, page, true)
+  }
+
+  private async notePages (conv: string, pages: number): Promise<void> {
+    if ((this.state.state.history[conv]?.pages ?? 0) >= pages) return
+    // the count is what lets another peer find the page: written in the background, flushed at logout
+    void this.state.update(s => {
+      if ((s.history[conv]?.pages ?? 0) < pages) s.history[conv] = { pages }
+    })
+  }
+
+  /** Merge every DHT page of the conversation into the local store (once a session). */
+  private async syncFromDht (c: Conversation, options: { signal?: AbortSignal }): Promise<void> {
+    const pages = this.state.state.history[c.id]?.pages ?? 0
+    const indexes = Array.from({ length: pages }, (_, i) => i)
+    let complete = true
+    while (indexes.length > 0) {
+      const chunk = indexes.splice(0, PAGE_FETCH_CONCURRENCY)
+      const loaded = await Promise.all(chunk.map(async i => await this.loadPage(c.id, i, options)))
+      for (const page of loaded) {
+        if (page == null) { complete = false; continue }
+        for (const e of page.entries) {
+          if (!await this.hasLocal(c.id, e.id)) await this.storeLocal(c.id, e)
+        }
+      }
+    }
+    c.synced = complete
+  }
+
+  private async hasLocal (conv: string, id: string): Promise<boolean> {
+    return await this.local.has(`/hi/${this.owner.keyId}/${conv}/${id}`)
+  }
+
+  private async storeLocal (conv: string, entry: HistoryEntry): Promise<void> {
+    await this.local.put(`/h/${this.owner.keyId}/${conv}/${sortKey(entry)}`, sealForOwner(entry, this.owner.keys))
+    await this.local.put(`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1)
+  }
+}

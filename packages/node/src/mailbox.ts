@@ -1,0 +1,88 @@
+/**
+ * Mailboxes: offline delivery on the replicated set store. A user's mailbox is the set
+ * `/cc-mailbox/<keyId>`, held by the R DHT servers closest to it; an item is one signed
+ * envelope under its own id, so concurrent senders never overwrite each other. Holders
+ * check each item is a well-formed envelope signed by its `fromKey` and addressed to the
+ * mailbox, but cannot open it (sealed to the recipient). The recipient reads the union
+ * of all holders and then removes what it handled with a signed removal.
+ */
+import { logger } from '@libp2p/logger'
+import {
+  mailboxSetKey, mailboxSetRules, validateMailboxItem, encodeEnvelope, decodeEnvelope, MAILBOX_SET_NAMESPACE,
+  type Envelope, type AccountKeys
+} from '@conf-chat/protocol'
+import type { SetStore } from './set-store.js'
+import { MailboxUnreachableError } from './errors.js'
+
+const log = logger('conf-chat:mailbox')
+
+export interface StoredReport {
+  /** Holders asked. */
+  holders: number
+  /** Holders that hold the envelope now. */
+  copies: number
+}
+
+export interface FetchedMail {
+  /** Envelopes whose signature checks out, as found (the caller orders them). */
+  envelopes: Envelope[]
+  /** Ids of items that are no valid envelope (to remove). */
+  invalid: Array<{ id: string, reason: string }>
+}
+
+export class Mailbox {
+  private readonly sets: SetStore
+  private readonly isDhtServer: () => boolean
+
+  /** `isDhtServer`: whether this peer is a DHT server (then it is always among the holders it finds). */
+  constructor (sets: SetStore, isDhtServer: () => boolean) {
+    this.sets = sets
+    this.isDhtServer = isDhtServer
+  }
+
+  /** Make this peer, as a holder and as a reader, accept only envelopes addressed to the mailbox. */
+  registerRules (): void {
+    this.sets.registerNamespace(MAILBOX_SET_NAMESPACE, mailboxSetRules({
+      validateItem: (setKey, item) => { validateMailboxItem(setKey, item) }
+    }))
+  }
+
+  /**
+   * Store an envelope in its recipient's mailbox, on at least one peer other than this
+   * one. Throws MailboxUnreachableError (only this peer could hold it) and the set
+   * store's errors (no holder, none stored it, invalid item).
+   */
+  async store (envelope: Envelope, options: { signal?: AbortSignal } = {}): Promise<StoredReport> {
+    const result = await this.sets.add(mailboxSetKey(envelope.toKeyId),
+      [{ id: envelope.id, data: encodeEnvelope(envelope), addedAt: Date.now() }], options)
+    const copies = result.stored[envelope.id] ?? 0
+    // a server always finds itself: one holder means no other peer was reached, and a copy
+    // on the sender's own peer is no delivery (the outbox keeps it and retries)
+    if (result.holders <= 1 && this.isDhtServer()) throw new MailboxUnreachableError()
+    log('stored %s for %s on %d of %d holders', envelope.id, envelope.toKeyId, copies, result.holders)
+    return { holders: result.holders, copies }
+  }
+
+  /** Everything in the mailbox of `keyId`, from all its holders. */
+  async fetch (keyId: string, options: { signal?: AbortSignal } = {}): Promise<FetchedMail> {
+    const items = await this.sets.list(mailboxSetKey(keyId), options)
+    const out: FetchedMail = { envelopes: [], invalid: [] }
+    for (const item of items) {
+      try {
+        const envelope = decodeEnvelope(item.data)
+        if (envelope.id !== item.id || envelope.toKeyId !== keyId) throw new Error('item is not the envelope it claims to be')
+        out.envelopes.push(envelope)
+      } catch (err: any) {
+        out.invalid.push({ id: item.id, reason: String(err.message) })
+      }
+    }
+    return out
+  }
+
+  /** Delete delivered (or worthless) items from every holder, signed by the recipient. */
+  async remove (keyId: string, ids: string[], keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>, options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (ids.length === 0) return
+    const result = await this.sets.remove(mailboxSetKey(keyId), ids, keys, options)
+    log('removed %d items from the mailbox of %s (%d of %d holders)', ids.length, keyId, result.acknowledged, result.holders)
+  }
+}

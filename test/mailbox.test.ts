@@ -1,0 +1,256 @@
+/**
+ * Offline delivery through mailboxes, on real nodes on loopback: concurrent senders,
+ * forged and tampered envelopes, holder loss, what a holder can read, records expiring
+ * while the recipient is away, and a sender killed with -9 while its message waits.
+ */
+import { describe, it, expect, beforeAll, afterAll, inject } from 'vitest'
+import { join } from 'node:path'
+import { readdir, readFile, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { LevelDatastore } from 'datastore-level'
+import {
+  createEnvelope, encodeEnvelope, mailboxSetKey, mailboxSetRules, DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
+} from '@conf-chat/protocol'
+import { ChatNode, ChatPeer, type ChatNodeInit } from '@conf-chat/node'
+import { startChatNetwork, eventually, FAST, type ChatNetwork } from './helpers/chat.js'
+import { tempDir, addrOf } from './helpers/network.js'
+import { collect, makeFriends, registerUser, PASSWORD } from './helpers/friends.js'
+import { ChatWorker } from './helpers/worker.js'
+
+const byTimeThenId = (a: { sentAt: number, id: string }, b: { sentAt: number, id: string }): number =>
+  a.sentAt - b.sentAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+/** Every file under `dir`, recursively. */
+async function filesUnder (dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) out.push(...await filesUnder(path))
+    else out.push(path)
+  }
+  return out
+}
+
+/** Every key and value of a (closed) LevelDB datastore, as one buffer each. */
+async function datastoreContents (path: string): Promise<Buffer[]> {
+  const ds = new LevelDatastore(path)
+  await ds.open()
+  const out: Buffer[] = []
+  try {
+    for await (const { key, value } of ds.query({})) out.push(Buffer.from(key.toString()), Buffer.from(value))
+  } finally {
+    await ds.close()
+  }
+  return out
+}
+
+describe('mailboxes', () => {
+  let net: ChatNetwork
+  let home: ChatNode
+  const senders: ChatNode[] = []
+  let spare: ChatNode
+  let bobKeyId: string
+
+  beforeAll(async () => {
+    // no maintenance: the holder-loss test must see the original holders only
+    // presence is not under test here: slow refreshes leave the two cores to the mailboxes
+    net = await startChatNetwork(7, { mailboxPollMs: 0, setMaintenanceIntervalMs: 0, presenceTtlMs: 15_000, presenceRefreshMs: 5_000 })
+    home = net.nodes[0]!
+    spare = net.nodes[6]!
+    await registerUser(home, 'bob')
+    bobKeyId = home.whoami().keyId
+    for (let i = 1; i <= 5; i++) {
+      const node = net.nodes[i]!
+      await registerUser(node, `sender${i}`)
+      await makeFriends(node, home)
+      senders.push(node)
+    }
+    await home.logout()
+  }, 180_000)
+  afterAll(async () => { await net?.cleanup() })
+
+  it('keeps every message of 50 senders writing at the same moment, and shows each once, in order', async () => {
+    const writes: Array<Promise<{ id: string, status: string, where?: string }>> = []
+    for (let i = 0; i < 10; i++) {
+      for (const s of senders) writes.push(s.sendMessage('bob', `message ${i} from ${s.whoami().username}`))
+    }
+    const results = await Promise.all(writes)
+    expect(results.every(r => r.status === 'queued' && r.where === 'mailbox')).toBe(true)
+    const offline = collect(spare, 'messages:offline')
+    await spare.login('bob', PASSWORD)
+    await eventually(() => offline.length > 0)
+    const shown = offline.flatMap(o => o.messages)
+    expect(shown).toHaveLength(50)
+    expect(new Set(shown.map(m => m.id))).toEqual(new Set(results.map(r => r.id)))
+    expect([...shown].sort(byTimeThenId)).toEqual(shown)
+    expect(new Set(shown.map(m => m.text)).size).toBe(50)
+    expect(await spare.checkMailbox()).toEqual([])
+    await spare.logout()
+  })
+
+  it('drops a forged sender and a tampered envelope, and shows the rest', async () => {
+    const attacker = senders[4]!
+    const bob = await attacker.profile('bob')
+    const mailbox = mailboxSetKey(bob.keyId)
+    // signed by sender5 but claiming to be sender1 (a friend of bob's)
+    const forged = createEnvelope(DM_KIND, { text: 'forged: send me your password' }, { username: 'sender1', keys: attacker.session!.account.keys }, bob)
+    await attacker.peer.sets.add(mailbox, [{ id: forged.id, data: encodeEnvelope(forged), addedAt: Date.now() }])
+    // a genuine envelope of sender5 with one bit of the sealed body flipped
+    const genuine = createEnvelope(DM_KIND, { text: 'original text' }, { username: 'sender5', keys: attacker.session!.account.keys }, bob)
+    const tampered: Envelope = { ...genuine, body: Uint8Array.from(genuine.body, (b, i) => i === 40 ? b ^ 1 : b) }
+    const item = { id: tampered.id, data: encodeEnvelope(tampered), addedAt: Date.now() }
+    await expect(attacker.peer.sets.add(mailbox, [item])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+    // with the check switched off on the attacker's side, holders that check refuse it
+    attacker.peer.sets.registerNamespace(MAILBOX_SET_NAMESPACE, mailboxSetRules())
+    await attacker.peer.sets.add(mailbox, [item]).catch(() => {})
+    for (const node of net.nodes.filter(n => n !== attacker)) {
+      expect((await node.peer.sets.localItems(mailbox)).some(i => i.id === tampered.id)).toBe(false)
+    }
+    const real = await senders[0]!.sendMessage('bob', 'the real sender1')
+    const offline = collect(spare, 'messages:offline')
+    const refused = collect(spare, 'envelope:refused')
+    await spare.login('bob', PASSWORD)
+    await eventually(() => offline.length > 0)
+    expect(offline.flatMap(o => o.messages).map(m => [m.id, m.from, m.text])).toEqual([[real.id, 'sender1', 'the real sender1']])
+    expect(refused).toEqual([expect.objectContaining({ id: forged.id, from: 'sender1', live: false, reason: expect.stringMatching(/^forged sender/) })])
+    expect((await spare.history('sender1')).map(m => m.text)).not.toContain('forged: send me your password')
+    await spare.logout()
+  })
+
+  it('survives the loss of all holders but one, and no holder can read it', async () => {
+    const plaintext = 'meet me at the old mill at 7b3f'
+    const sent = await senders[0]!.sendMessage('bob', plaintext)
+    expect(sent).toMatchObject({ status: 'queued', where: 'mailbox' })
+    const setKey = mailboxSetKey(bobKeyId)
+    const peers: Array<{ peer: ChatPeer, stop: () => Promise<void>, dataDir: string, node?: ChatNode }> = [
+      { peer: net.supernode, stop: async () => { await net.supernode.stop() }, dataDir: net.supernode.init.dataDir },
+      ...net.nodes.map(node => ({ peer: node.peer, stop: async () => { await node.stop() }, dataDir: node.init.dataDir, node }))
+    ]
+    const holders = []
+    for (const p of peers) {
+      if ((await p.peer.sets.localItems(setKey)).some(i => i.id === sent.id)) holders.push(p)
+    }
+    expect(holders.length).toBeGreaterThanOrEqual(3)
+    // keep one holder that is neither the sender's peer nor the one bob logs in on
+    const keep = holders.find(h => h.node !== senders[0]) ?? holders[0]!
+    const lost = holders.filter(h => h !== keep)
+    for (const h of lost) await h.stop()
+    for (const h of lost) {
+      const contents = await datastoreContents(join(h.dataDir, 'datastore'))
+      expect(contents.some(b => b.includes(sent.id)), 'the holder held the envelope').toBe(true)
+      expect(contents.some(b => b.includes(plaintext))).toBe(false)
+      for (const file of await filesUnder(h.dataDir)) expect((await readFile(file)).includes(plaintext)).toBe(false)
+    }
+    const reader = net.nodes.find(n => n.peer.status === 'started' && n !== keep.node && n.session == null)
+    expect(reader).toBeDefined()
+    const offline = collect(reader!, 'messages:offline')
+    await reader!.login('bob', PASSWORD)
+    await eventually(() => offline.length > 0)
+    expect(offline.flatMap(o => o.messages).map(m => m.text)).toEqual([plaintext])
+  })
+})
+
+describe('mailboxes with records expiring', () => {
+  const RECORD_TTL_MS = 4_000
+  let net: ChatNetwork
+  beforeAll(async () => {
+    // 4 s stands for kad-dht's 48 h: records live only because their holders republish them
+    net = await startChatNetwork(3, { mailboxPollMs: 0, recordTtlMs: RECORD_TTL_MS, republishIntervalMs: 1_000, setMaintenanceIntervalMs: 1_000 })
+  })
+  afterAll(async () => { await net?.cleanup() })
+
+  it('delivers a message after its recipient stayed offline longer than the record expiry', async () => {
+    const [a, b, c] = net.nodes as [ChatNode, ChatNode, ChatNode]
+    await registerUser(a, 'alice')
+    await registerUser(b, 'bob')
+    await makeFriends(a, b)
+    await b.logout()
+    const sent = await a.sendMessage('bob', 'still here after the expiry?')
+    expect(sent.status).toBe('queued')
+    await a.logout()
+    const away = Date.now()
+    await new Promise(resolve => setTimeout(resolve, 2 * RECORD_TTL_MS))
+    const offline = collect(c, 'messages:offline')
+    await c.login('bob', PASSWORD)
+    expect(Date.now() - away).toBeGreaterThan(2 * RECORD_TTL_MS)
+    await eventually(() => offline.length > 0)
+    expect(offline.flatMap(o => o.messages).map(m => m.text)).toEqual(['still here after the expiry?'])
+    expect((await c.friends()).map(f => f.username)).toEqual(['alice'])
+  })
+})
+
+describe('outbox across a kill -9', () => {
+  const dirs: string[] = []
+  const stoppables: Array<{ stop: () => Promise<void> }> = []
+  const workers: ChatWorker[] = []
+  afterAll(async () => {
+    await Promise.allSettled(workers.map(async w => { await w.kill() }))
+    await Promise.allSettled(stoppables.map(async s => { await s.stop() }))
+    await Promise.allSettled(dirs.map(async d => { await rm(d, { recursive: true, force: true }) }))
+  })
+
+  const freePort = async (): Promise<number> => await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => { resolve(port) })
+    })
+  })
+
+  it('delivers a message queued while the mailbox was unreachable, after the sender was killed and restarted', async () => {
+    expect(inject('buildError') ?? '', 'the worker runs dist/: tsc -b must pass').toBe('')
+    const [sDir, bDir, hDir, wDir] = await Promise.all([tempDir(), tempDir(), tempDir(), tempDir()])
+    dirs.push(sDir, bDir, hDir, wDir)
+    const port = await freePort()
+    const startSupernode = async (): Promise<ChatPeer> => {
+      const s = new ChatPeer({ dataDir: sDir, host: '127.0.0.1', port })
+      stoppables.push(s)
+      await s.start()
+      return s
+    }
+    let supernode = await startSupernode()
+    const common: Partial<ChatNodeInit> = {
+      host: '127.0.0.1', port: 0, bootstrap: [addrOf(supernode)], ...FAST, mailboxPollMs: 0, outboxRetryMs: 300, outboxRetryMaxMs: 1_000
+    }
+    const startNode = async (dataDir: string): Promise<ChatNode> => {
+      const node = new ChatNode({ dataDir, ...common })
+      stoppables.push(node)
+      await node.start()
+      await node.peer.waitJoined({ signal: AbortSignal.timeout(20_000) })
+      return node
+    }
+    let bobNode = await startNode(bDir)
+    let helper = await startNode(hDir)
+    let sender = await ChatWorker.start({ dataDir: wDir, ...common })
+    workers.push(sender)
+
+    await registerUser(bobNode, 'bob')
+    await sender.call('register', { username: 'alice', password: PASSWORD, fullName: 'Alice' })
+    await sender.call('addFriend', 'bob')
+    await eventually(async () => (await bobNode.friendRequests()).incoming.length > 0)
+    await bobNode.acceptFriend('alice')
+    await eventually(() => sender.events.some(e => e.event === 'friend:accepted'))
+    await bobNode.logout()
+
+    // every other peer goes down: bob is offline and his mailbox unreachable
+    await Promise.all([bobNode.stop(), helper.stop(), supernode.stop()])
+    const queued = await sender.call('sendMessage', 'bob', 'written before the crash')
+    expect(queued).toMatchObject({ status: 'queued', where: 'outbox' })
+    expect(await sender.call('queued')).toEqual([expect.objectContaining({ id: queued.id, to: 'bob', kind: 'dm' })])
+    await sender.kill('SIGKILL')
+
+    // the network comes back, and the sender restarts from its data dir (nobody logs in there)
+    supernode = await startSupernode()
+    bobNode = await startNode(bDir)
+    helper = await startNode(hDir)
+    sender = await ChatWorker.start({ dataDir: wDir, ...common })
+    workers.push(sender)
+    await eventually(async () => (await sender.call<unknown[]>('queued')).length === 0, 40_000, 500)
+
+    const offline = collect(bobNode, 'messages:offline')
+    await bobNode.login('bob', PASSWORD)
+    await eventually(() => offline.length > 0)
+    expect(offline.flatMap(o => o.messages).map(m => [m.id, m.text])).toEqual([[queued.id, 'written before the crash']])
+  })
+})

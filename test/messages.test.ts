@@ -1,0 +1,190 @@
+/**
+ * Direct messages between real nodes on loopback: live both ways with acks, refusal of
+ * non-friends, offline delivery at login on another peer (once, in order), presence
+ * notices, and history after a roaming login.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import {
+  createEnvelope, encodeEnvelope, mailboxSetKey, conversationId, historyKey, stateKey, openForOwner, privateStateSchema,
+  DM_KIND, MAX_RECORD_BYTES, type SealedPayload
+} from '@conf-chat/protocol'
+import type { ChatNode } from '@conf-chat/node'
+import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
+import { collect, makeFriends, registerUser, PASSWORD } from './helpers/friends.js'
+
+describe('direct messages', () => {
+  let net: ChatNetwork
+  let n0: ChatNode, n1: ChatNode, n2: ChatNode, n3: ChatNode
+  beforeAll(async () => {
+    net = await startChatNetwork(4, { mailboxPollMs: 0 })
+    ;[n0, n1, n2, n3] = net.nodes as [ChatNode, ChatNode, ChatNode, ChatNode]
+    await registerUser(n0, 'alice')
+    await registerUser(n1, 'bob')
+    await registerUser(n2, 'carol')
+    await makeFriends(n0, n1)
+  })
+  afterAll(async () => { await net?.cleanup() })
+
+  it('delivers live messages both ways, acknowledged, each shown once', async () => {
+    const atBob = collect(n1, 'message')
+    const atAlice = collect(n0, 'message')
+    const sent = await n0.sendMessage('bob', 'hello bob')
+    expect(sent).toMatchObject({ status: 'delivered', where: 'live' })
+    // delivered means acknowledged: the recipient already emitted it
+    expect(atBob).toEqual([expect.objectContaining({ id: sent.id, from: 'alice', to: 'bob', text: 'hello bob', live: true, direction: 'in' })])
+    const reply = await n1.sendMessage('alice', 'hi alice')
+    expect(reply.status).toBe('delivered')
+    expect(atAlice.map(m => m.text)).toEqual(['hi alice'])
+    expect(atBob[0]!.sentAt).toBeLessThanOrEqual(atAlice[0]!.sentAt)
+    expect(await n0.queued()).toEqual([])
+  })
+
+  it('refuses a message to someone who is not a friend, and sends nothing', async () => {
+    await expect(n0.sendMessage('carol', 'psst')).rejects.toMatchObject({ name: 'NotFriendError', message: 'not a friend: carol' })
+    await expect(n0.sendMessage('nobody-here', 'psst')).rejects.toMatchObject({ name: 'NotFriendError' })
+    await expect(n0.sendMessage('bob', '   ')).rejects.toMatchObject({ name: 'InvalidInputError' })
+    await expect(n0.sendMessage('bob', 'x'.repeat(4001))).rejects.toMatchObject({ name: 'InvalidInputError' })
+    expect(await n0.queued()).toEqual([])
+  })
+
+  it('drops a message from a non-friend at the receiver, with a reason', async () => {
+    const refused = collect(n1, 'envelope:refused')
+    const atBob = collect(n1, 'message')
+    const carol = n2.session!.account
+    const bob = await n2.profile('bob')
+    const envelope = createEnvelope(DM_KIND, { text: 'let me in' }, { username: 'carol', keys: carol.keys }, bob)
+    const presence = (await n2.presenceOf('bob'))!
+    const result = await n2.messenger.send(presence.peerId, presence.addrs, envelope)
+    expect(result).toEqual({ delivered: false, reason: 'not a friend: carol' })
+    expect(refused).toEqual([expect.objectContaining({ id: envelope.id, from: 'carol', live: true, reason: 'not a friend: carol' })])
+    expect(atBob).toEqual([])
+  })
+
+  it('drops a live envelope with a forged sender or a tampered body', async () => {
+    const refused = collect(n1, 'envelope:refused')
+    const atBob = collect(n1, 'message')
+    const bob = await n2.profile('bob')
+    const where = (await n2.presenceOf('bob'))!
+    // carol signs with her own key but claims to be alice, bob's friend
+    const forged = createEnvelope(DM_KIND, { text: 'it is me, alice' }, { username: 'alice', keys: n2.session!.account.keys }, bob)
+    expect(await n2.messenger.send(where.peerId, where.addrs, forged))
+      .toEqual({ delivered: false, reason: 'forged sender: alice does not own the signing key' })
+    // alice's genuine envelope with one bit of the sealed body flipped on the way
+    const genuine = createEnvelope(DM_KIND, { text: 'pay 10' }, { username: 'alice', keys: n0.session!.account.keys }, bob)
+    const tampered = { ...genuine, body: Uint8Array.from(genuine.body, (b, i) => i === 50 ? b ^ 1 : b) }
+    // (the receiver logs "bad envelope signature"; its ack cannot name an id it could not verify)
+    expect(await n2.messenger.send(where.peerId, where.addrs, tampered)).toMatchObject({ delivered: false })
+    // the genuine one still goes through: the refusals were about the changes
+    expect(await n2.messenger.send(where.peerId, where.addrs, genuine)).toEqual({ delivered: true })
+    expect(atBob.map(m => m.text)).toEqual(['pay 10'])
+    expect(refused).toEqual([expect.objectContaining({ id: forged.id, from: 'alice', live: true })])
+  })
+
+  it('tells friends at once when a friend logs out and in', async () => {
+    const presence = collect(n0, 'presence')
+    await n1.logout()
+    await eventually(() => presence.some(p => p.username === 'bob' && !p.online))
+    expect((await n0.friends()).find(f => f.username === 'bob')?.online).toBe(false)
+    await n1.login('bob', PASSWORD)
+    await eventually(() => presence.some(p => p.username === 'bob' && p.online))
+    expect(await n0.onlineFriends()).toEqual([expect.objectContaining({ username: 'bob', online: true })])
+  })
+
+  it('shows a message once when it came both live and from the mailbox (a lost ack), on this peer or another', async () => {
+    const bob = await n0.profile('bob')
+    const alice = { username: 'alice', keys: n0.session!.account.keys }
+    const where = (await n0.presenceOf('bob'))!
+    const atBob = collect(n1, 'message')
+    // delivered live, and also stored in the mailbox, as a sender does when the ack is lost
+    const twice = async (text: string): Promise<string> => {
+      const env = createEnvelope(DM_KIND, { text }, alice, bob)
+      expect(await n0.messenger.send(where.peerId, where.addrs, env)).toEqual({ delivered: true })
+      await n0.peer.sets.add(mailboxSetKey(bob.keyId), [{ id: env.id, data: encodeEnvelope(env), addedAt: Date.now() }])
+      return env.id
+    }
+    await twice('same peer')
+    expect(await n1.checkMailbox()).toEqual([])
+    const other = await twice('other peer')
+    expect(atBob.map(m => m.text)).toEqual(['same peer', 'other peer'])
+    await n1.logout()
+    const offline = collect(n3, 'messages:offline')
+    await n3.login('bob', PASSWORD)
+    // the login's mailbox read is done once a second read returns
+    expect(await n3.checkMailbox()).toEqual([])
+    expect(offline).toEqual([])
+    expect((await n3.history('alice')).filter(m => m.id === other)).toHaveLength(1)
+    await n3.logout()
+    await n1.login('bob', PASSWORD)
+  })
+
+  it('queues messages for an offline friend and shows them once, in order, at login on another peer', async () => {
+    await n1.logout()
+    const texts = ['one', 'two', 'three', 'four']
+    const ids: string[] = []
+    for (const text of texts) {
+      const r = await n0.sendMessage('bob', text)
+      expect(r).toMatchObject({ status: 'queued', where: 'mailbox' })
+      ids.push(r.id)
+    }
+    const offline = collect(n3, 'messages:offline')
+    const live = collect(n3, 'message')
+    await n3.login('bob', PASSWORD)
+    await eventually(() => offline.length > 0)
+    expect(offline).toHaveLength(1)
+    expect(offline[0]!.messages.map(m => m.text)).toEqual(texts)
+    expect(offline[0]!.messages.map(m => m.id)).toEqual(ids)
+    expect(offline[0]!.messages.every(m => m.from === 'alice' && !m.live)).toBe(true)
+    // delivered items were removed from the holders: a later check and another login show nothing
+    expect(await n3.checkMailbox()).toEqual([])
+    await n3.logout()
+    const again = collect(n2, 'messages:offline')
+    await n2.logout()
+    await n2.login('bob', PASSWORD)
+    expect(await n2.checkMailbox()).toEqual([])
+    expect(again).toEqual([])
+    expect(live).toEqual([])
+  })
+
+  it('shows the whole conversation, both directions, after logging in on another peer', async () => {
+    // bob is on n2 now; alice moves from n0 to n3
+    await n2.sendMessage('alice', 'back online')
+    await n0.logout()
+    await n3.login('alice', PASSWORD)
+    const history = await n3.history('bob')
+    expect(history.map(m => [m.direction, m.from, m.text])).toEqual([
+      ['out', 'alice', 'hello bob'],
+      ['in', 'bob', 'hi alice'],
+      ['out', 'alice', 'one'],
+      ['out', 'alice', 'two'],
+      ['out', 'alice', 'three'],
+      ['out', 'alice', 'four'],
+      ['in', 'bob', 'back online']
+    ])
+    for (let i = 1; i < history.length; i++) expect(history[i]!.sentAt).toBeGreaterThanOrEqual(history[i - 1]!.sentAt)
+    // bob's side, on the peer he moved to, has the same conversation mirrored
+    // (bob also has the envelopes of alice's that carol and the lost-ack test sent by hand)
+    const bobs = (await n2.history('alice')).filter(m => !['pay 10', 'same peer', 'other peer'].includes(m.text))
+    expect(bobs.map(m => [m.direction, m.text])).toEqual(history.map(m => [m.direction === 'in' ? 'out' : 'in', m.text]))
+  })
+
+  it('pages a long conversation in the DHT, each page far under the record limit, readable from any peer', async () => {
+    // alice on n3, bob on n2: 24 messages of 4,000 characters do not fit one page
+    const long = (i: number): string => `${i}:`.padEnd(4000, String.fromCharCode(97 + i % 26))
+    for (let i = 0; i < 24; i++) expect((await n3.sendMessage('bob', long(i))).status).toBe('delivered')
+    await n3.messaging.flush()
+    const account = n3.session!.account
+    const conv = conversationId(account.keys, (await n3.profile('bob')).keyId)
+    const state = (await n3.peer.records.get<SealedPayload>(stateKey(account.keyId)))!
+    const pages = openForOwner(state.payload.sealed, account.keys, privateStateSchema).history[conv]!.pages
+    expect(pages).toBeGreaterThanOrEqual(3)
+    for (let i = 0; i < pages; i++) {
+      const page = await n3.peer.records.get(historyKey(account.keyId, conv, i))
+      expect(page).toBeDefined()
+      expect(page!.value.length).toBeLessThan(MAX_RECORD_BYTES / 2)
+    }
+    await n3.logout()
+    await n0.login('alice', PASSWORD)
+    const texts = (await n0.history('bob')).map(m => m.text)
+    expect(texts.slice(-24)).toEqual(Array.from({ length: 24 }, (_, i) => long(i)))
+  })
+})
