@@ -256,7 +256,7 @@ describe('replicated sets (R = 3)', () => {
     expect(listed.map(i => decodeDirectoryItem(shardKey, i))).toMatchObject([{ username: 'alice', fullName: 'Alice Liddell' }])
 
     // misplaced, re-signed by another key under alice's name and keys, or renamed: all refused
-    await expect(writer!.sets.add(directorySetKey('b'), [entry])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+    await expect(writer!.sets.add(directorySetKey(String((Number(directoryShardOf('alice')) + 1) % 8)), [entry])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
     const forged = createDirectoryItem({ username: 'alice', fullName: 'Not Alice' }, { ...mallory, signPublic: alice.signPublic })
     await expect(writer!.sets.add(shardKey, [forged])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
     const holder = (await writer!.sets.findHolders(shardKey)).find(h => !h.equals(writer!.peerId))!

@@ -12,6 +12,7 @@ import {
 import { ChatPeer, type ChatPeerInit } from './peer.js'
 import { Accounts, profileOf, type AccountsInit, type Account, type LoginTimings, type UserProfile } from './accounts.js'
 import { Presence, type PresenceInit, type PresenceInfo } from './presence.js'
+import { Directory, type DirectoryUser } from './directory.js'
 import { Messenger, type MessengerInit, type DeliveryResult } from './messenger.js'
 import { AlreadyLoggedInError, NetworkUnreachableError, NotLoggedInError, UnknownUserError } from './errors.js'
 import { Messaging, type MessagingInit, type MessagingEvents } from './messaging.js'
@@ -67,6 +68,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
   readonly init: ChatNodeInit
   private _accounts?: Accounts
   private _presence?: Presence
+  private _directory?: Directory
   private _messenger?: Messenger
   private _messaging?: Messaging
   private _session?: Session
@@ -84,6 +86,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
 
   get accounts (): Accounts { return this.need(this._accounts) }
   get presence (): Presence { return this.need(this._presence) }
+  get directory (): Directory { return this.need(this._directory) }
   get messenger (): Messenger { return this.need(this._messenger) }
   /** Friends, direct messages, mailbox, outbox and history (messaging.ts). */
   get messaging (): Messaging { return this.need(this._messaging) }
@@ -93,6 +96,10 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
     await this.peer.start()
     this._accounts = new Accounts(this.peer.records, this.init)
     this._presence = new Presence(this.peer.records, this.init)
+    this._directory = new Directory(this.peer.sets, {
+      profile: async username => await this.profile(username).catch(() => undefined),
+      online: async profile => (await this.presence.read(profile.keyId))?.online === true
+    })
     this._messenger = new Messenger(this.peer.libp2p, this.init)
     await this._messenger.start(async (env, from) => await this.receive(env, from))
     this._messaging = new Messaging(this, this.init)
@@ -114,6 +121,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
     this.assertLoggedOut()
     this.assertNetwork()
     const account = await this.accounts.register(input)
+    await this.publishDirectoryEntry(account)
     await this.beginSession(account)
     return profileOf(account.record)
   }
@@ -129,7 +137,23 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
       throw err
     }
     await this.beginSession(result.account)
+    // re-list the account in case its directory holders all went away (idempotent)
+    this.publishDirectoryEntry(result.account).catch(err => { log('directory refresh failed: %s', err.message) })
     return { profile: profileOf(result.account.record), timings: result.timings }
+  }
+
+  /** Registered users whose name starts with `prefix`, with online status, online first. */
+  async users (prefix = ''): Promise<DirectoryUser[]> {
+    return await this.directory.list(prefix)
+  }
+
+  /** Users by username prefix or by a part of the full name (any case). */
+  async searchUsers (text: string): Promise<DirectoryUser[]> {
+    return await this.directory.search(text)
+  }
+
+  private async publishDirectoryEntry (account: Account): Promise<void> {
+    await this.directory.publish({ username: account.username, fullName: account.fullName, createdAt: account.record.payload.createdAt, keys: account.keys })
   }
 
   async logout (reason: SessionEndReason = 'logout'): Promise<void> {

@@ -277,9 +277,20 @@ const signedDirectoryEntrySchema = z.object({
   sig: bytes.refine(b => b.length === 64)
 }).strict()
 
-/** Directory shards: the first character of the username. */
+/**
+ * How many shards the directory has. Listing all users reads every shard, so few large
+ * shards beat one per first letter; a shard is a set, so it grows past any value limit.
+ */
+export const DIRECTORY_SHARDS = 8
+
+/** The shard of a username: its SHA-256's first byte, modulo the shard count. */
 export function directoryShardOf (username: string): string {
-  return username.charAt(0)
+  return String((sha256(username)[0] ?? 0) % DIRECTORY_SHARDS)
+}
+
+/** Every shard, for listing the whole directory. */
+export function allDirectoryShards (): string[] {
+  return Array.from({ length: DIRECTORY_SHARDS }, (_, i) => String(i))
 }
 
 export const directorySetKey = (shard: string): string => `/${DIRECTORY_SET_NAMESPACE}/${shard}`
@@ -326,7 +337,7 @@ function safeDecode (data: Uint8Array): unknown {
 export function directorySetRules (): SetNamespaceRules {
   return {
     checkKey: parts => {
-      if (parts.length !== 1 || !/^[a-z0-9_]$/.test(parts[0] ?? '')) throw new InvalidSetKeyError('a directory key is /cc-dir/<first character of a username>')
+      if (parts.length !== 1 || !allDirectoryShards().includes(parts[0] ?? '')) throw new InvalidSetKeyError(`a directory key is /cc-dir/<shard 0-${DIRECTORY_SHARDS - 1}>`)
     },
     validateItem: (setKey, item) => { decodeDirectoryItem(setKey, item) },
     authorizeRemove: (_setKey, ids, auth) => {
