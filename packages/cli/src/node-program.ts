@@ -1,7 +1,7 @@
 /** The `node` program: a peer that joins the network, then runs command mode or, on a terminal, the interactive UI. */
 import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
-import { ChatPeer, parseBootstrapAddrs } from '@conf-chat/node'
+import { ChatNode, parseBootstrapAddrs } from '@conf-chat/node'
 import { parseNodeOptions, type NodeOptions } from './options.js'
 import { applyLogLevel } from './log-level.js'
 import { dataRoot, defaultSupernodeAddr, readSupernodeAddrs, supernodeFile } from './home.js'
@@ -32,6 +32,13 @@ export async function chooseBootstrap (options: Pick<NodeOptions, 'bootstrap' | 
   return { addrs: [defaultSupernodeAddr()], source: `the supernode's default address (no ${supernodeFile(root)} yet)` }
 }
 
+/** Events of the core library, shown as notice lines (above the prompt on a terminal). */
+function subscribeNotices (node: ChatNode, notice: (line: string) => void): void {
+  node.addEventListener('session:ended', ({ detail }) => {
+    if (detail.reason === 'takeover') notice('logged out: your account logged in on another peer')
+  })
+}
+
 export interface NodeProgramInit {
   commands?: CommandTable
 }
@@ -57,10 +64,16 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
   process.once('SIGTERM', stop)
   process.stdout.on('error', stop) // EPIPE: whoever read our output is gone
 
-  const peer = new ChatPeer({
-    dataDir: lock.dir, host: options.host, port: options.port, bootstrap: bootstrap.addrs, clientMode: options.client
+  const node = new ChatNode({
+    dataDir: lock.dir,
+    host: options.host,
+    port: options.port,
+    bootstrap: bootstrap.addrs,
+    clientMode: options.client,
+    ...options.tuning
   })
-  const app: NodeApp = { peer, dataDir: lock.dir, bootstrap }
+  const peer = node.peer
+  const app: NodeApp = { node, peer, dataDir: lock.dir, bootstrap }
   // events that come before the start-up lines are printed wait for them
   const early: string[] = []
   let started = false
@@ -73,8 +86,10 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     notice(`cannot reach any bootstrap peer (tried ${detail.tried.length}); retrying in ${Math.round(detail.retryInMs / 1000)}s`)
   })
 
+  subscribeNotices(node, notice)
+
   try {
-    await peer.start().catch(err => {
+    await node.start().catch(err => {
       // LevelDB refuses a second opener; datastore-level drops the cause
       if (err?.name === 'OpenFailedError') throw new DataDirInUseError(`cannot open the datastore in ${lock.dir}: is another program using this data directory?`)
       throw err
@@ -97,7 +112,7 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     }, STOP_TIMEOUT_MS)
     giveUp.unref()
     try {
-      await peer.stop()
+      await node.stop() // logs the user out: friends see them go offline at once
       log('stopped')
     } finally {
       clearTimeout(giveUp)

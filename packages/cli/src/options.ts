@@ -14,12 +14,29 @@ export interface NodeOptions {
   client: boolean
   commands: boolean
   logLevel: LogLevel
+  /** Settings tests shorten (presence expiry, bcrypt cost); undefined = the library's default. */
+  tuning: {
+    presenceTtlMs?: number
+    bcryptCost?: number
+  }
 }
 
 export function parsePort (value: string): number {
   const port = Number(value)
   if (!/^\d+$/.test(value.trim()) || port > 65535) throw new InvalidArgumentError('a port is a number from 0 to 65535.')
   return port
+}
+
+export function parseSeconds (value: string): number {
+  const n = Number(value)
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || n < 1 || n > 86_400) throw new InvalidArgumentError('a number of seconds from 1 to 86400.')
+  return n
+}
+
+export function parseBcryptCost (value: string): number {
+  const n = Number(value)
+  if (!/^\d+$/.test(value.trim()) || n < 4 || n > 31) throw new InvalidArgumentError('a whole number from 4 to 31.')
+  return n
 }
 
 /** Multiaddrs given one a flag, or several in one flag or variable separated by commas or whitespace. */
@@ -38,6 +55,10 @@ export function nodeProgram (): Command {
     .addOption(new Option('--client', 'take part in the DHT as a client only (store nothing for others)').env('CONF_CHAT_CLIENT'))
     .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
     .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
+    .addOption(new Option('--presence-ttl <seconds>', 'how long this peer\'s "online" lasts without a refresh (after a crash, the user shows offline this much later) [default: 60]')
+      .env('CONF_CHAT_PRESENCE_TTL').argParser(parseSeconds))
+    .addOption(new Option('--bcrypt-cost <n>', 'bcrypt cost factor for passwords set on this peer (4-31) [default: 10]')
+      .env('CONF_CHAT_BCRYPT_COST').argParser(parseBcryptCost))
     .addHelpText('after', '\n<home> is $CONF_CHAT_HOME, or ~/.conf-chat if it is not set.')
 }
 
@@ -60,6 +81,10 @@ export function parseNodeOptions (argv: string[]): NodeOptions {
     bootstrapSource: program.getOptionValueSource('bootstrap') ?? 'default',
     client: flagValue(program, 'client', 'CONF_CHAT_CLIENT'),
     commands: flagValue(program, 'commands', 'CONF_CHAT_COMMANDS'),
-    logLevel: opts.logLevel
+    logLevel: opts.logLevel,
+    tuning: {
+      presenceTtlMs: opts.presenceTtl != null ? Math.round(opts.presenceTtl * 1000) : undefined,
+      bcryptCost: opts.bcryptCost
+    }
   }
 }

@@ -6,6 +6,7 @@ import { help } from './help.js'
 import { peers } from './peers.js'
 import { quit } from './quit.js'
 import { whoami } from './whoami.js'
+import { register, login, logout, passwd, users, search } from './accounts.js'
 import type { Command, CommandTable } from './types.js'
 
 export type { Command, CommandContext, CommandTable } from './types.js'
@@ -13,7 +14,13 @@ export type { Command, CommandContext, CommandTable } from './types.js'
 export function defaultCommands (): Map<string, Command> {
   return new Map<string, Command>([
     ['help', help],
+    ['register', register],
+    ['login', login],
+    ['logout', logout],
+    ['passwd', passwd],
     ['whoami', whoami],
+    ['users', users],
+    ['search', search],
     ['peers', peers],
     ['quit', quit]
   ])

@@ -3,10 +3,17 @@ import type { Command } from './types.js'
 
 export const whoami: Command = {
   usage: 'whoami',
-  summary: 'this peer: id, addresses, data directory, network state',
+  summary: 'who is logged in here, and this peer: id, addresses, data directory, network state',
   run (args, ctx) {
     if (args.length > 0) throw new UsageError()
-    const { peer, dataDir, joinedVia, bootstrap } = ctx.app
+    const { node, peer, dataDir, joinedVia, bootstrap } = ctx.app
+    if (node.session != null) {
+      const me = node.whoami()
+      ctx.print(`user: ${me.username} (${me.fullName})`)
+      ctx.print(`logged in since: ${new Date(me.since).toLocaleString()}`)
+    } else {
+      ctx.print('user: not logged in')
+    }
     ctx.print(`peer id: ${peer.peerId.toString()}`)
     for (const addr of peer.multiaddrs) ctx.print(`address: ${addr.toString()}`)
     ctx.print(`data directory: ${dataDir}`)

@@ -1,0 +1,98 @@
+/**
+ * End-to-end (issue 3): the real supernode and node programs as processes, driven in
+ * command mode: register, logout, login on another peer, whoami, users; a killed peer's
+ * user goes offline once its presence expires.
+ */
+import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
+import { Programs, type Program } from './helpers/programs.js'
+
+let programs: Programs
+
+beforeAll(() => {
+  const buildError = inject('buildError')
+  if (buildError !== '') throw new Error(buildError)
+})
+
+afterEach(async () => { await programs?.cleanup() })
+
+const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_PRESENCE_TTL: '3' }
+
+async function startNetwork (peers: number): Promise<Program[]> {
+  programs = new Programs()
+  const home = await programs.home()
+  const supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(await programs.freePort()) } })
+  await supernode.waitForLine(/^address file: /)
+  const nodes: Program[] = []
+  for (let i = 0; i < peers; i++) {
+    const node = programs.node({ home, env: FAST_ENV })
+    await node.waitForLine(/^joined the network via /)
+    nodes.push(node)
+  }
+  return nodes
+}
+
+describe('accounts through the node program', () => {
+  it('registers on one peer, logs out, logs in on another, and shows who is who', async () => {
+    const [a, b] = await startNetwork(2) as [Program, Program]
+    a.send('register')
+    a.send('alice')
+    a.send('password one')
+    a.send('Alice Liddell')
+    await a.waitForLine(/^\[register\] Registered alice \(Alice Liddell\); logged in$/)
+    a.send('whoami')
+    await a.waitForLine(/^user: alice \(Alice Liddell\)$/)
+    a.send('logout')
+    await a.waitForLine(/^\[logout\] Logged out alice$/)
+
+    b.send('login alice')
+    b.send('wrong password')
+    await b.waitForLine(/^\[error\] wrong password$/)
+    b.send('login nobody')
+    b.send('password one')
+    await b.waitForLine(/^\[error\] unknown user: nobody$/)
+    b.send('register')
+    b.send('alice')
+    b.send('password two')
+    b.send('Impostor')
+    await b.waitForLine(/^\[error\] name taken: alice$/)
+    b.send('login alice')
+    b.send('password one')
+    await b.waitForLine(/^\[login\] Logged in as alice \(Alice Liddell\)$/, 60_000)
+    b.send('whoami')
+    await b.waitForLine(/^user: alice \(Alice Liddell\)$/)
+    const peerId = (await b.waitForLine(/^peer id: (\S+)$/))[1]
+    expect(peerId).toMatch(/^12D3Koo/)
+
+    b.send('users')
+    await b.waitForLine(/^\[users\] 1 user$/)
+    await b.waitForLine(/^ {2}online +alice {2}Alice Liddell$/)
+    expect(b.stderr, b.transcript()).toEqual([])
+  }, 180_000)
+
+  it('shows a killed peer\'s user offline once its presence expires, and a second login takes over', async () => {
+    const [a, b, c] = await startNetwork(3) as [Program, Program, Program]
+    a.send('register bob')
+    a.send('password bob')
+    a.send('Bob Builder')
+    await a.waitForLine(/^\[register\] Registered bob/)
+    c.send('users bob')
+    await c.waitForLine(/^ {2}online +bob {2}Bob Builder$/)
+
+    // a second login elsewhere: the first peer is told and logs out
+    b.send('login bob')
+    b.send('password bob')
+    await b.waitForLine(/^\[login\] Logged in as bob/)
+    await a.waitForLine(/^logged out: your account logged in on another peer$/)
+
+    b.kill('SIGKILL') // no logout, no offline record
+    await b.exited
+    let offline = false
+    for (let i = 0; i < 20 && !offline; i++) {
+      await new Promise(resolve => setTimeout(resolve, 1_000))
+      c.send('users bob')
+      const line = await c.waitForLine(/^ {2}(online|offline) +bob /)
+      offline = line[1] === 'offline'
+    }
+    expect(offline, c.transcript()).toBe(true)
+  }, 180_000)
+})
