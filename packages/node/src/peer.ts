@@ -129,7 +129,9 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         },
         services: {
           identify: identify(),
-          ping: ping(),
+          // the connection monitor and kad-dht's routing table both ping; with the default of
+          // one outbound ping stream per peer they collide and the monitor aborts the connection
+          ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
           dht: kadDHT({
             protocol: DHT_PROTOCOL,
             clientMode,
