@@ -44,6 +44,15 @@ describe('a network of a supernode and 10 peers', () => {
     expect(reader.libp2p.getConnections(writerId)).toEqual([])
   })
 
+  it('lets kad-dht and the connection monitor ping one peer at the same time', async () => {
+    // with libp2p's default of one outbound ping stream per peer the second ping failed
+    // (TooManyOutboundProtocolStreamsError) and the connection monitor aborted the connection
+    const [a, b] = [net!.peers[3]!, net!.peers[4]!]
+    const rtts = await Promise.all([1, 2, 3].map(async () => await a.libp2p.services.ping.ping(b.peerId, { signal: AbortSignal.timeout(20_000) })))
+    expect(rtts.every(ms => ms >= 0)).toBe(true)
+    expect(a.libp2p.getConnections(b.peerId).length).toBeGreaterThan(0)
+  })
+
   it('keeps working after the supernode stops: puts, gets, and new peers joining through any peer', async () => {
     const { supernode, peers } = net!
     await supernode.stop()
