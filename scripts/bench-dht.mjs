@@ -6,7 +6,7 @@
 //   npm run bench:dht -- --peers 10 --records 50
 import { fork } from 'node:child_process'
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir, cpus, totalmem } from 'node:os'
+import { tmpdir, cpus, totalmem, loadavg } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -139,6 +139,7 @@ async function startWorker (name, init) {
 
 async function main () {
   console.log(`bench-dht: supernode + ${PEERS} peers (separate processes), ${RECORDS} records, ${WARMUP} warm-up`)
+  const loadBefore = loadavg()[0]
   const t0 = performance.now()
   const supernode = await startWorker('supernode', {})
   const bootstrap = [supernode.info.addrs[0]]
@@ -174,7 +175,8 @@ async function main () {
   const result = {
     bench: 'dht',
     date: new Date().toISOString(),
-    machine: { node: process.version, cpus: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30) },
+    // the 1-minute load average: other work on the machine slows every figure here
+    machine: { node: process.version, cpus: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), loadBefore, loadAfter: loadavg()[0] },
     peers: PEERS,
     records: RECORDS,
     putMs: stats(puts),
@@ -195,7 +197,7 @@ async function main () {
   console.log(row('join (spawn->joined)', result.joinMs))
   console.log(row('peer RSS idle', result.peerRssMiB.idle, 'MiB'))
   console.log(row('peer RSS after', result.peerRssMiB.afterRun, 'MiB'))
-  console.log(`get failures: ${failures}/${RECORDS}`)
+  console.log(`get failures: ${failures}/${RECORDS}; load average ${loadBefore.toFixed(1)} before, ${result.machine.loadAfter.toFixed(1)} after (${cpus().length} cores)`)
   await mkdir(flags.out, { recursive: true })
   const file = join(flags.out, `bench-dht-${PEERS}p-${result.date.replace(/[:.]/g, '-')}.json`)
   await writeFile(file, JSON.stringify(result, null, 2) + '\n')
