@@ -30,7 +30,12 @@ describe('friends', () => {
     await expect(n0.acceptFriend('bob')).rejects.toMatchObject({ name: 'NoFriendRequestError', message: 'no friend request from bob' })
     await expect(n0.rejectFriend('bob')).rejects.toMatchObject({ name: 'NoFriendRequestError' })
     await expect(n0.removeFriend('bob')).rejects.toMatchObject({ name: 'NotFriendError', message: 'not a friend: bob' })
+    await expect(n0.addFriend('Not A Name')).rejects.toMatchObject({ name: 'InvalidInputError' })
+    await expect(n0.addFriend('bob', 'x'.repeat(201))).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringMatching(/note too long/) })
     expect(await n0.friendRequests()).toEqual({ incoming: [], outgoing: [] })
+    // nobody logged in on n2
+    await expect(n2.addFriend('bob')).rejects.toMatchObject({ name: 'NotLoggedInError' })
+    await expect(n2.friends()).rejects.toMatchObject({ name: 'NotLoggedInError' })
   })
 
   it('request to an offline user → seen at their login on another peer → accepted while the requester is offline', async () => {

@@ -6,7 +6,7 @@
  * conversation's history (also when it was shown on another peer), are dropped.
  */
 import {
-  openEnvelope, checkMessageText, dmBodySchema, DM_KIND,
+  openEnvelope, checkMessageText, checkUsername, dmBodySchema, DM_KIND,
   type Envelope, type HistoryEntry, type AccountKeys
 } from '@conf-chat/protocol'
 import type { Friends } from './friends.js'
@@ -40,18 +40,11 @@ export interface DirectMessageEvents {
   'messages:offline': CustomEvent<{ messages: IncomingMessage[] }>
 }
 
-/** Envelope ids this account has handled (on this peer). */
-export interface SeenIds {
-  has: (id: string) => Promise<boolean>
-  add: (id: string) => Promise<void>
-}
-
 export interface DirectMessagesComponents {
   me: { username: string, keyId: string }
   keys: Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
   friends: Friends
   history: History
-  seen: SeenIds
   profile: (username: string) => Promise<UserProfile>
   seal: (kind: string, content: unknown, to: UserProfile) => Envelope
   dispatch: (envelope: Envelope) => Promise<Delivery>
@@ -61,6 +54,7 @@ export interface DirectMessagesComponents {
 export class DirectMessages {
   private readonly c: DirectMessagesComponents
   private batch?: IncomingMessage[]
+  private readonly receiving = new Set<string>()
 
   constructor (components: DirectMessagesComponents) {
     this.c = components
@@ -71,8 +65,12 @@ export class DirectMessages {
     const friend = this.c.friends.requireFriend(username)
     const body = { text: checkMessageText(text) }
     const envelope = this.c.seal(DM_KIND, body, this.c.friends.profileOf(friend))
-    await this.c.history.append(friend.keyId, { id: envelope.id, from: envelope.from, to: envelope.to, text: body.text, sentAt: envelope.sentAt })
-    return await this.c.dispatch(envelope)
+    // the history write runs alongside: the outbox entry (written before any attempt) is what keeps the message
+    const [, delivery] = await Promise.all([
+      this.c.history.append(friend.keyId, { id: envelope.id, from: envelope.from, to: envelope.to, text: body.text, sentAt: envelope.sentAt }, true),
+      this.c.dispatch(envelope)
+    ])
+    return delivery
   }
 
   /** Handle a `dm` envelope (checked: for us, signed by the owner of `from`). */
@@ -80,18 +78,25 @@ export class DirectMessages {
     const friend = this.c.friends.friend(env.from, env.fromKey)
     if (friend == null) throw new NotFriendError(env.from)
     const body = openEnvelope(env, this.c.keys, dmBodySchema)
-    if (await this.c.seen.has(env.id)) return
-    // from a mailbox, it may have been shown live on another peer: the history knows
-    if (!ctx.live && await this.c.history.has(friend.keyId, env.id)) {
-      await this.c.seen.add(env.id)
-      return
+    // a copy of one envelope arriving twice at once (live and from the mailbox)
+    if (this.receiving.has(env.id)) return
+    this.receiving.add(env.id)
+    try {
+      // every message shown is in the history: on this peer (local), or, from a mailbox,
+      // also shown live on another peer (the DHT pages)
+      const known = ctx.live ? await this.c.history.knows(friend.keyId, env.id) : await this.c.history.has(friend.keyId, env.id)
+      if (known) return
+      const entry: HistoryEntry = { id: env.id, from: env.from, to: env.to, text: body.text, sentAt: env.sentAt }
+      await this.c.history.append(friend.keyId, entry, true)
+      this.show({ ...entry, direction: 'in', live: ctx.live })
+    } finally {
+      this.receiving.delete(env.id)
     }
-    const entry: HistoryEntry = { id: env.id, from: env.from, to: env.to, text: body.text, sentAt: env.sentAt }
-    await this.c.history.append(friend.keyId, entry)
-    await this.c.seen.add(env.id)
-    const message: IncomingMessage = { ...entry, direction: 'in', live: ctx.live }
-    if (!ctx.live && this.batch != null) this.batch.push(message)
-    else if (ctx.live) this.c.emit('message', message)
+  }
+
+  private show (message: IncomingMessage): void {
+    if (message.live) this.c.emit('message', message)
+    else if (this.batch != null) this.batch.push(message)
     else this.c.emit('messages:offline', { messages: [message] })
   }
 
@@ -109,6 +114,7 @@ export class DirectMessages {
 
   /** The conversation with `username` (friend or not), both directions, oldest first. */
   async history (username: string): Promise<ChatMessage[]> {
+    checkUsername(username)
     const keyId = this.c.friends.friend(username)?.keyId ?? (await this.c.profile(username)).keyId
     const entries = await this.c.history.list(keyId)
     return entries.map(e => ({ ...e, direction: e.from === this.c.me.username ? 'out' : 'in' }))

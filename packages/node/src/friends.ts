@@ -8,7 +8,7 @@
  */
 import { logger } from '@libp2p/logger'
 import {
-  openEnvelope, bytesEqual, checkFriendNote, friendRequestBodySchema, friendAnswerBodySchema,
+  openEnvelope, bytesEqual, checkFriendNote, checkUsername, friendRequestBodySchema, friendAnswerBodySchema,
   FRIEND_REQUEST_KIND, FRIEND_ACCEPT_KIND, FRIEND_REJECT_KIND, FRIEND_REMOVE_KIND,
   type Envelope, type FriendEntry, type FriendRequestEntry, type PrivateState, type FriendKind
 } from '@conf-chat/protocol'
@@ -139,6 +139,7 @@ export class Friends {
    * Throws UnknownUserError, SelfFriendError, AlreadyFriendsError.
    */
   async add (username: string, note?: string): Promise<FriendActionResult> {
+    checkUsername(username)
     const cleanNote = checkFriendNote(note)
     if (username === this.c.me.username) throw new SelfFriendError()
     if (this.friend(username) != null) throw new AlreadyFriendsError(username)

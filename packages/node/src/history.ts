@@ -1,8 +1,9 @@
 /**
  * Conversation history of one account, readable by its owner only, from any peer.
  *
- * - Locally (this peer's messaging store) every entry is kept sealed to the owner, for
- *   speed: `history()` after the first read of a session needs no network.
+ * - Locally (this peer's messaging store) every entry is kept encrypted under a key only
+ *   the owner can derive, for speed: `history()` after the first read of a session needs
+ *   no network.
  * - In the DHT, each conversation is a series of pages `/cc-history/<keyId>/<conv>/<n>`,
  *   each sealed to the owner and under HISTORY_PAGE_BYTES, so a long conversation never
  *   nears the record size limit. Only the last page is rewritten as it grows; the page
@@ -13,7 +14,7 @@
  */
 import { logger } from '@libp2p/logger'
 import {
-  createSignedRecord, encodeSignedRecord, historyKey, sealForOwner, openForOwner, conversationId,
+  createSignedRecord, encodeSignedRecord, historyKey, sealForOwner, openForOwner, conversationId, ownerLocalKey, encryptLocal, decryptLocal,
   historyEntrySchema, historyPageSchema, historyEntryBytes, HISTORY_PAGE_BYTES,
   type HistoryEntry, type SealedPayload, type AccountKeys
 } from '@conf-chat/protocol'
@@ -55,6 +56,8 @@ interface Conversation {
   pending: HistoryEntry[]
   /** The last page, once loaded or begun in this session. */
   tail?: Page
+  /** The ids of the page before the tail, once read (for `has`). */
+  previousIds?: Set<string>
   /** Every DHT page was merged into the local store in this session. */
   synced: boolean
 }
@@ -75,6 +78,7 @@ export class History {
   private readonly owner: HistoryOwner
   private readonly state: PrivateStateStore
   private readonly flushMs: number
+  private readonly localKey: Uint8Array
   private readonly conversations = new Map<string, Conversation>()
   private flushTimer?: NodeJS.Timeout
   private flushing: Promise<boolean> = Promise.resolve(true)
@@ -86,6 +90,7 @@ export class History {
     this.state = components.state
     this.owner = owner
     this.flushMs = init.historyFlushMs ?? DEFAULT_HISTORY_FLUSH_MS
+    this.localKey = ownerLocalKey(owner.keys)
   }
 
   /** The conversation with the account `otherKeyId`. */
@@ -93,13 +98,21 @@ export class History {
     return conversationId(this.owner.keys, otherKeyId)
   }
 
-  /** Record one message (sent or received): stored locally at once, in the DHT at the next flush. */
-  async append (otherKeyId: string, entry: HistoryEntry): Promise<void> {
+  /**
+   * Record one message (sent or received): stored locally at once, in the DHT at the next
+   * flush. `isNew`: the caller knows the id is new here (a message just sent).
+   */
+  async append (otherKeyId: string, entry: HistoryEntry, isNew = false): Promise<void> {
     const c = this.conversation(this.conversationOf(otherKeyId))
-    if (await this.hasLocal(c.id, entry.id)) return
+    if (!isNew && await this.hasLocal(c.id, entry.id)) return
     await this.storeLocal(c.id, entry)
     c.pending.push(entry)
     this.scheduleFlush()
+  }
+
+  /** Whether this peer's copy of the conversation holds a message. */
+  async knows (otherKeyId: string, id: string): Promise<boolean> {
+    return await this.hasLocal(this.conversationOf(otherKeyId), id)
   }
 
   /**
@@ -108,12 +121,14 @@ export class History {
    */
   async has (otherKeyId: string, id: string): Promise<boolean> {
     const c = this.conversation(this.conversationOf(otherKeyId))
-    if (await this.hasLocal(c.id, id) || c.pending.some(e => e.id === id)) return true
+    // every entry this session saw is in the local store: only older pages need the DHT
+    if (await this.hasLocal(c.id, id)) return true
     const tail = await this.ensureTail(c)
     if (tail.ids.has(id)) return true
     if (tail.index === 0) return false
-    const previous = await this.loadPage(c.id, tail.index - 1)
-    return previous?.ids.has(id) === true
+    // read once a session: a mailbox of a thousand messages must not mean a thousand reads
+    c.previousIds ??= (await this.loadPage(c.id, tail.index - 1))?.ids ?? new Set()
+    return c.previousIds.has(id)
   }
 
   /** The whole conversation, oldest first (by sent time, then id). */
@@ -123,7 +138,7 @@ export class History {
     const entries: HistoryEntry[] = []
     for await (const { value } of this.local.entries<Uint8Array>(`/h/${this.owner.keyId}/${c.id}/`)) {
       try {
-        entries.push(openForOwner(value, this.owner.keys, historyEntrySchema))
+        entries.push(decryptLocal(value, this.localKey, historyEntrySchema))
       } catch (err: any) {
         log('skipped an unreadable local history entry: %s', err.message)
       }
@@ -310,7 +325,9 @@ export class History {
   }
 
   private async storeLocal (conv: string, entry: HistoryEntry): Promise<void> {
-    await this.local.put(`/h/${this.owner.keyId}/${conv}/${sortKey(entry)}`, sealForOwner(entry, this.owner.keys))
-    await this.local.put(`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1)
+    await this.local.putMany([
+      [`/h/${this.owner.keyId}/${conv}/${sortKey(entry)}`, encryptLocal(entry, this.localKey)],
+      [`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1]
+    ])
   }
 }

@@ -26,6 +26,13 @@ export class LocalStore {
     await this.ds.put(new Key(key, false), cborg.encode(value))
   }
 
+  /** Several puts in one atomic LevelDB batch. */
+  async putMany (entries: Array<[string, unknown]>): Promise<void> {
+    const batch = this.ds.batch()
+    for (const [key, value] of entries) batch.put(new Key(key, false), cborg.encode(value))
+    await batch.commit()
+  }
+
   async get<T = unknown> (key: string): Promise<T | undefined> {
     try {
       return cborg.decode(await this.ds.get(new Key(key, false))) as T

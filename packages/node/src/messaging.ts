@@ -16,7 +16,8 @@ import { Outbox, DEFAULT_MAILBOX_TIMEOUT_MS, type OutboxInit, type Delivery, typ
 import { PrivateStateStore, type PrivateStateInit } from './private-state.js'
 import { History, compareEntries, type HistoryInit } from './history.js'
 import { Friends, type FriendEvents, type FriendActionResult, type FriendInfo, type FriendRequests } from './friends.js'
-import { DirectMessages, type DirectMessageEvents, type ChatMessage, type IncomingMessage, type SeenIds } from './direct-messages.js'
+import { DirectMessages, type DirectMessageEvents, type ChatMessage, type IncomingMessage } from './direct-messages.js'
+import { NotLoggedInError } from './errors.js'
 import type { ChatPeer } from './peer.js'
 import type { Messenger } from './messenger.js'
 import type { Presence, PresenceInfo } from './presence.js'
@@ -78,6 +79,12 @@ export interface MessagingHost {
   dispatchEvent: (event: Event) => boolean
   addEventListener: (type: any, listener: any) => void
   init: { dataDir: string }
+}
+
+/** Envelope ids the account has handled on this peer (friend envelopes; messages are known by the history). */
+interface SeenIds {
+  has: (id: string) => Promise<boolean>
+  add: (id: string) => Promise<void>
 }
 
 /** The logged-in account's part. */
@@ -178,7 +185,6 @@ export class Messaging {
       keys: account.keys,
       friends,
       history,
-      seen,
       profile: async u => await this.host.profile(u),
       seal: (kind, content, to) => this.seal(session, kind, content, to),
       dispatch: async envelope => await this.outbox.send(envelope),
@@ -235,7 +241,7 @@ export class Messaging {
 
   private requireActive (): Active {
     const active = this.active
-    if (active == null || active.session !== this.host.session) throw new Error('no user logged in here')
+    if (active == null || active.session !== this.host.session) throw new NotLoggedInError()
     return active
   }
 

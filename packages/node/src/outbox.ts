@@ -59,6 +59,8 @@ export type OutboxListener = (envelope: Envelope, delivery: Delivery) => void
 
 interface OutboxEntry {
   envelope: Uint8Array
+  /** The recipient, readable without decoding (and verifying) the envelope. */
+  toKeyId: string
   createdAt: number
   attempts: number
   nextAt: number
@@ -124,7 +126,7 @@ export class Outbox {
   /** Persist the envelope, then try to deliver it: live if the recipient is online, else to their mailbox. */
   async send (envelope: Envelope): Promise<Delivery> {
     const now = Date.now()
-    const entry: OutboxEntry = { envelope: encodeEnvelope(envelope), createdAt: now, attempts: 0, nextAt: now + this.retryMs }
+    const entry: OutboxEntry = { envelope: encodeEnvelope(envelope), toKeyId: envelope.toKeyId, createdAt: now, attempts: 0, nextAt: now + this.retryMs }
     await this.c.local.put(PREFIX + envelope.id, entry)
     this.inFlight.add(envelope.id)
     try {
@@ -169,6 +171,10 @@ export class Outbox {
     const unreachable = new Set<string>()
     for await (const { key, value } of this.c.local.entries<OutboxEntry>(PREFIX)) {
       if (!this.running) return
+      // cheap checks first: the tick runs every second over every waiting entry
+      if (this.inFlight.has(key.slice(PREFIX.length))) continue
+      if (options.force !== true && value.nextAt > now) continue
+      if (options.keyId != null && value.toKeyId !== options.keyId) continue
       let envelope: Envelope
       try {
         envelope = decodeEnvelope(value.envelope)
@@ -177,9 +183,6 @@ export class Outbox {
         await this.c.local.delete(key)
         continue
       }
-      if (this.inFlight.has(envelope.id)) continue
-      if (options.keyId != null && envelope.toKeyId !== options.keyId) continue
-      if (options.force !== true && value.nextAt > now) continue
       if (unreachable.has(envelope.toKeyId)) {
         await this.postpone(envelope, value, value.lastError ?? 'mailbox unreachable')
         continue
