@@ -98,6 +98,8 @@ export class Outbox {
   private readonly locations = new Map<string, Location>()
   private timer?: NodeJS.Timeout
   private retrying?: Promise<void>
+  /** A kick that came while a round ran: run another round after it. */
+  private kicked?: { force?: boolean, keyId?: string }
   private running = false
 
   constructor (components: OutboxComponents, init: OutboxInit, listener: OutboxListener) {
@@ -159,10 +161,19 @@ export class Outbox {
   }
 
   private retry (options: { force?: boolean, keyId?: string } = {}): void {
-    if (!this.running || this.retrying != null) return
+    if (!this.running) return
+    if (this.retrying != null) {
+      if (options.force === true) this.kicked = this.kicked == null || this.kicked.keyId !== options.keyId ? { force: true } : options
+      return
+    }
     this.retrying = this.retryDue(options)
       .catch(err => { log.error('outbox retry failed: %e', err) })
-      .finally(() => { this.retrying = undefined })
+      .finally(() => {
+        this.retrying = undefined
+        const again = this.kicked
+        this.kicked = undefined
+        if (again != null) this.retry(again)
+      })
   }
 
   private async retryDue (options: { force?: boolean, keyId?: string }): Promise<void> {

@@ -3,14 +3,16 @@
  * page counts and (later) conferences, sealed to the owner and signed, with a rising
  * sequence number. Read at login on any peer, kept in memory, written on change.
  *
- * Changes apply in memory at once and are written in the background; a write that loses
- * to a newer record (another session of the account wrote one) reloads it and replays
- * the changes not yet written, so no change is lost and no newer state is overwritten.
+ * Changes apply in memory at once and are written in the background. Before each write
+ * the current record is read: if another session of the account wrote a newer one (the
+ * overlap of a login elsewhere and its takeover), it is taken and the changes not yet
+ * written are replayed on it; a write refused as stale does the same. So no newer state
+ * is overwritten, and no change is lost unless two sessions write within one round trip.
  */
 import { logger } from '@libp2p/logger'
 import {
   createSignedRecord, encodeSignedRecord, stateKey, sealForOwner, openForOwner, privateStateSchema, emptyPrivateState,
-  type AccountKeys, type PrivateState, type SealedPayload
+  type AccountKeys, type PrivateState, type SealedPayload, type VerifiedRecord
 } from '@conf-chat/protocol'
 import type { RecordStore } from './record-store.js'
 
@@ -110,12 +112,18 @@ export class PrivateStateStore {
     if (this.writing != null || this.closed) return
     clearTimeout(this.retryTimer)
     this.writing = this.writeLoop()
-      .catch(err => { log.error('private state write loop failed: %e', err) })
-      .finally(() => { this.writing = undefined })
+      .catch(err => { log.error('private state write loop failed: %e', err); return false })
+      .then(ok => {
+        this.writing = undefined
+        // a change made while the loop was ending (after its last check) must not wait
+        if (ok && this.version > this.durableVersion) this.startWriting()
+      })
   }
 
-  private async writeLoop (): Promise<void> {
+  /** Write until nothing is pending; false when a write failed (a retry is scheduled). */
+  private async writeLoop (): Promise<boolean> {
     while (!this.closed && this.version > this.durableVersion) {
+      if (!await this.catchUp()) { this.failed(); return false }
       const version = this.version
       const outcome = await this.write()
       if (outcome === 'written') {
@@ -123,12 +131,13 @@ export class PrivateStateStore {
         this.pending = this.pending.filter(p => p.version > version)
         this.settle(version, true)
       } else if (outcome === 'conflict') {
-        if (!await this.reloadAndReplay()) { this.failed(); return }
+        if (!await this.reloadAndReplay()) { this.failed(); return false }
       } else {
         this.failed()
-        return
+        return false
       }
     }
+    return true
   }
 
   private failed (): void {
@@ -161,9 +170,16 @@ export class PrivateStateStore {
     }
   }
 
-  /** A newer state exists: take it and apply our unwritten changes on top. */
-  private async reloadAndReplay (): Promise<boolean> {
+  /** Take a newer state written by another session, if there is one; false if it cannot be read. */
+  private async catchUp (): Promise<boolean> {
     const found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId))
+    if (found == null || found.record.seq <= this.seq) return true
+    return await this.reloadAndReplay(found)
+  }
+
+  /** A newer state exists: take it and apply our unwritten changes on top. */
+  private async reloadAndReplay (known?: VerifiedRecord<SealedPayload>): Promise<boolean> {
+    const found = known ?? await this.records.get<SealedPayload>(stateKey(this.owner.keyId))
     if (found == null || found.record.seq < this.seq) return false
     let base: PrivateState
     try {
