@@ -29,8 +29,10 @@ class MutableOutput extends Writable {
   get columns (): number | undefined { return this.target.columns }
   get isTTY (): boolean { return this.target.isTTY === true }
   override _write (chunk: any, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.muted) callback()
-    else this.target.write(chunk, encoding, callback)
+    // at once, not after the target's callback: a Writable holds later writes until then,
+    // and they would land after lines written straight to the target meanwhile (notices)
+    if (!this.muted) this.target.write(chunk, encoding)
+    callback()
   }
 }
 
@@ -43,6 +45,7 @@ export class LineTerminal {
   private waiter?: (line: string | null) => void
   private prompting = false
   private ended = false
+  private noticeSink?: (line: string) => void
 
   constructor (init: LineTerminalInit = {}) {
     const input = init.input ?? process.stdin
@@ -96,7 +99,9 @@ export class LineTerminal {
 
   /** A line that arrives on its own (an event); on a terminal it goes above the prompt. */
   notice (line: string): void {
-    if (this.interactive && this.prompting && this.echo?.muted !== true) {
+    if (this.noticeSink != null) {
+      this.noticeSink(line)
+    } else if (this.interactive && this.prompting && this.echo?.muted !== true) {
       clearLine(this.output, 0)
       cursorTo(this.output, 0)
       this.output.write(line + '\n')
@@ -104,6 +109,11 @@ export class LineTerminal {
     } else {
       this.output.write(line + '\n')
     }
+  }
+
+  /** Send notices to `sink` instead (the menus show them their own way); none: back to this terminal. */
+  divertNotices (sink?: (line: string) => void): void {
+    this.noticeSink = sink
   }
 
   close (): void {

@@ -1,10 +1,66 @@
 /**
- * What a person at a terminal gets. For now the command loop with a prompt; the
- * inquirer menus (issue 6) will replace this function, keeping its signature.
+ * What a person at a terminal gets: inquirer menus (issue 6). A spinner while the peer
+ * joins the network, then the welcome menu (log in, register, quit) and, once logged in,
+ * the main menu with the user list. Events of the core library are queued in an Inbox
+ * and shown by whichever screen is open. Ctrl+C (ExitPromptError) or a stop signal is a
+ * normal way out: the user is logged out here, and node-program stops the peer.
  */
-import { runCommandMode, type CommandModeInit } from './command-mode.js'
+import { logger } from '@libp2p/logger'
+import type { CommandModeInit } from './command-mode.js'
+import { Inbox } from '../tui/inbox.js'
+import { colorsFor, isQuit, print, ProgramStoppingError, withSpinner, type TuiContext } from '../tui/context.js'
+import { welcomeScreen } from '../tui/welcome.js'
+import { mainMenu } from '../tui/main-menu.js'
 
-export async function runInteractiveMode (init: Omit<CommandModeInit, 'prompt'>): Promise<void> {
-  init.terminal.print('type `help` for the commands, `quit` (or Ctrl+D) to leave')
-  await runCommandMode({ ...init, prompt: '> ' })
+const log = logger('conf-chat:cli:tui')
+
+export interface InteractiveModeInit extends Omit<CommandModeInit, 'prompt' | 'commands'> {
+  input?: NodeJS.ReadableStream
+  output?: TuiContext['output']
+}
+
+export async function runInteractiveMode (init: InteractiveModeInit): Promise<void> {
+  const { app, terminal, signal } = init
+  // the menus read the keyboard themselves: the command loop's line reader must let go of it
+  terminal.close()
+  const output = init.output ?? process.stdout
+  const colors = colorsFor(output)
+  const inbox = new Inbox(app.node, colors)
+  const ctx: TuiContext = { node: app.node, inbox, input: init.input ?? process.stdin, output, signal, colors }
+  let joining: ((line: string) => void) | undefined
+  terminal.divertNotices(line => {
+    if (joining != null) joining(line)
+    else inbox.notice(line)
+  })
+  inbox.start()
+  try {
+    if (!app.peer.joined) {
+      const joiningText = `Joining the network via ${app.bootstrap.addrs.join(' ')}…`
+      // until it has joined, the program's notices (retrying...) show on the spinner's line
+      await withSpinner(ctx, joiningText, app.peer.waitJoined({ signal }).catch(err => {
+        throw signal.aborted ? new ProgramStoppingError() : err
+      }), () => `Joined the network via ${app.joinedVia ?? app.bootstrap.addrs.join(' ')}`,
+      setText => { joining = line => { setText(`${joiningText} (${line})`) } })
+      joining = undefined
+    }
+    for (;;) {
+      if (await welcomeScreen(ctx) === 'quit') break
+      const result = await mainMenu(ctx)
+      if (result === 'quit') break
+    }
+  } catch (err) {
+    if (!isQuit(err)) throw err
+    log('leaving: %s', (err as Error).name)
+  } finally {
+    joining = undefined
+    if (app.node.session != null) {
+      // log out here, where the user sees it; node-program then stops the peer
+      const username = app.node.session.account.username
+      await withSpinner({ ...ctx, signal: new AbortController().signal }, 'Logging out…', app.node.logout(), () => `Logged out ${username}`)
+        .catch(() => {})
+    }
+    terminal.divertNotices(undefined)
+    inbox.stop()
+    print(ctx, 'Bye.')
+  }
 }

@@ -1,0 +1,128 @@
+/**
+ * What every screen of the terminal UI gets: the core library object (only the calls the
+ * screens make), the event inbox, the terminal streams, colours, and the program's stop
+ * signal. Screens take it as their one argument, so a test builds it from fakes.
+ */
+import pc from 'picocolors'
+import ora from 'ora'
+import type { ChatNode, ChatPeer } from '@conf-chat/node'
+import type { Colors } from 'picocolors/types.js'
+import type { Inbox } from './inbox.js'
+
+/** The ChatNode calls and events the screens use. */
+export type TuiNode = Pick<ChatNode,
+'login' | 'register' | 'logout' | 'changePassword' | 'whoami' | 'users' | 'friends' | 'friendRequests' |
+'addFriend' | 'acceptFriend' | 'rejectFriend' | 'removeFriend' | 'sendMessage' | 'history' | 'presenceOf' |
+'addEventListener' | 'removeEventListener' | 'session'
+> & {
+  peer: Pick<ChatPeer, 'joined' | 'waitJoined'>
+}
+
+export type TuiOutput = NodeJS.WritableStream & { isTTY?: boolean, columns?: number, rows?: number }
+
+export interface TuiContext {
+  node: TuiNode
+  inbox: Inbox
+  input: NodeJS.ReadableStream
+  output: TuiOutput
+  /** Aborted when the program stops (SIGTERM, Ctrl+C outside a prompt). */
+  signal: AbortSignal
+  colors: Colors
+}
+
+/** Colours only on a terminal, and never with NO_COLOR (https://no-color.org) or TERM=dumb. */
+export function colorsFor (output: TuiOutput, env: NodeJS.ProcessEnv = process.env): Colors {
+  const noColor = env.NO_COLOR != null && env.NO_COLOR !== ''
+  const forced = env.FORCE_COLOR != null && env.FORCE_COLOR !== '' && env.FORCE_COLOR !== '0'
+  return pc.createColors(!noColor && (forced || (output.isTTY === true && env.TERM !== 'dumb')))
+}
+
+/** The prompts' I/O, for inquirer's context argument. */
+export function promptContext (ctx: TuiContext, signal: AbortSignal = ctx.signal): { input: NodeJS.ReadableStream, output: NodeJS.WritableStream, signal: AbortSignal } {
+  return { input: ctx.input, output: ctx.output, signal }
+}
+
+/** Ctrl+C in a prompt (ExitPromptError) or the program stopping (AbortPromptError): a normal way to leave. */
+export function isQuit (err: any): boolean {
+  if (err?.name === 'ExitPromptError' || err?.name === 'ProgramStoppingError') return true
+  return err?.name === 'AbortPromptError' && !isSessionEnded(err)
+}
+
+/** A prompt given up because the session ended (the account logged in on another peer). */
+export class SessionEndedError extends Error {
+  override name = 'SessionEndedError'
+  constructor (message = 'the session ended') { super(message) }
+}
+
+export function isSessionEnded (err: any): boolean {
+  return err?.name === 'SessionEndedError' || err?.cause?.name === 'SessionEndedError'
+}
+
+/** One line for an error the user can act on; the core's named errors carry clear messages. */
+export function errorLine (ctx: TuiContext, err: any): string {
+  return `${ctx.colors.red('✖')} ${String(err?.message ?? err).split('\n')[0]}`
+}
+
+export function print (ctx: TuiContext, line = ''): void {
+  ctx.output.write(line + '\n')
+}
+
+/** The program is stopping while a screen waits for something other than a prompt. */
+export class ProgramStoppingError extends Error {
+  override name = 'ProgramStoppingError'
+  constructor () { super('the program is stopping') }
+}
+
+/**
+ * Run `work` with a spinner (ora) on a terminal, a plain line elsewhere. The spinner line
+ * is replaced by `done(result)` if it gives one, or by the error, when the work ends. Stopping the program
+ * ends the wait at once (the work itself cannot be cancelled and finishes in the background).
+ */
+export async function withSpinner<T> (ctx: TuiContext, text: string, work: Promise<T>, done: (result: T) => string | undefined = () => undefined,
+  progress?: (setText: (text: string) => void) => void): Promise<T> {
+  const spinner = ora({
+    text,
+    stream: ctx.output as NodeJS.WriteStream,
+    isEnabled: ctx.output.isTTY === true && process.env.TERM !== 'dumb',
+    // keys typed meanwhile are dropped, Ctrl+C still stops the program (only for the real stdin)
+    discardStdin: ctx.input === process.stdin
+  }).start()
+  progress?.(next => { spinner.text = next })
+  let onAbort: (() => void) | undefined
+  const stopped = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(new ProgramStoppingError()) }
+    if (ctx.signal.aborted) onAbort()
+    else ctx.signal.addEventListener('abort', onAbort, { once: true })
+  })
+  stopped.catch(() => {})
+  try {
+    const result = await Promise.race([work, stopped])
+    const line = done(result)
+    if (line != null) spinner.stopAndPersist({ symbol: ctx.colors.green('✔'), text: line })
+    else spinner.stop()
+    return result
+  } catch (err: any) {
+    if (err instanceof ProgramStoppingError) spinner.stop()
+    else spinner.stopAndPersist({ symbol: ctx.colors.red('✖'), text: String(err?.message ?? err).split('\n')[0] })
+    throw err
+  } finally {
+    if (onAbort != null) ctx.signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/** An inquirer `validate` from one of the protocol's input rules (which throw with a clear message). */
+export function validator (check: (value: string) => unknown): (value: string) => true | string {
+  return value => {
+    try {
+      check(value)
+      return true
+    } catch (err: any) {
+      return String(err?.message ?? err)
+    }
+  }
+}
+
+/** Print the notices that waited, for good (above the next prompt). */
+export function flushNotices (ctx: TuiContext): void {
+  for (const line of ctx.inbox.takeNotices()) print(ctx, line)
+}

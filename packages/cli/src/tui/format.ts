@@ -1,0 +1,37 @@
+/** How the terminal UI writes times, messages and delivery results. */
+import type { ChatMessage, Delivery } from '@conf-chat/node'
+import type { Colors } from 'picocolors/types.js'
+
+const pad = (n: number): string => String(n).padStart(2, '0')
+
+/** Local time of day, HH:MM:SS. */
+export function clock (ms: number): string {
+  const d = new Date(ms)
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+}
+
+/** Local date and time for history older than today, YYYY-MM-DD HH:MM:SS. */
+export function stamp (ms: number, now = Date.now()): string {
+  const d = new Date(ms)
+  const today = new Date(now)
+  if (d.toDateString() === today.toDateString()) return clock(ms)
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock(ms)}`
+}
+
+/** One message of a conversation: `[12:00:01] bob: hi` (the user's own as `you`). */
+export function messageLine (c: Colors, m: Pick<ChatMessage, 'from' | 'text' | 'sentAt' | 'direction'>, now = Date.now()): string {
+  const who = m.direction === 'out' ? c.cyan('you') : c.magenta(m.from)
+  return `${c.dim(`[${stamp(m.sentAt, now)}]`)} ${who}: ${m.text}`
+}
+
+/** What became of a message the user sent, as a short tail for its line. */
+export function deliveryNote (c: Colors, to: string, d: Pick<Delivery, 'status' | 'where' | 'reason'>): string {
+  if (d.status === 'delivered') return c.green('✓')
+  if (d.status === 'queued' && d.where === 'mailbox') return c.yellow(`(${to} is offline: left in their mailbox)`)
+  if (d.status === 'queued') return c.yellow('(kept in the outbox: sent when the network answers)')
+  return c.red(`✖ not sent${d.reason != null ? `: ${d.reason}` : ''}`)
+}
+
+export function plural (n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`
+}

@@ -1,0 +1,114 @@
+/** The chat screen on injected streams: history, sending, live messages above the input line, offline friends, leaving. */
+import { describe, it, expect, afterEach } from 'vitest'
+import { chatScreen } from '../src/tui/chat-screen.js'
+import { screenFixture, type ScreenFixture } from './helpers/context.js'
+import { KEY } from './helpers/fake-terminal.js'
+
+let f: ScreenFixture
+afterEach(() => { f?.cleanup() })
+
+/** Today at 12:00:ss, local time (the screen shows the date only for other days). */
+const at = (s: number): number => { const d = new Date(); d.setHours(12, 0, s, 0); return d.getTime() }
+const msg = (id: string, from: string, to: string, text: string, s: number): Record<string, unknown> =>
+  ({ id, from, to, text, sentAt: at(s), direction: from === 'alice' ? 'out' : 'in' })
+
+const history = [
+  msg('1', 'alice', 'bob', 'hi bob', 1),
+  msg('2', 'bob', 'alice', 'hi alice', 2),
+  msg('3', 'bob', 'alice', 'are you there?', 3)
+]
+
+describe('chatScreen', () => {
+  it('shows the history with the unread ones marked, sends what is typed, shows replies as they come, and goes back with /q', async () => {
+    f = screenFixture({
+      history,
+      presenceOf: { online: true },
+      sendMessage: (_to: string, text: string) => ({ id: `sent-${text}`, status: 'delivered', where: 'live' })
+    })
+    f.node.emit('message', { ...msg('3', 'bob', 'alice', 'are you there?', 3), live: true }) // unread, already in the history
+    expect(f.ctx.inbox.unread('bob')).toBe(1)
+    const done = chatScreen(f.ctx, 'bob', 'Bob Builder')
+    const opening = await f.term.waitFor('you › ')
+    expect(opening).toContain('── Chat with bob (Bob Builder) · online ──')
+    expect(opening).toMatch(/\[12:00:01\] you: hi bob\n\[12:00:02\] bob: hi alice\n── 1 new ──\n\[12:00:03\] bob: are you there\?\n/)
+    expect(opening).not.toContain('offline')
+
+    f.term.type('yes, here', KEY.enter)
+    await f.term.waitFor(/you: yes, here\n/)
+    // a reply while the next message is half typed: it shows above the line, and the typing goes on
+    f.term.type('half a sen')
+    await f.term.waitFor('half a sen')
+    f.node.emit('message', { ...msg('4', 'bob', 'alice', 'great!', 4), live: true })
+    await f.term.waitFor(/\[12:00:04\] bob: great!\n(\s*)you › half a sen/)
+    f.term.type('tence', KEY.enter)
+    await f.term.waitFor('you: half a sentence')
+    f.term.type('/q', KEY.enter)
+    await expect(done).resolves.toBe('back')
+    expect(f.node.callsOf('sendMessage')).toEqual([['bob', 'yes, here'], ['bob', 'half a sentence']])
+    expect(f.ctx.inbox.unread('bob')).toBe(0)
+    // messages from others while the chat was open are counted for later
+    f.node.emit('message', { ...msg('5', 'bob', 'alice', 'bye', 5), live: true })
+    expect(f.ctx.inbox.unread('bob')).toBe(1)
+  })
+
+  it('says a friend is offline and that messages go to their mailbox', async () => {
+    f = screenFixture({
+      history: [],
+      presenceOf: { online: false },
+      sendMessage: () => ({ id: 'q1', status: 'queued', where: 'mailbox' })
+    })
+    const done = chatScreen(f.ctx, 'carol')
+    const opening = await f.term.waitFor('you › ')
+    expect(opening).toContain('── Chat with carol · offline ──')
+    expect(opening).toContain('(no messages yet)')
+    expect(opening).toContain('carol is offline: what you send goes to their mailbox')
+    f.term.type('see you later', KEY.enter)
+    await f.term.waitFor('↳ (carol is offline: left in their mailbox)')
+    f.term.type(KEY.ctrlD)
+    await expect(done).resolves.toBe('back')
+  })
+
+  it('shows a refused message as one line and goes on', async () => {
+    f = screenFixture({
+      history: [],
+      presenceOf: { online: true },
+      sendMessage: () => { throw Object.assign(new Error('not a friend: carol'), { name: 'NotFriendError' }) }
+    })
+    const done = chatScreen(f.ctx, 'carol')
+    await f.term.waitFor('you › ')
+    f.term.type('hello?', KEY.enter)
+    await f.term.waitFor('↳ ✖ not a friend: carol')
+    f.term.type('/help', KEY.enter)
+    await f.term.waitFor('/q goes back to the list')
+    f.term.type('/q', KEY.enter)
+    await expect(done).resolves.toBe('back')
+    expect(f.node.callsOf('sendMessage')).toEqual([['carol', 'hello?']])
+  })
+
+  it('shows notices (other users, presence) above the line while open', async () => {
+    f = screenFixture({ history: [], presenceOf: { online: true } })
+    const done = chatScreen(f.ctx, 'bob')
+    await f.term.waitFor('you › ')
+    f.node.emit('message', { ...msg('9', 'dave', 'alice', 'psst', 9), live: true })
+    await f.term.waitFor('✉ dave: psst')
+    f.node.emit('presence', { username: 'bob', online: false })
+    await f.term.waitFor('○ bob went offline')
+    await f.term.waitFor("what you send now goes to bob's mailbox")
+    f.term.type('/q', KEY.enter)
+    await done
+    expect(f.ctx.inbox.unread('dave')).toBe(1)
+  })
+
+  it('quits on Ctrl+C, and when the session ends goes back', async () => {
+    f = screenFixture({ history: [], presenceOf: { online: true } })
+    const quit = chatScreen(f.ctx, 'bob')
+    await f.term.waitFor('you › ')
+    f.term.type('typed', KEY.ctrlC)
+    await expect(quit).resolves.toBe('quit')
+
+    const ended = chatScreen(f.ctx, 'bob')
+    await f.term.waitFor('you › ')
+    f.node.emit('session:ended', { username: 'alice', reason: 'takeover' })
+    await expect(ended).resolves.toBe('back')
+  })
+})

@@ -1,0 +1,86 @@
+/**
+ * Injected terminal streams for the screens: `type()` sends keys (as a terminal sends
+ * them), `waitFor()` waits until the output (ANSI codes stripped) shows a text. The
+ * output is not a TTY, so there are no colours and no spinner animation.
+ */
+import { PassThrough, Writable } from 'node:stream'
+import { stripVTControlCharacters } from 'node:util'
+import { EventEmitter } from 'node:events'
+
+export const KEY = {
+  enter: '\r',
+  down: '\u001b[B',
+  up: '\u001b[A',
+  ctrlC: '\u0003',
+  ctrlD: '\u0004'
+} as const
+
+/** Generous: the machine is shared. A wait that runs out fails the test with the screen so far. */
+const WAIT_MS = 10_000
+
+export class FakeTerminal {
+  readonly input = new PassThrough()
+  readonly output: Writable & { columns: number, rows: number, isTTY: boolean }
+  private raw = ''
+  /** `raw` without ANSI codes (each write stripped on its own: the screens write whole sequences). */
+  private plain = ''
+  private readonly events = new EventEmitter()
+  /** waitFor() looks at output from here on. */
+  private mark = 0
+
+  constructor () {
+    const self = this
+    this.output = Object.assign(new Writable({
+      write (chunk, _encoding, callback) {
+        self.raw += chunk.toString()
+        self.plain += stripVTControlCharacters(chunk.toString())
+        self.events.emit('write')
+        callback()
+      }
+    }), {
+      columns: 100,
+      rows: 40,
+      isTTY: false,
+      // each prompt pipes into the output and ends the pipe when done; like process.stdout, this one stays open
+      end () { return this }
+    }) as any
+  }
+
+  /** All output so far, ANSI codes stripped. */
+  get text (): string { return this.plain }
+
+  type (...keys: string[]): void {
+    for (const k of keys) this.input.write(k)
+  }
+
+  /**
+   * Wait until the output after the previous match shows `what`; resolves with the output
+   * from the previous match to the end of this one (later waits look after it).
+   */
+  async waitFor (what: string | RegExp, timeoutMs = WAIT_MS): Promise<string> {
+    return await new Promise((resolve, reject) => {
+      const check = (): void => {
+        const rest = this.plain.slice(this.mark)
+        let end = -1
+        if (typeof what === 'string') {
+          const i = rest.indexOf(what)
+          if (i !== -1) end = i + what.length
+        } else {
+          const m = rest.match(what)
+          if (m?.index != null) end = m.index + m[0].length
+        }
+        if (end === -1) return
+        done()
+        this.mark += end
+        resolve(rest.slice(0, end))
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`the screen did not show ${String(what)} within ${timeoutMs} ms; since the last match:\n${this.plain.slice(this.mark)}`))
+      }, timeoutMs)
+      const done = (): void => { clearTimeout(timer); this.events.off('write', check) }
+      this.events.on('write', check)
+      check()
+    })
+  }
+}
