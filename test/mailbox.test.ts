@@ -9,7 +9,7 @@ import { readdir, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { LevelDatastore } from 'datastore-level'
 import {
-  createEnvelope, encodeEnvelope, mailboxSetKey, mailboxSetRules, DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
+  createEnvelope, encodeEnvelope, generateAccountKeys, mailboxSetKey, mailboxSetRules, DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
 } from '@conf-chat/protocol'
 import { ChatNode, ChatPeer, type ChatNodeInit } from '@conf-chat/node'
 import { startChatNetwork, eventually, FAST, type ChatNetwork } from './helpers/chat.js'
@@ -70,15 +70,25 @@ describe('mailboxes', () => {
   afterAll(async () => { await net?.cleanup() })
 
   it('keeps every message of 50 senders writing at the same moment, and shows each once, in order', async () => {
+    const bob = await spare.profile('bob')
     const writes: Array<Promise<{ id: string, status: string, where?: string }>> = []
     for (let i = 0; i < 10; i++) {
       for (const s of senders) writes.push(s.sendMessage('bob', `message ${i} from ${s.whoami().username}`))
     }
+    // at the same moment, 50 more writers with keys of their own (not users: bob will refuse them), through every peer
+    const strangers = Array.from({ length: 50 }, (_, i) => createEnvelope(DM_KIND, { text: `stranger ${i}` }, { username: `stranger${i}`, keys: generateAccountKeys() }, bob))
+    const strangerWrites = strangers.map(async (e, i) => await net.nodes[i % net.nodes.length]!.peer.sets.add(mailboxSetKey(bob.keyId), [{ id: e.id, data: encodeEnvelope(e), addedAt: Date.now() }]))
     const results = await Promise.all(writes)
+    await Promise.all(strangerWrites)
     expect(results.every(r => r.status === 'queued' && r.where === 'mailbox')).toBe(true)
+    // nothing overwritten: the union of the holders has all 100
+    const held = new Set((await spare.peer.sets.list(mailboxSetKey(bob.keyId))).map(i => i.id))
+    for (const id of [...results.map(r => r.id), ...strangers.map(e => e.id)]) expect(held.has(id)).toBe(true)
     const offline = collect(spare, 'messages:offline')
+    const refused = collect(spare, 'envelope:refused')
     await spare.login('bob', PASSWORD)
     await eventually(() => offline.length > 0)
+    expect(new Set(refused.map(r => r.id))).toEqual(new Set(strangers.map(e => e.id)))
     const shown = offline.flatMap(o => o.messages)
     expect(shown).toHaveLength(50)
     expect(new Set(shown.map(m => m.id))).toEqual(new Set(results.map(r => r.id)))

@@ -370,9 +370,11 @@ export class Messaging {
       done.push(bad.id)
     }
     const envelopes = mail.envelopes.sort(compareEntries)
-    // the senders' keys, looked up at once rather than one after another in the loop
-    const senders = [...new Set(envelopes.map(e => e.from))]
-    await Promise.all(senders.map(async u => await this.host.profile(u).catch(() => undefined)))
+    // the senders' keys, looked up at once: junk from made-up names must not cost a lookup each in turn
+    const senders = new Map<string, UserProfile | Error>()
+    await Promise.all([...new Set(envelopes.map(e => e.from))].map(async u => {
+      senders.set(u, await this.host.profile(u).catch((err: Error) => err))
+    }))
     active.dms.beginBatch()
     let batch: IncomingMessage[]
     try {
@@ -381,10 +383,12 @@ export class Messaging {
         if (env.kind === PRESENCE_KIND) { done.push(env.id); continue }
         // a kind this peer does not know yet (a newer peer sent it): leave it for one that does
         if (!this.host.handlesKind(env.kind)) { log('left %s of unknown kind %s in the mailbox', env.id, env.kind); continue }
-        try {
-          await this.host.profile(env.from)
-        } catch (err: any) {
-          if (err.name !== 'UnknownUserError') { log('sender %s not found now, %s left for later: %s', env.from, env.id, err.message); continue }
+        const sender = senders.get(env.from)
+        if (sender instanceof Error) {
+          if (sender.name !== 'UnknownUserError') { log('sender %s not found now, %s left for later: %s', env.from, env.id, sender.message); continue }
+          this.refused(env, sender.message, false)
+          done.push(env.id)
+          continue
         }
         try {
           await this.host.accept(env, false)
