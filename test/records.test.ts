@@ -321,6 +321,36 @@ describe('the datastore write guard and expiry (one store, on disk)', () => {
     expect((results.find(r => r.status === 'rejected') as PromiseRejectedResult).reason).toMatchObject({ name: 'RecordConflictError' })
   })
 
+  it('keeps peer store entries in memory, writes them on close, and lets a write win over a read in flight', async () => {
+    const { ds } = await openStore(60_000)
+    const [a, b, c] = ['/peers/a', '/peers/b', '/peers/c'].map(k => new Key(k, false))
+    await ds.put(a!, Uint8Array.of(1))
+    await ds.put(b!, Uint8Array.of(2))
+    await ds.delete(b!)
+    expect([...await ds.get(a!)]).toEqual([1])
+    expect(await ds.has(b!)).toBe(false)
+    // a query sees what is still only in memory
+    const listed = []
+    for await (const { key } of ds.query({ prefix: '/peers' })) listed.push(key.toString())
+    expect(listed).toEqual(['/peers/a'])
+
+    await ds.put(c!, Uint8Array.of(3))
+    await ds.close()
+    await ds.open()
+    expect([...await ds.get(a!)]).toEqual([1])
+    expect([...await ds.get(c!)]).toEqual([3])
+    await expect(ds.get(b!)).rejects.toMatchObject({ name: 'NotFoundError' })
+
+    // a read from disk that was overtaken by a write must not bring the old value back
+    const reading = ds.get(a!)
+    await ds.put(a!, Uint8Array.of(9))
+    expect([...await reading]).toEqual([1])
+    expect([...await ds.get(a!)]).toEqual([9])
+    await ds.close()
+    await ds.open()
+    expect([...await ds.get(a!)]).toEqual([9])
+  })
+
   it('an expired record is neither served nor blocks a new claim, and the sweep deletes it', async () => {
     const { ds, store } = await openStore(1_000)
     const key = userKey('old')

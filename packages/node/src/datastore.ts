@@ -1,6 +1,9 @@
 import { LevelDatastore } from 'datastore-level'
 import { NotFoundError, type AbortOptions } from '@libp2p/interface'
-import type { Key } from 'interface-datastore'
+import { logger } from '@libp2p/logger'
+import { Key, type Batch, type Pair, type Query, type KeyQuery } from 'interface-datastore'
+
+const log = logger('conf-chat:datastore')
 
 /** Where kad-dht keeps the records it stores (its default `datastorePrefix` + `/record`). */
 export const DHT_RECORD_PREFIX = '/dht/record'
@@ -10,23 +13,52 @@ export type RecordWriteGuard = (key: Key, value: Uint8Array) => Promise<void>
 /** Tells whether a stored DHT record (kad-dht's serialized form) has expired. */
 export type RecordExpiry = (stored: Uint8Array) => boolean
 
+/** Where libp2p's peer store keeps one entry per known peer. */
+export const PEER_STORE_PREFIX = '/peers/'
+
+/** How long peer store changes may wait in memory before they are written. */
+export const PEER_STORE_FLUSH_MS = 5_000
+
+/** Peer store entries kept in memory once written (changed ones are always kept). */
+export const PEER_STORE_MEMORY_ENTRIES = 10_000
+
+const isPeerKey = (id: string): boolean => id.startsWith(PEER_STORE_PREFIX)
+const coversPeers = (prefix = ''): boolean => prefix.startsWith(PEER_STORE_PREFIX) || PEER_STORE_PREFIX.startsWith(prefix)
+
 /**
- * The peer's on-disk datastore (LevelDB). kad-dht's validators see only the incoming
- * value, so the stateful half of validation (first come first served, sequence
- * numbers) runs here, where every stored DHT record is written: an inbound PUT_VALUE, a
- * correction, or our own put. A refused write throws, which kad-dht turns into an
- * error for the sender. Reads hide expired records, so that kad-dht never serves a
- * record past our TTL (its own check is a hard-coded 48 h).
+ * The peer's on-disk datastore (LevelDB).
+ *
+ * kad-dht's validators see only the incoming value, so the stateful half of validation
+ * (first come first served, sequence numbers) runs here, where every stored DHT record
+ * is written: an inbound PUT_VALUE, a correction, or our own put. A refused write
+ * throws, which kad-dht turns into an error for the sender. Reads hide expired records,
+ * so that kad-dht never serves a record past our TTL (its own check is a hard-coded 48 h).
+ *
+ * libp2p's peer store reads and rewrites a peer's entry for every peer named in every
+ * DHT response: on LevelDB that was most of the CPU of a put or get. Its entries live in
+ * memory and reach the disk in batches (write-behind) every PEER_STORE_FLUSH_MS and on
+ * close; a crash forgets at most that much of whom we met, never a record.
  */
 export class ChatDatastore extends LevelDatastore {
   recordGuard?: RecordWriteGuard
   recordExpired?: RecordExpiry
   /** The last guarded write per key: writes of one key run one at a time. */
   private readonly pendingWrites = new Map<string, Promise<unknown>>()
+  /** Peer store entries by key, null = deleted; authoritative for the keys it holds. */
+  private readonly peerRecords = new Map<string, Uint8Array | null>()
+  /** Peer store keys changed in memory and not yet written. */
+  private readonly dirtyPeers = new Set<string>()
+  private peerFlushTimer?: NodeJS.Timeout
+  /** The last flush: flushes run one after the other, so the disk sees changes in order. */
+  private peerFlush: Promise<void> = Promise.resolve()
 
   override async put (key: Key, value: Uint8Array, options?: AbortOptions): Promise<Key> {
     const guard = this.recordGuard
     const id = key.toString()
+    if (isPeerKey(id)) {
+      this.setPeerRecord(id, value)
+      return key
+    }
     if (guard == null || !id.startsWith(DHT_RECORD_PREFIX + '/')) return await super.put(key, value, options)
     // check-then-write must not interleave: two claims of one free name arriving at once
     // would both pass the guard and the later write would silently replace the first
@@ -44,10 +76,107 @@ export class ChatDatastore extends LevelDatastore {
   }
 
   override async get (key: Key, options?: AbortOptions): Promise<Uint8Array> {
+    const id = key.toString()
+    if (isPeerKey(id)) {
+      const value = await this.getPeerRecord(id, key, options)
+      if (value == null) throw new NotFoundError('Not Found')
+      return value
+    }
     const value = await super.get(key, options)
-    if (this.recordExpired != null && key.toString().startsWith(DHT_RECORD_PREFIX + '/') && this.recordExpired(value)) {
+    if (this.recordExpired != null && id.startsWith(DHT_RECORD_PREFIX + '/') && this.recordExpired(value)) {
       throw new NotFoundError('record expired')
     }
     return value
+  }
+
+  override async has (key: Key, options?: AbortOptions): Promise<boolean> {
+    const id = key.toString()
+    if (isPeerKey(id)) return (await this.getPeerRecord(id, key, options)) != null
+    return await super.has(key, options)
+  }
+
+  override async delete (key: Key, options?: AbortOptions): Promise<void> {
+    const id = key.toString()
+    if (isPeerKey(id)) {
+      this.setPeerRecord(id, null)
+      return
+    }
+    await super.delete(key, options)
+  }
+
+  override batch (): Batch {
+    const inner = super.batch()
+    const peerOps: Array<[string, Uint8Array | null]> = []
+    return {
+      put: (key, value) => { if (isPeerKey(key.toString())) peerOps.push([key.toString(), value]); else inner.put(key, value) },
+      delete: (key) => { if (isPeerKey(key.toString())) peerOps.push([key.toString(), null]); else inner.delete(key) },
+      commit: async (options) => {
+        for (const [id, value] of peerOps) this.setPeerRecord(id, value)
+        await inner.commit(options)
+      }
+    }
+  }
+
+  override async * query (q: Query, options?: AbortOptions): AsyncGenerator<Pair> {
+    if (coversPeers(q.prefix)) await this.flushPeers()
+    yield * super.query(q, options)
+  }
+
+  override async * queryKeys (q: KeyQuery, options?: AbortOptions): AsyncGenerator<Key> {
+    if (coversPeers(q.prefix)) await this.flushPeers()
+    yield * super.queryKeys(q, options)
+  }
+
+  override async close (): Promise<void> {
+    await this.flushPeers()
+    this.peerRecords.clear()
+    await super.close()
+  }
+
+  /** Write the peer store changes held in memory to disk, in one batch. */
+  async flushPeers (): Promise<void> {
+    clearTimeout(this.peerFlushTimer)
+    this.peerFlushTimer = undefined
+    this.peerFlush = this.peerFlush.catch(() => {}).then(async () => {
+      if (this.dirtyPeers.size === 0) return
+      const batch = super.batch()
+      for (const id of this.dirtyPeers) {
+        const value = this.peerRecords.get(id)
+        if (value == null) batch.delete(new Key(id, false))
+        else batch.put(new Key(id, false), value)
+      }
+      this.dirtyPeers.clear()
+      await batch.commit()
+    })
+    await this.peerFlush
+  }
+
+  private async getPeerRecord (id: string, key: Key, options?: AbortOptions): Promise<Uint8Array | null> {
+    const known = this.peerRecords.get(id)
+    if (known !== undefined) return known
+    let stored: Uint8Array | null = null
+    try {
+      stored = await super.get(key, options)
+    } catch (err: any) {
+      if (err.name !== 'NotFoundError') throw err
+    }
+    // a write while we read is newer than what the disk had: it wins
+    if (!this.peerRecords.has(id)) this.peerRecords.set(id, stored)
+    return this.peerRecords.get(id) ?? null
+  }
+
+  private setPeerRecord (id: string, value: Uint8Array | null): void {
+    this.peerRecords.set(id, value)
+    this.dirtyPeers.add(id)
+    this.peerFlushTimer ??= setTimeout(() => {
+      this.flushPeers().catch(err => { log.error('could not write the peer store: %e', err) })
+    }, PEER_STORE_FLUSH_MS).unref()
+    if (this.peerRecords.size > PEER_STORE_MEMORY_ENTRIES) {
+      // forget written entries, oldest first: they are on disk
+      for (const old of this.peerRecords.keys()) {
+        if (this.peerRecords.size <= PEER_STORE_MEMORY_ENTRIES) break
+        if (!this.dirtyPeers.has(old)) this.peerRecords.delete(old)
+      }
+    }
   }
 }
