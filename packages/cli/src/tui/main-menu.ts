@@ -58,11 +58,27 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
     if (loaded.version !== ctx.inbox.friendsVersion) loaded = await load(ctx)
     flushNotices(ctx)
     let action: MenuAction
+    // a friendship that begins or ends while the list waits moves that user at once
+    let rerender: (() => void) | undefined
+    let reloading = false
+    const stopWatching = ctx.inbox.subscribe(() => {
+      if (reloading || loaded.version === ctx.inbox.friendsVersion) return
+      reloading = true
+      const version = ctx.inbox.friendsVersion
+      ctx.node.friends()
+        .then(friends => { loaded = { ...loaded, friends, version }; rerender?.() })
+        .catch(() => {}) // the next load tells
+        .finally(() => { reloading = false })
+    })
     try {
       action = await userListPrompt({
         message: `${me.username} (${me.fullName}) · pick a user to chat with`,
         view: () => ({ users: currentUsers(ctx, loaded, me.username), requestCount: ctx.inbox.requestCount, notices: ctx.inbox.pendingNotices }),
-        subscribe: onChange => ctx.inbox.subscribe(onChange),
+        subscribe: onChange => {
+          rerender = onChange
+          const off = ctx.inbox.subscribe(onChange)
+          return () => { rerender = undefined; off() }
+        },
         colors: ctx.colors,
         default: last,
         pageSize: Math.max(8, (ctx.output.rows ?? 24) - 10)
@@ -70,8 +86,11 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
     } catch (err) {
       if (isSessionEnded(err)) return 'session-ended'
       throw err
+    } finally {
+      stopWatching()
     }
-    last = action.type === 'chat' ? action.username : action.type
+    // the cursor comes back to what was opened; refreshing (r) leaves it where it was
+    if (action.type !== 'refresh') last = action.type === 'chat' ? action.username : action.type
     try {
       switch (action.type) {
         case 'quit':
