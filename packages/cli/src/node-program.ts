@@ -11,6 +11,7 @@ import { commands as defaultCommands, type CommandTable } from './commands/index
 import { runCommandMode } from './modes/command-mode.js'
 import { runInteractiveMode } from './modes/interactive-mode.js'
 import { setShowStacks } from './fatal.js'
+import { liveDmLine, offlineLines, deliveryText } from './format.js'
 import { DataDirInUseError } from './errors.js'
 import type { NodeApp } from './app.js'
 
@@ -36,6 +37,20 @@ export async function chooseBootstrap (options: Pick<NodeOptions, 'bootstrap' | 
 function subscribeNotices (node: ChatNode, notice: (line: string) => void): void {
   node.addEventListener('session:ended', ({ detail }) => {
     if (detail.reason === 'takeover') notice('logged out: your account logged in on another peer')
+  })
+  node.addEventListener('message', ({ detail }) => { notice(liveDmLine(detail)) })
+  node.addEventListener('messages:offline', ({ detail }) => {
+    if (detail.messages.length > 0) for (const line of offlineLines(detail.messages)) notice(line)
+  })
+  node.addEventListener('presence', ({ detail }) => { notice(`[presence] ${detail.username} is ${detail.online ? 'online' : 'offline'}`) })
+  node.addEventListener('friend:request', ({ detail }) => {
+    notice(`[friends] ${detail.username} wants to be your friend${detail.note != null ? `: ${detail.note}` : ''} (friend-accept ${detail.username})`)
+  })
+  node.addEventListener('friend:accepted', ({ detail }) => { notice(`[friends] ${detail.username} accepted: you are now friends`) })
+  node.addEventListener('friend:rejected', ({ detail }) => { notice(`[friends] ${detail.username} turned down your friend request`) })
+  node.addEventListener('friend:removed', ({ detail }) => { notice(`[friends] ${detail.username} removed you from their friends`) })
+  node.addEventListener('message:status', ({ detail }) => {
+    notice(`[${detail.kind === 'dm' ? 'msg' : detail.kind}] to ${detail.to}: ${deliveryText({ id: detail.id, status: detail.status, where: detail.where, reason: detail.reason })}`)
   })
 }
 

@@ -7,6 +7,7 @@ import { peers } from './peers.js'
 import { quit } from './quit.js'
 import { whoami } from './whoami.js'
 import { register, login, logout, passwd, users, search } from './accounts.js'
+import { friendAdd, friendRequests, friendAccept, friendReject, friendRemove, friends, onlineFriends, msg, history } from './messaging.js'
 import type { Command, CommandTable } from './types.js'
 
 export type { Command, CommandContext, CommandTable } from './types.js'
@@ -21,6 +22,15 @@ export function defaultCommands (): Map<string, Command> {
     ['whoami', whoami],
     ['users', users],
     ['search', search],
+    ['friends', friends],
+    ['online-friends', onlineFriends],
+    ['friend-requests', friendRequests],
+    ['friend-add', friendAdd],
+    ['friend-accept', friendAccept],
+    ['friend-reject', friendReject],
+    ['friend-remove', friendRemove],
+    ['msg', msg],
+    ['history', history],
     ['peers', peers],
     ['quit', quit]
   ])

@@ -1,0 +1,77 @@
+/**
+ * End-to-end (issue 4): a supernode and three `node` programs in command mode: friend-add,
+ * friend-accept, a live message, logout, an offline message, login on another peer.
+ */
+import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
+import { Programs, type Program } from './helpers/programs.js'
+
+let programs: Programs
+
+beforeAll(() => {
+  const buildError = inject('buildError')
+  if (buildError !== '') throw new Error(buildError)
+})
+
+afterEach(async () => { await programs?.cleanup() })
+
+const ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_PRESENCE_TTL: '30' }
+
+describe('friends and direct messages through the node program', () => {
+  it('friends, a live message, an offline message read at login on another peer, history', async () => {
+    programs = new Programs()
+    const home = await programs.home()
+    const supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(await programs.freePort()) } })
+    await supernode.waitForLine(/^address file: /)
+    const [a, b, c] = [programs.node({ home, env: ENV }), programs.node({ home, env: ENV }), programs.node({ home, env: ENV })] as [Program, Program, Program]
+    for (const p of [a, b, c]) await p.waitForLine(/^joined the network via /)
+
+    for (const [p, name] of [[a, 'alice'], [b, 'bob']] as const) {
+      p.send(`register ${name}`)
+      p.send(`${name} password`)
+      p.send(`${name[0]!.toUpperCase()}${name.slice(1)}`)
+      await p.waitForLine(new RegExp(`^\\[register\\] Registered ${name} `))
+    }
+    a.send('msg bob hello before friendship')
+    await a.waitForLine(/^\[error\] not a friend: bob$/)
+
+    a.send('friend-add bob from the e2e test')
+    await a.waitForLine(/^\[friends\] Friend request sent to bob \(delivered\)$/)
+    await b.waitForLine(/^\[friends\] alice wants to be your friend: from the e2e test/)
+    b.send('friend-accept alice')
+    await b.waitForLine(/^\[friends\] You and alice are now friends/)
+    await a.waitForLine(/^\[friends\] bob accepted: you are now friends$/)
+
+    a.send('msg bob hi bob, live')
+    await a.waitForLine(/^\[msg\] to bob: delivered$/)
+    await b.waitForLine(/^\[DM from alice\] \(\d\d:\d\d:\d\d\) hi bob, live$/)
+    b.send('msg alice hi alice')
+    await a.waitForLine(/^\[DM from bob\] \(\d\d:\d\d:\d\d\) hi alice$/)
+
+    b.send('logout')
+    await b.waitForLine(/^\[logout\] Logged out bob$/)
+    await a.waitForLine(/^\[presence\] bob is offline$/)
+    a.send('msg bob first while you were away')
+    await a.waitForLine(/^\[msg\] to bob: queued for offline delivery$/)
+    a.send('msg bob second while you were away')
+    await a.waitForLine(/^\[msg\] to bob: queued for offline delivery$/)
+
+    // bob logs in on the third peer
+    c.send('login bob')
+    c.send('bob password')
+    await c.waitForLine(/^\[login\] Logged in as bob/)
+    await c.waitForLine(/^\[offline\] You have 2 message\(s\):$/)
+    await c.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] \[DM from alice\] first while you were away$/)
+    await c.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] \[DM from alice\] second while you were away$/)
+    await a.waitForLine(/^\[presence\] bob is online$/)
+
+    c.send('history alice')
+    await c.waitForLine(/^\[history\] 4 message\(s\) with alice$/)
+    await c.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] alice: hi bob, live$/)
+    await c.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] bob: hi alice$/)
+    c.send('friends')
+    await c.waitForLine(/^ {2}alice \(online\)$/)
+    // shown once: nothing more arrives from the mailbox on the next check
+    expect(c.stdout.filter(l => l.includes('[DM from alice] first while you were away'))).toHaveLength(1)
+    for (const p of [a, b, c]) expect(p.stderr, p.transcript()).toEqual([])
+  }, 240_000)
+})
