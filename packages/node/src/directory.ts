@@ -65,7 +65,10 @@ export class Directory {
     return await this.resolve(entries.filter(e => e.username.startsWith(t) || e.fullName.toLowerCase().includes(t)))
   }
 
+  /** Every verified entry of every shard. A shard that cannot be read is skipped; if none
+   * can be read the error is thrown, so an unreachable network never looks like "no users". */
   private async entries (): Promise<DirectoryEntry[]> {
+    const failures: Error[] = []
     const lists = await Promise.all(allDirectoryShards().map(async shard => {
       const key = directorySetKey(shard)
       try {
@@ -75,9 +78,11 @@ export class Directory {
         })
       } catch (err: any) {
         log('could not list shard %s: %s', shard, err.message)
+        failures.push(err)
         return []
       }
     }))
+    if (failures.length === lists.length && failures[0] != null) throw failures[0]
     return lists.flat()
   }
 
