@@ -3,16 +3,13 @@
  * (tmux), used as a person would: register, answer a friend request, open the user list,
  * chat with an online friend (a reply arrives while a message is half typed), go back,
  * quit; and the offline path (the message goes to the mailbox, the friend gets it at
- * login). The network is the real supernode program; the friend is a ChatNode in a
- * process of its own (test/helpers/worker.ts), driven over IPC.
+ * login). The network is the real supernode program; the friend is the real `node`
+ * program in command mode (friend-add, friend-accept, msg, logout, login).
  */
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
-import { Programs, NODE_MAIN } from './helpers/programs.js'
+import { Programs, NODE_MAIN, type Program } from './helpers/programs.js'
 import { TmuxScreen } from './helpers/tmux.js'
-import { ChatWorker } from './helpers/worker.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TEST_TIMEOUT_MS = 180_000
@@ -21,7 +18,6 @@ const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4' }
 
 let programs: Programs | undefined
 let screen: TmuxScreen | undefined
-const workers: ChatWorker[] = []
 
 beforeAll(() => {
   const buildError = inject('buildError')
@@ -31,47 +27,29 @@ beforeAll(() => {
 afterEach(async () => {
   await screen?.kill()
   screen = undefined
-  await Promise.all(workers.splice(0).map(async w => { await w.kill() }))
   await programs?.cleanup()
   programs = undefined
 })
 
-/** Poll `check` until it gives a value (a failed wait says what it waited for). */
-async function until<T> (what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await check()
-      if (v !== undefined) return v
-    } catch (err) { last = err }
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}${last != null ? `: ${String(last)}` : ''}`)
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-}
-
-interface Network { home: string, bootstrap: string[] }
+interface Network { home: string }
 
 async function startNetwork (): Promise<Network> {
   programs = new Programs()
   const home = await programs.home()
   const supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(await programs.freePort()) } })
   await supernode.waitForLine(/^address file: /)
-  const { multiaddrs } = JSON.parse(await readFile(join(home, 'supernode.json'), 'utf8'))
-  return { home, bootstrap: multiaddrs }
+  return { home }
 }
 
-/** The friend: a peer process of its own with `username` registered and logged in. */
-async function startFriend (net: Network, username: string, fullName: string): Promise<ChatWorker> {
-  const worker = await ChatWorker.start({ dataDir: join(net.home, `friend-${username}`), host: '127.0.0.1', port: 0, bootstrap: net.bootstrap, bcryptCost: 4 })
-  workers.push(worker)
-  // until the peer has joined, registering says the network is not reachable
-  await until(`${username} to register`, async () => await worker.call('register', { username, password: `password of ${username}`, fullName }))
-  return worker
-}
-
-function eventOf (worker: ChatWorker, event: string, match: (detail: any) => boolean): any {
-  return worker.events.find(e => e.event === event && match(e.detail))?.detail
+/** The friend: the node program in command mode, with `username` registered and logged in. */
+async function startFriend (net: Network, username: string, fullName: string): Promise<Program> {
+  const friend = programs!.node({ home: net.home, env: FAST_ENV })
+  await friend.waitForLine(/^joined the network via /)
+  friend.send(`register ${username}`)
+  friend.send(`password of ${username}`)
+  friend.send(fullName)
+  await friend.waitForLine(new RegExp(`^\\[register\\] Registered ${username} `))
+  return friend
 }
 
 /** The TUI program in a terminal of 100x30, with the test's home. */
@@ -122,7 +100,8 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await register(tui, 'alice', 'Alice Liddell')
 
     // a friend request arrives while the menu waits: a notice and a counter, at once
-    await bob.call('addFriend', 'alice', 'hi, it is bob')
+    bob.send('friend-add alice hi, it is bob')
+    await bob.waitForLine(/^\[friends\] Friend request sent to alice \(delivered\)$/)
     const menu = await tui.waitFor(/Friend requests \(1\)/)
     expect(menu).toContain('? friend request from bob: "hi, it is bob" (see Friend requests)')
     expect(menu).toMatch(/● bob +Bob Builder +online/)
@@ -134,7 +113,7 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await tui.waitFor(/❯ Accept/)
     await tui.press('Enter')
     await tui.waitFor(/✔ You and bob are friends now \(told at once\)/)
-    await until('bob to hear that alice accepted', () => eventOf(bob, 'friend:accepted', d => d.username === 'alice'))
+    await bob.waitForLine(/^\[friends\] alice accepted: you are now friends$/)
     // the screen again, with no request left: leave it
     await tui.waitFor(/No friend requests\n❯ Send a friend request…\n {2}Back/)
     await tui.press('Down', 'Enter')
@@ -149,20 +128,19 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await tui.waitFor(/── Chat with bob \(Bob Builder\) · online ──[\s\S]*you ›/)
     await tui.type('hello bob')
     await tui.press('Enter')
-    const first = await until('bob to get the first message', () => eventOf(bob, 'message', d => d.text === 'hello bob'))
-    expect(first.from).toBe('alice')
-    expect(first.live).toBe(true)
+    await bob.waitForLine(/^\[DM from alice\] \(\d\d:\d\d:\d\d\) hello bob$/)
     await tui.waitFor(/\] you: hello bob\n/)
 
     // a reply while a message is half typed: it shows above the line, the typing stays
     await tui.type('I am in the middle of typ')
     await tui.waitFor(/you › I am in the middle of typ$/)
-    await bob.call('sendMessage', 'alice', 'hi alice, good to see you')
+    bob.send('msg alice hi alice, good to see you')
+    await bob.waitForLine(/^\[msg\] to alice: delivered$/)
     const during = await tui.waitFor(/\] bob: hi alice, good to see you\n/)
     expect(during).toMatch(/\] bob: hi alice, good to see you\nyou › I am in the middle of typ$/)
     await tui.type('ing this')
     await tui.press('Enter')
-    await until('bob to get the second message', () => eventOf(bob, 'message', d => d.text === 'I am in the middle of typing this'))
+    await bob.waitForLine(/^\[DM from alice\] \(\d\d:\d\d:\d\d\) I am in the middle of typing this$/)
     await tui.waitFor(/\] you: I am in the middle of typing this\nyou ›/)
 
     // back to the list, then quit with q
@@ -172,8 +150,12 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await tui.press('q')
     const all = await expectCleanExit(tui)
     expect(all).toMatch(/Logged out alice\nBye\./)
+    // each message once, in the screen's own words (not command mode's lines)
+    expect(all.match(/bob: hi alice, good to see you/g)).toHaveLength(1)
+    expect(all).not.toMatch(/\[DM from|\[presence\]|\[friends\]/)
     // quitting logged alice out: her friend is told
-    await until('bob to see alice go offline', () => eventOf(bob, 'presence', d => d.username === 'alice' && d.online === false))
+    await bob.waitForLine(/^\[presence\] alice is offline$/)
+    expect(bob.stderr, bob.transcript()).toEqual([])
   }, TEST_TIMEOUT_MS)
 
   it('sends to an offline friend\'s mailbox, and the friend gets it at the next login; Ctrl+C leaves cleanly', async () => {
@@ -191,13 +173,15 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await tui.waitFor(/A note with the request/)
     await tui.press('Enter')
     await tui.waitFor(/✔ Friend request sent to bob/)
-    await until('bob to get the request', () => eventOf(bob, 'friend:request', d => d.username === 'alice'))
-    await bob.call('acceptFriend', 'alice')
+    await bob.waitForLine(/^\[friends\] alice wants to be your friend \(friend-accept alice\)$/)
+    bob.send('friend-accept alice')
+    await bob.waitForLine(/^\[friends\] You and alice are now friends \(delivered\)$/)
     await tui.waitFor(/★ bob and you are friends now/)
     await tui.waitFor(/ Friends\n❯ ● bob +Bob Builder +online/)
 
     // bob logs out: alice is told at once, and the list says so
-    await bob.call('logout')
+    bob.send('logout')
+    await bob.waitForLine(/^\[logout\] Logged out bob$/)
     await tui.waitFor(/○ bob went offline/)
     await tui.waitFor(/❯ ○ bob +Bob Builder +offline/)
     await tui.press('Enter')
@@ -213,8 +197,11 @@ describe('the terminal UI in a pseudo-terminal', () => {
     expect(all).toMatch(/Logged out alice\nBye\./)
 
     // bob logs in later and gets the message from the mailbox, once
-    await bob.call('login', 'bob', 'password of bob')
-    const batch = await until('bob to get his offline messages', () => eventOf(bob, 'messages:offline', d => d.messages.length > 0))
-    expect(batch.messages.map((m: any) => [m.from, m.text])).toEqual([['alice', 'are you there? call me']])
+    bob.send('login bob')
+    bob.send('password of bob')
+    await bob.waitForLine(/^\[login\] Logged in as bob \(Bob Builder\)$/)
+    await bob.waitForLine(/^\[offline\] You have 1 message\(s\):$/)
+    await bob.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] \[DM from alice\] are you there\? call me$/)
+    expect(bob.stderr, bob.transcript()).toEqual([])
   }, TEST_TIMEOUT_MS)
 })

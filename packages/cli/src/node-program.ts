@@ -101,7 +101,8 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     notice(`cannot reach any bootstrap peer (tried ${detail.tried.length}); retrying in ${Math.round(detail.retryInMs / 1000)}s`)
   })
 
-  subscribeNotices(node, notice)
+  // the menus show the core's events their own way (tui/inbox.ts); command mode as plain lines
+  if (!interactive) subscribeNotices(node, notice)
 
   try {
     await node.start().catch(err => {

@@ -111,6 +111,7 @@ describe('Inbox', () => {
     f.node.emit('session:ended', { username: 'alice', reason: 'takeover' })
     expect(first.aborted).toBe(true)
     expect(first.reason.name).toBe('SessionEndedError')
+    expect(f.ctx.inbox.pendingNotices.at(-1)).toBe('! logged out: your account logged in on another peer')
     expect(f.ctx.inbox.unread('bob')).toBe(0)
     f.node.emit('session:started', { username: 'alice' })
     expect(f.ctx.inbox.sessionSignal.aborted).toBe(false)

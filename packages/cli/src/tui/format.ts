@@ -2,13 +2,11 @@
 import type { ChatMessage, Delivery } from '@conf-chat/node'
 import type { Colors } from 'picocolors/types.js'
 
-const pad = (n: number): string => String(n).padStart(2, '0')
+import { clock } from '../format.js'
 
-/** Local time of day, HH:MM:SS. */
-export function clock (ms: number): string {
-  const d = new Date(ms)
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
-}
+export { clock }
+
+const pad = (n: number): string => String(n).padStart(2, '0')
 
 /** Local date and time for history older than today, YYYY-MM-DD HH:MM:SS. */
 export function stamp (ms: number, now = Date.now()): string {

@@ -64,6 +64,7 @@ export class Inbox {
       this.changed()
     })
     this.on('session:ended', ({ detail }) => {
+      if (detail.reason === 'takeover') this.notice(`${this.c.yellow('!')} logged out: your account logged in on another peer`)
       this.session.abort(new SessionEndedError(detail.reason === 'takeover' ? 'your account logged in on another peer' : 'logged out'))
       this.unreadCounts.clear()
       this.presence.clear()
