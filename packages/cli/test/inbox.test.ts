@@ -117,3 +117,57 @@ describe('Inbox', () => {
     expect(f.ctx.inbox.sessionSignal.aborted).toBe(false)
   })
 })
+
+describe('Inbox and conferences', () => {
+  const conf = { id: 'conf-0123456789abcdef', name: 'Team' }
+  const cm = (from: string, text: string): Record<string, unknown> => ({ ...dm(from, text), id: `c-${from}-${text}`, conference: conf })
+
+  it('counts conference messages per conference, apart from direct ones', () => {
+    f = screenFixture()
+    f.node.emit('conference:message', cm('bob', 'hello team'))
+    f.node.emit('messages:offline', { messages: [dm('bob', 'private'), cm('carol', 'a'), cm('bob', 'b')] })
+    expect(f.ctx.inbox.conferenceUnread(conf.id)).toBe(3)
+    expect(f.ctx.inbox.conferenceUnreadTotal).toBe(3)
+    expect(f.ctx.inbox.unread('bob')).toBe(1)
+    expect(f.ctx.inbox.unread('carol')).toBe(0)
+    expect(f.ctx.inbox.pendingNotices.map(n => n.replace(/^\[[\d:]+\] /, ''))).toEqual([
+      '✉ bob in Team: hello team',
+      '✉ while you were away: 1 message from bob (1); 2 conference messages in Team (2)'
+    ])
+    f.ctx.inbox.markConferenceRead(conf.id)
+    expect(f.ctx.inbox.conferenceUnread(conf.id)).toBe(0)
+  })
+
+  it('gives an open conference chat its messages, not those of a direct chat with the same sender', () => {
+    f = screenFixture()
+    f.node.emit('conference:message', cm('bob', 'before')) // waiting: the conference chat shows it itself
+    const got: string[] = []
+    const notices: string[] = []
+    f.ctx.inbox.focus({ conference: conf.id, onMessage: m => { got.push(m.text) }, onNotice: l => { notices.push(l) } })
+    expect(notices).toEqual([])
+    f.node.emit('conference:message', cm('bob', 'live'))
+    f.node.emit('message', dm('bob', 'direct'))
+    expect(got).toEqual(['live'])
+    expect(f.ctx.inbox.unread('bob')).toBe(1)
+    expect(f.ctx.inbox.conferenceUnread(conf.id)).toBe(0)
+  })
+
+  it('tells of invites and member changes, and marks the conference list stale', () => {
+    f = screenFixture()
+    const version = f.ctx.inbox.conferencesVersion
+    const conference = { ...conf, key: 'k', owner: 'bob', members: ['bob', 'alice'], createdAt: 1 }
+    f.node.emit('conference:invited', { conference, by: 'bob' })
+    f.node.emit('conference:joined', { conference, usernames: ['carol', 'dave'], by: 'bob' })
+    f.node.emit('conference:left', { conference, username: 'carol' })
+    f.node.emit('conference:removed', { conference, usernames: ['dave'], by: 'bob', you: false })
+    f.node.emit('conference:removed', { conference, usernames: ['alice'], by: 'bob', you: true })
+    expect(f.ctx.inbox.conferencesVersion).toBe(version + 5)
+    expect(f.ctx.inbox.pendingNotices).toEqual([
+      '★ bob invited you to the conference Team (conf-0123456789abcdef)',
+      'carol, dave joined Team (invited by bob)',
+      'carol left Team',
+      'bob removed dave from Team',
+      '! bob removed you from Team'
+    ])
+  })
+})

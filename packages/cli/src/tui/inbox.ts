@@ -1,9 +1,10 @@
 /**
  * Everything that arrives on its own while the user is somewhere in the menus: direct
- * messages, friend requests and answers, friends coming and going, delivery results of
- * queued messages, the program's own notices. Nothing is dropped: messages are counted
- * unread per user until their chat is opened, notices wait in a queue until a screen
- * shows them. An open chat screen takes its partner's messages (and the notices) live.
+ * and conference messages, friend requests and answers, conference invites and member
+ * changes, friends coming and going, delivery results of queued messages, the program's
+ * own notices. Nothing is dropped: messages are counted unread per user (or conference)
+ * until its chat is opened, notices wait in a queue until a screen shows them. An open
+ * chat screen takes its own messages (and the notices) live.
  */
 import { DM_KIND } from '@conf-chat/protocol'
 import type { IncomingMessage, MessageStatus, FriendRequestInfo } from '@conf-chat/node'
@@ -11,10 +12,16 @@ import type { Colors } from 'picocolors/types.js'
 import { SessionEndedError, type TuiNode } from './context.js'
 import { clock, plural } from './format.js'
 
-/** An open chat screen: its partner's messages and every notice go to it as they come. */
+/** A conference message carries its conference (the core's ConferenceMessage). */
+export type ShownMessage = IncomingMessage & { conference?: { id: string, name: string } }
+
+/** An open chat screen: its messages and every notice go to it as they come. */
 export interface ChatFocus {
-  username: string
-  onMessage: (message: IncomingMessage) => void
+  /** The friend of a direct chat. */
+  username?: string
+  /** The conference id of a conference chat. */
+  conference?: string
+  onMessage: (message: ShownMessage) => void
   onNotice: (line: string) => void
   /** The partner came online or went offline. */
   onPresence?: (online: boolean) => void
@@ -26,15 +33,17 @@ export class Inbox {
   private readonly node: TuiNode
   private readonly c: Colors
   private readonly unreadCounts = new Map<string, number>()
+  private readonly unreadConferences = new Map<string, number>()
   private readonly presence = new Map<string, boolean>()
   private readonly incoming = new Set<string>()
-  /** Waiting notices; `from`: a message notice, needless once that user's chat is open. */
-  private readonly queue: Array<{ line: string, from?: string }> = []
+  /** Waiting notices; `chat`: a message notice, needless once that chat is open. */
+  private readonly queue: Array<{ line: string, chat?: string }> = []
   private readonly listeners = new Set<Listener>()
   private readonly unsubscribe: Array<() => void> = []
   private focused?: ChatFocus
   private session = new AbortController()
   private friendChanges = 0
+  private conferenceChanges = 0
 
   constructor (node: TuiNode, colors: Colors) {
     this.node = node
@@ -58,6 +67,26 @@ export class Inbox {
       this.notice(`${detail.username} is no longer your friend`)
     })
     this.on('presence', ({ detail }) => { this.onPresence(detail.username, detail.online) })
+    this.on('conference:message', ({ detail }) => { this.onMessage(detail) })
+    this.on('conference:invited', ({ detail }) => {
+      this.conferenceChanges++
+      this.notice(`${this.c.green('★')} ${detail.by} invited you to the conference ${detail.conference.name} (${detail.conference.id})`)
+    })
+    this.on('conference:joined', ({ detail }) => {
+      this.conferenceChanges++
+      this.notice(`${detail.usernames.join(', ')} joined ${detail.conference.name} (invited by ${detail.by})`)
+    })
+    this.on('conference:left', ({ detail }) => {
+      this.conferenceChanges++
+      this.notice(`${detail.username} left ${detail.conference.name}`)
+    })
+    this.on('conference:removed', ({ detail }) => {
+      this.conferenceChanges++
+      if (detail.you === true) this.unreadConferences.delete(detail.conference.id)
+      this.notice(detail.you === true
+        ? `${this.c.yellow('!')} ${detail.by} removed you from ${detail.conference.name}`
+        : `${detail.by} removed ${detail.usernames.join(', ')} from ${detail.conference.name}`)
+    })
     this.on('message:status', ({ detail }) => { this.onStatus(detail) })
     this.on('session:started', () => {
       this.session = new AbortController()
@@ -67,6 +96,7 @@ export class Inbox {
       if (detail.reason === 'takeover') this.notice(`${this.c.yellow('!')} logged out: your account logged in on another peer`)
       this.session.abort(new SessionEndedError(detail.reason === 'takeover' ? 'your account logged in on another peer' : 'logged out'))
       this.unreadCounts.clear()
+      this.unreadConferences.clear()
       this.presence.clear()
       this.incoming.clear()
       this.changed()
@@ -94,6 +124,21 @@ export class Inbox {
   markRead (username: string): void {
     if (this.unreadCounts.delete(username)) this.changed()
   }
+
+  conferenceUnread (id: string): number { return this.unreadConferences.get(id) ?? 0 }
+
+  get conferenceUnreadTotal (): number {
+    let n = 0
+    for (const v of this.unreadConferences.values()) n += v
+    return n
+  }
+
+  markConferenceRead (id: string): void {
+    if (this.unreadConferences.delete(id)) this.changed()
+  }
+
+  /** Grows with every invite, join, leave and removal: a loaded conference list is stale. */
+  get conferencesVersion (): number { return this.conferenceChanges }
 
   /** The latest presence a friend announced since the list was loaded, if any. */
   onlineNow (username: string): boolean | undefined { return this.presence.get(username) }
@@ -123,11 +168,11 @@ export class Inbox {
   }
 
   /** A line for the user: straight to an open chat screen, else queued for the next screen. */
-  notice (line: string, from?: string): void {
+  notice (line: string, chat?: string): void {
     if (this.focused != null) {
       this.focused.onNotice(line)
     } else {
-      this.queue.push({ line, from })
+      this.queue.push({ line, chat })
       this.changed()
     }
   }
@@ -141,10 +186,12 @@ export class Inbox {
   /** A chat screen opens: it gets its partner's messages and all notices until the returned function is called. */
   focus (focus: ChatFocus): () => void {
     this.focused = focus
+    const chat = chatOf(focus)
     for (const n of this.queue.splice(0)) {
-      if (n.from !== focus.username) focus.onNotice(n.line) // the chat shows that user's messages itself
+      if (n.chat !== chat) focus.onNotice(n.line) // the chat shows its messages itself
     }
-    this.unreadCounts.delete(focus.username)
+    if (focus.username != null) this.unreadCounts.delete(focus.username)
+    if (focus.conference != null) this.unreadConferences.delete(focus.conference)
     this.changed()
     return () => {
       if (this.focused === focus) this.focused = undefined
@@ -154,29 +201,45 @@ export class Inbox {
 
   // ------------------------------------------------------------ events
 
-  private onMessage (m: IncomingMessage): void {
-    if (this.focused?.username === m.from) {
-      this.focused.onMessage(m)
+  private onMessage (m: ShownMessage): void {
+    if (this.isFocused(m)) {
+      this.focused!.onMessage(m)
       return
     }
-    this.unreadCounts.set(m.from, this.unread(m.from) + 1)
-    this.notice(`${this.c.dim(`[${clock(m.sentAt)}]`)} ${this.c.bold(`✉ ${m.from}`)}: ${m.text}`, m.from)
+    const where = m.conference != null ? ` in ${m.conference.name}` : ''
+    this.count(m)
+    this.notice(`${this.c.dim(`[${clock(m.sentAt)}]`)} ${this.c.bold(`✉ ${m.from}${where}`)}: ${m.text}`, chatOf(m))
   }
 
-  private onOfflineMessages (messages: IncomingMessage[]): void {
-    const others = new Map<string, number>()
+  private onOfflineMessages (messages: ShownMessage[]): void {
+    const senders = new Map<string, number>()
+    const conferences = new Map<string, number>()
     for (const m of messages) {
-      if (this.focused?.username === m.from) {
-        this.focused.onMessage(m)
-      } else {
-        this.unreadCounts.set(m.from, this.unread(m.from) + 1)
-        others.set(m.from, (others.get(m.from) ?? 0) + 1)
+      if (this.isFocused(m)) {
+        this.focused!.onMessage(m)
+        continue
       }
+      this.count(m)
+      if (m.conference != null) conferences.set(m.conference.name, (conferences.get(m.conference.name) ?? 0) + 1)
+      else senders.set(m.from, (senders.get(m.from) ?? 0) + 1)
     }
-    if (others.size === 0) return
-    const total = [...others.values()].reduce((a, b) => a + b, 0)
-    const who = [...others].map(([u, n]) => `${u} (${n})`).join(', ')
-    this.notice(`${this.c.bold('✉')} while you were away: ${plural(total, 'message')} from ${who}`)
+    const parts: string[] = []
+    const total = (counts: Map<string, number>): number => [...counts.values()].reduce((a, b) => a + b, 0)
+    const list = (counts: Map<string, number>): string => [...counts].map(([k, n]) => `${k} (${n})`).join(', ')
+    if (senders.size > 0) parts.push(`${plural(total(senders), 'message')} from ${list(senders)}`)
+    if (conferences.size > 0) parts.push(`${plural(total(conferences), 'conference message')} in ${list(conferences)}`)
+    if (parts.length > 0) this.notice(`${this.c.bold('✉')} while you were away: ${parts.join('; ')}`)
+  }
+
+  private isFocused (m: ShownMessage): boolean {
+    const f = this.focused
+    if (f == null) return false
+    return m.conference != null ? f.conference === m.conference.id : f.username === m.from
+  }
+
+  private count (m: ShownMessage): void {
+    if (m.conference != null) this.unreadConferences.set(m.conference.id, this.conferenceUnread(m.conference.id) + 1)
+    else this.unreadCounts.set(m.from, this.unread(m.from) + 1)
   }
 
   private onFriendRequest (r: FriendRequestInfo): void {
@@ -207,4 +270,10 @@ export class Inbox {
   private changed (): void {
     for (const l of [...this.listeners]) l()
   }
+}
+
+/** The key of a chat: `@user` for a direct chat, `#id` for a conference. */
+function chatOf (x: { username?: string, from?: string, conference?: string | { id: string } }): string {
+  if (x.conference != null) return `#${typeof x.conference === 'string' ? x.conference : x.conference.id}`
+  return `@${x.username ?? x.from ?? ''}`
 }
