@@ -1,149 +1,45 @@
 /**
- * A conversation with one friend: the recent history, then a line to type on. Their
- * messages (and every notice) appear above that line as they arrive, without touching
- * what is being typed (LineTerminal's notice technique). `/q` goes back to the list;
- * Ctrl+C quits the program. To a friend who is offline, messages go to their mailbox.
+ * A direct chat with one friend (a conversation screen): says whether they are online;
+ * to a friend who is offline, messages go to their mailbox, and the screen says so.
  */
-import { moveCursor, clearScreenDown } from 'node:readline'
-import { stripVTControlCharacters } from 'node:util'
-import type { IncomingMessage, ChatMessage } from '@conf-chat/node'
-import { LineTerminal } from '../terminal.js'
-import { errorLine, print, withSpinner, type TuiContext } from './context.js'
-import { deliveryNote, messageLine } from './format.js'
+import { conversationScreen, type ChatResult, type ConversationHandle } from './conversation.js'
+import { deliveryNote } from './format.js'
+import type { TuiContext } from './context.js'
 
-export type ChatResult = 'back' | 'quit'
-
-/** Messages of the history shown when the chat opens. */
-export const RECENT_MESSAGES = 20
-
-const BACK_COMMANDS = new Set(['/q', '/quit', '/back'])
+export type { ChatResult } from './conversation.js'
 
 export async function chatScreen (ctx: TuiContext, username: string, fullName = ''): Promise<ChatResult> {
   const c = ctx.colors
-  const unread = ctx.inbox.unread(username)
-  // messages and notices that come while the history loads wait here, then show in order
-  let early: Array<{ message?: IncomingMessage, notice?: string }> | undefined = []
-  let terminal: LineTerminal | undefined
-  let online = false
-  let quitting = false
-  const shown = new Set<string>()
-  const showMessage = (m: IncomingMessage): void => {
-    if (early != null) { early.push({ message: m }); return }
-    if (shown.has(m.id)) return
-    shown.add(m.id)
-    terminal?.notice(messageLine(c, m))
-  }
-  const showNotice = (line: string): void => {
-    if (early != null) early.push({ notice: line })
-    else terminal?.notice(line)
-  }
-  const unfocus = ctx.inbox.focus({
-    username,
-    onMessage: showMessage,
-    onNotice: showNotice,
-    onPresence: now => {
-      online = now
-      if (!now) showNotice(c.dim(`  what you send now goes to ${username}'s mailbox`))
-    }
-  })
-  const session = ctx.inbox.sessionSignal
-  const close = (): void => { terminal?.close() }
-  ctx.signal.addEventListener('abort', close)
-  session.addEventListener('abort', close)
-  // a send still on its way when the screen closes reports to the inbox instead
-  let sending: Promise<void> = Promise.resolve()
-  let open = false
-
+  let screen: ConversationHandle | undefined
   try {
-    const [history, presence] = await withSpinner(ctx, `Opening the chat with ${username}…`, Promise.all([
-      ctx.node.history(username),
-      ctx.node.presenceOf(username).catch(() => undefined)
-    ]))
-    online = presence?.online === true
-
-    const title = `Chat with ${username}${fullName !== '' ? ` (${fullName})` : ''}`
-    print(ctx, c.bold(`── ${title} · ${online ? c.green('online') : c.dim('offline')} ──`))
-    printHistory(ctx, history, unread, shown)
-    if (!online) print(ctx, c.yellow(`${username} is offline: what you send goes to their mailbox, and they get it at their next login.`))
-    print(ctx, c.dim('Type a message and press Enter · /q goes back to the list · Ctrl+C quits'))
-
-    if (ctx.signal.aborted) return 'quit'
-    if (session.aborted) return 'back'
-    terminal = new LineTerminal({
-      input: ctx.input,
-      output: ctx.output,
-      interactive: true,
-      onInterrupt: () => { quitting = true; close() }
-    })
-    open = true
-    const waiting = early
-    early = undefined
-    for (const e of waiting) {
-      if (e.message != null) showMessage(e.message)
-      else if (e.notice != null) terminal.notice(e.notice)
-    }
-
-    const prompt = `${c.cyan('you')} › `
-    for (;;) {
-      const line = await terminal.next(prompt)
-      if (line == null) return quitting || ctx.signal.aborted ? 'quit' : 'back' // Ctrl+D: back
-      const text = line.trim()
-      if (ctx.output.isTTY === true) eraseTypedLine(ctx, prompt, line)
-      if (text === '') continue
-      if (BACK_COMMANDS.has(text)) return 'back'
-      if (text.startsWith('/') && !text.startsWith('//')) {
-        terminal.print(c.dim('/q goes back to the list (start a message with // to send a leading /)'))
-        continue
+    return await conversationScreen(ctx, {
+      focus: {
+        username,
+        onPresence: online => {
+          if (!online) screen?.notice(c.dim(`  what you send now goes to ${username}'s mailbox`))
+        }
+      },
+      title: `Chat with ${username}${fullName !== '' ? ` (${fullName})` : ''}`,
+      opening: `Opening the chat with ${username}…`,
+      unread: ctx.inbox.unread(username),
+      load: async () => {
+        const [history, presence] = await Promise.all([
+          ctx.node.history(username),
+          ctx.node.presenceOf(username).catch(() => undefined)
+        ])
+        const online = presence?.online === true
+        return {
+          history,
+          status: online ? c.green('online') : c.dim('offline'),
+          notes: online ? [] : [c.yellow(`${username} is offline: what you send goes to their mailbox, and they get it at their next login.`)]
+        }
+      },
+      send: async text => {
+        const delivery = await ctx.node.sendMessage(username, text)
+        return { id: delivery.id, note: delivery.status !== 'delivered' ? deliveryNote(c, username, delivery) : undefined }
       }
-      const body = text.startsWith('//') ? text.slice(1) : text
-      terminal.print(messageLine(c, { from: 'you', text: body, sentAt: Date.now(), direction: 'out' }))
-      const screen = terminal
-      sending = sending.then(async () => {
-        const report = (note: string): void => {
-          if (open) screen.notice(note)
-          else ctx.inbox.notice(note)
-        }
-        try {
-          const delivery = await ctx.node.sendMessage(username, body)
-          shown.add(delivery.id)
-          if (delivery.status !== 'delivered') report(`  ↳ ${deliveryNote(c, username, delivery)}`)
-        } catch (err) {
-          report(`  ↳ ${errorLine(ctx, err)}`)
-        }
-      })
-    }
+    }, handle => { screen = handle })
   } finally {
-    open = false
-    ctx.signal.removeEventListener('abort', close)
-    session.removeEventListener('abort', close)
-    terminal?.close()
-    unfocus()
     ctx.inbox.markRead(username)
   }
-}
-
-function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, shown: Set<string>): void {
-  const c = ctx.colors
-  const recent = history.slice(-RECENT_MESSAGES)
-  if (history.length > recent.length) print(ctx, c.dim(`… ${history.length - recent.length} earlier messages (see History)`))
-  if (recent.length === 0) print(ctx, c.dim('(no messages yet)'))
-  // the unread ones are the last incoming messages
-  let newFrom = recent.length
-  for (let i = recent.length - 1, n = unread; i >= 0 && n > 0; i--) {
-    if (recent[i]!.direction === 'in') { newFrom = i; n-- }
-  }
-  recent.forEach((m, i) => {
-    if (i === newFrom) print(ctx, c.yellow(`── ${unread} new ──`))
-    shown.add(m.id)
-    print(ctx, messageLine(c, m))
-  })
-}
-
-/** Replace the echoed `you › text` line(s) with the message line printed after it. */
-function eraseTypedLine (ctx: TuiContext, prompt: string, line: string): void {
-  const columns = ctx.output.columns ?? 80
-  const width = stripVTControlCharacters(prompt).length + line.length
-  const rows = Math.max(1, Math.ceil(width / columns))
-  moveCursor(ctx.output, 0, -rows)
-  clearScreenDown(ctx.output)
 }

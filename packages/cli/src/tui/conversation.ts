@@ -1,0 +1,159 @@
+/**
+ * The screen of one conversation (a friend, or a conference): the recent history, then a
+ * line to type on. Its messages (and every notice) appear above that line as they arrive,
+ * without touching what is being typed (LineTerminal's notice technique). `/q` goes back;
+ * Ctrl+C quits the program. What is sent, and what becomes of it, comes from `spec`.
+ */
+import { moveCursor, clearScreenDown } from 'node:readline'
+import { stripVTControlCharacters } from 'node:util'
+import type { ChatMessage } from '@conf-chat/node'
+import { LineTerminal } from '../terminal.js'
+import { errorLine, print, withSpinner, type TuiContext } from './context.js'
+import { messageLine } from './format.js'
+import type { ChatFocus, ShownMessage } from './inbox.js'
+
+export type ChatResult = 'back' | 'quit'
+
+/** Messages of the history shown when the chat opens. */
+export const RECENT_MESSAGES = 20
+
+const BACK_COMMANDS = new Set(['/q', '/quit', '/back'])
+
+export interface ConversationOpening {
+  history: ChatMessage[]
+  /** The title line's status (e.g. online), and lines to say below the history. */
+  status: string
+  notes: string[]
+}
+
+export interface ConversationSpec {
+  /** Which messages and unread counts are this screen's. */
+  focus: Pick<ChatFocus, 'username' | 'conference' | 'onPresence'>
+  title: string
+  /** Shown while the history loads. */
+  opening: string
+  load: () => Promise<ConversationOpening>
+  /** Send one message; resolves with a line to show under it, if there is anything to say. */
+  send: (text: string) => Promise<{ id: string, note?: string }>
+  /** Unread messages when it opens (marked "new" in the history). */
+  unread: number
+}
+
+export interface ConversationHandle {
+  /** Show a line above the input (or before it opens). */
+  notice: (line: string) => void
+}
+
+export async function conversationScreen (ctx: TuiContext, spec: ConversationSpec, onOpen?: (screen: ConversationHandle) => void): Promise<ChatResult> {
+  const c = ctx.colors
+  // messages and notices that come while the history loads wait here, then show in order
+  let early: Array<{ message?: ShownMessage, notice?: string }> | undefined = []
+  let terminal: LineTerminal | undefined
+  let quitting = false
+  const shown = new Set<string>()
+  const showMessage = (m: ShownMessage): void => {
+    if (early != null) { early.push({ message: m }); return }
+    if (shown.has(m.id)) return
+    shown.add(m.id)
+    terminal?.notice(messageLine(c, m))
+  }
+  const showNotice = (line: string): void => {
+    if (early != null) early.push({ notice: line })
+    else terminal?.notice(line)
+  }
+  onOpen?.({ notice: showNotice })
+  const unfocus = ctx.inbox.focus({ ...spec.focus, onMessage: showMessage, onNotice: showNotice })
+  const session = ctx.inbox.sessionSignal
+  const close = (): void => { terminal?.close() }
+  ctx.signal.addEventListener('abort', close)
+  session.addEventListener('abort', close)
+  // a send still on its way when the screen closes reports to the inbox instead
+  let sending: Promise<void> = Promise.resolve()
+  let open = false
+
+  try {
+    const opening = await withSpinner(ctx, spec.opening, spec.load())
+    print(ctx, c.bold(`── ${spec.title} · ${opening.status} ──`))
+    printHistory(ctx, opening.history, spec.unread, shown)
+    for (const line of opening.notes) print(ctx, line)
+    print(ctx, c.dim('Type a message and press Enter · /q goes back to the list · Ctrl+C quits'))
+
+    if (ctx.signal.aborted) return 'quit'
+    if (session.aborted) return 'back'
+    terminal = new LineTerminal({
+      input: ctx.input,
+      output: ctx.output,
+      interactive: true,
+      onInterrupt: () => { quitting = true; close() }
+    })
+    open = true
+    const waiting = early
+    early = undefined
+    for (const e of waiting) {
+      if (e.message != null) showMessage(e.message)
+      else if (e.notice != null) terminal.notice(e.notice)
+    }
+
+    const prompt = `${c.cyan('you')} › `
+    for (;;) {
+      const line = await terminal.next(prompt)
+      if (line == null) return quitting || ctx.signal.aborted ? 'quit' : 'back' // Ctrl+D: back
+      const text = line.trim()
+      if (ctx.output.isTTY === true) eraseTypedLine(ctx, prompt, line)
+      if (text === '') continue
+      if (BACK_COMMANDS.has(text)) return 'back'
+      if (text.startsWith('/') && !text.startsWith('//')) {
+        terminal.print(c.dim('/q goes back to the list (start a message with // to send a leading /)'))
+        continue
+      }
+      const body = text.startsWith('//') ? text.slice(1) : text
+      terminal.print(messageLine(c, { from: 'you', text: body, sentAt: Date.now(), direction: 'out' }))
+      const screen = terminal
+      sending = sending.then(async () => {
+        const report = (note: string): void => {
+          if (open) screen.notice(note)
+          else ctx.inbox.notice(note)
+        }
+        try {
+          const result = await spec.send(body)
+          shown.add(result.id)
+          if (result.note != null) report(`  ↳ ${result.note}`)
+        } catch (err) {
+          report(`  ↳ ${errorLine(ctx, err)}`)
+        }
+      })
+    }
+  } finally {
+    open = false
+    ctx.signal.removeEventListener('abort', close)
+    session.removeEventListener('abort', close)
+    terminal?.close()
+    unfocus()
+  }
+}
+
+function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, shown: Set<string>): void {
+  const c = ctx.colors
+  const recent = history.slice(-RECENT_MESSAGES)
+  if (history.length > recent.length) print(ctx, c.dim(`… ${history.length - recent.length} earlier messages (see History)`))
+  if (recent.length === 0) print(ctx, c.dim('(no messages yet)'))
+  // the unread ones are the last incoming messages
+  let newFrom = recent.length
+  for (let i = recent.length - 1, n = unread; i >= 0 && n > 0; i--) {
+    if (recent[i]!.direction === 'in') { newFrom = i; n-- }
+  }
+  recent.forEach((m, i) => {
+    if (i === newFrom) print(ctx, c.yellow(`── ${unread} new ──`))
+    shown.add(m.id)
+    print(ctx, messageLine(c, m))
+  })
+}
+
+/** Replace the echoed `you › text` line(s) with the message line printed after it. */
+function eraseTypedLine (ctx: TuiContext, prompt: string, line: string): void {
+  const columns = ctx.output.columns ?? 80
+  const width = stripVTControlCharacters(prompt).length + line.length
+  const rows = Math.max(1, Math.ceil(width / columns))
+  moveCursor(ctx.output, 0, -rows)
+  clearScreenDown(ctx.output)
+}
