@@ -18,6 +18,9 @@ import { DEFAULT_BCRYPT_COST, LOGIN_THROTTLE_BASE_MS, LOGIN_THROTTLE_MAX_MS } fr
 
 const log = logger('conf-chat:accounts')
 
+/** Replicas a user-record read waits for; the majority owner among them is the owner. */
+const LOOKUP_QUORUM = 7
+
 export interface AccountsInit {
   /** bcrypt cost factor. @default 10 */
   bcryptCost?: number
@@ -74,8 +77,8 @@ export class Accounts {
   }
 
   /** The live account record for a name, as most replicas hold it. */
-  async lookup (username: string, options: { signal?: AbortSignal } = {}): Promise<VerifiedRecord<AccountPayload> | undefined> {
-    const found = await this.records.get<UserPayload>(userKey(username), options)
+  async lookup (username: string, options: { signal?: AbortSignal, quorum?: number } = {}): Promise<VerifiedRecord<AccountPayload> | undefined> {
+    const found = await this.records.get<UserPayload>(userKey(username), { quorum: LOOKUP_QUORUM, ...options })
     if (found == null || found.payload.type !== 'account') return undefined
     return found as VerifiedRecord<AccountPayload>
   }

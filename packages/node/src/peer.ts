@@ -153,7 +153,9 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.datastore.recordGuard = this._records.guard
       this.datastore.recordExpired = this._records.isExpired
       this._records.start()
-      this._sets = new SetStore({ peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p }, this.init)
+      this._sets = new SetStore({
+        peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, peerStore: libp2p.peerStore, dhtProtocol: DHT_PROTOCOL
+      }, this.init)
       await this._sets.start()
       this.status = 'started'
       this.bootstrapAbort = new AbortController()

@@ -10,6 +10,9 @@ import { DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_PRESENCE_TTL_MS } from './constant
 
 const log = logger('conf-chat:presence')
 
+/** Replicas a presence read waits for: the owner put each update to the closest servers. */
+const READ_QUORUM = 5
+
 export interface PresenceInit {
   /** How long a presence record says "online" without a refresh. @default 60 s */
   presenceTtlMs?: number
@@ -63,7 +66,7 @@ export class Presence {
   }
 
   async read (keyId: string, options: { signal?: AbortSignal } = {}): Promise<PresenceInfo | undefined> {
-    const found = await this.records.get<PresencePayload>(presenceKey(keyId), options)
+    const found = await this.records.get<PresencePayload>(presenceKey(keyId), { ...options, quorum: READ_QUORUM })
     if (found == null) return undefined
     const p = found.payload
     return {

@@ -41,6 +41,15 @@ export interface PutResult {
   refused: number
 }
 
+export interface GetOptions extends AbortOptions {
+  /**
+   * Stop the query once this many replicas (our own copy included) gave a valid record.
+   * Most reads need only a few: the writer put to the closest servers. A name race must
+   * count every replica. @default Infinity (read every replica that answers)
+   */
+  quorum?: number
+}
+
 export interface GetResult<P = unknown> {
   /** The chosen record, or undefined if no valid record was found. */
   best?: VerifiedRecord<P>
@@ -203,30 +212,30 @@ export class RecordStore {
    * namespace's selector. Stale, forged or refused replicas never win, and a replica
    * that refuses a correction does not turn a found record into an error.
    */
-  async getAll<P = unknown> (key: string, options: AbortOptions = {}): Promise<GetResult<P>> {
-    const values: Uint8Array[] = []
+  async getAll<P = unknown> (key: string, options: GetOptions = {}): Promise<GetResult<P>> {
+    const quorum = options.quorum ?? Infinity
+    const all: Array<VerifiedRecord<P>> = []
     const local = await this.getLocal<P>(key)
-    if (local != null) values.push(local.value)
+    if (local != null) all.push(local)
     const signal = this.signal(options)
     try {
-      for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
-        if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'GET_VALUE' && ev.record != null) {
-          values.push(ev.record.value)
+      if (all.length < quorum) {
+        for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
+          if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'GET_VALUE' && ev.record != null) {
+            try { all.push(verifyRecordValue<P>(key, ev.record.value)) } catch (err: any) { log('ignored a record for %s: %s', key, err.message) }
+            if (all.length >= quorum) break // leaving the loop ends the query
+          }
         }
       }
     } catch (err: any) {
       // a replica refusing our correction, or the time limit: we still have what we collected
       log('get %s: %s', key, err.message)
     }
-    const all: Array<VerifiedRecord<P>> = []
-    for (const v of values) {
-      try { all.push(verifyRecordValue<P>(key, v)) } catch (err: any) { log('ignored a record for %s: %s', key, err.message) }
-    }
     const i = selectRecord(key, all.map(r => r.value))
     return { best: i >= 0 ? all[i] : undefined, all }
   }
 
-  async get<P = unknown> (key: string, options: AbortOptions = {}): Promise<VerifiedRecord<P> | undefined> {
+  async get<P = unknown> (key: string, options: GetOptions = {}): Promise<VerifiedRecord<P> | undefined> {
     return (await this.getAll<P>(key, options)).best
   }
 

@@ -25,7 +25,7 @@ import {
   type SetErrorCode, type AccountKeys
 } from '@conf-chat/protocol'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { AbortOptions, Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { AbortOptions, Connection, Libp2p, PeerId, PeerStore, Stream } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import {
   DEFAULT_SET_REPLICAS, DEFAULT_SET_ITEM_TTL_MS, DEFAULT_SET_MAINTENANCE_INTERVAL_MS, DEFAULT_SET_REQUEST_TIMEOUT_MS,
@@ -55,7 +55,10 @@ export interface SetStoreComponents {
   peerId: PeerId
   datastore: Datastore
   dht: Pick<KadDHT, 'getClosestPeers' | 'getMode'>
-  network: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  network: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections'>
+  peerStore: Pick<PeerStore, 'get'>
+  /** The DHT's protocol: peers that announce it (identify) are DHT servers. */
+  dhtProtocol: string
 }
 
 export interface AddResult {
@@ -340,6 +343,13 @@ export class SetStore {
     } catch (err: any) {
       log('closest peers to %s: %s', setKey, err.message)
     }
+    // a query cut short by load finds too few peers, and writers and readers would then
+    // disagree on the holders: every connected DHT server is a candidate too
+    for (const conn of this.components.network.getConnections()) {
+      if (conn.status === 'open' && !found.has(conn.remotePeer.toString()) && await this.isDhtServer(conn.remotePeer)) {
+        found.set(conn.remotePeer.toString(), conn.remotePeer)
+      }
+    }
     const self = this.components.peerId
     if (this.components.dht.getMode() === 'server') found.set(self.toString(), self)
     return [...found.values()]
@@ -347,6 +357,14 @@ export class SetStore {
       .sort((a, b) => compare(a.distance, b.distance))
       .slice(0, this.replicas)
       .map(p => p.peer)
+  }
+
+  private async isDhtServer (peer: PeerId): Promise<boolean> {
+    try {
+      return (await this.components.peerStore.get(peer)).protocols.includes(this.components.dhtProtocol)
+    } catch {
+      return false
+    }
   }
 
   // ------------------------------------------------------------ local store
