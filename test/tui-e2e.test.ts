@@ -143,6 +143,17 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await bob.waitForLine(/^\[DM from alice\] \(\d\d:\d\d:\d\d\) I am in the middle of typing this$/)
     await tui.waitFor(/\] you: I am in the middle of typing this\nyou ›/)
 
+    // the same with a line that wraps (the terminal is 100 columns wide)
+    const long = 'a long message that goes on and on, past the right edge of the terminal, so that it takes two rows of the screen'
+    await tui.type(long)
+    await tui.waitFor(/you › a long message that goes on and on, .* two rows of the screen$/)
+    bob.send('msg alice one more thing')
+    await bob.waitForLine(/^\[msg\] to alice: delivered$/)
+    const wrapped = await tui.waitFor(/\] bob: one more thing\n/)
+    expect(wrapped).toMatch(/\] bob: one more thing\n+you › a long message that goes on and on, .* two rows of the screen$/)
+    await tui.press('Enter')
+    await bob.waitForLine(/^\[DM from alice\] \(\d\d:\d\d:\d\d\) a long message that goes on and on, .* two rows of the screen$/)
+
     // back to the list, then quit with q
     await tui.type('/q')
     await tui.press('Enter')

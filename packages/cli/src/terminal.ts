@@ -5,7 +5,7 @@
  * On a terminal it shows a prompt, keeps it below notices that arrive meanwhile, and can
  * hide what is typed; on a pipe it reads plain lines and echoes nothing.
  */
-import { createInterface, clearLine, cursorTo, type Interface } from 'node:readline'
+import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline'
 import { Writable } from 'node:stream'
 
 export interface LineTerminalInit {
@@ -102,9 +102,13 @@ export class LineTerminal {
     if (this.noticeSink != null) {
       this.noticeSink(line)
     } else if (this.interactive && this.prompting && this.echo?.muted !== true) {
-      clearLine(this.output, 0)
+      // what is typed may span rows: clear from the prompt's first row, and leave as many
+      // rows under the notice as readline will move up when it draws the line again
+      const rows = this.rl.getCursorPos().rows
+      moveCursor(this.output, 0, -rows)
       cursorTo(this.output, 0)
-      this.output.write(line + '\n')
+      clearScreenDown(this.output)
+      this.output.write(line + '\n' + '\n'.repeat(rows))
       this.rl.prompt(true)
     } else {
       this.output.write(line + '\n')
