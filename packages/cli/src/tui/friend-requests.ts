@@ -48,10 +48,12 @@ export async function friendRequestsScreen (ctx: TuiContext): Promise<void> {
       choices: [
         ...requests.incoming.map(r => ({
           value: { type: 'incoming', username: r.username } as const,
+          short: r.username,
           name: `${ctx.colors.yellow('?')} ${r.username} asks to be friends${r.note != null ? `: "${r.note}"` : ''} ${ctx.colors.dim(`(${stamp(r.at)})`)}`
         })),
         ...requests.outgoing.map(r => ({
           value: { type: 'outgoing', username: r.username } as const,
+          short: r.username,
           name: `${ctx.colors.dim('…')} you asked ${r.username} ${ctx.colors.dim(`(${stamp(r.at)}), waiting for an answer`)}`
         })),
         { value: { type: 'add' } as const, name: 'Send a friend request…' },
