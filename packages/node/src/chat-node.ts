@@ -19,6 +19,7 @@ import { Messaging, type MessagingInit, type MessagingEvents } from './messaging
 import type { FriendActionResult, FriendInfo, FriendRequests } from './friends.js'
 import type { ChatMessage, IncomingMessage } from './direct-messages.js'
 import type { Delivery, QueuedEnvelope } from './outbox.js'
+import type { ConferenceChangeResult, ConferenceInfo, ConferenceMemberInfo, ConferenceMessage, ConferenceSendResult } from './conferences.js'
 import type { PeerId } from '@libp2p/interface'
 
 const log = logger('conf-chat:node')
@@ -207,6 +208,25 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
   async checkMailbox (): Promise<IncomingMessage[]> { return await this.messaging.checkMailbox() }
   /** What this peer's outbox still has to send. */
   async queued (): Promise<QueuedEnvelope[]> { return await this.messaging.queued() }
+
+  // ------------------------------------------------------------ conferences (conferences.ts)
+  // `id` is a conference id (`conf-` and 16 hex digits) or a unique start of one.
+
+  /** Create a conference with friends; each is told (live, or at their next login). */
+  async createConference (name: string, usernames: string[]): Promise<ConferenceChangeResult> { return await (await this.messaging.conferences()).create(name, usernames) }
+  /** The user's conferences with their members and how many are online. */
+  async conferences (): Promise<ConferenceInfo[]> { return await (await this.messaging.conferences()).list() }
+  async conferenceMembers (id: string): Promise<{ conference: ConferenceInfo, members: ConferenceMemberInfo[] }> { return await (await this.messaging.conferences()).members(id) }
+  /** Send to every other member: live to those online, to the mailboxes of the others. */
+  async sendConferenceMessage (id: string, text: string): Promise<ConferenceSendResult> { return await (await this.messaging.conferences()).send(id, text) }
+  /** The owner invites more friends: they get what is sent from now on. */
+  async inviteToConference (id: string, usernames: string[]): Promise<ConferenceChangeResult> { return await (await this.messaging.conferences()).invite(id, usernames) }
+  /** The owner removes members. */
+  async removeFromConference (id: string, usernames: string[]): Promise<ConferenceChangeResult> { return await (await this.messaging.conferences()).remove(id, usernames) }
+  /** Leave a conference: the others are told, and nothing sent afterwards reaches this user. */
+  async leaveConference (id: string): Promise<ConferenceChangeResult> { return await (await this.messaging.conferences()).leave(id) }
+  /** The messages this member sent and received in a conference, oldest first, from any peer. */
+  async conferenceHistory (id: string): Promise<{ conference: ConferenceInfo, messages: ConferenceMessage[] }> { return await (await this.messaging.conferences()).history(id) }
 
   /** Whether envelopes of `kind` have a handler here. */
   handlesKind (kind: string): boolean {

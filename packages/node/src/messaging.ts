@@ -6,7 +6,7 @@
  */
 import { logger } from '@libp2p/logger'
 import {
-  createEnvelope, openEnvelope, presenceBodySchema, FRIEND_KINDS, DM_KIND, PRESENCE_KIND,
+  createEnvelope, openEnvelope, presenceBodySchema, FRIEND_KINDS, DM_KIND, PRESENCE_KIND, CONFERENCE_KINDS,
   type Envelope, type FriendKind, type FriendEntry
 } from '@conf-chat/protocol'
 import type { PeerId } from '@libp2p/interface'
@@ -17,6 +17,7 @@ import { PrivateStateStore, type PrivateStateInit } from './private-state.js'
 import { History, compareEntries, type HistoryInit } from './history.js'
 import { Friends, type FriendEvents, type FriendActionResult, type FriendInfo, type FriendRequests } from './friends.js'
 import { DirectMessages, type DirectMessageEvents, type ChatMessage, type IncomingMessage } from './direct-messages.js'
+import { Conferences, type ConferenceEvents } from './conferences.js'
 import { NotLoggedInError } from './errors.js'
 import type { ChatPeer } from './peer.js'
 import type { Messenger } from './messenger.js'
@@ -57,7 +58,7 @@ export interface RefusedEnvelope {
   live: boolean
 }
 
-export interface MessagingEvents extends FriendEvents, DirectMessageEvents {
+export interface MessagingEvents extends FriendEvents, DirectMessageEvents, ConferenceEvents {
   /** A friend logged in or out (told directly by their peer). */
   'presence': CustomEvent<{ username: string, online: boolean }>
   /** A message of ours that waited in the outbox was delivered, queued in a mailbox, or failed. */
@@ -96,6 +97,7 @@ interface Active {
   history: History
   friends: Friends
   dms: DirectMessages
+  conferences: Conferences
   seen: SeenIds
   /** Friends known to be online, and where. */
   online: Map<string, { keyId: string, peerId: string, addrs: string[] }>
@@ -105,7 +107,8 @@ interface Active {
 }
 
 /** Refusals that will not change on a later read: the item is removed from the mailbox. */
-const FINAL_ERRORS = new Set(['NotFriendError', 'InvalidEnvelopeError', 'InvalidRecordError', 'DecryptionError', 'InvalidInputError', 'UnknownUserError'])
+const FINAL_ERRORS = new Set(['NotFriendError', 'InvalidEnvelopeError', 'InvalidRecordError', 'DecryptionError', 'InvalidInputError', 'UnknownUserError',
+  'UnknownConferenceError', 'NotConferenceMemberError', 'NotConferenceOwnerError'])
 function isFinal (err: any): boolean {
   return FINAL_ERRORS.has(err?.name) || /^(forged sender|not for the user|takeover)/.test(String(err?.message))
 }
@@ -137,6 +140,9 @@ export class Messaging {
     }
     this.host.onEnvelope(DM_KIND, async (env, ctx) => { await this.onDm(env, ctx) })
     this.host.onEnvelope(PRESENCE_KIND, async (env, ctx) => { await this.onPresence(env, ctx) })
+    for (const kind of CONFERENCE_KINDS) {
+      this.host.onEnvelope(kind, async (env, ctx) => { await (await this.activeFor(ctx)).conferences.receive(env, ctx) })
+    }
     this.host.peer.addEventListener('network:joined', () => { this.outbox.kick() })
     this.host.addEventListener('session:started', () => {
       try { this.afterLogin() } catch (err) { log.error('after login: %e', err) }
@@ -190,8 +196,21 @@ export class Messaging {
       dispatch: async envelope => await this.outbox.send(envelope),
       emit: (type, detail) => { this.emit(type, detail) }
     })
+    const conferences = new Conferences({
+      me: { username: account.username, keyId: account.keyId },
+      keys: account.keys,
+      state,
+      history,
+      records: this.host.peer.records,
+      local: this.local,
+      friends,
+      profile: async u => await this.host.profile(u),
+      presenceOf: async keyId => await this.host.presence.read(keyId),
+      dispatch: async envelope => await this.outbox.send(envelope),
+      emit: (type, detail) => { this.emit(type, detail) }
+    })
     const ready = state.load().catch(err => { log.error('could not read the private state: %s', err.message) })
-    this.active = { session, ready, state, history, friends, dms, seen, online: new Map(), draining: Promise.resolve(), ended: false }
+    this.active = { session, ready, state, history, friends, dms, conferences, seen, online: new Map(), draining: Promise.resolve(), ended: false }
     await ready
   }
 
@@ -209,6 +228,8 @@ export class Messaging {
     if (active == null || active.session !== this.host.session) return
     this.announce(active, 'online').catch(err => { log('online notices: %s', err.message) })
     this.drain(active).catch(err => { log('mailbox at login: %s', err.message) })
+    // membership changes made while this user was away (also in the mailbox; the newest record wins)
+    active.ready.then(async () => { await active.conferences.refreshAll() }).catch(err => { log('conference refresh at login: %s', err.message) })
     this.outbox.kick()
     const pollMs = this.init.mailboxPollMs ?? DEFAULT_MAILBOX_POLL_MS
     if (pollMs > 0) {
@@ -262,6 +283,9 @@ export class Messaging {
   async onlineFriends (): Promise<FriendInfo[]> { return (await this.friends()).filter(f => f.online) }
   async sendMessage (username: string, text: string): Promise<Delivery> { return await (await this.ready()).dms.send(username, text) }
   async history (username: string): Promise<ChatMessage[]> { return await (await this.ready()).dms.history(username) }
+
+  /** The logged-in account's conferences (conferences.ts). */
+  async conferences (): Promise<Conferences> { return (await this.ready()).conferences }
 
   /** Read the mailbox now (it is read at login and every `mailboxPollMs`); returns the new messages. */
   async checkMailbox (): Promise<IncomingMessage[]> { return await this.drain(await this.ready()) }
@@ -376,6 +400,7 @@ export class Messaging {
       senders.set(u, await this.host.profile(u).catch((err: Error) => err))
     }))
     active.dms.beginBatch()
+    active.conferences.beginBatch()
     let batch: IncomingMessage[]
     try {
       for (const env of envelopes) {
@@ -399,7 +424,8 @@ export class Messaging {
         }
       }
     } finally {
-      batch = active.dms.endBatch()
+      // direct and conference messages in one listing, oldest first
+      batch = [...active.dms.endBatch(), ...active.conferences.endBatch()].sort(compareEntries)
     }
     if (batch.length > 0) this.emit('messages:offline', { messages: batch })
     if (done.length > 0 && !active.ended) {

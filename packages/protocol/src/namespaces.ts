@@ -76,12 +76,17 @@ export const conferencePayloadSchema = z.object({
   members: z.array(z.object({
     username: z.string().regex(USERNAME_PATTERN),
     keyId: z.string().regex(KEY_ID_PATTERN),
-    joinedAt: time
+    joinedAt: time,
+    /** The member's keys as the owner pinned them (friends' keys): members seal to each other without a lookup. */
+    signPublic: bytesOf(32).optional(),
+    boxPublic: bytesOf(32).optional()
   }).strict()).max(256),
   left: z.array(z.object({
     username: z.string().regex(USERNAME_PATTERN),
     keyId: z.string().regex(KEY_ID_PATTERN),
-    leftAt: time
+    leftAt: time,
+    /** The owner removed them (else they left on their own). */
+    removed: z.boolean().optional()
   }).strict()).max(1024),
   createdAt: time,
   updatedAt: time
@@ -118,7 +123,20 @@ export const NAMESPACES = {
   'cc-presence': { ownership: 'key', segments: 1, payload: presencePayloadSchema },
   'cc-state': { ownership: 'key', segments: 1, payload: sealedPayloadSchema },
   'cc-history': { ownership: 'key', segments: 3, payload: sealedPayloadSchema },
-  'cc-conf': { ownership: 'key', segments: 2, payload: conferencePayloadSchema }
+  'cc-conf': {
+    ownership: 'key',
+    segments: 2,
+    payload: conferencePayloadSchema,
+    check: (_parts, payload: ConferencePayload) => {
+      const keyIds = new Set(payload.members.map(m => m.keyId))
+      if (keyIds.size !== payload.members.length || new Set(payload.members.map(m => m.username)).size !== payload.members.length) {
+        throw new InvalidRecordError('a conference lists a member twice')
+      }
+      if (payload.members.some(m => m.signPublic != null && keyIdOf(m.signPublic) !== m.keyId)) {
+        throw new InvalidRecordError('a conference member\'s key does not match its key id')
+      }
+    }
+  }
 } satisfies Record<string, NamespaceRule>
 
 export type Namespace = keyof typeof NAMESPACES
