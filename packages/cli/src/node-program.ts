@@ -12,6 +12,7 @@ import { runCommandMode } from './modes/command-mode.js'
 import { runInteractiveMode } from './modes/interactive-mode.js'
 import { setShowStacks } from './fatal.js'
 import { liveDmLine, offlineLines, deliveryText } from './format.js'
+import { subscribeConferenceNotices, withConferenceLabel } from './commands/conferences.js'
 import { DataDirInUseError } from './errors.js'
 import type { NodeApp } from './app.js'
 
@@ -40,9 +41,10 @@ function subscribeNotices (node: ChatNode, notice: (line: string) => void): void
   })
   node.addEventListener('message', ({ detail }) => { notice(liveDmLine(detail)) })
   node.addEventListener('messages:offline', ({ detail }) => {
-    if (detail.messages.length > 0) for (const line of offlineLines(detail.messages)) notice(line)
+    if (detail.messages.length > 0) for (const line of offlineLines(detail.messages.map(withConferenceLabel))) notice(line)
   })
   node.addEventListener('presence', ({ detail }) => { notice(`[presence] ${detail.username} is ${detail.online ? 'online' : 'offline'}`) })
+  subscribeConferenceNotices(node, notice)
   node.addEventListener('friend:request', ({ detail }) => {
     notice(`[friends] ${detail.username} wants to be your friend${detail.note != null ? `: ${detail.note}` : ''} (friend-accept ${detail.username})`)
   })

@@ -8,6 +8,7 @@ import { quit } from './quit.js'
 import { whoami } from './whoami.js'
 import { register, login, logout, passwd, users, search } from './accounts.js'
 import { friendAdd, friendRequests, friendAccept, friendReject, friendRemove, friends, onlineFriends, msg, history } from './messaging.js'
+import { confCreate, confList, confSend, confInvite, confRemove, confLeave, confMembers, confHistory } from './conferences.js'
 import type { Command, CommandTable } from './types.js'
 
 export type { Command, CommandContext, CommandTable } from './types.js'
@@ -31,6 +32,14 @@ export function defaultCommands (): Map<string, Command> {
     ['friend-remove', friendRemove],
     ['msg', msg],
     ['history', history],
+    ['conf-create', confCreate],
+    ['conf-list', confList],
+    ['conf-send', confSend],
+    ['conf-invite', confInvite],
+    ['conf-remove', confRemove],
+    ['conf-leave', confLeave],
+    ['conf-members', confMembers],
+    ['conf-history', confHistory],
     ['peers', peers],
     ['quit', quit]
   ])
