@@ -99,7 +99,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
     this._presence = new Presence(this.peer.records, this.init)
     this._directory = new Directory(this.peer.sets, {
       profile: async username => await this.profile(username).catch(() => undefined),
-      online: async profile => (await this.presence.read(profile.keyId))?.online === true
+      online: async keyId => (await this.presence.read(keyId))?.online === true
     })
     this._messenger = new Messenger(this.peer.libp2p, this.init)
     await this._messenger.start(async (env, from) => await this.receive(env, from))

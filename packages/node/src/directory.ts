@@ -7,7 +7,7 @@
 import { logger } from '@libp2p/logger'
 import pMap from 'p-map'
 import {
-  createDirectoryItem, decodeDirectoryItem, directorySetKey, directoryShardOf, allDirectoryShards, bytesEqual,
+  createDirectoryItem, decodeDirectoryItem, directorySetKey, directoryShardOf, allDirectoryShards, bytesEqual, keyIdOf,
   type SetItem, type AccountKeys, type DirectoryEntry
 } from '@conf-chat/protocol'
 import type { UserProfile } from './accounts.js'
@@ -32,8 +32,8 @@ export interface DirectoryUser {
 export interface DirectoryLookups {
   /** The verified owner of a name (undefined: no such account). */
   profile: (username: string) => Promise<UserProfile | undefined>
-  /** Whether the user is online now. */
-  online: (profile: UserProfile) => Promise<boolean>
+  /** Whether the account with this key id is online now. */
+  online: (keyId: string) => Promise<boolean>
 }
 
 export class Directory {
@@ -86,17 +86,27 @@ export class Directory {
     return lists.flat()
   }
 
-  /** Keep one entry per name, the one its owner signed, and add online status. */
+  /**
+   * One entry per name, with online status. A name with one entry needs no further
+   * read: the entry is signed by its key. Where several keys list one name, the name's
+   * owner (the user record) decides; a name with no account behind it is dropped.
+   */
   private async resolve (entries: DirectoryEntry[]): Promise<DirectoryUser[]> {
     const byName = new Map<string, DirectoryEntry[]>()
-    for (const e of entries) byName.set(e.username, [...(byName.get(e.username) ?? []), e])
+    for (const e of entries) {
+      const list = byName.get(e.username) ?? []
+      if (!list.some(c => bytesEqual(c.signPublic, e.signPublic))) list.push(e)
+      byName.set(e.username, list)
+    }
     const users = await pMap(byName.entries(), async ([username, candidates]) => {
-      const owner = await this.lookups.profile(username).catch(() => undefined)
-      if (owner == null) return undefined
-      const entry = candidates.find(c => bytesEqual(c.signPublic, owner.signPublic))
+      let entry = candidates[0]
+      if (candidates.length > 1) {
+        const owner = await this.lookups.profile(username).catch(() => undefined)
+        entry = owner == null ? undefined : candidates.find(c => bytesEqual(c.signPublic, owner.signPublic))
+      }
       if (entry == null) return undefined
-      const online = await this.lookups.online(owner).catch(() => false)
-      return { username, fullName: owner.fullName, online }
+      const online = await this.lookups.online(keyIdOf(entry.signPublic)).catch(() => false)
+      return { username, fullName: entry.fullName, online }
     }, { concurrency: LOOKUP_CONCURRENCY })
     return users
       .filter((u): u is DirectoryUser => u != null)

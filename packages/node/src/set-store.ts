@@ -247,7 +247,9 @@ export class SetStore {
     const rules = this.rulesFor(setKey)
     const byId = new Map<string, SetItem>()
     for (const item of await this.localItems(setKey)) byId.set(item.id, item)
-    const found = await this.findHolders(setKey, options)
+    // readers ask twice as many peers as writers store on: a writer whose lookup was cut
+    // short by load may have picked holders a little further from the key
+    const found = await this.findHolders(setKey, { ...options, count: this.replicas * 2 })
     if (found.length === 0) throw new NoSetHoldersError()
     const holders = found.filter(p => !p.equals(this.components.peerId))
     let answered = 0
@@ -284,7 +286,7 @@ export class SetStore {
       removals.push({ ids: chunk, auth: createRemoveAuth(setKey, chunk, signer) })
     }
     for (const r of removals) rules.authorizeRemove(setKey, r.ids, r.auth)
-    const holders = await this.findHolders(setKey, options)
+    const holders = await this.findHolders(setKey, { ...options, count: this.replicas * 2 }) // as many as a reader asks
     const self = this.components.peerId
     // a stale local copy must learn the removal too, or our own maintenance pushes the items back
     if (!holders.some(p => p.equals(self)) && await this.holdsSet(setKey)) holders.push(self)
@@ -312,7 +314,8 @@ export class SetStore {
    * bytes, so the target is sha256(setKey)), ourselves included when we are a server
    * and among them.
    */
-  async findHolders (setKey: string, options: AbortOptions = {}): Promise<PeerId[]> {
+  async findHolders (setKey: string, options: AbortOptions & { count?: number } = {}): Promise<PeerId[]> {
+    const count = options.count ?? this.replicas
     parseSetKey(setKey)
     options.signal?.throwIfAborted()
     // concurrent writers on one peer share one lookup: a burst of adds costs one DHT query
@@ -323,11 +326,11 @@ export class SetStore {
     }
     const signal = options.signal
     // each caller gets its own copy of the shared result
-    if (signal == null) return [...await lookup]
+    if (signal == null) return (await lookup).slice(0, count)
     return await new Promise<PeerId[]>((resolve, reject) => {
       const onAbort = (): void => { reject(signal.reason) }
       signal.addEventListener('abort', onAbort, { once: true })
-      lookup.then(peers => { resolve([...peers]) }, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+      lookup.then(peers => { resolve(peers.slice(0, count)) }, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
     })
   }
 
@@ -355,7 +358,6 @@ export class SetStore {
     return [...found.values()]
       .map(peer => ({ peer, distance: xor(sha256(peer.toMultihash().bytes), target) }))
       .sort((a, b) => compare(a.distance, b.distance))
-      .slice(0, this.replicas)
       .map(p => p.peer)
   }
 
