@@ -10,7 +10,7 @@ import {
   SET_PROTOCOL, MAX_SET_ITEM_BYTES, MAX_SET_FRAME_BYTES, KEY_ID_PATTERN,
   InvalidSetKeyError, InvalidSetItemError, RemoveNotAuthorizedError,
   generateAccountKeys, keyIdOf, sign, verify, createSetItem, createRemoveAuth, encodeSetMessage, decodeSetResponse,
-  mailboxSetKey, directorySetKey, directoryShardOf, createDirectoryItem, decodeDirectoryItem,
+  mailboxSetKey, mailboxSetRules, directorySetKey, createEnvelope, encodeEnvelope, directoryShardOf, createDirectoryItem, decodeDirectoryItem,
   type AccountKeys, type SetItem, type SetNamespaceRules, type SetResponse
 } from '@conf-chat/protocol'
 import { rm } from 'node:fs/promises'
@@ -87,7 +87,8 @@ describe('replicated sets (R = 3)', () => {
   let originalHolders: ChatPeer[] = []
 
   beforeAll(async () => {
-    net = await startNetwork(7, { setReplicas: 3, setMaintenanceIntervalMs: 0, setNamespaces: { 'cc-test': testRules } })
+    // mailbox removal rules with opaque items: these tests are about holders and removals (envelope checks: mailbox.test.ts)
+    net = await startNetwork(7, { setReplicas: 3, setMaintenanceIntervalMs: 0, setNamespaces: { 'cc-test': testRules, 'cc-mailbox': mailboxSetRules({ validateItem: () => {} }) } })
   })
   afterAll(async () => { await net?.cleanup() })
 
@@ -285,7 +286,7 @@ describe('set timers: expiry and hand-off', () => {
       setMaintenanceIntervalMs: 250,
       setItemTtlMs: SHORT_TTL,
       // a namespace may set its own item TTL, as the directory does
-      setNamespaces: { 'cc-test': testRules, 'cc-long': { ...testRules, itemTtlMs: 30 * 24 * 60 * 60 * 1000 } }
+      setNamespaces: { 'cc-mailbox': mailboxSetRules({ validateItem: () => {} }), 'cc-test': testRules, 'cc-long': { ...testRules, itemTtlMs: 30 * 24 * 60 * 60 * 1000 } }
     })
   })
   afterAll(async () => { await net?.cleanup() })
@@ -330,7 +331,11 @@ describe('sets without a network', () => {
       const owner = generateAccountKeys()
       const mailbox = mailboxSetKey(keyIdOf(owner.signPublic))
       await expect(lone.sets.list(mailbox)).rejects.toMatchObject({ name: 'NoSetHoldersError' })
-      await expect(lone.sets.add(mailbox, [createSetItem(new Uint8Array([1]))])).rejects.toMatchObject({ name: 'NoSetHoldersError' })
+      // by default a mailbox takes only signed envelopes addressed to its owner
+      await expect(lone.sets.add(mailbox, [createSetItem(new Uint8Array([1]))])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+      const envelope = createEnvelope('dm', { text: 'hi' }, { username: 'sender', keys: generateAccountKeys() },
+        { username: 'owner', keyId: keyIdOf(owner.signPublic), boxPublic: owner.boxPublic })
+      await expect(lone.sets.add(mailbox, [createSetItem(encodeEnvelope(envelope), { id: envelope.id })])).rejects.toMatchObject({ name: 'NoSetHoldersError' })
       await expect(lone.sets.remove(mailbox, ['x'], owner)).rejects.toMatchObject({ name: 'NoSetHoldersError' })
     } finally {
       await lone.stop()

@@ -14,7 +14,6 @@ import { DecryptionError } from './errors.js'
 import { decodeCbor } from './record.js'
 import { decodeEnvelope, type Envelope } from './envelope.js'
 import { InvalidInputError } from './accounts.js'
-import { InvalidSetItemError, mailboxSetKey, type SetItem } from './sets.js'
 import { MAX_MESSAGE_CHARS, USERNAME_PATTERN } from './limits.js'
 
 // ---------------------------------------------------------------- envelope kinds
@@ -204,19 +203,4 @@ export function decryptLocal<T> (data: Uint8Array, key: Uint8Array, schema: z.Zo
 
 // ---------------------------------------------------------------- mailbox items
 
-/**
- * What a mailbox holder (and the recipient's reader) checks of one item: a well-formed
- * envelope with a valid signature, addressed to the mailbox's key id, stored under its
- * own id. Holders cannot open the body; the recipient checks the sender's name later.
- */
-export function validateMailboxItem (setKey: string, item: SetItem): Envelope {
-  let envelope: Envelope
-  try {
-    envelope = decodeEnvelope(item.data)
-  } catch (err: any) {
-    throw new InvalidSetItemError(`not a valid envelope: ${String(err.message)}`)
-  }
-  if (setKey !== mailboxSetKey(envelope.toKeyId)) throw new InvalidSetItemError('envelope is addressed to another mailbox')
-  if (item.id !== envelope.id) throw new InvalidSetItemError('item id is not the envelope id')
-  return envelope
-}
+export { validateMailboxItem } from './sets.js'

@@ -9,6 +9,7 @@ import * as cborg from 'cborg'
 import { z } from 'zod'
 import { sign, verify, keyIdOf, sha256, randomId, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { decodeCbor } from './record.js'
+import { decodeEnvelope, type Envelope } from './envelope.js'
 import { MAX_FULL_NAME_CHARS, USERNAME_PATTERN } from './limits.js'
 
 /** The set protocol: one request and one response per stream, each a length-prefixed CBOR frame. */
@@ -239,15 +240,29 @@ export const MAILBOX_SET_NAMESPACE = 'cc-mailbox'
 export const mailboxSetKey = (keyId: string): string => `/${MAILBOX_SET_NAMESPACE}/${keyId}`
 
 /**
- * Mailboxes: anyone may add (items are opaque here: any bytes up to the item limit unless
- * `validateItem` is given, e.g. an envelope check); only the recipient may remove.
+ * A mailbox item is a well-formed, correctly signed envelope addressed to the mailbox's
+ * owner and stored under its own id, so a holder can neither forge one nor swap the data
+ * under an id. Throws InvalidSetItemError.
  */
+export function validateMailboxItem (setKey: string, item: SetItem): Envelope {
+  let envelope: Envelope
+  try {
+    envelope = decodeEnvelope(item.data)
+  } catch (err: any) {
+    throw new InvalidSetItemError(`not a valid envelope: ${String(err.message)}`)
+  }
+  if (setKey !== mailboxSetKey(envelope.toKeyId)) throw new InvalidSetItemError('envelope is addressed to another mailbox')
+  if (item.id !== envelope.id) throw new InvalidSetItemError('item id is not the envelope id')
+  return envelope
+}
+
+/** Mailboxes: anyone may add a signed envelope for the owner; only the owner may remove. */
 export function mailboxSetRules (options: { validateItem?: (setKey: string, item: SetItem) => void } = {}): SetNamespaceRules {
   return {
     checkKey: parts => {
       if (parts.length !== 1 || !KEY_ID_PATTERN.test(parts[0] ?? '')) throw new InvalidSetKeyError('a mailbox key is /cc-mailbox/<keyId>')
     },
-    validateItem: options.validateItem ?? (() => {}),
+    validateItem: options.validateItem ?? ((setKey, item) => { validateMailboxItem(setKey, item) }),
     authorizeRemove: (setKey, _ids, auth) => {
       if (keyIdOf(auth.pub) !== setKey.split('/')[2]) throw new RemoveNotAuthorizedError('only the mailbox owner may remove from it')
     }
