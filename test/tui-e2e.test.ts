@@ -84,8 +84,9 @@ async function register (tui: TmuxScreen, username: string, fullName: string): P
 
 /** The program ended by itself with exit code 0 and no stack trace or error on the screen. */
 async function expectCleanExit (tui: TmuxScreen): Promise<string> {
-  expect(await tui.waitForExit()).toBe(0)
+  const exit = await tui.waitForExit()
   const all = await tui.everything()
+  expect(exit, all).toBe(0)
   expect(all).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/) // a stack frame
   expect(all).not.toMatch(/error:|Error\b/)
   return all
@@ -176,8 +177,9 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await register(tui, 'alice', 'Alice Liddell')
 
     // alice picks bob, who is not a friend yet, and asks him from there
+    // (r refreshes the list; keys typed while its spinner runs are dropped: wait for the new list)
     await tui.press('r')
-    await tui.waitFor(/ Users\n❯ ● bob +Bob Builder +online/)
+    await tui.waitFor(/pick a user to chat with Refresh\n[\s\S]*pick a user to chat with\n Users\n❯ ● bob +Bob Builder +online/)
     await tui.press('Enter')
     await tui.waitFor(/bob is not your friend yet[\s\S]*❯ Send bob a friend request/)
     await tui.press('Enter')

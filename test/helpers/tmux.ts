@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFileSync, readdirSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 
 /** Generous: two cores shared with other engineers' test runs. */
@@ -100,13 +101,22 @@ export class TmuxScreen {
     }
   }
 
-  /** The program's exit status once it has ended (the pane remains). */
-  async waitForExit (timeoutMs = SCREEN_WAIT_MS): Promise<number> {
+  /** The program's exit code once it has ended (the pane remains), or the signal that ended it. */
+  async waitForExit (timeoutMs = SCREEN_WAIT_MS): Promise<number | string> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      const [dead, status] = (await this.tmux('display-message', '-p', '-t', this.session, '#{pane_dead} #{pane_dead_status}')).split(' ')
-      if (dead === '1') return Number(status)
-      if (Date.now() > deadline) throw new Error(`the program did not exit within ${timeoutMs} ms; the screen shows:\n${await this.visible()}`)
+      const [dead, status, signal] = (await this.tmux('display-message', '-p', '-t', this.session, '#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}')).split(':')
+      // the pane dies when the pty closes; its status comes when tmux has reaped the process
+      if (dead === '1' && status !== '') return Number(status)
+      if (dead === '1' && signal != null && signal !== '') return `signal ${signal}`
+      // tmux 3.3 can leave the process unreaped for long on a loaded machine: a zombie's
+      // exit status is in /proc (field 52 of stat, as waitpid reports it)
+      const zombie = dead === '1' && this.pid != null ? zombieExit(this.pid) : undefined
+      if (zombie != null) return zombie
+      if (Date.now() > deadline) {
+        const state = this.pid != null ? processState(this.pid) : 'unknown'
+        throw new Error(`the program did not exit within ${timeoutMs} ms (pane ${dead === '1' ? 'dead' : 'alive'}, process ${state}); the screen shows:\n${await this.visible()}`)
+      }
       await new Promise(resolve => setTimeout(resolve, POLL_MS))
     }
   }
@@ -129,5 +139,34 @@ function alive (pid: number): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+/** The exit code (or `signal N`) of a process that has ended but is not reaped yet. */
+function zombieExit (pid: number): number | string | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+    if (fields[0] !== 'Z') return undefined
+    const status = Number(fields[52 - 3])
+    if (!Number.isInteger(status)) return undefined
+    return (status & 0x7f) === 0 ? (status >> 8) & 0xff : `signal ${status & 0x7f}`
+  } catch {
+    return undefined // gone: tmux has reaped it, and will tell
+  }
+}
+
+/** The process's state letter from /proc (R running, S sleeping, Z zombie...), for failure messages. */
+function processState (pid: number): string {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[0] ?? '?'
+    const tasks = readdirSync(`/proc/${pid}/task`).map(t => {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8')
+      let wchan = ''
+      try { wchan = readFileSync(`/proc/${pid}/task/${t}/wchan`, 'utf8') } catch {}
+      return `${stat.match(/\((.*)\)/)?.[1] ?? t}:${stat.replace(/^.*\) /, '').split(' ')[0] ?? '?'}${wchan !== '' && wchan !== '0' ? `@${wchan}` : ''}`
+    })
+    return `${state}, threads ${tasks.join(' ')}`
+  } catch {
+    return 'gone'
   }
 }
