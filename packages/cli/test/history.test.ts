@@ -12,6 +12,7 @@ describe('historyScreen', () => {
     const today = (s: number): number => { const d = new Date(); d.setHours(9, 30, s, 0); return d.getTime() }
     f = screenFixture({
       friends: [{ username: 'bob', since: 1, online: true }, { username: 'carol', since: 1, online: false }],
+      conferences: [],
       history: (u: string) => u === 'carol'
         ? [{ id: '1', from: 'alice', to: 'carol', text: 'lunch?', sentAt: today(1), direction: 'out' },
             { id: '2', from: 'carol', to: 'alice', text: 'yes!', sentAt: today(2), direction: 'in' }]
@@ -25,7 +26,7 @@ describe('historyScreen', () => {
   })
 
   it('says there is no history without friends', async () => {
-    f = screenFixture({ friends: [] })
+    f = screenFixture({ friends: [], conferences: [] })
     await historyScreen(f.ctx)
     expect(f.term.text).toContain('No history yet')
   })

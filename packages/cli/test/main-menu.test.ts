@@ -20,6 +20,7 @@ function network (extra: Record<string, unknown> = {}): ScreenFixture {
     friendRequests: { incoming: [{ username: 'dave', at: 1 }], outgoing: [] },
     history: [],
     presenceOf: { online: false },
+    conferences: [],
     sendMessage: { id: 'm', status: 'queued', where: 'mailbox' },
     logout: undefined,
     ...extra
@@ -75,7 +76,7 @@ describe('mainMenu', () => {
     f.term.type('r')
     await f.term.waitFor('q quit')
     expect(f.node.callsOf('users')).toHaveLength(2)
-    for (let i = 0; i < 7; i++) f.term.type(KEY.down) // bob carol dave, Friend requests, History, Change password, Refresh, Log out
+    for (let i = 0; i < 8; i++) f.term.type(KEY.down) // bob carol dave, Friend requests, Conferences, History, Change password, Refresh, Log out
     await f.term.waitFor('❯ Log out')
     f.term.type(KEY.enter)
     await expect(done).resolves.toBe('logged-out')

@@ -13,6 +13,8 @@ import type { Inbox } from './inbox.js'
 export type TuiNode = Pick<ChatNode,
 'login' | 'register' | 'logout' | 'changePassword' | 'whoami' | 'users' | 'friends' | 'friendRequests' |
 'addFriend' | 'acceptFriend' | 'rejectFriend' | 'removeFriend' | 'sendMessage' | 'history' | 'presenceOf' |
+'conferences' | 'createConference' | 'conferenceMembers' | 'sendConferenceMessage' | 'inviteToConference' |
+'leaveConference' | 'conferenceHistory' |
 'addEventListener' | 'removeEventListener' | 'session'
 > & {
   peer: Pick<ChatPeer, 'joined' | 'waitJoined'>
@@ -75,8 +77,9 @@ export class ProgramStoppingError extends Error {
 
 /**
  * Run `work` with a spinner (ora) on a terminal, a plain line elsewhere. The spinner line
- * is replaced by `done(result)` if it gives one, or by the error, when the work ends. Stopping the program
- * ends the wait at once (the work itself cannot be cancelled and finishes in the background).
+ * is replaced by `done(result)` if it gives one, or by the error, when the work ends.
+ * Stopping the program ends the wait at once (the work itself cannot be cancelled and
+ * finishes in the background).
  */
 export async function withSpinner<T> (ctx: TuiContext, text: string, work: Promise<T>, done: (result: T) => string | undefined = () => undefined,
   progress?: (setText: (text: string) => void) => void): Promise<T> {

@@ -1,25 +1,42 @@
-/** History: pick a friend, read the whole conversation (both directions, local times). */
-import { select } from '@inquirer/prompts'
+/** History: pick a friend or a conference, read the whole conversation (local times). */
+import { select, Separator } from '@inquirer/prompts'
+import type { ChatMessage } from '@conf-chat/node'
 import { flushNotices, print, promptContext, withSpinner, type TuiContext } from './context.js'
 import { messageLine, plural } from './format.js'
+
+type HistoryChoice = { type: 'friend', username: string } | { type: 'conference', id: string } | { type: 'back' }
 
 export async function historyScreen (ctx: TuiContext): Promise<void> {
   const io = promptContext(ctx, AbortSignal.any([ctx.signal, ctx.inbox.sessionSignal]))
   flushNotices(ctx)
-  const friends = await withSpinner(ctx, 'Reading your friends…', ctx.node.friends())
-  if (friends.length === 0) {
+  const [friends, conferences] = await withSpinner(ctx, 'Reading your friends and conferences…',
+    Promise.all([ctx.node.friends(), ctx.node.conferences()]))
+  if (friends.length + conferences.length === 0) {
     print(ctx, 'No history yet: conversations are with friends (send a friend request from the list).')
     return
   }
-  const BACK = '\u0000back'
-  const username = await select<string>({
+  const choice = await select<HistoryChoice>({
     message: 'Whose conversation?',
-    choices: [...friends.map(f => ({ value: f.username, name: f.username })), { value: BACK, name: 'Back' }],
+    choices: [
+      ...friends.map(f => ({ value: { type: 'friend', username: f.username } as const, name: f.username })),
+      ...(conferences.length > 0 ? [new Separator('Conferences')] : []),
+      ...conferences.map(c => ({ value: { type: 'conference', id: c.id } as const, name: `# ${c.name}  ${ctx.colors.dim(c.id)}` })),
+      { value: { type: 'back' } as const, name: 'Back' }
+    ],
     pageSize: 12
   }, io)
-  if (username === BACK) return
-  const history = await withSpinner(ctx, `Reading the conversation with ${username}…`, ctx.node.history(username))
-  print(ctx, ctx.colors.bold(`── History with ${username}: ${plural(history.length, 'message')} ──`))
-  for (const m of history) print(ctx, messageLine(ctx.colors, m))
+  if (choice.type === 'back') return
+  let title: string
+  let messages: ChatMessage[]
+  if (choice.type === 'friend') {
+    title = choice.username
+    messages = await withSpinner(ctx, `Reading the conversation with ${choice.username}…`, ctx.node.history(choice.username))
+  } else {
+    const found = await withSpinner(ctx, 'Reading the conference…', ctx.node.conferenceHistory(choice.id))
+    title = `# ${found.conference.name}`
+    messages = found.messages
+  }
+  print(ctx, ctx.colors.bold(`── History with ${title}: ${plural(messages.length, 'message')} ──`))
+  for (const m of messages) print(ctx, messageLine(ctx.colors, m))
   print(ctx, ctx.colors.bold('── end ──'))
 }

@@ -11,6 +11,7 @@ import { userListPrompt, orderUsers, type MenuAction, type UserEntry } from './u
 import { chatScreen } from './chat-screen.js'
 import { friendRequestsScreen, strangerScreen } from './friend-requests.js'
 import { historyScreen } from './history.js'
+import { conferencesScreen } from './conferences.js'
 import { passwdScreen } from './passwd.js'
 
 export type MainMenuResult = 'logged-out' | 'quit' | 'session-ended'
@@ -73,7 +74,12 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
     try {
       action = await userListPrompt({
         message: `${me.username} (${me.fullName}) · pick a user to chat with`,
-        view: () => ({ users: currentUsers(ctx, loaded, me.username), requestCount: ctx.inbox.requestCount, notices: ctx.inbox.pendingNotices }),
+        view: () => ({
+          users: currentUsers(ctx, loaded, me.username),
+          requestCount: ctx.inbox.requestCount,
+          conferenceUnread: ctx.inbox.conferenceUnreadTotal,
+          notices: ctx.inbox.pendingNotices
+        }),
         subscribe: onChange => {
           rerender = onChange
           const off = ctx.inbox.subscribe(onChange)
@@ -115,6 +121,9 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
         case 'requests':
           await friendRequestsScreen(ctx)
           loaded = await load(ctx)
+          break
+        case 'conferences':
+          if (await conferencesScreen(ctx) === 'quit') return 'quit'
           break
         case 'history':
           await historyScreen(ctx)

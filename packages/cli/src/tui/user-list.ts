@@ -23,6 +23,7 @@ export interface UserEntry {
 export type MenuAction =
   | { type: 'chat', username: string }
   | { type: 'requests' }
+  | { type: 'conferences' }
   | { type: 'history' }
   | { type: 'passwd' }
   | { type: 'refresh' }
@@ -33,6 +34,8 @@ export type MenuAction =
 export interface UserListView {
   users: UserEntry[]
   requestCount: number
+  /** Unread conference messages, all conferences together. */
+  conferenceUnread?: number
   /** Notices that arrived and are not yet printed for good, oldest first. */
   notices: readonly string[]
 }
@@ -82,6 +85,7 @@ interface Item {
 
 const ACTIONS: Array<{ type: Exclude<MenuAction['type'], 'chat'>, label: string }> = [
   { type: 'requests', label: 'Friend requests' },
+  { type: 'conferences', label: 'Conferences' },
   { type: 'history', label: 'History' },
   { type: 'passwd', label: 'Change password' },
   { type: 'refresh', label: 'Refresh  (r)' },
@@ -115,7 +119,9 @@ export function menuItems (view: UserListView): Array<Item | Separator> {
   else items.push(new Separator('  (nobody else yet: Refresh later)'))
   items.push(new Separator('──────────────'))
   for (const a of ACTIONS) {
-    const count = a.type === 'requests' && view.requestCount > 0 ? ` (${view.requestCount})` : ''
+    const count = a.type === 'requests' && view.requestCount > 0
+      ? ` (${view.requestCount})`
+      : a.type === 'conferences' && (view.conferenceUnread ?? 0) > 0 ? ` (${view.conferenceUnread ?? 0} new)` : ''
     items.push({ key: a.type, action: { type: a.type } as MenuAction, short: a.label.replace(/\s+\(.\)$/, ''), label: c => `${a.label}${count !== '' ? c.yellow(count) : ''}` })
   }
   return items

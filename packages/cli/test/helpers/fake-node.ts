@@ -19,7 +19,9 @@ export class FakeNode extends EventTarget {
     super()
     for (const [k, v] of Object.entries(answers)) this.answers.set(k, v)
     const methods = ['login', 'register', 'logout', 'changePassword', 'whoami', 'users', 'friends', 'friendRequests',
-      'addFriend', 'acceptFriend', 'rejectFriend', 'removeFriend', 'sendMessage', 'history', 'presenceOf']
+      'addFriend', 'acceptFriend', 'rejectFriend', 'removeFriend', 'sendMessage', 'history', 'presenceOf',
+      'conferences', 'createConference', 'conferenceMembers', 'sendConferenceMessage', 'inviteToConference',
+      'leaveConference', 'conferenceHistory']
     for (const method of methods) {
       (this as any)[method] = (...args: unknown[]) => {
         this.calls.push({ method, args })
