@@ -22,9 +22,11 @@ describe('user directory', () => {
     const reader = await net.addNode()
     const listed = await reader.users()
     expect(listed.map(u => u.username).sort()).toEqual(names)
-    expect(listed.every(u => u.online)).toBe(true)
+    // all are logged in: each shows online once its presence record is read (retried under load)
+    const offline = listed.filter(u => !u.online).map(u => u.username)
+    if (offline.length > 0) await eventually(async () => (await reader.users()).every(u => u.online), 120_000, 1_000)
     expect(listed.find(u => u.username === 'user07')?.fullName).toBe('Person Number 7')
-  }, 180_000)
+  }, 300_000)
 
   it('filters by prefix and sorts online users first', { timeout: 180_000 }, async () => {
     const nodes = net.nodes as ChatNode[]
@@ -49,7 +51,7 @@ describe('user directory', () => {
     expect((await reader.searchUsers('user19')).map(u => u.username)).toEqual(['user19'])
   })
 
-  it('survives the loss of the supernode', async () => {
+  it('survives the loss of the supernode', { timeout: 300_000 }, async () => {
     await net.supernode.stop()
     const late = await net.addNode({}, net.nodes[5]!.peer.multiaddrs[0]!.toString())
     const listed = await late.users()
@@ -57,5 +59,5 @@ describe('user directory', () => {
     await late.register({ username: 'latecomer', password: pw, fullName: 'Late Comer' })
     const reader = net.nodes[2]!
     await eventually(async () => (await reader.users('late')).some(u => u.username === 'latecomer'), 90_000)
-  }, 120_000)
+  })
 })
