@@ -2,9 +2,10 @@
  * End-to-end (issue 6): the real `node` program with its menus in a pseudo-terminal
  * (tmux), used as a person would: register, answer a friend request, open the user list,
  * chat with an online friend (a reply arrives while a message is half typed), go back,
- * quit; and the offline path (the message goes to the mailbox, the friend gets it at
- * login). The network is the real supernode program; the friend is the real `node`
- * program in command mode (friend-add, friend-accept, msg, logout, login).
+ * quit; the offline path (the message goes to the mailbox, the friend gets it at login);
+ * a conference made and used from the menus. The network is the real supernode program;
+ * the friends are the real `node` program in command mode (friend-add, msg, conf-send,
+ * logout, login).
  */
 import { fileURLToPath } from 'node:url'
 import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
@@ -216,5 +217,88 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await bob.waitForLine(/^\[offline\] You have 1 message\(s\):$/)
     await bob.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] \[DM from alice\] are you there\? call me$/)
     expect(bob.stderr, bob.transcript()).toEqual([])
+  }, TEST_TIMEOUT_MS)
+
+  it('creates a conference from the menus and chats in it while a member is offline; the member gets it at login', async () => {
+    const net = await startNetwork()
+    const bob = await startFriend(net, 'bob', 'Bob Builder')
+    const carol = await startFriend(net, 'carol', 'Carol Ann')
+    const tui = await startTui(net)
+    await register(tui, 'alice', 'Alice Liddell')
+
+    // both ask alice; she accepts both on the friend requests screen
+    bob.send('friend-add alice')
+    carol.send('friend-add alice')
+    await tui.waitFor(/Friend requests \(2\)/)
+    await tui.waitFor(/ Users\n❯ ● bob .*\n {2}● carol /)
+    await tui.press('Down', 'Down', 'Enter')
+    const accepted: string[] = []
+    for (let i = 0; i < 2; i++) { // in the order they arrived
+      const name = (await tui.waitFor(/❯ \? (bob|carol) asks to be friends/)).match(/❯ \? (bob|carol) asks/)![1]!
+      await tui.press('Enter')
+      await tui.waitFor(/❯ Accept/)
+      await tui.press('Enter')
+      await tui.waitFor(new RegExp(`✔ You and ${name} are friends now`))
+      accepted.push(name)
+    }
+    expect(accepted.sort()).toEqual(['bob', 'carol'])
+    await tui.waitFor(/No friend requests\n❯ Send a friend request…\n {2}Back/)
+    await tui.press('Down', 'Enter')
+    await bob.waitForLine(/^\[friends\] alice accepted: you are now friends$/)
+    await carol.waitForLine(/^\[friends\] alice accepted: you are now friends$/)
+    carol.send('logout')
+    await carol.waitForLine(/^\[logout\] Logged out carol$/)
+
+    // Conferences, then create one with both friends
+    await tui.waitFor(/○ carol went offline/)
+    await tui.waitFor(/❯ Friend requests\n {2}Conferences/)
+    await tui.press('Down', 'Enter')
+    await tui.waitFor(/No conferences yet\n❯ Create a conference…/)
+    await tui.press('Enter')
+    await tui.waitFor(/Conference name/)
+    await tui.type('Weekend trip')
+    await tui.press('Enter')
+    await tui.waitFor(/Invite which friends\?[\s\S]*● bob[\s\S]*○ carol/)
+    await tui.press('a') // all of them
+    await tui.press('Enter')
+    const created = await tui.waitFor(/✔ Created conference (conf-[0-9a-f]+) \(Weekend trip\) with participants: alice, bob, carol/)
+    const id = created.match(/Created conference (conf-[0-9a-f]+)/)![1]!
+    await bob.waitForLine(new RegExp(`^\\[conf\\] alice invited you to conference ${id} \\(Weekend trip\\)$`))
+
+    // its chat: carol is offline, bob answers while alice types
+    await tui.waitFor(/Conferences\n {2}# Weekend trip .*\n❯ Create a conference…/)
+    await tui.press('Up', 'Enter')
+    await tui.waitFor(/❯ Open the chat/)
+    await tui.press('Enter')
+    await tui.waitFor(new RegExp(`── # Weekend trip \\(${id}\\) · 3 members, 2 online ──[\\s\\S]*offline: carol: they get what you send at their next login\\.[\\s\\S]*you ›`))
+    await tui.type('who brings the tent?')
+    await tui.press('Enter')
+    await bob.waitForLine(new RegExp(`^\\[CONF ${id} / from alice\\] \\(\\d\\d:\\d\\d:\\d\\d\\) who brings the tent\\?$`))
+    await tui.waitFor(/\] you: who brings the tent\?\n\s*↳ delivered to bob; left for carol \(offline\)/)
+    await tui.type('I can bring the st')
+    await tui.waitFor(/you › I can bring the st$/)
+    bob.send(`conf-send ${id} I have one, and a stove`)
+    await tui.waitFor(/\] bob: I have one, and a stove\nyou › I can bring the st$/)
+    await tui.type('ove')
+    await tui.press('Enter')
+    await bob.waitForLine(new RegExp(`^\\[CONF ${id} / from alice\\] \\(\\d\\d:\\d\\d:\\d\\d\\) I can bring the stove$`))
+
+    // back out and quit
+    await tui.type('/q')
+    await tui.press('Enter')
+    await tui.waitFor(/Conferences\n❯ # Weekend trip/)
+    await tui.press('Down', 'Down', 'Enter')
+    await tui.waitFor(/pick a user to chat with\n/)
+    await tui.press('q')
+    await expectCleanExit(tui)
+
+    // carol logs in and finds the conference's messages waiting, in order
+    carol.send('login carol')
+    carol.send('password of carol')
+    await carol.waitForLine(/^\[login\] Logged in as carol/)
+    await carol.waitForLine(new RegExp(`^ {2}\\[\\d\\d:\\d\\d:\\d\\d\\] \\[CONF ${id} / from alice\\] who brings the tent\\?$`))
+    await carol.waitForLine(new RegExp(`^ {2}\\[\\d\\d:\\d\\d:\\d\\d\\] \\[CONF ${id} / from bob\\] I have one, and a stove$`))
+    await carol.waitForLine(new RegExp(`^ {2}\\[\\d\\d:\\d\\d:\\d\\d\\] \\[CONF ${id} / from alice\\] I can bring the stove$`))
+    for (const p of [bob, carol]) expect(p.stderr, p.transcript()).toEqual([])
   }, TEST_TIMEOUT_MS)
 })
