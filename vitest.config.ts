@@ -16,7 +16,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    fileParallelism: true,
-    maxWorkers: 2
+    // one file at a time: the integration files run networks of up to 21 libp2p peers in
+    // one process, and two of them side by side on two cores starve each other's timers
+    fileParallelism: false,
+    maxWorkers: 1
   }
 })

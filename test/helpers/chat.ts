@@ -36,7 +36,7 @@ export async function startChatNetwork (n: number, init: Partial<ChatNodeInit> =
       const node = new ChatNode({ dataDir, host: '127.0.0.1', port: 0, bootstrap: [via ?? addrOf(supernode)], ...FAST, ...init, ...extra })
       stoppables.push(node)
       await node.start()
-      await node.peer.waitJoined({ signal: AbortSignal.timeout(20_000) })
+      await node.peer.waitJoined({ signal: AbortSignal.timeout(60_000) })
       net.nodes.push(node)
       return node
     },
