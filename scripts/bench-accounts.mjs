@@ -1,91 +1,97 @@
-// Accounts figures (issue 3): login time split into bcrypt, KDF (both deliberate) and
-// network, in a network of a supernode and N peer processes (default 10); and how long
+#!/usr/bin/env node
+// Accounts figures: login time split into bcrypt and the key derivation (scrypt), both
+// deliberate, and network (the user record's lookup, then the session's start: presence
+// read and publish, mailbox), in a network of a supernode and N peer processes (default
+// 10), each user logging in on another peer than the one it registered on; and how long
 // after a logout another peer reads the user as offline. Prints a table, writes JSON
-// under results/.  Usage: node scripts/bench-accounts.mjs [--peers 10] [--users 10]
-import { fork } from 'node:child_process'
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir, loadavg } from 'node:os'
-import { join, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+// under results/.
+//
+//   npm run bench:accounts -- [--peers 10] [--users 10]
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { BenchRun, RESULTS, ROOT, fmt, stats } from './lib/bench.mjs'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? Number(process.argv[i + 1]) : def }
-const PEERS = arg('peers', 10)
-const USERS = Math.min(arg('users', 10), PEERS)
-
-class Worker {
-  constructor () {
-    this.child = fork(join(here, 'bench-accounts-worker.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.pending = new Map()
-    this.next = 0
-    this.child.on('message', msg => {
-      const p = this.pending.get(msg.id)
-      this.pending.delete(msg.id)
-      if (msg.error != null) p?.reject(new Error(msg.error)); else p?.resolve(msg)
-    })
+const { values: flags } = parseArgs({
+  options: {
+    peers: { type: 'string', default: '10' },
+    users: { type: 'string', default: '10' },
+    out: { type: 'string', default: RESULTS },
+    help: { type: 'boolean', default: false }
   }
-
-  call (msg) {
-    const id = ++this.next
-    return new Promise((resolve, reject) => { this.pending.set(id, { resolve, reject }); this.child.send({ ...msg, id }) })
-  }
-
-  stop () { if (this.child.connected) this.child.send({ type: 'stop' }) }
+})
+if (flags.help) {
+  console.log('usage: node scripts/bench-accounts.mjs [--peers 10] [--users 10 (at most --peers)] [--out results/]')
+  process.exit(0)
+}
+const PEERS = Number(flags.peers)
+const USERS = Math.min(Number(flags.users), PEERS)
+if (!(PEERS >= 2) || !(USERS >= 1)) {
+  console.error('--peers must be at least 2 and --users at least 1')
+  process.exit(2)
 }
 
-const median = xs => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)] }
-const p95 = xs => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)] }
+const run = new BenchRun('accounts', { workerScript: join(ROOT, 'scripts', 'bench-accounts-worker.mjs') })
 
-const dirs = []
-const workers = []
-try {
-  const dir = async () => { const d = await mkdtemp(join(tmpdir(), 'conf-chat-bench-')); dirs.push(d); return d }
-  const supernode = new Worker(); workers.push(supernode)
-  const { addrs } = await supernode.call({ type: 'start', role: 'supernode', init: { dataDir: await dir(), host: '127.0.0.1', port: 0 } })
+async function main () {
+  console.log(`bench-accounts: supernode + ${PEERS} peer processes, ${USERS} users`)
+  const supernode = await run.startWorker('supernode', 'supernode')
+  const bootstrap = [supernode.info.addrs[0]]
   const peers = []
-  for (let i = 0; i < PEERS; i++) {
-    const w = new Worker(); workers.push(w)
-    await w.call({ type: 'start', role: 'node', init: { dataDir: await dir(), host: '127.0.0.1', port: 0, bootstrap: [addrs[0]] } })
-    peers.push(w)
-  }
+  for (let i = 0; i < PEERS; i++) peers.push((await run.startWorker(`peer-${i}`, 'node', { bootstrap })).w)
+  // default settings (bcrypt cost 10, scrypt): the figures are the product's
   const users = Array.from({ length: USERS }, (_, i) => ({ username: `bench${i}`, password: `password-${i}`, fullName: `Bench ${i}` }))
   for (let i = 0; i < USERS; i++) {
-    await peers[i].call({ type: 'register', input: users[i] })
-    await peers[i].call({ type: 'logout' })
+    await peers[i].call('register', users[i])
+    await peers[i].call('logout')
   }
   // log each user in on another peer than the one that registered it
   const logins = []
   for (let i = 0; i < USERS; i++) {
-    const at = peers[(i + 1) % PEERS]
-    logins.push(await at.call({ type: 'login', username: users[i].username, password: users[i].password }))
+    const { totalMs, networkMs, bcryptMs, kdfMs } = await peers[(i + 1) % PEERS].request('login', { username: users[i].username, password: users[i].password })
+    logins.push({ totalMs, networkMs, bcryptMs, kdfMs, sessionMs: totalMs - networkMs - bcryptMs - kdfMs })
   }
   // presence: user i logs out on peer i+1; peer i+2 polls until it reads offline
   const presence = []
   for (let i = 0; i < USERS; i++) {
     const watcher = peers[(i + 2) % PEERS]
-    const seen = watcher.call({ type: 'wait-offline', username: users[i].username })
+    const seen = watcher.request('waitOffline', { username: users[i].username, timeoutMs: 120_000 })
     const t = Date.now()
-    await peers[(i + 1) % PEERS].call({ type: 'logout' })
+    await peers[(i + 1) % PEERS].request('logout')
     presence.push((await seen).at - t)
   }
-  const col = k => logins.map(l => l[k])
+  const col = k => stats(logins.map(l => l[k]), 1)
+  const result = {
+    peers: PEERS,
+    users: USERS,
+    loginMs: {
+      total: col('totalMs'),
+      bcrypt: col('bcryptMs'),
+      kdf: col('kdfMs'),
+      network: col('networkMs'),
+      session: col('sessionMs')
+    },
+    logoutSeenOfflineMs: stats(presence, 1),
+    samples: { logins, presenceMs: presence },
+    notes: {
+      network: 'the user record lookup in the DHT (before the password is checked)',
+      session: 'login total minus lookup, bcrypt and scrypt: the session start (presence read, private state (friends, conferences) read from the DHT, presence publish); the mailbox is fetched after login returns'
+    }
+  }
   const rows = [
-    ['login total', median(col('totalMs')), p95(col('totalMs'))],
-    ['  network (user record)', median(col('networkMs')), p95(col('networkMs'))],
-    ['  bcrypt check (cost 10)', median(col('bcryptMs')), p95(col('bcryptMs'))],
-    ['  key decryption (scrypt)', median(col('kdfMs')), p95(col('kdfMs'))],
-    ['logout → offline seen elsewhere', median(presence), p95(presence)]
+    ['login total', result.loginMs.total],
+    ['  bcrypt check (cost 10)', result.loginMs.bcrypt],
+    ['  key decryption (scrypt KDF)', result.loginMs.kdf],
+    ['  network: user record lookup', result.loginMs.network],
+    ['  network: session start', result.loginMs.session],
+    ['logout -> offline seen elsewhere', result.logoutSeenOfflineMs]
   ]
-  console.log(`accounts, ${PEERS} peer processes + supernode, ${USERS} users (load ${loadavg()[0].toFixed(1)})`)
-  console.log('what'.padEnd(34), 'median ms'.padStart(10), 'p95 ms'.padStart(10))
-  for (const [what, med, p] of rows) console.log(what.padEnd(34), med.toFixed(0).padStart(10), p.toFixed(0).padStart(10))
-  await mkdir('results', { recursive: true })
-  const file = join('results', `bench-accounts-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  await writeFile(file, JSON.stringify({ peers: PEERS, users: USERS, loadavg: loadavg(), logins, presenceMs: presence, rows }, null, 2))
-  console.log(`written ${file}`)
-} finally {
-  for (const w of workers) w.stop()
-  await new Promise(resolve => setTimeout(resolve, 1500))
-  for (const w of workers) if (w.child.exitCode == null) w.child.kill('SIGKILL')
-  await Promise.all(dirs.map(d => rm(d, { recursive: true, force: true })))
+  console.log('')
+  console.log('what'.padEnd(34), 'n'.padStart(4), 'median ms'.padStart(10), 'p95 ms'.padStart(10))
+  for (const [what, s] of rows) console.log(what.padEnd(34), String(s.n).padStart(4), fmt(s.median, 0).padStart(10), fmt(s.p95, 0).padStart(10))
+  console.log('(session start = total - lookup - bcrypt - scrypt: presence read, private state read, presence publish)')
+  console.log(run.machineLine())
+  const file = await run.writeResult(flags.out, result)
+  console.log(`wrote ${file}`)
 }
+
+await run.run(main)

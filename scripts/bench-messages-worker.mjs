@@ -1,33 +1,18 @@
 // One peer of scripts/bench-messages.mjs, in a process of its own: a plain DHT peer
-// (supernode, holders) or a ChatNode (a user). Commands arrive over IPC as
-// { id, type, ... } and are answered with { id, type: 'ok' | 'error', ... }; timing loops
-// run here, so IPC never sits inside a measured interval.
+// (supernode, holders) or a ChatNode (a user); see scripts/lib/bench-worker.mjs. The
+// baselines run between the same two processes: a raw TCP echo (node:net) and JSON
+// objects over TCP, on one connection or on a new connection per message (the simple
+// home-node design).
 import { createServer, connect } from 'node:net'
-import { ChatNode, ChatPeer } from '@conf-chat/node'
 import { createEnvelope, DM_KIND } from '@conf-chat/protocol'
+import { self, serve, sleep, startPeer } from './lib/bench-worker.mjs'
 
-let peer
-let node
 const received = { live: 0, lastLiveAt: 0, offline: 0, lastOfflineAt: 0 }
-let tcpServer
+const servers = []
 
-const reply = (msg) => { try { process.send?.(msg) } catch { /* parent gone */ } }
-
-async function start ({ init, role }) {
-  if (role === 'node') {
-    node = new ChatNode(init)
-    node.addEventListener('message', () => { received.live++; received.lastLiveAt = performance.now() })
-    node.addEventListener('messages:offline', evt => { received.offline += evt.detail.messages.length; received.lastOfflineAt = performance.now() })
-    await node.start()
-    peer = node.peer
-  } else {
-    peer = new ChatPeer(init)
-    await peer.start()
-  }
-  if (init.bootstrap?.length > 0) {
-    await peer.waitJoined({ signal: AbortSignal.timeout(60_000) })
-  }
-  return { peerId: peer.peerId.toString(), addrs: peer.multiaddrs.map(String) }
+function countArrivals (node) {
+  node.addEventListener('message', () => { received.live++; received.lastLiveAt = performance.now() })
+  node.addEventListener('messages:offline', evt => { received.offline += evt.detail.messages.length; received.lastOfflineAt = performance.now() })
 }
 
 /** Live round trips through the whole user path: sendMessage() until the recipient's ack. */
@@ -36,7 +21,7 @@ async function rttMessages ({ to, n, warmup }) {
   const statuses = {}
   for (let i = 0; i < warmup + n; i++) {
     const t = performance.now()
-    const r = await node.sendMessage(to, `round trip ${i} ${'x'.repeat(16)}`)
+    const r = await self.node.sendMessage(to, `round trip ${i} ${'x'.repeat(16)}`)
     const dt = performance.now() - t
     statuses[r.status] = (statuses[r.status] ?? 0) + 1
     if (i >= warmup) ms.push(dt)
@@ -46,6 +31,7 @@ async function rttMessages ({ to, n, warmup }) {
 
 /** Round trips of the chat protocol alone: a made envelope, sent and acknowledged. */
 async function rttEnvelopes ({ to, n, warmup }) {
+  const node = self.node
   const profile = await node.profile(to)
   const where = await node.presenceOf(to)
   const me = node.session.account
@@ -70,7 +56,7 @@ async function throughput ({ to, n, window }) {
   const lane = async () => {
     while (next < n) {
       const i = next++
-      const r = await node.sendMessage(to, `one way ${i} ${'y'.repeat(32)}`)
+      const r = await self.node.sendMessage(to, `one way ${i} ${'y'.repeat(32)}`)
       if (r.status === 'delivered') delivered++
     }
   }
@@ -86,7 +72,7 @@ async function sendMany ({ to, n, concurrency }) {
   const lane = async () => {
     while (next < n) {
       const i = next++
-      const r = await node.sendMessage(to, `offline ${String(i).padStart(4, '0')} ${'z'.repeat(32)}`)
+      const r = await self.node.sendMessage(to, `offline ${String(i).padStart(4, '0')} ${'z'.repeat(32)}`)
       statuses[`${r.status}/${r.where ?? ''}`] = (statuses[`${r.status}/${r.where ?? ''}`] ?? 0) + 1
     }
   }
@@ -94,21 +80,31 @@ async function sendMany ({ to, n, concurrency }) {
   return { ms: performance.now() - t, statuses }
 }
 
-/** Log in and wait until `expected` offline messages were shown. */
+/** Log in and wait until `expected` offline messages were shown (shownMs: null if they were not, in time). */
 async function loginAndWait ({ username, password, expected, timeoutMs }) {
   received.offline = 0
+  received.lastOfflineAt = 0
   const t = performance.now()
-  await node.login(username, password)
+  await self.node.login(username, password)
   const loginMs = performance.now() - t
   const deadline = Date.now() + timeoutMs
-  while (received.offline < expected && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 5))
-  return { loginMs, shownMs: received.lastOfflineAt - t, shown: received.offline }
+  while (received.offline < expected && Date.now() < deadline) await sleep(5)
+  return { loginMs, shownMs: received.offline >= expected ? received.lastOfflineAt - t : null, shown: received.offline }
 }
 
+async function listen (server) {
+  servers.push(server)
+  await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
+  return { port: server.address().port }
+}
+
+/** Baseline server: echoes raw bytes. */
 async function tcpEchoServer () {
-  tcpServer = createServer(socket => { socket.on('data', d => socket.write(d)); socket.on('error', () => {}) })
-  await new Promise(resolve => tcpServer.listen(0, '127.0.0.1', resolve))
-  return { port: tcpServer.address().port }
+  return await listen(createServer(socket => {
+    socket.setNoDelay(true)
+    socket.on('data', d => socket.write(d))
+    socket.on('error', () => {})
+  }))
 }
 
 /** Raw TCP round trips (node:net): write `size` bytes, wait for them to come back. */
@@ -132,9 +128,109 @@ async function tcpRtt ({ port, n, warmup, size }) {
   return { ms }
 }
 
-const commands = {
-  start,
-  call: async ({ method, args }) => ({ result: JSON.parse(JSON.stringify((await node[method](...args)) ?? null)) }),
+/** Split a socket's bytes into lines; `onLine` gets each (without the newline). */
+function readLines (socket, onLine) {
+  let buffered = ''
+  socket.setEncoding('utf8')
+  socket.on('data', chunk => {
+    buffered += chunk
+    let nl
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl)
+      buffered = buffered.slice(nl + 1)
+      onLine(line)
+    }
+  })
+}
+
+/**
+ * Baseline server of the simple home-node design: newline-delimited JSON objects in, one
+ * JSON reply per object out (the message parsed, an id and a time stamp back). The client
+ * chooses one connection per message or one for all.
+ */
+async function jsonServer () {
+  let seq = 0
+  return await listen(createServer(socket => {
+    socket.setNoDelay(true)
+    socket.on('error', () => {})
+    socket.on('end', () => socket.end())
+    readLines(socket, line => {
+      const msg = JSON.parse(line)
+      socket.write(JSON.stringify({ ok: true, id: ++seq, re: msg.seq, at: Date.now() }) + '\n')
+    })
+  }))
+}
+
+const jsonMessage = i => ({ type: 'dm', from: 'alice', to: 'bob', seq: i, sentAt: Date.now(), text: `one way ${i} ${'y'.repeat(32)}` })
+
+/** One exchange of the connection-per-message design: connect, send one JSON object, read one JSON reply, close. */
+function exchangeOnNewConnection (port, msg) {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.setNoDelay(true)
+    let reply
+    socket.once('error', reject)
+    socket.once('connect', () => { socket.write(JSON.stringify(msg) + '\n') })
+    readLines(socket, line => {
+      reply = JSON.parse(line)
+      resolve({ reply, closed: new Promise(resolve => { socket.once('close', resolve); socket.end() }) })
+    })
+  })
+}
+
+/** Connection-per-message round trips: from connect() until the reply is parsed (the close is not timed, but awaited). */
+async function connPerMessageRtt ({ port, n, warmup }) {
+  const ms = []
+  for (let i = 0; i < warmup + n; i++) {
+    const t = performance.now()
+    const { closed } = await exchangeOnNewConnection(port, jsonMessage(i))
+    const dt = performance.now() - t
+    await closed
+    if (i >= warmup) ms.push(dt)
+  }
+  return { ms }
+}
+
+/**
+ * JSON messages per second, each waiting for its JSON reply, `window` in flight: on one
+ * persistent connection (replies come back in order), or on a new connection each.
+ */
+async function jsonThroughput ({ port, n, window, perMessage }) {
+  let next = 0
+  let replies = 0
+  let lane
+  let socket
+  if (perMessage) {
+    lane = async () => {
+      while (next < n) {
+        const { closed } = await exchangeOnNewConnection(port, jsonMessage(next++))
+        replies++
+        await closed
+      }
+    }
+  } else {
+    socket = connect(port, '127.0.0.1')
+    socket.setNoDelay(true)
+    await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+    const waiting = []
+    readLines(socket, line => { JSON.parse(line); waiting.shift()() })
+    lane = async () => {
+      while (next < n) {
+        const msg = jsonMessage(next++)
+        await new Promise(resolve => { waiting.push(resolve); socket.write(JSON.stringify(msg) + '\n') })
+        replies++
+      }
+    }
+  }
+  const t = performance.now()
+  await Promise.all(Array.from({ length: window }, lane))
+  const ms = performance.now() - t
+  socket?.destroy()
+  return { ms, replies }
+}
+
+serve({
+  start: msg => startPeer(msg, { joinTimeoutMs: 60_000, setup: countArrivals }),
   received: async () => ({ ...received }),
   rttMessages,
   rttEnvelopes,
@@ -143,23 +239,7 @@ const commands = {
   loginAndWait,
   tcpEchoServer,
   tcpRtt,
-  stats: async () => ({ rss: process.memoryUsage().rss })
-}
-
-process.on('message', msg => {
-  if (msg?.type === 'stop') {
-    void (async () => {
-      tcpServer?.close()
-      await (node ?? peer)?.stop().catch(() => {})
-      process.exit(0)
-    })()
-    return
-  }
-  const command = commands[msg?.type]
-  if (command == null) { reply({ id: msg?.id, type: 'error', message: `unknown command ${msg?.type}` }); return }
-  command(msg).then(
-    result => { reply({ id: msg.id, type: 'ok', ...result }) },
-    err => { reply({ id: msg.id, type: 'error', message: String(err?.message ?? err) }) }
-  )
-})
-process.on('disconnect', () => { void (node ?? peer)?.stop().finally(() => process.exit(0)) })
+  jsonServer,
+  connPerMessageRtt,
+  jsonThroughput
+}, { cleanup: () => { for (const s of servers) s.close() } })

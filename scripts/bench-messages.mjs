@@ -3,21 +3,21 @@
 // running scripts/bench-messages-worker.mjs, built packages from dist/):
 //   1. live round trip, send to acknowledgement: sendMessage() (the user's path: outbox,
 //      history, seal, sign, stream, the recipient's checks, ack) and the chat protocol
-//      alone (a made envelope), next to a raw node:net round trip measured in the same run;
-//   2. one-way messages per second in one conversation;
-//   3. time from login until N (1,000) queued offline messages are all shown.
+//      alone (a made envelope), next to two baselines measured in the same run between
+//      the same two processes: a raw node:net round trip (64 B on one open connection)
+//      and a connection-per-message JSON exchange (connect, send one JSON object, read
+//      one JSON reply, close: how a simple home-node design does it);
+//   2. one-way messages per second in one conversation (each acknowledged), one at a
+//      time and --window in flight, next to JSON messages with a JSON reply on one TCP
+//      connection and on a new connection each;
+//   3. time from login until N (1,000) queued offline messages are all shown, next to
+//      the login alone.
 // Prints a table and writes JSON under results/.
 //
 //   npm run build && node scripts/bench-messages.mjs [--rtt 500] [--oneway 2000] [--offline 1000]
-import { fork } from 'node:child_process'
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir, cpus, totalmem, loadavg } from 'node:os'
-import { join, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-const WORKER = join(ROOT, 'scripts', 'bench-messages-worker.mjs')
+import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
 
 const { values: flags } = parseArgs({
   options: {
@@ -27,7 +27,7 @@ const { values: flags } = parseArgs({
     window: { type: 'string', default: '16' },
     offline: { type: 'string', default: '1000' },
     holders: { type: 'string', default: '3' },
-    out: { type: 'string', default: join(ROOT, 'results') },
+    out: { type: 'string', default: RESULTS },
     help: { type: 'boolean', default: false }
   }
 })
@@ -43,78 +43,10 @@ const OFFLINE = Number(flags.offline)
 const HOLDERS = Number(flags.holders)
 const PASSWORD = 'bench password'
 
-class Worker {
-  constructor (name) {
-    this.name = name
-    this.nextId = 0
-    this.pending = new Map()
-    // BENCH_CPU_PROF=<dir>: a V8 CPU profile of every peer process, to see where the time goes
-    const execArgv = process.env.BENCH_CPU_PROF != null ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []
-    this.child = fork(WORKER, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.exited = new Promise(resolve => this.child.once('exit', resolve))
-    this.child.on('message', msg => {
-      const p = this.pending.get(msg?.id)
-      if (p == null) return
-      this.pending.delete(msg.id)
-      if (msg.type === 'error') p.reject(new Error(`${this.name}: ${msg.message}`))
-      else p.resolve(msg)
-    })
-    this.child.once('exit', code => {
-      for (const p of this.pending.values()) p.reject(new Error(`${this.name} exited with code ${code}`))
-      this.pending.clear()
-    })
-  }
-
-  request (type, msg = {}) {
-    const id = this.nextId++
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject })
-      this.child.send({ ...msg, type, id })
-    })
-  }
-
-  async call (method, ...args) { return (await this.request('call', { method, args })).result }
-
-  async stop () {
-    if (this.child.exitCode != null || this.child.signalCode != null) return
-    if (this.child.connected) this.child.send({ type: 'stop' })
-    const timer = setTimeout(() => { this.child.kill('SIGKILL') }, 10_000)
-    await this.exited
-    clearTimeout(timer)
-  }
-}
-
-function stats (xs) {
-  const s = [...xs].sort((a, b) => a - b)
-  const q = p => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]
-  const round = x => Math.round(x * 1000) / 1000
-  return { n: s.length, median: round(q(0.5)), p99: round(q(0.99)), mean: round(s.reduce((a, b) => a + b, 0) / s.length), min: round(s[0]), max: round(s.at(-1)) }
-}
-
-const workers = []
-const dirs = []
-let stopping = false
-async function stopAll () {
-  if (stopping) return
-  stopping = true
-  await Promise.allSettled(workers.map(w => w.stop()))
-  await Promise.allSettled(dirs.map(d => rm(d, { recursive: true, force: true })))
-}
-process.on('SIGINT', () => { void stopAll().then(() => process.exit(130)) })
-process.on('SIGTERM', () => { void stopAll().then(() => process.exit(143)) })
-
-async function startWorker (name, role, init) {
-  const dataDir = await mkdtemp(join(tmpdir(), 'conf-chat-bench-'))
-  dirs.push(dataDir)
-  const w = new Worker(name)
-  workers.push(w)
-  const info = await w.request('start', { role, init: { dataDir, host: '127.0.0.1', port: 0, ...init } })
-  return { w, info }
-}
+const run = new BenchRun('messages', { workerScript: join(ROOT, 'scripts', 'bench-messages-worker.mjs') })
+const startWorker = async (name, role, init) => await run.startWorker(name, role, init)
 
 async function main () {
-  // the machine is shared: its load goes with the figures
-  const loadBefore = loadavg()[0]
   console.log(`bench-messages: supernode + ${HOLDERS} DHT peers + 2 users, each a process; ${RTT} round trips, ${ONEWAY} one-way, ${OFFLINE} offline`)
   const supernode = await startWorker('supernode', 'peer', {})
   const bootstrap = [supernode.info.addrs[0]]
@@ -125,22 +57,36 @@ async function main () {
   await alice.call('register', { username: 'alice', password: PASSWORD, fullName: 'Alice' })
   await bob.call('register', { username: 'bob', password: PASSWORD, fullName: 'Bob' })
   await alice.call('addFriend', 'bob')
-  for (let i = 0; i < 100 && (await bob.call('friendRequests')).incoming.length === 0; i++) await new Promise(resolve => setTimeout(resolve, 100))
+  for (let i = 0; i < 100 && (await bob.call('friendRequests')).incoming.length === 0; i++) await sleep(100)
   await bob.call('acceptFriend', 'alice')
-  for (let i = 0; i < 100 && (await alice.call('friends')).length === 0; i++) await new Promise(resolve => setTimeout(resolve, 100))
+  for (let i = 0; i < 100 && (await alice.call('friends')).length === 0; i++) await sleep(100)
 
-  // 1. round trips: raw TCP between the same two processes, then the chat protocol, then sendMessage
-  const { port } = await bob.request('tcpEchoServer')
-  const tcp = await alice.request('tcpRtt', { port, n: RTT, warmup: WARMUP, size: 64 })
+  // 1. round trips between the same two processes: the baselines (raw TCP, JSON with a
+  //    connection per message), then the chat protocol, then sendMessage
+  const { port: echoPort } = await bob.request('tcpEchoServer')
+  const { port: jsonPort } = await bob.request('jsonServer')
+  const tcp = await alice.request('tcpRtt', { port: echoPort, n: RTT, warmup: WARMUP, size: 64 })
+  const perMessage = await alice.request('connPerMessageRtt', { port: jsonPort, n: RTT, warmup: WARMUP })
   const protocol = await alice.request('rttEnvelopes', { to: 'bob', n: RTT, warmup: WARMUP })
   const messages = await alice.request('rttMessages', { to: 'bob', n: RTT, warmup: WARMUP })
 
-  // 2. one way, one conversation: one at a time, then WINDOW calls in flight
+  // 2. one way, one conversation: one at a time, then WINDOW in flight; the same for the baselines
+  const SEQ = Math.min(ONEWAY, 1000)
   const before = await bob.request('received')
-  const seq = await alice.request('throughput', { to: 'bob', n: Math.min(ONEWAY, 1000), window: 1 })
+  const seq = await alice.request('throughput', { to: 'bob', n: SEQ, window: 1 })
   const win = await alice.request('throughput', { to: 'bob', n: ONEWAY, window: WINDOW })
   const after = await bob.request('received')
   const shownAtBob = after.live - before.live
+  // warm the baselines' code paths (the chat path was warmed by the round trips above)
+  for (const perMessage of [false, true]) await alice.request('jsonThroughput', { port: jsonPort, n: Math.max(WARMUP, 1), window: WINDOW, perMessage })
+  const jsonOne = {
+    sequential: await alice.request('jsonThroughput', { port: jsonPort, n: SEQ, window: 1, perMessage: false }),
+    windowed: await alice.request('jsonThroughput', { port: jsonPort, n: ONEWAY, window: WINDOW, perMessage: false })
+  }
+  const jsonPer = {
+    sequential: await alice.request('jsonThroughput', { port: jsonPort, n: SEQ, window: 1, perMessage: true }),
+    windowed: await alice.request('jsonThroughput', { port: jsonPort, n: ONEWAY, window: WINDOW, perMessage: true })
+  }
 
   // 3. offline: bob away, alice queues OFFLINE messages, bob logs in
   let queued = { ms: NaN, statuses: {} }
@@ -151,51 +97,64 @@ async function main () {
     offline = await bob.request('loginAndWait', { username: 'bob', password: PASSWORD, expected: OFFLINE, timeoutMs: 300_000 })
   }
 
-  const rss = await Promise.all(workers.map(w => w.request('stats')))
+  const rss = await Promise.all(run.workers.map(w => w.request('stats')))
+  const perSecond = (n, ms) => Math.round(n / ms * 1000)
+  const rate = (n, r, extra = {}) => ({ messages: n, ms: Math.round(r.ms), perSecond: perSecond(n, r.ms), ...extra })
   const result = {
-    bench: 'messages',
-    date: new Date().toISOString(),
-    machine: { node: process.version, cpus: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), loadavg1mBefore: loadBefore, loadavg1mAfter: loadavg()[0] },
     setup: { holders: HOLDERS, rtt: RTT, warmup: WARMUP, oneway: ONEWAY, window: WINDOW, offline: OFFLINE },
     rttMs: {
       tcp: stats(tcp.ms),
+      jsonConnectionPerMessage: stats(perMessage.ms),
       chatProtocol: { ...stats(protocol.ms), failed: protocol.failed },
       sendMessage: { ...stats(messages.ms), statuses: messages.statuses }
     },
     oneWay: {
-      sequential: { messages: Math.min(ONEWAY, 1000), ms: Math.round(seq.ms), perSecond: Math.round(Math.min(ONEWAY, 1000) / seq.ms * 1000), delivered: seq.delivered },
-      windowed: { messages: ONEWAY, window: WINDOW, ms: Math.round(win.ms), perSecond: Math.round(ONEWAY / win.ms * 1000), delivered: win.delivered },
-      shownAtRecipient: shownAtBob
+      sequential: rate(SEQ, seq, { delivered: seq.delivered }),
+      windowed: rate(ONEWAY, win, { window: WINDOW, delivered: win.delivered }),
+      shownAtRecipient: shownAtBob,
+      baselines: {
+        jsonOneConnection: { sequential: rate(SEQ, jsonOne.sequential, { replies: jsonOne.sequential.replies }), windowed: rate(ONEWAY, jsonOne.windowed, { window: WINDOW, replies: jsonOne.windowed.replies }) },
+        jsonConnectionPerMessage: { sequential: rate(SEQ, jsonPer.sequential, { replies: jsonPer.sequential.replies }), windowed: rate(ONEWAY, jsonPer.windowed, { window: WINDOW, replies: jsonPer.windowed.replies }) }
+      }
     },
     offline: {
       messages: OFFLINE,
       queueMs: Math.round(queued.ms),
-      queuedPerSecond: Math.round(OFFLINE / queued.ms * 1000),
+      queuedPerSecond: perSecond(OFFLINE, queued.ms),
       statuses: queued.statuses,
       loginMs: Math.round(offline.loginMs),
-      loginToAllShownMs: Math.round(offline.shownMs),
+      loginToAllShownMs: offline.shownMs == null ? null : Math.round(offline.shownMs),
       shown: offline.shown
     },
-    rssMiB: Object.fromEntries(workers.map((w, i) => [w.name, Math.round(rss[i].rss / 2 ** 20)]))
+    rssMiB: Object.fromEntries(run.workers.map((w, i) => [w.name, Math.round(rss[i].rss / 2 ** 20)]))
   }
 
-  const row = (name, s) => `${name.padEnd(34)} ${String(s.n).padStart(5)} ${s.median.toFixed(3).padStart(9)} ${s.p99.toFixed(3).padStart(9)} ${s.mean.toFixed(3).padStart(9)} ${s.min.toFixed(3).padStart(9)} ${s.max.toFixed(3).padStart(9)}`
+  const d = 3
+  const row = (name, s) => `${name.padEnd(40)} ${String(s.n).padStart(5)} ${fmt(s.median, d).padStart(9)} ${fmt(s.p95, d).padStart(9)} ${fmt(s.p99, d).padStart(9)} ${fmt(s.mean, d).padStart(9)} ${fmt(s.min, d).padStart(9)} ${fmt(s.max, d).padStart(9)}`
   console.log('')
-  console.log(`machine: ${result.machine.cpus} cores, 1-min load average ${loadBefore.toFixed(1)} before, ${result.machine.loadavg1mAfter.toFixed(1)} after`)
-  console.log(`${'round trip (ms)'.padEnd(34)} ${'n'.padStart(5)} ${'median'.padStart(9)} ${'p99'.padStart(9)} ${'mean'.padStart(9)} ${'min'.padStart(9)} ${'max'.padStart(9)}`)
-  console.log(row('raw TCP, 64 B (node:net)', result.rttMs.tcp))
+  console.log(`${'round trip (ms)'.padEnd(40)} ${'n'.padStart(5)} ${'median'.padStart(9)} ${'p95'.padStart(9)} ${'p99'.padStart(9)} ${'mean'.padStart(9)} ${'min'.padStart(9)} ${'max'.padStart(9)}`)
+  console.log(row('baseline: raw TCP, 64 B (node:net)', result.rttMs.tcp))
+  console.log(row('baseline: JSON, connection per message', result.rttMs.jsonConnectionPerMessage))
   console.log(row('chat protocol, envelope -> ack', result.rttMs.chatProtocol))
   console.log(row('sendMessage -> delivered (ack)', result.rttMs.sendMessage))
   console.log('')
-  console.log(`one way, one conversation: ${result.oneWay.sequential.perSecond} msg/s one at a time, ${result.oneWay.windowed.perSecond} msg/s with ${WINDOW} in flight (${shownAtBob} shown at bob)`)
+  const o = result.oneWay
+  console.log(`${'one way, one conversation (msg/s)'.padEnd(40)} ${'1 at a time'.padStart(12)} ${`${WINDOW} in flight`.padStart(12)}`)
+  const orow = (name, r) => console.log(`${name.padEnd(40)} ${String(r.sequential.perSecond).padStart(12)} ${String(r.windowed.perSecond).padStart(12)}`)
+  orow('sendMessage -> delivered (ack)', o)
+  orow('baseline: JSON + reply, one connection', o.baselines.jsonOneConnection)
+  orow('baseline: JSON, connection per message', o.baselines.jsonConnectionPerMessage)
+  console.log(`(${shownAtBob} shown at bob)`)
+  console.log('')
   console.log(`offline: ${OFFLINE} queued in ${(queued.ms / 1000).toFixed(1)} s (${result.offline.queuedPerSecond}/s, ${JSON.stringify(queued.statuses)})`)
-  console.log(`offline: login ${result.offline.loginMs} ms; login -> all ${offline.shown} shown ${result.offline.loginToAllShownMs} ms`)
-  await mkdir(flags.out, { recursive: true })
-  const file = join(flags.out, `bench-messages-${result.date.replace(/[:.]/g, '-')}.json`)
-  await writeFile(file, JSON.stringify(result, null, 2) + '\n')
+  console.log(`offline: login ${result.offline.loginMs} ms; login -> ${result.offline.loginToAllShownMs != null ? `all ${offline.shown} shown ${result.offline.loginToAllShownMs} ms` : `only ${offline.shown} of ${OFFLINE} shown in 300 s`}`)
+  console.log(run.machineLine())
+  const file = await run.writeResult(flags.out, result)
   console.log(`\nwrote ${file}`)
+  let code = 0
+  if (offline.shown < OFFLINE) { console.error(`only ${offline.shown} of ${OFFLINE} offline messages shown`); code = 1 }
+  if (protocol.failed > 0 || (messages.statuses.delivered ?? 0) < WARMUP + RTT) { console.error('some live round trips were not delivered'); code = 1 }
+  return code
 }
 
-main()
-  .catch(err => { console.error(err); process.exitCode = 1 })
-  .finally(() => stopAll())
+await run.run(main)

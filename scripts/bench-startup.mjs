@@ -5,23 +5,37 @@
  * times each: the node program (`node packages/cli/dist/main.js`, no flags) and
  * `npm run node` (what a user types: npm + the tsc -b check + the program), and measures
  * the time from spawning until the "joined the network" line. Then it reads the RSS
- * (VmRSS) of an idle node and of the supernode after IDLE_MS. Prints the figures and
- * writes them as JSON to results/bench-startup-<time>.json.
+ * (VmRSS) of an idle node (not logged in) and of the supernode after IDLE_MS. Baseline,
+ * in the same run: a bare `node -e` process (spawn to its first line, and its idle RSS).
+ * Prints the figures and writes them as JSON to results/bench-startup-<time>.json.
+ *
+ *   npm run bench:startup -- [--runs 5] [--idle-ms 5000]     (or RUNS=5 IDLE_MS=5000)
  */
 import { spawn } from 'node:child_process'
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { BenchRun, RESULTS, ROOT, sleep, stats } from './lib/bench.mjs'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const RUNS = Number(process.env.RUNS ?? 5)
-const IDLE_MS = Number(process.env.IDLE_MS ?? 5000)
+const { values: flags } = parseArgs({
+  options: {
+    runs: { type: 'string', default: process.env.RUNS ?? '5' },
+    'idle-ms': { type: 'string', default: process.env.IDLE_MS ?? '5000' },
+    out: { type: 'string', default: RESULTS },
+    help: { type: 'boolean', default: false }
+  }
+})
+if (flags.help) {
+  console.log('usage: node scripts/bench-startup.mjs [--runs 5 (or RUNS=)] [--idle-ms 5000 (or IDLE_MS=)] [--out results/]')
+  process.exit(0)
+}
+const RUNS = Number(flags.runs)
+const IDLE_MS = Number(flags['idle-ms'])
 const WAIT_MS = 60_000
 
-const started = new Set()
+const run = new BenchRun('startup')
 
 function env (home, extra = {}) {
   const e = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CONF_CHAT_') && k !== 'DEBUG'))
@@ -30,8 +44,7 @@ function env (home, extra = {}) {
 
 function start (command, args, options) {
   const t0 = performance.now()
-  const child = spawn(command, args, { cwd: ROOT, stdio: 'pipe', ...options })
-  started.add(child)
+  const child = run.track(spawn(command, args, { cwd: ROOT, stdio: 'pipe', ...options }))
   const lines = []
   const waiters = []
   child.stderr.resume()
@@ -39,7 +52,7 @@ function start (command, args, options) {
     lines.push({ line, ms: performance.now() - t0 })
     for (const w of [...waiters]) w()
   })
-  const exited = new Promise(resolve => child.once('close', (code, signal) => { started.delete(child); resolve({ code, signal }) }))
+  const exited = new Promise(resolve => child.once('close', (code, signal) => resolve({ code, signal })))
   exited.then(() => { for (const w of [...waiters]) w() })
   const waitFor = re => new Promise((resolve, reject) => {
     const check = () => {
@@ -74,75 +87,81 @@ async function rssKb (pid) {
   return Number(status.match(/^VmRSS:\s+(\d+) kB/m)[1])
 }
 
-const median = xs => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2 }
 const round = x => Math.round(x)
+const median = xs => stats(xs, 0).median
 
 async function main () {
-  const home = await mkdtemp(join(tmpdir(), 'conf-chat-bench-'))
-  try {
-    const port = await freePort()
-    const supernode = start(process.execPath, [join(ROOT, 'packages/supernode/dist/main.js')], { env: env(home, { CONF_CHAT_PORT: String(port) }) })
-    const snReady = await supernode.waitFor(/^address file: /)
-    console.log(`supernode on 127.0.0.1:${port}, ready ${round(snReady.ms)} ms after spawn`)
+  const home = await run.tempDir()
+  const port = await freePort()
+  const supernode = start(process.execPath, [join(ROOT, 'packages/supernode/dist/main.js')], { env: env(home, { CONF_CHAT_PORT: String(port) }) })
+  const snReady = await supernode.waitFor(/^address file: /)
+  console.log(`supernode on 127.0.0.1:${port}, ready ${round(snReady.ms)} ms after spawn`)
 
-    const runs = { program: [], npmRunNode: [] }
-    for (const [kind, command, args] of [
-      ['program', process.execPath, [join(ROOT, 'packages/cli/dist/main.js')]],
-      ['npmRunNode', 'npm', ['run', '--silent', 'node']]
-    ]) {
-      for (let i = 0; i < RUNS; i++) {
-        const node = start(command, args, { env: env(home) })
-        const id = await node.waitFor(/^peer id: /)
-        const joined = await node.waitFor(/^joined the network via /)
-        runs[kind].push({ peerIdLineMs: round(id.ms), joinedMs: round(joined.ms) })
-        console.log(`${kind} run ${i + 1}: peer id after ${round(id.ms)} ms, joined after ${round(joined.ms)} ms`)
-        node.child.stdin.end('quit\n') // a clean stop, also through npm
-        const exit = await node.exited
-        if (exit.code !== 0) throw new Error(`${kind} exited with ${JSON.stringify(exit)}`)
-      }
-    }
-
-    // idle RSS of a peer process and of the supernode
-    const idle = start(process.execPath, [join(ROOT, 'packages/cli/dist/main.js')], { env: env(home) })
-    await idle.waitFor(/^joined the network via /)
-    await new Promise(resolve => setTimeout(resolve, IDLE_MS))
-    const rss = { peerKb: await rssKb(idle.child.pid), supernodeKb: await rssKb(supernode.child.pid) }
-    idle.child.stdin.end('quit\n')
-    await idle.exited
-    supernode.child.kill('SIGTERM')
-    await supernode.exited
-
-    const result = {
-      benchmark: 'startup',
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: cpus().length,
-      runs: RUNS,
-      idleMs: IDLE_MS,
-      medians: {
-        programJoinedMs: median(runs.program.map(r => r.joinedMs)),
-        programPeerIdLineMs: median(runs.program.map(r => r.peerIdLineMs)),
-        npmRunNodeJoinedMs: median(runs.npmRunNode.map(r => r.joinedMs))
-      },
-      rss,
-      samples: runs,
-      commands: {
-        program: 'node packages/cli/dist/main.js (no flags; CONF_CHAT_HOME with a supernode.json)',
-        npmRunNode: 'npm run --silent node (npm + tsc -b check + the program)'
-      }
-    }
-    console.log('')
-    console.log(`spawn -> "joined", node program (median of ${RUNS}): ${result.medians.programJoinedMs} ms (peer id printed at ${result.medians.programPeerIdLineMs} ms)`)
-    console.log(`spawn -> "joined", npm run node  (median of ${RUNS}): ${result.medians.npmRunNodeJoinedMs} ms`)
-    console.log(`RSS after ${IDLE_MS / 1000} s idle: peer ${(rss.peerKb / 1024).toFixed(1)} MB, supernode ${(rss.supernodeKb / 1024).toFixed(1)} MB`)
-    await mkdir(join(ROOT, 'results'), { recursive: true })
-    const file = join(ROOT, 'results', `bench-startup-${result.date.replace(/[:.]/g, '-')}.json`)
-    await writeFile(file, JSON.stringify(result, null, 2) + '\n')
-    console.log(`wrote ${file}`)
-  } finally {
-    for (const child of started) child.kill('SIGKILL') // only what this script spawned
-    await rm(home, { recursive: true, force: true })
+  const runs = { bareNode: [], program: [], npmRunNode: [] }
+  // baseline: a bare Node.js process, spawn to its first line
+  const bareArgs = ['-e', 'console.log("ready"); setInterval(() => {}, 1000)']
+  for (let i = 0; i < RUNS; i++) {
+    const bare = start(process.execPath, bareArgs, { env: env(home) })
+    runs.bareNode.push({ firstLineMs: round((await bare.waitFor(/^ready$/)).ms) })
+    bare.child.kill('SIGTERM')
+    await bare.exited
   }
+  console.log(`bare node -e: first line after ${median(runs.bareNode.map(r => r.firstLineMs))} ms (median of ${RUNS})`)
+  for (const [kind, command, args] of [
+    ['program', process.execPath, [join(ROOT, 'packages/cli/dist/main.js')]],
+    ['npmRunNode', 'npm', ['run', '--silent', 'node']]
+  ]) {
+    for (let i = 0; i < RUNS; i++) {
+      const node = start(command, args, { env: env(home) })
+      const id = await node.waitFor(/^peer id: /)
+      const joined = await node.waitFor(/^joined the network via /)
+      runs[kind].push({ peerIdLineMs: round(id.ms), joinedMs: round(joined.ms) })
+      console.log(`${kind} run ${i + 1}: peer id after ${round(id.ms)} ms, joined after ${round(joined.ms)} ms`)
+      node.child.stdin.end('quit\n') // a clean stop, also through npm
+      const exit = await node.exited
+      if (exit.code !== 0) throw new Error(`${kind} exited with ${JSON.stringify(exit)}`)
+    }
+  }
+
+  // idle RSS of a peer process (joined, not logged in), of the supernode, and of a bare node process
+  const idle = start(process.execPath, [join(ROOT, 'packages/cli/dist/main.js')], { env: env(home) })
+  const bare = start(process.execPath, bareArgs, { env: env(home) })
+  await idle.waitFor(/^joined the network via /)
+  await bare.waitFor(/^ready$/)
+  await sleep(IDLE_MS)
+  const rss = { peerKb: await rssKb(idle.child.pid), supernodeKb: await rssKb(supernode.child.pid), bareNodeKb: await rssKb(bare.child.pid) }
+  bare.child.kill('SIGTERM')
+  idle.child.stdin.end('quit\n')
+  await Promise.all([idle.exited, bare.exited])
+  supernode.child.kill('SIGTERM')
+  await supernode.exited
+
+  const result = {
+    runs: RUNS,
+    idleMs: IDLE_MS,
+    medians: {
+      programJoinedMs: median(runs.program.map(r => r.joinedMs)),
+      programPeerIdLineMs: median(runs.program.map(r => r.peerIdLineMs)),
+      npmRunNodeJoinedMs: median(runs.npmRunNode.map(r => r.joinedMs)),
+      bareNodeFirstLineMs: median(runs.bareNode.map(r => r.firstLineMs))
+    },
+    rss,
+    samples: runs,
+    commands: {
+      program: 'node packages/cli/dist/main.js (no flags; CONF_CHAT_HOME with a supernode.json)',
+      npmRunNode: 'npm run --silent node (npm + tsc -b check + the program)',
+      bareNode: `node ${bareArgs.map(a => JSON.stringify(a)).join(' ')}`
+    }
+  }
+  const mb = kb => (kb / 1024).toFixed(1)
+  console.log('')
+  console.log(`spawn -> "joined", node program (median of ${RUNS}): ${result.medians.programJoinedMs} ms (peer id printed at ${result.medians.programPeerIdLineMs} ms)`)
+  console.log(`spawn -> "joined", npm run node  (median of ${RUNS}): ${result.medians.npmRunNodeJoinedMs} ms`)
+  console.log(`baseline: spawn -> first line of a bare node -e (median of ${RUNS}): ${result.medians.bareNodeFirstLineMs} ms`)
+  console.log(`RSS after ${IDLE_MS / 1000} s idle: peer ${mb(rss.peerKb)} MiB, supernode ${mb(rss.supernodeKb)} MiB (baseline: bare node -e ${mb(rss.bareNodeKb)} MiB)`)
+  console.log(run.machineLine())
+  const file = await run.writeResult(flags.out, result)
+  console.log(`wrote ${file}`)
 }
 
-await main()
+await run.run(main)

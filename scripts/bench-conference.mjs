@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+// Conference fan-out between peer PROCESSES on loopback: a supernode and 20 users, each a
+// child process running scripts/bench-conference-worker.mjs (built packages, dist/), all
+// DHT servers with the product's default settings. The owner makes a conference of all
+// 20 (all online) and sends N messages one after another; for each, the time from the
+// conf-send call until every one of the 19 other members has it shown (the latest arrival,
+// on the machine's shared wall clock), and until conf-send resolves (every member's ack).
+// Prints a table and writes JSON under results/.
+//
+//   npm run build && node scripts/bench-conference.mjs [--members 20] [--sends 30] [--warmup 3] [--gap 200]
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
+
+const { values: flags } = parseArgs({
+  options: {
+    members: { type: 'string', default: '20' },
+    sends: { type: 'string', default: '30' },
+    warmup: { type: 'string', default: '3' },
+    gap: { type: 'string', default: '200' },
+    text: { type: 'string', default: '64' },
+    out: { type: 'string', default: RESULTS },
+    help: { type: 'boolean', default: false }
+  }
+})
+if (flags.help) {
+  console.log('usage: node scripts/bench-conference.mjs [--members 20] [--sends 30] [--warmup 3] [--gap 200 (ms between sends)] [--text 64 (characters)] [--out results/]')
+  process.exit(0)
+}
+const MEMBERS = Number(flags.members)
+const SENDS = Number(flags.sends)
+const WARMUP = Number(flags.warmup)
+const GAP_MS = Number(flags.gap)
+const TEXT_CHARS = Number(flags.text)
+const PASSWORD = 'bench password'
+const STEP_TIMEOUT_MS = 120_000
+
+const run = new BenchRun('conference', { workerScript: join(ROOT, 'scripts', 'bench-conference-worker.mjs') })
+const startWorker = async (name, role, init) => await run.startWorker(name, role, init, { timeoutMs: STEP_TIMEOUT_MS + 60_000 })
+
+/** Setup steps on a loaded machine: a record just written may not be found at once; try again a few times. */
+async function retry (what, fn, attempts = 5) {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (i >= attempts) throw err
+      console.log(`${what}: ${err.message}; trying again`)
+      await sleep(2_000)
+    }
+  }
+}
+
+/** Run `fn` over `items`, `limit` at a time (setup only: registrations, friendships). */
+async function inBatches (items, limit, fn) {
+  for (let i = 0; i < items.length; i += limit) await Promise.all(items.slice(i, i + limit).map(fn))
+}
+
+async function main () {
+  console.log(`bench-conference: supernode + ${MEMBERS} users, each a process; ${WARMUP} warm-up and ${SENDS} measured sends`)
+  let t = performance.now()
+  const supernode = await startWorker('supernode', 'peer', {})
+  const bootstrap = [supernode.info.addrs[0]]
+  const names = Array.from({ length: MEMBERS }, (_, i) => `member${String(i).padStart(2, '0')}`)
+  // default settings (bcrypt, scrypt, presence, timeouts): the figures are the product's
+  const users = (await Promise.all(names.map(name => startWorker(name, 'node', { bootstrap })))).map(x => x.w)
+  const startMs = performance.now() - t
+  t = performance.now()
+  await inBatches(users, 4, (w, i) => w.call('register', { username: w.name, password: PASSWORD, fullName: `Member ${i}` }))
+  const [owner, ...members] = users
+  await inBatches(members, 5, async w => {
+    const r = await retry(`friend request to ${w.name}`, () => owner.call('addFriend', w.name))
+    if (r.delivery.status !== 'delivered') console.log(`friend request to ${w.name}: ${JSON.stringify(r.delivery)}`)
+    await w.request('acceptWhenAsked', { from: owner.name, timeoutMs: STEP_TIMEOUT_MS })
+  })
+  await owner.request('waitFriends', { names: members.map(w => w.name), timeoutMs: STEP_TIMEOUT_MS })
+  const created = await owner.call('createConference', 'bench', members.map(w => w.name))
+  const conference = created.conference.id
+  await Promise.all(members.map(w => w.request('waitConference', { conference, timeoutMs: STEP_TIMEOUT_MS })))
+  const setupMs = performance.now() - t
+  console.log(`started in ${(startMs / 1000).toFixed(1)} s; registered, befriended and invited in ${(setupMs / 1000).toFixed(1)} s; ${conference}`)
+
+  const allShownMs = []
+  const ackMs = []
+  const where = {}
+  let missing = 0
+  const text = i => `bench ${String(i).padStart(4, '0')} `.padEnd(TEXT_CHARS, 'x')
+  for (let i = 0; i < WARMUP + SENDS; i++) {
+    const sent = await owner.request('sendTimed', { conference, text: text(i) })
+    // one that went to a mailbox shows at the member's next login or mailbox check, not now
+    const live = new Set(sent.live)
+    const arrived = await Promise.all(members.map(async w => live.has(w.name) ? await w.request('arrival', { mid: sent.mid, timeoutMs: STEP_TIMEOUT_MS }) : { at: null }))
+    const ats = arrived.map(a => a.at).filter(at => at != null)
+    const shown = ats.length === members.length ? `${(Math.max(...ats) - sent.startedAt).toFixed(1)} ms` : `${members.length - ats.length} missing`
+    console.log(`${i < WARMUP ? 'warm-up' : 'send'} ${i + 1}/${WARMUP + SENDS}: all shown ${shown}, acks ${sent.ackMs.toFixed(1)} ms, ${JSON.stringify(sent.where)}`)
+    if (i >= WARMUP) {
+      missing += members.length - ats.length
+      if (ats.length === members.length) allShownMs.push(Math.max(...ats) - sent.startedAt)
+      ackMs.push(sent.ackMs)
+      for (const [k, v] of Object.entries(sent.where)) where[k] = (where[k] ?? 0) + v
+    }
+    await sleep(GAP_MS)
+  }
+
+  const rss = await Promise.all(run.workers.map(w => w.request('stats')))
+  const result = {
+    setup: { members: MEMBERS, sends: SENDS, warmup: WARMUP, gapMs: GAP_MS, textChars: TEXT_CHARS, processes: run.workers.length, startMs: Math.round(startMs), setupMs: Math.round(setupMs) },
+    sendToAllShownMs: stats(allShownMs, 2),
+    sendToAllAckedMs: stats(ackMs, 2),
+    deliveries: where,
+    missingArrivals: missing,
+    rssMiB: { supernode: Math.round(rss[0].rss / 2 ** 20), userMedian: stats(rss.slice(1).map(r => r.rss / 2 ** 20), 1).median }
+  }
+
+  const row = (name, s) => `${name.padEnd(44)} ${String(s.n).padStart(4)} ${fmt(s.median).padStart(8)} ${fmt(s.p95).padStart(8)} ${fmt(s.mean).padStart(8)} ${fmt(s.min).padStart(8)} ${fmt(s.max).padStart(8)}`
+  console.log('')
+  console.log(run.machineLine())
+  console.log(`${`${MEMBERS}-member conference, all online (ms)`.padEnd(44)} ${'n'.padStart(4)} ${'median'.padStart(8)} ${'p95'.padStart(8)} ${'mean'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)}`)
+  console.log(row(`conf-send -> all ${MEMBERS - 1} others have it shown`, result.sendToAllShownMs))
+  console.log(row(`conf-send -> resolved (all ${MEMBERS - 1} acks)`, result.sendToAllAckedMs))
+  console.log(`deliveries: ${JSON.stringify(where)}; arrivals missing: ${missing}; RSS: supernode ${result.rssMiB.supernode} MiB, a user's peer ${result.rssMiB.userMedian} MiB (median)`)
+  const file = await run.writeResult(flags.out, result)
+  console.log(`\nwrote ${file}`)
+  return missing > 0 ? 1 : 0
+}
+
+await run.run(main)
