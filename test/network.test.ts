@@ -139,6 +139,45 @@ describe('restarts', () => {
   })
 })
 
+describe('losing every connection', () => {
+  let net: TestNetwork | undefined
+  beforeAll(async () => { net = await startNetwork(2) }, 60_000)
+  afterAll(async () => { await net?.cleanup() }, 60_000)
+
+  it('a peer that lost every connection says so, joins again by itself and works', async () => {
+    const [a, b] = net!.peers as [ChatPeer, ChatPeer]
+    const events: string[] = []
+    a.addEventListener('network:lost', () => { events.push('lost') })
+    const rejoined = new Promise<string>(resolve => {
+      a.addEventListener('network:joined', ev => { events.push('joined'); resolve(ev.detail.via) }, { once: true })
+    })
+    // every connection closes at once, as when a cable is pulled and plugged in again
+    await Promise.all(a.libp2p.getConnections().map(async c => { await c.close() }))
+    expect(await rejoined).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//)
+    expect(events).toEqual(['lost', 'joined'])
+    expect(a.joined).toBe(true)
+    expect(a.libp2p.getConnections().length).toBeGreaterThan(0)
+    const { key, value } = newRecord()
+    expect((await a.records.put(key, value)).replicas).toBeGreaterThanOrEqual(1)
+    expect(same((await b.records.get(key))?.value, value)).toBe(true)
+  })
+
+  it('ensureConnected() dials again at once when work needs the network', async () => {
+    const [a] = net!.peers as [ChatPeer]
+    let lost = 0
+    const onLost = (): void => { lost++ }
+    a.addEventListener('network:lost', onLost)
+    try {
+      await Promise.all(a.libp2p.getConnections().map(async c => { await c.close() }))
+      expect(await a.ensureConnected(30_000)).toBe(true)
+      expect(lost).toBe(1)
+      expect(a.libp2p.getConnections().length).toBeGreaterThan(0)
+    } finally {
+      a.removeEventListener('network:lost', onLost)
+    }
+  })
+})
+
 describe('republish', () => {
   const ttl = { recordTtlMs: 3_000 }
 

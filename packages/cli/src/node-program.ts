@@ -102,6 +102,7 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
   peer.addEventListener('network:unreachable', ({ detail }) => {
     notice(`cannot reach any bootstrap peer (tried ${detail.tried.length}); retrying in ${Math.round(detail.retryInMs / 1000)}s`)
   })
+  peer.addEventListener('network:lost', () => { notice('lost every connection to the network; reconnecting') })
 
   // the menus show the core's events their own way (tui/inbox.ts); command mode as plain lines
   if (!interactive) subscribeNotices(node, notice)

@@ -120,7 +120,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
   /** Register a new account and log it in on this peer. */
   async register (input: { username: string, password: string, fullName: string }): Promise<UserProfile> {
     this.assertLoggedOut()
-    this.assertNetwork()
+    await this.assertNetwork()
     const account = await this.accounts.register(input)
     await this.publishDirectoryEntry(account)
     await this.beginSession(account)
@@ -130,6 +130,7 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
   /** Log in from this peer: works for an account made on any peer of the network. */
   async login (username: string, password: string): Promise<{ profile: UserProfile, timings: LoginTimings }> {
     this.assertLoggedOut()
+    await this.peer.ensureConnected()
     let result
     try {
       result = await this.accounts.login(username, password)
@@ -344,8 +345,8 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
     if (this._session != null) throw new AlreadyLoggedInError(this._session.account.username)
   }
 
-  private assertNetwork (): void {
-    if (this.peer.libp2p.getConnections().length === 0) throw new NetworkUnreachableError()
+  private async assertNetwork (): Promise<void> {
+    if (!await this.peer.ensureConnected()) throw new NetworkUnreachableError()
   }
 
   private need<T> (v: T | undefined): T {

@@ -46,6 +46,9 @@ export interface ChatPeerEvents {
   'network:joined': CustomEvent<{ via: string }>
   /** No bootstrap address and no remembered peer answered; trying again after `retryInMs`. */
   'network:unreachable': CustomEvent<{ tried: string[], retryInMs: number }>
+  /** The last connection closed: the peer dials its bootstrap and remembered peers again
+   * (`network:joined` follows once one answers). */
+  'network:lost': CustomEvent<Record<string, never>>
 }
 
 export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping }>
@@ -71,7 +74,8 @@ function listenAddr (host: string, port: number): string {
 export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   readonly init: ChatPeerInit
   status: PeerStatus = 'stopped'
-  /** True once the peer has reached at least one other peer. */
+  /** True while the peer is part of the network: it reached another peer and has not lost
+   * every connection since. */
   joined = false
   private _libp2p?: ChatLibp2p
   private _records?: RecordStore
@@ -79,6 +83,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private datastore?: ChatDatastore
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
+  /** The running join loop, if any (one at a time). */
+  private joining?: Promise<void>
 
   constructor (init: ChatPeerInit) {
     super()
@@ -159,7 +165,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       await this._sets.start()
       this.status = 'started'
       this.bootstrapAbort = new AbortController()
-      void this.joinNetwork(this.bootstrapAbort.signal)
+      libp2p.addEventListener('peer:disconnect', () => { this.onDisconnect() })
+      this.rejoin()
       return this
     } catch (err) {
       await this.stop().catch(() => {})
@@ -192,6 +199,35 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     })
   }
 
+  /**
+   * Make sure the peer is connected before work that needs the network: if every
+   * connection has closed (a partition, a network change, peers restarting), dial the
+   * bootstrap and remembered peers again and wait up to `timeoutMs` for one to answer.
+   * Returns whether the peer is connected.
+   */
+  async ensureConnected (timeoutMs = 10_000): Promise<boolean> {
+    if (this.libp2p.getConnections().length > 0) return true
+    this.joined = false
+    this.rejoin()
+    await this.waitJoined({ signal: AbortSignal.timeout(timeoutMs) }).catch(() => {})
+    return this.libp2p.getConnections().length > 0
+  }
+
+  /** Start the join loop unless it runs already. */
+  private rejoin (): void {
+    const signal = this.bootstrapAbort?.signal
+    if (this.joining != null || signal == null || signal.aborted) return
+    this.joining = this.joinNetwork(signal).finally(() => { this.joining = undefined })
+  }
+
+  private onDisconnect (): void {
+    if (this.status !== 'started' || !this.joined || this.libp2p.getConnections().length > 0) return
+    this.joined = false
+    log('lost every connection; joining again')
+    this.safeDispatch('network:lost', {})
+    this.rejoin()
+  }
+
   /** Peers we met before (persisted in the peer store) that speak our DHT protocol. */
   private async rememberedPeers (): Promise<Multiaddr[]> {
     const peers = await this.libp2p.peerStore.all({
@@ -204,7 +240,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   }
 
   /** Dial the bootstrap peers and remembered peers until one answers, then look ourselves
-   * up in the DHT (the Kademlia join) so our routing table fills. */
+   * up in the DHT (the Kademlia join) so our routing table fills. Runs at start and again
+   * whenever the peer has lost every connection. */
   private async joinNetwork (signal: AbortSignal): Promise<void> {
     let delay = BOOTSTRAP_RETRY_MIN_MS
     while (!signal.aborted) {

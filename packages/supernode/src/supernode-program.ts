@@ -31,6 +31,7 @@ export async function runSupernodeProgram (argv: string[]): Promise<number> {
     process.once('SIGTERM', () => { resolve() })
   })
   peer.addEventListener('network:joined', ({ detail }) => { console.log(`joined the network via ${detail.via}`) })
+  peer.addEventListener('network:lost', () => { console.log('lost every connection to the network; reconnecting') })
   peer.addEventListener('network:unreachable', ({ detail }) => {
     const line = `cannot reach any bootstrap peer (tried ${detail.tried.length}); retrying in ${Math.round(detail.retryInMs / 1000)}s`
     // without --bootstrap these are only peers remembered from earlier runs: not worth a line
