@@ -27,6 +27,11 @@ export interface StartOptions {
   args?: string[]
   /** Extra environment; undefined removes a variable. */
   env?: Record<string, string | undefined>
+  /**
+   * Run the program through this command, e.g. `['ip', 'netns', 'exec', ns]`: it is given
+   * `node <main> <args...>` and must exec it, so that the child's pid is the program's.
+   */
+  wrapper?: string[]
 }
 
 /** A running program: its output lines, its stdin, its exit. */
@@ -52,7 +57,9 @@ export class Program {
       if (v == null) delete env[k]
       else env[k] = v
     }
-    this.child = spawn(process.execPath, [main, ...(options.args ?? [])], { cwd: ROOT, env, stdio: 'pipe' })
+    const argv = [process.execPath, main, ...(options.args ?? [])]
+    const [command, ...args] = [...(options.wrapper ?? []), ...argv] as [string, ...string[]]
+    this.child = spawn(command, args, { cwd: ROOT, env, stdio: 'pipe' })
     this.child.stdin.on('error', () => {}) // writing to a program that already exited
     createInterface({ input: this.child.stdout }).on('line', line => {
       this.stdout.push(line)
