@@ -106,6 +106,23 @@ describe('accounts', () => {
     await eventually(async () => (await b.presenceOf('carol'))?.online === false, 20_000)
   })
 
+  it('refreshes presence on time even when each refresh is slow (counted from its start)', { timeout: 60_000 }, async () => {
+    const e = await net.addNode({ presenceTtlMs: 9_000, presenceRefreshMs: 3_000 })
+    // every takeover check reads slowly, as when some DHT peers do not answer
+    const presence = (e as unknown as { presence: { read: (...a: any[]) => Promise<any>, publish: (...a: any[]) => Promise<any> } }).presence
+    const read = presence.read.bind(presence)
+    const publish = presence.publish.bind(presence)
+    const published: number[] = []
+    presence.read = async (...args) => { await new Promise(resolve => setTimeout(resolve, 2_000)); return await read(...args) }
+    presence.publish = async (...args) => { const r = await publish(...args); published.push(Date.now()); return r }
+    await e.register({ username: 'erin', password: pw, fullName: 'Erin' })
+    await eventually(() => published.length >= 5, 40_000, 100)
+    const gaps = published.slice(1).map((t, i) => t - published[i]!)
+    // counted from the end of the previous refresh they would be 3 s + 2 s + the publish
+    expect(Math.max(...gaps.slice(1))).toBeLessThan(4_500)
+    await e.logout()
+  })
+
   it('lets a second login take over: the first peer logs out', async () => {
     await a.login('bob', pw)
     const ended = new Promise<string>(resolve => {

@@ -39,6 +39,24 @@ describe('direct messages', () => {
     expect(await n0.queued()).toEqual([])
   })
 
+  it("checks a friend's live message against the keys it keeps, so the ack never waits on the DHT", async () => {
+    // bob's peer forgets alice's cached profile and cannot read any user record now
+    const internals = n1 as unknown as { profiles: Map<string, unknown>, accounts: { profile: (u: string) => Promise<unknown> } }
+    const profile = internals.accounts.profile
+    let reads = 0
+    internals.profiles.delete('alice')
+    internals.accounts.profile = async () => { reads++; throw new Error('the DHT is unreachable') }
+    try {
+      const atBob = collect(n1, 'message')
+      const sent = await n0.sendMessage('bob', 'no lookup needed')
+      expect(sent).toMatchObject({ status: 'delivered', where: 'live' })
+      expect(atBob.map(m => m.text)).toEqual(['no lookup needed'])
+      expect(reads).toBe(0)
+    } finally {
+      internals.accounts.profile = profile
+    }
+  })
+
   it('refuses a message to someone who is not a friend, and sends nothing', async () => {
     await expect(n0.sendMessage('carol', 'psst')).rejects.toMatchObject({ name: 'NotFriendError', message: 'not a friend: carol' })
     await expect(n0.sendMessage('nobody-here', 'psst')).rejects.toMatchObject({ name: 'NotFriendError' })
@@ -154,6 +172,7 @@ describe('direct messages', () => {
     expect(history.map(m => [m.direction, m.from, m.text])).toEqual([
       ['out', 'alice', 'hello bob'],
       ['in', 'bob', 'hi alice'],
+      ['out', 'alice', 'no lookup needed'],
       ['out', 'alice', 'one'],
       ['out', 'alice', 'two'],
       ['out', 'alice', 'three'],

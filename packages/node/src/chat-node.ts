@@ -257,7 +257,9 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
     if (envelope.toKeyId !== session.account.keyId || envelope.to !== session.account.username) throw new Error('not for the user logged in here')
     const handler = this.kinds.get(envelope.kind)
     if (handler == null) throw new Error(`unknown envelope kind ${envelope.kind}`)
-    const sender = await this.profile(envelope.from).catch(() => undefined)
+    // a friend's keys are in the private state: a live message is acked without a DHT read
+    const sender = this._messaging?.friendProfile(envelope.from, envelope.fromKey) ??
+      await this.profile(envelope.from).catch(() => undefined)
     if (sender == null || !bytesEqual(sender.signPublic, envelope.fromKey)) {
       throw new Error(`forged sender: ${envelope.from} does not own the signing key`)
     }
@@ -301,12 +303,17 @@ export class ChatNode extends TypedEventEmitter<ChatNodeEvents> {
     this.dispatchEvent(new CustomEvent('session:ended', { detail: { username: session.account.username, reason } }))
   }
 
-  private scheduleRefresh (session: Session): void {
+  /** Refresh presence every `refreshMs`, counted from the start of each refresh: a refresh
+   * slowed by unreachable peers must not push the next one past the record's expiry. */
+  private scheduleRefresh (session: Session, delayMs = this.presence.refreshMs): void {
     this.refreshTimer = setTimeout(() => {
+      const started = Date.now()
       this.refreshPresence(session)
         .catch(err => { log('presence refresh failed: %s', err.message) })
-        .finally(() => { if (this._session === session) this.scheduleRefresh(session) })
-    }, this.presence.refreshMs)
+        .finally(() => {
+          if (this._session === session) this.scheduleRefresh(session, Math.max(0, this.presence.refreshMs - (Date.now() - started)))
+        })
+    }, delayMs)
     this.refreshTimer.unref()
   }
 

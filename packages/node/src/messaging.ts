@@ -272,6 +272,15 @@ export class Messaging {
     return active
   }
 
+  /** A friend's profile from the private state (verified when the friendship began; keys
+   * never change), when `username` is a friend who signs with `signPublic`: no DHT read. */
+  friendProfile (username: string, signPublic: Uint8Array): UserProfile | undefined {
+    const active = this.active
+    if (active == null || active.session !== this.host.session) return undefined
+    const friend = active.friends.friend(username, signPublic)
+    return friend == null ? undefined : active.friends.profileOf(friend)
+  }
+
   // ------------------------------------------------------------ public API (through ChatNode)
 
   async addFriend (username: string, note?: string): Promise<FriendActionResult> { return await (await this.ready()).friends.add(username, note) }
