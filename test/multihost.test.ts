@@ -16,12 +16,11 @@ const unavailable = netnsUnavailable()
 if (unavailable != null) console.warn(`multihost.test.ts SKIPPED: ${unavailable}`)
 
 /**
- * Short, so a partitioned user shows offline within half a minute. Not shorter: a peer
- * refreshes its presence a third of the TTL after its last refresh ENDED, and while a DHT
- * peer is unreachable each refresh (a read, then a put) waits for kad-dht's per-request
- * timeout (5 s at least) on it: gaps between refreshes of 15-21 s were measured here
- * after the cut and after the supernode's loss, so with a TTL of 10 s healthy users
- * (bob) showed offline for a while.
+ * Short, so a partitioned user shows offline within half a minute. Not shorter: while a
+ * DHT peer is unreachable each presence refresh (a read, then a put) waits for kad-dht's
+ * per-request timeout (5 s at least) on it; refreshes taking 12-21 s were measured here
+ * after the cut and after the supernode's loss, so with a TTL of 10 s healthy users (bob)
+ * showed offline for a while.
  */
 const PRESENCE_TTL_S = 30
 const SUPERNODE_PORT = 4300
