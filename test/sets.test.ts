@@ -117,6 +117,28 @@ describe('replicated sets (R = 3)', () => {
     for (const h of originalHolders) expect(await h.sets.localItems(setKey)).toHaveLength(50)
   })
 
+  it('asks a holder that did not answer once more, when adding and when listing', async () => {
+    const key = `/cc-test/${keyIdOf(generateAccountKeys().signPublic)}`
+    const writer = net.peers[0]!
+    const holders = (await writer.sets.findHolders(key)).map(peerOf)
+    // a holder is busy for a moment: it refuses set streams for 200 ms, then serves again
+    const busyFor = async (peers: ChatPeer[]): Promise<void> => {
+      for (const p of peers) await p.libp2p.unhandle(SET_PROTOCOL)
+      setTimeout(() => {
+        for (const p of peers) void p.libp2p.handle(SET_PROTOCOL, (p.sets as unknown as { onStream: any }).onStream, { maxInboundStreams: 64, maxOutboundStreams: 64 })
+      }, 200)
+    }
+    const busy = holders.filter(h => h !== writer)
+    await busyFor(busy)
+    const item = signedItem(generateAccountKeys(), key, 'sent while a holder was busy')
+    expect((await writer.sets.add(key, [item])).stored[item.id]).toBe(3)
+    for (const h of holders) expect((await h.sets.localItems(key)).map(i => i.id)).toEqual([item.id])
+    // every holder busy when a reader asks: it asks again instead of listing nothing
+    const reader = live().find(p => !holders.includes(p))!
+    await busyFor(holders)
+    expect((await reader.sets.list(key)).map(i => i.id)).toEqual([item.id])
+  })
+
   it('still lists every item after 2 of its 3 holders stopped', async () => {
     for (const h of originalHolders.slice(0, 2)) await h.stop()
     const reader = live().find(p => !originalHolders.includes(p))!

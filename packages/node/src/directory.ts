@@ -72,7 +72,11 @@ export class Directory {
     const lists = await Promise.all(allDirectoryShards().map(async shard => {
       const key = directorySetKey(shard)
       try {
-        const items = await this.sets.list(key)
+        // a shard whose holders could not be found or read (a busy moment) is tried twice
+        const items = await this.sets.list(key).catch(async (err: Error) => {
+          log('listing shard %s failed (%s); trying again', shard, err.message)
+          return await this.sets.list(key)
+        })
         return items.flatMap(item => {
           try { return [decodeDirectoryItem(key, item)] } catch (err: any) { log('ignored a directory item: %s', err.message); return [] }
         })

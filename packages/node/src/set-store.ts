@@ -114,6 +114,8 @@ const storedRemovalSchema = setRemovalSchema.extend({ expiresAt: z.number() })
 const ROOT = '/cc-sets'
 /** Page budget: half a frame, so that a page of items plus CBOR overhead always fits. */
 const PAGE_BYTES = MAX_SET_FRAME_BYTES / 2
+/** A holder that did not answer an add or a listing is asked once more, after this pause. */
+const RETRY_DELAY_MS = 500
 
 const indexKey = (h: string): Key => new Key(`${ROOT}/keys/${h}`, false)
 const itemsPrefix = (h: string): string => `${ROOT}/items/${h}/`
@@ -221,18 +223,30 @@ export class SetStore {
     const holders = await this.findHolders(setKey, options)
     if (holders.length === 0) throw new NoSetHoldersError()
     const stored: Record<string, number> = Object.fromEntries(items.map(i => [i.id, 0]))
+    const failed: Array<{ holder: PeerId, batch: SetItem[] }> = []
+    const addTo = async (holder: PeerId, batch: SetItem[]): Promise<boolean> => {
+      try {
+        const res = await this.send(holder, { type: 'add', setKey, items: batch }, options)
+        if (res.type !== 'added') throw unexpected(res)
+        for (const id of new Set(res.accepted)) if (id in stored) stored[id] = (stored[id] ?? 0) + 1
+        for (const r of res.rejected) log('%p refused item %s of %s: %s', holder, r.id, setKey, r.reason)
+        return true
+      } catch (err: any) {
+        log('could not add to %s on %p: %s', setKey, holder, err.message)
+        return false
+      }
+    }
     await Promise.all(holders.map(async holder => {
       for (const batch of batches(items)) {
-        try {
-          const res = await this.send(holder, { type: 'add', setKey, items: batch }, options)
-          if (res.type !== 'added') throw unexpected(res)
-          for (const id of new Set(res.accepted)) if (id in stored) stored[id] = (stored[id] ?? 0) + 1
-          for (const r of res.rejected) log('%p refused item %s of %s: %s', holder, r.id, setKey, r.reason)
-        } catch (err: any) {
-          log('could not add to %s on %p: %s', setKey, holder, err.message)
-        }
+        if (!await addTo(holder, batch)) failed.push({ holder, batch })
       }
     }))
+    // a busy holder (or one whose connection just dropped) gets one more try: an item on
+    // fewer holders is easier to miss for a reader that cannot reach them all
+    if (failed.length > 0 && options.signal?.aborted !== true) {
+      await new Promise(resolve => setTimeout(resolve, RETRY_DELAY_MS))
+      await Promise.all(failed.map(async ({ holder, batch }) => await addTo(holder, batch)))
+    }
     const lost = Object.entries(stored).filter(([, n]) => n === 0).map(([id]) => id)
     if (lost.length > 0) throw new SetWriteError(`no holder of ${setKey} stored ${lost.length} of ${items.length} items`, stored)
     return { holders: holders.length, stored }
@@ -253,7 +267,7 @@ export class SetStore {
     if (found.length === 0) throw new NoSetHoldersError()
     const holders = found.filter(p => !p.equals(this.components.peerId))
     let answered = 0
-    await Promise.all(holders.map(async holder => {
+    const readFrom = async (holder: PeerId): Promise<boolean> => {
       try {
         const now = Date.now()
         for await (const item of this.remoteItems(holder, setKey, options)) {
@@ -263,10 +277,20 @@ export class SetStore {
           else log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
         }
         answered++
+        return true
       } catch (err: any) {
         log('could not list %s on %p: %s', setKey, holder, err.message)
+        return false
       }
-    }))
+    }
+    const results = await Promise.all(holders.map(readFrom))
+    // a holder that did not answer (busy, or its connection just dropped) may hold the only
+    // copy of a fresh item: ask it once more
+    const retry = holders.filter((_, i) => results[i] === false)
+    if (retry.length > 0 && options.signal?.aborted !== true) {
+      await new Promise(resolve => setTimeout(resolve, RETRY_DELAY_MS))
+      await Promise.all(retry.map(readFrom))
+    }
     if (holders.length > 0 && answered === 0 && !await this.holdsSet(setKey)) {
       throw new SetReadError(`none of the ${holders.length} holders of ${setKey} answered`)
     }
