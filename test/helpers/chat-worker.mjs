@@ -1,8 +1,9 @@
 /**
  * A ChatNode in a process of its own, for tests that kill a peer (kill -9) and start it
- * again. Runs the built packages (dist/). The parent calls ChatNode methods over IPC:
- * { id, method, args } -> { id, ok, result | error }; every ChatNode event is sent as
- * { event, detail }. Settings come as JSON in CHAT_WORKER_INIT.
+ * again, or that need many peers on both cores. Runs the built packages (dist/). The
+ * parent calls ChatNode methods over IPC: { id, method, args } -> { id, ok, result | error }
+ * (plus `waitJoined`, which answers with the peer's addresses once it has joined); every
+ * ChatNode event is sent as { event, detail }. Settings come as JSON in CHAT_WORKER_INIT.
  */
 import { ChatNode } from '@conf-chat/node'
 
@@ -18,6 +19,10 @@ process.on('message', (msg) => {
   const { id, method, args = [] } = msg ?? {}
   const run = async () => {
     if (method === 'stop') { await node.stop(); return undefined }
+    if (method === 'waitJoined') {
+      await node.peer.waitJoined({ signal: AbortSignal.timeout(args[0] ?? 60_000) })
+      return node.peer.multiaddrs.map(String)
+    }
     if (typeof node[method] !== 'function') throw new Error(`no method ${method}`)
     return await node[method](...args)
   }
