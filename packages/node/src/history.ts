@@ -8,7 +8,9 @@
  *   each sealed to the owner and under HISTORY_PAGE_BYTES, so a long conversation never
  *   nears the record size limit. Only the last page is rewritten as it grows; the page
  *   count lives in the private state. Writes are batched (one put per conversation per
- *   flush interval), so a busy conversation costs a put a second, not one per message.
+ *   flush interval, and at logout), so a busy conversation costs a put every few seconds,
+ *   not one per message: in a conference each message is a history write on every
+ *   member's peer, and a DHT put goes to the 20 closest peers.
  * - `<conv>` is a keyed hash of the other side's key id: the DHT does not show who talks
  *   with whom.
  */
@@ -25,7 +27,7 @@ import type { PrivateStateStore } from './private-state.js'
 const log = logger('conf-chat:history')
 
 /** How often pending history entries are written to the DHT. */
-export const DEFAULT_HISTORY_FLUSH_MS = 1_000
+export const DEFAULT_HISTORY_FLUSH_MS = 5_000
 
 /** History pages fetched at once when a conversation is first read on a peer. */
 const PAGE_FETCH_CONCURRENCY = 8

@@ -19,7 +19,9 @@ export const DEFAULT_OUTBOX_RETRY_MS = 5_000
 export const DEFAULT_OUTBOX_RETRY_MAX_MS = 5 * 60_000
 /** An envelope older than a mailbox item's lifetime could never reach its recipient. */
 export const DEFAULT_OUTBOX_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000
-export const DEFAULT_PRESENCE_CACHE_MS = 5_000
+/** How long a recipient's peer found by a presence read (or told by a notice) is used
+ * without reading again; a send that fails there reads the presence again at once. */
+export const DEFAULT_PRESENCE_CACHE_MS = 30_000
 /** Limit for one mailbox store (finding the holders and writing to them). */
 export const DEFAULT_MAILBOX_TIMEOUT_MS = 30_000
 
