@@ -79,7 +79,7 @@ export class Messenger {
       try {
         channel = await this.channel(peerId, addrs)
       } catch (err: any) {
-        return { delivered: false, reason: `unreachable: ${err.message}` }
+        return { delivered: false, reason: `unreachable: ${err.message ?? err.name ?? String(err)}` }
       }
       const result = channel.queue.then(async () => await this.exchange(channel, frame, envelope.id))
       channel.queue = result.catch(() => {})
