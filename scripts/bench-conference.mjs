@@ -7,7 +7,12 @@
 // on the machine's shared wall clock), and until conf-send resolves (every member's ack).
 // Prints a table and writes JSON under results/.
 //
-//   npm run build && node scripts/bench-conference.mjs [--members 20] [--sends 30] [--warmup 3] [--gap 200]
+// Setting up 20 accounts, friendships and the conference leaves every peer busy for a while
+// (mailbox checks, presence, history pages, DHT upkeep); --settle waits that out first, so
+// the sends measure the steady state.
+//
+//   npm run build && node scripts/bench-conference.mjs [--members 20] [--sends 30] [--warmup 3] [--gap 200] [--settle 120000]
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
@@ -17,6 +22,7 @@ const { values: flags } = parseArgs({
     members: { type: 'string', default: '20' },
     sends: { type: 'string', default: '30' },
     warmup: { type: 'string', default: '3' },
+    settle: { type: 'string', default: '120000' },
     gap: { type: 'string', default: '200' },
     text: { type: 'string', default: '64' },
     out: { type: 'string', default: RESULTS },
@@ -24,12 +30,13 @@ const { values: flags } = parseArgs({
   }
 })
 if (flags.help) {
-  console.log('usage: node scripts/bench-conference.mjs [--members 20] [--sends 30] [--warmup 3] [--gap 200 (ms between sends)] [--text 64 (characters)] [--out results/]')
+  console.log('usage: node scripts/bench-conference.mjs [--members 20] [--sends 30] [--warmup 3] [--gap 200 (ms between sends)] [--settle 120000 (ms idle after setup)] [--text 64 (characters)] [--out results/]')
   process.exit(0)
 }
 const MEMBERS = Number(flags.members)
 const SENDS = Number(flags.sends)
 const WARMUP = Number(flags.warmup)
+const SETTLE_MS = Number(flags.settle)
 const GAP_MS = Number(flags.gap)
 const TEXT_CHARS = Number(flags.text)
 const PASSWORD = 'bench password'
@@ -79,6 +86,11 @@ async function main () {
   await Promise.all(members.map(w => w.request('waitConference', { conference, timeoutMs: STEP_TIMEOUT_MS })))
   const setupMs = performance.now() - t
   console.log(`started in ${(startMs / 1000).toFixed(1)} s; registered, befriended and invited in ${(setupMs / 1000).toFixed(1)} s; ${conference}`)
+  if (SETTLE_MS > 0) {
+    console.log(`settling for ${(SETTLE_MS / 1000).toFixed(0)} s (1-min load average now ${loadavg()[0].toFixed(1)})`)
+    await sleep(SETTLE_MS)
+  }
+  const loadAtSends = loadavg()[0]
 
   const allShownMs = []
   const ackMs = []
@@ -104,7 +116,7 @@ async function main () {
 
   const rss = await Promise.all(run.workers.map(w => w.request('stats')))
   const result = {
-    setup: { members: MEMBERS, sends: SENDS, warmup: WARMUP, gapMs: GAP_MS, textChars: TEXT_CHARS, processes: run.workers.length, startMs: Math.round(startMs), setupMs: Math.round(setupMs) },
+    setup: { members: MEMBERS, sends: SENDS, warmup: WARMUP, gapMs: GAP_MS, textChars: TEXT_CHARS, processes: run.workers.length, startMs: Math.round(startMs), setupMs: Math.round(setupMs), settleMs: SETTLE_MS, loadavg1mAtSends: loadAtSends },
     sendToAllShownMs: stats(allShownMs, 2),
     sendToAllAckedMs: stats(ackMs, 2),
     deliveries: where,
