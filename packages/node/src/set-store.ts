@@ -116,6 +116,7 @@ const ROOT = '/cc-sets'
 const PAGE_BYTES = MAX_SET_FRAME_BYTES / 2
 /** A holder that did not answer an add or a listing is asked once more, after this pause. */
 const RETRY_DELAY_MS = 500
+const pause = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 const indexKey = (h: string): Key => new Key(`${ROOT}/keys/${h}`, false)
 const itemsPrefix = (h: string): string => `${ROOT}/items/${h}/`
@@ -241,11 +242,14 @@ export class SetStore {
         if (!await addTo(holder, batch)) failed.push({ holder, batch })
       }
     }))
-    // a busy holder (or one whose connection just dropped) gets one more try: an item on
-    // fewer holders is easier to miss for a reader that cannot reach them all
-    if (failed.length > 0 && options.signal?.aborted !== true) {
-      await new Promise(resolve => setTimeout(resolve, RETRY_DELAY_MS))
-      await Promise.all(failed.map(async ({ holder, batch }) => await addTo(holder, batch)))
+    // a busy holder (or one whose connection just dropped) gets one more try when an item
+    // reached fewer than half the holders (easy to miss for a reader that cannot reach them
+    // all); one holder that is down for good does not make every add wait twice
+    const few = (batch: SetItem[]): boolean => batch.some(i => (stored[i.id] ?? 0) < holders.length / 2)
+    const again = failed.filter(f => few(f.batch))
+    if (again.length > 0 && options.signal?.aborted !== true) {
+      await pause(RETRY_DELAY_MS)
+      await Promise.all(again.map(async ({ holder, batch }) => await addTo(holder, batch)))
     }
     const lost = Object.entries(stored).filter(([, n]) => n === 0).map(([id]) => id)
     if (lost.length > 0) throw new SetWriteError(`no holder of ${setKey} stored ${lost.length} of ${items.length} items`, stored)
@@ -288,7 +292,7 @@ export class SetStore {
     // copy of a fresh item: ask it once more
     const retry = holders.filter((_, i) => results[i] === false)
     if (retry.length > 0 && options.signal?.aborted !== true) {
-      await new Promise(resolve => setTimeout(resolve, RETRY_DELAY_MS))
+      await pause(RETRY_DELAY_MS)
       await Promise.all(retry.map(readFrom))
     }
     if (holders.length > 0 && answered === 0 && !await this.holdsSet(setKey)) {
