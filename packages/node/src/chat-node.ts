@@ -9,30 +9,25 @@ import { z } from 'zod'
 import {
   createEnvelope, openEnvelope, keyIdOf, bytesEqual, type Envelope, type AccountKeys
 } from '@conf-chat/protocol'
-import { ChatPeer, type ChatPeerInit } from './peer.js'
-import { Accounts, profileOf, type AccountsInit, type Account, type LoginTimings, type UserProfile } from './accounts.js'
-import { Presence, type PresenceInit, type PresenceInfo } from './presence.js'
-import { Directory, type DirectoryUser } from './directory.js'
-import { Messenger, type MessengerInit, type DeliveryResult } from './messenger.js'
+import { ChatPeer, type ChatPeerInit } from './network/peer.js'
+import { Accounts, profileOf, type AccountsInit, type Account, type LoginTimings, type UserProfile } from './account/accounts.js'
+import { Presence, type PresenceInit, type PresenceInfo } from './account/presence.js'
+import { Directory, type DirectoryUser } from './account/directory.js'
+import { Messenger, type MessengerInit, type DeliveryResult } from './delivery/messenger.js'
 import { AlreadyLoggedInError, NetworkUnreachableError, NotLoggedInError, UnknownUserError } from './errors.js'
-import { Messaging, type MessagingInit, type MessagingEvents } from './messaging.js'
-import type { FriendActionResult, FriendInfo, FriendRequests } from './friends.js'
-import type { ChatMessage, IncomingMessage } from './direct-messages.js'
-import type { Delivery, QueuedEnvelope } from './outbox.js'
-import type { ConferenceChangeResult, ConferenceInfo, ConferenceMemberInfo, ConferenceMessage, ConferenceSendResult } from './conferences.js'
+import { Messaging, type MessagingInit, type MessagingEvents } from './chat/messaging.js'
+import type { FriendActionResult, FriendInfo, FriendRequests } from './chat/friends/friends.js'
+import type { ChatMessage, IncomingMessage } from './chat/direct/direct-messages.js'
+import type { Delivery, QueuedEnvelope } from './delivery/outbox.js'
+import type { ConferenceChangeResult, ConferenceInfo, ConferenceMemberInfo, ConferenceMessage, ConferenceSendResult } from './chat/conferences/conferences.js'
 import type { PeerId } from '@libp2p/interface'
+import type { EnvelopeContext, EnvelopeKindHandler, Session, SessionEndReason } from './account/session.js'
 
 const log = logger('conf-chat:node')
 
 export interface ChatNodeInit extends ChatPeerInit, AccountsInit, PresenceInit, MessengerInit, MessagingInit {}
 
-export interface Session {
-  account: Account
-  /** When this login began (ms since epoch). */
-  since: number
-}
 
-export type SessionEndReason = 'logout' | 'takeover' | 'stopped'
 
 export interface ChatNodeEvents extends MessagingEvents {
   'session:started': CustomEvent<{ username: string }>
@@ -40,18 +35,7 @@ export interface ChatNodeEvents extends MessagingEvents {
   'session:ended': CustomEvent<{ username: string, reason: SessionEndReason }>
 }
 
-/** Context given to the handler of one envelope kind. */
-export interface EnvelopeContext {
-  session: Session
-  /** The verified sender (the user record's owner is the envelope's signer). */
-  sender: UserProfile
-  /** True for a live stream, false when read from a mailbox. */
-  live: boolean
-  /** The libp2p peer it came from, when live. */
-  peer?: PeerId
-}
 
-export type EnvelopeKindHandler = (envelope: Envelope, ctx: EnvelopeContext) => Promise<void>
 
 export interface WhoAmI {
   username: string

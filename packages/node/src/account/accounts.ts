@@ -12,9 +12,9 @@ import {
   userKey, checkUsername, checkPassword, checkFullName, bytesEqual, decodeCbor,
   DEFAULT_SCRYPT, type AccountKeys, type AccountPayload, type UserPayload, type VerifiedRecord, type ScryptParams
 } from '@conf-chat/protocol'
-import type { RecordStore } from './record-store.js'
-import { NameTakenError, UnknownUserError, WrongPasswordError } from './errors.js'
-import { DEFAULT_BCRYPT_COST, LOGIN_THROTTLE_BASE_MS, LOGIN_THROTTLE_MAX_MS } from './constants.js'
+import type { RecordStore } from '../network/records/record-store.js'
+import { NameTakenError, UnknownUserError, WrongPasswordError } from '../errors.js'
+import { DEFAULT_BCRYPT_COST, LOGIN_THROTTLE_BASE_MS, LOGIN_THROTTLE_MAX_MS } from '../constants.js'
 
 const log = logger('conf-chat:accounts')
 

@@ -5,8 +5,8 @@
  */
 import { logger } from '@libp2p/logger'
 import { createSignedRecord, encodeSignedRecord, presenceKey, type PresencePayload, type AccountKeys } from '@conf-chat/protocol'
-import type { RecordStore } from './record-store.js'
-import { DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_PRESENCE_TTL_MS } from './constants.js'
+import type { RecordStore } from '../network/records/record-store.js'
+import { DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_PRESENCE_TTL_MS } from '../constants.js'
 
 const log = logger('conf-chat:presence')
 

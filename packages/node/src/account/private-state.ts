@@ -14,7 +14,7 @@ import {
   createSignedRecord, encodeSignedRecord, stateKey, sealForOwner, openForOwner, privateStateSchema, emptyPrivateState,
   type AccountKeys, type PrivateState, type SealedPayload, type VerifiedRecord
 } from '@conf-chat/protocol'
-import type { RecordStore } from './record-store.js'
+import type { RecordStore } from '../network/records/record-store.js'
 
 const log = logger('conf-chat:private-state')
 

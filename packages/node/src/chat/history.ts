@@ -20,9 +20,9 @@ import {
   historyEntrySchema, historyPageSchema, historyEntryBytes, HISTORY_PAGE_BYTES,
   type HistoryEntry, type SealedPayload, type AccountKeys
 } from '@conf-chat/protocol'
-import type { RecordStore } from './record-store.js'
-import type { LocalStore } from './local-store.js'
-import type { PrivateStateStore } from './private-state.js'
+import type { RecordStore } from '../network/records/record-store.js'
+import type { LocalStore } from '../storage/local-store.js'
+import type { PrivateStateStore } from '../account/private-state.js'
 
 const log = logger('conf-chat:history')
 

@@ -10,20 +10,20 @@ import {
   type Envelope, type FriendKind, type FriendEntry
 } from '@conf-chat/protocol'
 import type { PeerId } from '@libp2p/interface'
-import { LocalStore } from './local-store.js'
-import { Mailbox } from './mailbox.js'
-import { Outbox, DEFAULT_MAILBOX_TIMEOUT_MS, type OutboxInit, type Delivery, type QueuedEnvelope } from './outbox.js'
-import { PrivateStateStore, type PrivateStateInit } from './private-state.js'
+import { LocalStore } from '../storage/local-store.js'
+import { Mailbox } from '../delivery/mailbox.js'
+import { Outbox, DEFAULT_MAILBOX_TIMEOUT_MS, type OutboxInit, type Delivery, type QueuedEnvelope } from '../delivery/outbox.js'
+import { PrivateStateStore, type PrivateStateInit } from '../account/private-state.js'
 import { History, compareEntries, type HistoryInit } from './history.js'
-import { Friends, type FriendEvents, type FriendActionResult, type FriendInfo, type FriendRequests } from './friends.js'
-import { DirectMessages, type DirectMessageEvents, type ChatMessage, type IncomingMessage } from './direct-messages.js'
-import { Conferences, type ConferenceEvents } from './conferences.js'
-import { NotLoggedInError } from './errors.js'
-import type { ChatPeer } from './peer.js'
-import type { Messenger } from './messenger.js'
-import type { Presence, PresenceInfo } from './presence.js'
-import type { UserProfile } from './accounts.js'
-import type { EnvelopeContext, EnvelopeKindHandler, Session } from './chat-node.js'
+import { Friends, type FriendEvents, type FriendActionResult, type FriendInfo, type FriendRequests } from './friends/friends.js'
+import { DirectMessages, type DirectMessageEvents, type ChatMessage, type IncomingMessage } from './direct/direct-messages.js'
+import { Conferences, type ConferenceEvents } from './conferences/conferences.js'
+import { NotLoggedInError } from '../errors.js'
+import type { ChatPeer } from '../network/peer.js'
+import type { Messenger } from '../delivery/messenger.js'
+import type { Presence, PresenceInfo } from '../account/presence.js'
+import type { UserProfile } from '../account/accounts.js'
+import type { EnvelopeContext, EnvelopeKindHandler, Session } from '../account/session.js'
 
 const log = logger('conf-chat:messaging')
 
@@ -127,7 +127,7 @@ export class Messaging {
     this.init = init
     this.local = new LocalStore(host.init.dataDir)
     this.mailbox = new Mailbox(host.peer.sets, () => host.peer.libp2p.services.dht.getMode() === 'server')
-    this.outbox = new Outbox({ local: this.local, mailbox: this.mailbox, messenger: host.messenger, presence: host.presence },
+    this.outbox = new Outbox({ local: this.local, mailbox: this.mailbox, messenger: host.messenger, locate: async (keyId, options) => await host.presence.read(keyId, options) },
       init, (envelope, delivery) => { this.onBackgroundDelivery(envelope, delivery) })
   }
 

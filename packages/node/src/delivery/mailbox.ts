@@ -11,8 +11,8 @@ import {
   mailboxSetKey, mailboxSetRules, validateMailboxItem, encodeEnvelope, decodeEnvelope, MAILBOX_SET_NAMESPACE,
   type Envelope, type AccountKeys
 } from '@conf-chat/protocol'
-import type { SetStore } from './set-store.js'
-import { MailboxUnreachableError } from './errors.js'
+import type { SetStore } from '../network/sets/set-store.js'
+import { MailboxUnreachableError } from '../errors.js'
 
 const log = logger('conf-chat:mailbox')
 

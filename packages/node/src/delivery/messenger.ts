@@ -12,7 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { logger } from '@libp2p/logger'
 import { decodeEnvelope, encodeEnvelope, decodeCbor, MAX_ENVELOPE_BYTES, type Envelope } from '@conf-chat/protocol'
 import type { Stream, PeerId, Connection } from '@libp2p/interface'
-import type { ChatLibp2p } from './peer.js'
+import type { ChatLibp2p } from '../network/peer.js'
 
 const log = logger('conf-chat:messenger')
 

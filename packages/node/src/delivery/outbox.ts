@@ -7,11 +7,11 @@
  * Envelopes are signed and sealed at creation, so a retry needs no logged-in user.
  */
 import { logger } from '@libp2p/logger'
+import type { AbortOptions } from '@libp2p/interface'
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '@conf-chat/protocol'
-import type { LocalStore } from './local-store.js'
+import type { LocalStore } from '../storage/local-store.js'
 import type { Mailbox } from './mailbox.js'
 import type { Messenger } from './messenger.js'
-import type { Presence, PresenceInfo } from './presence.js'
 
 const log = logger('conf-chat:outbox')
 
@@ -49,11 +49,19 @@ export interface Delivery {
   reason?: string
 }
 
+/** Where a user's peer is, as a presence record (account layer) tells it. */
+export interface PeerLocation {
+  online: boolean
+  peerId: string
+  addrs: string[]
+}
+
 export interface OutboxComponents {
   local: LocalStore
   mailbox: Mailbox
   messenger: Pick<Messenger, 'send'>
-  presence: Pick<Presence, 'read'>
+  /** Reads where a user (by key id) is online, if anywhere. */
+  locate: (keyId: string, options?: AbortOptions) => Promise<PeerLocation | undefined>
 }
 
 /** What the outbox tells about envelopes it sends in the background (retries). */
@@ -275,9 +283,9 @@ export class Outbox {
     if (!fresh && cached != null && Date.now() - cached.at < this.presenceCacheMs) {
       return cached.online ? { peerId: cached.peerId, addrs: cached.addrs, fresh: false } : undefined
     }
-    let info: PresenceInfo | undefined
+    let info: PeerLocation | undefined
     try {
-      info = await this.c.presence.read(keyId)
+      info = await this.c.locate(keyId)
     } catch (err: any) {
       log('presence of %s unknown: %s', keyId, err.message)
     }

@@ -3,7 +3,7 @@
  * identity and datastore under its data directory, the signed record store, and a
  * bootstrap loop that keeps trying until it reaches the network.
  */
-import './polyfill.js'
+import '../polyfill.js'
 import { join } from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -17,14 +17,14 @@ import { TypedEventEmitter, type PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { logger } from '@libp2p/logger'
-import { ChatDatastore } from './datastore.js'
-import { loadOrCreatePeerKey } from './identity.js'
-import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './record-store.js'
-import { SetStore, type SetStoreInit } from './set-store.js'
-import { InvalidMultiaddrError, ListenError } from './errors.js'
+import { ChatDatastore } from '../storage/datastore.js'
+import { loadOrCreatePeerKey } from '../storage/identity.js'
+import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/record-store.js'
+import { SetStore, type SetStoreInit } from './sets/set-store.js'
+import { InvalidMultiaddrError, ListenError } from '../errors.js'
 import {
   DHT_PROTOCOL, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
-} from './constants.js'
+} from '../constants.js'
 
 const log = logger('conf-chat:peer')
 

@@ -24,18 +24,18 @@ import {
   type AccountKeys, type ConferenceEntry, type ConferencePayload, type ConferenceRef, type Envelope, type HistoryEntry,
   type PrivateState, type VerifiedRecord
 } from '@conf-chat/protocol'
-import type { Friends } from './friends.js'
-import type { History } from './history.js'
-import type { LocalStore } from './local-store.js'
-import type { RecordStore } from './record-store.js'
-import type { PrivateStateStore } from './private-state.js'
-import type { PresenceInfo } from './presence.js'
-import type { Delivery } from './outbox.js'
-import type { UserProfile } from './accounts.js'
-import type { EnvelopeContext } from './chat-node.js'
-import type { IncomingMessage, DirectMessageEvents } from './direct-messages.js'
-import { NotFriendError } from './errors.js'
-import { compareEntries } from './history.js'
+import type { Friends } from '../friends/friends.js'
+import type { History } from '../history.js'
+import type { LocalStore } from '../../storage/local-store.js'
+import type { RecordStore } from '../../network/records/record-store.js'
+import type { PrivateStateStore } from '../../account/private-state.js'
+import type { PresenceInfo } from '../../account/presence.js'
+import type { Delivery } from '../../delivery/outbox.js'
+import type { UserProfile } from '../../account/accounts.js'
+import type { EnvelopeContext } from '../../account/session.js'
+import type { IncomingMessage, DirectMessageEvents } from '../direct/direct-messages.js'
+import { NotFriendError } from '../../errors.js'
+import { compareEntries } from '../history.js'
 
 const log = logger('conf-chat:conferences')
 

@@ -9,13 +9,13 @@ import {
   openEnvelope, checkMessageText, checkUsername, dmBodySchema, DM_KIND,
   type Envelope, type HistoryEntry, type AccountKeys
 } from '@conf-chat/protocol'
-import type { Friends } from './friends.js'
-import type { History } from './history.js'
-import type { Delivery } from './outbox.js'
-import type { UserProfile } from './accounts.js'
-import type { EnvelopeContext } from './chat-node.js'
-import { NotFriendError } from './errors.js'
-import { compareEntries } from './history.js'
+import type { Friends } from '../friends/friends.js'
+import type { History } from '../history.js'
+import type { Delivery } from '../../delivery/outbox.js'
+import type { UserProfile } from '../../account/accounts.js'
+import type { EnvelopeContext } from '../../account/session.js'
+import { NotFriendError } from '../../errors.js'
+import { compareEntries } from '../history.js'
 
 export interface ChatMessage {
   id: string

@@ -12,12 +12,12 @@ import {
   FRIEND_REQUEST_KIND, FRIEND_ACCEPT_KIND, FRIEND_REJECT_KIND, FRIEND_REMOVE_KIND,
   type Envelope, type FriendEntry, type FriendRequestEntry, type PrivateState, type FriendKind
 } from '@conf-chat/protocol'
-import type { PrivateStateStore } from './private-state.js'
-import type { UserProfile } from './accounts.js'
-import type { PresenceInfo } from './presence.js'
-import type { Delivery } from './outbox.js'
-import type { EnvelopeContext } from './chat-node.js'
-import { AlreadyFriendsError, NoFriendRequestError, NotFriendError, SelfFriendError } from './errors.js'
+import type { PrivateStateStore } from '../../account/private-state.js'
+import type { UserProfile } from '../../account/accounts.js'
+import type { PresenceInfo } from '../../account/presence.js'
+import type { Delivery } from '../../delivery/outbox.js'
+import type { EnvelopeContext } from '../../account/session.js'
+import { AlreadyFriendsError, NoFriendRequestError, NotFriendError, SelfFriendError } from '../../errors.js'
 
 const log = logger('conf-chat:friends')
 

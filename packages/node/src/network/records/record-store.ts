@@ -14,8 +14,8 @@ import {
 import type { KadDHT, QueryEvent, ValidateFn, SelectFn } from '@libp2p/kad-dht'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
-import { DHT_RECORD_PREFIX } from './datastore.js'
-import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_RECORD_TTL_MS, DEFAULT_REPUBLISH_INTERVAL_MS } from './constants.js'
+import { DHT_RECORD_PREFIX } from '../../storage/datastore.js'
+import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_RECORD_TTL_MS, DEFAULT_REPUBLISH_INTERVAL_MS } from '../../constants.js'
 
 const log = logger('conf-chat:records')
 

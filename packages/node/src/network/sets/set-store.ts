@@ -30,7 +30,7 @@ import type { Datastore } from 'interface-datastore'
 import {
   DEFAULT_SET_REPLICAS, DEFAULT_SET_ITEM_TTL_MS, DEFAULT_SET_MAINTENANCE_INTERVAL_MS, DEFAULT_SET_REQUEST_TIMEOUT_MS,
   DEFAULT_MAX_ITEMS_PER_SET, DEFAULT_QUERY_TIMEOUT_MS, SET_MAX_STREAMS_PER_CONNECTION
-} from './constants.js'
+} from '../../constants.js'
 
 const log = logger('conf-chat:sets')
 

@@ -1,0 +1,1 @@
+export { timeLimit, withTimeLimit, settledWithin, delay } from './time-limit.js'

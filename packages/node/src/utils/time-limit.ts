@@ -1,0 +1,48 @@
+/**
+ * One way to put a time limit on work: a signal that aborts when the caller's signal does
+ * or when `ms` have passed, whichever comes first. Every network call and every inbound
+ * stream read goes through it, so a caller's cancellation always reaches the socket.
+ */
+import type { AbortOptions } from '@libp2p/interface'
+
+/** The caller's signal (if any) combined with a time limit of `ms`. */
+export function timeLimit (ms: number, options: AbortOptions = {}): AbortSignal {
+  const limit = AbortSignal.timeout(ms)
+  return options.signal == null ? limit : AbortSignal.any([options.signal, limit])
+}
+
+/** `options` with its signal also aborting after `ms`. */
+export function withTimeLimit<T extends AbortOptions> (ms: number, options: T = {} as T): T {
+  return { ...options, signal: timeLimit(ms, options) }
+}
+
+/**
+ * Waits for `work`, but no longer than `ms` (or until `options.signal` aborts): true if it
+ * finished in time, false if the limit came first. The work itself goes on; nothing is
+ * lost by giving up waiting (used where a caller must not hang, as at logout).
+ */
+export async function settledWithin (work: Promise<unknown>, ms: number, options: AbortOptions = {}): Promise<boolean> {
+  const signal = timeLimit(ms, options)
+  if (signal.aborted) return false
+  let onAbort: (() => void) | undefined
+  const limit = new Promise<boolean>(resolve => {
+    onAbort = () => { resolve(false) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([work.then(() => true, () => true), limit])
+  } finally {
+    if (onAbort != null) signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/** Resolves after `ms`, or rejects when `options.signal` aborts first. */
+export async function delay (ms: number, options: AbortOptions = {}): Promise<void> {
+  options.signal?.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => { clearTimeout(timer); reject(options.signal?.reason) }
+    const timer = setTimeout(() => { options.signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    timer.unref?.()
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
