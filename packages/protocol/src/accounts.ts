@@ -6,6 +6,8 @@ export const MAX_PASSWORD_CHARS = 72 // bcrypt uses only the first 72 bytes
 
 export class InvalidInputError extends Error {
   override name = 'InvalidInputError'
+  /** A refusal of this is final: the same bytes never become valid. */
+  readonly code = 'malformed' as const
 }
 
 export function checkUsername (username: string): void {

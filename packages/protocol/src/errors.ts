@@ -2,6 +2,8 @@
 
 export class InvalidRecordError extends Error {
   override name = 'InvalidRecordError'
+  /** A refusal of this is final: the same bytes never become valid. */
+  readonly code = 'malformed' as const
   constructor (message = 'Invalid record') { super(message) }
 }
 
@@ -12,5 +14,7 @@ export class RecordConflictError extends Error {
 
 export class DecryptionError extends Error {
   override name = 'DecryptionError'
+  /** A refusal of this is final: the same bytes never become valid. */
+  readonly code = 'malformed' as const
   constructor (message = 'Could not decrypt') { super(message) }
 }
