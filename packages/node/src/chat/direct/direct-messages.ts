@@ -5,17 +5,17 @@
  * history of both sides, and is shown once: ids already seen here, or already in the
  * conversation's history (also when it was shown on another peer), are dropped.
  */
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
+import { defaultLogger } from '@libp2p/logger'
 import {
   openEnvelope, checkMessageText, checkUsername, dmBodySchema, DM_KIND,
   type Envelope, type HistoryEntry, type AccountKeys
 } from '@conf-chat/protocol'
-import type { Friends } from '../friends/friends.js'
-import type { History } from '../history.js'
+import type { Friends } from '../friends/index.js'
+import { compareEntries, type History } from '../history.js'
 import type { Delivery } from '../../delivery/outbox.js'
-import type { UserProfile } from '../../account/accounts.js'
-import type { EnvelopeContext } from '../../account/session.js'
+import type { EnvelopeContext, UserProfile } from '../../account/index.js'
 import { NotFriendError } from '../../errors.js'
-import { compareEntries } from '../history.js'
 
 export interface ChatMessage {
   id: string
@@ -43,43 +43,56 @@ export interface DirectMessageEvents {
 export interface DirectMessagesComponents {
   me: { username: string, keyId: string }
   keys: Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
-  friends: Friends
-  history: History
-  profile: (username: string) => Promise<UserProfile>
+  friends: Pick<Friends, 'friend' | 'requireFriend' | 'profileOf'>
+  history: Pick<History, 'append' | 'knows' | 'has' | 'list'>
+  profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
+  /** Seal `content` to `to`, signed by the logged-in account. */
   seal: (kind: string, content: unknown, to: UserProfile) => Envelope
-  dispatch: (envelope: Envelope) => Promise<Delivery>
+  /** Persist in the outbox and deliver. */
+  dispatch: (envelope: Envelope, options?: AbortOptions) => Promise<Delivery>
   emit: <K extends keyof DirectMessageEvents>(type: K, detail: DirectMessageEvents[K]['detail']) => void
+  /** @default defaultLogger() from @libp2p/logger */
+  logger?: ComponentLogger
 }
 
 export class DirectMessages {
   private readonly c: DirectMessagesComponents
+  private readonly log: Logger
   private batch?: IncomingMessage[]
   private readonly receiving = new Set<string>()
 
   constructor (components: DirectMessagesComponents) {
     this.c = components
+    this.log = (components.logger ?? defaultLogger()).forComponent('conf-chat:chat:direct')
   }
 
-  /** Send `text` to a friend. Throws NotFriendError, InvalidInputError (empty, too long). */
-  async send (username: string, text: string): Promise<Delivery> {
+  /** Send `text` to a friend. Throws NotFriendError (code 'not-a-friend'), InvalidInputError (empty, too long). */
+  async send (username: string, text: string, options: AbortOptions = {}): Promise<Delivery> {
     const friend = this.c.friends.requireFriend(username)
     const body = { text: checkMessageText(text) }
     const envelope = this.c.seal(DM_KIND, body, this.c.friends.profileOf(friend))
     // the history write runs alongside: the outbox entry (written before any attempt) is what keeps the message
     const [, delivery] = await Promise.all([
       this.c.history.append(friend.keyId, { id: envelope.id, from: envelope.from, to: envelope.to, text: body.text, sentAt: envelope.sentAt }, true),
-      this.c.dispatch(envelope)
+      this.c.dispatch(envelope, options)
     ])
     return delivery
   }
 
-  /** Handle a `dm` envelope (checked: for us, signed by the owner of `from`). */
-  async receive (env: Envelope, ctx: EnvelopeContext): Promise<void> {
+  /**
+   * Handle a `dm` envelope (checked: for us, signed by the owner of `from`). Throws
+   * NotFriendError (code 'not-a-friend') when the sender is not a friend with that key.
+   */
+  async receive (env: Envelope, ctx: EnvelopeContext, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     const friend = this.c.friends.friend(env.from, env.fromKey)
     if (friend == null) throw new NotFriendError(env.from)
     const body = openEnvelope(env, this.c.keys, dmBodySchema)
     // a copy of one envelope arriving twice at once (live and from the mailbox)
-    if (this.receiving.has(env.id)) return
+    if (this.receiving.has(env.id)) {
+      this.log('%s from %s already being received', env.id, env.from)
+      return
+    }
     this.receiving.add(env.id)
     try {
       // every message shown is in the history: on this peer (local), or, from a mailbox,
@@ -113,10 +126,10 @@ export class DirectMessages {
   }
 
   /** The conversation with `username` (friend or not), both directions, oldest first. */
-  async history (username: string): Promise<ChatMessage[]> {
+  async history (username: string, options: AbortOptions = {}): Promise<ChatMessage[]> {
     checkUsername(username)
-    const keyId = this.c.friends.friend(username)?.keyId ?? (await this.c.profile(username)).keyId
-    const entries = await this.c.history.list(keyId)
+    const keyId = this.c.friends.friend(username)?.keyId ?? (await this.c.profile(username, options)).keyId
+    const entries = await this.c.history.list(keyId, options)
     return entries.map(e => ({ ...e, direction: e.from === this.c.me.username ? 'out' : 'in' }))
   }
 }

@@ -1,0 +1,6 @@
+/**
+ * Direct messages between friends: sent live, to the mailbox or kept in the outbox;
+ * received live or from the mailbox, each shown once and kept in the history.
+ */
+export { DirectMessages } from './direct-messages.js'
+export type { DirectMessagesComponents, ChatMessage, IncomingMessage, DirectMessageEvents } from './direct-messages.js'
