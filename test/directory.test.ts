@@ -6,7 +6,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll, inject } from 'vitest'
 import { rm } from 'node:fs/promises'
-import { ChatNode, ChatPeer, type ChatNodeInit } from '@conf-chat/node'
+import { createChatNode, type ChatNode, type ChatNodeInit } from '@conf-chat/node'
+import { ChatPeer } from '@conf-chat/node/network'
 import { eventually, FAST } from './helpers/chat.js'
 import { addrOf, tempDir } from './helpers/network.js'
 import { ChatWorker } from './helpers/worker.js'
@@ -26,7 +27,7 @@ describe('user directory', () => {
   const startReader = async (via?: string): Promise<ChatNode> => {
     const dataDir = await tempDir()
     dirs.push(dataDir)
-    const node = new ChatNode({ dataDir, ...common, ...(via != null ? { bootstrap: [via] } : {}) })
+    const node = createChatNode({ dataDir, ...common, ...(via != null ? { bootstrap: [via] } : {}) })
     readers.push(node)
     await node.start()
     await node.peer.waitJoined({ signal: AbortSignal.timeout(60_000) })

@@ -11,7 +11,8 @@ import { LevelDatastore } from 'datastore-level'
 import {
   createEnvelope, encodeEnvelope, generateAccountKeys, mailboxSetKey, mailboxSetRules, DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
 } from '@conf-chat/protocol'
-import { ChatNode, ChatPeer, type ChatNodeInit } from '@conf-chat/node'
+import { createChatNode, type ChatNode, type ChatNodeInit } from '@conf-chat/node'
+import { ChatPeer } from '@conf-chat/node/network'
 import { startChatNetwork, eventually, FAST, type ChatNetwork } from './helpers/chat.js'
 import { tempDir, addrOf } from './helpers/network.js'
 import { collect, makeFriends, registerUser, PASSWORD } from './helpers/friends.js'
@@ -225,7 +226,7 @@ describe('outbox across a kill -9', () => {
       host: '127.0.0.1', port: 0, bootstrap: [addrOf(supernode)], ...FAST, mailboxPollMs: 0, outboxRetryMs: 300, outboxRetryMaxMs: 1_000
     }
     const startNode = async (dataDir: string): Promise<ChatNode> => {
-      const node = new ChatNode({ dataDir, ...common })
+      const node = createChatNode({ dataDir, ...common })
       stoppables.push(node)
       await node.start()
       await node.peer.waitJoined({ signal: AbortSignal.timeout(20_000) })

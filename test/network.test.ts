@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import {
   generateAccountKeys, keyIdOf, createSignedRecord, encodeSignedRecord, presenceKey
 } from '@conf-chat/protocol'
-import { ChatPeer, type ChatPeerInit } from '@conf-chat/node'
+import { ChatPeer, type ChatPeerInit } from '@conf-chat/node/network'
 import { startNetwork, addrOf, type TestNetwork } from './helpers/network.js'
 
 /** A fresh owner key and a signed presence record of it. */

@@ -33,7 +33,7 @@ import {
   generateAccountKeys, keyIdOf, createSignedRecord, encodeSignedRecord, presenceKey, userKey,
   NAMESPACES, MAX_RECORD_BYTES, type AccountKeys
 } from '@conf-chat/protocol'
-import { DHT_PROTOCOL, DHT_RECORD_PREFIX, ChatDatastore, RecordStore, type ChatPeer } from '@conf-chat/node'
+import { DHT_PROTOCOL, DHT_RECORD_PREFIX, ChatDatastore, RecordStore, type ChatPeer } from '@conf-chat/node/network'
 import { startNetwork, addrOf, tempDir, type TestNetwork } from './helpers/network.js'
 
 /** A datastore that remembers which DHT records it was asked for. */

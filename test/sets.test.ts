@@ -14,7 +14,7 @@ import {
   type AccountKeys, type SetItem, type SetNamespaceRules, type SetResponse
 } from '@conf-chat/protocol'
 import { rm } from 'node:fs/promises'
-import { ChatPeer } from '@conf-chat/node'
+import { ChatPeer } from '@conf-chat/node/network'
 import { startNetwork, tempDir, type TestNetwork } from './helpers/network.js'
 
 const TEST_DOMAIN = 'conf-chat:test-item:1'

@@ -3,7 +3,8 @@
 // from dist/. Commands arrive over IPC as { id, type, ... } and are answered with
 // { id, type: 'ok' | 'error', ... }; timing loops run in the worker, so IPC never sits
 // inside a measured interval.
-import { ChatNode, ChatPeer } from '@conf-chat/node'
+import { createChatNode } from '@conf-chat/node'
+import { ChatPeer } from '@conf-chat/node/network'
 
 /** This process's peer, and its ChatNode when it runs a user's node. */
 export const self = { peer: undefined, node: undefined }
@@ -23,7 +24,7 @@ export const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 export async function startPeer ({ init, role }, { joinTimeoutMs = 120_000, setup } = {}) {
   const t = performance.now()
   if (role === 'node') {
-    self.node = new ChatNode(init)
+    self.node = createChatNode(init)
     setup?.(self.node)
     await self.node.start()
     self.peer = self.node.peer

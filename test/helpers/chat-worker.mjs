@@ -5,14 +5,14 @@
  * (plus `waitJoined`, which answers with the peer's addresses once it has joined); every
  * ChatNode event is sent as { event, detail }. Settings come as JSON in CHAT_WORKER_INIT.
  */
-import { ChatNode } from '@conf-chat/node'
+import { createChatNode } from '@conf-chat/node'
 
 const EVENTS = ['message', 'messages:offline', 'message:status', 'presence', 'envelope:refused',
   'friend:request', 'friend:accepted', 'friend:rejected', 'friend:removed', 'session:started', 'session:ended']
 
 const send = (msg) => { try { process.send?.(msg) } catch { /* parent gone */ } }
 
-const node = new ChatNode(JSON.parse(process.env.CHAT_WORKER_INIT ?? '{}'))
+const node = createChatNode(JSON.parse(process.env.CHAT_WORKER_INIT ?? '{}'))
 for (const type of EVENTS) node.addEventListener(type, evt => { send({ event: type, detail: evt.detail }) })
 
 process.on('message', (msg) => {

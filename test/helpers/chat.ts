@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises'
-import { ChatNode, ChatPeer, type ChatNodeInit } from '@conf-chat/node'
+import { createChatNode, type ChatNode, type ChatNodeInit } from '@conf-chat/node'
+import { ChatPeer } from '@conf-chat/node/network'
 import { tempDir, addrOf } from './network.js'
 
 /** Fast settings for tests: cheap bcrypt and scrypt, short presence. */
@@ -33,7 +34,7 @@ export async function startChatNetwork (n: number, init: Partial<ChatNodeInit> =
     addNode: async (extra = {}, via) => {
       const dataDir = await tempDir()
       dirs.push(dataDir)
-      const node = new ChatNode({ dataDir, host: '127.0.0.1', port: 0, bootstrap: [via ?? addrOf(supernode)], ...FAST, ...init, ...extra })
+      const node = createChatNode({ dataDir, host: '127.0.0.1', port: 0, bootstrap: [via ?? addrOf(supernode)], ...FAST, ...init, ...extra })
       stoppables.push(node)
       await node.start()
       await node.peer.waitJoined({ signal: AbortSignal.timeout(60_000) })

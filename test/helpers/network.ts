@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ChatPeer, type ChatPeerInit } from '@conf-chat/node'
+import { ChatPeer, type ChatPeerInit } from '@conf-chat/node/network'
 
 /** A temporary directory removed by `cleanup()`. */
 export async function tempDir (prefix = 'conf-chat-test-'): Promise<string> {

@@ -1,23 +1,28 @@
+/**
+ * @conf-chat/node: the core library of conf-chat. `createChatNode` makes a peer of the
+ * chat network that a program drives through the ChatNode interface and its events.
+ * The network layer on its own (the supernode is a peer with no user) is
+ * `@conf-chat/node/network`.
+ */
 import './polyfill.js'
-export * from './constants.js'
+import { DefaultChatNode } from './chat-node.js'
+import type { ChatNode, ChatNodeInit } from './api.js'
+
+export type { ChatNode, ChatNodeInit, ChatNodeEvents, ChatNodeStatus, WhoAmI, DeliveryResult } from './api.js'
 export * from './errors.js'
-export * from './storage/datastore.js'
-export * from './storage/identity.js'
-export * from './network/records/record-store.js'
-export * from './network/peer.js'
-export * from './account/accounts.js'
-export * from './account/presence.js'
-export * from './delivery/messenger.js'
-export * from './chat-node.js'
-export * from './account/session.js'
-export * from './network/sets/set-store.js'
-export * from './chat/messaging.js'
-export * from './chat/friends/friends.js'
-export * from './chat/direct/direct-messages.js'
-export * from './chat/conferences/conferences.js'
-export * from './delivery/outbox.js'
-export * from './chat/history.js'
-export * from './account/private-state.js'
-export * from './delivery/mailbox.js'
-export * from './storage/local-store.js'
-export * from './account/directory.js'
+export { DEFAULT_HOST, DEFAULT_SUPERNODE_PORT } from './constants.js'
+export { parseBootstrapAddrs, type ChatPeer, type ChatPeerInit, type ChatPeerEvents } from './network/index.js'
+export type { Delivery, DeliveryStatus, QueuedEnvelope } from './delivery/index.js'
+export type { UserProfile, PresenceInfo, DirectoryUser, LoginTimings, Session, SessionEndReason } from './account/index.js'
+export {
+  isConferenceMessage, UnknownConferenceError, AmbiguousConferenceIdError, NotConferenceMemberError, NotConferenceOwnerError,
+  AlreadyConferenceMemberError, ConferenceFullError,
+  type MessagingEvents, type MessageStatus, type RefusedEnvelope, type FriendActionResult, type FriendInfo, type FriendRequests,
+  type FriendRequestInfo, type ChatMessage, type IncomingMessage, type ConferenceInfo, type ConferenceMemberInfo, type ConferenceMessage,
+  type ConferenceDelivery, type ConferenceSendResult, type ConferenceChangeResult
+} from './chat/index.js'
+
+/** A chat peer, not yet started: `await createChatNode(init).start()`. */
+export function createChatNode (init: ChatNodeInit): ChatNode {
+  return new DefaultChatNode(init)
+}

@@ -6,17 +6,16 @@
 import bcrypt from 'bcryptjs'
 import * as cborg from 'cborg'
 import { z } from 'zod'
-import { logger } from '@libp2p/logger'
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import {
   generateAccountKeys, keyIdOf, encryptWithPassword, decryptWithPassword, createSignedRecord, encodeSignedRecord,
   userKey, checkUsername, checkPassword, checkFullName, bytesEqual, decodeCbor,
   DEFAULT_SCRYPT, type AccountKeys, type AccountPayload, type UserPayload, type VerifiedRecord, type ScryptParams
 } from '@conf-chat/protocol'
-import type { RecordStore } from '../network/records/record-store.js'
+import type { RecordStore } from '../network/index.js'
 import { NameTakenError, UnknownUserError, WrongPasswordError } from '../errors.js'
 import { DEFAULT_BCRYPT_COST, LOGIN_THROTTLE_BASE_MS, LOGIN_THROTTLE_MAX_MS } from '../constants.js'
-
-const log = logger('conf-chat:accounts')
+import { delay } from '../utils/index.js'
 
 /** Replicas a user-record read waits for; the majority owner among them is the owner. */
 const LOOKUP_QUORUM = 7
@@ -64,27 +63,34 @@ export function profileOf (record: VerifiedRecord<AccountPayload>): UserProfile 
   }
 }
 
+export interface AccountsComponents {
+  records: Pick<RecordStore, 'get' | 'getAll' | 'getLocal' | 'put'>
+  logger: ComponentLogger
+}
+
 export class Accounts {
-  private readonly records: RecordStore
+  private readonly records: AccountsComponents['records']
+  private readonly log: Logger
   private readonly bcryptCost: number
   private readonly scrypt: ScryptParams
   private readonly failures = new Map<string, { count: number, until: number }>()
 
-  constructor (records: RecordStore, init: AccountsInit = {}) {
-    this.records = records
+  constructor (components: AccountsComponents, init: AccountsInit = {}) {
+    this.records = components.records
+    this.log = components.logger.forComponent('conf-chat:account:accounts')
     this.bcryptCost = init.bcryptCost ?? DEFAULT_BCRYPT_COST
     this.scrypt = init.scrypt ?? DEFAULT_SCRYPT
   }
 
   /** The live account record for a name, as most replicas hold it. */
-  async lookup (username: string, options: { signal?: AbortSignal, quorum?: number } = {}): Promise<VerifiedRecord<AccountPayload> | undefined> {
+  async lookup (username: string, options: AbortOptions & { quorum?: number } = {}): Promise<VerifiedRecord<AccountPayload> | undefined> {
     const found = await this.records.get<UserPayload>(userKey(username), { quorum: LOOKUP_QUORUM, ...options })
     if (found == null || found.payload.type !== 'account') return undefined
     return found as VerifiedRecord<AccountPayload>
   }
 
-  async profile (username: string): Promise<UserProfile | undefined> {
-    const record = await this.lookup(username)
+  async profile (username: string, options: AbortOptions = {}): Promise<UserProfile | undefined> {
+    const record = await this.lookup(username, options)
     return record == null ? undefined : profileOf(record)
   }
 
@@ -93,12 +99,12 @@ export class Accounts {
    * refused, and of two peers racing for one name the one most replicas hold wins;
    * the loser gives the name up with a signed tombstone and is told it is taken.
    */
-  async register (input: { username: string, password: string, fullName: string }): Promise<Account> {
+  async register (input: { username: string, password: string, fullName: string }, options: AbortOptions = {}): Promise<Account> {
     checkUsername(input.username)
     checkPassword(input.password)
     const fullName = checkFullName(input.fullName)
     const key = userKey(input.username)
-    if (await this.lookup(input.username) != null) throw new NameTakenError(input.username)
+    if (await this.lookup(input.username, options) != null) throw new NameTakenError(input.username)
 
     const keys = generateAccountKeys()
     const now = Date.now()
@@ -114,17 +120,17 @@ export class Accounts {
     }
     const record = createSignedRecord(key, 1, payload, keys)
     try {
-      await this.records.put(key, encodeSignedRecord(record))
+      await this.records.put(key, encodeSignedRecord(record), options)
     } catch (err: any) {
       if (err.name === 'RecordConflictError') throw new NameTakenError(input.username)
       throw err
     }
     // every replica our put reached has now decided: read them all to see who won
-    const { best, all } = await this.records.getAll<UserPayload>(key)
+    const { best, all } = await this.records.getAll<UserPayload>(key, options)
     if (best == null || !bytesEqual(best.record.pub, keys.signPublic)) {
-      log('lost the race for %s; releasing it', input.username)
+      this.log('lost the race for %s; releasing it', input.username)
       const released = createSignedRecord(key, 2, { type: 'released', username: input.username, updatedAt: Date.now() }, keys)
-      await this.records.put(key, encodeSignedRecord(released)).catch(() => {})
+      await this.records.put(key, encodeSignedRecord(released), options).catch(() => {})
       throw new NameTakenError(input.username)
     }
     if (all.some(r => !bytesEqual(r.record.pub, keys.signPublic))) {
@@ -136,11 +142,11 @@ export class Accounts {
   }
 
   /** Check the password with bcrypt and decrypt the account's keys. */
-  async login (username: string, password: string): Promise<{ account: Account, timings: LoginTimings }> {
+  async login (username: string, password: string, options: AbortOptions = {}): Promise<{ account: Account, timings: LoginTimings }> {
     checkUsername(username)
-    await this.throttle(username)
+    await this.throttle(username, options)
     let t = performance.now()
-    const record = await this.lookup(username)
+    const record = await this.lookup(username, options)
     const networkMs = performance.now() - t
     if (record == null) throw new UnknownUserError(username)
     t = performance.now()
@@ -158,9 +164,9 @@ export class Accounts {
   }
 
   /** Re-encrypt the same keys under a new password and publish the next version. */
-  async changePassword (account: Account, oldPassword: string, newPassword: string): Promise<Account> {
+  async changePassword (account: Account, oldPassword: string, newPassword: string, options: AbortOptions = {}): Promise<Account> {
     checkPassword(newPassword)
-    const current = await this.lookup(account.username) ?? account.record
+    const current = await this.lookup(account.username, options) ?? account.record
     if (!bytesEqual(current.record.pub, account.signPublic)) throw new NameTakenError(account.username)
     if (!await bcrypt.compare(oldPassword, current.payload.passwordHash)) throw new WrongPasswordError()
     const payload: AccountPayload = {
@@ -171,7 +177,7 @@ export class Accounts {
     }
     const key = userKey(account.username)
     const record = createSignedRecord(key, current.record.seq + 1, payload, account.keys)
-    await this.records.put(key, encodeSignedRecord(record))
+    await this.records.put(key, encodeSignedRecord(record), options)
     const verified = (await this.records.getLocal<AccountPayload>(key)) ?? current
     return { ...account, record: verified }
   }
@@ -182,10 +188,10 @@ export class Accounts {
   }
 
   /** Wrong passwords on this peer slow the next attempt down: 0.5 s, 1 s, 2 s, ... 30 s. */
-  private async throttle (username: string): Promise<void> {
+  private async throttle (username: string, options: AbortOptions): Promise<void> {
     const f = this.failures.get(username)
     const wait = f == null ? 0 : f.until - Date.now()
-    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+    if (wait > 0) await delay(wait, options)
   }
 
   private recordFailure (username: string): void {

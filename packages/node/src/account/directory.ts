@@ -4,7 +4,7 @@
  * username) on the peers closest to each shard's key. Entries are signed by their
  * user; a reader trusts an entry only if the name's owner (the user record) signed it.
  */
-import { logger } from '@libp2p/logger'
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import pMap from 'p-map'
 import {
   createDirectoryItem, decodeDirectoryItem, directorySetKey, directoryShardOf, allDirectoryShards, bytesEqual, keyIdOf,
@@ -12,15 +12,13 @@ import {
 } from '@conf-chat/protocol'
 import type { UserProfile } from './accounts.js'
 
-const log = logger('conf-chat:directory')
-
 /** How many DHT reads one listing runs at once (a network of a few peers shares two cores). */
 const LOOKUP_CONCURRENCY = 8
 
 /** What the directory needs of the set store. */
 export interface DirectorySets {
-  add: (setKey: string, items: SetItem[], options?: { signal?: AbortSignal }) => Promise<unknown>
-  list: (setKey: string, options?: { signal?: AbortSignal }) => Promise<SetItem[]>
+  add: (setKey: string, items: SetItem[], options?: AbortOptions) => Promise<unknown>
+  list: (setKey: string, options?: AbortOptions) => Promise<SetItem[]>
 }
 
 export interface DirectoryUser {
@@ -29,59 +27,64 @@ export interface DirectoryUser {
   online: boolean
 }
 
-export interface DirectoryLookups {
+export interface DirectoryComponents {
+  sets: DirectorySets
   /** The verified owner of a name (undefined: no such account). */
-  profile: (username: string) => Promise<UserProfile | undefined>
+  profile: (username: string, options?: AbortOptions) => Promise<UserProfile | undefined>
   /** Whether the account with this key id is online now. */
-  online: (keyId: string) => Promise<boolean>
+  online: (keyId: string, options?: AbortOptions) => Promise<boolean>
+  logger: ComponentLogger
 }
 
 export class Directory {
   private readonly sets: DirectorySets
-  private readonly lookups: DirectoryLookups
+  private readonly lookups: Pick<DirectoryComponents, 'profile' | 'online'>
+  private readonly log: Logger
 
-  constructor (sets: DirectorySets, lookups: DirectoryLookups) {
-    this.sets = sets
-    this.lookups = lookups
+  constructor (components: DirectoryComponents) {
+    this.sets = components.sets
+    this.lookups = components
+    this.log = components.logger.forComponent('conf-chat:account:directory')
   }
 
   /** List the account in its shard. Idempotent: the item id is fixed by the key and creation time. */
-  async publish (account: { username: string, fullName: string, createdAt: number, keys: AccountKeys }): Promise<void> {
+  async publish (account: { username: string, fullName: string, createdAt: number, keys: AccountKeys }, options: AbortOptions = {}): Promise<void> {
     const item = createDirectoryItem({ username: account.username, fullName: account.fullName, createdAt: account.createdAt }, account.keys)
-    await this.sets.add(directorySetKey(directoryShardOf(account.username)), [item])
+    await this.sets.add(directorySetKey(directoryShardOf(account.username)), [item], options)
   }
 
   /** Registered users whose name starts with `prefix`, online first, then by name. */
-  async list (prefix = ''): Promise<DirectoryUser[]> {
+  async list (prefix = '', options: AbortOptions = {}): Promise<DirectoryUser[]> {
     const p = prefix.toLowerCase()
-    return await this.resolve((await this.entries()).filter(e => e.username.startsWith(p)))
+    return await this.resolve((await this.entries(options)).filter(e => e.username.startsWith(p)), options)
   }
 
   /** Users whose username starts with `text` or whose full name contains it (any case). */
-  async search (text: string): Promise<DirectoryUser[]> {
+  async search (text: string, options: AbortOptions = {}): Promise<DirectoryUser[]> {
     const t = text.toLowerCase().trim()
-    if (t === '') return await this.list()
-    const entries = await this.entries()
-    return await this.resolve(entries.filter(e => e.username.startsWith(t) || e.fullName.toLowerCase().includes(t)))
+    if (t === '') return await this.list('', options)
+    const entries = await this.entries(options)
+    return await this.resolve(entries.filter(e => e.username.startsWith(t) || e.fullName.toLowerCase().includes(t)), options)
   }
 
   /** Every verified entry of every shard. A shard that cannot be read is skipped; if none
    * can be read the error is thrown, so an unreachable network never looks like "no users". */
-  private async entries (): Promise<DirectoryEntry[]> {
+  private async entries (options: AbortOptions): Promise<DirectoryEntry[]> {
     const failures: Error[] = []
     const lists = await Promise.all(allDirectoryShards().map(async shard => {
       const key = directorySetKey(shard)
       try {
         // a shard whose holders could not be found or read (a busy moment) is tried twice
-        const items = await this.sets.list(key).catch(async (err: Error) => {
-          log('listing shard %s failed (%s); trying again', shard, err.message)
-          return await this.sets.list(key)
+        const items = await this.sets.list(key, options).catch(async (err: Error) => {
+          options.signal?.throwIfAborted()
+          this.log('listing shard %s failed (%s); trying again', shard, err.message)
+          return await this.sets.list(key, options)
         })
         return items.flatMap(item => {
-          try { return [decodeDirectoryItem(key, item)] } catch (err: any) { log('ignored a directory item: %s', err.message); return [] }
+          try { return [decodeDirectoryItem(key, item)] } catch (err: any) { this.log('ignored a directory item: %s', err.message); return [] }
         })
       } catch (err: any) {
-        log('could not list shard %s: %s', shard, err.message)
+        this.log('could not list shard %s: %s', shard, err.message)
         failures.push(err)
         return []
       }
@@ -95,7 +98,7 @@ export class Directory {
    * read: the entry is signed by its key. Where several keys list one name, the name's
    * owner (the user record) decides; a name with no account behind it is dropped.
    */
-  private async resolve (entries: DirectoryEntry[]): Promise<DirectoryUser[]> {
+  private async resolve (entries: DirectoryEntry[], options: AbortOptions): Promise<DirectoryUser[]> {
     const byName = new Map<string, DirectoryEntry[]>()
     for (const e of entries) {
       const list = byName.get(e.username) ?? []
@@ -105,13 +108,13 @@ export class Directory {
     const users = await pMap(byName.entries(), async ([username, candidates]) => {
       let entry = candidates[0]
       if (candidates.length > 1) {
-        const owner = await this.lookups.profile(username).catch(() => undefined)
+        const owner = await this.lookups.profile(username, options).catch(() => undefined)
         entry = owner == null ? undefined : candidates.find(c => bytesEqual(c.signPublic, owner.signPublic))
       }
       if (entry == null) return undefined
-      const online = await this.lookups.online(keyIdOf(entry.signPublic)).catch(() => false)
+      const online = await this.lookups.online(keyIdOf(entry.signPublic), options).catch(() => false)
       return { username, fullName: entry.fullName, online }
-    }, { concurrency: LOOKUP_CONCURRENCY })
+    }, { concurrency: LOOKUP_CONCURRENCY, signal: options.signal })
     return users
       .filter((u): u is DirectoryUser => u != null)
       .sort((a, b) => Number(b.online) - Number(a.online) || a.username.localeCompare(b.username))

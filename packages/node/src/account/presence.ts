@@ -3,12 +3,10 @@
  * (`/cc-presence/<keyId>`) fresh; logout publishes "offline" at once; after a crash the
  * record simply expires. Sequence numbers are times, so the newest write wins.
  */
-import { logger } from '@libp2p/logger'
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import { createSignedRecord, encodeSignedRecord, presenceKey, type PresencePayload, type AccountKeys } from '@conf-chat/protocol'
-import type { RecordStore } from '../network/records/record-store.js'
+import type { RecordStore } from '../network/index.js'
 import { DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_PRESENCE_TTL_MS } from '../constants.js'
-
-const log = logger('conf-chat:presence')
 
 /** Replicas a presence read waits for: the owner put each update to the closest servers. */
 const READ_QUORUM = 5
@@ -35,19 +33,26 @@ export interface PresenceOwner {
   since: number
 }
 
+export interface PresenceComponents {
+  records: Pick<RecordStore, 'get' | 'put'>
+  logger: ComponentLogger
+}
+
 export class Presence {
-  private readonly records: RecordStore
+  private readonly records: PresenceComponents['records']
+  private readonly log: Logger
   readonly ttlMs: number
   readonly refreshMs: number
   private lastSeq = 0
 
-  constructor (records: RecordStore, init: PresenceInit = {}) {
-    this.records = records
+  constructor (components: PresenceComponents, init: PresenceInit = {}) {
+    this.records = components.records
+    this.log = components.logger.forComponent('conf-chat:account:presence')
     this.ttlMs = init.presenceTtlMs ?? DEFAULT_PRESENCE_TTL_MS
     this.refreshMs = init.presenceRefreshMs ?? Math.min(DEFAULT_PRESENCE_REFRESH_MS, Math.floor(this.ttlMs / 3))
   }
 
-  async publish (owner: PresenceOwner, status: 'online' | 'offline', peer: { peerId: string, addrs: string[] }): Promise<void> {
+  async publish (owner: PresenceOwner, status: 'online' | 'offline', peer: { peerId: string, addrs: string[] }, options: AbortOptions = {}): Promise<void> {
     const now = Date.now()
     // times as sequence numbers: strictly rising even within one millisecond
     const seq = this.lastSeq = Math.max(now, this.lastSeq + 1)
@@ -61,11 +66,11 @@ export class Presence {
       updatedAt: now
     }
     const key = presenceKey(owner.keyId)
-    const result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, payload, owner.keys)))
-    log('published %s %s (%d replicas)', owner.username, status, result.replicas)
+    const result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, payload, owner.keys)), options)
+    this.log('published %s %s (%d replicas)', owner.username, status, result.replicas)
   }
 
-  async read (keyId: string, options: { signal?: AbortSignal } = {}): Promise<PresenceInfo | undefined> {
+  async read (keyId: string, options: AbortOptions = {}): Promise<PresenceInfo | undefined> {
     const found = await this.records.get<PresencePayload>(presenceKey(keyId), { ...options, quorum: READ_QUORUM })
     if (found == null) return undefined
     const p = found.payload

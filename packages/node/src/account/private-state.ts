@@ -9,14 +9,12 @@
  * written are replayed on it; a write refused as stale does the same. So no newer state
  * is overwritten, and no change is lost unless two sessions write within one round trip.
  */
-import { logger } from '@libp2p/logger'
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import {
   createSignedRecord, encodeSignedRecord, stateKey, sealForOwner, openForOwner, privateStateSchema, emptyPrivateState,
   type AccountKeys, type PrivateState, type SealedPayload, type VerifiedRecord
 } from '@conf-chat/protocol'
-import type { RecordStore } from '../network/records/record-store.js'
-
-const log = logger('conf-chat:private-state')
+import type { RecordStore } from '../network/index.js'
 
 /** How long to wait before writing again after a failed write. */
 export const DEFAULT_STATE_RETRY_MS = 5_000
@@ -33,11 +31,19 @@ export interface StateOwner {
 
 export type StateMutation = (state: PrivateState) => void
 
+export interface PrivateStateComponents {
+  records: Pick<RecordStore, 'get' | 'put'>
+  /** Whose state it is: read and written with these keys. */
+  owner: StateOwner
+  logger: ComponentLogger
+}
+
 interface Waiter { version: number, resolve: (durable: boolean) => void }
 
 export class PrivateStateStore {
-  private readonly records: RecordStore
+  private readonly records: PrivateStateComponents['records']
   private readonly owner: StateOwner
+  private readonly log: Logger
   private readonly retryMs: number
   private _state: PrivateState = emptyPrivateState()
   private seq = 0
@@ -49,9 +55,10 @@ export class PrivateStateStore {
   private retryTimer?: NodeJS.Timeout
   private closed = false
 
-  constructor (records: RecordStore, owner: StateOwner, init: PrivateStateInit = {}) {
-    this.records = records
-    this.owner = owner
+  constructor (components: PrivateStateComponents, init: PrivateStateInit = {}) {
+    this.records = components.records
+    this.owner = components.owner
+    this.log = components.logger.forComponent('conf-chat:account:private-state')
     this.retryMs = init.stateRetryMs ?? DEFAULT_STATE_RETRY_MS
   }
 
@@ -59,10 +66,10 @@ export class PrivateStateStore {
   get state (): PrivateState { return this._state }
 
   /** Read the newest state from the DHT; an account without one starts empty. */
-  async load (options: { signal?: AbortSignal } = {}): Promise<void> {
+  async load (options: AbortOptions = {}): Promise<void> {
     const found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId), options)
     if (found == null) {
-      log('no private state for %s yet', this.owner.keyId)
+      this.log('no private state for %s yet', this.owner.keyId)
       return
     }
     this.seq = found.record.seq
@@ -70,7 +77,7 @@ export class PrivateStateStore {
       this._state = openForOwner(found.payload.sealed, this.owner.keys, privateStateSchema)
     } catch (err: any) {
       // unreadable by its own owner: nothing to keep; the next write (higher seq) replaces it
-      log.error('private state of %s unreadable: %s', this.owner.keyId, err.message)
+      this.log.error('private state of %s unreadable: %s', this.owner.keyId, err.message)
     }
   }
 
@@ -112,7 +119,7 @@ export class PrivateStateStore {
     if (this.writing != null || this.closed) return
     clearTimeout(this.retryTimer)
     this.writing = this.writeLoop()
-      .catch(err => { log.error('private state write loop failed: %e', err); return false })
+      .catch(err => { this.log.error('private state write loop failed: %e', err); return false })
       .then(ok => {
         this.writing = undefined
         // a change made while the loop was ending (after its last check) must not wait
@@ -165,7 +172,7 @@ export class PrivateStateStore {
     } catch (err: any) {
       // our own store holds a newer state than the one we loaded
       if (err.name === 'RecordConflictError') return 'conflict'
-      log('private state write failed: %s', err.message)
+      this.log('private state write failed: %s', err.message)
       return 'failed'
     }
   }
@@ -185,13 +192,13 @@ export class PrivateStateStore {
     try {
       base = openForOwner(found.payload.sealed, this.owner.keys, privateStateSchema)
     } catch (err: any) {
-      log.error('newer private state unreadable: %s', err.message)
+      this.log.error('newer private state unreadable: %s', err.message)
       return false
     }
     for (const p of this.pending) p.mutate(base)
     this._state = base
     this.seq = found.record.seq
-    log('private state: replayed %d changes on seq %d', this.pending.length, this.seq)
+    this.log('private state: replayed %d changes on seq %d', this.pending.length, this.seq)
     return true
   }
 }

@@ -13,20 +13,19 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
-import { TypedEventEmitter, type PeerId } from '@libp2p/interface'
+import { TypedEventEmitter, type AbortOptions, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { logger } from '@libp2p/logger'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { defaultLogger, peerLogger } from '@libp2p/logger'
 import { ChatDatastore } from '../storage/datastore.js'
 import { loadOrCreatePeerKey } from '../storage/identity.js'
 import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/record-store.js'
 import { SetStore, type SetStoreInit } from './sets/set-store.js'
-import { InvalidMultiaddrError, ListenError } from '../errors.js'
+import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
+import { delay, timeLimit } from '../utils/index.js'
 import {
   DHT_PROTOCOL, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
 } from '../constants.js'
-
-const log = logger('conf-chat:peer')
 
 export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
   /** Holds the identity key (`peer-key`) and the datastore (`datastore/`). */
@@ -39,6 +38,8 @@ export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
   bootstrap?: string[]
   /** Take part in the DHT as a client only (store nothing, answer no queries). @default false */
   clientMode?: boolean
+  /** Where the peer's components log. @default a logger prefixed with the peer id */
+  logger?: ComponentLogger
 }
 
 export interface ChatPeerEvents {
@@ -85,6 +86,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private bootstrapAbort?: AbortController
   /** The running join loop, if any (one at a time). */
   private joining?: Promise<void>
+  private _logger?: ComponentLogger
+  private log: Logger = defaultLogger().forComponent('conf-chat:network:peer')
 
   constructor (init: ChatPeerInit) {
     super()
@@ -92,21 +95,19 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     this.bootstrapAddrs = parseBootstrapAddrs(init.bootstrap ?? [])
   }
 
-  get libp2p (): ChatLibp2p {
-    if (this._libp2p == null) throw new Error('peer not started')
-    return this._libp2p
-  }
+  get libp2p (): ChatLibp2p { return started(this._libp2p) }
 
-  get records (): RecordStore {
-    if (this._records == null) throw new Error('peer not started')
-    return this._records
-  }
+  get records (): RecordStore { return started(this._records) }
 
   /** The replicated append-only sets (mailboxes, directory shards). */
-  get sets (): SetStore {
-    if (this._sets == null) throw new Error('peer not started')
-    return this._sets
-  }
+  get sets (): SetStore { return started(this._sets) }
+
+  /** Loggers for the components of this peer: each line starts with the peer id, so the
+   * logs of many peers in one process can be told apart. */
+  get logger (): ComponentLogger { return started(this._logger) }
+
+  /** Whether this peer stores records and sets for others (a DHT server). */
+  isDhtServer (): boolean { return this.libp2p.services.dht.getMode() === 'server' }
 
   get peerId (): PeerId { return this.libp2p.peerId }
 
@@ -119,10 +120,13 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     try {
       await mkdir(dataDir, { recursive: true })
       const privateKey = await loadOrCreatePeerKey(dataDir)
+      const logger = this._logger = this.init.logger ?? peerLogger(peerIdFromPrivateKey(privateKey))
+      this.log = logger.forComponent('conf-chat:network:peer')
       this.datastore = new ChatDatastore(join(dataDir, 'datastore'))
       await this.datastore.open()
       const libp2p = await createLibp2p({
         privateKey,
+        logger,
         datastore: this.datastore,
         addresses: { listen: [listenAddr(host, port)] },
         transports: [tcp()],
@@ -187,7 +191,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   }
 
   /** Resolves once the peer has joined the network (at once if it already has). */
-  async waitJoined (options: { signal?: AbortSignal } = {}): Promise<void> {
+  async waitJoined (options: AbortOptions = {}): Promise<void> {
     if (this.joined) return
     await new Promise<void>((resolve, reject) => {
       const done = (): void => { this.removeEventListener('network:joined', done); resolve() }
@@ -202,14 +206,14 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   /**
    * Make sure the peer is connected before work that needs the network: if every
    * connection has closed (a partition, a network change, peers restarting), dial the
-   * bootstrap and remembered peers again and wait up to `timeoutMs` for one to answer.
-   * Returns whether the peer is connected.
+   * bootstrap and remembered peers again and wait up to `timeoutMs` for one to answer
+   * (less if `options.signal` aborts first). Returns whether the peer is connected.
    */
-  async ensureConnected (timeoutMs = 10_000): Promise<boolean> {
+  async ensureConnected (timeoutMs = 10_000, options: AbortOptions = {}): Promise<boolean> {
     if (this.libp2p.getConnections().length > 0) return true
     this.joined = false
     this.rejoin()
-    await this.waitJoined({ signal: AbortSignal.timeout(timeoutMs) }).catch(() => {})
+    await this.waitJoined({ signal: timeLimit(timeoutMs, options) }).catch(() => {})
     return this.libp2p.getConnections().length > 0
   }
 
@@ -223,7 +227,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private onDisconnect (): void {
     if (this.status !== 'started' || !this.joined || this.libp2p.getConnections().length > 0) return
     this.joined = false
-    log('lost every connection; joining again')
+    this.log('lost every connection; joining again')
     this.safeDispatch('network:lost', {})
     this.rejoin()
   }
@@ -243,7 +247,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
    * up in the DHT (the Kademlia join) so our routing table fills. Runs at start and again
    * whenever the peer has lost every connection. */
   private async joinNetwork (signal: AbortSignal): Promise<void> {
-    let delay = BOOTSTRAP_RETRY_MIN_MS
+    let retryMs = BOOTSTRAP_RETRY_MIN_MS
     while (!signal.aborted) {
       const targets = [...this.bootstrapAddrs, ...await this.rememberedPeers().catch(() => [])]
         .filter(ma => {
@@ -253,19 +257,19 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       if (targets.length === 0) return // the first peer of a network: nothing to join
       try {
         const via = await Promise.any(targets.map(async ma => {
-          await this.libp2p.dial(ma, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) })
+          await this.libp2p.dial(ma, { signal: timeLimit(5000, { signal }) })
           return ma.toString()
         }))
         await this.lookupSelf(signal)
         this.joined = true
-        log('joined the network via %s', via)
+        this.log('joined the network via %s', via)
         this.safeDispatch('network:joined', { via })
         return
       } catch {
         if (signal.aborted) return
-        this.safeDispatch('network:unreachable', { tried: targets.map(t => t.toString()), retryInMs: delay })
-        await new Promise(resolve => setTimeout(resolve, delay).unref())
-        delay = Math.min(delay * 2, BOOTSTRAP_RETRY_MAX_MS)
+        this.safeDispatch('network:unreachable', { tried: targets.map(t => t.toString()), retryInMs: retryMs })
+        await delay(retryMs, { signal }).catch(() => {})
+        retryMs = Math.min(retryMs * 2, BOOTSTRAP_RETRY_MAX_MS)
       }
     }
   }
@@ -273,9 +277,9 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private async lookupSelf (signal: AbortSignal): Promise<void> {
     try {
       for await (const _ of this.libp2p.services.dht.getClosestPeers(this.libp2p.peerId.toMultihash().bytes,
-        { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })) { /* fills the routing table */ }
+        { signal: timeLimit(10_000, { signal }) })) { /* fills the routing table */ }
     } catch (err: any) {
-      log('self lookup: %s', err.message)
+      this.log('self lookup: %s', err.message)
     }
   }
 
@@ -283,7 +287,12 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     try {
       this.dispatchEvent(new CustomEvent(type, { detail }))
     } catch (err) {
-      log.error('listener for %s failed: %e', type, err)
+      this.log.error('listener for %s failed: %e', type, err)
     }
   }
+}
+
+function started<T> (part: T | undefined): T {
+  if (part == null) throw new NotStartedError()
+  return part
 }

@@ -7,8 +7,8 @@ import {
   generateAccountKeys, keyIdOf, verifyRecordValue, checkUpdate, stateKey, openForOwner, privateStateSchema,
   type VerifiedRecord, type SealedPayload, type FriendEntry
 } from '@conf-chat/protocol'
-import { PrivateStateStore } from '../src/private-state.js'
-import type { RecordStore } from '../src/record-store.js'
+import { defaultLogger } from '@libp2p/logger'
+import { PrivateStateStore, type PrivateStateComponents } from '../../../src/account/private-state.js'
 
 class MemoryRecords {
   readonly stored = new Map<string, VerifiedRecord>()
@@ -35,6 +35,10 @@ const owner = { keyId: keyIdOf(keys.signPublic), keys }
 const friend = (username: string): FriendEntry => ({ username, keyId: keyIdOf(generateAccountKeys().signPublic), signPublic: new Uint8Array(32), boxPublic: new Uint8Array(32), since: 1 })
 const addFriend = (f: FriendEntry) => (s: { friends: FriendEntry[] }) => { if (!s.friends.some(x => x.username === f.username)) s.friends.push(f) }
 
+function stateOf (records: MemoryRecords): PrivateStateComponents {
+  return { records: records as unknown as PrivateStateComponents['records'], owner, logger: defaultLogger() }
+}
+
 function storedState (records: MemoryRecords): { seq: number, friends: string[] } {
   const r = records.stored.get(stateKey(owner.keyId)) as VerifiedRecord<SealedPayload>
   return { seq: r.record.seq, friends: openForOwner(r.payload.sealed, keys, privateStateSchema).friends.map(f => f.username).sort() }
@@ -43,13 +47,13 @@ function storedState (records: MemoryRecords): { seq: number, friends: string[] 
 describe('private state', () => {
   it('starts empty, writes each change with a rising seq, and is read back by another session', async () => {
     const records = new MemoryRecords()
-    const a = new PrivateStateStore(records as unknown as RecordStore, owner)
+    const a = new PrivateStateStore(stateOf(records))
     await a.load()
     expect(a.state.friends).toEqual([])
     expect(await a.update(addFriend(friend('bob')))).toBe(true)
     expect(await a.update(addFriend(friend('carol')))).toBe(true)
     expect(storedState(records)).toEqual({ seq: 2, friends: ['bob', 'carol'] })
-    const b = new PrivateStateStore(records as unknown as RecordStore, owner)
+    const b = new PrivateStateStore(stateOf(records))
     await b.load()
     expect(b.state.friends.map(f => f.username)).toEqual(['bob', 'carol'])
     a.close()
@@ -58,8 +62,8 @@ describe('private state', () => {
 
   it('loses no change when another session wrote first: takes the newer state and replays its own', async () => {
     const records = new MemoryRecords()
-    const a = new PrivateStateStore(records as unknown as RecordStore, owner)
-    const b = new PrivateStateStore(records as unknown as RecordStore, owner)
+    const a = new PrivateStateStore(stateOf(records))
+    const b = new PrivateStateStore(stateOf(records))
     await a.load()
     await b.load()
     expect(await b.update(addFriend(friend('bob')))).toBe(true)
@@ -73,7 +77,7 @@ describe('private state', () => {
 
   it('keeps a change made while the network is down in memory and writes it when it is back', async () => {
     const records = new MemoryRecords()
-    const a = new PrivateStateStore(records as unknown as RecordStore, owner, { stateRetryMs: 20 })
+    const a = new PrivateStateStore(stateOf(records), { stateRetryMs: 20 })
     await a.load()
     records.down = true
     expect(await a.update(addFriend(friend('erin')))).toBe(false)

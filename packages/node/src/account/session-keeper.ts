@@ -1,0 +1,139 @@
+/**
+ * The logged-in user of a peer: at most one session at a time. It publishes the user's
+ * presence at login and keeps it fresh, notices when the account logged in on another
+ * peer (a takeover: that peer's newer presence, or its signed notice) and ends the
+ * session then, and publishes "offline" at logout.
+ */
+import { z } from 'zod'
+import { openEnvelope, bytesEqual, type Envelope, type AccountKeys } from '@conf-chat/protocol'
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
+import { AlreadyLoggedInError, NotLoggedInError } from '../errors.js'
+import { StaleError, NotForRecipientError } from '../errors.js'
+import { profileOf, type Account, type UserProfile } from './accounts.js'
+import type { Presence, PresenceInfo } from './presence.js'
+import type { EnvelopeContext, Session, SessionEndReason } from './session.js'
+
+/** The envelope kind by which a new login tells the peer of the old one to end it. */
+export const TAKEOVER_KIND = 'session-takeover'
+
+const takeoverSchema = z.object({ peerId: z.string().max(128), since: z.number().int() }).strict()
+
+export interface PeerInfo {
+  peerId: string
+  addrs: string[]
+}
+
+export interface SessionHooks {
+  /** While a login begins, before presence says "online" (reads the private state). */
+  starting: (session: Session, options: AbortOptions) => Promise<void>
+  /** Once the session is current (announce, read the mailbox). */
+  started: (session: Session) => void
+  /** Before a logout ends the session (tell friends, write what is pending). */
+  ending: (session: Session, options: AbortOptions) => Promise<void>
+  /** After the session ended for any reason. */
+  ended: (session: Session, reason: SessionEndReason) => void
+}
+
+export interface SessionKeeperComponents {
+  presence: Pick<Presence, 'read' | 'publish' | 'refreshMs'>
+  /** Where this peer is (its id and addresses), for the presence record. */
+  peerInfo: () => PeerInfo
+  /** Send a signed notice of `kind` to the account's other peer, live. */
+  notify: (session: Session, kind: string, content: unknown, to: UserProfile, where: PeerInfo) => Promise<unknown>
+  hooks: SessionHooks
+  logger: ComponentLogger
+}
+
+export class SessionKeeper {
+  private readonly c: SessionKeeperComponents
+  private readonly log: Logger
+  private _session?: Session
+  private refreshTimer?: NodeJS.Timeout
+
+  constructor (components: SessionKeeperComponents) {
+    this.c = components
+    this.log = components.logger.forComponent('conf-chat:account:session')
+  }
+
+  get current (): Session | undefined { return this._session }
+
+  require (): Session {
+    if (this._session == null) throw new NotLoggedInError()
+    return this._session
+  }
+
+  assertLoggedOut (): void {
+    if (this._session != null) throw new AlreadyLoggedInError(this._session.account.username)
+  }
+
+  /** Make `account` the logged-in user: private state read, presence "online", refreshed. */
+  async begin (account: Account, options: AbortOptions = {}): Promise<Session> {
+    const since = Date.now()
+    const previous = await this.c.presence.read(account.keyId, options).catch(() => undefined)
+    const session: Session = { account, since }
+    this._session = session
+    await this.c.hooks.starting(session, options)
+    await this.c.presence.publish(ownerOf(session), 'online', this.c.peerInfo(), options)
+    if (previous?.online === true && previous.peerId !== this.c.peerInfo().peerId) {
+      // tell the other peer at once; it would also notice at its next refresh
+      this.c.notify(session, TAKEOVER_KIND, { peerId: this.c.peerInfo().peerId, since }, profileOf(account.record), previous)
+        .catch(err => { this.log('takeover notice failed: %s', err.message) })
+    }
+    this.scheduleRefresh(session)
+    this.c.hooks.started(session)
+    return session
+  }
+
+  /** Log out: friends told, pending writes flushed, presence "offline". */
+  async logout (reason: SessionEndReason = 'logout', options: AbortOptions = {}): Promise<void> {
+    const session = this.require()
+    await this.c.hooks.ending(session, options)
+    this.end(session, reason)
+    await this.c.presence.publish(ownerOf(session), 'offline', this.c.peerInfo(), options)
+  }
+
+  /** A takeover notice from the account's newer login on another peer. */
+  async onTakeover (env: Envelope, ctx: EnvelopeContext): Promise<void> {
+    if (!bytesEqual(env.fromKey, ctx.session.account.signPublic)) throw new NotForRecipientError('takeover not signed by the account')
+    const body = openEnvelope(env, ctx.session.account.keys, takeoverSchema)
+    if (body.since <= ctx.session.since) throw new StaleError('takeover older than this session')
+    this.end(ctx.session, 'takeover')
+  }
+
+  /** Stop the refresh loop and forget the session (after `stop`, nothing is published). */
+  private end (session: Session, reason: SessionEndReason): void {
+    if (this._session !== session) return
+    clearTimeout(this.refreshTimer)
+    this._session = undefined
+    this.c.hooks.ended(session, reason)
+  }
+
+  /** Refresh presence every `refreshMs`, counted from the start of each refresh: a refresh
+   * slowed by unreachable peers must not push the next one past the record's expiry. */
+  private scheduleRefresh (session: Session, delayMs = this.c.presence.refreshMs): void {
+    this.refreshTimer = setTimeout(() => {
+      const started = Date.now()
+      this.refresh(session)
+        .catch(err => { this.log('presence refresh failed: %s', err.message) })
+        .finally(() => {
+          if (this._session === session) this.scheduleRefresh(session, Math.max(0, this.c.presence.refreshMs - (Date.now() - started)))
+        })
+    }, delayMs)
+    this.refreshTimer.unref()
+  }
+
+  /** Refresh our presence, unless a later login of the same account took over. */
+  private async refresh (session: Session): Promise<void> {
+    const current: PresenceInfo | undefined = await this.c.presence.read(session.account.keyId)
+    if (this._session !== session) return
+    if (current?.online === true && current.peerId !== this.c.peerInfo().peerId && (current.since ?? 0) > session.since) {
+      this.end(session, 'takeover')
+      return
+    }
+    await this.c.presence.publish(ownerOf(session), 'online', this.c.peerInfo())
+  }
+}
+
+function ownerOf (session: Session): { username: string, keyId: string, keys: AccountKeys, since: number } {
+  return { username: session.account.username, keyId: session.account.keyId, keys: session.account.keys, since: session.since }
+}

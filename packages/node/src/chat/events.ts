@@ -1,0 +1,36 @@
+/** The events of the chat layer, which ChatNode dispatches to its listeners. */
+import type { Delivery } from '../delivery/index.js'
+import type { FriendEvents } from './friends/index.js'
+import type { DirectMessageEvents } from './direct/index.js'
+import type { ConferenceEvents } from './conferences/index.js'
+
+export interface MessageStatus {
+  id: string
+  kind: string
+  to: string
+  status: Delivery['status']
+  where?: Delivery['where']
+  reason?: string
+}
+
+export interface RefusedEnvelope {
+  id: string
+  kind: string
+  from: string
+  reason: string
+  /** The refusal's code (see @conf-chat/protocol's refusals). */
+  code: string
+  /** From a live stream (true) or a mailbox (false). */
+  live: boolean
+}
+
+export interface MessagingEvents extends FriendEvents, DirectMessageEvents, ConferenceEvents {
+  /** A friend logged in or out (told directly by their peer). */
+  'presence': CustomEvent<{ username: string, online: boolean }>
+  /** A message of ours that waited in the outbox was delivered, queued in a mailbox, or failed. */
+  'message:status': CustomEvent<MessageStatus>
+  /** An envelope was dropped: forged sender, bad body, not a friend... */
+  'envelope:refused': CustomEvent<RefusedEnvelope>
+}
+
+export type Emit = <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']) => void

@@ -1,0 +1,142 @@
+/**
+ * What exists while a user is logged in on this peer: the account's private state, its
+ * history, and the friends, direct-message and conference parts built on them. Made at
+ * login (the private state read from the DHT) and closed at logout or takeover.
+ */
+import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
+import { createEnvelope, type Envelope, type FriendKind } from '@conf-chat/protocol'
+import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, type UserProfile } from '../account/index.js'
+import type { Delivery } from '../delivery/index.js'
+import type { RecordStore } from '../network/index.js'
+import type { LocalStore } from '../storage/index.js'
+import { History, type HistoryInit } from './history.js'
+import { Friends } from './friends/index.js'
+import { DirectMessages } from './direct/index.js'
+import { Conferences } from './conferences/index.js'
+import type { MessagingEvents } from './events.js'
+
+/** Longest a logout waits to write pending history and private state. */
+export const LOGOUT_FLUSH_MS = 5_000
+
+/** Envelope ids the account has handled on this peer (friend envelopes; messages are known by the history). */
+export interface SeenIds {
+  has: (id: string) => Promise<boolean>
+  add: (id: string) => Promise<void>
+}
+
+export interface OnlineFriend { keyId: string, peerId: string, addrs: string[] }
+
+export interface LoggedInComponents {
+  records: RecordStore
+  local: LocalStore
+  presence: Pick<Presence, 'read'>
+  profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
+  /** Persist in the outbox and deliver. */
+  dispatch: (envelope: Envelope) => Promise<Delivery>
+  /** A friend's presence was read, or a friendship began (see Friends' onFriend). */
+  onFriend: (loggedIn: LoggedIn, friend: Parameters<Friends['profileOf']>[0], presence?: Awaited<ReturnType<Presence['read']>>, announce?: boolean) => void
+  emit: <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']) => void
+  logger: ComponentLogger
+}
+
+export type LoggedInInit = PrivateStateInit & HistoryInit
+
+export class LoggedIn {
+  readonly session: Session
+  readonly state: PrivateStateStore
+  readonly history: History
+  readonly friends: Friends
+  readonly dms: DirectMessages
+  readonly conferences: Conferences
+  readonly seen: SeenIds
+  /** Friends known to be online, and where. */
+  readonly online = new Map<string, OnlineFriend>()
+  /** Resolves once the private state is loaded. */
+  readonly ready: Promise<void>
+  /** The mailbox read under way (one at a time). */
+  draining: Promise<unknown> = Promise.resolve()
+  pollTimer?: NodeJS.Timeout
+  ended = false
+
+  constructor (c: LoggedInComponents, session: Session, init: LoggedInInit = {}) {
+    this.session = session
+    const account = session.account
+    const me = { username: account.username, keyId: account.keyId }
+    const owner = { keyId: account.keyId, keys: account.keys }
+    const log = c.logger.forComponent('conf-chat:chat:session')
+    this.state = new PrivateStateStore({ records: c.records, owner, logger: c.logger }, init)
+    this.history = new History({ records: c.records, local: c.local, state: this.state }, owner, init)
+    const seenKey = (id: string): string => `/seen/${account.keyId}/${id}`
+    this.seen = {
+      has: async id => await c.local.has(seenKey(id)),
+      add: async id => { await c.local.put(seenKey(id), Date.now()) }
+    }
+    const profile = async (u: string, options?: AbortOptions): Promise<UserProfile> => await c.profile(u, options)
+    const presenceOf = async (keyId: string, options?: AbortOptions): ReturnType<Presence['read']> => await c.presence.read(keyId, options)
+    this.friends = new Friends({
+      state: this.state,
+      me,
+      keys: account.keys,
+      profile,
+      presenceOf,
+      deliver: async (kind: FriendKind, content: unknown, to: UserProfile): Promise<Delivery> => await c.dispatch(this.seal(kind, content, to)),
+      onFriend: (friend, presence, announce) => { c.onFriend(this, friend, presence, announce === true) },
+      emit: (type, detail) => { c.emit(type, detail) },
+      logger: c.logger
+    })
+    this.dms = new DirectMessages({
+      me,
+      keys: account.keys,
+      friends: this.friends,
+      history: this.history,
+      profile,
+      seal: (kind, content, to) => this.seal(kind, content, to),
+      dispatch: c.dispatch,
+      emit: (type, detail) => { c.emit(type, detail) },
+      logger: c.logger
+    })
+    this.conferences = new Conferences({
+      me,
+      keys: account.keys,
+      state: this.state,
+      history: this.history,
+      records: c.records,
+      local: c.local,
+      friends: this.friends,
+      profile,
+      presenceOf,
+      dispatch: c.dispatch,
+      emit: (type, detail) => { c.emit(type, detail) },
+      logger: c.logger
+    })
+    this.ready = this.state.load().catch(err => { log.error('could not read the private state: %s', err.message) })
+  }
+
+  /** Seal `content` to `to`, signed by the logged-in account. */
+  seal (kind: string, content: unknown, to: UserProfile): Envelope {
+    return createEnvelope(kind, content, { username: this.session.account.username, keys: this.session.account.keys }, to)
+  }
+
+  /** Stop background work; what is under way may finish. */
+  deactivate (): void {
+    this.ended = true
+    clearInterval(this.pollTimer)
+  }
+
+  /** Write pending history and private state (within LOGOUT_FLUSH_MS), then close. Returns what did not finish. */
+  async close (options: AbortOptions = {}): Promise<string[]> {
+    const unfinished: string[] = []
+    await this.draining.catch(() => {})
+    options.signal?.throwIfAborted()
+    if (!await this.history.close(LOGOUT_FLUSH_MS)) unfinished.push('history')
+    if (!await this.state.flush(LOGOUT_FLUSH_MS)) unfinished.push('private state')
+    this.state.close()
+    return unfinished
+  }
+
+  /** Write pending history and private state now. */
+  async flush (): Promise<boolean> {
+    const history = await this.history.flush()
+    return await this.state.flush(LOGOUT_FLUSH_MS) && history
+  }
+}

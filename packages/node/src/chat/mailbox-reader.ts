@@ -1,0 +1,107 @@
+/**
+ * Reads the logged-in user's mailbox: every envelope, oldest first, goes through the same
+ * check and handler as a live one; new messages are shown together; what was handled, or
+ * refused for good, is then removed from the holders. One read at a time.
+ */
+import { PRESENCE_KIND, type Envelope } from '@conf-chat/protocol'
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
+import type { Session, UserProfile } from '../account/index.js'
+import type { Mailbox } from '../delivery/index.js'
+import { refusalOf } from '../errors.js'
+import { timeLimit } from '../utils/index.js'
+import { compareEntries } from './history.js'
+import type { IncomingMessage } from './direct/index.js'
+import type { LoggedIn } from './logged-in.js'
+import type { Emit } from './events.js'
+
+export interface MailboxReaderComponents {
+  mailbox: Pick<Mailbox, 'fetch' | 'remove'>
+  profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
+  /** Check an envelope and hand it to its kind's handler (throws a coded refusal). */
+  accept: (envelope: Envelope, live: boolean, options?: AbortOptions) => Promise<void>
+  /** Whether a handler for this kind exists here. */
+  handles: (kind: string) => boolean
+  session: () => Session | undefined
+  /** Report a refused envelope. */
+  refused: (envelope: Envelope, err: unknown, live: boolean) => void
+  emit: Emit
+  logger: ComponentLogger
+}
+
+export interface MailboxReaderInit {
+  /** Limit for one mailbox read or removal. @default 30 s */
+  mailboxTimeoutMs?: number
+}
+
+export const DEFAULT_MAILBOX_READ_TIMEOUT_MS = 30_000
+
+export class MailboxReader {
+  private readonly c: MailboxReaderComponents
+  private readonly log: Logger
+  private readonly timeoutMs: number
+
+  constructor (components: MailboxReaderComponents, init: MailboxReaderInit = {}) {
+    this.c = components
+    this.log = components.logger.forComponent('conf-chat:chat:mailbox-reader')
+    this.timeoutMs = init.mailboxTimeoutMs ?? DEFAULT_MAILBOX_READ_TIMEOUT_MS
+  }
+
+  /** Read the mailbox after any read under way; returns the new messages, oldest first. */
+  async drain (active: LoggedIn, options: AbortOptions = {}): Promise<IncomingMessage[]> {
+    const run = active.draining.catch(() => {}).then(async () => await this.drainOnce(active, options))
+    active.draining = run
+    return await run
+  }
+
+  private async drainOnce (active: LoggedIn, options: AbortOptions): Promise<IncomingMessage[]> {
+    if (active.ended) return []
+    await active.ready
+    const { account } = active.session
+    const mail = await this.c.mailbox.fetch(account.keyId, { signal: timeLimit(this.timeoutMs, options) })
+    const done: string[] = []
+    for (const bad of mail.invalid) {
+      this.log('dropped mailbox item %s: %s', bad.id, bad.reason)
+      done.push(bad.id)
+    }
+    const envelopes = mail.envelopes.sort(compareEntries)
+    // the senders' keys, looked up at once: junk from made-up names must not cost a lookup each in turn
+    const senders = new Map<string, UserProfile | Error>()
+    await Promise.all([...new Set(envelopes.map(e => e.from))].map(async u => {
+      senders.set(u, await this.c.profile(u, options).catch((err: Error) => err))
+    }))
+    active.dms.beginBatch()
+    active.conferences.beginBatch()
+    let batch: IncomingMessage[]
+    try {
+      for (const env of envelopes) {
+        if (active.ended || this.c.session() !== active.session) break
+        if (env.kind === PRESENCE_KIND) { done.push(env.id); continue }
+        // a kind this peer does not know yet (a newer peer sent it): leave it for one that does
+        if (!this.c.handles(env.kind)) { this.log('left %s of unknown kind %s in the mailbox', env.id, env.kind); continue }
+        const sender = senders.get(env.from)
+        if (sender instanceof Error) {
+          if (sender.name !== 'UnknownUserError') { this.log('sender %s not found now, %s left for later: %s', env.from, env.id, sender.message); continue }
+          this.c.refused(env, sender, false)
+          done.push(env.id)
+          continue
+        }
+        try {
+          await this.c.accept(env, false, options)
+          done.push(env.id)
+        } catch (err) {
+          this.c.refused(env, err, false)
+          if (refusalOf(err).final) done.push(env.id)
+        }
+      }
+    } finally {
+      // direct and conference messages in one listing, oldest first
+      batch = [...active.dms.endBatch(), ...active.conferences.endBatch()].sort(compareEntries)
+    }
+    if (batch.length > 0) this.c.emit('messages:offline', { messages: batch })
+    if (done.length > 0 && !active.ended) {
+      await this.c.mailbox.remove(account.keyId, done, account.keys, { signal: timeLimit(this.timeoutMs, options) })
+        .catch(err => { this.log('could not remove %d delivered items: %s', done.length, err.message) })
+    }
+    return batch
+  }
+}

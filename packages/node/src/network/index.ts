@@ -1,0 +1,10 @@
+/**
+ * The network layer: a libp2p peer in the project's DHT (ChatPeer), the signed records
+ * it stores and reads (RecordStore), and the append-only sets held by the closest DHT
+ * servers (SetStore). The supernode is a ChatPeer with no user.
+ */
+export { ChatPeer, parseBootstrapAddrs, type ChatPeerInit, type ChatPeerEvents, type ChatLibp2p, type PeerStatus } from './peer.js'
+export * from './records/record-store.js'
+export * from './sets/set-store.js'
+export { ChatDatastore, DHT_RECORD_PREFIX } from '../storage/datastore.js'
+export { DHT_PROTOCOL } from '../constants.js'
