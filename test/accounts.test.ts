@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { userKey, createSignedRecord, encodeSignedRecord, generateAccountKeys } from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
+import { internalsOf } from './helpers/internals.js'
 
 const pw = 'correct horse'
 
@@ -73,7 +74,7 @@ describe('accounts', () => {
     expect((lost[0] as PromiseRejectedResult).reason.name).toBe('NameTakenError')
     const winnerKeyId = (won[0] as PromiseFulfilledResult<{ keyId: string }>).value.keyId
     for (const node of net.nodes) {
-      const profile = await node.accounts.profile('racer')
+      const profile = await internalsOf(node).accounts.profile('racer')
       expect(profile?.keyId).toBe(winnerKeyId)
     }
     for (const node of [b, c]) if (node.session != null) await node.logout()
@@ -109,7 +110,7 @@ describe('accounts', () => {
   it('refreshes presence on time even when each refresh is slow (counted from its start)', { timeout: 60_000 }, async () => {
     const e = await net.addNode({ presenceTtlMs: 9_000, presenceRefreshMs: 3_000 })
     // every takeover check reads slowly, as when some DHT peers do not answer
-    const presence = (e as unknown as { presence: { read: (...a: any[]) => Promise<any>, publish: (...a: any[]) => Promise<any> } }).presence
+    const presence = internalsOf(e).presence
     const read = presence.read.bind(presence)
     const publish = presence.publish.bind(presence)
     const published: number[] = []
@@ -139,13 +140,13 @@ describe('accounts', () => {
 
   it('refuses a forged user record at the stores', async () => {
     const mallory = generateAccountKeys()
-    const real = await c.accounts.lookup('alice')
+    const real = await internalsOf(c).accounts.lookup('alice')
     const forged = createSignedRecord(userKey('alice'), 99, { ...real!.payload, fullName: 'Mallory' }, mallory)
     const result = await c.peer.records.put(userKey('alice'), encodeSignedRecord(forged)).catch(err => err)
     // our own store refuses it first (another key holds the name)
     expect(result.name).toBe('RecordConflictError')
     for (const node of net.nodes.slice(0, 3)) {
-      expect((await node.accounts.profile('alice'))?.fullName).toBe('Alice Liddell')
+      expect((await internalsOf(node).accounts.profile('alice'))?.fullName).toBe('Alice Liddell')
     }
   })
 })

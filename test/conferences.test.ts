@@ -13,6 +13,7 @@ import {
 import type { ChatNode, ConferenceInfo, ConferenceMessage } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { collect, makeFriends, registerUser, PASSWORD } from './helpers/friends.js'
+import { internalsOf } from './helpers/internals.js'
 
 /** Little background traffic: presence refreshed every 20 s, no mailbox polling (reads are explicit). */
 const QUIET = { mailboxPollMs: 0, presenceTtlMs: 60_000, presenceRefreshMs: 20_000 }
@@ -111,7 +112,7 @@ describe('conferences', () => {
     expect(await n0.conferences()).toEqual([expect.objectContaining(expected)])
     expect(await n5.conferences()).toEqual([expect.objectContaining(expected)])
     // bob moves to another peer: his conferences and history follow him
-    await n1.messaging.flush()
+    await n1.flush()
     await n1.logout()
     await n3.login('bob', PASSWORD)
     expect(await n3.conferences()).toEqual([expect.objectContaining(expected)])
@@ -179,10 +180,10 @@ describe('conferences', () => {
     // mallory never was a member (she logs in on the peer bob left)
     await n1.login('mallory', PASSWORD)
     const fromMallory = await forgedMessage(n1, 'bob', team, 'let me in')
-    expect(await n1.messenger.send(bobAt.peerId, bobAt.addrs, fromMallory)).toEqual({ delivered: false, reason: `not a member of ${team.id}: mallory` })
+    expect(await internalsOf(n1).messenger.send(bobAt.peerId, bobAt.addrs, fromMallory)).toEqual({ delivered: false, reason: `not a member of ${team.id}: mallory` })
     // carol left; her signed message now is refused live ...
     const fromCarol = await forgedMessage(n2, 'bob', team, 'i am back')
-    expect(await n2.messenger.send(bobAt.peerId, bobAt.addrs, fromCarol)).toEqual({ delivered: false, reason: `not a member of ${team.id}: carol` })
+    expect(await internalsOf(n2).messenger.send(bobAt.peerId, bobAt.addrs, fromCarol)).toEqual({ delivered: false, reason: `not a member of ${team.id}: carol` })
     // ... and from the mailbox
     const queued = await forgedMessage(n2, 'bob', team, 'via the mailbox')
     await n2.peer.sets.add(mailboxSetKey(queued.toKeyId), [{ id: queued.id, data: encodeEnvelope(queued), addedAt: Date.now() }])
@@ -209,7 +210,7 @@ describe('conferences', () => {
     expect(await n4.conferences()).toEqual([])
     const bobAt = (await n4.presenceOf('bob'))!
     const fromErin = await forgedMessage(n4, 'bob', team, 'one more')
-    expect(await n4.messenger.send(bobAt.peerId, bobAt.addrs, fromErin)).toEqual({ delivered: false, reason: `not a member of ${team.id}: erin` })
+    expect(await internalsOf(n4).messenger.send(bobAt.peerId, bobAt.addrs, fromErin)).toEqual({ delivered: false, reason: `not a member of ${team.id}: erin` })
   })
 
   it('works while the owner is offline: members chat, a member leaves, the owner catches up at login', async () => {

@@ -11,6 +11,7 @@ import {
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { collect, makeFriends, registerUser, PASSWORD } from './helpers/friends.js'
+import { internalsOf } from './helpers/internals.js'
 
 describe('direct messages', () => {
   let net: ChatNetwork
@@ -41,10 +42,10 @@ describe('direct messages', () => {
 
   it("checks a friend's live message against the keys it keeps, so the ack never waits on the DHT", async () => {
     // bob's peer forgets alice's cached profile and cannot read any user record now
-    const internals = n1 as unknown as { profiles: Map<string, unknown>, accounts: { profile: (u: string) => Promise<unknown> } }
+    const internals = internalsOf(n1)
     const profile = internals.accounts.profile
     let reads = 0
-    internals.profiles.delete('alice')
+    internals.profiles.forget('alice')
     internals.accounts.profile = async () => { reads++; throw new Error('the DHT is unreachable') }
     try {
       const atBob = collect(n1, 'message')
@@ -72,7 +73,7 @@ describe('direct messages', () => {
     const bob = await n2.profile('bob')
     const envelope = createEnvelope(DM_KIND, { text: 'let me in' }, { username: 'carol', keys: carol.keys }, bob)
     const presence = (await n2.presenceOf('bob'))!
-    const result = await n2.messenger.send(presence.peerId, presence.addrs, envelope)
+    const result = await internalsOf(n2).messenger.send(presence.peerId, presence.addrs, envelope)
     expect(result).toEqual({ delivered: false, reason: 'not a friend: carol' })
     expect(refused).toEqual([expect.objectContaining({ id: envelope.id, from: 'carol', live: true, reason: 'not a friend: carol' })])
     expect(atBob).toEqual([])
@@ -85,15 +86,15 @@ describe('direct messages', () => {
     const where = (await n2.presenceOf('bob'))!
     // carol signs with her own key but claims to be alice, bob's friend
     const forged = createEnvelope(DM_KIND, { text: 'it is me, alice' }, { username: 'alice', keys: n2.session!.account.keys }, bob)
-    expect(await n2.messenger.send(where.peerId, where.addrs, forged))
+    expect(await internalsOf(n2).messenger.send(where.peerId, where.addrs, forged))
       .toEqual({ delivered: false, reason: 'forged sender: alice does not own the signing key' })
     // alice's genuine envelope with one bit of the sealed body flipped on the way
     const genuine = createEnvelope(DM_KIND, { text: 'pay 10' }, { username: 'alice', keys: n0.session!.account.keys }, bob)
     const tampered = { ...genuine, body: Uint8Array.from(genuine.body, (b, i) => i === 50 ? b ^ 1 : b) }
     // (the receiver logs "bad envelope signature"; its ack cannot name an id it could not verify)
-    expect(await n2.messenger.send(where.peerId, where.addrs, tampered)).toMatchObject({ delivered: false })
+    expect(await internalsOf(n2).messenger.send(where.peerId, where.addrs, tampered)).toMatchObject({ delivered: false })
     // the genuine one still goes through: the refusals were about the changes
-    expect(await n2.messenger.send(where.peerId, where.addrs, genuine)).toEqual({ delivered: true })
+    expect(await internalsOf(n2).messenger.send(where.peerId, where.addrs, genuine)).toEqual({ delivered: true })
     expect(atBob.map(m => m.text)).toEqual(['pay 10'])
     expect(refused).toEqual([expect.objectContaining({ id: forged.id, from: 'alice', live: true })])
   })
@@ -116,7 +117,7 @@ describe('direct messages', () => {
     // delivered live, and also stored in the mailbox, as a sender does when the ack is lost
     const twice = async (text: string): Promise<string> => {
       const env = createEnvelope(DM_KIND, { text }, alice, bob)
-      expect(await n0.messenger.send(where.peerId, where.addrs, env)).toEqual({ delivered: true })
+      expect(await internalsOf(n0).messenger.send(where.peerId, where.addrs, env)).toEqual({ delivered: true })
       await n0.peer.sets.add(mailboxSetKey(bob.keyId), [{ id: env.id, data: encodeEnvelope(env), addedAt: Date.now() }])
       return env.id
     }
@@ -190,7 +191,7 @@ describe('direct messages', () => {
     // alice on n3, bob on n2: 24 messages of 4,000 characters do not fit one page
     const long = (i: number): string => `${i}:`.padEnd(4000, String.fromCharCode(97 + i % 26))
     for (let i = 0; i < 24; i++) expect((await n3.sendMessage('bob', long(i))).status).toBe('delivered')
-    await n3.messaging.flush()
+    await n3.flush()
     const account = n3.session!.account
     const conv = conversationId(account.keys, (await n3.profile('bob')).keyId)
     const state = (await n3.peer.records.get<SealedPayload>(stateKey(account.keyId)))!
