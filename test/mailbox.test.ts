@@ -135,7 +135,7 @@ describe('mailboxes', () => {
     const setKey = mailboxSetKey(bobKeyId)
     const peers: Array<{ peer: ChatPeer, stop: () => Promise<void>, dataDir: string, node?: ChatNode }> = [
       { peer: net.supernode, stop: async () => { await net.supernode.stop() }, dataDir: net.supernode.init.dataDir },
-      ...net.nodes.map(node => ({ peer: node.peer, stop: async () => { await node.stop() }, dataDir: node.init.dataDir, node }))
+      ...net.nodes.map(node => ({ peer: node.peer, stop: async () => { await node.stop() }, dataDir: node.peer.init.dataDir, node }))
     ]
     const holders = []
     for (const p of peers) {
