@@ -1,13 +1,12 @@
 /** Named errors of the programs: the top-level boundary prints their message as one line. */
+import { createFatalBoundary, DataDirInUseError } from '@conf-chat/program'
+
+/** The data directory is held by another running peer. */
+export { DataDirInUseError }
 
 /** A mistake in the program's flags or environment (the user's, not a bug). */
 export class ConfigError extends Error {
   override name = 'ConfigError'
-}
-
-/** The data directory is held by another running peer. */
-export class DataDirInUseError extends Error {
-  override name = 'DataDirInUseError'
 }
 
 /** A command was given the wrong arguments; an empty message means "show its usage". */
@@ -26,3 +25,6 @@ export class InputEndedError extends Error {
 export const USER_ERRORS = new Set([
   'ConfigError', 'DataDirInUseError', 'InvalidMultiaddrError', 'ListenError'
 ])
+
+/** The node program's error boundary (main.ts); `--log-level` decides on stack traces. */
+export const fatal = createFatalBoundary({ userErrors: USER_ERRORS })

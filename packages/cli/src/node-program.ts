@@ -1,19 +1,17 @@
 /** The `node` program: a peer that joins the network, then runs command mode or, on a terminal, the interactive UI. */
 import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
-import { ChatNode, parseBootstrapAddrs } from '@conf-chat/node'
+import { ChatNode, DEFAULT_HOST, DEFAULT_SUPERNODE_PORT, parseBootstrapAddrs } from '@conf-chat/node'
+import { applyLogLevel, dataRoot, readSupernodeAddrs, supernodeFile } from '@conf-chat/program'
 import { parseNodeOptions, type NodeOptions } from './options.js'
-import { applyLogLevel } from './log-level.js'
-import { dataRoot, defaultSupernodeAddr, readSupernodeAddrs, supernodeFile } from './home.js'
 import { allocatePeerDataDir, lockDataDir } from './data-dir.js'
 import { LineTerminal } from './terminal.js'
 import { commands as defaultCommands, type CommandTable } from './commands/index.js'
 import { runCommandMode } from './modes/command-mode.js'
 import { runInteractiveMode } from './modes/interactive-mode.js'
-import { setShowStacks } from './fatal.js'
 import { liveDmLine, offlineLines, deliveryText } from './format.js'
 import { subscribeConferenceNotices, withConferenceLabel } from './commands/conferences.js'
-import { DataDirInUseError } from './errors.js'
+import { DataDirInUseError, fatal } from './errors.js'
 import type { NodeApp } from './app.js'
 
 const log = logger('conf-chat:cli')
@@ -23,12 +21,17 @@ const STOP_TIMEOUT_MS = 15_000
 
 export interface BootstrapChoice { addrs: string[], source: string }
 
+/** The supernode's default address on this machine, for when it has not written its file yet. */
+export function defaultSupernodeAddr (): string {
+  return `/ip4/${DEFAULT_HOST}/tcp/${DEFAULT_SUPERNODE_PORT}`
+}
+
 /** Flags or variable first, then the supernode's address file, then its default address. */
 export async function chooseBootstrap (options: Pick<NodeOptions, 'bootstrap' | 'bootstrapSource'>, root: string): Promise<BootstrapChoice> {
   if (options.bootstrap.length > 0) {
     return { addrs: options.bootstrap, source: options.bootstrapSource === 'env' ? 'CONF_CHAT_BOOTSTRAP' : '--bootstrap' }
   }
-  const fromFile = await readSupernodeAddrs(root)
+  const fromFile = await readSupernodeAddrs(root, { log: log.newScope('home') })
   if (fromFile != null) return { addrs: fromFile, source: supernodeFile(root) }
   // the supernode may come up later on its default address: the retry loop will find it
   return { addrs: [defaultSupernodeAddr()], source: `the supernode's default address (no ${supernodeFile(root)} yet)` }
@@ -63,7 +66,7 @@ export interface NodeProgramInit {
 export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}): Promise<number> {
   const options = parseNodeOptions(argv)
   applyLogLevel(options.logLevel)
-  setShowStacks(options.logLevel !== 'info')
+  fatal.setShowStacks(options.logLevel !== 'info')
   const root = dataRoot()
   const bootstrap = await chooseBootstrap(options, root)
   parseBootstrapAddrs(bootstrap.addrs) // a malformed address fails before anything is written

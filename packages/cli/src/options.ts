@@ -1,7 +1,7 @@
 /** The node program's flags, each also read from an environment variable. */
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULT_HOST } from '@conf-chat/node'
-import { LOG_LEVELS, type LogLevel } from './log-level.js'
+import { LOG_LEVELS, parsePort, splitAddrList, type LogLevel } from '@conf-chat/program'
 
 export interface NodeOptions {
   host: string
@@ -21,12 +21,6 @@ export interface NodeOptions {
   }
 }
 
-export function parsePort (value: string): number {
-  const port = Number(value)
-  if (!/^\d+$/.test(value.trim()) || port > 65535) throw new InvalidArgumentError('a port is a number from 0 to 65535.')
-  return port
-}
-
 export function parseSeconds (value: string): number {
   const n = Number(value)
   if (!/^\d+(\.\d+)?$/.test(value.trim()) || n < 1 || n > 86_400) throw new InvalidArgumentError('a number of seconds from 1 to 86400.')
@@ -37,11 +31,6 @@ export function parseBcryptCost (value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value.trim()) || n < 4 || n > 31) throw new InvalidArgumentError('a whole number from 4 to 31.')
   return n
-}
-
-/** Multiaddrs given one a flag, or several in one flag or variable separated by commas or whitespace. */
-export function splitAddrList (value: string, previous: string[] = []): string[] {
-  return [...previous, ...value.split(/[\s,]+/).filter(a => a !== '')]
 }
 
 export function nodeProgram (): Command {

@@ -1,5 +1,3 @@
-export * from './home.js'
 export * from './options.js'
-export * from './log-level.js'
-export { DataDirInUseError } from './fatal.js'
+export { DataDirInUseError } from './errors.js'
 export { runSupernodeProgram } from './supernode-program.js'

@@ -1,7 +1,7 @@
 /** The supernode's flags, each also read from an environment variable. */
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, Option } from 'commander'
 import { DEFAULT_HOST, DEFAULT_SUPERNODE_PORT } from '@conf-chat/node'
-import { LOG_LEVELS, type LogLevel } from './log-level.js'
+import { LOG_LEVELS, parsePort, splitAddrList, type LogLevel } from '@conf-chat/program'
 
 export interface SupernodeOptions {
   host: string
@@ -10,16 +10,6 @@ export interface SupernodeOptions {
   data?: string
   bootstrap: string[]
   logLevel: LogLevel
-}
-
-function parsePort (value: string): number {
-  const port = Number(value)
-  if (!/^\d+$/.test(value.trim()) || port > 65535) throw new InvalidArgumentError('a port is a number from 0 to 65535.')
-  return port
-}
-
-function splitAddrList (value: string, previous: string[] = []): string[] {
-  return [...previous, ...value.split(/[\s,]+/).filter(a => a !== '')]
 }
 
 export function supernodeProgram (): Command {

@@ -2,10 +2,9 @@
 import { join, resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { ChatPeer } from '@conf-chat/node'
+import { applyLogLevel, dataRoot, supernodeFile, writeSupernodeFile } from '@conf-chat/program'
 import { parseSupernodeOptions } from './options.js'
-import { applyLogLevel } from './log-level.js'
-import { dataRoot, supernodeFile, writeSupernodeFile } from './home.js'
-import { DataDirInUseError, setShowStacks } from './fatal.js'
+import { DataDirInUseError, fatal } from './errors.js'
 
 const log = logger('conf-chat:supernode')
 
@@ -21,7 +20,7 @@ function isDatastoreLocked (err: any): boolean {
 export async function runSupernodeProgram (argv: string[]): Promise<number> {
   const options = parseSupernodeOptions(argv)
   applyLogLevel(options.logLevel)
-  setShowStacks(options.logLevel !== 'info')
+  fatal.setShowStacks(options.logLevel !== 'info')
   const root = dataRoot()
   const dataDir = options.data != null ? resolve(options.data) : join(root, 'supernode')
   // constructing checks the bootstrap addresses (InvalidMultiaddrError) before anything starts
