@@ -15,6 +15,7 @@ import {
   type AccountKeys, type PrivateState, type SealedPayload, type VerifiedRecord
 } from '@conf-chat/protocol'
 import type { RecordStore } from '../network/index.js'
+import { within } from '../utils/index.js'
 
 /** How long to wait before writing again after a failed write. */
 export const DEFAULT_STATE_RETRY_MS = 5_000
@@ -99,13 +100,7 @@ export class PrivateStateStore {
     if (this.durableVersion >= this.version) return true
     const durable = new Promise<boolean>(resolve => { this.waiters.push({ version: this.version, resolve }) })
     this.startWriting()
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, timeoutMs) })
-    try {
-      return await Promise.race([durable, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
+    return await within(durable, timeoutMs, false)
   }
 
   /** Stop retrying (at logout, after `flush`). */

@@ -14,17 +14,16 @@
  * - `<conv>` is a keyed hash of the other side's key id: the DHT does not show who talks
  *   with whom.
  */
-import { logger } from '@libp2p/logger'
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import {
   createSignedRecord, encodeSignedRecord, historyKey, sealForOwner, openForOwner, conversationId, ownerLocalKey, encryptLocal, decryptLocal,
   historyEntrySchema, historyPageSchema, historyEntryBytes, HISTORY_PAGE_BYTES,
   type HistoryEntry, type SealedPayload, type AccountKeys
 } from '@conf-chat/protocol'
-import type { RecordStore } from '../network/records/record-store.js'
-import type { LocalStore } from '../storage/local-store.js'
-import type { PrivateStateStore } from '../account/private-state.js'
-
-const log = logger('conf-chat:history')
+import type { RecordStore } from '../network/index.js'
+import type { LocalStore } from '../storage/index.js'
+import type { PrivateStateStore } from '../account/index.js'
+import { within } from '../utils/index.js'
 
 /** How often pending history entries are written to the DHT. */
 export const DEFAULT_HISTORY_FLUSH_MS = 5_000
@@ -35,6 +34,14 @@ const PAGE_FETCH_CONCURRENCY = 8
 export interface HistoryInit {
   /** Delay between a new entry and its write to the DHT (entries in between share the write). @default 1000 ms */
   historyFlushMs?: number
+}
+
+export interface HistoryComponents {
+  records: Pick<RecordStore, 'get' | 'put'>
+  local: LocalStore
+  /** Where the number of pages of each conversation is kept. */
+  state: Pick<PrivateStateStore, 'state' | 'update'>
+  logger: ComponentLogger
 }
 
 export interface HistoryOwner {
@@ -75,10 +82,11 @@ export function compareEntries (a: Pick<HistoryEntry, 'sentAt' | 'id'>, b: Pick<
 const sortKey = (e: HistoryEntry): string => `${e.sentAt.toString(36).padStart(9, '0')}.${e.id}`
 
 export class History {
-  private readonly records: RecordStore
+  private readonly records: HistoryComponents['records']
   private readonly local: LocalStore
   private readonly owner: HistoryOwner
-  private readonly state: PrivateStateStore
+  private readonly state: HistoryComponents['state']
+  private readonly log: Logger
   private readonly flushMs: number
   private readonly localKey: Uint8Array
   private readonly conversations = new Map<string, Conversation>()
@@ -86,8 +94,9 @@ export class History {
   private flushing: Promise<boolean> = Promise.resolve(true)
   private closed = false
 
-  constructor (components: { records: RecordStore, local: LocalStore, state: PrivateStateStore }, owner: HistoryOwner, init: HistoryInit = {}) {
+  constructor (components: HistoryComponents, owner: HistoryOwner, init: HistoryInit = {}) {
     this.records = components.records
+    this.log = components.logger.forComponent('conf-chat:chat:history')
     this.local = components.local
     this.state = components.state
     this.owner = owner
@@ -121,20 +130,20 @@ export class History {
    * Whether the conversation holds a message: this peer's copy first, then the last two
    * DHT pages (a message shown on another peer lands there within a flush interval).
    */
-  async has (otherKeyId: string, id: string): Promise<boolean> {
+  async has (otherKeyId: string, id: string, options: AbortOptions = {}): Promise<boolean> {
     const c = this.conversation(this.conversationOf(otherKeyId))
     // every entry this session saw is in the local store: only older pages need the DHT
     if (await this.hasLocal(c.id, id)) return true
-    const tail = await this.ensureTail(c)
+    const tail = await this.ensureTail(c, options)
     if (tail.ids.has(id)) return true
     if (tail.index === 0) return false
     // read once a session: a mailbox of a thousand messages must not mean a thousand reads
-    c.previousIds ??= (await this.loadPage(c.id, tail.index - 1))?.ids ?? new Set()
+    c.previousIds ??= (await this.loadPage(c.id, tail.index - 1, options))?.ids ?? new Set()
     return c.previousIds.has(id)
   }
 
   /** The whole conversation, oldest first (by sent time, then id). */
-  async list (otherKeyId: string, options: { signal?: AbortSignal } = {}): Promise<HistoryEntry[]> {
+  async list (otherKeyId: string, options: AbortOptions = {}): Promise<HistoryEntry[]> {
     const c = this.conversation(this.conversationOf(otherKeyId))
     if (!c.synced) await this.syncFromDht(c, options)
     const entries: HistoryEntry[] = []
@@ -142,7 +151,7 @@ export class History {
       try {
         entries.push(decryptLocal(value, this.localKey, historyEntrySchema))
       } catch (err: any) {
-        log('skipped an unreadable local history entry: %s', err.message)
+        this.log('skipped an unreadable local history entry: %s', err.message)
       }
     }
     return entries.sort(compareEntries)
@@ -159,12 +168,9 @@ export class History {
 
   /** Flush (bounded by `timeoutMs`) and stop. */
   async close (timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, timeoutMs) })
     try {
-      return await Promise.race([this.flush(), timeout])
+      return await within(this.flush(), timeoutMs, false)
     } finally {
-      clearTimeout(timer)
       this.closed = true
       clearTimeout(this.flushTimer)
     }
@@ -183,7 +189,7 @@ export class History {
     if (this.closed || this.flushTimer != null) return
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined
-      this.flush().catch(err => { log.error('history flush failed: %e', err) })
+      this.flush().catch(err => { this.log.error('history flush failed: %e', err) })
     }, retry ? Math.max(this.flushMs, 5_000) : this.flushMs)
     this.flushTimer.unref()
   }
@@ -195,7 +201,7 @@ export class History {
       try {
         if (!await this.flushConversation(c)) ok = false
       } catch (err: any) {
-        log('history flush of a conversation failed: %s', err.message)
+        this.log('history flush of a conversation failed: %s', err.message)
         ok = false
       }
     }
@@ -228,20 +234,20 @@ export class History {
 
   /** The last page: loaded from the DHT once a session; a new page if there is none, or if
    * it could not be read (so that an unread page is never overwritten). */
-  private async ensureTail (c: Conversation): Promise<Page> {
+  private async ensureTail (c: Conversation, options: AbortOptions = {}): Promise<Page> {
     if (c.tail != null) return c.tail
     const pages = this.state.state.history[c.id]?.pages ?? 0
     let tail = newPage(pages)
     if (pages > 0) {
-      const last = await this.loadPage(c.id, pages - 1)
+      const last = await this.loadPage(c.id, pages - 1, options)
       if (last != null) tail = last
-      else log('history page %d of a conversation unreadable: starting page %d', pages - 1, pages)
+      else this.log('history page %d of a conversation unreadable: starting page %d', pages - 1, pages)
     }
     c.tail ??= tail
     return c.tail
   }
 
-  private async loadPage (conv: string, index: number, options: { signal?: AbortSignal } = {}): Promise<Page | undefined> {
+  private async loadPage (conv: string, index: number, options: AbortOptions = {}): Promise<Page | undefined> {
     const found = await this.records.get<SealedPayload>(historyKey(this.owner.keyId, conv, index), options)
     if (found == null) return undefined
     try {
@@ -256,7 +262,7 @@ export class History {
       }
       return p
     } catch (err: any) {
-      log.error('history page %d unreadable: %s', index, err.message)
+      this.log.error('history page %d unreadable: %s', index, err.message)
       return undefined
     }
   }
@@ -271,7 +277,7 @@ export class History {
       result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, payload, this.owner.keys)))
     } catch (err: any) {
       if (err.name !== 'RecordConflictError') {
-        log('history page put failed: %s', err.message)
+        this.log('history page put failed: %s', err.message)
         return false
       }
       result = { replicas: 0, refused: 1 }
@@ -305,7 +311,7 @@ export class History {
   }
 
   /** Merge every DHT page of the conversation into the local store (once a session). */
-  private async syncFromDht (c: Conversation, options: { signal?: AbortSignal }): Promise<void> {
+  private async syncFromDht (c: Conversation, options: AbortOptions): Promise<void> {
     const pages = this.state.state.history[c.id]?.pages ?? 0
     const indexes = Array.from({ length: pages }, (_, i) => i)
     let complete = true

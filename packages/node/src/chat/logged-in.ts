@@ -65,7 +65,7 @@ export class LoggedIn {
     const owner = { keyId: account.keyId, keys: account.keys }
     const log = c.logger.forComponent('conf-chat:chat:session')
     this.state = new PrivateStateStore({ records: c.records, owner, logger: c.logger }, init)
-    this.history = new History({ records: c.records, local: c.local, state: this.state }, owner, init)
+    this.history = new History({ records: c.records, local: c.local, state: this.state, logger: c.logger }, owner, init)
     const seenKey = (id: string): string => `/seen/${account.keyId}/${id}`
     this.seen = {
       has: async id => await c.local.has(seenKey(id)),

@@ -17,23 +17,28 @@ export function withTimeLimit<T extends AbortOptions> (ms: number, options: T = 
 }
 
 /**
- * Waits for `work`, but no longer than `ms` (or until `options.signal` aborts): true if it
- * finished in time, false if the limit came first. The work itself goes on; nothing is
- * lost by giving up waiting (used where a caller must not hang, as at logout).
+ * The result of `work`, or `fallback` if `ms` pass (or `options.signal` aborts) first. The
+ * work itself goes on; only the waiting stops (used where a caller must not hang, as at
+ * logout).
  */
-export async function settledWithin (work: Promise<unknown>, ms: number, options: AbortOptions = {}): Promise<boolean> {
+export async function within<T> (work: Promise<T>, ms: number, fallback: T, options: AbortOptions = {}): Promise<T> {
   const signal = timeLimit(ms, options)
-  if (signal.aborted) return false
+  if (signal.aborted) return fallback
   let onAbort: (() => void) | undefined
-  const limit = new Promise<boolean>(resolve => {
-    onAbort = () => { resolve(false) }
+  const limit = new Promise<T>(resolve => {
+    onAbort = () => { resolve(fallback) }
     signal.addEventListener('abort', onAbort, { once: true })
   })
   try {
-    return await Promise.race([work.then(() => true, () => true), limit])
+    return await Promise.race([work, limit])
   } finally {
     if (onAbort != null) signal.removeEventListener('abort', onAbort)
   }
+}
+
+/** Whether `work` settled (resolved or rejected) within `ms`. */
+export async function settledWithin (work: Promise<unknown>, ms: number, options: AbortOptions = {}): Promise<boolean> {
+  return await within(work.then(() => true, () => true), ms, false, options)
 }
 
 /** Resolves after `ms`, or rejects when `options.signal` aborts first. */
