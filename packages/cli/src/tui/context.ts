@@ -5,20 +5,14 @@
  */
 import pc from 'picocolors'
 import ora from 'ora'
-import type { ChatNode, ChatPeer } from '@conf-chat/node'
 import type { Colors } from 'picocolors/types.js'
 import type { Inbox } from './inbox.js'
+import type { TuiNode } from './tui-node.js'
+import { ProgramStoppingError } from './errors.js'
 
-/** The ChatNode calls and events the screens use. */
-export type TuiNode = Pick<ChatNode,
-'login' | 'register' | 'logout' | 'changePassword' | 'whoami' | 'users' | 'friends' | 'friendRequests' |
-'addFriend' | 'acceptFriend' | 'rejectFriend' | 'removeFriend' | 'sendMessage' | 'history' | 'presenceOf' |
-'conferences' | 'createConference' | 'conferenceMembers' | 'sendConferenceMessage' | 'inviteToConference' |
-'leaveConference' | 'conferenceHistory' |
-'addEventListener' | 'removeEventListener' | 'session'
-> & {
-  peer: Pick<ChatPeer, 'joined' | 'waitJoined'>
-}
+// the node's calls and the errors of a way out are leaf files (inbox.ts imports them too)
+export type { TuiNode } from './tui-node.js'
+export { isQuit, isSessionEnded, ProgramStoppingError, SessionEndedError } from './errors.js'
 
 export type TuiOutput = NodeJS.WritableStream & { isTTY?: boolean, columns?: number, rows?: number }
 
@@ -44,22 +38,6 @@ export function promptContext (ctx: TuiContext, signal: AbortSignal = ctx.signal
   return { input: ctx.input, output: ctx.output, signal }
 }
 
-/** Ctrl+C in a prompt (ExitPromptError) or the program stopping (AbortPromptError): a normal way to leave. */
-export function isQuit (err: any): boolean {
-  if (err?.name === 'ExitPromptError' || err?.name === 'ProgramStoppingError') return true
-  return err?.name === 'AbortPromptError' && !isSessionEnded(err)
-}
-
-/** A prompt given up because the session ended (the account logged in on another peer). */
-export class SessionEndedError extends Error {
-  override name = 'SessionEndedError'
-  constructor (message = 'the session ended') { super(message) }
-}
-
-export function isSessionEnded (err: any): boolean {
-  return err?.name === 'SessionEndedError' || err?.cause?.name === 'SessionEndedError'
-}
-
 /** One line for an error the user can act on; the core's named errors carry clear messages. */
 export function errorLine (ctx: TuiContext, err: any): string {
   return `${ctx.colors.red('✖')} ${String(err?.message ?? err).split('\n')[0]}`
@@ -67,12 +45,6 @@ export function errorLine (ctx: TuiContext, err: any): string {
 
 export function print (ctx: TuiContext, line = ''): void {
   ctx.output.write(line + '\n')
-}
-
-/** The program is stopping while a screen waits for something other than a prompt. */
-export class ProgramStoppingError extends Error {
-  override name = 'ProgramStoppingError'
-  constructor () { super('the program is stopping') }
 }
 
 /**

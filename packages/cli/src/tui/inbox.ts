@@ -9,7 +9,8 @@
 import { DM_KIND } from '@conf-chat/protocol'
 import type { IncomingMessage, MessageStatus, FriendRequestInfo } from '@conf-chat/node'
 import type { Colors } from 'picocolors/types.js'
-import { SessionEndedError, type TuiNode } from './context.js'
+import { SessionEndedError } from './errors.js'
+import type { TuiNode } from './tui-node.js'
 import { clock, plural } from './format.js'
 
 /** A conference message carries its conference (the core's ConferenceMessage). */
