@@ -1,9 +1,7 @@
 import { LevelDatastore } from 'datastore-level'
-import { NotFoundError, type AbortOptions } from '@libp2p/interface'
-import { logger } from '@libp2p/logger'
+import { NotFoundError, type AbortOptions, type ComponentLogger, type Logger } from '@libp2p/interface'
+import { defaultLogger } from '@libp2p/logger'
 import { Key, type Batch, type Pair, type Query, type KeyQuery } from 'interface-datastore'
-
-const log = logger('conf-chat:datastore')
 
 /** Where kad-dht keeps the records it stores (its default `datastorePrefix` + `/record`). */
 export const DHT_RECORD_PREFIX = '/dht/record'
@@ -21,6 +19,14 @@ export const PEER_STORE_FLUSH_MS = 5_000
 
 /** Peer store entries kept in memory once written (changed ones are always kept). */
 export const PEER_STORE_MEMORY_ENTRIES = 10_000
+
+export interface ChatDatastoreComponents {
+  /** @default defaultLogger() */
+  logger?: ComponentLogger
+}
+
+/** LevelDB's options (see datastore-level). */
+export type ChatDatastoreInit = NonNullable<ConstructorParameters<typeof LevelDatastore>[1]>
 
 const isPeerKey = (id: string): boolean => id.startsWith(PEER_STORE_PREFIX)
 const coversPeers = (prefix = ''): boolean => prefix.startsWith(PEER_STORE_PREFIX) || PEER_STORE_PREFIX.startsWith(prefix)
@@ -40,7 +46,9 @@ const coversPeers = (prefix = ''): boolean => prefix.startsWith(PEER_STORE_PREFI
  * close; a crash forgets at most that much of whom we met, never a record.
  */
 export class ChatDatastore extends LevelDatastore {
+  /** Checks every write of a DHT record (set by the record store). */
   recordGuard?: RecordWriteGuard
+  /** Hides expired DHT records from reads (set by the record store). */
   recordExpired?: RecordExpiry
   /** The last guarded write per key: writes of one key run one at a time. */
   private readonly pendingWrites = new Map<string, Promise<unknown>>()
@@ -51,6 +59,13 @@ export class ChatDatastore extends LevelDatastore {
   private peerFlushTimer?: NodeJS.Timeout
   /** The last flush: flushes run one after the other, so the disk sees changes in order. */
   private peerFlush: Promise<void> = Promise.resolve()
+  private readonly log: Logger
+
+  /** `path`: the LevelDB directory. */
+  constructor (path: string, components: ChatDatastoreComponents = {}, init: ChatDatastoreInit = {}) {
+    super(path, init)
+    this.log = (components.logger ?? defaultLogger()).forComponent('conf-chat:storage:datastore')
+  }
 
   override async put (key: Key, value: Uint8Array, options?: AbortOptions): Promise<Key> {
     const guard = this.recordGuard
@@ -169,7 +184,7 @@ export class ChatDatastore extends LevelDatastore {
     this.peerRecords.set(id, value)
     this.dirtyPeers.add(id)
     this.peerFlushTimer ??= setTimeout(() => {
-      this.flushPeers().catch(err => { log.error('could not write the peer store: %e', err) })
+      this.flushPeers().catch(err => { this.log.error('could not write the peer store: %e', err) })
     }, PEER_STORE_FLUSH_MS).unref()
     if (this.peerRecords.size > PEER_STORE_MEMORY_ENTRIES) {
       // forget written entries, oldest first: they are on disk
