@@ -4,34 +4,38 @@
  * republished by their holders so they outlive kad-dht's 48 h expiry.
  */
 import { Libp2pRecord } from '@libp2p/record'
-import { logger } from '@libp2p/logger'
-import { Key } from 'interface-datastore'
+import { defaultLogger, peerLogger } from '@libp2p/logger'
 import { fromString as bytesFromString, toString as bytesToString } from 'uint8arrays'
-import {
-  NAMESPACES, verifyRecordValue, checkUpdate, selectRecord, bytesEqual,
-  type VerifiedRecord, type Namespace
-} from '@conf-chat/protocol'
-import type { KadDHT, QueryEvent, ValidateFn, SelectFn } from '@libp2p/kad-dht'
-import type { AbortOptions, PeerId } from '@libp2p/interface'
-import type { Datastore } from 'interface-datastore'
-import { DHT_RECORD_PREFIX } from '../../storage/datastore.js'
+import { verifyRecordValue, checkUpdate, selectRecord, bytesEqual, type VerifiedRecord } from '@conf-chat/protocol'
+import { dsKeyFor, isExpiredAt } from './stored-records.js'
+import { RecordSweeper } from './sweeper.js'
+import { RecordRepublisher } from './republisher.js'
+import { timeLimit } from '../../utils/index.js'
 import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_RECORD_TTL_MS, DEFAULT_REPUBLISH_INTERVAL_MS } from '../../constants.js'
-
-const log = logger('conf-chat:records')
+import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
+import type { AbortOptions, ComponentLogger, Logger, PeerId } from '@libp2p/interface'
+import type { Datastore, Key } from 'interface-datastore'
 
 export interface RecordStoreInit {
-  /** How long a store keeps a record after its last put. @default 48 h (kad-dht's own) */
+  /** How long a store keeps a record after its last put (ms). @default 48 h (kad-dht's own) */
   recordTtlMs?: number
-  /** How often holders republish what they store; 0 turns republishing off. @default 1 h */
+  /** How often holders republish what they store (ms); 0 turns republishing off. @default 1 h */
   republishIntervalMs?: number
-  /** Limit for one put or get. @default 15 s */
+  /** Limit for one put or get (ms). @default 15 s */
   queryTimeoutMs?: number
 }
 
 export interface RecordStoreComponents {
-  dht: KadDHT
-  datastore: Datastore
-  peerId: PeerId
+  /** The DHT records are put to and read from (only `put` and `get` are used). */
+  dht: Pick<KadDHT, 'put' | 'get'>
+  /** The datastore kad-dht stores records in: this peer's own copies are read from it. */
+  datastore: Pick<Datastore, 'get' | 'delete' | 'query'>
+  /** @default a peerLogger of `peerId` if given, else defaultLogger() */
+  logger?: ComponentLogger
+  /** Only names this peer in the log lines when no `logger` is given. */
+  peerId?: PeerId
+  /** The clock for TTL and republish decisions, ms since the epoch. @default Date.now */
+  now?: () => number
 }
 
 export interface PutResult {
@@ -57,53 +61,32 @@ export interface GetResult<P = unknown> {
   all: Array<VerifiedRecord<P>>
 }
 
-/** kad-dht validators: the stateless checks, the same on every path (put, get, correction). */
-export function recordValidators (): Record<string, ValidateFn> {
-  const validators: Record<string, ValidateFn> = {}
-  for (const ns of Object.keys(NAMESPACES)) {
-    validators[ns] = (key, value) => {
-      try {
-        verifyRecordValue(bytesToString(key), value)
-      } catch (err: any) {
-        log('refused record for %s: %s', bytesToString(key).slice(0, 80), err.message)
-        throw err
-      }
-    }
-  }
-  return validators
-}
-
-/** kad-dht selectors: the same rule as the validators (see `selectRecord`). */
-export function recordSelectors (): Record<string, SelectFn> {
-  const selectors: Record<string, SelectFn> = {}
-  for (const ns of Object.keys(NAMESPACES)) {
-    selectors[ns] = (key, values) => {
-      const i = selectRecord(bytesToString(key), values)
-      if (i < 0) throw new Error('no valid record')
-      return i
-    }
-  }
-  return selectors
-}
-
-function dsKeyFor (key: string): Key {
-  return new Key(`${DHT_RECORD_PREFIX}/${bytesToString(bytesFromString(key), 'base32')}`, false)
-}
-
 export class RecordStore {
-  private readonly components: RecordStoreComponents
+  private readonly components: Pick<RecordStoreComponents, 'dht' | 'datastore'>
+  private readonly log: Logger
+  private readonly now: () => number
+  private readonly sweeper: RecordSweeper
+  private readonly republisher: RecordRepublisher
   readonly recordTtlMs: number
   readonly republishIntervalMs: number
   readonly queryTimeoutMs: number
-  private sweepTimer?: NodeJS.Timeout
-  private republishTimer?: NodeJS.Timeout
   private running = false
 
   constructor (components: RecordStoreComponents, init: RecordStoreInit = {}) {
-    this.components = components
+    this.components = { dht: components.dht, datastore: components.datastore }
+    const logger = components.logger ?? (components.peerId != null ? peerLogger(components.peerId) : defaultLogger())
+    this.log = logger.forComponent('conf-chat:network:records')
+    this.now = components.now ?? Date.now
     this.recordTtlMs = init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS
     this.republishIntervalMs = init.republishIntervalMs ?? DEFAULT_REPUBLISH_INTERVAL_MS
     this.queryTimeoutMs = init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS
+    this.sweeper = new RecordSweeper({ datastore: components.datastore, logger, now: this.now }, { recordTtlMs: this.recordTtlMs })
+    this.republisher = new RecordRepublisher({
+      datastore: components.datastore,
+      put: async (key, value, options) => await this.put(key, value, options),
+      logger,
+      now: this.now
+    }, { recordTtlMs: this.recordTtlMs, republishIntervalMs: this.republishIntervalMs })
   }
 
   /**
@@ -117,7 +100,7 @@ export class RecordStore {
       const verified = verifyRecordValue(key, incoming.value)
       checkUpdate(await this.readStored(dsKey, key), verified)
     } catch (err: any) {
-      log('refused to store %s: %s', key.slice(0, 80), err.message)
+      this.log('refused to store %s: %s', key.slice(0, 80), err.message)
       throw err
     }
   }
@@ -133,34 +116,22 @@ export class RecordStore {
   }
 
   private expired (record: Libp2pRecord): boolean {
-    return Date.now() - record.timeReceived.getTime() > this.recordTtlMs
+    return isExpiredAt(record, this.recordTtlMs, this.now())
   }
 
+  /** Starts the sweeper and (unless `republishIntervalMs` is 0) the republisher. */
   start (): void {
     if (this.running) return
     this.running = true
-    const sweepEvery = Math.max(250, Math.min(this.recordTtlMs / 4, 10 * 60_000))
-    this.sweepTimer = setInterval(() => { this.sweep().catch(err => log.error('sweep failed: %e', err)) }, sweepEvery).unref()
-    if (this.republishIntervalMs > 0) {
-      this.scheduleRepublish()
-    }
+    this.sweeper.start()
+    if (this.republishIntervalMs > 0) this.republisher.start()
   }
 
+  /** Stops both; a republish under way ends after the record it is putting. */
   stop (): void {
     this.running = false
-    clearInterval(this.sweepTimer)
-    clearTimeout(this.republishTimer)
-  }
-
-  /** Ticks at a quarter of the interval with jitter, so that of all holders of a record
-   * the first to find it due republishes it and the others then see it fresh. */
-  private scheduleRepublish (): void {
-    const delay = (this.republishIntervalMs / 4) * (0.75 + Math.random() / 2)
-    this.republishTimer = setTimeout(() => {
-      this.republish()
-        .catch(err => log.error('republish failed: %e', err))
-        .finally(() => { if (this.running) this.scheduleRepublish() })
-    }, delay).unref()
+    this.sweeper.stop()
+    this.republisher.stop()
   }
 
   /** Store a record locally and on the closest DHT servers. Throws RecordConflictError
@@ -171,7 +142,7 @@ export class RecordStore {
     // sent it PUT_VALUE, and it stored the record only if it echoed our value back
     const sentTo = new Set<string>()
     const result: PutResult = { replicas: 0, refused: 0 }
-    const signal = this.signal(options)
+    const signal = timeLimit(this.queryTimeoutMs, options)
     try {
       for await (const ev of this.components.dht.put(bytesFromString(key), value, { signal })) {
         if (ev.name === 'SEND_QUERY' && ev.messageName === 'PUT_VALUE') {
@@ -187,24 +158,24 @@ export class RecordStore {
     } catch (err: any) {
       if (err.name === 'RecordConflictError' || err.name === 'InvalidRecordError') throw err
       if (!signal.aborted) throw err
-      log('put %s ended by its time limit', key)
+      this.log('put %s ended by its time limit', key)
     }
-    log('put %s: %d replicas, %d refused', key, result.replicas, result.refused)
+    this.log('put %s: %d replicas, %d refused', key, result.replicas, result.refused)
     return result
   }
 
   /** The raw value this peer stores for `key`, unverified (to inspect a store). */
-  async storedValue (key: string): Promise<Uint8Array | undefined> {
+  async storedValue (key: string, options: AbortOptions = {}): Promise<Uint8Array | undefined> {
     try {
-      return Libp2pRecord.deserialize(await this.components.datastore.get(dsKeyFor(key))).value
+      return Libp2pRecord.deserialize(await this.components.datastore.get(dsKeyFor(key), options)).value
     } catch {
       return undefined
     }
   }
 
   /** Our own stored copy, if valid and not expired. */
-  async getLocal<P = unknown> (key: string): Promise<VerifiedRecord<P> | undefined> {
-    return await this.readStored<P>(dsKeyFor(key), key)
+  async getLocal<P = unknown> (key: string, options: AbortOptions = {}): Promise<VerifiedRecord<P> | undefined> {
+    return await this.readStored<P>(dsKeyFor(key), key, options)
   }
 
   /**
@@ -215,76 +186,45 @@ export class RecordStore {
   async getAll<P = unknown> (key: string, options: GetOptions = {}): Promise<GetResult<P>> {
     const quorum = options.quorum ?? Infinity
     const all: Array<VerifiedRecord<P>> = []
-    const local = await this.getLocal<P>(key)
+    const local = await this.getLocal<P>(key, options)
     if (local != null) all.push(local)
-    const signal = this.signal(options)
+    const signal = timeLimit(this.queryTimeoutMs, options)
     try {
       if (all.length < quorum) {
         for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
           if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'GET_VALUE' && ev.record != null) {
-            try { all.push(verifyRecordValue<P>(key, ev.record.value)) } catch (err: any) { log('ignored a record for %s: %s', key, err.message) }
+            try { all.push(verifyRecordValue<P>(key, ev.record.value)) } catch (err: any) { this.log('ignored a record for %s: %s', key, err.message) }
             if (all.length >= quorum) break // leaving the loop ends the query
           }
         }
       }
     } catch (err: any) {
       // a replica refusing our correction, or the time limit: we still have what we collected
-      log('get %s: %s', key, err.message)
+      this.log('get %s: %s', key, err.message)
     }
     const i = selectRecord(key, all.map(r => r.value))
     return { best: i >= 0 ? all[i] : undefined, all }
   }
 
+  /** The chosen record of `getAll`, or undefined if no replica gave a valid one. */
   async get<P = unknown> (key: string, options: GetOptions = {}): Promise<VerifiedRecord<P> | undefined> {
     return (await this.getAll<P>(key, options)).best
   }
 
   /** Delete stored records older than the record TTL, as kad-dht would (after 48 h). */
-  async sweep (): Promise<number> {
-    let removed = 0
-    for await (const { key, record } of this.storedRecords()) {
-      if (this.expired(record)) {
-        await this.components.datastore.delete(key)
-        removed++
-      }
-    }
-    if (removed > 0) log('swept %d expired records', removed)
-    return removed
+  async sweep (options: AbortOptions = {}): Promise<number> {
+    return await this.sweeper.sweep(options)
   }
 
   /** Re-put every stored record not refreshed within the interval (Kademlia's republish). */
-  async republish (): Promise<number> {
-    let count = 0
-    for await (const { record } of this.storedRecords()) {
-      if (!this.running) break
-      // an expired record is gone, even if the sweep has not deleted it yet
-      if (this.expired(record) || Date.now() - record.timeReceived.getTime() < this.republishIntervalMs) continue
-      const key = bytesToString(record.key)
-      try {
-        await this.put(key, record.value)
-        count++
-      } catch (err: any) {
-        log('could not republish %s: %s', key, err.message)
-      }
-    }
-    if (count > 0) log('republished %d records', count)
-    return count
+  async republish (options: AbortOptions = {}): Promise<number> {
+    return await this.republisher.republish(options)
   }
 
-  private async * storedRecords (): AsyncGenerator<{ key: Key, record: Libp2pRecord }> {
-    for await (const { key, value } of this.components.datastore.query({ prefix: DHT_RECORD_PREFIX })) {
-      try {
-        yield { key, record: Libp2pRecord.deserialize(value) }
-      } catch {
-        await this.components.datastore.delete(key)
-      }
-    }
-  }
-
-  private async readStored<P> (dsKey: Key, key: string): Promise<VerifiedRecord<P> | undefined> {
+  private async readStored<P> (dsKey: Key, key: string, options: AbortOptions = {}): Promise<VerifiedRecord<P> | undefined> {
     let raw: Uint8Array
     try {
-      raw = await this.components.datastore.get(dsKey)
+      raw = await this.components.datastore.get(dsKey, options)
     } catch {
       return undefined
     }
@@ -296,11 +236,8 @@ export class RecordStore {
       return undefined
     }
   }
-
-  private signal (options: AbortOptions): AbortSignal {
-    const timeout = AbortSignal.timeout(this.queryTimeoutMs)
-    return options.signal != null ? AbortSignal.any([options.signal, timeout]) : timeout
-  }
 }
 
-export type { Namespace }
+// for the callers that still import this file rather than ./index.js
+export { recordValidators, recordSelectors } from './validators.js'
+export type { Namespace } from '@conf-chat/protocol'
