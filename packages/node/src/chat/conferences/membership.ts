@@ -1,0 +1,191 @@
+/**
+ * Membership, shared by the commands and the inbound handlers: applying a verified
+ * record to this user's view (and telling the user what changed), reading the record
+ * again, the owner's record changes, and sealing envelopes to the current members.
+ * Every change of one conference runs under its lock (`serial`).
+ */
+import type { AbortOptions, Logger } from '@libp2p/interface'
+import {
+  createEnvelope, conferenceIdOf, currentMembers, isMemberAt, leftSince, mergeLeft, MAX_CONFERENCE_MEMBERS,
+  CONF_INVITE_KIND, CONF_UPDATE_KIND,
+  type AccountKeys, type ConferenceEntry, type ConferencePayload, type ConferenceRef, type Envelope
+} from '@conf-chat/protocol'
+import type { UserProfile } from '../../account/index.js'
+import { UnknownConferenceError } from './errors.js'
+import { KeyedLock } from './lock.js'
+import { refKey, type ConferenceRecord, type ConferenceRecords } from './records.js'
+import type { ConferenceStateView } from './state-view.js'
+import type { ConferenceDelivery, ConferenceInfo, ConferencesComponents } from './types.js'
+
+type Member = ConferencePayload['members'][number]
+
+export interface MembershipComponents {
+  me: { username: string, keyId: string }
+  keys: AccountKeys
+  view: ConferenceStateView
+  records: ConferenceRecords
+  profile: ConferencesComponents['profile']
+  dispatch: ConferencesComponents['dispatch']
+  emit: ConferencesComponents['emit']
+  now: () => number
+  log: Logger
+}
+
+export interface MembershipInit {
+  /** Shortest time between two reads of one record caused by `refresh(id, false)`, in ms. */
+  refreshMinMs: number
+}
+
+/** What a conference is, as the user sees it. */
+export function infoOf (entry: ConferenceEntry): ConferenceInfo {
+  return { id: entry.id, key: refKey(entry.ref), name: entry.name, owner: entry.owner, members: currentMembers(entry).map(m => m.username), createdAt: entry.createdAt }
+}
+
+/** The history conversation of a conference: no key id looks like this, so it never mixes with a direct one. */
+export function conversationOf (ref: ConferenceRef): string {
+  return `conference:${ref.owner}/${ref.local}`
+}
+
+/** Keep the record under its limit: drop the earliest former members first. */
+export function prunePastMembers (p: ConferencePayload): void {
+  while (p.members.length > MAX_CONFERENCE_MEMBERS) {
+    const i = p.members.findIndex(m => leftSince(p, m.keyId) != null)
+    if (i < 0) return
+    p.members.splice(i, 1)
+  }
+}
+
+export class Membership {
+  private readonly c: MembershipComponents
+  private readonly init: MembershipInit
+  private readonly lock = new KeyedLock()
+  private readonly lastRefresh = new Map<string, number>()
+
+  constructor (components: MembershipComponents, init: MembershipInit) {
+    this.c = components
+    this.init = init
+  }
+
+  /** Run changes of one conference one at a time. */
+  async serial<T> (id: string, fn: () => Promise<T>): Promise<T> {
+    return await this.lock.run(id, fn)
+  }
+
+  /**
+   * Apply a verified record newer than what we know: store the view, keep the record, and
+   * tell the user what changed (unless `quiet`: our own change). Returns the entry, or
+   * undefined when the record is not about this user at all. Call under the conference's lock.
+   */
+  async applyRecord (ref: ConferenceRef, record: ConferenceRecord, by: string, quiet = false, options: AbortOptions = {}): Promise<ConferenceEntry | undefined> {
+    const { me, view, emit } = this.c
+    const id = conferenceIdOf(ref.owner, ref.local)
+    const existing = view.entry(id)
+    await this.c.records.keep(id, record, options)
+    if (existing != null && record.record.seq <= existing.seq) return existing
+    const p = record.payload
+    const next: ConferenceEntry = {
+      id,
+      ref,
+      name: p.name,
+      owner: p.owner,
+      seq: record.record.seq,
+      members: p.members.map(m => ({ username: m.username, keyId: m.keyId, joinedAt: m.joinedAt })),
+      left: mergeLeft(existing?.left ?? [], p.left),
+      createdAt: p.createdAt
+    }
+    const member = isMemberAt(next, me.keyId)
+    if (!member) {
+      if (existing == null) return undefined
+      next.leftAt = existing.leftAt ?? leftSince(next, me.keyId) ?? this.c.now()
+    }
+    const saved = view.save(next)
+    if (quiet) return saved
+    const info = infoOf(saved)
+    if (existing == null || existing.leftAt != null) {
+      if (member) emit('conference:invited', { conference: info, by })
+      return saved
+    }
+    if (!member) {
+      if (existing.leftAt == null) emit('conference:removed', { conference: info, usernames: [me.username], by, you: true })
+      return saved
+    }
+    const was = new Set(currentMembers(existing).map(m => m.keyId))
+    const now = new Set(currentMembers(saved).map(m => m.keyId))
+    const added = saved.members.filter(m => now.has(m.keyId) && !was.has(m.keyId)).map(m => m.username)
+    if (added.length > 0) emit('conference:joined', { conference: info, usernames: added, by })
+    const gone = existing.members.filter(m => was.has(m.keyId) && !now.has(m.keyId))
+    const removedNow = gone.filter(m => saved.left.some(l => l.keyId === m.keyId && l.removed === true)).map(m => m.username)
+    if (removedNow.length > 0) emit('conference:removed', { conference: info, usernames: removedNow, by, you: false })
+    for (const m of gone) {
+      if (!removedNow.includes(m.username)) emit('conference:left', { conference: info, username: m.username })
+    }
+    return saved
+  }
+
+  /**
+   * Read the record from the DHT and apply it if newer. `force`: even if read a moment ago.
+   * Call under the conference's lock.
+   */
+  async refresh (id: string, force: boolean, ref?: ConferenceRef, options: AbortOptions = {}): Promise<ConferenceEntry | undefined> {
+    const entry = this.c.view.entry(id)
+    const where = entry?.ref ?? ref
+    if (where == null) return undefined
+    const last = this.lastRefresh.get(id) ?? 0
+    if (!force && this.c.now() - last < this.init.refreshMinMs) return entry
+    this.lastRefresh.set(id, this.c.now())
+    const found = await this.c.records.read(where, options)
+    if (found == null) return entry
+    const owner = found.payload.members.find(m => m.keyId === where.owner)?.username ?? found.payload.owner
+    const applied = await this.applyRecord(where, found, owner, false, options)
+    if (applied != null && applied.ref.owner === this.c.me.keyId) await this.catchUpLeaves(applied, options)
+    return applied
+  }
+
+  /** The owner: leaves it heard of but could not write into the record then (it was offline from the DHT). */
+  private async catchUpLeaves (entry: ConferenceEntry, options: AbortOptions): Promise<void> {
+    const record = this.c.records.held(entry.id)
+    if (record == null) return
+    const missing = entry.left.filter(l => !record.payload.left.some(r => r.keyId === l.keyId && r.leftAt === l.leftAt))
+    if (missing.length === 0) return
+    const updated = await this.changeRecord(entry.id, p => { p.left = mergeLeft(p.left, missing) }, options)
+    await this.applyRecord(entry.ref, updated, this.c.me.username, true, options)
+  }
+
+  /** The owner writes a new version of the record (on the newest it can find). Call under the lock. */
+  async changeRecord (id: string, mutate: (p: ConferencePayload) => void, options: AbortOptions = {}): Promise<ConferenceRecord> {
+    const entry = this.c.view.entry(id)
+    if (entry == null) throw new UnknownConferenceError(id)
+    return await this.c.records.change(entry, mutate, options)
+  }
+
+  /** Send the record to `to` in an invite (new members) or update (the others) envelope each. */
+  async sendRecord (kind: typeof CONF_INVITE_KIND | typeof CONF_UPDATE_KIND, ref: ConferenceRef, record: ConferenceRecord, to: UserProfile[], options: AbortOptions = {}): Promise<ConferenceDelivery[]> {
+    const now = this.c.now()
+    return await Promise.all(to.map(async p => ({
+      username: p.username,
+      delivery: await this.c.dispatch(this.seal(kind, { conf: ref, record: record.value }, p, now), options)
+    })))
+  }
+
+  /** Seal `content` to `to`, signed by this user. */
+  seal (kind: string, content: unknown, to: UserProfile, now: number): Envelope {
+    return createEnvelope(kind, content, { username: this.c.me.username, keys: this.c.keys }, to, now)
+  }
+
+  /** Profiles (keys) of the current members other than this user: the record's pinned keys, else a lookup. */
+  async recipients (entry: ConferenceEntry, filter: (m: { keyId: string }) => boolean = () => true, options: AbortOptions = {}): Promise<UserProfile[]> {
+    const record = await this.c.records.find(entry, options)
+    const keyed = new Map<string, Member>((record?.payload.members ?? []).map(m => [m.keyId, m]))
+    const members = currentMembers(entry).filter(m => m.keyId !== this.c.me.keyId && filter(m))
+    const out = await Promise.all(members.map(async m => {
+      const k = keyed.get(m.keyId)
+      if (k?.signPublic != null && k.boxPublic != null) {
+        return { username: m.username, fullName: m.username, keyId: m.keyId, signPublic: k.signPublic, boxPublic: k.boxPublic }
+      }
+      const p = await this.c.profile(m.username, options).catch(() => undefined)
+      if (p?.keyId !== m.keyId) { this.c.log('no keys for %s of %s: left out', m.username, entry.id); return undefined }
+      return p
+    }))
+    return out.filter((p): p is UserProfile => p != null)
+  }
+}
