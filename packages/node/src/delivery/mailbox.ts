@@ -6,15 +6,14 @@
  * mailbox, but cannot open it (sealed to the recipient). The recipient reads the union
  * of all holders and then removes what it handled with a signed removal.
  */
-import { logger } from '@libp2p/logger'
+import { defaultLogger } from '@libp2p/logger'
 import {
   mailboxSetKey, mailboxSetRules, validateMailboxItem, encodeEnvelope, decodeEnvelope, MAILBOX_SET_NAMESPACE,
   type Envelope, type AccountKeys
 } from '@conf-chat/protocol'
-import type { SetStore } from '../network/sets/set-store.js'
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
+import type { SetStore } from '../network/index.js'
 import { MailboxUnreachableError } from '../errors.js'
-
-const log = logger('conf-chat:mailbox')
 
 export interface StoredReport {
   /** Holders asked. */
@@ -30,19 +29,38 @@ export interface FetchedMail {
   invalid: Array<{ id: string, reason: string }>
 }
 
-export class Mailbox {
-  private readonly sets: SetStore
-  private readonly isDhtServer: () => boolean
+export interface MailboxComponents {
+  sets: Pick<SetStore, 'add' | 'list' | 'remove' | 'registerNamespace'>
+  /** Whether this peer is a DHT server (then it is always among the holders it finds). */
+  isDhtServer: () => boolean
+  /** @default defaultLogger() */
+  logger?: ComponentLogger
+  /** The clock for the items' `addedAt` (ms since epoch). @default Date.now */
+  now?: () => number
+}
 
-  /** `isDhtServer`: whether this peer is a DHT server (then it is always among the holders it finds). */
-  constructor (sets: SetStore, isDhtServer: () => boolean) {
-    this.sets = sets
-    this.isDhtServer = isDhtServer
+export class Mailbox {
+  private readonly c: Required<Pick<MailboxComponents, 'now'>> & MailboxComponents
+  private readonly log: Logger
+
+  /**
+   * `new Mailbox({ sets, isDhtServer, logger })`. The older form `new Mailbox(sets, isDhtServer)`
+   * still works (deprecated).
+   */
+  constructor (components: MailboxComponents)
+  /** @deprecated pass `{ sets, isDhtServer, logger }` */
+  constructor (sets: MailboxComponents['sets'], isDhtServer: () => boolean)
+  constructor (components: MailboxComponents | MailboxComponents['sets'], isDhtServer?: () => boolean) {
+    const c: MailboxComponents = isDhtServer != null
+      ? { sets: components as MailboxComponents['sets'], isDhtServer }
+      : components as MailboxComponents
+    this.c = { ...c, now: c.now ?? Date.now }
+    this.log = (c.logger ?? defaultLogger()).forComponent('conf-chat:delivery:mailbox')
   }
 
   /** Make this peer, as a holder and as a reader, accept only envelopes addressed to the mailbox. */
   registerRules (): void {
-    this.sets.registerNamespace(MAILBOX_SET_NAMESPACE, mailboxSetRules({
+    this.c.sets.registerNamespace(MAILBOX_SET_NAMESPACE, mailboxSetRules({
       validateItem: (setKey, item) => { validateMailboxItem(setKey, item) }
     }))
   }
@@ -52,20 +70,20 @@ export class Mailbox {
    * one. Throws MailboxUnreachableError (only this peer could hold it) and the set
    * store's errors (no holder, none stored it, invalid item).
    */
-  async store (envelope: Envelope, options: { signal?: AbortSignal } = {}): Promise<StoredReport> {
-    const result = await this.sets.add(mailboxSetKey(envelope.toKeyId),
-      [{ id: envelope.id, data: encodeEnvelope(envelope), addedAt: Date.now() }], options)
+  async store (envelope: Envelope, options: AbortOptions = {}): Promise<StoredReport> {
+    const result = await this.c.sets.add(mailboxSetKey(envelope.toKeyId),
+      [{ id: envelope.id, data: encodeEnvelope(envelope), addedAt: this.c.now() }], options)
     const copies = result.stored[envelope.id] ?? 0
     // a server always finds itself: one holder means no other peer was reached, and a copy
     // on the sender's own peer is no delivery (the outbox keeps it and retries)
-    if (result.holders <= 1 && this.isDhtServer()) throw new MailboxUnreachableError()
-    log('stored %s for %s on %d of %d holders', envelope.id, envelope.toKeyId, copies, result.holders)
+    if (result.holders <= 1 && this.c.isDhtServer()) throw new MailboxUnreachableError()
+    this.log('stored %s for %s on %d of %d holders', envelope.id, envelope.toKeyId, copies, result.holders)
     return { holders: result.holders, copies }
   }
 
   /** Everything in the mailbox of `keyId`, from all its holders. */
-  async fetch (keyId: string, options: { signal?: AbortSignal } = {}): Promise<FetchedMail> {
-    const items = await this.sets.list(mailboxSetKey(keyId), options)
+  async fetch (keyId: string, options: AbortOptions = {}): Promise<FetchedMail> {
+    const items = await this.c.sets.list(mailboxSetKey(keyId), options)
     const out: FetchedMail = { envelopes: [], invalid: [] }
     for (const item of items) {
       try {
@@ -80,9 +98,9 @@ export class Mailbox {
   }
 
   /** Delete delivered (or worthless) items from every holder, signed by the recipient. */
-  async remove (keyId: string, ids: string[], keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async remove (keyId: string, ids: string[], keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>, options: AbortOptions = {}): Promise<void> {
     if (ids.length === 0) return
-    const result = await this.sets.remove(mailboxSetKey(keyId), ids, keys, options)
-    log('removed %d items from the mailbox of %s (%d of %d holders)', ids.length, keyId, result.acknowledged, result.holders)
+    const result = await this.c.sets.remove(mailboxSetKey(keyId), ids, keys, options)
+    this.log('removed %d items from the mailbox of %s (%d of %d holders)', ids.length, keyId, result.acknowledged, result.holders)
   }
 }

@@ -5,15 +5,18 @@
  * unreachable, or the process killed mid-send) is retried with backoff while the peer
  * runs and at its next start; it is reported failed only when it can never be sent.
  * Envelopes are signed and sealed at creation, so a retry needs no logged-in user.
+ *
+ * Decisions are taken on refusal codes (@conf-chat/protocol refusals.ts), never on the
+ * other peer's wording: a final refusal ends the envelope (failed, dropped), any other
+ * outcome keeps it (the mailbox, or this outbox and a later retry).
  */
-import { logger } from '@libp2p/logger'
-import type { AbortOptions } from '@libp2p/interface'
-import { decodeEnvelope, encodeEnvelope, type Envelope } from '@conf-chat/protocol'
-import type { LocalStore } from '../storage/local-store.js'
+import { defaultLogger } from '@libp2p/logger'
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
+import { decodeEnvelope, encodeEnvelope, isFinalRefusal, isRefusalCode, type Envelope, type RefusalCode } from '@conf-chat/protocol'
+import type { LocalStore } from '../storage/index.js'
+import { timeLimit } from '../utils/time-limit.js'
 import type { Mailbox } from './mailbox.js'
-import type { Messenger } from './messenger.js'
-
-const log = logger('conf-chat:outbox')
+import type { DeliveryResult, Messenger } from './messenger.js'
 
 export const DEFAULT_OUTBOX_RETRY_MS = 5_000
 export const DEFAULT_OUTBOX_RETRY_MAX_MS = 5 * 60_000
@@ -32,7 +35,7 @@ export interface OutboxInit {
   outboxRetryMaxMs?: number
   /** An envelope still unsent after this long is reported failed. @default 30 days */
   outboxMaxAgeMs?: number
-  /** How long a presence lookup (where a user is online) is reused. @default 5000 ms */
+  /** How long a presence lookup (where a user is online) is reused. @default 30 s */
   presenceCacheMs?: number
   /** Limit for one mailbox store or fetch. @default 30 s */
   mailboxTimeoutMs?: number
@@ -47,6 +50,8 @@ export interface Delivery {
   where?: 'live' | 'mailbox' | 'outbox'
   /** Why it was not delivered live, or why it failed. */
   reason?: string
+  /** failed because of a refusal (the recipient's, or every mailbox holder's): its code. */
+  code?: RefusalCode
 }
 
 /** Where a user's peer is, as a presence record (account layer) tells it. */
@@ -57,11 +62,15 @@ export interface PeerLocation {
 }
 
 export interface OutboxComponents {
-  local: LocalStore
-  mailbox: Mailbox
+  local: Pick<LocalStore, 'put' | 'delete' | 'entries'>
+  mailbox: Pick<Mailbox, 'store'>
   messenger: Pick<Messenger, 'send'>
   /** Reads where a user (by key id) is online, if anywhere. */
   locate: (keyId: string, options?: AbortOptions) => Promise<PeerLocation | undefined>
+  /** @default defaultLogger() */
+  logger?: ComponentLogger
+  /** The clock (ms since epoch) for ages, backoff and the presence cache. @default Date.now */
+  now?: () => number
 }
 
 /** What the outbox tells about envelopes it sends in the background (retries). */
@@ -87,17 +96,30 @@ export interface QueuedEnvelope {
   lastError?: string
 }
 
+export interface RetryOptions extends AbortOptions {
+  /** Only what waits for this recipient (key id). */
+  keyId?: string
+  /** Also what is not due yet. @default false */
+  force?: boolean
+}
+
 interface Location { online: boolean, peerId: string, addrs: string[], at: number }
 
 const PREFIX = '/outbox/'
 
-/** A refusal the recipient will repeat for this envelope, wherever it is delivered. */
-function isFinalRefusal (reason: string | undefined): boolean {
-  return reason != null && /^not a friend\b/.test(reason)
+/**
+ * A live refusal that the recipient would repeat wherever the envelope went. Not so
+ * 'not-for-recipient': the peer that presence named now hosts someone else (the presence
+ * was stale), which says nothing about the recipient's mailbox.
+ */
+function endsLive (result: DeliveryResult): boolean {
+  return !result.delivered && result.final === true && result.code !== 'not-for-recipient'
 }
 
 export class Outbox {
   private readonly c: OutboxComponents
+  private readonly log: Logger
+  private readonly now: () => number
   private readonly retryMs: number
   private readonly retryMaxMs: number
   private readonly maxAgeMs: number
@@ -106,14 +128,17 @@ export class Outbox {
   private readonly listener: OutboxListener
   private readonly inFlight = new Set<string>()
   private readonly locations = new Map<string, Location>()
-  private timer?: NodeJS.Timeout
+  private timer?: ReturnType<typeof setInterval>
   private retrying?: Promise<void>
-  /** A kick that came while a round ran: run another round after it. */
-  private kicked?: { force?: boolean, keyId?: string }
+  /** A retry asked for while a round ran: run another round after it. */
+  private kicked?: RetryOptions
   private running = false
+  private shutdown = new AbortController()
 
   constructor (components: OutboxComponents, init: OutboxInit, listener: OutboxListener) {
     this.c = components
+    this.log = (components.logger ?? defaultLogger()).forComponent('conf-chat:delivery:outbox')
+    this.now = components.now ?? Date.now
     this.retryMs = init.outboxRetryMs ?? DEFAULT_OUTBOX_RETRY_MS
     this.retryMaxMs = init.outboxRetryMaxMs ?? DEFAULT_OUTBOX_RETRY_MAX_MS
     this.maxAgeMs = init.outboxMaxAgeMs ?? DEFAULT_OUTBOX_MAX_AGE_MS
@@ -125,24 +150,27 @@ export class Outbox {
   start (): void {
     if (this.running) return
     this.running = true
-    this.timer = setInterval(() => { this.retry() }, Math.max(100, Math.min(this.retryMs, 1_000)))
-    this.timer.unref()
+    if (this.shutdown.signal.aborted) this.shutdown = new AbortController()
+    this.timer = setInterval(() => { this.schedule() }, Math.max(100, Math.min(this.retryMs, 1_000)))
+    this.timer.unref?.()
   }
 
+  /** Stop retrying; a round under way is cancelled (what it had not sent stays kept). */
   async stop (): Promise<void> {
     this.running = false
     clearInterval(this.timer)
+    this.shutdown.abort(new Error('outbox stopped'))
     await this.retrying
   }
 
   /** Persist the envelope, then try to deliver it: live if the recipient is online, else to their mailbox. */
-  async send (envelope: Envelope): Promise<Delivery> {
-    const now = Date.now()
+  async send (envelope: Envelope, options: AbortOptions = {}): Promise<Delivery> {
+    const now = this.now()
     const entry: OutboxEntry = { envelope: encodeEnvelope(envelope), toKeyId: envelope.toKeyId, createdAt: now, attempts: 0, nextAt: now + this.retryMs }
-    await this.c.local.put(PREFIX + envelope.id, entry)
+    await this.c.local.put(PREFIX + envelope.id, entry, options)
     this.inFlight.add(envelope.id)
     try {
-      return await this.attempt(envelope, entry)
+      return await this.attempt(envelope, entry, options)
     } finally {
       this.inFlight.delete(envelope.id)
     }
@@ -150,18 +178,30 @@ export class Outbox {
 
   /** Where a user is, as last seen by a presence lookup or told by a presence notice. */
   noteLocation (keyId: string, where: { online: boolean, peerId: string, addrs: string[] }): void {
-    this.locations.set(keyId, { ...where, at: Date.now() })
+    this.locations.set(keyId, { online: where.online, peerId: where.peerId, addrs: where.addrs, at: this.now() })
   }
 
-  /** Retry now what waits for `keyId` (e.g. they just came online), or everything. */
+  /** Retry now, in the background, what waits for `keyId` (e.g. they just came online), or everything. */
   kick (keyId?: string): void {
-    this.retry({ force: true, keyId })
+    this.schedule({ force: true, keyId })
+  }
+
+  /**
+   * Run a retry round now (after the one under way, if any) and wait for it: what is due,
+   * or with `force` everything, or only what waits for `keyId`. Results go to the listener.
+   */
+  async retry (options: RetryOptions = {}): Promise<void> {
+    while (this.retrying != null) await this.retrying
+    if (!this.running) return
+    const round = this.round(options)
+    this.retrying = round
+    await round
   }
 
   /** The envelopes not sent yet, oldest first. */
-  async queued (): Promise<QueuedEnvelope[]> {
+  async queued (options: AbortOptions = {}): Promise<QueuedEnvelope[]> {
     const out: QueuedEnvelope[] = []
-    for await (const { value } of this.c.local.entries<OutboxEntry>(PREFIX)) {
+    for await (const { value } of this.c.local.entries<OutboxEntry>(PREFIX, options)) {
       try {
         const e = decodeEnvelope(value.envelope)
         out.push({ id: e.id, kind: e.kind, from: e.from, to: e.to, createdAt: value.createdAt, attempts: value.attempts, lastError: value.lastError })
@@ -170,37 +210,44 @@ export class Outbox {
     return out
   }
 
-  private retry (options: { force?: boolean, keyId?: string } = {}): void {
+  /** A round in the background; one asked for while another runs comes after it. */
+  private schedule (options: RetryOptions = {}): void {
     if (!this.running) return
     if (this.retrying != null) {
       if (options.force === true) this.kicked = this.kicked == null || this.kicked.keyId !== options.keyId ? { force: true } : options
       return
     }
-    this.retrying = this.retryDue(options)
-      .catch(err => { log.error('outbox retry failed: %e', err) })
-      .finally(() => {
-        this.retrying = undefined
-        const again = this.kicked
-        this.kicked = undefined
-        if (again != null) this.retry(again)
-      })
+    this.retrying = this.round(options)
   }
 
-  private async retryDue (options: { force?: boolean, keyId?: string }): Promise<void> {
-    const now = Date.now()
+  private async round (options: RetryOptions): Promise<void> {
+    try {
+      await this.retryDue(options, { signal: options.signal == null ? this.shutdown.signal : AbortSignal.any([options.signal, this.shutdown.signal]) })
+    } catch (err: any) {
+      if (!this.shutdown.signal.aborted && options.signal?.aborted !== true) this.log.error('outbox retry failed: %e', err)
+    } finally {
+      this.retrying = undefined
+      const again = this.kicked
+      this.kicked = undefined
+      if (again != null) this.schedule(again)
+    }
+  }
+
+  private async retryDue (which: RetryOptions, options: AbortOptions): Promise<void> {
+    const now = this.now()
     // one failed mailbox store per recipient per round: the others would wait for the same timeout
     const unreachable = new Set<string>()
-    for await (const { key, value } of this.c.local.entries<OutboxEntry>(PREFIX)) {
-      if (!this.running) return
+    for await (const { key, value } of this.c.local.entries<OutboxEntry>(PREFIX, options)) {
+      if (!this.running || options.signal?.aborted === true) return
       // cheap checks first: the tick runs every second over every waiting entry
       if (this.inFlight.has(key.slice(PREFIX.length))) continue
-      if (options.force !== true && value.nextAt > now) continue
-      if (options.keyId != null && value.toKeyId !== options.keyId) continue
+      if (which.force !== true && value.nextAt > now) continue
+      if (which.keyId != null && value.toKeyId !== which.keyId) continue
       let envelope: Envelope
       try {
         envelope = decodeEnvelope(value.envelope)
       } catch (err: any) {
-        log.error('dropped an unreadable outbox entry %s: %s', key, err.message)
+        this.log.error('dropped an unreadable outbox entry %s: %s', key, err.message)
         await this.c.local.delete(key)
         continue
       }
@@ -210,84 +257,92 @@ export class Outbox {
       }
       this.inFlight.add(envelope.id)
       try {
-        const delivery = await this.attempt(envelope, value)
+        const delivery = await this.attempt(envelope, value, options)
         if (delivery.where === 'outbox') unreachable.add(envelope.toKeyId)
-        if (delivery.where !== 'outbox') this.listener(envelope, delivery)
+        else this.listener(envelope, delivery)
       } catch (err: any) {
-        log.error('outbox attempt for %s failed: %e', envelope.id, err)
+        this.log.error('outbox attempt for %s failed: %e', envelope.id, err)
       } finally {
         this.inFlight.delete(envelope.id)
       }
     }
   }
 
-  private async attempt (envelope: Envelope, entry: OutboxEntry): Promise<Delivery> {
+  private async attempt (envelope: Envelope, entry: OutboxEntry, options: AbortOptions): Promise<Delivery> {
     const id = envelope.id
-    if (Date.now() - entry.createdAt > this.maxAgeMs) {
-      await this.c.local.delete(PREFIX + id)
+    const key = PREFIX + id
+    if (this.now() - entry.createdAt > this.maxAgeMs) {
+      await this.c.local.delete(key)
       return { id, status: 'failed', reason: `not delivered within ${Math.round(this.maxAgeMs / 3_600_000)} h` }
     }
-    const live = await this.sendLive(envelope)
-    if (live.delivered) {
-      await this.c.local.delete(PREFIX + id)
+    const live = await this.sendLive(envelope, options)
+    if (live.delivered || live.code === 'already-delivered') {
+      await this.c.local.delete(key)
       return { id, status: 'delivered', where: 'live' }
     }
-    if (isFinalRefusal(live.reason)) {
-      await this.c.local.delete(PREFIX + id)
-      return { id, status: 'failed', reason: live.reason }
+    if (endsLive(live)) {
+      this.log('%s refused by its recipient for good (%s): %s', id, live.code, live.reason)
+      await this.c.local.delete(key)
+      return { id, status: 'failed', reason: live.reason, ...(live.code != null ? { code: live.code } : {}) }
     }
     try {
-      await this.c.mailbox.store(envelope, { signal: AbortSignal.timeout(this.mailboxTimeoutMs) })
-      await this.c.local.delete(PREFIX + id)
+      await this.c.mailbox.store(envelope, { signal: timeLimit(this.mailboxTimeoutMs, options) })
+      await this.c.local.delete(key)
       return { id, status: 'queued', where: 'mailbox', reason: live.reason }
     } catch (err: any) {
       if (err.name === 'InvalidSetItemError') {
-        await this.c.local.delete(PREFIX + id)
-        return { id, status: 'failed', reason: err.message }
+        await this.c.local.delete(key)
+        return { id, status: 'failed', reason: err.message, code: isRefusalCode(err.code) ? err.code : 'malformed' }
       }
-      if (alreadyDelivered(err, id)) {
-        // stored and removed by its recipient before: an earlier attempt got through
-        await this.c.local.delete(PREFIX + id)
-        return { id, status: 'queued', where: 'mailbox' }
+      // every holder refused it for good: a tombstone among them means an earlier attempt got
+      // through (the recipient had it and removed it), else it can never be stored
+      const codes = holderCodes(err, id)
+      if (codes.length > 0 && codes.every(c => isRefusalCode(c) && isFinalRefusal(c))) {
+        await this.c.local.delete(key)
+        if (codes.includes('already-delivered')) return { id, status: 'queued', where: 'mailbox' }
+        this.log('%s refused by every mailbox holder for good (%s)', id, codes.join(', '))
+        return { id, status: 'failed', reason: String(err.message), code: codes[0] as RefusalCode }
       }
-      log('mailbox store of %s failed: %s', id, err.message)
+      this.log('mailbox store of %s failed: %s', id, err.message)
       await this.postpone(envelope, entry, String(err.message))
       return { id, status: 'queued', where: 'outbox', reason: String(err.message) }
     }
   }
 
+  /** Keep the entry for a later round. Local writes after a send take no signal: a caller
+   * who gave up must not leave a delivered envelope behind, or lose a kept one. */
   private async postpone (envelope: Envelope, entry: OutboxEntry, reason: string): Promise<void> {
     entry.attempts++
     entry.lastError = reason.slice(0, 200)
-    entry.nextAt = Date.now() + Math.min(this.retryMs * 2 ** (entry.attempts - 1), this.retryMaxMs)
+    entry.nextAt = this.now() + Math.min(this.retryMs * 2 ** (entry.attempts - 1), this.retryMaxMs)
     await this.c.local.put(PREFIX + envelope.id, entry)
   }
 
-  private async sendLive (envelope: Envelope): Promise<{ delivered: boolean, reason?: string }> {
-    let where = await this.locate(envelope.toKeyId)
+  private async sendLive (envelope: Envelope, options: AbortOptions): Promise<DeliveryResult> {
+    let where = await this.where(envelope.toKeyId, false, options)
     if (where == null) return { delivered: false, reason: 'recipient offline' }
-    let result = await this.c.messenger.send(where.peerId, where.addrs, envelope)
-    if (!result.delivered && !where.fresh && !isFinalRefusal(result.reason)) {
+    let result = await this.c.messenger.send(where.peerId, where.addrs, envelope, options)
+    if (!result.delivered && !where.fresh && !endsLive(result) && result.code !== 'already-delivered') {
       // the cached address may be stale: look again once
-      where = await this.locate(envelope.toKeyId, true)
+      where = await this.where(envelope.toKeyId, true, options)
       if (where == null) return { delivered: false, reason: 'recipient offline' }
-      result = await this.c.messenger.send(where.peerId, where.addrs, envelope)
+      result = await this.c.messenger.send(where.peerId, where.addrs, envelope, options)
     }
     if (!result.delivered) this.locations.delete(envelope.toKeyId)
     return result
   }
 
   /** The recipient's peer if online: a recent lookup or notice, else the presence record. */
-  private async locate (keyId: string, fresh = false): Promise<{ peerId: string, addrs: string[], fresh: boolean } | undefined> {
+  private async where (keyId: string, fresh: boolean, options: AbortOptions): Promise<{ peerId: string, addrs: string[], fresh: boolean } | undefined> {
     const cached = this.locations.get(keyId)
-    if (!fresh && cached != null && Date.now() - cached.at < this.presenceCacheMs) {
+    if (!fresh && cached != null && this.now() - cached.at < this.presenceCacheMs) {
       return cached.online ? { peerId: cached.peerId, addrs: cached.addrs, fresh: false } : undefined
     }
     let info: PeerLocation | undefined
     try {
-      info = await this.c.locate(keyId)
+      info = await this.c.locate(keyId, options)
     } catch (err: any) {
-      log('presence of %s unknown: %s', keyId, err.message)
+      this.log('presence of %s unknown: %s', keyId, err.message)
     }
     if (info == null) return undefined
     this.noteLocation(keyId, info)
@@ -295,11 +350,18 @@ export class Outbox {
   }
 }
 
-/** Holders refuse an id they hold a tombstone for ("removed"): the recipient already had it. */
-function alreadyDelivered (err: any, id: string): boolean {
-  const rejected = err?.rejected as Record<string, string[] | string> | undefined
+/**
+ * The codes with which the mailbox holders refused item `id`, when the set store tells
+ * (its SetWriteError's `rejected`: per item id, each holder's code, as a string or as a
+ * refusal object). 'removed' is the holders' older word for a tombstone: already delivered.
+ */
+function holderCodes (err: any, id: string): string[] {
+  const rejected = err?.rejected as Record<string, unknown> | undefined
   const reasons = rejected?.[id]
-  if (reasons == null) return false
-  const list = Array.isArray(reasons) ? reasons : [reasons]
-  return list.length > 0 && list.every(r => r === 'removed')
+  if (reasons == null) return []
+  const list: unknown[] = Array.isArray(reasons) ? reasons : [reasons]
+  return list.map(r => {
+    const code = typeof r === 'string' ? r : (r as { code?: unknown } | null)?.code
+    return code === 'removed' ? 'already-delivered' : String(code)
+  })
 }
