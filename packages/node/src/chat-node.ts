@@ -8,7 +8,7 @@ import { TypedEventEmitter, type AbortOptions, type Logger, type PeerId } from '
 import { createEnvelope, type Envelope } from '@conf-chat/protocol'
 import { ChatPeer } from './network/index.js'
 import { LocalStore } from './storage/index.js'
-import { Mailbox, Messenger, type DeliveryResult, type Delivery, type QueuedEnvelope } from './delivery/index.js'
+import { Mailbox, Messenger, type Delivery, type QueuedEnvelope } from './delivery/index.js'
 import {
   Accounts, Directory, Presence, Profiles, SessionKeeper, TAKEOVER_KIND, checkInbound, profileOf,
   type Account, type DirectoryUser, type EnvelopeContext, type EnvelopeKindHandler, type LoginTimings, type PeerInfo, type PresenceInfo, type Session, type UserProfile
@@ -84,7 +84,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     const init = this.init
     const logger = peer.logger
     const log = logger.forComponent('conf-chat:node')
-    const local = new LocalStore(init.dataDir)
+    const local = new LocalStore(init.dataDir, { logger })
     await local.open()
     const router = new Map<string, EnvelopeKindHandler>()
     const messenger = new Messenger(peer.libp2p, init)
@@ -254,10 +254,6 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
   async leaveConference (id: string, options: AbortOptions = {}): Promise<ConferenceChangeResult> { return await (await this.p.messaging.conferences()).leave(id, options) }
   async conferenceHistory (id: string, options: AbortOptions = {}): Promise<{ conference: ConferenceInfo, messages: ConferenceMessage[] }> { return await (await this.p.messaging.conferences()).history(id, options) }
 
-  /** Internals for tests of the delivery layer (raw envelopes over the chat protocol). */
-  async sendEnvelope (peerId: string, addrs: string[], envelope: Envelope, options: AbortOptions = {}): Promise<DeliveryResult> {
-    return await this.p.messenger.send(peerId, addrs, envelope, options)
-  }
 }
 
 function sealAs (session: Session, kind: string, content: unknown, to: UserProfile): Envelope {

@@ -4,7 +4,7 @@
  * servers (SetStore). The supernode is a ChatPeer with no user.
  */
 export { ChatPeer, parseBootstrapAddrs, type ChatPeerInit, type ChatPeerEvents, type ChatLibp2p, type PeerStatus } from './peer.js'
-export * from './records/record-store.js'
-export * from './sets/set-store.js'
-export { ChatDatastore, DHT_RECORD_PREFIX } from '../storage/datastore.js'
+export * from './records/index.js'
+export * from './sets/index.js'
+export { ChatDatastore, DHT_RECORD_PREFIX } from '../storage/index.js'
 export { DHT_PROTOCOL } from '../constants.js'

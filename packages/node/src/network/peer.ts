@@ -17,10 +17,9 @@ import { TypedEventEmitter, type AbortOptions, type ComponentLogger, type Logger
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { defaultLogger, peerLogger } from '@libp2p/logger'
-import { ChatDatastore } from '../storage/datastore.js'
-import { loadOrCreatePeerKey } from '../storage/identity.js'
-import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/record-store.js'
-import { SetStore, type SetStoreInit } from './sets/set-store.js'
+import { ChatDatastore, loadOrCreatePeerKey } from '../storage/index.js'
+import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/index.js'
+import { SetStore, type SetStoreInit } from './sets/index.js'
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
@@ -122,7 +121,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       const privateKey = await loadOrCreatePeerKey(dataDir)
       const logger = this._logger = this.init.logger ?? peerLogger(peerIdFromPrivateKey(privateKey))
       this.log = logger.forComponent('conf-chat:network:peer')
-      this.datastore = new ChatDatastore(join(dataDir, 'datastore'))
+      this.datastore = new ChatDatastore(join(dataDir, 'datastore'), { logger })
       await this.datastore.open()
       const libp2p = await createLibp2p({
         privateKey,
@@ -147,7 +146,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
             clientMode,
             // keep loopback and LAN addresses: the default mapper drops them
             peerInfoMapper: passthroughMapper,
-            validators: recordValidators(),
+            validators: recordValidators({ logger }),
             selectors: recordSelectors(),
             initialQuerySelfInterval: 0
           })
@@ -159,12 +158,12 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         throw err
       })
       this._libp2p = libp2p
-      this._records = new RecordStore({ dht: libp2p.services.dht, datastore: this.datastore, peerId: libp2p.peerId }, this.init)
+      this._records = new RecordStore({ dht: libp2p.services.dht, datastore: this.datastore, logger }, this.init)
       this.datastore.recordGuard = this._records.guard
       this.datastore.recordExpired = this._records.isExpired
       this._records.start()
       this._sets = new SetStore({
-        peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, peerStore: libp2p.peerStore, dhtProtocol: DHT_PROTOCOL
+        peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, peerStore: libp2p.peerStore, dhtProtocol: DHT_PROTOCOL, logger
       }, this.init)
       await this._sets.start()
       this.status = 'started'
