@@ -13,7 +13,7 @@ import {
 } from '@conf-chat/protocol'
 import type { Friends } from '../friends/index.js'
 import { compareEntries, type History } from '../history.js'
-import type { Delivery } from '../../delivery/outbox.js'
+import type { Delivery } from '../../delivery/index.js'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
 import { NotFriendError } from '../../errors.js'
 

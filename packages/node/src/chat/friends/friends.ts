@@ -13,8 +13,7 @@ import {
   type Envelope, type FriendEntry, type FriendRequestEntry, type PrivateState
 } from '@conf-chat/protocol'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
-import { AlreadyFriendsError, NoFriendRequestError, NotFriendError, SelfFriendError } from '../../errors.js'
-import { NotFriendEnvelopeError } from './errors.js'
+import { AlreadyFriendsError, NoFriendRequestError, NotFriendError, SelfFriendError, UnknownKindError } from '../../errors.js'
 import { becomeFriends, findFriend, markSeen, newerThanLast, profileOfEntry, without, type BecomeFriendsComponents } from './friend-state.js'
 import { friendHandlers, type FriendEnvelopeHandler } from './handlers/index.js'
 import type { FriendActionResult, FriendInfo, FriendRequestInfo, FriendRequests, FriendsComponents } from './types.js'
@@ -144,12 +143,12 @@ export class Friends {
   /**
    * Handle one friend envelope (already checked: for us, and signed by the owner of
    * `from`) with the handler of its kind; a stale one is ignored. Throws
-   * NotFriendEnvelopeError (code 'unknown-kind') for a kind that is not a friend kind.
+   * UnknownKindError (code 'unknown-kind') for a kind that is not a friend kind.
    */
   async receive (env: Envelope, ctx: EnvelopeContext, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
     const handler = this.handlers.get(env.kind)
-    if (handler == null) throw new NotFriendEnvelopeError(env.kind)
+    if (handler == null) throw new UnknownKindError(env.kind)
     if (!newerThanLast(this.s, env)) {
       this.log('ignored a stale %s from %s (%s)', env.kind, env.from, env.id)
       return

@@ -3,7 +3,6 @@
  * account's private state and told to the other side in signed envelopes.
  */
 export { Friends } from './friends.js'
-export { NotFriendEnvelopeError } from './errors.js'
 export type {
   FriendsComponents, FriendEvents, FriendActionResult, FriendInfo, FriendRequests, FriendRequestInfo,
   FriendState, DeliverFriendEnvelope, FriendEmit, OnFriend

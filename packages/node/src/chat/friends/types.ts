@@ -2,7 +2,7 @@
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 import type { AccountKeys, FriendEntry, FriendKind, PrivateState } from '@conf-chat/protocol'
 import type { PresenceInfo, StateMutation, UserProfile } from '../../account/index.js'
-import type { Delivery } from '../../delivery/outbox.js'
+import type { Delivery } from '../../delivery/index.js'
 
 export interface FriendInfo {
   username: string
