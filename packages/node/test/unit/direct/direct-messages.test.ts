@@ -1,0 +1,152 @@
+/**
+ * DirectMessages alone: real Friends over an in-memory private state, an in-memory
+ * history, real signed and sealed `dm` envelopes, a recording dispatch.
+ */
+import { describe, it, expect, beforeEach } from 'vitest'
+import { createEnvelope, DM_KIND, openEnvelope, dmBodySchema, type Envelope, type HistoryEntry } from '@conf-chat/protocol'
+import { defaultLogger } from '@libp2p/logger'
+import { Friends } from '../../../src/chat/friends/index.js'
+import { DirectMessages, type IncomingMessage } from '../../../src/chat/direct/index.js'
+import { NotFriendError } from '../../../src/errors.js'
+import {
+  user, envelope, contextFrom, deferred, MemoryState, recordingDeliver, recordingEmit, profiles,
+  type Emitted
+} from '../friends/fixtures.js'
+
+const alice = user('alice')
+const bob = user('bob')
+const carol = user('carol')
+
+/** A conversation store in memory; `gate`, when set, holds every `knows`/`has` until released. */
+class MemoryHistory {
+  readonly entries = new Map<string, HistoryEntry[]>()
+  gate?: Promise<void>
+  async append (otherKeyId: string, entry: HistoryEntry): Promise<void> {
+    const list = this.entries.get(otherKeyId) ?? []
+    if (!list.some(e => e.id === entry.id)) list.push(entry)
+    this.entries.set(otherKeyId, list)
+  }
+
+  async knows (otherKeyId: string, id: string): Promise<boolean> {
+    await this.gate
+    return this.entries.get(otherKeyId)?.some(e => e.id === id) ?? false
+  }
+
+  async has (otherKeyId: string, id: string): Promise<boolean> {
+    return await this.knows(otherKeyId, id)
+  }
+
+  async list (otherKeyId: string): Promise<HistoryEntry[]> {
+    return [...this.entries.get(otherKeyId) ?? []].sort((a, b) => a.sentAt - b.sentAt)
+  }
+}
+
+let history: MemoryHistory
+let events: Emitted[]
+let dispatched: Array<{ envelope: Envelope, signal?: AbortSignal }>
+let dms: DirectMessages
+
+beforeEach(() => {
+  const state = new MemoryState()
+  state.state.friends.push({ username: 'bob', keyId: bob.keyId, signPublic: bob.keys.signPublic, boxPublic: bob.keys.boxPublic, since: 1 })
+  const e = recordingEmit()
+  events = e.events
+  history = new MemoryHistory()
+  dispatched = []
+  const friends = new Friends({
+    state,
+    me: { username: 'alice', keyId: alice.keyId },
+    keys: alice.keys,
+    profile: profiles(bob, carol),
+    presenceOf: async () => undefined,
+    deliver: recordingDeliver().deliver,
+    onFriend: () => {},
+    emit: () => {}
+  })
+  dms = new DirectMessages({
+    me: { username: 'alice', keyId: alice.keyId },
+    keys: alice.keys,
+    friends,
+    history,
+    profile: profiles(bob, carol),
+    seal: (kind, content, to) => createEnvelope(kind, content, { username: 'alice', keys: alice.keys }, to, 500),
+    dispatch: async (env, options) => {
+      dispatched.push({ envelope: env, ...(options?.signal != null ? { signal: options.signal } : {}) })
+      return { id: env.id, status: 'delivered', where: 'live' }
+    },
+    emit: e.emit,
+    logger: defaultLogger()
+  })
+})
+
+const dm = (text: string, sentAt: number, from = bob): Envelope => envelope(DM_KIND, { text }, from, alice, sentAt)
+
+describe('direct messages', () => {
+  it('send to a friend seals the text to them, dispatches it with the caller\'s signal and keeps it in the history', async () => {
+    const signal = new AbortController().signal
+    const delivery = await dms.send('bob', 'hi bob', { signal })
+    expect(dispatched).toHaveLength(1)
+    const sent = dispatched[0]!
+    expect(delivery).toEqual({ id: sent.envelope.id, status: 'delivered', where: 'live' })
+    expect(sent.signal).toBe(signal)
+    expect(sent.envelope).toMatchObject({ kind: DM_KIND, from: 'alice', to: 'bob', toKeyId: bob.keyId })
+    expect(openEnvelope(sent.envelope, bob.keys, dmBodySchema)).toEqual({ text: 'hi bob' })
+    expect(await dms.history('bob')).toEqual([{ id: sent.envelope.id, from: 'alice', to: 'bob', text: 'hi bob', sentAt: 500, direction: 'out' }])
+  })
+
+  it('send to a non-friend is refused with NotFriendError (code not-a-friend) and nothing goes out', async () => {
+    const err = await dms.send('carol', 'hi').catch(e => e)
+    expect(err).toBeInstanceOf(NotFriendError)
+    expect(err.code).toBe('not-a-friend')
+    expect(dispatched).toEqual([])
+    expect(history.entries.size).toBe(0)
+  })
+
+  it('a live dm from a friend goes to the history and is shown once, even when it arrives twice at once', async () => {
+    const env = dm('hello', 100)
+    const gate = deferred()
+    history.gate = gate.promise
+    // both copies are under way (live and from the mailbox) before either has looked at the history
+    const both = Promise.all([dms.receive(env, contextFrom(bob, true)), dms.receive(env, contextFrom(bob, true))])
+    gate.resolve()
+    await both
+    expect(events).toEqual([{ type: 'message', detail: { id: env.id, from: 'bob', to: 'alice', text: 'hello', sentAt: 100, direction: 'in', live: true } }])
+    expect(history.entries.get(bob.keyId)).toEqual([{ id: env.id, from: 'bob', to: 'alice', text: 'hello', sentAt: 100 }])
+    // a later copy is known by the history
+    await dms.receive(env, contextFrom(bob, false))
+    expect(events).toHaveLength(1)
+  })
+
+  it('in batch mode, mailbox messages are collected and handed out oldest first, not shown one by one', async () => {
+    dms.beginBatch()
+    const late = dm('third', 300)
+    const early = dm('first', 100)
+    const middle = dm('second', 200)
+    for (const env of [late, early, middle]) await dms.receive(env, contextFrom(bob, false))
+    expect(events).toEqual([])
+    const batch = dms.endBatch()
+    expect(batch.map(m => [m.text, m.live, m.direction])).toEqual([['first', false, 'in'], ['second', false, 'in'], ['third', false, 'in']])
+    // out of batch mode, a mailbox message is shown on its own
+    const after = dm('fourth', 400)
+    await dms.receive(after, contextFrom(bob, false))
+    expect(events.map(e => e.type)).toEqual(['messages:offline'])
+    expect((events[0]?.detail as { messages: IncomingMessage[] }).messages.map(m => m.text)).toEqual(['fourth'])
+    expect(dms.endBatch()).toEqual([])
+  })
+
+  it('a dm from a non-friend, or from a friend\'s name with another key, is refused with code not-a-friend', async () => {
+    for (const env of [dm('hi', 100, carol), envelope(DM_KIND, { text: 'hi' }, { ...carol, username: 'bob' }, alice, 100)]) {
+      const err = await dms.receive(env, contextFrom(carol, true)).catch(e => e)
+      expect(err).toBeInstanceOf(NotFriendError)
+      expect(err.code).toBe('not-a-friend')
+    }
+    expect(events).toEqual([])
+    expect(history.entries.size).toBe(0)
+  })
+
+  it('history shows both directions, oldest first', async () => {
+    await dms.receive(dm('hi alice', 100), contextFrom(bob, true))
+    await dms.send('bob', 'hi bob')
+    expect((await dms.history('bob')).map(m => [m.text, m.direction])).toEqual([['hi alice', 'in'], ['hi bob', 'out']])
+  })
+})
