@@ -18,9 +18,6 @@ import { becomeFriends, findFriend, markSeen, newerThanLast, profileOfEntry, wit
 import { friendHandlers, type FriendEnvelopeHandler } from './handlers/index.js'
 import type { FriendActionResult, FriendInfo, FriendRequestInfo, FriendRequests, FriendsComponents } from './types.js'
 
-// until every caller imports the folder's index.ts
-export type { FriendActionResult, FriendEvents, FriendInfo, FriendRequestInfo, FriendRequests, FriendsComponents } from './types.js'
-
 /** How many presence lookups `list()` runs at once. */
 const PRESENCE_CONCURRENCY = 8
 
