@@ -61,7 +61,6 @@ describe('signed record codec', () => {
     const at = canonical.findIndex((_, i) => seqField.every((b, j) => canonical[i + j] === b))
     expect(at).toBeGreaterThan(0)
     const nonMinimal = new Uint8Array([...canonical.subarray(0, at + 4), 0x18, 0x03, ...canonical.subarray(at + 5)])
-    expect(nonMinimal).not.toEqual(canonical)
     expect(() => decodeSignedRecord(nonMinimal)).toThrow(/canonical/)
     expect(() => decodeSignedRecord(canonical)).not.toThrow()
   })
