@@ -44,8 +44,17 @@ describe('withSpinner', () => {
     const waiting = withSpinner(f.ctx, 'Logging in…', work)
     f.stop.abort()
     await expect(waiting).rejects.toBeInstanceOf(ProgramStoppingError)
-    fail(new Error('too late')) // the race holds on to it: no unhandled rejection (vitest fails the file on one)
-    await new Promise(resolve => setImmediate(resolve))
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      fail(new Error('too late')) // the race holds on to it: no unhandled rejection
+      // Node reports unhandled rejections once the microtasks are done, before the next macrotask
+      await new Promise(resolve => setImmediate(resolve))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
   })
 })
 
