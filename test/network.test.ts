@@ -48,8 +48,9 @@ describe('a network of a supernode and 10 peers', () => {
     // with libp2p's default of one outbound ping stream per peer the second ping failed
     // (TooManyOutboundProtocolStreamsError) and the connection monitor aborted the connection
     const [a, b] = [net!.peers[3]!, net!.peers[4]!]
-    const rtts = await Promise.all([1, 2, 3].map(async () => await a.libp2p.services.ping.ping(b.peerId, { signal: AbortSignal.timeout(20_000) })))
-    expect(rtts.every(ms => ms >= 0)).toBe(true)
+    const pings = Promise.all([1, 2, 3].map(async () => await a.libp2p.services.ping.ping(b.peerId, { signal: AbortSignal.timeout(20_000) })))
+    // all three answered (a refused ping stream rejects)
+    await expect(pings).resolves.toHaveLength(3)
     expect(a.libp2p.getConnections(b.peerId).length).toBeGreaterThan(0)
   })
 
@@ -189,6 +190,7 @@ describe('republish', () => {
       const { key, value } = newRecord()
       expect((await owner!.records.put(key, value)).replicas).toBeGreaterThanOrEqual(2)
       await owner!.stop()
+      // the expiry is what is tested: three TTLs pass with the owner offline
       await sleep(3 * ttl.recordTtlMs)
       expect(holders.every(h => h.status === 'started')).toBe(true)
       await check(net, key, value)
