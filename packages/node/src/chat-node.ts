@@ -8,23 +8,23 @@ import { TypedEventEmitter, type AbortOptions, type Logger, type PeerId } from '
 import { createEnvelope, type Envelope } from '@conf-chat/protocol'
 import { ChatPeer } from './network/index.js'
 import { LocalStore } from './storage/index.js'
-import { Mailbox, Messenger, type Delivery, type QueuedEnvelope } from './delivery/index.js'
+import { EnvelopeRouter, Mailbox, Messenger, type Delivery, type QueuedEnvelope } from './delivery/index.js'
 import {
   Accounts, Directory, Presence, Profiles, SessionKeeper, TAKEOVER_KIND, checkInbound, profileOf,
-  type Account, type DirectoryUser, type EnvelopeContext, type EnvelopeKindHandler, type LoginTimings, type PeerInfo, type PresenceInfo, type Session, type UserProfile
+  type Account, type DirectoryUser, type EnvelopeContext, type LoginTimings, type PeerInfo, type PresenceInfo, type Session, type UserProfile
 } from './account/index.js'
 import {
   Messaging, type MessagingEvents, type FriendActionResult, type FriendInfo, type FriendRequests, type ChatMessage,
   type IncomingMessage, type ConferenceChangeResult, type ConferenceInfo, type ConferenceMemberInfo, type ConferenceMessage, type ConferenceSendResult
 } from './chat/index.js'
-import { NetworkUnreachableError, NotStartedError, UnknownKindError, refusalOf } from './errors.js'
+import { NetworkUnreachableError, NotStartedError, refusalOf } from './errors.js'
 import type { ChatNode, ChatNodeEvents, ChatNodeInit, ChatNodeStatus, WhoAmI } from './api.js'
 
 /** The parts that exist while the node runs. */
 interface Parts {
   log: Logger
   local: LocalStore
-  router: Map<string, EnvelopeKindHandler>
+  router: EnvelopeRouter<EnvelopeContext>
   messenger: Messenger
   accounts: Accounts
   profiles: Profiles
@@ -86,9 +86,9 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     const log = logger.forComponent('conf-chat:node')
     const local = new LocalStore(init.dataDir, { logger })
     await local.open()
-    const router = new Map<string, EnvelopeKindHandler>()
-    const messenger = new Messenger(peer.libp2p, init)
-    const mailbox = new Mailbox(peer.sets, () => peer.isDhtServer())
+    const router = new EnvelopeRouter<EnvelopeContext>()
+    const messenger = new Messenger({ ...pick(peer.libp2p, 'peerId', 'peerStore', 'handle', 'unhandle', 'dialProtocol'), logger }, init)
+    const mailbox = new Mailbox({ sets: peer.sets, isDhtServer: () => peer.isDhtServer(), logger })
     mailbox.registerRules()
     const accounts = new Accounts({ records: peer.records, logger }, init)
     const profiles = new Profiles({ lookup: async (username, options) => await accounts.profile(username, options) })
@@ -111,9 +111,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
         knownProfile: (username, signPublic) => messaging?.friendProfile(username, signPublic),
         profile: async (username, opts) => await profiles.get(username, opts)
       }, envelope, live, from, options)
-      const handler = router.get(envelope.kind)
-      if (handler == null) throw new UnknownKindError(envelope.kind)
-      await handler(envelope, ctx)
+      await router.route(envelope, ctx, options)
     }
     messaging = new Messaging({
       records: peer.records,
@@ -121,8 +119,8 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
       mailbox,
       messenger,
       presence,
-      handle: (kind, handler) => { router.set(kind, handler) },
-      handles: kind => router.has(kind),
+      handle: (kind, handler) => { router.handle(kind, handler) },
+      handles: kind => router.handles(kind),
       accept: async (envelope, live, options) => { await accept(envelope, live, undefined, options) },
       profile: async (username, options) => await profiles.get(username, options),
       session: () => sessions?.current,
@@ -153,7 +151,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
       logger
     })
     const keeper = sessions
-    router.set(TAKEOVER_KIND, async (env, ctx) => { await keeper.onTakeover(env, ctx) })
+    router.handle(TAKEOVER_KIND, async (env, ctx) => { await keeper.onTakeover(env, ctx) })
     await messenger.start(async (envelope, from) => {
       try {
         await accept(envelope, true, from)
@@ -258,4 +256,14 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
 
 function sealAs (session: Session, kind: string, content: unknown, to: UserProfile): Envelope {
   return createEnvelope(kind, content, { username: session.account.username, keys: session.account.keys }, to)
+}
+
+/** Only the named parts of an object (a component gets what it needs, not the whole node). */
+function pick<T extends object, K extends keyof T> (from: T, ...keys: K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>
+  for (const k of keys) {
+    const v = from[k]
+    out[k] = (typeof v === 'function' ? v.bind(from) : v) as T[K]
+  }
+  return out
 }

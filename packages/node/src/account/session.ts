@@ -3,7 +3,7 @@
  * it. Shared by the account and chat layers; defined here so that no layer needs the
  * ChatNode that wires them.
  */
-import type { PeerId } from '@libp2p/interface'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
 import type { Envelope } from '@conf-chat/protocol'
 import type { Account, UserProfile } from './accounts.js'
 
@@ -27,4 +27,4 @@ export interface EnvelopeContext {
 }
 
 /** Handles the envelopes of one kind; throws a refusal (an error with a code) to refuse one. */
-export type EnvelopeKindHandler = (envelope: Envelope, ctx: EnvelopeContext) => Promise<void>
+export type EnvelopeKindHandler = (envelope: Envelope, ctx: EnvelopeContext, options: AbortOptions) => Promise<void>

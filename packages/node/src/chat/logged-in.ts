@@ -32,7 +32,7 @@ export interface LoggedInComponents {
   presence: Pick<Presence, 'read'>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   /** Persist in the outbox and deliver. */
-  dispatch: (envelope: Envelope) => Promise<Delivery>
+  dispatch: (envelope: Envelope, options?: AbortOptions) => Promise<Delivery>
   /** A friend's presence was read, or a friendship began (see Friends' onFriend). */
   onFriend: (loggedIn: LoggedIn, friend: Parameters<Friends['profileOf']>[0], presence?: Awaited<ReturnType<Presence['read']>>, announce?: boolean) => void
   emit: <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']) => void
@@ -79,7 +79,7 @@ export class LoggedIn {
       keys: account.keys,
       profile,
       presenceOf,
-      deliver: async (kind: FriendKind, content: unknown, to: UserProfile): Promise<Delivery> => await c.dispatch(this.seal(kind, content, to)),
+      deliver: async (kind: FriendKind, content: unknown, to: UserProfile, options?: AbortOptions): Promise<Delivery> => await c.dispatch(this.seal(kind, content, to), options),
       onFriend: (friend, presence, announce) => { c.onFriend(this, friend, presence, announce === true) },
       emit: (type, detail) => { c.emit(type, detail) },
       logger: c.logger

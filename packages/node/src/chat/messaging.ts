@@ -73,17 +73,17 @@ export class Messaging {
   async start (): Promise<void> {
     this.running = true
     for (const kind of FRIEND_KINDS) {
-      this.c.handle(kind, async (env, ctx) => {
+      this.c.handle(kind, async (env, ctx, options) => {
         const active = await this.activeFor(ctx)
         if (await active.seen.has(env.id)) return
-        await active.friends.receive(env, ctx)
+        await active.friends.receive(env, ctx, options)
         await active.seen.add(env.id)
       })
     }
-    this.c.handle(DM_KIND, async (env, ctx) => { await (await this.activeFor(ctx)).dms.receive(env, ctx) })
+    this.c.handle(DM_KIND, async (env, ctx, options) => { await (await this.activeFor(ctx)).dms.receive(env, ctx, options) })
     this.c.handle(PRESENCE_KIND, async (env, ctx) => { this.notices.receive(await this.activeFor(ctx), env, ctx) })
     for (const kind of CONFERENCE_KINDS) {
-      this.c.handle(kind, async (env, ctx) => { await (await this.activeFor(ctx)).conferences.receive(env, ctx) })
+      this.c.handle(kind, async (env, ctx, options) => { await (await this.activeFor(ctx)).conferences.receive(env, ctx, options) })
     }
     this.outbox.start()
     // what an earlier run (or a killed process) left unsent
@@ -107,7 +107,7 @@ export class Messaging {
   async sessionStarting (session: Session, options: AbortOptions = {}): Promise<void> {
     const active = new LoggedIn({
       ...this.c,
-      dispatch: async envelope => await this.outbox.send(envelope),
+      dispatch: async (envelope, options) => await this.outbox.send(envelope, options),
       onFriend: (loggedIn, friend, presence, announce) => { this.notices.track(loggedIn, friend, presence, announce === true) }
     }, session, this.init)
     this.active = active
