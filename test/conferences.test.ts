@@ -180,10 +180,10 @@ describe('conferences', () => {
     // mallory never was a member (she logs in on the peer bob left)
     await n1.login('mallory', PASSWORD)
     const fromMallory = await forgedMessage(n1, 'bob', team, 'let me in')
-    expect(await internalsOf(n1).messenger.send(bobAt.peerId, bobAt.addrs, fromMallory)).toEqual({ delivered: false, reason: `not a member of ${team.id}: mallory` })
+    expect(await internalsOf(n1).messenger.send(bobAt.peerId, bobAt.addrs, fromMallory)).toEqual({ delivered: false, code: 'not-a-member', final: true, reason: `not a member of ${team.id}: mallory` })
     // carol left; her signed message now is refused live ...
     const fromCarol = await forgedMessage(n2, 'bob', team, 'i am back')
-    expect(await internalsOf(n2).messenger.send(bobAt.peerId, bobAt.addrs, fromCarol)).toEqual({ delivered: false, reason: `not a member of ${team.id}: carol` })
+    expect(await internalsOf(n2).messenger.send(bobAt.peerId, bobAt.addrs, fromCarol)).toEqual({ delivered: false, code: 'not-a-member', final: true, reason: `not a member of ${team.id}: carol` })
     // ... and from the mailbox
     const queued = await forgedMessage(n2, 'bob', team, 'via the mailbox')
     await n2.peer.sets.add(mailboxSetKey(queued.toKeyId), [{ id: queued.id, data: encodeEnvelope(queued), addedAt: Date.now() }])
@@ -210,7 +210,7 @@ describe('conferences', () => {
     expect(await n4.conferences()).toEqual([])
     const bobAt = (await n4.presenceOf('bob'))!
     const fromErin = await forgedMessage(n4, 'bob', team, 'one more')
-    expect(await internalsOf(n4).messenger.send(bobAt.peerId, bobAt.addrs, fromErin)).toEqual({ delivered: false, reason: `not a member of ${team.id}: erin` })
+    expect(await internalsOf(n4).messenger.send(bobAt.peerId, bobAt.addrs, fromErin)).toEqual({ delivered: false, code: 'not-a-member', final: true, reason: `not a member of ${team.id}: erin` })
   })
 
   it('works while the owner is offline: members chat, a member leaves, the owner catches up at login', async () => {

@@ -74,7 +74,7 @@ describe('direct messages', () => {
     const envelope = createEnvelope(DM_KIND, { text: 'let me in' }, { username: 'carol', keys: carol.keys }, bob)
     const presence = (await n2.presenceOf('bob'))!
     const result = await internalsOf(n2).messenger.send(presence.peerId, presence.addrs, envelope)
-    expect(result).toEqual({ delivered: false, reason: 'not a friend: carol' })
+    expect(result).toEqual({ delivered: false, code: 'not-a-friend', final: true, reason: 'not a friend: carol' })
     expect(refused).toEqual([expect.objectContaining({ id: envelope.id, from: 'carol', live: true, reason: 'not a friend: carol' })])
     expect(atBob).toEqual([])
   })
@@ -87,7 +87,7 @@ describe('direct messages', () => {
     // carol signs with her own key but claims to be alice, bob's friend
     const forged = createEnvelope(DM_KIND, { text: 'it is me, alice' }, { username: 'alice', keys: n2.session!.account.keys }, bob)
     expect(await internalsOf(n2).messenger.send(where.peerId, where.addrs, forged))
-      .toEqual({ delivered: false, reason: 'forged sender: alice does not own the signing key' })
+      .toEqual({ delivered: false, code: 'bad-signature', final: true, reason: 'forged sender: alice does not own the signing key' })
     // alice's genuine envelope with one bit of the sealed body flipped on the way
     const genuine = createEnvelope(DM_KIND, { text: 'pay 10' }, { username: 'alice', keys: n0.session!.account.keys }, bob)
     const tampered = { ...genuine, body: Uint8Array.from(genuine.body, (b, i) => i === 50 ? b ^ 1 : b) }
