@@ -1,0 +1,138 @@
+/**
+ * Conference envelopes arriving (`receive`, one handler per kind): invites, updates,
+ * messages and leaves, live and from the mailbox, and the refusals a sender is told as
+ * codes (not-a-member, not-owner, unknown-conference, not-a-friend).
+ */
+import { describe, it, expect, beforeEach } from 'vitest'
+import {
+  createEnvelope, createSignedRecord, encodeSignedRecord, newEnvelopeId,
+  CONF_MESSAGE_KIND, CONF_UPDATE_KIND, type ConferencePayload, type VerifiedRecord
+} from '@conf-chat/protocol'
+import { befriend, context, deliver, world, T0, type TestAccount, type TestUser, type TestWorld } from './fixtures.js'
+import type { ConferenceInfo } from '../../../src/chat/conferences/index.js'
+
+const refOf = (info: ConferenceInfo): { owner: string, local: string } => {
+  const [, , owner, local] = info.key.split('/')
+  return { owner: owner!, local: local! }
+}
+
+/** A conference message made by hand by `from` for `to`, sent at `at`: what any user can make. */
+function message (from: TestAccount, to: TestAccount, info: ConferenceInfo, text: string, at: number): ReturnType<typeof createEnvelope> {
+  return createEnvelope(CONF_MESSAGE_KIND, { conf: refOf(info), mid: newEnvelopeId(at), text }, { username: from.username, keys: from.keys }, to, at)
+}
+
+describe('conferences: envelopes in', () => {
+  let w: TestWorld
+  let alice: TestUser, bob: TestUser, carol: TestUser, mallory: TestUser
+  let info: ConferenceInfo
+  beforeEach(async () => {
+    w = world()
+    ;[alice, bob, carol, mallory] = ['alice', 'bob', 'carol', 'mallory'].map(n => w.user(n)) as [TestUser, TestUser, TestUser, TestUser]
+    befriend(alice, bob)
+    befriend(alice, carol)
+    info = (await alice.conferences.create('team', ['bob', 'carol'])).conference
+  })
+
+  it('an invite puts the conference in the list and tells the user', async () => {
+    expect(await bob.conferences.list()).toEqual([])
+    expect(await deliver(alice, bob)).toEqual(['ok'])
+    expect(bob.emitted('conference:invited')).toEqual([{ by: 'alice', conference: info }])
+    expect(await bob.conferences.list()).toEqual([{ ...info, online: 1 }])
+    // kept in the private state: it follows bob to any peer
+    expect(bob.state.state.conferences).toEqual([expect.objectContaining({ id: info.id, seq: 1 })])
+    // the same invite again changes nothing
+    expect(await deliver(alice, bob)).toEqual(['ok'])
+    expect(bob.emitted('conference:invited')).toHaveLength(1)
+  })
+
+  it('refuses an invite from someone who is not a friend (not-a-friend), and lists nothing', async () => {
+    bob.friends.entries.delete('alice')
+    const [result] = await deliver(alice, bob)
+    expect(result).toMatchObject({ name: 'NotFriendError', code: 'not-a-friend' })
+    expect(await bob.conferences.list()).toEqual([])
+    expect(bob.events).toEqual([])
+  })
+
+  it('refuses a membership record sent by a member who is not the owner (not-owner)', async () => {
+    expect(await deliver(alice, bob)).toEqual(['ok'])
+    const held = w.records.stored.get(info.key) as VerifiedRecord<ConferencePayload>
+    // carol passes on the owner's record: still refused, only the owner sends them
+    const relayed = createEnvelope(CONF_UPDATE_KIND, { conf: refOf(info), record: held.value }, { username: 'carol', keys: carol.account.keys }, bob.account, T0 + 1)
+    await expect(bob.conferences.receive(relayed, context(bob, carol.account))).rejects.toMatchObject({ name: 'NotConferenceOwnerError', code: 'not-owner' })
+    // nor can carol make one in alice's name: the envelope's key is hers, not the owner's
+    const forgedValue = encodeSignedRecord(createSignedRecord(info.key, 2, { ...held.payload, members: [] }, carol.account.keys))
+    const forged = createEnvelope(CONF_UPDATE_KIND, { conf: refOf(info), record: forgedValue }, { username: 'alice', keys: carol.account.keys }, bob.account, T0 + 2)
+    await expect(bob.conferences.receive(forged, context(bob, alice.account))).rejects.toMatchObject({ code: 'not-owner' })
+    expect((await bob.conferences.list())[0]?.members).toEqual(['alice', 'bob', 'carol'])
+  })
+
+  it('refuses a message from a non-member (not-a-member), live and from the mailbox; nothing is shown or kept', async () => {
+    expect(await deliver(alice, bob)).toEqual(['ok'])
+    const env = message(mallory.account, bob.account, info, 'let me in', T0 + 1)
+    const refusal = { name: 'NotConferenceMemberError', code: 'not-a-member', message: `not a member of ${info.id}: mallory` }
+    await expect(bob.conferences.receive(env, context(bob, mallory.account, true))).rejects.toMatchObject(refusal)
+    await expect(bob.conferences.receive(env, context(bob, mallory.account, false))).rejects.toMatchObject(refusal)
+    // a sender not in the view makes bob read the record once (the update adding them may be late), not on every message
+    expect(w.records.reads.filter(k => k === info.key)).toHaveLength(1)
+    expect(bob.events.map(e => e.type)).toEqual(['conference:invited'])
+    expect(bob.history.conversations.size).toBe(0)
+  })
+
+  it('refuses a message for a conference it does not know (unknown-conference)', async () => {
+    const other = { ...info, key: `/cc-conf/${mallory.account.keyId}/0123456789abcdef` }
+    const env = message(mallory.account, bob.account, other, 'hi', T0 + 1)
+    await expect(bob.conferences.receive(env, context(bob, mallory.account))).rejects.toMatchObject({ name: 'UnknownConferenceError', code: 'unknown-conference' })
+  })
+
+  it('accepts a member\'s message sent before they left and refuses one sent after', async () => {
+    for (const u of [bob, carol]) await deliver(alice, u)
+    carol.clock.now = T0 + 50
+    await carol.conferences.leave(info.id)
+    expect(await deliver(carol, bob)).toEqual(['ok'])
+    expect(bob.emitted('conference:left')).toEqual([expect.objectContaining({ username: 'carol' })])
+    await bob.conferences.receive(message(carol.account, bob.account, info, 'before', T0 + 49), context(bob, carol.account))
+    await expect(bob.conferences.receive(message(carol.account, bob.account, info, 'after', T0 + 50), context(bob, carol.account)))
+      .rejects.toMatchObject({ code: 'not-a-member', message: `not a member of ${info.id}: carol` })
+    expect(bob.emitted('conference:message').map(m => m.text)).toEqual(['before'])
+  })
+
+  it('shows a message once when it arrives twice', async () => {
+    await deliver(alice, bob)
+    const env = message(carol.account, bob.account, info, 'once', T0 + 1)
+    await Promise.all([
+      bob.conferences.receive(env, context(bob, carol.account, true)),
+      bob.conferences.receive(env, context(bob, carol.account, true))
+    ])
+    await bob.conferences.receive(env, context(bob, carol.account, false))
+    expect(bob.emitted('conference:message').map(m => m.text)).toEqual(['once'])
+    expect(bob.emitted('messages:offline')).toEqual([])
+  })
+
+  it('collects mailbox messages in a batch, oldest first; outside a batch each one is told as messages:offline', async () => {
+    await deliver(alice, bob)
+    bob.conferences.beginBatch()
+    const arrivals = [
+      message(carol.account, bob.account, info, 'third', T0 + 30),
+      message(alice.account, bob.account, info, 'first', T0 + 10),
+      message(carol.account, bob.account, info, 'second', T0 + 20)
+    ]
+    for (const env of arrivals) {
+      const from = env.from === 'alice' ? alice.account : carol.account
+      await bob.conferences.receive(env, context(bob, from, false))
+    }
+    expect(bob.emitted('conference:message')).toEqual([])
+    expect(bob.emitted('messages:offline')).toEqual([])
+    const batch = bob.conferences.endBatch()
+    expect(batch.map(m => [m.text, m.from, m.live])).toEqual([['first', 'alice', false], ['second', 'carol', false], ['third', 'carol', false]])
+    expect(batch.every(m => m.conference.id === info.id && m.conference.name === 'team')).toBe(true)
+    expect(bob.conferences.endBatch()).toEqual([])
+
+    await bob.conferences.receive(message(carol.account, bob.account, info, 'later', T0 + 40), context(bob, carol.account, false))
+    expect(bob.emitted('messages:offline')).toEqual([{ messages: [expect.objectContaining({ text: 'later', live: false })] }])
+  })
+
+  it('refuses an envelope of a kind it has no handler for', async () => {
+    const env = createEnvelope('conf-nope', {}, { username: 'alice', keys: alice.account.keys }, bob.account, T0)
+    await expect(bob.conferences.receive(env, context(bob, alice.account))).rejects.toMatchObject({ name: 'NotConferenceEnvelopeError', code: 'unknown-kind' })
+  })
+})
