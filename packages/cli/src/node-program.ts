@@ -1,7 +1,7 @@
 /** The `node` program: a peer that joins the network, then runs command mode or, on a terminal, the interactive UI. */
 import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
-import { ChatNode, DEFAULT_HOST, DEFAULT_SUPERNODE_PORT, parseBootstrapAddrs } from '@conf-chat/node'
+import { createChatNode, DEFAULT_HOST, DEFAULT_SUPERNODE_PORT, parseBootstrapAddrs, type ChatNode } from '@conf-chat/node'
 import { applyLogLevel, dataRoot, readSupernodeAddrs, supernodeFile } from '@conf-chat/program'
 import { parseNodeOptions, type NodeOptions } from './options.js'
 import { allocatePeerDataDir, lockDataDir } from './data-dir.js'
@@ -84,7 +84,7 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
   process.once('SIGTERM', stop)
   process.stdout.on('error', stop) // EPIPE: whoever read our output is gone
 
-  const node = new ChatNode({
+  const node = createChatNode({
     dataDir: lock.dir,
     host: options.host,
     port: options.port,

@@ -1,7 +1,7 @@
 /** The `supernode` program: a DHT server on a fixed port with a stable identity, until SIGINT or SIGTERM. */
 import { join, resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
-import { ChatPeer } from '@conf-chat/node'
+import { ChatPeer } from '@conf-chat/node/network'
 import { applyLogLevel, dataRoot, supernodeFile, writeSupernodeFile } from '@conf-chat/program'
 import { parseSupernodeOptions } from './options.js'
 import { DataDirInUseError, fatal } from './errors.js'

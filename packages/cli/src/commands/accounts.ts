@@ -39,7 +39,7 @@ export const logout: Command = {
   summary: 'log out (friends see you offline at once)',
   async run (args, ctx) {
     if (args.length > 0) throw new UsageError()
-    const username = ctx.app.node.requireSession().account.username
+    const username = ctx.app.node.whoami().username
     await ctx.app.node.logout()
     ctx.print(`[logout] Logged out ${username}`)
   }
@@ -50,7 +50,7 @@ export const passwd: Command = {
   summary: 'change your password (your identity keys stay the same)',
   async run (args, ctx) {
     if (args.length > 0) throw new UsageError()
-    ctx.app.node.requireSession()
+    ctx.app.node.whoami()
     const oldPassword = await ctx.ask('old password: ', { secret: true })
     const newPassword = await ctx.ask('new password: ', { secret: true })
     await ctx.app.node.changePassword(oldPassword, newPassword)
