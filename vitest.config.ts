@@ -9,7 +9,8 @@ export default defineConfig({
     resolve: { conditions: ['conf-chat:source'] }
   },
   test: {
-    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+    // integration and end-to-end tests; the packages' own unit tests: vitest.unit.config.ts
+    include: ['test/**/*.test.ts'],
     setupFiles: ['packages/node/src/polyfill.ts'],
     // builds dist/ once: the end-to-end tests run the programs from there
     globalSetup: ['test/global-setup.ts'],
