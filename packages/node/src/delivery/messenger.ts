@@ -227,7 +227,9 @@ export class Messenger {
           // the rest of the frame is still on the stream: answer, then end the stream
           this.log('refused an oversized frame from %p: %s', connection.remotePeer, err.message)
           await lp.write(cborg.encode(ackOf('', refusal('too-large', `frame exceeds ${MAX_ENVELOPE_BYTES} bytes`))), { signal: timeLimit(this.ackTimeoutMs) })
-          await stream.close({ signal: timeLimit(this.ackTimeoutMs) }).catch(e => { stream.abort(e) })
+          // flush the ack, then reset: what is left of the frame is never read
+          await stream.close({ signal: timeLimit(this.ackTimeoutMs) }).catch(() => {})
+          stream.abort(new Error('oversized frame'))
           return
         }
         const ack = await this.answer(frame, connection.remotePeer)

@@ -351,17 +351,16 @@ export class Outbox {
 }
 
 /**
- * The codes with which the mailbox holders refused item `id`, when the set store tells
- * (its SetWriteError's `rejected`: per item id, each holder's code, as a string or as a
- * refusal object). 'removed' is the holders' older word for a tombstone: already delivered.
+ * The codes with which the mailbox holders that answered refused item `id`, as the set
+ * store's SetWriteError tells: `refusals` (per item id, each holder's refusal with its
+ * code), else `rejected` (per item id, each holder's reason: a tombstone is 'removed',
+ * already delivered). Empty when the error says nothing about the item.
  */
 function holderCodes (err: any, id: string): string[] {
-  const rejected = err?.rejected as Record<string, unknown> | undefined
-  const reasons = rejected?.[id]
-  if (reasons == null) return []
-  const list: unknown[] = Array.isArray(reasons) ? reasons : [reasons]
-  return list.map(r => {
-    const code = typeof r === 'string' ? r : (r as { code?: unknown } | null)?.code
-    return code === 'removed' ? 'already-delivered' : String(code)
-  })
+  const refusals: unknown = err?.refusals?.[id]
+  if (Array.isArray(refusals) && refusals.length > 0) return refusals.map(r => String((r as { code?: unknown } | null)?.code))
+  const rejected: unknown = err?.rejected?.[id]
+  if (rejected == null) return []
+  const list: unknown[] = Array.isArray(rejected) ? rejected : [rejected]
+  return list.map(r => r === 'removed' ? 'already-delivered' : String(r))
 }

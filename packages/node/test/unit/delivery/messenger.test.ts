@@ -1,0 +1,249 @@
+/**
+ * Messenger over in-memory stream pairs: a stub libp2p whose dialProtocol hands out one
+ * end of a stream pair and gives the other end to the handler the far side registered
+ * (or to the test, playing a raw peer). Acks carry codes; limits hold on both sides.
+ */
+import { describe, it, expect, afterEach } from 'vitest'
+import * as cborg from 'cborg'
+import { streamPair, lpStream } from '@libp2p/utils'
+import { defaultLogger } from '@libp2p/logger'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import {
+  createEnvelope, encodeEnvelope, decodeCbor, generateAccountKeys, keyIdOf, refusal,
+  MAX_ENVELOPE_BYTES, MAX_REFUSAL_REASON_CHARS, type Envelope
+} from '@conf-chat/protocol'
+import type { Connection, PeerId, Stream, StreamHandler } from '@libp2p/interface'
+import { Messenger, CHAT_PROTOCOL, type MessengerComponents, type MessengerInit, type EnvelopeReceiver } from '../../../src/delivery/index.js'
+import { NotFriendError } from '../../../src/errors.js'
+
+const alice = { username: 'alice', keys: generateAccountKeys() }
+const bobKeys = generateAccountKeys()
+const bob = { username: 'bob', keyId: keyIdOf(bobKeys.signPublic), boxPublic: bobKeys.boxPublic }
+const dm = (text = 'hi'): Envelope => createEnvelope('dm', { text }, alice, bob)
+
+const newPeerId = async (): Promise<PeerId> => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+
+/** One side's libp2p, reduced to what Messenger uses. */
+interface StubNode extends MessengerComponents {
+  handler?: StreamHandler
+  /** Where dials go: the far side's inbound end. */
+  onDial?: (inbound: Stream) => void
+  dials: number
+}
+
+async function stubNode (): Promise<StubNode> {
+  const node: StubNode = {
+    peerId: await newPeerId(),
+    peerStore: { merge: async () => ({}) as any },
+    logger: defaultLogger(),
+    dials: 0,
+    async handle (protocol: string | string[], handler: StreamHandler) {
+      expect(protocol).toBe(CHAT_PROTOCOL)
+      node.handler = handler
+    },
+    async unhandle () { node.handler = undefined },
+    async dialProtocol (_peer: unknown, protocol: string | string[]) {
+      expect(protocol).toBe(CHAT_PROTOCOL)
+      node.dials++
+      const [outbound, inbound] = await streamPair()
+      node.onDial?.(inbound)
+      return outbound
+    }
+  } as unknown as StubNode
+  return node
+}
+
+const started: Messenger[] = []
+afterEach(async () => { await Promise.all(started.splice(0).map(async m => { await m.stop() })) })
+
+/** Alice's messenger dialing Bob's, which answers with `receiver`. */
+async function pair (receiver: EnvelopeReceiver, init: MessengerInit = {}, bobInit: MessengerInit = {}): Promise<{ sender: Messenger, bobId: string, received: Array<{ envelope: Envelope, from: string }>, node: StubNode }> {
+  const a = await stubNode()
+  const b = await stubNode()
+  const received: Array<{ envelope: Envelope, from: string }> = []
+  const receiving = new Messenger(b, bobInit)
+  await receiving.start(async (envelope, from, options) => {
+    received.push({ envelope, from: from.toString() })
+    return await receiver(envelope, from, options)
+  })
+  a.onDial = inbound => { void b.handler?.(inbound, { remotePeer: a.peerId } as unknown as Connection) }
+  const sender = new Messenger(a, init)
+  started.push(sender, receiving)
+  return { sender, bobId: b.peerId.toString(), received, node: a }
+}
+
+/** Alice's messenger dialing a raw peer played by the test. */
+async function toRawPeer (init: MessengerInit = {}): Promise<{ sender: Messenger, peerId: string, inbound: Promise<Stream> }> {
+  const a = await stubNode()
+  let give!: (s: Stream) => void
+  const inbound = new Promise<Stream>(resolve => { give = resolve })
+  a.onDial = s => { give(s) }
+  const sender = new Messenger(a, init)
+  started.push(sender)
+  return { sender, peerId: (await newPeerId()).toString(), inbound }
+}
+
+/** The test as a raw sender on a stream into Bob's messenger. */
+async function fromRawPeer (receiver: EnvelopeReceiver, init: MessengerInit = {}): Promise<{ stream: Stream, lp: ReturnType<typeof lpStream<Stream>> }> {
+  const b = await stubNode()
+  const receiving = new Messenger(b, init)
+  await receiving.start(receiver)
+  started.push(receiving)
+  const [outbound, inbound] = await streamPair()
+  void b.handler?.(inbound, { remotePeer: await newPeerId() } as unknown as Connection)
+  return { stream: outbound, lp: lpStream(outbound, { maxDataLength: MAX_ENVELOPE_BYTES * 2 }) }
+}
+
+const readAck = async (lp: ReturnType<typeof lpStream<Stream>>): Promise<any> => decodeCbor((await lp.read({ signal: AbortSignal.timeout(2_000) })).subarray())
+
+describe('Messenger', { timeout: 5_000 }, () => {
+  it('delivers an envelope and gets an ok ack; later sends reuse the stream', async () => {
+    const { sender, bobId, received } = await pair(async () => ({ ok: true }))
+    const first = dm('one')
+    expect(await sender.send(bobId, [], first)).toEqual({ delivered: true })
+    expect(await sender.send(bobId, [], dm('two'))).toEqual({ delivered: true })
+    expect(received.map(r => r.envelope.id)[0]).toBe(first.id)
+    expect(received).toHaveLength(2)
+  })
+
+  it('carries a thrown refusal as code and final flag', async () => {
+    const { sender, bobId } = await pair(async () => { throw new NotFriendError('carol') })
+    expect(await sender.send(bobId, [], dm())).toEqual({ delivered: false, code: 'not-a-friend', final: true, reason: 'not a friend: carol' })
+  })
+
+  it('carries a returned refusal, and a plain error as internal, not final', async () => {
+    let answer: () => Promise<any> = async () => refusal('rate-limited', 'slow down')
+    const { sender, bobId } = await pair(async () => await answer())
+    expect(await sender.send(bobId, [], dm())).toEqual({ delivered: false, code: 'rate-limited', final: false, reason: 'slow down' })
+    answer = async () => { throw new Error('disk full') }
+    expect(await sender.send(bobId, [], dm())).toEqual({ delivered: false, code: 'internal', final: false, reason: 'disk full' })
+  })
+
+  it('cuts a long reason on the refusing side', async () => {
+    const { lp } = await fromRawPeer(async () => { throw new NotFriendError('x'.repeat(5_000)) })
+    const envelope = dm()
+    await lp.write(encodeEnvelope(envelope))
+    const ack = await readAck(lp)
+    expect(ack).toMatchObject({ id: envelope.id, ok: false, code: 'not-a-friend', final: true })
+    expect(ack.reason).toHaveLength(MAX_REFUSAL_REASON_CHARS)
+  })
+
+  it('cuts a long reason on the receiving side: a refusal, not a stream failure', async () => {
+    const { sender, peerId, inbound } = await toRawPeer()
+    const envelope = dm()
+    const sent = sender.send(peerId, [], envelope)
+    const lp = lpStream(await inbound, { maxDataLength: MAX_ENVELOPE_BYTES })
+    await lp.read()
+    await lp.write(cborg.encode({ id: envelope.id, ok: false, code: 'not-a-friend', final: true, reason: 'y'.repeat(10_000) }))
+    const result = await sent
+    expect(result).toMatchObject({ delivered: false, code: 'not-a-friend', final: true })
+    expect(result.delivered ? '' : result.reason).toBe('y'.repeat(MAX_REFUSAL_REASON_CHARS))
+  })
+
+  it("takes an unknown code as 'internal', not final, whatever the peer says", async () => {
+    const { sender, peerId, inbound } = await toRawPeer()
+    const envelope = dm()
+    const sent = sender.send(peerId, [], envelope)
+    const lp = lpStream(await inbound, { maxDataLength: MAX_ENVELOPE_BYTES })
+    await lp.read()
+    await lp.write(cborg.encode({ id: envelope.id, ok: false, code: 'shiny-new-code', final: true, reason: 'from the future' }))
+    expect(await sent).toEqual({ delivered: false, code: 'internal', final: false, reason: 'from the future' })
+  })
+
+  it('gives up on a peer that never answers after the ack time limit, with no code', async () => {
+    const { sender, peerId, inbound } = await toRawPeer({ ackTimeoutMs: 150 })
+    const started = Date.now()
+    const sent = sender.send(peerId, [], dm())
+    await inbound // the frame goes out; nobody answers
+    expect(await sent).toEqual({ delivered: false, reason: 'no acknowledgement in time' })
+    expect(Date.now() - started).toBeLessThan(2_000)
+  })
+
+  it('does not take an ack that fails its schema', async () => {
+    const { sender, peerId, inbound } = await toRawPeer({ ackTimeoutMs: 500 })
+    const sent = sender.send(peerId, [], dm())
+    const lp = lpStream(await inbound, { maxDataLength: MAX_ENVELOPE_BYTES })
+    await lp.read()
+    await lp.write(cborg.encode({ id: 'x', ok: 'yes' }))
+    const result = await sent
+    expect(result.delivered).toBe(false)
+    expect(result).not.toHaveProperty('code')
+  })
+
+  it('never sends an envelope larger than the protocol allows', async () => {
+    const { sender, bobId, received, node } = await pair(async () => ({ ok: true }))
+    const big = createEnvelope('dm', { text: 'z'.repeat(MAX_ENVELOPE_BYTES) }, alice, bob)
+    expect(await sender.send(bobId, [], big)).toMatchObject({ delivered: false, code: 'too-large', final: true })
+    expect(received).toEqual([])
+    expect(node.dials).toBe(0)
+  })
+
+  it('refuses an oversized frame with too-large, and ends that stream', async () => {
+    let called = false
+    const { stream, lp } = await fromRawPeer(async () => { called = true; return { ok: true } })
+    const closed = new Promise(resolve => { stream.addEventListener('close', resolve, { once: true }) })
+    await lp.write(new Uint8Array(MAX_ENVELOPE_BYTES + 1))
+    expect(await readAck(lp)).toMatchObject({ id: '', ok: false, code: 'too-large', final: true })
+    await closed
+    expect(called).toBe(false)
+  })
+
+  it('refuses a malformed or tampered frame without echoing its id, and goes on serving the stream', async () => {
+    const seen: string[] = []
+    const { lp } = await fromRawPeer(async env => { seen.push(env.id); return { ok: true } })
+    await lp.write(cborg.encode({ not: 'an envelope' }))
+    expect(await readAck(lp)).toMatchObject({ id: '', ok: false, code: 'malformed', final: true })
+    const genuine = dm('pay 10')
+    const tampered = { ...genuine, body: Uint8Array.from(genuine.body, (b, i) => i === 5 ? b ^ 1 : b) }
+    await lp.write(encodeEnvelope(tampered))
+    expect(await readAck(lp)).toMatchObject({ id: '', ok: false, final: true })
+    await lp.write(encodeEnvelope(genuine))
+    expect(await readAck(lp)).toEqual({ id: genuine.id, ok: true })
+    expect(seen).toEqual([genuine.id])
+  })
+
+  it('a sender takes a refusal with an empty id as the answer to its frame', async () => {
+    const { sender, peerId, inbound } = await toRawPeer()
+    const sent = sender.send(peerId, [], dm())
+    const lp = lpStream(await inbound, { maxDataLength: MAX_ENVELOPE_BYTES })
+    await lp.read()
+    await lp.write(cborg.encode({ id: '', ok: false, code: 'malformed', final: true, reason: 'bad envelope signature' }))
+    expect(await sent).toEqual({ delivered: false, code: 'malformed', final: true, reason: 'bad envelope signature' })
+  })
+
+  it('ends an inbound stream that stays idle past the limit', async () => {
+    const { stream } = await fromRawPeer(async () => ({ ok: true }), { inboundIdleMs: 100 })
+    const closed = new Promise(resolve => { stream.addEventListener('close', resolve, { once: true }) })
+    const outcome = await Promise.race([closed.then(() => 'closed'), new Promise(resolve => setTimeout(() => { resolve('still open') }, 2_000))])
+    expect(outcome).toBe('closed')
+  })
+
+  it('a cancelled send reports aborted and sends nothing', async () => {
+    const { sender, bobId, received, node } = await pair(async () => ({ ok: true }))
+    const controller = new AbortController()
+    controller.abort()
+    expect(await sender.send(bobId, [], dm(), { signal: controller.signal })).toEqual({ delivered: false, reason: 'aborted' })
+    expect(received).toEqual([])
+    expect(node.dials).toBe(0)
+  })
+
+  it('opens a fresh stream when the cached one broke', async () => {
+    const a = await stubNode()
+    const b = await stubNode()
+    const receiving = new Messenger(b)
+    await receiving.start(async () => ({ ok: true }))
+    const outbound: Stream[] = []
+    a.onDial = inbound => { void b.handler?.(inbound, { remotePeer: a.peerId } as unknown as Connection) }
+    const dial = a.dialProtocol.bind(a)
+    a.dialProtocol = (async (...args: Parameters<typeof dial>) => { const s = await dial(...args); outbound.push(s); return s }) as typeof dial
+    const sender = new Messenger(a)
+    started.push(sender, receiving)
+    const bobId = b.peerId.toString()
+    expect(await sender.send(bobId, [], dm())).toEqual({ delivered: true })
+    outbound[0]?.abort(new Error('connection lost'))
+    expect(outbound).toHaveLength(1)
+    expect(await sender.send(bobId, [], dm())).toEqual({ delivered: true })
+    expect(a.dials).toBe(2)
+  })
+})

@@ -1,0 +1,255 @@
+/**
+ * Outbox over stubs: an in-memory local store, a messenger and a mailbox that answer as
+ * each test says, a presence lookup, and an injected clock for backoff and ages. The
+ * outbox decides on refusal codes: final drops and fails, anything else keeps.
+ */
+import { describe, it, expect, afterEach } from 'vitest'
+import * as cborg from 'cborg'
+import { defaultLogger } from '@libp2p/logger'
+import { createEnvelope, generateAccountKeys, keyIdOf, refusal, type Envelope, type RefusalCode } from '@conf-chat/protocol'
+import type { AbortOptions } from '@libp2p/interface'
+import {
+  Outbox, DEFAULT_OUTBOX_RETRY_MS, type Delivery, type DeliveryResult, type OutboxComponents, type OutboxInit, type PeerLocation
+} from '../../../src/delivery/index.js'
+
+const alice = { username: 'alice', keys: generateAccountKeys() }
+const bobKeys = generateAccountKeys()
+const bob = { username: 'bob', keyId: keyIdOf(bobKeys.signPublic), boxPublic: bobKeys.boxPublic }
+const dm = (text = 'hi'): Envelope => createEnvelope('dm', { text }, alice, bob)
+
+/** LocalStore's part the outbox uses, in memory, values through CBOR as on disk. */
+class MemoryLocal {
+  readonly data = new Map<string, Uint8Array>()
+  async put (key: string, value: unknown): Promise<void> { this.data.set(key, cborg.encode(value)) }
+  async delete (key: string): Promise<void> { this.data.delete(key) }
+  async * entries<T = unknown> (prefix: string): AsyncGenerator<{ key: string, value: T }> {
+    for (const key of [...this.data.keys()].filter(k => k.startsWith(prefix)).sort()) {
+      const bytes = this.data.get(key)
+      if (bytes != null) yield { key, value: cborg.decode(bytes) as T }
+    }
+  }
+}
+
+interface Fixture {
+  outbox: Outbox
+  local: MemoryLocal
+  /** Every live send: to which peer. */
+  sends: string[]
+  stores: string[]
+  lookups: number
+  background: Delivery[]
+  clock: { t: number }
+  /** What the recipient's peer answers. */
+  live: (peerId: string) => DeliveryResult
+  /** What the mailbox does (throw to fail). */
+  mailbox: () => void
+  /** Where presence says the recipient is. */
+  presence: PeerLocation | undefined
+}
+
+const BOB_PEER: PeerLocation = { online: true, peerId: 'bob-peer', addrs: ['/ip4/10.0.0.2/tcp/4001'] }
+
+const fixtures: Fixture[] = []
+afterEach(async () => { await Promise.all(fixtures.splice(0).map(async f => { await f.outbox.stop() })) })
+
+function fixture (init: OutboxInit = {}): Fixture {
+  const f: Fixture = {
+    local: new MemoryLocal(),
+    sends: [],
+    stores: [],
+    lookups: 0,
+    background: [],
+    clock: { t: 1_700_000_000_000 },
+    live: () => ({ delivered: true }),
+    mailbox: () => {},
+    presence: BOB_PEER
+  } as unknown as Fixture
+  const components: OutboxComponents = {
+    local: f.local as unknown as OutboxComponents['local'],
+    messenger: {
+      send: async (peerId: string, _addrs: string[], _env: Envelope, _options?: AbortOptions) => {
+        f.sends.push(peerId)
+        return f.live(peerId)
+      }
+    },
+    mailbox: {
+      store: async (env: Envelope) => {
+        f.stores.push(env.id)
+        f.mailbox()
+        return { holders: 3, copies: 3 }
+      }
+    },
+    locate: async () => { f.lookups++; return f.presence },
+    logger: defaultLogger(),
+    now: () => f.clock.t
+  }
+  f.outbox = new Outbox(components, { outboxRetryMs: DEFAULT_OUTBOX_RETRY_MS, ...init }, (_env, delivery) => { f.background.push(delivery) })
+  f.outbox.start()
+  fixtures.push(f)
+  return f
+}
+
+const refused = (code: RefusalCode, reason: string): DeliveryResult => ({ delivered: false, ...refusal(code, reason) })
+const unreachable = (): never => { throw Object.assign(new Error('no holder of the mailbox answered'), { name: 'SetWriteError' }) }
+
+describe('Outbox', { timeout: 5_000 }, () => {
+  it('delivers live to the peer presence names, and keeps nothing', async () => {
+    const f = fixture()
+    const env = dm()
+    expect(await f.outbox.send(env)).toEqual({ id: env.id, status: 'delivered', where: 'live' })
+    expect(f.sends).toEqual(['bob-peer'])
+    expect(f.stores).toEqual([])
+    expect(await f.outbox.queued()).toEqual([])
+  })
+
+  it('falls back to the mailbox when the recipient is offline', async () => {
+    const f = fixture()
+    f.presence = { ...BOB_PEER, online: false }
+    const env = dm()
+    expect(await f.outbox.send(env)).toEqual({ id: env.id, status: 'queued', where: 'mailbox', reason: 'recipient offline' })
+    expect(f.sends).toEqual([])
+    expect(f.stores).toEqual([env.id])
+    expect(await f.outbox.queued()).toEqual([])
+  })
+
+  it('a final refusal drops the envelope and reports it failed, with its code', async () => {
+    const f = fixture()
+    f.live = () => refused('not-a-friend', 'not a friend: alice')
+    const env = dm()
+    expect(await f.outbox.send(env)).toEqual({ id: env.id, status: 'failed', reason: 'not a friend: alice', code: 'not-a-friend' })
+    expect(f.stores).toEqual([])
+    expect(await f.outbox.queued()).toEqual([])
+    // and it is not tried again
+    f.clock.t += 60 * 60_000
+    await f.outbox.retry({ force: true })
+    expect(f.sends).toEqual(['bob-peer'])
+  })
+
+  it('a refusal that is not final keeps the envelope: to the mailbox, or here and retried when due', async () => {
+    const f = fixture()
+    f.live = () => refused('not-logged-in', 'no user logged in here')
+    const toMailbox = dm('one')
+    expect(await f.outbox.send(toMailbox)).toMatchObject({ status: 'queued', where: 'mailbox', reason: 'no user logged in here' })
+
+    f.mailbox = unreachable
+    const kept = dm('two')
+    expect(await f.outbox.send(kept)).toMatchObject({ status: 'queued', where: 'outbox' })
+    expect(await f.outbox.queued()).toEqual([expect.objectContaining({ id: kept.id, attempts: 1, lastError: 'no holder of the mailbox answered' })])
+
+    // not due yet: nothing is sent
+    const sendsBefore = f.sends.length
+    f.clock.t += DEFAULT_OUTBOX_RETRY_MS - 1
+    await f.outbox.retry()
+    expect(f.sends.length).toBe(sendsBefore)
+
+    // due: tried again, and now the recipient takes it
+    f.live = () => ({ delivered: true })
+    f.clock.t += 1
+    await f.outbox.retry()
+    expect(f.background).toEqual([{ id: kept.id, status: 'delivered', where: 'live' }])
+    expect(await f.outbox.queued()).toEqual([])
+  })
+
+  it('waits twice as long after each failed try', async () => {
+    const f = fixture()
+    f.presence = undefined
+    f.mailbox = unreachable
+    const env = dm()
+    await f.outbox.send(env)
+    f.clock.t += DEFAULT_OUTBOX_RETRY_MS
+    await f.outbox.retry()
+    expect(f.stores).toHaveLength(2)
+    // the second wait is 2 x retryMs
+    f.clock.t += 2 * DEFAULT_OUTBOX_RETRY_MS - 1
+    await f.outbox.retry()
+    expect(f.stores).toHaveLength(2)
+    f.clock.t += 1
+    await f.outbox.retry()
+    expect(f.stores).toHaveLength(3)
+    expect(await f.outbox.queued()).toEqual([expect.objectContaining({ id: env.id, attempts: 3 })])
+  })
+
+  it('not-for-recipient means the peer now hosts someone else: the mailbox, not a failure', async () => {
+    const f = fixture()
+    f.live = () => refused('not-for-recipient', 'not for the user logged in here')
+    const env = dm()
+    expect(await f.outbox.send(env)).toMatchObject({ status: 'queued', where: 'mailbox' })
+    expect(f.stores).toEqual([env.id])
+  })
+
+  it('stops at once when the holders already had it and its recipient removed it', async () => {
+    // the set store's refusals with codes, and its holders' older words (a tombstone is 'removed')
+    const answers: Array<(id: string) => object> = [
+      id => ({ refusals: { [id]: [refusal('already-delivered', 'removed'), refusal('already-delivered', 'removed')] } }),
+      id => ({ rejected: { [id]: ['removed', 'removed'] } })
+    ]
+    for (const answer of answers) {
+      const f = fixture()
+      f.presence = undefined
+      const env = dm()
+      f.mailbox = () => { throw Object.assign(new Error('no holder stored it'), { name: 'SetWriteError', ...answer(env.id) }) }
+      expect(await f.outbox.send(env)).toEqual({ id: env.id, status: 'queued', where: 'mailbox' })
+      expect(await f.outbox.queued()).toEqual([])
+      f.clock.t += 60 * 60_000
+      await f.outbox.retry({ force: true })
+      expect(f.stores).toEqual([env.id])
+    }
+  })
+
+  it('keeps what some holder refused only for now', async () => {
+    const f = fixture()
+    f.presence = undefined
+    const env = dm()
+    f.mailbox = () => {
+      throw Object.assign(new Error('no holder stored it'), { name: 'SetWriteError', refusals: { [env.id]: [refusal('already-delivered', 'removed'), refusal('full', 'set full')] } })
+    }
+    expect(await f.outbox.send(env)).toMatchObject({ status: 'queued', where: 'outbox' })
+    expect(await f.outbox.queued()).toHaveLength(1)
+  })
+
+  it('fails what every holder refused for good', async () => {
+    const f = fixture()
+    f.presence = undefined
+    const env = dm()
+    f.mailbox = () => {
+      throw Object.assign(new Error('no holder stored it'), { name: 'SetWriteError', refusals: { [env.id]: [refusal('malformed', 'bad item'), refusal('malformed', 'bad item')] } })
+    }
+    expect(await f.outbox.send(env)).toMatchObject({ status: 'failed', code: 'malformed' })
+    expect(await f.outbox.queued()).toEqual([])
+  })
+
+  it('reads presence again once when a remembered peer fails to answer, not after a final refusal', async () => {
+    const f = fixture()
+    f.outbox.noteLocation(bob.keyId, { online: true, peerId: 'old-peer', addrs: [] })
+    f.presence = { ...BOB_PEER, peerId: 'new-peer' }
+    f.live = peerId => peerId === 'old-peer' ? { delivered: false, reason: 'no acknowledgement in time' } : { delivered: true }
+    expect(await f.outbox.send(dm())).toMatchObject({ status: 'delivered', where: 'live' })
+    expect(f.sends).toEqual(['old-peer', 'new-peer'])
+
+    const g = fixture()
+    g.outbox.noteLocation(bob.keyId, { online: true, peerId: 'old-peer', addrs: [] })
+    g.live = () => refused('bad-signature', 'forged sender: alice does not own the signing key')
+    expect(await g.outbox.send(dm())).toMatchObject({ status: 'failed', code: 'bad-signature' })
+    expect(g.sends).toEqual(['old-peer'])
+    expect(g.lookups).toBe(0)
+  })
+
+  it('a live already-delivered answer counts as delivered', async () => {
+    const f = fixture()
+    f.live = () => refused('already-delivered', 'seen')
+    expect(await f.outbox.send(dm())).toMatchObject({ status: 'delivered', where: 'live' })
+    expect(f.stores).toEqual([])
+  })
+
+  it('reports failed what could not be sent within its maximum age', async () => {
+    const f = fixture({ outboxMaxAgeMs: 60 * 60_000 })
+    f.presence = undefined
+    f.mailbox = unreachable
+    const env = dm()
+    await f.outbox.send(env)
+    f.clock.t += 60 * 60_000 + 1
+    await f.outbox.retry()
+    expect(f.background).toEqual([expect.objectContaining({ id: env.id, status: 'failed' })])
+    expect(await f.outbox.queued()).toEqual([])
+  })
+})
