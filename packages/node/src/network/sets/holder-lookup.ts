@@ -1,0 +1,108 @@
+/**
+ * Finding a set's holders: the R DHT servers closest to the set's key (kad-dht hashes
+ * the key bytes, so the target is sha256(setKey)), this peer included when it is a
+ * server and among them. Concurrent lookups of one key on one peer share one DHT query.
+ */
+import { fromString as bytesFromString } from 'uint8arrays'
+import { xor } from 'uint8arrays/xor'
+import { compare } from 'uint8arrays/compare'
+import { parseSetKey, sha256 } from '@conf-chat/protocol'
+import { timeLimit } from '../../utils/index.js'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { AbortOptions, ComponentLogger, Libp2p, Logger, PeerId, PeerStore } from '@libp2p/interface'
+
+export interface HolderLookupComponents {
+  peerId: PeerId
+  dht: Pick<KadDHT, 'getClosestPeers' | 'getMode'>
+  network: Pick<Libp2p, 'getConnections'>
+  peerStore: Pick<PeerStore, 'get'>
+  /** The DHT's protocol: peers that announce it (identify) are DHT servers. */
+  dhtProtocol: string
+  logger: ComponentLogger
+  /** Aborts when the store stops: a shared lookup ends then (callers' own signals end only their wait). */
+  shutdown: () => AbortSignal
+}
+
+export interface HolderLookupInit {
+  /** How many holders a set has (R). */
+  replicas: number
+  /** Limit for one DHT query (ms). */
+  queryTimeoutMs: number
+}
+
+export interface FindHoldersOptions extends AbortOptions {
+  /** How many of the closest peers. @default the replica count */
+  count?: number
+}
+
+export class HolderLookup {
+  private readonly components: HolderLookupComponents
+  private readonly log: Logger
+  private readonly replicas: number
+  private readonly queryTimeoutMs: number
+  private readonly lookups = new Map<string, Promise<PeerId[]>>()
+
+  constructor (components: HolderLookupComponents, init: HolderLookupInit) {
+    this.components = components
+    this.log = components.logger.forComponent('conf-chat:network:sets:lookup')
+    this.replicas = init.replicas
+    this.queryTimeoutMs = init.queryTimeoutMs
+  }
+
+  /** The `count` peers closest to the set's key, closest first. */
+  async findHolders (setKey: string, options: FindHoldersOptions = {}): Promise<PeerId[]> {
+    const count = options.count ?? this.replicas
+    parseSetKey(setKey)
+    options.signal?.throwIfAborted()
+    // concurrent writers on one peer share one lookup: a burst of adds costs one DHT query
+    let lookup = this.lookups.get(setKey)
+    if (lookup == null) {
+      lookup = this.lookup(setKey).finally(() => this.lookups.delete(setKey))
+      this.lookups.set(setKey, lookup)
+    }
+    const signal = options.signal
+    // each caller gets its own copy of the shared result
+    if (signal == null) return (await lookup).slice(0, count)
+    return await new Promise<PeerId[]>((resolve, reject) => {
+      const onAbort = (): void => { reject(signal.reason) }
+      signal.addEventListener('abort', onAbort, { once: true })
+      lookup.then(peers => { resolve(peers.slice(0, count)) }, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+    })
+  }
+
+  private async lookup (setKey: string): Promise<PeerId[]> {
+    const keyBytes = bytesFromString(setKey)
+    const target = sha256(keyBytes)
+    const found = new Map<string, PeerId>()
+    const signal = timeLimit(this.queryTimeoutMs, { signal: this.components.shutdown() })
+    try {
+      for await (const ev of this.components.dht.getClosestPeers(keyBytes, { signal })) {
+        if (ev.name === 'FINAL_PEER') found.set(ev.peer.id.toString(), ev.peer.id)
+      }
+    } catch (err: any) {
+      this.log('closest peers to %s: %s', setKey, err.message)
+    }
+    // a query cut short by load finds too few peers, and writers and readers would then
+    // disagree on the holders: every connected DHT server is a candidate too
+    for (const conn of this.components.network.getConnections()) {
+      if (conn.status === 'open' && !found.has(conn.remotePeer.toString()) && await this.isDhtServer(conn.remotePeer)) {
+        found.set(conn.remotePeer.toString(), conn.remotePeer)
+      }
+    }
+    const self = this.components.peerId
+    if (this.components.dht.getMode() === 'server') found.set(self.toString(), self)
+    return [...found.values()]
+      .map(peer => ({ peer, distance: xor(sha256(peer.toMultihash().bytes), target) }))
+      .sort((a, b) => compare(a.distance, b.distance))
+      .map(p => p.peer)
+  }
+
+  /** From the peer store (local, quick): not under the query's limit, which may have run out. */
+  private async isDhtServer (peer: PeerId): Promise<boolean> {
+    try {
+      return (await this.components.peerStore.get(peer)).protocols.includes(this.components.dhtProtocol)
+    } catch {
+      return false
+    }
+  }
+}

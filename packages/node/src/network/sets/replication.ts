@@ -1,0 +1,152 @@
+/**
+ * Handing sets on: every maintenance interval (with jitter) a holder finds the current
+ * holders of each set it holds and gives each what it lacks: removals first, both ways
+ * (so a stale holder learns a removal before it could push the removed items back),
+ * then the items. A set so survives the loss of R-1 holders and the arrival of closer
+ * peers.
+ */
+import { removalId, type SetNamespaceRules, type SetRemoval } from '@conf-chat/protocol'
+import { batches, type SetRpc } from './set-rpc.js'
+import { unexpected } from './set-errors.js'
+import type { SetHolder } from './set-holder.js'
+import type { SetLayout } from './set-layout.js'
+import type { SetNamespaces } from './set-namespaces.js'
+import type { FindHoldersOptions } from './holder-lookup.js'
+import type { AbortOptions, ComponentLogger, Logger, PeerId } from '@libp2p/interface'
+import type { SetItem } from '@conf-chat/protocol'
+
+export interface MaintenanceReport {
+  sets: number
+  pushedItems: number
+  pushedRemovals: number
+  pulledRemovals: number
+  swept: number
+}
+
+export interface SetReplicatorComponents {
+  peerId: PeerId
+  layout: Pick<SetLayout, 'heldSets' | 'removals'>
+  namespaces: Pick<SetNamespaces, 'rulesFor'>
+  holder: Pick<SetHolder, 'acceptRemoval'>
+  rpc: Pick<SetRpc, 'send' | 'ids' | 'removals'>
+  findHolders: (setKey: string, options?: FindHoldersOptions) => Promise<PeerId[]>
+  /** This peer's own unexpired items of the set. */
+  localItems: (setKey: string, options?: AbortOptions) => Promise<SetItem[]>
+  /** Delete expired data first, so that none of it is handed on. */
+  sweep: (options?: AbortOptions) => Promise<number>
+  logger: ComponentLogger
+  /** The clock for which removals are still kept, ms since the epoch. */
+  now: () => number
+}
+
+export interface SetReplicatorInit {
+  /** How often a round runs, ±25 % (ms); 0: never on its own (`maintain` still works). */
+  intervalMs: number
+}
+
+export class SetReplicator {
+  private readonly components: SetReplicatorComponents
+  private readonly log: Logger
+  private readonly intervalMs: number
+  private running = false
+  private shutdown = new AbortController()
+  private timer?: NodeJS.Timeout
+  private round?: Promise<unknown>
+
+  constructor (components: SetReplicatorComponents, init: SetReplicatorInit) {
+    this.components = components
+    this.log = components.logger.forComponent('conf-chat:network:sets:replication')
+    this.intervalMs = init.intervalMs
+  }
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    this.shutdown = new AbortController()
+    if (this.intervalMs > 0) this.schedule()
+  }
+
+  /** Stop the timer and wait for a running round to end (it is aborted). */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.shutdown.abort()
+    clearTimeout(this.timer)
+    await this.round?.catch(() => {})
+  }
+
+  private schedule (): void {
+    const wait = this.intervalMs * (0.75 + Math.random() / 2)
+    this.timer = setTimeout(() => {
+      this.round = this.maintain({ signal: this.shutdown.signal })
+        .then(r => { this.log('maintenance: %o', r) }, err => { this.log.error('maintenance failed: %e', err) })
+        .finally(() => {
+          this.round = undefined
+          if (this.running) this.schedule()
+        })
+    }, wait).unref()
+  }
+
+  /**
+   * One round: for each set held here, find its current holders and give each what it
+   * lacks (removals first, both ways, then items), after sweeping expired data. Only
+   * while started; stops early when `options.signal` aborts.
+   */
+  async maintain (options: AbortOptions = {}): Promise<MaintenanceReport> {
+    const report: MaintenanceReport = { sets: 0, pushedItems: 0, pushedRemovals: 0, pulledRemovals: 0, swept: await this.components.sweep(options) }
+    const self = this.components.peerId
+    for (const setKey of await this.components.layout.heldSets(options)) {
+      if (options.signal?.aborted === true || !this.running) break
+      let rules: SetNamespaceRules
+      try { rules = this.components.namespaces.rulesFor(setKey) } catch { continue }
+      report.sets++
+      try {
+        const holders = (await this.components.findHolders(setKey, options)).filter(p => !p.equals(self))
+        await Promise.all(holders.map(async peer => {
+          try {
+            await this.syncWith(peer, setKey, rules, report, options)
+          } catch (err: any) {
+            this.log('could not hand %s on to %p: %s', setKey, peer, err.message)
+          }
+        }))
+      } catch (err: any) {
+        this.log('maintenance of %s: %s', setKey, err.message)
+      }
+    }
+    return report
+  }
+
+  private async syncWith (peer: PeerId, setKey: string, rules: SetNamespaceRules, report: MaintenanceReport, options: AbortOptions): Promise<void> {
+    const { rpc, holder } = this.components
+    const theirs = await rpc.removals(peer, setKey, options)
+    const theirIds = new Set(theirs.map(r => removalId(r.auth)))
+    for (const r of theirs) {
+      try {
+        if ((await holder.acceptRemoval(setKey, rules, r, options)).fresh) report.pulledRemovals++
+      } catch (err: any) {
+        this.log('ignored a removal of %s from %p: %s', setKey, peer, err.message)
+      }
+    }
+    for (const r of await this.localRemovals(setKey, options)) {
+      if (theirIds.has(removalId(r.auth))) continue
+      const res = await rpc.send(peer, { type: 'remove', setKey, ids: r.ids, auth: r.auth }, options)
+      if (res.type === 'removed') report.pushedRemovals++
+    }
+    const held = await rpc.ids(peer, setKey, options)
+    const missing = (await this.components.localItems(setKey, options)).filter(i => !held.has(i.id))
+    for (const batch of batches(missing)) {
+      const res = await rpc.send(peer, { type: 'add', setKey, items: batch }, options)
+      if (res.type !== 'added') throw unexpected(res)
+      report.pushedItems += res.accepted.length
+    }
+  }
+
+  private async localRemovals (setKey: string, options: AbortOptions): Promise<SetRemoval[]> {
+    const out: SetRemoval[] = []
+    const now = this.components.now()
+    for await (const { removal } of this.components.layout.removals(setKey, options)) {
+      if (removal != null && removal.expiresAt > now) out.push({ ids: removal.ids, auth: removal.auth })
+    }
+    return out
+  }
+}

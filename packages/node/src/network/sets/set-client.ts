@@ -1,0 +1,203 @@
+/**
+ * The writing and reading side of the set store: add items to, list, and remove items
+ * from a set on its holders. A write goes to the R closest servers, a read asks twice as
+ * many and takes the union; a holder that did not answer is asked once more.
+ */
+import {
+  MAX_SET_ITEMS_PER_FRAME, InvalidSetItemError, createRemoveAuth,
+  type AccountKeys, type Refusal, type SetItem, type SetRemoval
+} from '@conf-chat/protocol'
+import { delay } from '../../utils/index.js'
+import { NoSetHoldersError, SetReadError, SetRemoveError, SetWriteError, itemRefusal, unexpected } from './set-errors.js'
+import { batches, type SetRpc } from './set-rpc.js'
+import type { FindHoldersOptions } from './holder-lookup.js'
+import type { SetLayout } from './set-layout.js'
+import type { SetNamespaces } from './set-namespaces.js'
+import type { AbortOptions, ComponentLogger, Logger, PeerId } from '@libp2p/interface'
+
+export interface AddResult {
+  /** How many holders were asked. */
+  holders: number
+  /** For each item id, how many holders now hold it. */
+  stored: Record<string, number>
+}
+
+export interface RemoveResult {
+  holders: number
+  /** Holders that accepted the removal. */
+  acknowledged: number
+}
+
+export interface SetClientComponents {
+  peerId: PeerId
+  namespaces: Pick<SetNamespaces, 'rulesFor' | 'ttlFor' | 'checkItem'>
+  layout: Pick<SetLayout, 'holdsSet'>
+  rpc: Pick<SetRpc, 'send' | 'items'>
+  findHolders: (setKey: string, options?: FindHoldersOptions) => Promise<PeerId[]>
+  /** This peer's own unexpired items of the set (a reader's union includes them). */
+  localItems: (setKey: string, options?: AbortOptions) => Promise<SetItem[]>
+  logger: ComponentLogger
+  /** The clock for item expiry and removal signatures, ms since the epoch. */
+  now: () => number
+}
+
+export interface SetClientInit {
+  /** How many holders a set has (R); readers and removers ask twice as many. */
+  replicas: number
+  /** Pause before asking a holder that did not answer once more (ms). */
+  retryDelayMs: number
+}
+
+export class SetClient {
+  private readonly components: SetClientComponents
+  private readonly log: Logger
+  private readonly replicas: number
+  private readonly retryDelayMs: number
+
+  constructor (components: SetClientComponents, init: SetClientInit) {
+    this.components = components
+    this.log = components.logger.forComponent('conf-chat:network:sets:client')
+    this.replicas = init.replicas
+    this.retryDelayMs = init.retryDelayMs
+  }
+
+  /**
+   * Store items on the set's holders. Returns how many holders hold each item; throws
+   * InvalidSetItemError (nothing sent) for an invalid item and SetWriteError (with the
+   * holders' refusals) when some item was stored by no holder.
+   */
+  async add (setKey: string, items: SetItem[], options: AbortOptions = {}): Promise<AddResult> {
+    const { namespaces, rpc } = this.components
+    const rules = namespaces.rulesFor(setKey)
+    const now = this.components.now()
+    for (const item of items) {
+      const reason = namespaces.checkItem(setKey, rules, item, now)
+      if (reason != null) throw new InvalidSetItemError(`item ${String(item?.id).slice(0, 100)}: ${reason}`)
+    }
+    const holders = await this.components.findHolders(setKey, options)
+    if (holders.length === 0) throw new NoSetHoldersError()
+    const stored: Record<string, number> = Object.fromEntries(items.map(i => [i.id, 0]))
+    const refusals: Record<string, Refusal[]> = {}
+    const failed: Array<{ holder: PeerId, batch: SetItem[] }> = []
+    const addTo = async (holder: PeerId, batch: SetItem[]): Promise<boolean> => {
+      try {
+        const res = await rpc.send(holder, { type: 'add', setKey, items: batch }, options)
+        if (res.type !== 'added') throw unexpected(res)
+        for (const id of new Set(res.accepted)) if (id in stored) stored[id] = (stored[id] ?? 0) + 1
+        for (const r of res.rejected) {
+          this.log('%p refused item %s of %s: %s', holder, r.id, setKey, r.reason)
+          if (r.id in stored) (refusals[r.id] ??= []).push(itemRefusal(r.reason))
+        }
+        return true
+      } catch (err: any) {
+        this.log('could not add to %s on %p: %s', setKey, holder, err.message)
+        return false
+      }
+    }
+    await Promise.all(holders.map(async holder => {
+      for (const batch of batches(items)) {
+        if (!await addTo(holder, batch)) failed.push({ holder, batch })
+      }
+    }))
+    // a busy holder (or one whose connection just dropped) gets one more try when an item
+    // reached fewer than half the holders (easy to miss for a reader that cannot reach them
+    // all); one holder that is down for good does not make every add wait twice
+    const few = (batch: SetItem[]): boolean => batch.some(i => (stored[i.id] ?? 0) < holders.length / 2)
+    const again = failed.filter(f => few(f.batch))
+    if (again.length > 0 && await this.pause(options)) {
+      await Promise.all(again.map(async ({ holder, batch }) => await addTo(holder, batch)))
+    }
+    const lost = Object.entries(stored).filter(([, n]) => n === 0).map(([id]) => id)
+    if (lost.length > 0) throw new SetWriteError(`no holder of ${setKey} stored ${lost.length} of ${items.length} items`, stored, refusals)
+    return { holders: holders.length, stored }
+  }
+
+  /**
+   * Every valid, unexpired item of the set: the union by id over the local store and all
+   * holders, sorted by id. Throws NoSetHoldersError when no holder is found and
+   * SetReadError when none of them answered, so "empty" never hides "unreachable".
+   */
+  async list (setKey: string, options: AbortOptions = {}): Promise<SetItem[]> {
+    const { namespaces, rpc } = this.components
+    const rules = namespaces.rulesFor(setKey)
+    const byId = new Map<string, SetItem>()
+    for (const item of await this.components.localItems(setKey, options)) byId.set(item.id, item)
+    // readers ask twice as many peers as writers store on: a writer whose lookup was cut
+    // short by load may have picked holders a little further from the key
+    const found = await this.components.findHolders(setKey, { ...options, count: this.replicas * 2 })
+    if (found.length === 0) throw new NoSetHoldersError()
+    const holders = found.filter(p => !p.equals(this.components.peerId))
+    let answered = 0
+    const readFrom = async (holder: PeerId): Promise<boolean> => {
+      try {
+        const now = this.components.now()
+        for await (const item of rpc.items(holder, setKey, options)) {
+          if (byId.has(item.id)) continue
+          const reason = namespaces.checkItem(setKey, rules, item, now)
+          if (reason == null) byId.set(item.id, item)
+          else this.log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
+        }
+        answered++
+        return true
+      } catch (err: any) {
+        this.log('could not list %s on %p: %s', setKey, holder, err.message)
+        return false
+      }
+    }
+    const results = await Promise.all(holders.map(readFrom))
+    // a holder that did not answer (busy, or its connection just dropped) may hold the only
+    // copy of a fresh item: ask it once more
+    const retry = holders.filter((_, i) => results[i] === false)
+    if (retry.length > 0 && await this.pause(options)) await Promise.all(retry.map(readFrom))
+    // (a local read, not under the caller's signal: a caller that gave up still learns that nobody answered)
+    if (holders.length > 0 && answered === 0 && !await this.components.layout.holdsSet(setKey)) {
+      throw new SetReadError(`none of the ${holders.length} holders of ${setKey} answered`)
+    }
+    return [...byId.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  }
+
+  /**
+   * Remove items, signed by `signer` (for a mailbox: its owner). Holders delete them and
+   * keep tombstones. Throws RemoveNotAuthorizedError if the namespace's rules refuse the
+   * signer, SetRemoveError if no holder accepted the removal.
+   */
+  async remove (setKey: string, ids: string[], signer: Pick<AccountKeys, 'signPublic' | 'signSecret'>, options: AbortOptions = {}): Promise<RemoveResult> {
+    const rules = this.components.namespaces.rulesFor(setKey)
+    const now = this.components.now()
+    const removals: SetRemoval[] = []
+    for (let i = 0; i < ids.length; i += MAX_SET_ITEMS_PER_FRAME) {
+      const chunk = ids.slice(i, i + MAX_SET_ITEMS_PER_FRAME)
+      removals.push({ ids: chunk, auth: createRemoveAuth(setKey, chunk, signer, now) })
+    }
+    for (const r of removals) rules.authorizeRemove(setKey, r.ids, r.auth)
+    const holders = await this.components.findHolders(setKey, { ...options, count: this.replicas * 2 }) // as many as a reader asks
+    const self = this.components.peerId
+    // a stale local copy must learn the removal too, or our own maintenance pushes the items back
+    if (!holders.some(p => p.equals(self)) && await this.components.layout.holdsSet(setKey, options)) holders.push(self)
+    if (holders.length === 0) throw new NoSetHoldersError()
+    let acknowledged = 0
+    const reasons: string[] = []
+    await Promise.all(holders.map(async holder => {
+      try {
+        for (const r of removals) {
+          const res = await this.components.rpc.send(holder, { type: 'remove', setKey, ids: r.ids, auth: r.auth }, options)
+          if (res.type !== 'removed') throw unexpected(res)
+        }
+        acknowledged++
+      } catch (err: any) {
+        reasons.push(err.message)
+        this.log('could not remove from %s on %p: %s', setKey, holder, err.message)
+      }
+    }))
+    if (acknowledged === 0) throw new SetRemoveError(`no holder of ${setKey} accepted the removal: ${reasons[0] ?? 'no answer'}`)
+    return { holders: holders.length, acknowledged }
+  }
+
+  /** The pause before asking again; false when the caller gave up meanwhile (then nobody is asked again). */
+  private async pause (options: AbortOptions): Promise<boolean> {
+    const aborted = (): boolean => options.signal?.aborted === true
+    if (aborted()) return false
+    await delay(this.retryDelayMs, options).catch(() => {})
+    return !aborted()
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The set store's errors, and the codes its holders refuse with: a whole request is
+ * refused with a SetErrorCode (in the `error` response), a single item with a reason
+ * that maps to a RefusalCode (see ITEM_REFUSAL_CODES).
+ */
+import {
+  refusal, type Refusal, type RefusalCode, type SetErrorCode, type SetResponse
+} from '@conf-chat/protocol'
+import { MAX_SET_ERROR_MESSAGE_CHARS } from './constants.js'
+
+/**
+ * Some items were stored by no holder. `stored` tells which ones made it where;
+ * `refusals` holds, per item id, the refusal of each holder that answered and refused
+ * it (with its code), `rejected` the same refusals' reasons as the holders worded them
+ * (a tombstone is 'removed'). `code` is set when every holder that refused a lost item
+ * refused every lost item with the same code (e.g. 'already-delivered': the recipient
+ * already removed it from its mailbox).
+ */
+export class SetWriteError extends Error {
+  override name = 'SetWriteError'
+  readonly rejected: Record<string, string[]>
+  readonly code?: RefusalCode
+
+  constructor (message = 'No holder stored the items', readonly stored: Record<string, number> = {},
+    readonly refusals: Record<string, Refusal[]> = {}) {
+    super(message)
+    this.rejected = Object.fromEntries(Object.entries(refusals).map(([id, list]) => [id, list.map(r => r.reason)]))
+    const lost = Object.entries(stored).filter(([, n]) => n === 0).map(([id]) => id)
+    const codes = new Set(lost.flatMap(id => (refusals[id] ?? []).map(r => r.code)))
+    if (lost.length > 0 && codes.size === 1 && lost.every(id => (refusals[id]?.length ?? 0) > 0)) this.code = [...codes][0]
+  }
+
+  /** Whether some holder answered about item `id` and every one that did refused it with `code`. */
+  refusedEverywhere (id: string, code: RefusalCode): boolean {
+    const list = this.refusals[id] ?? []
+    return list.length > 0 && list.every(r => r.code === code)
+  }
+}
+
+export class SetRemoveError extends Error {
+  override name = 'SetRemoveError'
+  constructor (message = 'No holder accepted the removal') { super(message) }
+}
+
+export class SetReadError extends Error {
+  override name = 'SetReadError'
+  constructor (message = 'No holder of the set answered') { super(message) }
+}
+
+export class NoSetHoldersError extends Error {
+  override name = 'NoSetHoldersError'
+  constructor (message = 'No DHT server found to hold the set: network not reachable') { super(message) }
+}
+
+/** A holder answered a request with an error response (or with a response of the wrong type). */
+export class SetRequestError extends Error {
+  override name = 'SetRequestError'
+  constructor (message: string, readonly code: SetErrorCode) { super(message) }
+}
+
+/** A holder's reason for refusing one item, and the refusal code that goes with it. */
+export const ITEM_REMOVED = 'removed'
+export const SET_FULL = 'set full'
+export const ITEM_EXPIRED = 'expired'
+export const ITEM_IN_FUTURE = 'added in the future'
+
+/**
+ * The codes of the reasons a holder gives for refusing an item. The response carries the
+ * reason only (its schema has no code per item), so the reasons a holder words are a
+ * fixed vocabulary shared by both sides; any other reason is the namespace's validation
+ * refusing the item ('malformed').
+ */
+const ITEM_REFUSAL_CODES: Record<string, RefusalCode> = {
+  /** a tombstone: the set's owner removed the item (for a mailbox: it was delivered) */
+  [ITEM_REMOVED]: 'already-delivered',
+  /** the holder keeps no more items in this set for now */
+  [SET_FULL]: 'full',
+  [ITEM_EXPIRED]: 'stale',
+  /** the holder's clock is behind ours by more than the allowed skew: its fault, not final */
+  [ITEM_IN_FUTURE]: 'internal'
+}
+
+/** The refusal of an item for `reason`, as a holder worded it. */
+export function itemRefusal (reason: string): Refusal {
+  return refusal(ITEM_REFUSAL_CODES[reason] ?? 'malformed', reason)
+}
+
+/** The error code of a request refused by throwing `err`, by the error's name. */
+const SET_ERROR_CODES: Record<string, SetErrorCode> = {
+  InvalidSetKeyError: 'invalid-key',
+  UnknownSetNamespaceError: 'unknown-namespace',
+  RemoveNotAuthorizedError: 'unauthorized',
+  InvalidSetMessageError: 'malformed'
+}
+
+export function setErrorCodeOf (err: unknown): SetErrorCode {
+  const name = (err as { name?: unknown } | undefined)?.name
+  return (typeof name === 'string' ? SET_ERROR_CODES[name] : undefined) ?? 'internal'
+}
+
+/** The error response for a request refused by throwing `err`. */
+export function errorResponse (err: unknown): SetResponse {
+  const message = String((err as { message?: unknown } | undefined)?.message ?? err)
+  return { type: 'error', code: setErrorCodeOf(err), message: message.slice(0, MAX_SET_ERROR_MESSAGE_CHARS) }
+}
+
+/** The error for a response that is not the one the request asked for. */
+export function unexpected (res: SetResponse): SetRequestError {
+  if (res.type === 'error') return new SetRequestError(res.message, res.code)
+  return new SetRequestError(`unexpected response ${res.type}`, 'malformed')
+}

@@ -1,0 +1,209 @@
+/**
+ * The holder side of `/conf-chat/set/1.0.0`: one request and one response per stream.
+ * Each request type has its handler in a dispatch map; a request that breaks the
+ * protocol or the namespace's rules is answered with an error response and its code
+ * (SetErrorCode), an item that may not be stored is listed in `rejected` with a reason
+ * (see set-errors.ts for the codes those reasons stand for).
+ */
+import { lpStream } from '@libp2p/utils'
+import {
+  MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_CLOCK_SKEW_MS, RemoveNotAuthorizedError,
+  setRemovalSchema, verifyRemoveAuth, removalId, encodeSetMessage, decodeSetRequest, setItemFrameBytes,
+  type SetItem, type SetRemoval, type SetNamespaceRules, type SetRequest, type SetResponse
+} from '@conf-chat/protocol'
+import { timeLimit } from '../../utils/index.js'
+import { PAGE_BYTES, MAX_REFUSED_ID_CHARS, MAX_REFUSED_REASON_CHARS } from './constants.js'
+import { ITEM_REMOVED, SET_FULL, errorResponse } from './set-errors.js'
+import type { SetLayout } from './set-layout.js'
+import type { SetNamespaces } from './set-namespaces.js'
+import type { AbortOptions, ComponentLogger, Connection, Logger, Stream } from '@libp2p/interface'
+
+export interface SetHolderComponents {
+  layout: SetLayout
+  namespaces: Pick<SetNamespaces, 'rulesFor' | 'ttlFor' | 'checkItem'>
+  logger: ComponentLogger
+  /** The clock for expiry and signature times, ms since the epoch. */
+  now: () => number
+}
+
+export interface SetHolderInit {
+  /** Limit for reading one request and writing its response (ms). */
+  requestTimeoutMs: number
+  /** Most items kept in one set; more are refused ('set full'). */
+  maxItemsPerSet: number
+}
+
+/** What a removal changed: `fresh` if this holder did not have it yet. */
+export interface RemovalResult {
+  fresh: boolean
+  removed: number
+}
+
+type Handler<T extends SetRequest['type']> =
+  (req: Extract<SetRequest, { type: T }>, rules: SetNamespaceRules, options: AbortOptions) => Promise<SetResponse>
+
+export class SetHolder {
+  private readonly components: SetHolderComponents
+  private readonly log: Logger
+  private readonly requestTimeoutMs: number
+  private readonly maxItemsPerSet: number
+  private readonly handlers: { [T in SetRequest['type']]: Handler<T> }
+
+  constructor (components: SetHolderComponents, init: SetHolderInit) {
+    this.components = components
+    this.log = components.logger.forComponent('conf-chat:network:sets:holder')
+    this.requestTimeoutMs = init.requestTimeoutMs
+    this.maxItemsPerSet = init.maxItemsPerSet
+    this.handlers = {
+      add: async (req, rules, options) => await this.acceptItems(req.setKey, rules, req.items, options),
+      list: async (req, _rules, options) => await this.listPage(req.setKey, req.after, req.idsOnly === true, options),
+      remove: async (req, rules, options) =>
+        ({ type: 'removed', removed: (await this.acceptRemoval(req.setKey, rules, { ids: req.ids, auth: req.auth }, options)).removed }),
+      removals: async (req, _rules, options) => await this.removalsPage(req.setKey, req.after, options)
+    }
+  }
+
+  /**
+   * The stream handler: read one request (within the request time limit), answer it,
+   * close. A length prefix beyond the frame limit resets the stream unread.
+   */
+  readonly handleStream = async (stream: Stream, connection: Connection): Promise<void> => {
+    const signal = timeLimit(this.requestTimeoutMs)
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_SET_FRAME_BYTES })
+      const frame = await lp.read({ signal })
+      let request: SetRequest | undefined
+      let response: SetResponse
+      try {
+        request = decodeSetRequest(frame.subarray())
+      } catch (err) {
+        response = errorResponse(err)
+      }
+      if (request != null) response = await this.answer(request, { signal })
+      if (response!.type === 'error') this.log('refused a set request from %p: %s %s', connection.remotePeer, response!.code, response!.message)
+      await lp.write(encodeSetMessage(response!), { signal })
+      await stream.close({ signal })
+    } catch (err: any) {
+      this.log('set stream from %p failed: %s', connection.remotePeer, err?.message)
+      try { stream.abort(err) } catch {}
+    }
+  }
+
+  /** Answer one request, from the network or from this peer as one of the holders; never throws. */
+  async answer (req: SetRequest, options: AbortOptions = {}): Promise<SetResponse> {
+    try {
+      const rules = this.components.namespaces.rulesFor(req.setKey)
+      const handler = this.handlers[req.type] as Handler<SetRequest['type']>
+      return await handler(req, rules, options)
+    } catch (err) {
+      return errorResponse(err)
+    }
+  }
+
+  /** ADD: store each valid item the set has no item (and no tombstone) for; never replace one. */
+  private async acceptItems (setKey: string, rules: SetNamespaceRules, items: SetItem[], options: AbortOptions): Promise<SetResponse> {
+    const { layout, namespaces } = this.components
+    const now = this.components.now()
+    const accepted: string[] = []
+    const rejected: Array<{ id: string, reason: string }> = []
+    const valid = new Map<string, SetItem>()
+    for (const item of items) {
+      const reason = namespaces.checkItem(setKey, rules, item, now)
+      if (reason != null) rejected.push({ id: String(item.id).slice(0, MAX_REFUSED_ID_CHARS), reason: reason.slice(0, MAX_REFUSED_REASON_CHARS) })
+      else if (!valid.has(item.id)) valid.set(item.id, item)
+    }
+    if (valid.size === 0) return { type: 'added', accepted, rejected }
+    await layout.withSetLock(setKey, async () => {
+      let count = await layout.itemCount(setKey, options)
+      const fresh: SetItem[] = []
+      for (const item of valid.values()) {
+        const tomb = await layout.tombstone(setKey, item.id, options)
+        if (tomb != null && tomb > now) { rejected.push({ id: item.id, reason: ITEM_REMOVED }); continue }
+        if (await layout.hasItem(setKey, item.id, options)) { accepted.push(item.id); continue }
+        if (count >= this.maxItemsPerSet) { rejected.push({ id: item.id, reason: SET_FULL }); continue }
+        fresh.push(item)
+        count++
+        accepted.push(item.id)
+      }
+      await layout.putItems(setKey, fresh, options)
+    })
+    return { type: 'added', accepted, rejected }
+  }
+
+  /**
+   * REMOVE (and removals pulled from other holders): verify a signed removal and apply
+   * it: delete the items, keep tombstones and the removal itself (to hand on) until every
+   * item it could name has expired.
+   */
+  async acceptRemoval (setKey: string, rules: SetNamespaceRules, removal: SetRemoval, options: AbortOptions = {}): Promise<RemovalResult> {
+    const parsed = setRemovalSchema.safeParse(removal)
+    if (!parsed.success) throw new RemoveNotAuthorizedError('malformed removal')
+    const { ids, auth } = parsed.data
+    const now = this.components.now()
+    const ttl = this.components.namespaces.ttlFor(setKey)
+    // a removal is kept (and handed on) for a TTL, so it must be accepted for as long;
+    // replaying it can only repeat a deletion of ids that never come back
+    if (auth.time > now + MAX_SET_CLOCK_SKEW_MS) throw new RemoveNotAuthorizedError('removal signed in the future')
+    if (auth.time + ttl <= now) throw new RemoveNotAuthorizedError('removal too old')
+    if (!verifyRemoveAuth(setKey, ids, auth)) throw new RemoveNotAuthorizedError('bad removal signature')
+    rules.authorizeRemove(setKey, ids, auth)
+    const rid = removalId(auth)
+    const expiresAt = auth.time + ttl + MAX_SET_CLOCK_SKEW_MS
+    const { layout } = this.components
+    return await layout.withSetLock(setKey, async () => {
+      if (await layout.hasRemoval(setKey, rid, options)) return { fresh: false, removed: 0 }
+      const removed = await layout.putRemoval(setKey, rid, { ids, auth, expiresAt }, options)
+      this.log('removed %d of %d ids from %s', removed, ids.length, setKey)
+      return { fresh: true, removed }
+    })
+  }
+
+  /** LIST: a page of unexpired items (or of ids) in id order after the cursor `after`. */
+  private async listPage (setKey: string, after: string | undefined, idsOnly: boolean, options: AbortOptions): Promise<SetResponse> {
+    const { layout } = this.components
+    const ttl = this.components.namespaces.ttlFor(setKey)
+    const now = this.components.now()
+    const ids: string[] = []
+    const items: SetItem[] = []
+    let bytes = 0
+    let last: string | undefined
+    let next: string | undefined
+    for await (const id of layout.itemIds(setKey, options)) {
+      if (after != null && id <= after) continue
+      if (idsOnly) {
+        if (ids.length >= MAX_SET_ITEMS_PER_FRAME) { next = last; break }
+        ids.push(id)
+      } else {
+        // a sweep may delete the item between the key scan and this read
+        const item = await layout.readItem(setKey, id, options)
+        if (item == null || item.addedAt + ttl <= now) { last = id; continue }
+        const size = setItemFrameBytes(item)
+        if (items.length > 0 && (bytes + size > PAGE_BYTES || items.length >= MAX_SET_ITEMS_PER_FRAME)) { next = last; break }
+        bytes += size
+        items.push(item)
+      }
+      last = id
+    }
+    if (idsOnly) return { type: 'ids', ids, ...(next != null ? { next } : {}) }
+    return { type: 'items', items, ...(next != null ? { next } : {}) }
+  }
+
+  /** REMOVALS: a page of the unexpired signed removals kept for the set, after the cursor `after`. */
+  private async removalsPage (setKey: string, after: string | undefined, options: AbortOptions): Promise<SetResponse> {
+    const now = this.components.now()
+    const removals: SetRemoval[] = []
+    let bytes = 0
+    let last: string | undefined
+    let next: string | undefined
+    for await (const { rid, removal } of this.components.layout.removals(setKey, options)) {
+      if (after != null && rid <= after) continue
+      if (removal == null || removal.expiresAt <= now) { last = rid; continue }
+      const size = removal.ids.reduce((n, id) => n + id.length + 2, 150)
+      if (removals.length > 0 && (bytes + size > PAGE_BYTES || removals.length >= MAX_SET_ITEMS_PER_FRAME)) { next = last; break }
+      bytes += size
+      removals.push({ ids: removal.ids, auth: removal.auth })
+      last = rid
+    }
+    return { type: 'removals', removals, ...(next != null ? { next } : {}) }
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * How a holder keeps sets in its datastore. Under `/cc-sets`, a set is named by the hex
+ * SHA-256 of its key (`h`):
+ *
+ *   /cc-sets/keys/<h>            the set key itself (UTF-8): which sets this peer holds
+ *   /cc-sets/items/<h>/<id>      an item: CBOR { id, data, addedAt }
+ *   /cc-sets/tombs/<h>/<id>      a tombstone: CBOR number, when it expires (ms)
+ *   /cc-sets/removals/<h>/<rid>  a signed removal: CBOR { ids, auth, expiresAt }
+ *
+ * Writes to one set run one at a time (`withSetLock`), so "keep the first item under an
+ * id" holds; the number of items per set is cached between writes.
+ */
+import { Key } from 'interface-datastore'
+import * as cborg from 'cborg'
+import { z } from 'zod'
+import { fromString as bytesFromString, toString as bytesToString } from 'uint8arrays'
+import { setKeyHash, setItemSchema, setRemovalSchema, type SetItem, type SetRemoval } from '@conf-chat/protocol'
+import { SETS_ROOT } from './constants.js'
+import type { AbortOptions } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
+
+const storedRemovalSchema = setRemovalSchema.extend({ expiresAt: z.number() })
+
+/** A signed removal as a holder keeps it: until every item it could name has expired. */
+export interface StoredRemoval extends SetRemoval {
+  expiresAt: number
+}
+
+const indexKey = (h: string): Key => new Key(`${SETS_ROOT}/keys/${h}`, false)
+const itemsPrefix = (h: string): string => `${SETS_ROOT}/items/${h}/`
+const tombsPrefix = (h: string): string => `${SETS_ROOT}/tombs/${h}/`
+const removalsPrefix = (h: string): string => `${SETS_ROOT}/removals/${h}/`
+const under = (prefix: string, name: string): Key => new Key(prefix + name, false)
+
+export interface SetLayoutComponents {
+  datastore: Pick<Datastore, 'get' | 'has' | 'delete' | 'batch' | 'query' | 'queryKeys'>
+}
+
+export class SetLayout {
+  private readonly datastore: SetLayoutComponents['datastore']
+  private readonly locks = new Map<string, Promise<void>>()
+  private readonly counts = new Map<string, number>()
+
+  constructor (components: SetLayoutComponents) {
+    this.datastore = components.datastore
+  }
+
+  /** Run `fn` when no other write to the set runs; writes to one set queue up in order. */
+  async withSetLock<T> (setKey: string, fn: () => Promise<T>): Promise<T> {
+    const h = setKeyHash(setKey)
+    const previous = this.locks.get(h) ?? Promise.resolve()
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const current = previous.then(async () => { await gate })
+    this.locks.set(h, current)
+    await previous
+    try {
+      return await fn()
+    } finally {
+      release()
+      if (this.locks.get(h) === current) this.locks.delete(h)
+    }
+  }
+
+  /** How many items (expired or not) the set has on disk. */
+  async itemCount (setKey: string, options: AbortOptions = {}): Promise<number> {
+    const h = setKeyHash(setKey)
+    const cached = this.counts.get(h)
+    if (cached != null) return cached
+    let n = 0
+    for await (const _ of this.datastore.queryKeys({ prefix: itemsPrefix(h) }, options)) n++
+    this.counts.set(h, n)
+    return n
+  }
+
+  async hasItem (setKey: string, id: string, options: AbortOptions = {}): Promise<boolean> {
+    return await this.datastore.has(under(itemsPrefix(setKeyHash(setKey)), id), options)
+  }
+
+  /** The item stored under `id`, or undefined (absent, or unreadable). */
+  async readItem (setKey: string, id: string, options: AbortOptions = {}): Promise<SetItem | undefined> {
+    return decodeStored(await this.read(under(itemsPrefix(setKeyHash(setKey)), id), options), setItemSchema)
+  }
+
+  /** Every item of the set as stored, in id order: `item` is undefined when unreadable. */
+  async * items (setKey: string, options: AbortOptions = {}): AsyncGenerator<{ key: Key, item?: SetItem }> {
+    for await (const { key, value } of this.datastore.query({ prefix: itemsPrefix(setKeyHash(setKey)) }, options)) {
+      yield { key, item: decodeStored(value, setItemSchema) }
+    }
+  }
+
+  /** The ids of the set's items (expired or not), in id order, without reading the items. */
+  async * itemIds (setKey: string, options: AbortOptions = {}): AsyncGenerator<string> {
+    const prefix = itemsPrefix(setKeyHash(setKey))
+    for await (const key of this.datastore.queryKeys({ prefix }, options)) yield key.toString().slice(prefix.length)
+  }
+
+  /** When the tombstone of `id` expires, or undefined if the set has none. */
+  async tombstone (setKey: string, id: string, options: AbortOptions = {}): Promise<number | undefined> {
+    const expiresAt = decodeStored(await this.read(under(tombsPrefix(setKeyHash(setKey)), id), options))
+    return typeof expiresAt === 'number' ? expiresAt : undefined
+  }
+
+  /** Every tombstone of the set: `expiresAt` is undefined when unreadable. */
+  async * tombstones (setKey: string, options: AbortOptions = {}): AsyncGenerator<{ key: Key, expiresAt?: number }> {
+    for await (const { key, value } of this.datastore.query({ prefix: tombsPrefix(setKeyHash(setKey)) }, options)) {
+      const expiresAt = decodeStored(value)
+      yield { key, expiresAt: typeof expiresAt === 'number' ? expiresAt : undefined }
+    }
+  }
+
+  async hasRemoval (setKey: string, rid: string, options: AbortOptions = {}): Promise<boolean> {
+    return await this.datastore.has(under(removalsPrefix(setKeyHash(setKey)), rid), options)
+  }
+
+  /** Every removal kept for the set, in removal-id order: `removal` is undefined when unreadable. */
+  async * removals (setKey: string, options: AbortOptions = {}): AsyncGenerator<{ key: Key, rid: string, removal?: StoredRemoval }> {
+    const prefix = removalsPrefix(setKeyHash(setKey))
+    for await (const { key, value } of this.datastore.query({ prefix }, options)) {
+      yield { key, rid: key.toString().slice(prefix.length), removal: decodeStored(value, storedRemovalSchema) }
+    }
+  }
+
+  /** The keys of the sets this peer holds anything of (items, tombstones or removals). */
+  async heldSets (options: AbortOptions = {}): Promise<string[]> {
+    const keys: string[] = []
+    for await (const { value } of this.datastore.query({ prefix: `${SETS_ROOT}/keys/` }, options)) keys.push(bytesToString(value))
+    return keys
+  }
+
+  async holdsSet (setKey: string, options: AbortOptions = {}): Promise<boolean> {
+    return await this.datastore.has(indexKey(setKeyHash(setKey)), options)
+  }
+
+  /** Store new items (call under the set's lock, after checking none is held or tombstoned). */
+  async putItems (setKey: string, items: SetItem[], options: AbortOptions = {}): Promise<void> {
+    if (items.length === 0) return
+    const h = setKeyHash(setKey)
+    const batch = this.datastore.batch()
+    for (const item of items) batch.put(under(itemsPrefix(h), item.id), cborg.encode({ id: item.id, data: item.data, addedAt: item.addedAt }))
+    batch.put(indexKey(h), bytesFromString(setKey))
+    const before = this.counts.get(h)
+    try {
+      await batch.commit(options)
+      if (before != null) this.counts.set(h, before + items.length)
+    } catch (err) {
+      this.counts.delete(h)
+      throw err
+    }
+  }
+
+  /**
+   * Apply a verified removal (call under the set's lock): delete the items it names, keep
+   * a tombstone for each until `removal.expiresAt` (or later, if one exists already) and
+   * the removal itself. Resolves to how many items were deleted.
+   */
+  async putRemoval (setKey: string, rid: string, removal: StoredRemoval, options: AbortOptions = {}): Promise<number> {
+    const h = setKeyHash(setKey)
+    const batch = this.datastore.batch()
+    let removed = 0
+    for (const id of new Set(removal.ids)) {
+      if (await this.datastore.has(under(itemsPrefix(h), id), options)) { batch.delete(under(itemsPrefix(h), id)); removed++ }
+      const previous = await this.tombstone(setKey, id, options) ?? 0
+      batch.put(under(tombsPrefix(h), id), cborg.encode(Math.max(removal.expiresAt, previous)))
+    }
+    batch.put(under(removalsPrefix(h), rid), cborg.encode({ ids: removal.ids, auth: removal.auth, expiresAt: removal.expiresAt }))
+    batch.put(indexKey(h), bytesFromString(setKey))
+    try {
+      await batch.commit(options)
+    } finally {
+      this.counts.delete(h)
+    }
+    return removed
+  }
+
+  /** Delete one stored entry of the set (an item, tombstone or removal) found by the iterators. */
+  async deleteEntry (setKey: string, key: Key, options: AbortOptions = {}): Promise<void> {
+    await this.datastore.delete(key, options)
+    this.counts.delete(setKeyHash(setKey))
+  }
+
+  /** Forget that this peer holds the set (call when nothing of it is left). */
+  async forgetSet (setKey: string, options: AbortOptions = {}): Promise<void> {
+    const h = setKeyHash(setKey)
+    await this.datastore.delete(indexKey(h), options)
+    this.counts.delete(h)
+  }
+
+  /** A stored value, or empty bytes (which decode as absent) when there is none. */
+  private async read (key: Key, options: AbortOptions): Promise<Uint8Array> {
+    try {
+      return await this.datastore.get(key, options)
+    } catch {
+      return new Uint8Array()
+    }
+  }
+}
+
+/** Our own stored values: decoded and, with a schema, checked; anything else reads as absent. */
+function decodeStored (value: Uint8Array): unknown
+function decodeStored<T> (value: Uint8Array, schema: { safeParse: (v: unknown) => { success: true, data: T } | { success: false } }): T | undefined
+function decodeStored<T> (value: Uint8Array, schema?: { safeParse: (v: unknown) => { success: true, data: T } | { success: false } }): unknown {
+  let raw: unknown
+  try { raw = cborg.decode(value) } catch { return undefined }
+  if (schema == null) return raw
+  const parsed = schema.safeParse(raw)
+  return parsed.success ? parsed.data : undefined
+}

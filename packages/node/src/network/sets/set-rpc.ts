@@ -1,0 +1,109 @@
+/**
+ * The requesting side of `/conf-chat/set/1.0.0`: one request to one holder per stream,
+ * within the request time limit; a request to this peer itself goes straight to its own
+ * holder, through the same checks. Paged requests (list, removals) follow the cursor.
+ */
+import { lpStream } from '@libp2p/utils'
+import {
+  SET_PROTOCOL, MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, encodeSetMessage, decodeSetResponse, setItemFrameBytes,
+  type SetItem, type SetRemoval, type SetRequest, type SetResponse
+} from '@conf-chat/protocol'
+import { timeLimit } from '../../utils/index.js'
+import { PAGE_BYTES } from './constants.js'
+import { unexpected } from './set-errors.js'
+import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
+
+export interface SetRpcComponents {
+  peerId: PeerId
+  network: Pick<Libp2p, 'dialProtocol'>
+  /** Answers a request to this peer (its own holder); never throws. */
+  answerLocally: (req: SetRequest, options: AbortOptions) => Promise<SetResponse>
+}
+
+export interface SetRpcInit {
+  /** Limit for one request to one holder (ms). */
+  requestTimeoutMs: number
+}
+
+export class SetRpc {
+  private readonly components: SetRpcComponents
+  private readonly requestTimeoutMs: number
+
+  constructor (components: SetRpcComponents, init: SetRpcInit) {
+    this.components = components
+    this.requestTimeoutMs = init.requestTimeoutMs
+  }
+
+  /** One request to one holder: its response (an `error` response too); throws when it gave none. */
+  async send (holder: PeerId, req: SetRequest, options: AbortOptions = {}): Promise<SetResponse> {
+    if (holder.equals(this.components.peerId)) return await this.components.answerLocally(req, options)
+    const signal = timeLimit(this.requestTimeoutMs, options)
+    const stream = await this.components.network.dialProtocol(holder, SET_PROTOCOL, { signal })
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_SET_FRAME_BYTES })
+      await lp.write(encodeSetMessage(req), { signal })
+      const res = decodeSetResponse((await lp.read({ signal })).subarray())
+      await stream.close({ signal })
+      return res
+    } catch (err: any) {
+      stream.abort(err)
+      throw err
+    }
+  }
+
+  /** Every item the holder serves for the set, page by page. */
+  async * items (holder: PeerId, setKey: string, options: AbortOptions = {}): AsyncGenerator<SetItem> {
+    let after: string | undefined
+    do {
+      const res = await this.send(holder, { type: 'list', setKey, ...(after != null ? { after } : {}) }, options)
+      if (res.type !== 'items') throw unexpected(res)
+      yield * res.items
+      after = res.next
+    } while (after != null)
+  }
+
+  /** The ids of every item the holder has of the set. */
+  async ids (holder: PeerId, setKey: string, options: AbortOptions = {}): Promise<Set<string>> {
+    const held = new Set<string>()
+    let after: string | undefined
+    do {
+      const res = await this.send(holder, { type: 'list', setKey, idsOnly: true, ...(after != null ? { after } : {}) }, options)
+      if (res.type !== 'ids') throw unexpected(res)
+      for (const id of res.ids) held.add(id)
+      after = res.next
+    } while (after != null)
+    return held
+  }
+
+  /** Every signed removal the holder keeps for the set. */
+  async removals (holder: PeerId, setKey: string, options: AbortOptions = {}): Promise<SetRemoval[]> {
+    const out: SetRemoval[] = []
+    let after: string | undefined
+    do {
+      const res = await this.send(holder, { type: 'removals', setKey, ...(after != null ? { after } : {}) }, options)
+      if (res.type !== 'removals') throw unexpected(res)
+      out.push(...res.removals)
+      after = res.next
+    } while (after != null)
+    return out
+  }
+}
+
+/** Split items into ADD requests that fit in a frame. */
+export function batches (items: SetItem[]): SetItem[][] {
+  const out: SetItem[][] = []
+  let current: SetItem[] = []
+  let bytes = 0
+  for (const item of items) {
+    const size = setItemFrameBytes(item)
+    if (current.length > 0 && (bytes + size > PAGE_BYTES || current.length >= MAX_SET_ITEMS_PER_FRAME)) {
+      out.push(current)
+      current = []
+      bytes = 0
+    }
+    current.push(item)
+    bytes += size
+  }
+  if (current.length > 0) out.push(current)
+  return out
+}
