@@ -8,7 +8,9 @@
  *   /cc-sets/removals/<h>/<rid>  a signed removal: CBOR { ids, auth, expiresAt }
  *
  * Writes to one set run one at a time (`withSetLock`), so "keep the first item under an
- * id" holds; the number of items per set is cached between writes.
+ * id" holds; the number of items per set is cached between writes. The iterators yield
+ * in key order, as LevelDB does (holders page through a set by id): a datastore that
+ * does not keep its keys in order breaks paging.
  */
 import { Key } from 'interface-datastore'
 import * as cborg from 'cborg'

@@ -1,0 +1,147 @@
+/**
+ * The client side of the set store against three holders on in-memory streams: adds
+ * land on every holder, a reader takes the union of the holders' listings, a holder that
+ * did not answer is asked once more, and holders' refusals reach the writer with codes.
+ */
+import { describe, it, expect, beforeEach, afterEach } from 'vitest'
+import { generateAccountKeys, createSetItem, MAX_SET_ITEM_BYTES, type SetItem } from '@conf-chat/protocol'
+import { TestNet, rawRequest, testSetKey, textItem, textOf, type TestPeer } from './fixtures.js'
+import { SetWriteError } from '../../../src/network/sets/index.js'
+
+const owner = generateAccountKeys()
+const key = testSetKey(owner)
+
+describe('set client', () => {
+  let net: TestNet
+  let holders: TestPeer[]
+  let reader: TestPeer
+
+  beforeEach(async () => {
+    net = new TestNet()
+    holders = await net.servers(3)
+    reader = await net.peer({ server: false })
+  })
+  afterEach(async () => { await net.stop() })
+
+  /** Put an item on one holder only, as a writer whose other adds were lost would. */
+  const onlyOn = async (holder: TestPeer, item: SetItem): Promise<void> => {
+    expect(await rawRequest(holder, { type: 'add', setKey: key, items: [item] })).toMatchObject({ type: 'added', accepted: [item.id] })
+  }
+
+  it('adds an item to every holder and reports the copies', async () => {
+    const item = textItem(net.clock, 'hello')
+    const res = await reader.store.add(key, [item])
+    expect(res).toEqual({ holders: 3, stored: { [item.id]: 3 } })
+    for (const h of holders) expect((await h.store.localItems(key)).map(textOf)).toEqual(['hello'])
+    expect(await reader.store.localItems(key)).toEqual([])
+  })
+
+  it('lists the union of every holder\'s items, sorted by id, each once', async () => {
+    const items = ['one', 'two', 'three'].map(t => textItem(net.clock, t))
+    for (const [i, h] of holders.entries()) await onlyOn(h, items[i]!)
+    await onlyOn(holders[0]!, items[1]!)
+    const listed = await reader.store.list(key)
+    expect(listed.map(i => i.id)).toEqual(items.map(i => i.id).sort())
+    expect(listed.map(textOf).sort()).toEqual(['one', 'three', 'two'])
+  })
+
+  it('asks a holder that did not answer a listing once more, and only once', async () => {
+    const item = textItem(net.clock, 'only on the busy holder')
+    const busy = holders[1]!
+    await onlyOn(busy, item)
+    net.failNext.set(busy.id.toString(), 1)
+    expect((await reader.store.list(key)).map(textOf)).toEqual(['only on the busy holder'])
+    expect(net.dialsTo(busy)).toBe(2)
+    expect(net.dialsTo(holders[0]!)).toBe(1)
+
+    // one that stays silent is asked twice, and the others' items are still listed
+    net.dials.length = 0
+    net.failNext.set(busy.id.toString(), 10)
+    const other = textItem(net.clock, 'on a live holder')
+    await onlyOn(holders[2]!, other)
+    expect((await reader.store.list(key)).map(textOf)).toEqual(['on a live holder'])
+    expect(net.dialsTo(busy)).toBe(2)
+  })
+
+  it('asks a holder that did not answer an add once more, while the item is on fewer than half the holders', async () => {
+    const item = textItem(net.clock, 'sent while two holders were busy')
+    for (const h of holders.slice(0, 2)) net.failNext.set(h.id.toString(), 1)
+    expect((await reader.store.add(key, [item])).stored[item.id]).toBe(3)
+    for (const h of holders) expect(net.dialsTo(h)).toBe(h === holders[2] ? 1 : 2)
+
+    // one holder down while the others stored it: no second try, no waiting
+    net.dials.length = 0
+    const next = textItem(net.clock, 'sent while one holder was down')
+    net.failNext.set(holders[0]!.id.toString(), 10)
+    expect((await reader.store.add(key, [next])).stored[next.id]).toBe(2)
+    expect(net.dialsTo(holders[0]!)).toBe(1)
+  })
+
+  it('says when no holder answered a listing, instead of listing nothing', async () => {
+    for (const h of holders) net.failNext.set(h.id.toString(), 10)
+    await expect(reader.store.list(key)).rejects.toMatchObject({ name: 'SetReadError' })
+    for (const h of holders) expect(net.dialsTo(h)).toBe(2)
+  })
+
+  it('says when there is no holder at all', async () => {
+    const lone = new TestNet()
+    const client = await lone.peer({ server: false })
+    try {
+      await expect(client.store.list(key)).rejects.toMatchObject({ name: 'NoSetHoldersError' })
+      await expect(client.store.add(key, [textItem(lone.clock, 'x')])).rejects.toMatchObject({ name: 'NoSetHoldersError' })
+    } finally {
+      await lone.stop()
+    }
+  })
+
+  it('checks items, keys and the remover before it sends anything', async () => {
+    await expect(reader.store.add(key, [textItem(net.clock, 'bad item')])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+    await expect(reader.store.add(key, [createSetItem(new Uint8Array(MAX_SET_ITEM_BYTES + 1), { now: net.clock.now() })])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
+    await expect(reader.store.add('/cc-nope/x', [textItem(net.clock, 'x')])).rejects.toMatchObject({ name: 'UnknownSetNamespaceError' })
+    await expect(reader.store.add('no key', [textItem(net.clock, 'x')])).rejects.toMatchObject({ name: 'InvalidSetKeyError' })
+    await expect(reader.store.remove(key, ['some-id'], generateAccountKeys())).rejects.toMatchObject({ name: 'RemoveNotAuthorizedError' })
+    expect(net.dials).toEqual([])
+  })
+
+  it('removes from every holder with the owner\'s signature; a re-add then fails with the holders\' code', async () => {
+    const items = ['a', 'b'].map(t => textItem(net.clock, t))
+    await reader.store.add(key, items)
+    expect(await reader.store.remove(key, [items[0]!.id], owner)).toEqual({ holders: 3, acknowledged: 3 })
+    expect((await reader.store.list(key)).map(textOf)).toEqual(['b'])
+
+    const err = await reader.store.add(key, [items[0]!]).then(() => undefined, (e: unknown) => e)
+    expect(err).toBeInstanceOf(SetWriteError)
+    const write = err as SetWriteError
+    expect(write.stored).toEqual({ [items[0]!.id]: 0 })
+    expect(write.code).toBe('already-delivered')
+    expect(write.refusedEverywhere(items[0]!.id, 'already-delivered')).toBe(true)
+    expect(write.refusals[items[0]!.id]).toEqual(Array(3).fill({ code: 'already-delivered', final: true, reason: 'removed' }))
+    // the shape the outbox reads: every holder's reason for the id
+    expect(write.rejected).toEqual({ [items[0]!.id]: ['removed', 'removed', 'removed'] })
+  })
+
+  it('reports a full set with the code "full", and what the other items did', async () => {
+    const small = new TestNet()
+    await small.servers(3, { maxItemsPerSet: 1 })
+    const writer = await small.peer({ server: false })
+    try {
+      const items = ['first', 'second'].map(t => textItem(small.clock, t))
+      const err = await writer.store.add(key, items).then(() => undefined, (e: unknown) => e) as SetWriteError
+      expect(err).toMatchObject({ name: 'SetWriteError', code: 'full', stored: { [items[0]!.id]: 3, [items[1]!.id]: 0 } })
+      expect(err.refusedEverywhere(items[1]!.id, 'full')).toBe(true)
+      expect(err.refusedEverywhere(items[0]!.id, 'full')).toBe(false)
+    } finally {
+      await small.stop()
+    }
+  })
+
+  it('stops waiting for a holder that never answers when the caller aborts', async () => {
+    for (const h of holders) net.hanging.add(h.id.toString())
+    const controller = new AbortController()
+    setTimeout(() => { controller.abort() }, 50)
+    const started = Date.now()
+    await expect(reader.store.list(key, { signal: controller.signal })).rejects.toMatchObject({ name: 'SetReadError' })
+    // the request limit is 10 s: only the caller's signal can have ended it this soon
+    expect(Date.now() - started).toBeLessThan(2_000)
+  })
+})

@@ -1,0 +1,138 @@
+/**
+ * The holder side of /conf-chat/set/1.0.0, driven through its stream handler over
+ * in-memory stream pairs: append-only items, the per-set limit, owner-signed removals
+ * and their tombstones, listing, and refusals of malformed input with their codes.
+ */
+import { describe, it, expect, beforeEach, afterEach } from 'vitest'
+import * as cborg from 'cborg'
+import { streamPair, lpStream } from '@libp2p/utils'
+import {
+  MAX_SET_ITEM_BYTES, MAX_SET_FRAME_BYTES, createRemoveAuth, createSetItem, generateAccountKeys,
+  type SetResponse
+} from '@conf-chat/protocol'
+import { TestNet, rawRequest, testSetKey, textItem, textOf, type TestPeer } from './fixtures.js'
+import type { Connection } from '@libp2p/interface'
+
+const owner = generateAccountKeys()
+const intruder = generateAccountKeys()
+const key = testSetKey(owner)
+
+const added = (res: SetResponse): { accepted: string[], rejected: Array<{ id: string, reason: string }> } => {
+  if (res.type !== 'added') throw new Error(`expected added, got ${JSON.stringify(res)}`)
+  return res
+}
+
+describe('set holder', () => {
+  let net: TestNet
+  let holder: TestPeer
+
+  beforeEach(async () => {
+    net = new TestNet()
+    holder = await net.peer({ init: { maxItemsPerSet: 3, setRequestTimeoutMs: 200 } })
+  })
+  afterEach(async () => { await net.stop() })
+
+  it('appends items and never replaces one it holds: the same id is acknowledged, the first data stays', async () => {
+    const first = textItem(net.clock, 'first')
+    expect(await rawRequest(holder, { type: 'add', setKey: key, items: [first] })).toEqual({ type: 'added', accepted: [first.id], rejected: [] })
+    const clash = textItem(net.clock, 'overwrite attempt', first.id)
+    expect(added(await rawRequest(holder, { type: 'add', setKey: key, items: [clash] })).accepted).toEqual([first.id])
+    const held = await holder.store.localItems(key)
+    expect(held.map(textOf)).toEqual(['first'])
+    expect(await holder.store.heldSets()).toEqual([key])
+  })
+
+  it('refuses items beyond the per-set limit with "set full", keeping those it has', async () => {
+    const items = ['a', 'b', 'c', 'd', 'e'].map(t => textItem(net.clock, t))
+    const res = added(await rawRequest(holder, { type: 'add', setKey: key, items }))
+    expect(res.accepted).toEqual(items.slice(0, 3).map(i => i.id))
+    expect(res.rejected).toEqual(items.slice(3).map(i => ({ id: i.id, reason: 'set full' })))
+    expect(await holder.store.localItems(key)).toHaveLength(3)
+    // an item it already holds is still acknowledged when the set is full
+    expect(added(await rawRequest(holder, { type: 'add', setKey: key, items: [items[0]!] })).accepted).toEqual([items[0]!.id])
+  })
+
+  it('removes only with the owner\'s signature over the ids, and keeps a tombstone that refuses the item again', async () => {
+    const items = ['x', 'y'].map(t => textItem(net.clock, t, `id-${t}`))
+    await rawRequest(holder, { type: 'add', setKey: key, items })
+    const ids = [items[0]!.id]
+
+    const byIntruder = await rawRequest(holder, { type: 'remove', setKey: key, ids, auth: createRemoveAuth(key, ids, intruder, net.clock.now()) })
+    expect(byIntruder).toMatchObject({ type: 'error', code: 'unauthorized' })
+    const otherIds = await rawRequest(holder, { type: 'remove', setKey: key, ids, auth: createRemoveAuth(key, ['other-id'], owner, net.clock.now()) })
+    expect(otherIds).toMatchObject({ type: 'error', code: 'unauthorized' })
+    expect((await holder.store.localItems(key)).map(textOf)).toEqual(['x', 'y'])
+
+    const byOwner = await rawRequest(holder, { type: 'remove', setKey: key, ids, auth: createRemoveAuth(key, ids, owner, net.clock.now()) })
+    expect(byOwner).toEqual({ type: 'removed', removed: 1 })
+    expect((await holder.store.localItems(key)).map(textOf)).toEqual(['y'])
+
+    const again = await rawRequest(holder, { type: 'add', setKey: key, items: [items[0]!] })
+    expect(again).toEqual({ type: 'added', accepted: [], rejected: [{ id: items[0]!.id, reason: 'removed' }] })
+    expect((await holder.store.localItems(key)).map(textOf)).toEqual(['y'])
+    // the removal is kept, to hand on to other holders
+    const removals = await rawRequest(holder, { type: 'removals', setKey: key })
+    expect(removals).toMatchObject({ type: 'removals', removals: [{ ids }] })
+  })
+
+  it('lists unexpired items in id order, ids only on request, and after a cursor', async () => {
+    const items = ['c', 'a', 'b'].map((t, i) => textItem(net.clock, t, `id-${3 - i}`))
+    await rawRequest(holder, { type: 'add', setKey: key, items })
+    const all = await rawRequest(holder, { type: 'list', setKey: key })
+    expect(all.type === 'items' && all.items.map(i => i.id)).toEqual(['id-1', 'id-2', 'id-3'])
+    expect(all.type === 'items' && all.items.map(textOf)).toEqual(['b', 'a', 'c'])
+    expect(await rawRequest(holder, { type: 'list', setKey: key, idsOnly: true })).toEqual({ type: 'ids', ids: ['id-1', 'id-2', 'id-3'] })
+    const after = await rawRequest(holder, { type: 'list', setKey: key, after: 'id-1' })
+    expect(after.type === 'items' && after.items.map(i => i.id)).toEqual(['id-2', 'id-3'])
+    expect(await rawRequest(holder, { type: 'list', setKey: testSetKey(intruder) })).toEqual({ type: 'items', items: [] })
+  })
+
+  it('refuses invalid, expired and future items one by one, with the reasons the client maps to codes', async () => {
+    const good = textItem(net.clock, 'good')
+    const bad = textItem(net.clock, 'bad data')
+    const expired = createSetItem(new TextEncoder().encode('old'), { now: net.clock.now() - 31 * 24 * 3600_000 })
+    const future = createSetItem(new TextEncoder().encode('later'), { now: net.clock.now() + 3600_000 })
+    const res = added(await rawRequest(holder, { type: 'add', setKey: key, items: [bad, good, expired, future] }))
+    expect(res.accepted).toEqual([good.id])
+    expect(res.rejected).toEqual([
+      { id: bad.id, reason: 'bad item' },
+      { id: expired.id, reason: 'expired' },
+      { id: future.id, reason: 'added in the future' }
+    ])
+  })
+
+  it('answers malformed requests with an error code and stores nothing', async () => {
+    const good = textItem(net.clock, 'good')
+    const tooBig = createSetItem(new Uint8Array(MAX_SET_ITEM_BYTES + 1), { now: net.clock.now() })
+    expect(await rawRequest(holder, new Uint8Array([0xff, 0x00, 0x13, 0x37]))).toMatchObject({ type: 'error', code: 'malformed' })
+    expect(await rawRequest(holder, cborg.encode({ type: 'add', setKey: key, items: [tooBig] }))).toMatchObject({ type: 'error', code: 'malformed' })
+    expect(await rawRequest(holder, cborg.encode({ type: 'add', setKey: key, items: [good], extra: 1 }))).toMatchObject({ type: 'error', code: 'malformed' })
+    expect(await rawRequest(holder, cborg.encode({ type: 'nope', setKey: key }))).toMatchObject({ type: 'error', code: 'malformed' })
+    expect(await rawRequest(holder, { type: 'add', setKey: '/cc-nope/x', items: [good] })).toMatchObject({ type: 'error', code: 'unknown-namespace' })
+    expect(await rawRequest(holder, { type: 'add', setKey: '/cc-test/not-a-key-id', items: [good] })).toMatchObject({ type: 'error', code: 'invalid-key' })
+    expect(await holder.store.heldSets()).toEqual([])
+  })
+
+  it('resets a stream whose length prefix is beyond the frame limit, unread', async () => {
+    const [outbound, inbound] = await streamPair()
+    const served = holder.store.onStream(inbound, { remotePeer: holder.id } as unknown as Connection)
+    const lp = lpStream(outbound, { maxDataLength: 4 * MAX_SET_FRAME_BYTES })
+    await lp.write(new Uint8Array(MAX_SET_FRAME_BYTES + 1)).catch(() => {})
+    await expect(lp.read({ signal: AbortSignal.timeout(5_000) })).rejects.toThrow()
+    await served
+    expect(inbound.status).not.toBe('open')
+    expect(await holder.store.heldSets()).toEqual([])
+  })
+
+  it('gives up on a peer that opens a stream and sends nothing, after the request time limit', async () => {
+    const [outbound, inbound] = await streamPair()
+    const started = Date.now()
+    const served = Promise.resolve(holder.store.onStream(inbound, { remotePeer: holder.id } as unknown as Connection)).then(() => 'gave up')
+    const waited = new Promise(resolve => setTimeout(resolve, 2_000, 'still waiting'))
+    expect(await Promise.race([served, waited])).toBe('gave up')
+    // setRequestTimeoutMs is 200: the handler returned because its read timed out, not because of a frame
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150)
+    expect(inbound.status).not.toBe('open')
+    outbound.abort(new Error('done'))
+  })
+})
