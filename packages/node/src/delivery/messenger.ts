@@ -213,7 +213,11 @@ export class Messenger {
     return channel
   }
 
-  /** Answer frames on an inbound stream until the sender closes it or it stays idle too long. */
+  /**
+   * Answer frames on an inbound stream until the sender closes it or it stays idle too
+   * long. Each read and write has its own time limit; stop() ends the stream itself (no
+   * per-frame signal tied to the messenger's lifetime).
+   */
   private async serve (stream: Stream, connection: Connection): Promise<void> {
     const lp = lpStream(stream, { maxDataLength: MAX_ENVELOPE_BYTES })
     this.inbound.add(stream)
@@ -221,7 +225,7 @@ export class Messenger {
       while (true) {
         let frame: Uint8Array
         try {
-          frame = (await lp.read({ signal: timeLimit(this.inboundIdleMs, { signal: this.shutdown.signal }) })).subarray()
+          frame = (await lp.read({ signal: timeLimit(this.inboundIdleMs) })).subarray()
         } catch (err: any) {
           if (err.name !== 'InvalidDataLengthError' && err.name !== 'InvalidMessageLengthError') throw err
           // the rest of the frame is still on the stream: answer, then end the stream
@@ -233,7 +237,7 @@ export class Messenger {
           return
         }
         const ack = await this.answer(frame, connection.remotePeer)
-        await lp.write(cborg.encode(ack), { signal: timeLimit(this.ackTimeoutMs, { signal: this.shutdown.signal }) })
+        await lp.write(cborg.encode(ack), { signal: timeLimit(this.ackTimeoutMs) })
       }
     } catch (err: any) {
       // an idle or broken stream: the sender opens a new one for its next envelope
