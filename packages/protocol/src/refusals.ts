@@ -20,8 +20,6 @@ const FINAL_CODES = [
   'unknown-recipient',
   /** The recipient does not take envelopes of this kind from this sender: not a friend. */
   'not-a-friend',
-  /** The conference does not exist (for the recipient). */
-  'unknown-conference',
   /** The sender is not a member of the conference. */
   'not-a-member',
   /** Only the conference owner may do this. */
@@ -38,6 +36,8 @@ const PASSING_CODES = [
   'not-logged-in',
   /** The receiver is not ready yet (still loading its state). */
   'not-ready',
+  /** The recipient knows no such conference yet (its invite may still be on the way). */
+  'unknown-conference',
   /** The receiver does not know this kind (an older program): a newer one may. */
   'unknown-kind',
   /** Too much from this sender for now. */
