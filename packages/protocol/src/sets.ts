@@ -1,7 +1,7 @@
 /**
  * Replicated append-only sets: the multi-writer data of the network (mailboxes,
  * directory shards). A set lives on the DHT servers closest to its key and is served
- * over `/conf-chat/set/1.0.0`. This file holds what every peer must agree on: set keys,
+ * over `/conf-chat/set/2.0.0`. This file holds what every peer must agree on: set keys,
  * items, the wire messages, signed removals and the per-namespace rules. Pure: no
  * network, no disk.
  */
@@ -10,10 +10,11 @@ import { z } from 'zod'
 import { sign, verify, keyIdOf, sha256, randomId, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { decodeCbor } from './record.js'
 import { decodeEnvelope, type Envelope } from './envelope.js'
+import { REFUSAL_CODES, type RefusalCode } from './refusals.js'
 import { MAX_FULL_NAME_CHARS, USERNAME_PATTERN } from './limits.js'
 
 /** The set protocol: one request and one response per stream, each a length-prefixed CBOR frame. */
-export const SET_PROTOCOL = '/conf-chat/set/1.0.0'
+export const SET_PROTOCOL = '/conf-chat/set/2.0.0'
 
 /** Largest item a holder stores (an envelope is at most 64 KiB too). */
 export const MAX_SET_ITEM_BYTES = 64 * 1024
@@ -185,7 +186,8 @@ export const setResponseSchema = z.discriminatedUnion('type', [
     type: z.literal('added'),
     /** Ids the holder now has (newly stored, or already held). */
     accepted: z.array(itemId).max(MAX_SET_ITEMS_PER_FRAME),
-    rejected: z.array(z.object({ id: z.string().max(100), reason: z.string().max(200) }).strict()).max(MAX_SET_ITEMS_PER_FRAME)
+    /** Items the holder refused, each with a refusal code (refusals.ts) and words for the log. */
+    rejected: z.array(z.object({ id: z.string().max(100), code: z.enum(REFUSAL_CODES as [RefusalCode, ...RefusalCode[]]), reason: z.string().max(200) }).strict()).max(MAX_SET_ITEMS_PER_FRAME)
   }).strict(),
   z.object({ type: z.literal('items'), items: z.array(setItemSchema).max(MAX_SET_ITEMS_PER_FRAME), next: itemId.optional() }).strict(),
   z.object({ type: z.literal('ids'), ids: z.array(itemId).max(MAX_SET_ITEMS_PER_FRAME), next: itemId.optional() }).strict(),

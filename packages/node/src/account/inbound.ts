@@ -6,7 +6,7 @@
  */
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 import { bytesEqual, type Envelope } from '@conf-chat/protocol'
-import { ForgedSenderError, NoSessionError, NotForRecipientError } from '../errors.js'
+import { ForgedSenderError, NoSessionError, NotForRecipientError, RefusalError } from '../errors.js'
 import type { UserProfile } from './accounts.js'
 import type { EnvelopeContext, Session } from './session.js'
 
@@ -23,7 +23,18 @@ export async function checkInbound (c: InboundCheckComponents, envelope: Envelop
   const session = c.session()
   if (session == null) throw new NoSessionError()
   if (envelope.toKeyId !== session.account.keyId || envelope.to !== session.account.username) throw new NotForRecipientError()
-  const sender = c.knownProfile(envelope.from, envelope.fromKey) ?? await c.profile(envelope.from, options).catch(() => undefined)
-  if (sender == null || !bytesEqual(sender.signPublic, envelope.fromKey)) throw new ForgedSenderError(envelope.from)
+  const sender = c.knownProfile(envelope.from, envelope.fromKey) ?? await senderProfile(c, envelope.from, options)
+  if (!bytesEqual(sender.signPublic, envelope.fromKey)) throw new ForgedSenderError(envelope.from)
   return { session, sender, live, ...(peer != null ? { peer } : {}) }
+}
+
+/** The sender's profile from the DHT: no such user is final; a read that failed is not
+ * (the sender keeps the envelope and tries again, or leaves it in the mailbox). */
+async function senderProfile (c: InboundCheckComponents, username: string, options: AbortOptions): Promise<UserProfile> {
+  try {
+    return await c.profile(username, options)
+  } catch (err: any) {
+    if (err?.name === 'UnknownUserError') throw new RefusalError('unknown-sender', `unknown sender: ${username}`, { cause: err })
+    throw new RefusalError('not-ready', `the sender's keys could not be read now: ${String(err?.message ?? err)}`, { cause: err })
+  }
 }

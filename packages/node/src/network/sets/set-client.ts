@@ -4,11 +4,11 @@
  * many and takes the union; a holder that did not answer is asked once more.
  */
 import {
-  MAX_SET_ITEMS_PER_FRAME, InvalidSetItemError, createRemoveAuth,
+  MAX_SET_ITEMS_PER_FRAME, InvalidSetItemError, createRemoveAuth, refusal,
   type AccountKeys, type Refusal, type SetItem, type SetRemoval
 } from '@conf-chat/protocol'
 import { delay } from '../../utils/index.js'
-import { NoSetHoldersError, SetReadError, SetRemoveError, SetWriteError, itemRefusal, unexpected } from './set-errors.js'
+import { NoSetHoldersError, SetReadError, SetRemoveError, SetWriteError, unexpected } from './set-errors.js'
 import { batches, type SetRpc } from './set-rpc.js'
 import type { FindHoldersOptions } from './holder-lookup.js'
 import type { SetLayout } from './set-layout.js'
@@ -86,7 +86,7 @@ export class SetClient {
         for (const id of new Set(res.accepted)) if (id in stored) stored[id] = (stored[id] ?? 0) + 1
         for (const r of res.rejected) {
           this.log('%p refused item %s of %s: %s', holder, r.id, setKey, r.reason)
-          if (r.id in stored) (refusals[r.id] ??= []).push(itemRefusal(r.reason))
+          if (r.id in stored) (refusals[r.id] ??= []).push(refusal(r.code, r.reason))
         }
         return true
       } catch (err: any) {

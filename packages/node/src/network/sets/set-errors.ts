@@ -80,7 +80,7 @@ const ITEM_REFUSAL_CODES: Record<string, RefusalCode> = {
   [ITEM_IN_FUTURE]: 'internal'
 }
 
-/** The refusal of an item for `reason`, as a holder worded it. */
+/** The refusal of an item for `reason` (the holder's words): the code it sends with them. */
 export function itemRefusal (reason: string): Refusal {
   return refusal(ITEM_REFUSAL_CODES[reason] ?? 'malformed', reason)
 }

@@ -1,5 +1,5 @@
 /**
- * The holder side of `/conf-chat/set/1.0.0`: one request and one response per stream.
+ * The holder side of `/conf-chat/set/2.0.0`: one request and one response per stream.
  * Each request type has its handler in a dispatch map; a request that breaks the
  * protocol or the namespace's rules is answered with an error response and its code
  * (SetErrorCode), an item that may not be stored is listed in `rejected` with a reason
@@ -9,11 +9,11 @@ import { lpStream } from '@libp2p/utils'
 import {
   MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_CLOCK_SKEW_MS, RemoveNotAuthorizedError,
   setRemovalSchema, verifyRemoveAuth, removalId, encodeSetMessage, decodeSetRequest, setItemFrameBytes,
-  type SetItem, type SetRemoval, type SetNamespaceRules, type SetRequest, type SetResponse
+  type RefusalCode, type SetItem, type SetRemoval, type SetNamespaceRules, type SetRequest, type SetResponse
 } from '@conf-chat/protocol'
 import { timeLimit } from '../../utils/index.js'
 import { PAGE_BYTES, MAX_REFUSED_ID_CHARS, MAX_REFUSED_REASON_CHARS } from './constants.js'
-import { ITEM_REMOVED, SET_FULL, errorResponse } from './set-errors.js'
+import { ITEM_REMOVED, SET_FULL, errorResponse, itemRefusal } from './set-errors.js'
 import type { SetLayout } from './set-layout.js'
 import type { SetNamespaces } from './set-namespaces.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, Stream } from '@libp2p/interface'
@@ -105,11 +105,12 @@ export class SetHolder {
     const { layout, namespaces } = this.components
     const now = this.components.now()
     const accepted: string[] = []
-    const rejected: Array<{ id: string, reason: string }> = []
+    const rejected: Array<{ id: string, code: RefusalCode, reason: string }> = []
+    const refuse = (id: string, reason: string): void => { rejected.push({ id, code: itemRefusal(reason).code, reason: reason.slice(0, MAX_REFUSED_REASON_CHARS) }) }
     const valid = new Map<string, SetItem>()
     for (const item of items) {
       const reason = namespaces.checkItem(setKey, rules, item, now)
-      if (reason != null) rejected.push({ id: String(item.id).slice(0, MAX_REFUSED_ID_CHARS), reason: reason.slice(0, MAX_REFUSED_REASON_CHARS) })
+      if (reason != null) refuse(String(item.id).slice(0, MAX_REFUSED_ID_CHARS), reason)
       else if (!valid.has(item.id)) valid.set(item.id, item)
     }
     if (valid.size === 0) return { type: 'added', accepted, rejected }
@@ -118,9 +119,9 @@ export class SetHolder {
       const fresh: SetItem[] = []
       for (const item of valid.values()) {
         const tomb = await layout.tombstone(setKey, item.id, options)
-        if (tomb != null && tomb > now) { rejected.push({ id: item.id, reason: ITEM_REMOVED }); continue }
+        if (tomb != null && tomb > now) { refuse(item.id, ITEM_REMOVED); continue }
         if (await layout.hasItem(setKey, item.id, options)) { accepted.push(item.id); continue }
-        if (count >= this.maxItemsPerSet) { rejected.push({ id: item.id, reason: SET_FULL }); continue }
+        if (count >= this.maxItemsPerSet) { refuse(item.id, SET_FULL); continue }
         fresh.push(item)
         count++
         accepted.push(item.id)

@@ -1,5 +1,5 @@
 /**
- * The requesting side of `/conf-chat/set/1.0.0`: one request to one holder per stream,
+ * The requesting side of `/conf-chat/set/2.0.0`: one request to one holder per stream,
  * within the request time limit; a request to this peer itself goes straight to its own
  * holder, through the same checks. Paged requests (list, removals) follow the cursor.
  */

@@ -1,7 +1,7 @@
 /**
  * The replicated set store: append-only, multi-writer sets (mailboxes, directory shards)
  * held by the R DHT servers closest to each set key and served over
- * `/conf-chat/set/1.0.0`. kad-dht gives a key one value and last-put-wins; here every
+ * `/conf-chat/set/2.0.0`. kad-dht gives a key one value and last-put-wins; here every
  * item has its own id, a holder never replaces an item it holds, and signed removals
  * leave tombstones, so concurrent writers never overwrite each other and a stale replica
  * cannot bring removed items back. Holders hand their sets on to the current closest
@@ -112,7 +112,7 @@ export class SetStore {
     }, { intervalMs: this.maintenanceIntervalMs })
   }
 
-  /** The handler of `/conf-chat/set/1.0.0` streams (registered by `start`). */
+  /** The handler of `/conf-chat/set/2.0.0` streams (registered by `start`). */
   readonly onStream: StreamHandler = async (stream, connection) => { await this.holder.handleStream(stream, connection) }
 
   /** Serve (and accept writes to) sets of namespace `ns` under these rules; replaces earlier rules. */

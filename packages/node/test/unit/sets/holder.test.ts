@@ -17,7 +17,7 @@ const owner = generateAccountKeys()
 const intruder = generateAccountKeys()
 const key = testSetKey(owner)
 
-const added = (res: SetResponse): { accepted: string[], rejected: Array<{ id: string, reason: string }> } => {
+const added = (res: SetResponse): { accepted: string[], rejected: Array<{ id: string, code: string, reason: string }> } => {
   if (res.type !== 'added') throw new Error(`expected added, got ${JSON.stringify(res)}`)
   return res
 }
@@ -46,7 +46,7 @@ describe('set holder', () => {
     const items = ['a', 'b', 'c', 'd', 'e'].map(t => textItem(net.clock, t))
     const res = added(await rawRequest(holder, { type: 'add', setKey: key, items }))
     expect(res.accepted).toEqual(items.slice(0, 3).map(i => i.id))
-    expect(res.rejected).toEqual(items.slice(3).map(i => ({ id: i.id, reason: 'set full' })))
+    expect(res.rejected).toEqual(items.slice(3).map(i => ({ id: i.id, code: 'full', reason: 'set full' })))
     expect(await holder.store.localItems(key)).toHaveLength(3)
     // an item it already holds is still acknowledged when the set is full
     expect(added(await rawRequest(holder, { type: 'add', setKey: key, items: [items[0]!] })).accepted).toEqual([items[0]!.id])
@@ -68,7 +68,7 @@ describe('set holder', () => {
     expect((await holder.store.localItems(key)).map(textOf)).toEqual(['y'])
 
     const again = await rawRequest(holder, { type: 'add', setKey: key, items: [items[0]!] })
-    expect(again).toEqual({ type: 'added', accepted: [], rejected: [{ id: items[0]!.id, reason: 'removed' }] })
+    expect(again).toEqual({ type: 'added', accepted: [], rejected: [{ id: items[0]!.id, code: 'already-delivered', reason: 'removed' }] })
     expect((await holder.store.localItems(key)).map(textOf)).toEqual(['y'])
     // the removal is kept, to hand on to other holders
     const removals = await rawRequest(holder, { type: 'removals', setKey: key })
@@ -87,7 +87,7 @@ describe('set holder', () => {
     expect(await rawRequest(holder, { type: 'list', setKey: testSetKey(intruder) })).toEqual({ type: 'items', items: [] })
   })
 
-  it('refuses invalid, expired and future items one by one, with the reasons the client maps to codes', async () => {
+  it('refuses invalid, expired and future items one by one, each with its code', async () => {
     const good = textItem(net.clock, 'good')
     const bad = textItem(net.clock, 'bad data')
     const expired = createSetItem(new TextEncoder().encode('old'), { now: net.clock.now() - 31 * 24 * 3600_000 })
@@ -95,9 +95,9 @@ describe('set holder', () => {
     const res = added(await rawRequest(holder, { type: 'add', setKey: key, items: [bad, good, expired, future] }))
     expect(res.accepted).toEqual([good.id])
     expect(res.rejected).toEqual([
-      { id: bad.id, reason: 'bad item' },
-      { id: expired.id, reason: 'expired' },
-      { id: future.id, reason: 'added in the future' }
+      { id: bad.id, code: 'malformed', reason: 'bad item' },
+      { id: expired.id, code: 'stale', reason: 'expired' },
+      { id: future.id, code: 'internal', reason: 'added in the future' }
     ])
   })
 
