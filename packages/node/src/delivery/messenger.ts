@@ -19,7 +19,7 @@ import {
 } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Connection, Libp2p, Logger, PeerId, PeerStore, Stream } from '@libp2p/interface'
 import { refusalOf } from '../errors.js'
-import { timeLimit } from '../utils/time-limit.js'
+import { abortable, timeLimit } from '../utils/index.js'
 
 export const CHAT_PROTOCOL = '/conf-chat/chat/2.0.0'
 
@@ -286,21 +286,4 @@ export function parseAck (bytes: Uint8Array): Ack {
 
 function describe (err: any): string {
   return String(err?.message != null && err.message !== '' ? err.message : err?.name ?? err)
-}
-
-/** Wait for `work`, or reject as soon as the caller's signal aborts (the work goes on for others). */
-async function abortable<T> (work: Promise<T>, options: AbortOptions): Promise<T> {
-  const signal = options.signal
-  if (signal == null) return await work
-  signal.throwIfAborted()
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([work, aborted])
-  } finally {
-    if (onAbort != null) signal.removeEventListener('abort', onAbort)
-  }
 }

@@ -14,7 +14,7 @@ import { defaultLogger } from '@libp2p/logger'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import { decodeEnvelope, encodeEnvelope, isFinalRefusal, isRefusalCode, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { LocalStore } from '../storage/index.js'
-import { timeLimit } from '../utils/time-limit.js'
+import { timeLimit } from '../utils/index.js'
 import type { Mailbox } from './mailbox.js'
 import type { DeliveryResult, Messenger } from './messenger.js'
 

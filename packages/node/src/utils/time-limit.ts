@@ -51,3 +51,20 @@ export async function delay (ms: number, options: AbortOptions = {}): Promise<vo
     options.signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
+
+/** Wait for `work`, or reject as soon as the caller's signal aborts (the work goes on for others). */
+export async function abortable<T> (work: Promise<T>, options: AbortOptions): Promise<T> {
+  const signal = options.signal
+  if (signal == null) return await work
+  signal.throwIfAborted()
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([work, aborted])
+  } finally {
+    if (onAbort != null) signal.removeEventListener('abort', onAbort)
+  }
+}
