@@ -75,7 +75,10 @@ describe('user directory', () => {
     expect(listed.map(u => u.username).sort()).toEqual(names)
     expect(listed.find(u => u.username === 'user07')?.fullName).toBe('Person Number 7')
     // all are logged in: each shows online once its presence record is read (retried under load)
-    await eventually(async () => (await reader.users()).every(u => u.online), 120_000, 1_000)
+    await eventually(async () => {
+      const users = await reader.users()
+      return users.length === N && users.every(u => u.online)
+    }, 120_000, 1_000)
   })
 
   it('filters by prefix and sorts online users first', { timeout: 180_000 }, async () => {
