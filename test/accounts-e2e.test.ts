@@ -88,6 +88,7 @@ describe('accounts through the node program', () => {
     await b.exited
     let offline = false
     for (let i = 0; i < 20 && !offline; i++) {
+      // a poll: the presence expires by itself (TTL 3 s) and no line tells when
       await new Promise(resolve => setTimeout(resolve, 1_000))
       c.send('users bob')
       const line = await c.waitForLine(/^ {2}(online|offline) +bob /)
