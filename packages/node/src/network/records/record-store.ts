@@ -137,6 +137,7 @@ export class RecordStore {
   /** Store a record locally and on the closest DHT servers. Throws RecordConflictError
    * if our own store already holds a record this one may not replace. */
   async put (key: string, value: Uint8Array, options: AbortOptions = {}): Promise<PutResult> {
+    options.signal?.throwIfAborted()
     verifyRecordValue(key, value)
     // kad-dht's put() never yields its FINAL_PEER events: a peer is a put target once we
     // sent it PUT_VALUE, and it stored the record only if it echoed our value back
@@ -160,6 +161,8 @@ export class RecordStore {
       if (!signal.aborted) throw err
       this.log('put %s ended by its time limit', key)
     }
+    // the caller gave up: that is no result (kad-dht ends an aborted query quietly)
+    options.signal?.throwIfAborted()
     this.log('put %s: %d replicas, %d refused', key, result.replicas, result.refused)
     return result
   }
@@ -184,6 +187,7 @@ export class RecordStore {
    * that refuses a correction does not turn a found record into an error.
    */
   async getAll<P = unknown> (key: string, options: GetOptions = {}): Promise<GetResult<P>> {
+    options.signal?.throwIfAborted()
     const quorum = options.quorum ?? Infinity
     const all: Array<VerifiedRecord<P>> = []
     const local = await this.getLocal<P>(key, options)
@@ -202,6 +206,8 @@ export class RecordStore {
       // a replica refusing our correction, or the time limit: we still have what we collected
       this.log('get %s: %s', key, err.message)
     }
+    // the caller gave up: what was collected is no answer (kad-dht ends an aborted query quietly)
+    options.signal?.throwIfAborted()
     const i = selectRecord(key, all.map(r => r.value))
     return { best: i >= 0 ? all[i] : undefined, all }
   }

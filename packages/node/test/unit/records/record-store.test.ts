@@ -59,7 +59,7 @@ describe('put', () => {
     expect((await store.getLocal(key))?.record.seq).toBe(3)
   })
 
-  it('ends at its time limit with what it counted, and passes the caller\'s abort on to the DHT', async () => {
+  it('ends at its time limit with what it counted; the caller\'s abort reaches the DHT and ends the put with the abort', async () => {
     const { store, dht } = testStore({ queryTimeoutMs: 50 })
     dht.putAnswers = [{ peer: peers[0]!, answer: 'stores' }, { peer: peers[1]!, answer: 'hangs' }]
     expect(await store.put(presenceKeyOf(alice), presenceOf(alice, 1))).toEqual({ replicas: 1, refused: 0 })
@@ -70,7 +70,8 @@ describe('put', () => {
     const controller = new AbortController()
     const putting = store2.put(presenceKeyOf(alice), presenceOf(alice, 1), { signal: controller.signal })
     controller.abort()
-    expect(await putting).toEqual({ replicas: 0, refused: 0 })
+    // the caller gave up: no count comes back as if the put had finished
+    await expect(putting).rejects.toMatchObject({ name: 'AbortError' })
     expect(dht2.puts[0]!.signal?.aborted).toBe(true)
   })
 
@@ -82,6 +83,22 @@ describe('put', () => {
 })
 
 describe('getAll and get', () => {
+  it("ends with the caller's abort, never with a partial or empty answer, while its own time limit still returns what came", async () => {
+    const { store, dht } = testStore()
+    const key = presenceKeyOf(alice)
+    dht.held.set(key, [{ from: peers[0]!, value: presenceOf(alice, 1) }])
+    const gaveUp = new AbortController()
+    // the caller aborts after the first replica answered; kad-dht then ends its query quietly
+    dht.getError = undefined
+    const events = store.getAll<PresencePayload>(key, { signal: gaveUp.signal })
+    gaveUp.abort(new Error('the user gave up'))
+    await expect(events).rejects.toThrow('the user gave up')
+    await expect(store.put(key, presenceOf(alice, 2), { signal: gaveUp.signal })).rejects.toThrow('the user gave up')
+    // a DHT error (not the caller's abort) keeps what was collected
+    dht.getError = namedError('QueryError', 'Could not send correction')
+    expect((await store.get<PresencePayload>(key))?.record.seq).toBe(1)
+  })
+
   it('collects our copy and every valid replica, drops forged and malformed ones, and picks the highest sequence number', async () => {
     const { store, dht } = testStore()
     const key = presenceKeyOf(alice)
