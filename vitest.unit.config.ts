@@ -10,6 +10,9 @@ export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts'],
     setupFiles: ['packages/node/src/polyfill.ts'],
+    // one module graph for all files: loading libp2p once instead of once a file cuts the
+    // layer from ~25 s to ~7 s here; unit tests keep no state in modules (each builds its own fixtures)
+    isolate: false,
     testTimeout: 10_000
   }
 })
