@@ -151,7 +151,9 @@ describe('replicated sets (R = 3)', () => {
     const survivor = originalHolders[2]!
     const report = await survivor.sets.maintain()
     expect(report.sets).toBeGreaterThanOrEqual(1)
-    expect(report.pushedItems).toBe(100) // 50 items to each of the 2 new holders
+    // 50 items to each of the 2 new holders, plus whatever other set the survivor holds (the
+    // busy-holder test's set, when the survivor happens to be among its holders): the holders' own copies are checked below
+    expect(report.pushedItems).toBeGreaterThanOrEqual(100)
 
     const others = live().filter(p => p !== survivor)
     const holdersNow = (await others[0]!.sets.findHolders(setKey)).map(peerOf)
