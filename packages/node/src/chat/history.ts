@@ -32,7 +32,7 @@ export const DEFAULT_HISTORY_FLUSH_MS = 5_000
 const PAGE_FETCH_CONCURRENCY = 8
 
 export interface HistoryInit {
-  /** Delay between a new entry and its write to the DHT (entries in between share the write). @default 1000 ms */
+  /** Delay between a new entry and its write to the DHT (entries in between share the write). @default 5000 ms */
   historyFlushMs?: number
 }
 

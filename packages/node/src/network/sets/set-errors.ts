@@ -65,10 +65,9 @@ export const ITEM_EXPIRED = 'expired'
 export const ITEM_IN_FUTURE = 'added in the future'
 
 /**
- * The codes of the reasons a holder gives for refusing an item. The response carries the
- * reason only (its schema has no code per item), so the reasons a holder words are a
- * fixed vocabulary shared by both sides; any other reason is the namespace's validation
- * refusing the item ('malformed').
+ * The code a holder sends with each reason it gives for refusing an item: the reasons it
+ * words are a fixed vocabulary; any other reason is the namespace's validation refusing
+ * the item ('malformed'). The client decides on the code, never on the words.
  */
 const ITEM_REFUSAL_CODES: Record<string, RefusalCode> = {
   /** a tombstone: the set's owner removed the item (for a mailbox: it was delivered) */
