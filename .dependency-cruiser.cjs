@@ -56,9 +56,8 @@ module.exports = {
     },
     {
       name: 'node-folder-through-index',
-      comment: 'Code in another folder of packages/node/src imports a layer folder through its index.ts (its contract). ' +
-        'A warning for now: the layers still get their index.ts files.',
-      severity: 'warn',
+      comment: 'Code in another folder of packages/node/src imports a layer folder through its index.ts (its contract).',
+      severity: 'error',
       from: { path: `${NODE}([^/]+)/` },
       to: {
         path: `${NODE}(storage|network|delivery|account|chat)/`,

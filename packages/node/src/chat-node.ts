@@ -17,7 +17,7 @@ import {
   Messaging, type MessagingEvents, type FriendActionResult, type FriendInfo, type FriendRequests, type ChatMessage,
   type IncomingMessage, type ConferenceChangeResult, type ConferenceInfo, type ConferenceMemberInfo, type ConferenceMessage, type ConferenceSendResult
 } from './chat/index.js'
-import { NetworkUnreachableError, NotStartedError, refusalOf } from './errors.js'
+import { NetworkUnreachableError, NotStartedError, UnknownKindError, refusalOf } from './errors.js'
 import type { ChatNode, ChatNodeEvents, ChatNodeInit, ChatNodeStatus, WhoAmI } from './api.js'
 
 /** The parts that exist while the node runs. */
@@ -32,6 +32,8 @@ interface Parts {
   directory: Directory
   sessions: SessionKeeper
   messaging: Messaging
+  /** Tries the outbox when the peer (re)joins; removed at stop. */
+  onJoined: () => void
 }
 
 export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implements ChatNode {
@@ -71,6 +73,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     if (parts?.sessions.current != null) {
       await parts.sessions.logout('stopped').catch(err => { parts.log('logout on stop failed: %s', err.message) })
     }
+    if (parts != null) this.peer.removeEventListener('network:joined', parts.onJoined)
     await parts?.messaging.stop()
     await parts?.messenger.stop()
     await this.peer.stop()
@@ -80,12 +83,22 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
   }
 
   private async build (): Promise<Parts> {
+    const logger = this.peer.logger
+    const log = logger.forComponent('conf-chat:node')
+    const local = new LocalStore(this.init.dataDir, { logger })
+    await local.open()
+    try {
+      return await this.wire(local, log)
+    } catch (err) {
+      await local.close().catch(() => {})
+      throw err
+    }
+  }
+
+  private async wire (local: LocalStore, log: Logger): Promise<Parts> {
     const peer = this.peer
     const init = this.init
     const logger = peer.logger
-    const log = logger.forComponent('conf-chat:node')
-    const local = new LocalStore(init.dataDir, { logger })
-    await local.open()
     const router = new EnvelopeRouter<EnvelopeContext>()
     const messenger = new Messenger({ ...pick(peer.libp2p, 'peerId', 'peerStore', 'handle', 'unhandle', 'dialProtocol'), logger }, init)
     const mailbox = new Mailbox({ sets: peer.sets, isDhtServer: () => peer.isDhtServer(), logger })
@@ -106,6 +119,8 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     let messaging: Messaging | undefined
     let sessions: SessionKeeper | undefined
     const accept = async (envelope: Envelope, live: boolean, from?: PeerId, options?: AbortOptions): Promise<void> => {
+      // a kind nobody here handles costs no lookup of its sender
+      if (!router.handles(envelope.kind)) throw new UnknownKindError(envelope.kind)
       const ctx = await checkInbound({
         session: () => sessions?.current,
         knownProfile: (username, signPublic) => messaging?.friendProfile(username, signPublic),
@@ -143,6 +158,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
           this.dispatchEvent(new CustomEvent('session:started', { detail: { username: session.account.username } }))
         },
         ending: async (session, options) => { await chat.sessionEnding(session, options) },
+        abandoned: session => { chat.sessionAbandoned(session) },
         ended: (session, reason) => {
           chat.sessionEnded(session, reason)
           this.dispatchEvent(new CustomEvent('session:ended', { detail: { username: session.account.username, reason } }))
@@ -152,9 +168,10 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     })
     const keeper = sessions
     router.handle(TAKEOVER_KIND, async (env, ctx) => { await keeper.onTakeover(env, ctx) })
-    await messenger.start(async (envelope, from) => {
+    await messenger.start(async (envelope, from, options) => {
       try {
-        await accept(envelope, true, from)
+        // the messenger's limit for handling one envelope, and its stop, reach every read
+        await accept(envelope, true, from, options)
         return { ok: true }
       } catch (err) {
         chat.refused(envelope, err, true)
@@ -162,8 +179,9 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
       }
     })
     await messaging.start()
-    peer.addEventListener('network:joined', () => { chat.networkJoined() })
-    return { log, local, router, messenger, accounts, profiles, presence, directory, sessions, messaging }
+    const onJoined = (): void => { chat.networkJoined() }
+    peer.addEventListener('network:joined', onJoined)
+    return { log, local, router, messenger, accounts, profiles, presence, directory, sessions, messaging, onJoined }
   }
 
   private get p (): Parts {
@@ -176,7 +194,9 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
   async register (input: { username: string, password: string, fullName: string }, options: AbortOptions = {}): Promise<UserProfile> {
     const { sessions, accounts } = this.p
     sessions.assertLoggedOut()
-    if (!await this.peer.ensureConnected(undefined, options)) throw new NetworkUnreachableError()
+    const connected = await this.peer.ensureConnected(undefined, options)
+    options.signal?.throwIfAborted()
+    if (!connected) throw new NetworkUnreachableError()
     const account = await accounts.register(input, options)
     await this.publishDirectoryEntry(account, options)
     await sessions.begin(account, options)
@@ -187,6 +207,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     const { sessions, accounts, log } = this.p
     sessions.assertLoggedOut()
     await this.peer.ensureConnected(undefined, options)
+    options.signal?.throwIfAborted()
     let result
     try {
       result = await accounts.login(username, password, options)
@@ -232,6 +253,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
   async acceptFriend (username: string, options: AbortOptions = {}): Promise<FriendActionResult> { return await this.p.messaging.acceptFriend(username, options) }
   async rejectFriend (username: string, options: AbortOptions = {}): Promise<FriendActionResult> { return await this.p.messaging.rejectFriend(username, options) }
   async removeFriend (username: string, options: AbortOptions = {}): Promise<FriendActionResult> { return await this.p.messaging.removeFriend(username, options) }
+  /** From the private state in memory: nothing to cancel. */
   async friendRequests (_options: AbortOptions = {}): Promise<FriendRequests> { return await this.p.messaging.friendRequests() }
   async friends (options: AbortOptions = {}): Promise<FriendInfo[]> { return await this.p.messaging.friends(options) }
   async onlineFriends (options: AbortOptions = {}): Promise<FriendInfo[]> { return (await this.friends(options)).filter(f => f.online) }
@@ -239,7 +261,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
   async history (username: string, options: AbortOptions = {}): Promise<ChatMessage[]> { return await this.p.messaging.history(username, options) }
   async checkMailbox (options: AbortOptions = {}): Promise<IncomingMessage[]> { return await this.p.messaging.checkMailbox(options) }
   async queued (options: AbortOptions = {}): Promise<QueuedEnvelope[]> { return await this.p.messaging.queued(options) }
-  async flush (_options: AbortOptions = {}): Promise<boolean> { return await this.p.messaging.flush() }
+  async flush (options: AbortOptions = {}): Promise<boolean> { return await this.p.messaging.flush(options) }
 
   // ------------------------------------------------------------ conferences
 

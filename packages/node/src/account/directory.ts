@@ -115,6 +115,8 @@ export class Directory {
       const online = await this.lookups.online(keyIdOf(entry.signPublic), options).catch(() => false)
       return { username, fullName: entry.fullName, online }
     }, { concurrency: LOOKUP_CONCURRENCY, signal: options.signal })
+    // a read cut short by the caller is no "offline"
+    options.signal?.throwIfAborted()
     return users
       .filter((u): u is DirectoryUser => u != null)
       .sort((a, b) => Number(b.online) - Number(a.online) || a.username.localeCompare(b.username))

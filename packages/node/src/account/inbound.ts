@@ -23,18 +23,22 @@ export async function checkInbound (c: InboundCheckComponents, envelope: Envelop
   const session = c.session()
   if (session == null) throw new NoSessionError()
   if (envelope.toKeyId !== session.account.keyId || envelope.to !== session.account.username) throw new NotForRecipientError()
-  const sender = c.knownProfile(envelope.from, envelope.fromKey) ?? await senderProfile(c, envelope.from, options)
+  const sender = c.knownProfile(envelope.from, envelope.fromKey) ?? await senderProfile(c, envelope.from, live, options)
   if (!bytesEqual(sender.signPublic, envelope.fromKey)) throw new ForgedSenderError(envelope.from)
   return { session, sender, live, ...(peer != null ? { peer } : {}) }
 }
 
-/** The sender's profile from the DHT: no such user is final; a read that failed is not
- * (the sender keeps the envelope and tries again, or leaves it in the mailbox). */
-async function senderProfile (c: InboundCheckComponents, username: string, options: AbortOptions): Promise<UserProfile> {
+/**
+ * The sender's profile from the DHT. A read that failed is never final: the sender keeps
+ * the envelope and tries again, or it stays in the mailbox. "No such user" is final only
+ * for a mailbox item: a live sender falls back to the mailbox, read again later.
+ */
+async function senderProfile (c: InboundCheckComponents, username: string, live: boolean, options: AbortOptions): Promise<UserProfile> {
   try {
     return await c.profile(username, options)
   } catch (err: any) {
-    if (err?.name === 'UnknownUserError') throw new RefusalError('unknown-sender', `unknown sender: ${username}`, { cause: err })
+    options.signal?.throwIfAborted()
+    if (err?.name === 'UnknownUserError') throw new RefusalError(live ? 'not-ready' : 'unknown-sender', `unknown sender: ${username}`, { cause: err })
     throw new RefusalError('not-ready', `the sender's keys could not be read now: ${String(err?.message ?? err)}`, { cause: err })
   }
 }

@@ -32,6 +32,8 @@ export interface SessionHooks {
   ending: (session: Session, options: AbortOptions) => Promise<void>
   /** After the session ended for any reason. */
   ended: (session: Session, reason: SessionEndReason) => void
+  /** A login that failed or was cancelled before it started: undo what `starting` built. */
+  abandoned: (session: Session) => void
 }
 
 export interface SessionKeeperComponents {
@@ -72,8 +74,15 @@ export class SessionKeeper {
     const previous = await this.c.presence.read(account.keyId, options).catch(() => undefined)
     const session: Session = { account, since }
     this._session = session
-    await this.c.hooks.starting(session, options)
-    await this.c.presence.publish(ownerOf(session), 'online', this.c.peerInfo(), options)
+    try {
+      await this.c.hooks.starting(session, options)
+      await this.c.presence.publish(ownerOf(session), 'online', this.c.peerInfo(), options)
+    } catch (err) {
+      // nothing of a half-started session stays: the next login starts afresh
+      if (this._session === session) this._session = undefined
+      this.c.hooks.abandoned(session)
+      throw err
+    }
     if (previous?.online === true && previous.peerId !== this.c.peerInfo().peerId) {
       // tell the other peer at once; it would also notice at its next refresh
       this.c.notify(session, TAKEOVER_KIND, { peerId: this.c.peerInfo().peerId, since }, profileOf(account.record), previous)
@@ -87,8 +96,12 @@ export class SessionKeeper {
   /** Log out: friends told, pending writes flushed, presence "offline". */
   async logout (reason: SessionEndReason = 'logout', options: AbortOptions = {}): Promise<void> {
     const session = this.require()
-    await this.c.hooks.ending(session, options)
-    this.end(session, reason)
+    try {
+      await this.c.hooks.ending(session, options)
+    } finally {
+      // a cancelled logout still ends the session; only the notices and the record are cut short
+      this.end(session, reason)
+    }
     await this.c.presence.publish(ownerOf(session), 'offline', this.c.peerInfo(), options)
   }
 

@@ -9,6 +9,7 @@ import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, 
 import type { Delivery } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
+import { within } from '../utils/index.js'
 import { History, type HistoryInit } from './history.js'
 import { Friends } from './friends/index.js'
 import { DirectMessages } from './direct/index.js'
@@ -58,7 +59,7 @@ export class LoggedIn {
   pollTimer?: NodeJS.Timeout
   ended = false
 
-  constructor (c: LoggedInComponents, session: Session, init: LoggedInInit = {}) {
+  constructor (c: LoggedInComponents, session: Session, init: LoggedInInit = {}, options: AbortOptions = {}) {
     this.session = session
     const account = session.account
     const me = { username: account.username, keyId: account.keyId }
@@ -109,7 +110,10 @@ export class LoggedIn {
       emit: (type, detail) => { c.emit(type, detail) },
       logger: c.logger
     })
-    this.ready = this.state.load().catch(err => { log.error('could not read the private state: %s', err.message) })
+    this.ready = this.state.load(options).catch(err => {
+      // a cancelled login is abandoned (its empty state never used); any other failure is logged
+      if (options.signal?.aborted !== true) log.error('could not read the private state: %s', err.message)
+    })
   }
 
   /** Seal `content` to `to`, signed by the logged-in account. */
@@ -123,20 +127,20 @@ export class LoggedIn {
     clearInterval(this.pollTimer)
   }
 
-  /** Write pending history and private state (within LOGOUT_FLUSH_MS), then close. Returns what did not finish. */
-  async close (options: AbortOptions = {}): Promise<string[]> {
+  /** Write pending history and private state (each within LOGOUT_FLUSH_MS), then close; never
+   * stops half-way. Returns what did not finish. */
+  async close (): Promise<string[]> {
     const unfinished: string[] = []
     await this.draining.catch(() => {})
-    options.signal?.throwIfAborted()
     if (!await this.history.close(LOGOUT_FLUSH_MS)) unfinished.push('history')
     if (!await this.state.flush(LOGOUT_FLUSH_MS)) unfinished.push('private state')
     this.state.close()
     return unfinished
   }
 
-  /** Write pending history and private state now. */
-  async flush (): Promise<boolean> {
-    const history = await this.history.flush()
-    return await this.state.flush(LOGOUT_FLUSH_MS) && history
+  /** Write pending history and private state now; false if that did not finish (or `options.signal` aborted first). */
+  async flush (options: AbortOptions = {}): Promise<boolean> {
+    const history = await within(this.history.flush(), LOGOUT_FLUSH_MS, false, options)
+    return await within(this.state.flush(LOGOUT_FLUSH_MS), LOGOUT_FLUSH_MS, false, options) && history
   }
 }

@@ -3,11 +3,11 @@
  * check and handler as a live one; new messages are shown together; what was handled, or
  * refused for good, is then removed from the holders. One read at a time.
  */
-import { PRESENCE_KIND, type Envelope } from '@conf-chat/protocol'
+import { PRESENCE_KIND, isFinalRefusal, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import type { Session, UserProfile } from '../account/index.js'
-import type { Mailbox } from '../delivery/index.js'
-import { refusalOf } from '../errors.js'
+import { DEFAULT_MAILBOX_TIMEOUT_MS, type Mailbox } from '../delivery/index.js'
+import { RefusalError, refusalOf } from '../errors.js'
 import { timeLimit } from '../utils/index.js'
 import { compareEntries } from './history.js'
 import type { IncomingMessage } from './direct/index.js'
@@ -33,8 +33,6 @@ export interface MailboxReaderInit {
   mailboxTimeoutMs?: number
 }
 
-export const DEFAULT_MAILBOX_READ_TIMEOUT_MS = 30_000
-
 export class MailboxReader {
   private readonly c: MailboxReaderComponents
   private readonly log: Logger
@@ -43,7 +41,7 @@ export class MailboxReader {
   constructor (components: MailboxReaderComponents, init: MailboxReaderInit = {}) {
     this.c = components
     this.log = components.logger.forComponent('conf-chat:chat:mailbox-reader')
-    this.timeoutMs = init.mailboxTimeoutMs ?? DEFAULT_MAILBOX_READ_TIMEOUT_MS
+    this.timeoutMs = init.mailboxTimeoutMs ?? DEFAULT_MAILBOX_TIMEOUT_MS
   }
 
   /** Read the mailbox after any read under way; returns the new messages, oldest first. */
@@ -74,14 +72,14 @@ export class MailboxReader {
     let batch: IncomingMessage[]
     try {
       for (const env of envelopes) {
-        if (active.ended || this.c.session() !== active.session) break
+        if (active.ended || this.c.session() !== active.session || gaveUp(options)) break
         if (env.kind === PRESENCE_KIND) { done.push(env.id); continue }
         // a kind this peer does not know yet (a newer peer sent it): leave it for one that does
         if (!this.c.handles(env.kind)) { this.log('left %s of unknown kind %s in the mailbox', env.id, env.kind); continue }
         const sender = senders.get(env.from)
         if (sender instanceof Error) {
           if (sender.name !== 'UnknownUserError') { this.log('sender %s not found now, %s left for later: %s', env.from, env.id, sender.message); continue }
-          this.c.refused(env, sender, false)
+          this.c.refused(env, new RefusalError('unknown-sender', sender.message, { cause: sender }), false)
           done.push(env.id)
           continue
         }
@@ -89,8 +87,10 @@ export class MailboxReader {
           await this.c.accept(env, false, options)
           done.push(env.id)
         } catch (err) {
+          // the caller gave up: no refusal, the item stays for the next read
+          if (gaveUp(options)) break
           this.c.refused(env, err, false)
-          if (refusalOf(err).final) done.push(env.id)
+          if (isDone(refusalOf(err).code)) done.push(env.id)
         }
       }
     } finally {
@@ -99,9 +99,24 @@ export class MailboxReader {
     }
     if (batch.length > 0) this.c.emit('messages:offline', { messages: batch })
     if (done.length > 0 && !active.ended) {
-      await this.c.mailbox.remove(account.keyId, done, account.keys, { signal: timeLimit(this.timeoutMs, options) })
+      // what was handled is removed even when the caller gave up meanwhile (else it comes again)
+      await this.c.mailbox.remove(account.keyId, done, account.keys, { signal: timeLimit(this.timeoutMs) })
         .catch(err => { this.log('could not remove %d delivered items: %s', done.length, err.message) })
     }
     return batch
   }
+}
+
+/**
+ * Whether a mailbox item refused with `code` is taken out of the mailbox: a final refusal;
+ * and a conference still unknown here, which (unlike a live message) will not become known:
+ * items are handled oldest first, so its invite, had there been one, came before.
+ */
+function isDone (code: RefusalCode): boolean {
+  return isFinalRefusal(code) || code === 'unknown-conference'
+}
+
+/** Whether the caller gave up (read afresh each time: the signal changes under our feet). */
+function gaveUp (options: AbortOptions): boolean {
+  return options.signal?.aborted === true
 }

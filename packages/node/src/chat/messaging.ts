@@ -109,10 +109,18 @@ export class Messaging {
       ...this.c,
       dispatch: async (envelope, options) => await this.outbox.send(envelope, options),
       onFriend: (loggedIn, friend, presence, announce) => { this.notices.track(loggedIn, friend, presence, announce === true) }
-    }, session, this.init)
+    }, session, this.init, options)
     this.active = active
     await active.ready
     options.signal?.throwIfAborted()
+  }
+
+  /** A login that did not get to start: take its part down quietly. */
+  sessionAbandoned (session: Session): void {
+    const active = this.active
+    if (active == null || active.session !== session) return
+    this.deactivate(active)
+    this.close(active).catch(err => { this.log('closing an abandoned session: %s', err.message) })
   }
 
   /** The session is current: tell friends, read the mailbox, poll it. */
@@ -137,7 +145,7 @@ export class Messaging {
     if (active == null || active.session !== session) return
     this.deactivate(active)
     await this.notices.announce(active, 'offline', options).catch(err => { this.log('offline notices: %s', err.message) })
-    await this.close(active, options)
+    await this.close(active)
   }
 
   /** A takeover (or any end without our logout): write what is pending, quietly. */
@@ -154,8 +162,8 @@ export class Messaging {
     if (this.active === active) this.active = undefined
   }
 
-  private async close (active: LoggedIn, options: AbortOptions = {}): Promise<void> {
-    for (const part of await active.close(options)) this.log('%s not fully written at logout', part)
+  private async close (active: LoggedIn): Promise<void> {
+    for (const part of await active.close()) this.log('%s not fully written at logout', part)
   }
 
   private async ready (): Promise<LoggedIn> {
@@ -202,7 +210,7 @@ export class Messaging {
   async queued (options: AbortOptions = {}): Promise<QueuedEnvelope[]> { return await this.outbox.queued(options) }
 
   /** Write pending history and private state now (tests, benchmarks, before a planned stop). */
-  async flush (): Promise<boolean> { return await (await this.ready()).flush() }
+  async flush (options: AbortOptions = {}): Promise<boolean> { return await (await this.ready()).flush(options) }
 
   /** Report an envelope that was refused, live or from the mailbox. */
   refused (envelope: Envelope, err: unknown, live: boolean): void {

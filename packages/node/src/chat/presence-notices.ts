@@ -9,7 +9,7 @@ import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import type { EnvelopeContext, Presence, PresenceInfo, PeerInfo, UserProfile } from '../account/index.js'
 import type { Messenger, Outbox } from '../delivery/index.js'
 import { NotFriendError } from '../errors.js'
-import { timeLimit } from '../utils/index.js'
+import { settledWithin } from '../utils/index.js'
 import type { LoggedIn } from './logged-in.js'
 import type { Emit } from './events.js'
 
@@ -65,12 +65,13 @@ export class PresenceNotices {
         if (f != null) targets.push({ username, ...where, profile: active.friends.profileOf(f) })
       }
     }
-    const signal = timeLimit(status === 'offline' ? NOTICE_TIMEOUT_MS : 10 * NOTICE_TIMEOUT_MS, options)
-    await Promise.allSettled(targets.map(async t => {
+    const sends = targets.map(async t => {
       const env = active.seal(PRESENCE_KIND, { status, ...me }, t.profile)
-      const result = await this.c.messenger.send(t.peerId, t.addrs, env, { signal })
+      const result = await this.c.messenger.send(t.peerId, t.addrs, env)
       if (!result.delivered) this.log('presence notice to %s not delivered: %s', t.username, result.reason)
-    }))
+    })
+    // the notices go on (each within the messenger's ack limit); only the waiting is bounded
+    await settledWithin(Promise.allSettled(sends), status === 'offline' ? NOTICE_TIMEOUT_MS : 10 * NOTICE_TIMEOUT_MS, options)
   }
 
   /** A friend's notice: note where they are, retry what waits for them, tell the UI. */

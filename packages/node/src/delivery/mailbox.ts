@@ -43,17 +43,7 @@ export class Mailbox {
   private readonly c: Required<Pick<MailboxComponents, 'now'>> & MailboxComponents
   private readonly log: Logger
 
-  /**
-   * `new Mailbox({ sets, isDhtServer, logger })`. The older form `new Mailbox(sets, isDhtServer)`
-   * still works (deprecated).
-   */
-  constructor (components: MailboxComponents)
-  /** @deprecated pass `{ sets, isDhtServer, logger }` */
-  constructor (sets: MailboxComponents['sets'], isDhtServer: () => boolean)
-  constructor (components: MailboxComponents | MailboxComponents['sets'], isDhtServer?: () => boolean) {
-    const c: MailboxComponents = isDhtServer != null
-      ? { sets: components as MailboxComponents['sets'], isDhtServer }
-      : components as MailboxComponents
+  constructor (c: MailboxComponents) {
     this.c = { ...c, now: c.now ?? Date.now }
     this.log = (c.logger ?? defaultLogger()).forComponent('conf-chat:delivery:mailbox')
   }

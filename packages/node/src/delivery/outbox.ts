@@ -14,7 +14,7 @@ import { defaultLogger } from '@libp2p/logger'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import { decodeEnvelope, encodeEnvelope, isFinalRefusal, isRefusalCode, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { LocalStore } from '../storage/index.js'
-import { timeLimit } from '../utils/index.js'
+import { timeLimit, untilEither } from '../utils/index.js'
 import type { Mailbox } from './mailbox.js'
 import type { DeliveryResult, Messenger } from './messenger.js'
 
@@ -167,7 +167,9 @@ export class Outbox {
   async send (envelope: Envelope, options: AbortOptions = {}): Promise<Delivery> {
     const now = this.now()
     const entry: OutboxEntry = { envelope: encodeEnvelope(envelope), toKeyId: envelope.toKeyId, createdAt: now, attempts: 0, nextAt: now + this.retryMs }
-    await this.c.local.put(PREFIX + envelope.id, entry, options)
+    // kept even when the caller gives up: the change it goes with (history, private state)
+    // is already made, so the envelope must go out; the signal cuts only this attempt
+    await this.c.local.put(PREFIX + envelope.id, entry)
     this.inFlight.add(envelope.id)
     try {
       return await this.attempt(envelope, entry, options)
@@ -222,7 +224,7 @@ export class Outbox {
 
   private async round (options: RetryOptions): Promise<void> {
     try {
-      await this.retryDue(options, { signal: options.signal == null ? this.shutdown.signal : AbortSignal.any([options.signal, this.shutdown.signal]) })
+      await this.retryDue(options, { signal: untilEither(options, this.shutdown.signal) })
     } catch (err: any) {
       if (!this.shutdown.signal.aborted && options.signal?.aborted !== true) this.log.error('outbox retry failed: %e', err)
     } finally {
@@ -352,15 +354,10 @@ export class Outbox {
 
 /**
  * The codes with which the mailbox holders that answered refused item `id`, as the set
- * store's SetWriteError tells: `refusals` (per item id, each holder's refusal with its
- * code), else `rejected` (per item id, each holder's reason: a tombstone is 'removed',
- * already delivered). Empty when the error says nothing about the item.
+ * store's SetWriteError tells (`refusals`: per item id, each holder's refusal with its
+ * code). Empty when the error says nothing about the item.
  */
 function holderCodes (err: any, id: string): string[] {
   const refusals: unknown = err?.refusals?.[id]
-  if (Array.isArray(refusals) && refusals.length > 0) return refusals.map(r => String((r as { code?: unknown } | null)?.code))
-  const rejected: unknown = err?.rejected?.[id]
-  if (rejected == null) return []
-  const list: unknown[] = Array.isArray(rejected) ? rejected : [rejected]
-  return list.map(r => r === 'removed' ? 'already-delivered' : String(r))
+  return Array.isArray(refusals) ? refusals.map(r => String((r as { code?: unknown } | null)?.code)) : []
 }

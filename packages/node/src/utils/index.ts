@@ -1,1 +1,1 @@
-export { timeLimit, withTimeLimit, within, settledWithin, delay, abortable } from './time-limit.js'
+export { timeLimit, untilEither, within, settledWithin, delay, abortable } from './time-limit.js'

@@ -11,9 +11,12 @@ export function timeLimit (ms: number, options: AbortOptions = {}): AbortSignal 
   return options.signal == null ? limit : AbortSignal.any([options.signal, limit])
 }
 
-/** `options` with its signal also aborting after `ms`. */
-export function withTimeLimit<T extends AbortOptions> (ms: number, options: T = {} as T): T {
-  return { ...options, signal: timeLimit(ms, options) }
+/** The caller's signal (if any) combined with another, e.g. a part's own stop signal. */
+export function untilEither (options: AbortOptions, signal: AbortSignal): AbortSignal
+export function untilEither (options: AbortOptions, signal: AbortSignal | undefined): AbortSignal | undefined
+export function untilEither (options: AbortOptions, signal: AbortSignal | undefined): AbortSignal | undefined {
+  if (signal == null) return options.signal
+  return options.signal == null ? signal : AbortSignal.any([options.signal, signal])
 }
 
 /**

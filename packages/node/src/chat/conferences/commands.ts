@@ -258,6 +258,8 @@ export class ConferenceCommands {
         online.set(k, (await this.c.presenceOf(k, options).catch(() => undefined))?.online === true)
       }))
     }
+    // a read cut short by the caller is no "offline"
+    options.signal?.throwIfAborted()
     return online
   }
 

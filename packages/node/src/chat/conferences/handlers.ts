@@ -62,7 +62,7 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
     try {
       const conv = conversationOf(body.conf)
       // shown on this peer (local history), or, from a mailbox, perhaps on another peer (DHT pages)
-      const known = ctx.live ? await history.knows(conv, body.mid) : await history.has(conv, body.mid)
+      const known = ctx.live ? await history.knows(conv, body.mid) : await history.has(conv, body.mid, options)
       if (known) return
       const entryH: HistoryEntry = { id: body.mid, from: env.from, to: me.username, text: body.text, sentAt: env.sentAt }
       await history.append(conv, entryH, true)
@@ -77,13 +77,14 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
   /**
    * The conference a message belongs to, if its sender was a member when it was sent and
    * this user is one. A sender not in our view makes us read the record again (at most
-   * every few seconds): the update that added them may still be on its way.
+   * every few seconds for each sender): the update that added them may still be on its
+   * way, and a refusal of their first message is final only after that read.
    */
   private async entryFor (id: string, ref: ConferenceRef, from: string, senderKeyId: string, sentAt: number, options: AbortOptions): Promise<ConferenceEntry> {
     let entry = this.c.view.entry(id)
     if (entry == null || (entry.leftAt == null && !isMemberAt(entry, senderKeyId, sentAt))) {
       // an unknown conference: the invite may come later than a member's first message (login)
-      entry = await this.c.membership.refresh(id, false, ref, options) ?? entry
+      entry = await this.c.membership.refresh(id, false, ref, options, `${id}/${senderKeyId}`) ?? entry
     }
     if (entry == null) throw new UnknownConferenceError(id)
     if (!isMemberAt(entry, this.c.me.keyId, sentAt)) throw new NotConferenceMemberError(id, this.c.me.username)

@@ -19,6 +19,9 @@ import type { ConferenceDelivery, ConferenceInfo, ConferencesComponents } from '
 
 type Member = ConferencePayload['members'][number]
 
+/** Throttle entries (conference, or conference and sender) kept before old ones are dropped. */
+const MAX_REFRESH_KEYS = 1_000
+
 export interface MembershipComponents {
   me: { username: string, keyId: string }
   keys: AccountKeys
@@ -126,19 +129,27 @@ export class Membership {
    * Read the record from the DHT and apply it if newer. `force`: even if read a moment ago.
    * Call under the conference's lock.
    */
-  async refresh (id: string, force: boolean, ref?: ConferenceRef, options: AbortOptions = {}): Promise<ConferenceEntry | undefined> {
+  async refresh (id: string, force: boolean, ref?: ConferenceRef, options: AbortOptions = {}, throttleKey = id): Promise<ConferenceEntry | undefined> {
     const entry = this.c.view.entry(id)
     const where = entry?.ref ?? ref
     if (where == null) return undefined
-    const last = this.lastRefresh.get(id) ?? 0
+    const last = this.lastRefresh.get(throttleKey) ?? 0
     if (!force && this.c.now() - last < this.init.refreshMinMs) return entry
-    this.lastRefresh.set(id, this.c.now())
+    this.forgetOldRefreshes()
+    this.lastRefresh.set(throttleKey, this.c.now())
     const found = await this.c.records.read(where, options)
     if (found == null) return entry
     const owner = found.payload.members.find(m => m.keyId === where.owner)?.username ?? found.payload.owner
     const applied = await this.applyRecord(where, found, owner, false, options)
     if (applied != null && applied.ref.owner === this.c.me.keyId) await this.catchUpLeaves(applied, options)
     return applied
+  }
+
+  /** Keeps the throttle's memory bounded: senders are many, their windows short. */
+  private forgetOldRefreshes (): void {
+    if (this.lastRefresh.size < MAX_REFRESH_KEYS) return
+    const now = this.c.now()
+    for (const [key, at] of this.lastRefresh) if (now - at >= this.init.refreshMinMs) this.lastRefresh.delete(key)
   }
 
   /** The owner: leaves it heard of but could not write into the record then (it was offline from the DHT). */

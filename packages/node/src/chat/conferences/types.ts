@@ -88,7 +88,7 @@ export interface ConferenceHistory {
   /** Whether this peer's copy of the conversation holds the message. */
   knows: (conversation: string, id: string) => Promise<boolean>
   /** Whether the conversation holds the message, here or in the DHT pages. */
-  has: (conversation: string, id: string) => Promise<boolean>
+  has: (conversation: string, id: string, options?: AbortOptions) => Promise<boolean>
   list: (conversation: string, options?: AbortOptions) => Promise<HistoryEntry[]>
 }
 

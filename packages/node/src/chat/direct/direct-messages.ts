@@ -97,7 +97,7 @@ export class DirectMessages {
     try {
       // every message shown is in the history: on this peer (local), or, from a mailbox,
       // also shown live on another peer (the DHT pages)
-      const known = ctx.live ? await this.c.history.knows(friend.keyId, env.id) : await this.c.history.has(friend.keyId, env.id)
+      const known = ctx.live ? await this.c.history.knows(friend.keyId, env.id) : await this.c.history.has(friend.keyId, env.id, options)
       if (known) return
       const entry: HistoryEntry = { id: env.id, from: env.from, to: env.to, text: body.text, sentAt: env.sentAt }
       await this.c.history.append(friend.keyId, entry, true)

@@ -243,7 +243,3 @@ export class RecordStore {
     }
   }
 }
-
-// for the callers that still import this file rather than ./index.js
-export { recordValidators, recordSelectors } from './validators.js'
-export type { Namespace } from '@conf-chat/protocol'

@@ -3,6 +3,7 @@
  * not been refreshed within the interval, so records outlive the TTL of the stores that
  * hold them as long as one holder stays.
  */
+import { untilEither } from '../../utils/index.js'
 import { isExpiredAt, storedRecords } from './stored-records.js'
 import { toString as bytesToString } from 'uint8arrays'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
@@ -70,8 +71,7 @@ export class RecordRepublisher {
    * the republisher stops.
    */
   async republish (options: AbortOptions = {}): Promise<number> {
-    const signals = [options.signal, this.shutdown?.signal].filter(s => s != null)
-    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined
+    const signal = untilEither(options, this.shutdown?.signal)
     let count = 0
     // the local reads are not cancelled (they are quick): the loop checks the signal
     for await (const { record } of storedRecords(this.components.datastore)) {

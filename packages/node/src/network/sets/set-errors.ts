@@ -11,20 +11,17 @@ import { MAX_SET_ERROR_MESSAGE_CHARS } from './constants.js'
 /**
  * Some items were stored by no holder. `stored` tells which ones made it where;
  * `refusals` holds, per item id, the refusal of each holder that answered and refused
- * it (with its code), `rejected` the same refusals' reasons as the holders worded them
- * (a tombstone is 'removed'). `code` is set when every holder that refused a lost item
+ * it (with its code). `code` is set when every holder that refused a lost item
  * refused every lost item with the same code (e.g. 'already-delivered': the recipient
  * already removed it from its mailbox).
  */
 export class SetWriteError extends Error {
   override name = 'SetWriteError'
-  readonly rejected: Record<string, string[]>
   readonly code?: RefusalCode
 
   constructor (message = 'No holder stored the items', readonly stored: Record<string, number> = {},
     readonly refusals: Record<string, Refusal[]> = {}) {
     super(message)
-    this.rejected = Object.fromEntries(Object.entries(refusals).map(([id, list]) => [id, list.map(r => r.reason)]))
     const lost = Object.entries(stored).filter(([, n]) => n === 0).map(([id]) => id)
     const codes = new Set(lost.flatMap(id => (refusals[id] ?? []).map(r => r.code)))
     if (lost.length > 0 && codes.size === 1 && lost.every(id => (refusals[id]?.length ?? 0) > 0)) this.code = [...codes][0]

@@ -16,6 +16,7 @@ import {
   DEFAULT_SET_REPLICAS, DEFAULT_SET_ITEM_TTL_MS, DEFAULT_SET_MAINTENANCE_INTERVAL_MS, DEFAULT_SET_REQUEST_TIMEOUT_MS,
   DEFAULT_MAX_ITEMS_PER_SET, DEFAULT_QUERY_TIMEOUT_MS, SET_MAX_STREAMS_PER_CONNECTION
 } from '../../constants.js'
+import { untilEither } from '../../utils/index.js'
 import { DEFAULT_SET_RETRY_DELAY_MS } from './constants.js'
 import { SetLayout } from './set-layout.js'
 import { SetNamespaces } from './set-namespaces.js'
@@ -208,7 +209,6 @@ export class SetStore {
 
   /** The caller's options, also aborted when the store stops. */
   private untilStopped (options: AbortOptions): AbortOptions {
-    const signal = options.signal == null ? this.shutdown.signal : AbortSignal.any([options.signal, this.shutdown.signal])
-    return { ...options, signal }
+    return { ...options, signal: untilEither(options, this.shutdown.signal) }
   }
 }

@@ -20,7 +20,10 @@ const dm = (text = 'hi'): Envelope => createEnvelope('dm', { text }, alice, bob)
 /** LocalStore's part the outbox uses, in memory, values through CBOR as on disk. */
 class MemoryLocal {
   readonly data = new Map<string, Uint8Array>()
-  async put (key: string, value: unknown): Promise<void> { this.data.set(key, cborg.encode(value)) }
+  async put (key: string, value: unknown, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted() // as LevelDB does: an aborted write writes nothing
+    this.data.set(key, cborg.encode(value))
+  }
   async delete (key: string): Promise<void> { this.data.delete(key) }
   async * entries<T = unknown> (prefix: string): AsyncGenerator<{ key: string, value: T }> {
     for (const key of [...this.data.keys()].filter(k => k.startsWith(prefix)).sort()) {
@@ -67,13 +70,16 @@ function fixture (init: OutboxInit = {}): Fixture {
   const components: OutboxComponents = {
     local: f.local as unknown as OutboxComponents['local'],
     messenger: {
-      send: async (peerId: string, _addrs: string[], _env: Envelope, _options?: AbortOptions) => {
+      send: async (peerId: string, _addrs: string[], _env: Envelope, options?: AbortOptions) => {
+        // as the messenger: a caller who gave up gets no delivery
+        if (options?.signal?.aborted === true) return { delivered: false, reason: 'aborted' }
         f.sends.push(peerId)
         return f.live(peerId)
       }
     },
     mailbox: {
-      store: async (env: Envelope) => {
+      store: async (env: Envelope, options?: AbortOptions) => {
+        options?.signal?.throwIfAborted()
         f.stores.push(env.id)
         f.mailbox()
         return { holders: 3, copies: 3 }
@@ -169,6 +175,18 @@ describe('Outbox', { timeout: 5_000 }, () => {
     expect(await f.outbox.queued()).toEqual([expect.objectContaining({ id: env.id, attempts: 3 })])
   })
 
+  it('keeps the envelope when its sender gives up on the send: the change it goes with is made, so it must go out', async () => {
+    const f = fixture()
+    const env = dm()
+    const gaveUp = new AbortController()
+    gaveUp.abort(new Error('the user gave up'))
+    await f.outbox.send(env, { signal: gaveUp.signal }).catch(() => {})
+    expect((await f.outbox.queued()).map(q => q.id)).toEqual([env.id])
+    await f.outbox.retry({ force: true })
+    expect(f.sends).toEqual([BOB_PEER.peerId])
+    expect(await f.outbox.queued()).toEqual([])
+  })
+
   it('not-for-recipient means the peer now hosts someone else: the mailbox, not a failure', async () => {
     const f = fixture()
     f.live = () => refused('not-for-recipient', 'not for the user logged in here')
@@ -178,10 +196,10 @@ describe('Outbox', { timeout: 5_000 }, () => {
   })
 
   it('stops at once when the holders already had it and its recipient removed it', async () => {
-    // the set store's refusals with codes, and its holders' older words (a tombstone is 'removed')
+    // the set store's refusals with the holders' codes (their words are for the log only)
     const answers: Array<(id: string) => object> = [
       id => ({ refusals: { [id]: [refusal('already-delivered', 'removed'), refusal('already-delivered', 'removed')] } }),
-      id => ({ rejected: { [id]: ['removed', 'removed'] } })
+      id => ({ refusals: { [id]: [refusal('already-delivered', 'a tombstone'), refusal('already-delivered', 'gone')] } })
     ]
     for (const answer of answers) {
       const f = fixture()
