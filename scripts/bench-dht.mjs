@@ -3,14 +3,16 @@
 // N peers (each a child process running scripts/bench-dht-worker.mjs). Each record is
 // put by one peer and read by another. The baseline, measured in the same network: a
 // libp2p ping round trip between two peers (one request/response stream on an open
-// connection, what each hop of a DHT query costs at least). Prints a table and writes
-// JSON under results/.
+// connection, what each hop of a DHT query costs at least). With --opendht, also OpenDHT
+// (C++, UDP: Debian's dhtnode) with as many nodes in the same run, and the ratio of each
+// figure to it. Prints a table and writes JSON under results/.
 //
-//   npm run bench:dht -- --peers 10 --records 50
+//   npm run bench:dht -- --peers 10 --records 50 [--opendht]
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createSignedRecord, encodeSignedRecord, generateAccountKeys, keyIdOf, presenceKey } from '@conf-chat/protocol'
 import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
+import { runOpenDht } from './lib/opendht.mjs'
 
 const { values: flags } = parseArgs({
   options: {
@@ -21,6 +23,7 @@ const { values: flags } = parseArgs({
     batch: { type: 'string', default: '5' },
     settle: { type: 'string', default: '2000' },
     'join-timeout': { type: 'string', default: '180000' },
+    opendht: { type: 'boolean', default: false },
     out: { type: 'string', default: RESULTS },
     help: { type: 'boolean', default: false }
   }
@@ -28,7 +31,8 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   console.log(`usage: node scripts/bench-dht.mjs [--peers 10] [--records 50] [--warmup 5] [--pings 50]
        [--batch 5 (peers started at a time)] [--settle 2000 (ms idle after the network is up)]
-       [--join-timeout 180000 (ms, per peer: fork to joined)] [--out results/]`)
+       [--join-timeout 180000 (ms, per peer: fork to joined)] [--out results/]
+       [--opendht (also N dhtnode processes as the baseline; installs dhtnode and python3-opendht with apt-get as root)]`)
   process.exit(0)
 }
 const PEERS = Number(flags.peers)
@@ -51,6 +55,8 @@ function newRecord (seq) {
   const payload = { username: 'bench', status: 'online', peerId: 'bench', addrs: [], expiresAt: Date.now() + 60_000, updatedAt: Date.now() }
   return { key, value: encodeSignedRecord(createSignedRecord(key, seq, payload, keys)) }
 }
+
+const ratio = (a, b) => a == null || b == null || b === 0 ? null : Math.round(a / b * 10) / 10
 
 async function main () {
   console.log(`bench-dht: supernode + ${PEERS} peers (separate processes), ${RECORDS} records, ${WARMUP} warm-up`)
@@ -92,6 +98,13 @@ async function main () {
     if (get.value == null || Buffer.compare(Buffer.from(get.value), Buffer.from(value)) !== 0) failures++
   }
   const after = await Promise.all(peers.map(p => p.w.request('stats')))
+  // the baseline after the libp2p part, with its processes stopped: the two do not share the cores
+  let opendht
+  if (flags.opendht) {
+    await Promise.allSettled([supernode, ...peers].map(p => p.w.stop()))
+    const o = await runOpenDht(run, { nodes: PEERS, records: RECORDS, warmup: WARMUP })
+    opendht = { nodes: PEERS, putMs: stats(o.putMs, 3), getMs: stats(o.getMs, 3), getFailures: o.failures }
+  }
 
   const result = {
     peers: PEERS,
@@ -107,7 +120,8 @@ async function main () {
     joinMs: stats(joinMs, 0),
     networkUpMs: Math.round(networkUpMs),
     peerRssMiB: { idle: stats(idle.map(s => s.rss / 2 ** 20), 1), afterRun: stats(after.map(s => s.rss / 2 ** 20), 1) },
-    connectionsPerPeer: stats(after.map(s => s.connections), 1)
+    connectionsPerPeer: stats(after.map(s => s.connections), 1),
+    ...(opendht != null ? { opendht, ratio: { put: ratio(stats(puts, 1).median, opendht.putMs.median), get: ratio(stats(gets, 1).median, opendht.getMs.median) } } : {})
   }
   const row = (name, s, unit = 'ms', d = 1) => `${name.padEnd(26)} ${String(s.n).padStart(4)} ${fmt(s.median, d).padStart(9)} ${fmt(s.p95, d).padStart(9)} ${fmt(s.p99, d).padStart(9)} ${fmt(s.min, d).padStart(9)} ${fmt(s.max, d).padStart(9)}  ${unit}`
   console.log('')
@@ -119,6 +133,11 @@ async function main () {
   console.log(row('join (fork->joined)', result.joinMs, 'ms', 0))
   console.log(row('peer RSS idle', result.peerRssMiB.idle, 'MiB'))
   console.log(row('peer RSS after', result.peerRssMiB.afterRun, 'MiB'))
+  if (opendht != null) {
+    console.log(row(`OpenDHT put (${PEERS} dhtnode)`, opendht.putMs, 'ms', 2))
+    console.log(row(`OpenDHT get (${PEERS} dhtnode)`, opendht.getMs, 'ms', 2))
+    console.log(`ratio to OpenDHT (medians): put ${fmt(result.ratio.put, 0)}x, get ${fmt(result.ratio.get, 0)}x; OpenDHT get failures: ${opendht.getFailures}/${RECORDS}`)
+  }
   console.log(`get failures: ${failures}/${RECORDS}`)
   console.log(run.machineLine())
   const file = await run.writeResult(flags.out, result, `dht-${PEERS}p`)
