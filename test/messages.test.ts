@@ -40,6 +40,21 @@ describe('direct messages', () => {
     expect(await n0.queued()).toEqual([])
   })
 
+  it('many messages sent at once go in flight together on one stream: each acked, shown once, in the order sent', async () => {
+    const atBob = collect(n1, 'message')
+    const texts = Array.from({ length: 80 }, (_, i) => `burst ${String(i).padStart(2, '0')}`)
+    // in order of the calls: each send seals and persists before the next call starts its own
+    const sends = texts.map(async text => await n0.sendMessage('bob', text))
+    const results = await Promise.all(sends)
+    expect(results.map(r => r.status)).toEqual(texts.map(() => 'delivered'))
+    expect(results.every(r => r.where === 'live')).toBe(true)
+    expect(new Set(results.map(r => r.id)).size).toBe(texts.length)
+    // delivered means acknowledged: each was shown before its ack
+    expect(atBob.map(m => m.id).sort()).toEqual(results.map(r => r.id).sort())
+    expect(atBob.map(m => m.text)).toEqual(texts)
+    expect(await n0.queued()).toEqual([])
+  })
+
   it("checks a friend's live message against the keys it keeps, so the ack never waits on the DHT", async () => {
     // bob's peer forgets alice's cached profile and cannot read any user record now
     const internals = internalsOf(n1)

@@ -5,7 +5,7 @@
  * handler per kind (EnvelopeRouter). It knows peers, sets and envelopes, not accounts.
  */
 export {
-  Messenger, CHAT_PROTOCOL, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_INBOUND_IDLE_MS, DEFAULT_HANDLE_TIMEOUT_MS
+  Messenger, CHAT_PROTOCOL, CHAT_WINDOW, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_INBOUND_IDLE_MS, DEFAULT_HANDLE_TIMEOUT_MS
 } from './messenger.js'
 export type {
   MessengerComponents, MessengerInit, DeliveryResult, EnvelopeReceiver, ReceiveAnswer, Ack

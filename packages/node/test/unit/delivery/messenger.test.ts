@@ -14,7 +14,7 @@ import {
   MAX_ENVELOPE_BYTES, MAX_REFUSAL_REASON_CHARS, type Envelope
 } from '@conf-chat/protocol'
 import type { Connection, PeerId, Stream, StreamHandler } from '@libp2p/interface'
-import { Messenger, CHAT_PROTOCOL, type MessengerComponents, type MessengerInit, type EnvelopeReceiver } from '../../../src/delivery/index.js'
+import { Messenger, CHAT_PROTOCOL, CHAT_WINDOW, type MessengerComponents, type MessengerInit, type EnvelopeReceiver } from '../../../src/delivery/index.js'
 import { NotFriendError } from '../../../src/errors.js'
 
 const alice = { username: 'alice', keys: generateAccountKeys() }
@@ -210,6 +210,73 @@ describe('Messenger', { timeout: 5_000 }, () => {
     await lp.read()
     await lp.write(cborg.encode({ id: '', ok: false, code: 'malformed', final: true, reason: 'bad envelope signature' }))
     expect(await sent).toEqual({ delivered: false, code: 'malformed', final: true, reason: 'bad envelope signature' })
+  })
+
+  it('has several envelopes in flight on one stream, each acked by id in the order sent', async () => {
+    const { sender, peerId, inbound } = await toRawPeer()
+    const envelopes = ['one', 'two', 'three', 'four', 'five'].map(t => dm(t))
+    const sent = envelopes.map(async e => await sender.send(peerId, [], e))
+    const lp = lpStream(await inbound, { maxDataLength: MAX_ENVELOPE_BYTES })
+    // every frame arrives before any ack is written: they are in flight together
+    const ids: string[] = []
+    for (const _ of envelopes) ids.push((decodeCbor((await lp.read()).subarray()) as Envelope).id)
+    expect(ids).toEqual(envelopes.map(e => e.id))
+    await lp.writeV(envelopes.map((e, i) => cborg.encode(i === 2 ? { id: e.id, ok: false, code: 'not-a-friend', final: true, reason: 'no' } : { id: e.id, ok: true })))
+    expect(await Promise.all(sent)).toEqual([
+      { delivered: true }, { delivered: true }, { delivered: false, code: 'not-a-friend', final: true, reason: 'no' }, { delivered: true }, { delivered: true }
+    ])
+  })
+
+  it('the receiver handles envelopes in flight in the order sent; a refusal among them leaves the others alone', async () => {
+    const { sender, bobId, received, node } = await pair(async env => {
+      if (received.length === 3) throw new NotFriendError('mallory')
+      return { ok: true }
+    })
+    const envelopes = Array.from({ length: 6 }, (_, i) => dm(`n${i}`))
+    const results = await Promise.all(envelopes.map(async e => await sender.send(bobId, [], e)))
+    expect(received.map(r => r.envelope.id)).toEqual(envelopes.map(e => e.id))
+    expect(results.map(r => r.delivered)).toEqual([true, true, false, true, true, true])
+    expect(results[2]).toMatchObject({ code: 'not-a-friend', final: true })
+    expect(node.dials).toBe(1)
+  })
+
+  it('answers an unreadable frame among frames in flight with an empty id, in its place', async () => {
+    const seen: string[] = []
+    const { lp } = await fromRawPeer(async env => { seen.push(env.id); return { ok: true } })
+    const [a, b] = [dm('a'), dm('b')]
+    await lp.writeV([encodeEnvelope(a), cborg.encode({ not: 'an envelope' }), encodeEnvelope(b)])
+    expect(await readAck(lp)).toEqual({ id: a.id, ok: true })
+    expect(await readAck(lp)).toMatchObject({ id: '', ok: false, code: 'malformed', final: true })
+    expect(await readAck(lp)).toEqual({ id: b.id, ok: true })
+    expect(seen).toEqual([a.id, b.id])
+  })
+
+  it('a sender never has more than the window in flight on a stream', async () => {
+    const { sender, peerId, inbound } = await toRawPeer({ ackTimeoutMs: 300 })
+    const envelopes = Array.from({ length: CHAT_WINDOW + 5 }, (_, i) => dm(`w${i}`))
+    const sent = Promise.all(envelopes.map(async e => await sender.send(peerId, [], e)))
+    // nobody acks: the first stream carries the window and no more, until it is given up
+    const lp = lpStream(await inbound, { maxDataLength: MAX_ENVELOPE_BYTES })
+    const ids: string[] = []
+    try {
+      while (true) ids.push((decodeCbor((await lp.read()).subarray()) as Envelope).id)
+    } catch {}
+    expect(ids).toEqual(envelopes.slice(0, CHAT_WINDOW).map(e => e.id))
+    expect((await sent).every(r => !r.delivered)).toBe(true)
+  })
+
+  it('resets the stream of a sender that has more frames in flight than the window', async () => {
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    let calls = 0
+    const { stream, lp } = await fromRawPeer(async () => { calls++; await held; return { ok: true } })
+    const closed = new Promise(resolve => { stream.addEventListener('close', resolve, { once: true }) })
+    // the first is being handled (held), CHAT_WINDOW more wait: one too many
+    await lp.writeV(Array.from({ length: CHAT_WINDOW + 1 }, (_, i) => encodeEnvelope(dm(`f${i}`))))
+    await closed
+    expect(stream.status).not.toBe('open')
+    expect(calls).toBe(1)
+    release()
   })
 
   it('ends an inbound stream that stays idle past the limit', async () => {
