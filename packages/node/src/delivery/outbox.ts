@@ -12,10 +12,12 @@
  */
 import { defaultLogger } from '@libp2p/logger'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import { decodeEnvelope, encodeEnvelope, isFinalRefusal, isRefusalCode, type Envelope, type RefusalCode } from '@conf-chat/protocol'
+import { decodeEnvelope, isFinalRefusal, isRefusalCode, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { LocalStore } from '../storage/index.js'
 import { timeLimit, untilEither } from '../utils/index.js'
 import type { Mailbox } from './mailbox.js'
+import { envelopeBytes } from './chat-wire.js'
+import { GroupWriter } from './group-writer.js'
 import type { DeliveryResult, Messenger } from './messenger.js'
 
 export const DEFAULT_OUTBOX_RETRY_MS = 5_000
@@ -62,7 +64,8 @@ export interface PeerLocation {
 }
 
 export interface OutboxComponents {
-  local: Pick<LocalStore, 'put' | 'delete' | 'entries'>
+  /** Written through a GroupWriter: the envelopes sent at once share a LevelDB batch. */
+  local: Pick<LocalStore, 'writeMany' | 'entries'>
   mailbox: Pick<Mailbox, 'store'>
   messenger: Pick<Messenger, 'send'>
   /** Reads where a user (by key id) is online, if anywhere. */
@@ -126,6 +129,7 @@ export class Outbox {
   private readonly presenceCacheMs: number
   private readonly mailboxTimeoutMs: number
   private readonly listener: OutboxListener
+  private readonly writes: GroupWriter
   private readonly inFlight = new Set<string>()
   private readonly locations = new Map<string, Location>()
   private timer?: ReturnType<typeof setInterval>
@@ -145,6 +149,7 @@ export class Outbox {
     this.presenceCacheMs = init.presenceCacheMs ?? DEFAULT_PRESENCE_CACHE_MS
     this.mailboxTimeoutMs = init.mailboxTimeoutMs ?? DEFAULT_MAILBOX_TIMEOUT_MS
     this.listener = listener
+    this.writes = new GroupWriter(components.local)
   }
 
   start (): void {
@@ -166,10 +171,10 @@ export class Outbox {
   /** Persist the envelope, then try to deliver it: live if the recipient is online, else to their mailbox. */
   async send (envelope: Envelope, options: AbortOptions = {}): Promise<Delivery> {
     const now = this.now()
-    const entry: OutboxEntry = { envelope: encodeEnvelope(envelope), toKeyId: envelope.toKeyId, createdAt: now, attempts: 0, nextAt: now + this.retryMs }
+    const entry: OutboxEntry = { envelope: envelopeBytes(envelope), toKeyId: envelope.toKeyId, createdAt: now, attempts: 0, nextAt: now + this.retryMs }
     // kept even when the caller gives up: the change it goes with (history, private state)
     // is already made, so the envelope must go out; the signal cuts only this attempt
-    await this.c.local.put(PREFIX + envelope.id, entry)
+    await this.writes.put(PREFIX + envelope.id, entry)
     this.inFlight.add(envelope.id)
     try {
       return await this.attempt(envelope, entry, options)
@@ -250,7 +255,7 @@ export class Outbox {
         envelope = decodeEnvelope(value.envelope)
       } catch (err: any) {
         this.log.error('dropped an unreadable outbox entry %s: %s', key, err.message)
-        await this.c.local.delete(key)
+        await this.writes.delete(key)
         continue
       }
       if (unreachable.has(envelope.toKeyId)) {
@@ -274,33 +279,33 @@ export class Outbox {
     const id = envelope.id
     const key = PREFIX + id
     if (this.now() - entry.createdAt > this.maxAgeMs) {
-      await this.c.local.delete(key)
+      await this.writes.delete(key)
       return { id, status: 'failed', reason: `not delivered within ${Math.round(this.maxAgeMs / 3_600_000)} h` }
     }
     const live = await this.sendLive(envelope, options)
     if (live.delivered || live.code === 'already-delivered') {
-      await this.c.local.delete(key)
+      await this.writes.delete(key)
       return { id, status: 'delivered', where: 'live' }
     }
     if (endsLive(live)) {
       this.log('%s refused by its recipient for good (%s): %s', id, live.code, live.reason)
-      await this.c.local.delete(key)
+      await this.writes.delete(key)
       return { id, status: 'failed', reason: live.reason, ...(live.code != null ? { code: live.code } : {}) }
     }
     try {
       await this.c.mailbox.store(envelope, { signal: timeLimit(this.mailboxTimeoutMs, options) })
-      await this.c.local.delete(key)
+      await this.writes.delete(key)
       return { id, status: 'queued', where: 'mailbox', reason: live.reason }
     } catch (err: any) {
       if (err.name === 'InvalidSetItemError') {
-        await this.c.local.delete(key)
+        await this.writes.delete(key)
         return { id, status: 'failed', reason: err.message, code: isRefusalCode(err.code) ? err.code : 'malformed' }
       }
       // every holder refused it for good: a tombstone among them means an earlier attempt got
       // through (the recipient had it and removed it), else it can never be stored
       const codes = holderCodes(err, id)
       if (codes.length > 0 && codes.every(c => isRefusalCode(c) && isFinalRefusal(c))) {
-        await this.c.local.delete(key)
+        await this.writes.delete(key)
         if (codes.includes('already-delivered')) return { id, status: 'queued', where: 'mailbox' }
         this.log('%s refused by every mailbox holder for good (%s)', id, codes.join(', '))
         return { id, status: 'failed', reason: String(err.message), code: codes[0] as RefusalCode }
@@ -317,7 +322,7 @@ export class Outbox {
     entry.attempts++
     entry.lastError = reason.slice(0, 200)
     entry.nextAt = this.now() + Math.min(this.retryMs * 2 ** (entry.attempts - 1), this.retryMaxMs)
-    await this.c.local.put(PREFIX + envelope.id, entry)
+    await this.writes.put(PREFIX + envelope.id, entry)
   }
 
   private async sendLive (envelope: Envelope, options: AbortOptions): Promise<DeliveryResult> {

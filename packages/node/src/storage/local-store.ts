@@ -43,6 +43,14 @@ export class LocalStore {
     await batch.commit(options)
   }
 
+  /** Puts and deletes in one atomic LevelDB batch (a key in both: deleted). */
+  async writeMany (puts: Array<[string, unknown]>, deletes: string[], options: AbortOptions = {}): Promise<void> {
+    const batch = this.ds.batch()
+    for (const [key, value] of puts) batch.put(new Key(key, false), cborg.encode(value))
+    for (const key of deletes) batch.delete(new Key(key, false))
+    await batch.commit(options)
+  }
+
   /** The value under `key`, or undefined if there is none or it cannot be read. */
   async get<T = unknown> (key: string, options: AbortOptions = {}): Promise<T | undefined> {
     try {

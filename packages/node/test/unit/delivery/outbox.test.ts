@@ -20,11 +20,15 @@ const dm = (text = 'hi'): Envelope => createEnvelope('dm', { text }, alice, bob)
 /** LocalStore's part the outbox uses, in memory, values through CBOR as on disk. */
 class MemoryLocal {
   readonly data = new Map<string, Uint8Array>()
-  async put (key: string, value: unknown, options: AbortOptions = {}): Promise<void> {
-    options.signal?.throwIfAborted() // as LevelDB does: an aborted write writes nothing
-    this.data.set(key, cborg.encode(value))
+  /** Batches written, each one LevelDB write. */
+  batches = 0
+  /** As LevelDB's batch: puts, then deletes, all at once; an aborted write writes nothing. */
+  async writeMany (puts: Array<[string, unknown]>, deletes: string[], options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
+    this.batches++
+    for (const [key, value] of puts) this.data.set(key, cborg.encode(value))
+    for (const key of deletes) this.data.delete(key)
   }
-  async delete (key: string): Promise<void> { this.data.delete(key) }
   async * entries<T = unknown> (prefix: string): AsyncGenerator<{ key: string, value: T }> {
     for (const key of [...this.data.keys()].filter(k => k.startsWith(prefix)).sort()) {
       const bytes = this.data.get(key)
@@ -106,6 +110,23 @@ describe('Outbox', { timeout: 5_000 }, () => {
     expect(f.sends).toEqual(['bob-peer'])
     expect(f.stores).toEqual([])
     expect(await f.outbox.queued()).toEqual([])
+  })
+
+  it('envelopes sent at once share LevelDB batches; each is on disk before its attempt and gone after its ack', async () => {
+    const f = fixture()
+    const envelopes = Array.from({ length: 20 }, (_, i) => dm(`m${i}`))
+    const keptAtAttempt: boolean[] = []
+    f.live = () => {
+      keptAtAttempt.push(envelopes.every(e => f.local.data.has(`/outbox/${e.id}`)))
+      return { delivered: true }
+    }
+    const results = await Promise.all(envelopes.map(async e => await f.outbox.send(e)))
+    expect(results.every(r => r.status === 'delivered')).toBe(true)
+    expect(keptAtAttempt).toHaveLength(20)
+    expect(keptAtAttempt.every(Boolean)).toBe(true)
+    expect(f.local.data.size).toBe(0)
+    // 20 puts and 20 deletes one at a time would be 40 writes
+    expect(f.local.batches).toBeLessThanOrEqual(4)
   })
 
   it('falls back to the mailbox when the recipient is offline', async () => {
