@@ -64,6 +64,29 @@ async function throughput ({ to, n, window }) {
   return { ms: performance.now() - t, delivered }
 }
 
+/**
+ * One-way envelopes of the chat protocol alone, `window` in flight: made envelopes (made
+ * before the clock starts), sent and acknowledged, below the outbox and the history.
+ */
+async function throughputEnvelopes ({ to, n, window }) {
+  const node = self.node
+  const profile = await node.profile(to)
+  const where = await node.presenceOf(to)
+  const me = node.session.account
+  const envelopes = Array.from({ length: n }, (_, i) => createEnvelope(DM_KIND, { text: `one way ${i} ${'y'.repeat(32)}` }, { username: me.username, keys: me.keys }, profile))
+  let next = 0
+  let delivered = 0
+  const t = performance.now()
+  const lane = async () => {
+    while (next < n) {
+      const r = await node.parts.messenger.send(where.peerId, where.addrs, envelopes[next++])
+      if (r.delivered) delivered++
+    }
+  }
+  await Promise.all(Array.from({ length: window }, lane))
+  return { ms: performance.now() - t, delivered }
+}
+
 /** Queue `n` messages for an offline recipient, `concurrency` at a time. */
 async function sendMany ({ to, n, concurrency }) {
   let next = 0
@@ -235,6 +258,7 @@ serve({
   rttMessages,
   rttEnvelopes,
   throughput,
+  throughputEnvelopes,
   sendMany,
   loginAndWait,
   tcpEchoServer,

@@ -8,13 +8,14 @@
 //      and a connection-per-message JSON exchange (connect, send one JSON object, read
 //      one JSON reply, close: how a simple home-node design does it);
 //   2. one-way messages per second in one conversation (each acknowledged), one at a
-//      time and --window in flight, next to JSON messages with a JSON reply on one TCP
-//      connection and on a new connection each;
+//      time and with --windows in flight (sendMessage, and the chat protocol alone with
+//      made envelopes), next to JSON messages with a JSON reply on one TCP connection and
+//      on a new connection each (one at a time and --window in flight);
 //   3. time from login until N (1,000) queued offline messages are all shown, next to
 //      the login alone.
 // Prints a table and writes JSON under results/.
 //
-//   npm run build && node scripts/bench-messages.mjs [--rtt 500] [--oneway 2000] [--offline 1000]
+//   npm run build && node scripts/bench-messages.mjs [--rtt 500] [--oneway 2000] [--windows 1,16,64] [--offline 1000]
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
@@ -25,6 +26,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '50' },
     oneway: { type: 'string', default: '2000' },
     window: { type: 'string', default: '16' },
+    windows: { type: 'string', default: '1,16,64' },
     offline: { type: 'string', default: '1000' },
     holders: { type: 'string', default: '3' },
     out: { type: 'string', default: RESULTS },
@@ -32,13 +34,14 @@ const { values: flags } = parseArgs({
   }
 })
 if (flags.help) {
-  console.log('usage: node scripts/bench-messages.mjs [--rtt 500] [--warmup 50] [--oneway 2000] [--window 16] [--offline 1000] [--holders 3] [--out results/]')
+  console.log('usage: node scripts/bench-messages.mjs [--rtt 500] [--warmup 50] [--oneway 2000] [--window 16] [--windows 1,16,64] [--offline 1000] [--holders 3] [--out results/]')
   process.exit(0)
 }
 const RTT = Number(flags.rtt)
 const WARMUP = Number(flags.warmup)
 const ONEWAY = Number(flags.oneway)
 const WINDOW = Number(flags.window)
+const WINDOWS = flags.windows.split(',').map(Number).filter(w => w >= 1)
 const OFFLINE = Number(flags.offline)
 const HOLDERS = Number(flags.holders)
 const PASSWORD = 'bench password'
@@ -77,6 +80,14 @@ async function main () {
   const win = await alice.request('throughput', { to: 'bob', n: ONEWAY, window: WINDOW })
   const after = await bob.request('received')
   const shownAtBob = after.live - before.live
+  // every window of --windows: sendMessage, then the chat protocol alone
+  const byWindow = {}
+  for (const w of WINDOWS) {
+    const n = w === 1 ? SEQ : ONEWAY
+    const m = await alice.request('throughput', { to: 'bob', n, window: w })
+    const p = await alice.request('throughputEnvelopes', { to: 'bob', n, window: w })
+    byWindow[w] = { sendMessage: { messages: n, ms: Math.round(m.ms), perSecond: Math.round(n / m.ms * 1000), delivered: m.delivered }, chatProtocol: { messages: n, ms: Math.round(p.ms), perSecond: Math.round(n / p.ms * 1000), delivered: p.delivered } }
+  }
   // warm the baselines' code paths (the chat path was warmed by the round trips above)
   for (const perMessage of [false, true]) await alice.request('jsonThroughput', { port: jsonPort, n: Math.max(WARMUP, 1), window: WINDOW, perMessage })
   const jsonOne = {
@@ -101,7 +112,7 @@ async function main () {
   const perSecond = (n, ms) => Math.round(n / ms * 1000)
   const rate = (n, r, extra = {}) => ({ messages: n, ms: Math.round(r.ms), perSecond: perSecond(n, r.ms), ...extra })
   const result = {
-    setup: { holders: HOLDERS, rtt: RTT, warmup: WARMUP, oneway: ONEWAY, window: WINDOW, offline: OFFLINE },
+    setup: { holders: HOLDERS, rtt: RTT, warmup: WARMUP, oneway: ONEWAY, window: WINDOW, windows: WINDOWS, offline: OFFLINE },
     rttMs: {
       tcp: stats(tcp.ms),
       jsonConnectionPerMessage: stats(perMessage.ms),
@@ -112,6 +123,7 @@ async function main () {
       sequential: rate(SEQ, seq, { delivered: seq.delivered }),
       windowed: rate(ONEWAY, win, { window: WINDOW, delivered: win.delivered }),
       shownAtRecipient: shownAtBob,
+      byWindow,
       baselines: {
         jsonOneConnection: { sequential: rate(SEQ, jsonOne.sequential, { replies: jsonOne.sequential.replies }), windowed: rate(ONEWAY, jsonOne.windowed, { window: WINDOW, replies: jsonOne.windowed.replies }) },
         jsonConnectionPerMessage: { sequential: rate(SEQ, jsonPer.sequential, { replies: jsonPer.sequential.replies }), windowed: rate(ONEWAY, jsonPer.windowed, { window: WINDOW, replies: jsonPer.windowed.replies }) }
@@ -145,6 +157,12 @@ async function main () {
   orow('baseline: JSON + reply, one connection', o.baselines.jsonOneConnection)
   orow('baseline: JSON, connection per message', o.baselines.jsonConnectionPerMessage)
   console.log(`(${shownAtBob} shown at bob)`)
+  console.log('')
+  console.log(`${'one way, one conversation (msg/s)'.padEnd(40)} ${WINDOWS.map(w => `${w} in flight`.padStart(12)).join(' ')}`)
+  console.log(`${'sendMessage -> delivered (ack)'.padEnd(40)} ${WINDOWS.map(w => String(byWindow[w].sendMessage.perSecond).padStart(12)).join(' ')}`)
+  console.log(`${'chat protocol, envelope -> ack'.padEnd(40)} ${WINDOWS.map(w => String(byWindow[w].chatProtocol.perSecond).padStart(12)).join(' ')}`)
+  const undelivered = WINDOWS.flatMap(w => [byWindow[w].sendMessage.messages - byWindow[w].sendMessage.delivered, byWindow[w].chatProtocol.messages - byWindow[w].chatProtocol.delivered]).reduce((a, b) => a + b, 0)
+  if (undelivered > 0) console.log(`(${undelivered} of the windowed sends were not delivered live)`)
   console.log('')
   console.log(`offline: ${OFFLINE} queued in ${(queued.ms / 1000).toFixed(1)} s (${result.offline.queuedPerSecond}/s, ${JSON.stringify(queued.statuses)})`)
   console.log(`offline: login ${result.offline.loginMs} ms; login -> ${result.offline.loginToAllShownMs != null ? `all ${offline.shown} shown ${result.offline.loginToAllShownMs} ms` : `only ${offline.shown} of ${OFFLINE} shown in 300 s`}`)
