@@ -12,7 +12,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
-import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { TypedEventEmitter, type AbortOptions, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
@@ -20,11 +20,33 @@ import { defaultLogger, peerLogger } from '@libp2p/logger'
 import { ChatDatastore, loadOrCreatePeerKey } from '../storage/index.js'
 import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/index.js'
 import { SetStore, type SetStoreInit } from './sets/index.js'
+import { DhtService, type DhtServiceStats } from './dht/index.js'
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
   DHT_PROTOCOL, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
 } from '../constants.js'
+
+/**
+ * The connection manager's cap. In libp2p 3 `maxConnections` is not a target to prune
+ * down to: at the cap every inbound connection is refused (connection-manager
+ * acceptIncomingConnection), and pruning only runs when outbound dials push the count
+ * over it. A low cap would make the bootstrap peer refuse joiners once it holds that many
+ * (every joiner dials it) and DHT servers refuse queriers. So the cap stays above the
+ * network sizes measured here (300 peers on one machine); what keeps an idle peer's
+ * per-connection work small is the quiet connection (monitor interval below, no muxer
+ * keep-alive, pooled DHT streams that close when idle).
+ */
+const MAX_CONNECTIONS = 500
+/**
+ * libp2p's connection monitor opens a ping stream on every connection every 10 s by
+ * default (a new stream, protocol negotiation and a peer-store merge on both ends): at 10
+ * peers a quarter of an idle peer's CPU. A crashed peer's connection closes by itself on
+ * TCP (FIN/RST), and the chat and set protocols see a dead peer when they use it; the
+ * monitor is left only to find a silently vanished host, for which a minute is enough.
+ */
+const CONNECTION_MONITOR_INTERVAL_MS = 60_000
+
 
 export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
   /** Holds the identity key (`peer-key`) and the datastore (`datastore/`). */
@@ -81,6 +103,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private _records?: RecordStore
   private _sets?: SetStore
   private datastore?: ChatDatastore
+  private dht?: DhtService
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
   /** The running join loop, if any (one at a time). */
@@ -110,6 +133,9 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
 
   get peerId (): PeerId { return this.libp2p.peerId }
 
+  /** The DHT wiring's counters (pooled streams, closer peers filtered). */
+  get dhtStats (): DhtServiceStats { return started(this.dht).stats }
+
   get multiaddrs (): Multiaddr[] { return this.libp2p.getMultiaddrs() }
 
   async start (): Promise<this> {
@@ -123,6 +149,17 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.log = logger.forComponent('conf-chat:network:peer')
       this.datastore = new ChatDatastore(join(dataDir, 'datastore'), { logger })
       await this.datastore.open()
+      const dht = this.dht = new DhtService({
+        kad: {
+          protocol: DHT_PROTOCOL,
+          clientMode,
+          // keep loopback and LAN addresses: the default mapper drops them
+          peerInfoMapper: passthroughMapper,
+          validators: recordValidators({ logger }),
+          selectors: recordSelectors(),
+          initialQuerySelfInterval: 0
+        }
+      })
       const libp2p = await createLibp2p({
         privateKey,
         logger,
@@ -130,26 +167,21 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         addresses: { listen: [listenAddr(host, port)] },
         transports: [tcp()],
         connectionEncrypters: [noise()],
-        streamMuxers: [yamux()],
+        // yamux pings every connection every 30 s and ignores a missing answer (its own
+        // TODO): chatter that finds nothing; the connection monitor below is the check
+        streamMuxers: [yamux({ enableKeepAlive: false })],
         connectionManager: {
           // every peer on one machine shares one remote IP; the default (5/s) resets them
           inboundConnectionThreshold: 1000,
-          maxConnections: 500
+          maxConnections: MAX_CONNECTIONS
         },
+        connectionMonitor: { pingInterval: CONNECTION_MONITOR_INTERVAL_MS },
         services: {
           identify: identify(),
           // the connection monitor and kad-dht's routing table both ping; with the default of
           // one outbound ping stream per peer they collide and the monitor aborts the connection
           ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
-          dht: kadDHT({
-            protocol: DHT_PROTOCOL,
-            clientMode,
-            // keep loopback and LAN addresses: the default mapper drops them
-            peerInfoMapper: passthroughMapper,
-            validators: recordValidators({ logger }),
-            selectors: recordSelectors(),
-            initialQuerySelfInterval: 0
-          })
+          dht: dht.factory()
         }
       }).catch((err: any) => {
         if (err.code === 'EADDRINUSE' || /EADDRINUSE|EADDRNOTAVAIL|EACCES/.test(String(err.message))) {
@@ -183,6 +215,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     this.bootstrapAbort?.abort()
     this._records?.stop()
     await this._sets?.stop()
+    this.dht?.stop()
     await this._libp2p?.stop()
     await this.datastore?.close()
     this.datastore = undefined

@@ -1,0 +1,257 @@
+/**
+ * Outbound DHT streams kept open and used again, one request/response at a time.
+ *
+ * kad-dht opens a stream for every RPC (`connectionManager.openStream`), writes one
+ * message, reads one and closes it. A new stream costs a yamux open, a protocol
+ * negotiation and a peer-store merge of the protocol on both sides; kad-dht's inbound
+ * handler already reads message after message on one stream (rpc/index.js loops until
+ * the remote closes). So the pool hands kad-dht a lease on an open stream: the lease is
+ * the stream with its own listeners, and its `close()` gives the stream back instead of
+ * closing it. A stream goes back only if it is still open both ways and exactly one
+ * length-prefixed frame (the response) came in during the lease; anything else (an abort,
+ * a closed end, no answer, a stray frame) ends the stream for good.
+ */
+import type { AbortOptions, Logger, PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/** What the pool needs from libp2p: its connection manager's `openStream`. */
+export interface StreamOpener {
+  openStream(peer: PeerId | Multiaddr | Multiaddr[], protocol: string | string[], options?: AbortOptions): Promise<Stream>
+}
+
+export interface StreamPoolComponents {
+  opener: StreamOpener
+  log: Logger
+}
+
+export interface StreamPoolInit {
+  /** The protocol whose streams are pooled; other protocols go straight to the opener. */
+  protocol: string
+  /** Idle streams kept per peer (more may be leased at once; the rest close when given back). @default 2 */
+  maxIdlePerPeer?: number
+  /** An idle stream closes after this long. Must stay below the remote's idle limit for
+   * an inbound stream (kad-dht's `incomingMessageTimeout`, 10 s by default), or the remote
+   * may reset a stream the moment we use it again. @default 5000 */
+  idleTimeoutMs?: number
+}
+
+/** Streams kept per peer: two RPCs to one peer at once are common (a query's FIND_NODE
+ * and GET_VALUE paths meet), more are rare; more than that are opened and closed. */
+export const DEFAULT_MAX_IDLE_PER_PEER = 2
+/** Half of kad-dht's default inbound idle limit (10 s): the remote never times out a
+ * stream we still hold. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 5_000
+
+/** Counters, for tests and benchmarks. */
+export interface StreamPoolStats {
+  /** Streams opened through the opener for the pooled protocol. */
+  opened: number
+  /** Leases served from an idle stream. */
+  reused: number
+  /** Leases that ended broken or unclean (aborted, closed end, no answer, a stray frame),
+   * and idle streams found unusable when taken: the stream was not used again. */
+  dropped: number
+  /** Clean streams closed because the peer had `maxIdlePerPeer` idle already. */
+  surplus: number
+  /** Idle streams now. */
+  idle: number
+}
+
+interface IdleEntry {
+  stream: Stream
+  timer: ReturnType<typeof setTimeout>
+}
+
+export class DhtStreamPool implements StreamOpener {
+  private readonly opener: StreamOpener
+  private readonly log: Logger
+  private readonly protocol: string
+  private readonly maxIdlePerPeer: number
+  private readonly idleTimeoutMs: number
+  private readonly idle = new Map<string, IdleEntry[]>()
+  private readonly counts = { opened: 0, reused: 0, dropped: 0, surplus: 0 }
+  private closed = false
+
+  constructor (components: StreamPoolComponents, init: StreamPoolInit) {
+    this.opener = components.opener
+    this.log = components.log
+    this.protocol = init.protocol
+    this.maxIdlePerPeer = init.maxIdlePerPeer ?? DEFAULT_MAX_IDLE_PER_PEER
+    this.idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+  }
+
+  get stats (): StreamPoolStats {
+    let idle = 0
+    for (const list of this.idle.values()) idle += list.length
+    return { ...this.counts, idle }
+  }
+
+  /** `connectionManager.openStream` with pooling for the pool's protocol (to a peer id). */
+  async openStream (peer: PeerId | Multiaddr | Multiaddr[], protocol: string | string[], options: AbortOptions = {}): Promise<Stream> {
+    if (this.closed || protocol !== this.protocol || !isPeerId(peer)) return await this.opener.openStream(peer, protocol, options)
+    const key = peer.toString()
+    const stream = this.takeIdle(key)
+    if (stream != null) {
+      this.counts.reused++
+      return this.lease(key, stream)
+    }
+    const fresh = await this.opener.openStream(peer, protocol, options)
+    this.counts.opened++
+    // a stream that ends while idle leaves the pool; one listener for the stream's life
+    fresh.addEventListener('close', () => { this.forget(key, fresh) }, { once: true })
+    return this.lease(key, fresh)
+  }
+
+  /** Close every idle stream; later calls open plain streams. */
+  close (): void {
+    this.closed = true
+    for (const [key, list] of this.idle) {
+      for (const { stream, timer } of list) {
+        clearTimeout(timer)
+        void stream.close().catch((err: Error) => { stream.abort(err) })
+      }
+      this.idle.delete(key)
+    }
+  }
+
+  private takeIdle (key: string): Stream | undefined {
+    const list = this.idle.get(key)
+    while (list != null && list.length > 0) {
+      const entry = list.pop() as IdleEntry
+      clearTimeout(entry.timer)
+      if (list.length === 0) this.idle.delete(key)
+      if (usable(entry.stream)) return entry.stream
+      this.drop(entry.stream, 'unusable when taken from the pool')
+    }
+    return undefined
+  }
+
+  private giveBack (key: string, stream: Stream): void {
+    const list = this.idle.get(key) ?? []
+    if (this.closed || list.length >= this.maxIdlePerPeer) {
+      this.counts.surplus++
+      void stream.close().catch((err: Error) => { stream.abort(err) })
+      return
+    }
+    const timer = setTimeout(() => {
+      this.forget(key, stream)
+      void stream.close().catch((err: Error) => { stream.abort(err) })
+    }, this.idleTimeoutMs)
+    timer.unref?.()
+    list.push({ stream, timer })
+    this.idle.set(key, list)
+  }
+
+  /** Remove `stream` from the idle list (it closed, or its idle time ran out). */
+  private forget (key: string, stream: Stream): void {
+    const list = this.idle.get(key)
+    if (list == null) return
+    const i = list.findIndex(e => e.stream === stream)
+    if (i < 0) return
+    const [entry] = list.splice(i, 1)
+    clearTimeout(entry?.timer)
+    if (list.length === 0) this.idle.delete(key)
+  }
+
+  private drop (stream: Stream, why: string): void {
+    this.counts.dropped++
+    this.log.trace('dropping a %s stream: %s', this.protocol, why)
+    if (stream.status === 'open') stream.abort(new Error(`pooled stream dropped: ${why}`))
+  }
+
+  /**
+   * The stream as kad-dht sees it for one request: listeners added through the lease are
+   * removed when it ends; `close()` gives the stream back if the exchange was clean;
+   * `abort()` ends the stream. After the lease ended both do nothing, so a late call never
+   * touches a stream that serves another request by then.
+   */
+  private lease (key: string, stream: Stream): Stream {
+    const listeners: Array<[string, any, any]> = []
+    const frame = new FrameCounter()
+    const onMessage = (evt: { data: Uint8Array | { byteLength: number, subarray: () => Uint8Array } }): void => { frame.add(evt.data) }
+    // added before anyone reads through the lease, so it sees every byte of the response
+    stream.addEventListener('message', onMessage as any)
+    let ended = false
+    const end = (): void => {
+      ended = true
+      stream.removeEventListener('message', onMessage as any)
+      for (const [type, fn, opts] of listeners) stream.removeEventListener(type as any, fn, opts)
+      listeners.length = 0
+    }
+    const overrides: Partial<Stream> = {
+      addEventListener: ((type: string, fn: any, opts?: any) => {
+        if (ended) return
+        listeners.push([type, fn, opts])
+        stream.addEventListener(type as any, fn, opts)
+      }) as Stream['addEventListener'],
+      removeEventListener: ((type: string, fn: any, opts?: any) => {
+        const i = listeners.findIndex(([t, f]) => t === type && f === fn)
+        if (i >= 0) listeners.splice(i, 1)
+        stream.removeEventListener(type as any, fn, opts)
+      }) as Stream['removeEventListener'],
+      close: async (options?: AbortOptions) => {
+        if (ended) return
+        end()
+        if (frame.isOneFrame() && usable(stream)) {
+          this.giveBack(key, stream)
+          return
+        }
+        this.counts.dropped++
+        if (stream.status === 'open') await stream.close(options).catch((err: Error) => { stream.abort(err) })
+      },
+      abort: (err: Error) => {
+        if (ended) return
+        end()
+        this.forget(key, stream)
+        this.counts.dropped++
+        stream.abort(err)
+      }
+    }
+    return new Proxy(stream, {
+      get (target, prop) {
+        if (Object.prototype.hasOwnProperty.call(overrides, prop)) return (overrides as any)[prop]
+        const value = Reflect.get(target, prop, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+      set (target, prop, value) {
+        return Reflect.set(target, prop, value, target)
+      }
+    })
+  }
+}
+
+/** Open both ways with nothing unread: safe to send the next request on. */
+function usable (stream: Stream): boolean {
+  return stream.status === 'open' && stream.writeStatus === 'writable' && stream.readStatus === 'readable' &&
+    stream.remoteWriteStatus === 'writable' && stream.remoteReadStatus === 'readable' && stream.readBufferLength === 0
+}
+
+function isPeerId (peer: unknown): peer is PeerId {
+  return typeof (peer as PeerId)?.toMultihash === 'function' && typeof (peer as PeerId)?.equals === 'function'
+}
+
+/** Whether the bytes seen so far are exactly one varint-length-prefixed frame. */
+export class FrameCounter {
+  private total = 0
+  private head: number[] = []
+
+  add (data: Uint8Array | { byteLength: number, subarray: () => Uint8Array }): void {
+    if (this.head.length < MAX_VARINT_BYTES) {
+      const bytes = data instanceof Uint8Array ? data : data.subarray()
+      for (const byte of bytes.subarray(0, MAX_VARINT_BYTES - this.head.length)) this.head.push(byte)
+    }
+    this.total += data.byteLength
+  }
+
+  isOneFrame (): boolean {
+    let length = 0
+    for (const [i, byte] of this.head.entries()) {
+      length += (byte & 0x7f) * 2 ** (7 * i)
+      if ((byte & 0x80) === 0) return this.total === i + 1 + length
+    }
+    return false
+  }
+}
+
+/** A message length is under 2^63: at most 9 bytes of varint (kad-dht's limit is 4 MiB). */
+const MAX_VARINT_BYTES = 9

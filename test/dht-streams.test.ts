@@ -1,0 +1,111 @@
+/**
+ * The DHT as ChatPeer wires kad-dht, on real libp2p nodes (loopback TCP, one process):
+ * RPCs run on pooled streams instead of a new stream each, a pooled stream the remote
+ * reset is not used again, and kad-dht's closer-peer announcements reach the peer store
+ * only when they bring news.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { generateAccountKeys, keyIdOf, createSignedRecord, encodeSignedRecord, presenceKey } from '@conf-chat/protocol'
+import { DHT_PROTOCOL, type ChatPeer } from '@conf-chat/node/network'
+import type { Stream } from '@libp2p/interface'
+import { startNetwork, type TestNetwork } from './helpers/network.js'
+
+function newRecord (): { key: string, value: Uint8Array } {
+  const keys = generateAccountKeys()
+  const key = presenceKey(keyIdOf(keys.signPublic))
+  const payload = { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: 1, updatedAt: 1 }
+  return { key, value: encodeSignedRecord(createSignedRecord(key, 1, payload, keys)) }
+}
+
+const same = (a: Uint8Array | undefined, b: Uint8Array): boolean => a != null && Buffer.compare(a, b) === 0
+
+/** DHT streams of `peer` in one direction that are open now. */
+function dhtStreams (peer: ChatPeer, direction: 'inbound' | 'outbound'): Stream[] {
+  return peer.libp2p.getConnections().flatMap(c => c.streams)
+    .filter(s => s.protocol === DHT_PROTOCOL && s.direction === direction && s.status === 'open')
+}
+
+describe('DHT RPCs on a supernode and 4 peers', () => {
+  let net: TestNetwork | undefined
+  let all: ChatPeer[] = []
+  // (counted by the pool: libp2p's own stream middleware, `libp2p.use()`, cannot count an
+  // inbound-handled protocol in libp2p 3.3.11: each inbound stream appends the handler to the
+  // registered middleware list, so the nth stream runs the handler n times)
+  const totalOpened = (): number => all.reduce((n, p) => n + (p.dhtStats.pool?.opened ?? 0), 0)
+
+  beforeAll(async () => {
+    net = await startNetwork(4)
+    all = [net.supernode, ...net.peers]
+  }, 120_000)
+  afterAll(async () => { await net?.cleanup() }, 60_000)
+
+  it('runs many puts and gets on a bounded number of streams', async () => {
+    const [a, b] = [net!.peers[0]!, net!.peers[1]!]
+    // warm up: each peer's pool gets its streams
+    for (let i = 0; i < 3; i++) {
+      const r = newRecord()
+      await a.records.put(r.key, r.value)
+      await b.records.get(r.key)
+    }
+    const before = totalOpened()
+    const reusedBefore = all.reduce((n, p) => n + (p.dhtStats.pool?.reused ?? 0), 0)
+    const ops = 20
+    for (let i = 0; i < ops; i++) {
+      const r = newRecord()
+      const put = await a.records.put(r.key, r.value)
+      expect(put.replicas).toBeGreaterThanOrEqual(3)
+      expect(same((await b.records.get(r.key))?.value, r.value)).toBe(true)
+    }
+    const reused = all.reduce((n, p) => n + (p.dhtStats.pool?.reused ?? 0), 0) - reusedBefore
+    // each put and get asks every other server at least once (5 peers): a stream per RPC
+    // would open at least 2 * ops * 4 = 160; pooled, at most 2 per ordered pair of peers (5 * 4)
+    expect(reused).toBeGreaterThanOrEqual(2 * ops * 4)
+    expect(totalOpened() - before).toBeLessThanOrEqual(2 * all.length * (all.length - 1))
+    // and what stays open is bounded the same way
+    for (const peer of all) expect(dhtStreams(peer, 'outbound').length).toBeLessThanOrEqual(2 * (all.length - 1))
+  })
+
+  it('does not use a pooled stream the remote reset, and the next read still succeeds', async () => {
+    const [a, c] = [net!.peers[0]!, net!.peers[2]!]
+    const r = newRecord()
+    await a.records.put(r.key, r.value)
+    const pooled = dhtStreams(a, 'outbound')
+    expect(pooled.length).toBeGreaterThan(0)
+    const gone = Promise.all(pooled.map(async s => await new Promise<void>(resolve => {
+      if (s.status !== 'open') { resolve(); return }
+      s.addEventListener('close', () => { resolve() }, { once: true })
+    })))
+    // every other peer resets the streams a holds to it (as kad-dht does to an idle inbound stream)
+    for (const peer of all.filter(p => p !== a)) {
+      for (const s of dhtStreams(peer, 'inbound')) {
+        if (s.direction === 'inbound') s.abort(new Error('reset by the test'))
+      }
+    }
+    await gone
+    const openedBefore = a.dhtStats.pool!.opened
+    // kad-dht's own get, run to its end: an RPC on a reset stream would show as a QUERY_ERROR
+    const events: Array<{ name: string }> = []
+    for await (const ev of a.libp2p.services.dht.get(new TextEncoder().encode(r.key), { signal: AbortSignal.timeout(20_000) })) events.push(ev)
+    expect(events.filter(ev => ev.name === 'QUERY_ERROR')).toEqual([])
+    expect(events.some(ev => ev.name === 'VALUE')).toBe(true)
+    expect(same((await a.records.get(r.key))?.value, r.value)).toBe(true)
+    const fromC = await c.records.get(r.key)
+    expect(same(fromC?.value, r.value)).toBe(true)
+    // a's read ran on new streams: the reset ones were dropped, not handed out again
+    expect(a.dhtStats.pool!.opened).toBeGreaterThan(openedBefore)
+    expect(pooled.every(s => s.status !== 'open')).toBe(true)
+  })
+
+  it('lets closer peers with news reach the peer store and drops the repeats', async () => {
+    const [a] = [net!.peers[0]!]
+    const stats = all.map(p => p.dhtStats.discovery!)
+    // repeats were dropped (the filter is in place) ...
+    expect(stats.reduce((n, s) => n + s.dropped, 0)).toBeGreaterThan(0)
+    expect(stats.reduce((n, s) => n + s.passed, 0)).toBeGreaterThan(0)
+    // ... and every peer's addresses still reached a's peer store
+    for (const peer of all.filter(p => p !== a)) {
+      const known = await a.libp2p.peerStore.get(peer.peerId)
+      expect(known.addresses.map(x => x.multiaddr.toString())).toContain(peer.multiaddrs[0]!.toString().split('/p2p/')[0])
+    }
+  })
+})
