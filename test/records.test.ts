@@ -216,7 +216,8 @@ describe('the record store on a network of a supernode, 6 peers and an attacker'
     const forged = signed(key, 7, presence('eve'), mallory)
     expect(await attackerPut(attacker!, key, forged)).toMatchObject({ stored: 0 })
     attacker!.watched.reads.clear()
-    expect(await reader.records.getAll(key)).toEqual({ best: undefined, all: [] })
+    // the honest stores answered that they hold nothing: absent, not a forgery and not unknown
+    expect(await reader.records.getAll(key)).toMatchObject({ status: 'absent', best: undefined, all: [] })
     // the reader did ask the attacker, which holds the forgery
     expect(attacker!.watched.reads.has(dsKeyOf(key))).toBe(true)
   })

@@ -1,9 +1,13 @@
 /**
- * Signed DHT records: the store (put, read from every replica, republish, sweep) and
- * kad-dht's validators and selectors for our namespaces.
+ * Signed DHT records: the store (put, read up to a quorum per namespace with stale
+ * holders corrected, republish, sweep) and kad-dht's validators and selectors for our
+ * namespaces.
  */
 export { RecordStore } from './record-store.js'
-export type { RecordStoreInit, RecordStoreComponents, PutResult, GetOptions, GetResult } from './record-store.js'
+export type { RecordStoreInit, RecordStoreComponents, PutResult, GetOptions, GetResult, ReadResult, ReadStatus } from './record-store.js'
+export { UnknownRecordError } from './errors.js'
+export { READ_QUORUMS, ABSENT_MIN_ANSWERS, readQuorumOf } from './quorums.js'
+export { kadCorrect, CORRECTION_INTERVAL_MS, type CorrectFn } from './corrections.js'
 export { recordValidators, recordSelectors } from './validators.js'
 export type { RecordValidatorsComponents } from './validators.js'
 export type { Namespace } from '@conf-chat/protocol'

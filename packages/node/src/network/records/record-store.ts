@@ -1,7 +1,8 @@
 /**
  * The signed record store on top of kad-dht: typed, namespaced, owner-signed records
- * with sequence numbers, validated by every storing peer, read from every replica, and
- * republished by their holders so they outlive kad-dht's 48 h expiry.
+ * with sequence numbers, validated by every storing peer, read up to a quorum per
+ * namespace (stale holders corrected in the background), and republished by their
+ * holders so they outlive kad-dht's 48 h expiry.
  */
 import { Libp2pRecord } from '@libp2p/record'
 import { defaultLogger, peerLogger } from '@libp2p/logger'
@@ -10,6 +11,9 @@ import { verifyRecordValue, checkUpdate, selectRecord, bytesEqual, type Verified
 import { dsKeyFor, isExpiredAt } from './stored-records.js'
 import { RecordSweeper } from './sweeper.js'
 import { RecordRepublisher } from './republisher.js'
+import { RecordCorrections, kadCorrect, type CorrectFn, type StaleHolder } from './corrections.js'
+import { readQuorumOf, ABSENT_MIN_ANSWERS } from './quorums.js'
+import { UnknownRecordError } from './errors.js'
 import { timeLimit } from '../../utils/index.js'
 import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_RECORD_TTL_MS, DEFAULT_REPUBLISH_INTERVAL_MS } from '../../constants.js'
 import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
@@ -28,8 +32,13 @@ export interface RecordStoreInit {
 export interface RecordStoreComponents {
   /** The DHT records are put to and read from (only `put` and `get` are used). */
   dht: Pick<KadDHT, 'put' | 'get'>
-  /** The datastore kad-dht stores records in: this peer's own copies are read from it. */
-  datastore: Pick<Datastore, 'get' | 'delete' | 'query'>
+  /** The datastore kad-dht stores records in: this peer's own copies are read from it (and a stale one corrected). */
+  datastore: Pick<Datastore, 'get' | 'put' | 'delete' | 'query'>
+  /**
+   * Sends a newer record to a holder that answered a read with an older one. @default
+   * kad-dht's own correction path (`kadCorrect(dht)`); none for a DHT without one
+   */
+  correct?: CorrectFn
   /** @default a peerLogger of `peerId` if given, else defaultLogger() */
   logger?: ComponentLogger
   /** Only names this peer in the log lines when no `logger` is given. */
@@ -47,22 +56,38 @@ export interface PutResult {
 
 export interface GetOptions extends AbortOptions {
   /**
-   * Stop the query once this many replicas (our own copy included) gave a valid record.
-   * Most reads need only a few: the writer put to the closest servers. A name race must
-   * count every replica. @default Infinity (read every replica that answers)
+   * Stop the query once this many valid records (our own copy included) are in. @default
+   * the namespace's quorum for `read` and `get` (see quorums.ts), Infinity for `getAll`
+   * (every replica that answers: a name race must count them all)
    */
   quorum?: number
 }
 
+/**
+ * What a read found out:
+ * - `found`: at least one valid record (`best` is the chosen one);
+ * - `absent`: the query ran to its end and enough peers answered, none with a valid record;
+ * - `unknown`: the time limit passed or too few peers answered, and none gave a valid
+ *   record. Never to be taken for "absent".
+ */
+export type ReadStatus = 'found' | 'absent' | 'unknown'
+
 export interface GetResult<P = unknown> {
-  /** The chosen record, or undefined if no valid record was found. */
+  status: ReadStatus
+  /** The chosen record when found. */
   best?: VerifiedRecord<P>
-  /** Every valid record found: our own copy first, then one per replica that answered. */
+  /** Every valid record read: our own copy first, then one per replica that answered. */
   all: Array<VerifiedRecord<P>>
+  /** Remote peers that answered without a record, and that did not answer (or sent an invalid one). */
+  answers: { none: number, failed: number }
 }
+
+/** A read's outcome (the same shape as `getAll`'s). */
+export type ReadResult<P = unknown> = GetResult<P>
 
 export class RecordStore {
   private readonly components: Pick<RecordStoreComponents, 'dht' | 'datastore'>
+  private readonly corrections?: RecordCorrections
   private readonly log: Logger
   private readonly now: () => number
   private readonly sweeper: RecordSweeper
@@ -87,6 +112,20 @@ export class RecordStore {
       logger,
       now: this.now
     }, { recordTtlMs: this.recordTtlMs, republishIntervalMs: this.republishIntervalMs })
+    const correct = components.correct ?? kadCorrect(components.dht)
+    if (correct != null) {
+      this.corrections = new RecordCorrections({
+        correct,
+        correctLocal: async (key, value) => { await this.storeLocal(key, value) },
+        log: logger.forComponent('conf-chat:network:records:corrections'),
+        now: this.now
+      })
+    }
+  }
+
+  /** Corrections of stale replicas sent after reads (see corrections.ts), for the figures. */
+  get correctionCounts (): RecordCorrections['counts'] {
+    return this.corrections?.counts ?? { sent: 0, stored: 0, failed: 0, skipped: 0 }
   }
 
   /**
@@ -132,6 +171,7 @@ export class RecordStore {
     this.running = false
     this.sweeper.stop()
     this.republisher.stop()
+    this.corrections?.stop()
   }
 
   /** Store a record locally and on the closest DHT servers. Throws RecordConflictError
@@ -182,39 +222,107 @@ export class RecordStore {
   }
 
   /**
-   * Read a record from every replica that answers, verify each, and choose with the
-   * namespace's selector. Stale, forged or refused replicas never win, and a replica
-   * that refuses a correction does not turn a found record into an error.
+   * Read a record: stop once the namespace's quorum of valid records is in (see
+   * quorums.ts), never waiting for every holder, and choose with the namespace's selector
+   * (for single-writer records the highest sequence number). Holders that answered with
+   * an older record of the same owner are corrected in the background. Stale, forged or
+   * refused replicas never win. The outcome says found, absent or unknown; a caller's
+   * abort ends the read with the abort.
    */
+  async read<P = unknown> (key: string, options: GetOptions = {}): Promise<ReadResult<P>> {
+    return await this.query<P>(key, options.quorum ?? readQuorumOf(key), options)
+  }
+
+  /** `read` of every replica that answers (no quorum unless `options.quorum`): for a name race. */
   async getAll<P = unknown> (key: string, options: GetOptions = {}): Promise<GetResult<P>> {
+    return await this.query<P>(key, options.quorum ?? Infinity, options)
+  }
+
+  /**
+   * The chosen record of `read`, or undefined if the record is absent. Throws
+   * UnknownRecordError when the read could not tell (time limit, too few answers).
+   */
+  async get<P = unknown> (key: string, options: GetOptions = {}): Promise<VerifiedRecord<P> | undefined> {
+    const result = await this.read<P>(key, options)
+    if (result.status === 'unknown') throw new UnknownRecordError(key, `${result.answers.none} answered, ${result.answers.failed} did not`)
+    return result.best
+  }
+
+  private async query<P> (key: string, quorum: number, options: AbortOptions): Promise<ReadResult<P>> {
     options.signal?.throwIfAborted()
-    const quorum = options.quorum ?? Infinity
     const all: Array<VerifiedRecord<P>> = []
+    /** Where each of `all` came from (same order). */
+    const holders: StaleHolder[] = []
+    const asked = new Set<string>()
+    const seen = new Set<string>()
+    const answers = { none: 0, failed: 0 }
     const local = await this.getLocal<P>(key, options)
-    if (local != null) all.push(local)
+    if (local != null) { all.push(local); holders.push('self') }
     const signal = timeLimit(this.queryTimeoutMs, options)
+    let ended: 'quorum' | 'query' | 'limit' = 'query'
     try {
-      if (all.length < quorum) {
+      if (all.length >= quorum) {
+        ended = 'quorum'
+      } else {
         for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
-          if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'GET_VALUE' && ev.record != null) {
-            try { all.push(verifyRecordValue<P>(key, ev.record.value)) } catch (err: any) { this.log('ignored a record for %s: %s', key, err.message) }
-            if (all.length >= quorum) break // leaving the loop ends the query
+          if (ev.name === 'SEND_QUERY' && ev.messageName === 'GET_VALUE') {
+            asked.add(ev.to.toString())
+          } else if (ev.name === 'QUERY_ERROR' && ev.from != null) {
+            // a peer that failed, or sent a record kad-dht's validators refused
+            if (!seen.has(ev.from.toString())) { seen.add(ev.from.toString()); answers.failed++ }
+          } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'GET_VALUE') {
+            const from = ev.from.toString()
+            if (seen.has(from)) continue
+            seen.add(from)
+            if (ev.record == null) { answers.none++; continue }
+            try {
+              all.push(verifyRecordValue<P>(key, ev.record.value))
+              holders.push(ev.from)
+            } catch (err: any) {
+              answers.failed++
+              this.log('ignored a record for %s: %s', key, err.message)
+            }
+            if (all.length >= quorum) { ended = 'quorum'; break } // leaving the loop ends the query
           }
         }
       }
     } catch (err: any) {
-      // a replica refusing our correction, or the time limit: we still have what we collected
+      // a replica refusing kad-dht's correction (the query had ended), or the time limit
       this.log('get %s: %s', key, err.message)
     }
     // the caller gave up: what was collected is no answer (kad-dht ends an aborted query quietly)
     options.signal?.throwIfAborted()
+    if (ended === 'query' && signal.aborted) ended = 'limit'
     const i = selectRecord(key, all.map(r => r.value))
-    return { best: i >= 0 ? all[i] : undefined, all }
+    const best = i >= 0 ? all[i] : undefined
+    let status: ReadStatus
+    if (best != null) status = 'found'
+    else if (ended === 'query' && answers.none > 0 && answers.none >= Math.min(ABSENT_MIN_ANSWERS, asked.size) && answers.none >= answers.failed) status = 'absent'
+    else status = 'unknown'
+    // kad-dht corrected the stale holders itself if its query ran to the end
+    if (best != null && ended !== 'query') this.correctStale(key, best, all, holders)
+    this.log('read %s: %s after %d records, %d without, %d failed (%s)', key.slice(0, 80), status, all.length, answers.none, answers.failed, ended)
+    return { status, best, all, answers }
   }
 
-  /** The chosen record of `getAll`, or undefined if no replica gave a valid one. */
-  async get<P = unknown> (key: string, options: GetOptions = {}): Promise<VerifiedRecord<P> | undefined> {
-    return (await this.getAll<P>(key, options)).best
+  /** Send `best` to the holders that gave an older record of the same owner (in the background, rate-limited). */
+  private correctStale<P> (key: string, best: VerifiedRecord<P>, all: Array<VerifiedRecord<P>>, holders: StaleHolder[]): void {
+    if (this.corrections == null) return
+    const stale: StaleHolder[] = []
+    all.forEach((r, i) => {
+      if (bytesEqual(r.value, best.value)) return
+      try { checkUpdate(r, best) } catch { return } // another owner's claim, or not older
+      stale.push(holders[i]!)
+    })
+    void this.corrections.schedule(key, best.value, stale)
+  }
+
+  /** Replace our own copy of `key` with `value`, as kad-dht does when it corrects itself (through the write guard). */
+  private async storeLocal (key: string, value: Uint8Array): Promise<void> {
+    const raw = new Libp2pRecord(bytesFromString(key), value, new Date(this.now())).serialize()
+    const dsKey = dsKeyFor(key)
+    await this.guard(dsKey, raw)
+    await this.components.datastore.put(dsKey, raw)
   }
 
   /** Delete stored records older than the record TTL, as kad-dht would (after 48 h). */

@@ -128,8 +128,12 @@ export class StubDht {
   putAnswers: PutAnswer[] = []
   /** Extra events yielded at the end of every put (e.g. from peers never asked). */
   extraPutEvents: QueryEvent[] = []
-  /** Per key: what each replica answers to GET_VALUE (no value: it answers without a record). */
-  readonly held = new Map<string, Array<{ from: PeerId, value?: Uint8Array }>>()
+  /**
+   * Per key: what each replica answers to GET_VALUE, in order (no value: it answers
+   * without a record; `fails`: a QUERY_ERROR; `hangs`: no answer until the query's signal
+   * aborts). Each is asked (SEND_QUERY) just before it answers.
+   */
+  readonly held = new Map<string, Array<{ from: PeerId, value?: Uint8Array, fails?: boolean, hangs?: boolean }>>()
   getError?: Error
   localPut?: (key: string, value: Uint8Array) => Promise<void>
 
@@ -153,9 +157,12 @@ export class StubDht {
     const call: GetCall = { key, signal: options.signal, yielded: 0, ended: false }
     this.gets.push(call)
     try {
-      for (const { from, value } of this.held.get(key) ?? []) {
+      for (const { from, value, fails, hangs } of this.held.get(key) ?? []) {
+        yield sendQuery(from, 'GET_VALUE')
+        // kad-dht ends an aborted query quietly
+        if (hangs === true) { await untilAborted(options.signal).catch(() => {}); return }
         call.yielded++
-        yield peerResponse(from, 'GET_VALUE', key, value)
+        yield fails === true ? queryError(from, namedError('TimeoutError')) : peerResponse(from, 'GET_VALUE', key, value)
       }
       if (this.getError != null) throw this.getError
     } finally {
@@ -173,11 +180,18 @@ async function untilAborted (signal?: AbortSignal): Promise<never> {
   })
 }
 
+/** A correction sent to a holder (see RecordStoreComponents.correct). */
+export interface CorrectionCall { to: PeerId, key: string, value: Uint8Array }
+
 export interface TestStore {
   store: RecordStore
   dht: StubDht
   datastore: MemoryDatastore
   clock: Clock
+  /** Corrections the store sent, in order. */
+  corrections: CorrectionCall[]
+  /** Resolves once `n` corrections were sent (they run in the background). */
+  correctionsSent: (n: number) => Promise<void>
 }
 
 /**
@@ -188,11 +202,22 @@ export function testStore (init: RecordStoreInit = {}): TestStore {
   const dht = new StubDht()
   const datastore = new MemoryDatastore()
   const clock = new Clock()
-  const store = new RecordStore({ dht, datastore, now: clock.now, logger: defaultLogger() }, init)
+  const corrections: CorrectionCall[] = []
+  const waiters: Array<{ n: number, resolve: () => void }> = []
+  const correct = async (to: PeerId, key: string, value: Uint8Array): Promise<boolean> => {
+    corrections.push({ to, key, value })
+    for (const w of waiters.filter(w => corrections.length >= w.n)) w.resolve()
+    return true
+  }
+  const correctionsSent = async (n: number): Promise<void> => {
+    if (corrections.length >= n) return
+    await new Promise<void>(resolve => { waiters.push({ n, resolve }) })
+  }
+  const store = new RecordStore({ dht, datastore, now: clock.now, logger: defaultLogger(), correct }, init)
   dht.localPut = async (key, value) => {
     const raw = storedForm(key, value, clock.now())
     await store.guard(dsKeyOf(key), raw)
     await datastore.put(dsKeyOf(key), raw)
   }
-  return { store, dht, datastore, clock }
+  return { store, dht, datastore, clock, corrections, correctionsSent }
 }

@@ -111,10 +111,12 @@ describe('getAll and get', () => {
       { from: peers[3]!, value: new Uint8Array([0xde, 0xad]) },
       { from: peers[4]!, value: presenceOf(mallory, 9) },
       { from: peers[5]! },
+      // a second answer from one peer does not count twice
       { from: peers[0]!, value: presenceOf(alice, 3) }
     ])
     const got = await store.getAll<PresencePayload>(key)
-    expect(got.all.map(r => r.record.seq)).toEqual([2, 1, 4, 3])
+    expect(got.all.map(r => r.record.seq)).toEqual([2, 1, 4])
+    expect(got.status).toBe('found')
     expect(got.best?.record.seq).toBe(4)
     expect(got.best?.payload.updatedAt).toBe(4)
     expect((await store.get(key))?.record.seq).toBe(4)
@@ -141,11 +143,11 @@ describe('getAll and get', () => {
     expect(Buffer.compare((await store.get(key))!.record.pub, mallory.signPublic)).toBe(0)
   })
 
-  it('finds nothing rather than a forgery', async () => {
+  it('finds nothing rather than a forgery (and a forgery is no answer: the read cannot tell)', async () => {
     const { store, dht } = testStore()
     const key = presenceKeyOf(alice)
     dht.held.set(key, [{ from: peers[0]!, value: signed(key, 7, presence(), mallory) }])
-    expect(await store.getAll(key)).toEqual({ best: undefined, all: [] })
+    expect(await store.getAll(key)).toEqual({ status: 'unknown', best: undefined, all: [], answers: { none: 0, failed: 1 } })
   })
 
   it('stops the query once a quorum of valid records is reached, our own copy included', async () => {
@@ -178,7 +180,7 @@ describe('getAll and get', () => {
     // kad-dht's VALUE events repeat what PEER_RESPONSE carried: the store does not count them twice
     const { store: other, dht: otherDht } = testStore()
     otherDht.get = async function * () { yield valueEvent(peers[0]!, presenceOf(alice, 6)) }
-    expect(await other.getAll(key)).toEqual({ best: undefined, all: [] })
+    expect(await other.getAll(key)).toMatchObject({ status: 'unknown', best: undefined, all: [] })
   })
 
   it('passes a signal that combines the caller\'s with its time limit to the DHT', async () => {

@@ -1,0 +1,74 @@
+/**
+ * How many valid records a read waits for, per namespace, and when a read that found
+ * nothing may say "absent".
+ *
+ * Every namespace but names has one writer (the key names the owner's key, and only that
+ * key can sign), and every record a read keeps was verified: a valid record is always one
+ * the owner wrote. So a read needs no vote among the records it got: the highest sequence
+ * number among them wins (see `selectRecord`), and a lower one only shows that a holder
+ * missed a write (the read then corrects that holder, see corrections.ts). What a read
+ * can still get wrong is the version: if a share `f` of the holders missed the newest
+ * write, a read that stops after `Q` valid records returns an older one only if all `Q`
+ * came from such holders, about `f^Q` (f = 0.3: Q=3 2.7 %, Q=5 0.24 %, Q=7 0.02 %). Each
+ * further record costs one more holder's answer: measured at 10 peers, the first valid
+ * record came in after 54-78 ms of a 140-163 ms read of every holder (kad-dht puts to the
+ * 20 closest servers). So the quorum is small where a stale read costs little or the
+ * record is read often, larger where a stale read leads to a decision.
+ *
+ * Names (`cc-user`) are first come, first served, so two owners can hold replicas of one
+ * name for a moment (a registration race, until the loser releases it). The selector
+ * takes the owner most of the records read hold, so a lookup reads enough for a majority
+ * to mean something. Registration itself reads every replica (see accounts.ts).
+ */
+import { parseKey, type Namespace } from '@conf-chat/protocol'
+
+/** Valid records (our own copy included) a read of each namespace stops at. */
+export const READ_QUORUMS: Readonly<Record<Namespace, number>> = {
+  /**
+   * 7: the one namespace with more than one possible owner (a race for a name); of 7,
+   * 3 holders can keep a losing claim or an old password hash and the majority still wins.
+   * Read at login and once per name and session (profiles are cached): rare.
+   */
+  'cc-user': 7,
+  /**
+   * 3: a stale presence shows an old status or address for a moment, and a live send to an
+   * old address falls back to the mailbox; friends are told of logins directly. Read for
+   * every user shown and every live send: often, so kept cheap.
+   */
+  'cc-presence': 3,
+  /**
+   * 5: the private state read at login decides whom this session treats as friends (and so
+   * what it refuses), and the read before each write decides what the write builds on (a
+   * stale base is caught by the holders refusing the write, at the cost of a round). Read
+   * at login and before writes: rare.
+   */
+  'cc-state': 5,
+  /**
+   * 3: history pages are written by their owner's session, which keeps its own copy; a
+   * stale page read is merged when the holders refuse the next write of that page. A
+   * conversation's pages are read together (many reads) when first shown on a peer.
+   */
+  'cc-history': 3,
+  /**
+   * 5: a conference record lists the members; a stale one can make a member's message be
+   * refused or an owner's change build on an older member list. Envelopes carry the
+   * newest record too, so the DHT read is a fallback: rare.
+   */
+  'cc-conf': 5
+}
+
+/** The quorum of `key`'s namespace (throws InvalidRecordError for a key of no namespace). */
+export function readQuorumOf (key: string): number {
+  return READ_QUORUMS[parseKey(key).namespace]
+}
+
+/**
+ * A read that found no valid record says "absent" only when its query ended on its own
+ * (not at its time limit), at least this many peers answered that they hold no record
+ * (or every peer asked did, in a network of fewer servers), and no more peers failed to
+ * answer than answered. Anything less is "unknown": the holders of the record may be
+ * the ones that did not answer. 3: a lookup that ran to its end asked the closest servers
+ * to the key, which are the holders had the record been put; three of them saying "none"
+ * with none saying otherwise means the put did not happen (or expired everywhere).
+ */
+export const ABSENT_MIN_ANSWERS = 3
