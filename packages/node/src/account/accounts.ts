@@ -17,9 +17,6 @@ import { NameTakenError, UnknownUserError, WrongPasswordError } from '../errors.
 import { DEFAULT_BCRYPT_COST, LOGIN_THROTTLE_BASE_MS, LOGIN_THROTTLE_MAX_MS } from '../constants.js'
 import { delay } from '../utils/index.js'
 
-/** Replicas a user-record read waits for; the majority owner among them is the owner. */
-const LOOKUP_QUORUM = 7
-
 export interface AccountsInit {
   /** bcrypt cost factor. @default 10 */
   bcryptCost?: number
@@ -82,9 +79,13 @@ export class Accounts {
     this.scrypt = init.scrypt ?? DEFAULT_SCRYPT
   }
 
-  /** The live account record for a name, as most replicas hold it. */
+  /**
+   * The live account record for a name, as most of the replicas read hold it (the
+   * `cc-user` read quorum, see READ_QUORUMS); undefined if there is none. Throws
+   * UnknownRecordError when the read could not tell (a slow network is not "no such user").
+   */
   async lookup (username: string, options: AbortOptions & { quorum?: number } = {}): Promise<VerifiedRecord<AccountPayload> | undefined> {
-    const found = await this.records.get<UserPayload>(userKey(username), { quorum: LOOKUP_QUORUM, ...options })
+    const found = await this.records.get<UserPayload>(userKey(username), options)
     if (found == null || found.payload.type !== 'account') return undefined
     return found as VerifiedRecord<AccountPayload>
   }
@@ -97,7 +98,9 @@ export class Accounts {
   /**
    * Create an account. Names are first come, first served: a name already held is
    * refused, and of two peers racing for one name the one most replicas hold wins;
-   * the loser gives the name up with a signed tombstone and is told it is taken.
+   * the loser gives the name up with a signed tombstone and is told it is taken. Throws
+   * UnknownRecordError, and claims nothing, when the first read could not tell whether
+   * the name is free.
    */
   async register (input: { username: string, password: string, fullName: string }, options: AbortOptions = {}): Promise<Account> {
     checkUsername(input.username)
@@ -125,7 +128,7 @@ export class Accounts {
       if (err.name === 'RecordConflictError') throw new NameTakenError(input.username)
       throw err
     }
-    // every replica our put reached has now decided: read them all to see who won
+    // every replica our put reached has now decided: read them all (no quorum) to see who won
     const { best, all } = await this.records.getAll<UserPayload>(key, options)
     if (best == null || !bytesEqual(best.record.pub, keys.signPublic)) {
       this.log('lost the race for %s; releasing it', input.username)

@@ -15,7 +15,7 @@ import {
   type AccountKeys, type PrivateState, type SealedPayload, type VerifiedRecord
 } from '@conf-chat/protocol'
 import type { RecordStore } from '../network/index.js'
-import { within } from '../utils/index.js'
+import { delay, within } from '../utils/index.js'
 
 /** How long to wait before writing again after a failed write. */
 export const DEFAULT_STATE_RETRY_MS = 5_000
@@ -48,6 +48,8 @@ export class PrivateStateStore {
   private readonly retryMs: number
   private _state: PrivateState = emptyPrivateState()
   private seq = 0
+  /** The version in the DHT our state is built on (read, or written by us); `seq` also counts writes that failed. */
+  private baseSeq = 0
   private version = 0
   private durableVersion = 0
   private pending: Array<{ version: number, mutate: StateMutation }> = []
@@ -66,14 +68,39 @@ export class PrivateStateStore {
   /** The current state (with changes not yet written). Read only: change it with `update`. */
   get state (): PrivateState { return this._state }
 
-  /** Read the newest state from the DHT; an account without one starts empty. */
+  /**
+   * Read the newest state from the DHT; an account without one (the holders answered
+   * that there is none) starts empty. A read that could not tell (UnknownRecordError: a
+   * slow or partitioned network) is never taken for "no state": it is retried every
+   * `stateRetryMs` until it tells, the store is closed, or `options.signal` aborts, so the
+   * session never starts with an empty friends list by mistake.
+   */
   async load (options: AbortOptions = {}): Promise<void> {
-    const found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId), options)
+    let found: VerifiedRecord<SealedPayload> | undefined
+    for (let attempt = 1; ; attempt++) {
+      try {
+        found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId), options)
+        break
+      } catch (err: any) {
+        if (err.name !== 'UnknownRecordError' || this.closed) throw err
+        this.log('private state of %s unknown for now (attempt %d), retrying: %s', this.owner.keyId, attempt, err.message)
+        await delay(this.retryMs, options)
+        if (this.closed) throw err
+      }
+    }
     if (found == null) {
       this.log('no private state for %s yet', this.owner.keyId)
       return
     }
-    this.seq = found.record.seq
+    // a write's reload made meanwhile may have taken this version (or a newer one) with our changes on top
+    if (found.record.seq <= this.baseSeq) return
+    if (this.version > 0) {
+      // changes made while the load was retrying go on top of what it read
+      await this.reloadAndReplay(found)
+      return
+    }
+    this.seq = Math.max(this.seq, found.record.seq)
+    this.baseSeq = found.record.seq
     try {
       this._state = openForOwner(found.payload.sealed, this.owner.keys, privateStateSchema)
     } catch (err: any) {
@@ -162,7 +189,7 @@ export class PrivateStateStore {
     try {
       const result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, payload, this.owner.keys)))
       this.seq = seq
-      if (result.replicas > 0) return 'written'
+      if (result.replicas > 0) { this.baseSeq = seq; return 'written' }
       return result.refused > 0 ? 'conflict' : 'failed'
     } catch (err: any) {
       // our own store holds a newer state than the one we loaded
@@ -172,17 +199,39 @@ export class PrivateStateStore {
     }
   }
 
-  /** Take a newer state written by another session, if there is one; false if it cannot be read. */
+  /**
+   * Take a newer state written by another session, if there is one; false if it cannot be
+   * read. A read that could not tell lets the write go on: the holders refuse it if they
+   * have a newer state, and that refusal brings the reload.
+   */
   private async catchUp (): Promise<boolean> {
-    const found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId))
-    if (found == null || found.record.seq <= this.seq) return true
+    let found: VerifiedRecord<SealedPayload> | undefined
+    try {
+      found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId))
+    } catch (err: any) {
+      if (err.name !== 'UnknownRecordError') throw err
+      this.log('private state read before a write could not tell: writing on seq %d', this.seq)
+      return true
+    }
+    // compared with what our state is built on: `seq` also counts our writes that failed
+    if (found == null || found.record.seq <= this.baseSeq) return true
     return await this.reloadAndReplay(found)
   }
 
-  /** A newer state exists: take it and apply our unwritten changes on top. */
+  /** A newer state exists: take it and apply our unwritten changes on top; false if it cannot be read now. */
   private async reloadAndReplay (known?: VerifiedRecord<SealedPayload>): Promise<boolean> {
-    const found = known ?? await this.records.get<SealedPayload>(stateKey(this.owner.keyId))
-    if (found == null || found.record.seq < this.seq) return false
+    let found = known
+    if (found == null) {
+      try {
+        found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId))
+      } catch (err: any) {
+        if (err.name !== 'UnknownRecordError') throw err
+        this.log('newer private state could not be read now: %s', err.message)
+        return false
+      }
+    }
+    // nothing newer than what our state is built on (a read that missed the holders that refused us): later
+    if (found == null || found.record.seq <= this.baseSeq) return false
     let base: PrivateState
     try {
       base = openForOwner(found.payload.sealed, this.owner.keys, privateStateSchema)
@@ -192,7 +241,8 @@ export class PrivateStateStore {
     }
     for (const p of this.pending) p.mutate(base)
     this._state = base
-    this.seq = found.record.seq
+    this.seq = Math.max(this.seq, found.record.seq)
+    this.baseSeq = found.record.seq
     this.log('private state: replayed %d changes on seq %d', this.pending.length, this.seq)
     return true
   }

@@ -233,7 +233,9 @@ export class History {
   }
 
   /** The last page: loaded from the DHT once a session; a new page if there is none, or if
-   * it could not be read (so that an unread page is never overwritten). */
+   * it is unreadable (so that an unread page is never overwritten). Throws
+   * UnknownRecordError when the network could not tell (nothing is cached: the next call
+   * reads again, and a flush is retried). */
   private async ensureTail (c: Conversation, options: AbortOptions = {}): Promise<Page> {
     if (c.tail != null) return c.tail
     const pages = this.state.state.history[c.id]?.pages ?? 0
@@ -247,6 +249,7 @@ export class History {
     return c.tail
   }
 
+  /** A DHT page, undefined if absent or unreadable; throws UnknownRecordError if the network could not tell. */
   private async loadPage (conv: string, index: number, options: AbortOptions = {}): Promise<Page | undefined> {
     const found = await this.records.get<SealedPayload>(historyKey(this.owner.keyId, conv, index), options)
     if (found == null) return undefined
@@ -317,7 +320,11 @@ export class History {
     let complete = true
     while (indexes.length > 0) {
       const chunk = indexes.splice(0, PAGE_FETCH_CONCURRENCY)
-      const loaded = await Promise.all(chunk.map(async i => await this.loadPage(c.id, i, options)))
+      // a page the network could not tell about is missing for now: the next list reads it again
+      const loaded = await Promise.all(chunk.map(async i => await this.loadPage(c.id, i, options).catch(err => {
+        if (err.name !== 'UnknownRecordError') throw err
+        return undefined
+      })))
       for (const page of loaded) {
         if (page == null) { complete = false; continue }
         for (const e of page.entries) {

@@ -50,7 +50,11 @@ export class ConferenceRecords {
     await this.components.local.put(this.cacheKey(id), record.value, options)
   }
 
-  /** The conference's record in the DHT, if any peer holds a valid one. */
+  /**
+   * The conference's record in the DHT; undefined if the holders answered that there is
+   * none. Throws UnknownRecordError when the network could not tell: a caller that would
+   * refuse a member's message on the answer must not refuse on that.
+   */
   async read (ref: ConferenceRef, options: AbortOptions = {}): Promise<ConferenceRecord | undefined> {
     return await this.components.records.get<ConferencePayload>(refKey(ref), options)
   }
@@ -76,10 +80,12 @@ export class ConferenceRecords {
   /**
    * The owner writes a new version of the record, on the newest it can find (another
    * session of the owner, on another peer, may have written one): `mutate` changes a copy.
+   * Throws UnknownRecordError, writing nothing, when the DHT could not tell whether a
+   * newer version exists (a version built on an older one would drop its changes).
    */
   async change (entry: ConferenceEntry, mutate: (p: ConferencePayload) => void, options: AbortOptions = {}): Promise<ConferenceRecord> {
     let base = await this.find(entry, options)
-    const found = await this.read(entry.ref, options).catch(() => undefined)
+    const found = await this.read(entry.ref, options)
     if (found != null && (base == null || found.record.seq > base.record.seq)) base = found
     const payload: ConferencePayload = base != null
       ? structuredClone(base.payload)

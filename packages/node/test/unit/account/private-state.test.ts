@@ -9,6 +9,7 @@ import {
 } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { PrivateStateStore, type PrivateStateComponents } from '../../../src/account/private-state.js'
+import { UnknownRecordError } from '../../../src/network/records/index.js'
 
 class MemoryRecords {
   readonly stored = new Map<string, VerifiedRecord>()
@@ -25,8 +26,21 @@ class MemoryRecords {
     return { replicas: 1, refused: 0 }
   }
 
+  /** Reads while down: resolved once `reads` reaches a count. */
+  reads = 0
+  private readonly readWaiters: Array<{ n: number, resolve: () => void }> = []
+
+  /** As RecordStore.get: a read the network could not answer throws UnknownRecordError. */
   async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
-    return this.down ? undefined : this.stored.get(key) as VerifiedRecord<P> | undefined
+    this.reads++
+    for (const w of this.readWaiters.filter(w => this.reads >= w.n)) w.resolve()
+    if (this.down) throw new UnknownRecordError(key, 'no answer')
+    return this.stored.get(key) as VerifiedRecord<P> | undefined
+  }
+
+  async readsReach (n: number): Promise<void> {
+    if (this.reads >= n) return
+    await new Promise<void>(resolve => { this.readWaiters.push({ n, resolve }) })
   }
 }
 
@@ -45,6 +59,62 @@ function storedState (records: MemoryRecords): { seq: number, friends: string[] 
 }
 
 describe('private state', () => {
+  it('a load the network could not answer is retried, never taken for "no state": the friends come back', async () => {
+    const records = new MemoryRecords()
+    const writer = new PrivateStateStore(stateOf(records))
+    await writer.load()
+    expect(await writer.update(addFriend(friend('bob')))).toBe(true)
+    writer.close()
+
+    records.down = true
+    records.reads = 0
+    const a = new PrivateStateStore(stateOf(records), { stateRetryMs: 5 })
+    let loaded = false
+    const loading = a.load().then(() => { loaded = true })
+    await records.readsReach(3)
+    // still loading, and no empty state was taken for the real one
+    expect(loaded).toBe(false)
+    expect(a.state.friends).toEqual([])
+    records.down = false
+    await loading
+    expect(a.state.friends.map(f => f.username)).toEqual(['bob'])
+    a.close()
+  })
+
+  it('a change made while the load is still retrying is kept on top of the state it finally reads', async () => {
+    const records = new MemoryRecords()
+    const writer = new PrivateStateStore(stateOf(records))
+    await writer.load()
+    expect(await writer.update(addFriend(friend('bob')))).toBe(true)
+    writer.close()
+
+    records.down = true
+    const a = new PrivateStateStore(stateOf(records), { stateRetryMs: 5 })
+    const loading = a.load()
+    await records.readsReach(records.reads + 2)
+    // written on seq 1 while unknown: the store refuses it (it holds seq 1 already), the reload cannot tell yet
+    const durable = a.update(addFriend(friend('carol')))
+    await records.readsReach(records.reads + 3)
+    records.down = false
+    await loading
+    expect(await durable).toBe(false)
+    expect(await a.flush(5_000)).toBe(true)
+    // the failed writes while the network could not tell used up sequence numbers: only the friends matter
+    expect(storedState(records).friends).toEqual(['bob', 'carol'])
+    expect(a.state.friends.map(f => f.username).sort()).toEqual(['bob', 'carol'])
+    a.close()
+  })
+
+  it('closing ends a load that cannot tell, with the error (no empty state is taken)', async () => {
+    const records = new MemoryRecords()
+    records.down = true
+    const a = new PrivateStateStore(stateOf(records), { stateRetryMs: 5 })
+    const loading = a.load()
+    await records.readsReach(2)
+    a.close()
+    await expect(loading).rejects.toMatchObject({ name: 'UnknownRecordError' })
+  })
+
   it('starts empty, writes each change with a rising seq, and is read back by another session', async () => {
     const records = new MemoryRecords()
     const a = new PrivateStateStore(stateOf(records))
