@@ -1,0 +1,72 @@
+/**
+ * Accounts over a stand-in for the record store whose reads can be told to come back
+ * "unknown" (as RecordStore.get does when the network could not tell): a read that
+ * could not tell is never "no such user" and never "the name is free".
+ */
+import { describe, it, expect } from 'vitest'
+import { verifyRecordValue, checkUpdate, userKey, type VerifiedRecord } from '@conf-chat/protocol'
+import { defaultLogger } from '@libp2p/logger'
+import { Accounts, type AccountsComponents } from '../../../src/account/accounts.js'
+import { UnknownRecordError } from '../../../src/network/records/index.js'
+
+class MemoryRecords {
+  readonly stored = new Map<string, VerifiedRecord>()
+  readonly puts: string[] = []
+  /** Reads cannot tell (the network is slow). */
+  unknown = false
+
+  async put (key: string, value: Uint8Array): Promise<{ replicas: number, refused: number }> {
+    const incoming = verifyRecordValue(key, value)
+    checkUpdate(this.stored.get(key), incoming)
+    this.puts.push(key)
+    this.stored.set(key, incoming)
+    return { replicas: 1, refused: 0 }
+  }
+
+  async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
+    if (this.unknown) throw new UnknownRecordError(key, 'no answer')
+    return this.stored.get(key) as VerifiedRecord<P> | undefined
+  }
+
+  async getAll<P> (key: string): Promise<{ status: 'found' | 'absent', best?: VerifiedRecord<P>, all: Array<VerifiedRecord<P>> }> {
+    const r = this.stored.get(key) as VerifiedRecord<P> | undefined
+    return r == null ? { status: 'absent', all: [] } : { status: 'found', best: r, all: [r] }
+  }
+
+  async getLocal<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
+    return this.stored.get(key) as VerifiedRecord<P> | undefined
+  }
+}
+
+function accountsOver (records: MemoryRecords): Accounts {
+  return new Accounts({ records: records as unknown as AccountsComponents['records'], logger: defaultLogger() }, { bcryptCost: 4, scrypt: { N: 1024, r: 8, p: 1 } })
+}
+
+const input = { username: 'alice', password: 'correct horse', fullName: 'Alice A.' }
+
+describe('accounts when the network cannot tell', () => {
+  it('registration claims nothing when its read cannot tell whether the name is free', async () => {
+    const records = new MemoryRecords()
+    const accounts = accountsOver(records)
+    records.unknown = true
+    await expect(accounts.register(input)).rejects.toMatchObject({ name: 'UnknownRecordError' })
+    expect(records.puts).toEqual([])
+    // the same read telling "absent" lets the registration go on
+    records.unknown = false
+    const account = await accounts.register(input)
+    expect(records.puts).toEqual([userKey('alice')])
+    expect(account.username).toBe('alice')
+  })
+
+  it('a login whose read cannot tell is not "unknown user"; a lookup that tells "absent" is', async () => {
+    const records = new MemoryRecords()
+    const accounts = accountsOver(records)
+    await accounts.register(input)
+    records.unknown = true
+    await expect(accounts.login('alice', input.password)).rejects.toMatchObject({ name: 'UnknownRecordError' })
+    await expect(accounts.profile('alice')).rejects.toMatchObject({ name: 'UnknownRecordError' })
+    records.unknown = false
+    await expect(accounts.login('nobody', input.password)).rejects.toMatchObject({ name: 'UnknownUserError' })
+    expect((await accounts.login('alice', input.password)).account.username).toBe('alice')
+  })
+})
