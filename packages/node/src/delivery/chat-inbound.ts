@@ -27,6 +27,10 @@ export class WindowExceededError extends Error {
   override name = 'WindowExceededError'
 }
 
+class WriteTimeoutError extends Error {
+  override name = 'TimeoutError'
+}
+
 class IdleError extends Error {
   override name = 'TimeoutError'
 }
@@ -93,9 +97,14 @@ export async function serveChatStream (stream: Stream, from: PeerId, answer: (fr
     if (acks.length === 0) return
     const batch = acks
     acks = []
-    const signal = timeLimit(limits.writeMs)
-    if (batch.length === 1) await lp.write(batch[0] as Uint8Array, { signal })
-    else await lp.writeV(batch, { signal })
+    // no signal unless the stream pushes back: a write that goes out at once needs no limit
+    const written = batch.length === 1 ? lp.write(batch[0] as Uint8Array) : lp.writeV(batch)
+    const limit = setTimeout(() => { stream.abort(new WriteTimeoutError(`acks not taken in ${limits.writeMs} ms`)) }, limits.writeMs)
+    try {
+      await written
+    } finally {
+      clearTimeout(limit)
+    }
     unacked -= batch.length
     armIdle()
   }
