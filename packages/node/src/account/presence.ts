@@ -19,9 +19,6 @@ import { DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_PRESENCE_TTL_MS } from '../constan
  */
 export const PRESENCE_WRITES_PER_SESSION = 2048
 
-/** Replicas a presence read waits for: the owner put each update to the closest servers. */
-const READ_QUORUM = 5
-
 export interface PresenceInit {
   /** How long a presence record says "online" without a refresh. @default 10 min */
   presenceTtlMs?: number
@@ -107,8 +104,14 @@ export class Presence {
     return { replicas: result.replicas, refused: result.refused }
   }
 
+  /**
+   * The user's presence, undefined when there is none or the read could not tell (for a
+   * display and a live-send hint, unknown reads as offline; a caller's abort still throws).
+   * Reads up to the `cc-presence` quorum (see READ_QUORUMS).
+   */
   async read (keyId: string, options: AbortOptions = {}): Promise<PresenceInfo | undefined> {
-    const found = await this.records.get<PresencePayload>(presenceKey(keyId), { ...options, quorum: READ_QUORUM })
+    const found = await this.records.get<PresencePayload>(presenceKey(keyId), options)
+      .catch(err => { if (err.name === 'UnknownRecordError') return undefined; throw err })
     if (found == null) return undefined
     const p = found.payload
     return {
