@@ -38,13 +38,23 @@ class IdleError extends Error {
 const OVERSIZED = Symbol('oversized frame')
 
 /**
- * Answer the frames of an inbound stream with `answer` (which never throws) until the
- * sender ends the stream, it breaks, or it stays idle too long.
+ * How a stream's frames are answered: `read` runs on each frame as it arrives (decoding and
+ * checking its signature: CPU work done while an earlier envelope's handler waits on disk),
+ * `answer` on its result, one at a time in order. Neither throws.
  */
-export async function serveChatStream (stream: Stream, from: PeerId, answer: (frame: Uint8Array) => Promise<Ack>, limits: InboundLimits, log: Logger): Promise<void> {
+export interface FrameAnswerer<T> {
+  read: (frame: Uint8Array) => T
+  answer: (read: T) => Promise<Ack>
+}
+
+/**
+ * Answer the frames of an inbound stream until the sender ends the stream, it breaks, or
+ * it stays idle too long.
+ */
+export async function serveChatStream<T> (stream: Stream, from: PeerId, answerer: FrameAnswerer<T>, limits: InboundLimits, log: Logger): Promise<void> {
   const lp = lpStream(stream, { maxDataLength: MAX_ENVELOPE_BYTES })
   const window = limits.window ?? CHAT_WINDOW
-  const frames: Array<Uint8Array | typeof OVERSIZED> = []
+  const frames: Array<{ read: T } | typeof OVERSIZED> = []
   let acks: Uint8Array[] = []
   /** Frames read whose ack is not written yet. */
   let unacked = 0
@@ -78,7 +88,7 @@ export async function serveChatStream (stream: Stream, from: PeerId, answer: (fr
         disarmIdle()
         if (unacked >= window) throw new WindowExceededError(`more than ${window} frames without acks`)
         unacked++
-        frames.push(frame)
+        frames.push({ read: answerer.read(frame) })
         wake?.()
       }
     } catch (err: any) {
@@ -129,7 +139,7 @@ export async function serveChatStream (stream: Stream, from: PeerId, answer: (fr
         stream.abort(new Error('oversized frame'))
         return
       }
-      acks.push(encodeAck(await answer(frame)))
+      acks.push(encodeAck(await answerer.answer(frame.read)))
       if (frames.length === 0 || acks.length >= MAX_ACKS_PER_WRITE) await flush()
     }
     // the sender ended its side and every frame is answered

@@ -178,7 +178,11 @@ export class Messenger {
   private async serve (stream: Stream, connection: Connection): Promise<void> {
     this.inbound.add(stream)
     try {
-      await serveChatStream(stream, connection.remotePeer, async frame => await this.answer(frame, connection.remotePeer), {
+      const from = connection.remotePeer
+      await serveChatStream<Envelope | Ack>(stream, from, {
+        read: frame => this.read(frame, from),
+        answer: async read => 'ok' in read ? read : await this.answer(read, from)
+      }, {
         idleMs: this.inboundIdleMs,
         writeMs: this.ackTimeoutMs
       }, this.log)
@@ -187,16 +191,19 @@ export class Messenger {
     }
   }
 
-  /** The ack for one frame: the receiver's answer, or the refusal it threw. */
-  private async answer (frame: Uint8Array, from: PeerId): Promise<Ack> {
-    let envelope: Envelope
+  /** A frame's envelope, checked (shape, size, signature), or the ack that refuses it. */
+  private read (frame: Uint8Array, from: PeerId): Envelope | Ack {
     try {
-      envelope = decodeEnvelope(frame)
+      return decodeEnvelope(frame)
     } catch (err: any) {
       // never echo an id from a frame that does not verify
       this.log('refused an unreadable envelope from %p: %s', from, err.message)
       return ackOf('', refusalOf(err))
     }
+  }
+
+  /** The ack for one envelope: the receiver's answer, or the refusal it threw. */
+  private async answer (envelope: Envelope, from: PeerId): Promise<Ack> {
     if (this.receiver == null) return ackOf(envelope.id, refusal('not-ready', 'not ready'))
     const limit = clearableLimit(this.handleTimeoutMs, this.shutdown.signal)
     try {
