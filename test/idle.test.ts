@@ -2,7 +2,8 @@
  * What an idle logged-in peer still does, on real nodes on loopback, with the product's
  * presence TTL (10 min): a friend whose peer goes away without a word is shown offline
  * when its connection closes, long before the record lapses; a message that lands in the
- * mailbox while its user is online is shown by the periodic read, without a check.
+ * mailbox while its user is online is shown by the periodic read, without a check; a peer
+ * that lost every connection tells its friends again once it is back.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createEnvelope, encodeEnvelope, mailboxSetKey, DM_KIND } from '@conf-chat/protocol'
@@ -47,5 +48,14 @@ describe('idle logged-in peers', () => {
     const friends = await alice.friends()
     expect(friends.find(f => f.username === 'carol')?.online).toBe(false)
     expect(friends.find(f => f.username === 'bob')?.online).toBe(true)
+  })
+
+  it('tells friends again that it is online once it joined again after losing every connection', async () => {
+    const presence = collect(alice, 'presence')
+    const rejoined = new Promise<void>(resolve => { bob.peer.addEventListener('network:joined', () => { resolve() }, { once: true }) })
+    // every connection closes at once, as when a cable is pulled and plugged in again: friends may have taken bob for gone
+    await Promise.all(bob.peer.libp2p.getConnections().map(async c => { await c.close() }))
+    await rejoined
+    await eventually(() => presence.some(p => p.username === 'bob' && p.online), 30_000)
   })
 })

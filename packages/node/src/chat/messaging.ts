@@ -113,12 +113,15 @@ export class Messaging {
     await this.outbox.stop()
   }
 
-  /** The peer (re)joined the network: try what waits in the outbox; after a loss of every
-   * connection, senders used the mailbox meanwhile. */
+  /** The peer (re)joined the network: try what waits in the outbox. After a loss of every
+   * connection, senders used the mailbox meanwhile, and friends saw our connections close
+   * (and us as gone): read the mailbox, tell them again that we are online. */
   networkJoined (): void {
     this.outbox.kick()
     const active = this.active
-    if (active != null && active.session === this.c.session()) this.readMailboxSoon(active, 0)
+    if (active == null || active.session !== this.c.session() || active.ended) return
+    this.readMailboxSoon(active, 0)
+    this.notices.announce(active, 'online').catch(err => { this.log('online notices after rejoining: %s', err.message) })
   }
 
   /** The last connection to `peerId` closed: was a friend there, and did they go? */
