@@ -5,7 +5,7 @@
  * their owner, and the check a mailbox holder applies to every item. Pure: no network,
  * no disk.
  */
-import { createHmac } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import * as cborg from 'cborg'
 import { z } from 'zod'
 import sodium from 'libsodium-wrappers'
@@ -179,7 +179,8 @@ export function ownerLocalKey (owner: Pick<AccountKeys, 'boxSecret'>): Uint8Arra
 
 /** Encrypt a value (CBOR) under `key` (XSalsa20-Poly1305, random nonce in front). */
 export function encryptLocal (value: unknown, key: Uint8Array): Uint8Array {
-  const nonce = sodium.randombytes_buf(sodium.crypto_secretbox_NONCEBYTES)
+  // node:crypto's randomness: libsodium-wrappers' randombytes_buf(24) costs ~250 µs in Node (6 WebCrypto calls), this ~10 µs
+  const nonce = new Uint8Array(randomBytes(sodium.crypto_secretbox_NONCEBYTES))
   const box = sodium.crypto_secretbox_easy(cborg.encode(value), nonce, key)
   const out = new Uint8Array(nonce.length + box.length)
   out.set(nonce)
