@@ -5,14 +5,19 @@
 // libp2p ping round trip between two peers (one request/response stream on an open
 // connection, what each hop of a DHT query costs at least). With --opendht, also OpenDHT
 // (C++, UDP: Debian's dhtnode) with as many nodes in the same run, and the ratio of each
-// figure to it. Prints a table and writes JSON under results/.
+// figure to it. Also: one DHT RPC on a new stream, on a kept stream and through kad-dht
+// as the peer wires it; the DHT wiring's counters; and at the end each peer's idle CPU
+// (from /proc/<pid>/stat over a quiet window). Prints a table and writes JSON under results/.
 //
-//   npm run bench:dht -- --peers 10 --records 50 [--opendht]
+//   npm run bench:dht -- --peers 10 --records 50 [--opendht] [--idle-window 20000]
+import { execFileSync } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createSignedRecord, encodeSignedRecord, generateAccountKeys, keyIdOf, presenceKey } from '@conf-chat/protocol'
 import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
 import { runOpenDht } from './lib/opendht.mjs'
+import { DHT_PROTOCOL } from '@conf-chat/node/network'
 
 const { values: flags } = parseArgs({
   options: {
@@ -24,6 +29,8 @@ const { values: flags } = parseArgs({
     settle: { type: 'string', default: '2000' },
     'join-timeout': { type: 'string', default: '180000' },
     opendht: { type: 'boolean', default: false },
+    'idle-settle': { type: 'string', default: '6000' },
+    'idle-window': { type: 'string', default: '20000' },
     out: { type: 'string', default: RESULTS },
     help: { type: 'boolean', default: false }
   }
@@ -32,6 +39,7 @@ if (flags.help) {
   console.log(`usage: node scripts/bench-dht.mjs [--peers 10] [--records 50] [--warmup 5] [--pings 50]
        [--batch 5 (peers started at a time)] [--settle 2000 (ms idle after the network is up)]
        [--join-timeout 180000 (ms, per peer: fork to joined)] [--out results/]
+       [--idle-settle 6000 (ms after the last get before idle CPU is sampled)] [--idle-window 20000 (ms sampled; 0: skip)]
        [--opendht (also N dhtnode processes as the baseline; installs dhtnode and python3-opendht with apt-get as root)]`)
   process.exit(0)
 }
@@ -42,6 +50,8 @@ const PINGS = Number(flags.pings)
 const BATCH = Number(flags.batch)
 const SETTLE_MS = Number(flags.settle)
 const JOIN_TIMEOUT = Number(flags['join-timeout'])
+const IDLE_SETTLE_MS = Number(flags['idle-settle'])
+const IDLE_WINDOW_MS = Number(flags['idle-window'])
 if (!(PEERS >= 2) || !(RECORDS >= 1) || !(WARMUP >= 0) || !(BATCH >= 1) || !(PINGS >= 1)) {
   console.error('--peers must be at least 2, --records, --pings and --batch at least 1')
   process.exit(2)
@@ -55,6 +65,27 @@ function newRecord (seq) {
   const payload = { username: 'bench', status: 'online', peerId: 'bench', addrs: [], expiresAt: Date.now() + 60_000, updatedAt: Date.now() }
   return { key, value: encodeSignedRecord(createSignedRecord(key, seq, payload, keys)) }
 }
+
+/** CPU time (user + system) of process `pid` so far, in ms, from /proc/<pid>/stat. */
+const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100 } catch { return 100 } })()
+async function cpuMs (pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // fields after the command name (which may hold spaces) start at ") "
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK * 1000
+}
+
+/** Each process's CPU use over `windowMs` with nothing asked of it, in % of one core. */
+async function idleCpu (pids, windowMs) {
+  const before = await Promise.all(pids.map(cpuMs))
+  const t = performance.now()
+  await sleep(windowMs)
+  const after = await Promise.all(pids.map(cpuMs))
+  const elapsed = performance.now() - t
+  return pids.map((_, i) => (after[i] - before[i]) / elapsed * 100)
+}
+
+const sum = (xs, f) => xs.reduce((a, x) => a + (f(x) ?? 0), 0)
 
 const ratio = (a, b) => a == null || b == null || b === 0 ? null : Math.round(a / b * 10) / 10
 
@@ -98,6 +129,25 @@ async function main () {
     if (get.value == null || Buffer.compare(Buffer.from(get.value), Buffer.from(value)) !== 0) failures++
   }
   const after = await Promise.all(peers.map(p => p.w.request('stats')))
+  // one DHT RPC three ways, between two peers that already have a connection
+  const rpc = await peers[0].w.request('rpc', { peerId: peers[1].info.peerId, addrs: peers[1].info.addrs, protocol: DHT_PROTOCOL, n: PINGS, warmup: 5 })
+  const wiring = (await Promise.all(peers.map(p => p.w.request('dhtStats')))).map(r => r.stats).filter(s => s != null)
+  const dht = wiring.length === 0
+    ? undefined
+    : {
+        streamsOpened: sum(wiring, s => s.pool?.opened),
+        streamsReused: sum(wiring, s => s.pool?.reused),
+        streamsDropped: sum(wiring, s => s.pool?.dropped),
+        closerPeersPassed: sum(wiring, s => s.discovery?.passed),
+        closerPeersDropped: sum(wiring, s => s.discovery?.dropped)
+      }
+  let idleCpuPct
+  if (IDLE_WINDOW_MS > 0) {
+    console.log(`idle CPU: ${IDLE_SETTLE_MS / 1000} s settle, then ${IDLE_WINDOW_MS / 1000} s sampled...`)
+    await sleep(IDLE_SETTLE_MS)
+    const pcts = await idleCpu([supernode, ...peers].map(p => p.w.child.pid), IDLE_WINDOW_MS)
+    idleCpuPct = { supernode: Math.round(pcts[0] * 1000) / 1000, peers: stats(pcts.slice(1), 3) }
+  }
   // the baseline after the libp2p part, with its processes stopped: the two do not share the cores
   let opendht
   if (flags.opendht) {
@@ -121,6 +171,9 @@ async function main () {
     networkUpMs: Math.round(networkUpMs),
     peerRssMiB: { idle: stats(idle.map(s => s.rss / 2 ** 20), 1), afterRun: stats(after.map(s => s.rss / 2 ** 20), 1) },
     connectionsPerPeer: stats(after.map(s => s.connections), 1),
+    rpcMs: { newStream: stats(rpc.newStream, 3), sameStream: stats(rpc.sameStream, 3), viaDht: stats(rpc.viaDht, 3) },
+    ...(dht != null ? { dht } : {}),
+    ...(idleCpuPct != null ? { idleCpuPct, idleWindowMs: IDLE_WINDOW_MS } : {}),
     ...(opendht != null ? { opendht, ratio: { put: ratio(stats(puts, 1).median, opendht.putMs.median), get: ratio(stats(gets, 1).median, opendht.getMs.median) } } : {})
   }
   const row = (name, s, unit = 'ms', d = 1) => `${name.padEnd(26)} ${String(s.n).padStart(4)} ${fmt(s.median, d).padStart(9)} ${fmt(s.p95, d).padStart(9)} ${fmt(s.p99, d).padStart(9)} ${fmt(s.min, d).padStart(9)} ${fmt(s.max, d).padStart(9)}  ${unit}`
@@ -129,10 +182,16 @@ async function main () {
   console.log(row('put', result.putMs))
   console.log(row('get (other peer)', result.getMs))
   console.log(row('baseline: libp2p ping', result.pingMs, 'ms', 2))
+  console.log(row('DHT RPC, new stream', result.rpcMs.newStream, 'ms', 2))
+  console.log(row('DHT RPC, kept stream', result.rpcMs.sameStream, 'ms', 2))
+  console.log(row('DHT RPC via kad-dht', result.rpcMs.viaDht, 'ms', 2))
   console.log(row('put replicas', result.putReplicas, ''))
   console.log(row('join (fork->joined)', result.joinMs, 'ms', 0))
   console.log(row('peer RSS idle', result.peerRssMiB.idle, 'MiB'))
   console.log(row('peer RSS after', result.peerRssMiB.afterRun, 'MiB'))
+  console.log(row('connections per peer', result.connectionsPerPeer, ''))
+  if (idleCpuPct != null) console.log(row(`peer idle CPU (${IDLE_WINDOW_MS / 1000} s)`, idleCpuPct.peers, '% of a core', 3) + `; supernode ${fmt(idleCpuPct.supernode, 3)} %`)
+  if (dht != null) console.log(`DHT streams: ${dht.streamsOpened} opened, ${dht.streamsReused} reused, ${dht.streamsDropped} dropped; closer peers: ${dht.closerPeersPassed} passed, ${dht.closerPeersDropped} dropped (all peers)`)
   if (opendht != null) {
     console.log(row(`OpenDHT put (${PEERS} dhtnode)`, opendht.putMs, 'ms', 2))
     console.log(row(`OpenDHT get (${PEERS} dhtnode)`, opendht.getMs, 'ms', 2))
