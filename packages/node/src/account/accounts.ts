@@ -17,11 +17,16 @@ import { NameTakenError, UnknownUserError, WrongPasswordError } from '../errors.
 import { DEFAULT_BCRYPT_COST, LOGIN_THROTTLE_BASE_MS, LOGIN_THROTTLE_MAX_MS } from '../constants.js'
 import { delay } from '../utils/index.js'
 
+/** Reads of a name before it is claimed: a claim never rests on a read that could not tell. */
+const NAME_READ_ATTEMPTS = 3
+
 export interface AccountsInit {
   /** bcrypt cost factor. @default 10 */
   bcryptCost?: number
   /** scrypt parameters protecting the private keys. @default N=2^15, r=8, p=1 */
   scrypt?: ScryptParams
+  /** Wait before reading a name again when a read could not tell (registration, login). @default 1000 ms */
+  nameReadRetryMs?: number
 }
 
 /** A user as others see them: from the user record. */
@@ -70,6 +75,7 @@ export class Accounts {
   private readonly log: Logger
   private readonly bcryptCost: number
   private readonly scrypt: ScryptParams
+  private readonly nameReadRetryMs: number
   private readonly failures = new Map<string, { count: number, until: number }>()
 
   constructor (components: AccountsComponents, init: AccountsInit = {}) {
@@ -77,6 +83,7 @@ export class Accounts {
     this.log = components.logger.forComponent('conf-chat:account:accounts')
     this.bcryptCost = init.bcryptCost ?? DEFAULT_BCRYPT_COST
     this.scrypt = init.scrypt ?? DEFAULT_SCRYPT
+    this.nameReadRetryMs = init.nameReadRetryMs ?? 1_000
   }
 
   /**
@@ -88,6 +95,23 @@ export class Accounts {
     const found = await this.records.get<UserPayload>(userKey(username), options)
     if (found == null || found.payload.type !== 'account') return undefined
     return found as VerifiedRecord<AccountPayload>
+  }
+
+  /**
+   * `lookup`, read again (after `nameReadRetryMs`, then twice that) while the network cannot
+   * tell: a busy network answers the next read more often than not. Throws
+   * UnknownRecordError after the last attempt.
+   */
+  private async lookupRetrying (username: string, options: AbortOptions): Promise<VerifiedRecord<AccountPayload> | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.lookup(username, options)
+      } catch (err: any) {
+        if (err.name !== 'UnknownRecordError' || attempt >= NAME_READ_ATTEMPTS) throw err
+        this.log('%s: %s (attempt %d), reading again', username, err.message, attempt)
+        await delay(attempt * this.nameReadRetryMs, options)
+      }
+    }
   }
 
   async profile (username: string, options: AbortOptions = {}): Promise<UserProfile | undefined> {
@@ -107,7 +131,7 @@ export class Accounts {
     checkPassword(input.password)
     const fullName = checkFullName(input.fullName)
     const key = userKey(input.username)
-    if (await this.lookup(input.username, options) != null) throw new NameTakenError(input.username)
+    if (await this.lookupRetrying(input.username, options) != null) throw new NameTakenError(input.username)
 
     const keys = generateAccountKeys()
     const now = Date.now()
@@ -149,7 +173,7 @@ export class Accounts {
     checkUsername(username)
     await this.throttle(username, options)
     let t = performance.now()
-    const record = await this.lookup(username, options)
+    const record = await this.lookupRetrying(username, options)
     const networkMs = performance.now() - t
     if (record == null) throw new UnknownUserError(username)
     t = performance.now()

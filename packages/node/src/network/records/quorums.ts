@@ -20,6 +20,7 @@
  * takes the owner most of the records read hold, so a lookup reads enough for a majority
  * to mean something. Registration itself reads every replica (see accounts.ts).
  */
+import { createHash } from 'node:crypto'
 import { parseKey, type Namespace } from '@conf-chat/protocol'
 
 /** Valid records (our own copy included) a read of each namespace stops at. */
@@ -64,11 +65,43 @@ export function readQuorumOf (key: string): number {
 
 /**
  * A read that found no valid record says "absent" only when its query ended on its own
- * (not at its time limit), at least this many peers answered that they hold no record
- * (or every peer asked did, in a network of fewer servers), and no more peers failed to
- * answer than answered. Anything less is "unknown": the holders of the record may be
- * the ones that did not answer. 3: a lookup that ran to its end asked the closest servers
- * to the key, which are the holders had the record been put; three of them saying "none"
- * with none saying otherwise means the put did not happen (or expired everywhere).
+ * (not at its time limit) and, of the `ABSENT_CLOSEST` peers closest to the key (Kademlia
+ * distance) among those it tried, at least `ABSENT_MIN_ANSWERS` (or every one tried, in a
+ * network of fewer servers) answered that they hold no record. Anything less is
+ * "unknown". The closest peers to the key are the ones a put stores the record on (the 20
+ * closest servers), so three of the five closest saying "none" means the record was not
+ * put (or has expired everywhere); peers further away answering "none" say nothing about
+ * it, and under load many RPCs fail (kad-dht's adaptive per-RPC time limit): counting
+ * failures against answers anywhere on the path made a free name read as "unknown" when
+ * 20 peers registered at once on a busy machine.
  */
+export const ABSENT_CLOSEST = 5
+
+/** See ABSENT_CLOSEST. */
 export const ABSENT_MIN_ANSWERS = 3
+
+/** The Kademlia id of a key or a peer: SHA-256 of its bytes, as kad-dht computes it. */
+export function kadId (bytes: Uint8Array): Uint8Array {
+  return createHash('sha256').update(bytes).digest()
+}
+
+/** Compares two peers' distances to `target` (kad ids): negative when `a` is closer. */
+export function compareDistance (target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < target.length; i++) {
+    const da = (a[i] ?? 0) ^ (target[i] ?? 0)
+    const db = (b[i] ?? 0) ^ (target[i] ?? 0)
+    if (da !== db) return da - db
+  }
+  return 0
+}
+
+/**
+ * Whether a read that got no valid record may say "absent": `tried` are the peers it
+ * asked with whether each answered "none" (true) or failed (false), by kad id.
+ */
+export function isKnownAbsent (key: Uint8Array, tried: Array<{ id: Uint8Array, none: boolean }>): boolean {
+  if (tried.length === 0) return false
+  const target = kadId(key)
+  const closest = [...tried].sort((a, b) => compareDistance(target, a.id, b.id)).slice(0, ABSENT_CLOSEST)
+  return closest.filter(p => p.none).length >= Math.min(ABSENT_MIN_ANSWERS, tried.length)
+}

@@ -12,7 +12,7 @@ import { dsKeyFor, isExpiredAt } from './stored-records.js'
 import { RecordSweeper } from './sweeper.js'
 import { RecordRepublisher } from './republisher.js'
 import { RecordCorrections, kadCorrect, type CorrectFn, type StaleHolder } from './corrections.js'
-import { readQuorumOf, ABSENT_MIN_ANSWERS } from './quorums.js'
+import { readQuorumOf, isKnownAbsent, kadId } from './quorums.js'
 import { UnknownRecordError } from './errors.js'
 import { timeLimit } from '../../utils/index.js'
 import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_RECORD_TTL_MS, DEFAULT_REPUBLISH_INTERVAL_MS } from '../../constants.js'
@@ -253,9 +253,11 @@ export class RecordStore {
     const all: Array<VerifiedRecord<P>> = []
     /** Where each of `all` came from (same order). */
     const holders: StaleHolder[] = []
-    const asked = new Set<string>()
-    const seen = new Set<string>()
+    /** Peers that answered or failed, once each: whether they answered "none", by kad id. */
+    const tried = new Map<string, { id: Uint8Array, none: boolean }>()
     const answers = { none: 0, failed: 0 }
+    /** Why peers failed, by error name (for the log). */
+    const failures = new Map<string, number>()
     const local = await this.getLocal<P>(key, options)
     if (local != null) { all.push(local); holders.push('self') }
     const signal = timeLimit(this.queryTimeoutMs, options)
@@ -265,15 +267,17 @@ export class RecordStore {
         ended = 'quorum'
       } else {
         for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
-          if (ev.name === 'SEND_QUERY' && ev.messageName === 'GET_VALUE') {
-            asked.add(ev.to.toString())
-          } else if (ev.name === 'QUERY_ERROR' && ev.from != null) {
+          if (ev.name === 'QUERY_ERROR' && ev.from != null) {
             // a peer that failed, or sent a record kad-dht's validators refused
-            if (!seen.has(ev.from.toString())) { seen.add(ev.from.toString()); answers.failed++ }
+            const from = ev.from.toString()
+            if (tried.has(from)) continue
+            tried.set(from, { id: kadId(ev.from.toMultihash().bytes), none: false })
+            answers.failed++
+            failures.set(ev.error.name, (failures.get(ev.error.name) ?? 0) + 1)
           } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'GET_VALUE') {
             const from = ev.from.toString()
-            if (seen.has(from)) continue
-            seen.add(from)
+            if (tried.has(from)) continue
+            tried.set(from, { id: kadId(ev.from.toMultihash().bytes), none: ev.record == null })
             if (ev.record == null) { answers.none++; continue }
             try {
               all.push(verifyRecordValue<P>(key, ev.record.value))
@@ -297,11 +301,11 @@ export class RecordStore {
     const best = i >= 0 ? all[i] : undefined
     let status: ReadStatus
     if (best != null) status = 'found'
-    else if (ended === 'query' && answers.none > 0 && answers.none >= Math.min(ABSENT_MIN_ANSWERS, asked.size) && answers.none >= answers.failed) status = 'absent'
+    else if (ended === 'query' && isKnownAbsent(bytesFromString(key), [...tried.values()])) status = 'absent'
     else status = 'unknown'
     // kad-dht corrected the stale holders itself if its query ran to the end
     if (best != null && ended !== 'query') this.correctStale(key, best, all, holders)
-    this.log('read %s: %s after %d records, %d without, %d failed (%s)', key.slice(0, 80), status, all.length, answers.none, answers.failed, ended)
+    this.log('read %s: %s after %d records, %d without, %d failed %o (%s)', key.slice(0, 80), status, all.length, answers.none, answers.failed, Object.fromEntries(failures), ended)
     return { status, best, all, answers }
   }
 

@@ -23,7 +23,9 @@ class MemoryRecords {
     return { replicas: 1, refused: 0 }
   }
 
+  reads = 0
   async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
+    this.reads++
     if (this.unknown) throw new UnknownRecordError(key, 'no answer')
     return this.stored.get(key) as VerifiedRecord<P> | undefined
   }
@@ -39,7 +41,7 @@ class MemoryRecords {
 }
 
 function accountsOver (records: MemoryRecords): Accounts {
-  return new Accounts({ records: records as unknown as AccountsComponents['records'], logger: defaultLogger() }, { bcryptCost: 4, scrypt: { N: 1024, r: 8, p: 1 } })
+  return new Accounts({ records: records as unknown as AccountsComponents['records'], logger: defaultLogger() }, { bcryptCost: 4, scrypt: { N: 1024, r: 8, p: 1 }, nameReadRetryMs: 1 })
 }
 
 const input = { username: 'alice', password: 'correct horse', fullName: 'Alice A.' }
@@ -51,6 +53,8 @@ describe('accounts when the network cannot tell', () => {
     records.unknown = true
     await expect(accounts.register(input)).rejects.toMatchObject({ name: 'UnknownRecordError' })
     expect(records.puts).toEqual([])
+    // it read the name three times before giving up
+    expect(records.reads).toBe(3)
     // the same read telling "absent" lets the registration go on
     records.unknown = false
     const account = await accounts.register(input)

@@ -8,7 +8,8 @@ import { describe, it, expect, beforeAll } from 'vitest'
 import { generateAccountKeys, userKey, type PresencePayload } from '@conf-chat/protocol'
 import type { PeerId } from '@libp2p/interface'
 import { testStore, peerIds, claim, presenceKeyOf, presenceOf } from './fixtures.js'
-import { READ_QUORUMS, ABSENT_MIN_ANSWERS, CORRECTION_INTERVAL_MS } from '../../../src/network/records/index.js'
+import { READ_QUORUMS, ABSENT_CLOSEST, ABSENT_MIN_ANSWERS, CORRECTION_INTERVAL_MS } from '../../../src/network/records/index.js'
+import { kadId, compareDistance } from '../../../src/network/records/quorums.js'
 import { CORRECTIONS_IN_FLIGHT } from '../../../src/network/records/corrections.js'
 
 const alice = generateAccountKeys()
@@ -17,6 +18,12 @@ const mallory = generateAccountKeys()
 
 let peers: PeerId[]
 beforeAll(async () => { peers = await peerIds(10) })
+
+/** `ids` sorted by Kademlia distance to `key`, closest first. */
+const closestFirst = (key: string, ids: PeerId[]): PeerId[] => {
+  const target = kadId(new TextEncoder().encode(key))
+  return [...ids].sort((a, b) => compareDistance(target, kadId(a.toMultihash().bytes), kadId(b.toMultihash().bytes)))
+}
 
 /** Answers from peers[from..] holding presence records of `keys` with these sequence numbers. */
 const holding = (keys: typeof alice, seqs: number[], from = 0): Array<{ from: PeerId, value: Uint8Array }> =>
@@ -147,19 +154,33 @@ describe('found, absent, unknown', () => {
     expect((await store.read(key)).status).toBe('unknown')
   })
 
-  it('unknown: too few answers, or more failures than answers, or nobody asked', async () => {
+  it('unknown: too few of the peers closest to the key answered, or nobody was asked', async () => {
     const { store, dht } = testStore()
     const key = presenceKeyOf(bob)
-    // 1 of 3 asked answered: fewer than ABSENT_MIN_ANSWERS and not every peer asked
+    // 1 of 3 tried answered: fewer than ABSENT_MIN_ANSWERS and not every peer tried
     dht.held.set(key, [{ from: peers[0]! }, { from: peers[1]!, fails: true }, { from: peers[2]!, fails: true }])
     expect(await store.read(key)).toMatchObject({ status: 'unknown', answers: { none: 1, failed: 2 } })
-    // three answered "none", four failed: the holders may be among those that failed
-    dht.held.set(key, [0, 1, 2, 3, 4, 5, 6].map(i => ({ from: peers[i]!, fails: i >= 3 })))
-    expect(await store.read(key)).toMatchObject({ status: 'unknown', answers: { none: 3, failed: 4 } })
+    // the three peers closest to the key failed: answers from further away do not make it absent
+    const byDistance = closestFirst(key, peers)
+    dht.held.set(key, byDistance.map((from, i) => ({ from, fails: i < 3 })).reverse()) // the farthest answer first
+    expect(await store.read(key)).toMatchObject({ status: 'unknown', answers: { none: byDistance.length - 3, failed: 3 } })
     // a peer with no other DHT server: nothing asked, nothing known
     dht.held.set(key, [])
     expect((await store.read(key)).status).toBe('unknown')
     await expect(store.get(key)).rejects.toMatchObject({ name: 'UnknownRecordError' })
+  })
+
+  it('absent when the closest peers to the key answered "none", however many further away failed (a busy network)', async () => {
+    const { store, dht } = testStore()
+    const key = presenceKeyOf(bob)
+    const byDistance = closestFirst(key, peers)
+    expect(ABSENT_CLOSEST).toBe(5)
+    // of the 5 closest, 3 answered "none"; every other peer failed
+    dht.held.set(key, byDistance.map((from, i) => ({ from, fails: !(i === 0 || i === 2 || i === 4) })).reverse())
+    expect(await store.read(key)).toMatchObject({ status: 'absent', answers: { none: 3, failed: byDistance.length - 3 } })
+    // only 2 of the 5 closest answered: unknown
+    dht.held.set(key, byDistance.map((from, i) => ({ from, fails: !(i === 0 || i === 4 || i >= 5) })).reverse())
+    expect((await store.read(key)).status).toBe('unknown')
   })
 
   it('found under the time limit: a valid record is an answer even if the quorum was not reached', async () => {
