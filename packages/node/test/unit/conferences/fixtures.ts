@@ -6,6 +6,7 @@
  * that records each envelope. `deliver` hands recorded envelopes to their recipients'
  * `receive`, as the session does after its checks; no network.
  */
+import { UnknownRecordError } from '../../../src/network/records/index.js'
 import { defaultLogger } from '@libp2p/logger'
 import {
   bytesEqual, checkUpdate, emptyPrivateState, generateAccountKeys, keyIdOf, verifyRecordValue,
@@ -34,8 +35,12 @@ export class MemoryRecords {
   /** Keys read, in order. */
   readonly reads: string[] = []
 
+  /** Reads cannot tell (as RecordStore.get throws UnknownRecordError on a slow network). */
+  unknown = false
+
   async get<P = unknown> (key: string): Promise<VerifiedRecord<P> | undefined> {
     this.reads.push(key)
+    if (this.unknown) throw new UnknownRecordError(key, 'no answer')
     return this.stored.get(key) as VerifiedRecord<P> | undefined
   }
 

@@ -78,6 +78,14 @@ describe('conferences: envelopes in', () => {
     expect(bob.history.conversations.size).toBe(0)
   })
 
+  it('a sender not in the view while the record cannot be read: refused as not-ready (passing), never not-a-member', async () => {
+    expect(await deliver(alice, bob)).toEqual(['ok'])
+    w.records.unknown = true
+    const env = message(mallory.account, bob.account, info, 'am I in?', T0 + 1)
+    await expect(bob.conferences.receive(env, context(bob, mallory.account, false))).rejects.toMatchObject({ name: 'UnknownRecordError', code: 'not-ready' })
+    expect(bob.history.conversations.size).toBe(0)
+  })
+
   it('refuses a message for a conference it does not know (unknown-conference)', async () => {
     const other = { ...info, key: `/cc-conf/${mallory.account.keyId}/0123456789abcdef` }
     const env = message(mallory.account, bob.account, other, 'hi', T0 + 1)
