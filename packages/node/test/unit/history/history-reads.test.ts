@@ -1,0 +1,82 @@
+/**
+ * History pages read from the DHT when the network cannot tell: a page the record store
+ * could not read (UnknownRecordError) is missing for now, never "no page", and is read
+ * again on the next list. A real LocalStore (LevelDB in a temp dir) and a stand-in for
+ * the record store.
+ */
+import { describe, it, expect, afterEach } from 'vitest'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  generateAccountKeys, keyIdOf, verifyRecordValue, checkUpdate, emptyPrivateState, newEnvelopeId,
+  type PrivateState, type VerifiedRecord
+} from '@conf-chat/protocol'
+import { defaultLogger } from '@libp2p/logger'
+import { History, type HistoryComponents } from '../../../src/chat/history.js'
+import { LocalStore } from '../../../src/storage/index.js'
+import { UnknownRecordError } from '../../../src/network/records/index.js'
+
+class MemoryRecords {
+  readonly stored = new Map<string, VerifiedRecord>()
+  unknown = false
+  async put (key: string, value: Uint8Array): Promise<{ replicas: number, refused: number }> {
+    const incoming = verifyRecordValue(key, value)
+    checkUpdate(this.stored.get(key), incoming)
+    this.stored.set(key, incoming)
+    return { replicas: 1, refused: 0 }
+  }
+
+  async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
+    if (this.unknown) throw new UnknownRecordError(key, 'no answer')
+    return this.stored.get(key) as VerifiedRecord<P> | undefined
+  }
+}
+
+/** The private state's part history uses: the page counts, shared by the sessions of one account. */
+class MemoryState {
+  state: PrivateState = emptyPrivateState()
+  async update (mutate: (s: PrivateState) => void): Promise<boolean> { mutate(this.state); return true }
+}
+
+const owner = generateAccountKeys()
+const other = keyIdOf(generateAccountKeys().signPublic)
+const dirs: string[] = []
+const stores: LocalStore[] = []
+
+async function session (records: MemoryRecords, state: MemoryState): Promise<History> {
+  const dir = await mkdtemp(join(tmpdir(), 'conf-chat-history-'))
+  dirs.push(dir)
+  const local = new LocalStore(dir)
+  await local.open()
+  stores.push(local)
+  const components = { records, local, state, logger: defaultLogger() } as unknown as HistoryComponents
+  return new History(components, { keyId: keyIdOf(owner.signPublic), keys: owner })
+}
+
+afterEach(async () => {
+  await Promise.allSettled(stores.splice(0).map(async s => await s.close()))
+  await Promise.allSettled(dirs.splice(0).map(async d => await rm(d, { recursive: true, force: true })))
+})
+
+describe('history pages when the network cannot tell', () => {
+  it('a page that could not be read is read again on the next list, not taken for an empty conversation', async () => {
+    const records = new MemoryRecords()
+    const state = new MemoryState()
+    const writer = await session(records, state)
+    const texts = ['one', 'two', 'three']
+    for (const [i, text] of texts.entries()) {
+      await writer.append(other, { id: newEnvelopeId(1_000 + i), from: 'alice', to: 'bob', text, sentAt: 1_000 + i }, true)
+    }
+    expect(await writer.flush()).toBe(true)
+    expect(state.state.history[writer.conversationOf(other)]?.pages).toBe(1)
+
+    // another peer of the account, while the DHT cannot tell: nothing to show yet, and no error
+    const reader = await session(records, state)
+    records.unknown = true
+    expect(await reader.list(other)).toEqual([])
+    // the network answers again: the same call now shows the conversation
+    records.unknown = false
+    expect((await reader.list(other)).map(e => e.text)).toEqual(texts)
+  })
+})
