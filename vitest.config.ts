@@ -12,7 +12,7 @@ export default defineConfig({
     // integration and end-to-end tests; the packages' own unit tests: vitest.unit.config.ts
     include: ['test/**/*.test.ts'],
     setupFiles: ['packages/node/src/polyfill.ts'],
-    // builds dist/ once: the end-to-end tests run the programs from there
+    // builds dist/ once (tsc -b and the bundles): the end-to-end tests run the bundled programs
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

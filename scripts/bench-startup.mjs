@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 /**
  * Start-up benchmark of the built programs (run `npm run bench:startup`, which builds first).
- * In a temp CONF_CHAT_HOME on loopback it starts a supernode on a free port, then, RUNS
- * times each: the node program (`node packages/cli/dist/main.js`, no flags) and
- * `npm run node` (what a user types: npm + the tsc -b check + the program), and measures
- * the time from spawning until the "joined the network" line. Then it reads the RSS
- * (VmRSS) of an idle node (not logged in) and of the supernode after IDLE_MS. Baseline,
- * in the same run: a bare `node -e` process (spawn to its first line, and its idle RSS).
- * Prints the figures and writes them as JSON to results/bench-startup-<time>.json.
+ * In a temp CONF_CHAT_HOME on loopback it starts a supernode (its bundle) on a free port,
+ * then, RUNS times each: the node program as users run it (the bundle,
+ * `node packages/cli/dist/conf-chat.js`, no flags), `npm run node` (what a user types: npm
+ * + the build's staleness check + the bundle) and, for comparison, the unbundled tsc output
+ * (`node packages/cli/dist/main.js`), and measures the time from spawning until the
+ * "joined the network" line. Then it reads the RSS (VmRSS) of an idle node (not logged in)
+ * and of the supernode after IDLE_MS; then, with WORK_PEERS more node programs in the
+ * network, the idle node registers and logs out WORK_USERS users (DHT puts and gets: the
+ * account, name and presence records, the user directory), and its RSS is read again after
+ * IDLE_MS. Baseline, in the same run: a bare `node -e` process (spawn to its first line, and
+ * its idle RSS). Prints the figures and writes them as JSON to results/bench-startup-<time>.json.
  *
- *   npm run bench:startup -- [--runs 5] [--idle-ms 5000]     (or RUNS=5 IDLE_MS=5000)
+ *   npm run bench:startup -- [--runs 5] [--idle-ms 5000] [--work-peers 4] [--work-users 10]
+ *                            (or RUNS=5 IDLE_MS=5000 WORK_PEERS=4 WORK_USERS=10)
  */
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
@@ -23,16 +28,25 @@ const { values: flags } = parseArgs({
   options: {
     runs: { type: 'string', default: process.env.RUNS ?? '5' },
     'idle-ms': { type: 'string', default: process.env.IDLE_MS ?? '5000' },
+    'work-peers': { type: 'string', default: process.env.WORK_PEERS ?? '4' },
+    'work-users': { type: 'string', default: process.env.WORK_USERS ?? '10' },
     out: { type: 'string', default: RESULTS },
     help: { type: 'boolean', default: false }
   }
 })
 if (flags.help) {
-  console.log('usage: node scripts/bench-startup.mjs [--runs 5 (or RUNS=)] [--idle-ms 5000 (or IDLE_MS=)] [--out results/]')
+  console.log('usage: node scripts/bench-startup.mjs [--runs 5 (or RUNS=)] [--idle-ms 5000 (or IDLE_MS=)] [--work-peers 4 (or WORK_PEERS=)] [--work-users 10 (or WORK_USERS=)] [--out results/]')
   process.exit(0)
 }
 const RUNS = Number(flags.runs)
 const IDLE_MS = Number(flags['idle-ms'])
+const WORK_PEERS = Number(flags['work-peers'])
+const WORK_USERS = Number(flags['work-users'])
+/** The programs as users run them: the bundles `npm run build` makes (scripts/build-bundles.mjs). */
+const NODE_BUNDLE = join(ROOT, 'packages/cli/dist/conf-chat.js')
+const SUPERNODE_BUNDLE = join(ROOT, 'packages/supernode/dist/conf-chat-supernode.js')
+/** tsc's output, unbundled, for comparison. */
+const NODE_UNBUNDLED = join(ROOT, 'packages/cli/dist/main.js')
 const WAIT_MS = 60_000
 
 const run = new BenchRun('startup')
@@ -93,11 +107,11 @@ const median = xs => stats(xs, 0).median
 async function main () {
   const home = await run.tempDir()
   const port = await freePort()
-  const supernode = start(process.execPath, [join(ROOT, 'packages/supernode/dist/main.js')], { env: env(home, { CONF_CHAT_PORT: String(port) }) })
+  const supernode = start(process.execPath, [SUPERNODE_BUNDLE], { env: env(home, { CONF_CHAT_PORT: String(port) }) })
   const snReady = await supernode.waitFor(/^address file: /)
   console.log(`supernode on 127.0.0.1:${port}, ready ${round(snReady.ms)} ms after spawn`)
 
-  const runs = { bareNode: [], program: [], npmRunNode: [] }
+  const runs = { bareNode: [], program: [], npmRunNode: [], unbundled: [] }
   // baseline: a bare Node.js process, spawn to its first line
   const bareArgs = ['-e', 'console.log("ready"); setInterval(() => {}, 1000)']
   for (let i = 0; i < RUNS; i++) {
@@ -108,8 +122,9 @@ async function main () {
   }
   console.log(`bare node -e: first line after ${median(runs.bareNode.map(r => r.firstLineMs))} ms (median of ${RUNS})`)
   for (const [kind, command, args] of [
-    ['program', process.execPath, [join(ROOT, 'packages/cli/dist/main.js')]],
-    ['npmRunNode', 'npm', ['run', '--silent', 'node']]
+    ['program', process.execPath, [NODE_BUNDLE]],
+    ['npmRunNode', 'npm', ['run', '--silent', 'node']],
+    ['unbundled', process.execPath, [NODE_UNBUNDLED]]
   ]) {
     for (let i = 0; i < RUNS; i++) {
       const node = start(command, args, { env: env(home) })
@@ -124,15 +139,36 @@ async function main () {
   }
 
   // idle RSS of a peer process (joined, not logged in), of the supernode, and of a bare node process
-  const idle = start(process.execPath, [join(ROOT, 'packages/cli/dist/main.js')], { env: env(home) })
+  const idle = start(process.execPath, [NODE_BUNDLE], { env: env(home) })
   const bare = start(process.execPath, bareArgs, { env: env(home) })
   await idle.waitFor(/^joined the network via /)
   await bare.waitFor(/^ready$/)
   await sleep(IDLE_MS)
   const rss = { peerKb: await rssKb(idle.child.pid), supernodeKb: await rssKb(supernode.child.pid), bareNodeKb: await rssKb(bare.child.pid) }
   bare.child.kill('SIGTERM')
-  idle.child.stdin.end('quit\n')
-  await Promise.all([idle.exited, bare.exited])
+
+  // the same peer after DHT work, in a network of WORK_PEERS more peers
+  const others = []
+  for (let i = 0; i < WORK_PEERS; i++) {
+    const other = start(process.execPath, [NODE_BUNDLE], { env: env(home) })
+    await other.waitFor(/^joined the network via /)
+    others.push(other)
+  }
+  const workStart = performance.now()
+  for (let i = 0; i < WORK_USERS; i++) {
+    const user = `bench${i}`
+    idle.child.stdin.write(`register ${user}\npassword ${i}\nBench User ${i}\n`)
+    await idle.waitFor(new RegExp(`^\\[register\\] Registered ${user} `))
+    idle.child.stdin.write('logout\n')
+    await idle.waitFor(new RegExp(`^\\[logout\\] Logged out ${user}$`))
+  }
+  const workMs = performance.now() - workStart
+  console.log(`DHT work: ${WORK_USERS} users registered and logged out in ${round(workMs)} ms, ${WORK_PEERS + 2} peers in the network`)
+  await sleep(IDLE_MS)
+  rss.peerAfterWorkKb = await rssKb(idle.child.pid)
+  rss.otherPeerKb = others.length > 0 ? await rssKb(others[0].child.pid) : null
+  for (const p of [idle, ...others]) p.child.stdin.end('quit\n')
+  await Promise.all([idle.exited, bare.exited, ...others.map(p => p.exited)])
   supernode.child.kill('SIGTERM')
   await supernode.exited
 
@@ -143,13 +179,16 @@ async function main () {
       programJoinedMs: median(runs.program.map(r => r.joinedMs)),
       programPeerIdLineMs: median(runs.program.map(r => r.peerIdLineMs)),
       npmRunNodeJoinedMs: median(runs.npmRunNode.map(r => r.joinedMs)),
+      unbundledJoinedMs: median(runs.unbundled.map(r => r.joinedMs)),
       bareNodeFirstLineMs: median(runs.bareNode.map(r => r.firstLineMs))
     },
     rss,
+    work: { peers: WORK_PEERS, users: WORK_USERS, ms: round(workMs) },
     samples: runs,
     commands: {
-      program: 'node packages/cli/dist/main.js (no flags; CONF_CHAT_HOME with a supernode.json)',
-      npmRunNode: 'npm run --silent node (npm + tsc -b check + the program)',
+      program: 'node packages/cli/dist/conf-chat.js (the bundle; no flags; CONF_CHAT_HOME with a supernode.json)',
+      npmRunNode: 'npm run --silent node (npm + the staleness check of the build + the bundle)',
+      unbundled: 'node packages/cli/dist/main.js (tsc output, not bundled)',
       bareNode: `node ${bareArgs.map(a => JSON.stringify(a)).join(' ')}`
     }
   }
@@ -157,8 +196,10 @@ async function main () {
   console.log('')
   console.log(`spawn -> "joined", node program (median of ${RUNS}): ${result.medians.programJoinedMs} ms (peer id printed at ${result.medians.programPeerIdLineMs} ms)`)
   console.log(`spawn -> "joined", npm run node  (median of ${RUNS}): ${result.medians.npmRunNodeJoinedMs} ms`)
+  console.log(`spawn -> "joined", unbundled dist/main.js (median of ${RUNS}): ${result.medians.unbundledJoinedMs} ms`)
   console.log(`baseline: spawn -> first line of a bare node -e (median of ${RUNS}): ${result.medians.bareNodeFirstLineMs} ms`)
   console.log(`RSS after ${IDLE_MS / 1000} s idle: peer ${mb(rss.peerKb)} MiB, supernode ${mb(rss.supernodeKb)} MiB (baseline: bare node -e ${mb(rss.bareNodeKb)} MiB)`)
+  console.log(`RSS of the same peer ${IDLE_MS / 1000} s after the DHT work: ${mb(rss.peerAfterWorkKb)} MiB (a peer that did none: ${rss.otherPeerKb == null ? '-' : mb(rss.otherPeerKb)} MiB)`)
   console.log(run.machineLine())
   const file = await run.writeResult(flags.out, result)
   console.log(`wrote ${file}`)

@@ -1,7 +1,8 @@
 /**
- * Builds the packages once (`tsc -b`, incremental) so that the end-to-end tests, which
- * run the programs from dist/, work with a bare `npx vitest run`. A failed build does not
- * stop the other test files (they run the TypeScript sources): the program tests report it.
+ * Builds the packages once (`tsc -b`, incremental, then the programs' bundles) so that the
+ * end-to-end tests, which run the bundled programs from dist/, work with a bare `npx vitest
+ * run`. A failed build does not stop the other test files (they run the TypeScript
+ * sources): the program tests report it.
  */
 import { execFile } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -19,10 +20,12 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 export default async function setup (project: TestProject): Promise<void> {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-  const error = await new Promise<string>(resolve => {
-    execFile(process.execPath, [tsc, '-b'], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve(err == null ? '' : `tsc -b failed:\n${stdout}${stderr}`.trim())
+  const run = async (name: string, args: string[]): Promise<string> => await new Promise<string>(resolve => {
+    execFile(process.execPath, args, { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve(err == null ? '' : `${name} failed:\n${stdout}${stderr}`.trim())
     })
   })
+  let error = await run('tsc -b', [tsc, '-b'])
+  if (error === '') error = await run('scripts/build-bundles.mjs', ['scripts/build-bundles.mjs'])
   project.provide('buildError', error)
 }

@@ -1,7 +1,8 @@
 /**
- * Runs the real `supernode` and `node` programs (built, from dist/) as child processes,
- * each with its own CONF_CHAT_HOME, and reads their output line by line. Everything a
- * `Programs` starts (processes by pid, temp dirs, ports held) goes in `cleanup()`.
+ * Runs the real `supernode` and `node` programs (the bundles that users run, built into
+ * dist/ by `npm run build`) as child processes, each with its own CONF_CHAT_HOME, and
+ * reads their output line by line. Everything a `Programs` starts (processes by pid,
+ * temp dirs, ports held) goes in `cleanup()`.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { EventEmitter } from 'node:events'
@@ -13,8 +14,8 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-export const SUPERNODE_MAIN = join(ROOT, 'packages/supernode/dist/main.js')
-export const NODE_MAIN = join(ROOT, 'packages/cli/dist/main.js')
+export const SUPERNODE_MAIN = join(ROOT, 'packages/supernode/dist/conf-chat-supernode.js')
+export const NODE_MAIN = join(ROOT, 'packages/cli/dist/conf-chat.js')
 
 /** Generous: two cores shared with other engineers' test runs. */
 export const WAIT_MS = 60_000

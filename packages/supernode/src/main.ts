@@ -1,8 +1,11 @@
 #!/usr/bin/env node
+// The heap settings first. The rest is imported dynamically: static imports would all be
+// loaded (read, parsed, allocated) before the first line of this module runs.
+import '@conf-chat/program/heap'
 // @conf-chat/node first: it installs the Promise.withResolvers polyfill that libp2p needs on Node 20
-import '@conf-chat/node'
-import { fatal } from './errors.js'
-import { runSupernodeProgram } from './supernode-program.js'
+await import('@conf-chat/node')
+const { fatal } = await import('./errors.js')
+const { runSupernodeProgram } = await import('./supernode-program.js')
 
 fatal.exitOnUncaught()
 const code = await runSupernodeProgram(process.argv).catch(fatal.reportFatal)

@@ -1,0 +1,139 @@
+/**
+ * The programs' bundles and start-up settings: every way of starting a program (npm
+ * scripts, `bin`, Dockerfile, docker-compose.yml, the end-to-end tests' helper) runs the
+ * bundle `npm run build` makes; `npm run node`'s pre-step rebuilds exactly when a source
+ * changed; the heap setting keeps the young generation small. That the bundled programs
+ * start, join, answer commands and run the terminal UI (loaded only when it starts) is
+ * tested by programs.test.ts, accounts-e2e.test.ts and tui-e2e.test.ts, which run them.
+ */
+import { execFile } from 'node:child_process'
+import { builtinModules } from 'node:module'
+import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterEach, describe, expect, inject, it } from 'vitest'
+import { parse } from 'yaml'
+import { NODE_MAIN, SUPERNODE_MAIN } from './helpers/programs.js'
+// @ts-expect-error: plain JavaScript build scripts, no type declarations
+import { BUNDLES } from '../scripts/build-bundles.mjs'
+// @ts-expect-error: plain JavaScript build scripts, no type declarations
+import { staleReason } from '../scripts/build-if-stale.mjs'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const run = promisify(execFile)
+const outputs: string[] = (BUNDLES as Array<{ output: string }>).map(b => b.output)
+
+describe('the bundled programs are what every start command runs', () => {
+  it('npm run build made both bundles, executable, with only built-ins and the native LevelDB addon left to import', async () => {
+    expect(inject('buildError')).toBe('')
+    expect(outputs.sort()).toEqual(['packages/cli/dist/conf-chat.js', 'packages/supernode/dist/conf-chat-supernode.js'])
+    for (const output of outputs) {
+      const file = join(ROOT, output)
+      expect((await stat(file)).mode & 0o111).not.toBe(0)
+      const code = await readFile(file, 'utf8')
+      expect(code.startsWith('#!/usr/bin/env node\n')).toBe(true)
+      const imported = new Set([...code.matchAll(/^import .* from "([^"]+)";$/gm)].map(m => m[1]))
+      const required = new Set([...code.matchAll(/__require\("([^"]+)"\)/g)].map(m => m[1]))
+      expect(imported.size).toBeGreaterThan(0)
+      for (const name of [...imported, ...required]) {
+        expect(name === 'classic-level' || builtinModules.includes(name.replace(/^node:/, '')), name).toBe(true)
+      }
+    }
+  })
+
+  it('npm scripts, bin, Dockerfile, docker-compose.yml and the tests\' helper name the bundles', async () => {
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'))
+    expect(pkg.scripts.node).toBe('node packages/cli/dist/conf-chat.js')
+    expect(pkg.scripts.supernode).toBe('node packages/supernode/dist/conf-chat-supernode.js')
+    expect(pkg.scripts.prenode).toBe('node scripts/build-if-stale.mjs')
+    expect(pkg.scripts.presupernode).toBe('node scripts/build-if-stale.mjs')
+    expect(pkg.scripts.prepare).toContain('scripts/build-bundles.mjs')
+    const cli = JSON.parse(await readFile(join(ROOT, 'packages/cli/package.json'), 'utf8'))
+    const supernode = JSON.parse(await readFile(join(ROOT, 'packages/supernode/package.json'), 'utf8'))
+    expect(join(ROOT, 'packages/cli', cli.bin['conf-chat'])).toBe(NODE_MAIN)
+    expect(join(ROOT, 'packages/supernode', supernode.bin['conf-chat-supernode'])).toBe(SUPERNODE_MAIN)
+    expect(NODE_MAIN).toBe(join(ROOT, 'packages/cli/dist/conf-chat.js'))
+    expect(SUPERNODE_MAIN).toBe(join(ROOT, 'packages/supernode/dist/conf-chat-supernode.js'))
+    expect(await readFile(join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^CMD \["node", "packages\/cli\/dist\/conf-chat\.js"\]$/m)
+    const compose = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true })
+    expect(compose.services.supernode.command).toEqual(['node', 'packages/supernode/dist/conf-chat-supernode.js'])
+    for (const name of ['alice', 'bob', 'carol']) expect(compose.services[name].command).toEqual(['node', 'packages/cli/dist/conf-chat.js'])
+  })
+})
+
+describe('npm run node\'s pre-step rebuilds only when a source changed', () => {
+  let root: string | undefined
+  afterEach(async () => { if (root != null) await rm(root, { recursive: true, force: true }) })
+
+  /** Sets a file's (or folder's) modification time, in seconds since the epoch. */
+  const age = async (path: string, seconds: number): Promise<void> => { await utimes(path, seconds, seconds) }
+
+  it('says what is stale: a missing bundle, a newer source, an added file, package.json; nothing once built', async () => {
+    root = await mkdtemp(join(tmpdir(), 'conf-chat-stale-'))
+    const src = join(root, 'packages/node/src')
+    await mkdir(join(src, 'network'), { recursive: true })
+    for (const file of ['package.json', 'packages/node/package.json', 'packages/node/src/index.ts', 'packages/node/src/network/peer.ts']) {
+      await writeFile(join(root, file), '{}')
+      await age(join(root, file), 1000)
+    }
+    for (const dir of [join(src, 'network'), src]) await age(dir, 1000)
+    expect(staleReason(root)).toMatch(/is not built yet$/)
+
+    for (const output of outputs) {
+      await mkdir(join(root, dirname(output)), { recursive: true })
+      await writeFile(join(root, output), '')
+      await age(join(root, output), 2000)
+    }
+    expect(staleReason(root)).toBeUndefined()
+
+    await age(join(src, 'network/peer.ts'), 3000)
+    expect(staleReason(root)).toBe(`packages/node/src/network/peer.ts is newer than ${outputs[0]}`)
+    await age(join(src, 'network/peer.ts'), 1000)
+
+    await rm(join(src, 'index.ts')) // a removed file changes its folder's time
+    expect(staleReason(root)).toMatch(/^packages\/node\/src is newer than /)
+    await age(src, 1000)
+    expect(staleReason(root)).toBeUndefined()
+
+    await age(join(root, 'package.json'), 3000)
+    expect(staleReason(root)).toMatch(/^package\.json is newer than /)
+  })
+
+  it('the real tree is up to date after the build, so `npm run node` starts the bundle without building', async () => {
+    expect(inject('buildError')).toBe('')
+    expect(staleReason()).toBeUndefined()
+    const { stdout, stderr } = await run(process.execPath, [join(ROOT, 'scripts/build-if-stale.mjs'), '--why'], { cwd: ROOT })
+    expect(stdout).toBe('')
+    expect(stderr).toBe('the bundles are up to date\n')
+  })
+})
+
+describe('the programs\' heap setting', () => {
+  /** The young generation's size (MiB) after allocating ~100 MiB of short-lived objects. */
+  const youngGenerationMiB = async (imports: string[]): Promise<number> => {
+    const churn = 'let keep = []; for (let i = 0; i < 2e6; i++) { keep.push({ i }); if (keep.length > 1e5) keep = [] }' +
+      'console.log(require("node:v8").getHeapSpaceStatistics().find(s => s.space_name === "new_space").space_size / 1048576)'
+    const code = `${imports.map(m => `await import(${JSON.stringify(m)});`).join('')} ${churn}`
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', `import { createRequire } from "node:module"; const require = createRequire(import.meta.url); ${code}`], { cwd: ROOT })
+    return Number(stdout.trim())
+  }
+
+  it('keeps the young generation at its initial size (V8 grows it to 32 MiB without the setting)', async () => {
+    expect(inject('buildError')).toBe('')
+    const heap = join(ROOT, 'packages/program/dist/heap.js')
+    expect(await youngGenerationMiB([])).toBeGreaterThan(8)
+    expect(await youngGenerationMiB([heap])).toBeLessThanOrEqual(2)
+  })
+
+  it('is set by both bundles before anything else runs', async () => {
+    for (const output of outputs) {
+      const code = await readFile(join(ROOT, output), 'utf8')
+      const setting = code.indexOf('setFlagsFromString(`--semi-space-growth-factor=')
+      expect(setting).toBeGreaterThan(0)
+      expect(setting).toBeLessThan(code.indexOf('Promise.withResolvers = function'))
+      expect(setting).toBeLessThan(code.indexOf('= __esmMin('))
+    }
+  })
+})
