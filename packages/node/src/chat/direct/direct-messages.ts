@@ -87,6 +87,9 @@ export class DirectMessages {
     options.signal?.throwIfAborted()
     const friend = this.c.friends.friend(env.from, env.fromKey)
     if (friend == null) throw new NotFriendError(env.from)
+    // live: the local look-up runs on LevelDB's thread while the body is opened here
+    const knownHere = ctx.live ? this.c.history.knows(friend.keyId, env.id) : undefined
+    knownHere?.catch(() => {})
     const body = openEnvelope(env, this.c.keys, dmBodySchema)
     // a copy of one envelope arriving twice at once (live and from the mailbox)
     if (this.receiving.has(env.id)) {
@@ -97,7 +100,7 @@ export class DirectMessages {
     try {
       // every message shown is in the history: on this peer (local), or, from a mailbox,
       // also shown live on another peer (the DHT pages)
-      const known = ctx.live ? await this.c.history.knows(friend.keyId, env.id) : await this.c.history.has(friend.keyId, env.id, options)
+      const known = knownHere != null ? await knownHere : await this.c.history.has(friend.keyId, env.id, options)
       if (known) return
       const entry: HistoryEntry = { id: env.id, from: env.from, to: env.to, text: body.text, sentAt: env.sentAt }
       await this.c.history.append(friend.keyId, entry, true)
