@@ -4,7 +4,7 @@
  */
 export { DhtService, type DhtServiceInit, type DhtServiceStats } from './service.js'
 export {
-  DhtStreamPool, FrameCounter, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_IDLE_PER_PEER,
+  DhtStreamPool, FrameCounter, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_IDLE_PER_PEER,
   type StreamOpener, type StreamPoolComponents, type StreamPoolInit, type StreamPoolStats
 } from './stream-pool.js'
 export { DiscoveryFilter, DEFAULT_DISCOVERY_MAX_PEERS, DEFAULT_DISCOVERY_REPEAT_MS, type DiscoveryFilterInit } from './discovery-filter.js'

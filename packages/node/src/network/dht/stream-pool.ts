@@ -33,11 +33,22 @@ export interface StreamPoolInit {
    * an inbound stream (kad-dht's `incomingMessageTimeout`, 10 s by default), or the remote
    * may reset a stream the moment we use it again. @default 5000 */
   idleTimeoutMs?: number
+  /** How long the answer to an RPC its caller gave up on may take before the stream is
+   * dropped instead of kept. @default 2000 */
+  drainTimeoutMs?: number
 }
 
 /** Streams kept per peer: two RPCs to one peer at once are common (a query's FIND_NODE
  * and GET_VALUE paths meet), more are rare; more than that are opened and closed. */
 export const DEFAULT_MAX_IDLE_PER_PEER = 2
+/** How long an aborted lease's answer may take before its stream is dropped: an answer
+ * normally follows in milliseconds; a slow one only keeps the stream from the pool. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 2_000
+/** Abort reasons that mean the caller stopped waiting, not that the stream failed. */
+const GAVE_UP = new Set(['AbortError', 'TimeoutError'])
+
+interface Uint8ArrayListLike { byteLength: number, subarray: () => Uint8Array }
+
 /** Half of kad-dht's default inbound idle limit (10 s): the remote never times out a
  * stream we still hold. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 5_000
@@ -53,6 +64,9 @@ export interface StreamPoolStats {
   dropped: number
   /** Clean streams closed because the peer had `maxIdlePerPeer` idle already. */
   surplus: number
+  /** Leases aborted by their caller (a query that ended) whose answer was then read and
+   * whose stream went back to the pool. */
+  drained: number
   /** Idle streams now. */
   idle: number
 }
@@ -68,8 +82,9 @@ export class DhtStreamPool implements StreamOpener {
   private readonly protocol: string
   private readonly maxIdlePerPeer: number
   private readonly idleTimeoutMs: number
+  private readonly drainTimeoutMs: number
   private readonly idle = new Map<string, IdleEntry[]>()
-  private readonly counts = { opened: 0, reused: 0, dropped: 0, surplus: 0 }
+  private readonly counts = { opened: 0, reused: 0, dropped: 0, surplus: 0, drained: 0 }
   private closed = false
 
   constructor (components: StreamPoolComponents, init: StreamPoolInit) {
@@ -78,6 +93,7 @@ export class DhtStreamPool implements StreamOpener {
     this.protocol = init.protocol
     this.maxIdlePerPeer = init.maxIdlePerPeer ?? DEFAULT_MAX_IDLE_PER_PEER
     this.idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+    this.drainTimeoutMs = init.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS
   }
 
   get stats (): StreamPoolStats {
@@ -153,6 +169,36 @@ export class DhtStreamPool implements StreamOpener {
     if (list.length === 0) this.idle.delete(key)
   }
 
+  /**
+   * Read the one answer still owed on `stream` (whose lease was aborted by its caller) and
+   * give the stream back; if it does not come within `drainTimeoutMs`, or more comes,
+   * or the stream ends, drop it.
+   */
+  private drain (key: string, stream: Stream, frame: FrameCounter): void {
+    const done = (keep: boolean): void => {
+      clearTimeout(timer)
+      stream.removeEventListener('message', onMessage as any)
+      stream.removeEventListener('close', onClose)
+      if (keep && usable(stream)) {
+        this.counts.drained++
+        this.giveBack(key, stream)
+      } else {
+        this.drop(stream, 'no clean answer after its caller gave up')
+      }
+    }
+    const onMessage = (evt: { data: Uint8Array | Uint8ArrayListLike }): void => {
+      frame.add(evt.data)
+      if (frame.isOneFrame()) done(true)
+      else if (frame.hasMore()) done(false)
+    }
+    const onClose = (): void => { done(false) }
+    const timer = setTimeout(() => { done(false) }, this.drainTimeoutMs)
+    timer.unref?.()
+    stream.addEventListener('close', onClose)
+    if (frame.isOneFrame()) { done(true); return }
+    stream.addEventListener('message', onMessage as any)
+  }
+
   private drop (stream: Stream, why: string): void {
     this.counts.dropped++
     this.log.trace('dropping a %s stream: %s', this.protocol, why)
@@ -168,10 +214,11 @@ export class DhtStreamPool implements StreamOpener {
   private lease (key: string, stream: Stream): Stream {
     const listeners: Array<[string, any, any]> = []
     const frame = new FrameCounter()
-    const onMessage = (evt: { data: Uint8Array | { byteLength: number, subarray: () => Uint8Array } }): void => { frame.add(evt.data) }
+    const onMessage = (evt: { data: Uint8Array | Uint8ArrayListLike }): void => { frame.add(evt.data) }
     // added before anyone reads through the lease, so it sees every byte of the response
     stream.addEventListener('message', onMessage as any)
     let ended = false
+    let sent = 0
     const end = (): void => {
       ended = true
       stream.removeEventListener('message', onMessage as any)
@@ -199,10 +246,19 @@ export class DhtStreamPool implements StreamOpener {
         this.counts.dropped++
         if (stream.status === 'open') await stream.close(options).catch((err: Error) => { stream.abort(err) })
       },
+      send: (data: Uint8Array | Uint8ArrayListLike) => {
+        sent += data.byteLength
+        return stream.send(data as Uint8Array)
+      },
       abort: (err: Error) => {
         if (ended) return
         end()
-        this.forget(key, stream)
+        // the caller gave up (a query that has its answer ends the RPCs still in flight): the
+        // stream itself is fine, so wait for the answer it is owed and keep it
+        if (GAVE_UP.has(err?.name) && usable(stream) && sent > 0 && !frame.hasMore()) {
+          this.drain(key, stream, frame)
+          return
+        }
         this.counts.dropped++
         stream.abort(err)
       }
@@ -235,7 +291,7 @@ export class FrameCounter {
   private total = 0
   private head: number[] = []
 
-  add (data: Uint8Array | { byteLength: number, subarray: () => Uint8Array }): void {
+  add (data: Uint8Array | Uint8ArrayListLike): void {
     if (this.head.length < MAX_VARINT_BYTES) {
       const bytes = data instanceof Uint8Array ? data : data.subarray()
       for (const byte of bytes.subarray(0, MAX_VARINT_BYTES - this.head.length)) this.head.push(byte)
@@ -244,12 +300,24 @@ export class FrameCounter {
   }
 
   isOneFrame (): boolean {
+    const size = this.frameSize()
+    return size != null && this.total === size
+  }
+
+  /** Whether more bytes came than one frame holds. */
+  hasMore (): boolean {
+    const size = this.frameSize()
+    return size != null && this.total > size
+  }
+
+  /** Length prefix plus payload of the first frame, once its prefix is in. */
+  private frameSize (): number | undefined {
     let length = 0
     for (const [i, byte] of this.head.entries()) {
       length += (byte & 0x7f) * 2 ** (7 * i)
-      if ((byte & 0x80) === 0) return this.total === i + 1 + length
+      if ((byte & 0x80) === 0) return i + 1 + length
     }
-    return false
+    return undefined
   }
 }
 

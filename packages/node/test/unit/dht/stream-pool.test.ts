@@ -109,6 +109,35 @@ describe('DhtStreamPool', () => {
     pool.close()
   })
 
+  it('keeps a stream whose caller gave up once the answer it is owed came in', async () => {
+    const opener = fakeOpener()
+    const pool = new DhtStreamPool({ opener, log }, { protocol: PROTOCOL })
+    const to = await peer()
+    const stream = await pool.openStream(to, PROTOCOL)
+    await lpStream(stream).write(new TextEncoder().encode('late'))
+    // the query ended before the answer: kad-dht aborts with its signal's reason
+    stream.abort(new DOMException('the query ended', 'AbortError'))
+    const { client } = opener.opened[0]!
+    expect(client.status).toBe('open')
+    await new Promise<void>(resolve => { const t = setInterval(() => { if (pool.stats.drained === 1) { clearInterval(t); resolve() } }, 1) })
+    expect(await rpc(pool, to, 'next')).toBe('next')
+    expect(opener.opened).toHaveLength(1)
+    expect(pool.stats).toMatchObject({ drained: 1, dropped: 0, reused: 1 })
+    pool.close()
+  })
+
+  it('drops a stream whose caller gave up when the owed answer does not come', async () => {
+    const opener = fakeOpener(() => [])
+    const pool = new DhtStreamPool({ opener, log }, { protocol: PROTOCOL, drainTimeoutMs: 10 })
+    const to = await peer()
+    const stream = await pool.openStream(to, PROTOCOL)
+    await lpStream(stream).write(new TextEncoder().encode('never answered'))
+    stream.abort(new DOMException('the query ended', 'AbortError'))
+    await closed(opener.opened[0]!.client)
+    expect(pool.stats).toMatchObject({ drained: 0, dropped: 1, idle: 0 })
+    pool.close()
+  })
+
   it('drops a stream the remote reset while it was idle', async () => {
     const opener = fakeOpener()
     const pool = new DhtStreamPool({ opener, log }, { protocol: PROTOCOL })
