@@ -16,6 +16,7 @@ import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
+import { makeConference, measureConference } from './lib/conference.mjs'
 
 const { values: flags } = parseArgs({
   options: {
@@ -39,29 +40,10 @@ const WARMUP = Number(flags.warmup)
 const SETTLE_MS = Number(flags.settle)
 const GAP_MS = Number(flags.gap)
 const TEXT_CHARS = Number(flags.text)
-const PASSWORD = 'bench password'
 const STEP_TIMEOUT_MS = 120_000
 
 const run = new BenchRun('conference', { workerScript: join(ROOT, 'scripts', 'bench-conference-worker.mjs') })
 const startWorker = async (name, role, init) => await run.startWorker(name, role, init, { timeoutMs: STEP_TIMEOUT_MS + 60_000 })
-
-/** Setup steps on a loaded machine: a record just written may not be found at once; try again a few times. */
-async function retry (what, fn, attempts = 5) {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn()
-    } catch (err) {
-      if (i >= attempts) throw err
-      console.log(`${what}: ${err.message}; trying again`)
-      await sleep(2_000)
-    }
-  }
-}
-
-/** Run `fn` over `items`, `limit` at a time (setup only: registrations, friendships). */
-async function inBatches (items, limit, fn) {
-  for (let i = 0; i < items.length; i += limit) await Promise.all(items.slice(i, i + limit).map(fn))
-}
 
 async function main () {
   console.log(`bench-conference: supernode + ${MEMBERS} users, each a process; ${WARMUP} warm-up and ${SENDS} measured sends`)
@@ -73,17 +55,7 @@ async function main () {
   const users = (await Promise.all(names.map(name => startWorker(name, 'node', { bootstrap })))).map(x => x.w)
   const startMs = performance.now() - t
   t = performance.now()
-  await inBatches(users, 4, (w, i) => w.call('register', { username: w.name, password: PASSWORD, fullName: `Member ${i}` }))
-  const [owner, ...members] = users
-  await inBatches(members, 5, async w => {
-    const r = await retry(`friend request to ${w.name}`, () => owner.call('addFriend', w.name))
-    if (r.delivery.status !== 'delivered') console.log(`friend request to ${w.name}: ${JSON.stringify(r.delivery)}`)
-    await w.request('acceptWhenAsked', { from: owner.name, timeoutMs: STEP_TIMEOUT_MS })
-  })
-  await owner.request('waitFriends', { names: members.map(w => w.name), timeoutMs: STEP_TIMEOUT_MS })
-  const created = await owner.call('createConference', 'bench', members.map(w => w.name))
-  const conference = created.conference.id
-  await Promise.all(members.map(w => w.request('waitConference', { conference, timeoutMs: STEP_TIMEOUT_MS })))
+  const { owner, members, conference } = await makeConference(users, { timeoutMs: STEP_TIMEOUT_MS })
   const setupMs = performance.now() - t
   console.log(`started in ${(startMs / 1000).toFixed(1)} s; registered, befriended and invited in ${(setupMs / 1000).toFixed(1)} s; ${conference}`)
   if (SETTLE_MS > 0) {
@@ -92,27 +64,7 @@ async function main () {
   }
   const loadAtSends = loadavg()[0]
 
-  const allShownMs = []
-  const ackMs = []
-  const where = {}
-  let missing = 0
-  const text = i => `bench ${String(i).padStart(4, '0')} `.padEnd(TEXT_CHARS, 'x')
-  for (let i = 0; i < WARMUP + SENDS; i++) {
-    const sent = await owner.request('sendTimed', { conference, text: text(i) })
-    // one that went to a mailbox shows at the member's next login or mailbox check, not now
-    const live = new Set(sent.live)
-    const arrived = await Promise.all(members.map(async w => live.has(w.name) ? await w.request('arrival', { mid: sent.mid, timeoutMs: STEP_TIMEOUT_MS }) : { at: null }))
-    const ats = arrived.map(a => a.at).filter(at => at != null)
-    const shown = ats.length === members.length ? `${(Math.max(...ats) - sent.startedAt).toFixed(1)} ms` : `${members.length - ats.length} missing`
-    console.log(`${i < WARMUP ? 'warm-up' : 'send'} ${i + 1}/${WARMUP + SENDS}: all shown ${shown}, acks ${sent.ackMs.toFixed(1)} ms, ${JSON.stringify(sent.where)}`)
-    if (i >= WARMUP) {
-      missing += members.length - ats.length
-      if (ats.length === members.length) allShownMs.push(Math.max(...ats) - sent.startedAt)
-      ackMs.push(sent.ackMs)
-      for (const [k, v] of Object.entries(sent.where)) where[k] = (where[k] ?? 0) + v
-    }
-    await sleep(GAP_MS)
-  }
+  const { allShownMs, ackMs, where, missing } = await measureConference(owner, members, conference, { sends: SENDS, warmup: WARMUP, gapMs: GAP_MS, textChars: TEXT_CHARS, timeoutMs: STEP_TIMEOUT_MS })
 
   const rss = await Promise.all(run.workers.map(w => w.request('stats')))
   const result = {
