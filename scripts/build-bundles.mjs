@@ -7,9 +7,9 @@
  *   packages/supernode/dist/main.js  -> packages/supernode/dist/conf-chat-supernode.js (`npm run supernode`)
  *
  * Why: Node's module loader resolves, reads and compiles each of the ~1,000 files of
- * libp2p and its dependencies one by one; one file loads in a third of the time and with
- * less memory (measured with scripts/bench-startup.mjs: spawn -> "joined" 1,075 -> ~550
- * ms, idle RSS 110 -> 94 MiB). The bundle is built from tsc's output, so it is exactly the
+ * libp2p and its dependencies one by one; one file loads faster and with less memory
+ * (3 starts each on a quiet machine, against one supernode: spawn -> "joined" 1,014-1,343
+ * -> 512-592 ms, idle RSS 110 -> 94 MiB; README's "Memory and start-up of a peer"). The bundle is built from tsc's output, so it is exactly the
  * type-checked code. Only what cannot be bundled stays outside: Node's built-in modules and
  * classic-level (LevelDB, a native addon that finds its compiled library next to itself).
  * dist/main.js (unbundled) still runs the same program.
