@@ -78,13 +78,13 @@ export class ChatChannel {
    * the stream is given up; ChannelFailedError or another error: the stream failed.
    */
   async exchange (id: string, frame: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<Ack> {
-    if (this.failure != null) throw this.failure
+    if (this.failure != null) throw this.failedError()
     if (signal?.aborted === true) throw new NotSentError('aborted before its turn')
     if (this.inUse() >= this.window) {
       await this.room(signal)
       this.reserved--
     }
-    if (this.failure != null) throw this.failure
+    if (this.failure != null) throw this.failedError()
     return await new Promise<Ack>((resolve, reject) => {
       let done = false
       const onAbort = (): void => {
@@ -131,6 +131,12 @@ export class ChatChannel {
     for (const p of [...this.inFlight.splice(0), ...this.unsent.splice(0)]) p.settle(failed)
     for (const w of this.waiting.splice(0)) w.fail(failed)
     this.onFail(this)
+  }
+
+  /** What a send on a given-up stream gets: never its cause's name (a timeout of another send is not this one's). */
+  private failedError (): ChannelFailedError {
+    const failure = this.failure as Error
+    return failure instanceof ChannelFailedError ? failure : new ChannelFailedError(failure.message)
   }
 
   private async room (signal?: AbortSignal): Promise<void> {
