@@ -134,8 +134,9 @@ async function round (N) {
       log(`  ${procs.reduce((a, x) => a + x.peers.length, 0)}/${N} joined (${elapsed(t0)}, load ${loadavg()[0].toFixed(1)})`)
     }
     const networkUpMs = performance.now() - t0
-    const joinMs = procs.flatMap(x => x.peers.map(p => p.joinMs))
-    log(`network up in ${(networkUpMs / 1000).toFixed(1)} s; join median ${fmt(stats(joinMs).median, 0)} ms, p95 ${fmt(stats(joinMs).p95, 0)} ms`)
+    const joinMs = procs.flatMap(x => x.peers.map(p => p.joinMs)).filter(ms => ms != null)
+    const joinsFailed = N - joinMs.length
+    log(`network up in ${(networkUpMs / 1000).toFixed(1)} s; join median ${fmt(stats(joinMs).median, 0)} ms, p95 ${fmt(stats(joinMs).p95, 0)} ms${joinsFailed > 0 ? `; ${joinsFailed} not joined within ${JOIN_TIMEOUT / 1000} s` : ''}`)
     await sleep(SETTLE_MS)
 
     // put on a peer of one process, get from a peer of another
@@ -180,6 +181,7 @@ async function round (N) {
       processes: sizes,
       networkUpMs: Math.round(networkUpMs),
       joinMs: stats(joinMs, 0),
+      joinsFailed,
       putMs: stats(puts, 1),
       getMs: stats(gets, 1),
       failedGets: failedGets.length,
@@ -284,6 +286,7 @@ const FIGURES = [
   ['network up (s)', r => r.networkUpMs / 1000, 1],
   ['join p50 (ms)', r => r.joinMs.median, 0],
   ['join p95 (ms)', r => r.joinMs.p95, 0],
+  ['joins failed', r => r.joinsFailed, 0],
   ['put p50 (ms)', r => r.putMs.median, 1],
   ['put p95 (ms)', r => r.putMs.p95, 1],
   ['get p50 (ms)', r => r.getMs.median, 1],
@@ -334,7 +337,7 @@ function printTable (rounds) {
   log(`\ngrowth per doubling of N (1.00 flat, 2.00 linear; log2 N itself: ${ok.slice(1).map((r, i) => fmt(perDoubling(Math.log2(ok[i].peers), Math.log2(r.peers), ok[i].peers, r.peers), 2)).join(', ')})`)
   log(`${'N'.padEnd(26)} ${ok.slice(1).map((r, i) => `${ok[i].peers}->${r.peers}`.padStart(w)).join(' ')}`)
   for (const [name, get] of FIGURES) {
-    if (name === 'log2 N' || name.startsWith('load') || name === 'failed gets') continue
+    if (name === 'log2 N' || name.startsWith('load') || name === 'failed gets' || name === 'joins failed') continue
     log(`${name.padEnd(26)} ${ok.slice(1).map((r, i) => fmt(perDoubling(get(ok[i]), get(r), ok[i].peers, r.peers), 2).padStart(w)).join(' ')}`)
   }
   log(`${'get rounds / log2 N'.padEnd(26)} ${ok.map(r => fmt(r.lookups.getRounds.median / r.lookups.log2N, 2).padStart(w)).join(' ')}   (for ${ok.map(r => r.peers).join(', ')})`)
@@ -399,7 +402,7 @@ async function main () {
     targets: checks.map(([what, value, target, met]) => ({ what, value, target, met }))
   })
   log(`wrote ${file}`)
-  return rounds.some(r => r.error != null || r.failedGets > 0) ? 1 : 0
+  return rounds.some(r => r.error != null || r.failedGets > 0 || r.joinsFailed > 0) ? 1 : 0
 }
 
 await run.run(main)
