@@ -140,7 +140,9 @@ async function main () {
         streamsDropped: sum(wiring, s => s.pool?.dropped),
         streamsDrained: sum(wiring, s => s.pool?.drained),
         closerPeersPassed: sum(wiring, s => s.discovery?.passed),
-        closerPeersDropped: sum(wiring, s => s.discovery?.dropped)
+        closerPeersDropped: sum(wiring, s => s.discovery?.dropped),
+        peerInfoHits: sum(wiring, s => s.peerInfo?.hits),
+        peerInfoReads: sum(wiring, s => s.peerInfo?.misses)
       }
   let idleCpuPct
   if (IDLE_WINDOW_MS > 0) {
@@ -192,7 +194,7 @@ async function main () {
   console.log(row('peer RSS after', result.peerRssMiB.afterRun, 'MiB'))
   console.log(row('connections per peer', result.connectionsPerPeer, ''))
   if (idleCpuPct != null) console.log(row(`peer idle CPU (${IDLE_WINDOW_MS / 1000} s)`, idleCpuPct.peers, '% of a core', 3) + `; supernode ${fmt(idleCpuPct.supernode, 3)} %`)
-  if (dht != null) console.log(`DHT streams: ${dht.streamsOpened} opened, ${dht.streamsReused} reused, ${dht.streamsDrained} kept after their caller gave up, ${dht.streamsDropped} dropped; closer peers: ${dht.closerPeersPassed} passed, ${dht.closerPeersDropped} dropped (all peers)`)
+  if (dht != null) console.log(`DHT streams: ${dht.streamsOpened} opened, ${dht.streamsReused} reused, ${dht.streamsDrained} kept after their caller gave up, ${dht.streamsDropped} dropped; closer peers: ${dht.closerPeersPassed} passed, ${dht.closerPeersDropped} dropped; peer-store reads for closer-peer lists: ${dht.peerInfoHits} from memory, ${dht.peerInfoReads} from the store (all peers)`)
   if (opendht != null) {
     console.log(row(`OpenDHT put (${PEERS} dhtnode)`, opendht.putMs, 'ms', 2))
     console.log(row(`OpenDHT get (${PEERS} dhtnode)`, opendht.getMs, 'ms', 2))

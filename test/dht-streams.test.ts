@@ -102,6 +102,8 @@ describe('DHT RPCs on a supernode and 4 peers', () => {
     // repeats were dropped (the filter is in place) ...
     expect(stats.reduce((n, s) => n + s.dropped, 0)).toBeGreaterThan(0)
     expect(stats.reduce((n, s) => n + s.passed, 0)).toBeGreaterThan(0)
+    // the peer-store reads behind closer-peer lists were answered from memory
+    expect(all.reduce((n, p) => n + (p.dhtStats.peerInfo?.hits ?? 0), 0)).toBeGreaterThan(0)
     // ... and every peer's addresses still reached a's peer store
     for (const peer of all.filter(p => p !== a)) {
       const known = await a.libp2p.peerStore.get(peer.peerId)

@@ -2,12 +2,14 @@
  * kad-dht as this project runs it: kad-dht itself, unchanged, given a view of libp2p's
  * components whose connection manager hands out pooled DHT streams (stream-pool.ts), and
  * with the closer peers of its responses filtered before they reach the routing table and
- * the peer store (discovery-filter.ts).
+ * the peer store (discovery-filter.ts), and the peer-store reads behind every response's
+ * closer-peer list answered from memory while unchanged (peer-info-cache.ts).
  */
 import { kadDHT, type KadDHT, type KadDHTComponents, type KadDHTInit } from '@libp2p/kad-dht'
 import type { PeerInfo } from '@libp2p/interface'
 import { DhtStreamPool, type StreamPoolInit, type StreamPoolStats } from './stream-pool.js'
 import { DiscoveryFilter, type DiscoveryFilterInit } from './discovery-filter.js'
+import { PeerInfoCache, type PeerInfoCacheInit } from './peer-info-cache.js'
 
 export interface DhtServiceInit {
   /** kad-dht's options; `protocol` is required (the pool serves that protocol only). */
@@ -16,18 +18,22 @@ export interface DhtServiceInit {
   pool?: Omit<StreamPoolInit, 'protocol'> | false
   /** Discovery filter options; `false` lets every closer peer through (kad-dht's default). */
   discovery?: DiscoveryFilterInit | false
+  /** Peer-info cache options; `false` reads the peer store every time (kad-dht's default). */
+  peerInfo?: PeerInfoCacheInit | false
 }
 
 /** What the wiring did so far, for tests and benchmarks. */
 export interface DhtServiceStats {
   pool?: StreamPoolStats
   discovery?: { passed: number, dropped: number }
+  peerInfo?: { hits: number, misses: number }
 }
 
 export class DhtService {
   private readonly init: DhtServiceInit
   private pool?: DhtStreamPool
   private filter?: DiscoveryFilter
+  private peerInfo?: PeerInfoCache
 
   constructor (init: DhtServiceInit) {
     this.init = init
@@ -37,11 +43,15 @@ export class DhtService {
   factory (): (components: KadDHTComponents) => KadDHT {
     return (components) => {
       const log = components.logger.forComponent('conf-chat:network:dht')
-      let view = components
+      let pool: DhtStreamPool | undefined
+      let peerInfo: PeerInfoCache | undefined
       if (this.init.pool !== false) {
-        const pool = this.pool = new DhtStreamPool({ opener: components.connectionManager, log }, { ...this.init.pool, protocol: this.init.kad.protocol })
-        view = withConnectionManager(components, pool)
+        pool = this.pool = new DhtStreamPool({ opener: components.connectionManager, log }, { ...this.init.pool, protocol: this.init.kad.protocol })
       }
+      if (this.init.peerInfo !== false) {
+        peerInfo = this.peerInfo = new PeerInfoCache({ peerStore: components.peerStore, events: components.events }, this.init.peerInfo === undefined ? {} : this.init.peerInfo)
+      }
+      const view = withWrappers(components, pool, peerInfo)
       const dht = kadDHT(this.init.kad)(view)
       if (this.init.discovery !== false) {
         const filter = this.filter = new DiscoveryFilter(this.init.discovery)
@@ -62,7 +72,11 @@ export class DhtService {
   }
 
   get stats (): DhtServiceStats {
-    return { pool: this.pool?.stats, discovery: this.filter != null ? { ...this.filter.counts } : undefined }
+    return {
+      pool: this.pool?.stats,
+      discovery: this.filter != null ? { ...this.filter.counts } : undefined,
+      peerInfo: this.peerInfo != null ? { ...this.peerInfo.counts } : undefined
+    }
   }
 
   /** Close the pooled streams (call before libp2p stops). */
@@ -71,21 +85,27 @@ export class DhtService {
   }
 }
 
-/** libp2p's components with `connectionManager.openStream` going through `pool`; every
- * other property (and the connection manager's other methods) is libp2p's own. */
-function withConnectionManager (components: KadDHTComponents, pool: DhtStreamPool): KadDHTComponents {
-  const real = components.connectionManager
-  const connectionManager = new Proxy(real, {
-    get (target, prop) {
-      if (prop === 'openStream') return pool.openStream.bind(pool)
-      const value = Reflect.get(target, prop, target)
-      return typeof value === 'function' ? value.bind(target) : value
-    }
-  })
+/** libp2p's components with `connectionManager.openStream` going through `pool` and
+ * `peerStore.getInfo` through `peerInfo`; every other property (and the wrapped objects'
+ * other methods) is libp2p's own. */
+function withWrappers (components: KadDHTComponents, pool?: DhtStreamPool, peerInfo?: PeerInfoCache): KadDHTComponents {
+  const connectionManager = pool == null ? undefined : overriding(components.connectionManager, { openStream: pool.openStream.bind(pool) })
+  const peerStore = peerInfo == null ? undefined : overriding(components.peerStore, { getInfo: peerInfo.getInfo.bind(peerInfo) })
   return new Proxy(components, {
     get (target, prop, receiver) {
-      if (prop === 'connectionManager') return connectionManager
+      if (prop === 'connectionManager' && connectionManager != null) return connectionManager
+      if (prop === 'peerStore' && peerStore != null) return peerStore
       return Reflect.get(target, prop, receiver)
+    }
+  })
+}
+
+function overriding<T extends object> (real: T, overrides: Record<string, unknown>): T {
+  return new Proxy(real, {
+    get (target, prop) {
+      if (typeof prop === 'string' && Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop]
+      const value = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
     }
   })
 }
