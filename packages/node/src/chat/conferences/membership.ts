@@ -137,7 +137,14 @@ export class Membership {
     if (!force && this.c.now() - last < this.init.refreshMinMs) return entry
     this.forgetOldRefreshes()
     this.lastRefresh.set(throttleKey, this.c.now())
-    const found = await this.c.records.read(where, options)
+    let found
+    try {
+      found = await this.c.records.read(where, options)
+    } catch (err) {
+      // a read that could not tell is no read: the next message of this sender reads again
+      this.lastRefresh.delete(throttleKey)
+      throw err
+    }
     if (found == null) return entry
     const owner = found.payload.members.find(m => m.keyId === where.owner)?.username ?? found.payload.owner
     const applied = await this.applyRecord(where, found, owner, false, options)

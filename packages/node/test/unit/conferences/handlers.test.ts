@@ -86,6 +86,22 @@ describe('conferences: envelopes in', () => {
     expect(bob.history.conversations.size).toBe(0)
   })
 
+  it('a read that could not tell is no read: the same sender\'s next message reads the record again', async () => {
+    expect(await deliver(alice, bob)).toEqual(['ok'])
+    // alice adds mallory; the update has not reached bob, only the record has it
+    befriend(alice, mallory)
+    await alice.conferences.invite(info.id, ['mallory'])
+    w.records.unknown = true
+    await expect(bob.conferences.receive(message(mallory.account, bob.account, info, 'first', T0 + 1), context(bob, mallory.account, false)))
+      .rejects.toMatchObject({ code: 'not-ready' })
+    w.records.unknown = false
+    // no time has passed: a throttle that counted the failed read would refuse this as not-a-member without reading
+    await bob.conferences.receive(message(mallory.account, bob.account, info, 'second', T0 + 2), context(bob, mallory.account, false))
+    // the read found mallory in the record: bob learns of the member and takes the message (from the mailbox: a messages:offline event)
+    expect(bob.emitted('conference:joined')).toEqual([expect.objectContaining({ by: 'alice', usernames: ['mallory'] })])
+    expect(bob.events.map(e => e.type)).toEqual(['conference:invited', 'conference:joined', 'messages:offline'])
+  })
+
   it('refuses a message for a conference it does not know (unknown-conference)', async () => {
     const other = { ...info, key: `/cc-conf/${mallory.account.keyId}/0123456789abcdef` }
     const env = message(mallory.account, bob.account, other, 'hi', T0 + 1)
