@@ -96,6 +96,8 @@ export async function serveChatStream<T> (stream: Stream, from: PeerId, answerer
       if (err.name === 'WindowExceededError') {
         log('reset a chat stream from %p: %s', from, err.message)
         stream.abort(err)
+        // a sender that broke the protocol gets nothing more handled
+        frames.length = 0
       }
     } finally {
       readEnd ??= new Error('stopped reading')

@@ -276,7 +276,10 @@ describe('Messenger', { timeout: 5_000 }, () => {
     await closed
     expect(stream.status).not.toBe('open')
     expect(calls).toBe(1)
+    // the frames read before the reset are dropped, not handled
     release()
+    await new Promise(resolve => setImmediate(resolve))
+    expect(calls).toBe(1)
   })
 
   it('ends an inbound stream that stays idle past the limit', async () => {
