@@ -60,3 +60,12 @@ export const DEFAULT_MAX_ITEMS_PER_SET = 10_000
 
 /** Concurrent set streams per connection and direction (libp2p's default of 32 is too few for bursts of writers). */
 export const SET_MAX_STREAMS_PER_CONNECTION = 256
+
+/**
+ * Concurrent inbound DHT streams per connection. kad-dht's defaults let a peer open 64
+ * outbound streams to another while that one accepts only 32 inbound: a burst of reads
+ * (a mailbox of 50 senders, each sender's record read at once) had its RPCs reset by the
+ * neighbours (StreamStateError on every one), and the reads ended with no answer. Above
+ * kad-dht's outbound 64, so one peer's burst is never refused by design.
+ */
+export const DHT_MAX_INBOUND_STREAMS = 128

@@ -24,7 +24,7 @@ import { DhtService, type DhtServiceStats } from './dht/index.js'
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
-  DHT_PROTOCOL, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
+  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
 } from '../constants.js'
 
 /**
@@ -157,7 +157,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           peerInfoMapper: passthroughMapper,
           validators: recordValidators({ logger }),
           selectors: recordSelectors(),
-          initialQuerySelfInterval: 0
+          initialQuerySelfInterval: 0,
+          maxInboundStreams: DHT_MAX_INBOUND_STREAMS
         }
       })
       const libp2p = await createLibp2p({
