@@ -351,7 +351,9 @@ export class Outbox {
     } catch (err: any) {
       this.log('presence of %s unknown: %s', keyId, err.message)
     }
-    if (info == null) return undefined
+    // no presence record, or a read that could not tell (peers of the network gone): the peer
+    // last seen online is still worth a live attempt before the mailbox
+    if (info == null) return cached?.online === true ? { peerId: cached.peerId, addrs: cached.addrs, fresh: true } : undefined
     this.noteLocation(keyId, info)
     return info.online ? { peerId: info.peerId, addrs: info.addrs, fresh: true } : undefined
   }

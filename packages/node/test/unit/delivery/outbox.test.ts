@@ -129,6 +129,21 @@ describe('Outbox', { timeout: 5_000 }, () => {
     expect(f.local.batches).toBeLessThanOrEqual(4)
   })
 
+  it('when presence cannot be read, tries the peer last seen online once, then the mailbox', async () => {
+    const f = fixture()
+    expect((await f.outbox.send(dm('m1'))).status).toBe('delivered')
+    f.clock.t += 60 * 60 * 1000 // the location is old: presence is read again
+    f.presence = undefined // no record, or a read that could not tell (as Presence.read says both)
+    expect(await f.outbox.send(dm('m2'))).toMatchObject({ status: 'delivered', where: 'live' })
+    expect(f.sends).toEqual(['bob-peer', 'bob-peer'])
+    f.clock.t += 60 * 60 * 1000
+    f.live = () => ({ delivered: false, reason: 'no ack' })
+    expect(await f.outbox.send(dm('m3'))).toMatchObject({ status: 'queued', where: 'mailbox' })
+    // one live attempt, not two: the fallback is not looked up again
+    expect(f.sends).toEqual(['bob-peer', 'bob-peer', 'bob-peer'])
+    expect(f.stores).toHaveLength(1)
+  })
+
   it('falls back to the mailbox when the recipient is offline', async () => {
     const f = fixture()
     f.presence = { ...BOB_PEER, online: false }
