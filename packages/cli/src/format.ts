@@ -1,5 +1,5 @@
 /** How events and messages read as plain lines (command mode, and notices in the UI). */
-import type { ChatMessage, Delivery } from '@conf-chat/node'
+import { IncompleteHistoryError, type ChatMessage, type Delivery } from '@conf-chat/node'
 
 /** Local wall-clock time, HH:MM:SS. */
 export function clock (ms: number): string {
@@ -25,4 +25,23 @@ export function deliveryText (d: Delivery): string {
   if (d.status === 'delivered') return 'delivered'
   if (d.status === 'queued') return d.where === 'mailbox' ? 'queued for offline delivery' : 'queued on this peer: will be sent when the network is reachable'
   return `failed: ${d.reason ?? 'unknown reason'}`
+}
+
+/**
+ * A conversation's history as far as the network lets it be read now: `unreadPages` > 0
+ * when some older pages could not be read (the messages are what is known; a later read
+ * tries those pages again).
+ */
+export async function historyAsFarAsKnown (reading: Promise<ChatMessage[]>): Promise<{ messages: ChatMessage[], unreadPages: number }> {
+  try {
+    return { messages: await reading, unreadPages: 0 }
+  } catch (err) {
+    if (!(err instanceof IncompleteHistoryError)) throw err
+    return { messages: err.entries as ChatMessage[], unreadPages: err.unreadPages }
+  }
+}
+
+/** The line that says a history is missing pages. */
+export function unreadPagesText (unreadPages: number): string {
+  return `${unreadPages} page(s) of older messages could not be read from the network now: read the history again`
 }

@@ -15,7 +15,7 @@ export { parseBootstrapAddrs, UnknownRecordError, type ChatPeer, type ChatPeerIn
 export type { Delivery, DeliveryStatus, QueuedEnvelope } from './delivery/index.js'
 export type { UserProfile, PresenceInfo, DirectoryUser, LoginTimings, Session, SessionEndReason } from './account/index.js'
 export {
-  isConferenceMessage, UnknownConferenceError, AmbiguousConferenceIdError, NotConferenceMemberError, NotConferenceOwnerError,
+  isConferenceMessage, IncompleteHistoryError, UnknownConferenceError, AmbiguousConferenceIdError, NotConferenceMemberError, NotConferenceOwnerError,
   AlreadyConferenceMemberError, ConferenceFullError,
   type MessagingEvents, type MessageStatus, type RefusedEnvelope, type FriendActionResult, type FriendInfo, type FriendRequests,
   type FriendRequestInfo, type ChatMessage, type IncomingMessage, type ConferenceInfo, type ConferenceMemberInfo, type ConferenceMessage,

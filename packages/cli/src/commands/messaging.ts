@@ -1,6 +1,6 @@
 /** Friends and direct messages: friend-add/-requests/-accept/-reject/-remove, friends, online-friends, msg, history. */
 import { UsageError } from '../errors.js'
-import { clock, deliveryText } from '../format.js'
+import { clock, deliveryText, historyAsFarAsKnown, unreadPagesText } from '../format.js'
 import type { Command } from './types.js'
 
 function oneUser (args: string[]): string {
@@ -97,8 +97,9 @@ export const history: Command = {
   summary: 'your conversation with a friend, both directions, from any peer',
   async run (args, ctx) {
     const user = oneUser(args)
-    const messages = await ctx.app.node.history(user)
+    const { messages, unreadPages } = await historyAsFarAsKnown(ctx.app.node.history(user))
     ctx.print(`[history] ${messages.length} message(s) with ${user}`)
     for (const m of messages) ctx.print(`  [${clock(m.sentAt)}] ${m.from}: ${m.text}`)
+    if (unreadPages > 0) ctx.print(`[history] ${unreadPagesText(unreadPages)}`)
   }
 }

@@ -4,6 +4,7 @@
  */
 import { conversationScreen, type ChatResult, type ConversationHandle } from './conversation.js'
 import { deliveryNote } from './format.js'
+import { historyAsFarAsKnown, unreadPagesText } from '../format.js'
 import type { TuiContext } from './context.js'
 
 export type { ChatResult } from './conversation.js'
@@ -23,15 +24,18 @@ export async function chatScreen (ctx: TuiContext, username: string, fullName = 
       opening: `Opening the chat with ${username}…`,
       unread: ctx.inbox.unread(username),
       load: async () => {
-        const [history, presence] = await Promise.all([
-          ctx.node.history(username),
+        const [{ messages: history, unreadPages }, presence] = await Promise.all([
+          historyAsFarAsKnown(ctx.node.history(username)),
           ctx.node.presenceOf(username).catch(() => undefined)
         ])
         const online = presence?.online === true
         return {
           history,
           status: online ? c.green('online') : c.dim('offline'),
-          notes: online ? [] : [c.yellow(`${username} is offline: what you send goes to their mailbox, and they get it at their next login.`)]
+          notes: [
+            ...(unreadPages > 0 ? [c.yellow(unreadPagesText(unreadPages))] : []),
+            ...(online ? [] : [c.yellow(`${username} is offline: what you send goes to their mailbox, and they get it at their next login.`)])
+          ]
         }
       },
       send: async text => {

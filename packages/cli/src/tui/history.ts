@@ -3,6 +3,7 @@ import { select, Separator } from '@inquirer/prompts'
 import type { ChatMessage } from '@conf-chat/node'
 import { flushNotices, print, promptContext, withSpinner, type TuiContext } from './context.js'
 import { messageLine, plural } from './format.js'
+import { historyAsFarAsKnown, unreadPagesText } from '../format.js'
 
 type HistoryChoice = { type: 'friend', username: string } | { type: 'conference', id: string } | { type: 'back' }
 
@@ -28,9 +29,10 @@ export async function historyScreen (ctx: TuiContext): Promise<void> {
   if (choice.type === 'back') return
   let title: string
   let messages: ChatMessage[]
+  let unreadPages = 0
   if (choice.type === 'friend') {
     title = choice.username
-    messages = await withSpinner(ctx, `Reading the conversation with ${choice.username}…`, ctx.node.history(choice.username))
+    ;({ messages, unreadPages } = await withSpinner(ctx, `Reading the conversation with ${choice.username}…`, historyAsFarAsKnown(ctx.node.history(choice.username))))
   } else {
     const found = await withSpinner(ctx, 'Reading the conference…', ctx.node.conferenceHistory(choice.id))
     title = `# ${found.conference.name}`
@@ -38,5 +40,6 @@ export async function historyScreen (ctx: TuiContext): Promise<void> {
   }
   print(ctx, ctx.colors.bold(`── History with ${title}: ${plural(messages.length, 'message')} ──`))
   for (const m of messages) print(ctx, messageLine(ctx.colors, m))
+  if (unreadPages > 0) print(ctx, ctx.colors.yellow(unreadPagesText(unreadPages)))
   print(ctx, ctx.colors.bold('── end ──'))
 }

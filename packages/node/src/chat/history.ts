@@ -23,13 +23,34 @@ import {
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
 import type { PrivateStateStore } from '../account/index.js'
-import { within } from '../utils/index.js'
+import { within, delay } from '../utils/index.js'
 
 /** How often pending history entries are written to the DHT. */
 export const DEFAULT_HISTORY_FLUSH_MS = 5_000
 
 /** History pages fetched at once when a conversation is first read on a peer. */
 const PAGE_FETCH_CONCURRENCY = 8
+
+/**
+ * Rounds of reads a list gives a page the network could not tell about (a read that hit its
+ * time limit, as when a dead peer is among the closest), and the pause before each further
+ * round. Only the pages still unread are read again.
+ */
+export const HISTORY_READ_ROUNDS = 3
+const HISTORY_RETRY_PAUSE_MS = 500
+
+/**
+ * Some pages of a conversation could not be read from the network now (after
+ * HISTORY_READ_ROUNDS rounds): `entries` is what is known (this peer's copy and the pages
+ * read), `unreadPages` how many pages are missing from it. The next list reads them again.
+ */
+export class IncompleteHistoryError<T = HistoryEntry> extends Error {
+  override name = 'IncompleteHistoryError'
+  readonly code = 'not-ready' as const
+  constructor (readonly entries: T[], readonly unreadPages: number) {
+    super(`${unreadPages} history page(s) could not be read from the network now: try again`)
+  }
+}
 
 export interface HistoryInit {
   /** Delay between a new entry and its write to the DHT (entries in between share the write). @default 5000 ms */
@@ -142,10 +163,19 @@ export class History {
     return c.previousIds.has(id)
   }
 
-  /** The whole conversation, oldest first (by sent time, then id). */
+  /**
+   * The whole conversation, oldest first (by sent time, then id). Throws
+   * IncompleteHistoryError (with what is known) when pages could not be read.
+   */
   async list (otherKeyId: string, options: AbortOptions = {}): Promise<HistoryEntry[]> {
     const c = this.conversation(this.conversationOf(otherKeyId))
-    if (!c.synced) await this.syncFromDht(c, options)
+    const unread = c.synced ? 0 : await this.syncFromDht(c, options)
+    const entries = await this.listLocal(c)
+    if (unread > 0) throw new IncompleteHistoryError(entries, unread)
+    return entries
+  }
+
+  private async listLocal (c: Conversation): Promise<HistoryEntry[]> {
     const entries: HistoryEntry[] = []
     for await (const { value } of this.local.entries<Uint8Array>(`/h/${this.owner.keyId}/${c.id}/`)) {
       try {
@@ -313,26 +343,36 @@ export class History {
     })
   }
 
-  /** Merge every DHT page of the conversation into the local store (once a session). */
-  private async syncFromDht (c: Conversation, options: AbortOptions): Promise<void> {
+  /**
+   * Merge every DHT page of the conversation into the local store (once a session). A page
+   * the network could not tell about is read again, up to HISTORY_READ_ROUNDS rounds;
+   * resolves how many pages are still unread (the next list reads them again).
+   */
+  private async syncFromDht (c: Conversation, options: AbortOptions): Promise<number> {
     const pages = this.state.state.history[c.id]?.pages ?? 0
-    const indexes = Array.from({ length: pages }, (_, i) => i)
-    let complete = true
-    while (indexes.length > 0) {
-      const chunk = indexes.splice(0, PAGE_FETCH_CONCURRENCY)
-      // a page the network could not tell about is missing for now: the next list reads it again
-      const loaded = await Promise.all(chunk.map(async i => await this.loadPage(c.id, i, options).catch(err => {
-        if (err.name !== 'UnknownRecordError') throw err
-        return undefined
-      })))
-      for (const page of loaded) {
-        if (page == null) { complete = false; continue }
-        for (const e of page.entries) {
-          if (!await this.hasLocal(c.id, e.id)) await this.storeLocal(c.id, e)
+    let unread = Array.from({ length: pages }, (_, i) => i)
+    for (let round = 1; unread.length > 0 && round <= HISTORY_READ_ROUNDS; round++) {
+      if (round > 1) await delay(HISTORY_RETRY_PAUSE_MS, options)
+      const missing: number[] = []
+      for (let at = 0; at < unread.length; at += PAGE_FETCH_CONCURRENCY) {
+        const chunk = unread.slice(at, at + PAGE_FETCH_CONCURRENCY)
+        const loaded = await Promise.all(chunk.map(async i => await this.loadPage(c.id, i, options).catch(err => {
+          if (err.name !== 'UnknownRecordError') throw err
+          missing.push(i)
+          return undefined
+        })))
+        for (const page of loaded) {
+          if (page == null) continue
+          for (const e of page.entries) {
+            if (!await this.hasLocal(c.id, e.id)) await this.storeLocal(c.id, e)
+          }
         }
       }
+      if (missing.length > 0) this.log('round %d: %d history page(s) of a conversation could not be read', round, missing.length)
+      unread = missing
     }
-    c.synced = complete
+    c.synced = unread.length === 0
+    return unread.length
   }
 
   private async hasLocal (conv: string, id: string): Promise<boolean> {

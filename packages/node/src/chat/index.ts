@@ -4,7 +4,7 @@
  */
 export { Messaging, DEFAULT_MAILBOX_POLL_MS, type MessagingInit, type MessagingComponents } from './messaging.js'
 export type { MessagingEvents, MessageStatus, RefusedEnvelope, Emit } from './events.js'
-export type { HistoryInit } from './history.js'
+export { IncompleteHistoryError, type HistoryInit } from './history.js'
 export type { FriendActionResult, FriendInfo, FriendRequests, FriendRequestInfo, FriendEvents } from './friends/index.js'
 export type { ChatMessage, IncomingMessage, DirectMessageEvents } from './direct/index.js'
 export {

@@ -12,7 +12,7 @@ import {
   type Envelope, type HistoryEntry, type AccountKeys
 } from '@conf-chat/protocol'
 import type { Friends } from '../friends/index.js'
-import { compareEntries, type History } from '../history.js'
+import { compareEntries, IncompleteHistoryError, type History } from '../history.js'
 import type { Delivery } from '../../delivery/index.js'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
 import { NotFriendError } from '../../errors.js'
@@ -132,7 +132,12 @@ export class DirectMessages {
   async history (username: string, options: AbortOptions = {}): Promise<ChatMessage[]> {
     checkUsername(username)
     const keyId = this.c.friends.friend(username)?.keyId ?? (await this.c.profile(username, options)).keyId
-    const entries = await this.c.history.list(keyId, options)
-    return entries.map(e => ({ ...e, direction: e.from === this.c.me.username ? 'out' : 'in' }))
+    const toMessage = (e: HistoryEntry): ChatMessage => ({ ...e, direction: e.from === this.c.me.username ? 'out' : 'in' })
+    try {
+      return (await this.c.history.list(keyId, options)).map(toMessage)
+    } catch (err) {
+      if (err instanceof IncompleteHistoryError) throw new IncompleteHistoryError(err.entries.map(toMessage), err.unreadPages)
+      throw err
+    }
   }
 }

@@ -7,6 +7,7 @@ import { createEnvelope, DM_KIND, openEnvelope, dmBodySchema, type Envelope, typ
 import { defaultLogger } from '@libp2p/logger'
 import { Friends } from '../../../src/chat/friends/index.js'
 import { DirectMessages, type IncomingMessage } from '../../../src/chat/direct/index.js'
+import { IncompleteHistoryError } from '../../../src/chat/history.js'
 import { NotFriendError } from '../../../src/errors.js'
 import {
   user, envelope, contextFrom, deferred, MemoryState, recordingDeliver, recordingEmit, profiles,
@@ -21,6 +22,8 @@ const carol = user('carol')
 class MemoryHistory {
   readonly entries = new Map<string, HistoryEntry[]>()
   gate?: Promise<void>
+  /** Pages the next list says it could not read. */
+  unreadPages = 0
   async append (otherKeyId: string, entry: HistoryEntry): Promise<void> {
     const list = this.entries.get(otherKeyId) ?? []
     if (!list.some(e => e.id === entry.id)) list.push(entry)
@@ -37,7 +40,9 @@ class MemoryHistory {
   }
 
   async list (otherKeyId: string): Promise<HistoryEntry[]> {
-    return [...this.entries.get(otherKeyId) ?? []].sort((a, b) => a.sentAt - b.sentAt)
+    const entries = [...this.entries.get(otherKeyId) ?? []].sort((a, b) => a.sentAt - b.sentAt)
+    if (this.unreadPages > 0) throw new IncompleteHistoryError(entries, this.unreadPages)
+    return entries
   }
 }
 
@@ -92,6 +97,15 @@ describe('direct messages', () => {
     expect(sent.envelope).toMatchObject({ kind: DM_KIND, from: 'alice', to: 'bob', toKeyId: bob.keyId })
     expect(openEnvelope(sent.envelope, bob.keys, dmBodySchema)).toEqual({ text: 'hi bob' })
     expect(await dms.history('bob')).toEqual([{ id: sent.envelope.id, from: 'alice', to: 'bob', text: 'hi bob', sentAt: 500, direction: 'out' }])
+  })
+
+  it('a history with pages the network could not read gives what is known, as messages, and how many pages are missing', async () => {
+    const sent = await dms.send('bob', 'hi bob')
+    history.unreadPages = 2
+    const err = await dms.history('bob').catch(e => e)
+    expect(err).toBeInstanceOf(IncompleteHistoryError)
+    expect(err.unreadPages).toBe(2)
+    expect(err.entries).toEqual([{ id: sent.id, from: 'alice', to: 'bob', text: 'hi bob', sentAt: 500, direction: 'out' }])
   })
 
   it('send to a non-friend is refused with NotFriendError (code not-a-friend) and nothing goes out', async () => {

@@ -13,13 +13,15 @@ import {
   type PrivateState, type VerifiedRecord
 } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
-import { History, type HistoryComponents } from '../../../src/chat/history.js'
+import { History, IncompleteHistoryError, HISTORY_READ_ROUNDS, type HistoryComponents } from '../../../src/chat/history.js'
 import { LocalStore } from '../../../src/storage/index.js'
 import { UnknownRecordError } from '../../../src/network/records/index.js'
 
 class MemoryRecords {
   readonly stored = new Map<string, VerifiedRecord>()
   unknown = false
+  /** Reads of each key. */
+  readonly reads = new Map<string, number>()
   async put (key: string, value: Uint8Array): Promise<{ replicas: number, refused: number }> {
     const incoming = verifyRecordValue(key, value)
     checkUpdate(this.stored.get(key), incoming)
@@ -28,6 +30,7 @@ class MemoryRecords {
   }
 
   async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
+    this.reads.set(key, (this.reads.get(key) ?? 0) + 1)
     if (this.unknown) throw new UnknownRecordError(key, 'no answer')
     return this.stored.get(key) as VerifiedRecord<P> | undefined
   }
@@ -71,12 +74,35 @@ describe('history pages when the network cannot tell', () => {
     expect(await writer.flush()).toBe(true)
     expect(state.state.history[writer.conversationOf(other)]?.pages).toBe(1)
 
-    // another peer of the account, while the DHT cannot tell: nothing to show yet, and no error
+    // another peer of the account, while the DHT cannot tell: the page is read again
+    // (HISTORY_READ_ROUNDS reads in all), then the list says what it could not read
     const reader = await session(records, state)
     records.unknown = true
-    expect(await reader.list(other)).toEqual([])
+    const incomplete = await reader.list(other).catch(err => err)
+    expect(incomplete).toBeInstanceOf(IncompleteHistoryError)
+    expect(incomplete.entries).toEqual([])
+    expect(incomplete.unreadPages).toBe(1)
+    expect([...records.reads.values()]).toEqual([HISTORY_READ_ROUNDS])
     // the network answers again: the same call now shows the conversation
     records.unknown = false
     expect((await reader.list(other)).map(e => e.text)).toEqual(texts)
+  })
+
+  it('a page that could not be read at first is read again within the same list', async () => {
+    const records = new MemoryRecords()
+    const state = new MemoryState()
+    const writer = await session(records, state)
+    await writer.append(other, { id: newEnvelopeId(2_000), from: 'alice', to: 'bob', text: 'kept', sentAt: 2_000 }, true)
+    expect(await writer.flush()).toBe(true)
+
+    // the first read hits a time limit, the second is answered
+    const reader = await session(records, state)
+    const get = records.get.bind(records)
+    let failures = 1
+    records.get = async <P>(key: string): Promise<VerifiedRecord<P> | undefined> => {
+      if (failures-- > 0) throw new UnknownRecordError(key, 'time limit')
+      return await get<P>(key)
+    }
+    expect((await reader.list(other)).map(e => e.text)).toEqual(['kept'])
   })
 })
