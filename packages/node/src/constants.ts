@@ -62,3 +62,15 @@ export const SET_MAX_STREAMS_PER_CONNECTION = 256
  * kad-dht's outbound 64, so one peer's burst is never refused by design.
  */
 export const DHT_MAX_INBOUND_STREAMS = 128
+
+/**
+ * The longest kad-dht waits for one RPC's answer. Its time limit adapts to the answers
+ * (at least 5 s), but every RPC that ended without an answer counts twice its time, and
+ * that includes the RPCs a read ends itself once it has its quorum and, above all, every
+ * RPC to a peer that vanished: a dead peer on a query's path pushed the limit to 10-20 s,
+ * and a write (which waits for its whole closest-peers query) ran into its own 15 s limit
+ * with nothing stored (the multi-host test, after the supernode's host was cut). A live
+ * peer answers in milliseconds, seconds at worst on a loaded machine: 8 s bounds the cost
+ * of a dead one.
+ */
+export const DHT_RPC_MAX_TIMEOUT_MS = 8_000

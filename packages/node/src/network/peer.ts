@@ -21,10 +21,11 @@ import { ChatDatastore, loadOrCreatePeerKey } from '../storage/index.js'
 import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/index.js'
 import { SetStore, type SetStoreInit } from './sets/index.js'
 import { DhtService, type DhtServiceStats } from './dht/index.js'
+import { ConnectionLiveness } from './liveness.js'
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
-  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
+  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
 } from '../constants.js'
 
 /**
@@ -104,6 +105,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private _sets?: SetStore
   private datastore?: ChatDatastore
   private dht?: DhtService
+  private liveness?: ConnectionLiveness
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
   /** The running join loop, if any (one at a time). */
@@ -158,8 +160,11 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           validators: recordValidators({ logger }),
           selectors: recordSelectors(),
           initialQuerySelfInterval: 0,
-          maxInboundStreams: DHT_MAX_INBOUND_STREAMS
-        }
+          maxInboundStreams: DHT_MAX_INBOUND_STREAMS,
+          networkDialTimeout: { maxTimeout: DHT_RPC_MAX_TIMEOUT_MS }
+        },
+        // an RPC that timed out with no answer: is the connection dead? (liveness.ts)
+        onStall: peer => { this.liveness?.suspect(peer) }
       })
       const libp2p = await createLibp2p({
         privateKey,
@@ -191,6 +196,11 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         throw err
       })
       this._libp2p = libp2p
+      this.liveness = new ConnectionLiveness({
+        ping: async (peer, options) => await libp2p.services.ping.ping(peer, options),
+        connections: peer => libp2p.getConnections(peer),
+        log: logger.forComponent('conf-chat:network:liveness')
+      })
       this._records = new RecordStore({ dht: libp2p.services.dht, datastore: this.datastore, logger }, this.init)
       this.datastore.recordGuard = this._records.guard
       this.datastore.recordExpired = this._records.isExpired
@@ -217,6 +227,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     this._records?.stop()
     await this._sets?.stop()
     this.dht?.stop()
+    this.liveness?.stop()
     await this._libp2p?.stop()
     await this.datastore?.close()
     this.datastore = undefined

@@ -6,7 +6,7 @@
  * closer-peer list answered from memory while unchanged (peer-info-cache.ts).
  */
 import { kadDHT, type KadDHT, type KadDHTComponents, type KadDHTInit } from '@libp2p/kad-dht'
-import type { PeerInfo } from '@libp2p/interface'
+import type { PeerId, PeerInfo } from '@libp2p/interface'
 import { DhtStreamPool, type StreamPoolInit, type StreamPoolStats } from './stream-pool.js'
 import { DiscoveryFilter, type DiscoveryFilterInit } from './discovery-filter.js'
 import { PeerInfoCache, type PeerInfoCacheInit } from './peer-info-cache.js'
@@ -20,6 +20,8 @@ export interface DhtServiceInit {
   discovery?: DiscoveryFilterInit | false
   /** Peer-info cache options; `false` reads the peer store every time (kad-dht's default). */
   peerInfo?: PeerInfoCacheInit | false
+  /** Called when an RPC to a peer timed out with no answer (through the pool). */
+  onStall?: (peer: PeerId) => void
 }
 
 /** What the wiring did so far, for tests and benchmarks. */
@@ -46,7 +48,7 @@ export class DhtService {
       let pool: DhtStreamPool | undefined
       let peerInfo: PeerInfoCache | undefined
       if (this.init.pool !== false) {
-        pool = this.pool = new DhtStreamPool({ opener: components.connectionManager, log }, { ...this.init.pool, protocol: this.init.kad.protocol })
+        pool = this.pool = new DhtStreamPool({ opener: components.connectionManager, log, onStall: this.init.onStall }, { ...this.init.pool, protocol: this.init.kad.protocol })
       }
       if (this.init.peerInfo !== false) {
         peerInfo = this.peerInfo = new PeerInfoCache({ peerStore: components.peerStore, events: components.events }, this.init.peerInfo === undefined ? {} : this.init.peerInfo)

@@ -22,6 +22,9 @@ export interface StreamOpener {
 export interface StreamPoolComponents {
   opener: StreamOpener
   log: Logger
+  /** An RPC to `peer` timed out with no byte of answer, or an answer its caller gave up on
+   * never came: the connection may be dead (see liveness.ts). */
+  onStall?: (peer: PeerId) => void
 }
 
 export interface StreamPoolInit {
@@ -79,6 +82,7 @@ interface IdleEntry {
 export class DhtStreamPool implements StreamOpener {
   private readonly opener: StreamOpener
   private readonly log: Logger
+  private readonly onStall?: (peer: PeerId) => void
   private readonly protocol: string
   private readonly maxIdlePerPeer: number
   private readonly idleTimeoutMs: number
@@ -90,6 +94,7 @@ export class DhtStreamPool implements StreamOpener {
   constructor (components: StreamPoolComponents, init: StreamPoolInit) {
     this.opener = components.opener
     this.log = components.log
+    this.onStall = components.onStall
     this.protocol = init.protocol
     this.maxIdlePerPeer = init.maxIdlePerPeer ?? DEFAULT_MAX_IDLE_PER_PEER
     this.idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
@@ -109,13 +114,19 @@ export class DhtStreamPool implements StreamOpener {
     const stream = this.takeIdle(key)
     if (stream != null) {
       this.counts.reused++
-      return this.lease(key, stream)
+      return this.lease(peer, stream, options)
     }
-    const fresh = await this.opener.openStream(peer, protocol, options)
+    let fresh: Stream
+    try {
+      fresh = await this.opener.openStream(peer, protocol, options)
+    } catch (err) {
+      if (timedOut(options)) this.onStall?.(peer)
+      throw err
+    }
     this.counts.opened++
     // a stream that ends while idle leaves the pool; one listener for the stream's life
     fresh.addEventListener('close', () => { this.forget(key, fresh) }, { once: true })
-    return this.lease(key, fresh)
+    return this.lease(peer, fresh, options)
   }
 
   /** Close every idle stream; later calls open plain streams. */
@@ -174,8 +185,9 @@ export class DhtStreamPool implements StreamOpener {
    * give the stream back; if it does not come within `drainTimeoutMs`, or more comes,
    * or the stream ends, drop it.
    */
-  private drain (key: string, stream: Stream, frame: FrameCounter): void {
-    const done = (keep: boolean): void => {
+  private drain (peer: PeerId, stream: Stream, frame: FrameCounter, stallReported: boolean): void {
+    const key = peer.toString()
+    const done = (keep: boolean, late = false): void => {
       clearTimeout(timer)
       stream.removeEventListener('message', onMessage as any)
       stream.removeEventListener('close', onClose)
@@ -184,6 +196,7 @@ export class DhtStreamPool implements StreamOpener {
         this.giveBack(key, stream)
       } else {
         this.drop(stream, 'no clean answer after its caller gave up')
+        if (late && frame.isEmpty() && !stallReported) this.onStall?.(peer)
       }
     }
     const onMessage = (evt: { data: Uint8Array | Uint8ArrayListLike }): void => {
@@ -192,7 +205,7 @@ export class DhtStreamPool implements StreamOpener {
       else if (frame.hasMore()) done(false)
     }
     const onClose = (): void => { done(false) }
-    const timer = setTimeout(() => { done(false) }, this.drainTimeoutMs)
+    const timer = setTimeout(() => { done(false, true) }, this.drainTimeoutMs)
     timer.unref?.()
     stream.addEventListener('close', onClose)
     if (frame.isOneFrame()) { done(true); return }
@@ -211,7 +224,8 @@ export class DhtStreamPool implements StreamOpener {
    * `abort()` ends the stream. After the lease ended both do nothing, so a late call never
    * touches a stream that serves another request by then.
    */
-  private lease (key: string, stream: Stream): Stream {
+  private lease (peer: PeerId, stream: Stream, options: AbortOptions): Stream {
+    const key = peer.toString()
     const listeners: Array<[string, any, any]> = []
     const frame = new FrameCounter()
     const onMessage = (evt: { data: Uint8Array | Uint8ArrayListLike }): void => { frame.add(evt.data) }
@@ -253,10 +267,13 @@ export class DhtStreamPool implements StreamOpener {
       abort: (err: Error) => {
         if (ended) return
         end()
+        // kad-dht's own time limit ran out with nothing back: the connection may be dead
+        const stalled = timedOut(options) && frame.isEmpty()
+        if (stalled) this.onStall?.(peer)
         // the caller gave up (a query that has its answer ends the RPCs still in flight): the
         // stream itself is fine, so wait for the answer it is owed and keep it
         if (GAVE_UP.has(err?.name) && usable(stream) && sent > 0 && !frame.hasMore()) {
-          this.drain(key, stream, frame)
+          this.drain(peer, stream, frame, stalled)
           return
         }
         this.counts.dropped++
@@ -282,6 +299,11 @@ function usable (stream: Stream): boolean {
     stream.remoteWriteStatus === 'writable' && stream.remoteReadStatus === 'readable' && stream.readBufferLength === 0
 }
 
+/** Whether the caller's signal ended by a time limit (AbortSignal.timeout), not by a choice. */
+function timedOut (options: AbortOptions): boolean {
+  return options.signal?.aborted === true && (options.signal.reason as Error | undefined)?.name === 'TimeoutError'
+}
+
 function isPeerId (peer: unknown): peer is PeerId {
   return typeof (peer as PeerId)?.toMultihash === 'function' && typeof (peer as PeerId)?.equals === 'function'
 }
@@ -297,6 +319,11 @@ export class FrameCounter {
       for (const byte of bytes.subarray(0, MAX_VARINT_BYTES - this.head.length)) this.head.push(byte)
     }
     this.total += data.byteLength
+  }
+
+  /** Nothing came yet. */
+  isEmpty (): boolean {
+    return this.total === 0
   }
 
   isOneFrame (): boolean {

@@ -138,6 +138,42 @@ describe('DhtStreamPool', () => {
     pool.close()
   })
 
+  it('reports a stall when an RPC timed out with no byte of answer, and when an owed answer never came', async () => {
+    const opener = fakeOpener(() => [])
+    const stalls: string[] = []
+    const pool = new DhtStreamPool({ opener, log, onStall: p => { stalls.push(p.toString()) } }, { protocol: PROTOCOL, drainTimeoutMs: 10 })
+    const to = await peer()
+    // kad-dht's own time limit ends the RPC: its signal's reason is a TimeoutError
+    const timeout = new AbortController()
+    const timed = await pool.openStream(to, PROTOCOL, { signal: timeout.signal })
+    await lpStream(timed).write(new TextEncoder().encode('no answer'))
+    const reason = new DOMException('the RPC timed out', 'TimeoutError')
+    timeout.abort(reason)
+    timed.abort(reason)
+    expect(stalls).toEqual([to.toString()])
+    // the query ended (not a time limit) and the owed answer never comes either
+    const stream = await pool.openStream(to, PROTOCOL)
+    await lpStream(stream).write(new TextEncoder().encode('never answered'))
+    stream.abort(new DOMException('the query ended', 'AbortError'))
+    await closed(opener.opened[1]!.client)
+    expect(stalls).toEqual([to.toString(), to.toString()])
+    pool.close()
+  })
+
+  it('reports no stall for an answered RPC, or one its caller ended before the answer came in time', async () => {
+    const opener = fakeOpener()
+    const stalls: string[] = []
+    const pool = new DhtStreamPool({ opener, log, onStall: p => { stalls.push(p.toString()) } }, { protocol: PROTOCOL })
+    const to = await peer()
+    expect(await rpc(pool, to, 'answered')).toBe('answered')
+    const stream = await pool.openStream(to, PROTOCOL)
+    await lpStream(stream).write(new TextEncoder().encode('late'))
+    stream.abort(new DOMException('the query ended', 'AbortError'))
+    await new Promise<void>(resolve => { const t = setInterval(() => { if (pool.stats.drained === 1) { clearInterval(t); resolve() } }, 1) })
+    expect(stalls).toEqual([])
+    pool.close()
+  })
+
   it('drops a stream the remote reset while it was idle', async () => {
     const opener = fakeOpener()
     const pool = new DhtStreamPool({ opener, log }, { protocol: PROTOCOL })

@@ -1,0 +1,109 @@
+/**
+ * Finding a dead connection when it is used, not by pinging every connection all the time.
+ *
+ * libp2p's connection monitor pings every connection on a timer; this peer runs it only
+ * once a minute (see peer.ts), because at 10 s it was a quarter of an idle peer's CPU and
+ * grows with the number of connections. A host that vanished without a FIN or RST (a
+ * cut link, a laptop lid, a NAT that forgot the mapping) leaves a connection that looks
+ * open: every stream opened on it waits for an answer that never comes. kad-dht then
+ * times out one RPC after another on it, and its adaptive time limit grows with each
+ * failure, so reads and writes that need that peer's answer stall for many seconds.
+ *
+ * So an RPC that timed out without a byte of answer makes its peer suspect: the peer is
+ * pinged (libp2p's ping service, on the connection it has) with a short time limit, and
+ * if no answer comes, every connection to it is aborted. The next RPC then dials afresh
+ * and fails fast (or reaches the peer again). One probe per peer at a time, and at most
+ * one per `minIntervalMs`, so a burst of timeouts costs one ping.
+ */
+import type { Connection, Logger, PeerId, AbortOptions } from '@libp2p/interface'
+import { timeLimit } from '../utils/index.js'
+
+export interface LivenessComponents {
+  /** A ping over the peer's connection (libp2p's ping service); resolves the round trip in ms. */
+  ping: (peer: PeerId, options: AbortOptions) => Promise<number>
+  /** The open connections to a peer. */
+  connections: (peer: PeerId) => Connection[]
+  log: Logger
+}
+
+export interface LivenessInit {
+  /** How long a probe waits for its answer. @default 5000 */
+  probeTimeoutMs?: number
+  /** Least time between two probes of one peer. @default 10000 */
+  minIntervalMs?: number
+  /** @default Date.now */
+  now?: () => number
+}
+
+/** Long enough for a live peer on a loaded machine (kad-dht's RPCs answer within
+ * milliseconds there), short next to kad-dht's own per-RPC limit of 5 s or more. */
+export const DEFAULT_PROBE_TIMEOUT_MS = 5_000
+export const DEFAULT_PROBE_INTERVAL_MS = 10_000
+
+/** A probe found no answer: the connections to the peer were aborted with this. */
+export class DeadConnectionError extends Error {
+  override name = 'DeadConnectionError'
+}
+
+export class ConnectionLiveness {
+  private readonly c: LivenessComponents
+  private readonly probeTimeoutMs: number
+  private readonly minIntervalMs: number
+  private readonly now: () => number
+  /** When each peer was last probed (or is being probed). */
+  private readonly probed = new Map<string, number>()
+  private readonly controller = new AbortController()
+  readonly counts = { probes: 0, dead: 0 }
+
+  constructor (components: LivenessComponents, init: LivenessInit = {}) {
+    this.c = components
+    this.probeTimeoutMs = init.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS
+    this.minIntervalMs = init.minIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS
+    this.now = init.now ?? Date.now
+  }
+
+  /** An RPC to `peer` went unanswered: check the connection (in the background). */
+  suspect (peer: PeerId): void {
+    if (this.controller.signal.aborted) return
+    const key = peer.toString()
+    const last = this.probed.get(key)
+    const now = this.now()
+    if (last != null && now - last < this.minIntervalMs) return
+    const connections = this.c.connections(peer).filter(c => c.status === 'open')
+    if (connections.length === 0) return
+    this.probed.set(key, now)
+    this.prune(now)
+    void this.probe(peer, connections)
+  }
+
+  /** Wait for no more probes (stop). */
+  stop (): void {
+    this.controller.abort()
+    this.probed.clear()
+  }
+
+  /** Whether `peer` answers a ping within the probe limit; if not, abort `connections`. */
+  async probe (peer: PeerId, connections: Connection[]): Promise<boolean> {
+    this.counts.probes++
+    const signal = timeLimit(this.probeTimeoutMs, { signal: this.controller.signal })
+    try {
+      await this.c.ping(peer, { signal })
+      return true
+    } catch (err: any) {
+      if (this.controller.signal.aborted) return true
+      // the remote refusing the ping protocol still answered: the connection is alive
+      if (err?.name === 'UnsupportedProtocolError') return true
+      this.counts.dead++
+      this.c.log('no answer from %p within %d ms (%s): aborting %d connection(s)', peer, this.probeTimeoutMs, err?.message, connections.length)
+      const reason = new DeadConnectionError(`no answer to a ping within ${this.probeTimeoutMs} ms`)
+      for (const conn of connections) if (conn.status === 'open') conn.abort(reason)
+      return false
+    }
+  }
+
+  /** Forget probes older than the interval (the map holds recent peers only). */
+  private prune (now: number): void {
+    if (this.probed.size < 256) return
+    for (const [key, at] of this.probed) if (now - at >= this.minIntervalMs) this.probed.delete(key)
+  }
+}
