@@ -187,7 +187,7 @@ describe('multi-host network (namespaces)', () => {
     expect(carol.stdout.filter(l => l.includes(CUT_TEXT))).toEqual([])
     progress('message to carol queued in her mailbox')
 
-    // --- (4) the link is back: carol gets the message (her mailbox is read every minute), once
+    // --- (4) the link is back: carol gets the message (her peer reads the mailbox once it has joined again), once
     hosts.restore('carol')
     const restoredAt = Date.now()
     await carol.waitForLine(new RegExp(`\\[DM from alice\\] (${TIME} )?${CUT_TEXT}$`), 150_000)

@@ -5,6 +5,7 @@
  * src/index.ts imports this file; everything else sees the ChatNode interface (api.ts).
  */
 import { TypedEventEmitter, type AbortOptions, type Logger, type PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { createEnvelope, type Envelope } from '@conf-chat/protocol'
 import { ChatPeer } from './network/index.js'
 import { LocalStore } from './storage/index.js'
@@ -34,6 +35,8 @@ interface Parts {
   messaging: Messaging
   /** Tries the outbox when the peer (re)joins; removed at stop. */
   onJoined: () => void
+  /** Checks a friend's peer when the last connection to it closes; removed at stop. */
+  onPeerGone: (evt: CustomEvent<PeerId>) => void
 }
 
 export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implements ChatNode {
@@ -73,7 +76,10 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     if (parts?.sessions.current != null) {
       await parts.sessions.logout('stopped').catch(err => { parts.log('logout on stop failed: %s', err.message) })
     }
-    if (parts != null) this.peer.removeEventListener('network:joined', parts.onJoined)
+    if (parts != null) {
+      this.peer.removeEventListener('network:joined', parts.onJoined)
+      this.peer.libp2p.removeEventListener('peer:disconnect', parts.onPeerGone)
+    }
     await parts?.messaging.stop()
     await parts?.messenger.stop()
     await this.peer.stop()
@@ -134,6 +140,14 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
       mailbox,
       messenger,
       presence,
+      reachable: async (peerId, options) => {
+        try {
+          await peer.libp2p.dial(peerIdFromString(peerId), options)
+          return true
+        } catch {
+          return false
+        }
+      },
       handle: (kind, handler) => { router.handle(kind, handler) },
       handles: kind => router.handles(kind),
       accept: async (envelope, live, options) => { await accept(envelope, live, undefined, options) },
@@ -181,7 +195,9 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     await messaging.start()
     const onJoined = (): void => { chat.networkJoined() }
     peer.addEventListener('network:joined', onJoined)
-    return { log, local, router, messenger, accounts, profiles, presence, directory, sessions, messaging, onJoined }
+    const onPeerGone = (evt: CustomEvent<PeerId>): void => { chat.peerDisconnected(evt.detail.toString()) }
+    peer.libp2p.addEventListener('peer:disconnect', onPeerGone)
+    return { log, local, router, messenger, accounts, profiles, presence, directory, sessions, messaging, onJoined, onPeerGone }
   }
 
   private get p (): Parts {

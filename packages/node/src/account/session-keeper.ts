@@ -84,7 +84,7 @@ export class SessionKeeper {
       throw err
     }
     if (previous?.online === true && previous.peerId !== this.c.peerInfo().peerId) {
-      // tell the other peer at once; it would also notice at its next refresh
+      // tell the other peer at once; it would also notice at its next refresh (refused)
       this.c.notify(session, TAKEOVER_KIND, { peerId: this.c.peerInfo().peerId, since }, profileOf(account.record), previous)
         .catch(err => { this.log('takeover notice failed: %s', err.message) })
     }
@@ -135,15 +135,20 @@ export class SessionKeeper {
     this.refreshTimer.unref()
   }
 
-  /** Refresh our presence, unless a later login of the same account took over. */
+  /**
+   * Refresh our presence without reading it first. A later login of the account writes
+   * above this session (see Presence), so holders that have its record refuse ours: only
+   * then is the record read, to end this session if the later login took over (its notice
+   * did not reach us).
+   */
   private async refresh (session: Session): Promise<void> {
+    const written = await this.c.presence.publish(ownerOf(session), 'online', this.c.peerInfo())
+    if (this._session !== session || written.refused === 0) return
     const current: PresenceInfo | undefined = await this.c.presence.read(session.account.keyId)
     if (this._session !== session) return
     if (current?.online === true && current.peerId !== this.c.peerInfo().peerId && (current.since ?? 0) > session.since) {
       this.end(session, 'takeover')
-      return
     }
-    await this.c.presence.publish(ownerOf(session), 'online', this.c.peerInfo())
   }
 }
 

@@ -52,11 +52,19 @@ export class LoggedIn {
   readonly seen: SeenIds
   /** Friends known to be online, and where. */
   readonly online = new Map<string, OnlineFriend>()
+  /**
+   * Friends (by key id) whose peer went away without a word, and when we found out: their
+   * presence record may say "online" until it lapses; a record written later wins again.
+   */
+  readonly gone = new Map<string, number>()
   /** Resolves once the private state is loaded. */
   readonly ready: Promise<void>
   /** The mailbox read under way (one at a time). */
   draining: Promise<unknown> = Promise.resolve()
   pollTimer?: NodeJS.Timeout
+  /** A mailbox read due soon (after login, a live refusal, a rejoin), and when. */
+  mailboxReadTimer?: NodeJS.Timeout
+  mailboxReadAt?: number
   ended = false
 
   constructor (c: LoggedInComponents, session: Session, init: LoggedInInit = {}, options: AbortOptions = {}) {
@@ -73,7 +81,11 @@ export class LoggedIn {
       add: async id => { await c.local.put(seenKey(id), Date.now()) }
     }
     const profile = async (u: string, options?: AbortOptions): Promise<UserProfile> => await c.profile(u, options)
-    const presenceOf = async (keyId: string, options?: AbortOptions): ReturnType<Presence['read']> => await c.presence.read(keyId, options)
+    const presenceOf = async (keyId: string, options?: AbortOptions): ReturnType<Presence['read']> => {
+      const p = await c.presence.read(keyId, options)
+      const goneAt = this.gone.get(keyId)
+      return p?.online === true && goneAt != null && goneAt >= p.updatedAt ? { ...p, online: false } : p
+    }
     this.friends = new Friends({
       state: this.state,
       me,
@@ -125,6 +137,7 @@ export class LoggedIn {
   deactivate (): void {
     this.ended = true
     clearInterval(this.pollTimer)
+    clearTimeout(this.mailboxReadTimer)
   }
 
   /** Write pending history and private state (each within LOGOUT_FLUSH_MS), then close; never

@@ -19,11 +19,26 @@ import type { FriendActionResult, FriendInfo, FriendRequests } from './friends/i
 import type { ChatMessage, IncomingMessage } from './direct/index.js'
 import type { Conferences } from './conferences/index.js'
 
-/** How often a logged-in peer looks in its mailbox for what arrived since login. */
-export const DEFAULT_MAILBOX_POLL_MS = 60_000
+/**
+ * How often a logged-in peer looks in its mailbox for what arrived since login. While a
+ * user is online, senders reach them live; an envelope lands in the mailbox only when
+ * its sender read them as offline or could not reach them, and the cases this peer can
+ * see are read at once (see the MAILBOX_READ_* delays). This read is for the rest (a
+ * sender's dial or ack failed on its side): the bound within which such a message shows.
+ */
+export const DEFAULT_MAILBOX_POLL_MS = 5 * 60_000
+
+/** After login: senders who read the user as offline just before the new presence spread put into the mailbox while the login ran. */
+export const MAILBOX_READ_AFTER_LOGIN_MS = 30_000
+
+/** After this peer refused a live envelope for now (not final): its sender puts it into the mailbox; give that put time to land. */
+export const MAILBOX_READ_AFTER_REFUSAL_MS = 10_000
 
 export interface MessagingInit extends OutboxInit, LoggedInInit, MailboxReaderInit {
-  /** How often a logged-in peer checks its mailbox after login; 0: at login only. @default 60 s */
+  /**
+   * How often a logged-in peer checks its mailbox after login; 0: at login only (no other
+   * automatic read either). @default 5 min
+   */
   mailboxPollMs?: number
 }
 
@@ -33,6 +48,8 @@ export interface MessagingComponents {
   mailbox: Mailbox
   messenger: Pick<Messenger, 'send'>
   presence: Pick<Presence, 'read'>
+  /** Whether a peer answers a dial now (checked when the last connection to a friend's peer closes). */
+  reachable?: (peerId: string, options?: AbortOptions) => Promise<boolean>
   /** Registers the handler of one envelope kind. */
   handle: (kind: string, handler: EnvelopeKindHandler) => void
   handles: (kind: string) => boolean
@@ -96,10 +113,39 @@ export class Messaging {
     await this.outbox.stop()
   }
 
-  /** The peer (re)joined the network: try what waits in the outbox. */
+  /** The peer (re)joined the network: try what waits in the outbox. After a loss of every
+   * connection, senders used the mailbox meanwhile, and friends saw our connections close
+   * (and us as gone): read the mailbox, tell them again that we are online. */
   networkJoined (): void {
     this.outbox.kick()
+    const active = this.active
+    if (active == null || active.session !== this.c.session() || active.ended) return
+    this.readMailboxSoon(active, 0)
+    this.notices.announce(active, 'online').catch(err => { this.log('online notices after rejoining: %s', err.message) })
   }
+
+  /** The last connection to `peerId` closed: was a friend there, and did they go? */
+  peerDisconnected (peerId: string): void {
+    const active = this.active
+    if (!this.running || active == null || active.ended) return
+    this.notices.peerGone(active, peerId).catch(err => { this.log('checking peer %s: %s', peerId, err.message) })
+  }
+
+  /** Read the mailbox in `delayMs`, unless a read is already due sooner; never with mailbox reads switched off. */
+  private readMailboxSoon (active: LoggedIn, delayMs: number): void {
+    if (this.pollMs === 0 || active.ended) return
+    const at = Date.now() + delayMs
+    if (active.mailboxReadAt != null && active.mailboxReadAt <= at) return
+    clearTimeout(active.mailboxReadTimer)
+    active.mailboxReadAt = at
+    active.mailboxReadTimer = setTimeout(() => {
+      active.mailboxReadAt = undefined
+      this.reader.drain(active).catch(err => { this.log('mailbox check: %s', err.message) })
+    }, delayMs)
+    active.mailboxReadTimer.unref()
+  }
+
+  private get pollMs (): number { return this.init.mailboxPollMs ?? DEFAULT_MAILBOX_POLL_MS }
 
   // ------------------------------------------------------------ session hooks (called by the session keeper)
 
@@ -132,10 +178,11 @@ export class Messaging {
     // membership changes made while this user was away (also in the mailbox; the newest record wins)
     active.ready.then(async () => { await active.conferences.refreshAll() }).catch(err => { this.log('conference refresh at login: %s', err.message) })
     this.outbox.kick()
-    const pollMs = this.init.mailboxPollMs ?? DEFAULT_MAILBOX_POLL_MS
+    const pollMs = this.pollMs
     if (pollMs > 0) {
       active.pollTimer = setInterval(() => { this.reader.drain(active).catch(err => { this.log('mailbox check: %s', err.message) }) }, pollMs)
       active.pollTimer.unref()
+      this.readMailboxSoon(active, Math.min(pollMs, MAILBOX_READ_AFTER_LOGIN_MS))
     }
   }
 
@@ -203,7 +250,7 @@ export class Messaging {
   /** The logged-in account's conferences. */
   async conferences (): Promise<Conferences> { return (await this.ready()).conferences }
 
-  /** Read the mailbox now (it is read at login and every `mailboxPollMs`); returns the new messages. */
+  /** Read the mailbox now (it is read at login, soon after, and every `mailboxPollMs`); returns the new messages. */
   async checkMailbox (options: AbortOptions = {}): Promise<IncomingMessage[]> { return await this.reader.drain(await this.ready(), options) }
 
   /** Envelopes this peer still has to send (all accounts), oldest first. */
@@ -214,7 +261,10 @@ export class Messaging {
 
   /** Report an envelope that was refused, live or from the mailbox. */
   refused (envelope: Envelope, err: unknown, live: boolean): void {
-    const { code, reason } = refusalOf(err)
+    const { code, reason, final } = refusalOf(err)
+    // refused for now: its sender falls back to our mailbox
+    const active = this.active
+    if (live && !final && active != null && active.session === this.c.session()) this.readMailboxSoon(active, MAILBOX_READ_AFTER_REFUSAL_MS)
     this.log('refused %s %s from %s (%s): %s %s', envelope.kind, envelope.id, envelope.from, live ? 'live' : 'mailbox', code, reason)
     this.c.emit('envelope:refused', { id: envelope.id, kind: envelope.kind, from: envelope.from, reason, code, live })
   }

@@ -19,10 +19,15 @@ const NOTICE_CONCURRENCY = 8
 /** Most addresses a notice names. */
 const MAX_NOTICE_ADDRS = 16
 
+/** How long the check of a friend's peer whose last connection closed may take before it counts as gone. */
+const GONE_CHECK_TIMEOUT_MS = 10_000
+
 export interface PresenceNoticesComponents {
   presence: Pick<Presence, 'read'>
   messenger: Pick<Messenger, 'send'>
   outbox: Pick<Outbox, 'noteLocation' | 'kick'>
+  /** Whether a peer answers a dial now. Without it, a closed connection tells nothing. */
+  reachable?: (peerId: string, options?: AbortOptions) => Promise<boolean>
   whereAmI: () => PeerInfo
   emit: Emit
   logger: ComponentLogger
@@ -83,6 +88,7 @@ export class PresenceNotices {
     const body = openEnvelope(env, active.session.account.keys, presenceBodySchema)
     const online = body.status === 'online'
     this.c.outbox.noteLocation(friend.keyId, { online, peerId: body.peerId, addrs: body.addrs })
+    active.gone.delete(friend.keyId)
     if (online) {
       active.online.set(friend.username, { keyId: friend.keyId, peerId: body.peerId, addrs: body.addrs })
       this.c.outbox.kick(friend.keyId)
@@ -90,6 +96,27 @@ export class PresenceNotices {
       active.online.delete(friend.username)
     }
     this.c.emit('presence', { username: env.from, online })
+  }
+
+  /**
+   * This peer lost its last connection to `peerId`. If an online friend was there and the
+   * peer does not answer a dial, the friend left without a word (a crash, a lost network):
+   * shown offline now, not when their presence record lapses. A peer that answers was
+   * only disconnected (the connection manager, the other side closing idle connections).
+   */
+  async peerGone (active: LoggedIn, peerId: string): Promise<void> {
+    const found = [...active.online].find(([, where]) => where.peerId === peerId)
+    if (found == null || this.c.reachable == null) return
+    const [username, where] = found
+    const answers = await this.c.reachable(peerId, { signal: AbortSignal.timeout(GONE_CHECK_TIMEOUT_MS) }).catch(() => false)
+    // a notice or another check may have changed what we know meanwhile
+    if (answers || active.ended || active.online.get(username) !== where) return
+    active.online.delete(username)
+    active.gone.set(where.keyId, Date.now())
+    // what this shows is the list; sends still try the friend's peer live first (a check
+    // that failed on a loaded machine must not send messages to the mailbox)
+    this.log('%s\'s peer %s is gone', username, peerId)
+    this.c.emit('presence', { username, online: false })
   }
 
   /**

@@ -48,6 +48,7 @@ function fixture (): Fixture {
         options.signal?.throwIfAborted()
         if (f.failPublish != null) throw f.failPublish
         f.published.push(status)
+        return { replicas: 1, refused: 0 }
       }
     },
     peerInfo: () => ({ peerId: 'peer-1', addrs: [] }),
