@@ -10,7 +10,8 @@
  * libp2p and its dependencies one by one; one file loads faster and with less memory
  * (3 starts each on a quiet machine, against one supernode: spawn -> "joined" 1,014-1,343
  * -> 512-592 ms, idle RSS 110 -> 94 MiB; README's "Memory and start-up of a peer"). The bundle is built from tsc's output, so it is exactly the
- * type-checked code. Only what cannot be bundled stays outside: Node's built-in modules and
+ * type-checked code. The bundles are written without whitespace and comments, in ASCII only,
+ * names kept (V8 keeps a script's source in memory: README's "Memory and start-up"). Only what cannot be bundled stays outside: Node's built-in modules and
  * classic-level (LevelDB, a native addon that finds its compiled library next to itself).
  * dist/main.js (unbundled) still runs the same program.
  *
@@ -49,7 +50,12 @@ export async function buildBundles () {
         file: join(ROOT, output),
         format: 'esm',
         // one file: code a program loads later would otherwise be a chunk of its own
-        codeSplitting: false
+        codeSplitting: false,
+        // V8 keeps a script's whole source for as long as it runs (functions compile lazily
+        // from it): without comments and whitespace the source is smaller. Names are kept
+        // (no mangling, no compression), so stack traces read as before.
+        minify: { compress: false, mangle: false, codegen: { removeWhitespace: true, asciiOnly: true } },
+        comments: false
       }
     })
     if (warnings.length > 0) throw new Error(`rolldown warned while bundling ${input}:\n${warnings.join('\n')}`)
