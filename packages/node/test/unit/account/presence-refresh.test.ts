@@ -8,7 +8,8 @@
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import * as cborg from 'cborg'
-import { checkUpdate, generateAccountKeys, keyIdOf, verifyRecordValue, type PresencePayload, type VerifiedRecord } from '@conf-chat/protocol'
+import { generateAccountKeys, keyIdOf, type PresencePayload } from '@conf-chat/protocol'
+import { MemoryRecords } from '../fixtures/memory-records.js'
 import { SessionKeeper, type Account, type Session, type SessionEndReason } from '../../../src/account/index.js'
 import { Presence, PRESENCE_WRITES_PER_SESSION } from '../../../src/account/presence.js'
 import { DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_PRESENCE_TTL_MS } from '../../../src/constants.js'
@@ -22,33 +23,7 @@ const account = {
 } as unknown as Account
 
 /** One holder's copy of each record, the write guard of a real store, and a count of reads. */
-class Records {
-  readonly stored = new Map<string, VerifiedRecord>()
-  puts = 0
-  reads = 0
-
-  async put (key: string, value: Uint8Array): Promise<{ replicas: number, refused: number }> {
-    this.puts++
-    const incoming = verifyRecordValue(key, value)
-    try {
-      checkUpdate(this.stored.get(key), incoming)
-    } catch {
-      return { replicas: 0, refused: 1 }
-    }
-    this.stored.set(key, incoming)
-    return { replicas: 1, refused: 0 }
-  }
-
-  async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
-    this.reads++
-    return this.stored.get(key) as VerifiedRecord<P> | undefined
-  }
-
-  async getAll<P> (key: string): Promise<{ best?: VerifiedRecord<P>, all: Array<VerifiedRecord<P>> }> {
-    const best = await this.get<P>(key)
-    return { ...(best != null ? { best } : {}), all: best != null ? [best] : [] }
-  }
-
+class Records extends MemoryRecords {
   payload (): PresencePayload { return [...this.stored.values()][0]!.payload as PresencePayload }
   seq (): number { return [...this.stored.values()][0]!.record.seq }
 }

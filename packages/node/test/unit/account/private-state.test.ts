@@ -4,45 +4,12 @@
  */
 import { describe, it, expect } from 'vitest'
 import {
-  generateAccountKeys, keyIdOf, verifyRecordValue, checkUpdate, stateKey, openForOwner, privateStateSchema,
+  generateAccountKeys, keyIdOf, stateKey, openForOwner, privateStateSchema,
   type VerifiedRecord, type SealedPayload, type FriendEntry
 } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { PrivateStateStore, type PrivateStateComponents } from '../../../src/account/private-state.js'
-import { UnknownRecordError } from '../../../src/network/records/index.js'
-
-class MemoryRecords {
-  readonly stored = new Map<string, VerifiedRecord>()
-  down = false
-  async put (key: string, value: Uint8Array): Promise<{ replicas: number, refused: number }> {
-    if (this.down) return { replicas: 0, refused: 0 }
-    const incoming = verifyRecordValue(key, value)
-    try {
-      checkUpdate(this.stored.get(key), incoming)
-    } catch {
-      return { replicas: 0, refused: 1 }
-    }
-    this.stored.set(key, incoming)
-    return { replicas: 1, refused: 0 }
-  }
-
-  /** Reads while down: resolved once `reads` reaches a count. */
-  reads = 0
-  private readonly readWaiters: Array<{ n: number, resolve: () => void }> = []
-
-  /** As RecordStore.get: a read the network could not answer throws UnknownRecordError. */
-  async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
-    this.reads++
-    for (const w of this.readWaiters.filter(w => this.reads >= w.n)) w.resolve()
-    if (this.down) throw new UnknownRecordError(key, 'no answer')
-    return this.stored.get(key) as VerifiedRecord<P> | undefined
-  }
-
-  async readsReach (n: number): Promise<void> {
-    if (this.reads >= n) return
-    await new Promise<void>(resolve => { this.readWaiters.push({ n, resolve }) })
-  }
-}
+import { MemoryRecords } from '../fixtures/memory-records.js'
 
 const keys = generateAccountKeys()
 const owner = { keyId: keyIdOf(keys.signPublic), keys }
@@ -67,11 +34,11 @@ describe('private state', () => {
     writer.close()
 
     records.down = true
-    records.reads = 0
+    const readsBefore = records.reads
     const a = new PrivateStateStore(stateOf(records), { stateRetryMs: 5 })
     let loaded = false
     const loading = a.load().then(() => { loaded = true })
-    await records.readsReach(3)
+    await records.readsReach(readsBefore + 3)
     // still loading, and no empty state was taken for the real one
     expect(loaded).toBe(false)
     expect(a.state.friends).toEqual([])

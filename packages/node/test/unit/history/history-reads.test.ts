@@ -9,32 +9,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  generateAccountKeys, keyIdOf, verifyRecordValue, checkUpdate, emptyPrivateState, newEnvelopeId,
+  generateAccountKeys, keyIdOf, emptyPrivateState, newEnvelopeId,
   type PrivateState, type VerifiedRecord
 } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { History, IncompleteHistoryError, HISTORY_READ_ROUNDS, type HistoryComponents } from '../../../src/chat/history.js'
 import { LocalStore } from '../../../src/storage/index.js'
 import { UnknownRecordError } from '../../../src/network/records/index.js'
-
-class MemoryRecords {
-  readonly stored = new Map<string, VerifiedRecord>()
-  unknown = false
-  /** Reads of each key. */
-  readonly reads = new Map<string, number>()
-  async put (key: string, value: Uint8Array): Promise<{ replicas: number, refused: number }> {
-    const incoming = verifyRecordValue(key, value)
-    checkUpdate(this.stored.get(key), incoming)
-    this.stored.set(key, incoming)
-    return { replicas: 1, refused: 0 }
-  }
-
-  async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
-    this.reads.set(key, (this.reads.get(key) ?? 0) + 1)
-    if (this.unknown) throw new UnknownRecordError(key, 'no answer')
-    return this.stored.get(key) as VerifiedRecord<P> | undefined
-  }
-}
+import { MemoryRecords } from '../fixtures/memory-records.js'
 
 /** The private state's part history uses: the page counts, shared by the sessions of one account. */
 class MemoryState {
@@ -77,14 +59,14 @@ describe('history pages when the network cannot tell', () => {
     // another peer of the account, while the DHT cannot tell: the page is read again
     // (HISTORY_READ_ROUNDS reads in all), then the list says what it could not read
     const reader = await session(records, state)
-    records.unknown = true
+    records.down = true
     const incomplete = await reader.list(other).catch(err => err)
     expect(incomplete).toBeInstanceOf(IncompleteHistoryError)
     expect(incomplete.entries).toEqual([])
     expect(incomplete.unreadPages).toBe(1)
-    expect([...records.reads.values()]).toEqual([HISTORY_READ_ROUNDS])
+    expect([...records.readsOf.values()]).toEqual([HISTORY_READ_ROUNDS])
     // the network answers again: the same call now shows the conversation
-    records.unknown = false
+    records.down = false
     expect((await reader.list(other)).map(e => e.text)).toEqual(texts)
   })
 
