@@ -81,3 +81,14 @@ export const DHT_MAX_INBOUND_STREAMS = 128
  * of a dead one.
  */
 export const DHT_RPC_MAX_TIMEOUT_MS = 8_000
+
+/**
+ * kad-dht's lookup shape. Its defaults are alpha 10 and as many disjoint paths (each path
+ * keeps alpha RPCs in flight and runs until it has heard from the k closest peers it knows):
+ * up to 100 RPCs in flight for one lookup, which on a machine of a few cores is CPU spent
+ * by every peer a lookup reaches, and a write waits for its whole closest-peers lookup.
+ * Kademlia's alpha is 3; three disjoint paths keep S/Kademlia's protection against a few
+ * bad peers on one path (a lookup succeeds if one path avoids them).
+ */
+export const DHT_ALPHA = 3
+export const DHT_DISJOINT_PATHS = 3

@@ -25,7 +25,7 @@ import { ConnectionLiveness } from './liveness.js'
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
-  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
+  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
 } from '../constants.js'
 
 /**
@@ -161,7 +161,9 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           selectors: recordSelectors(),
           initialQuerySelfInterval: 0,
           maxInboundStreams: DHT_MAX_INBOUND_STREAMS,
-          networkDialTimeout: { maxTimeout: DHT_RPC_MAX_TIMEOUT_MS }
+          networkDialTimeout: { maxTimeout: DHT_RPC_MAX_TIMEOUT_MS },
+          alpha: DHT_ALPHA,
+          disjointPaths: DHT_DISJOINT_PATHS
         },
         // an RPC that timed out with no answer: is the connection dead? (liveness.ts)
         onStall: peer => { this.liveness?.suspect(peer) }
