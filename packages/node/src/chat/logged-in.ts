@@ -10,14 +10,22 @@ import type { Delivery } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
 import { within } from '../utils/index.js'
+import { DEFAULT_QUERY_TIMEOUT_MS } from '../constants.js'
 import { History, type HistoryInit } from './history.js'
 import { Friends } from './friends/index.js'
 import { DirectMessages } from './direct/index.js'
 import { Conferences } from './conferences/index.js'
 import type { MessagingEvents } from './events.js'
 
-/** Longest a logout waits to write pending history and private state. */
-export const LOGOUT_FLUSH_MS = 5_000
+/**
+ * Longest a logout waits for each of its writes (pending history, then the private state
+ * with the history's page counts): one DHT query's time limit. A write's closest-peers
+ * lookup can wait on a peer that vanished a moment ago for kad-dht's per-RPC limit (5 s
+ * and more) before that peer's connection is found dead (network/liveness.ts); with 5 s
+ * here, a logout right after the supernode's host was cut left the history unwritten,
+ * and the account's other peers showed an empty conversation.
+ */
+export const LOGOUT_FLUSH_MS = DEFAULT_QUERY_TIMEOUT_MS
 
 /** Envelope ids the account has handled on this peer (friend envelopes; messages are known by the history). */
 export interface SeenIds {
