@@ -10,13 +10,12 @@
 // (from /proc/<pid>/stat over a quiet window). Prints a table and writes JSON under results/.
 //
 //   npm run bench:dht -- --peers 10 --records 50 [--opendht] [--idle-window 20000]
-import { execFileSync } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createSignedRecord, encodeSignedRecord, generateAccountKeys, keyIdOf, presenceKey } from '@conf-chat/protocol'
 import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
 import { runOpenDht } from './lib/opendht.mjs'
+import { idleCpu } from './lib/proc.mjs'
 import { DHT_PROTOCOL } from '@conf-chat/node/network'
 
 const { values: flags } = parseArgs({
@@ -64,25 +63,6 @@ function newRecord (seq) {
   const key = presenceKey(keyIdOf(keys.signPublic))
   const payload = { username: 'bench', status: 'online', peerId: 'bench', addrs: [], expiresAt: Date.now() + 60_000, updatedAt: Date.now() }
   return { key, value: encodeSignedRecord(createSignedRecord(key, seq, payload, keys)) }
-}
-
-/** CPU time (user + system) of process `pid` so far, in ms, from /proc/<pid>/stat. */
-const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100 } catch { return 100 } })()
-async function cpuMs (pid) {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-  // fields after the command name (which may hold spaces) start at ") "
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK * 1000
-}
-
-/** Each process's CPU use over `windowMs` with nothing asked of it, in % of one core. */
-async function idleCpu (pids, windowMs) {
-  const before = await Promise.all(pids.map(cpuMs))
-  const t = performance.now()
-  await sleep(windowMs)
-  const after = await Promise.all(pids.map(cpuMs))
-  const elapsed = performance.now() - t
-  return pids.map((_, i) => (after[i] - before[i]) / elapsed * 100)
 }
 
 const sum = (xs, f) => xs.reduce((a, x) => a + (f(x) ?? 0), 0)
