@@ -5,14 +5,16 @@
 // home-node design).
 import { createServer, connect } from 'node:net'
 import { createEnvelope, DM_KIND } from '@conf-chat/protocol'
-import { self, serve, sleep, startPeer } from './lib/bench-worker.mjs'
+import { self, serve, startPeer } from './lib/bench-worker.mjs'
+import { userCommands, watchUser } from './lib/user-worker.mjs'
 
-const received = { live: 0, lastLiveAt: 0, offline: 0, lastOfflineAt: 0 }
+/** Live messages shown to this user (offline ones are counted by user-worker.mjs's loginAndWait). */
+const received = { live: 0 }
 const servers = []
 
 function countArrivals (node) {
-  node.addEventListener('message', () => { received.live++; received.lastLiveAt = performance.now() })
-  node.addEventListener('messages:offline', evt => { received.offline += evt.detail.messages.length; received.lastOfflineAt = performance.now() })
+  watchUser(node)
+  node.addEventListener('message', () => { received.live++ })
 }
 
 /** Live round trips through the whole user path: sendMessage() until the recipient's ack. */
@@ -85,34 +87,6 @@ async function throughputEnvelopes ({ to, n, window }) {
   }
   await Promise.all(Array.from({ length: window }, lane))
   return { ms: performance.now() - t, delivered }
-}
-
-/** Queue `n` messages for an offline recipient, `concurrency` at a time. */
-async function sendMany ({ to, n, concurrency }) {
-  let next = 0
-  const statuses = {}
-  const t = performance.now()
-  const lane = async () => {
-    while (next < n) {
-      const i = next++
-      const r = await self.node.sendMessage(to, `offline ${String(i).padStart(4, '0')} ${'z'.repeat(32)}`)
-      statuses[`${r.status}/${r.where ?? ''}`] = (statuses[`${r.status}/${r.where ?? ''}`] ?? 0) + 1
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, lane))
-  return { ms: performance.now() - t, statuses }
-}
-
-/** Log in and wait until `expected` offline messages were shown (shownMs: null if they were not, in time). */
-async function loginAndWait ({ username, password, expected, timeoutMs }) {
-  received.offline = 0
-  received.lastOfflineAt = 0
-  const t = performance.now()
-  await self.node.login(username, password)
-  const loginMs = performance.now() - t
-  const deadline = Date.now() + timeoutMs
-  while (received.offline < expected && Date.now() < deadline) await sleep(5)
-  return { loginMs, shownMs: received.offline >= expected ? received.lastOfflineAt - t : null, shown: received.offline }
 }
 
 async function listen (server) {
@@ -259,8 +233,8 @@ serve({
   rttEnvelopes,
   throughput,
   throughputEnvelopes,
-  sendMany,
-  loginAndWait,
+  sendMany: userCommands.sendMany,
+  loginAndWait: userCommands.loginAndWait,
   tcpEchoServer,
   tcpRtt,
   jsonServer,
