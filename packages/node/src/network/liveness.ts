@@ -76,7 +76,7 @@ export class ConnectionLiveness {
     void this.probe(peer, connections)
   }
 
-  /** Wait for no more probes (stop). */
+  /** Stop: probes under way end (their connections are kept), later suspicions are ignored. */
   stop (): void {
     this.controller.abort()
     this.probed.clear()
