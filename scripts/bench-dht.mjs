@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util'
 import { createSignedRecord, encodeSignedRecord, generateAccountKeys, keyIdOf, presenceKey } from '@conf-chat/protocol'
 import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
 import { runOpenDht } from './lib/opendht.mjs'
-import { idleCpu } from './lib/proc.mjs'
+import { cpuMs, idleCpu } from './lib/proc.mjs'
 import { DHT_PROTOCOL } from '@conf-chat/node/network'
 
 const { values: flags } = parseArgs({
@@ -96,6 +96,9 @@ async function main () {
   const gets = []
   const replicas = []
   let failures = 0
+  const pids = [supernode, ...peers].map(p => p.w.child.pid)
+  const cpuBefore = await Promise.all(pids.map(cpuMs))
+  const loopStart = performance.now()
   for (let i = 0; i < WARMUP + RECORDS; i++) {
     const writerIndex = i % PEERS
     const readerIndex = (writerIndex + 1 + Math.floor(Math.random() * (PEERS - 1))) % PEERS
@@ -108,6 +111,12 @@ async function main () {
     replicas.push(put.replicas)
     if (get.value == null || Buffer.compare(Buffer.from(get.value), Buffer.from(value)) !== 0) failures++
   }
+  // CPU of every process of the network (the benchmark's own process not counted) while
+  // the puts and gets ran: what one put and one get cost the network together
+  const cpuAfter = await Promise.all(pids.map(cpuMs))
+  const loopMs = performance.now() - loopStart
+  const networkCpuMs = cpuAfter.reduce((a, ms, i) => a + ms - cpuBefore[i], 0)
+  const cpuPerPutGetMs = networkCpuMs / (WARMUP + RECORDS)
   const after = await Promise.all(peers.map(p => p.w.request('stats')))
   // one DHT RPC three ways, between two peers that already have a connection
   const rpc = await peers[0].w.request('rpc', { peerId: peers[1].info.peerId, addrs: peers[1].info.addrs, protocol: DHT_PROTOCOL, n: PINGS, warmup: 5 })
@@ -150,6 +159,8 @@ async function main () {
     pingMs: stats(ping.ms, 3),
     putReplicas: stats(replicas, 1),
     getFailures: failures,
+    /** CPU of all the network's processes per put + get (ms), and the share of the machine's cores they kept busy. */
+    networkCpu: { perPutGetMs: Math.round(cpuPerPutGetMs), busyCores: Math.round(networkCpuMs / loopMs * 100) / 100 },
     joinMs: stats(joinMs, 0),
     networkUpMs: Math.round(networkUpMs),
     peerRssMiB: { idle: stats(idle.map(s => s.rss / 2 ** 20), 1), afterRun: stats(after.map(s => s.rss / 2 ** 20), 1) },
@@ -169,6 +180,7 @@ async function main () {
   console.log(row('DHT RPC, kept stream', result.rpcMs.sameStream, 'ms', 2))
   console.log(row('DHT RPC via kad-dht', result.rpcMs.viaDht, 'ms', 2))
   console.log(row('put replicas', result.putReplicas, ''))
+  console.log(`network CPU per put + get: ${result.networkCpu.perPutGetMs} ms (all processes; ${result.networkCpu.busyCores} cores busy on average while they ran)`)
   console.log(row('join (fork->joined)', result.joinMs, 'ms', 0))
   console.log(row('peer RSS idle', result.peerRssMiB.idle, 'MiB'))
   console.log(row('peer RSS after', result.peerRssMiB.afterRun, 'MiB'))
