@@ -2,11 +2,12 @@
  * The DHT as ChatPeer wires kad-dht, on real libp2p nodes (loopback TCP, one process):
  * RPCs run on pooled streams instead of a new stream each, a pooled stream the remote
  * reset is not used again, and kad-dht's closer-peer announcements reach the peer store
- * only when they bring news.
+ * only when they bring news, and the writes of one tick leave a socket together.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { generateAccountKeys, keyIdOf, createSignedRecord, encodeSignedRecord, presenceKey } from '@conf-chat/protocol'
 import { DHT_PROTOCOL, type ChatPeer } from '@conf-chat/node/network'
+import { Socket } from 'node:net'
 import type { Stream } from '@libp2p/interface'
 import { startNetwork, type TestNetwork } from './helpers/network.js'
 
@@ -94,6 +95,31 @@ describe('DHT RPCs on a supernode and 4 peers', () => {
     // a's read ran on new streams: the reset ones were dropped, not handed out again
     expect(a.dhtStats.pool!.opened).toBeGreaterThan(openedBefore)
     expect(pooled.every(s => s.status !== 'open')).toBe(true)
+  })
+
+  it('sends what a peer writes in one tick with one system call (corked TCP sockets)', async () => {
+    const [a, b] = [net!.peers[0]!, net!.peers[1]!]
+    // count the socket writes Node makes (one write system call each) and the chunks they carry
+    const proto = Socket.prototype as unknown as Record<'_write' | '_writev', (...args: any[]) => unknown>
+    const { _write, _writev } = proto
+    let calls = 0
+    let chunks = 0
+    proto._write = function (this: Socket, ...args: any[]) { calls++; chunks++; return _write.apply(this, args) }
+    proto._writev = function (this: Socket, ...args: any[]) { calls++; chunks += (args[0] as unknown[]).length; return _writev.apply(this, args) }
+    try {
+      for (let i = 0; i < 5; i++) {
+        const r = newRecord()
+        await a.records.put(r.key, r.value)
+        expect(same((await b.records.get(r.key))?.value, r.value)).toBe(true)
+      }
+    } finally {
+      proto._write = _write
+      proto._writev = _writev
+    }
+    // each frame is a noise length and ciphertext around a yamux header and data: written
+    // one by one, every chunk would be a call of its own
+    expect(calls).toBeGreaterThan(0)
+    expect(chunks / calls).toBeGreaterThan(1.5)
   })
 
   it('lets closer peers with news reach the peer store and drops the repeats', async () => {

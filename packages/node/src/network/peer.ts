@@ -7,7 +7,7 @@ import '../polyfill.js'
 import { join } from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
+import { corkedTcp } from './corked-tcp.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
@@ -173,7 +173,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         logger,
         datastore: this.datastore,
         addresses: { listen: [listenAddr(host, port)] },
-        transports: [tcp()],
+        transports: [corkedTcp()],
         connectionEncrypters: [noise()],
         // yamux pings every connection every 30 s and ignores a missing answer (its own
         // TODO): chatter that finds nothing; the connection monitor below is the check

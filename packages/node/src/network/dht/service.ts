@@ -10,6 +10,7 @@ import type { PeerId, PeerInfo } from '@libp2p/interface'
 import { DhtStreamPool, type StreamPoolInit, type StreamPoolStats } from './stream-pool.js'
 import { DiscoveryFilter, type DiscoveryFilterInit } from './discovery-filter.js'
 import { PeerInfoCache, type PeerInfoCacheInit } from './peer-info-cache.js'
+import { overriding } from '../../utils/index.js'
 
 export interface DhtServiceInit {
   /** kad-dht's options; `protocol` is required (the pool serves that protocol only). */
@@ -98,16 +99,6 @@ function withWrappers (components: KadDHTComponents, pool?: DhtStreamPool, peerI
       if (prop === 'connectionManager' && connectionManager != null) return connectionManager
       if (prop === 'peerStore' && peerStore != null) return peerStore
       return Reflect.get(target, prop, receiver)
-    }
-  })
-}
-
-function overriding<T extends object> (real: T, overrides: Record<string, unknown>): T {
-  return new Proxy(real, {
-    get (target, prop) {
-      if (typeof prop === 'string' && Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop]
-      const value = Reflect.get(target, prop, target)
-      return typeof value === 'function' ? value.bind(target) : value
     }
   })
 }
