@@ -17,3 +17,9 @@ export const MAX_FULL_NAME_CHARS = 100
 
 /** kad-dht's own (hard-coded) record lifetime on a remote store: 48 h. */
 export const DHT_RECORD_TTL_MS = 48 * 60 * 60 * 1000
+
+/** Verified records remembered per process (see verifyRecordValue): a DHT read or write
+ * passes each record through 2-4 checks on every peer it reaches. */
+export const VERIFIED_CACHE_ENTRIES = 1024
+/** ... and the bytes of their values at most (records are up to MAX_RECORD_BYTES). */
+export const VERIFIED_CACHE_BYTES = 2 * 1024 * 1024

@@ -10,10 +10,12 @@
  * - `key` (`/<ns>/<keyId>/...`): the key names its owner (hash of the public key, as
  *   IPNS does), so any store checks ownership from the key alone.
  */
+import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import { z } from 'zod'
 import { keyIdOf, KEY_ID_PATTERN, compareBytes, bytesEqual } from './crypto.js'
 import { InvalidRecordError, RecordConflictError } from './errors.js'
-import { USERNAME_PATTERN, MAX_FULL_NAME_CHARS } from './limits.js'
+import { USERNAME_PATTERN, MAX_FULL_NAME_CHARS, VERIFIED_CACHE_ENTRIES, VERIFIED_CACHE_BYTES } from './limits.js'
 import { decodeCbor, decodeSignedRecord, type SignedRecord } from './record.js'
 
 const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
@@ -169,6 +171,32 @@ export function parseKey (key: string): { namespace: Namespace, parts: string[] 
  * signature, the key/owner binding and the payload schema. Throws InvalidRecordError.
  */
 export function verifyRecordValue<P = unknown> (key: string, value: Uint8Array): VerifiedRecord<P> {
+  const id = verifiedId(key, value)
+  const known = verified.get(id)
+  if (known != null) return known as VerifiedRecord<P>
+  const checked = checkRecordValue<P>(key, value)
+  verified.set(id, Object.freeze(checked))
+  return checked
+}
+
+/**
+ * Records verified lately, by key and SHA-256 of the value. One record is checked several
+ * times on its way through a peer (kad-dht's validator, the datastore's write guard, the
+ * stored copy it may replace, a read); the checks are pure functions of key and value, so
+ * the second one is a lookup. Bounded by count and by the bytes of the values it holds.
+ */
+const verified = new LRUCache<string, VerifiedRecord>({
+  max: VERIFIED_CACHE_ENTRIES,
+  maxSize: VERIFIED_CACHE_BYTES,
+  sizeCalculation: r => r.value.byteLength + 256
+})
+
+function verifiedId (key: string, value: Uint8Array): string {
+  return `${key}\n${createHash('sha256').update(value).digest('base64')}`
+}
+
+/** The checks of `verifyRecordValue`, uncached. */
+function checkRecordValue<P> (key: string, value: Uint8Array): VerifiedRecord<P> {
   const { namespace, parts } = parseKey(key)
   const rule: NamespaceRule = NAMESPACES[namespace]
   const record = decodeSignedRecord(value, key)

@@ -12,13 +12,7 @@ const mallory = generateAccountKeys()
 const carol = generateAccountKeys()
 const aliceId = keyIdOf(alice.signPublic)
 
-/** Verified once per value (by identity): verification is the other slow part. */
-const verified = new WeakMap<Uint8Array, VerifiedRecord>()
-const v = (key: string, value: Uint8Array): VerifiedRecord => {
-  let r = verified.get(value)
-  if (r == null || r.record.key !== key) { r = verifyRecordValue(key, value); verified.set(value, r) }
-  return r
-}
+const v = (key: string, value: Uint8Array): VerifiedRecord => verifyRecordValue(key, value)
 
 describe('keys', () => {
   it.each([
@@ -35,6 +29,20 @@ describe('keys', () => {
 })
 
 describe('verifyRecordValue', () => {
+  it('remembers a record it verified, and still refuses one changed byte or another key', () => {
+    const value = presenceValue(alice, 7)
+    const first = verifyRecordValue(presenceKey(aliceId), value)
+    // a copy of the same bytes is the same record: answered from the cache
+    expect(verifyRecordValue(presenceKey(aliceId), Uint8Array.from(value))).toBe(first)
+    for (const i of [0, Math.floor(value.length / 2), value.length - 1]) {
+      const changed = Uint8Array.from(value)
+      changed[i]! ^= 0x01
+      expect(() => verifyRecordValue(presenceKey(aliceId), changed)).toThrow(expect.objectContaining({ name: 'InvalidRecordError' }))
+    }
+    expect(() => verifyRecordValue(presenceKey(keyIdOf(mallory.signPublic)), value)).toThrow(/not signed by the key|is for key/)
+    expect(() => verifyRecordValue(stateKey(aliceId), value)).toThrow(expect.objectContaining({ name: 'InvalidRecordError' }))
+  })
+
   it('accepts a valid user, presence and conference record', () => {
     expect(v(userKey('alice'), userValue(alice, 'alice', 1)).payload).toMatchObject({ type: 'account', username: 'alice' })
     expect(v(presenceKey(aliceId), presenceValue(alice, 1)).payload).toMatchObject({ status: 'online' })
