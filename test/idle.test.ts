@@ -1,18 +1,18 @@
 /**
  * What an idle logged-in peer still does, on real nodes on loopback, with the product's
- * presence TTL (10 min): a friend whose peer goes away without a word is shown offline
+ * presence TTL (30 min): a friend whose peer goes away without a word is shown offline
  * when its connection closes, long before the record lapses; a message that lands in the
  * mailbox while its user is online is shown by the periodic read, without a check; a peer
  * that lost every connection tells its friends again once it is back.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createEnvelope, encodeEnvelope, mailboxSetKey, DM_KIND } from '@conf-chat/protocol'
-import type { ChatNode } from '@conf-chat/node'
+import { DEFAULT_PRESENCE_TTL_MS, DEFAULT_PRESENCE_REFRESH_MS, type ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { collect, makeFriends, registerUser } from './helpers/friends.js'
 
 /** The product's presence timing (the FAST test settings shorten it to seconds). */
-const PRODUCT_PRESENCE = { presenceTtlMs: 10 * 60_000, presenceRefreshMs: 200_000 }
+const PRODUCT_PRESENCE = { presenceTtlMs: DEFAULT_PRESENCE_TTL_MS, presenceRefreshMs: DEFAULT_PRESENCE_REFRESH_MS }
 /** A mailbox read every few seconds stands for the product's 5 minutes. */
 const MAILBOX_POLL_MS = 3_000
 

@@ -44,9 +44,9 @@ describe('a network of a supernode and 10 peers', () => {
     expect(reader.libp2p.getConnections(writerId)).toEqual([])
   })
 
-  it('lets kad-dht and the connection monitor ping one peer at the same time', async () => {
+  it('lets several pings to one peer run at the same time (kad-dht, a liveness probe, a friend check)', async () => {
     // with libp2p's default of one outbound ping stream per peer the second ping failed
-    // (TooManyOutboundProtocolStreamsError) and the connection monitor aborted the connection
+    // (TooManyOutboundProtocolStreamsError), and a failed liveness probe aborts the connection
     const [a, b] = [net!.peers[3]!, net!.peers[4]!]
     const pings = Promise.all([1, 2, 3].map(async () => await a.libp2p.services.ping.ping(b.peerId, { signal: AbortSignal.timeout(20_000) })))
     // all three answered (a refused ping stream rejects)

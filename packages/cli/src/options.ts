@@ -1,6 +1,6 @@
 /** The node program's flags, each also read from an environment variable. */
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { DEFAULT_HOST } from '@conf-chat/node'
+import { DEFAULT_HOST, DEFAULT_PRESENCE_TTL_MS } from '@conf-chat/node'
 import { LOG_LEVELS, parsePort, splitAddrList, type LogLevel } from '@conf-chat/program'
 
 export interface NodeOptions {
@@ -44,7 +44,7 @@ export function nodeProgram (): Command {
     .addOption(new Option('--client', 'take part in the DHT as a client only (store nothing for others)').env('CONF_CHAT_CLIENT'))
     .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
     .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
-    .addOption(new Option('--presence-ttl <seconds>', 'how long this peer\'s "online" lasts without a refresh (after a crash, users who are not friends see the user offline this much later; friends when the connection closes) [default: 600]')
+    .addOption(new Option('--presence-ttl <seconds>', `how long this peer's "online" lasts without a refresh (after a crash, users who are not friends see the user offline this much later; friends when the connection closes) [default: ${DEFAULT_PRESENCE_TTL_MS / 1000}]`)
       .env('CONF_CHAT_PRESENCE_TTL').argParser(parseSeconds))
     .addOption(new Option('--bcrypt-cost <n>', 'bcrypt cost factor for passwords set on this peer (4-31) [default: 10]')
       .env('CONF_CHAT_BCRYPT_COST').argParser(parseBcryptCost))

@@ -15,14 +15,14 @@ import { DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_PRESENCE_TTL_MS } from '../constan
 /**
  * Writes one session can make before its sequence numbers would reach those of a session
  * begun a millisecond later: 2^11, so that `since * 2^11` stays a safe integer until 2109.
- * At a refresh every 200 s that is 4.7 days; a longer session moves its base on (seqOf).
+ * At a refresh every 10 min that is 14 days; a longer session moves its base on (seqOf).
  */
 export const PRESENCE_WRITES_PER_SESSION = 2048
 
 export interface PresenceInit {
-  /** How long a presence record says "online" without a refresh. @default 10 min */
+  /** How long a presence record says "online" without a refresh. @default 30 min */
   presenceTtlMs?: number
-  /** How often a logged-in peer refreshes it. @default 200 s (a third of the TTL) */
+  /** How often a logged-in peer refreshes it. @default 10 min (a third of the TTL) */
   presenceRefreshMs?: number
 }
 

@@ -1,9 +1,9 @@
 /**
  * Finding a dead connection when it is used, not by pinging every connection all the time.
  *
- * libp2p's connection monitor pings every connection on a timer; this peer runs it only
- * once a minute (see peer.ts), because at 10 s it was a quarter of an idle peer's CPU and
- * grows with the number of connections. A host that vanished without a FIN or RST (a
+ * libp2p's connection monitor pings every connection on a timer; this peer does not run
+ * it (see peer.ts): at 10 s it was a quarter of an idle peer's CPU, and it grows with the
+ * number of connections. A host that vanished without a FIN or RST (a
  * cut link, a laptop lid, a NAT that forgot the mapping) leaves a connection that looks
  * open: every stream opened on it waits for an answer that never comes. kad-dht then
  * times out one RPC after another on it, and its adaptive time limit grows with each

@@ -35,18 +35,27 @@ import {
  * over it. A low cap would make the bootstrap peer refuse joiners once it holds that many
  * (every joiner dials it) and DHT servers refuse queriers. So the cap stays above the
  * network sizes measured here (300 peers on one machine); what keeps an idle peer's
- * per-connection work small is the quiet connection (monitor interval below, no muxer
- * keep-alive, pooled DHT streams that close when idle).
+ * per-connection work small is the quiet connection (no connection monitor, no muxer
+ * keep-alive, pooled DHT streams that close when idle) and what bounds them is the
+ * inactivity limit below.
  */
 const MAX_CONNECTIONS = 500
 /**
- * libp2p's connection monitor opens a ping stream on every connection every 10 s by
- * default (a new stream, protocol negotiation and a peer-store merge on both ends): at 10
- * peers a quarter of an idle peer's CPU. A crashed peer's connection closes by itself on
- * TCP (FIN/RST), and the chat and set protocols see a dead peer when they use it; the
- * monitor is left only to find a silently vanished host, for which a minute is enough.
+ * libp2p's connection monitor is off. It opens a ping stream on every connection every
+ * 10 s by default (a new stream, protocol negotiation and a peer-store merge on both
+ * ends), so an idle peer's work grew with its connections (13 at 10 peers, 67 at 100); at
+ * one ping a minute it was still a fifth of an idle logged-in peer's CPU (bench:idle, 10
+ * users: 0.74 -> 0.60 % of a core without it). A crashed peer's connections close by
+ * themselves (FIN/RST); a silently vanished host is found when a connection is used (a
+ * DHT RPC with no answer, see liveness.ts; an unacknowledged chat message falls back to
+ * the mailbox), and a connection that carries nothing closes after
+ * TCP_INACTIVITY_TIMEOUT_MS, which also bounds the connections an idle peer keeps to the
+ * peers it worked with lately.
  */
-const CONNECTION_MONITOR_INTERVAL_MS = 60_000
+const CONNECTION_MONITOR_ENABLED = false
+/** A TCP connection with no byte either way for this long is closed (@libp2p/tcp's default is 2 min:
+ * long enough that a refresh or a mailbox read finds its connections open, not a re-dial each time). */
+const TCP_INACTIVITY_TIMEOUT_MS = 10 * 60_000
 
 
 export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
@@ -173,21 +182,21 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         logger,
         datastore: this.datastore,
         addresses: { listen: [listenAddr(host, port)] },
-        transports: [corkedTcp()],
+        transports: [corkedTcp({ inboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS, outboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS })],
         connectionEncrypters: [noise()],
         // yamux pings every connection every 30 s and ignores a missing answer (its own
-        // TODO): chatter that finds nothing; the connection monitor below is the check
+        // TODO): chatter that finds nothing; a connection is checked when used (liveness.ts)
         streamMuxers: [yamux({ enableKeepAlive: false })],
         connectionManager: {
           // every peer on one machine shares one remote IP; the default (5/s) resets them
           inboundConnectionThreshold: 1000,
           maxConnections: MAX_CONNECTIONS
         },
-        connectionMonitor: { pingInterval: CONNECTION_MONITOR_INTERVAL_MS },
+        connectionMonitor: { enabled: CONNECTION_MONITOR_ENABLED },
         services: {
           identify: identify(),
-          // the connection monitor and kad-dht's routing table both ping; with the default of
-          // one outbound ping stream per peer they collide and the monitor aborts the connection
+          // kad-dht's routing table, liveness probes and friends' reachability checks all ping;
+          // with the default of one outbound ping stream per peer a second ping is refused
           ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
           dht: dht.factory()
         }
