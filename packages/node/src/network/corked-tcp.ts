@@ -18,9 +18,6 @@ import type { TCPComponents } from '@libp2p/tcp'
 import type { Socket } from 'node:net'
 import { overriding } from '../utils/index.js'
 
-/** How many ticks corked sockets coalesced so far in this process, for tests and benchmarks. */
-export const corkCounts = { ticks: 0, writes: 0 }
-
 /** `tcp(init)` whose connections cork their socket for a tick at a time (see above). */
 export function corkedTcp (init?: TCPOptions): (components: TCPComponents) => Transport {
   const factory = tcp(init)
@@ -60,11 +57,9 @@ export function cork<T extends MultiaddrConnection> (maConn: T): T {
   conn.sendData = (data: unknown) => {
     if (!corked && !socket.destroyed) {
       corked = true
-      corkCounts.ticks++
       socket.cork()
       process.nextTick(uncork)
     }
-    corkCounts.writes++
     return sendData(data)
   }
   return maConn
