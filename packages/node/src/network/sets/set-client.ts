@@ -1,10 +1,11 @@
 /**
  * The writing and reading side of the set store: add items to, list, and remove items
  * from a set on its holders. A write goes to the R closest servers, a read asks twice as
- * many and takes the union; a holder that did not answer is asked once more.
+ * many and takes the union (where holders keep different items under one id, the one
+ * most of them keep); a holder that did not answer is asked once more.
  */
 import {
-  MAX_SET_ITEMS_PER_FRAME, InvalidSetItemError, createRemoveAuth, refusal,
+  MAX_SET_ITEMS_PER_FRAME, InvalidSetItemError, createRemoveAuth, refusal, bytesEqual,
   type AccountKeys, type Refusal, type SetItem, type SetRemoval
 } from '@conf-chat/protocol'
 import { delay } from '../../utils/index.js'
@@ -120,8 +121,21 @@ export class SetClient {
   async list (setKey: string, options: AbortOptions = {}): Promise<SetItem[]> {
     const { namespaces, rpc } = this.components
     const rules = namespaces.rulesFor(setKey)
-    const byId = new Map<string, SetItem>()
-    for (const item of await this.components.localItems(setKey, options)) byId.set(item.id, item)
+    // holders keep the first item they get under an id, so two holders may keep different
+    // items under one id (one of them missed the first): the version most holders keep wins
+    const byId = new Map<string, Array<{ item: SetItem, votes: number }>>()
+    /** Counts `item` as one more holder's vote; a version not seen yet is checked first (its refusal is returned). */
+    const count = (item: SetItem, check?: () => string | undefined): string | undefined => {
+      const versions = byId.get(item.id) ?? []
+      const same = versions.find(v => v.item.addedAt === item.addedAt && bytesEqual(v.item.data, item.data))
+      if (same != null) { same.votes++; return undefined }
+      const reason = check?.()
+      if (reason != null) return reason
+      versions.push({ item, votes: 1 })
+      byId.set(item.id, versions)
+      return undefined
+    }
+    for (const item of await this.components.localItems(setKey, options)) count(item)
     // readers ask twice as many peers as writers store on: a writer whose lookup was cut
     // short by load may have picked holders a little further from the key
     const found = await this.components.findHolders(setKey, { ...options, count: this.replicas * 2 })
@@ -132,10 +146,8 @@ export class SetClient {
       try {
         const now = this.components.now()
         for await (const item of rpc.items(holder, setKey, options)) {
-          if (byId.has(item.id)) continue
-          const reason = namespaces.checkItem(setKey, rules, item, now)
-          if (reason == null) byId.set(item.id, item)
-          else this.log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
+          const reason = count(item, () => namespaces.checkItem(setKey, rules, item, now))
+          if (reason != null) this.log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
         }
         answered++
         return true
@@ -153,7 +165,9 @@ export class SetClient {
     if (holders.length > 0 && answered === 0 && !await this.components.layout.holdsSet(setKey)) {
       throw new SetReadError(`none of the ${holders.length} holders of ${setKey} answered`)
     }
-    return [...byId.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    // (on a tie the version read first: our own, then the first holder's)
+    const chosen = [...byId.values()].map(versions => versions.reduce((a, b) => b.votes > a.votes ? b : a).item)
+    return chosen.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
   }
 
   /**

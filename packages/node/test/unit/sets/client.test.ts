@@ -45,6 +45,19 @@ describe('set client', () => {
     expect(listed.map(textOf).sort()).toEqual(['one', 'three', 'two'])
   })
 
+  it('lists, of two items under one id, the one most holders keep, whichever holder answers first', async () => {
+    // one holder missed the first item and kept a later one under its id; the other two
+    // kept the first: each holder in turn is the odd one out
+    const expected: string[] = []
+    for (const [j, odd] of holders.entries()) {
+      const first = textItem(net.clock, `first ${j}`, `same-id-${j}`)
+      await onlyOn(odd, textItem(net.clock, `later ${j}`, `same-id-${j}`))
+      for (const h of holders.filter(h => h !== odd)) await onlyOn(h, first)
+      expected.push(`first ${j}`)
+    }
+    for (let i = 0; i < 3; i++) expect((await reader.store.list(key)).map(textOf)).toEqual(expected)
+  })
+
   it('asks a holder that did not answer a listing once more, and only once', async () => {
     const item = textItem(net.clock, 'only on the busy holder')
     const busy = holders[1]!
