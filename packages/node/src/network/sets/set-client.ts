@@ -142,10 +142,17 @@ export class SetClient {
     if (found.length === 0) throw new NoSetHoldersError()
     const holders = found.filter(p => !p.equals(this.components.peerId))
     let answered = 0
+    // one vote per holder and id: a holder that sends an id twice (or a listing asked again
+    // after it broke off) does not count twice
+    const votes = new Map<string, Set<string>>()
     const readFrom = async (holder: PeerId): Promise<boolean> => {
+      const voted = votes.get(holder.toString()) ?? new Set<string>()
+      votes.set(holder.toString(), voted)
       try {
         const now = this.components.now()
         for await (const item of rpc.items(holder, setKey, options)) {
+          if (voted.has(item.id)) continue
+          voted.add(item.id)
           const reason = count(item, () => namespaces.checkItem(setKey, rules, item, now))
           if (reason != null) this.log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
         }
