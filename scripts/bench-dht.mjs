@@ -13,7 +13,7 @@
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createSignedRecord, encodeSignedRecord, generateAccountKeys, keyIdOf, presenceKey } from '@conf-chat/protocol'
-import { BenchRun, RESULTS, ROOT, fmt, sleep, stats } from './lib/bench.mjs'
+import { BenchRun, RESULTS, ROOT, fmt, profileMark, sleep, stats } from './lib/bench.mjs'
 import { runOpenDht } from './lib/opendht.mjs'
 import { cpuMs, idleCpu } from './lib/proc.mjs'
 import { DHT_PROTOCOL } from '@conf-chat/node/network'
@@ -97,14 +97,22 @@ async function main () {
   const replicas = []
   let failures = 0
   const pids = [supernode, ...peers].map(p => p.w.child.pid)
+  const rpcsOf = async () => sum((await Promise.all(peers.map(p => p.w.request('dhtStats')))).map(r => r.stats), s => (s?.pool?.opened ?? 0) + (s?.pool?.reused ?? 0))
+  const rpcsBefore = await rpcsOf()
   const cpuBefore = await Promise.all(pids.map(cpuMs))
+  let ownCpuMs = 0
   const loopStart = performance.now()
+  profileMark('puts and gets start')
   for (let i = 0; i < WARMUP + RECORDS; i++) {
     const writerIndex = i % PEERS
     const readerIndex = (writerIndex + 1 + Math.floor(Math.random() * (PEERS - 1))) % PEERS
     const { key, value } = newRecord(1)
+    const writerCpu = await cpuMs(peers[writerIndex].w.child.pid)
     const put = await peers[writerIndex].w.request('put', { key, value })
+    ownCpuMs += await cpuMs(peers[writerIndex].w.child.pid) - writerCpu
+    const readerCpu = await cpuMs(peers[readerIndex].w.child.pid)
     const get = await peers[readerIndex].w.request('get', { key })
+    ownCpuMs += await cpuMs(peers[readerIndex].w.child.pid) - readerCpu
     if (i < WARMUP) continue
     puts.push(put.ms)
     gets.push(get.ms)
@@ -114,9 +122,12 @@ async function main () {
   // CPU of every process of the network (the benchmark's own process not counted) while
   // the puts and gets ran: what one put and one get cost the network together
   const cpuAfter = await Promise.all(pids.map(cpuMs))
+  profileMark('puts and gets end')
   const loopMs = performance.now() - loopStart
   const networkCpuMs = cpuAfter.reduce((a, ms, i) => a + ms - cpuBefore[i], 0)
   const cpuPerPutGetMs = networkCpuMs / (WARMUP + RECORDS)
+  // RPCs the peers sent (new and pooled streams) while the puts and gets ran
+  const rpcsPerPutGet = (await rpcsOf() - rpcsBefore) / (WARMUP + RECORDS)
   const after = await Promise.all(peers.map(p => p.w.request('stats')))
   // one DHT RPC three ways, between two peers that already have a connection
   const rpc = await peers[0].w.request('rpc', { peerId: peers[1].info.peerId, addrs: peers[1].info.addrs, protocol: DHT_PROTOCOL, n: PINGS, warmup: 5 })
@@ -160,7 +171,14 @@ async function main () {
     putReplicas: stats(replicas, 1),
     getFailures: failures,
     /** CPU of all the network's processes per put + get (ms), and the share of the machine's cores they kept busy. */
-    networkCpu: { perPutGetMs: Math.round(cpuPerPutGetMs), busyCores: Math.round(networkCpuMs / loopMs * 100) / 100 },
+    networkCpu: {
+      perPutGetMs: Math.round(cpuPerPutGetMs),
+      /** of it, the writer's CPU during its put plus the reader's during its get */
+      writerReaderMs: Math.round(ownCpuMs / (WARMUP + RECORDS)),
+      busyCores: Math.round(networkCpuMs / loopMs * 100) / 100,
+      rpcsPerPutGet: Math.round(rpcsPerPutGet * 10) / 10,
+      perRpcMs: rpcsPerPutGet > 0 ? Math.round(cpuPerPutGetMs / rpcsPerPutGet * 100) / 100 : null
+    },
     joinMs: stats(joinMs, 0),
     networkUpMs: Math.round(networkUpMs),
     peerRssMiB: { idle: stats(idle.map(s => s.rss / 2 ** 20), 1), afterRun: stats(after.map(s => s.rss / 2 ** 20), 1) },
@@ -180,7 +198,7 @@ async function main () {
   console.log(row('DHT RPC, kept stream', result.rpcMs.sameStream, 'ms', 2))
   console.log(row('DHT RPC via kad-dht', result.rpcMs.viaDht, 'ms', 2))
   console.log(row('put replicas', result.putReplicas, ''))
-  console.log(`network CPU per put + get: ${result.networkCpu.perPutGetMs} ms (all processes; ${result.networkCpu.busyCores} cores busy on average while they ran)`)
+  console.log(`network CPU per put + get: ${result.networkCpu.perPutGetMs} ms (all processes; ${result.networkCpu.busyCores} cores busy on average while they ran), of it the writer and reader ${result.networkCpu.writerReaderMs} ms; ${result.networkCpu.rpcsPerPutGet} DHT RPCs per put + get, ${result.networkCpu.perRpcMs} ms of CPU per RPC`)
   console.log(row('join (fork->joined)', result.joinMs, 'ms', 0))
   console.log(row('peer RSS idle', result.peerRssMiB.idle, 'MiB'))
   console.log(row('peer RSS after', result.peerRssMiB.afterRun, 'MiB'))

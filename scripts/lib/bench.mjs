@@ -61,6 +61,16 @@ export const loadString = l => l.map(x => x.toFixed(1)).join(' ')
 const profArgs = () => process.env.BENCH_CPU_PROF != null ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []
 
 /**
+ * With BENCH_CPU_PROF set, prints a point in time on the profiles' clock (µs since boot,
+ * monotonic, as `timeDeltas` add up from a profile's `startTime`): to sum a phase's samples.
+ */
+export function profileMark (what, workers = []) {
+  if (process.env.BENCH_CPU_PROF == null) return
+  const pids = workers.map(w => `${w.name} ${w.child.pid}`).join(', ')
+  console.log(`profile mark ${what}: ${process.hrtime.bigint() / 1000n}${pids === '' ? '' : ` (${pids})`}`)
+}
+
+/**
  * A child process running a worker script (see ./bench-worker.mjs): requests
  * { id, type, ... } over IPC, answered by { id, type: 'ok' | 'error', ... }.
  */
