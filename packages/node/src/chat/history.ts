@@ -86,8 +86,12 @@ interface Conversation {
   pending: HistoryEntry[]
   /** The last page, once loaded or begun in this session. */
   tail?: Page
+  /** The last page being loaded: callers at the same time share one read. */
+  loadingTail?: Promise<Page>
   /** The ids of the page before the tail, once read (for `has`). */
   previousIds?: Set<string>
+  /** Those ids being read: callers at the same time share one read. */
+  loadingPreviousIds?: Promise<Set<string>>
   /** Every DHT page was merged into the local store in this session. */
   synced: boolean
 }
@@ -159,7 +163,12 @@ export class History {
     if (tail.ids.has(id)) return true
     if (tail.index === 0) return false
     // read once a session: a mailbox of a thousand messages must not mean a thousand reads
-    c.previousIds ??= (await this.loadPage(c.id, tail.index - 1, options))?.ids ?? new Set()
+    if (c.previousIds == null) {
+      c.loadingPreviousIds ??= this.loadPage(c.id, tail.index - 1, options)
+        .then(page => { c.previousIds ??= page?.ids ?? new Set(); return c.previousIds })
+        .finally(() => { c.loadingPreviousIds = undefined })
+      return (await c.loadingPreviousIds).has(id)
+    }
     return c.previousIds.has(id)
   }
 
@@ -268,6 +277,11 @@ export class History {
    * reads again, and a flush is retried). */
   private async ensureTail (c: Conversation, options: AbortOptions = {}): Promise<Page> {
     if (c.tail != null) return c.tail
+    c.loadingTail ??= this.loadTail(c, options).finally(() => { c.loadingTail = undefined })
+    return await c.loadingTail
+  }
+
+  private async loadTail (c: Conversation, options: AbortOptions): Promise<Page> {
     const pages = this.state.state.history[c.id]?.pages ?? 0
     let tail = newPage(pages)
     if (pages > 0) {

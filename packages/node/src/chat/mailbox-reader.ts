@@ -1,9 +1,9 @@
 /**
- * Reads the logged-in user's mailbox: every envelope, oldest first, goes through the same
- * check and handler as a live one; new messages are shown together; what was handled, or
+ * Reads the logged-in user's mailbox: every envelope, oldest first (a run of direct
+ * messages a few at a time), goes through the same check and handler as a live one; new messages are shown together; what was handled, or
  * refused for good, is then removed from the holders. One read at a time.
  */
-import { PRESENCE_KIND, isFinalRefusal, type Envelope, type RefusalCode } from '@conf-chat/protocol'
+import { DM_KIND, PRESENCE_KIND, isFinalRefusal, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import type { Session, UserProfile } from '../account/index.js'
 import { DEFAULT_MAILBOX_TIMEOUT_MS, type Mailbox } from '../delivery/index.js'
@@ -13,6 +13,16 @@ import { compareEntries } from './history.js'
 import type { IncomingMessage } from './direct/index.js'
 import type { LoggedIn } from './logged-in.js'
 import type { Emit } from './events.js'
+
+/**
+ * Kinds whose envelopes do not depend on each other: a run of them in the mailbox is
+ * handled a few at a time (their disk reads and writes overlap the next one's decryption);
+ * any other kind is handled alone, after everything before it, in order (a friend's accept
+ * before their messages, a conference invite before its messages).
+ */
+const UNORDERED_KINDS = new Set([DM_KIND])
+/** Envelopes of an unordered run handled at once. */
+const UNORDERED_CONCURRENCY = 16
 
 export interface MailboxReaderComponents {
   mailbox: Pick<Mailbox, 'fetch' | 'remove'>
@@ -70,28 +80,49 @@ export class MailboxReader {
     active.dms.beginBatch()
     active.conferences.beginBatch()
     let batch: IncomingMessage[]
+    const stopped = (): boolean => active.ended || this.c.session() !== active.session || gaveUp(options)
+    /** Handle one envelope; false when the read stops here. */
+    const handle = async (env: Envelope): Promise<boolean> => {
+      if (stopped()) return false
+      if (env.kind === PRESENCE_KIND) { done.push(env.id); return true }
+      // a kind this peer does not know yet (a newer peer sent it): leave it for one that does
+      if (!this.c.handles(env.kind)) { this.log('left %s of unknown kind %s in the mailbox', env.id, env.kind); return true }
+      const sender = senders.get(env.from)
+      if (sender instanceof Error) {
+        if (sender.name !== 'UnknownUserError') { this.log('sender %s not found now, %s left for later: %s', env.from, env.id, sender.message); return true }
+        this.c.refused(env, new RefusalError('unknown-sender', sender.message, { cause: sender }), false)
+        done.push(env.id)
+        return true
+      }
+      try {
+        await this.c.accept(env, false, options)
+        done.push(env.id)
+      } catch (err) {
+        // the caller gave up: no refusal, the item stays for the next read
+        if (gaveUp(options)) return false
+        this.c.refused(env, err, false)
+        if (isDone(refusalOf(err).code)) done.push(env.id)
+      }
+      return true
+    }
     try {
-      for (const env of envelopes) {
-        if (active.ended || this.c.session() !== active.session || gaveUp(options)) break
-        if (env.kind === PRESENCE_KIND) { done.push(env.id); continue }
-        // a kind this peer does not know yet (a newer peer sent it): leave it for one that does
-        if (!this.c.handles(env.kind)) { this.log('left %s of unknown kind %s in the mailbox', env.id, env.kind); continue }
-        const sender = senders.get(env.from)
-        if (sender instanceof Error) {
-          if (sender.name !== 'UnknownUserError') { this.log('sender %s not found now, %s left for later: %s', env.from, env.id, sender.message); continue }
-          this.c.refused(env, new RefusalError('unknown-sender', sender.message, { cause: sender }), false)
-          done.push(env.id)
+      for (let i = 0; i < envelopes.length;) {
+        const first = envelopes[i] as Envelope
+        if (!UNORDERED_KINDS.has(first.kind)) {
+          if (!await handle(first)) break
+          i++
           continue
         }
-        try {
-          await this.c.accept(env, false, options)
-          done.push(env.id)
-        } catch (err) {
-          // the caller gave up: no refusal, the item stays for the next read
-          if (gaveUp(options)) break
-          this.c.refused(env, err, false)
-          if (isDone(refusalOf(err).code)) done.push(env.id)
-        }
+        let end = i
+        while (end < envelopes.length && UNORDERED_KINDS.has((envelopes[end] as Envelope).kind)) end++
+        const run = envelopes.slice(i, end)
+        let next = 0
+        let go = true
+        await Promise.all(Array.from({ length: Math.min(UNORDERED_CONCURRENCY, run.length) }, async () => {
+          while (go && next < run.length) go = await handle(run[next++] as Envelope) && go
+        }))
+        if (!go) break
+        i = end
       }
     } finally {
       // direct and conference messages in one listing, oldest first

@@ -42,6 +42,12 @@ export interface MailboxComponents {
 export class Mailbox {
   private readonly c: Required<Pick<MailboxComponents, 'now'>> & MailboxComponents
   private readonly log: Logger
+  /**
+   * Envelopes decoded (and their signatures checked) when their items were checked, by the
+   * item's bytes: a listing hands back the very item it checked, so `fetch` does not check
+   * each signature a second time (half the CPU of reading a full mailbox).
+   */
+  private readonly checked = new WeakMap<Uint8Array, Envelope>()
 
   constructor (c: MailboxComponents) {
     this.c = { ...c, now: c.now ?? Date.now }
@@ -51,7 +57,7 @@ export class Mailbox {
   /** Make this peer, as a holder and as a reader, accept only envelopes addressed to the mailbox. */
   registerRules (): void {
     this.c.sets.registerNamespace(MAILBOX_SET_NAMESPACE, mailboxSetRules({
-      validateItem: (setKey, item) => { validateMailboxItem(setKey, item) }
+      validateItem: (setKey, item) => { this.checked.set(item.data, validateMailboxItem(setKey, item)) }
     }))
   }
 
@@ -77,7 +83,7 @@ export class Mailbox {
     const out: FetchedMail = { envelopes: [], invalid: [] }
     for (const item of items) {
       try {
-        const envelope = decodeEnvelope(item.data)
+        const envelope = this.checked.get(item.data) ?? decodeEnvelope(item.data)
         if (envelope.id !== item.id || envelope.toKeyId !== keyId) throw new Error('item is not the envelope it claims to be')
         out.envelopes.push(envelope)
       } catch (err: any) {

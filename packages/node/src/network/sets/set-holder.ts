@@ -169,23 +169,24 @@ export class SetHolder {
     let bytes = 0
     let last: string | undefined
     let next: string | undefined
-    for await (const id of layout.itemIds(setKey, options)) {
-      if (after != null && id <= after) continue
-      if (idsOnly) {
+    if (idsOnly) {
+      for await (const id of layout.itemIds(setKey, options)) {
+        if (after != null && id <= after) continue
         if (ids.length >= MAX_SET_ITEMS_PER_FRAME) { next = last; break }
         ids.push(id)
-      } else {
-        // a sweep may delete the item between the key scan and this read
-        const item = await layout.readItem(setKey, id, options)
-        if (item == null || item.addedAt + ttl <= now) { last = id; continue }
-        const size = setItemFrameBytes(item)
-        if (items.length > 0 && (bytes + size > PAGE_BYTES || items.length >= MAX_SET_ITEMS_PER_FRAME)) { next = last; break }
-        bytes += size
-        items.push(item)
+        last = id
       }
+      return { type: 'ids', ids, ...(next != null ? { next } : {}) }
+    }
+    // keys and values in one scan: a read per item made a 1,000-item mailbox cost its holders ~0.5 s
+    for await (const { id, item } of layout.items(setKey, { ...options, after })) {
+      if (item == null || item.addedAt + ttl <= now) { last = id; continue }
+      const size = setItemFrameBytes(item)
+      if (items.length > 0 && (bytes + size > PAGE_BYTES || items.length >= MAX_SET_ITEMS_PER_FRAME)) { next = last; break }
+      bytes += size
+      items.push(item)
       last = id
     }
-    if (idsOnly) return { type: 'ids', ids, ...(next != null ? { next } : {}) }
     return { type: 'items', items, ...(next != null ? { next } : {}) }
   }
 

@@ -79,15 +79,17 @@ export class SetLayout {
     return await this.datastore.has(under(itemsPrefix(setKeyHash(setKey)), id), options)
   }
 
-  /** The item stored under `id`, or undefined (absent, or unreadable). */
-  async readItem (setKey: string, id: string, options: AbortOptions = {}): Promise<SetItem | undefined> {
-    return decodeStored(await this.read(under(itemsPrefix(setKeyHash(setKey)), id), options), setItemSchema)
-  }
-
-  /** Every item of the set as stored, in id order: `item` is undefined when unreadable. */
-  async * items (setKey: string, options: AbortOptions = {}): AsyncGenerator<{ key: Key, item?: SetItem }> {
-    for await (const { key, value } of this.datastore.query({ prefix: itemsPrefix(setKeyHash(setKey)) }, options)) {
-      yield { key, item: decodeStored(value, setItemSchema) }
+  /**
+   * Every item of the set as stored, in id order, read in one scan (keys and values
+   * together: no read per item); with `after`, only those whose id sorts after it (the
+   * others are skipped undecoded). `item` is undefined when unreadable.
+   */
+  async * items (setKey: string, options: AbortOptions & { after?: string } = {}): AsyncGenerator<{ key: Key, id: string, item?: SetItem }> {
+    const prefix = itemsPrefix(setKeyHash(setKey))
+    for await (const { key, value } of this.datastore.query({ prefix }, options)) {
+      const id = key.toString().slice(prefix.length)
+      if (options.after != null && id <= options.after) continue
+      yield { key, id, item: decodeStored(value, setItemSchema) }
     }
   }
 

@@ -87,4 +87,27 @@ describe('history pages when the network cannot tell', () => {
     }
     expect((await reader.list(other)).map(e => e.text)).toEqual(['kept'])
   })
+  it('many look-ups at once (a mailbox read) share one read of each page', async () => {
+    // the pages are not there: each is looked for, and each look-up waits on the network
+    const gate = Promise.withResolvers<void>()
+    class SlowRecords extends MemoryRecords {
+      override async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
+        const read = super.get<P>(key)
+        await gate.promise
+        return await read
+      }
+    }
+    const records = new SlowRecords()
+    const state = new MemoryState()
+    const local = { has: async () => false }
+    const history = new History({ records, local, state, logger: defaultLogger() } as unknown as HistoryComponents, { keyId: keyIdOf(owner.signPublic), keys: owner })
+    state.state.history[history.conversationOf(other)] = { pages: 3 }
+    const lookups = Array.from({ length: 20 }, async (_, i) => await history.has(other, `id-${i}`))
+    await new Promise(resolve => setImmediate(resolve))
+    gate.resolve()
+    expect(await Promise.all(lookups)).toEqual(Array(20).fill(false))
+    // the last page (2) once for the tail; absent, so the tail is a new page 3, and page 2
+    // is read once more for the ids before it: twice in all, not 20 or 40 times
+    expect([...records.readsOf.values()]).toEqual([2])
+  })
 })

@@ -1,0 +1,78 @@
+/**
+ * The mailbox reader's order: a run of direct messages is handled a few at a time, any
+ * other kind alone and only after everything before it (a friend's accept before their
+ * messages); every handled item is removed, and the messages are shown together, oldest first.
+ */
+import { describe, it, expect } from 'vitest'
+import { defaultLogger } from '@libp2p/logger'
+import { DM_KIND, FRIEND_ACCEPT_KIND, type Envelope } from '@conf-chat/protocol'
+import { MailboxReader } from '../../../src/chat/mailbox-reader.js'
+import type { LoggedIn } from '../../../src/chat/logged-in.js'
+import type { IncomingMessage } from '../../../src/chat/direct/index.js'
+
+const envelope = (kind: string, i: number): Envelope => ({ id: `e-${String(i).padStart(3, '0')}`, kind, from: 'alice', sentAt: 1000 + i } as unknown as Envelope)
+
+/** A reader over `envelopes` whose handlers log when each starts and ends (each waits a turn of the event loop). */
+function setup (envelopes: Envelope[]): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], inFlight: { max: number } } {
+  const log: string[] = []
+  const removed: string[][] = []
+  const inFlight = { now: 0, max: 0 }
+  const shown: IncomingMessage[] = []
+  const session = { account: { keyId: 'k', keys: {} } }
+  const batch = { beginBatch: () => {}, endBatch: () => shown.splice(0) }
+  const active = { session, ended: false, ready: Promise.resolve(), draining: Promise.resolve(), dms: batch, conferences: { beginBatch: () => {}, endBatch: () => [] } } as unknown as LoggedIn
+  const reader = new MailboxReader({
+    mailbox: {
+      fetch: async () => ({ envelopes: [...envelopes].reverse(), invalid: [] }),
+      remove: async (_keyId, ids) => { removed.push(ids) }
+    },
+    profile: async () => ({ username: 'alice' }) as any,
+    accept: async (env) => {
+      log.push(`start ${env.id}`)
+      inFlight.max = Math.max(inFlight.max, ++inFlight.now)
+      await new Promise(resolve => setImmediate(resolve))
+      inFlight.now--
+      log.push(`end ${env.id}`)
+      if (env.kind === DM_KIND) shown.push({ id: env.id, sentAt: env.sentAt } as unknown as IncomingMessage)
+    },
+    handles: () => true,
+    session: () => session as any,
+    refused: () => {},
+    emit: () => {},
+    logger: defaultLogger()
+  })
+  return { reader, active, log, removed, inFlight }
+}
+
+describe('MailboxReader', () => {
+  it('handles a friend accept alone before the messages after it, and the messages several at a time', async () => {
+    const envs = [envelope(DM_KIND, 0), envelope(DM_KIND, 1), envelope(FRIEND_ACCEPT_KIND, 2), ...Array.from({ length: 40 }, (_, i) => envelope(DM_KIND, 3 + i)), envelope(FRIEND_ACCEPT_KIND, 43)]
+    const { reader, active, log, removed, inFlight } = setup(envs)
+    const shown = await reader.drain(active)
+
+    const at = (what: string): number => log.indexOf(what)
+    // the accept starts after both earlier messages ended, and ends before any later one starts
+    expect(at('start e-002')).toBeGreaterThan(at('end e-000'))
+    expect(at('start e-002')).toBeGreaterThan(at('end e-001'))
+    for (let i = 3; i < 43; i++) expect(at(`start e-${String(i).padStart(3, '0')}`)).toBeGreaterThan(at('end e-002'))
+    for (let i = 3; i < 43; i++) expect(at('start e-043')).toBeGreaterThan(at(`end e-${String(i).padStart(3, '0')}`))
+    // the run of 40 messages overlapped
+    expect(inFlight.max).toBeGreaterThan(1)
+    // all handled are removed, and the messages shown oldest first
+    expect(removed.flat().sort()).toEqual(envs.map(e => e.id).sort())
+    expect(shown.map(m => m.id)).toEqual(envs.filter(e => e.kind === DM_KIND).map(e => e.id))
+  })
+
+  it('stops a run when the caller gives up: what was not handled stays in the mailbox', async () => {
+    const envs = Array.from({ length: 100 }, (_, i) => envelope(DM_KIND, i))
+    const { reader, active, log, removed } = setup(envs)
+    const controller = new AbortController()
+    const draining = reader.drain(active, { signal: controller.signal })
+    await new Promise(resolve => setImmediate(resolve))
+    controller.abort()
+    await draining
+    const handled = log.filter(l => l.startsWith('end ')).length
+    expect(handled).toBeLessThan(100)
+    expect(removed.flat().length).toBeLessThanOrEqual(handled)
+  })
+})
