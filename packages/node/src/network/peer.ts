@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { corkedTcp } from './corked-tcp.js'
 import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { halfWindowYamux } from './half-window-yamux.js'
 import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -185,8 +185,9 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         transports: [corkedTcp({ inboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS, outboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS })],
         connectionEncrypters: [noise()],
         // yamux pings every connection every 30 s and ignores a missing answer (its own
-        // TODO): chatter that finds nothing; a connection is checked when used (liveness.ts)
-        streamMuxers: [yamux({ enableKeepAlive: false })],
+        // TODO): chatter that finds nothing; a connection is checked when used (liveness.ts).
+        // Its window updates wait until half the window is used (half-window-yamux.ts)
+        streamMuxers: [halfWindowYamux({ enableKeepAlive: false })],
         connectionManager: {
           // every peer on one machine shares one remote IP; the default (5/s) resets them
           inboundConnectionThreshold: 1000,
