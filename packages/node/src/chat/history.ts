@@ -115,6 +115,8 @@ export class History {
   private readonly flushMs: number
   private readonly localKey: Uint8Array
   private readonly conversations = new Map<string, Conversation>()
+  /** Conversation ids by the other side's key id (an HMAC each: computed once a session). */
+  private readonly conversationIds = new Map<string, string>()
   private flushTimer?: NodeJS.Timeout
   private flushing: Promise<boolean> = Promise.resolve(true)
   private closed = false
@@ -131,7 +133,12 @@ export class History {
 
   /** The conversation with the account `otherKeyId`. */
   conversationOf (otherKeyId: string): string {
-    return conversationId(this.owner.keys, otherKeyId)
+    let id = this.conversationIds.get(otherKeyId)
+    if (id == null) {
+      id = conversationId(this.owner.keys, otherKeyId)
+      this.conversationIds.set(otherKeyId, id)
+    }
+    return id
   }
 
   /**
