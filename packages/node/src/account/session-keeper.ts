@@ -71,11 +71,14 @@ export class SessionKeeper {
   /** Make `account` the logged-in user: private state read, presence "online", refreshed. */
   async begin (account: Account, options: AbortOptions = {}): Promise<Session> {
     const since = Date.now()
-    const previous = await this.c.presence.read(account.keyId, options).catch(() => undefined)
+    // the account's last presence (a login elsewhere to take over) is read alongside the
+    // session's own start, and before our record replaces it
+    const previousRead = this.c.presence.read(account.keyId, options).catch(() => undefined)
     const session: Session = { account, since }
     this._session = session
+    let previous: PresenceInfo | undefined
     try {
-      await this.c.hooks.starting(session, options)
+      [previous] = await Promise.all([previousRead, this.c.hooks.starting(session, options)])
       await this.c.presence.publish(ownerOf(session), 'online', this.c.peerInfo(), options)
     } catch (err) {
       // nothing of a half-started session stays: the next login starts afresh

@@ -105,4 +105,35 @@ describe('SessionKeeper', () => {
     await f.keeper.begin(account)
     expect(() => { f.keeper.assertLoggedOut() }).toThrow(expect.objectContaining({ name: 'AlreadyLoggedInError' }))
   })
+  it('reads the last presence while the session starts, and before its own record replaces it', async () => {
+    const events: string[] = []
+    const read = Promise.withResolvers<PresenceInfo | undefined>()
+    const notified: string[] = []
+    const keeper = new SessionKeeper({
+      presence: {
+        refreshMs: 60_000,
+        read: async () => { events.push('read asked'); const p = await read.promise; events.push('read done'); return p },
+        publish: async (_owner, status) => { events.push(`publish ${status}`); return { replicas: 1, refused: 0 } }
+      },
+      peerInfo: () => ({ peerId: 'peer-1', addrs: [] }),
+      notify: async (_session, kind, _content, _to, where) => { notified.push(`${kind} ${where.peerId}`) },
+      hooks: {
+        starting: async () => { events.push('starting'); read.resolve({ online: true, peerId: 'peer-0', addrs: [] } as unknown as PresenceInfo) },
+        started: () => { events.push('started') },
+        ending: async () => {},
+        ended: () => {},
+        abandoned: () => {}
+      },
+      logger: defaultLogger()
+    })
+    keepers.push(keeper)
+    const pub = new Uint8Array(32).fill(1)
+    await keeper.begin({ ...account, record: { payload: { username: 'ann', fullName: 'Ann', boxPublic: new Uint8Array(32) }, record: { pub } } } as unknown as Account)
+    // the start did not wait for the read; the record was written only after the read
+    expect(events.indexOf('starting')).toBeLessThan(events.indexOf('read done'))
+    expect(events.indexOf('read done')).toBeLessThan(events.indexOf('publish online'))
+    // the login elsewhere is told it was taken over
+    expect(notified).toHaveLength(1)
+    expect(notified[0]).toMatch(/peer-0$/)
+  })
 })
