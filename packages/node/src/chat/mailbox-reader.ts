@@ -1,7 +1,8 @@
 /**
  * Reads the logged-in user's mailbox: every envelope, oldest first (a run of direct
- * messages a few at a time), goes through the same check and handler as a live one; new messages are shown together; what was handled, or
- * refused for good, is then removed from the holders. One read at a time.
+ * messages a few at a time), goes through the same check and handler as a live one; new
+ * messages are shown together; what was handled, or refused for good, is then removed
+ * from the holders. One read at a time.
  */
 import { DM_KIND, PRESENCE_KIND, isFinalRefusal, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
