@@ -17,7 +17,7 @@ import {
 } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Connection, Libp2p, Logger, PeerId, PeerStore, Stream } from '@libp2p/interface'
 import { refusalOf } from '../errors.js'
-import { abortable, timeLimit } from '../utils/index.js'
+import { abortable, shutdownController, timeLimit } from '../utils/index.js'
 import { ChatChannel, NotSentError } from './chat-channel.js'
 import { serveChatStream } from './chat-inbound.js'
 import { ackOf, envelopeBytes, CHAT_PROTOCOL, CHAT_MAX_INBOUND_STREAMS, type Ack } from './chat-wire.js'
@@ -77,7 +77,7 @@ export class Messenger {
   private readonly channels = new Map<string, Promise<ChatChannel>>()
   private readonly inbound = new Set<Stream>()
   private receiver?: EnvelopeReceiver
-  private shutdown = new AbortController()
+  private shutdown = shutdownController()
 
   constructor (components: MessengerComponents, init: MessengerInit = {}) {
     this.c = components
@@ -90,7 +90,7 @@ export class Messenger {
   /** Answer the chat protocol: each envelope that arrives goes to `receiver`. */
   async start (receiver: EnvelopeReceiver, options: AbortOptions = {}): Promise<void> {
     this.receiver = receiver
-    if (this.shutdown.signal.aborted) this.shutdown = new AbortController()
+    if (this.shutdown.signal.aborted) this.shutdown = shutdownController()
     await this.c.handle(CHAT_PROTOCOL, (stream, connection) => {
       this.serve(stream, connection).catch(err => { this.log('inbound chat stream from %p ended: %s', connection.remotePeer, err.message) })
     }, { ...options, runOnLimitedConnection: false, maxInboundStreams: CHAT_MAX_INBOUND_STREAMS })

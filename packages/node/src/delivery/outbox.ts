@@ -14,7 +14,7 @@ import { defaultLogger } from '@libp2p/logger'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import { decodeEnvelope, isFinalRefusal, isRefusalCode, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { LocalStore } from '../storage/index.js'
-import { timeLimit, untilEither } from '../utils/index.js'
+import { shutdownController, timeLimit, untilEither } from '../utils/index.js'
 import type { Mailbox } from './mailbox.js'
 import { envelopeBytes } from './chat-wire.js'
 import { GroupWriter } from './group-writer.js'
@@ -137,7 +137,7 @@ export class Outbox {
   /** A retry asked for while a round ran: run another round after it. */
   private kicked?: RetryOptions
   private running = false
-  private shutdown = new AbortController()
+  private shutdown = shutdownController()
 
   constructor (components: OutboxComponents, init: OutboxInit, listener: OutboxListener) {
     this.c = components
@@ -155,7 +155,7 @@ export class Outbox {
   start (): void {
     if (this.running) return
     this.running = true
-    if (this.shutdown.signal.aborted) this.shutdown = new AbortController()
+    if (this.shutdown.signal.aborted) this.shutdown = shutdownController()
     this.timer = setInterval(() => { this.schedule() }, Math.max(100, Math.min(this.retryMs, 1_000)))
     this.timer.unref?.()
   }

@@ -16,7 +16,7 @@
  * one per `minIntervalMs`, so a burst of timeouts costs one ping.
  */
 import type { Connection, Logger, PeerId, AbortOptions } from '@libp2p/interface'
-import { timeLimit } from '../utils/index.js'
+import { shutdownController, timeLimit } from '../utils/index.js'
 
 export interface LivenessComponents {
   /** A ping over the peer's connection (libp2p's ping service); resolves the round trip in ms. */
@@ -52,7 +52,7 @@ export class ConnectionLiveness {
   private readonly now: () => number
   /** When each peer was last probed (or is being probed). */
   private readonly probed = new Map<string, number>()
-  private readonly controller = new AbortController()
+  private readonly controller = shutdownController()
   readonly counts = { probes: 0, dead: 0 }
 
   constructor (components: LivenessComponents, init: LivenessInit = {}) {

@@ -1,2 +1,2 @@
-export { timeLimit, untilEither, within, settledWithin, delay, abortable } from './time-limit.js'
+export { timeLimit, untilEither, within, settledWithin, delay, abortable, shared, shutdownController } from './time-limit.js'
 export { overriding } from './overriding.js'

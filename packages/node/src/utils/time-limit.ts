@@ -3,12 +3,31 @@
  * or when `ms` have passed, whichever comes first. Every network call and every inbound
  * stream read goes through it, so a caller's cancellation always reaches the socket.
  */
+import { setMaxListeners } from 'node:events'
 import type { AbortOptions } from '@libp2p/interface'
+
+/**
+ * `signal`, allowed any number of listeners. A signal one task hands to all its parts
+ * (an RPC to each of 20 holders, a handler per envelope in flight) has one listener per
+ * part while they run; past 10 Node prints a MaxListenersExceededWarning (on the
+ * terminal UI's screen). libp2p and kad-dht do the same with their own such signals.
+ */
+export function shared<T extends AbortSignal> (signal: T): T {
+  setMaxListeners(Infinity, signal)
+  return signal
+}
+
+/** An AbortController whose signal every task of a part listens to until the part stops. */
+export function shutdownController (): AbortController {
+  const controller = new AbortController()
+  shared(controller.signal)
+  return controller
+}
 
 /** The caller's signal (if any) combined with a time limit of `ms`. */
 export function timeLimit (ms: number, options: AbortOptions = {}): AbortSignal {
   const limit = AbortSignal.timeout(ms)
-  return options.signal == null ? limit : AbortSignal.any([options.signal, limit])
+  return shared(options.signal == null ? limit : AbortSignal.any([options.signal, limit]))
 }
 
 /** The caller's signal (if any) combined with another, e.g. a part's own stop signal. */
@@ -16,7 +35,7 @@ export function untilEither (options: AbortOptions, signal: AbortSignal): AbortS
 export function untilEither (options: AbortOptions, signal: AbortSignal | undefined): AbortSignal | undefined
 export function untilEither (options: AbortOptions, signal: AbortSignal | undefined): AbortSignal | undefined {
   if (signal == null) return options.signal
-  return options.signal == null ? signal : AbortSignal.any([options.signal, signal])
+  return options.signal == null ? signal : shared(AbortSignal.any([options.signal, signal]))
 }
 
 /**

@@ -10,7 +10,7 @@ import { Libp2pRecord } from '@libp2p/record'
 import { MessageType, type QueryEvent } from '@libp2p/kad-dht'
 import { fromString as bytesFromString } from 'uint8arrays'
 import { bytesEqual } from '@conf-chat/protocol'
-import { timeLimit } from '../../utils/index.js'
+import { shutdownController, timeLimit } from '../../utils/index.js'
 import type { AbortOptions, Logger, PeerId } from '@libp2p/interface'
 
 /**
@@ -74,7 +74,7 @@ export class RecordCorrections {
   /** When each key was last corrected (insertion order: oldest first). */
   private readonly last = new Map<string, number>()
   private readonly running = new Set<Promise<void>>()
-  private shutdown = new AbortController()
+  private shutdown = shutdownController()
   /** Corrections sent (for tests and logs): holders that stored the record, and that did not. */
   readonly counts = { sent: 0, stored: 0, failed: 0, skipped: 0 }
 
@@ -106,7 +106,7 @@ export class RecordCorrections {
   /** Ends corrections under way (a stopping store). */
   stop (): void {
     this.shutdown.abort()
-    this.shutdown = new AbortController()
+    this.shutdown = shutdownController()
   }
 
   private async run (key: string, value: Uint8Array, stale: StaleHolder[]): Promise<void> {

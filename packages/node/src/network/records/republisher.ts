@@ -3,7 +3,7 @@
  * not been refreshed within the interval, so records outlive the TTL of the stores that
  * hold them as long as one holder stays.
  */
-import { untilEither } from '../../utils/index.js'
+import { shutdownController, untilEither } from '../../utils/index.js'
 import { isExpiredAt, storedRecords } from './stored-records.js'
 import { toString as bytesToString } from 'uint8arrays'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
@@ -43,7 +43,7 @@ export class RecordRepublisher {
 
   start (): void {
     if (this.shutdown != null) return
-    this.shutdown = new AbortController()
+    this.shutdown = shutdownController()
     this.schedule(this.shutdown.signal)
   }
 

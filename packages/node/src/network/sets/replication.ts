@@ -8,6 +8,7 @@
 import { removalId, type SetNamespaceRules, type SetRemoval } from '@conf-chat/protocol'
 import { batches, type SetRpc } from './set-rpc.js'
 import { unexpected } from './set-errors.js'
+import { shutdownController } from '../../utils/index.js'
 import type { SetHolder } from './set-holder.js'
 import type { SetLayout } from './set-layout.js'
 import type { SetNamespaces } from './set-namespaces.js'
@@ -49,7 +50,7 @@ export class SetReplicator {
   private readonly log: Logger
   private readonly intervalMs: number
   private running = false
-  private shutdown = new AbortController()
+  private shutdown = shutdownController()
   private timer?: NodeJS.Timeout
   private round?: Promise<unknown>
 
@@ -62,7 +63,7 @@ export class SetReplicator {
   start (): void {
     if (this.running) return
     this.running = true
-    this.shutdown = new AbortController()
+    this.shutdown = shutdownController()
     if (this.intervalMs > 0) this.schedule()
   }
 

@@ -16,7 +16,7 @@ import {
   DEFAULT_SET_REPLICAS, DEFAULT_SET_ITEM_TTL_MS, DEFAULT_SET_MAINTENANCE_INTERVAL_MS, DEFAULT_SET_REQUEST_TIMEOUT_MS,
   DEFAULT_MAX_ITEMS_PER_SET, DEFAULT_QUERY_TIMEOUT_MS, SET_MAX_STREAMS_PER_CONNECTION
 } from '../../constants.js'
-import { untilEither } from '../../utils/index.js'
+import { shutdownController, untilEither } from '../../utils/index.js'
 import { DEFAULT_SET_RETRY_DELAY_MS } from './constants.js'
 import { SetLayout } from './set-layout.js'
 import { SetNamespaces } from './set-namespaces.js'
@@ -79,7 +79,7 @@ export class SetStore {
   private readonly replicator: SetReplicator
   private readonly sweeper: SetSweeper
   private running = false
-  private shutdown = new AbortController()
+  private shutdown = shutdownController()
 
   constructor (components: SetStoreComponents, init: SetStoreInit = {}) {
     this.replicas = init.setReplicas ?? DEFAULT_SET_REPLICAS
@@ -124,7 +124,7 @@ export class SetStore {
   async start (options: AbortOptions = {}): Promise<void> {
     if (this.running) return
     this.running = true
-    this.shutdown = new AbortController()
+    this.shutdown = shutdownController()
     await this.network.handle(SET_PROTOCOL, this.onStream, {
       ...options,
       maxInboundStreams: SET_MAX_STREAMS_PER_CONNECTION,

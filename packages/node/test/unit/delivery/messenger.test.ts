@@ -212,6 +212,39 @@ describe('Messenger', { timeout: 5_000 }, () => {
     expect(await sent).toEqual({ delivered: false, code: 'malformed', final: true, reason: 'bad envelope signature' })
   })
 
+  it('handles envelopes from 20 senders at once with no listener warning', async () => {
+    const warnings: Error[] = []
+    const onWarning = (w: Error): void => { warnings.push(w) }
+    process.on('warning', onWarning)
+    try {
+      const b = await stubNode()
+      const receiving = new Messenger(b)
+      started.push(receiving)
+      // every handler waits until all 20 are in, so all 20 run at the same time
+      let handling = 0
+      const allIn = Promise.withResolvers<void>()
+      await receiving.start(async () => {
+        if (++handling === 20) allIn.resolve()
+        await allIn.promise
+        return { ok: true }
+      })
+      const results = await Promise.all(Array.from({ length: 20 }, async () => {
+        const a = await stubNode()
+        a.onDial = inbound => { void b.handler?.(inbound, { remotePeer: a.peerId } as unknown as Connection) }
+        const sender = new Messenger(a)
+        started.push(sender)
+        return await sender.send(b.peerId.toString(), [], dm())
+      }))
+      expect(results.every(r => r.delivered)).toBe(true)
+      expect(handling).toBe(20)
+      // (Node emits the warning on the next tick)
+      await new Promise(resolve => setImmediate(resolve))
+      expect(warnings.filter(w => w.name === 'MaxListenersExceededWarning').map(w => w.message)).toEqual([])
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+
   it('has several envelopes in flight on one stream, each acked by id in the order sent', async () => {
     const { sender, peerId, inbound } = await toRawPeer()
     const envelopes = ['one', 'two', 'three', 'four', 'five'].map(t => dm(t))
