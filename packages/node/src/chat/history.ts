@@ -88,10 +88,8 @@ interface Conversation {
   tail?: Page
   /** The last page being loaded: callers at the same time share one read. */
   loadingTail?: Promise<Page>
-  /** The ids of the page before the tail, once read (for `has`). */
-  previousIds?: Set<string>
-  /** Those ids being read: callers at the same time share one read. */
-  loadingPreviousIds?: Promise<Set<string>>
+  /** The ids of the page before the tail (for `has`): read once, by all callers at the same time. */
+  previousIds?: Promise<Set<string>>
   /** Every DHT page was merged into the local store in this session. */
   synced: boolean
 }
@@ -170,13 +168,14 @@ export class History {
     if (tail.ids.has(id)) return true
     if (tail.index === 0) return false
     // read once a session: a mailbox of a thousand messages must not mean a thousand reads
-    if (c.previousIds == null) {
-      c.loadingPreviousIds ??= this.loadPage(c.id, tail.index - 1, options)
-        .then(page => { c.previousIds ??= page?.ids ?? new Set(); return c.previousIds })
-        .finally(() => { c.loadingPreviousIds = undefined })
-      return (await c.loadingPreviousIds).has(id)
+    const read = c.previousIds ??= this.loadPage(c.id, tail.index - 1, options).then(page => page?.ids ?? new Set<string>())
+    try {
+      return (await read).has(id)
+    } catch (err) {
+      // the network could not tell: the next call reads again
+      if (c.previousIds === read) c.previousIds = undefined
+      throw err
     }
-    return c.previousIds.has(id)
   }
 
   /**
