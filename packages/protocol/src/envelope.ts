@@ -1,6 +1,6 @@
 /**
  * Envelopes: every message between users (direct messages, friend requests, conference
- * messages, session notices) is one. The body is sealed to the recipient (libsodium
+ * messages, session notices) is one. The body is sealed to the recipient (a NaCl
  * sealed box), the whole is signed by the sender's account key, so holders and relays
  * can neither read nor forge it.
  */

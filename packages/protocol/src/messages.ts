@@ -8,8 +8,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import * as cborg from 'cborg'
 import { z } from 'zod'
-import sodium from 'libsodium-wrappers'
-import { sealTo, openSealed, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
+import { sealTo, openSealed, secretbox, secretboxOpen, SECRETBOX_NONCE_BYTES, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { DecryptionError } from './errors.js'
 import { decodeCbor } from './record.js'
 import { decodeEnvelope, type Envelope } from './envelope.js'
@@ -170,7 +169,7 @@ export function openForOwner<T> (sealed: Uint8Array, owner: Pick<AccountKeys, 'b
 
 /**
  * The owner's key for what a peer keeps on its own disk (the history cache): derived from
- * the account's box secret, so only the logged-in owner can read it. Symmetric (libsodium
+ * the account's box secret, so only the logged-in owner can read it. Symmetric (NaCl
  * secretbox) because it is used per message: a sealed box costs two X25519 operations.
  */
 export function ownerLocalKey (owner: Pick<AccountKeys, 'boxSecret'>): Uint8Array {
@@ -179,9 +178,8 @@ export function ownerLocalKey (owner: Pick<AccountKeys, 'boxSecret'>): Uint8Arra
 
 /** Encrypt a value (CBOR) under `key` (XSalsa20-Poly1305, random nonce in front). */
 export function encryptLocal (value: unknown, key: Uint8Array): Uint8Array {
-  // node:crypto's randomness: libsodium-wrappers' randombytes_buf(24) costs ~250 µs in Node (6 WebCrypto calls), this ~10 µs
-  const nonce = new Uint8Array(randomBytes(sodium.crypto_secretbox_NONCEBYTES))
-  const box = sodium.crypto_secretbox_easy(cborg.encode(value), nonce, key)
+  const nonce = new Uint8Array(randomBytes(SECRETBOX_NONCE_BYTES))
+  const box = secretbox(cborg.encode(value), nonce, key)
   const out = new Uint8Array(nonce.length + box.length)
   out.set(nonce)
   out.set(box, nonce.length)
@@ -190,13 +188,8 @@ export function encryptLocal (value: unknown, key: Uint8Array): Uint8Array {
 
 /** Open what `encryptLocal` made and check it against `schema`; throws DecryptionError or InvalidInputError. */
 export function decryptLocal<T> (data: Uint8Array, key: Uint8Array, schema: z.ZodType<T>): T {
-  const n = sodium.crypto_secretbox_NONCEBYTES
-  let plain: Uint8Array
-  try {
-    plain = sodium.crypto_secretbox_open_easy(data.subarray(n), data.subarray(0, n), key)
-  } catch {
-    throw new DecryptionError('Could not open a locally stored entry')
-  }
+  const n = SECRETBOX_NONCE_BYTES
+  const plain = secretboxOpen(data.subarray(n), data.subarray(0, n), key, 'Could not open a locally stored entry')
   const parsed = schema.safeParse(decodeCbor(plain))
   if (!parsed.success) throw new InvalidInputError(`malformed local entry: ${parsed.error.issues[0]?.message ?? ''}`)
   return parsed.data
