@@ -22,6 +22,7 @@ import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } 
 import { SetStore, type SetStoreInit } from './sets/index.js'
 import { DhtService, type DhtServiceStats } from './dht/index.js'
 import { ConnectionLiveness } from './liveness.js'
+import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trimmer.js'
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
@@ -34,10 +35,11 @@ import {
  * acceptIncomingConnection), and pruning only runs when outbound dials push the count
  * over it. A low cap would make the bootstrap peer refuse joiners once it holds that many
  * (every joiner dials it) and DHT servers refuse queriers. So the cap stays above the
- * network sizes measured here (300 peers on one machine); what keeps an idle peer's
- * per-connection work small is the quiet connection (no connection monitor, no muxer
- * keep-alive, pooled DHT streams that close when idle) and what bounds them is the
- * inactivity limit below.
+ * network sizes measured here (300 peers on one machine); the number of connections is
+ * kept near a target by the trimmer (connection-trimmer.ts, low and high water marks),
+ * an idle connection's work is kept small by the quiet connection (no connection
+ * monitor, no muxer keep-alive, pooled DHT streams that close when idle), and one that
+ * carries nothing closes after the inactivity limit below.
  */
 const MAX_CONNECTIONS = 500
 /**
@@ -71,6 +73,8 @@ export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
   clientMode?: boolean
   /** Where the peer's components log. @default a logger prefixed with the peer id */
   logger?: ComponentLogger
+  /** How many connections the peer keeps (low and high water marks, grace period). */
+  connections?: Omit<ConnectionTrimmerInit, 'now'>
 }
 
 export interface ChatPeerEvents {
@@ -115,6 +119,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private datastore?: ChatDatastore
   private dht?: DhtService
   private liveness?: ConnectionLiveness
+  private trimmer?: ConnectionTrimmer
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
   /** The running join loop, if any (one at a time). */
@@ -146,6 +151,9 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
 
   /** The DHT wiring's counters (pooled streams, closer peers filtered). */
   get dhtStats (): DhtServiceStats { return started(this.dht).stats }
+
+  /** Trims and connections closed by the connection trimmer. */
+  get trimStats (): ConnectionTrimmer['counts'] { return started(this.trimmer).counts }
 
   get multiaddrs (): Multiaddr[] { return this.libp2p.getMultiaddrs() }
 
@@ -213,6 +221,12 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         connections: peer => libp2p.getConnections(peer),
         log: logger.forComponent('conf-chat:network:liveness')
       })
+      const trimmer = this.trimmer = new ConnectionTrimmer({
+        connections: () => libp2p.getConnections(),
+        tags: async peer => (await libp2p.peerStore.get(peer)).tags,
+        log: logger.forComponent('conf-chat:network:connection-trimmer')
+      }, this.init.connections)
+      libp2p.addEventListener('connection:open', () => { trimmer.onConnectionOpen() })
       this._records = new RecordStore({ dht: libp2p.services.dht, datastore: this.datastore, logger }, this.init)
       this.datastore.recordGuard = this._records.guard
       this.datastore.recordExpired = this._records.isExpired
@@ -240,6 +254,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     await this._sets?.stop()
     this.dht?.stop()
     this.liveness?.stop()
+    this.trimmer?.stop()
     await this._libp2p?.stop()
     await this.datastore?.close()
     this.datastore = undefined

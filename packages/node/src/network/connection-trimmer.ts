@@ -1,0 +1,177 @@
+/**
+ * Keeps a peer's connections near a target, as go-libp2p's basic connection manager does
+ * with its low and high water marks: when more than `highWater` connections are open,
+ * the least useful are closed until `lowWater` remain.
+ *
+ * libp2p 3's own connection manager has one number, `maxConnections`, and it is a cap,
+ * not a target: at the cap every inbound connection is refused, and its pruner runs only
+ * when a new connection pushes the count over it. A low cap would make the bootstrap peer
+ * refuse newcomers (every joiner dials it) and DHT servers refuse queriers; a high one
+ * bounds nothing in practice. So the cap stays high (peer.ts) and this trims below it.
+ * Without it a peer keeps a connection to every peer its lookups ever reached until the
+ * TCP inactivity limit closes it: at 100 peers, 64 per peer (p50) and 100 at the
+ * bootstrap peer (`npm run bench:scale`), each with its muxer and encryption state.
+ *
+ * Never closed:
+ * - a connection younger than `gracePeriodMs` (a dial made for a lookup or a message is
+ *   about to be used);
+ * - a connection with a stream open other than identify and ping (a chat stream, a DHT
+ *   RPC or a set transfer under way; the DHT's pooled streams close after a few idle
+ *   seconds, so such a connection can go at a later trim);
+ * - a connection to a peer tagged keep-alive (kad-dht tags the k peers closest to us, and
+ *   libp2p dials a keep-alive peer again as soon as its connection closes).
+ *
+ * The others go in the order libp2p's own pruner uses: the lowest sum of peer tag values
+ * first (kad-dht tags the peers of its routing table), then fewer streams, inbound
+ * before outbound, newest first.
+ */
+import { KEEP_ALIVE, type Connection, type Logger, type PeerId, type Tag } from '@libp2p/interface'
+import { shutdownController } from '../utils/index.js'
+
+export interface ConnectionTrimmerComponents {
+  /** Every open connection. */
+  connections: () => Connection[]
+  /** A peer's tags (from the peer store); an unknown peer has none. */
+  tags: (peer: PeerId) => Promise<Map<string, Tag>>
+  log: Logger
+}
+
+export interface ConnectionTrimmerInit {
+  /** Trimming leaves this many connections (fewer if too many are protected). */
+  lowWater?: number
+  /** Trimming starts when more than this many are open. */
+  highWater?: number
+  /** A connection this young is never closed. */
+  gracePeriodMs?: number
+  /** Still over the high water mark after a trim (connections in use or too young): look
+   * again this much later (or when the youngest comes of age, if sooner). */
+  recheckMs?: number
+  /** @default Date.now */
+  now?: () => number
+}
+
+/**
+ * Between two and three times kad-dht's k (20): enough for the routing table's nearest
+ * peers, the connections of a lookup or two under way, friends and conference members;
+ * small next to the networks measured here (100-300 peers), where a peer otherwise ends
+ * up connected to most of them.
+ */
+export const DEFAULT_LOW_WATER = 48
+export const DEFAULT_HIGH_WATER = 64
+/** A lookup's dials are used within a second or two; a minute also spans a user's pause
+ * between two messages to a new contact. */
+export const DEFAULT_GRACE_PERIOD_MS = 60_000
+/** The DHT's pooled streams close after 5 s idle (stream-pool.ts): a connection they kept
+ * from a trim can go at the next look. */
+export const DEFAULT_RECHECK_MS = 10_000
+
+/** Streams of these protocols do not keep a connection open (libp2p's own list). */
+const CLOSABLE_PROTOCOLS = new Set(['/ipfs/id/1.0.0', '/ipfs/id/push/1.0.0', '/ipfs/ping/1.0.0'])
+
+export class ConnectionTrimmer {
+  private readonly c: ConnectionTrimmerComponents
+  readonly lowWater: number
+  readonly highWater: number
+  readonly gracePeriodMs: number
+  readonly recheckMs: number
+  private readonly now: () => number
+  private readonly controller = shutdownController()
+  /** The trim under way (one at a time). */
+  private running?: Promise<void>
+  /** Another trim was asked for while one ran. */
+  private again = false
+  /** The next look while over the high water mark. */
+  private timer?: ReturnType<typeof setTimeout>
+  readonly counts = { trims: 0, closed: 0 }
+
+  constructor (components: ConnectionTrimmerComponents, init: ConnectionTrimmerInit = {}) {
+    this.c = components
+    this.lowWater = init.lowWater ?? DEFAULT_LOW_WATER
+    this.highWater = init.highWater ?? DEFAULT_HIGH_WATER
+    this.gracePeriodMs = init.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS
+    this.recheckMs = init.recheckMs ?? DEFAULT_RECHECK_MS
+    this.now = init.now ?? Date.now
+    if (!(this.lowWater >= 0 && this.highWater >= this.lowWater)) {
+      throw new RangeError(`connection low water ${this.lowWater} must be >= 0 and <= high water ${this.highWater}`)
+    }
+  }
+
+  /** A connection opened (or a planned look is due): trim if there are too many. Cheap when there are not. */
+  onConnectionOpen (): void {
+    if (this.c.connections().length <= this.highWater || this.controller.signal.aborted) return
+    if (this.running != null) {
+      this.again = true
+      return
+    }
+    this.running = this.trim()
+      .catch(err => { this.c.log.error('trimming connections failed - %e', err) })
+      .finally(() => {
+        this.running = undefined
+        if (this.again) {
+          this.again = false
+          this.onConnectionOpen()
+        }
+      })
+  }
+
+  /** Resolves when no trim is under way. */
+  async idle (): Promise<void> {
+    while (this.running != null) await this.running
+  }
+
+  stop (): void {
+    this.controller.abort()
+    clearTimeout(this.timer)
+  }
+
+  private async trim (): Promise<void> {
+    const connections = this.c.connections()
+    const excess = connections.length - this.lowWater
+    if (connections.length <= this.highWater) return
+    const now = this.now()
+    const values = new Map<string, number>()
+    const keepAlive = new Set<string>()
+    await Promise.all([...new Set(connections.map(c => c.remotePeer.toString()))].map(async id => {
+      const conn = connections.find(c => c.remotePeer.toString() === id)
+      const tags = conn == null ? new Map<string, Tag>() : await this.c.tags(conn.remotePeer).catch(() => new Map<string, Tag>())
+      if (tags.has(KEEP_ALIVE)) keepAlive.add(id)
+      values.set(id, [...tags.values()].reduce((sum, tag) => sum + tag.value, 0))
+    }))
+    if (this.controller.signal.aborted) return
+    let youngest = Infinity
+    const candidates = connections.filter(conn => {
+      if (conn.status !== 'open' || keepAlive.has(conn.remotePeer.toString()) || inUse(conn)) return false
+      const age = now - conn.timeline.open
+      if (age < this.gracePeriodMs) {
+        youngest = Math.min(youngest, age)
+        return false
+      }
+      return true
+    })
+    candidates.sort((a, b) =>
+      (values.get(a.remotePeer.toString()) ?? 0) - (values.get(b.remotePeer.toString()) ?? 0) ||
+      a.streams.length - b.streams.length ||
+      Number(a.direction === 'outbound') - Number(b.direction === 'outbound') ||
+      b.timeline.open - a.timeline.open)
+    const toClose = candidates.slice(0, excess)
+    this.counts.trims++
+    this.counts.closed += toClose.length
+    this.c.log('%d connections open, over %d: closing %d (%d protected)', connections.length, this.highWater, toClose.length, connections.length - candidates.length)
+    await Promise.all(toClose.map(async conn => {
+      await conn.close({ signal: AbortSignal.timeout(1_000) }).catch(err => { conn.abort(err) })
+    }))
+    // still over the high water mark (connections in use or too young): look again later
+    if (connections.length - toClose.length > this.highWater && this.timer == null && !this.controller.signal.aborted) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined
+        this.onConnectionOpen()
+      }, youngest === Infinity ? this.recheckMs : Math.min(this.recheckMs, this.gracePeriodMs - youngest + 1))
+      this.timer.unref?.()
+    }
+  }
+}
+
+/** Has a stream open that the connection is kept for (not identify or ping). */
+function inUse (conn: Connection): boolean {
+  return conn.streams.some(s => s.protocol == null || !CLOSABLE_PROTOCOLS.has(s.protocol))
+}
