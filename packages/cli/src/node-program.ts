@@ -8,7 +8,6 @@ import { allocatePeerDataDir, lockDataDir } from './data-dir.js'
 import { LineTerminal } from './terminal.js'
 import { commands as defaultCommands, type CommandTable } from './commands/index.js'
 import { runCommandMode } from './modes/command-mode.js'
-import { runInteractiveMode } from './modes/interactive-mode.js'
 import { liveDmLine, offlineLines, deliveryText } from './format.js'
 import { subscribeConferenceNotices, withConferenceLabel } from './commands/conferences.js'
 import { DataDirInUseError, fatal } from './errors.js'
@@ -122,7 +121,9 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     terminal.print(`bootstrap: ${bootstrap.addrs.join(' ')} (from ${bootstrap.source})`)
     started = true
     for (const line of early.splice(0)) terminal.notice(line)
-    const mode = interactive ? runInteractiveMode : runCommandMode
+    // the menus (inquirer, ora and what they load) only on a terminal: command mode never
+    // needs them, and ora's string-width makes an Intl.Segmenter at load (ICU data, ~2.5 MiB RSS)
+    const mode = interactive ? (await import('./modes/interactive-mode.js')).runInteractiveMode : runCommandMode
     await mode({ app, terminal, commands: init.commands ?? defaultCommands, signal: stopping.signal })
   } finally {
     stop()

@@ -226,7 +226,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         tags: async peer => (await libp2p.peerStore.get(peer)).tags,
         log: logger.forComponent('conf-chat:network:connection-trimmer')
       }, this.init.connections)
-      libp2p.addEventListener('connection:open', () => { trimmer.onConnectionOpen() })
+      libp2p.addEventListener('connection:open', (evt) => { trimmer.onConnectionOpen(evt.detail) })
       this._records = new RecordStore({ dht: libp2p.services.dht, datastore: this.datastore, logger }, this.init)
       this.datastore.recordGuard = this._records.guard
       this.datastore.recordExpired = this._records.isExpired

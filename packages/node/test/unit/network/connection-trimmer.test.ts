@@ -38,7 +38,7 @@ interface Setup {
   clock: { now: number }
 }
 
-function setup (init: { lowWater: number, highWater: number, gracePeriodMs: number, recheckMs?: number }): Setup {
+function setup (init: { lowWater: number, highWater: number, gracePeriodMs: number, recheckMs?: number, redialWindowMs?: number, wantedForMs?: number }): Setup {
   const conns: StubConnection[] = []
   const tags = new Map<string, Map<string, Tag>>()
   const clock = { now: 1_000_000 }
@@ -47,7 +47,7 @@ function setup (init: { lowWater: number, highWater: number, gracePeriodMs: numb
     tags: async peer => tags.get(peer.toString()) ?? new Map(),
     log
   }, { ...init, now: () => clock.now })
-  return { trimmer, conns, tags, clock, open: c => { conns.push(c); trimmer.onConnectionOpen() } }
+  return { trimmer, conns, tags, clock, open: c => { conns.push(c); trimmer.onConnectionOpen(c as unknown as Connection) } }
 }
 
 const openCount = (conns: StubConnection[]): number => conns.filter(c => c.status === 'open').length
@@ -65,7 +65,7 @@ describe('ConnectionTrimmer', () => {
     s.open(new StubConnection(ids[5]!, s.clock.now - 5000))
     await s.trimmer.idle()
     expect(openCount(s.conns)).toBe(3)
-    expect(s.trimmer.counts).toEqual({ trims: 1, closed: 3 })
+    expect(s.trimmer.counts).toEqual({ trims: 1, closed: 3, redialed: 0 })
   })
 
   it('never closes a young connection, one with a stream in use, or one to a keep-alive peer', async () => {
@@ -141,6 +141,34 @@ describe('ConnectionTrimmer', () => {
     await s.trimmer.idle()
     expect(busy.status).toBe('closed')
     expect(other.status).toBe('open')
+  })
+
+  it('keeps a peer that dials again right after its connection was closed, for a while', async () => {
+    const s = setup({ lowWater: 1, highWater: 1, gracePeriodMs: 0, redialWindowMs: 1000, wantedForMs: 60_000 })
+    const [keeper, other, late] = await peers(3)
+    s.open(new StubConnection(keeper!, s.clock.now - 5000))
+    s.open(new StubConnection(other!, s.clock.now - 6000))
+    await s.trimmer.idle()
+    expect(openCount(s.conns)).toBe(1)
+    // the closed peer (newest first: keeper) dials again at once: it wants the connection
+    const closed = s.conns.find(c => c.status === 'closed')!
+    expect(closed.remotePeer).toBe(keeper)
+    s.clock.now += 500
+    const back = new StubConnection(keeper!, s.clock.now)
+    s.open(back)
+    await s.trimmer.idle()
+    expect(back.status).toBe('open')
+    expect(s.trimmer.counts.redialed).toBe(1)
+    // a peer that comes back later than the window is not protected
+    s.open(new StubConnection(late!, s.clock.now - 10_000))
+    await s.trimmer.idle()
+    expect(back.status).toBe('open')
+    // once the protection has run out, the peer can be trimmed again (an older connection
+    // opens, so the newest-first order picks the keeper's)
+    s.clock.now += 60_001
+    s.open(new StubConnection((await peers(1))[0]!, s.clock.now - 100_000))
+    await s.trimmer.idle()
+    expect(back.status).toBe('closed')
   })
 
   it('does nothing after stop', async () => {
