@@ -60,13 +60,16 @@ export interface ConnectionTrimmerInit {
 }
 
 /**
- * Between two and three times kad-dht's k (20): enough for the routing table's nearest
- * peers, the connections of a lookup or two under way, friends and conference members;
- * small next to the networks measured here (100-300 peers), where a peer otherwise ends
- * up connected to most of them.
+ * Three to five times kad-dht's k (20). Without any trimming a typical peer keeps about 65
+ * connections at 100, 200 and 300 peers (`npm run bench:scale`: TCP's inactivity limit
+ * closes the rest), but the bootstrap peer keeps one to every peer that ever joined (100
+ * at 100 peers, 300 at 300). Marks of 48/64 at 100 peers cost put p50 520 -> 824 ms and
+ * idle CPU per peer 0.03 -> 0.41 % (the trims and the dials they cause); with 64/96, put
+ * 606 ms, idle 0.028 %, the bootstrap peer 88 connections (same session, 2026-12-04). So
+ * the marks bound the outliers and leave a typical peer's connections alone.
  */
-export const DEFAULT_LOW_WATER = 48
-export const DEFAULT_HIGH_WATER = 64
+export const DEFAULT_LOW_WATER = 64
+export const DEFAULT_HIGH_WATER = 96
 /** A lookup's dials are used within a second or two; a minute also spans a user's pause
  * between two messages to a new contact. */
 export const DEFAULT_GRACE_PERIOD_MS = 60_000
