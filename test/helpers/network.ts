@@ -14,6 +14,13 @@ export interface TestNetwork {
   dirs: string[]
   /** Start one more peer that bootstraps from `via` (default: the supernode). */
   addPeer: (init?: Partial<ChatPeerInit>, via?: ChatPeer) => Promise<ChatPeer>
+  /**
+   * Wait until every running DHT server has every other one in its routing table. A peer
+   * that has just joined is added to the others' tables through kad-dht's update queue, a
+   * little later under load: tests that compare holders found from different peers start
+   * from a settled network, as a network that has run for a while is.
+   */
+  settled: (options?: { deadlineMs?: number }) => Promise<void>
   cleanup: () => Promise<void>
 }
 
@@ -42,6 +49,14 @@ export async function startNetwork (n: number, init: Partial<ChatPeerInit> = {})
       await peer.waitJoined({ signal: AbortSignal.timeout(20_000) })
       net.peers.push(peer)
       return peer
+    },
+    settled: async ({ deadlineMs = 20_000 } = {}) => {
+      const servers = (): ChatPeer[] => all.filter(p => p.status === 'started' && p.libp2p.services.dht.getMode() === 'server')
+      const end = Date.now() + deadlineMs
+      while (servers().some(p => p.libp2p.services.dht.routingTable.size < servers().length - 1)) {
+        if (Date.now() > end) throw new Error('routing tables did not settle')
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
     },
     cleanup: async () => {
       await Promise.allSettled(all.map(async p => await p.stop()))
