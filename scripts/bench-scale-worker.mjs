@@ -22,7 +22,7 @@ async function startOne (dataDir, bootstrap, joinTimeoutMs) {
   peers.push(entry)
   await peer.start()
   const startedMs = performance.now() - t
-  entry.tracer = traceLookups(peer.libp2p.services.dht)
+  entry.tracer = traceLookups(peer.libp2p.services.dht, id => peer.libp2p.getConnections(id).some(c => c.status === 'open'))
   let joinMs = null
   // a peer that has not joined in time is counted, not fatal: it stays and may join later
   if (bootstrap.length > 0) {

@@ -10,7 +10,9 @@
 //     the product reads (the namespace's quorum); p50/p95, failed gets;
 //   - RPCs and rounds per lookup from kad-dht's query events (scripts/lib/lookup-trace.mjs:
 //     RPCs = SEND_QUERY events; rounds = hops, a routing-table peer is round 1, a peer
-//     first named by a round-r peer's answer is round r + 1), next to log2 N;
+//     first named by a round-r peer's answer is round r + 1), next to log2 N; how long a
+//     put's lookup took (until its first PUT_VALUE), and of the lookups' RPCs the share
+//     that dialed first, the time to open the stream (dialing or not) and to the answer;
 //   - idle CPU per peer: each process's utime + stime (/proc/<pid>/stat) over a quiet
 //     window, divided by its peers; the supernode's on its own;
 //   - RSS per peer (process RSS / its peers), a process's first peer and each extra peer.
@@ -141,7 +143,7 @@ async function round (N) {
 
     // put on a peer of one process, get from a peer of another
     const puts = []; const gets = []; const replicas = []
-    const putRpcs = []; const putLookupRpcs = []; const putRounds = []; const getRpcs = []; const getRounds = []
+    const putRpcs = []; const putLookupRpcs = []; const putLookupMs = []; const rpcOpenConnected = []; const rpcOpenDialed = []; const rpcAnswer = []; const putRounds = []; const getRpcs = []; const getRounds = []
     const failedGets = []
     for (let i = 0; i < WARMUP + RECORDS; i++) {
       const a = i % procs.length
@@ -153,7 +155,9 @@ async function round (N) {
       const get = await procs[b].w.request('get', { index: reader, key }, { timeoutMs: STEP_TIMEOUT_MS })
       if (i < WARMUP) continue
       puts.push(put.ms); replicas.push(put.replicas)
-      putRpcs.push(put.trace.rpcs); putLookupRpcs.push(put.trace.lookupRpcs); putRounds.push(put.trace.rounds)
+      putRpcs.push(put.trace.rpcs); putLookupRpcs.push(put.trace.lookupRpcs); if (put.trace.lookupMs != null) putLookupMs.push(put.trace.lookupMs)
+      for (const t of [put.trace, get.trace]) { rpcOpenConnected.push(...t.rpcMs.openConnected); rpcOpenDialed.push(...t.rpcMs.openDialed); rpcAnswer.push(...t.rpcMs.answer) }
+      putRounds.push(put.trace.rounds)
       gets.push(get.ms); getRpcs.push(get.trace.rpcs); getRounds.push(get.trace.rounds)
       if (get.value == null || Buffer.compare(Buffer.from(get.value), Buffer.from(value)) !== 0) {
         failedGets.push({ status: get.status, ms: Math.round(get.ms), replicasPut: put.replicas, trace: get.trace })
@@ -183,6 +187,9 @@ async function round (N) {
       joinMs: stats(joinMs, 0),
       joinsFailed,
       putMs: stats(puts, 1),
+      putLookupMs: stats(putLookupMs, 1),
+      // one lookup RPC (FIND_NODE or GET_VALUE): opening its stream on a connection we had, or dialing first; then request to answer
+      rpcMs: { openConnected: stats(rpcOpenConnected, 1), openDialed: stats(rpcOpenDialed, 1), answer: stats(rpcAnswer, 1) },
       getMs: stats(gets, 1),
       failedGets: failedGets.length,
       failed: failedGets,
@@ -289,6 +296,11 @@ const FIGURES = [
   ['joins failed', r => r.joinsFailed, 0],
   ['put p50 (ms)', r => r.putMs.median, 1],
   ['put p95 (ms)', r => r.putMs.p95, 1],
+  ['put p50: lookup (ms)', r => r.putLookupMs?.median, 1],
+  ['lookup RPCs that dialed (%)', r => r.rpcMs == null ? undefined : 100 * r.rpcMs.openDialed.n / ((r.rpcMs.openDialed.n + r.rpcMs.openConnected.n) || 1), 0],
+  ['RPC stream open p50, dialing (ms)', r => r.rpcMs?.openDialed.median, 1],
+  ['RPC stream open p50, connected (ms)', r => r.rpcMs?.openConnected.median, 1],
+  ['RPC request to answer p50 (ms)', r => r.rpcMs?.answer.median, 1],
   ['get p50 (ms)', r => r.getMs.median, 1],
   ['get p95 (ms)', r => r.getMs.p95, 1],
   ['failed gets', r => r.failedGets, 0],

@@ -25,7 +25,31 @@ describe('lookup trace', () => {
       send('d'), send('e'),
       { name: 'QUERY_ERROR', from: id('e') }
     ]) t.observe(ev)
-    expect(t.toJSON()).toEqual({ kind: 'get', rpcs: 5, lookupRpcs: 5, rounds: 3, errors: 1 })
+    expect(t.toJSON()).toMatchObject({ kind: 'get', rpcs: 5, lookupRpcs: 5, rounds: 3, errors: 1, lookupMs: undefined })
+  })
+
+  it('times opening each RPC\'s stream, dialing or not, apart from its answer, and a put\'s lookup until its first PUT_VALUE', () => {
+    let clock = 1000
+    const t = new LookupTrace('put', { isConnected: (peer: { toString: () => string }) => peer.toString() === 'near', now: () => clock })
+    const at = (ms: number, ev: object): void => { clock = 1000 + ms; t.observe(ev) }
+    at(0, { name: 'DIAL_PEER', peer: id('near') })
+    at(1, { name: 'DIAL_PEER', peer: id('far') })
+    at(3, send('near', 'FIND_NODE')) // a stream on the connection we had: 3 ms
+    at(41, send('far', 'FIND_NODE')) // dialed first: 40 ms
+    at(13, answer('near', ['x'])) // 10 ms after its request
+    at(61, answer('far', [])) // 20 ms
+    at(70, { name: 'DIAL_PEER', peer: id('x') })
+    at(75, send('x', 'FIND_NODE'))
+    at(76, { name: 'QUERY_ERROR', from: id('x') }) // no answer: no answer time
+    at(80, { name: 'DIAL_PEER', peer: id('near') })
+    at(82, send('near', 'PUT_VALUE')) // the store phase: not a lookup RPC
+    at(90, send('far', 'PUT_VALUE'))
+    expect(t.toJSON()).toMatchObject({
+      rpcs: 5,
+      lookupRpcs: 3,
+      lookupMs: 82,
+      rpcMs: { openConnected: [3], openDialed: [40, 5], answer: [10, 20] }
+    })
   })
 
   it('adds no round for the PUT_VALUE messages of a put', () => {
@@ -57,6 +81,12 @@ describe('traced lookups on a supernode and 5 peers', () => {
     // one PUT_VALUE per replica at least, on top of the lookup's FIND_NODEs
     expect(putTrace.rpcs).toBeGreaterThanOrEqual(putTrace.lookupRpcs + put.replicas)
     expect(putTrace.rounds).toBeGreaterThanOrEqual(1)
+    // every lookup RPC's stream open is timed (through kad-dht's onProgress), and the lookup ended before the put did
+    const { openConnected, openDialed, answer } = putTrace.rpcMs
+    expect(openConnected.length + openDialed.length).toBe(putTrace.lookupRpcs)
+    expect(answer.length).toBeGreaterThan(0)
+    expect(answer.length).toBeLessThanOrEqual(putTrace.lookupRpcs)
+    expect(putTrace.lookupMs).toBeGreaterThan(0)
 
     // the reader may hold a replica itself (5 peers, k = 20): a quorum of 2 makes the read ask the network
     const got = await reader!.records.read(key, { quorum: 2 })

@@ -1,6 +1,7 @@
 // What a DHT lookup did, from kad-dht's own query events: how many RPCs it sent and how
-// many rounds (hops) deep it went. Taps a peer's kad-dht `get` and `put` (on the instance:
-// its own methods, called unchanged, their events passed on as they come).
+// many rounds (hops) deep it went, and how long its RPCs took to open a stream (dialing
+// first or not) and to be answered. Taps a peer's kad-dht `get` and `put` (on the
+// instance: its own methods, called unchanged, with an onProgress listener added).
 //
 // Rounds: a peer the lookup queries without having been told of it (one from our own
 // routing table) is in round 1; a peer first named in the closer-peers list of an answer
@@ -11,44 +12,80 @@
 
 /** One lookup's counters; `observe` each of its events. */
 export class LookupTrace {
-  constructor (kind) {
+  /**
+   * `isConnected(peerId)`: whether this peer has a connection to that one (without it,
+   * every RPC counts as on a connection); `now()`: the clock, in ms.
+   */
+  constructor (kind, { isConnected, now = () => performance.now() } = {}) {
     this.kind = kind
+    this.isConnected = isConnected
+    this.now = now
     this.rpcs = 0
     this.lookupRpcs = 0
     this.errors = 0
     this.rounds = 0
     /** peer id -> round */
     this.round = new Map()
+    this.startedAt = now()
+    /** a put: when its first PUT_VALUE went out (the closest-peers lookup before it had ended) */
+    this.firstPutAt = undefined
+    /** peer id -> { dialAt, sentAt, connected }: lookup RPCs under way */
+    this.pending = new Map()
+    /**
+     * Lookup RPCs (FIND_NODE, GET_VALUE), ms: `open`, from kad-dht asking for a stream to
+     * the peer until it had one (a dial first when `connected` is false); `answer`, from
+     * sending the request until the answer was in.
+     */
+    this.rpcMs = { openConnected: [], openDialed: [], answer: [] }
   }
 
   observe (ev) {
-    if (ev.name === 'SEND_QUERY') {
+    const now = this.now()
+    if (ev.name === 'DIAL_PEER') {
+      // kad-dht emits it just before it opens the stream
+      this.pending.set(ev.peer.toString(), { dialAt: now, connected: this.isConnected?.(ev.peer) ?? true })
+    } else if (ev.name === 'SEND_QUERY') {
       this.rpcs++
-      if (ev.messageName === 'PUT_VALUE') return
-      this.lookupRpcs++
       const to = ev.to.toString()
+      const rpc = this.pending.get(to)
+      if (ev.messageName === 'PUT_VALUE') {
+        this.firstPutAt ??= now
+        this.pending.delete(to)
+        return
+      }
+      if (rpc != null) {
+        rpc.sentAt = now
+        this.rpcMs[rpc.connected ? 'openConnected' : 'openDialed'].push(now - rpc.dialAt)
+      }
+      this.lookupRpcs++
       if (!this.round.has(to)) this.round.set(to, 1)
       this.rounds = Math.max(this.rounds, this.round.get(to))
     } else if (ev.name === 'PEER_RESPONSE') {
-      const r = this.round.get(ev.from.toString()) ?? 1
+      const from = ev.from.toString()
+      const rpc = this.pending.get(from)
+      if (rpc?.sentAt != null) this.rpcMs.answer.push(now - rpc.sentAt)
+      this.pending.delete(from)
+      const r = this.round.get(from) ?? 1
       for (const c of ev.closer ?? []) {
         const id = c.id.toString()
         if (!this.round.has(id)) this.round.set(id, r + 1)
       }
     } else if (ev.name === 'QUERY_ERROR') {
       this.errors++
+      this.pending.delete(ev.from?.toString())
     }
   }
 
   toJSON () {
-    return { kind: this.kind, rpcs: this.rpcs, lookupRpcs: this.lookupRpcs, rounds: this.rounds, errors: this.errors }
-  }
-}
-
-async function * tap (source, trace) {
-  for await (const ev of source) {
-    trace.observe(ev)
-    yield ev
+    return {
+      kind: this.kind,
+      rpcs: this.rpcs,
+      lookupRpcs: this.lookupRpcs,
+      rounds: this.rounds,
+      errors: this.errors,
+      lookupMs: this.firstPutAt == null ? undefined : this.firstPutAt - this.startedAt,
+      rpcMs: this.rpcMs
+    }
   }
 }
 
@@ -56,14 +93,31 @@ async function * tap (source, trace) {
  * Trace every `get` and `put` of `dht` (a kad-dht instance): returns `take()`, which hands
  * over the traces started since the last call.
  */
-export function traceLookups (dht) {
+export function traceLookups (dht, isConnected) {
   let traces = []
   for (const kind of ['get', 'put']) {
     const original = dht[kind].bind(dht)
-    dht[kind] = (key, ...rest) => {
-      const trace = new LookupTrace(kind)
+    // get(key, options), put(key, value, options): the trace listens through the options'
+    // onProgress, which kad-dht calls as it makes each event (its iterator hands them
+    // over later, when the caller pulls them, which would blur the times)
+    const optionsAt = kind === 'get' ? 1 : 2
+    dht[kind] = (...args) => {
+      const trace = new LookupTrace(kind, { isConnected })
       traces.push(trace)
-      return tap(original(key, ...rest), trace)
+      const options = args[optionsAt] ?? {}
+      const onProgress = options.onProgress
+      args[optionsAt] = {
+        ...options,
+        onProgress: evt => {
+          // the options reach libp2p's dialer and stream opening too, whose own progress
+          // events are not kad-dht's (and tracing must never break the query)
+          if (typeof evt?.type === 'string' && evt.type.startsWith('kad-dht:')) {
+            try { trace.observe(evt.detail) } catch {}
+          }
+          onProgress?.(evt)
+        }
+      }
+      return original(...args)
     }
   }
   return {
@@ -82,6 +136,13 @@ export function sumTraces (traces) {
     rpcs: traces.reduce((a, t) => a + t.rpcs, 0),
     lookupRpcs: traces.reduce((a, t) => a + t.lookupRpcs, 0),
     rounds: traces.reduce((a, t) => Math.max(a, t.rounds), 0),
-    errors: traces.reduce((a, t) => a + t.errors, 0)
+    errors: traces.reduce((a, t) => a + t.errors, 0),
+    /** a put: start to its first PUT_VALUE (the closest-peers lookup) */
+    lookupMs: traces.find(t => t.firstPutAt != null)?.toJSON().lookupMs,
+    rpcMs: {
+      openConnected: traces.flatMap(t => t.rpcMs.openConnected),
+      openDialed: traces.flatMap(t => t.rpcMs.openDialed),
+      answer: traces.flatMap(t => t.rpcMs.answer)
+    }
   }
 }
