@@ -55,18 +55,21 @@ export class MailboxReader {
     this.timeoutMs = init.mailboxTimeoutMs ?? DEFAULT_MAILBOX_TIMEOUT_MS
   }
 
-  /** Read the mailbox after any read under way; returns the new messages, oldest first. */
-  async drain (active: LoggedIn, options: AbortOptions = {}): Promise<IncomingMessage[]> {
+  /**
+   * Read the mailbox after any read under way; returns the new messages, oldest first.
+   * `options.holdersMaxAgeMs`: a periodic read reuses the mailbox's holders found lately.
+   */
+  async drain (active: LoggedIn, options: AbortOptions & { holdersMaxAgeMs?: number } = {}): Promise<IncomingMessage[]> {
     const run = active.draining.catch(() => {}).then(async () => await this.drainOnce(active, options))
     active.draining = run
     return await run
   }
 
-  private async drainOnce (active: LoggedIn, options: AbortOptions): Promise<IncomingMessage[]> {
+  private async drainOnce (active: LoggedIn, options: AbortOptions & { holdersMaxAgeMs?: number }): Promise<IncomingMessage[]> {
     if (active.ended) return []
     await active.ready
     const { account } = active.session
-    const mail = await this.c.mailbox.fetch(account.keyId, { signal: timeLimit(this.timeoutMs, options) })
+    const mail = await this.c.mailbox.fetch(account.keyId, { signal: timeLimit(this.timeoutMs, options), holdersMaxAgeMs: options.holdersMaxAgeMs })
     const done: string[] = []
     for (const bad of mail.invalid) {
       this.log('dropped mailbox item %s: %s', bad.id, bad.reason)

@@ -27,6 +27,17 @@ import type { Conferences } from './conferences/index.js'
  * sender's dial or ack failed on its side): the bound within which such a message shows.
  */
 export const DEFAULT_MAILBOX_POLL_MS = 5 * 60_000
+/**
+ * A periodic mailbox read asks the holders found at login or at an earlier read, for up
+ * to this long, instead of a new DHT lookup each time: the lookup (a FIND_NODE to every
+ * peer on its paths, each answer's closer peers merged, dials) was most of a read, and
+ * the reads of all online users were most of the CPU an idle logged-in peer used. A
+ * reader asks 2R holders, so a peer or two joining nearer the key in the meantime still
+ * leaves it holders that writers use; a holder that does not answer sends the read to a
+ * new lookup at once, and the set's maintenance moves items to the current holders.
+ * The read at login always looks up.
+ */
+export const MAILBOX_POLL_HOLDERS_MAX_AGE_MS = 30 * 60_000
 
 /** After login: senders who read the user as offline just before the new presence spread put into the mailbox while the login ran. */
 export const MAILBOX_READ_AFTER_LOGIN_MS = 30_000
@@ -180,7 +191,9 @@ export class Messaging {
     this.outbox.kick()
     const pollMs = this.pollMs
     if (pollMs > 0) {
-      active.pollTimer = setInterval(() => { this.reader.drain(active).catch(err => { this.log('mailbox check: %s', err.message) }) }, pollMs)
+      active.pollTimer = setInterval(() => {
+        this.reader.drain(active, { holdersMaxAgeMs: MAILBOX_POLL_HOLDERS_MAX_AGE_MS }).catch(err => { this.log('mailbox check: %s', err.message) })
+      }, pollMs)
       active.pollTimer.unref()
       this.readMailboxSoon(active, Math.min(pollMs, MAILBOX_READ_AFTER_LOGIN_MS))
     }

@@ -12,7 +12,7 @@ import {
   type Envelope, type AccountKeys
 } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import type { SetStore } from '../network/index.js'
+import type { ListOptions, SetStore } from '../network/index.js'
 import { MailboxUnreachableError } from '../errors.js'
 
 export interface StoredReport {
@@ -77,8 +77,8 @@ export class Mailbox {
     return { holders: result.holders, copies }
   }
 
-  /** Everything in the mailbox of `keyId`, from all its holders. */
-  async fetch (keyId: string, options: AbortOptions = {}): Promise<FetchedMail> {
+  /** Everything in the mailbox of `keyId`, from all its holders (`options.holdersMaxAgeMs`: a periodic read may reuse the holders found lately). */
+  async fetch (keyId: string, options: ListOptions = {}): Promise<FetchedMail> {
     const items = await this.c.sets.list(mailboxSetKey(keyId), options)
     const out: FetchedMail = { envelopes: [], invalid: [] }
     for (const item of items) {

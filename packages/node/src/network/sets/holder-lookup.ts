@@ -1,12 +1,15 @@
 /**
  * Finding a set's holders: the R DHT servers closest to the set's key (kad-dht hashes
  * the key bytes, so the target is sha256(setKey)), this peer included when it is a
- * server and among them. Concurrent lookups of one key on one peer share one DHT query.
+ * server and among them. Concurrent lookups of one key on one peer share one DHT query,
+ * and a caller that can do with an older answer (`maxAgeMs`: a periodic read) reuses
+ * the last lookup of the key instead of making another.
  */
 import { fromString as bytesFromString } from 'uint8arrays'
 import { xor } from 'uint8arrays/xor'
 import { compare } from 'uint8arrays/compare'
 import { parseSetKey, sha256 } from '@conf-chat/protocol'
+import { LRUCache } from 'lru-cache'
 import { timeLimit } from '../../utils/index.js'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { AbortOptions, ComponentLogger, Libp2p, Logger, PeerId, PeerStore } from '@libp2p/interface'
@@ -21,6 +24,8 @@ export interface HolderLookupComponents {
   logger: ComponentLogger
   /** Aborts when the store stops: a shared lookup ends then (callers' own signals end only their wait). */
   shutdown: () => AbortSignal
+  /** The clock (ms). @default Date.now */
+  now?: () => number
 }
 
 export interface HolderLookupInit {
@@ -33,7 +38,15 @@ export interface HolderLookupInit {
 export interface FindHoldersOptions extends AbortOptions {
   /** How many of the closest peers. @default the replica count */
   count?: number
+  /**
+   * Reuse this peer's last lookup of the key if it is at most this old (ms) and found
+   * anyone, instead of a new DHT query. @default 0 (always a new lookup)
+   */
+  maxAgeMs?: number
 }
+
+/** Keys whose last lookup is kept for reuse (a peer reads few sets periodically: its own mailbox). */
+const RECENT_LOOKUPS = 64
 
 export class HolderLookup {
   private readonly components: HolderLookupComponents
@@ -41,12 +54,16 @@ export class HolderLookup {
   private readonly replicas: number
   private readonly queryTimeoutMs: number
   private readonly lookups = new Map<string, Promise<PeerId[]>>()
+  /** the last lookup of a key: when it ended and what it found */
+  private readonly recent = new LRUCache<string, { at: number, peers: PeerId[] }>({ max: RECENT_LOOKUPS })
+  private readonly now: () => number
 
   constructor (components: HolderLookupComponents, init: HolderLookupInit) {
     this.components = components
     this.log = components.logger.forComponent('conf-chat:network:sets:lookup')
     this.replicas = init.replicas
     this.queryTimeoutMs = init.queryTimeoutMs
+    this.now = components.now ?? Date.now
   }
 
   /** The `count` peers closest to the set's key, closest first. */
@@ -54,10 +71,17 @@ export class HolderLookup {
     const count = options.count ?? this.replicas
     parseSetKey(setKey)
     options.signal?.throwIfAborted()
+    const last = this.recent.get(setKey)
+    if (last != null && last.peers.length > 0 && (options.maxAgeMs ?? 0) > 0 && this.now() - last.at <= (options.maxAgeMs ?? 0)) {
+      return last.peers.slice(0, count)
+    }
     // concurrent writers on one peer share one lookup: a burst of adds costs one DHT query
     let lookup = this.lookups.get(setKey)
     if (lookup == null) {
-      lookup = this.lookup(setKey).finally(() => this.lookups.delete(setKey))
+      lookup = this.lookup(setKey).then(peers => {
+        this.recent.set(setKey, { at: this.now(), peers })
+        return peers
+      }).finally(() => this.lookups.delete(setKey))
       this.lookups.set(setKey, lookup)
     }
     const signal = options.signal

@@ -4,7 +4,7 @@
  */
 export { SetStore } from './set-store.js'
 export type { SetStoreInit, SetStoreComponents } from './set-store.js'
-export type { AddResult, RemoveResult } from './set-client.js'
+export type { AddResult, RemoveResult, ListOptions } from './set-client.js'
 export type { MaintenanceReport } from './replication.js'
 export type { FindHoldersOptions } from './holder-lookup.js'
 export { SetWriteError, SetRemoveError, SetReadError, NoSetHoldersError, SetRequestError } from './set-errors.js'

@@ -29,6 +29,15 @@ export interface RemoveResult {
   acknowledged: number
 }
 
+export interface ListOptions extends AbortOptions {
+  /**
+   * A periodic read: reuse the holders this peer found for the set at most this long ago
+   * (ms) instead of looking them up again; if one of them does not answer, the read looks
+   * them up afresh. @default 0 (a new lookup)
+   */
+  holdersMaxAgeMs?: number
+}
+
 export interface SetClientComponents {
   peerId: PeerId
   namespaces: Pick<SetNamespaces, 'rulesFor' | 'ttlFor' | 'checkItem'>
@@ -118,7 +127,7 @@ export class SetClient {
    * holders, sorted by id. Throws NoSetHoldersError when no holder is found and
    * SetReadError when none of them answered, so "empty" never hides "unreachable".
    */
-  async list (setKey: string, options: AbortOptions = {}): Promise<SetItem[]> {
+  async list (setKey: string, options: ListOptions = {}): Promise<SetItem[]> {
     const { namespaces, rpc } = this.components
     const rules = namespaces.rulesFor(setKey)
     // holders keep the first item they get under an id, so two holders may keep different
@@ -138,7 +147,8 @@ export class SetClient {
     for (const item of await this.components.localItems(setKey, options)) count(item)
     // readers ask twice as many peers as writers store on: a writer whose lookup was cut
     // short by load may have picked holders a little further from the key
-    const found = await this.components.findHolders(setKey, { ...options, count: this.replicas * 2 })
+    const reusing = (options.holdersMaxAgeMs ?? 0) > 0
+    const found = await this.components.findHolders(setKey, { signal: options.signal, count: this.replicas * 2, maxAgeMs: options.holdersMaxAgeMs })
     if (found.length === 0) throw new NoSetHoldersError()
     const holders = found.filter(p => !p.equals(this.components.peerId))
     let answered = 0
@@ -168,6 +178,15 @@ export class SetClient {
     // copy of a fresh item: ask it once more
     const retry = holders.filter((_, i) => results[i] === false)
     if (retry.length > 0 && await this.pause(options)) await Promise.all(retry.map(readFrom))
+    // holders found a while ago, one of them silent now: it may have left, and the set's
+    // items moved to the peers that are closest now, so find those and read them
+    if (reusing && answered < holders.length && options.signal?.aborted !== true) {
+      const fresh = await this.components.findHolders(setKey, { signal: options.signal, count: this.replicas * 2 })
+      const asked = new Set(holders.map(h => h.toString()))
+      const others = fresh.filter(p => !p.equals(this.components.peerId) && !asked.has(p.toString()))
+      holders.push(...others)
+      await Promise.all(others.map(readFrom))
+    }
     // (a local read, not under the caller's signal: a caller that gave up still learns that nobody answered)
     if (holders.length > 0 && answered === 0 && !await this.components.layout.holdsSet(setKey)) {
       throw new SetReadError(`none of the ${holders.length} holders of ${setKey} answered`)

@@ -23,7 +23,7 @@ import { SetNamespaces } from './set-namespaces.js'
 import { SetHolder } from './set-holder.js'
 import { SetRpc } from './set-rpc.js'
 import { HolderLookup, type FindHoldersOptions } from './holder-lookup.js'
-import { SetClient, type AddResult, type RemoveResult } from './set-client.js'
+import { SetClient, type AddResult, type ListOptions, type RemoveResult } from './set-client.js'
 import { SetReplicator, type MaintenanceReport } from './replication.js'
 import { SetSweeper } from './sweeper.js'
 import type { KadDHT } from '@libp2p/kad-dht'
@@ -100,7 +100,7 @@ export class SetStore {
     }, { requestTimeoutMs: this.requestTimeoutMs })
     this.lookup = new HolderLookup({
       peerId, dht: components.dht, network: components.network, peerStore: components.peerStore, dhtProtocol: components.dhtProtocol,
-      logger, shutdown: () => this.shutdown.signal
+      logger, shutdown: () => this.shutdown.signal, now
     }, { replicas: this.replicas, queryTimeoutMs: this.queryTimeoutMs })
     const findHolders = async (setKey: string, options?: FindHoldersOptions): Promise<PeerId[]> => await this.lookup.findHolders(setKey, options)
     const localItems = async (setKey: string, options?: AbortOptions): Promise<SetItem[]> => await this.localItems(setKey, options)
@@ -157,7 +157,7 @@ export class SetStore {
    * holders, sorted by id. Throws NoSetHoldersError when no holder is found and
    * SetReadError when none of them answered, so "empty" never hides "unreachable".
    */
-  async list (setKey: string, options: AbortOptions = {}): Promise<SetItem[]> {
+  async list (setKey: string, options: ListOptions = {}): Promise<SetItem[]> {
     return await this.client.list(setKey, this.untilStopped(options))
   }
 

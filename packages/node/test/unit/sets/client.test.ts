@@ -147,6 +147,40 @@ describe('set client', () => {
     }
   })
 
+  it('a periodic read reuses the holders found lately instead of a new lookup, and only while they are fresh enough', async () => {
+    const lookups = (): number => net.lookups.get(reader.id.toString()) ?? 0
+    const item = textItem(net.clock, 'hello')
+    await reader.store.add(key, [item])
+    const before = lookups()
+    const periodic = { holdersMaxAgeMs: 60_000 }
+    expect((await reader.store.list(key, periodic)).map(textOf)).toEqual(['hello'])
+    expect(lookups()).toBe(before) // the add's lookup, reused
+    net.clock.advance(59_000)
+    expect((await reader.store.list(key, periodic)).map(textOf)).toEqual(['hello'])
+    expect(lookups()).toBe(before)
+    net.clock.advance(2_000) // older than allowed: looked up again, and that answer is reused next
+    await reader.store.list(key, periodic)
+    expect(lookups()).toBe(before + 1)
+    await reader.store.list(key, periodic)
+    expect(lookups()).toBe(before + 1)
+    await reader.store.list(key) // a read that does not say it may reuse always looks up
+    expect(lookups()).toBe(before + 2)
+  })
+
+  it('a periodic read whose holder stopped answering looks the holders up again and reads the new one', async () => {
+    const lookups = (): number => net.lookups.get(reader.id.toString()) ?? 0
+    await reader.store.list(key) // holders found: the three servers
+    const newcomer = await net.peer()
+    const item = textItem(net.clock, 'left with the newcomer')
+    await onlyOn(newcomer, item)
+    await holders[0]!.store.stop() // gone: its stream handler with it
+    const before = lookups()
+    const listed = await reader.store.list(key, { holdersMaxAgeMs: 60_000 })
+    expect(listed.map(textOf)).toEqual(['left with the newcomer'])
+    expect(lookups()).toBe(before + 1)
+    expect(net.dialsTo(newcomer)).toBe(1)
+  })
+
   it('stops waiting for a holder that never answers when the caller aborts', async () => {
     for (const h of holders) net.hanging.add(h.id.toString())
     const controller = new AbortController()

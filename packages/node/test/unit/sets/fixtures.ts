@@ -87,12 +87,14 @@ const BASE_INIT: SetStoreInit = {
 /**
  * Peers that reach each other by in-memory streams. `dials` logs every dial by target;
  * `failNext` makes the next dials to a peer fail (a busy or unreachable holder);
- * `hanging` peers take the stream but never answer.
+ * `hanging` peers take the stream but never answer; `lookups` counts DHT lookups.
  */
 export class TestNet {
   readonly clock = new Clock()
   readonly peers: TestPeer[] = []
   readonly dials: string[] = []
+  /** DHT lookups (getClosestPeers) made, by the peer that made them */
+  readonly lookups = new Map<string, number>()
   readonly failNext = new Map<string, number>()
   readonly hanging = new Set<string>()
   private readonly handlers = new Map<string, StreamHandler>()
@@ -108,6 +110,7 @@ export class TestNet {
       dht: {
         getMode: () => server ? 'server' : 'client',
         getClosestPeers: async function * () {
+          net.lookups.set(id.toString(), (net.lookups.get(id.toString()) ?? 0) + 1)
           for (const p of net.peers) {
             if (p.server && !p.id.equals(id)) yield { name: 'FINAL_PEER', type: 2, from: p.id, peer: { id: p.id, multiaddrs: [] }, path: { index: 0, queued: 0, running: 0, total: 1 } }
           }
