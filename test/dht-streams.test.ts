@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { generateAccountKeys, keyIdOf, createSignedRecord, encodeSignedRecord, presenceKey } from '@conf-chat/protocol'
-import { DHT_PROTOCOL, type ChatPeer } from '@conf-chat/node/network'
+import { DHT_PROTOCOL, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, type ChatPeer } from '@conf-chat/node/network'
 import { Socket } from 'node:net'
 import type { Stream } from '@libp2p/interface'
 import { startNetwork, type TestNetwork } from './helpers/network.js'
@@ -39,6 +39,17 @@ describe('DHT RPCs on a supernode and 4 peers', () => {
     all = [net.supernode, ...net.peers]
   }, 120_000)
   afterAll(async () => { await net?.cleanup() }, 60_000)
+
+  it('runs kad-dht\'s self-lookup and routing-table refresh at the peer\'s intervals, not every 5 minutes', () => {
+    // kad-dht's init takes no refresh interval: the peer sets its RoutingTableRefresh's own
+    // field, which a kad-dht upgrade could rename (then this fails, and the peer logs it)
+    expect(DHT_TABLE_REFRESH_INTERVAL_MS).toBeGreaterThan(5 * 60_000)
+    for (const peer of all) {
+      const dht = peer.libp2p.services.dht as unknown as { routingTableRefresh: { refreshInterval: number }, querySelf: { interval: number } }
+      expect(dht.routingTableRefresh.refreshInterval).toBe(DHT_TABLE_REFRESH_INTERVAL_MS)
+      expect(dht.querySelf.interval).toBe(DHT_SELF_LOOKUP_INTERVAL_MS)
+    }
+  })
 
   it('runs many puts and gets on a bounded number of streams', async () => {
     const [a, b] = [net!.peers[0]!, net!.peers[1]!]

@@ -94,3 +94,17 @@ export const DHT_RPC_MAX_TIMEOUT_MS = 8_000
  */
 export const DHT_ALPHA = 3
 export const DHT_DISJOINT_PATHS = 3
+
+/**
+ * kad-dht's periodic lookups: of its own id (so that its neighbours keep it and it keeps
+ * them) and of a random id per common prefix length (the routing-table refresh). Its
+ * defaults are 5 minutes each, and in a small network every one of those lookups reaches
+ * every peer, so each peer's work every 5 minutes grows with N: they were most of what an
+ * idle logged-in peer did once its mailbox reads reused their holders (bench:idle,
+ * 10 users). Kademlia refreshes a bucket after an hour without a lookup in it; a peer
+ * here looks up keys all the time (presence, mailboxes), and each answer refreshes the
+ * routing table too, and a dead peer is found when it is used (liveness.ts). Half an
+ * hour each.
+ */
+export const DHT_SELF_LOOKUP_INTERVAL_MS = 30 * 60_000
+export const DHT_TABLE_REFRESH_INTERVAL_MS = 30 * 60_000

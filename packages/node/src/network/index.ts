@@ -7,4 +7,4 @@ export { ChatPeer, parseBootstrapAddrs, type ChatPeerInit, type ChatPeerEvents, 
 export * from './records/index.js'
 export * from './sets/index.js'
 export { ChatDatastore, DHT_RECORD_PREFIX } from '../storage/index.js'
-export { DHT_PROTOCOL } from '../constants.js'
+export { DHT_PROTOCOL, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS } from '../constants.js'

@@ -26,7 +26,7 @@ import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trim
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
-  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
+  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
 } from '../constants.js'
 
 /**
@@ -177,13 +177,15 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           validators: recordValidators({ logger }),
           selectors: recordSelectors(),
           initialQuerySelfInterval: 0,
+          querySelfInterval: DHT_SELF_LOOKUP_INTERVAL_MS,
           maxInboundStreams: DHT_MAX_INBOUND_STREAMS,
           networkDialTimeout: { maxTimeout: DHT_RPC_MAX_TIMEOUT_MS },
           alpha: DHT_ALPHA,
           disjointPaths: DHT_DISJOINT_PATHS
         },
         // an RPC that timed out with no answer: is the connection dead? (liveness.ts)
-        onStall: peer => { this.liveness?.suspect(peer) }
+        onStall: peer => { this.liveness?.suspect(peer) },
+        tableRefreshIntervalMs: DHT_TABLE_REFRESH_INTERVAL_MS
       })
       const libp2p = await createLibp2p({
         privateKey,

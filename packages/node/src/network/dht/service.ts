@@ -23,6 +23,12 @@ export interface DhtServiceInit {
   peerInfo?: PeerInfoCacheInit | false
   /** Called when an RPC to a peer timed out with no answer (through the pool). */
   onStall?: (peer: PeerId) => void
+  /**
+   * How often kad-dht refreshes its routing table (a lookup of a random id per common
+   * prefix length), ms. kad-dht has the option (RoutingTableRefresh's `refreshInterval`)
+   * but its init does not pass one through: 5 minutes always. @default kad-dht's
+   */
+  tableRefreshIntervalMs?: number
 }
 
 /** What the wiring did so far, for tests and benchmarks. */
@@ -56,6 +62,12 @@ export class DhtService {
       }
       const view = withWrappers(components, pool, peerInfo)
       const dht = kadDHT(this.init.kad)(view)
+      if (this.init.tableRefreshIntervalMs != null) {
+        // a public field of kad-dht's KadDHT class (not of the interface), read each time it schedules the next refresh
+        const refresh = (dht as unknown as { routingTableRefresh?: { refreshInterval?: number } }).routingTableRefresh
+        if (typeof refresh?.refreshInterval === 'number') refresh.refreshInterval = this.init.tableRefreshIntervalMs
+        else log.error('kad-dht has no routing-table refresh to configure: it refreshes at its own interval')
+      }
       if (this.init.discovery !== false) {
         const filter = this.filter = new DiscoveryFilter(this.init.discovery)
         // kad-dht's Network (a public field of its KadDHT class, not of the interface) emits
