@@ -2,7 +2,7 @@
 import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { createChatNode, DEFAULT_HOST, DEFAULT_SUPERNODE_PORT, parseBootstrapAddrs, type ChatNode } from '@conf-chat/node'
-import { applyLogLevel, dataRoot, readSupernodeAddrs, supernodeFile } from '@conf-chat/program'
+import { applyLogLevel, dataRoot, followPeer, readSupernodeAddrs, StatusFile, supernodeFile } from '@conf-chat/program'
 import { parseNodeOptions, type NodeOptions } from './options.js'
 import { allocatePeerDataDir, lockDataDir } from './data-dir.js'
 import { LineTerminal } from './terminal.js'
@@ -70,6 +70,8 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
   const bootstrap = await chooseBootstrap(options, root)
   parseBootstrapAddrs(bootstrap.addrs) // a malformed address fails before anything is written
   const lock = options.data != null ? await lockDataDir(resolve(options.data)) : await allocatePeerDataDir(root)
+  const status = options.statusFile != null ? new StatusFile(resolve(options.statusFile)) : undefined
+  await status?.set('starting')
 
   const stopping = new AbortController()
   const interactive = !options.commands && process.stdin.isTTY === true
@@ -92,6 +94,7 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     ...options.tuning
   })
   const peer = node.peer
+  if (status != null) followPeer(status, peer)
   const app: NodeApp = { node, peer, dataDir: lock.dir, bootstrap }
   // events that come before the start-up lines are printed wait for them
   const early: string[] = []
@@ -135,10 +138,12 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     }, STOP_TIMEOUT_MS)
     giveUp.unref()
     try {
+      await status?.set('stopping')
       await node.stop() // logs the user out: friends see them go offline at once
       log('stopped')
     } finally {
       clearTimeout(giveUp)
+      await status?.remove()
       await lock.release()
     }
   }

@@ -14,6 +14,8 @@ export interface NodeOptions {
   client: boolean
   commands: boolean
   logLevel: LogLevel
+  /** Where to keep the one-line status (starting, joined...) for a health check. */
+  statusFile?: string
   /** Settings tests shorten (presence expiry, bcrypt cost); undefined = the library's default. */
   tuning: {
     presenceTtlMs?: number
@@ -44,6 +46,7 @@ export function nodeProgram (): Command {
     .addOption(new Option('--client', 'take part in the DHT as a client only (store nothing for others)').env('CONF_CHAT_CLIENT'))
     .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
     .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
+    .addOption(new Option('--status-file <file>', 'keep this file saying where the peer stands (starting, joined, joining, stopping), for a health check').env('CONF_CHAT_STATUS_FILE'))
     .addOption(new Option('--presence-ttl <seconds>', `how long this peer's "online" lasts without a refresh (after a crash, users who are not friends see the user offline this much later; friends when the connection closes) [default: ${DEFAULT_PRESENCE_TTL_MS / 1000}]`)
       .env('CONF_CHAT_PRESENCE_TTL').argParser(parseSeconds))
     .addOption(new Option('--bcrypt-cost <n>', 'bcrypt cost factor for passwords set on this peer (4-31) [default: 10]')
@@ -71,6 +74,7 @@ export function parseNodeOptions (argv: string[]): NodeOptions {
     client: flagValue(program, 'client', 'CONF_CHAT_CLIENT'),
     commands: flagValue(program, 'commands', 'CONF_CHAT_COMMANDS'),
     logLevel: opts.logLevel,
+    statusFile: opts.statusFile === '' ? undefined : opts.statusFile,
     tuning: {
       presenceTtlMs: opts.presenceTtl != null ? Math.round(opts.presenceTtl * 1000) : undefined,
       bcryptCost: opts.bcryptCost

@@ -115,6 +115,11 @@ export class LineTerminal {
     }
   }
 
+  /** Draw the prompt and what is typed again (after the screen was cleared). */
+  redraw (): void {
+    if (this.interactive && this.prompting) this.rl.prompt(true)
+  }
+
   /** Send notices to `sink` instead (the menus show them their own way); none: back to this terminal. */
   divertNotices (sink?: (line: string) => void): void {
     this.noticeSink = sink

@@ -2,7 +2,8 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { chatScreen } from '../src/tui/chat-screen.js'
 import { screenFixture, type ScreenFixture } from './helpers/context.js'
-import { KEY } from './helpers/fake-terminal.js'
+import { FakeTerminal, KEY } from './helpers/fake-terminal.js'
+import { CLEAR_SCREEN } from '../src/tui/screen.js'
 
 let f: ScreenFixture
 afterEach(() => { f?.cleanup() })
@@ -49,6 +50,32 @@ describe('chatScreen', () => {
     // messages from others while the chat was open are counted for later
     f.node.emit('message', { ...msg('5', 'bob', 'alice', 'bye', 5), live: true })
     expect(f.ctx.inbox.unread('bob')).toBe(1)
+  })
+
+  it('is drawn again for a new terminal size (an attach): the title and the last lines, then what was being typed', async () => {
+    f = screenFixture({
+      history,
+      presenceOf: { online: true },
+      sendMessage: (_to: string, text: string) => ({ id: `sent-${text}`, status: 'delivered', where: 'live' })
+    }, new FakeTerminal({ tty: { columns: 80, rows: 24 } }))
+    const done = chatScreen(f.ctx, 'bob')
+    await f.term.waitFor('you › ')
+    f.term.type('sent before', KEY.enter)
+    await f.term.waitFor(/you: sent before\n/)
+    f.node.emit('message', { ...msg('4', 'bob', 'alice', 'a live one', 4), live: true })
+    await f.term.waitFor('bob: a live one')
+    f.term.type('half typ')
+    await f.term.waitFor('half typ')
+    const cleared = f.term.rawText.length
+    f.term.resize(100, 30)
+    const redrawn = await f.term.waitFor('you › half typ')
+    expect(f.term.rawText.slice(cleared)).toContain(CLEAR_SCREEN)
+    expect(redrawn).toMatch(/── Chat with bob · online ──[\s\S]*bob: are you there\?[\s\S]*you: sent before[\s\S]*bob: a live one[\s\S]*you › half typ$/)
+    f.term.type('ed', KEY.enter)
+    await f.term.waitFor('you: half typed')
+    f.term.type('/q', KEY.enter)
+    await expect(done).resolves.toBe('back')
+    expect(f.term.output.listenerCount('resize')).toBe(0)
   })
 
   it('says a friend is offline and that messages go to their mailbox', async () => {

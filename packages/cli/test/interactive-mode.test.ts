@@ -22,7 +22,7 @@ afterEach(() => {
   fx?.term.input.end()
 })
 
-function fixture (answers: Record<string, unknown> = {}, joined = true): Fixture {
+function fixture (answers: Record<string, unknown> = {}, joined = true, term = new FakeTerminal()): Fixture {
   const node = new FakeNode(answers)
   const joining = new EventTarget()
   const app: any = { node, peer: node.peer, dataDir: '/nowhere', bootstrap: { addrs: [BOOTSTRAP], source: 'test' } }
@@ -37,7 +37,6 @@ function fixture (answers: Record<string, unknown> = {}, joined = true): Fixture
     }
   }
   app.peer = node.peer
-  const term = new FakeTerminal()
   const lines = new LineTerminal({ input: term.input, output: term.output })
   const stop = new AbortController()
   fx = {
@@ -138,5 +137,44 @@ describe('runInteractiveMode', () => {
     f.term.type(KEY.up, KEY.enter)
     await done
     expect(f.node.callsOf('logout')).toHaveLength(0)
+  })
+
+  it('on a TTY nobody is attached to (0×0): joins without animation, draws nothing until a terminal attaches, then the menu for its size', async () => {
+    const f = fixture({
+      login: () => { f.node.session = { account: { username: 'alice' } }; return { profile: { username: 'alice', fullName: 'Alice' } } },
+      logout: () => { f.node.session = undefined },
+      whoami: { username: 'alice', fullName: 'Alice' },
+      users: [{ username: 'bob', fullName: 'Bob' }],
+      friends: [],
+      friendRequests: { incoming: [], outgoing: [] }
+    }, false, new FakeTerminal({ tty: { columns: 0, rows: 0 } }))
+    const done = f.run()
+    await f.term.waitFor(`Joining the network via ${BOOTSTRAP}…`)
+    f.join()
+    await f.term.waitFor('Waiting for a terminal: the menu is drawn when one attaches\n')
+    // the spinner's line once at the start and once at the end: no frames in between
+    const frames = /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/g
+    expect(f.term.rawText.match(frames) ?? []).toEqual([])
+    expect(f.term.text).not.toContain('Welcome to conf-chat')
+    const before = f.term.rawText.length
+    await new Promise(resolve => setTimeout(resolve, 200)) // a detached peer writes nothing while it waits
+    expect(f.term.rawText.length).toBe(before)
+
+    f.term.resize(81, 25)
+    f.term.resize(80, 24)
+    await f.term.waitFor(/Welcome to conf-chat\n❯ Log in/)
+    f.term.type(KEY.enter)
+    await f.term.waitFor('Username')
+    f.term.type('alice', KEY.enter)
+    await f.term.waitFor('Password')
+    f.term.type('password', KEY.enter)
+    await f.term.waitFor('q quit')
+    // detached and attached again: the user list is drawn anew for the new terminal
+    f.term.resize(121, 41)
+    f.term.resize(120, 40)
+    await f.term.waitFor(/bob[\s\S]*q quit/)
+    f.term.type(KEY.ctrlC)
+    await done
+    expect(f.node.callsOf('logout')).toHaveLength(1)
   })
 })

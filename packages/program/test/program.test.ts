@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, expect, afterEach } from 'vitest'
 import { InvalidArgumentError } from 'commander'
-import { createFatalBoundary, dataRoot, parsePort, readSupernodeAddrs, splitAddrList, supernodeFile, writeSupernodeFile } from '../src/index.js'
+import { createFatalBoundary, dataRoot, followPeer, parsePort, readSupernodeAddrs, splitAddrList, StatusFile, supernodeFile, writeSupernodeFile } from '../src/index.js'
 
 describe('home and address file', () => {
   let root: string | undefined
@@ -52,5 +52,36 @@ describe('flags', () => {
     expect(() => parsePort('65536')).toThrow(InvalidArgumentError)
     expect(() => parsePort('4001x')).toThrow(InvalidArgumentError)
     expect(splitAddrList('/a, /b  /c', ['/z'])).toEqual(['/z', '/a', '/b', '/c'])
+  })
+})
+
+describe('status file', () => {
+  let dir: string | undefined
+  afterEach(async () => { if (dir != null) await rm(dir, { recursive: true, force: true }) })
+
+  it('says where the peer stands as its network events come, and is gone when the program ends', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'conf-chat-status-'))
+    const path = join(dir, 'sub', 'status')
+    const status = new StatusFile(path)
+    await status.set('starting')
+    expect(await readFile(path, 'utf8')).toBe('starting\n')
+
+    const peer = Object.assign(new EventTarget(), { peerId: { toString: () => '12D3KooWpeer' } })
+    followPeer(status, peer)
+    peer.dispatchEvent(new CustomEvent('network:joined', { detail: { via: '/dns4/supernode/tcp/4300' } }))
+    await status.flushed()
+    expect(await readFile(path, 'utf8')).toBe('joined 12D3KooWpeer /dns4/supernode/tcp/4300\n')
+    peer.dispatchEvent(new CustomEvent('network:lost', { detail: {} }))
+    await status.flushed()
+    expect(await readFile(path, 'utf8')).toBe('joining 12D3KooWpeer\n')
+    peer.dispatchEvent(new CustomEvent('network:joined', { detail: { via: '/ip4/172.20.0.2/tcp/4301/p2p/12D3KooWother' } }))
+    peer.dispatchEvent(new CustomEvent('network:unreachable', { detail: { tried: [], retryInMs: 1000 } }))
+    await status.flushed()
+    expect(await readFile(path, 'utf8')).toBe('joining 12D3KooWpeer\n') // the last event wins
+
+    await status.remove()
+    await expect(readFile(path, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' })
+    await status.set('joined', 'late') // after the end: nothing comes back
+    await expect(readFile(path, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' })
   })
 })

@@ -10,6 +10,8 @@ export interface SupernodeOptions {
   data?: string
   bootstrap: string[]
   logLevel: LogLevel
+  /** Where to keep the one-line status (starting, joined...) for a health check. */
+  statusFile?: string
 }
 
 export function supernodeProgram (): Command {
@@ -20,6 +22,7 @@ export function supernodeProgram (): Command {
     .addOption(new Option('--data <dir>', 'data directory (identity key, datastore) [default: <home>/supernode]').env('CONF_CHAT_DATA'))
     .addOption(new Option('--bootstrap <multiaddr>', 'other supernode to join; repeatable, or comma/space separated')
       .env('CONF_CHAT_BOOTSTRAP').argParser(splitAddrList))
+    .addOption(new Option('--status-file <file>', 'keep this file saying where the supernode stands (starting, joined, stopping), for a health check').env('CONF_CHAT_STATUS_FILE'))
     .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
     .addHelpText('after', '\n<home> is $CONF_CHAT_HOME, or ~/.conf-chat if it is not set. The supernode writes its\naddresses to <home>/supernode.json, where peers on this machine find them.')
 }
@@ -31,6 +34,7 @@ export function parseSupernodeOptions (argv: string[]): SupernodeOptions {
     port: opts.port,
     data: opts.data === '' ? undefined : opts.data,
     bootstrap: opts.bootstrap ?? [],
-    logLevel: opts.logLevel
+    logLevel: opts.logLevel,
+    statusFile: opts.statusFile === '' ? undefined : opts.statusFile
   }
 }

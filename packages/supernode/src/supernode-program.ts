@@ -2,7 +2,7 @@
 import { join, resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { ChatPeer } from '@conf-chat/node/network'
-import { applyLogLevel, dataRoot, supernodeFile, writeSupernodeFile } from '@conf-chat/program'
+import { applyLogLevel, dataRoot, followPeer, StatusFile, supernodeFile, writeSupernodeFile } from '@conf-chat/program'
 import { parseSupernodeOptions } from './options.js'
 import { DataDirInUseError, fatal } from './errors.js'
 
@@ -25,6 +25,9 @@ export async function runSupernodeProgram (argv: string[]): Promise<number> {
   const dataDir = options.data != null ? resolve(options.data) : join(root, 'supernode')
   // constructing checks the bootstrap addresses (InvalidMultiaddrError) before anything starts
   const peer = new ChatPeer({ dataDir, host: options.host, port: options.port, bootstrap: options.bootstrap })
+  const status = options.statusFile != null ? new StatusFile(resolve(options.statusFile)) : undefined
+  await status?.set('starting')
+  if (status != null) followPeer(status, peer)
   const stopped = new Promise<void>(resolve => {
     process.once('SIGINT', () => { resolve() })
     process.once('SIGTERM', () => { resolve() })
@@ -49,6 +52,8 @@ export async function runSupernodeProgram (argv: string[]): Promise<number> {
     for (const addr of multiaddrs) console.log(`listening on ${addr}`)
     console.log(`data directory: ${dataDir}`)
     console.log(`address file: ${file} (peers on this machine read it)`)
+    // the first peer of the network is in it once it listens; one with bootstrap peers when it joins them
+    if (options.bootstrap.length === 0) await status?.set('joined', peer.peerId.toString())
     await stopped
   } finally {
     const giveUp = setTimeout(() => {
@@ -56,7 +61,9 @@ export async function runSupernodeProgram (argv: string[]): Promise<number> {
       process.exit(1)
     }, STOP_TIMEOUT_MS)
     giveUp.unref()
+    await status?.set('stopping')
     await peer.stop()
+    await status?.remove()
     clearTimeout(giveUp)
     log('stopped')
   }

@@ -11,6 +11,7 @@ import { Inbox } from '../tui/inbox.js'
 import { colorsFor, isQuit, print, ProgramStoppingError, withSpinner, type TuiContext } from '../tui/context.js'
 import { welcomeScreen } from '../tui/welcome.js'
 import { mainMenu } from '../tui/main-menu.js'
+import { CLEAR_SCREEN, detachedTty, waitForRealSize } from '../tui/screen.js'
 
 const log = logger('conf-chat:cli:tui')
 
@@ -42,6 +43,13 @@ export async function runInteractiveMode (init: InteractiveModeInit): Promise<vo
       }), () => `Joined the network via ${app.joinedVia ?? app.bootstrap.addrs.join(' ')}`,
       setText => { joining = line => { setText(`${joiningText} (${line})`) } })
       joining = undefined
+    }
+    if (detachedTty(output)) {
+      // a container's TTY that nobody is attached to (0×0): draw nothing until one is;
+      // `docker attach` gives it the attaching terminal's size
+      print(ctx, 'Waiting for a terminal: the menu is drawn when one attaches')
+      await waitForRealSize(output, signal).catch(() => { throw new ProgramStoppingError() })
+      output.write(CLEAR_SCREEN)
     }
     for (;;) {
       if (await welcomeScreen(ctx) === 'quit') break

@@ -3,7 +3,7 @@
  * conference opens its chat (a conversation screen), its member list, invitations (the
  * owner invites friends) or leaving it. A new one is made from a name and some friends.
  */
-import { select, input, checkbox, confirm } from '@inquirer/prompts'
+import { select, input, checkbox, confirm } from './screen.js'
 import { checkConferenceName } from '@conf-chat/protocol'
 import type { ConferenceInfo, ConferenceChangeResult, ConferenceDelivery } from '@conf-chat/node'
 import { flushNotices, isQuit, print, promptContext, validator, withSpinner, type TuiContext } from './context.js'

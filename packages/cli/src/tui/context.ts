@@ -9,12 +9,13 @@ import type { Colors } from 'picocolors/types.js'
 import type { Inbox } from './inbox.js'
 import type { TuiNode } from './tui-node.js'
 import { ProgramStoppingError } from './errors.js'
+import { animated, type TuiOutput } from './screen.js'
 
 // the node's calls and the errors of a way out are leaf files (inbox.ts imports them too)
 export type { TuiNode } from './tui-node.js'
 export { isQuit, isSessionEnded, ProgramStoppingError, SessionEndedError } from './errors.js'
 
-export type TuiOutput = NodeJS.WritableStream & { isTTY?: boolean, columns?: number, rows?: number }
+export type { TuiOutput } from './screen.js'
 
 export interface TuiContext {
   node: TuiNode
@@ -58,7 +59,8 @@ export async function withSpinner<T> (ctx: TuiContext, text: string, work: Promi
   const spinner = ora({
     text,
     stream: ctx.output as NodeJS.WriteStream,
-    isEnabled: ctx.output.isTTY === true && process.env.TERM !== 'dumb',
+    // no animation on a pipe, with TERM=dumb, or on a TTY nobody is attached to (0×0)
+    isEnabled: animated(ctx.output),
     // keys typed meanwhile are dropped, Ctrl+C still stops the program (only for the real stdin)
     discardStdin: ctx.input === process.stdin
   }).start()

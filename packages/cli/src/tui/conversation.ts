@@ -11,6 +11,7 @@ import { LineTerminal } from '../terminal.js'
 import { errorLine, print, withSpinner, type TuiContext } from './context.js'
 import { messageLine } from './format.js'
 import type { ChatFocus, ShownMessage } from './inbox.js'
+import { CLEAR_SCREEN, onRealSize } from './screen.js'
 
 export type ChatResult = 'back' | 'quit'
 
@@ -18,6 +19,9 @@ export type ChatResult = 'back' | 'quit'
 export const RECENT_MESSAGES = 20
 
 const BACK_COMMANDS = new Set(['/q', '/quit', '/back'])
+
+/** Lines of the screen kept to draw it again (a new terminal size, an attach). */
+const TRANSCRIPT_LINES = 200
 
 export interface ConversationOpening {
   history: ChatMessage[]
@@ -51,16 +55,30 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   let terminal: LineTerminal | undefined
   let quitting = false
   const shown = new Set<string>()
+  // what the screen shows, to draw it again for a new terminal size (an attach)
+  const transcript: string[] = []
+  const record = (line: string): string => {
+    transcript.push(line)
+    if (transcript.length > TRANSCRIPT_LINES) transcript.shift()
+    return line
+  }
+  const say = (line: string): void => { print(ctx, record(line)) }
   const showMessage = (m: ShownMessage): void => {
     if (early != null) { early.push({ message: m }); return }
     if (shown.has(m.id)) return
     shown.add(m.id)
-    terminal?.notice(messageLine(c, m))
+    terminal?.notice(record(messageLine(c, m)))
   }
   const showNotice = (line: string): void => {
     if (early != null) early.push({ notice: line })
-    else terminal?.notice(line)
+    else terminal?.notice(record(line))
   }
+  const stopRedrawing = onRealSize(ctx.output, () => {
+    if (terminal == null) return
+    ctx.output.write(CLEAR_SCREEN)
+    for (const line of transcript.slice(-Math.max(1, (ctx.output.rows ?? 24) - 1))) ctx.output.write(line + '\n')
+    terminal.redraw()
+  })
   onOpen?.({ notice: showNotice })
   const unfocus = ctx.inbox.focus({ ...spec.focus, onMessage: showMessage, onNotice: showNotice })
   const session = ctx.inbox.sessionSignal
@@ -73,10 +91,10 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
 
   try {
     const opening = await withSpinner(ctx, spec.opening, spec.load())
-    print(ctx, c.bold(`── ${spec.title} · ${opening.status} ──`))
-    printHistory(ctx, opening.history, spec.unread, shown)
-    for (const line of opening.notes) print(ctx, line)
-    print(ctx, c.dim('Type a message and press Enter · /q goes back to the list · Ctrl+C quits'))
+    say(c.bold(`── ${spec.title} · ${opening.status} ──`))
+    printHistory(ctx, opening.history, spec.unread, shown, say)
+    for (const line of opening.notes) say(line)
+    say(c.dim('Type a message and press Enter · /q goes back to the list · Ctrl+C quits'))
 
     if (ctx.signal.aborted) return 'quit'
     if (session.aborted) return 'back'
@@ -91,7 +109,7 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     early = undefined
     for (const e of waiting) {
       if (e.message != null) showMessage(e.message)
-      else if (e.notice != null) terminal.notice(e.notice)
+      else if (e.notice != null) terminal.notice(record(e.notice))
     }
 
     const prompt = `${c.cyan('you')} › `
@@ -107,11 +125,11 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
         continue
       }
       const body = text.startsWith('//') ? text.slice(1) : text
-      terminal.print(messageLine(c, { from: 'you', text: body, sentAt: Date.now(), direction: 'out' }))
+      terminal.print(record(messageLine(c, { from: 'you', text: body, sentAt: Date.now(), direction: 'out' })))
       const screen = terminal
       sending = sending.then(async () => {
         const report = (note: string): void => {
-          if (open) screen.notice(note)
+          if (open) screen.notice(record(note))
           else ctx.inbox.notice(note)
         }
         try {
@@ -125,6 +143,7 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     }
   } finally {
     open = false
+    stopRedrawing()
     ctx.signal.removeEventListener('abort', close)
     session.removeEventListener('abort', close)
     terminal?.close()
@@ -132,20 +151,20 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   }
 }
 
-function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, shown: Set<string>): void {
+function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, shown: Set<string>, say: (line: string) => void): void {
   const c = ctx.colors
   const recent = history.slice(-RECENT_MESSAGES)
-  if (history.length > recent.length) print(ctx, c.dim(`… ${history.length - recent.length} earlier messages (see History)`))
-  if (recent.length === 0) print(ctx, c.dim('(no messages yet)'))
+  if (history.length > recent.length) say(c.dim(`… ${history.length - recent.length} earlier messages (see History)`))
+  if (recent.length === 0) say(c.dim('(no messages yet)'))
   // the unread ones are the last incoming messages
   let newFrom = recent.length
   for (let i = recent.length - 1, n = unread; i >= 0 && n > 0; i--) {
     if (recent[i]!.direction === 'in') { newFrom = i; n-- }
   }
   recent.forEach((m, i) => {
-    if (i === newFrom) print(ctx, c.yellow(`── ${unread} new ──`))
+    if (i === newFrom) say(c.yellow(`── ${unread} new ──`))
     shown.add(m.id)
-    print(ctx, messageLine(c, m))
+    say(messageLine(c, m))
   })
 }
 

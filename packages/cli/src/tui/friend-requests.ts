@@ -3,7 +3,7 @@
  * answer (withdraw), and a way to ask someone new. Also the small screen shown when a
  * user who is not a friend is picked in the list.
  */
-import { select, input } from '@inquirer/prompts'
+import { select, input } from './screen.js'
 import { checkUsername, checkFriendNote } from '@conf-chat/protocol'
 import type { FriendActionResult, FriendRequests } from '@conf-chat/node'
 import { errorLine, flushNotices, isQuit, print, promptContext, validator, withSpinner, type TuiContext } from './context.js'

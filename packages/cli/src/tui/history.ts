@@ -1,5 +1,5 @@
 /** History: pick a friend or a conference, read the whole conversation (local times). */
-import { select, Separator } from '@inquirer/prompts'
+import { select, Separator } from './screen.js'
 import type { ChatMessage } from '@conf-chat/node'
 import { flushNotices, print, promptContext, withSpinner, type TuiContext } from './context.js'
 import { messageLine, plural } from './format.js'

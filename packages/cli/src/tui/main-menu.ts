@@ -13,6 +13,7 @@ import { friendRequestsScreen, strangerScreen } from './friend-requests.js'
 import { historyScreen } from './history.js'
 import { conferencesScreen } from './conferences.js'
 import { passwdScreen } from './passwd.js'
+import { redrawing } from './screen.js'
 
 export type MainMenuResult = 'logged-out' | 'quit' | 'session-ended'
 
@@ -72,7 +73,8 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
         .finally(() => { reloading = false })
     })
     try {
-      action = await userListPrompt({
+      // drawn again, for the new size, when the terminal changes size (an attach)
+      action = await redrawing(io => userListPrompt({
         message: `${me.username} (${me.fullName}) · pick a user to chat with`,
         view: () => ({
           users: currentUsers(ctx, loaded, me.username),
@@ -88,7 +90,7 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
         colors: ctx.colors,
         default: last,
         pageSize: Math.max(8, (ctx.output.rows ?? 24) - 10)
-      }, { input: ctx.input, output: ctx.output, signal: AbortSignal.any([ctx.signal, session]) })
+      }, io), { input: ctx.input, output: ctx.output, signal: AbortSignal.any([ctx.signal, session]) })
     } catch (err) {
       if (isSessionEnded(err)) return 'session-ended'
       throw err

@@ -1,5 +1,5 @@
 /** Change password: the old one, the new one twice. The account's keys stay the same. */
-import { password } from '@inquirer/prompts'
+import { password } from './screen.js'
 import { checkPassword } from '@conf-chat/protocol'
 import { isQuit, promptContext, validator, withSpinner, type TuiContext } from './context.js'
 

@@ -4,7 +4,7 @@
  * mistake (wrong password, name taken, network not reachable) is one line, then the
  * menu again.
  */
-import { select, input, password } from '@inquirer/prompts'
+import { select, input, password } from './screen.js'
 import { checkUsername, checkPassword, checkFullName } from '@conf-chat/protocol'
 import { flushNotices, isQuit, promptContext, validator, withSpinner, type TuiContext } from './context.js'
 

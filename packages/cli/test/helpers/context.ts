@@ -14,9 +14,8 @@ export interface ScreenFixture {
   cleanup: () => void
 }
 
-export function screenFixture (answers: ConstructorParameters<typeof FakeNode>[0] = {}): ScreenFixture {
+export function screenFixture (answers: ConstructorParameters<typeof FakeNode>[0] = {}, term = new FakeTerminal()): ScreenFixture {
   const node = new FakeNode(answers)
-  const term = new FakeTerminal()
   const colors = pc.createColors(false)
   const inbox = new Inbox(node.asNode(), colors)
   inbox.start()

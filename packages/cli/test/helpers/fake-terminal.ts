@@ -1,8 +1,10 @@
 /**
  * Injected terminal streams for the screens: `type()` sends keys (as a terminal sends
  * them), `waitFor()` waits until the output (ANSI codes stripped) shows a text. The
- * output is not a TTY, so there are no colours and no spinner animation.
+ * output is not a TTY unless asked for (then of a given size, which `resize()` changes), so by
+ * default there are no colours and no spinner animation.
  */
+import * as readline from 'node:readline'
 import { PassThrough, Writable } from 'node:stream'
 import { stripVTControlCharacters } from 'node:util'
 import { EventEmitter } from 'node:events'
@@ -28,7 +30,8 @@ export class FakeTerminal {
   /** waitFor() looks at output from here on. */
   private mark = 0
 
-  constructor () {
+  /** `tty`: a TTY of that size (0×0: one nobody is attached to); else not a TTY. */
+  constructor (options: { tty?: { columns: number, rows: number } } = {}) {
     const self = this
     this.output = Object.assign(new Writable({
       write (chunk, _encoding, callback) {
@@ -38,9 +41,13 @@ export class FakeTerminal {
         callback()
       }
     }), {
-      columns: 100,
-      rows: 40,
-      isTTY: false,
+      columns: options.tty?.columns ?? 100,
+      rows: options.tty?.rows ?? 40,
+      isTTY: options.tty != null,
+      // what a TTY's stream has beyond a Writable (ora draws its spinner with them)
+      cursorTo (this: NodeJS.WritableStream, x: number, y?: number) { return readline.cursorTo(this, x, y) },
+      moveCursor (this: NodeJS.WritableStream, dx: number, dy: number) { return readline.moveCursor(this, dx, dy) },
+      clearLine (this: NodeJS.WritableStream, dir: -1 | 0 | 1) { return readline.clearLine(this, dir) },
       // each prompt pipes into the output and ends the pipe when done; like process.stdout, this one stays open
       end () { return this }
     }) as any
@@ -48,6 +55,16 @@ export class FakeTerminal {
 
   /** All output so far, ANSI codes stripped. */
   get text (): string { return this.plain }
+
+  /** What was written, escape codes included. */
+  get rawText (): string { return this.raw }
+
+  /** The terminal gets a new size (SIGWINCH: a window resized, a `docker attach`). */
+  resize (columns: number, rows: number): void {
+    this.output.columns = columns
+    this.output.rows = rows
+    this.output.emit('resize')
+  }
 
   type (...keys: string[]): void {
     for (const k of keys) this.input.write(k)
