@@ -23,6 +23,15 @@ export const BOOTSTRAP_RETRY_MAX_MS = 30_000
 /** How many remembered peers a restarted node dials to rejoin. */
 export const KNOWN_PEERS_TO_DIAL = 8
 
+/**
+ * Dial time limits of a join. Bootstrap and remembered peers are dialled together and the
+ * first to answer wins; a remembered address may be long dead (a container's address from
+ * its last run, a laptop's old network) and hang rather than fail, so it gets a short
+ * limit: a live peer on a LAN or loopback answers a dial in milliseconds.
+ */
+export const BOOTSTRAP_DIAL_TIMEOUT_MS = 5_000
+export const REMEMBERED_DIAL_TIMEOUT_MS = 1_500
+
 /** bcrypt cost for new passwords (2^10 rounds, ~0.1 s here). */
 export const DEFAULT_BCRYPT_COST = 10
 

@@ -26,7 +26,8 @@ import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trim
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
-  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL
+  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL,
+  BOOTSTRAP_DIAL_TIMEOUT_MS, REMEMBERED_DIAL_TIMEOUT_MS
 } from '../constants.js'
 
 /**
@@ -322,16 +323,12 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private async joinNetwork (signal: AbortSignal): Promise<void> {
     let retryMs = BOOTSTRAP_RETRY_MIN_MS
     while (!signal.aborted) {
-      const targets = [...this.bootstrapAddrs, ...await this.rememberedPeers().catch(() => [])]
-        .filter(ma => {
-          const id = ma.getComponents().find(c => c.name === 'p2p')?.value
-          return id == null || !peerIdFromString(id).equals(this.libp2p.peerId)
-        })
+      const targets = joinTargets(this.bootstrapAddrs, await this.rememberedPeers().catch(() => []), this.libp2p.peerId)
       if (targets.length === 0) return // the first peer of a network: nothing to join
       try {
-        const via = await Promise.any(targets.map(async ma => {
-          await this.libp2p.dial(ma, { signal: timeLimit(5000, { signal }) })
-          return ma.toString()
+        const via = await Promise.any(targets.map(async ({ addr, timeoutMs }) => {
+          await this.libp2p.dial(addr, { signal: timeLimit(timeoutMs, { signal }) })
+          return addr.toString()
         }))
         await this.lookupSelf(signal)
         this.joined = true
@@ -340,7 +337,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         return
       } catch {
         if (signal.aborted) return
-        this.safeDispatch('network:unreachable', { tried: targets.map(t => t.toString()), retryInMs: retryMs })
+        this.safeDispatch('network:unreachable', { tried: targets.map(t => t.addr.toString()), retryInMs: retryMs })
         await delay(retryMs, { signal }).catch(() => {})
         retryMs = Math.min(retryMs * 2, BOOTSTRAP_RETRY_MAX_MS)
       }
@@ -363,6 +360,24 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.log.error('listener for %s failed: %e', type, err)
     }
   }
+}
+
+/** One address a join dials, with its own time limit. */
+export interface JoinTarget { addr: Multiaddr, timeoutMs: number }
+
+/**
+ * What a join dials, all at once: the bootstrap addresses with the full dial limit, the
+ * remembered peers with a short one (their addresses may be long dead and hang), never
+ * this peer itself, and a remembered peer only once even if it is also a bootstrap peer.
+ */
+export function joinTargets (bootstrap: Multiaddr[], remembered: Multiaddr[], self: PeerId): JoinTarget[] {
+  const idOf = (ma: Multiaddr): string | undefined => ma.getComponents().find(c => c.name === 'p2p')?.value
+  const bootstrapIds = new Set(bootstrap.map(idOf))
+  const notSelf = (ma: Multiaddr): boolean => { const id = idOf(ma); return id == null || !peerIdFromString(id).equals(self) }
+  return [
+    ...bootstrap.filter(notSelf).map(addr => ({ addr, timeoutMs: BOOTSTRAP_DIAL_TIMEOUT_MS })),
+    ...remembered.filter(ma => notSelf(ma) && !bootstrapIds.has(idOf(ma) ?? '')).map(addr => ({ addr, timeoutMs: REMEMBERED_DIAL_TIMEOUT_MS }))
+  ]
 }
 
 function started<T> (part: T | undefined): T {
