@@ -1,12 +1,40 @@
-# One image for the supernode and the peers of the docker-compose demo.
-FROM node:22-bookworm-slim
-WORKDIR /app
+# The image of the docker-compose demo: one image for the supernode and the peers.
+#
+#   docker build -t conf-chat .
+#   docker build --build-arg BASE_IMAGE=<image> -t conf-chat .
+#
+# BASE_IMAGE: a Debian-based image with Node 22, npm and a user `node` (the official
+# image by default; where no image registry is reachable, scripts/docker-base-image.sh
+# builds a local stand-in). Two stages: the first installs everything and builds; the
+# final one holds only each program bundled into one file and the native addon the
+# bundles load (LevelDB): no compiler, no dev dependencies, no TypeScript sources.
+ARG BASE_IMAGE=node:22-bookworm-slim
+
+FROM ${BASE_IMAGE} AS build
+WORKDIR /src
 COPY package.json package-lock.json tsconfig.json tsconfig.base.json .npmrc ./
+COPY scripts ./scripts
 COPY packages ./packages
-# npm ci runs `prepare`, which compiles the TypeScript and bundles each program
-RUN npm ci --no-audit --no-fund && npm cache clean --force
+# npm ci runs `prepare`: tsc -b, then the bundles (scripts/build-bundles.mjs)
+RUN npm ci --no-audit --no-fund
+RUN mkdir -p /out/packages/cli/dist /out/packages/supernode/dist \
+ && cp packages/cli/dist/conf-chat.js /out/packages/cli/dist/ \
+ && cp packages/supernode/dist/conf-chat-supernode.js /out/packages/supernode/dist/ \
+ && node scripts/runtime-modules.mjs | xargs -I{} cp -a --parents {} /out/ \
+ && printf '{ "name": "conf-chat", "private": true, "type": "module" }\n' > /out/package.json
+
+FROM ${BASE_IMAGE}
+WORKDIR /app
+COPY --from=build /out ./
+RUN mkdir -p /data && chown node:node /data
+USER node
+# CONF_CHAT_STATUS_FILE: the programs keep their state there (starting, joined, joining,
+# stopping); the health check reads it
 ENV CONF_CHAT_HOME=/data \
     CONF_CHAT_HOST=0.0.0.0 \
+    CONF_CHAT_STATUS_FILE=/tmp/conf-chat.status \
     NODE_ENV=production
 VOLUME /data
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
+  CMD ["sh", "-c", "read -r state rest < \"$CONF_CHAT_STATUS_FILE\" && [ \"$state\" = joined ]"]
 CMD ["node", "packages/cli/dist/conf-chat.js"]

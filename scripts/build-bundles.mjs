@@ -31,7 +31,7 @@ export const BUNDLES = [
 ]
 
 /** Native addons: loaded from node_modules at run time. */
-const NATIVE = ['classic-level']
+export const NATIVE = ['classic-level']
 const external = [/^node:/, ...builtinModules, ...NATIVE]
 
 /** Bundles every program; throws on a bundler warning, so that nothing is silently left out. */
