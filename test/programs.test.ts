@@ -58,14 +58,16 @@ describe('the supernode and node programs', () => {
     expect(info.peerId).toBe(supernode.peerId)
     expect(info.multiaddrs).toContain(supernode.addr)
 
-    // only CONF_CHAT_HOME: the node reads <home>/supernode.json
-    const alice = programs.node({ home })
+    // only CONF_CHAT_HOME: the node reads <home>/supernode.json (and keeps a status file)
+    const aliceStatus = join(home, 'alice.status')
+    const alice = programs.node({ home, env: { CONF_CHAT_STATUS_FILE: aliceStatus } })
     const aliceId = (await alice.waitForLine(/^peer id: (\S+)$/))[1]!
     const aliceAddr = (await alice.waitForLine(ADDR_LINE))
     expect(aliceAddr[3]).toBe(aliceId)
     const aliceDir = (await alice.waitForLine(/^data directory: (.+)$/))[1]!
     expect(aliceDir).toBe(join(home, 'peers', 'peer-1'))
     expect((await alice.waitForLine(/^joined the network via (\S+)$/))[1]).toBe(supernode.addr)
+    await expect.poll(async () => await readFile(aliceStatus, 'utf8').catch(() => ''), { timeout: 10_000 }).toBe(`joined ${aliceId} ${supernode.addr}\n`)
 
     // a second node on the same machine picks the next free data dir, so another identity
     const bob = programs.node({ home })
@@ -100,6 +102,7 @@ describe('the supernode and node programs', () => {
     await expectOneLineFailure(intruder, /in use/)
 
     await expectCleanStop(alice, 'SIGTERM')
+    await expect(readFile(aliceStatus, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' }) // gone with the program
     bob.endInput() // end of input = quit
     expect(await bob.waitForExit(), bob.transcript()).toEqual({ code: 0, signal: null })
     expect(bob.stderr).toEqual([])

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
 import { Programs, NODE_MAIN, type Program } from './helpers/programs.js'
 import { TmuxScreen } from './helpers/tmux.js'
+import { askFirstUser, register } from './helpers/tui-flows.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TEST_TIMEOUT_MS = 180_000
@@ -62,25 +63,6 @@ async function startTui (net: Network): Promise<TmuxScreen> {
   Object.assign(env, { CONF_CHAT_HOME: net.home, TERM: 'xterm-256color', ...FAST_ENV })
   screen = await TmuxScreen.start({ command: [process.execPath, NODE_MAIN], cwd: ROOT, env })
   return screen
-}
-
-async function register (tui: TmuxScreen, username: string, fullName: string): Promise<void> {
-  await tui.waitFor(/Welcome to conf-chat\n❯ Log in\n {2}Register\n {2}Quit/)
-  await tui.press('Down', 'Enter')
-  await tui.waitFor(/Choose a username/)
-  await tui.type(username)
-  await tui.press('Enter')
-  await tui.waitFor(/Choose a password/)
-  await tui.type('a good password')
-  await tui.press('Enter')
-  await tui.waitFor(/Type it again/)
-  await tui.type('a good password')
-  await tui.press('Enter')
-  await tui.waitFor(/Your full name/)
-  await tui.type(fullName)
-  await tui.press('Enter')
-  await tui.waitFor(new RegExp(`✔ Registered ${username} \\(${fullName}\\); logged in`))
-  await tui.waitFor(/pick a user to chat with\n/)
 }
 
 /** The program ended by itself with exit code 0 and no stack trace or error on the screen. */
@@ -178,15 +160,7 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await register(tui, 'alice', 'Alice Liddell')
 
     // alice picks bob, who is not a friend yet, and asks him from there
-    // (r refreshes the list; keys typed while its spinner runs are dropped: wait for the new list)
-    await tui.press('r')
-    await tui.waitFor(/pick a user to chat with Refresh\n[\s\S]*pick a user to chat with\n Users\n❯ ● bob +Bob Builder +online/)
-    await tui.press('Enter')
-    await tui.waitFor(/bob is not your friend yet[\s\S]*❯ Send bob a friend request/)
-    await tui.press('Enter')
-    await tui.waitFor(/A note with the request/)
-    await tui.press('Enter')
-    await tui.waitFor(/✔ Friend request sent to bob/)
+    await askFirstUser(tui, 'bob', 'Bob Builder')
     await bob.waitForLine(/^\[friends\] alice wants to be your friend \(friend-accept alice\)$/)
     bob.send('friend-accept alice')
     await bob.waitForLine(/^\[friends\] You and alice are now friends \(delivered\)$/)

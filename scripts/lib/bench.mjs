@@ -147,6 +147,7 @@ export class BenchRun {
     this.workers = []
     this.children = new Set()
     this.dirs = []
+    this.cleanups = []
     this.stopping = undefined
     this.startedAt = new Date()
     this.machineBefore = machineInfo()
@@ -186,10 +187,16 @@ export class BenchRun {
     return { w, info, ms: performance.now() - t }
   }
 
-  /** Stop every worker and child process, remove the temp dirs (once). */
+  /** Something else to undo when the run ends or is interrupted (before the temp dirs go). */
+  atStop (cleanup) {
+    this.cleanups.push(cleanup)
+  }
+
+  /** Stop every worker and child process, run the cleanups, remove the temp dirs (once). */
   stopAll () {
     this.stopping ??= (async () => {
       await Promise.allSettled(this.workers.map(w => w.stop()))
+      for (const cleanup of this.cleanups.reverse()) await Promise.resolve().then(cleanup).catch(err => { console.error(`cleanup failed: ${err?.message ?? err}`) })
       for (const child of this.children) child.kill('SIGKILL') // only what this run spawned
       await Promise.allSettled(this.dirs.map(d => rm(d, { recursive: true, force: true })))
     })()

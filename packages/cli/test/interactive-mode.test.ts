@@ -54,6 +54,29 @@ function fixture (answers: Record<string, unknown> = {}, joined = true, term = n
   return fx
 }
 
+/** The fake node's answers for alice, who logs in (the session is set on the fixture's node) and out. */
+function aliceAnswers (fx: () => Fixture, more: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    login: () => { fx().node.session = { account: { username: 'alice' } }; return { profile: { username: 'alice', fullName: 'Alice' } } },
+    logout: () => { fx().node.session = undefined },
+    whoami: { username: 'alice', fullName: 'Alice' },
+    users: [],
+    friends: [],
+    friendRequests: { incoming: [], outgoing: [] },
+    ...more
+  }
+}
+
+/** Answer the welcome menu's Log in (the menu is shown) and wait for the user list. */
+async function logInAsAlice (f: Fixture): Promise<void> {
+  f.term.type(KEY.enter)
+  await f.term.waitFor('Username')
+  f.term.type('alice', KEY.enter)
+  await f.term.waitFor('Password')
+  f.term.type('password', KEY.enter)
+  await f.term.waitFor('q quit')
+}
+
 describe('runInteractiveMode', () => {
   it('shows a spinner line until the peer has joined, then the welcome menu; Quit says goodbye', async () => {
     const f = fixture({}, false)
@@ -70,22 +93,10 @@ describe('runInteractiveMode', () => {
   })
 
   it('after Ctrl+C in the main menu logs the user out and returns normally', async () => {
-    const f = fixture({
-      login: () => { f.node.session = { account: { username: 'alice' } }; return { profile: { username: 'alice', fullName: 'Alice' } } },
-      logout: () => { f.node.session = undefined },
-      whoami: { username: 'alice', fullName: 'Alice' },
-      users: [],
-      friends: [],
-      friendRequests: { incoming: [], outgoing: [] }
-    })
+    const f: Fixture = fixture(aliceAnswers(() => f))
     const done = f.run()
     await f.term.waitFor('Welcome to conf-chat')
-    f.term.type(KEY.enter)
-    await f.term.waitFor('Username')
-    f.term.type('alice', KEY.enter)
-    await f.term.waitFor('Password')
-    f.term.type('password', KEY.enter)
-    await f.term.waitFor('q quit')
+    await logInAsAlice(f)
     // the program's own notices land in the menu, not across it
     f.lines.notice('cannot reach any bootstrap peer (tried 1); retrying in 5s')
     await f.term.waitFor(/ {2}cannot reach any bootstrap peer \(tried 1\); retrying in 5s\n/)
@@ -115,21 +126,10 @@ describe('runInteractiveMode', () => {
   })
 
   it('goes back to the welcome menu when the account logs in on another peer', async () => {
-    const f = fixture({
-      login: () => { f.node.session = { account: { username: 'alice' } }; return { profile: { username: 'alice', fullName: 'Alice' } } },
-      whoami: { username: 'alice', fullName: 'Alice' },
-      users: [],
-      friends: [],
-      friendRequests: { incoming: [], outgoing: [] }
-    })
+    const f: Fixture = fixture(aliceAnswers(() => f))
     const done = f.run()
     await f.term.waitFor('Welcome to conf-chat')
-    f.term.type(KEY.enter)
-    await f.term.waitFor('Username')
-    f.term.type('alice', KEY.enter)
-    await f.term.waitFor('Password')
-    f.term.type('password', KEY.enter)
-    await f.term.waitFor('q quit')
+    await logInAsAlice(f)
     f.node.session = undefined
     f.node.emit('session:ended', { username: 'alice', reason: 'takeover' })
     const welcome = await f.term.waitFor(/Welcome to conf-chat\n❯ Log in/)
@@ -140,14 +140,8 @@ describe('runInteractiveMode', () => {
   })
 
   it('on a TTY nobody is attached to (0×0): joins without animation, draws nothing until a terminal attaches, then the menu for its size', async () => {
-    const f = fixture({
-      login: () => { f.node.session = { account: { username: 'alice' } }; return { profile: { username: 'alice', fullName: 'Alice' } } },
-      logout: () => { f.node.session = undefined },
-      whoami: { username: 'alice', fullName: 'Alice' },
-      users: [{ username: 'bob', fullName: 'Bob' }],
-      friends: [],
-      friendRequests: { incoming: [], outgoing: [] }
-    }, false, new FakeTerminal({ tty: { columns: 0, rows: 0 } }))
+    const f: Fixture = fixture(aliceAnswers(() => f, { users: [{ username: 'bob', fullName: 'Bob' }] }), false,
+      new FakeTerminal({ tty: { columns: 0, rows: 0 } }))
     const done = f.run()
     await f.term.waitFor(`Joining the network via ${BOOTSTRAP}…`)
     f.join()
@@ -163,12 +157,7 @@ describe('runInteractiveMode', () => {
     f.term.resize(81, 25)
     f.term.resize(80, 24)
     await f.term.waitFor(/Welcome to conf-chat\n❯ Log in/)
-    f.term.type(KEY.enter)
-    await f.term.waitFor('Username')
-    f.term.type('alice', KEY.enter)
-    await f.term.waitFor('Password')
-    f.term.type('password', KEY.enter)
-    await f.term.waitFor('q quit')
+    await logInAsAlice(f)
     // detached and attached again: the user list is drawn anew for the new terminal
     f.term.resize(121, 41)
     f.term.resize(120, 40)

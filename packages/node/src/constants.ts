@@ -16,8 +16,12 @@ export const DEFAULT_REPUBLISH_INTERVAL_MS = 60 * 60 * 1000
 /** How long one DHT query may run. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 15_000
 
-/** First and largest delay between bootstrap attempts while no bootstrap peer answers. */
-export const BOOTSTRAP_RETRY_MIN_MS = 1_000
+/**
+ * First and largest delay between bootstrap attempts while no bootstrap peer answers. The
+ * first is short: peers started together with their supernode (docker-compose up, two
+ * terminals) find it listening a second or two later.
+ */
+export const BOOTSTRAP_RETRY_MIN_MS = 500
 export const BOOTSTRAP_RETRY_MAX_MS = 30_000
 
 /** How many remembered peers a restarted node dials to rejoin. */
