@@ -74,4 +74,38 @@ describe('friends and direct messages through the node program', () => {
     expect(c.stdout.filter(l => l.includes('[DM from alice] first while you were away'))).toHaveLength(1)
     for (const p of [a, b, c]) expect(p.stderr, p.transcript()).toEqual([])
   }, 240_000)
+
+  it('a peer that stood still (SIGSTOP) shows what a friend sent meanwhile soon after it goes on, not at its next mailbox poll', async () => {
+    programs = new Programs()
+    const home = await programs.home()
+    const supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(await programs.freePort()) } })
+    await supernode.waitForLine(/^address file: /)
+    const a = programs.node({ home, env: ENV })
+    const b = programs.node({ home, env: { ...ENV, CONF_CHAT_LOG: 'debug' } })
+    for (const p of [a, b]) await p.waitForLine(/^joined the network via /)
+    for (const [p, name] of [[a, 'alice'], [b, 'bob']] as const) {
+      p.send(`register ${name}`)
+      p.send(`${name} password`)
+      p.send(name)
+      await p.waitForLine(new RegExp(`^\\[register\\] Registered ${name} `))
+    }
+    a.send('friend-add bob')
+    await b.waitForLine(/^\[friends\] alice wants to be your friend/)
+    b.send('friend-accept alice')
+    await a.waitForLine(/^\[friends\] bob accepted: you are now friends$/)
+    // bob's reads of the mailbox at login and 30 s after it are done: the next one is the
+    // periodic one, 5 minutes on
+    await b.waitForStderr(/read the mailbox: /, 2)
+
+    process.kill(b.pid, 'SIGSTOP')
+    try {
+      // longer than the 5 s ack limit: alice's peer gives up on the live send
+      a.send('msg bob while you stood still')
+      await a.waitForLine(/^\[msg\] to bob: queued for offline delivery$/)
+    } finally {
+      process.kill(b.pid, 'SIGCONT')
+    }
+    await b.waitForLine(/\[DM from alice\] .*while you stood still$/, 40_000)
+    await b.waitForStderr(/stood still for \d+ ms/)
+  }, 240_000)
 })

@@ -66,7 +66,10 @@ export class Program {
       this.stdout.push(line)
       this.events.emit('change')
     })
-    createInterface({ input: this.child.stderr }).on('line', line => { this.stderr.push(line) })
+    createInterface({ input: this.child.stderr }).on('line', line => {
+      this.stderr.push(line)
+      this.events.emit('change')
+    })
     this.exited = new Promise(resolve => {
       this.child.once('close', (code, signal) => {
         this.exitStatus = { code, signal }
@@ -106,6 +109,26 @@ export class Program {
       const timer = setTimeout(() => {
         done()
         reject(new Error(`${this.name} printed no line matching ${re} within ${timeoutMs} ms\n${this.transcript()}`))
+      }, timeoutMs)
+      const done = (): void => {
+        clearTimeout(timer)
+        this.events.off('change', check)
+      }
+      this.events.on('change', check)
+      check()
+    })
+  }
+
+  /** Until stderr (the log) holds `count` lines matching `re`, counted from its first line. */
+  async waitForStderr (re: RegExp, count = 1, timeoutMs = WAIT_MS): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (this.stderr.filter(l => re.test(l)).length >= count) { done(); resolve(); return }
+        if (!this.running) { done(); reject(new Error(`${this.name} exited before logging ${count} lines matching ${re}\n${this.transcript()}`)) }
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`${this.name} logged fewer than ${count} lines matching ${re} within ${timeoutMs} ms\n${this.transcript()}`))
       }, timeoutMs)
       const done = (): void => {
         clearTimeout(timer)

@@ -73,6 +73,8 @@ export class LoggedIn {
   /** A mailbox read due soon (after login, a live refusal, a rejoin), and when. */
   mailboxReadTimer?: NodeJS.Timeout
   mailboxReadAt?: number
+  /** Stops the watch for stalls of this process (see Messaging). */
+  stopStallWatch?: () => void
   ended = false
 
   constructor (c: LoggedInComponents, session: Session, init: LoggedInInit = {}, options: AbortOptions = {}) {
@@ -146,6 +148,7 @@ export class LoggedIn {
     this.ended = true
     clearInterval(this.pollTimer)
     clearTimeout(this.mailboxReadTimer)
+    this.stopStallWatch?.()
   }
 
   /** Write pending history and private state (each within LOGOUT_FLUSH_MS), then close; never

@@ -132,6 +132,7 @@ export class MailboxReader {
       // direct and conference messages in one listing, oldest first
       batch = [...active.dms.endBatch(), ...active.conferences.endBatch()].sort(compareEntries)
     }
+    this.log('read the mailbox: %d envelopes, %d new messages', envelopes.length, batch.length)
     if (batch.length > 0) this.c.emit('messages:offline', { messages: batch })
     if (done.length > 0 && !active.ended) {
       // what was handled is removed even when the caller gave up meanwhile (else it comes again)

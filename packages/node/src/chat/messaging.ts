@@ -11,6 +11,7 @@ import { Outbox, type Delivery, type Mailbox, type Messenger, type OutboxInit, t
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
 import { NotLoggedInError, NoSessionError, refusalOf } from '../errors.js'
+import { watchStalls } from '../utils/index.js'
 import { LoggedIn, type LoggedInInit } from './logged-in.js'
 import { PresenceNotices } from './presence-notices.js'
 import { MailboxReader, type MailboxReaderInit } from './mailbox-reader.js'
@@ -44,6 +45,13 @@ export const MAILBOX_READ_AFTER_LOGIN_MS = 30_000
 
 /** After this peer refused a live envelope for now (not final): its sender puts it into the mailbox; give that put time to land. */
 export const MAILBOX_READ_AFTER_REFUSAL_MS = 10_000
+
+/**
+ * This process stood still (stopped, or starved) for longer than this: senders found no
+ * ack within their 5 s (DEFAULT_ACK_TIMEOUT_MS) and put into the mailbox meanwhile. A
+ * little under that limit, as a stall seen from here starts after the sender's send.
+ */
+export const STALL_MS = 3_000
 
 export interface MessagingInit extends OutboxInit, LoggedInInit, MailboxReaderInit {
   /**
@@ -196,6 +204,16 @@ export class Messaging {
       }, pollMs)
       active.pollTimer.unref()
       this.readMailboxSoon(active, Math.min(pollMs, MAILBOX_READ_AFTER_LOGIN_MS))
+      // what senders gave up on while this process stood still waits in the mailbox, and
+      // what this peer failed to send meanwhile waits in the outbox
+      active.stopStallWatch = watchStalls({
+        stallMs: STALL_MS,
+        onStall: ms => {
+          this.log('this process stood still for %d ms: reading the mailbox soon', Math.round(ms))
+          this.readMailboxSoon(active, MAILBOX_READ_AFTER_REFUSAL_MS)
+          this.outbox.kick()
+        }
+      })
     }
   }
 

@@ -1,2 +1,3 @@
 export { timeLimit, untilEither, within, settledWithin, delay, abortable, shared, shutdownController } from './time-limit.js'
 export { overriding } from './overriding.js'
+export { watchStalls, type StallWatchInit } from './stall-watch.js'
