@@ -54,7 +54,7 @@ function subscribeNotices (node: ChatNode, notice: (line: string) => void): void
   node.addEventListener('friend:rejected', ({ detail }) => { notice(`[friends] ${detail.username} turned down your friend request`) })
   node.addEventListener('friend:removed', ({ detail }) => { notice(`[friends] ${detail.username} removed you from their friends`) })
   node.addEventListener('message:status', ({ detail }) => {
-    notice(`[${detail.kind === 'dm' ? 'msg' : detail.kind}] to ${detail.to}: ${deliveryText({ id: detail.id, status: detail.status, where: detail.where, reason: detail.reason })}`)
+    notice(`[${detail.kind === 'dm' ? 'msg' : detail.kind}] queued message to ${detail.to}: ${deliveryText({ id: detail.id, status: detail.status, where: detail.where, reason: detail.reason })}`)
   })
 }
 
