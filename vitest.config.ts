@@ -11,8 +11,8 @@ export default defineConfig({
   test: {
     // integration and end-to-end tests; the packages' own unit tests: vitest.unit.config.ts
     include: ['test/**/*.test.ts'],
-    // the Docker engine test runs last, on its own: vitest.docker.config.ts
-    exclude: ['test/docker/**', '**/node_modules/**'],
+    // the soak test (vitest.soak.config.ts) and the Docker engine test run after these, on their own
+    exclude: ['test/docker/**', 'test/soak/**', '**/node_modules/**'],
     setupFiles: ['packages/node/src/polyfill.ts'],
     // builds dist/ once (tsc -b and the bundles): the end-to-end tests run the bundled programs
     globalSetup: ['test/global-setup.ts'],

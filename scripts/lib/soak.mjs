@@ -158,10 +158,15 @@ class Peer {
   }
 
   async login (user) {
-    const r = await this.command([`login ${user}`, PASSWORD], [new RegExp(`^\\[login\\] Logged in as ${user} `)])
-    if (r.index < 0) throw new Error(`login ${user} on ${this.name}: ${r.line}`)
-    this.user = user
+    // the new session may show a message before the login's own answer line
+    const before = this.lastUser
     this.lastUser = user
+    const r = await this.command([`login ${user}`, PASSWORD], [new RegExp(`^\\[login\\] Logged in as ${user} `)]).catch(err => ({ index: -1, line: err.message }))
+    if (r.index < 0) {
+      this.lastUser = before
+      throw new Error(`login ${user} on ${this.name}: ${r.line}`)
+    }
+    this.user = user
   }
 }
 
@@ -430,11 +435,14 @@ export class Soak {
 
   async chaos (until) {
     const actions = []
+    let round = []
     while (performance.now() < until && !this.stopping) {
       await sleep(this.rng.between(6000, 12000))
       if (performance.now() >= until) break
       const calm = this.calmPeers()
-      const kind = this.rng.pick(['kill', 'pause', 'starve', 'move'])
+      // every kind of trouble in each round of four, in a random order
+      if (round.length === 0) round = shuffle(['kill', 'pause', 'starve', 'move'], this.rng)
+      const kind = round.shift()
       const peer = this.rng.pick(calm)
       if (peer == null) continue
       if (kind === 'kill') actions.push(this.kill(peer))
@@ -510,6 +518,15 @@ export class Soak {
     for (const p of this.pausedPids) p.signal('SIGCONT')
     this.stopping = true
   }
+}
+
+function shuffle (xs, rng) {
+  const out = [...xs]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1))
+    ;[out[i], out[j]] = [out[j], out[i]]
+  }
+  return out
 }
 
 async function retry (fn, what, attempts = 5) {
