@@ -179,6 +179,46 @@ describe('direct messages', () => {
     expect(live).toEqual([])
   })
 
+  it('a login on another peer while the old session reads its mailbox: each message shown once, on one of the two', async () => {
+    // bob is on n2; five messages wait in his mailbox
+    const bob = await n0.profile('bob')
+    const alice = { username: 'alice', keys: n0.session!.account.keys }
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++) {
+      const env = createEnvelope(DM_KIND, { text: `handover ${i}` }, alice, bob)
+      await n0.peer.sets.add(mailboxSetKey(bob.keyId), [{ id: env.id, data: encodeEnvelope(env), addedAt: Date.now() }])
+      ids.push(env.id)
+    }
+    // n2's removal of what it showed is slow: still under way when bob logs in on n3
+    const sets = n2.peer.sets
+    const remove = sets.remove.bind(sets)
+    const takenOver = new Promise<void>(resolve => { n2.addEventListener('session:ended', () => { resolve() }, { once: true }) })
+    sets.remove = async (...args: Parameters<typeof remove>) => { await takenOver; return await remove(...args) }
+    try {
+      const shown = new Map<string, number>()
+      const count = (evt: CustomEvent<{ messages: Array<{ id: string }> }>): void => {
+        for (const m of evt.detail.messages) shown.set(m.id, (shown.get(m.id) ?? 0) + 1)
+      }
+      n2.addEventListener('messages:offline', count)
+      n3.addEventListener('messages:offline', count)
+      let login: Promise<unknown> | undefined
+      n2.addEventListener('messages:offline', () => { login ??= n3.login('bob', PASSWORD) }, { once: true })
+      await n2.checkMailbox()
+      await login
+      // the new session's reads come after its login's read
+      expect(await n3.checkMailbox()).toEqual([])
+      expect([...shown.keys()].sort()).toEqual([...ids].sort())
+      expect([...shown.values()].every(n => n === 1)).toBe(true)
+      n2.removeEventListener('messages:offline', count)
+      n3.removeEventListener('messages:offline', count)
+    } finally {
+      sets.remove = remove
+    }
+    // back as before: bob on n2
+    await n3.logout()
+    await n2.login('bob', PASSWORD)
+  })
+
   it('shows the whole conversation, both directions, after logging in on another peer', async () => {
     // bob is on n2 now; alice moves from n0 to n3
     await n2.sendMessage('alice', 'back online')
@@ -202,8 +242,8 @@ describe('direct messages', () => {
     ])
     for (let i = 1; i < all.length; i++) expect(all[i]!.sentAt).toBeGreaterThanOrEqual(all[i - 1]!.sentAt)
     // bob's side, on the peer he moved to, has the same conversation mirrored
-    // (bob also has the envelopes of alice's that carol and the lost-ack test sent by hand)
-    const bobs = (await n2.history('alice')).filter(m => !['pay 10', 'same peer', 'other peer'].includes(m.text) && !m.text.startsWith('burst '))
+    // (bob also has the envelopes of alice's that carol, the lost-ack and the handover tests sent by hand)
+    const bobs = (await n2.history('alice')).filter(m => !['pay 10', 'same peer', 'other peer'].includes(m.text) && !m.text.startsWith('burst ') && !m.text.startsWith('handover '))
     expect(bobs.map(m => [m.direction, m.text])).toEqual(history.map(m => [m.direction === 'in' ? 'out' : 'in', m.text]))
   })
 

@@ -161,21 +161,22 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     sessions = new SessionKeeper({
       presence,
       peerInfo: whereAmI,
-      notify: async (session, kind, content, to, where) => await messenger.send(where.peerId, where.addrs, sealAs(session, kind, content, to)),
+      notify: async (session, kind, content, to, where, ackTimeoutMs) => await messenger.send(where.peerId, where.addrs, sealAs(session, kind, content, to), { ackTimeoutMs }),
       hooks: {
         starting: async (session, options) => {
           profiles.remember(profileOf(session.account.record))
           await chat.sessionStarting(session, options)
         },
-        started: session => {
-          chat.sessionStarted(session)
+        started: (session, handedOver) => {
+          chat.sessionStarted(session, handedOver)
           this.dispatchEvent(new CustomEvent('session:started', { detail: { username: session.account.username } }))
         },
         ending: async (session, options) => { await chat.sessionEnding(session, options) },
         abandoned: session => { chat.sessionAbandoned(session) },
-        ended: (session, reason) => {
-          chat.sessionEnded(session, reason)
+        ended: async (session, reason) => {
+          const finished = chat.sessionEnded(session, reason)
           this.dispatchEvent(new CustomEvent('session:ended', { detail: { username: session.account.username, reason } }))
+          await finished
         }
       },
       logger

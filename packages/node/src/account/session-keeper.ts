@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { openEnvelope, bytesEqual, type Envelope, type AccountKeys } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import { AlreadyLoggedInError, NotLoggedInError } from '../errors.js'
+import { within } from '../utils/index.js'
 import { StaleError, NotForRecipientError } from '../errors.js'
 import { profileOf, type Account, type UserProfile } from './accounts.js'
 import type { Presence, PresenceInfo } from './presence.js'
@@ -18,6 +19,16 @@ export const TAKEOVER_KIND = 'session-takeover'
 
 const takeoverSchema = z.object({ peerId: z.string().max(128), since: z.number().int() }).strict()
 
+/**
+ * How long the peer of a session that was taken over spends finishing it before it acks
+ * the notice: the mailbox read under way (its handled items removed), the history and the
+ * private state written. The new login reads the mailbox after that ack (or after this
+ * long and the ack's own time), so that what the old session showed is not shown again.
+ */
+export const TAKEOVER_HANDOVER_MS = 15_000
+/** How long the new login waits for that ack. */
+export const TAKEOVER_ACK_MS = TAKEOVER_HANDOVER_MS + 5_000
+
 export interface PeerInfo {
   peerId: string
   addrs: string[]
@@ -26,12 +37,16 @@ export interface PeerInfo {
 export interface SessionHooks {
   /** While a login begins, before presence says "online" (reads the private state). */
   starting: (session: Session, options: AbortOptions) => Promise<void>
-  /** Once the session is current (announce, read the mailbox). */
-  started: (session: Session) => void
+  /**
+   * Once the session is current (announce, read the mailbox). `handedOver` settles once
+   * the account's session on another peer, if there was one, has finished (see
+   * TAKEOVER_HANDOVER_MS).
+   */
+  started: (session: Session, handedOver: Promise<void>) => void
   /** Before a logout ends the session (tell friends, write what is pending). */
   ending: (session: Session, options: AbortOptions) => Promise<void>
-  /** After the session ended for any reason. */
-  ended: (session: Session, reason: SessionEndReason) => void
+  /** After the session ended for any reason; settles once what it had under way is finished. */
+  ended: (session: Session, reason: SessionEndReason) => Promise<void>
   /** A login that failed or was cancelled before it started: undo what `starting` built. */
   abandoned: (session: Session) => void
 }
@@ -40,8 +55,8 @@ export interface SessionKeeperComponents {
   presence: Pick<Presence, 'read' | 'publish' | 'refreshMs'>
   /** Where this peer is (its id and addresses), for the presence record. */
   peerInfo: () => PeerInfo
-  /** Send a signed notice of `kind` to the account's other peer, live. */
-  notify: (session: Session, kind: string, content: unknown, to: UserProfile, where: PeerInfo) => Promise<unknown>
+  /** Send a signed notice of `kind` to the account's other peer, live; settles with its ack (waited for up to `ackTimeoutMs`). */
+  notify: (session: Session, kind: string, content: unknown, to: UserProfile, where: PeerInfo, ackTimeoutMs: number) => Promise<unknown>
   hooks: SessionHooks
   logger: ComponentLogger
 }
@@ -86,13 +101,15 @@ export class SessionKeeper {
       this.c.hooks.abandoned(session)
       throw err
     }
+    let handedOver = Promise.resolve()
     if (previous?.online === true && previous.peerId !== this.c.peerInfo().peerId) {
-      // tell the other peer at once; it would also notice at its next refresh (refused)
-      this.c.notify(session, TAKEOVER_KIND, { peerId: this.c.peerInfo().peerId, since }, profileOf(account.record), previous)
-        .catch(err => { this.log('takeover notice failed: %s', err.message) })
+      // tell the other peer at once (it would also notice at its next refresh, refused); it
+      // acks once it has finished its session
+      handedOver = this.c.notify(session, TAKEOVER_KIND, { peerId: this.c.peerInfo().peerId, since }, profileOf(account.record), previous, TAKEOVER_ACK_MS)
+        .then(() => {}, err => { this.log('takeover notice failed: %s', err.message) })
     }
     this.scheduleRefresh(session)
-    this.c.hooks.started(session)
+    this.c.hooks.started(session, handedOver)
     return session
   }
 
@@ -103,25 +120,29 @@ export class SessionKeeper {
       await this.c.hooks.ending(session, options)
     } finally {
       // a cancelled logout still ends the session; only the notices and the record are cut short
-      this.end(session, reason)
+      await this.end(session, reason)
     }
     await this.c.presence.publish(ownerOf(session), 'offline', this.c.peerInfo(), options)
   }
 
-  /** A takeover notice from the account's newer login on another peer. */
+  /**
+   * A takeover notice from the account's newer login on another peer: the session ends at
+   * once, and the notice is acked once what it had under way is finished (or after
+   * TAKEOVER_HANDOVER_MS).
+   */
   async onTakeover (env: Envelope, ctx: EnvelopeContext): Promise<void> {
     if (!bytesEqual(env.fromKey, ctx.session.account.signPublic)) throw new NotForRecipientError('takeover not signed by the account')
     const body = openEnvelope(env, ctx.session.account.keys, takeoverSchema)
     if (body.since <= ctx.session.since) throw new StaleError('takeover older than this session')
-    this.end(ctx.session, 'takeover')
+    await within(this.end(ctx.session, 'takeover'), TAKEOVER_HANDOVER_MS, undefined)
   }
 
-  /** Stop the refresh loop and forget the session (after `stop`, nothing is published). */
-  private end (session: Session, reason: SessionEndReason): void {
+  /** Stop the refresh loop and forget the session (after `stop`, nothing is published); settles once the session is finished. */
+  private async end (session: Session, reason: SessionEndReason): Promise<void> {
     if (this._session !== session) return
     clearTimeout(this.refreshTimer)
     this._session = undefined
-    this.c.hooks.ended(session, reason)
+    await this.c.hooks.ended(session, reason).catch(err => { this.log('finishing the session: %s', err.message) })
   }
 
   /** Refresh presence every `refreshMs`, counted from the start of each refresh: a refresh
@@ -150,7 +171,7 @@ export class SessionKeeper {
     const current: PresenceInfo | undefined = await this.c.presence.read(session.account.keyId)
     if (this._session !== session) return
     if (current?.online === true && current.peerId !== this.c.peerInfo().peerId && (current.since ?? 0) > session.since) {
-      this.end(session, 'takeover')
+      await this.end(session, 'takeover')
     }
   }
 }

@@ -134,8 +134,9 @@ export class MailboxReader {
     }
     this.log('read the mailbox: %d envelopes, %d new messages', envelopes.length, batch.length)
     if (batch.length > 0) this.c.emit('messages:offline', { messages: batch })
-    if (done.length > 0 && !active.ended) {
-      // what was handled is removed even when the caller gave up meanwhile (else it comes again)
+    if (done.length > 0) {
+      // what was handled is removed even when the caller gave up or the session ended
+      // meanwhile (a takeover: the new login reads the mailbox once this is done)
       await this.c.mailbox.remove(account.keyId, done, account.keys, { signal: timeLimit(this.timeoutMs) })
         .catch(err => { this.log('could not remove %d delivered items: %s', done.length, err.message) })
     }

@@ -188,11 +188,16 @@ export class Messaging {
     this.close(active).catch(err => { this.log('closing an abandoned session: %s', err.message) })
   }
 
-  /** The session is current: tell friends, read the mailbox, poll it. */
-  sessionStarted (session: Session): void {
+  /**
+   * The session is current: tell friends, read the mailbox (once the account's session on
+   * another peer has finished: what it showed is then out of the mailbox), poll it.
+   */
+  sessionStarted (session: Session, handedOver: Promise<void> = Promise.resolve()): void {
     const active = this.active
     if (active == null || active.session !== session) return
     this.notices.announce(active, 'online').catch(err => { this.log('online notices: %s', err.message) })
+    // every read (this one, checkMailbox, the timers') queues behind the handover
+    active.draining = handedOver
     this.reader.drain(active).catch(err => { this.log('mailbox at login: %s', err.message) })
     // membership changes made while this user was away (also in the mailbox; the newest record wins)
     active.ready.then(async () => { await active.conferences.refreshAll() }).catch(err => { this.log('conference refresh at login: %s', err.message) })
@@ -226,13 +231,13 @@ export class Messaging {
     await this.close(active)
   }
 
-  /** A takeover (or any end without our logout): write what is pending, quietly. */
-  sessionEnded (session: Session, reason: string): void {
+  /** A takeover (or any end without our logout): write what is pending, quietly; settles once written. */
+  async sessionEnded (session: Session, reason: string): Promise<void> {
     const active = this.active
     if (active == null || active.session !== session) return
     this.log('session ended (%s)', reason)
     this.deactivate(active)
-    this.close(active).catch(err => { this.log('closing the session: %s', err.message) })
+    await this.close(active).catch(err => { this.log('closing the session: %s', err.message) })
   }
 
   private deactivate (active: LoggedIn): void {

@@ -107,8 +107,11 @@ export class Messenger {
     this.inbound.clear()
   }
 
-  /** Send one envelope to a peer and wait for its ack. Never throws. */
-  async send (peerId: string, addrs: string[], envelope: Envelope, options: AbortOptions = {}): Promise<DeliveryResult> {
+  /**
+   * Send one envelope to a peer and wait for its ack (`options.ackTimeoutMs`: longer than
+   * the messenger's limit, for an envelope whose handler has work to finish first). Never throws.
+   */
+  async send (peerId: string, addrs: string[], envelope: Envelope, options: AbortOptions & { ackTimeoutMs?: number } = {}): Promise<DeliveryResult> {
     const frame = envelopeBytes(envelope)
     if (frame.length > MAX_ENVELOPE_BYTES) {
       return { delivered: false, ...refusal('too-large', `envelope of ${frame.length} bytes exceeds ${MAX_ENVELOPE_BYTES}`) }
@@ -125,7 +128,7 @@ export class Messenger {
         return { delivered: false, reason: `unreachable: ${describe(err)}` }
       }
       try {
-        const ack = await channel.exchange(envelope.id, frame, this.ackTimeoutMs, options.signal)
+        const ack = await channel.exchange(envelope.id, frame, options.ackTimeoutMs ?? this.ackTimeoutMs, options.signal)
         if (ack.ok) return { delivered: true }
         return { delivered: false, code: ack.code, final: ack.final, reason: ack.reason }
       } catch (err: any) {

@@ -8,9 +8,9 @@
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import * as cborg from 'cborg'
-import { generateAccountKeys, keyIdOf, type PresencePayload } from '@conf-chat/protocol'
+import { createEnvelope, generateAccountKeys, keyIdOf, type PresencePayload } from '@conf-chat/protocol'
 import { MemoryRecords } from '../fixtures/memory-records.js'
-import { SessionKeeper, type Account, type Session, type SessionEndReason } from '../../../src/account/index.js'
+import { SessionKeeper, TAKEOVER_ACK_MS, type Account, type Session, type SessionEndReason } from '../../../src/account/index.js'
 import { Presence, PRESENCE_WRITES_PER_SESSION } from '../../../src/account/presence.js'
 import { DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_PRESENCE_TTL_MS } from '../../../src/constants.js'
 
@@ -18,6 +18,7 @@ const keys = generateAccountKeys()
 const account = {
   username: 'ann',
   keyId: keyIdOf(keys.signPublic),
+  signPublic: keys.signPublic,
   keys,
   record: { payload: { username: 'ann', fullName: 'Ann', boxPublic: keys.boxPublic }, record: { pub: keys.signPublic } }
 } as unknown as Account
@@ -35,7 +36,7 @@ function peerKeeper (records: Records, peerId: string): { keeper: SessionKeeper,
     presence,
     peerInfo: () => ({ peerId, addrs: [] }),
     notify: async () => { throw new Error('the other peer is unreachable') },
-    hooks: { starting: async () => {}, started: () => {}, ending: async () => {}, ended: (_s: Session, reason) => { ended.push(reason) }, abandoned: () => {} },
+    hooks: { starting: async () => {}, started: () => {}, ending: async () => {}, ended: async (_s: Session, reason) => { ended.push(reason) }, abandoned: () => {} },
     logger: defaultLogger()
   })
   return { keeper, presence, ended }
@@ -91,6 +92,51 @@ describe('presence refresh', () => {
     expect(records.reads).toBeGreaterThan(reads)
     expect(second.keeper.current?.account.username).toBe('ann')
     await second.keeper.logout()
+  })
+
+  it('a takeover hands over: the new login reads its mailbox only once the old session has finished', async () => {
+    const records = new Records()
+    const first = peerKeeper(records, 'peer-1')
+    // the old session's end: its mailbox read and writes, finished when the test says
+    const finish = Promise.withResolvers<void>()
+    let firstEnded = 0
+    const old = new SessionKeeper({
+      presence: first.presence,
+      peerInfo: () => ({ peerId: 'peer-1', addrs: [] }),
+      notify: async () => {},
+      hooks: { starting: async () => {}, started: () => {}, ending: async () => {}, ended: async () => { firstEnded++; await finish.promise }, abandoned: () => {} },
+      logger: defaultLogger()
+    })
+    await old.begin(account)
+    const oldSession = old.require()
+    await vi.advanceTimersByTimeAsync(1_000)
+    // the new login's notice reaches the old peer's handler; its ack is the handler's end
+    let ackWait = 0
+    let handedOver: Promise<void> | undefined
+    const second = new SessionKeeper({
+      presence: new Presence({ records: records as any, logger: defaultLogger(), now: () => Date.now() }),
+      peerInfo: () => ({ peerId: 'peer-2', addrs: [] }),
+      notify: async (session, kind, content, to, _where, ackTimeoutMs) => {
+        ackWait = ackTimeoutMs
+        const env = createEnvelope(kind, content, { username: session.account.username, keys: session.account.keys }, { username: to.username, keyId: account.keyId, boxPublic: keys.boxPublic })
+        await old.onTakeover(env, { session: oldSession, live: true } as any)
+      },
+      hooks: { starting: async () => {}, started: (_s, h) => { handedOver = h }, ending: async () => {}, ended: async () => {}, abandoned: () => {} },
+      logger: defaultLogger()
+    })
+    await second.begin(account)
+    expect(ackWait).toBe(TAKEOVER_ACK_MS)
+    let settled = false
+    handedOver?.then(() => { settled = true }).catch(() => {})
+    await vi.advanceTimersByTimeAsync(1_000)
+    // the old session ended at once (its user is told), but has not finished: no mailbox read yet
+    expect(old.current).toBeUndefined()
+    expect(firstEnded).toBe(1)
+    expect(settled).toBe(false)
+    finish.resolve()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(settled).toBe(true)
+    await second.logout()
   })
 
   // 2^11 signed writes: the seq is read from the encoding (no signature check) to stay fast on a loaded machine

@@ -37,7 +37,7 @@ function fixture (): Fixture {
       f.calls.push(`ending ${s.account.username}`)
       options.signal?.throwIfAborted()
     },
-    ended: (s, reason) => { f.calls.push(`ended ${s.account.username} ${reason}`) },
+    ended: async (s, reason) => { f.calls.push(`ended ${s.account.username} ${reason}`) },
     abandoned: s => { f.calls.push(`abandoned ${s.account.username}`) }
   }
   f.keeper = new SessionKeeper({
@@ -121,7 +121,7 @@ describe('SessionKeeper', () => {
         starting: async () => { events.push('starting'); read.resolve({ online: true, peerId: 'peer-0', addrs: [] } as unknown as PresenceInfo) },
         started: () => { events.push('started') },
         ending: async () => {},
-        ended: () => {},
+        ended: async () => {},
         abandoned: () => {}
       },
       logger: defaultLogger()

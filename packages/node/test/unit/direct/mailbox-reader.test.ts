@@ -75,4 +75,17 @@ describe('MailboxReader', () => {
     expect(handled).toBeLessThan(100)
     expect(removed.flat().length).toBeLessThanOrEqual(handled)
   })
+
+  it('removes what it handled also when the session ended during the read (a takeover): the new login must not get it again', async () => {
+    const envs = Array.from({ length: 20 }, (_, i) => envelope(DM_KIND, i))
+    const { reader, active, log, removed } = setup(envs)
+    const draining = reader.drain(active)
+    // the takeover ends the session while the run is under way
+    await new Promise(resolve => setImmediate(resolve))
+    ;(active as { ended: boolean }).ended = true
+    await draining
+    const handled = log.filter(l => l.startsWith('end ')).map(l => l.slice(4))
+    expect(handled.length).toBeGreaterThan(0)
+    expect(removed.flat().sort()).toEqual(handled.sort())
+  })
 })
