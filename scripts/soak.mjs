@@ -8,6 +8,7 @@
  * duplicated, time to delivery) and writes it as JSON to results/; exits 1 on any loss,
  * duplicate, misdelivery or missing friendship or membership.
  */
+import { mkdirSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { BenchRun, RESULTS } from './lib/bench.mjs'
 import { Soak, ledgerLines } from './lib/soak.mjs'
@@ -28,6 +29,7 @@ if (flags.help) {
   process.exit(0)
 }
 
+if (flags['log-dir'] != null) mkdirSync(flags['log-dir'], { recursive: true })
 const run = new BenchRun('soak')
 await run.run(async () => {
   const soak = new Soak(run, {

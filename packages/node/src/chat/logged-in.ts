@@ -9,7 +9,7 @@ import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, 
 import type { Delivery } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
-import { within } from '../utils/index.js'
+import { within, type DueRuns } from '../utils/index.js'
 import { DEFAULT_QUERY_TIMEOUT_MS } from '../constants.js'
 import { History, type HistoryInit } from './history.js'
 import { Friends } from './friends/index.js'
@@ -70,9 +70,8 @@ export class LoggedIn {
   /** The mailbox read under way (one at a time). */
   draining: Promise<unknown> = Promise.resolve()
   pollTimer?: NodeJS.Timeout
-  /** A mailbox read due soon (after login, a live refusal, a rejoin), and when. */
-  mailboxReadTimer?: NodeJS.Timeout
-  mailboxReadAt?: number
+  /** Mailbox reads due soon (after login, a live refusal, a rejoin, a stall); set by Messaging. */
+  mailboxReads?: DueRuns
   /** Stops the watch for stalls of this process (see Messaging). */
   stopStallWatch?: () => void
   ended = false
@@ -147,7 +146,7 @@ export class LoggedIn {
   deactivate (): void {
     this.ended = true
     clearInterval(this.pollTimer)
-    clearTimeout(this.mailboxReadTimer)
+    this.mailboxReads?.clear()
     this.stopStallWatch?.()
   }
 

@@ -11,7 +11,7 @@ import { Outbox, type Delivery, type Mailbox, type Messenger, type OutboxInit, t
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
 import { NotLoggedInError, NoSessionError, refusalOf } from '../errors.js'
-import { watchStalls } from '../utils/index.js'
+import { DueRuns, watchStalls } from '../utils/index.js'
 import { LoggedIn, type LoggedInInit } from './logged-in.js'
 import { PresenceNotices } from './presence-notices.js'
 import { MailboxReader, type MailboxReaderInit } from './mailbox-reader.js'
@@ -150,18 +150,13 @@ export class Messaging {
     this.notices.peerGone(active, peerId).catch(err => { this.log('checking peer %s: %s', peerId, err.message) })
   }
 
-  /** Read the mailbox in `delayMs`, unless a read is already due sooner; never with mailbox reads switched off. */
+  /** Read the mailbox in `delayMs` (unless a read is due about then); never with mailbox reads switched off. */
   private readMailboxSoon (active: LoggedIn, delayMs: number): void {
     if (this.pollMs === 0 || active.ended) return
-    const at = Date.now() + delayMs
-    if (active.mailboxReadAt != null && active.mailboxReadAt <= at) return
-    clearTimeout(active.mailboxReadTimer)
-    active.mailboxReadAt = at
-    active.mailboxReadTimer = setTimeout(() => {
-      active.mailboxReadAt = undefined
+    active.mailboxReads ??= new DueRuns(() => {
       this.reader.drain(active).catch(err => { this.log('mailbox check: %s', err.message) })
-    }, delayMs)
-    active.mailboxReadTimer.unref()
+    })
+    active.mailboxReads.request(delayMs)
   }
 
   private get pollMs (): number { return this.init.mailboxPollMs ?? DEFAULT_MAILBOX_POLL_MS }
