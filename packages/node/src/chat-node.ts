@@ -109,7 +109,14 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     const messenger = new Messenger({ ...pick(peer.libp2p, 'peerId', 'peerStore', 'handle', 'unhandle', 'dialProtocol'), logger }, init)
     const mailbox = new Mailbox({ sets: peer.sets, isDhtServer: () => peer.isDhtServer(), logger })
     mailbox.registerRules()
-    const accounts = new Accounts({ records: peer.records, logger }, init)
+    const emit = <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']): void => {
+      this.dispatchEvent(new CustomEvent(type, { detail }) as any)
+    }
+    const accounts = new Accounts({
+      records: peer.records,
+      onRetry: (username, attempt, retryInMs) => { emit('network:slow', { what: `the account ${username}`, attempt, retryInMs }) },
+      logger
+    }, init)
     const profiles = new Profiles({ lookup: async (username, options) => await accounts.profile(username, options) })
     const presence = new Presence({ records: peer.records, logger }, init)
     const directory = new Directory({
@@ -118,9 +125,6 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
       online: async (keyId, options) => (await presence.read(keyId, options))?.online === true,
       logger
     })
-    const emit = <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']): void => {
-      this.dispatchEvent(new CustomEvent(type, { detail }) as any)
-    }
     const whereAmI = (): PeerInfo => ({ peerId: peer.peerId.toString(), addrs: peer.multiaddrs.map(ma => ma.toString()) })
     let messaging: Messaging | undefined
     let sessions: SessionKeeper | undefined

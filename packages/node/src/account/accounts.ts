@@ -67,11 +67,14 @@ export function profileOf (record: VerifiedRecord<AccountPayload>): UserProfile 
 
 export interface AccountsComponents {
   records: Pick<RecordStore, 'get' | 'getAll' | 'getLocal' | 'put'>
+  /** A read of `username` could not tell and is made again in `retryInMs` (a slow network: the user is told). */
+  onRetry?: (username: string, attempt: number, retryInMs: number) => void
   logger: ComponentLogger
 }
 
 export class Accounts {
   private readonly records: AccountsComponents['records']
+  private readonly onRetry?: AccountsComponents['onRetry']
   private readonly log: Logger
   private readonly bcryptCost: number
   private readonly scrypt: ScryptParams
@@ -80,6 +83,7 @@ export class Accounts {
 
   constructor (components: AccountsComponents, init: AccountsInit = {}) {
     this.records = components.records
+    this.onRetry = components.onRetry
     this.log = components.logger.forComponent('conf-chat:account:accounts')
     this.bcryptCost = init.bcryptCost ?? DEFAULT_BCRYPT_COST
     this.scrypt = init.scrypt ?? DEFAULT_SCRYPT
@@ -109,6 +113,7 @@ export class Accounts {
       } catch (err: any) {
         if (err.name !== 'UnknownRecordError' || attempt >= NAME_READ_ATTEMPTS) throw err
         this.log('%s: %s (attempt %d), reading again', username, err.message, attempt)
+        this.onRetry?.(username, attempt, attempt * this.nameReadRetryMs)
         await delay(attempt * this.nameReadRetryMs, options)
       }
     }

@@ -36,6 +36,8 @@ export interface PrivateStateComponents {
   records: Pick<RecordStore, 'get' | 'put'>
   /** Whose state it is: read and written with these keys. */
   owner: StateOwner
+  /** The load could not tell and reads again in `retryInMs` (a slow network: the user is told). */
+  onRetry?: (attempt: number, retryInMs: number) => void
   logger: ComponentLogger
 }
 
@@ -46,6 +48,7 @@ export class PrivateStateStore {
   private readonly owner: StateOwner
   private readonly log: Logger
   private readonly retryMs: number
+  private readonly onRetry?: (attempt: number, retryInMs: number) => void
   private _state: PrivateState = emptyPrivateState()
   private seq = 0
   /** The version in the DHT our state is built on (read, or written by us); `seq` also counts writes that failed. */
@@ -61,6 +64,7 @@ export class PrivateStateStore {
   constructor (components: PrivateStateComponents, init: PrivateStateInit = {}) {
     this.records = components.records
     this.owner = components.owner
+    this.onRetry = components.onRetry
     this.log = components.logger.forComponent('conf-chat:account:private-state')
     this.retryMs = init.stateRetryMs ?? DEFAULT_STATE_RETRY_MS
   }
@@ -84,6 +88,7 @@ export class PrivateStateStore {
       } catch (err: any) {
         if (err.name !== 'UnknownRecordError' || this.closed) throw err
         this.log('private state of %s unknown for now (attempt %d), retrying: %s', this.owner.keyId, attempt, err.message)
+        this.onRetry?.(attempt, this.retryMs)
         await delay(this.retryMs, options)
         if (this.closed) throw err
       }

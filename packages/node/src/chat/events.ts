@@ -31,6 +31,11 @@ export interface MessagingEvents extends FriendEvents, DirectMessageEvents, Conf
   'message:status': CustomEvent<MessageStatus>
   /** An envelope was dropped: forged sender, bad body, not a friend... */
   'envelope:refused': CustomEvent<RefusedEnvelope>
+  /**
+   * A read the user waits for could not tell (time limit, too few answers) and is made
+   * again in `retryInMs`: never taken as "nothing there". `what`: what is being read.
+   */
+  'network:slow': CustomEvent<{ what: string, attempt: number, retryInMs: number }>
 }
 
 export type Emit = <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']) => void

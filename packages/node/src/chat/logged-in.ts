@@ -82,7 +82,12 @@ export class LoggedIn {
     const me = { username: account.username, keyId: account.keyId }
     const owner = { keyId: account.keyId, keys: account.keys }
     const log = c.logger.forComponent('conf-chat:chat:session')
-    this.state = new PrivateStateStore({ records: c.records, owner, logger: c.logger }, init)
+    this.state = new PrivateStateStore({
+      records: c.records,
+      owner,
+      onRetry: (attempt, retryInMs) => { c.emit('network:slow', { what: 'your friends and conferences', attempt, retryInMs }) },
+      logger: c.logger
+    }, init)
     this.history = new History({ records: c.records, local: c.local, state: this.state, logger: c.logger }, owner, init)
     const seenKey = (id: string): string => `/seen/${account.keyId}/${id}`
     this.seen = {

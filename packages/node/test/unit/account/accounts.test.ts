@@ -40,8 +40,8 @@ class MemoryRecords {
   }
 }
 
-function accountsOver (records: MemoryRecords): Accounts {
-  return new Accounts({ records: records as unknown as AccountsComponents['records'], logger: defaultLogger() }, { bcryptCost: 4, scrypt: { N: 1024, r: 8, p: 1 }, nameReadRetryMs: 1 })
+function accountsOver (records: MemoryRecords, onRetry?: AccountsComponents['onRetry']): Accounts {
+  return new Accounts({ records: records as unknown as AccountsComponents['records'], onRetry, logger: defaultLogger() }, { bcryptCost: 4, scrypt: { N: 1024, r: 8, p: 1 }, nameReadRetryMs: 1 })
 }
 
 const input = { username: 'alice', password: 'correct horse', fullName: 'Alice A.' }
@@ -49,12 +49,14 @@ const input = { username: 'alice', password: 'correct horse', fullName: 'Alice A
 describe('accounts when the network cannot tell', () => {
   it('registration claims nothing when its read cannot tell whether the name is free', async () => {
     const records = new MemoryRecords()
-    const accounts = accountsOver(records)
+    const retries: string[] = []
+    const accounts = accountsOver(records, (username, attempt, ms) => { retries.push(`${username} ${attempt} ${ms}`) })
     records.unknown = true
     await expect(accounts.register(input)).rejects.toMatchObject({ name: 'UnknownRecordError' })
     expect(records.puts).toEqual([])
-    // it read the name three times before giving up
+    // it read the name three times before giving up, and said so before each new read
     expect(records.reads).toBe(3)
+    expect(retries).toEqual(['alice 1 1', 'alice 2 2'])
     // the same read telling "absent" lets the registration go on
     records.unknown = false
     const account = await accounts.register(input)

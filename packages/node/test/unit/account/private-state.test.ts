@@ -35,13 +35,16 @@ describe('private state', () => {
 
     records.down = true
     const readsBefore = records.reads
-    const a = new PrivateStateStore(stateOf(records), { stateRetryMs: 5 })
+    // each retry is reported (the user sees "network slow, retrying")
+    const retries: Array<[number, number]> = []
+    const a = new PrivateStateStore({ ...stateOf(records), onRetry: (attempt, ms) => { retries.push([attempt, ms]) } }, { stateRetryMs: 5 })
     let loaded = false
     const loading = a.load().then(() => { loaded = true })
     await records.readsReach(readsBefore + 3)
     // still loading, and no empty state was taken for the real one
     expect(loaded).toBe(false)
     expect(a.state.friends).toEqual([])
+    expect(retries.slice(0, 2)).toEqual([[1, 5], [2, 5]])
     records.down = false
     await loading
     expect(a.state.friends.map(f => f.username)).toEqual(['bob'])
