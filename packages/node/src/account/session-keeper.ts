@@ -38,11 +38,11 @@ export interface SessionHooks {
   /** While a login begins, before presence says "online" (reads the private state). */
   starting: (session: Session, options: AbortOptions) => Promise<void>
   /**
-   * Once the session is current (announce, read the mailbox). `handedOver` settles once
-   * the account's session on another peer, if there was one, has finished (see
+   * Once the session is current (announce, read the mailbox). `handedOver`, when the
+   * account was online on another peer, settles once that session has finished (see
    * TAKEOVER_HANDOVER_MS).
    */
-  started: (session: Session, handedOver: Promise<void>) => void
+  started: (session: Session, handedOver?: Promise<void>) => void
   /** Before a logout ends the session (tell friends, write what is pending). */
   ending: (session: Session, options: AbortOptions) => Promise<void>
   /** After the session ended for any reason; settles once what it had under way is finished. */
@@ -101,7 +101,7 @@ export class SessionKeeper {
       this.c.hooks.abandoned(session)
       throw err
     }
-    let handedOver = Promise.resolve()
+    let handedOver: Promise<void> | undefined
     if (previous?.online === true && previous.peerId !== this.c.peerInfo().peerId) {
       // tell the other peer at once (it would also notice at its next refresh, refused); it
       // acks once it has finished its session

@@ -117,6 +117,8 @@ export class History {
   private readonly conversationIds = new Map<string, string>()
   private flushTimer?: NodeJS.Timeout
   private flushing: Promise<boolean> = Promise.resolve(true)
+  /** Set when this session took over another peer's (see `tookOver`). */
+  private handover?: Promise<void>
   private closed = false
 
   constructor (components: HistoryComponents, owner: HistoryOwner, init: HistoryInit = {}) {
@@ -151,9 +153,33 @@ export class History {
     this.scheduleFlush()
   }
 
-  /** Whether this peer's copy of the conversation holds a message. */
-  async knows (otherKeyId: string, id: string): Promise<boolean> {
-    return await this.hasLocal(this.conversationOf(otherKeyId), id)
+  /**
+   * Whether this peer's copy of the conversation holds a message (a live message's check:
+   * no network). In a session that took over the account's session on another peer (see
+   * `tookOver`), that peer may have shown it: then also the last DHT pages, once it has
+   * finished.
+   */
+  async knows (otherKeyId: string, id: string, options: AbortOptions = {}): Promise<boolean> {
+    if (await this.hasLocal(this.conversationOf(otherKeyId), id)) return true
+    if (this.handover == null) return false
+    await this.handover
+    return await this.has(otherKeyId, id, options)
+  }
+
+  /**
+   * This session took over the account's session on another peer, which finishes (writes
+   * what it showed to the DHT pages) by `handover`: last pages read before then are read
+   * again, and live messages are checked against them too (a sender whose ack came late
+   * sends the same message again, to this peer).
+   */
+  tookOver (handover: Promise<void>): void {
+    this.handover = handover.then(() => {
+      for (const c of this.conversations.values()) {
+        if (c.tail?.dirty === true) continue
+        c.tail = undefined
+        c.previousIds = undefined
+      }
+    })
   }
 
   /**

@@ -187,12 +187,16 @@ export class Messaging {
    * The session is current: tell friends, read the mailbox (once the account's session on
    * another peer has finished: what it showed is then out of the mailbox), poll it.
    */
-  sessionStarted (session: Session, handedOver: Promise<void> = Promise.resolve()): void {
+  sessionStarted (session: Session, handedOver?: Promise<void>): void {
     const active = this.active
     if (active == null || active.session !== session) return
     this.notices.announce(active, 'online').catch(err => { this.log('online notices: %s', err.message) })
-    // every read (this one, checkMailbox, the timers') queues behind the handover
-    active.draining = handedOver
+    if (handedOver != null) {
+      // every read (this one, checkMailbox, the timers') queues behind the handover, and
+      // what the other session showed is known from its history pages
+      active.history.tookOver(handedOver)
+      active.draining = handedOver
+    }
     this.reader.drain(active).catch(err => { this.log('mailbox at login: %s', err.message) })
     // membership changes made while this user was away (also in the mailbox; the newest record wins)
     active.ready.then(async () => { await active.conferences.refreshAll() }).catch(err => { this.log('conference refresh at login: %s', err.message) })

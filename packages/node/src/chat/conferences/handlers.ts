@@ -62,7 +62,7 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
     try {
       const conv = conversationOf(body.conf)
       // shown on this peer (local history), or, from a mailbox, perhaps on another peer (DHT pages)
-      const known = ctx.live ? await history.knows(conv, body.mid) : await history.has(conv, body.mid, options)
+      const known = ctx.live ? await history.knows(conv, body.mid, options) : await history.has(conv, body.mid, options)
       if (known) return
       const entryH: HistoryEntry = { id: body.mid, from: env.from, to: me.username, text: body.text, sentAt: env.sentAt }
       await history.append(conv, entryH, true)

@@ -85,8 +85,8 @@ export interface ConferenceState {
 /** The account's message history (a History): conversations keyed by a conversation name. */
 export interface ConferenceHistory {
   append: (conversation: string, entry: HistoryEntry, isNew?: boolean) => Promise<void>
-  /** Whether this peer's copy of the conversation holds the message. */
-  knows: (conversation: string, id: string) => Promise<boolean>
+  /** Whether this peer's copy of the conversation holds the message (after a takeover, also the DHT pages). */
+  knows: (conversation: string, id: string, options?: AbortOptions) => Promise<boolean>
   /** Whether the conversation holds the message, here or in the DHT pages. */
   has: (conversation: string, id: string, options?: AbortOptions) => Promise<boolean>
   list: (conversation: string, options?: AbortOptions) => Promise<HistoryEntry[]>

@@ -88,7 +88,7 @@ export class DirectMessages {
     const friend = this.c.friends.friend(env.from, env.fromKey)
     if (friend == null) throw new NotFriendError(env.from)
     // live: the local look-up runs on LevelDB's thread while the body is opened here
-    const knownHere = ctx.live ? this.c.history.knows(friend.keyId, env.id) : undefined
+    const knownHere = ctx.live ? this.c.history.knows(friend.keyId, env.id, options) : undefined
     knownHere?.catch(() => {})
     const body = openEnvelope(env, this.c.keys, dmBodySchema)
     // a copy of one envelope arriving twice at once (live and from the mailbox)
