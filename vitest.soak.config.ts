@@ -2,8 +2,8 @@ import { defineConfig } from 'vitest/config'
 
 /**
  * The soak test (test/soak/): the real programs under a storm of kills, pauses, busy
- * loops and moves for 3 minutes (SOAK_MINUTES), then a drain: `npm run test:soak` (not in
- * `npm test` yet: it still finds duplicates). The long run: `npm run soak`.
+ * loops and moves for 3 minutes (SOAK_MINUTES), then a drain: `npm run test:soak`, run by
+ * `npm test` after the integration tests. The long run: `npm run soak`.
  */
 export default defineConfig({
   test: {
