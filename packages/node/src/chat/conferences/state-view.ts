@@ -5,7 +5,7 @@
  */
 import type { Logger } from '@libp2p/interface'
 import {
-  conferenceEntrySchema, InvalidInputError, CONFERENCE_ID_PATTERN, type ConferenceEntry, type PrivateState
+  conferenceEntrySchema, mergeLeft, InvalidInputError, CONFERENCE_ID_PATTERN, type ConferenceEntry, type PrivateState
 } from '@conf-chat/protocol'
 import { AmbiguousConferenceIdError, UnknownConferenceError } from './errors.js'
 import type { ConferenceState } from './types.js'
@@ -70,9 +70,15 @@ export class ConferenceStateView {
     throw new UnknownConferenceError(idOrPrefix)
   }
 
-  /** Store a conference's entry as given. */
+  /**
+   * Store a conference's entry, built from its record of `entry.seq`. Replayed on a newer
+   * state that another session of the account wrote, it never replaces an entry built
+   * from a newer record there: that one stays, with the leaves of both.
+   */
   save (entry: ConferenceEntry): ConferenceEntry {
-    return this.update(entry.id, () => entry) ?? entry
+    return this.update(entry.id, current => current != null && current.seq > entry.seq
+      ? { ...current, left: mergeLeft(current.left, entry.left) }
+      : entry) ?? entry
   }
 
   /**
