@@ -15,7 +15,7 @@ import type { Friends } from '../friends/index.js'
 import { compareEntries, IncompleteHistoryError, type History } from '../history.js'
 import type { Delivery } from '../../delivery/index.js'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
-import { NotFriendError } from '../../errors.js'
+import { NotFriendError, RefusalError } from '../../errors.js'
 
 export interface ChatMessage {
   id: string
@@ -43,7 +43,7 @@ export interface DirectMessageEvents {
 export interface DirectMessagesComponents {
   me: { username: string, keyId: string }
   keys: Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
-  friends: Pick<Friends, 'friend' | 'requireFriend' | 'profileOf'>
+  friends: Pick<Friends, 'friend' | 'requireFriend' | 'profileOf' | 'asked'>
   history: Pick<History, 'append' | 'knows' | 'has' | 'list'>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   /** Seal `content` to `to`, signed by the logged-in account. */
@@ -86,7 +86,12 @@ export class DirectMessages {
   async receive (env: Envelope, ctx: EnvelopeContext, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
     const friend = this.c.friends.friend(env.from, env.fromKey)
-    if (friend == null) throw new NotFriendError(env.from)
+    if (friend == null) {
+      // we asked them: their accept, sent before this message, is on its way (in our
+      // mailbox, not read yet): not final, the sender keeps the message
+      if (this.c.friends.asked(env.from)) throw new RefusalError('not-ready', `${env.from} is not a friend yet: their accept has not arrived`)
+      throw new NotFriendError(env.from)
+    }
     // live: the local look-up runs on LevelDB's thread while the body is opened here
     const knownHere = ctx.live ? this.c.history.knows(friend.keyId, env.id, options) : undefined
     knownHere?.catch(() => {})

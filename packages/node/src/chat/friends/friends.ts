@@ -60,6 +60,11 @@ export class Friends {
     return f
   }
 
+  /** Whether we asked `username` to be friends and have no answer yet (their accept may be on the way). */
+  asked (username: string): boolean {
+    return this.s.outgoing.some(e => e.username === username)
+  }
+
   profileOf (friend: FriendEntry): UserProfile {
     return profileOfEntry(friend)
   }

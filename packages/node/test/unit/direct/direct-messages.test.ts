@@ -47,12 +47,13 @@ class MemoryHistory {
 }
 
 let history: MemoryHistory
+let state: MemoryState
 let events: Emitted[]
 let dispatched: Array<{ envelope: Envelope, signal?: AbortSignal }>
 let dms: DirectMessages
 
 beforeEach(() => {
-  const state = new MemoryState()
+  state = new MemoryState()
   state.state.friends.push({ username: 'bob', keyId: bob.keyId, signPublic: bob.keys.signPublic, boxPublic: bob.keys.boxPublic, since: 1 })
   const e = recordingEmit()
   events = e.events
@@ -154,6 +155,14 @@ describe('direct messages', () => {
       expect(err).toBeInstanceOf(NotFriendError)
       expect(err.code).toBe('not-a-friend')
     }
+    expect(events).toEqual([])
+    expect(history.entries.size).toBe(0)
+  })
+
+  it('a dm from someone we asked to be friends is refused for now (not-ready, not final): their accept is still on its way', async () => {
+    state.state.outgoing.push({ username: 'carol', keyId: carol.keyId, signPublic: carol.keys.signPublic, boxPublic: carol.keys.boxPublic, at: 50 })
+    const err = await dms.receive(dm('hi, I accepted', 100, carol), contextFrom(carol, true)).catch(e => e)
+    expect(err).toMatchObject({ code: 'not-ready', final: false })
     expect(events).toEqual([])
     expect(history.entries.size).toBe(0)
   })
