@@ -4,6 +4,7 @@
  * follow the account to other peers, and both sides end up agreeing.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { stateKey, openForOwner, privateStateSchema, type SealedPayload } from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { collect, registerUser, PASSWORD } from './helpers/friends.js'
@@ -130,5 +131,48 @@ describe('friends', () => {
     await n2.logout()
     await n1.login('alice', PASSWORD)
     expect(names(await n1.friends())).toEqual(['carol'])
+  })
+
+  it("a live request is acked once stored on the receiver's peer, while its private state cannot be written; kept there and applied again at the next login", async () => {
+    await n3.logout()
+    await registerUser(n3, 'erin')
+    await registerUser(n2, 'dave')
+    const erin = n3.session!.account
+    // erin's peer cannot write her private state: each write waits, then fails
+    const records = n3.peer.records
+    const put = records.put.bind(records)
+    let release = (): void => {}
+    const held = new Promise<void>(resolve => { release = resolve })
+    let stalled = 0
+    records.put = async (...args: Parameters<typeof put>) => {
+      if (args[0] !== stateKey(erin.keyId)) return await put(...args)
+      stalled++
+      await held
+      throw new Error('the DHT is unreachable')
+    }
+    try {
+      const asked = collect(n3, 'friend:request')
+      const sent = await n2.addFriend('erin', 'from dave')
+      // acknowledged live, not left to the mailbox after an ack that waited on the DHT
+      expect(sent.delivery).toMatchObject({ status: 'delivered', where: 'live' })
+      expect(asked).toEqual([expect.objectContaining({ username: 'dave', note: 'from dave' })])
+      expect((await n3.friendRequests()).incoming.map(r => r.username)).toEqual(['dave'])
+      // the write of the request is under way, stalled
+      await eventually(() => stalled > 0)
+      // the write fails; erin logs out without it (dave's outbox is done with the request)
+      release()
+      await n3.logout()
+      expect(await n2.queued()).toEqual([])
+    } finally {
+      records.put = put
+    }
+    // her next login here applies the kept request again, and writes it this time
+    await n3.login('erin', PASSWORD)
+    expect((await n3.friendRequests()).incoming.map(r => r.username)).toEqual(['dave'])
+    expect(await n3.flush()).toBe(true)
+    const found = await n0.peer.records.get<SealedPayload>(stateKey(erin.keyId))
+    expect(openForOwner(found!.payload.sealed, erin.keys, privateStateSchema).incoming.map(r => r.username)).toEqual(['dave'])
+    await n3.acceptFriend('dave')
+    await eventually(async () => names(await n2.friends()).includes('erin'))
   })
 })

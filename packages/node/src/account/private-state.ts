@@ -41,7 +41,12 @@ export interface PrivateStateComponents {
   logger: ComponentLogger
 }
 
-interface Waiter { version: number, resolve: (durable: boolean) => void }
+interface Waiter {
+  version: number
+  resolve: (durable: boolean) => void
+  /** Waits through failed writes (and their retries) until written; settled false only at close. */
+  untilWritten?: boolean
+}
 
 export class PrivateStateStore {
   private readonly records: PrivateStateComponents['records']
@@ -115,8 +120,9 @@ export class PrivateStateStore {
   }
 
   /**
-   * Change the state: applied in memory at once; resolves true once written to at least
-   * one other peer, false if that failed for now (it is retried in the background).
+   * Change the state: applied in memory at once, before this returns (an envelope handler
+   * need not await it: its ack never waits on the DHT); resolves true once written to at
+   * least one other peer, false if that failed for now (it is retried in the background).
    */
   async update (mutate: StateMutation): Promise<boolean> {
     mutate(this._state)
@@ -135,11 +141,23 @@ export class PrivateStateStore {
     return await within(durable, timeoutMs, false)
   }
 
+  /**
+   * Resolves true once every change made so far is written, however many retries that
+   * takes; false only if the store is closed first (a logout that could not write).
+   */
+  async written (): Promise<boolean> {
+    if (this.durableVersion >= this.version) return true
+    if (this.closed) return false
+    const durable = new Promise<boolean>(resolve => { this.waiters.push({ version: this.version, resolve, untilWritten: true }) })
+    this.startWriting()
+    return await durable
+  }
+
   /** Stop retrying (at logout, after `flush`). */
   close (): void {
     this.closed = true
     clearTimeout(this.retryTimer)
-    this.settle(Infinity, false)
+    this.settle(Infinity, false, true)
   }
 
   private startWriting (): void {
@@ -181,9 +199,11 @@ export class PrivateStateStore {
     this.retryTimer.unref()
   }
 
-  private settle (upTo: number, durable: boolean): void {
-    const done = this.waiters.filter(w => w.version <= upTo)
-    this.waiters = this.waiters.filter(w => w.version > upTo)
+  /** Resolve the waiters up to `upTo`; a failure (durable false) leaves those waiting until written, unless `all`. */
+  private settle (upTo: number, durable: boolean, all = false): void {
+    const due = (w: Waiter): boolean => w.version <= upTo && (durable || all || w.untilWritten !== true)
+    const done = this.waiters.filter(due)
+    this.waiters = this.waiters.filter(w => !due(w))
     for (const w of done) w.resolve(durable)
   }
 

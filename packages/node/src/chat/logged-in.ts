@@ -16,6 +16,7 @@ import { Friends } from './friends/index.js'
 import { DirectMessages } from './direct/index.js'
 import { Conferences } from './conferences/index.js'
 import type { MessagingEvents } from './events.js'
+import { StateJournal } from './state-journal.js'
 
 /**
  * Longest a logout waits for each of its writes (pending history, then the private state
@@ -58,6 +59,8 @@ export class LoggedIn {
   readonly dms: DirectMessages
   readonly conferences: Conferences
   readonly seen: SeenIds
+  /** Envelopes whose change of the private state is not written yet (see StateJournal). */
+  readonly journal: StateJournal
   /** Friends known to be online, and where. */
   readonly online = new Map<string, OnlineFriend>()
   /**
@@ -94,6 +97,7 @@ export class LoggedIn {
       has: async id => await c.local.has(seenKey(id)),
       add: async id => { await c.local.put(seenKey(id), Date.now()) }
     }
+    this.journal = new StateJournal(c.local, account.keyId, c.logger)
     const profile = async (u: string, options?: AbortOptions): Promise<UserProfile> => await c.profile(u, options)
     const presenceOf = async (keyId: string, options?: AbortOptions): ReturnType<Presence['read']> => {
       const p = await c.presence.read(keyId, options)

@@ -5,7 +5,7 @@
  * taken down at logout.
  */
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import { FRIEND_KINDS, DM_KIND, PRESENCE_KIND, CONFERENCE_KINDS, type Envelope } from '@conf-chat/protocol'
+import { FRIEND_KINDS, DM_KIND, PRESENCE_KIND, CONF_MESSAGE_KIND, CONFERENCE_KINDS, type Envelope } from '@conf-chat/protocol'
 import type { EnvelopeContext, EnvelopeKindHandler, Presence, PeerInfo, Session, UserProfile } from '../account/index.js'
 import { Outbox, type Delivery, type Mailbox, type Messenger, type OutboxInit, type QueuedEnvelope } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
@@ -112,14 +112,16 @@ export class Messaging {
       this.c.handle(kind, async (env, ctx, options) => {
         const active = await this.activeFor(ctx)
         if (await active.seen.has(env.id)) return
-        await active.friends.receive(env, ctx, options)
+        await this.applyKept(active, env, ctx, options)
         await active.seen.add(env.id)
       })
     }
     this.c.handle(DM_KIND, async (env, ctx, options) => { await (await this.activeFor(ctx)).dms.receive(env, ctx, options) })
     this.c.handle(PRESENCE_KIND, async (env, ctx) => { this.notices.receive(await this.activeFor(ctx), env, ctx) })
-    for (const kind of CONFERENCE_KINDS) {
-      this.c.handle(kind, async (env, ctx, options) => { await (await this.activeFor(ctx)).conferences.receive(env, ctx, options) })
+    // a conference message goes to the history (kept on this peer first); the others change the private state
+    this.c.handle(CONF_MESSAGE_KIND, async (env, ctx, options) => { await (await this.activeFor(ctx)).conferences.receive(env, ctx, options) })
+    for (const kind of CONFERENCE_KINDS.filter(k => k !== CONF_MESSAGE_KIND)) {
+      this.c.handle(kind, async (env, ctx, options) => { await this.applyKept(await this.activeFor(ctx), env, ctx, options) })
     }
     this.outbox.start()
     // what an earlier run (or a killed process) left unsent
@@ -150,6 +152,49 @@ export class Messaging {
     this.notices.peerGone(active, peerId).catch(err => { this.log('checking peer %s: %s', peerId, err.message) })
   }
 
+  /**
+   * Apply an envelope that changes the private state, kept in the journal from before it
+   * is applied until the change is written: its ack (or its removal from the mailbox)
+   * waits for the local store only, never for the DHT.
+   */
+  private async applyKept (active: LoggedIn, env: Envelope, ctx: EnvelopeContext, options: AbortOptions): Promise<void> {
+    await active.journal.keep(env, ctx.sender)
+    try {
+      await this.applyState(active, env, ctx, options)
+    } catch (err) {
+      if (refusalOf(err).final) await active.journal.forget(env.id).catch(() => {})
+      throw err
+    }
+    active.journal.settle(env.id, active.state.written())
+  }
+
+  private async applyState (active: LoggedIn, env: Envelope, ctx: EnvelopeContext, options: AbortOptions = {}): Promise<void> {
+    if ((FRIEND_KINDS as readonly string[]).includes(env.kind)) await active.friends.receive(env, ctx, options)
+    else await active.conferences.receive(env, ctx, options)
+  }
+
+  /**
+   * At login, once the private state is loaded: apply again what the journal kept from an
+   * earlier session here whose change was not written (the DHT was unreachable at its
+   * logout, or the process was killed). Applied already: ignored as stale.
+   */
+  private async replayKept (active: LoggedIn): Promise<void> {
+    const kept = []
+    for await (const k of active.journal.kept()) kept.push(k)
+    if (kept.length === 0) return
+    this.log('applying %d kept envelopes again', kept.length)
+    for (const { envelope, sender } of kept) {
+      try {
+        await this.applyState(active, envelope, { session: active.session, sender, live: false })
+        active.journal.settle(envelope.id, active.state.written())
+      } catch (err) {
+        const { code, final } = refusalOf(err)
+        this.log('kept %s %s from %s not applied (%s)', envelope.kind, envelope.id, envelope.from, code)
+        if (final) await active.journal.forget(envelope.id).catch(() => {})
+      }
+    }
+  }
+
   /** Read the mailbox in `delayMs` (unless a read is due about then); never with mailbox reads switched off. */
   private readMailboxSoon (active: LoggedIn, delayMs: number): void {
     if (this.pollMs === 0 || active.ended) return
@@ -173,6 +218,7 @@ export class Messaging {
     this.active = active
     await active.ready
     options.signal?.throwIfAborted()
+    await this.replayKept(active).catch(err => { this.log('applying kept envelopes: %s', err.message) })
   }
 
   /** A login that did not get to start: take its part down quietly. */

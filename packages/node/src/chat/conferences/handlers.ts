@@ -125,7 +125,9 @@ export type ConfLeaveHandlerComponents = Pick<ConferenceHandlerComponents, 'me' 
 
 /**
  * `conf-leave`: a member left (signed by them, so it works while the owner is away). The
- * owner writes it into the record and tells the members, so that every view agrees.
+ * owner writes it into the record and tells the members, so that every view agrees: in
+ * the background, as the ack waits for no DHT write (the leave is in the owner's view at
+ * once, and a record write that fails is made at the next refresh: Membership.catchUpLeaves).
  */
 export class ConfLeaveHandler implements ConferenceEnvelopeHandler {
   private readonly c: ConfLeaveHandlerComponents
@@ -139,25 +141,27 @@ export class ConfLeaveHandler implements ConferenceEnvelopeHandler {
     const body = openEnvelope(env, this.c.keys, confLeaveBodySchema)
     const id = conferenceIdOf(body.conf.owner, body.conf.local)
     const keyId = keyIdOf(env.fromKey)
-    await membership.serial(id, async () => {
+    const leave = await membership.serial(id, async () => {
       const entry = view.entry(id)
-      if (entry == null || entry.leftAt != null) return
+      if (entry == null || entry.leftAt != null) return undefined
       const member = entry.members.find(m => m.keyId === keyId)
       if (member == null) throw new NotConferenceMemberError(id, env.from)
       // already known to have left, or a leave from before they were invited again
-      if (leftSince(entry, keyId) != null || env.sentAt < member.joinedAt) return
+      if (leftSince(entry, keyId) != null || env.sentAt < member.joinedAt) return undefined
       const leave = { username: env.from, keyId, leftAt: env.sentAt }
       const updated = view.update(id, e => e != null ? { ...e, left: mergeLeft(e.left, [leave]) } : undefined)
       emit('conference:left', { conference: infoOf(updated ?? entry), username: env.from })
-      if (entry.ref.owner !== me.keyId) return
-      try {
-        const record = await membership.changeRecord(id, p => { p.left = mergeLeft(p.left, [leave]) }, options)
-        const now = await membership.applyRecord(entry.ref, record, me.username, true, options)
-        await membership.sendRecord(CONF_UPDATE_KIND, entry.ref, record, await membership.recipients(now ?? entry, undefined, options), options)
-      } catch (err: any) {
-        this.c.log('could not write the leave of %s from %s: %s', env.from, id, err.message)
-      }
+      return entry.ref.owner === me.keyId ? leave : undefined
     })
+    if (leave == null) return
+    // not tied to this envelope's handling (nor its signal)
+    membership.serial(id, async () => {
+      const entry = view.entry(id)
+      if (entry == null) return
+      const record = await membership.changeRecord(id, p => { p.left = mergeLeft(p.left, [leave]) })
+      const now = await membership.applyRecord(entry.ref, record, me.username, true)
+      await membership.sendRecord(CONF_UPDATE_KIND, entry.ref, record, await membership.recipients(now ?? entry))
+    }).catch(err => { this.c.log('could not write the leave of %s from %s: %s', env.from, id, err.message) })
   }
 }
 

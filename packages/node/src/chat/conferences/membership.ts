@@ -148,7 +148,11 @@ export class Membership {
     if (found == null) return entry
     const owner = found.payload.members.find(m => m.keyId === where.owner)?.username ?? found.payload.owner
     const applied = await this.applyRecord(where, found, owner, false, options)
-    if (applied != null && applied.ref.owner === this.c.me.keyId) await this.catchUpLeaves(applied, options)
+    if (applied != null && applied.ref.owner === this.c.me.keyId) {
+      // after this change, in the background: a refresh may run for an inbound envelope, whose ack waits for no DHT write
+      this.serial(id, async () => { await this.catchUpLeaves(applied) })
+        .catch(err => { this.c.log('could not write the leaves of %s: %s', id, err.message) })
+    }
     return applied
   }
 
@@ -160,13 +164,14 @@ export class Membership {
   }
 
   /** The owner: leaves it heard of but could not write into the record then (it was offline from the DHT). */
-  private async catchUpLeaves (entry: ConferenceEntry, options: AbortOptions): Promise<void> {
+  private async catchUpLeaves (known: ConferenceEntry): Promise<void> {
+    const entry = this.c.view.entry(known.id) ?? known
     const record = this.c.records.held(entry.id)
     if (record == null) return
     const missing = entry.left.filter(l => !record.payload.left.some(r => r.keyId === l.keyId && r.leftAt === l.leftAt))
     if (missing.length === 0) return
-    const updated = await this.changeRecord(entry.id, p => { p.left = mergeLeft(p.left, missing) }, options)
-    await this.applyRecord(entry.ref, updated, this.c.me.username, true, options)
+    const updated = await this.changeRecord(entry.id, p => { p.left = mergeLeft(p.left, missing) })
+    await this.applyRecord(entry.ref, updated, this.c.me.username, true)
   }
 
   /** The owner writes a new version of the record (on the newest it can find). Call under the lock. */

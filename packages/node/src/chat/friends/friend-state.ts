@@ -41,8 +41,12 @@ export interface BecomeFriendsComponents {
   now: () => number
 }
 
-/** Move a request (ours or theirs) to the friends list, keys pinned; `also` joins the same state change. */
-export async function becomeFriends (components: BecomeFriendsComponents, request: FriendRequestEntry, also?: StateMutation, announce = false): Promise<FriendEntry> {
+/**
+ * Move a request (ours or theirs) to the friends list, keys pinned; `also` joins the same
+ * state change. Applied at once; `written` settles when the change is written to the DHT
+ * (a command awaits it; an envelope handler does not: see handlers/handler.ts).
+ */
+export function becomeFriends (components: BecomeFriendsComponents, request: FriendRequestEntry, also?: StateMutation, announce = false): { friend: FriendEntry, written: Promise<unknown> } {
   const friend: FriendEntry = {
     username: request.username,
     keyId: request.keyId,
@@ -51,12 +55,12 @@ export async function becomeFriends (components: BecomeFriendsComponents, reques
     since: components.now(),
     ...(request.note != null ? { note: request.note } : {})
   }
-  await components.state.update(s => {
+  const written = components.state.update(s => {
     s.incoming = without(s.incoming, friend.username)
     s.outgoing = without(s.outgoing, friend.username)
     if (!s.friends.some(f => f.username === friend.username)) s.friends.push(friend)
     also?.(s)
   })
   components.onFriend(friend, undefined, announce)
-  return friend
+  return { friend, written }
 }

@@ -116,7 +116,8 @@ export class Friends {
   async accept (username: string, options: AbortOptions = {}): Promise<FriendActionResult> {
     const request = this.s.incoming.find(e => e.username === username)
     if (request == null) throw new NoFriendRequestError(username)
-    const friend = await becomeFriends(this.book, request)
+    const { friend, written } = becomeFriends(this.book, request)
+    await written
     const delivery = await this.components.deliver(FRIEND_ACCEPT_KIND, {}, profileOfEntry(friend), options)
     return { username, action: 'accepted', delivery }
   }

@@ -43,7 +43,7 @@ export interface FriendEvents {
 export interface FriendState {
   /** The current state; read only: change it with `update`. */
   readonly state: PrivateState
-  /** Apply `mutate` at once; resolves when it is written (or failed to be, for now). */
+  /** Apply `mutate` at once, before it returns; resolves when it is written (or failed to be, for now). */
   update: (mutate: StateMutation) => Promise<unknown>
 }
 

@@ -128,4 +128,29 @@ describe('private state', () => {
     expect(storedState(records)).toEqual({ seq: expect.any(Number), friends: ['erin'] })
     a.close()
   })
+
+  it('written() waits through failed writes until the change is in the DHT; false only when closed first', async () => {
+    const records = new MemoryRecords()
+    const a = new PrivateStateStore(stateOf(records), { stateRetryMs: 5 })
+    await a.load()
+    expect(await a.written()).toBe(true)
+    records.down = true
+    const readsBefore = records.reads
+    void a.update(addFriend(friend('erin')))
+    const written = a.written()
+    let settled: boolean | undefined
+    void written.then(ok => { settled = ok })
+    // several writes failed (each one reads first, and is retried): still waiting
+    await records.readsReach(readsBefore + 3)
+    expect(settled).toBeUndefined()
+    records.down = false
+    expect(await written).toBe(true)
+    expect(storedState(records).friends).toEqual(['erin'])
+
+    records.down = true
+    void a.update(addFriend(friend('frank')))
+    const never = a.written()
+    a.close()
+    expect(await never).toBe(false)
+  })
 })

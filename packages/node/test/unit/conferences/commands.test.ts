@@ -3,7 +3,7 @@
  * history), each user's Conferences over in-memory components; the envelopes one user
  * dispatches are handed to the others' `receive` where a test needs them to arrive.
  */
-import { describe, it, expect, beforeEach } from 'vitest'
+import { describe, it, expect, beforeEach, vi } from 'vitest'
 import {
   conferenceKey, CONF_INVITE_KIND, CONF_UPDATE_KIND, CONF_MESSAGE_KIND, CONF_LEAVE_KIND, type ConferencePayload, type VerifiedRecord
 } from '@conf-chat/protocol'
@@ -133,8 +133,9 @@ describe('conferences: commands', () => {
     alice.clock.now = T0 + 40
     expect(await deliver(bob, alice)).toEqual(['ok'])
     expect(alice.emitted('conference:left')).toEqual([expect.objectContaining({ username: 'bob', conference: expect.objectContaining({ members: ['alice', 'carol'] }) })])
+    // written after the ack, in the background
+    await vi.waitFor(() => { expect(recordOf(w, info).record.seq).toBe(2) })
     const record = recordOf(w, info)
-    expect(record.record.seq).toBe(2)
     expect(record.payload.left).toEqual([{ username: 'bob', keyId: bob.account.keyId, leftAt: T0 + 30 }])
     expect(recipientsOf(alice, CONF_UPDATE_KIND, mark)).toEqual(['carol'])
     // a second copy of the leave changes nothing

@@ -37,6 +37,8 @@ export class MemoryRecords {
 
   /** Reads cannot tell (as RecordStore.get throws UnknownRecordError on a slow network). */
   unknown = false
+  /** While set, writes wait for it (a DHT whose writes stall). */
+  held?: Promise<void>
 
   async get<P = unknown> (key: string): Promise<VerifiedRecord<P> | undefined> {
     this.reads.push(key)
@@ -45,6 +47,7 @@ export class MemoryRecords {
   }
 
   async put (key: string, value: Uint8Array): Promise<{ replicas: number, refused: number }> {
+    await this.held
     const incoming = verifyRecordValue(key, value)
     checkUpdate(this.stored.get(key), incoming)
     this.stored.set(key, incoming)

@@ -3,7 +3,7 @@
  * messages and leaves, live and from the mailbox, and the refusals a sender is told as
  * codes (not-a-member, not-owner, unknown-conference, not-a-friend).
  */
-import { describe, it, expect, beforeEach } from 'vitest'
+import { describe, it, expect, beforeEach, vi } from 'vitest'
 import {
   createEnvelope, createSignedRecord, encodeSignedRecord, newEnvelopeId,
   CONF_MESSAGE_KIND, CONF_UPDATE_KIND, type ConferencePayload, type VerifiedRecord
@@ -118,6 +118,23 @@ describe('conferences: envelopes in', () => {
     await expect(bob.conferences.receive(message(carol.account, bob.account, info, 'after', T0 + 50), context(bob, carol.account)))
       .rejects.toMatchObject({ code: 'not-a-member', message: `not a member of ${info.id}: carol` })
     expect(bob.emitted('conference:message').map(m => m.text)).toEqual(['before'])
+  })
+
+  it("the owner's ack of a leave waits for no DHT write: the leave is in its view at once, the record written after", async () => {
+    for (const u of [bob, carol]) await deliver(alice, u)
+    carol.clock.now = T0 + 50
+    await carol.conferences.leave(info.id)
+    // the DHT's writes stall: the owner's handling (its ack) must not wait for them
+    let release = (): void => {}
+    w.records.held = new Promise<void>(resolve => { release = resolve })
+    expect(await deliver(carol, alice)).toEqual(['ok'])
+    expect(alice.emitted('conference:left')).toEqual([expect.objectContaining({ username: 'carol' })])
+    expect((await alice.conferences.list())[0]?.members).toEqual(['alice', 'bob'])
+    const key = info.key
+    expect(w.records.stored.get(key)?.record.seq).toBe(1)
+    w.records.held = undefined
+    release()
+    await vi.waitFor(() => { expect(w.records.stored.get(key)?.record.seq).toBe(2) })
   })
 
   it('shows a message once when it arrives twice', async () => {

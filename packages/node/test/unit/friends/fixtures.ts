@@ -33,13 +33,16 @@ export function contextFrom (from: TestUser, live = true): EnvelopeContext {
   return { session: {} as unknown as Session, sender: from.profile, live }
 }
 
-/** A private-state store that applies each change to one in-memory state. */
+/** A private-state store that applies each change to one in-memory state (at once, as PrivateStateStore does). */
 export class MemoryState {
   state: PrivateState = emptyPrivateState()
   updates = 0
+  /** While set, a change's write (what `update` resolves on) waits for it: a DHT whose writes stall. */
+  held?: Promise<void>
   async update (mutate: StateMutation): Promise<boolean> {
     mutate(this.state)
     this.updates++
+    await this.held
     return true
   }
 }

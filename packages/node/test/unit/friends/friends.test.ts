@@ -197,6 +197,19 @@ describe('friends: commands', () => {
 })
 
 describe('friends: envelopes in', () => {
+  it('every kind is applied and told while the write of the private state stalls: the handling (its ack) waits for no DHT write', async () => {
+    await friends.add('carol')
+    state.held = new Promise<void>(() => {})
+    await receive(FRIEND_REQUEST_KIND, 50)
+    expect(friends.requests().incoming.map(e => e.username)).toEqual(['bob'])
+    await receive(FRIEND_ACCEPT_KIND, 60, carol)
+    expect(friendNames()).toEqual(['carol'])
+    await receive(FRIEND_REMOVE_KIND, 70, carol)
+    expect(friendNames()).toEqual([])
+    await receive(FRIEND_REJECT_KIND, 80)
+    expect(events.map(e => e.type)).toEqual(['friend:request', 'friend:accepted', 'friend:removed'])
+  })
+
   it('a request is kept as incoming and told to the user', async () => {
     await receive(FRIEND_REQUEST_KIND, 50, bob, { note: 'hello' })
     expect(friends.requests()).toEqual({ incoming: [{ username: 'bob', note: 'hello', at: 50 }], outgoing: [] })

@@ -21,11 +21,11 @@ export class FriendAcceptHandler implements FriendEnvelopeHandler {
     const asked = state.state.outgoing.find(e => e.username === env.from)
     if (asked == null) {
       this.log('ignored an accept from %s: no request of ours', env.from)
-      await state.update(seen)
+      void state.update(seen)
       return
     }
     // they know us now: they may hear at once that we are online
-    await becomeFriends(this.components, asked, seen, true)
+    becomeFriends(this.components, asked, seen, true)
     emit('friend:accepted', { username: env.from })
   }
 }

@@ -17,7 +17,7 @@ export class FriendRejectHandler implements FriendEnvelopeHandler {
     openEnvelope(env, keys, friendAnswerBodySchema)
     const from = env.from
     const asked = state.state.outgoing.some(e => e.username === from)
-    await state.update(s => { s.outgoing = without(s.outgoing, from); seen(s) })
+    void state.update(s => { s.outgoing = without(s.outgoing, from); seen(s) })
     if (asked) emit('friend:rejected', { username: from })
   }
 }

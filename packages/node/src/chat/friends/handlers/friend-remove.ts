@@ -17,7 +17,7 @@ export class FriendRemoveHandler implements FriendEnvelopeHandler {
     openEnvelope(env, keys, friendAnswerBodySchema)
     const from = env.from
     const wasFriend = findFriend(state.state, from) != null
-    await state.update(s => {
+    void state.update(s => {
       s.friends = without(s.friends, from)
       s.incoming = without(s.incoming, from)
       s.outgoing = without(s.outgoing, from)

@@ -29,13 +29,13 @@ export class FriendRequestHandler implements FriendEnvelopeHandler {
     if (findFriend(state.state, from, sender.signPublic) != null || state.state.outgoing.some(e => e.username === from)) {
       // they ask while we are friends (they lost or dropped us) or while we asked them: both want it
       const wasFriend = findFriend(state.state, from) != null
-      await becomeFriends(this.components, request, seen)
+      becomeFriends(this.components, request, seen)
       // not tied to this envelope's handling (nor its signal): the outbox keeps and retries it
       deliver(FRIEND_ACCEPT_KIND, {}, sender).catch(err => { this.log('accept to %s failed: %s', from, err.message) })
       if (!wasFriend) emit('friend:accepted', { username: from })
       return
     }
-    await state.update(s => { s.incoming = [...without(s.incoming, from), request]; seen(s) })
+    void state.update(s => { s.incoming = [...without(s.incoming, from), request]; seen(s) })
     emit('friend:request', { username: from, at: env.sentAt, ...(body.note != null ? { note: body.note } : {}) })
   }
 }

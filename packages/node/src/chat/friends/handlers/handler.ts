@@ -13,6 +13,12 @@ export interface FriendEnvelope {
   seen: StateMutation
 }
 
+/**
+ * A handler changes the private state with `state.update` and does not await the write:
+ * the change is applied in memory at once, the envelope is kept on this peer until the
+ * change is written (Messaging's StateJournal), and its ack (or its removal from the
+ * mailbox) never waits on the DHT.
+ */
 export interface FriendEnvelopeHandler {
   handle: (input: FriendEnvelope, options?: AbortOptions) => Promise<void>
 }
