@@ -34,6 +34,21 @@ export class WrongPasswordError extends Error {
   constructor () { super('wrong password') }
 }
 
+/**
+ * The replicas of a name disagree about who owns it: more than one key claims it. Never
+ * settled by counting replicas (peers near the key, run by one attacker, can outnumber
+ * the honest ones); the name is not used until the claims agree. `fingerprints`: the
+ * claiming keys' fingerprints.
+ */
+export class ContestedNameError extends Error {
+  override name = 'ContestedNameError'
+  readonly fingerprints: string[]
+  constructor (username: string, fingerprints: string[]) {
+    super(`name contested: ${fingerprints.length} keys claim ${username} (${fingerprints.join('; ')}); not used until the network agrees`)
+    this.fingerprints = fingerprints
+  }
+}
+
 export class NameTakenError extends Error {
   override name = 'NameTakenError'
   constructor (username: string) { super(`name taken: ${username}`) }

@@ -92,6 +92,11 @@ export function keyIdOf (signPublic: Uint8Array): string {
 
 export const KEY_ID_PATTERN = /^[0-9a-f]{40}$/
 
+/** A key id as people compare it: its first 80 bits in groups of four (`3f2a 91c0 ...`). */
+export function fingerprintOf (keyId: string): string {
+  return (keyId.slice(0, 20).match(/.{1,4}/g) ?? []).join(' ')
+}
+
 export function sha256 (data: Uint8Array | string): Uint8Array {
   return new Uint8Array(createHash('sha256').update(data).digest())
 }

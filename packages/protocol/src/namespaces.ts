@@ -251,7 +251,30 @@ export function checkUpdate (existing: VerifiedRecord | undefined, incoming: Ver
  * valid. The pick does not depend on the order of `values`.
  */
 export function selectRecord (key: string, values: Uint8Array[]): number {
-  const owners = new Map<string, { pub: Uint8Array, count: number, newest: { index: number, r: VerifiedRecord } }>()
+  let candidates = ownersOf(key, values)
+  if (candidates.length === 0) return -1
+  const live = candidates.filter(o => !isReleased(o.newest.r))
+  if (live.length > 0) candidates = live
+  candidates.sort((a, b) => b.count - a.count || compareBytes(a.pub, b.pub))
+  return candidates[0]?.newest.index ?? -1
+}
+
+/**
+ * The keys that claim a name (`/cc-user/...`) among `values`: each owner counted with its
+ * newest valid record, and only if that is a live account (an owner who released the
+ * name claims nothing). More than one means the replicas disagree about who owns the
+ * name: a reader treats it as contested and never picks one by counting replicas (a few
+ * peers near the key, run by one attacker, could outnumber the honest ones).
+ */
+export function nameClaimants (key: string, values: Uint8Array[]): Uint8Array[] {
+  return ownersOf(key, values).filter(o => !isReleased(o.newest.r)).map(o => o.pub).sort(compareBytes)
+}
+
+interface Owner { pub: Uint8Array, count: number, newest: { index: number, r: VerifiedRecord } }
+
+/** The valid values of `key` by owner key: how many each owner has, and its newest. */
+function ownersOf (key: string, values: Uint8Array[]): Owner[] {
+  const owners = new Map<string, Owner>()
   values.forEach((value, index) => {
     let r: VerifiedRecord
     try { r = verifyRecordValue(key, value) } catch { return }
@@ -265,10 +288,5 @@ export function selectRecord (key: string, values: Uint8Array[]): number {
     // newest first, live/released after: a stale live record must not beat its owner's release
     if (compareSameOwner(r, owner.newest.r) > 0) owner.newest = { index, r }
   })
-  let candidates = [...owners.values()]
-  if (candidates.length === 0) return -1
-  const live = candidates.filter(o => !isReleased(o.newest.r))
-  if (live.length > 0) candidates = live
-  candidates.sort((a, b) => b.count - a.count || compareBytes(a.pub, b.pub))
-  return candidates[0]?.newest.index ?? -1
+  return [...owners.values()]
 }

@@ -9,11 +9,11 @@ import { z } from 'zod'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import {
   generateAccountKeys, keyIdOf, encryptWithPassword, decryptWithPassword, createSignedRecord, encodeSignedRecord,
-  userKey, checkUsername, checkPassword, checkFullName, bytesEqual, decodeCbor,
+  userKey, checkUsername, checkPassword, checkFullName, bytesEqual, decodeCbor, nameClaimants, fingerprintOf,
   DEFAULT_SCRYPT, type AccountKeys, type AccountPayload, type UserPayload, type VerifiedRecord, type ScryptParams
 } from '@conf-chat/protocol'
-import type { RecordStore } from '../network/index.js'
-import { NameTakenError, UnknownUserError, WrongPasswordError } from '../errors.js'
+import { UnknownRecordError, type RecordStore } from '../network/index.js'
+import { ContestedNameError, NameTakenError, UnknownUserError, WrongPasswordError } from '../errors.js'
 import { DEFAULT_BCRYPT_COST, LOGIN_THROTTLE_BASE_MS, LOGIN_THROTTLE_MAX_MS } from '../constants.js'
 import { delay } from '../utils/index.js'
 
@@ -66,7 +66,7 @@ export function profileOf (record: VerifiedRecord<AccountPayload>): UserProfile 
 }
 
 export interface AccountsComponents {
-  records: Pick<RecordStore, 'get' | 'getAll' | 'getLocal' | 'put'>
+  records: Pick<RecordStore, 'read' | 'getAll' | 'getLocal' | 'put'>
   /** A read of `username` could not tell and is made again in `retryInMs` (a slow network: the user is told). */
   onRetry?: (username: string, attempt: number, retryInMs: number) => void
   logger: ComponentLogger
@@ -91,12 +91,22 @@ export class Accounts {
   }
 
   /**
-   * The live account record for a name, as most of the replicas read hold it (the
-   * `cc-user` read quorum, see READ_QUORUMS); undefined if there is none. Throws
-   * UnknownRecordError when the read could not tell (a slow network is not "no such user").
+   * The live account record for a name (read up to the `cc-user` quorum, see
+   * READ_QUORUMS); undefined if there is none. Throws UnknownRecordError when the read
+   * could not tell (a slow network is not "no such user"), and ContestedNameError when the
+   * replicas read disagree about which key owns the name: never a majority pick, which a
+   * few attacker peers near the key would decide.
    */
   async lookup (username: string, options: AbortOptions & { quorum?: number } = {}): Promise<VerifiedRecord<AccountPayload> | undefined> {
-    const found = await this.records.get<UserPayload>(userKey(username), options)
+    const key = userKey(username)
+    const read = await this.records.read<UserPayload>(key, options)
+    if (read.status === 'unknown') throw new UnknownRecordError(key, `${read.answers.none} answered, ${read.answers.failed} did not`)
+    const claimants = nameClaimants(key, read.all.map(r => r.value))
+    if (claimants.length > 1) {
+      this.log('%s is contested by %d keys', username, claimants.length)
+      throw new ContestedNameError(username, claimants.map(pub => fingerprintOf(keyIdOf(pub))))
+    }
+    const found = read.best
     if (found == null || found.payload.type !== 'account') return undefined
     return found as VerifiedRecord<AccountPayload>
   }

@@ -4,7 +4,7 @@
  * could not tell is never "no such user" and never "the name is free".
  */
 import { describe, it, expect } from 'vitest'
-import { verifyRecordValue, checkUpdate, userKey, type VerifiedRecord } from '@conf-chat/protocol'
+import { verifyRecordValue, checkUpdate, userKey, selectRecord, fingerprintOf, type VerifiedRecord } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { Accounts, type AccountsComponents } from '../../../src/account/accounts.js'
 import { UnknownRecordError } from '../../../src/network/records/index.js'
@@ -23,11 +23,18 @@ class MemoryRecords {
     return { replicas: 1, refused: 0 }
   }
 
+  /** What other holders (another owner's peers) answer for a key, next to what `stored` holds. */
+  readonly others = new Map<string, VerifiedRecord[]>()
+
   reads = 0
-  async get<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
+  /** As RecordStore.read: every valid record read, the one the selector picks, and the outcome. */
+  async read<P> (key: string): Promise<{ status: 'found' | 'absent' | 'unknown', best?: VerifiedRecord<P>, all: Array<VerifiedRecord<P>>, answers: { none: number, failed: number } }> {
     this.reads++
-    if (this.unknown) throw new UnknownRecordError(key, 'no answer')
-    return this.stored.get(key) as VerifiedRecord<P> | undefined
+    if (this.unknown) return { status: 'unknown', all: [], answers: { none: 0, failed: 3 } }
+    const own = this.stored.get(key)
+    const all = [...(own != null ? [own] : []), ...(this.others.get(key) ?? [])] as Array<VerifiedRecord<P>>
+    const best = all[selectRecord(key, all.map(r => r.value))]
+    return { status: best != null ? 'found' : 'absent', ...(best != null ? { best } : {}), all, answers: { none: 0, failed: 0 } }
   }
 
   async getAll<P> (key: string): Promise<{ status: 'found' | 'absent', best?: VerifiedRecord<P>, all: Array<VerifiedRecord<P>> }> {
@@ -74,5 +81,30 @@ describe('accounts when the network cannot tell', () => {
     records.unknown = false
     await expect(accounts.login('nobody', input.password)).rejects.toMatchObject({ name: 'UnknownUserError' })
     expect((await accounts.login('alice', input.password)).account.username).toBe('alice')
+  })
+})
+
+describe('accounts when the replicas of a name disagree', () => {
+  it('a name two keys claim is contested: no login with either password, no profile, no registration; never a majority pick', async () => {
+    const honest = new MemoryRecords()
+    const real = await accountsOver(honest).register(input)
+    // another key's account under the same name, held by more peers than the real one
+    const attacker = new MemoryRecords()
+    const forged = await accountsOver(attacker).register({ ...input, password: 'attacker password' })
+    const key = userKey('alice')
+    honest.others.set(key, [forged.record, forged.record, forged.record] as VerifiedRecord[])
+    const accounts = accountsOver(honest)
+    const contested = {
+      name: 'ContestedNameError',
+      fingerprints: expect.toSatisfy((f: string[]) => f.length === 2 && f.includes(fingerprintOf(real.keyId)) && f.includes(fingerprintOf(forged.keyId))),
+      message: expect.stringMatching(/^name contested: 2 keys claim alice \([0-9a-f ]+; [0-9a-f ]+\)/)
+    }
+    await expect(accounts.login('alice', 'attacker password')).rejects.toMatchObject(contested)
+    await expect(accounts.login('alice', input.password)).rejects.toMatchObject(contested)
+    await expect(accounts.profile('alice')).rejects.toMatchObject(contested)
+    await expect(accounts.register({ ...input, password: 'another password' })).rejects.toMatchObject(contested)
+    // once the other claim is gone (released, or never there), the name is the real owner's again
+    honest.others.delete(key)
+    expect((await accounts.login('alice', input.password)).account.keyId).toBe(real.keyId)
   })
 })
