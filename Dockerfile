@@ -6,8 +6,9 @@
 # BASE_IMAGE: a Debian-based image with Node 22, npm and a user `node` (the official
 # image by default; where no image registry is reachable, scripts/docker-base-image.sh
 # builds a local stand-in). Two stages: the first installs everything and builds; the
-# final one holds only each program bundled into one file and the native addon the
-# bundles load (LevelDB): no compiler, no dev dependencies, no TypeScript sources.
+# final one holds only each program bundled into one file and what the bundles load from
+# node_modules (native addons: LevelDB, libsodium; the password dictionaries a worker
+# loads): no compiler, no dev dependencies, no TypeScript sources.
 ARG BASE_IMAGE=node:22-bookworm-slim
 
 FROM ${BASE_IMAGE} AS build

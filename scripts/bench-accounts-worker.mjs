@@ -3,7 +3,7 @@
 import { self, serve, sleep } from './lib/bench-worker.mjs'
 
 serve({
-  /** Log in, timed here: the total, and the account layer's split (record lookup, bcrypt, scrypt). */
+  /** Log in, timed here: the total, and the account layer's split (record lookup, Argon2id, bcrypt). */
   login: async ({ username, password }) => {
     const t = performance.now()
     const { timings } = await self.node.login(username, password)

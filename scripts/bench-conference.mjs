@@ -51,7 +51,7 @@ async function main () {
   const supernode = await startWorker('supernode', 'peer', {})
   const bootstrap = [supernode.info.addrs[0]]
   const names = Array.from({ length: MEMBERS }, (_, i) => `member${String(i).padStart(2, '0')}`)
-  // default settings (bcrypt, scrypt, presence, timeouts): the figures are the product's
+  // default settings (bcrypt, Argon2id, presence, timeouts): the figures are the product's
   const users = (await Promise.all(names.map(name => startWorker(name, 'node', { bootstrap })))).map(x => x.w)
   const startMs = performance.now() - t
   t = performance.now()

@@ -210,7 +210,7 @@ async function main () {
     const execArgv = flags.profile && i === PROFILED ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []
     const p = new Program(name, join(CHECKOUT, 'packages/cli/dist/main.js'), {
       args: ['--commands', '--bootstrap', snAddr, '--data', join(home, name)],
-      env: { CONF_CHAT_HOME: home, CONF_CHAT_BCRYPT_COST: '4' },
+      env: { CONF_CHAT_HOME: home, CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8' },
       execArgv
     })
     users[i] = p
@@ -223,8 +223,8 @@ async function main () {
   await inBatches(users, SETUP_BATCH, async p => {
     for (let attempt = 1; ; attempt++) {
       const from = p.lines.length
-      if (attempt === 1) p.send('register', p.name, `password ${p.name}`, `Idle ${p.name}`)
-      else p.send(`login ${p.name}`, `password ${p.name}`)
+      if (attempt === 1) p.send('register', p.name, `violet kettle ${p.name}`, `Idle ${p.name}`)
+      else p.send(`login ${p.name}`, `violet kettle ${p.name}`)
       const [line] = await p.waitFor(new RegExp(`^(\\[register\\] Registered ${p.name} |\\[login\\] Logged in as ${p.name} |\\[error\\] )`), STEP_TIMEOUT_MS, from)
       if (!line.startsWith('[error]')) return
       if (attempt >= 5) throw new Error(`${p.name}: ${line}`)

@@ -44,7 +44,7 @@ const WINDOW = Number(flags.window)
 const WINDOWS = flags.windows.split(',').map(Number).filter(w => w >= 1)
 const OFFLINE = Number(flags.offline)
 const HOLDERS = Number(flags.holders)
-const PASSWORD = 'bench password'
+const PASSWORD = 'bench violet kettle'
 
 const run = new BenchRun('messages', { workerScript: join(ROOT, 'scripts', 'bench-messages-worker.mjs') })
 const startWorker = async (name, role, init) => await run.startWorker(name, role, init)
@@ -54,7 +54,7 @@ async function main () {
   const supernode = await startWorker('supernode', 'peer', {})
   const bootstrap = [supernode.info.addrs[0]]
   await Promise.all(Array.from({ length: HOLDERS }, (_, i) => startWorker(`peer-${i}`, 'peer', { bootstrap })))
-  // default settings (bcrypt, scrypt, presence, timeouts): the figures are the product's
+  // default settings (bcrypt, Argon2id, presence, timeouts): the figures are the product's
   const { w: alice } = await startWorker('alice', 'node', { bootstrap })
   const { w: bob } = await startWorker('bob', 'node', { bootstrap })
   await alice.call('register', { username: 'alice', password: PASSWORD, fullName: 'Alice' })

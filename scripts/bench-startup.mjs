@@ -157,7 +157,7 @@ async function main () {
   const workStart = performance.now()
   for (let i = 0; i < WORK_USERS; i++) {
     const user = `bench${i}`
-    idle.child.stdin.write(`register ${user}\npassword ${i}\nBench User ${i}\n`)
+    idle.child.stdin.write(`register ${user}\nviolet kettle ${i}\nBench User ${i}\n`)
     await idle.waitFor(new RegExp(`^\\[register\\] Registered ${user} `))
     idle.child.stdin.write('logout\n')
     await idle.waitFor(new RegExp(`^\\[logout\\] Logged out ${user}$`))

@@ -159,7 +159,7 @@ function rowsOf (name, r, all) {
     return [
       [`login total, ${r.peers} peers (ms, median / p95)`, medP(l.total), `of which deliberate (bcrypt + KDF) ${num(deliberate)}, network ${num(network)} (medians)`],
       ['  bcrypt check, cost 10 (deliberate)', medP(l.bcrypt), ''],
-      ['  key decryption, scrypt KDF (deliberate)', medP(l.kdf), ''],
+      ['  password KDF, Argon2id (deliberate)', medP(l.kdf), ''],
       ['  network: user record lookup', medP(l.network), ''],
       ['  network: session start (presence, state)', medP(l.session), ''],
       ['logout -> seen offline on another peer (ms)', medP(r.logoutSeenOfflineMs), '']

@@ -11,8 +11,9 @@
  * (3 starts each on a quiet machine, against one supernode: spawn -> "joined" 1,014-1,343
  * -> 512-592 ms, idle RSS 110 -> 94 MiB; README's "Memory and start-up of a peer"). The bundle is built from tsc's output, so it is exactly the
  * type-checked code. The bundles are written without whitespace and comments, in ASCII only,
- * names kept (V8 keeps a script's source in memory: README's "Memory and start-up"). Only what cannot be bundled stays outside: Node's built-in modules and
- * classic-level (LevelDB, a native addon that finds its compiled library next to itself).
+ * names kept (V8 keeps a script's source in memory: README's "Memory and start-up"). Only what cannot be bundled stays outside: Node's built-in modules,
+ * classic-level (LevelDB) and sodium-native (libsodium's Argon2id), native addons that find
+ * their compiled library next to themselves, and the password dictionaries (WORKER_LOADED).
  * dist/main.js (unbundled) still runs the same program.
  *
  *   node scripts/build-bundles.mjs
@@ -31,7 +32,14 @@ export const BUNDLES = [
 ]
 
 /** Native addons: loaded from node_modules at run time. */
-export const NATIVE = ['classic-level']
+export const NATIVE = ['classic-level', 'sodium-native']
+/**
+ * Loaded by path in a short-lived worker (protocol's password-strength.ts: the password
+ * dictionaries), never imported by the bundles: left out so that no peer holds their source.
+ */
+export const WORKER_LOADED = ['@zxcvbn-ts/core', '@zxcvbn-ts/language-common', '@zxcvbn-ts/language-en']
+/** What the bundles load from node_modules at run time (the Dockerfile copies these). */
+export const RUNTIME = [...NATIVE, ...WORKER_LOADED]
 const external = [/^node:/, ...builtinModules, ...NATIVE]
 
 /** Bundles every program; throws on a bundler warning, so that nothing is silently left out. */

@@ -29,7 +29,7 @@ const MAILBOX_WAIT_MS = 100_000
 /** After SIGTERM, how long a program may take to stop before SIGKILL. */
 const STOP_GRACE_MS = 10_000
 /** Fast settings for the demo (README flags table): cheap password hashing, short presence expiry. */
-const FAST_FLAGS = ['--bcrypt-cost', '4', '--presence-ttl', '30']
+const FAST_FLAGS = ['--bcrypt-cost', '4', '--kdf-memory', '8', '--presence-ttl', '30']
 const HOST = '127.0.0.1'
 
 /** Start-up lines left out of the transcript (kept for failure reports); the supernode's address is shown. */

@@ -3,16 +3,16 @@
  * The folders under node_modules that a package needs at run time: the package and,
  * recursively, its dependencies (and optional ones that are installed), as npm laid them
  * out. The Dockerfile copies only these into its final stage: the bundles hold all the
- * rest (scripts/build-bundles.mjs keeps only native addons outside).
+ * rest (scripts/build-bundles.mjs keeps outside only native addons and what a worker loads by path).
  *
- *   node scripts/runtime-modules.mjs [package...]   # default: the bundles' native addons
+ *   node scripts/runtime-modules.mjs [package...]   # default: what the bundles load at run time (RUNTIME)
  *
  * prints one folder a line, relative to the project's root.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { NATIVE } from './build-bundles.mjs'
+import { RUNTIME } from './build-bundles.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -45,5 +45,5 @@ export function runtimeModules (names) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const names = process.argv.slice(2)
-  for (const dir of runtimeModules(names.length > 0 ? names : NATIVE)) console.log(dir)
+  for (const dir of runtimeModules(names.length > 0 ? names : RUNTIME)) console.log(dir)
 }

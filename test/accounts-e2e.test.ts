@@ -15,7 +15,7 @@ beforeAll(() => {
 
 afterEach(async () => { await programs?.cleanup() })
 
-const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_PRESENCE_TTL: '3' }
+const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8', CONF_CHAT_PRESENCE_TTL: '3' }
 
 async function startNetwork (peers: number): Promise<Program[]> {
   programs = new Programs()
@@ -36,7 +36,7 @@ describe('accounts through the node program', () => {
     const [a, b] = await startNetwork(2) as [Program, Program]
     a.send('register')
     a.send('alice')
-    a.send('password one')
+    a.send('kettle harbour one')
     a.send('Alice Liddell')
     await a.waitForLine(/^\[register\] Registered alice \(Alice Liddell\); logged in$/)
     a.send('whoami')
@@ -48,15 +48,15 @@ describe('accounts through the node program', () => {
     b.send('wrong password')
     await b.waitForLine(/^\[error\] wrong password$/)
     b.send('login nobody')
-    b.send('password one')
+    b.send('kettle harbour one')
     await b.waitForLine(/^\[error\] unknown user: nobody$/)
     b.send('register')
     b.send('alice')
-    b.send('password two')
+    b.send('kettle harbour two')
     b.send('Impostor')
     await b.waitForLine(/^\[error\] name taken: alice$/)
     b.send('login alice')
-    b.send('password one')
+    b.send('kettle harbour one')
     await b.waitForLine(/^\[login\] Logged in as alice \(Alice Liddell\)$/, 60_000)
     b.send('whoami')
     await b.waitForLine(/^user: alice \(Alice Liddell\)$/)
@@ -72,7 +72,7 @@ describe('accounts through the node program', () => {
   it('shows a killed peer\'s user offline once its presence expires, and a second login takes over', async () => {
     const [a, b, c] = await startNetwork(3) as [Program, Program, Program]
     a.send('register bob')
-    a.send('password bob')
+    a.send('kettle harbour of bob')
     a.send('Bob Builder')
     await a.waitForLine(/^\[register\] Registered bob/)
     c.send('users bob')
@@ -80,7 +80,7 @@ describe('accounts through the node program', () => {
 
     // a second login elsewhere: the first peer is told and logs out
     b.send('login bob')
-    b.send('password bob')
+    b.send('kettle harbour of bob')
     await b.waitForLine(/^\[login\] Logged in as bob/)
     await a.waitForLine(/^logged out: your account logged in on another peer$/)
 

@@ -1,10 +1,15 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { userKey, createSignedRecord, encodeSignedRecord, generateAccountKeys } from '@conf-chat/protocol'
+import bcrypt from 'bcryptjs'
+import * as cborg from 'cborg'
+import {
+  userKey, createSignedRecord, encodeSignedRecord, generateAccountKeys, encryptWithPassword, derivePasswordKeys, openWithPasswordKey,
+  paramsOf, DEFAULT_PWHASH, type AccountPayload
+} from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { internalsOf } from './helpers/internals.js'
 
-const pw = 'correct horse'
+const pw = 'correct horse battery'
 
 describe('accounts', () => {
   let net: ChatNetwork
@@ -83,11 +88,11 @@ describe('accounts', () => {
   it('changes the password: the old one fails on a third peer, the new one works, the keys stay', async () => {
     await a.login('alice', pw)
     const before = a.whoami().keyId
-    await a.changePassword(pw, 'a new password')
+    await a.changePassword(pw, 'a new violet kettle')
     await a.logout()
     await expect(c.login('alice', pw)).rejects.toMatchObject({ name: 'WrongPasswordError' })
     // (this login waits out the throttle of the failure above by itself)
-    await c.login('alice', 'a new password')
+    await c.login('alice', 'a new violet kettle')
     expect(c.whoami().keyId).toBe(before)
     await c.logout()
   })
@@ -146,5 +151,54 @@ describe('accounts', () => {
     for (const node of net.nodes.slice(0, 3)) {
       expect((await internalsOf(node).accounts.profile('alice'))?.fullName).toBe('Alice Liddell')
     }
+  })
+
+  it('what anyone reads of an account gives a guesser nothing cheaper than one Argon2id of at least 64 MiB per guess', async () => {
+    // the product's settings, not the tests' cheap ones
+    const d = await net.addNode({ pwhash: DEFAULT_PWHASH, bcryptCost: 10 })
+    await d.register({ username: 'grace', password: pw, fullName: 'Grace Hopper' })
+    await d.logout()
+    // the attacker's copy, read from the DHT on another peer
+    const record = await c.peer.records.get<AccountPayload>(userKey('grace'))
+    const sealed = record!.payload.secretKeys
+    if (sealed.kdf !== 'argon2id') throw new Error(`keys sealed with ${sealed.kdf}`)
+    expect(sealed.mem).toBeGreaterThanOrEqual(64 * 2 ** 20)
+    expect(sealed.ops).toBeGreaterThanOrEqual(3)
+    // the password's bcrypt (the cheap oracle of the records before) does not match it
+    expect(await bcrypt.compare(pw, record!.payload.passwordHash)).toBe(false)
+    // only Argon2id's output does, and opens the keys
+    const derived = await derivePasswordKeys(pw, sealed.salt, paramsOf(sealed))
+    expect(await bcrypt.compare(derived.verifier, record!.payload.passwordHash)).toBe(true)
+    expect(openWithPasswordKey(sealed, derived.key).length).toBeGreaterThan(0)
+    const { timings } = await b.login('grace', pw)
+    expect(timings.kdfMs).toBeGreaterThan(0)
+    await b.logout()
+  })
+
+  it('an account made before Argon2id is upgraded at its next login: the next version, read from another peer, needs Argon2id; same keys', async () => {
+    const keys = generateAccountKeys()
+    const now = Date.now()
+    const legacy: AccountPayload = {
+      type: 'account',
+      username: 'henry',
+      fullName: 'Henry Old',
+      boxPublic: keys.boxPublic,
+      passwordHash: await bcrypt.hash(pw, 4),
+      secretKeys: await encryptWithPassword(cborg.encode({ signSecret: keys.signSecret, boxSecret: keys.boxSecret }), pw, { N: 1024, r: 8, p: 1 }),
+      createdAt: now,
+      updatedAt: now
+    }
+    await a.peer.records.put(userKey('henry'), encodeSignedRecord(createSignedRecord(userKey('henry'), 1, legacy, keys)))
+    const { profile } = await b.login('henry', pw)
+    await b.logout()
+    const upgraded = await eventually(async () => {
+      const r = await c.peer.records.get<AccountPayload>(userKey('henry'))
+      return r?.record.seq === 2 && r
+    })
+    expect(upgraded.payload.secretKeys.kdf).toBe('argon2id')
+    expect(await bcrypt.compare(pw, upgraded.payload.passwordHash)).toBe(false)
+    const again = await c.login('henry', pw)
+    expect(again.profile.keyId).toBe(profile.keyId)
+    await c.logout()
   })
 })

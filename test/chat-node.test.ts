@@ -8,7 +8,7 @@ import { createChatNode } from '@conf-chat/node'
 import { startChatNetwork, FAST, type ChatNetwork } from './helpers/chat.js'
 import { tempDir, addrOf } from './helpers/network.js'
 
-const pw = 'correct horse'
+const pw = 'correct horse battery'
 
 describe('ChatNode', () => {
   let net: ChatNetwork

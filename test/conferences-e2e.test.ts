@@ -16,7 +16,7 @@ beforeAll(() => {
 
 afterEach(async () => { await programs?.cleanup() })
 
-const ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_PRESENCE_TTL: '30' }
+const ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8', CONF_CHAT_PRESENCE_TTL: '30' }
 const TIME = '\\(\\d\\d:\\d\\d:\\d\\d\\)'
 
 describe('conferences through the node program', () => {
@@ -30,7 +30,7 @@ describe('conferences through the node program', () => {
 
     for (const [p, name] of [[a, 'alice'], [b, 'bob'], [c, 'carol']] as const) {
       p.send(`register ${name}`)
-      p.send(`${name} password`)
+      p.send(`${name}'s violet kettle`)
       p.send(name.toUpperCase())
       await p.waitForLine(new RegExp(`^\\[register\\] Registered ${name} `))
     }
@@ -58,7 +58,7 @@ describe('conferences through the node program', () => {
 
     // carol logs in on the fourth peer: the invite, then both messages, in order
     d.send('login carol')
-    d.send('carol password')
+    d.send("carol's violet kettle")
     await d.waitForLine(new RegExp(`^\\[conf\\] alice invited you to conference ${id} \\(team\\)$`))
     await d.waitForLine(/^\[offline\] You have 2 message\(s\):$/)
     await d.waitForLine(new RegExp(`^ {2}\\[\\d\\d:\\d\\d:\\d\\d\\] \\[CONF ${id} / from alice\\] hello team$`))

@@ -12,7 +12,7 @@ import { eventually, FAST } from './helpers/chat.js'
 import { addrOf, tempDir } from './helpers/network.js'
 import { ChatWorker } from './helpers/worker.js'
 
-const pw = 'directory pass'
+const pw = 'directory violet kettle'
 const N = 20
 const names = Array.from({ length: N }, (_, i) => `user${String(i).padStart(2, '0')}`)
 

@@ -14,7 +14,7 @@ beforeAll(() => {
 
 afterEach(async () => { await programs?.cleanup() })
 
-const ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_PRESENCE_TTL: '30' }
+const ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8', CONF_CHAT_PRESENCE_TTL: '30' }
 
 describe('friends and direct messages through the node program', () => {
   it('friends, a live message, an offline message read at login on another peer, history', async () => {
@@ -27,7 +27,7 @@ describe('friends and direct messages through the node program', () => {
 
     for (const [p, name] of [[a, 'alice'], [b, 'bob']] as const) {
       p.send(`register ${name}`)
-      p.send(`${name} password`)
+      p.send(`${name}'s violet kettle`)
       p.send(`${name[0]!.toUpperCase()}${name.slice(1)}`)
       await p.waitForLine(new RegExp(`^\\[register\\] Registered ${name} `))
     }
@@ -57,7 +57,7 @@ describe('friends and direct messages through the node program', () => {
 
     // bob logs in on the third peer
     c.send('login bob')
-    c.send('bob password')
+    c.send("bob's violet kettle")
     await c.waitForLine(/^\[login\] Logged in as bob/)
     await c.waitForLine(/^\[offline\] You have 2 message\(s\):$/)
     await c.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] \[DM from alice\] first while you were away$/)
@@ -85,7 +85,7 @@ describe('friends and direct messages through the node program', () => {
     for (const p of [a, b]) await p.waitForLine(/^joined the network via /)
     for (const [p, name] of [[a, 'alice'], [b, 'bob']] as const) {
       p.send(`register ${name}`)
-      p.send(`${name} password`)
+      p.send(`${name}'s violet kettle`)
       p.send(name)
       await p.waitForLine(new RegExp(`^\\[register\\] Registered ${name} `))
     }

@@ -122,7 +122,7 @@ describe('multi-host network (namespaces)', () => {
         home: await programs.home(),
         wrapper: hosts.wrapper(name),
         env: DEBUG ? { CONF_CHAT_LOG: 'debug' } : {},
-        args: ['--host', hosts.host(name).ip, '--bootstrap', snAddr, '--presence-ttl', String(PRESENCE_TTL_S), '--bcrypt-cost', '4']
+        args: ['--host', hosts.host(name).ip, '--bootstrap', snAddr, '--presence-ttl', String(PRESENCE_TTL_S), '--bcrypt-cost', '4', '--kdf-memory', '8']
       })
       peer[name] = p
       all.push(p)
@@ -138,7 +138,7 @@ describe('multi-host network (namespaces)', () => {
     // --- (1) accounts on three hosts, each listed on another host
     for (const name of ['alice', 'bob', 'carol'] as const) {
       peer[name].send(`register ${name}`)
-      peer[name].send(`${name} password`)
+      peer[name].send(`${name}'s violet kettle`)
       peer[name].send(`${name[0]!.toUpperCase()}${name.slice(1)}`)
     }
     for (const name of ['alice', 'bob', 'carol'] as const) {
@@ -213,7 +213,7 @@ describe('multi-host network (namespaces)', () => {
     await carol.waitForLine(/^\[logout\] Logged out carol$/)
     await alice.waitForLine(/^\[presence\] carol is offline$/)
     dave.send('login carol')
-    dave.send('carol password')
+    dave.send("carol's violet kettle")
     await dave.waitForLine(/^\[login\] Logged in as carol \(Carol\)$/, 90_000)
     await alice.waitForLine(/^\[presence\] carol is online$/)
     progress('carol logged in on dave\'s host')

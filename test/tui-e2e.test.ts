@@ -16,7 +16,7 @@ import { askFirstUser, register } from './helpers/tui-flows.js'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TEST_TIMEOUT_MS = 180_000
 /** Cheap password hashing for the programs of the test. */
-const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4' }
+const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8' }
 
 let programs: Programs | undefined
 let screen: TmuxScreen | undefined
@@ -48,7 +48,7 @@ async function startFriend (net: Network, username: string, fullName: string): P
   const friend = programs!.node({ home: net.home, env: FAST_ENV })
   await friend.waitForLine(/^joined the network via /)
   friend.send(`register ${username}`)
-  friend.send(`password of ${username}`)
+  friend.send(`kettle harbour of ${username}`)
   friend.send(fullName)
   await friend.waitForLine(new RegExp(`^\\[register\\] Registered ${username} `))
   return friend
@@ -186,7 +186,7 @@ describe('the terminal UI in a pseudo-terminal', () => {
 
     // bob logs in later and gets the message from the mailbox, once
     bob.send('login bob')
-    bob.send('password of bob')
+    bob.send('kettle harbour of bob')
     await bob.waitForLine(/^\[login\] Logged in as bob \(Bob Builder\)$/)
     await bob.waitForLine(/^\[offline\] You have 1 message\(s\):$/)
     await bob.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] \[DM from alice\] are you there\? call me$/)
@@ -268,7 +268,7 @@ describe('the terminal UI in a pseudo-terminal', () => {
 
     // carol logs in and finds the conference's messages waiting, in order
     carol.send('login carol')
-    carol.send('password of carol')
+    carol.send('kettle harbour of carol')
     await carol.waitForLine(/^\[login\] Logged in as carol/)
     await carol.waitForLine(new RegExp(`^ {2}\\[\\d\\d:\\d\\d:\\d\\d\\] \\[CONF ${id} / from alice\\] who brings the tent\\?$`))
     await carol.waitForLine(new RegExp(`^ {2}\\[\\d\\d:\\d\\d:\\d\\d\\] \\[CONF ${id} / from bob\\] I have one, and a stove$`))

@@ -4,7 +4,7 @@
 // after another, each timed until every other member has it shown.
 import { sleep } from './bench.mjs'
 
-export const PASSWORD = 'bench password'
+export const PASSWORD = 'bench violet kettle'
 
 /** Setup steps on a loaded machine: a record just written may not be found at once; try again a few times. */
 export async function retry (what, fn, { attempts = 5, log = console.log } = {}) {

@@ -16,9 +16,9 @@ export const SUPERNODE_MAIN = join(ROOT, 'packages/supernode/dist/conf-chat-supe
 export const NODE_MAIN = join(ROOT, 'packages/cli/dist/conf-chat.js')
 
 export const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']
-const PASSWORD = 'soak-password-1'
+const PASSWORD = 'soak violet kettle 1'
 /** Cheap hashing and a short presence expiry (README flags): the storm logs in often. */
-const PEER_FLAGS = ['--bcrypt-cost', '4', '--presence-ttl', '30', '--commands']
+const PEER_FLAGS = ['--bcrypt-cost', '4', '--kdf-memory', '8', '--presence-ttl', '30', '--commands']
 /** Longer than the ack (5 s) and DHT read (15 s) time limits. */
 export const PAUSE_MS = 20_000
 export const STARVE_MS = 15_000

@@ -1,12 +1,13 @@
 import { rm } from 'node:fs/promises'
 import { createChatNode, type ChatNode, type ChatNodeInit } from '@conf-chat/node'
 import { ChatPeer } from '@conf-chat/node/network'
+import { PWHASH_BOUNDS } from '@conf-chat/protocol'
 import { tempDir, addrOf } from './network.js'
 
-/** Fast settings for tests: cheap bcrypt and scrypt, short presence. */
+/** Fast settings for tests: cheap bcrypt and Argon2id (the least a record may ask), short presence. */
 export const FAST: Partial<ChatNodeInit> = {
   bcryptCost: 4,
-  scrypt: { N: 1 << 10, r: 8, p: 1 },
+  pwhash: { opsLimit: 1, memLimit: PWHASH_BOUNDS.memMin },
   presenceTtlMs: 4_000,
   presenceRefreshMs: 1_000,
   queryTimeoutMs: 10_000

@@ -1,7 +1,7 @@
 import type { ChatNode, ChatNodeEvents } from '@conf-chat/node'
 import { eventually } from './chat.js'
 
-export const PASSWORD = 'correct horse'
+export const PASSWORD = 'correct horse battery'
 
 /** Everything a node emits of one event type, in order (listeners stay for the node's life). */
 export function collect<K extends keyof ChatNodeEvents> (node: ChatNode, type: K): Array<ChatNodeEvents[K]['detail']> {

@@ -1,7 +1,7 @@
 /** Ways through the terminal UI's menus that several end-to-end tests take, on a TmuxScreen. */
 import type { TmuxScreen } from './tmux.js'
 
-export const PASSWORD = 'a good password'
+export const PASSWORD = 'a violet kettle by the harbour'
 
 /** From the welcome menu: register `username` and wait for the user list. */
 export async function register (tui: TmuxScreen, username: string, fullName: string, timeoutMs?: number): Promise<void> {

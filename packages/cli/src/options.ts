@@ -2,6 +2,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULT_HOST, DEFAULT_PRESENCE_TTL_MS } from '@conf-chat/node'
 import { LOG_LEVELS, parsePort, splitAddrList, type LogLevel } from '@conf-chat/program'
+import { DEFAULT_PWHASH, PWHASH_BOUNDS, type PwhashParams } from '@conf-chat/protocol'
+
+const MiB = 1024 * 1024
 
 export interface NodeOptions {
   host: string
@@ -16,10 +19,12 @@ export interface NodeOptions {
   logLevel: LogLevel
   /** Where to keep the one-line status (starting, joined...) for a health check. */
   statusFile?: string
-  /** Settings tests shorten (presence expiry, bcrypt cost); undefined = the library's default. */
+  /** Settings tests shorten (presence expiry, password hashing); undefined = the library's default. */
   tuning: {
     presenceTtlMs?: number
     bcryptCost?: number
+    /** Argon2id memory (bytes) and passes for passwords set on this peer. */
+    pwhash?: PwhashParams
   }
 }
 
@@ -32,6 +37,14 @@ export function parseSeconds (value: string): number {
 export function parseBcryptCost (value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value.trim()) || n < 4 || n > 31) throw new InvalidArgumentError('a whole number from 4 to 31.')
+  return n
+}
+
+export function parseKdfMemory (value: string): number {
+  const n = Number(value)
+  const min = PWHASH_BOUNDS.memMin / MiB
+  const max = PWHASH_BOUNDS.memMax / MiB
+  if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`a whole number of MiB from ${min} to ${max}.`)
   return n
 }
 
@@ -51,6 +64,8 @@ export function nodeProgram (): Command {
       .env('CONF_CHAT_PRESENCE_TTL').argParser(parseSeconds))
     .addOption(new Option('--bcrypt-cost <n>', 'bcrypt cost factor for passwords set on this peer (4-31) [default: 10]')
       .env('CONF_CHAT_BCRYPT_COST').argParser(parseBcryptCost))
+    .addOption(new Option('--kdf-memory <MiB>', `Argon2id memory for passwords set on this peer, in MiB; under the default, also 1 pass instead of ${DEFAULT_PWHASH.opsLimit} (tests) [default: ${DEFAULT_PWHASH.memLimit / MiB}]`)
+      .env('CONF_CHAT_KDF_MEMORY').argParser(parseKdfMemory))
     .addHelpText('after', '\n<home> is $CONF_CHAT_HOME, or ~/.conf-chat if it is not set.')
 }
 
@@ -77,7 +92,10 @@ export function parseNodeOptions (argv: string[]): NodeOptions {
     statusFile: opts.statusFile === '' ? undefined : opts.statusFile,
     tuning: {
       presenceTtlMs: opts.presenceTtl != null ? Math.round(opts.presenceTtl * 1000) : undefined,
-      bcryptCost: opts.bcryptCost
+      bcryptCost: opts.bcryptCost,
+      pwhash: opts.kdfMemory == null
+        ? undefined
+        : { opsLimit: opts.kdfMemory * MiB < DEFAULT_PWHASH.memLimit ? 1 : DEFAULT_PWHASH.opsLimit, memLimit: opts.kdfMemory * MiB }
     }
   }
 }

@@ -59,9 +59,12 @@ describe('withSpinner', () => {
 })
 
 describe('validator', () => {
-  it('turns a rule that throws into an inquirer validate', () => {
+  it('turns a rule that throws, or rejects, into an inquirer validate', async () => {
     const v = validator(s => { if (s.length < 3) throw new Error('too short') })
-    expect(v('ab')).toBe('too short')
-    expect(v('abc')).toBe(true)
+    expect(await v('ab')).toBe('too short')
+    expect(await v('abc')).toBe(true)
+    const later = validator(async s => { await Promise.resolve(); if (s === 'weak') throw new Error('too weak') })
+    expect(await later('weak')).toBe('too weak')
+    expect(await later('strong')).toBe(true)
   })
 })

@@ -17,12 +17,14 @@ import { keyIdOf, KEY_ID_PATTERN, compareBytes, bytesEqual } from './crypto.js'
 import { InvalidRecordError, RecordConflictError } from './errors.js'
 import { USERNAME_PATTERN, MAX_FULL_NAME_CHARS, VERIFIED_CACHE_ENTRIES, VERIFIED_CACHE_BYTES } from './limits.js'
 import { decodeCbor, decodeSignedRecord, type SignedRecord } from './record.js'
+import { PWHASH_BOUNDS, PWHASH_SALT_BYTES } from './password.js'
 
 const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
 const bytesOf = (n: number): z.ZodType<Uint8Array> => bytes.refine(b => b.length === n, `must be ${n} bytes`)
 const time = z.number().int().nonnegative()
 
-export const encryptedSecretSchema = z.object({
+/** Secret keys sealed under a scrypt-derived key: records made before Argon2id (upgraded at login). */
+export const scryptSecretSchema = z.object({
   kdf: z.literal('scrypt'),
   N: z.number().int().min(2).max(1 << 22),
   r: z.number().int().min(1).max(32),
@@ -32,14 +34,26 @@ export const encryptedSecretSchema = z.object({
   ciphertext: bytes.refine(b => b.length <= 1024)
 }).strict()
 
+/** Secret keys sealed under the second half of Argon2id's output (password.ts), with its parameters. */
+export const argon2idSecretSchema = z.object({
+  kdf: z.literal('argon2id'),
+  ops: z.number().int().min(PWHASH_BOUNDS.opsMin).max(PWHASH_BOUNDS.opsMax),
+  mem: z.number().int().min(PWHASH_BOUNDS.memMin).max(PWHASH_BOUNDS.memMax),
+  salt: bytesOf(PWHASH_SALT_BYTES),
+  nonce: bytesOf(24),
+  ciphertext: bytes.refine(b => b.length <= 1024)
+}).strict()
+
+export const encryptedSecretSchema = z.discriminatedUnion('kdf', [argon2idSecretSchema, scryptSecretSchema])
+
 export const accountPayloadSchema = z.object({
   type: z.literal('account'),
   username: z.string().regex(USERNAME_PATTERN),
   fullName: z.string().min(1).max(MAX_FULL_NAME_CHARS),
   boxPublic: bytesOf(32),
-  /** bcrypt hash of the password (bcryptjs). */
+  /** bcrypt hash (bcryptjs) of the verifier Argon2id derives from the password (of the password itself for `scrypt` records). */
   passwordHash: z.string().regex(/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/),
-  /** The account's secret keys, encrypted under a key derived from the password. */
+  /** The account's secret keys, encrypted under a key derived from the password, and how it was derived. */
   secretKeys: encryptedSecretSchema,
   createdAt: time,
   updatedAt: time

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import {
   verifyRecordValue, checkUpdate, selectRecord, parseKey, generateAccountKeys, keyIdOf,
   createSignedRecord, encodeSignedRecord, presenceKey, userKey, conferenceKey, historyKey, stateKey,
-  MAX_RECORD_BYTES, type VerifiedRecord
+  MAX_RECORD_BYTES, type VerifiedRecord, type AccountPayload
 } from '../src/index.js'
 import { accountPayload, releasedPayload, presencePayload, presenceValue, userValue, type SignKeys } from './fixtures.js'
 
@@ -80,6 +80,12 @@ describe('verifyRecordValue', () => {
   it('refuses a malformed user payload (bad bcrypt hash) and an oversized record', () => {
     expect(() => v(userKey('alice'), userValue(alice, 'alice', 1, accountPayload('alice', { passwordHash: 'plain' }))))
       .toThrow(/invalid cc-user payload/)
+    // a record may not ask a login for more Argon2id work than a peer can give (nor for none)
+    const argon = (ops: number, mem: number): Partial<AccountPayload> => ({ secretKeys: { kdf: 'argon2id', ops, mem, salt: new Uint8Array(16), nonce: new Uint8Array(24), ciphertext: new Uint8Array(80) } })
+    expect(() => v(userKey('alice'), userValue(alice, 'alice', 1, accountPayload('alice', argon(3, 128 * 2 ** 20))))).not.toThrow()
+    expect(() => v(userKey('alice'), userValue(alice, 'alice', 1, accountPayload('alice', argon(3, 2 ** 31))))).toThrow(/invalid cc-user payload/)
+    expect(() => v(userKey('alice'), userValue(alice, 'alice', 1, accountPayload('alice', argon(100, 128 * 2 ** 20))))).toThrow(/invalid cc-user payload/)
+    expect(() => v(userKey('alice'), userValue(alice, 'alice', 1, accountPayload('alice', argon(3, 1024))))).toThrow(/invalid cc-user payload/)
     const big = presenceValue(alice, 1, presencePayload({ peerId: 'x'.repeat(MAX_RECORD_BYTES) }))
     expect(() => v(presenceKey(aliceId), big)).toThrow(/exceeds/)
   })

@@ -87,11 +87,11 @@ export async function withSpinner<T> (ctx: TuiContext, text: string, work: Promi
   }
 }
 
-/** An inquirer `validate` from one of the protocol's input rules (which throw with a clear message). */
-export function validator (check: (value: string) => unknown): (value: string) => true | string {
-  return value => {
+/** An inquirer `validate` from one of the protocol's input rules (which throw, or reject, with a clear message). */
+export function validator (check: (value: string) => unknown): (value: string) => Promise<true | string> {
+  return async value => {
     try {
-      check(value)
+      await check(value)
       return true
     } catch (err: any) {
       return String(err?.message ?? err)

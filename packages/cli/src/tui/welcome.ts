@@ -5,7 +5,7 @@
  * menu again.
  */
 import { select, input, password } from './screen.js'
-import { checkUsername, checkPassword, checkFullName } from '@conf-chat/protocol'
+import { checkUsername, checkNewPassword, checkFullName } from '@conf-chat/protocol'
 import { flushNotices, isQuit, promptContext, validator, withSpinner, type TuiContext } from './context.js'
 
 export type WelcomeResult = 'logged-in' | 'quit'
@@ -50,7 +50,7 @@ async function logIn (ctx: TuiContext): Promise<void> {
 async function register (ctx: TuiContext): Promise<void> {
   const io = promptContext(ctx)
   const username = (await input({ message: 'Choose a username', validate: validator(checkUsername) }, io)).trim()
-  const secret = await password({ message: 'Choose a password', mask: '*', validate: validator(checkPassword) }, io)
+  const secret = await password({ message: 'Choose a password', mask: '*', validate: validator(async v => { await checkNewPassword(v, [username]) }) }, io)
   await password({ message: 'Type it again', mask: '*', validate: v => v === secret || 'the two passwords differ' }, io)
   const fullName = (await input({ message: 'Your full name', validate: validator(checkFullName) }, io)).trim()
   await withSpinner(ctx, `Registering ${username}…`,

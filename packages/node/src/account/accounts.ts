@@ -1,16 +1,19 @@
 /**
  * Accounts in the DHT: registration (first come, first served names), login from any
- * peer (bcrypt check, then the private keys decrypted with a scrypt-derived key), and
- * password change (the same keys re-encrypted: the identity does not change).
+ * peer (one Argon2id over the password gives the bcrypt verifier's input and the key
+ * that decrypts the private keys: protocol's password.ts), and password change (the same
+ * keys re-encrypted: the identity does not change). A login upgrades a record made with
+ * less work than this peer's parameters (or before Argon2id) by writing it again.
  */
 import bcrypt from 'bcryptjs'
 import * as cborg from 'cborg'
 import { z } from 'zod'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import {
-  generateAccountKeys, keyIdOf, encryptWithPassword, decryptWithPassword, createSignedRecord, encodeSignedRecord,
-  userKey, checkUsername, checkPassword, checkFullName, bytesEqual, decodeCbor, nameClaimants, fingerprintOf,
-  DEFAULT_SCRYPT, type AccountKeys, type AccountPayload, type UserPayload, type VerifiedRecord, type ScryptParams
+  generateAccountKeys, keyIdOf, decryptWithPassword, createSignedRecord, encodeSignedRecord,
+  userKey, checkUsername, checkNewPassword, checkFullName, bytesEqual, decodeCbor, nameClaimants, fingerprintOf,
+  sealWithPassword, derivePasswordKeys, openWithPasswordKey, paramsOf, weakerThan, DEFAULT_PWHASH,
+  type AccountKeys, type AccountPayload, type UserPayload, type VerifiedRecord, type PwhashParams
 } from '@conf-chat/protocol'
 import { UnknownRecordError, type RecordStore } from '../network/index.js'
 import { ContestedNameError, NameTakenError, UnknownUserError, WrongPasswordError } from '../errors.js'
@@ -23,8 +26,8 @@ const NAME_READ_ATTEMPTS = 3
 export interface AccountsInit {
   /** bcrypt cost factor. @default 10 */
   bcryptCost?: number
-  /** scrypt parameters protecting the private keys. @default N=2^15, r=8, p=1 */
-  scrypt?: ScryptParams
+  /** Argon2id parameters for passwords set on this peer. @default 3 passes over 128 MiB */
+  pwhash?: PwhashParams
   /** Wait before reading a name again when a read could not tell (registration, login). @default 1000 ms */
   nameReadRetryMs?: number
 }
@@ -46,8 +49,11 @@ export interface Account extends UserProfile {
 /** Time spent in each part of a login, for the figures. */
 export interface LoginTimings {
   networkMs: number
-  bcryptMs: number
+  /** Argon2id (scrypt for a record made before it). */
   kdfMs: number
+  bcryptMs: number
+  /** Writing the record again with this peer's parameters (0 if it needed none). */
+  upgradeMs: number
 }
 
 const secretKeysSchema = z.object({
@@ -77,7 +83,7 @@ export class Accounts {
   private readonly onRetry?: AccountsComponents['onRetry']
   private readonly log: Logger
   private readonly bcryptCost: number
-  private readonly scrypt: ScryptParams
+  private readonly pwhash: PwhashParams
   private readonly nameReadRetryMs: number
   private readonly failures = new Map<string, { count: number, until: number }>()
 
@@ -86,7 +92,7 @@ export class Accounts {
     this.onRetry = components.onRetry
     this.log = components.logger.forComponent('conf-chat:account:accounts')
     this.bcryptCost = init.bcryptCost ?? DEFAULT_BCRYPT_COST
-    this.scrypt = init.scrypt ?? DEFAULT_SCRYPT
+    this.pwhash = init.pwhash ?? DEFAULT_PWHASH
     this.nameReadRetryMs = init.nameReadRetryMs ?? 1_000
   }
 
@@ -143,8 +149,8 @@ export class Accounts {
    */
   async register (input: { username: string, password: string, fullName: string }, options: AbortOptions = {}): Promise<Account> {
     checkUsername(input.username)
-    checkPassword(input.password)
     const fullName = checkFullName(input.fullName)
+    await checkNewPassword(input.password, [input.username, fullName])
     const key = userKey(input.username)
     if (await this.lookupRetrying(input.username, options) != null) throw new NameTakenError(input.username)
 
@@ -155,8 +161,7 @@ export class Accounts {
       username: input.username,
       fullName,
       boxPublic: keys.boxPublic,
-      passwordHash: await bcrypt.hash(input.password, this.bcryptCost),
-      secretKeys: await encryptWithPassword(cborg.encode({ signSecret: keys.signSecret, boxSecret: keys.boxSecret }), input.password, this.scrypt),
+      ...await this.credentials(keys, input.password),
       createdAt: now,
       updatedAt: now
     }
@@ -183,7 +188,12 @@ export class Accounts {
     return { ...profileOf(verified), keys, record: verified }
   }
 
-  /** Check the password with bcrypt and decrypt the account's keys. */
+  /**
+   * Check the password and decrypt the account's keys: one Argon2id, then bcrypt over its
+   * first half. A record made with less work than this peer's parameters is written again
+   * with them (the same keys, the next sequence number) before the login returns; if that
+   * write fails the login still succeeds, and the next one tries again.
+   */
   async login (username: string, password: string, options: AbortOptions = {}): Promise<{ account: Account, timings: LoginTimings }> {
     checkUsername(username)
     await this.throttle(username, options)
@@ -191,32 +201,39 @@ export class Accounts {
     const record = await this.lookupRetrying(username, options)
     const networkMs = performance.now() - t
     if (record == null) throw new UnknownUserError(username)
-    t = performance.now()
-    const ok = await bcrypt.compare(password, record.payload.passwordHash)
-    const bcryptMs = performance.now() - t
-    if (!ok) {
-      this.recordFailure(username)
-      throw new WrongPasswordError()
-    }
+    const { keys, kdfMs, bcryptMs } = await this.unlock(username, record, password)
     this.failures.delete(username)
     t = performance.now()
-    const keys = await this.unlockKeys(record, password)
-    const kdfMs = performance.now() - t
-    return { account: { ...profileOf(record), keys, record }, timings: { networkMs, bcryptMs, kdfMs } }
+    let account: Account = { ...profileOf(record), keys, record }
+    if (weakerThan(record.payload.secretKeys, this.pwhash)) {
+      try {
+        account = await this.publishCredentials(account, record, password, options)
+        this.log('%s: password record upgraded to Argon2id %d x %d MiB', username, this.pwhash.opsLimit, this.pwhash.memLimit / 2 ** 20)
+      } catch (err: any) {
+        this.log('%s: could not upgrade the password record (%s); next login tries again', username, err.message)
+      }
+    }
+    return { account, timings: { networkMs, kdfMs, bcryptMs, upgradeMs: performance.now() - t } }
   }
 
   /** Re-encrypt the same keys under a new password and publish the next version. */
   async changePassword (account: Account, oldPassword: string, newPassword: string, options: AbortOptions = {}): Promise<Account> {
-    checkPassword(newPassword)
+    await checkNewPassword(newPassword, [account.username, account.fullName])
     const current = await this.lookup(account.username, options) ?? account.record
     if (!bytesEqual(current.record.pub, account.signPublic)) throw new NameTakenError(account.username)
-    if (!await bcrypt.compare(oldPassword, current.payload.passwordHash)) throw new WrongPasswordError()
-    const payload: AccountPayload = {
-      ...current.payload,
-      passwordHash: await bcrypt.hash(newPassword, this.bcryptCost),
-      secretKeys: await encryptWithPassword(cborg.encode({ signSecret: account.keys.signSecret, boxSecret: account.keys.boxSecret }), newPassword, this.scrypt),
-      updatedAt: Date.now()
-    }
+    await this.unlock(account.username, current, oldPassword)
+    return await this.publishCredentials(account, current, newPassword, options)
+  }
+
+  /** The verifier and the sealed keys for `password`, with this peer's Argon2id parameters. */
+  private async credentials (keys: AccountKeys, password: string): Promise<Pick<AccountPayload, 'passwordHash' | 'secretKeys'>> {
+    const { sealed, verifier } = await sealWithPassword(cborg.encode({ signSecret: keys.signSecret, boxSecret: keys.boxSecret }), password, this.pwhash)
+    return { passwordHash: await bcrypt.hash(verifier, this.bcryptCost), secretKeys: sealed }
+  }
+
+  /** The next version of the account record, with `password`'s credentials, written to the DHT. */
+  private async publishCredentials (account: Account, current: VerifiedRecord<AccountPayload>, password: string, options: AbortOptions): Promise<Account> {
+    const payload: AccountPayload = { ...current.payload, ...await this.credentials(account.keys, password), updatedAt: Date.now() }
     const key = userKey(account.username)
     const record = createSignedRecord(key, current.record.seq + 1, payload, account.keys)
     await this.records.put(key, encodeSignedRecord(record), options)
@@ -224,9 +241,32 @@ export class Accounts {
     return { ...account, record: verified }
   }
 
-  private async unlockKeys (record: VerifiedRecord<AccountPayload>, password: string): Promise<AccountKeys> {
-    const secrets = secretKeysSchema.parse(decodeCbor(await decryptWithPassword(record.payload.secretKeys, password)))
-    return { signPublic: record.record.pub, signSecret: secrets.signSecret, boxPublic: record.payload.boxPublic, boxSecret: secrets.boxSecret }
+  /** The account's keys, if `password` is its password; else WrongPasswordError (counted by the throttle). */
+  private async unlock (username: string, record: VerifiedRecord<AccountPayload>, password: string): Promise<{ keys: AccountKeys, kdfMs: number, bcryptMs: number }> {
+    const sealed = record.payload.secretKeys
+    let t = performance.now()
+    let verifierInput = password
+    let open: () => Promise<Uint8Array>
+    if (sealed.kdf === 'argon2id') {
+      const derived = await derivePasswordKeys(password, sealed.salt, paramsOf(sealed))
+      verifierInput = derived.verifier
+      open = async () => openWithPasswordKey(sealed, derived.key)
+    } else {
+      open = async () => await decryptWithPassword(sealed, password)
+    }
+    let kdfMs = performance.now() - t
+    t = performance.now()
+    const ok = await bcrypt.compare(verifierInput, record.payload.passwordHash)
+    const bcryptMs = performance.now() - t
+    if (!ok) {
+      this.recordFailure(username)
+      throw new WrongPasswordError()
+    }
+    t = performance.now()
+    const plain = await open()
+    kdfMs += performance.now() - t
+    const secrets = secretKeysSchema.parse(decodeCbor(plain))
+    return { keys: { signPublic: record.record.pub, signSecret: secrets.signSecret, boxPublic: record.payload.boxPublic, boxSecret: secrets.boxSecret }, kdfMs, bcryptMs }
   }
 
   /** Wrong passwords on this peer slow the next attempt down: 0.5 s, 1 s, 2 s, ... 30 s. */

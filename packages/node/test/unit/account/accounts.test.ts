@@ -4,7 +4,13 @@
  * could not tell is never "no such user" and never "the name is free".
  */
 import { describe, it, expect } from 'vitest'
-import { verifyRecordValue, checkUpdate, userKey, selectRecord, fingerprintOf, type VerifiedRecord } from '@conf-chat/protocol'
+import bcrypt from 'bcryptjs'
+import * as cborg from 'cborg'
+import {
+  verifyRecordValue, checkUpdate, userKey, selectRecord, fingerprintOf, derivePasswordKeys, openWithPasswordKey, paramsOf,
+  generateAccountKeys, encryptWithPassword, createSignedRecord, encodeSignedRecord, decodeCbor, bytesEqual, PWHASH_BOUNDS,
+  type VerifiedRecord, type AccountPayload, type PwhashParams
+} from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { Accounts, type AccountsComponents } from '../../../src/account/accounts.js'
 import { UnknownRecordError } from '../../../src/network/records/index.js'
@@ -47,8 +53,11 @@ class MemoryRecords {
   }
 }
 
-function accountsOver (records: MemoryRecords, onRetry?: AccountsComponents['onRetry']): Accounts {
-  return new Accounts({ records: records as unknown as AccountsComponents['records'], onRetry, logger: defaultLogger() }, { bcryptCost: 4, scrypt: { N: 1024, r: 8, p: 1 }, nameReadRetryMs: 1 })
+/** The least Argon2id a record may ask for: fast enough for unit tests. */
+const CHEAP: PwhashParams = { opsLimit: 1, memLimit: PWHASH_BOUNDS.memMin }
+
+function accountsOver (records: MemoryRecords, onRetry?: AccountsComponents['onRetry'], pwhash = CHEAP): Accounts {
+  return new Accounts({ records: records as unknown as AccountsComponents['records'], onRetry, logger: defaultLogger() }, { bcryptCost: 4, pwhash, nameReadRetryMs: 1 })
 }
 
 const input = { username: 'alice', password: 'correct horse', fullName: 'Alice A.' }
@@ -106,5 +115,86 @@ describe('accounts when the replicas of a name disagree', () => {
     // once the other claim is gone (released, or never there), the name is the real owner's again
     honest.others.delete(key)
     expect((await accounts.login('alice', input.password)).account.keyId).toBe(real.keyId)
+  })
+})
+
+describe('passwords', () => {
+  const stored = (records: MemoryRecords): VerifiedRecord<AccountPayload> => records.stored.get(userKey('alice')) as VerifiedRecord<AccountPayload>
+
+  it('a record gives a guesser no oracle cheaper than one Argon2id: the bcrypt verifier and the keys both need its output', async () => {
+    const records = new MemoryRecords()
+    const account = await accountsOver(records).register(input)
+    const { payload } = stored(records)
+    const sealed = payload.secretKeys
+    if (sealed.kdf !== 'argon2id') throw new Error(`sealed with ${sealed.kdf}`)
+    // the parameters are in the record, so that they can be raised later
+    expect(paramsOf(sealed)).toEqual(CHEAP)
+    // bcrypt over the password itself (the old record's oracle) says nothing
+    expect(await bcrypt.compare(input.password, payload.passwordHash)).toBe(false)
+    const derived = await derivePasswordKeys(input.password, sealed.salt, paramsOf(sealed))
+    expect(await bcrypt.compare(derived.verifier, payload.passwordHash)).toBe(true)
+    const secrets = decodeCbor(openWithPasswordKey(sealed, derived.key)) as { signSecret: Uint8Array }
+    expect(bytesEqual(secrets.signSecret, account.keys.signSecret)).toBe(true)
+    // a wrong guess opens neither
+    const wrong = await derivePasswordKeys('correct horsf', sealed.salt, paramsOf(sealed))
+    expect(await bcrypt.compare(wrong.verifier, payload.passwordHash)).toBe(false)
+    expect(() => openWithPasswordKey(sealed, wrong.key)).toThrow(/Wrong password/)
+  })
+
+  it('refuses a short or guessable password at registration and at a change, saying why', async () => {
+    const records = new MemoryRecords()
+    const accounts = accountsOver(records)
+    await expect(accounts.register({ ...input, password: 'violet kett' })).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringMatching(/too short: at least 12/) })
+    await expect(accounts.register({ ...input, password: 'password1234' })).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringMatching(/too weak/) })
+    // the user's own name counts as a known word
+    await expect(accounts.register({ ...input, password: 'alicealice12' })).rejects.toMatchObject({ message: expect.stringMatching(/too weak/) })
+    expect(records.puts).toEqual([])
+    const account = await accounts.register(input)
+    await expect(accounts.changePassword(account, input.password, 'qwertyuiop12')).rejects.toMatchObject({ message: expect.stringMatching(/too weak/) })
+    expect(records.puts).toEqual([userKey('alice')])
+  })
+
+  it('an account made before Argon2id (bcrypt of the password, keys under scrypt) logs in and is upgraded: same keys, next version', async () => {
+    const records = new MemoryRecords()
+    const keys = generateAccountKeys()
+    const now = Date.now()
+    const legacy: AccountPayload = {
+      type: 'account',
+      username: 'alice',
+      fullName: 'Alice A.',
+      boxPublic: keys.boxPublic,
+      passwordHash: await bcrypt.hash(input.password, 4),
+      secretKeys: await encryptWithPassword(cborg.encode({ signSecret: keys.signSecret, boxSecret: keys.boxSecret }), input.password, { N: 1024, r: 8, p: 1 }),
+      createdAt: now,
+      updatedAt: now
+    }
+    await records.put(userKey('alice'), encodeSignedRecord(createSignedRecord(userKey('alice'), 1, legacy, keys)))
+    const accounts = accountsOver(records)
+    await expect(accounts.login('alice', 'correct horsf')).rejects.toMatchObject({ name: 'WrongPasswordError' })
+    expect(stored(records).record.seq).toBe(1)
+    const { account } = await accountsOver(records).login('alice', input.password)
+    expect(bytesEqual(account.keys.signSecret, keys.signSecret)).toBe(true)
+    const upgraded = stored(records)
+    expect(upgraded.record.seq).toBe(2)
+    expect(upgraded.payload.secretKeys.kdf).toBe('argon2id')
+    expect(await bcrypt.compare(input.password, upgraded.payload.passwordHash)).toBe(false)
+    expect(account.record.record.seq).toBe(2)
+    // and the upgraded record logs in with the same password, with nothing more to write
+    const again = await accountsOver(records).login('alice', input.password)
+    expect(bytesEqual(again.account.keys.boxSecret, keys.boxSecret)).toBe(true)
+    expect(stored(records).record.seq).toBe(2)
+  })
+
+  it('a record made with less work than this peer asks for is written again with its parameters at login', async () => {
+    const records = new MemoryRecords()
+    await accountsOver(records).register(input)
+    const stronger = { opsLimit: 2, memLimit: PWHASH_BOUNDS.memMin }
+    await accountsOver(records, undefined, stronger).login('alice', input.password)
+    const sealed = stored(records).payload.secretKeys
+    expect(sealed.kdf === 'argon2id' && paramsOf(sealed)).toEqual(stronger)
+    expect(stored(records).record.seq).toBe(2)
+    // a peer with weaker parameters does not lower them
+    await accountsOver(records).login('alice', input.password)
+    expect(stored(records).record.seq).toBe(2)
   })
 })
