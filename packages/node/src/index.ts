@@ -13,6 +13,7 @@ export * from './errors.js'
 export { DEFAULT_HOST, DEFAULT_SUPERNODE_PORT, DEFAULT_PRESENCE_TTL_MS, DEFAULT_PRESENCE_REFRESH_MS } from './constants.js'
 export { parseBootstrapAddrs, UnknownRecordError, type ChatPeer, type ChatPeerInit, type ChatPeerEvents } from './network/index.js'
 export type { Delivery, DeliveryStatus, QueuedEnvelope } from './delivery/index.js'
+export { CHAT_PROTOCOL } from './delivery/index.js'
 export type { UserProfile, PresenceInfo, DirectoryUser, LoginTimings, Session, SessionEndReason } from './account/index.js'
 export {
   isConferenceMessage, IncompleteHistoryError, UnknownConferenceError, AmbiguousConferenceIdError, NotConferenceMemberError, NotConferenceOwnerError,

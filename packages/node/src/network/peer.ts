@@ -23,6 +23,7 @@ import { SetStore, type SetStoreInit } from './sets/index.js'
 import { DhtService, type DhtServiceStats } from './dht/index.js'
 import { ConnectionLiveness } from './liveness.js'
 import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trimmer.js'
+import { InboundGate } from './inbound-gate.js'
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
@@ -59,6 +60,19 @@ const CONNECTION_MONITOR_ENABLED = false
 /** A TCP connection with no byte either way for this long is closed (@libp2p/tcp's default is 2 min:
  * long enough that a refresh or a mailbox read finds its connections open, not a re-dial each time). */
 const TCP_INACTIVITY_TIMEOUT_MS = 10 * 60_000
+/**
+ * Half-open inbound connections (inbound-gate.ts): at most this many pending from one
+ * address, and in all; a new one closes the oldest instead of being refused. libp2p's own
+ * count (which refuses) is set above the gate's, so that it never decides.
+ */
+const PENDING_PER_ADDRESS = 8
+const PENDING_TOTAL = 64
+/**
+ * An inbound connection must finish its handshake (multistream-select, Noise, yamux) in
+ * this long (libp2p's default is 10 s): milliseconds on a LAN, well under a second across
+ * the internet.
+ */
+const INBOUND_UPGRADE_TIMEOUT_MS = 5_000
 
 
 export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
@@ -121,6 +135,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private dht?: DhtService
   private liveness?: ConnectionLiveness
   private trimmer?: ConnectionTrimmer
+  private inboundGate?: InboundGate
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
   /** The running join loop, if any (one at a time). */
@@ -152,6 +167,9 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
 
   /** The DHT wiring's counters (pooled streams, closer peers filtered). */
   get dhtStats (): DhtServiceStats { return started(this.dht).stats }
+
+  /** Half-open inbound connections admitted, upgraded, and closed to make room (inbound-gate.ts). */
+  get inboundStats (): InboundGate['counts'] { return started(this.inboundGate).counts }
 
   /** Trims and connections closed by the connection trimmer. */
   get trimStats (): ConnectionTrimmer['counts'] { return started(this.trimmer).counts }
@@ -188,6 +206,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         onStall: peer => { this.liveness?.suspect(peer) },
         tableRefreshIntervalMs: DHT_TABLE_REFRESH_INTERVAL_MS
       })
+      const gate = this.inboundGate = new InboundGate({ perAddress: PENDING_PER_ADDRESS, total: PENDING_TOTAL }, logger.forComponent('conf-chat:network:inbound-gate'))
       const libp2p = await createLibp2p({
         privateKey,
         logger,
@@ -202,7 +221,13 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         connectionManager: {
           // every peer on one machine shares one remote IP; the default (5/s) resets them
           inboundConnectionThreshold: 1000,
-          maxConnections: MAX_CONNECTIONS
+          maxConnections: MAX_CONNECTIONS,
+          maxIncomingPendingConnections: 2 * PENDING_TOTAL,
+          inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS
+        },
+        connectionGater: {
+          denyInboundConnection: maConn => gate.admit(maConn),
+          denyInboundUpgradedConnection: (_peer, maConn) => gate.upgraded(maConn)
         },
         connectionMonitor: { enabled: CONNECTION_MONITOR_ENABLED },
         services: {
