@@ -112,6 +112,11 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
   node.addEventListener('network:slow', ({ detail }) => {
     notice(`network slow, retrying: reading ${detail.what} again in ${Math.max(1, Math.round(detail.retryInMs / 1000))}s (attempt ${detail.attempt + 1})`)
   })
+  // changes to friends and conferences kept here that the network has not taken yet
+  node.addEventListener('state:unsaved', ({ detail }) => {
+    notice(`your friends and conferences are not saved to the network (${detail.failures} tries, last: ${detail.reason}); kept here, still trying`)
+  })
+  node.addEventListener('state:saved', () => { notice('your friends and conferences are saved to the network again') })
 
   // the menus show the core's events their own way (tui/inbox.ts); command mode as plain lines
   if (!interactive) subscribeNotices(node, notice)

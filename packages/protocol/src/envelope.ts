@@ -40,6 +40,11 @@ export function newEnvelopeId (now = Date.now()): string {
   return `${now.toString(36).padStart(9, '0')}-${randomId(8)}`
 }
 
+/** When an envelope id was made (ms since epoch): its prefix, as its sender's clock read it. */
+export function envelopeIdTime (id: string): number {
+  return parseInt(id.slice(0, 9), 36)
+}
+
 function signingBytes (e: Omit<Envelope, 'sig'>): Uint8Array {
   return cborg.encode([SIGNING_DOMAIN, e.v, e.id, e.kind, e.from, e.fromKey, e.to, e.toKeyId, e.sentAt, e.body])
 }

@@ -20,6 +20,9 @@ import { delay, within } from '../utils/index.js'
 /** How long to wait before writing again after a failed write. */
 export const DEFAULT_STATE_RETRY_MS = 5_000
 
+/** Failed writes in a row before the user is told (and told again after as many more). */
+export const UNSAVED_AFTER_FAILURES = 3
+
 export interface PrivateStateInit {
   /** Wait before retrying a failed write of the private state. @default 5000 ms */
   stateRetryMs?: number
@@ -38,6 +41,10 @@ export interface PrivateStateComponents {
   owner: StateOwner
   /** The load could not tell and reads again in `retryInMs` (a slow network: the user is told). */
   onRetry?: (attempt: number, retryInMs: number) => void
+  /** Writes have failed `failures` times in a row (told every UNSAVED_AFTER_FAILURES), the last for `reason`. */
+  onUnsaved?: (failures: number, reason: string) => void
+  /** A write went through after `failures` failures that were told. */
+  onSaved?: (failures: number) => void
   logger: ComponentLogger
 }
 
@@ -65,6 +72,9 @@ export class PrivateStateStore {
   private writing?: Promise<void>
   private retryTimer?: NodeJS.Timeout
   private closed = false
+  /** Failed writes since the last one that went through, and why the last failed. */
+  private failures = 0
+  private lastFailure = ''
 
   constructor (components: PrivateStateComponents, init: PrivateStateInit = {}) {
     this.records = components.records
@@ -72,7 +82,12 @@ export class PrivateStateStore {
     this.onRetry = components.onRetry
     this.log = components.logger.forComponent('conf-chat:account:private-state')
     this.retryMs = init.stateRetryMs ?? DEFAULT_STATE_RETRY_MS
+    this.onUnsaved = components.onUnsaved
+    this.onSaved = components.onSaved
   }
+
+  private readonly onUnsaved?: PrivateStateComponents['onUnsaved']
+  private readonly onSaved?: PrivateStateComponents['onSaved']
 
   /** The current state (with changes not yet written). Read only: change it with `update`. */
   get state (): PrivateState { return this._state }
@@ -175,26 +190,33 @@ export class PrivateStateStore {
   /** Write until nothing is pending; false when a write failed (a retry is scheduled). */
   private async writeLoop (): Promise<boolean> {
     while (!this.closed && this.version > this.durableVersion) {
-      if (!await this.catchUp()) { this.failed(); return false }
+      if (!await this.catchUp()) { this.failed('the current state could not be read'); return false }
       const version = this.version
       const outcome = await this.write()
       if (outcome === 'written') {
+        if (this.failures >= UNSAVED_AFTER_FAILURES) this.onSaved?.(this.failures)
+        this.failures = 0
         this.durableVersion = version
         this.pending = this.pending.filter(p => p.version > version)
         this.settle(version, true)
       } else if (outcome === 'conflict') {
-        if (!await this.reloadAndReplay()) { this.failed(); return false }
+        if (!await this.reloadAndReplay()) { this.failed('a newer state could not be read'); return false }
       } else {
-        this.failed()
+        this.failed(this.lastFailure)
         return false
       }
     }
     return true
   }
 
-  private failed (): void {
+  private failed (reason: string): void {
     this.settle(Infinity, false)
     if (this.closed) return
+    this.failures++
+    if (this.failures % UNSAVED_AFTER_FAILURES === 0) {
+      this.log('private state unsaved after %d writes: %s', this.failures, reason)
+      this.onUnsaved?.(this.failures, reason)
+    }
     this.retryTimer = setTimeout(() => { this.startWriting() }, this.retryMs)
     this.retryTimer.unref()
   }
@@ -215,10 +237,12 @@ export class PrivateStateStore {
       const result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, payload, this.owner.keys)))
       this.seq = seq
       if (result.replicas > 0) { this.baseSeq = seq; return 'written' }
+      this.lastFailure = 'no peer stored it'
       return result.refused > 0 ? 'conflict' : 'failed'
     } catch (err: any) {
       // our own store holds a newer state than the one we loaded
       if (err.name === 'RecordConflictError') return 'conflict'
+      this.lastFailure = String(err.message)
       this.log('private state write failed: %s', err.message)
       return 'failed'
     }

@@ -36,6 +36,14 @@ export interface MessagingEvents extends FriendEvents, DirectMessageEvents, Conf
    * again in `retryInMs`: never taken as "nothing there". `what`: what is being read.
    */
   'network:slow': CustomEvent<{ what: string, attempt: number, retryInMs: number }>
+  /**
+   * The private state (friends, requests, conferences) has failed to be written
+   * `failures` times in a row (told at UNSAVED_AFTER_FAILURES, then every so many): the
+   * changes are kept and tried again, but another peer would not see them yet.
+   */
+  'state:unsaved': CustomEvent<{ failures: number, reason: string }>
+  /** The private state was written after `failures` failed writes that were told. */
+  'state:saved': CustomEvent<{ failures: number }>
 }
 
 export type Emit = <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']) => void

@@ -12,7 +12,7 @@ import type { LocalStore } from '../storage/index.js'
 import { within, type DueRuns } from '../utils/index.js'
 import { DEFAULT_QUERY_TIMEOUT_MS } from '../constants.js'
 import { History, type HistoryInit } from './history.js'
-import { Friends } from './friends/index.js'
+import { Friends, type RequestLimits } from './friends/index.js'
 import { DirectMessages } from './direct/index.js'
 import { Conferences } from './conferences/index.js'
 import type { MessagingEvents } from './events.js'
@@ -49,7 +49,10 @@ export interface LoggedInComponents {
   logger: ComponentLogger
 }
 
-export type LoggedInInit = PrivateStateInit & HistoryInit
+export interface LoggedInInit extends PrivateStateInit, HistoryInit {
+  /** What strangers may leave in the private state (friend requests). @default DEFAULT_REQUEST_LIMITS */
+  friendRequests?: RequestLimits
+}
 
 export class LoggedIn {
   readonly session: Session
@@ -89,6 +92,8 @@ export class LoggedIn {
       records: c.records,
       owner,
       onRetry: (attempt, retryInMs) => { c.emit('network:slow', { what: 'your friends and conferences', attempt, retryInMs }) },
+      onUnsaved: (failures, reason) => { c.emit('state:unsaved', { failures, reason }) },
+      onSaved: failures => { c.emit('state:saved', { failures }) },
       logger: c.logger
     }, init)
     this.history = new History({ records: c.records, local: c.local, state: this.state, logger: c.logger }, owner, init)
@@ -113,7 +118,8 @@ export class LoggedIn {
       deliver: async (kind: FriendKind, content: unknown, to: UserProfile, options?: AbortOptions): Promise<Delivery> => await c.dispatch(this.seal(kind, content, to), options),
       onFriend: (friend, presence, announce) => { c.onFriend(this, friend, presence, announce === true) },
       emit: (type, detail) => { c.emit(type, detail) },
-      logger: c.logger
+      logger: c.logger,
+      ...(init.friendRequests != null ? { limits: init.friendRequests } : {})
     })
     this.dms = new DirectMessages({
       me,

@@ -2,7 +2,7 @@
  * Friend entries in the private state: lookups, and the one change every path to a
  * friendship makes. Shared by the commands (friends.ts) and the envelope handlers.
  */
-import { bytesEqual, type Envelope, type FriendEntry, type FriendRequestEntry, type PrivateState } from '@conf-chat/protocol'
+import { bytesEqual, envelopeIdTime, type Envelope, type FriendEntry, type FriendRequestEntry, type PrivateState } from '@conf-chat/protocol'
 import type { StateMutation, UserProfile } from '../../account/index.js'
 import type { FriendState, OnFriend } from './types.js'
 
@@ -19,6 +19,44 @@ export function findFriend (state: PrivateState, username: string, signPublic?: 
   const f = state.friends.find(e => e.username === username)
   if (f == null || (signPublic != null && !bytesEqual(f.signPublic, signPublic))) return undefined
   return f
+}
+
+/**
+ * What strangers may leave in the private state: the private state is one sealed record
+ * (at most 128 KiB), and 400 fake accounts each asking to be friends once made it too big
+ * to be written at all. So incoming requests are capped (a request past the cap is
+ * refused as 'full', a passing refusal: its sender keeps it and tries again later) and
+ * expire unanswered; the per-sender marks of strangers expire with them.
+ */
+export interface RequestLimits {
+  /** Incoming requests waiting for an answer. */
+  maxIncoming: number
+  /** How long an incoming request waits; also how old a friend envelope may be. */
+  ttlMs: number
+}
+
+/** 45 days: longer than a mailbox item lives (30 days), so no envelope still in a mailbox is too old. */
+export const DEFAULT_REQUEST_LIMITS: RequestLimits = { maxIncoming: 100, ttlMs: 45 * 24 * 3600_000 }
+
+/**
+ * Drop incoming requests older than `ttlMs`, and the last-envelope marks of senders who
+ * are neither friends nor in a request and sent nothing we applied within `ttlMs`. Safe
+ * because a friend envelope older than `ttlMs` is refused as stale whatever its mark
+ * (`tooOld`): a dropped mark lets no old envelope back in.
+ */
+export function pruneStrangers (now: number, ttlMs: number): StateMutation {
+  return s => {
+    s.incoming = s.incoming.filter(e => e.at >= now - ttlMs)
+    const known = new Set([...s.friends, ...s.incoming, ...s.outgoing].map(e => e.username))
+    for (const [from, id] of Object.entries(s.lastFrom)) {
+      if (!known.has(from) && envelopeIdTime(id) < now - ttlMs) delete s.lastFrom[from]
+    }
+  }
+}
+
+/** Whether a friend envelope was made longer than `ttlMs` ago (by its id: its sender's clock). */
+export function tooOld (env: Envelope, now: number, ttlMs: number): boolean {
+  return envelopeIdTime(env.id) < now - ttlMs
 }
 
 /**

@@ -13,8 +13,11 @@ import {
   type Envelope, type FriendEntry, type FriendRequestEntry, type PrivateState
 } from '@conf-chat/protocol'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
-import { AlreadyFriendsError, NoFriendRequestError, NotFriendError, SelfFriendError, UnknownKindError } from '../../errors.js'
-import { becomeFriends, findFriend, markSeen, newerThanLast, profileOfEntry, without, type BecomeFriendsComponents } from './friend-state.js'
+import { AlreadyFriendsError, NoFriendRequestError, NotFriendError, RefusalError, SelfFriendError, UnknownKindError } from '../../errors.js'
+import {
+  becomeFriends, findFriend, markSeen, newerThanLast, profileOfEntry, without, tooOld, DEFAULT_REQUEST_LIMITS,
+  type BecomeFriendsComponents, type RequestLimits
+} from './friend-state.js'
 import { friendHandlers, type FriendEnvelopeHandler } from './handlers/index.js'
 import type { FriendActionResult, FriendInfo, FriendRequestInfo, FriendRequests, FriendsComponents } from './types.js'
 
@@ -26,6 +29,7 @@ export class Friends {
   private readonly log: Logger
   private readonly now: () => number
   private readonly handlers: ReadonlyMap<string, FriendEnvelopeHandler>
+  private readonly limits: RequestLimits
   /** What `becomeFriends` needs. */
   private readonly book: BecomeFriendsComponents
 
@@ -34,6 +38,7 @@ export class Friends {
     const logger = components.logger ?? defaultLogger()
     this.log = logger.forComponent('conf-chat:chat:friends')
     this.now = components.now ?? Date.now
+    this.limits = components.limits ?? DEFAULT_REQUEST_LIMITS
     this.book = { state: components.state, onFriend: components.onFriend, now: this.now }
     this.handlers = friendHandlers({
       state: components.state,
@@ -42,7 +47,8 @@ export class Friends {
       onFriend: components.onFriend,
       emit: components.emit,
       logger,
-      now: this.now
+      now: this.now,
+      limits: this.limits
     })
   }
 
@@ -71,7 +77,8 @@ export class Friends {
 
   requests (): FriendRequests {
     const info = (e: FriendRequestEntry): FriendRequestInfo => ({ username: e.username, at: e.at, ...(e.note != null ? { note: e.note } : {}) })
-    return { incoming: this.s.incoming.map(info), outgoing: this.s.outgoing.map(info) }
+    const live = this.s.incoming.filter(e => e.at >= this.now() - this.limits.ttlMs)
+    return { incoming: live.map(info), outgoing: this.s.outgoing.map(info) }
   }
 
   /** Friends with online/offline from their presence records (a failed read counts as offline). */
@@ -152,6 +159,7 @@ export class Friends {
     options.signal?.throwIfAborted()
     const handler = this.handlers.get(env.kind)
     if (handler == null) throw new UnknownKindError(env.kind)
+    if (tooOld(env, this.now(), this.limits.ttlMs)) throw new RefusalError('stale', `made more than ${Math.round(this.limits.ttlMs / 86_400_000)} days ago`)
     if (!newerThanLast(this.s, env)) {
       this.log('ignored a stale %s from %s (%s)', env.kind, env.from, env.id)
       return

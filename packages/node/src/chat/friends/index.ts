@@ -3,6 +3,7 @@
  * account's private state and told to the other side in signed envelopes.
  */
 export { Friends } from './friends.js'
+export { DEFAULT_REQUEST_LIMITS, type RequestLimits } from './friend-state.js'
 export type {
   FriendsComponents, FriendEvents, FriendActionResult, FriendInfo, FriendRequests, FriendRequestInfo,
   FriendState, DeliverFriendEnvelope, FriendEmit, OnFriend

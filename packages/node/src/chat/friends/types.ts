@@ -3,6 +3,7 @@ import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 import type { AccountKeys, FriendEntry, FriendKind, PrivateState } from '@conf-chat/protocol'
 import type { PresenceInfo, StateMutation, UserProfile } from '../../account/index.js'
 import type { Delivery } from '../../delivery/index.js'
+import type { RequestLimits } from './friend-state.js'
 
 export interface FriendInfo {
   username: string
@@ -69,4 +70,6 @@ export interface FriendsComponents {
   logger?: ComponentLogger
   /** The clock for request and friendship times (ms since epoch). @default Date.now */
   now?: () => number
+  /** What strangers may leave in the private state. @default DEFAULT_REQUEST_LIMITS */
+  limits?: RequestLimits
 }

@@ -153,4 +153,34 @@ describe('private state', () => {
     a.close()
     expect(await never).toBe(false)
   })
+
+  it('tells the user when writes keep failing (every 3rd failure in a row, with the reason), and once when one goes through', async () => {
+    const records = new MemoryRecords()
+    const told: string[] = []
+    const a = new PrivateStateStore({
+      ...stateOf(records),
+      onUnsaved: (failures, reason) => { told.push(`unsaved ${failures}: ${reason}`) },
+      onSaved: failures => { told.push(`saved after ${failures}`) }
+    }, { stateRetryMs: 5 })
+    await a.load()
+    // one failure and then success: nothing to tell
+    records.down = true
+    void a.update(addFriend(friend('erin')))
+    const first = a.written()
+    await records.readsReach(records.reads + 1)
+    records.down = false
+    expect(await first).toBe(true)
+    expect(told).toEqual([])
+    // failures in a row: told at the 3rd and the 6th, then once written
+    records.down = true
+    void a.update(addFriend(friend('frank')))
+    const written = a.written()
+    await expect.poll(() => told.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(2)
+    expect(told.slice(0, 2)).toEqual(['unsaved 3: no peer stored it', 'unsaved 6: no peer stored it'])
+    records.down = false
+    expect(await written).toBe(true)
+    const unsaved = told.filter(t => t.startsWith('unsaved')).length
+    expect(told.slice(unsaved)).toEqual([expect.stringMatching(/^saved after \d+$/)])
+    a.close()
+  })
 })

@@ -4,11 +4,11 @@
  */
 import { describe, it, expect, beforeEach } from 'vitest'
 import {
-  FRIEND_REQUEST_KIND, FRIEND_ACCEPT_KIND, FRIEND_REJECT_KIND, FRIEND_REMOVE_KIND, DM_KIND,
-  type FriendEntry
+  FRIEND_REQUEST_KIND, FRIEND_ACCEPT_KIND, FRIEND_REJECT_KIND, FRIEND_REMOVE_KIND, DM_KIND, MAX_FRIEND_NOTE_CHARS, MAX_RECORD_BYTES,
+  emptyPrivateState, sealForOwner, type FriendEntry
 } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
-import { Friends } from '../../../src/chat/friends/index.js'
+import { Friends, DEFAULT_REQUEST_LIMITS } from '../../../src/chat/friends/index.js'
 import type { PresenceInfo } from '../../../src/account/index.js'
 import { AlreadyFriendsError, NoFriendRequestError, NotFriendError, SelfFriendError, UnknownKindError, UnknownUserError } from '../../../src/errors.js'
 import {
@@ -314,5 +314,74 @@ describe('friends: envelopes in', () => {
     expect(friends.requests().incoming).toEqual([])
     expect(state.state.lastFrom).toEqual({})
     expect(events).toEqual([])
+  })
+})
+
+describe('friends: what strangers may leave in the private state', () => {
+  const LIMITS = { maxIncoming: 3, ttlMs: 10_000 }
+  const strangers = Array.from({ length: 5 }, (_, i) => user(`stranger${i}`))
+  let capped: Friends
+
+  beforeEach(() => {
+    clock = 50_000
+    capped = new Friends({
+      state,
+      me: { username: alice.username, keyId: alice.keyId },
+      keys: alice.keys,
+      profile: profiles(alice, bob, ...strangers),
+      presenceOf: async () => undefined,
+      deliver: recordingDeliver().deliver,
+      onFriend: () => {},
+      emit: recordingEmit().emit,
+      logger: defaultLogger(),
+      now: () => clock,
+      limits: LIMITS
+    })
+  })
+
+  const request = async (from: typeof bob, sentAt = clock): Promise<void> => {
+    await capped.receive(envelope(FRIEND_REQUEST_KIND, {}, from, alice, sentAt), contextFrom(from))
+  }
+
+  it('a request past the cap is refused as full, a passing refusal; the state keeps the cap', async () => {
+    for (const s of strangers.slice(0, 3)) await request(s)
+    const err = await request(strangers[3]!).catch(e => e)
+    expect(err).toMatchObject({ code: 'full', final: false })
+    expect(state.state.incoming.map(e => e.username)).toEqual(['stranger0', 'stranger1', 'stranger2'])
+    // a sender already waiting may ask again (a newer note) without counting twice
+    await request(strangers[0]!, clock + 1)
+    expect(state.state.incoming).toHaveLength(3)
+    // the user's own requests and friendships are not capped by strangers
+    await capped.add('bob')
+    expect(state.state.outgoing.map(e => e.username)).toEqual(['bob'])
+  })
+
+  it('unanswered requests expire: not listed, not counted, dropped with their senders\' marks at the next request', async () => {
+    for (const s of strangers.slice(0, 3)) await request(s)
+    expect(Object.keys(state.state.lastFrom)).toHaveLength(3)
+    clock += LIMITS.ttlMs + 1
+    expect(capped.requests().incoming).toEqual([])
+    await request(strangers[3]!)
+    expect(state.state.incoming.map(e => e.username)).toEqual(['stranger3'])
+    expect(Object.keys(state.state.lastFrom)).toEqual(['stranger3'])
+  })
+
+  it('a friend envelope made longer ago than the requests live is refused as stale (final), whatever its mark', async () => {
+    const old = request(strangers[0]!, clock - LIMITS.ttlMs - 1)
+    await expect(old).rejects.toMatchObject({ code: 'stale', final: true })
+    expect(state.state.incoming).toEqual([])
+  })
+})
+
+describe('friends: the cap on requests', () => {
+  it('the default cap of requests, each with the longest name and note, take under 40 % of the state record (46 KB of 128 KiB)', () => {
+    const s = emptyPrivateState()
+    for (let i = 0; i < DEFAULT_REQUEST_LIMITS.maxIncoming; i++) {
+      const u = user(`${String(i).padStart(3, '0')}${'x'.repeat(29)}`)
+      s.incoming.push({ username: u.username, keyId: u.keyId, signPublic: u.keys.signPublic, boxPublic: u.keys.boxPublic, at: Date.now(), note: 'n'.repeat(MAX_FRIEND_NOTE_CHARS) })
+      s.lastFrom[u.username] = '0000000ab-0123456789abcdef'
+    }
+    const sealed = sealForOwner(s, alice.keys)
+    expect(sealed.length).toBeLessThan(MAX_RECORD_BYTES * 0.4)
   })
 })

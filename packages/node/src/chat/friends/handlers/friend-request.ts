@@ -1,13 +1,16 @@
 import { openEnvelope, friendRequestBodySchema, FRIEND_ACCEPT_KIND, type FriendRequestEntry } from '@conf-chat/protocol'
 import type { Logger } from '@libp2p/interface'
-import { becomeFriends, findFriend, without } from '../friend-state.js'
+import { becomeFriends, findFriend, pruneStrangers, without } from '../friend-state.js'
+import { RefusalError } from '../../../errors.js'
 import type { FriendEnvelope, FriendEnvelopeHandler, FriendHandlerComponents } from './handler.js'
 
-export type FriendRequestHandlerComponents = Pick<FriendHandlerComponents, 'state' | 'keys' | 'deliver' | 'onFriend' | 'emit' | 'logger' | 'now'>
+export type FriendRequestHandlerComponents = Pick<FriendHandlerComponents, 'state' | 'keys' | 'deliver' | 'onFriend' | 'emit' | 'logger' | 'now' | 'limits'>
 
 /**
  * `friend-request`: kept as an incoming request (and told to the user), unless we are
- * friends already or asked them too: then both want it, and the friendship begins.
+ * friends already or asked them too: then both want it, and the friendship begins. With
+ * `limits.maxIncoming` requests waiting (expired ones not counted), a request from someone
+ * new is refused as 'full' (passing: its sender keeps it and tries again later).
  */
 export class FriendRequestHandler implements FriendEnvelopeHandler {
   private readonly components: FriendRequestHandlerComponents
@@ -35,7 +38,13 @@ export class FriendRequestHandler implements FriendEnvelopeHandler {
       if (!wasFriend) emit('friend:accepted', { username: from })
       return
     }
-    void state.update(s => { s.incoming = [...without(s.incoming, from), request]; seen(s) })
+    const { now, limits } = this.components
+    const waiting = state.state.incoming.filter(e => e.username !== from && e.at >= now() - limits.ttlMs).length
+    if (waiting >= limits.maxIncoming) {
+      this.log('refused a friend request from %s: %d requests wait already', from, waiting)
+      throw new RefusalError('full', `${waiting} friend requests wait for an answer`)
+    }
+    void state.update(s => { pruneStrangers(now(), limits.ttlMs)(s); s.incoming = [...without(s.incoming, from), request]; seen(s) })
     emit('friend:request', { username: from, at: env.sentAt, ...(body.note != null ? { note: body.note } : {}) })
   }
 }

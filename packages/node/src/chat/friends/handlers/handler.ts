@@ -3,6 +3,7 @@ import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 import type { AccountKeys, Envelope } from '@conf-chat/protocol'
 import type { StateMutation, UserProfile } from '../../../account/index.js'
 import type { DeliverFriendEnvelope, FriendEmit, FriendState, OnFriend } from '../types.js'
+import type { RequestLimits } from '../friend-state.js'
 
 /** One inbound friend envelope, already checked (for us, signed by the owner of `from`) and not stale. */
 export interface FriendEnvelope {
@@ -32,4 +33,5 @@ export interface FriendHandlerComponents {
   emit: FriendEmit
   logger: ComponentLogger
   now: () => number
+  limits: RequestLimits
 }
