@@ -16,6 +16,10 @@ export default defineConfig({
     setupFiles: ['packages/node/src/polyfill.ts'],
     // builds dist/ once (tsc -b and the bundles): the end-to-end tests run the bundled programs
     globalSetup: ['test/global-setup.ts'],
+    // a name's proof of work in one try (protocol's name-work.ts): the tests register hundreds
+    // of users in-process. The programs they start run on networks of their own, with the
+    // product's value (test/helpers/programs.ts keeps CONF_CHAT_* out of their environment)
+    env: { CONF_CHAT_NAME_WORK_BITS: '0' },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -8,6 +8,7 @@ import {
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { internalsOf } from './helpers/internals.js'
+import { storeUnchecked } from './helpers/records.js'
 
 const pw = 'correct horse battery'
 
@@ -175,7 +176,7 @@ describe('accounts', () => {
     await b.logout()
   })
 
-  it('an account made before Argon2id is upgraded at its next login: the next version, read from another peer, needs Argon2id; same keys', async () => {
+  it('an account made before Argon2id and name work is upgraded at its next login: the next version, read from another peer, needs Argon2id and carries the work; same keys', async () => {
     const keys = generateAccountKeys()
     const now = Date.now()
     const legacy: AccountPayload = {
@@ -188,7 +189,9 @@ describe('accounts', () => {
       createdAt: now,
       updatedAt: now
     }
-    await a.peer.records.put(userKey('henry'), encodeSignedRecord(createSignedRecord(userKey('henry'), 1, legacy, keys)))
+    // held since before names cost work: a new claim without work is refused now
+    const value = encodeSignedRecord(createSignedRecord(userKey('henry'), 1, legacy, keys))
+    for (const peer of [net.supernode, ...net.nodes.map(n => n.peer)].filter(p => p.status === 'started')) await storeUnchecked(peer, userKey('henry'), value)
     const { profile } = await b.login('henry', pw)
     await b.logout()
     const upgraded = await eventually(async () => {
@@ -196,6 +199,7 @@ describe('accounts', () => {
       return r?.record.seq === 2 && r
     })
     expect(upgraded.payload.secretKeys.kdf).toBe('argon2id')
+    expect(upgraded.payload.work).toEqual(expect.any(Number))
     expect(await bcrypt.compare(pw, upgraded.payload.passwordHash)).toBe(false)
     const again = await c.login('henry', pw)
     expect(again.profile.keyId).toBe(profile.keyId)

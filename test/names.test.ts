@@ -6,24 +6,17 @@
  * friend request never goes to the attacker's key.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { Libp2pRecord } from '@libp2p/record'
-import { Key } from 'interface-datastore'
-import { fromString as bytesFromString, toString as bytesToString } from 'uint8arrays'
-import { userKey, fingerprintOf } from '@conf-chat/protocol'
+import { userKey, fingerprintOf, generateAccountKeys, createSignedRecord, encodeSignedRecord, type AccountPayload } from '@conf-chat/protocol'
+import { fromString as bytesFromString } from 'uint8arrays'
 import type { ChatNode } from '@conf-chat/node'
-import { DHT_RECORD_PREFIX, type ChatDatastore, type ChatPeer } from '@conf-chat/node/network'
-import { startChatNetwork, type ChatNetwork } from './helpers/chat.js'
+import { storeUnchecked } from './helpers/records.js'
+import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { registerUser, PASSWORD } from './helpers/friends.js'
 
 const ATTACKER_PASSWORD = 'the attacker knows this one'
 
 /** What an attacker's own peer does with its store: hold `value` under `key`, whatever was there. */
-async function holdAsAttacker (peer: ChatPeer, key: string, value: Uint8Array): Promise<void> {
-  const ds = (peer as unknown as { datastore: ChatDatastore }).datastore
-  ds.recordGuard = undefined
-  const dsKey = new Key(`${DHT_RECORD_PREFIX}/${bytesToString(bytesFromString(key), 'base32')}`, false)
-  await ds.put(dsKey, new Libp2pRecord(bytesFromString(key), value, new Date()).serialize())
-}
+const holdAsAttacker = storeUnchecked
 
 describe('names against a Sybil majority', () => {
   let net: ChatNetwork
@@ -66,5 +59,41 @@ describe('names against a Sybil majority', () => {
     expect((await n1.friendRequests()).outgoing).toEqual([])
     // the real alice is told why she cannot log in now (not "wrong password")
     await expect(n0.login('alice', PASSWORD)).rejects.toMatchObject(contested)
+  })
+})
+
+describe('names cost work', () => {
+  let net: ChatNetwork | undefined
+  afterAll(async () => { await net?.cleanup() })
+
+  it('a squatter\'s claim without its proof of work (a junk record, no KDF work) is stored by no holder; the real user then registers the name', async () => {
+    net = await startChatNetwork(3, { mailboxPollMs: 0 })
+    const [userNode, reader] = net.nodes as [ChatNode, ChatNode]
+    // a client of the DHT, as the squatter's script was: it stores nothing for others
+    const squatterNode = await net.addNode({ clientMode: true })
+    const squatter = generateAccountKeys()
+    const key = userKey('newbie')
+    const junk = {
+      type: 'account', username: 'newbie', fullName: 'squatted', boxPublic: squatter.boxPublic,
+      passwordHash: '$2b$04$' + 'j'.repeat(53),
+      secretKeys: { kdf: 'scrypt', N: 2, r: 1, p: 1, salt: new Uint8Array(8), nonce: new Uint8Array(24), ciphertext: new Uint8Array(16) },
+      createdAt: Date.now(), updatedAt: Date.now()
+    }
+    const value = encodeSignedRecord(createSignedRecord(key, 1, junk, squatter))
+    // the squatter's own store takes anything (else kad-dht's put stops at it); then it offers the claim to the peers closest to the name
+    await storeUnchecked(squatterNode.peer, key, value)
+    const answers = { stored: 0, refused: 0 }
+    for await (const event of squatterNode.peer.libp2p.services.dht.put(bytesFromString(key), value)) {
+      if (event.name === 'PEER_RESPONSE') answers.stored++
+      if (event.name === 'QUERY_ERROR') answers.refused++
+    }
+    // every other holder refused it
+    for (const node of [net.supernode, userNode.peer, reader.peer]) expect(await node.records.getLocal(key)).toBeUndefined()
+    expect(answers.refused).toBeGreaterThan(0)
+    // the name reads as free elsewhere, and the real user gets it
+    await userNode.register({ username: 'newbie', password: PASSWORD, fullName: 'New Bie' })
+    const record = await eventually(async () => await reader.peer.records.get<AccountPayload>(key))
+    expect(record.payload.fullName).toBe('New Bie')
+    expect(record.payload.work).toEqual(expect.any(Number))
   })
 })

@@ -18,6 +18,7 @@ import { InvalidRecordError, RecordConflictError } from './errors.js'
 import { USERNAME_PATTERN, MAX_FULL_NAME_CHARS, VERIFIED_CACHE_ENTRIES, VERIFIED_CACHE_BYTES } from './limits.js'
 import { decodeCbor, decodeSignedRecord, type SignedRecord } from './record.js'
 import { PWHASH_BOUNDS, PWHASH_SALT_BYTES } from './password.js'
+import { checkNameWork, MAX_NAME_WORK } from './name-work.js'
 
 const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
 const bytesOf = (n: number): z.ZodType<Uint8Array> => bytes.refine(b => b.length === n, `must be ${n} bytes`)
@@ -55,6 +56,11 @@ export const accountPayloadSchema = z.object({
   passwordHash: z.string().regex(/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/),
   /** The account's secret keys, encrypted under a key derived from the password, and how it was derived. */
   secretKeys: encryptedSecretSchema,
+  /**
+   * The proof of work for this name and key (name-work.ts): needed for a new claim of the
+   * name; records made before it have none until their next login adds it.
+   */
+  work: z.number().int().nonnegative().max(MAX_NAME_WORK).optional(),
   createdAt: time,
   updatedAt: time
 }).strict()
@@ -123,7 +129,7 @@ interface NamespaceRule {
   segments: number
   payload: z.ZodType
   /** Extra agreement between key, payload and signer. */
-  check?: (parts: string[], payload: any) => void
+  check?: (parts: string[], payload: any, record: SignedRecord) => void
 }
 
 export const NAMESPACES = {
@@ -131,9 +137,12 @@ export const NAMESPACES = {
     ownership: 'name',
     segments: 1,
     payload: userPayloadSchema,
-    check: (parts, payload: UserPayload) => {
+    check: (parts, payload: UserPayload, record) => {
       if (!USERNAME_PATTERN.test(parts[0] ?? '')) throw new InvalidRecordError('invalid username in key')
       if (payload.username !== parts[0]) throw new InvalidRecordError('username does not match the key')
+      if (payload.type === 'account' && payload.work != null && !checkNameWork(payload.username, record.pub, payload.work)) {
+        throw new InvalidRecordError('the proof of work does not match the name and key')
+      }
     }
   },
   'cc-presence': { ownership: 'key', segments: 1, payload: presencePayloadSchema },
@@ -222,12 +231,17 @@ function checkRecordValue<P> (key: string, value: Uint8Array): VerifiedRecord<P>
     const issue = parsed.error.issues[0]
     throw new InvalidRecordError(`invalid ${namespace} payload: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim())
   }
-  rule.check?.(parts, parsed.data)
+  rule.check?.(parts, parsed.data, record)
   return { record, payload: parsed.data as P, namespace, value }
 }
 
 function isReleased (r: VerifiedRecord): boolean {
   return r.namespace === 'cc-user' && (r.payload as UserPayload).type === 'released'
+}
+
+/** An account record without a proof of work: one made before it, or a squatter's. */
+function isUnworkedClaim (r: VerifiedRecord): boolean {
+  return r.namespace === 'cc-user' && (r.payload as UserPayload).type === 'account' && (r.payload as AccountPayload).work == null
 }
 
 /**
@@ -245,8 +259,11 @@ function compareSameOwner (a: VerifiedRecord, b: VerifiedRecord): number {
  * RecordConflictError with the reason.
  */
 export function checkUpdate (existing: VerifiedRecord | undefined, incoming: VerifiedRecord): void {
+  if (existing != null && bytesEqual(existing.value, incoming.value)) return
+  if (isUnworkedClaim(incoming) && (existing == null || !bytesEqual(existing.record.pub, incoming.record.pub))) {
+    throw new RecordConflictError(`a new claim of ${incoming.record.key} needs its proof of work`)
+  }
   if (existing == null) return
-  if (bytesEqual(existing.value, incoming.value)) return
   if (!bytesEqual(existing.record.pub, incoming.record.pub)) {
     if (isReleased(existing)) return
     throw new RecordConflictError(`${incoming.record.key} is owned by another key`)
@@ -281,7 +298,10 @@ export function selectRecord (key: string, values: Uint8Array[]): number {
  * peers near the key, run by one attacker, could outnumber the honest ones).
  */
 export function nameClaimants (key: string, values: Uint8Array[]): Uint8Array[] {
-  return ownersOf(key, values).filter(o => !isReleased(o.newest.r)).map(o => o.pub).sort(compareBytes)
+  const live = ownersOf(key, values).filter(o => !isReleased(o.newest.r))
+  // a claim without work (made before it, or forged for nothing) counts only while no claim has it
+  const worked = live.filter(o => !isUnworkedClaim(o.newest.r))
+  return (worked.length > 0 ? worked : live).map(o => o.pub).sort(compareBytes)
 }
 
 interface Owner { pub: Uint8Array, count: number, newest: { index: number, r: VerifiedRecord } }

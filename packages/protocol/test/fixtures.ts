@@ -17,6 +17,8 @@ export function accountPayload (username: string, extra: Partial<AccountPayload>
     boxPublic: new Uint8Array(32).fill(7),
     passwordHash: FAKE_BCRYPT,
     secretKeys: { kdf: 'scrypt', N: 1024, r: 8, p: 1, salt: new Uint8Array(16), nonce: new Uint8Array(24), ciphertext: new Uint8Array(80) },
+    // a proof of work for any name: the unit tests run with CONF_CHAT_NAME_WORK_BITS=0 (vitest.unit.config.ts)
+    work: 0,
     createdAt: 1,
     updatedAt: 1,
     ...extra

@@ -12,7 +12,7 @@ import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import {
   generateAccountKeys, keyIdOf, decryptWithPassword, createSignedRecord, encodeSignedRecord,
   userKey, checkUsername, checkNewPassword, checkFullName, bytesEqual, decodeCbor, nameClaimants, fingerprintOf,
-  sealWithPassword, derivePasswordKeys, openWithPasswordKey, paramsOf, weakerThan, DEFAULT_PWHASH,
+  sealWithPassword, derivePasswordKeys, openWithPasswordKey, paramsOf, weakerThan, doNameWork, DEFAULT_PWHASH,
   type AccountKeys, type AccountPayload, type UserPayload, type VerifiedRecord, type PwhashParams
 } from '@conf-chat/protocol'
 import { UnknownRecordError, type RecordStore } from '../network/index.js'
@@ -155,12 +155,15 @@ export class Accounts {
     if (await this.lookupRetrying(input.username, options) != null) throw new NameTakenError(input.username)
 
     const keys = generateAccountKeys()
+    const { work, tries } = await doNameWork(input.username, keys.signPublic, options)
+    this.log('proof of work for %s: %d tries', input.username, tries)
     const now = Date.now()
     const payload: AccountPayload = {
       type: 'account',
       username: input.username,
       fullName,
       boxPublic: keys.boxPublic,
+      work,
       ...await this.credentials(keys, input.password),
       createdAt: now,
       updatedAt: now
@@ -205,10 +208,10 @@ export class Accounts {
     this.failures.delete(username)
     t = performance.now()
     let account: Account = { ...profileOf(record), keys, record }
-    if (weakerThan(record.payload.secretKeys, this.pwhash)) {
+    if (weakerThan(record.payload.secretKeys, this.pwhash) || record.payload.work == null) {
       try {
         account = await this.publishCredentials(account, record, password, options)
-        this.log('%s: password record upgraded to Argon2id %d x %d MiB', username, this.pwhash.opsLimit, this.pwhash.memLimit / 2 ** 20)
+        this.log('%s: record upgraded (Argon2id %d x %d MiB, proof of work for the name)', username, this.pwhash.opsLimit, this.pwhash.memLimit / 2 ** 20)
       } catch (err: any) {
         this.log('%s: could not upgrade the password record (%s); next login tries again', username, err.message)
       }
@@ -233,7 +236,9 @@ export class Accounts {
 
   /** The next version of the account record, with `password`'s credentials, written to the DHT. */
   private async publishCredentials (account: Account, current: VerifiedRecord<AccountPayload>, password: string, options: AbortOptions): Promise<Account> {
-    const payload: AccountPayload = { ...current.payload, ...await this.credentials(account.keys, password), updatedAt: Date.now() }
+    // a record made before names cost work gets its proof now: holders it has not reached yet need it
+    const work = current.payload.work ?? (await doNameWork(account.username, account.signPublic, options)).work
+    const payload: AccountPayload = { ...current.payload, ...await this.credentials(account.keys, password), work, updatedAt: Date.now() }
     const key = userKey(account.username)
     const record = createSignedRecord(key, current.record.seq + 1, payload, account.keys)
     await this.records.put(key, encodeSignedRecord(record), options)

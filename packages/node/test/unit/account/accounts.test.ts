@@ -168,7 +168,8 @@ describe('passwords', () => {
       createdAt: now,
       updatedAt: now
     }
-    await records.put(userKey('alice'), encodeSignedRecord(createSignedRecord(userKey('alice'), 1, legacy, keys)))
+    // held since before names cost work (a new claim without work is refused now)
+    records.stored.set(userKey('alice'), verifyRecordValue(userKey('alice'), encodeSignedRecord(createSignedRecord(userKey('alice'), 1, legacy, keys))))
     const accounts = accountsOver(records)
     await expect(accounts.login('alice', 'correct horsf')).rejects.toMatchObject({ name: 'WrongPasswordError' })
     expect(stored(records).record.seq).toBe(1)
@@ -177,6 +178,7 @@ describe('passwords', () => {
     const upgraded = stored(records)
     expect(upgraded.record.seq).toBe(2)
     expect(upgraded.payload.secretKeys.kdf).toBe('argon2id')
+    expect(upgraded.payload.work).toEqual(expect.any(Number))
     expect(await bcrypt.compare(input.password, upgraded.payload.passwordHash)).toBe(false)
     expect(account.record.record.seq).toBe(2)
     // and the upgraded record logs in with the same password, with nothing more to write
