@@ -11,7 +11,7 @@ import { fromString as bytesFromString } from 'uint8arrays'
 import type { ChatNode } from '@conf-chat/node'
 import { storeUnchecked } from './helpers/records.js'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
-import { registerUser, PASSWORD } from './helpers/friends.js'
+import { registerUser, makeFriends, collect, PASSWORD } from './helpers/friends.js'
 
 const ATTACKER_PASSWORD = 'the attacker knows this one'
 
@@ -95,5 +95,48 @@ describe('names cost work', () => {
     const record = await eventually(async () => await reader.peer.records.get<AccountPayload>(key))
     expect(record.payload.fullName).toBe('New Bie')
     expect(record.payload.work).toEqual(expect.any(Number))
+  })
+})
+
+describe('keys pinned at first contact', () => {
+  let net: ChatNetwork | undefined
+  let elsewhere: ChatNetwork | undefined
+  afterAll(async () => {
+    await elsewhere?.cleanup()
+    await net?.cleanup()
+  })
+
+  it('once every replica of alice holds an attacker\'s claim, bob (who knew alice) sends that key nothing: his friend-add and its request are refused with both fingerprints', { timeout: 120_000 }, async () => {
+    net = await startChatNetwork(4, { mailboxPollMs: 0 })
+    const [n0, n1, n2, n3] = net.nodes as [ChatNode, ChatNode, ChatNode, ChatNode]
+    await registerUser(n0, 'alice')
+    const aliceKeyId = n0.session!.account.keyId
+    await registerUser(n1, 'bob')
+    await makeFriends(n1, n0)
+    // the friendship ends; bob still knows alice's key
+    await n1.removeFriend('alice')
+    await n0.logout()
+    await n1.logout()
+    // the attacker's claim of alice replaces every replica: a lookup sees no other claim, so no contest
+    elsewhere = await startChatNetwork(1)
+    const forger = elsewhere.nodes[0]!
+    await forger.register({ username: 'alice', password: ATTACKER_PASSWORD, fullName: 'ALICE' })
+    const forgedKeyId = forger.session!.account.keyId
+    const forged = await forger.peer.records.getLocal(userKey('alice'))
+    for (const peer of [net.supernode, ...net.nodes.map(n => n.peer)]) await storeUnchecked(peer, userKey('alice'), forged!.value)
+
+    // bob logs in on a peer that never read alice's record: his private state remembers her key
+    await n3.login('bob', PASSWORD)
+    const changed = { pinned: fingerprintOf(aliceKeyId), found: fingerprintOf(forgedKeyId) }
+    await expect(n3.addFriend('alice')).rejects.toMatchObject({ name: 'KeyChangedError', ...changed })
+    expect((await n3.friendRequests()).outgoing).toEqual([])
+    // the attacker, logged in as alice here, asks bob: refused, and bob is told with both fingerprints
+    const told = collect(n3, 'friend:key-changed')
+    await n2.login('alice', ATTACKER_PASSWORD)
+    const sent = await n2.addFriend('bob')
+    expect(sent.delivery.status).not.toBe('delivered')
+    await eventually(() => told.length > 0)
+    expect(told[0]).toEqual({ username: 'alice', ...changed })
+    expect((await n3.friendRequests()).incoming).toEqual([])
   })
 })

@@ -45,3 +45,8 @@ export async function historyAsFarAsKnown (reading: Promise<ChatMessage[]>): Pro
 export function unreadPagesText (unreadPages: number): string {
   return `${unreadPages} page(s) of older messages could not be read from the network now: read the history again`
 }
+
+/** A friend envelope refused because it came under another key than the one first known (both fingerprints). */
+export function keyChangedLine (d: { username: string, pinned: string, found: string }): string {
+  return `${d.username}'s key changed: you know them as ${d.pinned}, this came from ${d.found}; refused`
+}

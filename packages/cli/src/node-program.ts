@@ -8,7 +8,7 @@ import { allocatePeerDataDir, lockDataDir } from './data-dir.js'
 import { LineTerminal } from './terminal.js'
 import { commands as defaultCommands, type CommandTable } from './commands/index.js'
 import { runCommandMode } from './modes/command-mode.js'
-import { liveDmLine, offlineLines, deliveryText } from './format.js'
+import { liveDmLine, offlineLines, deliveryText, keyChangedLine } from './format.js'
 import { subscribeConferenceNotices, withConferenceLabel } from './commands/conferences.js'
 import { DataDirInUseError, fatal } from './errors.js'
 import type { NodeApp } from './app.js'
@@ -53,6 +53,7 @@ function subscribeNotices (node: ChatNode, notice: (line: string) => void): void
   node.addEventListener('friend:accepted', ({ detail }) => { notice(`[friends] ${detail.username} accepted: you are now friends`) })
   node.addEventListener('friend:rejected', ({ detail }) => { notice(`[friends] ${detail.username} turned down your friend request`) })
   node.addEventListener('friend:removed', ({ detail }) => { notice(`[friends] ${detail.username} removed you from their friends`) })
+  node.addEventListener('friend:key-changed', ({ detail }) => { notice(`[friends] ${keyChangedLine(detail)}`) })
   node.addEventListener('message:status', ({ detail }) => {
     notice(`[${detail.kind === 'dm' ? 'msg' : detail.kind}] queued message to ${detail.to}: ${deliveryText({ id: detail.id, status: detail.status, where: detail.where, reason: detail.reason })}`)
   })

@@ -49,6 +49,22 @@ export class ContestedNameError extends Error {
   }
 }
 
+/**
+ * A user's key is not the one we first knew them by (pinned at first contact): the name
+ * was taken over, or lookups are answered by someone else. Nothing is sent to the new key.
+ */
+export class KeyChangedError extends Error {
+  override name = 'KeyChangedError'
+  readonly code = 'key-changed' as const
+  readonly pinned: string
+  readonly found: string
+  constructor (username: string, pinned: string, found: string) {
+    super(`key changed: you know ${username} as ${pinned}, the network now says ${found}; nothing sent to the new key`)
+    this.pinned = pinned
+    this.found = found
+  }
+}
+
 export class NameTakenError extends Error {
   override name = 'NameTakenError'
   constructor (username: string) { super(`name taken: ${username}`) }

@@ -102,7 +102,13 @@ export const privateStateSchema = z.looseObject({
   /** History pages per conversation id (see `conversationId`). */
   history: z.record(z.string(), z.object({ pages: z.number().int().nonnegative() }).strict()),
   /** Conferences (issue 5) keep their entries here. */
-  conferences: z.array(z.unknown())
+  conferences: z.array(z.unknown()),
+  /**
+   * The key each user was first known by (a request, an accept, a friend-add), kept after
+   * the friendship or request is gone: a later contact under another key is refused and
+   * shown with both fingerprints. Absent in states written before it.
+   */
+  known: z.record(z.string(), keyId).refine(k => Object.keys(k).length <= 4000, 'too many known keys').optional()
 })
 
 export type PrivateState = z.infer<typeof privateStateSchema>

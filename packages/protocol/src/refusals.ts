@@ -27,7 +27,9 @@ const FINAL_CODES = [
   /** Older than what the recipient already applied (a replay or an out-of-date change). */
   'stale',
   /** The recipient already has it (a tombstone says it was delivered and removed). */
-  'already-delivered'
+  'already-delivered',
+  /** The recipient knows the sender's name with another key (pinned at first contact). */
+  'key-changed'
 ] as const
 
 /** Refusals that may change: the sender keeps the envelope and tries again later. */

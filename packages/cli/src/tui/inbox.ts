@@ -12,6 +12,7 @@ import type { Colors } from 'picocolors/types.js'
 import { SessionEndedError } from './errors.js'
 import type { TuiNode } from './tui-node.js'
 import { clock, plural } from './format.js'
+import { keyChangedLine } from '../format.js'
 
 /** A conference message carries its conference (the core's ConferenceMessage). */
 export type ShownMessage = IncomingMessage & { conference?: { id: string, name: string } }
@@ -67,6 +68,7 @@ export class Inbox {
       this.friendChanges++
       this.notice(`${detail.username} is no longer your friend`)
     })
+    this.on('friend:key-changed', ({ detail }) => { this.notice(this.c.red(keyChangedLine(detail))) })
     this.on('presence', ({ detail }) => { this.onPresence(detail.username, detail.online) })
     this.on('conference:message', ({ detail }) => { this.onMessage(detail) })
     this.on('conference:invited', ({ detail }) => {

@@ -54,6 +54,24 @@ export function pruneStrangers (now: number, ttlMs: number): StateMutation {
   }
 }
 
+/**
+ * The key id `username` was first known by: a friend's or a request's (ours or theirs),
+ * else the one kept from an earlier contact (`known`). Keys are pinned at first contact:
+ * friend-add and accept pin the key they used, and a pin outlives the friendship.
+ */
+export function pinnedKeyId (state: PrivateState, username: string): string | undefined {
+  const byName = (e: { username: string }): boolean => e.username === username
+  return (state.friends.find(byName) ?? state.outgoing.find(byName) ?? state.incoming.find(byName))?.keyId ?? state.known?.[username]
+}
+
+/** The change that keeps `keyId` as `username`'s key for later contacts (the user chose this contact: strangers pin nothing). */
+export function pinKey (username: string, keyId: string): StateMutation {
+  return s => {
+    if (s.known?.[username] === keyId) return
+    s.known = { ...s.known, [username]: keyId }
+  }
+}
+
 /** Whether a friend envelope was made longer than `ttlMs` ago (by its id: its sender's clock). */
 export function tooOld (env: Envelope, now: number, ttlMs: number): boolean {
   return envelopeIdTime(env.id) < now - ttlMs
@@ -97,6 +115,7 @@ export function becomeFriends (components: BecomeFriendsComponents, request: Fri
     s.incoming = without(s.incoming, friend.username)
     s.outgoing = without(s.outgoing, friend.username)
     if (!s.friends.some(f => f.username === friend.username)) s.friends.push(friend)
+    pinKey(friend.username, friend.keyId)(s)
     also?.(s)
   })
   components.onFriend(friend, undefined, announce)

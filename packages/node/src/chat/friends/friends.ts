@@ -10,12 +10,12 @@ import type { AbortOptions, Logger } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import {
   checkFriendNote, checkUsername, FRIEND_REQUEST_KIND, FRIEND_ACCEPT_KIND, FRIEND_REJECT_KIND, FRIEND_REMOVE_KIND,
-  type Envelope, type FriendEntry, type FriendRequestEntry, type PrivateState
+  fingerprintOf, type Envelope, type FriendEntry, type FriendRequestEntry, type PrivateState
 } from '@conf-chat/protocol'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
-import { AlreadyFriendsError, NoFriendRequestError, NotFriendError, RefusalError, SelfFriendError, UnknownKindError } from '../../errors.js'
+import { AlreadyFriendsError, KeyChangedError, NoFriendRequestError, NotFriendError, RefusalError, SelfFriendError, UnknownKindError } from '../../errors.js'
 import {
-  becomeFriends, findFriend, markSeen, newerThanLast, profileOfEntry, without, tooOld, DEFAULT_REQUEST_LIMITS,
+  becomeFriends, findFriend, markSeen, newerThanLast, profileOfEntry, without, tooOld, pinnedKeyId, pinKey, DEFAULT_REQUEST_LIMITS,
   type BecomeFriendsComponents, type RequestLimits
 } from './friend-state.js'
 import { friendHandlers, type FriendEnvelopeHandler } from './handlers/index.js'
@@ -66,6 +66,12 @@ export class Friends {
     return f
   }
 
+  /** Throws KeyChangedError if `username` was first known by another key than `keyId`. */
+  private checkPinned (username: string, keyId: string): void {
+    const pinned = pinnedKeyId(this.s, username)
+    if (pinned != null && pinned !== keyId) throw new KeyChangedError(username, fingerprintOf(pinned), fingerprintOf(keyId))
+  }
+
   /** Whether we asked `username` to be friends and have no answer yet (their accept may be on the way). */
   asked (username: string): boolean {
     return this.s.outgoing.some(e => e.username === username)
@@ -101,7 +107,8 @@ export class Friends {
 
   /**
    * Ask `username` to be friends. If they already asked us, this accepts instead.
-   * Throws UnknownUserError, SelfFriendError, AlreadyFriendsError.
+   * Throws UnknownUserError, SelfFriendError, AlreadyFriendsError, and KeyChangedError
+   * when the name now reads with another key than the one we first knew them by.
    */
   async add (username: string, note?: string, options: AbortOptions = {}): Promise<FriendActionResult> {
     checkUsername(username)
@@ -110,11 +117,12 @@ export class Friends {
     if (this.friend(username) != null) throw new AlreadyFriendsError(username)
     if (this.s.incoming.some(e => e.username === username)) return await this.accept(username, options)
     const profile = await this.components.profile(username, options)
+    this.checkPinned(username, profile.keyId)
     const entry: FriendRequestEntry = {
       username, keyId: profile.keyId, signPublic: profile.signPublic, boxPublic: profile.boxPublic, at: this.now(),
       ...(cleanNote != null ? { note: cleanNote } : {})
     }
-    await this.components.state.update(s => { s.outgoing = [...without(s.outgoing, username), entry] })
+    await this.components.state.update(s => { s.outgoing = [...without(s.outgoing, username), entry]; pinKey(username, profile.keyId)(s) })
     const delivery = await this.components.deliver(FRIEND_REQUEST_KIND, cleanNote != null ? { note: cleanNote } : {}, profile, options)
     return { username, action: 'requested', delivery }
   }
@@ -159,6 +167,14 @@ export class Friends {
     options.signal?.throwIfAborted()
     const handler = this.handlers.get(env.kind)
     if (handler == null) throw new UnknownKindError(env.kind)
+    const pinned = pinnedKeyId(this.s, env.from)
+    if (pinned != null && pinned !== ctx.sender.keyId) {
+      // the name's owner is not the one we knew: told to the user, never applied
+      const err = new KeyChangedError(env.from, fingerprintOf(pinned), fingerprintOf(ctx.sender.keyId))
+      this.log('refused a %s from %s: %s', env.kind, env.from, err.message)
+      this.components.emit('friend:key-changed', { username: env.from, pinned: err.pinned, found: err.found })
+      throw err
+    }
     if (tooOld(env, this.now(), this.limits.ttlMs)) throw new RefusalError('stale', `made more than ${Math.round(this.limits.ttlMs / 86_400_000)} days ago`)
     if (!newerThanLast(this.s, env)) {
       this.log('ignored a stale %s from %s (%s)', env.kind, env.from, env.id)

@@ -38,6 +38,11 @@ export interface FriendEvents {
   'friend:accepted': CustomEvent<{ username: string }>
   'friend:rejected': CustomEvent<{ username: string }>
   'friend:removed': CustomEvent<{ username: string }>
+  /**
+   * A friend envelope came from `username` under another key than the one we first knew
+   * them by (fingerprints of both): refused, nothing applied.
+   */
+  'friend:key-changed': CustomEvent<{ username: string, pinned: string, found: string }>
 }
 
 /** The account's private state as the friends part uses it (a PrivateStateStore). */

@@ -5,12 +5,12 @@
 import { describe, it, expect, beforeEach } from 'vitest'
 import {
   FRIEND_REQUEST_KIND, FRIEND_ACCEPT_KIND, FRIEND_REJECT_KIND, FRIEND_REMOVE_KIND, DM_KIND, MAX_FRIEND_NOTE_CHARS, MAX_RECORD_BYTES,
-  emptyPrivateState, sealForOwner, type FriendEntry
+  emptyPrivateState, sealForOwner, fingerprintOf, type FriendEntry
 } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { Friends, DEFAULT_REQUEST_LIMITS } from '../../../src/chat/friends/index.js'
 import type { PresenceInfo } from '../../../src/account/index.js'
-import { AlreadyFriendsError, NoFriendRequestError, NotFriendError, SelfFriendError, UnknownKindError, UnknownUserError } from '../../../src/errors.js'
+import { AlreadyFriendsError, KeyChangedError, NoFriendRequestError, NotFriendError, SelfFriendError, UnknownKindError, UnknownUserError } from '../../../src/errors.js'
 import {
   user, envelope, contextFrom, MemoryState, recordingDeliver, recordingEmit, profiles,
   type Delivered, type Emitted
@@ -383,5 +383,68 @@ describe('friends: the cap on requests', () => {
     }
     const sealed = sealForOwner(s, alice.keys)
     expect(sealed.length).toBeLessThan(MAX_RECORD_BYTES * 0.4)
+  })
+})
+
+describe('friends: keys pinned at first contact', () => {
+  /** bob's name, now answered with another key (taken over, or lookups answered by an attacker). */
+  const impostor = { ...user('bob') }
+  const lookups = new Map<string, typeof bob>()
+  let pinned: Friends
+  let told: Emitted[]
+  let sent: Delivered[]
+
+  beforeEach(() => {
+    lookups.clear()
+    lookups.set('bob', bob)
+    const e = recordingEmit()
+    told = e.events
+    const d = recordingDeliver()
+    sent = d.delivered
+    pinned = new Friends({
+      state,
+      me: { username: alice.username, keyId: alice.keyId },
+      keys: alice.keys,
+      profile: async username => { const u = lookups.get(username); if (u == null) throw new UnknownUserError(username); return u.profile },
+      presenceOf: async () => undefined,
+      deliver: d.deliver,
+      onFriend: () => {},
+      emit: e.emit,
+      logger: defaultLogger(),
+      now: () => clock
+    })
+  })
+
+  it('a friend-add to a name that now reads with another key than the one we knew is refused with both fingerprints; nothing is sent', async () => {
+    await pinned.add('bob')
+    await pinned.remove('bob')
+    lookups.set('bob', impostor)
+    const err = await pinned.add('bob').catch(e => e)
+    expect(err).toBeInstanceOf(KeyChangedError)
+    expect(err).toMatchObject({ pinned: fingerprintOf(bob.keyId), found: fingerprintOf(impostor.keyId) })
+    expect(err.message).toContain(fingerprintOf(impostor.keyId))
+    expect(sent.map(d => d.kind)).toEqual([FRIEND_REQUEST_KIND, FRIEND_REMOVE_KIND])
+    expect(state.state.outgoing).toEqual([])
+  })
+
+  it('a friend envelope from a name we know under another key is refused (key-changed, final) and told; a friendship made by accept stays pinned', async () => {
+    await pinned.receive(envelope(FRIEND_REQUEST_KIND, {}, bob, alice, clock), contextFrom(bob))
+    await pinned.accept('bob')
+    await pinned.remove('bob')
+    const err = await pinned.receive(envelope(FRIEND_REQUEST_KIND, {}, impostor, alice, clock + 10), contextFrom(impostor)).catch(e => e)
+    expect(err).toMatchObject({ name: 'KeyChangedError', code: 'key-changed' })
+    expect(told.at(-1)).toEqual({ type: 'friend:key-changed', detail: { username: 'bob', pinned: fingerprintOf(bob.keyId), found: fingerprintOf(impostor.keyId) } })
+    expect(state.state.incoming).toEqual([])
+    // the real bob, with the key we know, is welcome again
+    await pinned.receive(envelope(FRIEND_REQUEST_KIND, {}, bob, alice, clock + 20), contextFrom(bob))
+    expect(state.state.incoming.map(e => e.keyId)).toEqual([bob.keyId])
+  })
+
+  it('a stranger\'s request pins nothing once it is gone: only the user\'s own contacts are kept', async () => {
+    await pinned.receive(envelope(FRIEND_REQUEST_KIND, {}, carol, alice, clock), contextFrom(carol))
+    await pinned.reject('carol')
+    expect(state.state.known?.carol).toBeUndefined()
+    await pinned.add('bob')
+    expect(state.state.known?.bob).toBe(bob.keyId)
   })
 })
