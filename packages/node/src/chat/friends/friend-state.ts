@@ -4,7 +4,7 @@
  */
 import { bytesEqual, envelopeIdTime, type Envelope, type FriendEntry, type FriendRequestEntry, type PrivateState } from '@conf-chat/protocol'
 import type { StateMutation, UserProfile } from '../../account/index.js'
-import type { FriendState, OnFriend } from './types.js'
+import type { FriendState, OnFriend, RequestLimits } from './types.js'
 
 export function profileOfEntry (e: FriendEntry | FriendRequestEntry, fullName = e.username): UserProfile {
   return { username: e.username, fullName, keyId: e.keyId, signPublic: e.signPublic, boxPublic: e.boxPublic }
@@ -26,16 +26,10 @@ export function findFriend (state: PrivateState, username: string, signPublic?: 
  * (at most 128 KiB), and 400 fake accounts each asking to be friends once made it too big
  * to be written at all. So incoming requests are capped (a request past the cap is
  * refused as 'full', a passing refusal: its sender keeps it and tries again later) and
- * expire unanswered; the per-sender marks of strangers expire with them.
+ * expire unanswered; the per-sender marks of strangers expire with them. 100 requests;
+ * 45 days: longer than a mailbox item lives (30 days), so no envelope still in a mailbox
+ * is too old.
  */
-export interface RequestLimits {
-  /** Incoming requests waiting for an answer. */
-  maxIncoming: number
-  /** How long an incoming request waits; also how old a friend envelope may be. */
-  ttlMs: number
-}
-
-/** 45 days: longer than a mailbox item lives (30 days), so no envelope still in a mailbox is too old. */
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = { maxIncoming: 100, ttlMs: 45 * 24 * 3600_000 }
 
 /**

@@ -16,10 +16,10 @@ import type { EnvelopeContext, UserProfile } from '../../account/index.js'
 import { AlreadyFriendsError, KeyChangedError, NoFriendRequestError, NotFriendError, RefusalError, SelfFriendError, UnknownKindError } from '../../errors.js'
 import {
   becomeFriends, findFriend, markSeen, newerThanLast, profileOfEntry, without, tooOld, pinnedKeyId, pinKey, DEFAULT_REQUEST_LIMITS,
-  type BecomeFriendsComponents, type RequestLimits
+  type BecomeFriendsComponents
 } from './friend-state.js'
 import { friendHandlers, type FriendEnvelopeHandler } from './handlers/index.js'
-import type { FriendActionResult, FriendInfo, FriendRequestInfo, FriendRequests, FriendsComponents } from './types.js'
+import type { FriendActionResult, FriendInfo, FriendRequestInfo, FriendRequests, FriendsComponents, RequestLimits } from './types.js'
 
 /** How many presence lookups `list()` runs at once. */
 const PRESENCE_CONCURRENCY = 8

@@ -3,8 +3,8 @@
  * account's private state and told to the other side in signed envelopes.
  */
 export { Friends } from './friends.js'
-export { DEFAULT_REQUEST_LIMITS, type RequestLimits } from './friend-state.js'
+export { DEFAULT_REQUEST_LIMITS } from './friend-state.js'
 export type {
   FriendsComponents, FriendEvents, FriendActionResult, FriendInfo, FriendRequests, FriendRequestInfo,
-  FriendState, DeliverFriendEnvelope, FriendEmit, OnFriend
+  FriendState, DeliverFriendEnvelope, FriendEmit, OnFriend, RequestLimits
 } from './types.js'

@@ -3,7 +3,6 @@ import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 import type { AccountKeys, FriendEntry, FriendKind, PrivateState } from '@conf-chat/protocol'
 import type { PresenceInfo, StateMutation, UserProfile } from '../../account/index.js'
 import type { Delivery } from '../../delivery/index.js'
-import type { RequestLimits } from './friend-state.js'
 
 export interface FriendInfo {
   username: string
@@ -60,6 +59,14 @@ export type FriendEmit = <K extends keyof FriendEvents>(type: K, detail: FriendE
  * other side's envelope began it, so they know us already and may hear we are online).
  */
 export type OnFriend = (friend: FriendEntry, presence?: PresenceInfo, announce?: boolean) => void
+
+/** What strangers may leave in the private state (friend-state.ts: DEFAULT_REQUEST_LIMITS). */
+export interface RequestLimits {
+  /** Incoming requests waiting for an answer. */
+  maxIncoming: number
+  /** How long an incoming request waits; also how old a friend envelope may be. */
+  ttlMs: number
+}
 
 export interface FriendsComponents {
   state: FriendState

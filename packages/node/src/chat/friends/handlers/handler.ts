@@ -2,8 +2,7 @@
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 import type { AccountKeys, Envelope } from '@conf-chat/protocol'
 import type { StateMutation, UserProfile } from '../../../account/index.js'
-import type { DeliverFriendEnvelope, FriendEmit, FriendState, OnFriend } from '../types.js'
-import type { RequestLimits } from '../friend-state.js'
+import type { DeliverFriendEnvelope, FriendEmit, FriendState, OnFriend, RequestLimits } from '../types.js'
 
 /** One inbound friend envelope, already checked (for us, signed by the owner of `from`) and not stale. */
 export interface FriendEnvelope {
