@@ -8,7 +8,9 @@
 # builds a local stand-in). Two stages: the first installs everything and builds; the
 # final one holds only each program bundled into one file and what the bundles load from
 # node_modules (native addons: LevelDB, libsodium; the password dictionaries a worker
-# loads): no compiler, no dev dependencies, no TypeScript sources.
+# loads), pruned to what runs here (libsodium's library for this platform only; the
+# dictionaries' CommonJS build, without their sources and maps): no compiler, no dev
+# dependencies, no TypeScript sources.
 ARG BASE_IMAGE=node:22-bookworm-slim
 
 FROM ${BASE_IMAGE} AS build
@@ -22,6 +24,12 @@ RUN mkdir -p /out/packages/cli/dist /out/packages/supernode/dist \
  && cp packages/cli/dist/conf-chat.js /out/packages/cli/dist/ \
  && cp packages/supernode/dist/conf-chat-supernode.js /out/packages/supernode/dist/ \
  && node scripts/runtime-modules.mjs | xargs -I{} cp -a --parents {} /out/ \
+ && arch="linux-$(node -p process.arch)" \
+ && find /out/node_modules/sodium-native/prebuilds -mindepth 1 -maxdepth 1 ! -name "$arch" -exec rm -rf {} + \
+ && rm -rf /out/node_modules/sodium-native/prebuilds/*/*.bare /out/node_modules/sodium-native/binding.cc \
+      /out/node_modules/sodium-native/CMakeLists.txt /out/node_modules/sodium-native/extensions \
+ && rm -rf /out/node_modules/@zxcvbn-ts/*/src \
+ && find /out/node_modules/@zxcvbn-ts \( -name '*.map' -o -name '*.mjs' -o -name '*.ts' \) -delete \
  && printf '{ "name": "conf-chat", "private": true, "type": "module" }\n' > /out/package.json
 
 FROM ${BASE_IMAGE}

@@ -11,13 +11,29 @@ import {
   InvalidSetKeyError, InvalidSetItemError, RemoveNotAuthorizedError,
   generateAccountKeys, keyIdOf, sign, verify, createSetItem, createRemoveAuth, encodeSetMessage, decodeSetResponse,
   mailboxSetKey, mailboxSetRules, directorySetKey, createEnvelope, encodeEnvelope, directoryShardOf, createDirectoryItem, decodeDirectoryItem,
-  type AccountKeys, type SetItem, type SetNamespaceRules, type SetResponse
+  userKey, createSignedRecord, encodeSignedRecord,
+  type AccountKeys, type AccountPayload, type SetItem, type SetNamespaceRules, type SetResponse
 } from '@conf-chat/protocol'
 import { rm } from 'node:fs/promises'
 import { ChatPeer } from '@conf-chat/node/network'
 import { startNetwork, tempDir, type TestNetwork } from './helpers/network.js'
 
 const TEST_DOMAIN = 'conf-chat:test-item:1'
+
+/** A registered account's payload for `username` (its work: any number, as the tests run with CONF_CHAT_NAME_WORK_BITS=0). */
+function accountOf (username: string, keys: AccountKeys): AccountPayload {
+  return {
+    type: 'account',
+    username,
+    fullName: username,
+    boxPublic: keys.boxPublic,
+    passwordHash: '$2b$04$' + 'a'.repeat(53),
+    secretKeys: { kdf: 'scrypt', N: 1024, r: 8, p: 1, salt: new Uint8Array(16), nonce: new Uint8Array(24), ciphertext: new Uint8Array(80) },
+    work: 0,
+    createdAt: Date.now(),
+    updatedAt: Date.now()
+  }
+}
 
 /** A test namespace: `/cc-test/<owner keyId>`; items are signed by their writer; only the owner removes. */
 const testRules: SetNamespaceRules = {
@@ -272,13 +288,24 @@ describe('replicated sets (R = 3)', () => {
     expect(res.stored[good.id]).toBe(3)
   })
 
-  it('keeps signed directory entries in their shard; refuses forged and misplaced ones', async () => {
+  it('keeps signed directory entries in their shard; refuses forged and misplaced ones, and names not registered to their signer', async () => {
     const alice = generateAccountKeys()
     const mallory = generateAccountKeys()
     const [writer, reader] = live()
     const shardKey = directorySetKey(directoryShardOf('alice'))
     const entry = createDirectoryItem({ username: 'alice', fullName: 'Alice Liddell' }, alice)
+    // before alice is registered, no holder lists her (each reads the name's record first)
+    await expect(writer!.sets.add(shardKey, [entry])).rejects.toMatchObject({ name: 'SetWriteError' })
+    await writer!.records.put(userKey('alice'), encodeSignedRecord(createSignedRecord(userKey('alice'), 1, accountOf('alice', alice), alice)))
     expect((await writer!.sets.add(shardKey, [entry])).stored[entry.id]).toBe(3)
+    // a directory fill: entries for names nobody registered, and for alice's name signed by another key
+    for (let i = 0; i < 20; i++) {
+      const item = createDirectoryItem({ username: `fake${i}`, fullName: `Fake ${i}` }, mallory)
+      await expect(writer!.sets.add(directorySetKey(directoryShardOf(`fake${i}`)), [item])).rejects.toMatchObject({ name: 'SetWriteError' })
+    }
+    const impostor = createDirectoryItem({ username: 'alice', fullName: 'Alice (really)' }, mallory)
+    await expect(writer!.sets.add(shardKey, [impostor])).rejects.toMatchObject({ name: 'SetWriteError' })
+    expect((await reader!.sets.list(shardKey)).map(i => i.id)).toEqual([entry.id])
 
     const listed = await reader!.sets.list(shardKey)
     expect(listed.map(i => decodeDirectoryItem(shardKey, i))).toMatchObject([{ username: 'alice', fullName: 'Alice Liddell' }])

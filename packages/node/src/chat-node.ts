@@ -213,13 +213,14 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
   // ------------------------------------------------------------ accounts and the session
 
   async register (input: { username: string, password: string, fullName: string }, options: AbortOptions = {}): Promise<UserProfile> {
-    const { sessions, accounts } = this.p
+    const { sessions, accounts, log } = this.p
     sessions.assertLoggedOut()
     const connected = await this.peer.ensureConnected(undefined, options)
     options.signal?.throwIfAborted()
     if (!connected) throw new NetworkUnreachableError()
     const account = await accounts.register(input, options)
-    await this.publishDirectoryEntry(account, options)
+    // the account exists now whatever the directory says: a listing that fails is tried again at each login
+    await this.publishDirectoryEntry(account, options).catch(err => { log('directory entry of %s not stored now: %s', account.username, err.message) })
     await sessions.begin(account, options)
     return profileOf(account.record)
   }

@@ -96,6 +96,13 @@ export interface SetNamespaceRules {
   authorizeRemove: (setKey: string, ids: string[], auth: SetRemoveAuth) => void
   /** Item lifetime for this namespace, overriding the store's default (ms). */
   itemTtlMs?: number
+  /**
+   * What a holder checks with the network before it stores a new item (the directory: that
+   * the name's registered owner signed the entry). Resolves, or rejects with the item's
+   * refusal: an InvalidSetItemError is final; anything else (a read that could not tell)
+   * passes, and the writer tries again.
+   */
+  authorizeItem?: (setKey: string, item: SetItem, options: { signal?: AbortSignal }) => Promise<void>
 }
 
 // ---------------------------------------------------------------- keys and ids

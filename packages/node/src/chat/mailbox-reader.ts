@@ -4,7 +4,7 @@
  * messages are shown together; what was handled, or refused for good, is then removed
  * from the holders. One read at a time.
  */
-import { DM_KIND, PRESENCE_KIND, isFinalRefusal, type Envelope, type RefusalCode } from '@conf-chat/protocol'
+import { DM_KIND, PRESENCE_KIND, isFinalRefusal, envelopeIdTime, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import type { Session, UserProfile } from '../account/index.js'
 import { DEFAULT_MAILBOX_TIMEOUT_MS, type Mailbox } from '../delivery/index.js'
@@ -24,6 +24,12 @@ import type { Emit } from './events.js'
 const UNORDERED_KINDS = new Set([DM_KIND])
 /** Envelopes of an unordered run handled at once. */
 const UNORDERED_CONCURRENCY = 16
+/**
+ * An envelope of a kind this peer does not know is left in the mailbox for a newer peer
+ * of the user's, for this long after it was made; then it is removed. Kept for ever, junk
+ * of made-up kinds was downloaded again at every mailbox read.
+ */
+export const UNKNOWN_KIND_MAX_AGE_MS = 7 * 24 * 3600_000
 
 export interface MailboxReaderComponents {
   mailbox: Pick<Mailbox, 'fetch' | 'remove'>
@@ -37,6 +43,8 @@ export interface MailboxReaderComponents {
   refused: (envelope: Envelope, err: unknown, live: boolean) => void
   emit: Emit
   logger: ComponentLogger
+  /** @default Date.now */
+  now?: () => number
 }
 
 export interface MailboxReaderInit {
@@ -89,8 +97,16 @@ export class MailboxReader {
     const handle = async (env: Envelope): Promise<boolean> => {
       if (stopped()) return false
       if (env.kind === PRESENCE_KIND) { done.push(env.id); return true }
-      // a kind this peer does not know yet (a newer peer sent it): leave it for one that does
-      if (!this.c.handles(env.kind)) { this.log('left %s of unknown kind %s in the mailbox', env.id, env.kind); return true }
+      // a kind this peer does not know yet (a newer peer sent it): leave it a while for one that does
+      if (!this.c.handles(env.kind)) {
+        if ((this.c.now ?? Date.now)() - envelopeIdTime(env.id) > UNKNOWN_KIND_MAX_AGE_MS) {
+          this.log('removed %s of unknown kind %s: older than %d days', env.id, env.kind, UNKNOWN_KIND_MAX_AGE_MS / 86_400_000)
+          done.push(env.id)
+        } else {
+          this.log('left %s of unknown kind %s in the mailbox', env.id, env.kind)
+        }
+        return true
+      }
       const sender = senders.get(env.from)
       if (sender instanceof Error) {
         if (sender.name !== 'UnknownUserError') { this.log('sender %s not found now, %s left for later: %s', env.from, env.id, sender.message); return true }

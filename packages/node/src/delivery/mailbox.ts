@@ -30,7 +30,7 @@ export interface FetchedMail {
 }
 
 export interface MailboxComponents {
-  sets: Pick<SetStore, 'add' | 'list' | 'remove' | 'registerNamespace'>
+  sets: Pick<SetStore, 'add' | 'list' | 'remove' | 'registerNamespace' | 'namespaceRules'>
   /** Whether this peer is a DHT server (then it is always among the holders it finds). */
   isDhtServer: () => boolean
   /** @default defaultLogger() */
@@ -54,11 +54,16 @@ export class Mailbox {
     this.log = (c.logger ?? defaultLogger()).forComponent('conf-chat:delivery:mailbox')
   }
 
-  /** Make this peer, as a holder and as a reader, accept only envelopes addressed to the mailbox. */
+  /**
+   * Make this peer, as a holder and as a reader, accept only envelopes addressed to the
+   * mailbox, keeping each one it checked for the reader; the rest of the peer's mailbox
+   * rules (a holder's check that the sender is registered) stay.
+   */
   registerRules (): void {
-    this.c.sets.registerNamespace(MAILBOX_SET_NAMESPACE, mailboxSetRules({
+    this.c.sets.registerNamespace(MAILBOX_SET_NAMESPACE, {
+      ...(this.c.sets.namespaceRules(MAILBOX_SET_NAMESPACE) ?? mailboxSetRules()),
       validateItem: (setKey, item) => { this.checked.set(item.data, validateMailboxItem(setKey, item)) }
-    }))
+    })
   }
 
   /**

@@ -24,6 +24,7 @@ import { DhtService, type DhtServiceStats } from './dht/index.js'
 import { ConnectionLiveness } from './liveness.js'
 import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trimmer.js'
 import { InboundGate } from './inbound-gate.js'
+import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
@@ -262,6 +263,10 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this._sets = new SetStore({
         peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, peerStore: libp2p.peerStore, dhtProtocol: DHT_PROTOCOL, logger
       }, this.init)
+      // directory entries and mailbox items from registered users only (unless a test serves its own rules)
+      const isOwner = ownerCheck(this._records)
+      if (this.init.setNamespaces?.[DIRECTORY_SET_NAMESPACE] == null) this._sets.registerNamespace(DIRECTORY_SET_NAMESPACE, ownedDirectoryRules(isOwner))
+      if (this.init.setNamespaces?.[MAILBOX_SET_NAMESPACE] == null) this._sets.registerNamespace(MAILBOX_SET_NAMESPACE, registeredSenderMailboxRules(isOwner))
       await this._sets.start()
       this.status = 'started'
       this.bootstrapAbort = new AbortController()

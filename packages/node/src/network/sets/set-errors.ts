@@ -60,6 +60,8 @@ export const ITEM_REMOVED = 'removed'
 export const SET_FULL = 'set full'
 export const ITEM_EXPIRED = 'expired'
 export const ITEM_IN_FUTURE = 'added in the future'
+/** The namespace's network check could not tell now (authorizeItem); the writer tries again. */
+export const ITEM_UNCHECKED = 'cannot be checked now'
 
 /**
  * The code a holder sends with each reason it gives for refusing an item: the reasons it
@@ -73,7 +75,8 @@ const ITEM_REFUSAL_CODES: Record<string, RefusalCode> = {
   [SET_FULL]: 'full',
   [ITEM_EXPIRED]: 'stale',
   /** the holder's clock is behind ours by more than the allowed skew: its fault, not final */
-  [ITEM_IN_FUTURE]: 'internal'
+  [ITEM_IN_FUTURE]: 'internal',
+  [ITEM_UNCHECKED]: 'not-ready'
 }
 
 /** The refusal of an item for `reason` (the holder's words): the code it sends with them. */

@@ -6,6 +6,7 @@
  * (see set-errors.ts for the codes those reasons stand for).
  */
 import { lpStream } from '@libp2p/utils'
+import pMap from 'p-map'
 import {
   MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_CLOCK_SKEW_MS, RemoveNotAuthorizedError,
   setRemovalSchema, verifyRemoveAuth, removalId, encodeSetMessage, decodeSetRequest, setItemFrameBytes,
@@ -13,7 +14,10 @@ import {
 } from '@conf-chat/protocol'
 import { timeLimit } from '../../utils/index.js'
 import { PAGE_BYTES, MAX_REFUSED_ID_CHARS, MAX_REFUSED_REASON_CHARS } from './constants.js'
-import { ITEM_REMOVED, SET_FULL, errorResponse, itemRefusal } from './set-errors.js'
+
+/** Items of one request checked with the network at once (authorizeItem: a DHT read each). */
+const AUTHORIZE_CONCURRENCY = 4
+import { ITEM_REMOVED, ITEM_UNCHECKED, SET_FULL, errorResponse, itemRefusal } from './set-errors.js'
 import type { SetLayout } from './set-layout.js'
 import type { SetNamespaces } from './set-namespaces.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, Stream } from '@libp2p/interface'
@@ -113,6 +117,7 @@ export class SetHolder {
       if (reason != null) refuse(String(item.id).slice(0, MAX_REFUSED_ID_CHARS), reason)
       else if (!valid.has(item.id)) valid.set(item.id, item)
     }
+    if (rules.authorizeItem != null) await this.authorize(setKey, rules, valid, refuse, options)
     if (valid.size === 0) return { type: 'added', accepted, rejected }
     await layout.withSetLock(setKey, async () => {
       let count = await layout.itemCount(setKey, options)
@@ -129,6 +134,26 @@ export class SetHolder {
       await layout.putItems(setKey, fresh, options)
     })
     return { type: 'added', accepted, rejected }
+  }
+
+  /**
+   * The namespace's network check of each item this holder does not hold yet (at most
+   * AUTHORIZE_CONCURRENCY at once); an item it refuses leaves `valid`. Items held already
+   * were checked when they came.
+   */
+  private async authorize (setKey: string, rules: SetNamespaceRules, valid: Map<string, SetItem>, refuse: (id: string, reason: string) => void, options: AbortOptions): Promise<void> {
+    const { layout } = this.components
+    const unknown: SetItem[] = []
+    for (const item of valid.values()) if (!await layout.hasItem(setKey, item.id, options)) unknown.push(item)
+    await pMap(unknown, async item => {
+      try {
+        await rules.authorizeItem!(setKey, item, options)
+      } catch (err: any) {
+        valid.delete(item.id)
+        if (err?.name === 'InvalidSetItemError') refuse(item.id, String(err.message))
+        else refuse(item.id, ITEM_UNCHECKED)
+      }
+    }, { concurrency: AUTHORIZE_CONCURRENCY })
   }
 
   /**

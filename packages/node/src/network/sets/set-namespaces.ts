@@ -30,6 +30,11 @@ export class SetNamespaces {
     this.rules.set(ns, rules)
   }
 
+  /** The rules of namespace `ns`, if it is served. */
+  rulesOf (ns: string): SetNamespaceRules | undefined {
+    return this.rules.get(ns)
+  }
+
   /** The rules for a set key; throws InvalidSetKeyError or UnknownSetNamespaceError. */
   rulesFor (setKey: string): SetNamespaceRules {
     const { namespace, parts } = parseSetKey(setKey)

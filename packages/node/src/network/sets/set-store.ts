@@ -121,6 +121,11 @@ export class SetStore {
     this.namespaces.register(ns, rules)
   }
 
+  /** The rules namespace `ns` is served under, if it is. */
+  namespaceRules (ns: string): SetNamespaceRules | undefined {
+    return this.namespaces.rulesOf(ns)
+  }
+
   async start (options: AbortOptions = {}): Promise<void> {
     if (this.running) return
     this.running = true

@@ -5,15 +5,15 @@
  */
 import { describe, it, expect } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
-import { DM_KIND, FRIEND_ACCEPT_KIND, type Envelope } from '@conf-chat/protocol'
-import { MailboxReader } from '../../../src/chat/mailbox-reader.js'
+import { DM_KIND, FRIEND_ACCEPT_KIND, newEnvelopeId, type Envelope } from '@conf-chat/protocol'
+import { MailboxReader, UNKNOWN_KIND_MAX_AGE_MS } from '../../../src/chat/mailbox-reader.js'
 import type { LoggedIn } from '../../../src/chat/logged-in.js'
 import type { IncomingMessage } from '../../../src/chat/direct/index.js'
 
 const envelope = (kind: string, i: number): Envelope => ({ id: `e-${String(i).padStart(3, '0')}`, kind, from: 'alice', sentAt: 1000 + i } as unknown as Envelope)
 
 /** A reader over `envelopes` whose handlers log when each starts and ends (each waits a turn of the event loop). */
-function setup (envelopes: Envelope[]): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], inFlight: { max: number } } {
+function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], inFlight: { max: number } } {
   const log: string[] = []
   const removed: string[][] = []
   const inFlight = { now: 0, max: 0 }
@@ -35,7 +35,8 @@ function setup (envelopes: Envelope[]): { reader: MailboxReader, active: LoggedI
       log.push(`end ${env.id}`)
       if (env.kind === DM_KIND) shown.push({ id: env.id, sentAt: env.sentAt } as unknown as IncomingMessage)
     },
-    handles: () => true,
+    handles: extra.handles ?? (() => true),
+    ...(extra.now != null ? { now: extra.now } : {}),
     session: () => session as any,
     refused: () => {},
     emit: () => {},
@@ -87,5 +88,17 @@ describe('MailboxReader', () => {
     const handled = log.filter(l => l.startsWith('end ')).map(l => l.slice(4))
     expect(handled.length).toBeGreaterThan(0)
     expect(removed.flat().sort()).toEqual(handled.sort())
+  })
+
+  it('leaves an envelope of a kind it does not know for a newer peer a while, then removes it', async () => {
+    const now = 100 * UNKNOWN_KIND_MAX_AGE_MS
+    const fresh = { ...envelope('kind-from-the-future', 0), id: newEnvelopeId(now - UNKNOWN_KIND_MAX_AGE_MS + 1000) }
+    const old = { ...envelope('kind-from-the-future', 1), id: newEnvelopeId(now - UNKNOWN_KIND_MAX_AGE_MS - 1000) }
+    const dm = { ...envelope(DM_KIND, 2), id: newEnvelopeId(now) }
+    const { reader, active, removed, log } = setup([fresh, old, dm], { handles: kind => kind === DM_KIND, now: () => now })
+    await reader.drain(active)
+    expect(removed.flat().sort()).toEqual([old.id, dm.id].sort())
+    // neither unknown one was handed to a handler
+    expect(log.filter(l => l.startsWith('start'))).toEqual([`start ${dm.id}`])
   })
 })

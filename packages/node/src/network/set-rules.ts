@@ -1,0 +1,66 @@
+/**
+ * The set namespaces' rules on this peer: protocol's (what an item must look like, who
+ * may remove it), plus what a holder checks with the network before it stores an item it
+ * has not got (`authorizeItem`): that the writer is a registered user.
+ *
+ * - Directory: the entry's name is registered to the key that signed it. A script once
+ *   filled a shard with 10,000 entries for names it never registered: the shard was full
+ *   for real users, and a full listing took 45 s.
+ * - Mailbox: the envelope's sender is registered with the key that signed it. 10,000
+ *   envelopes from a key nobody registered once filled a user's mailbox on every holder in
+ *   4 s, and a friend's message could no longer be left there.
+ *
+ * So every item costs its writer a registration, and a registration a name's proof of
+ * work. A name's owner does not change, so a holder remembers each confirmed pair for a
+ * while (OWNER_CACHE_*) instead of reading the record for every item.
+ */
+import { LRUCache } from 'lru-cache'
+import {
+  directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, userKey, bytesEqual, keyIdOf,
+  InvalidSetItemError, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE, type SetNamespaceRules, type UserPayload
+} from '@conf-chat/protocol'
+import type { RecordStore } from './records/index.js'
+
+export { DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE }
+
+const OWNER_CACHE_ENTRIES = 10_000
+const OWNER_CACHE_TTL_MS = 10 * 60_000
+
+/** Resolves if `username` is a live account of `signPublic`; else rejects (the refusal). */
+export type OwnerCheck = (username: string, signPublic: Uint8Array, options: { signal?: AbortSignal }) => Promise<void>
+
+export function ownerCheck (records: Pick<RecordStore, 'get'>): OwnerCheck {
+  const confirmed = new LRUCache<string, true>({ max: OWNER_CACHE_ENTRIES, ttl: OWNER_CACHE_TTL_MS })
+  return async (username, signPublic, options) => {
+    const id = `${username}/${keyIdOf(signPublic)}`
+    if (confirmed.has(id)) return
+    // a read that cannot tell throws UnknownRecordError: a passing refusal, the writer tries again
+    const owner = await records.get<UserPayload>(userKey(username), options)
+    // not (yet) registered as far as this holder can read: passing too (a registration racing its first write)
+    if (owner == null || owner.payload.type !== 'account') throw new Error(`${username} is not registered`)
+    if (!bytesEqual(owner.record.pub, signPublic)) throw new InvalidSetItemError(`${username} is registered to another key`)
+    confirmed.set(id, true)
+  }
+}
+
+/** Directory entries of names registered to their signer only. */
+export function ownedDirectoryRules (isOwner: OwnerCheck): SetNamespaceRules {
+  return {
+    ...directorySetRules(),
+    authorizeItem: async (setKey, item, options) => {
+      const entry = decodeDirectoryItem(setKey, item)
+      await isOwner(entry.username, entry.signPublic, options)
+    }
+  }
+}
+
+/** Mailbox items from registered senders only. */
+export function registeredSenderMailboxRules (isOwner: OwnerCheck): SetNamespaceRules {
+  return {
+    ...mailboxSetRules(),
+    authorizeItem: async (setKey, item, options) => {
+      const envelope = validateMailboxItem(setKey, item)
+      await isOwner(envelope.from, envelope.fromKey, options)
+    }
+  }
+}
