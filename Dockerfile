@@ -29,7 +29,8 @@ RUN mkdir -p /out/packages/cli/dist /out/packages/supernode/dist \
  && rm -rf /out/node_modules/sodium-native/prebuilds/*/*.bare /out/node_modules/sodium-native/binding.cc \
       /out/node_modules/sodium-native/CMakeLists.txt /out/node_modules/sodium-native/extensions \
  && rm -rf /out/node_modules/@zxcvbn-ts/*/src \
- && find /out/node_modules/@zxcvbn-ts \( -name '*.map' -o -name '*.mjs' -o -name '*.ts' \) -delete \
+ && find /out/node_modules/@zxcvbn-ts -name '*.mjs' -delete \
+ && find /out/node_modules \( -name '*.map' -o -name '*.ts' \) -delete \
  && printf '{ "name": "conf-chat", "private": true, "type": "module" }\n' > /out/package.json
 
 FROM ${BASE_IMAGE}
