@@ -9,7 +9,7 @@
  * closed; with `total` pending in all, the oldest of all is. So idle sockets never keep a
  * newcomer out: to crowd one out, an attacker must open `total` connections within the
  * few milliseconds an honest handshake takes. An honest handshake on a LAN or loopback
- * takes milliseconds; libp2p's upgrade time limit (INBOUND_UPGRADE_TIMEOUT_MS in peer.ts)
+ * takes milliseconds; libp2p's upgrade time limit (INBOUND_UPGRADE_TIMEOUT_MS below)
  * bounds the rest.
  */
 import type { Logger, MultiaddrConnection } from '@libp2p/interface'
@@ -20,6 +20,16 @@ export interface InboundGateInit {
   /** Pending connections in all. */
   total: number
 }
+
+/** Pending connections at most from one address, and in all (the peer's settings). */
+export const INBOUND_GATE: InboundGateInit = { perAddress: 8, total: 64 }
+
+/**
+ * An inbound connection must finish its handshake (multistream-select, Noise, yamux) in
+ * this long (libp2p's default is 10 s): milliseconds on a LAN, well under a second across
+ * the internet.
+ */
+export const INBOUND_UPGRADE_TIMEOUT_MS = 5_000
 
 export class InboundGate {
   /** Pending connections, oldest first (a Map keeps insertion order), and their address. */

@@ -23,7 +23,7 @@ import { SetStore, type SetStoreInit } from './sets/index.js'
 import { DhtService, type DhtServiceStats } from './dht/index.js'
 import { ConnectionLiveness } from './liveness.js'
 import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trimmer.js'
-import { InboundGate } from './inbound-gate.js'
+import { InboundGate, INBOUND_GATE, INBOUND_UPGRADE_TIMEOUT_MS } from './inbound-gate.js'
 import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
 import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
@@ -61,19 +61,6 @@ const CONNECTION_MONITOR_ENABLED = false
 /** A TCP connection with no byte either way for this long is closed (@libp2p/tcp's default is 2 min:
  * long enough that a refresh or a mailbox read finds its connections open, not a re-dial each time). */
 const TCP_INACTIVITY_TIMEOUT_MS = 10 * 60_000
-/**
- * Half-open inbound connections (inbound-gate.ts): at most this many pending from one
- * address, and in all; a new one closes the oldest instead of being refused. libp2p's own
- * count (which refuses) is set above the gate's, so that it never decides.
- */
-const PENDING_PER_ADDRESS = 8
-const PENDING_TOTAL = 64
-/**
- * An inbound connection must finish its handshake (multistream-select, Noise, yamux) in
- * this long (libp2p's default is 10 s): milliseconds on a LAN, well under a second across
- * the internet.
- */
-const INBOUND_UPGRADE_TIMEOUT_MS = 5_000
 
 
 export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
@@ -207,7 +194,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         onStall: peer => { this.liveness?.suspect(peer) },
         tableRefreshIntervalMs: DHT_TABLE_REFRESH_INTERVAL_MS
       })
-      const gate = this.inboundGate = new InboundGate({ perAddress: PENDING_PER_ADDRESS, total: PENDING_TOTAL }, logger.forComponent('conf-chat:network:inbound-gate'))
+      const gate = this.inboundGate = new InboundGate(INBOUND_GATE, logger.forComponent('conf-chat:network:inbound-gate'))
       const libp2p = await createLibp2p({
         privateKey,
         logger,
@@ -223,7 +210,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           // every peer on one machine shares one remote IP; the default (5/s) resets them
           inboundConnectionThreshold: 1000,
           maxConnections: MAX_CONNECTIONS,
-          maxIncomingPendingConnections: 2 * PENDING_TOTAL,
+          // libp2p's own count (which refuses) stays above the gate's, so that it never decides
+          maxIncomingPendingConnections: 2 * INBOUND_GATE.total,
           inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS
         },
         connectionGater: {

@@ -7,10 +7,10 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import * as cborg from 'cborg'
 import { streamPair, lpStream } from '@libp2p/utils'
 import {
-  MAX_SET_ITEM_BYTES, MAX_SET_FRAME_BYTES, createRemoveAuth, createSetItem, generateAccountKeys,
+  MAX_SET_ITEM_BYTES, MAX_SET_FRAME_BYTES, createRemoveAuth, createSetItem, generateAccountKeys, InvalidSetItemError,
   type SetResponse
 } from '@conf-chat/protocol'
-import { TestNet, rawRequest, testSetKey, textItem, textOf, type TestPeer } from './fixtures.js'
+import { TestNet, rawRequest, testSetKey, textItem, textOf, testRules, TEST_NAMESPACE, type TestPeer } from './fixtures.js'
 import type { Connection } from '@libp2p/interface'
 
 const owner = generateAccountKeys()
@@ -134,5 +134,50 @@ describe('set holder', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(150)
     expect(inbound.status).not.toBe('open')
     outbound.abort(new Error('done'))
+  })
+})
+
+describe('set holder: checks with the network before storing (authorizeItem)', () => {
+  let net: TestNet
+  let holder: TestPeer
+  const asked: string[] = []
+  /** What the namespace's network check says of each item's text. */
+  const verdicts = new Map<string, 'ok' | 'final' | 'unknown'>()
+
+  beforeEach(async () => {
+    asked.length = 0
+    verdicts.clear()
+    net = new TestNet()
+    holder = await net.peer()
+    holder.store.registerNamespace(TEST_NAMESPACE, {
+      ...testRules,
+      authorizeItem: async (_setKey, item) => {
+        const text = textOf(item)
+        asked.push(text)
+        const verdict = verdicts.get(text) ?? 'ok'
+        if (verdict === 'final') throw new InvalidSetItemError(`${text} is registered to another key`)
+        if (verdict === 'unknown') throw new Error('the record could not be read now')
+      }
+    })
+  })
+  afterEach(async () => { await net.stop() })
+
+  it('stores what the check lets through; refuses the rest, finally or for now; never checks an item it holds again', async () => {
+    const ok = textItem(net.clock, 'registered')
+    const impostor = textItem(net.clock, 'impostor')
+    const unread = textItem(net.clock, 'unread')
+    verdicts.set('impostor', 'final').set('unread', 'unknown')
+    const res = added(await rawRequest(holder, { type: 'add', setKey: key, items: [ok, impostor, unread] }))
+    expect(res.accepted).toEqual([ok.id])
+    expect(res.rejected).toEqual([
+      { id: impostor.id, code: 'malformed', reason: 'impostor is registered to another key' },
+      { id: unread.id, code: 'not-ready', reason: 'cannot be checked now' }
+    ])
+    expect((await holder.store.localItems(key)).map(textOf)).toEqual(['registered'])
+    // the held item is acknowledged without a second check; the unread one is checked again
+    verdicts.set('unread', 'ok')
+    asked.length = 0
+    expect(added(await rawRequest(holder, { type: 'add', setKey: key, items: [ok, unread] })).accepted).toEqual([ok.id, unread.id])
+    expect(asked).toEqual(['unread'])
   })
 })
