@@ -12,7 +12,9 @@
  *
  * So every item costs its writer a registration, and a registration a name's proof of
  * work. A name's owner does not change, so a holder remembers each confirmed pair for a
- * while (OWNER_CACHE_*) instead of reading the record for every item.
+ * while (OWNER_CACHE_*) instead of reading the record for every item, and each refused
+ * one for a minute (REFUSED_CACHE_*): 10,000 envelopes from one unregistered name cost a
+ * holder one read a minute, not 10,000.
  */
 import { LRUCache } from 'lru-cache'
 import {
@@ -25,20 +27,30 @@ export { DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE }
 
 const OWNER_CACHE_ENTRIES = 10_000
 const OWNER_CACHE_TTL_MS = 10 * 60_000
+const REFUSED_CACHE_ENTRIES = 10_000
+const REFUSED_CACHE_TTL_MS = 60_000
 
 /** Resolves if `username` is a live account of `signPublic`; else rejects (the refusal). */
 export type OwnerCheck = (username: string, signPublic: Uint8Array, options: { signal?: AbortSignal }) => Promise<void>
 
 export function ownerCheck (records: Pick<RecordStore, 'get'>): OwnerCheck {
   const confirmed = new LRUCache<string, true>({ max: OWNER_CACHE_ENTRIES, ttl: OWNER_CACHE_TTL_MS })
+  const refused = new LRUCache<string, Error>({ max: REFUSED_CACHE_ENTRIES, ttl: REFUSED_CACHE_TTL_MS })
   return async (username, signPublic, options) => {
     const id = `${username}/${keyIdOf(signPublic)}`
     if (confirmed.has(id)) return
-    // a read that cannot tell throws UnknownRecordError: a passing refusal, the writer tries again
+    const known = refused.get(id)
+    if (known != null) throw known
+    // a read that cannot tell throws UnknownRecordError: a passing refusal, the writer tries again (not remembered)
     const owner = await records.get<UserPayload>(userKey(username), options)
     // not (yet) registered as far as this holder can read: passing too (a registration racing its first write)
-    if (owner == null || owner.payload.type !== 'account') throw new Error(`${username} is not registered`)
-    if (!bytesEqual(owner.record.pub, signPublic)) throw new InvalidSetItemError(`${username} is registered to another key`)
+    let err: Error | undefined
+    if (owner == null || owner.payload.type !== 'account') err = new Error(`${username} is not registered`)
+    else if (!bytesEqual(owner.record.pub, signPublic)) err = new InvalidSetItemError(`${username} is registered to another key`)
+    if (err != null) {
+      refused.set(id, err)
+      throw err
+    }
     confirmed.set(id, true)
   }
 }

@@ -66,10 +66,10 @@ export class Friends {
     return f
   }
 
-  /** Throws KeyChangedError if `username` was first known by another key than `keyId`. */
-  private checkPinned (username: string, keyId: string): void {
+  /** The error to refuse `keyId` with, if `username` was first known by another key. */
+  private keyChange (username: string, keyId: string): KeyChangedError | undefined {
     const pinned = pinnedKeyId(this.s, username)
-    if (pinned != null && pinned !== keyId) throw new KeyChangedError(username, fingerprintOf(pinned), fingerprintOf(keyId))
+    return pinned != null && pinned !== keyId ? new KeyChangedError(username, fingerprintOf(pinned), fingerprintOf(keyId)) : undefined
   }
 
   /** Whether we asked `username` to be friends and have no answer yet (their accept may be on the way). */
@@ -117,7 +117,8 @@ export class Friends {
     if (this.friend(username) != null) throw new AlreadyFriendsError(username)
     if (this.s.incoming.some(e => e.username === username)) return await this.accept(username, options)
     const profile = await this.components.profile(username, options)
-    this.checkPinned(username, profile.keyId)
+    const changed = this.keyChange(username, profile.keyId)
+    if (changed != null) throw changed
     const entry: FriendRequestEntry = {
       username, keyId: profile.keyId, signPublic: profile.signPublic, boxPublic: profile.boxPublic, at: this.now(),
       ...(cleanNote != null ? { note: cleanNote } : {})
@@ -167,10 +168,9 @@ export class Friends {
     options.signal?.throwIfAborted()
     const handler = this.handlers.get(env.kind)
     if (handler == null) throw new UnknownKindError(env.kind)
-    const pinned = pinnedKeyId(this.s, env.from)
-    if (pinned != null && pinned !== ctx.sender.keyId) {
+    const err = this.keyChange(env.from, ctx.sender.keyId)
+    if (err != null) {
       // the name's owner is not the one we knew: told to the user, never applied
-      const err = new KeyChangedError(env.from, fingerprintOf(pinned), fingerprintOf(ctx.sender.keyId))
       this.log('refused a %s from %s: %s', env.kind, env.from, err.message)
       this.components.emit('friend:key-changed', { username: env.from, pinned: err.pinned, found: err.found })
       throw err
