@@ -12,9 +12,9 @@
  *
  * So every item costs its writer a registration, and a registration a name's proof of
  * work. A name's owner does not change, so a holder remembers each confirmed pair for a
- * while (OWNER_CACHE_*) instead of reading the record for every item, and each refused
- * one for a minute (REFUSED_CACHE_*): 10,000 envelopes from one unregistered name cost a
- * holder one read a minute, not 10,000.
+ * while (OWNER_CACHE_*) instead of reading the record for every item, and each name it
+ * found registered to another key for a minute (REFUSED_CACHE_*). A name it found not
+ * registered is read again next time: the user may have just registered it.
  */
 import { LRUCache } from 'lru-cache'
 import {
@@ -44,10 +44,9 @@ export function ownerCheck (records: Pick<RecordStore, 'get'>): OwnerCheck {
     // a read that cannot tell throws UnknownRecordError: a passing refusal, the writer tries again (not remembered)
     const owner = await records.get<UserPayload>(userKey(username), options)
     // not (yet) registered as far as this holder can read: passing too (a registration racing its first write)
-    let err: Error | undefined
-    if (owner == null || owner.payload.type !== 'account') err = new Error(`${username} is not registered`)
-    else if (!bytesEqual(owner.record.pub, signPublic)) err = new InvalidSetItemError(`${username} is registered to another key`)
-    if (err != null) {
+    if (owner == null || owner.payload.type !== 'account') throw new Error(`${username} is not registered`)
+    if (!bytesEqual(owner.record.pub, signPublic)) {
+      const err = new InvalidSetItemError(`${username} is registered to another key`)
       refused.set(id, err)
       throw err
     }
