@@ -25,16 +25,15 @@ import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { MemoryDatastore } from 'datastore-core'
 import { Key } from 'interface-datastore'
-import { fromString as bytesFromString, toString as bytesToString, concat } from 'uint8arrays'
-import { lpStream } from '@libp2p/utils'
+import { fromString as bytesFromString, toString as bytesToString } from 'uint8arrays'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { PeerId } from '@libp2p/interface'
 import {
   generateAccountKeys, keyIdOf, createSignedRecord, encodeSignedRecord, presenceKey, userKey,
-  NAMESPACES, MAX_RECORD_BYTES, type AccountKeys
+  NAMESPACES, MAX_RECORD_BYTES
 } from '@conf-chat/protocol'
 import { DHT_PROTOCOL, DHT_RECORD_PREFIX, ChatDatastore, RecordStore, type ChatPeer } from '@conf-chat/node/network'
 import { startNetwork, addrOf, tempDir, type TestNetwork } from './helpers/network.js'
+import { sendPut, presence, signed } from './helpers/records.js'
 
 /** A datastore that remembers which DHT records it was asked for. */
 class WatchedDatastore extends MemoryDatastore {
@@ -98,40 +97,9 @@ async function attackerPut (attacker: Attacker, key: string, value: Uint8Array):
   return result
 }
 
-function varint (n: number): Uint8Array {
-  const out: number[] = []
-  for (; n > 0x7f; n >>>= 7) out.push((n & 0x7f) | 0x80)
-  out.push(n)
-  return Uint8Array.from(out)
-}
-
-const field = (tag: number, bytes: Uint8Array): Uint8Array => concat([Uint8Array.of(tag), varint(bytes.length), bytes])
-
-/** Send one kad-dht PUT_VALUE message (type 0, key, record) straight to one peer: it
- * echoes the message when it stored the record and resets the stream when it refused. */
-async function sendPut (from: Libp2p, to: PeerId, key: string, value: Uint8Array): Promise<'stored' | 'refused'> {
-  const keyBytes = bytesFromString(key)
-  const message = concat([Uint8Array.of(0x08, 0x00), field(0x12, keyBytes), field(0x1a, new Libp2pRecord(keyBytes, value, new Date()).serialize())])
-  const signal = AbortSignal.timeout(20_000)
-  const stream = await from.dialProtocol(to, DHT_PROTOCOL, { signal })
-  const lp = lpStream(stream)
-  await lp.write(message, { signal })
-  try {
-    await lp.read({ signal })
-  } catch (err: any) {
-    if (signal.aborted) throw err
-    return 'refused'
-  }
-  await stream.close().catch(() => {})
-  return 'stored'
-}
-
 function dsKeyOf (key: string): string {
   return new Key(`${DHT_RECORD_PREFIX}/${bytesToString(bytesFromString(key), 'base32')}`, false).toString()
 }
-
-const presence = (username: string, extra: object = {}): object =>
-  ({ username, status: 'online', peerId: '12D3KooWtest', addrs: [], expiresAt: 1, updatedAt: 1, ...extra })
 
 const account = (username: string, fullName = 'Alice A.'): object => ({
   type: 'account',
@@ -146,8 +114,6 @@ const account = (username: string, fullName = 'Alice A.'): object => ({
   updatedAt: 1
 })
 
-const signed = (key: string, seq: number, payload: unknown, keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>): Uint8Array =>
-  encodeSignedRecord(createSignedRecord(key, seq, payload, keys))
 
 describe('the record store on a network of a supernode, 6 peers and an attacker', () => {
   let net: TestNetwork

@@ -92,6 +92,7 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     port: options.port,
     bootstrap: bootstrap.addrs,
     clientMode: options.client,
+    storageBudgetBytes: options.storageBudgetBytes,
     ...options.tuning
   })
   const peer = node.peer

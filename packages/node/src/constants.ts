@@ -10,6 +10,12 @@ export const DEFAULT_HOST = '127.0.0.1'
 /** How long a store keeps a record after its last put (kad-dht's own limit: 48 h). */
 export const DEFAULT_RECORD_TTL_MS = 48 * 60 * 60 * 1000
 
+/**
+ * A store takes a record from the network only if fewer known peers than this are closer
+ * to its key: kad-dht puts a record on the 20 closest peers its lookup finds (its K).
+ */
+export const DEFAULT_RECORD_RESPONSIBLE_RANK = 20
+
 /** How often a store republishes what it holds (Kademlia's hourly republish). */
 export const DEFAULT_REPUBLISH_INTERVAL_MS = 60 * 60 * 1000
 
@@ -70,8 +76,20 @@ export const DEFAULT_SET_MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000
 /** Limit for one set request to one holder. */
 export const DEFAULT_SET_REQUEST_TIMEOUT_MS = 10_000
 
+/** Most bytes of DHT records and set items a peer holds for others before it deletes the oldest. */
+export const DEFAULT_STORAGE_BUDGET_BYTES = 512 * 1024 * 1024
+
 /** Most items a holder keeps in one set (a flood into one mailbox stops there). */
 export const DEFAULT_MAX_ITEMS_PER_SET = 10_000
+
+/** Most bytes of item data a holder keeps in one set: 10,000 items of the largest size would be 640 MiB. */
+export const DEFAULT_MAX_BYTES_PER_SET = 32 * 1024 * 1024
+
+/**
+ * Most items and bytes one writer may have in one set, unless its namespace sets its own:
+ * a friend can leave a month of messages in a mailbox, one stranger cannot fill it.
+ */
+export const DEFAULT_WRITER_LIMITS = { items: 2_000, bytes: 4 * 1024 * 1024 }
 
 /** Concurrent set streams per connection and direction (libp2p's default of 32 is too few for bursts of writers). */
 export const SET_MAX_STREAMS_PER_CONNECTION = 256

@@ -10,7 +10,7 @@ import type { ChatNode, ChatNodeInit } from './api.js'
 
 export type { ChatNode, ChatNodeInit, ChatNodeEvents, ChatNodeStatus, WhoAmI, DeliveryResult } from './api.js'
 export * from './errors.js'
-export { DEFAULT_HOST, DEFAULT_SUPERNODE_PORT, DEFAULT_PRESENCE_TTL_MS, DEFAULT_PRESENCE_REFRESH_MS } from './constants.js'
+export { DEFAULT_HOST, DEFAULT_SUPERNODE_PORT, DEFAULT_PRESENCE_TTL_MS, DEFAULT_PRESENCE_REFRESH_MS, DEFAULT_STORAGE_BUDGET_BYTES } from './constants.js'
 export { parseBootstrapAddrs, UnknownRecordError, type ChatPeer, type ChatPeerInit, type ChatPeerEvents } from './network/index.js'
 export type { Delivery, DeliveryStatus, QueuedEnvelope } from './delivery/index.js'
 export { CHAT_PROTOCOL } from './delivery/index.js'

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, expect, afterEach } from 'vitest'
 import { InvalidArgumentError } from 'commander'
-import { createFatalBoundary, dataRoot, followPeer, parsePort, readSupernodeAddrs, splitAddrList, StatusFile, supernodeFile, writeSupernodeFile } from '../src/index.js'
+import { createFatalBoundary, dataRoot, followPeer, parsePort, parseStorageMiB, readSupernodeAddrs, splitAddrList, StatusFile, supernodeFile, writeSupernodeFile } from '../src/index.js'
 
 describe('home and address file', () => {
   let root: string | undefined
@@ -52,6 +52,11 @@ describe('flags', () => {
     expect(() => parsePort('65536')).toThrow(InvalidArgumentError)
     expect(() => parsePort('4001x')).toThrow(InvalidArgumentError)
     expect(splitAddrList('/a, /b  /c', ['/z'])).toEqual(['/z', '/a', '/b', '/c'])
+  })
+
+  it('takes a storage budget of whole MiB from 16 to 1 TiB', () => {
+    expect(parseStorageMiB('512')).toBe(512)
+    for (const bad of ['15', '1048577', '64.5', '-1', 'lots']) expect(() => parseStorageMiB(bad)).toThrow(InvalidArgumentError)
   })
 })
 

@@ -25,6 +25,9 @@ export const MAX_SET_FRAME_BYTES = 2 * 1024 * 1024
 /** Most items in one ADD, ids in one REMOVE, or ids in one LIST page. */
 export const MAX_SET_ITEMS_PER_FRAME = 4096
 
+/** Most ids in one GET: 16 items of the largest size fit in one response frame. */
+export const MAX_SET_GET_IDS = 16
+
 export const MAX_SET_KEY_CHARS = 256
 
 /** How far in the future an item's or a removal's time may be (clocks differ between peers). */
@@ -103,6 +106,14 @@ export interface SetNamespaceRules {
    * passes, and the writer tries again.
    */
   authorizeItem?: (setKey: string, item: SetItem, options: { signal?: AbortSignal }) => Promise<void>
+  /**
+   * Who wrote an item (one the holder checked already), for the holder's limits per
+   * writer in one set; without it (or when it returns undefined), an item counts only
+   * towards the set's own limits. Cheap: a holder counts every item of a set with it.
+   */
+  writerOf?: (item: SetItem) => string | undefined
+  /** Most items and bytes (of item data) one writer may have in one set. @default the holder's */
+  writerLimits?: { items: number, bytes: number }
 }
 
 // ---------------------------------------------------------------- keys and ids
@@ -180,13 +191,16 @@ export const setRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('add'), setKey: setKeyString, items: z.array(setItemSchema).min(1).max(MAX_SET_ITEMS_PER_FRAME) }).strict(),
   /** Items (or only their ids) in id order, after the cursor `after`; a page per response. */
   z.object({ type: z.literal('list'), setKey: setKeyString, after: itemId.optional(), idsOnly: z.boolean().optional() }).strict(),
+  /** The items under `ids` that the holder has (unexpired), in an `items` response: a reader that listed ids first fetches only the new ones. */
+  z.object({ type: z.literal('get'), setKey: setKeyString, ids: z.array(itemId).min(1).max(MAX_SET_GET_IDS) }).strict(),
   /** Delete `ids`, proven by the signed `auth`; the holder keeps a tombstone. */
   z.object({ type: z.literal('remove'), setKey: setKeyString, ids: z.array(itemId).min(1).max(MAX_SET_ITEMS_PER_FRAME), auth: setRemoveAuthSchema }).strict(),
   /** The signed removals the holder keeps for the set, a page after the cursor (a removal id). */
   z.object({ type: z.literal('removals'), setKey: setKeyString, after: z.string().regex(/^[0-9a-f]{32}$/).optional() }).strict()
 ])
 
-export const SET_ERROR_CODES = ['malformed', 'invalid-key', 'unknown-namespace', 'unauthorized', 'internal'] as const
+/** `not-responsible`: the holder is not among the peers closest to the set's key, so it stores nothing of it. */
+export const SET_ERROR_CODES = ['malformed', 'invalid-key', 'unknown-namespace', 'unauthorized', 'not-responsible', 'internal'] as const
 
 export const setResponseSchema = z.discriminatedUnion('type', [
   z.object({
@@ -265,6 +279,15 @@ export function validateMailboxItem (setKey: string, item: SetItem): Envelope {
   return envelope
 }
 
+/**
+ * The key id of an envelope's signer, read without checking the signature (for an item a
+ * holder checked when it came); undefined if the data is no envelope.
+ */
+export function mailboxWriterOf (item: SetItem): string | undefined {
+  const fromKey = (safeDecode(item.data) as { fromKey?: unknown } | undefined)?.fromKey
+  return fromKey instanceof Uint8Array && fromKey.length === 32 ? keyIdOf(fromKey) : undefined
+}
+
 /** Mailboxes: anyone may add a signed envelope for the owner; only the owner may remove. */
 export function mailboxSetRules (options: { validateItem?: (setKey: string, item: SetItem) => void } = {}): SetNamespaceRules {
   return {
@@ -274,13 +297,17 @@ export function mailboxSetRules (options: { validateItem?: (setKey: string, item
     validateItem: options.validateItem ?? ((setKey, item) => { validateMailboxItem(setKey, item) }),
     authorizeRemove: (setKey, _ids, auth) => {
       if (keyIdOf(auth.pub) !== setKey.split('/')[2]) throw new RemoveNotAuthorizedError('only the mailbox owner may remove from it')
-    }
+    },
+    writerOf: mailboxWriterOf
   }
 }
 
 // ---------------------------------------------------------------- directory
 
 export const DIRECTORY_SET_NAMESPACE = 'cc-dir'
+
+/** Most entries one signing key has in one directory shard. */
+export const DIRECTORY_ENTRIES_PER_KEY = 4
 
 /** Directory entries outlive mailbox items: a user is listed for years without a refresh. */
 export const DIRECTORY_ITEM_TTL_MS = 5 * 365 * 24 * 60 * 60 * 1000
@@ -368,7 +395,11 @@ export function directorySetRules (): SetNamespaceRules {
       const keyId = keyIdOf(auth.pub)
       if (!ids.every(id => id.startsWith(keyId + '.'))) throw new RemoveNotAuthorizedError('a directory entry may be removed only by its signer')
     },
-    itemTtlMs: DIRECTORY_ITEM_TTL_MS
+    itemTtlMs: DIRECTORY_ITEM_TTL_MS,
+    // the item id starts with the signer's key id (directoryItemId)
+    writerOf: item => item.id.split('.')[0],
+    // an entry is a few hundred bytes; a key re-registered under new names has a few
+    writerLimits: { items: DIRECTORY_ENTRIES_PER_KEY, bytes: DIRECTORY_ENTRIES_PER_KEY * 4096 }
   }
 }
 

@@ -24,7 +24,7 @@ export async function runSupernodeProgram (argv: string[]): Promise<number> {
   const root = dataRoot()
   const dataDir = options.data != null ? resolve(options.data) : join(root, 'supernode')
   // constructing checks the bootstrap addresses (InvalidMultiaddrError) before anything starts
-  const peer = new ChatPeer({ dataDir, host: options.host, port: options.port, bootstrap: options.bootstrap })
+  const peer = new ChatPeer({ dataDir, host: options.host, port: options.port, bootstrap: options.bootstrap, storageBudgetBytes: options.storageBudgetBytes })
   const status = options.statusFile != null ? new StatusFile(resolve(options.statusFile)) : undefined
   await status?.set('starting')
   if (status != null) followPeer(status, peer)

@@ -17,10 +17,11 @@ import { TypedEventEmitter, type AbortOptions, type ComponentLogger, type Logger
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { defaultLogger, peerLogger } from '@libp2p/logger'
-import { ChatDatastore, loadOrCreatePeerKey } from '../storage/index.js'
+import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storage/index.js'
 import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/index.js'
-import { SetStore, type SetStoreInit } from './sets/index.js'
-import { DhtService, type DhtServiceStats } from './dht/index.js'
+import { SetStore, SET_ITEMS_PREFIX, type SetStoreInit } from './sets/index.js'
+import { StorageBudget } from './storage-budget.js'
+import { DhtService, Responsibility, type DhtServiceStats, type RoutingView } from './dht/index.js'
 import { ConnectionLiveness } from './liveness.js'
 import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trimmer.js'
 import { InboundGate, INBOUND_GATE, INBOUND_UPGRADE_TIMEOUT_MS } from './inbound-gate.js'
@@ -29,7 +30,7 @@ import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.j
 import { delay, timeLimit } from '../utils/index.js'
 import {
   DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL,
-  BOOTSTRAP_DIAL_TIMEOUT_MS, REMEMBERED_DIAL_TIMEOUT_MS
+  BOOTSTRAP_DIAL_TIMEOUT_MS, REMEMBERED_DIAL_TIMEOUT_MS, DEFAULT_STORAGE_BUDGET_BYTES
 } from '../constants.js'
 
 /**
@@ -78,6 +79,11 @@ export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
   logger?: ComponentLogger
   /** How many connections the peer keeps (low and high water marks, grace period). */
   connections?: Omit<ConnectionTrimmerInit, 'now'>
+  /**
+   * Most bytes of DHT records and set items the peer holds for others; past it, the
+   * oldest are deleted (storage-budget.ts). @default 512 MiB
+   */
+  storageBudgetBytes?: number
 }
 
 export interface ChatPeerEvents {
@@ -123,6 +129,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private dht?: DhtService
   private liveness?: ConnectionLiveness
   private trimmer?: ConnectionTrimmer
+  private budget?: StorageBudget
   private inboundGate?: InboundGate
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
@@ -159,6 +166,11 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   /** Half-open inbound connections admitted, upgraded, and closed to make room (inbound-gate.ts). */
   get inboundStats (): InboundGate['counts'] { return started(this.inboundGate).counts }
 
+  /** Bytes of DHT records and set items held for others, and the budget they are kept under (storage-budget.ts). */
+  get storage (): { heldBytes: number, budgetBytes: number } {
+    return { heldBytes: started(this.datastore).heldBytes ?? 0, budgetBytes: started(this.budget).budgetBytes }
+  }
+
   /** Trims and connections closed by the connection trimmer. */
   get trimStats (): ConnectionTrimmer['counts'] { return started(this.trimmer).counts }
 
@@ -175,6 +187,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.log = logger.forComponent('conf-chat:network:peer')
       this.datastore = new ChatDatastore(join(dataDir, 'datastore'), { logger })
       await this.datastore.open()
+      await this.datastore.countHeld([DHT_RECORD_PREFIX + '/', SET_ITEMS_PREFIX])
       const dht = this.dht = new DhtService({
         kad: {
           protocol: DHT_PROTOCOL,
@@ -244,18 +257,29 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         log: logger.forComponent('conf-chat:network:connection-trimmer')
       }, this.init.connections)
       libp2p.addEventListener('connection:open', (evt) => { trimmer.onConnectionOpen(evt.detail) })
-      this._records = new RecordStore({ dht: libp2p.services.dht, datastore: this.datastore, logger }, this.init)
+      // the routing table is a public field of kad-dht's KadDHT class, not of its interface
+      const responsibility = new Responsibility(libp2p.peerId, () => (libp2p.services.dht as unknown as { routingTable?: RoutingView }).routingTable)
+      this._records = new RecordStore({ dht: libp2p.services.dht, datastore: this.datastore, logger, responsibility }, this.init)
       this.datastore.recordGuard = this._records.guard
       this.datastore.recordExpired = this._records.isExpired
       this._records.start()
       this._sets = new SetStore({
-        peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, peerStore: libp2p.peerStore, dhtProtocol: DHT_PROTOCOL, logger
+        peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, peerStore: libp2p.peerStore, dhtProtocol: DHT_PROTOCOL, logger, responsibility
       }, this.init)
       // directory entries and mailbox items from registered users only (unless a test serves its own rules)
       const isOwner = ownerCheck(this._records)
       if (this.init.setNamespaces?.[DIRECTORY_SET_NAMESPACE] == null) this._sets.registerNamespace(DIRECTORY_SET_NAMESPACE, ownedDirectoryRules(isOwner))
       if (this.init.setNamespaces?.[MAILBOX_SET_NAMESPACE] == null) this._sets.registerNamespace(MAILBOX_SET_NAMESPACE, registeredSenderMailboxRules(isOwner))
       await this._sets.start()
+      const records = this._records
+      const sets = this._sets
+      this.budget = new StorageBudget({
+        heldBytes: () => this.datastore?.heldBytes,
+        sources: [options => records.heldRecords(options), options => sets.heldItems(options)],
+        logger
+      }, { budgetBytes: this.init.storageBudgetBytes ?? DEFAULT_STORAGE_BUDGET_BYTES })
+      this.datastore.onHeldChange = this.budget.onHeldChange
+      this.budget.onHeldChange(this.datastore.heldBytes ?? 0)
       this.status = 'started'
       this.bootstrapAbort = new AbortController()
       libp2p.addEventListener('peer:disconnect', () => { this.onDisconnect() })
@@ -272,6 +296,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     this.status = 'stopping'
     this.bootstrapAbort?.abort()
     this._records?.stop()
+    this.budget?.stop()
+    await this.budget?.settled()
     await this._sets?.stop()
     this.dht?.stop()
     this.liveness?.stop()

@@ -44,6 +44,9 @@ const coversPeers = (prefix = ''): boolean => prefix.startsWith(PEER_STORE_PREFI
  * DHT response: on LevelDB that was most of the CPU of a put or get. Its entries live in
  * memory and reach the disk in batches (write-behind) every PEER_STORE_FLUSH_MS and on
  * close; a crash forgets at most that much of whom we met, never a record.
+ *
+ * It also counts the bytes held under chosen prefixes (`countHeld`: DHT records and set
+ * items, what the peer holds for others) through every write, for the storage budget.
  */
 export class ChatDatastore extends LevelDatastore {
   /** Checks every write of a DHT record (set by the record store). */
@@ -60,6 +63,10 @@ export class ChatDatastore extends LevelDatastore {
   /** The last flush: flushes run one after the other, so the disk sees changes in order. */
   private peerFlush: Promise<void> = Promise.resolve()
   private readonly log: Logger
+  /** The prefixes counted by `countHeld` and the bytes of their values now. */
+  private held?: { prefixes: string[], bytes: number }
+  /** Told the held bytes after every write that changed them. */
+  onHeldChange?: (bytes: number) => void
 
   /** `path`: the LevelDB directory. */
   constructor (path: string, components: ChatDatastoreComponents = {}, init: ChatDatastoreInit = {}) {
@@ -74,13 +81,13 @@ export class ChatDatastore extends LevelDatastore {
       this.setPeerRecord(id, value)
       return key
     }
-    if (guard == null || !id.startsWith(DHT_RECORD_PREFIX + '/')) return await super.put(key, value, options)
+    if (guard == null || !id.startsWith(DHT_RECORD_PREFIX + '/')) return await this.putCounted(id, key, value, options)
     // check-then-write must not interleave: two claims of one free name arriving at once
     // would both pass the guard and the later write would silently replace the first
     const previous = this.pendingWrites.get(id) ?? Promise.resolve()
     const write = previous.catch(() => {}).then(async () => {
       await guard(key, value)
-      return await super.put(key, value, options)
+      return await this.putCounted(id, key, value, options)
     })
     this.pendingWrites.set(id, write)
     try {
@@ -116,18 +123,27 @@ export class ChatDatastore extends LevelDatastore {
       this.setPeerRecord(id, null)
       return
     }
+    if (!this.isHeld(id)) return await super.delete(key, options)
+    const before = await this.sizeOf(key, options)
     await super.delete(key, options)
+    this.addHeld(-before)
   }
 
   override batch (): Batch {
     const inner = super.batch()
     const peerOps: Array<[string, Uint8Array | null]> = []
+    /** The size each counted key will have after the batch (0: deleted). */
+    const heldOps = new Map<string, { key: Key, size: number }>()
+    const track = (key: Key, size: number): void => { if (this.isHeld(key.toString())) heldOps.set(key.toString(), { key, size }) }
     return {
-      put: (key, value) => { if (isPeerKey(key.toString())) peerOps.push([key.toString(), value]); else inner.put(key, value) },
-      delete: (key) => { if (isPeerKey(key.toString())) peerOps.push([key.toString(), null]); else inner.delete(key) },
+      put: (key, value) => { if (isPeerKey(key.toString())) peerOps.push([key.toString(), value]); else { inner.put(key, value); track(key, value.length) } },
+      delete: (key) => { if (isPeerKey(key.toString())) peerOps.push([key.toString(), null]); else { inner.delete(key); track(key, 0) } },
       commit: async (options) => {
         for (const [id, value] of peerOps) this.setPeerRecord(id, value)
+        let delta = 0
+        for (const { key, size } of heldOps.values()) delta += size - await this.sizeOf(key, options)
         await inner.commit(options)
+        if (delta !== 0) this.addHeld(delta)
       }
     }
   }
@@ -140,6 +156,51 @@ export class ChatDatastore extends LevelDatastore {
   override async * queryKeys (q: KeyQuery, options?: AbortOptions): AsyncGenerator<Key> {
     if (coversPeers(q.prefix)) await this.flushPeers()
     yield * super.queryKeys(q, options)
+  }
+
+  /**
+   * Count the bytes of every value under `prefixes` (call before anything else writes),
+   * and from now on keep the count through every write. Resolves to the count.
+   */
+  async countHeld (prefixes: string[], options?: AbortOptions): Promise<number> {
+    let bytes = 0
+    for (const prefix of prefixes) {
+      for await (const { value } of super.query({ prefix }, options)) bytes += value.length
+    }
+    this.held = { prefixes, bytes }
+    return bytes
+  }
+
+  /** Bytes held under the prefixes given to `countHeld` (undefined before it ran). */
+  get heldBytes (): number | undefined {
+    return this.held?.bytes
+  }
+
+  private isHeld (id: string): boolean {
+    return this.held?.prefixes.some(p => id.startsWith(p)) === true
+  }
+
+  /** The stored value's length, 0 if there is none. */
+  private async sizeOf (key: Key, options?: AbortOptions): Promise<number> {
+    try {
+      return (await super.get(key, options)).length
+    } catch {
+      return 0
+    }
+  }
+
+  private addHeld (delta: number): void {
+    if (this.held == null) return
+    this.held.bytes += delta
+    this.onHeldChange?.(this.held.bytes)
+  }
+
+  private async putCounted (id: string, key: Key, value: Uint8Array, options?: AbortOptions): Promise<Key> {
+    if (!this.isHeld(id)) return await super.put(key, value, options)
+    const before = await this.sizeOf(key, options)
+    const stored = await super.put(key, value, options)
+    this.addHeld(value.length - before)
+    return stored
   }
 
   override async close (): Promise<void> {

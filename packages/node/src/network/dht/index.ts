@@ -8,4 +8,5 @@ export {
   type StreamOpener, type StreamPoolComponents, type StreamPoolInit, type StreamPoolStats
 } from './stream-pool.js'
 export { DiscoveryFilter, DEFAULT_DISCOVERY_MAX_PEERS, DEFAULT_DISCOVERY_REPEAT_MS, type DiscoveryFilterInit } from './discovery-filter.js'
+export { Responsibility, NotResponsibleError, type RoutingView } from './responsibility.js'
 export { PeerInfoCache, DEFAULT_PEER_INFO_TTL_MS, DEFAULT_PEER_INFO_MAX_PEERS, type PeerInfoCacheInit } from './peer-info-cache.js'

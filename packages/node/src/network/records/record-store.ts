@@ -8,14 +8,16 @@ import { Libp2pRecord } from '@libp2p/record'
 import { defaultLogger, peerLogger } from '@libp2p/logger'
 import { fromString as bytesFromString, toString as bytesToString } from 'uint8arrays'
 import { verifyRecordValue, checkUpdate, selectRecord, bytesEqual, type VerifiedRecord } from '@conf-chat/protocol'
-import { dsKeyFor, isExpiredAt } from './stored-records.js'
+import { dsKeyFor, isExpiredAt, storedRecords } from './stored-records.js'
 import { RecordSweeper } from './sweeper.js'
 import { RecordRepublisher } from './republisher.js'
 import { RecordCorrections, kadCorrect, type CorrectFn, type StaleHolder } from './corrections.js'
 import { readQuorumOf, isKnownAbsent, kadId } from './quorums.js'
 import { UnknownRecordError } from './errors.js'
 import { timeLimit } from '../../utils/index.js'
-import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_RECORD_TTL_MS, DEFAULT_REPUBLISH_INTERVAL_MS } from '../../constants.js'
+import { NotResponsibleError, type Responsibility } from '../dht/responsibility.js'
+import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_RECORD_TTL_MS, DEFAULT_REPUBLISH_INTERVAL_MS, DEFAULT_RECORD_RESPONSIBLE_RANK } from '../../constants.js'
+import type { HeldEntry } from '../storage-budget.js'
 import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
 import type { AbortOptions, ComponentLogger, Logger, PeerId } from '@libp2p/interface'
 import type { Datastore, Key } from 'interface-datastore'
@@ -27,6 +29,11 @@ export interface RecordStoreInit {
   republishIntervalMs?: number
   /** Limit for one put or get (ms). @default 15 s */
   queryTimeoutMs?: number
+  /**
+   * A record from the network is stored only if fewer than this many known peers are
+   * closer to its key (see responsibility.ts). @default 20, the replicas of a kad-dht put
+   */
+  recordResponsibleRank?: number
 }
 
 export interface RecordStoreComponents {
@@ -45,6 +52,8 @@ export interface RecordStoreComponents {
   peerId?: PeerId
   /** The clock for TTL and republish decisions, ms since the epoch. @default Date.now */
   now?: () => number
+  /** Whether this peer is close enough to a key to store its record. @default every key is taken */
+  responsibility?: Pick<Responsibility, 'isResponsible'>
 }
 
 export interface PutResult {
@@ -95,6 +104,16 @@ export class RecordStore {
   readonly recordTtlMs: number
   readonly republishIntervalMs: number
   readonly queryTimeoutMs: number
+  readonly responsibleRank: number
+  private readonly responsibility?: Pick<Responsibility, 'isResponsible'>
+  /**
+   * Keys this peer is putting or reading now, with how many such calls run: kad-dht
+   * writes our own copy through the guard at the start of our put and when it corrects
+   * our copy at the end of our read. A peer may keep a copy of what it wrote or read
+   * itself; only other writes (PUT_VALUE from the network) must find it responsible. (A
+   * PUT_VALUE of the same key arriving meanwhile passes too: still checked as any record.)
+   */
+  private readonly ownKeys = new Map<string, number>()
   private running = false
 
   constructor (components: RecordStoreComponents, init: RecordStoreInit = {}) {
@@ -105,10 +124,13 @@ export class RecordStore {
     this.recordTtlMs = init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS
     this.republishIntervalMs = init.republishIntervalMs ?? DEFAULT_REPUBLISH_INTERVAL_MS
     this.queryTimeoutMs = init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS
+    this.responsibleRank = init.recordResponsibleRank ?? DEFAULT_RECORD_RESPONSIBLE_RANK
+    this.responsibility = components.responsibility
     this.sweeper = new RecordSweeper({ datastore: components.datastore, logger, now: this.now }, { recordTtlMs: this.recordTtlMs })
     this.republisher = new RecordRepublisher({
       datastore: components.datastore,
       put: async (key, value, options) => await this.put(key, value, options),
+      isResponsible: key => this.isResponsible(key),
       logger,
       now: this.now
     }, { recordTtlMs: this.recordTtlMs, republishIntervalMs: this.republishIntervalMs })
@@ -129,13 +151,15 @@ export class RecordStore {
   }
 
   /**
-   * The guard for the datastore: refuse to replace a stored record with one that breaks
-   * first-come-first-served or does not raise the owner's sequence number.
+   * The guard for the datastore: refuse a record from the network for a key this peer is
+   * not responsible for, and any record that would replace a stored one while breaking
+   * first-come-first-served or not raising the owner's sequence number.
    */
   readonly guard = async (dsKey: Key, raw: Uint8Array): Promise<void> => {
     const incoming = Libp2pRecord.deserialize(raw)
     const key = bytesToString(incoming.key)
     try {
+      if (!this.ownKeys.has(key) && !this.isResponsible(key)) throw new NotResponsibleError(key, this.responsibleRank)
       const verified = verifyRecordValue(key, incoming.value)
       checkUpdate(await this.readStored(dsKey, key), verified)
     } catch (err: any) {
@@ -152,6 +176,23 @@ export class RecordStore {
     } catch {
       return true
     }
+  }
+
+  /** Run `fn` with `key` among this peer's own keys (see ownKeys). */
+  private async asOwnKey<T> (key: string, fn: () => Promise<T>): Promise<T> {
+    this.ownKeys.set(key, (this.ownKeys.get(key) ?? 0) + 1)
+    try {
+      return await fn()
+    } finally {
+      const n = (this.ownKeys.get(key) ?? 1) - 1
+      if (n > 0) this.ownKeys.set(key, n)
+      else this.ownKeys.delete(key)
+    }
+  }
+
+  /** Whether this peer is among the closest to `key` it knows (see responsibility.ts). */
+  isResponsible (key: string): boolean {
+    return this.responsibility?.isResponsible(bytesFromString(key), this.responsibleRank) ?? true
   }
 
   private expired (record: Libp2pRecord): boolean {
@@ -185,17 +226,20 @@ export class RecordStore {
     const result: PutResult = { replicas: 0, refused: 0 }
     const signal = timeLimit(this.queryTimeoutMs, options)
     try {
-      for await (const ev of this.components.dht.put(bytesFromString(key), value, { signal })) {
-        if (ev.name === 'SEND_QUERY' && ev.messageName === 'PUT_VALUE') {
-          sentTo.add(ev.to.toString())
-        } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE' && sentTo.delete(ev.from.toString())) {
-          if (ev.record != null && bytesEqual(ev.record.value, value)) result.replicas++
-          else result.refused++
-        } else if (ev.name === 'QUERY_ERROR' && sentTo.delete(ev.from.toString())) {
-          // a validator or the write guard refusing resets the stream; a time limit is no refusal
-          if (!signal.aborted && ev.error.name !== 'AbortError' && ev.error.name !== 'TimeoutError') result.refused++
+      // kad-dht stores our own copy first, through the write guard
+      await this.asOwnKey(key, async () => {
+        for await (const ev of this.components.dht.put(bytesFromString(key), value, { signal })) {
+          if (ev.name === 'SEND_QUERY' && ev.messageName === 'PUT_VALUE') {
+            sentTo.add(ev.to.toString())
+          } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE' && sentTo.delete(ev.from.toString())) {
+            if (ev.record != null && bytesEqual(ev.record.value, value)) result.replicas++
+            else result.refused++
+          } else if (ev.name === 'QUERY_ERROR' && sentTo.delete(ev.from.toString())) {
+            // a validator or the write guard refusing resets the stream; a time limit is no refusal
+            if (!signal.aborted && ev.error.name !== 'AbortError' && ev.error.name !== 'TimeoutError') result.refused++
+          }
         }
-      }
+      })
     } catch (err: any) {
       if (err.name === 'RecordConflictError' || err.name === 'InvalidRecordError') throw err
       if (!signal.aborted) throw err
@@ -266,29 +310,32 @@ export class RecordStore {
       if (all.length >= quorum) {
         ended = 'quorum'
       } else {
-        for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
-          if (ev.name === 'QUERY_ERROR' && ev.from != null) {
-            // a peer that failed, or sent a record kad-dht's validators refused
-            const from = ev.from.toString()
-            if (tried.has(from)) continue
-            tried.set(from, { id: kadId(ev.from.toMultihash().bytes), none: false })
-            answers.failed++
-            failures.set(ev.error.name, (failures.get(ev.error.name) ?? 0) + 1)
-          } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'GET_VALUE') {
-            const from = ev.from.toString()
-            if (tried.has(from)) continue
-            tried.set(from, { id: kadId(ev.from.toMultihash().bytes), none: ev.record == null })
-            if (ev.record == null) { answers.none++; continue }
-            try {
-              all.push(verifyRecordValue<P>(key, ev.record.value))
-              holders.push(ev.from)
-            } catch (err: any) {
+        // kad-dht corrects our own stale copy at the end of a read, through the write guard
+        await this.asOwnKey(key, async () => {
+          for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
+            if (ev.name === 'QUERY_ERROR' && ev.from != null) {
+              // a peer that failed, or sent a record kad-dht's validators refused
+              const from = ev.from.toString()
+              if (tried.has(from)) continue
+              tried.set(from, { id: kadId(ev.from.toMultihash().bytes), none: false })
               answers.failed++
-              this.log('ignored a record for %s: %s', key, err.message)
+              failures.set(ev.error.name, (failures.get(ev.error.name) ?? 0) + 1)
+            } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'GET_VALUE') {
+              const from = ev.from.toString()
+              if (tried.has(from)) continue
+              tried.set(from, { id: kadId(ev.from.toMultihash().bytes), none: ev.record == null })
+              if (ev.record == null) { answers.none++; continue }
+              try {
+                all.push(verifyRecordValue<P>(key, ev.record.value))
+                holders.push(ev.from)
+              } catch (err: any) {
+                answers.failed++
+                this.log('ignored a record for %s: %s', key, err.message)
+              }
+              if (all.length >= quorum) { ended = 'quorum'; break } // leaving the loop ends the query
             }
-            if (all.length >= quorum) { ended = 'quorum'; break } // leaving the loop ends the query
           }
-        }
+        })
       }
     } catch (err: any) {
       // a replica refusing kad-dht's correction (the query had ended), or the time limit
@@ -325,8 +372,18 @@ export class RecordStore {
   private async storeLocal (key: string, value: Uint8Array): Promise<void> {
     const raw = new Libp2pRecord(bytesFromString(key), value, new Date(this.now())).serialize()
     const dsKey = dsKeyFor(key)
-    await this.guard(dsKey, raw)
-    await this.components.datastore.put(dsKey, raw)
+    await this.asOwnKey(key, async () => {
+      await this.guard(dsKey, raw)
+      await this.components.datastore.put(dsKey, raw)
+    })
+  }
+
+  /** Every record this peer stores, for the storage budget: when it last came, and how to delete it. */
+  async * heldRecords (options: AbortOptions = {}): AsyncGenerator<HeldEntry> {
+    const { datastore } = this.components
+    for await (const { key, record } of storedRecords(datastore, options)) {
+      yield { time: record.timeReceived.getTime(), remove: async () => { await datastore.delete(key) } }
+    }
   }
 
   /** Delete stored records older than the record TTL, as kad-dht would (after 48 h). */

@@ -2,6 +2,10 @@
  * Kademlia's republish: a holder puts every record it stores again once the record has
  * not been refreshed within the interval, so records outlive the TTL of the stores that
  * hold them as long as one holder stays.
+ *
+ * A holder keeps only what it is responsible for (see responsibility.ts): a record whose
+ * key it is no longer close to (closer peers joined, or it was this peer's own write) is
+ * put to the closest peers once more and its copy here deleted, if any of them took it.
  */
 import { shutdownController, untilEither } from '../../utils/index.js'
 import { isExpiredAt, storedRecords } from './stored-records.js'
@@ -12,7 +16,9 @@ import type { Datastore } from 'interface-datastore'
 export interface RecordRepublisherComponents {
   datastore: Pick<Datastore, 'query' | 'delete'>
   /** Puts a record to the closest DHT servers (and our own store). */
-  put: (key: string, value: Uint8Array, options?: AbortOptions) => Promise<unknown>
+  put: (key: string, value: Uint8Array, options?: AbortOptions) => Promise<{ replicas: number }>
+  /** Whether this peer is close enough to `key` to keep its record. */
+  isResponsible: (key: string) => boolean
   logger: ComponentLogger
   /** The clock, ms since the epoch. */
   now: () => number
@@ -73,21 +79,28 @@ export class RecordRepublisher {
   async republish (options: AbortOptions = {}): Promise<number> {
     const signal = untilEither(options, this.shutdown?.signal)
     let count = 0
+    let handedOn = 0
     // the local reads are not cancelled (they are quick): the loop checks the signal
-    for await (const { record } of storedRecords(this.components.datastore)) {
+    for await (const { key: dsKey, record } of storedRecords(this.components.datastore)) {
       if (signal?.aborted === true) break
       const now = this.components.now()
       // an expired record is gone, even if the sweep has not deleted it yet
-      if (isExpiredAt(record, this.recordTtlMs, now) || now - record.timeReceived.getTime() < this.republishIntervalMs) continue
+      if (isExpiredAt(record, this.recordTtlMs, now)) continue
       const key = bytesToString(record.key)
+      const responsible = this.components.isResponsible(key)
+      if (responsible && now - record.timeReceived.getTime() < this.republishIntervalMs) continue
       try {
-        await this.components.put(key, record.value, { signal })
+        const { replicas } = await this.components.put(key, record.value, { signal })
         count++
+        if (!responsible && replicas > 0) {
+          await this.components.datastore.delete(dsKey, options)
+          handedOn++
+        }
       } catch (err: any) {
         this.log('could not republish %s: %s', key, err.message)
       }
     }
-    if (count > 0) this.log('republished %d records', count)
+    if (count > 0) this.log('republished %d records, %d of them handed on to closer peers and deleted here', count, handedOn)
     return count
   }
 }

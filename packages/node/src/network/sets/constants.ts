@@ -7,6 +7,9 @@ import { MAX_SET_FRAME_BYTES } from '@conf-chat/protocol'
 /** Where the set store keeps its data in the datastore. */
 export const SETS_ROOT = '/cc-sets'
 
+/** Where the items of every set are (the bytes a holder holds for others, with the DHT records). */
+export const SET_ITEMS_PREFIX = `${SETS_ROOT}/items/`
+
 /** Page budget: half a frame, so that a page of items plus CBOR overhead always fits. */
 export const PAGE_BYTES = MAX_SET_FRAME_BYTES / 2
 

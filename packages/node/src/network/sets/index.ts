@@ -3,6 +3,7 @@
  * to each set's key: the SetStore, its init and components, its results and errors.
  */
 export { SetStore } from './set-store.js'
+export { SET_ITEMS_PREFIX } from './constants.js'
 export type { SetStoreInit, SetStoreComponents } from './set-store.js'
 export type { AddResult, RemoveResult, ListOptions } from './set-client.js'
 export type { MaintenanceReport } from './replication.js'

@@ -58,6 +58,8 @@ export class SetRequestError extends Error {
 /** A holder's reason for refusing one item, and the refusal code that goes with it. */
 export const ITEM_REMOVED = 'removed'
 export const SET_FULL = 'set full'
+/** The writer has as much in the set as one writer may (its namespace's writerLimits). */
+export const WRITER_FULL = 'too much from this writer'
 export const ITEM_EXPIRED = 'expired'
 export const ITEM_IN_FUTURE = 'added in the future'
 /** The namespace's network check could not tell now (authorizeItem); the writer tries again. */
@@ -73,6 +75,8 @@ const ITEM_REFUSAL_CODES: Record<string, RefusalCode> = {
   [ITEM_REMOVED]: 'already-delivered',
   /** the holder keeps no more items in this set for now */
   [SET_FULL]: 'full',
+  /** the writer's share of the set is full for now: items of it must expire or be removed first */
+  [WRITER_FULL]: 'rate-limited',
   [ITEM_EXPIRED]: 'stale',
   /** the holder's clock is behind ours by more than the allowed skew: its fault, not final */
   [ITEM_IN_FUTURE]: 'internal',
@@ -89,6 +93,7 @@ const SET_ERROR_CODES: Record<string, SetErrorCode> = {
   InvalidSetKeyError: 'invalid-key',
   UnknownSetNamespaceError: 'unknown-namespace',
   RemoveNotAuthorizedError: 'unauthorized',
+  NotResponsibleError: 'not-responsible',
   InvalidSetMessageError: 'malformed'
 }
 

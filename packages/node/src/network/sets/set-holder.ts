@@ -17,7 +17,7 @@ import { PAGE_BYTES, MAX_REFUSED_ID_CHARS, MAX_REFUSED_REASON_CHARS } from './co
 
 /** Items of one request checked with the network at once (authorizeItem: a DHT read each). */
 const AUTHORIZE_CONCURRENCY = 4
-import { ITEM_REMOVED, ITEM_UNCHECKED, SET_FULL, errorResponse, itemRefusal } from './set-errors.js'
+import { ITEM_REMOVED, ITEM_UNCHECKED, SET_FULL, WRITER_FULL, errorResponse, itemRefusal } from './set-errors.js'
 import type { SetLayout } from './set-layout.js'
 import type { SetNamespaces } from './set-namespaces.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, Stream } from '@libp2p/interface'
@@ -28,6 +28,8 @@ export interface SetHolderComponents {
   logger: ComponentLogger
   /** The clock for expiry and signature times, ms since the epoch. */
   now: () => number
+  /** Throws NotResponsibleError unless this peer is close enough to the set's key to store its items and removals. */
+  checkResponsible?: (setKey: string) => void
 }
 
 export interface SetHolderInit {
@@ -35,6 +37,10 @@ export interface SetHolderInit {
   requestTimeoutMs: number
   /** Most items kept in one set; more are refused ('set full'). */
   maxItemsPerSet: number
+  /** Most bytes of item data kept in one set; more are refused ('set full'). */
+  maxBytesPerSet: number
+  /** Most items and bytes of one writer in one set, for namespaces that name writers and set no limits of their own. */
+  writerLimits: { items: number, bytes: number }
 }
 
 /** What a removal changed: `fresh` if this holder did not have it yet. */
@@ -51,18 +57,30 @@ export class SetHolder {
   private readonly log: Logger
   private readonly requestTimeoutMs: number
   private readonly maxItemsPerSet: number
+  private readonly maxBytesPerSet: number
+  private readonly writerLimits: { items: number, bytes: number }
   private readonly handlers: { [T in SetRequest['type']]: Handler<T> }
+  /** Items this holder sent in listings and GETs (ids-only listings not counted). */
+  readonly counts = { itemsServed: 0 }
 
   constructor (components: SetHolderComponents, init: SetHolderInit) {
     this.components = components
     this.log = components.logger.forComponent('conf-chat:network:sets:holder')
     this.requestTimeoutMs = init.requestTimeoutMs
     this.maxItemsPerSet = init.maxItemsPerSet
+    this.maxBytesPerSet = init.maxBytesPerSet
+    this.writerLimits = init.writerLimits
     this.handlers = {
-      add: async (req, rules, options) => await this.acceptItems(req.setKey, rules, req.items, options),
+      add: async (req, rules, options) => {
+        components.checkResponsible?.(req.setKey)
+        return await this.acceptItems(req.setKey, rules, req.items, options)
+      },
       list: async (req, _rules, options) => await this.listPage(req.setKey, req.after, req.idsOnly === true, options),
-      remove: async (req, rules, options) =>
-        ({ type: 'removed', removed: (await this.acceptRemoval(req.setKey, rules, { ids: req.ids, auth: req.auth }, options)).removed }),
+      get: async (req, _rules, options) => await this.getItems(req.setKey, req.ids, options),
+      remove: async (req, rules, options) => {
+        components.checkResponsible?.(req.setKey)
+        return { type: 'removed', removed: (await this.acceptRemoval(req.setKey, rules, { ids: req.ids, auth: req.auth }, options)).removed }
+      },
       removals: async (req, _rules, options) => await this.removalsPage(req.setKey, req.after, options)
     }
   }
@@ -104,7 +122,10 @@ export class SetHolder {
     }
   }
 
-  /** ADD: store each valid item the set has no item (and no tombstone) for; never replace one. */
+  /**
+   * ADD: store each valid item the set has no item (and no tombstone) for; never replace
+   * one. Within the set's limits (items and bytes) and its writer's (see writerOf).
+   */
   private async acceptItems (setKey: string, rules: SetNamespaceRules, items: SetItem[], options: AbortOptions): Promise<SetResponse> {
     const { layout, namespaces } = this.components
     const now = this.components.now()
@@ -119,19 +140,32 @@ export class SetHolder {
     }
     if (rules.authorizeItem != null) await this.authorize(setKey, rules, valid, refuse, options)
     if (valid.size === 0) return { type: 'added', accepted, rejected }
+    const writerOf = rules.writerOf
+    const writerLimits = rules.writerLimits ?? this.writerLimits
     await layout.withSetLock(setKey, async () => {
-      let count = await layout.itemCount(setKey, options)
+      const usage = await layout.usage(setKey, writerOf, options)
+      let { items: count, bytes } = usage
+      /** what each writer has, with the items of this request taken so far */
+      const writers = new Map<string, { items: number, bytes: number }>()
       const fresh: SetItem[] = []
       for (const item of valid.values()) {
         const tomb = await layout.tombstone(setKey, item.id, options)
         if (tomb != null && tomb > now) { refuse(item.id, ITEM_REMOVED); continue }
         if (await layout.hasItem(setKey, item.id, options)) { accepted.push(item.id); continue }
-        if (count >= this.maxItemsPerSet) { refuse(item.id, SET_FULL); continue }
+        const size = item.data.length
+        if (count >= this.maxItemsPerSet || bytes + size > this.maxBytesPerSet) { refuse(item.id, SET_FULL); continue }
+        const writer = writerOf?.(item)
+        if (writer != null) {
+          const mine = writers.get(writer) ?? { ...(usage.writers.get(writer) ?? { items: 0, bytes: 0 }) }
+          if (mine.items >= writerLimits.items || mine.bytes + size > writerLimits.bytes) { refuse(item.id, WRITER_FULL); continue }
+          writers.set(writer, { items: mine.items + 1, bytes: mine.bytes + size })
+        }
         fresh.push(item)
         count++
+        bytes += size
         accepted.push(item.id)
       }
-      await layout.putItems(setKey, fresh, options)
+      await layout.putItems(setKey, fresh, writerOf, options)
     })
     return { type: 'added', accepted, rejected }
   }
@@ -212,7 +246,22 @@ export class SetHolder {
       items.push(item)
       last = id
     }
+    this.counts.itemsServed += items.length
     return { type: 'items', items, ...(next != null ? { next } : {}) }
+  }
+
+  /** GET: the unexpired items under these ids that the set has (at most MAX_SET_GET_IDS: they fit in a frame). */
+  private async getItems (setKey: string, ids: string[], options: AbortOptions): Promise<SetResponse> {
+    const { layout } = this.components
+    const ttl = this.components.namespaces.ttlFor(setKey)
+    const now = this.components.now()
+    const items: SetItem[] = []
+    for (const id of new Set(ids)) {
+      const item = await layout.item(setKey, id, options)
+      if (item != null && item.addedAt + ttl > now) items.push(item)
+    }
+    this.counts.itemsServed += items.length
+    return { type: 'items', items }
   }
 
   /** REMOVALS: a page of the unexpired signed removals kept for the set, after the cursor `after`. */

@@ -8,7 +8,9 @@
  *   /cc-sets/removals/<h>/<rid>  a signed removal: CBOR { ids, auth, expiresAt }
  *
  * Writes to one set run one at a time (`withSetLock`), so "keep the first item under an
- * id" holds; the number of items per set is cached between writes. The iterators yield
+ * id" holds; what a set holds (items and bytes, in all and per writer) is counted in one
+ * scan when a write first needs it and kept up to date by the writes after it (a
+ * deletion drops the count: the next write scans again). The iterators yield
  * in key order, as LevelDB does (holders page through a set by id): a datastore that
  * does not keep its keys in order breaks paging.
  */
@@ -17,7 +19,7 @@ import * as cborg from 'cborg'
 import { z } from 'zod'
 import { fromString as bytesFromString, toString as bytesToString } from 'uint8arrays'
 import { setKeyHash, setItemSchema, setRemovalSchema, type SetItem, type SetRemoval } from '@conf-chat/protocol'
-import { SETS_ROOT } from './constants.js'
+import { SETS_ROOT, SET_ITEMS_PREFIX } from './constants.js'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 
@@ -29,10 +31,25 @@ export interface StoredRemoval extends SetRemoval {
 }
 
 const indexKey = (h: string): Key => new Key(`${SETS_ROOT}/keys/${h}`, false)
-const itemsPrefix = (h: string): string => `${SETS_ROOT}/items/${h}/`
+const itemsPrefix = (h: string): string => `${SET_ITEMS_PREFIX}${h}/`
 const tombsPrefix = (h: string): string => `${SETS_ROOT}/tombs/${h}/`
 const removalsPrefix = (h: string): string => `${SETS_ROOT}/removals/${h}/`
 const under = (prefix: string, name: string): Key => new Key(prefix + name, false)
+
+/** What one writer has in a set. */
+export interface Usage {
+  items: number
+  /** Bytes of item data. */
+  bytes: number
+}
+
+/** What a set holds: in all, and per writer (as the namespace's `writerOf` names them). */
+export interface SetUsage extends Usage {
+  writers: Map<string, Usage>
+}
+
+/** Who wrote an item, or undefined when the namespace does not tell. */
+export type WriterOf = (item: SetItem) => string | undefined
 
 export interface SetLayoutComponents {
   datastore: Pick<Datastore, 'get' | 'has' | 'delete' | 'batch' | 'query' | 'queryKeys'>
@@ -41,7 +58,7 @@ export interface SetLayoutComponents {
 export class SetLayout {
   private readonly datastore: SetLayoutComponents['datastore']
   private readonly locks = new Map<string, Promise<void>>()
-  private readonly counts = new Map<string, number>()
+  private readonly usages = new Map<string, SetUsage>()
 
   constructor (components: SetLayoutComponents) {
     this.datastore = components.datastore
@@ -64,15 +81,27 @@ export class SetLayout {
     }
   }
 
-  /** How many items (expired or not) the set has on disk. */
-  async itemCount (setKey: string, options: AbortOptions = {}): Promise<number> {
+  /**
+   * What the set has on disk (items expired or not), in all and per writer. The writers
+   * are counted with the `writerOf` of the first call after a deletion: give the same one
+   * for a set every time.
+   */
+  async usage (setKey: string, writerOf: WriterOf | undefined, options: AbortOptions = {}): Promise<SetUsage> {
     const h = setKeyHash(setKey)
-    const cached = this.counts.get(h)
+    const cached = this.usages.get(h)
     if (cached != null) return cached
-    let n = 0
-    for await (const _ of this.datastore.queryKeys({ prefix: itemsPrefix(h) }, options)) n++
-    this.counts.set(h, n)
-    return n
+    const usage: SetUsage = { items: 0, bytes: 0, writers: new Map() }
+    for await (const { item } of this.items(setKey, options)) {
+      usage.items++
+      if (item != null) count(usage, item, writerOf)
+    }
+    this.usages.set(h, usage)
+    return usage
+  }
+
+  /** The item under `id`, or undefined if the set has none (or it is unreadable). */
+  async item (setKey: string, id: string, options: AbortOptions = {}): Promise<SetItem | undefined> {
+    return decodeStored(await this.read(under(itemsPrefix(setKeyHash(setKey)), id), options), setItemSchema)
   }
 
   async hasItem (setKey: string, id: string, options: AbortOptions = {}): Promise<boolean> {
@@ -136,19 +165,27 @@ export class SetLayout {
     return await this.datastore.has(indexKey(setKeyHash(setKey)), options)
   }
 
-  /** Store new items (call under the set's lock, after checking none is held or tombstoned). */
-  async putItems (setKey: string, items: SetItem[], options: AbortOptions = {}): Promise<void> {
+  /**
+   * Store new items (call under the set's lock, after checking none is held or
+   * tombstoned); `writerOf` as given to `usage`.
+   */
+  async putItems (setKey: string, items: SetItem[], writerOf?: WriterOf, options: AbortOptions = {}): Promise<void> {
     if (items.length === 0) return
     const h = setKeyHash(setKey)
     const batch = this.datastore.batch()
     for (const item of items) batch.put(under(itemsPrefix(h), item.id), cborg.encode({ id: item.id, data: item.data, addedAt: item.addedAt }))
     batch.put(indexKey(h), bytesFromString(setKey))
-    const before = this.counts.get(h)
     try {
       await batch.commit(options)
-      if (before != null) this.counts.set(h, before + items.length)
+      const usage = this.usages.get(h)
+      if (usage != null) {
+        for (const item of items) {
+          usage.items++
+          count(usage, item, writerOf)
+        }
+      }
     } catch (err) {
-      this.counts.delete(h)
+      this.usages.delete(h)
       throw err
     }
   }
@@ -172,7 +209,7 @@ export class SetLayout {
     try {
       await batch.commit(options)
     } finally {
-      this.counts.delete(h)
+      this.usages.delete(h)
     }
     return removed
   }
@@ -180,14 +217,14 @@ export class SetLayout {
   /** Delete one stored entry of the set (an item, tombstone or removal) found by the iterators. */
   async deleteEntry (setKey: string, key: Key, options: AbortOptions = {}): Promise<void> {
     await this.datastore.delete(key, options)
-    this.counts.delete(setKeyHash(setKey))
+    this.usages.delete(setKeyHash(setKey))
   }
 
   /** Forget that this peer holds the set (call when nothing of it is left). */
   async forgetSet (setKey: string, options: AbortOptions = {}): Promise<void> {
     const h = setKeyHash(setKey)
     await this.datastore.delete(indexKey(h), options)
-    this.counts.delete(h)
+    this.usages.delete(h)
   }
 
   /** A stored value, or empty bytes (which decode as absent) when there is none. */
@@ -198,6 +235,17 @@ export class SetLayout {
       return new Uint8Array()
     }
   }
+}
+
+/** Add `item` to the set's usage and to its writer's. */
+function count (usage: SetUsage, item: SetItem, writerOf: WriterOf | undefined): void {
+  usage.bytes += item.data.length
+  const writer = writerOf?.(item)
+  if (writer == null) return
+  const mine = usage.writers.get(writer) ?? { items: 0, bytes: 0 }
+  mine.items++
+  mine.bytes += item.data.length
+  usage.writers.set(writer, mine)
 }
 
 /** Our own stored values: decoded and, with a schema, checked; anything else reads as absent. */

@@ -11,10 +11,11 @@
  * This class wires the parts: the client (set-client.ts), the holder's protocol server
  * (set-holder.ts), the on-disk layout (set-layout.ts), replication and the sweeper.
  */
+import { fromString as bytesFromString } from 'uint8arrays'
 import { SET_PROTOCOL, defaultSetNamespaces, type AccountKeys, type SetItem, type SetNamespaceRules } from '@conf-chat/protocol'
 import {
   DEFAULT_SET_REPLICAS, DEFAULT_SET_ITEM_TTL_MS, DEFAULT_SET_MAINTENANCE_INTERVAL_MS, DEFAULT_SET_REQUEST_TIMEOUT_MS,
-  DEFAULT_MAX_ITEMS_PER_SET, DEFAULT_QUERY_TIMEOUT_MS, SET_MAX_STREAMS_PER_CONNECTION
+  DEFAULT_MAX_ITEMS_PER_SET, DEFAULT_MAX_BYTES_PER_SET, DEFAULT_WRITER_LIMITS, DEFAULT_QUERY_TIMEOUT_MS, SET_MAX_STREAMS_PER_CONNECTION
 } from '../../constants.js'
 import { shutdownController, untilEither } from '../../utils/index.js'
 import { DEFAULT_SET_RETRY_DELAY_MS } from './constants.js'
@@ -26,6 +27,8 @@ import { HolderLookup, type FindHoldersOptions } from './holder-lookup.js'
 import { SetClient, type AddResult, type ListOptions, type RemoveResult } from './set-client.js'
 import { SetReplicator, type MaintenanceReport } from './replication.js'
 import { SetSweeper } from './sweeper.js'
+import { NotResponsibleError, type Responsibility } from '../dht/responsibility.js'
+import type { HeldEntry } from '../storage-budget.js'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { AbortOptions, ComponentLogger, Libp2p, PeerId, PeerStore, StreamHandler } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
@@ -43,6 +46,18 @@ export interface SetStoreInit {
   setRetryDelayMs?: number
   /** Most items a holder keeps in one set; more are refused. @default 10,000 */
   maxItemsPerSet?: number
+  /** Most bytes of item data a holder keeps in one set; more are refused. @default 32 MiB */
+  maxBytesPerSet?: number
+  /**
+   * Most items and bytes one writer may have in one set, for namespaces that tell writers
+   * apart and set no limits of their own. @default 2,000 items, 4 MiB
+   */
+  writerLimits?: { items: number, bytes: number }
+  /**
+   * A holder takes items and removals of a set only if fewer than this many known peers
+   * are closer to its key (see responsibility.ts). @default twice the replica count
+   */
+  setResponsibleRank?: number
   /** Limit for one DHT query (finding a set's holders) (ms). @default 15 s */
   queryTimeoutMs?: number
   /** Namespaces to serve besides (or instead of) the defaults `cc-mailbox` and `cc-dir`. */
@@ -60,6 +75,8 @@ export interface SetStoreComponents {
   logger: ComponentLogger
   /** The clock for item expiry, tombstones, removal signatures and sweeps, ms since the epoch. @default Date.now */
   now?: () => number
+  /** Whether this peer is close enough to a key to hold its set. @default every set is taken */
+  responsibility?: Pick<Responsibility, 'isResponsible'>
 }
 
 export class SetStore {
@@ -69,6 +86,7 @@ export class SetStore {
   readonly requestTimeoutMs: number
   readonly maxItemsPerSet: number
   readonly queryTimeoutMs: number
+  readonly responsibleRank: number
   private readonly network: Pick<Libp2p, 'handle' | 'unhandle'>
   private readonly now: () => number
   private readonly layout: SetLayout
@@ -88,13 +106,23 @@ export class SetStore {
     this.requestTimeoutMs = init.setRequestTimeoutMs ?? DEFAULT_SET_REQUEST_TIMEOUT_MS
     this.maxItemsPerSet = init.maxItemsPerSet ?? DEFAULT_MAX_ITEMS_PER_SET
     this.queryTimeoutMs = init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS
+    const rank = this.responsibleRank = init.setResponsibleRank ?? 2 * this.replicas
+    const { responsibility } = components
+    const checkResponsible = responsibility == null
+      ? undefined
+      : (setKey: string): void => { if (!responsibility.isResponsible(bytesFromString(setKey), rank)) throw new NotResponsibleError(setKey, rank) }
     const { peerId, logger } = components
     const now = this.now = components.now ?? Date.now
     this.network = components.network
     this.layout = new SetLayout({ datastore: components.datastore })
     this.namespaces = new SetNamespaces({ itemTtlMs: this.itemTtlMs, namespaces: { ...defaultSetNamespaces(), ...init.setNamespaces } })
     const { layout, namespaces } = this
-    this.holder = new SetHolder({ layout, namespaces, logger, now }, { requestTimeoutMs: this.requestTimeoutMs, maxItemsPerSet: this.maxItemsPerSet })
+    this.holder = new SetHolder({ layout, namespaces, logger, now, checkResponsible }, {
+      requestTimeoutMs: this.requestTimeoutMs,
+      maxItemsPerSet: this.maxItemsPerSet,
+      maxBytesPerSet: init.maxBytesPerSet ?? DEFAULT_MAX_BYTES_PER_SET,
+      writerLimits: init.writerLimits ?? DEFAULT_WRITER_LIMITS
+    })
     const rpc = new SetRpc({
       peerId, network: components.network, answerLocally: async (req, options) => await this.holder.answer(req, options)
     }, { requestTimeoutMs: this.requestTimeoutMs })
@@ -195,6 +223,22 @@ export class SetStore {
   }
 
   /** The keys of the sets this peer holds anything of (items, tombstones or removals). */
+  /** What this peer's holder did so far: items it sent to readers. */
+  get stats (): { itemsServed: number } {
+    return { ...this.holder.counts }
+  }
+
+  /** Every item this peer holds, for the storage budget: when it was written, and how to delete it. */
+  async * heldItems (options: AbortOptions = {}): AsyncGenerator<HeldEntry> {
+    const { layout } = this
+    for (const setKey of await layout.heldSets(options)) {
+      for await (const { key, item } of layout.items(setKey, options)) {
+        // an unreadable item is the oldest of all
+        yield { time: item?.addedAt ?? 0, remove: async () => { await layout.withSetLock(setKey, async () => { await layout.deleteEntry(setKey, key) }) } }
+      }
+    }
+  }
+
   async heldSets (options: AbortOptions = {}): Promise<string[]> {
     return await this.layout.heldSets(options)
   }

@@ -52,6 +52,27 @@ describe('set holder', () => {
     expect(added(await rawRequest(holder, { type: 'add', setKey: key, items: [items[0]!] })).accepted).toEqual([items[0]!.id])
   })
 
+  it('keeps each writer to its share of a set (rate-limited) and the set to its bytes (full); a removal frees the share', async () => {
+    // the writer of a test item: what its text has before ':'
+    const writers = await net.peer({
+      init: {
+        maxItemsPerSet: 100,
+        maxBytesPerSet: 40,
+        setNamespaces: { [TEST_NAMESPACE]: { ...testRules, writerOf: item => textOf(item).split(':')[0], writerLimits: { items: 2, bytes: 1000 } } }
+      }
+    })
+    const mine = ['a:1', 'a:2', 'a:3', 'b:1'].map(t => textItem(net.clock, t))
+    const res = added(await rawRequest(writers, { type: 'add', setKey: key, items: mine }))
+    expect(res.accepted).toEqual([mine[0]!.id, mine[1]!.id, mine[3]!.id])
+    expect(res.rejected).toEqual([{ id: mine[2]!.id, code: 'rate-limited', reason: 'too much from this writer' }])
+    // 9 of 40 bytes held: 32 more do not fit, whoever writes them
+    const big = textItem(net.clock, 'c:' + 'x'.repeat(30))
+    expect(added(await rawRequest(writers, { type: 'add', setKey: key, items: [big] })).rejected).toEqual([{ id: big.id, code: 'full', reason: 'set full' }])
+    await writers.store.remove(key, [mine[0]!.id], owner)
+    const again = textItem(net.clock, 'a:4')
+    expect(added(await rawRequest(writers, { type: 'add', setKey: key, items: [again] })).accepted).toEqual([again.id])
+  })
+
   it('removes only with the owner\'s signature over the ids, and keeps a tombstone that refuses the item again', async () => {
     const items = ['x', 'y'].map(t => textItem(net.clock, t, `id-${t}`))
     await rawRequest(holder, { type: 'add', setKey: key, items })

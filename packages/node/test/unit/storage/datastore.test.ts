@@ -1,6 +1,7 @@
 /**
  * ChatDatastore on a temporary LevelDB: the write guard for DHT records (with the record
- * store's guard, as the peer wires it), expiry on reads, and the peer store kept in memory.
+ * store's guard, as the peer wires it), expiry on reads, the peer store kept in memory, and
+ * the count of bytes held for others.
  */
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -134,5 +135,27 @@ describe('the peer store in memory', () => {
     await ds.close()
     await ds.open()
     expect([...await ds.get(a)]).toEqual([9])
+  })
+})
+
+describe('bytes held for others', () => {
+  it('counts what is on disk under the prefixes, then follows puts, replacements, deletes and batches', async () => {
+    await ds.put(new Key('/held/a', false), new Uint8Array(10))
+    await ds.put(new Key('/other/a', false), new Uint8Array(1000))
+    const changes: number[] = []
+    ds.onHeldChange = bytes => { changes.push(bytes) }
+    expect(await ds.countHeld(['/held/'])).toBe(10)
+    await ds.put(new Key('/held/b', false), new Uint8Array(20))
+    await ds.put(new Key('/held/a', false), new Uint8Array(5))
+    await ds.put(new Key('/other/b', false), new Uint8Array(1000))
+    await ds.delete(new Key('/held/b', false))
+    await ds.delete(new Key('/held/none', false))
+    const batch = ds.batch()
+    batch.put(new Key('/held/c', false), new Uint8Array(7))
+    batch.put(new Key('/held/c', false), new Uint8Array(8))
+    batch.delete(new Key('/held/a', false))
+    await batch.commit()
+    expect(ds.heldBytes).toBe(8)
+    expect(changes).toEqual([30, 25, 5, 5, 8])
   })
 })

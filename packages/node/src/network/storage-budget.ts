@@ -1,0 +1,113 @@
+/**
+ * The storage budget: how many bytes a peer holds for others (DHT records and set items,
+ * counted by the datastore through every write), and, once that passes the budget, the
+ * oldest of them deleted until it is back under LOW_WATER of it.
+ *
+ * Responsibility (responsibility.ts) and the limits per set and per writer bound what
+ * one key or one writer can put on a peer; the budget bounds the sum, whatever the
+ * number of keys and writers. Before it, a holder took 1,000 records of 120 KiB under
+ * fresh keys (+118 MiB) and had no limit at all.
+ *
+ * Oldest first: a record by when this peer last received it (its owner or a holder
+ * republishing it refreshes that), an item by when it was written. A flood is the
+ * newest data, so what goes first is what has been read the longest, and what its
+ * other holders (R per set, up to 20 per record) still hold.
+ */
+import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
+
+/** One thing a peer holds for others: when it came, and how to delete it. */
+export interface HeldEntry {
+  time: number
+  remove: () => Promise<void>
+}
+
+/** Every entry of one kind (records, set items), in any order. */
+export type HeldSource = (options: AbortOptions) => AsyncIterable<HeldEntry>
+
+export interface StorageBudgetComponents {
+  /** The bytes held now (undefined while not counted yet). */
+  heldBytes: () => number | undefined
+  sources: HeldSource[]
+  logger: ComponentLogger
+}
+
+export interface StorageBudgetInit {
+  budgetBytes: number
+}
+
+/** Eviction stops once the held bytes are at most this share of the budget. */
+export const LOW_WATER = 0.9
+
+/** Entries deleted per scan of everything held (the oldest ones). */
+const EVICTION_BATCH = 1_000
+
+export interface EvictionReport {
+  removed: number
+  bytesBefore: number
+  bytesAfter: number
+}
+
+export class StorageBudget {
+  private readonly components: StorageBudgetComponents
+  private readonly log: Logger
+  readonly budgetBytes: number
+  private running?: Promise<EvictionReport>
+  private stopped = false
+
+  constructor (components: StorageBudgetComponents, init: StorageBudgetInit) {
+    this.components = components
+    this.log = components.logger.forComponent('conf-chat:network:storage-budget')
+    this.budgetBytes = init.budgetBytes
+  }
+
+  /** For the datastore's `onHeldChange`: past the budget, start an eviction (one at a time). */
+  readonly onHeldChange = (bytes: number): void => {
+    if (bytes <= this.budgetBytes || this.running != null || this.stopped) return
+    this.running = this.evict()
+      .catch(err => { this.log.error('eviction failed: %e', err); return { removed: 0, bytesBefore: bytes, bytesAfter: bytes } })
+      .finally(() => { this.running = undefined })
+  }
+
+  /** Resolves when the eviction under way (if any) has ended. */
+  async settled (): Promise<void> {
+    await this.running
+  }
+
+  stop (): void {
+    this.stopped = true
+  }
+
+  /** Delete the oldest entries until the held bytes are at most LOW_WATER of the budget. */
+  async evict (options: AbortOptions = {}): Promise<EvictionReport> {
+    const held = (): number => this.components.heldBytes() ?? 0
+    const target = Math.floor(this.budgetBytes * LOW_WATER)
+    const bytesBefore = held()
+    let removed = 0
+    while (held() > target && !this.stopped) {
+      const oldest = await this.oldest(EVICTION_BATCH, options)
+      if (oldest.length === 0) break
+      for (const entry of oldest) {
+        if (held() <= target || this.stopped) break
+        await entry.remove()
+        removed++
+      }
+    }
+    const bytesAfter = held()
+    this.log('held %d bytes of a budget of %d: deleted the %d oldest entries, %d bytes left', bytesBefore, this.budgetBytes, removed, bytesAfter)
+    return { removed, bytesBefore, bytesAfter }
+  }
+
+  /** The `n` oldest entries of every source, oldest first (keeping at most 2n in memory). */
+  private async oldest (n: number, options: AbortOptions): Promise<HeldEntry[]> {
+    let kept: HeldEntry[] = []
+    const trim = (): void => { kept.sort((a, b) => a.time - b.time); kept = kept.slice(0, n) }
+    for (const source of this.components.sources) {
+      for await (const entry of source(options)) {
+        kept.push(entry)
+        if (kept.length >= 2 * n) trim()
+      }
+    }
+    trim()
+    return kept
+  }
+}
