@@ -102,6 +102,27 @@ describe('mailboxes', () => {
     await spare.logout()
   })
 
+  it('fetches an envelope it leaves in the mailbox (a kind it does not know) once, not again at every read', async () => {
+    const sender = senders[3]!
+    const bob = await sender.profile('bob')
+    const from = { username: sender.whoami().username, keys: sender.session!.account.keys }
+    const later = Array.from({ length: 10 }, (_, i) => createEnvelope('kind-from-later', { i, pad: 'x'.repeat(30_000) }, from, bob))
+    await sender.peer.sets.add(mailboxSetKey(bob.keyId), later.map(e => ({ id: e.id, data: encodeEnvelope(e), addedAt: Date.now() })))
+    /** Items every holder has sent to readers so far. */
+    const served = (): number => [net.supernode, ...net.nodes.map(n => n.peer)].reduce((n, p) => n + p.sets.stats.itemsServed, 0)
+    await spare.login('bob', PASSWORD)
+    // the read at login (the check waits for it) fetched them, and left them for a newer peer;
+    // reads after it list the ids, and fetch none of them (a full listing: 10 items from each holder)
+    expect(await spare.checkMailbox()).toEqual([])
+    const before = served()
+    expect(await spare.checkMailbox()).toEqual([])
+    expect(await spare.checkMailbox()).toEqual([])
+    expect(served() - before).toBe(0)
+    await spare.logout()
+    const held = new Set((await spare.peer.sets.list(mailboxSetKey(bob.keyId))).map(i => i.id))
+    expect(later.every(e => held.has(e.id))).toBe(true)
+  })
+
   it('drops a forged sender and a tampered envelope, and shows the rest', async () => {
     const attacker = senders[4]!
     const bob = await attacker.profile('bob')

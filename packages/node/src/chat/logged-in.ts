@@ -75,6 +75,11 @@ export class LoggedIn {
   readonly ready: Promise<void>
   /** The mailbox read under way (one at a time). */
   draining: Promise<unknown> = Promise.resolve()
+  /**
+   * Ids of envelopes of kinds this peer does not know, left in the mailbox for a newer
+   * peer of the user's: later reads do not fetch them again (mailbox-reader.ts).
+   */
+  readonly leftInMailbox = new Set<string>()
   pollTimer?: NodeJS.Timeout
   /** Mailbox reads due soon (after login, a live refusal, a rejoin, a stall); set by Messaging. */
   mailboxReads?: DueRuns

@@ -3,6 +3,10 @@
  * messages a few at a time), goes through the same check and handler as a live one; new
  * messages are shown together; what was handled, or refused for good, is then removed
  * from the holders. One read at a time.
+ *
+ * A read lists the mailbox's ids first and fetches only the items it has not left there
+ * on purpose (envelopes of kinds this peer does not know): 1,500 such items of 60 KiB
+ * were once downloaded again at every read, 13 times the CPU of a peer without them.
  */
 import { DM_KIND, PRESENCE_KIND, isFinalRefusal, envelopeIdTime, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
@@ -77,8 +81,23 @@ export class MailboxReader {
     if (active.ended) return []
     await active.ready
     const { account } = active.session
-    const mail = await this.c.mailbox.fetch(account.keyId, { signal: timeLimit(this.timeoutMs, options), holdersMaxAgeMs: options.holdersMaxAgeMs })
+    const now = this.c.now ?? Date.now
     const done: string[] = []
+    const left = active.leftInMailbox
+    for (const id of left) {
+      if (now() - envelopeIdTime(id) <= UNKNOWN_KIND_MAX_AGE_MS) continue
+      this.log('removed %s of an unknown kind: older than %d days', id, UNKNOWN_KIND_MAX_AGE_MS / 86_400_000)
+      done.push(id)
+      left.delete(id)
+    }
+    const listed = new Set<string>()
+    const mail = await this.c.mailbox.fetch(account.keyId, {
+      signal: timeLimit(this.timeoutMs, options),
+      holdersMaxAgeMs: options.holdersMaxAgeMs,
+      skip: id => { listed.add(id); return left.has(id) || done.includes(id) }
+    })
+    // what is no longer listed was removed (by another peer of the user's) or expired
+    for (const id of left) if (!listed.has(id)) left.delete(id)
     for (const bad of mail.invalid) {
       this.log('dropped mailbox item %s: %s', bad.id, bad.reason)
       done.push(bad.id)
@@ -99,11 +118,12 @@ export class MailboxReader {
       if (env.kind === PRESENCE_KIND) { done.push(env.id); return true }
       // a kind this peer does not know yet (a newer peer sent it): leave it a while for one that does
       if (!this.c.handles(env.kind)) {
-        if ((this.c.now ?? Date.now)() - envelopeIdTime(env.id) > UNKNOWN_KIND_MAX_AGE_MS) {
+        if (now() - envelopeIdTime(env.id) > UNKNOWN_KIND_MAX_AGE_MS) {
           this.log('removed %s of unknown kind %s: older than %d days', env.id, env.kind, UNKNOWN_KIND_MAX_AGE_MS / 86_400_000)
           done.push(env.id)
         } else {
           this.log('left %s of unknown kind %s in the mailbox', env.id, env.kind)
+          left.add(env.id)
         }
         return true
       }

@@ -36,13 +36,20 @@ export interface ListOptions extends AbortOptions {
    * them up afresh. @default 0 (a new lookup)
    */
   holdersMaxAgeMs?: number
+  /**
+   * Ids the reader has already and does not want again: the read lists the holders' ids
+   * first and fetches only the items of the other ids (one copy each, from a holder that
+   * listed it). Without it, every holder sends every item and the version most holders
+   * keep under an id wins.
+   */
+  skip?: (id: string) => boolean
 }
 
 export interface SetClientComponents {
   peerId: PeerId
   namespaces: Pick<SetNamespaces, 'rulesFor' | 'ttlFor' | 'checkItem'>
   layout: Pick<SetLayout, 'holdsSet'>
-  rpc: Pick<SetRpc, 'send' | 'items'>
+  rpc: Pick<SetRpc, 'send' | 'items' | 'ids' | 'get'>
   findHolders: (setKey: string, options?: FindHoldersOptions) => Promise<PeerId[]>
   /** This peer's own unexpired items of the set (a reader's union includes them). */
   localItems: (setKey: string, options?: AbortOptions) => Promise<SetItem[]>
@@ -128,6 +135,7 @@ export class SetClient {
    * SetReadError when none of them answered, so "empty" never hides "unreachable".
    */
   async list (setKey: string, options: ListOptions = {}): Promise<SetItem[]> {
+    if (options.skip != null) return await this.listNew(setKey, options.skip, options)
     const { namespaces, rpc } = this.components
     const rules = namespaces.rulesFor(setKey)
     // holders keep the first item they get under an id, so two holders may keep different
@@ -145,28 +153,45 @@ export class SetClient {
       return undefined
     }
     for (const item of await this.components.localItems(setKey, options)) count(item)
+    // one vote per holder and id: a holder that sends an id twice (or a listing asked again
+    // after it broke off) does not count twice
+    const votes = new Map<string, Set<string>>()
+    await this.answeringHolders(setKey, options, async holder => {
+      const voted = votes.get(holder.toString()) ?? new Set<string>()
+      votes.set(holder.toString(), voted)
+      const now = this.components.now()
+      for await (const item of rpc.items(holder, setKey, options)) {
+        if (voted.has(item.id)) continue
+        voted.add(item.id)
+        const reason = count(item, () => namespaces.checkItem(setKey, rules, item, now))
+        if (reason != null) this.log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
+      }
+    })
+    // (on a tie the version read first: our own, then the first holder's)
+    const chosen = [...byId.values()].map(versions => versions.reduce((a, b) => b.votes > a.votes ? b : a).item)
+    return chosen.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  }
+
+  /**
+   * Run `read` on each holder of the set (the 2R closest, this peer left out), in
+   * parallel; a holder that failed is asked once more after a pause. With
+   * `holdersMaxAgeMs`, holders found a while ago are reused, and if one of them is silent
+   * the closest peers are looked up afresh and the new ones read too. Resolves to each
+   * holder that answered with what `read` gave; throws NoSetHoldersError when no holder is
+   * found and SetReadError when none answered (and this peer holds nothing of the set),
+   * so that "empty" never hides "unreachable".
+   */
+  private async answeringHolders<T> (setKey: string, options: ListOptions, read: (holder: PeerId) => Promise<T>): Promise<Array<[PeerId, T]>> {
     // readers ask twice as many peers as writers store on: a writer whose lookup was cut
     // short by load may have picked holders a little further from the key
     const reusing = (options.holdersMaxAgeMs ?? 0) > 0
     const found = await this.components.findHolders(setKey, { signal: options.signal, count: this.replicas * 2, maxAgeMs: options.holdersMaxAgeMs })
     if (found.length === 0) throw new NoSetHoldersError()
     const holders = found.filter(p => !p.equals(this.components.peerId))
-    let answered = 0
-    // one vote per holder and id: a holder that sends an id twice (or a listing asked again
-    // after it broke off) does not count twice
-    const votes = new Map<string, Set<string>>()
+    const answers: Array<[PeerId, T]> = []
     const readFrom = async (holder: PeerId): Promise<boolean> => {
-      const voted = votes.get(holder.toString()) ?? new Set<string>()
-      votes.set(holder.toString(), voted)
       try {
-        const now = this.components.now()
-        for await (const item of rpc.items(holder, setKey, options)) {
-          if (voted.has(item.id)) continue
-          voted.add(item.id)
-          const reason = count(item, () => namespaces.checkItem(setKey, rules, item, now))
-          if (reason != null) this.log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
-        }
-        answered++
+        answers.push([holder, await read(holder)])
         return true
       } catch (err: any) {
         this.log('could not list %s on %p: %s', setKey, holder, err.message)
@@ -180,7 +205,7 @@ export class SetClient {
     if (retry.length > 0 && await this.pause(options)) await Promise.all(retry.map(readFrom))
     // holders found a while ago, one of them silent now: it may have left, and the set's
     // items moved to the peers that are closest now, so find those and read them
-    if (reusing && answered < holders.length && options.signal?.aborted !== true) {
+    if (reusing && answers.length < holders.length && options.signal?.aborted !== true) {
       const fresh = await this.components.findHolders(setKey, { signal: options.signal, count: this.replicas * 2 })
       const asked = new Set(holders.map(h => h.toString()))
       const others = fresh.filter(p => !p.equals(this.components.peerId) && !asked.has(p.toString()))
@@ -188,12 +213,51 @@ export class SetClient {
       await Promise.all(others.map(readFrom))
     }
     // (a local read, not under the caller's signal: a caller that gave up still learns that nobody answered)
-    if (holders.length > 0 && answered === 0 && !await this.components.layout.holdsSet(setKey)) {
+    if (holders.length > 0 && answers.length === 0 && !await this.components.layout.holdsSet(setKey)) {
       throw new SetReadError(`none of the ${holders.length} holders of ${setKey} answered`)
     }
-    // (on a tie the version read first: our own, then the first holder's)
-    const chosen = [...byId.values()].map(versions => versions.reduce((a, b) => b.votes > a.votes ? b : a).item)
-    return chosen.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    return answers
+  }
+
+  /**
+   * `list` with `skip`: the ids of every holder first, then the items of the ids not
+   * skipped, each from one holder that listed it (the next one if that one does not send
+   * a valid item). Local items count as held. Throws as `list` does.
+   */
+  private async listNew (setKey: string, skip: (id: string) => boolean, options: ListOptions): Promise<SetItem[]> {
+    const { namespaces, rpc } = this.components
+    const rules = namespaces.rulesFor(setKey)
+    const valid = (item: SetItem): boolean => {
+      const reason = namespaces.checkItem(setKey, rules, item, this.components.now())
+      if (reason != null) this.log('ignored item %s of %s: %s', item.id, setKey, reason)
+      return reason == null
+    }
+    const found = new Map<string, SetItem>()
+    for (const item of await this.components.localItems(setKey, options)) if (!skip(item.id)) found.set(item.id, item)
+    const holders = await this.answeringHolders(setKey, options, async holder => await rpc.ids(holder, setKey, options))
+    /** for each wanted id, the holders that listed it and were not asked for it yet */
+    const wanted = new Map<string, PeerId[]>()
+    for (const [holder, ids] of holders) {
+      for (const id of ids) if (!skip(id) && !found.has(id)) wanted.set(id, [...(wanted.get(id) ?? []), holder])
+    }
+    while (wanted.size > 0 && options.signal?.aborted !== true) {
+      const asks = new Map<PeerId, string[]>()
+      for (const [id, from] of wanted) {
+        const holder = from.shift()
+        if (holder == null) { wanted.delete(id); continue }
+        asks.set(holder, [...(asks.get(holder) ?? []), id])
+      }
+      await Promise.all([...asks].map(async ([holder, ids]) => {
+        try {
+          for (const item of await rpc.get(holder, setKey, ids, options)) {
+            if (wanted.has(item.id) && ids.includes(item.id) && valid(item)) { found.set(item.id, item); wanted.delete(item.id) }
+          }
+        } catch (err: any) {
+          this.log('could not get %d items of %s from %p: %s', ids.length, setKey, holder, err.message)
+        }
+      }))
+    }
+    return [...found.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
   }
 
   /**

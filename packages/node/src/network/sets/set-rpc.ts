@@ -5,7 +5,7 @@
  */
 import { lpStream } from '@libp2p/utils'
 import {
-  SET_PROTOCOL, MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, encodeSetMessage, decodeSetResponse, setItemFrameBytes,
+  SET_PROTOCOL, MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_GET_IDS, encodeSetMessage, decodeSetResponse, setItemFrameBytes,
   type SetItem, type SetRemoval, type SetRequest, type SetResponse
 } from '@conf-chat/protocol'
 import { timeLimit } from '../../utils/index.js'
@@ -73,6 +73,17 @@ export class SetRpc {
       after = res.next
     } while (after != null)
     return held
+  }
+
+  /** The items the holder has under `ids` (any number: asked MAX_SET_GET_IDS at a time). */
+  async get (holder: PeerId, setKey: string, ids: string[], options: AbortOptions = {}): Promise<SetItem[]> {
+    const out: SetItem[] = []
+    for (let i = 0; i < ids.length; i += MAX_SET_GET_IDS) {
+      const res = await this.send(holder, { type: 'get', setKey, ids: ids.slice(i, i + MAX_SET_GET_IDS) }, options)
+      if (res.type !== 'items') throw unexpected(res)
+      out.push(...res.items)
+    }
+    return out
   }
 
   /** Every signed removal the holder keeps for the set. */

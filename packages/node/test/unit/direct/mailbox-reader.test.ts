@@ -13,17 +13,24 @@ import type { IncomingMessage } from '../../../src/chat/direct/index.js'
 const envelope = (kind: string, i: number): Envelope => ({ id: `e-${String(i).padStart(3, '0')}`, kind, from: 'alice', sentAt: 1000 + i } as unknown as Envelope)
 
 /** A reader over `envelopes` whose handlers log when each starts and ends (each waits a turn of the event loop). */
-function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], inFlight: { max: number } } {
+function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], fetched: string[][], inFlight: { max: number } } {
   const log: string[] = []
   const removed: string[][] = []
+  const fetched: string[][] = []
   const inFlight = { now: 0, max: 0 }
   const shown: IncomingMessage[] = []
   const session = { account: { keyId: 'k', keys: {} } }
   const batch = { beginBatch: () => {}, endBatch: () => shown.splice(0) }
-  const active = { session, ended: false, ready: Promise.resolve(), draining: Promise.resolve(), dms: batch, conferences: { beginBatch: () => {}, endBatch: () => [] } } as unknown as LoggedIn
+  const active = { session, ended: false, ready: Promise.resolve(), draining: Promise.resolve(), leftInMailbox: new Set<string>(), dms: batch, conferences: { beginBatch: () => {}, endBatch: () => [] } } as unknown as LoggedIn
   const reader = new MailboxReader({
     mailbox: {
-      fetch: async () => ({ envelopes: [...envelopes].reverse(), invalid: [] }),
+      // as the set client does: the ids the reader skips are not fetched; what was removed is gone
+      fetch: async (_keyId, options) => {
+        const gone = new Set(removed.flat())
+        const got = [...envelopes].reverse().filter(e => !gone.has(e.id) && options?.skip?.(e.id) !== true)
+        fetched.push(got.map(e => e.id))
+        return { envelopes: got, invalid: [] }
+      },
       remove: async (_keyId, ids) => { removed.push(ids) }
     },
     profile: async () => ({ username: 'alice' }) as any,
@@ -42,7 +49,7 @@ function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => bool
     emit: () => {},
     logger: defaultLogger()
   })
-  return { reader, active, log, removed, inFlight }
+  return { reader, active, log, removed, fetched, inFlight }
 }
 
 describe('MailboxReader', () => {
@@ -90,15 +97,23 @@ describe('MailboxReader', () => {
     expect(removed.flat().sort()).toEqual(handled.sort())
   })
 
-  it('leaves an envelope of a kind it does not know for a newer peer a while, then removes it', async () => {
-    const now = 100 * UNKNOWN_KIND_MAX_AGE_MS
+  it('leaves an envelope of a kind it does not know for a newer peer a while, without fetching it again, then removes it', async () => {
+    let now = 100 * UNKNOWN_KIND_MAX_AGE_MS
     const fresh = { ...envelope('kind-from-the-future', 0), id: newEnvelopeId(now - UNKNOWN_KIND_MAX_AGE_MS + 1000) }
     const old = { ...envelope('kind-from-the-future', 1), id: newEnvelopeId(now - UNKNOWN_KIND_MAX_AGE_MS - 1000) }
     const dm = { ...envelope(DM_KIND, 2), id: newEnvelopeId(now) }
-    const { reader, active, removed, log } = setup([fresh, old, dm], { handles: kind => kind === DM_KIND, now: () => now })
+    const { reader, active, removed, fetched, log } = setup([fresh, old, dm], { handles: kind => kind === DM_KIND, now: () => now })
     await reader.drain(active)
     expect(removed.flat().sort()).toEqual([old.id, dm.id].sort())
     // neither unknown one was handed to a handler
     expect(log.filter(l => l.startsWith('start'))).toEqual([`start ${dm.id}`])
+    // the next read does not fetch what it left
+    await reader.drain(active)
+    expect(fetched[1]).toEqual([])
+    // once it is old enough, it is removed, unfetched
+    now += UNKNOWN_KIND_MAX_AGE_MS
+    await reader.drain(active)
+    expect(fetched[2]).toEqual([])
+    expect(removed.at(-1)).toEqual([fresh.id])
   })
 })

@@ -45,6 +45,19 @@ describe('set client', () => {
     expect(listed.map(textOf).sort()).toEqual(['one', 'three', 'two'])
   })
 
+  it('with ids to skip, lists ids first and fetches each other item once, from one holder that has it', async () => {
+    const [a, b, c] = ['one', 'two', 'three'].map(t => textItem(net.clock, t)) as [SetItem, SetItem, SetItem]
+    for (const h of holders) { await onlyOn(h, a); await onlyOn(h, b) }
+    await onlyOn(holders[2]!, c)
+    const served = (): number => holders.reduce((n, h) => n + h.store.stats.itemsServed, 0)
+    const listed = await reader.store.list(key, { skip: id => id === a.id })
+    expect(listed.map(textOf).sort()).toEqual(['three', 'two'])
+    // b from one holder, c from the one that has it; a from none
+    expect(served()).toBe(2)
+    expect(await reader.store.list(key, { skip: id => [a.id, b.id, c.id].includes(id) })).toEqual([])
+    expect(served()).toBe(2)
+  })
+
   it('lists, of two items under one id, the one most holders keep, whichever holder answers first', async () => {
     // one holder missed the first item and kept a later one under its id; the other two
     // kept the first: each holder in turn is the odd one out
