@@ -143,6 +143,21 @@ describe('limits per writer and per set, and the storage budget of a peer', () =
     expect(await net.peers[1]!.sets.list(mailbox)).toHaveLength(WRITER_ITEMS + 1)
   })
 
+  it('a peer sending items from ever new unregistered names makes a holder read at most 120 names a minute', async () => {
+    const victim = generateAccountKeys()
+    const mailbox = mailboxSetKey(keyIdOf(victim.signPublic))
+    // a peer that has sent no items yet
+    const sender = net.peers[2]!
+    const holder = (await sender.sets.findHolders(mailbox)).find(p => !p.equals(sender.peerId))!
+    const junk = Array.from({ length: 125 }, (_, i) => envelopeItem({ username: `unregistered${i}`, keys: generateAccountKeys() }, victim, 'junk'))
+    const res = await rawRequest(sender, holder, encodeSetMessage({ type: 'add', setKey: mailbox, items: junk }))
+    expect(res).toMatchObject({ type: 'added', accepted: [] })
+    const codes = (res as { rejected: Array<{ code: string }> }).rejected.map(r => r.code)
+    // each of the first 120 cost the holder a read of the name (not registered: refused for now); the rest no read
+    expect(codes.filter(c => c === 'not-ready')).toHaveLength(120)
+    expect(codes.filter(c => c === 'rate-limited')).toHaveLength(5)
+  })
+
   it('a set takes no more bytes than its limit: the holders refuse the rest as full', async () => {
     const owner = generateAccountKeys()
     const setKey = `/cc-test/${keyIdOf(owner.signPublic)}`

@@ -102,10 +102,11 @@ export interface SetNamespaceRules {
   /**
    * What a holder checks with the network before it stores a new item (the directory: that
    * the name's registered owner signed the entry). Resolves, or rejects with the item's
-   * refusal: an InvalidSetItemError is final; anything else (a read that could not tell)
-   * passes, and the writer tries again.
+   * refusal: an InvalidSetItemError is final; a RateLimitError (too many checks for the
+   * peer `from`, which sent the item; undefined: this peer) and anything else (a read that
+   * could not tell) pass, and the writer tries again.
    */
-  authorizeItem?: (setKey: string, item: SetItem, options: { signal?: AbortSignal }) => Promise<void>
+  authorizeItem?: (setKey: string, item: SetItem, options: { signal?: AbortSignal, from?: string }) => Promise<void>
   /**
    * Who wrote an item (one the holder checked already), for the holder's limits per
    * writer in one set; without it (or when it returns undefined), an item counts only

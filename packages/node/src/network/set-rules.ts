@@ -15,8 +15,14 @@
  * while (OWNER_CACHE_*) instead of reading the record for every item, and each name it
  * found registered to another key for a minute (REFUSED_CACHE_*). A name it found not
  * registered is read again next time: the user may have just registered it.
+ *
+ * A read is a DHT query the writer makes a holder do: items from ever new unregistered
+ * names would make each holder read for every one. So the reads each remote peer causes
+ * are limited (READS_PER_PEER per minute); past it, its items are refused for now
+ * (`rate-limited`) until the minute is over. What a peer's own holder checks is not limited.
  */
 import { LRUCache } from 'lru-cache'
+import { RateLimiter } from '@libp2p/utils'
 import {
   directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, userKey, bytesEqual, keyIdOf,
   InvalidSetItemError, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE, type SetNamespaceRules, type UserPayload
@@ -29,18 +35,26 @@ const OWNER_CACHE_ENTRIES = 10_000
 const OWNER_CACHE_TTL_MS = 10 * 60_000
 const REFUSED_CACHE_ENTRIES = 10_000
 const REFUSED_CACHE_TTL_MS = 60_000
+/** Record reads one remote peer may cause per minute (a hand-off of a mailbox with this many new writers fits). */
+export const READS_PER_PEER = 120
 
-/** Resolves if `username` is a live account of `signPublic`; else rejects (the refusal). */
-export type OwnerCheck = (username: string, signPublic: Uint8Array, options: { signal?: AbortSignal }) => Promise<void>
+/**
+ * Resolves if `username` is a live account of `signPublic`; else rejects (the refusal).
+ * `from`: the remote peer the item came from, whose reads are limited.
+ */
+export type OwnerCheck = (username: string, signPublic: Uint8Array, options: { signal?: AbortSignal, from?: string }) => Promise<void>
 
-export function ownerCheck (records: Pick<RecordStore, 'get'>): OwnerCheck {
+export function ownerCheck (records: Pick<RecordStore, 'get'>, init: { readsPerPeer?: number } = {}): OwnerCheck {
   const confirmed = new LRUCache<string, true>({ max: OWNER_CACHE_ENTRIES, ttl: OWNER_CACHE_TTL_MS })
   const refused = new LRUCache<string, Error>({ max: REFUSED_CACHE_ENTRIES, ttl: REFUSED_CACHE_TTL_MS })
+  // consume() throws a RateLimitError past the points of the minute
+  const reads = new RateLimiter({ points: init.readsPerPeer ?? READS_PER_PEER, duration: 60 })
   return async (username, signPublic, options) => {
     const id = `${username}/${keyIdOf(signPublic)}`
     if (confirmed.has(id)) return
     const known = refused.get(id)
     if (known != null) throw known
+    if (options.from != null) reads.consume(options.from)
     // a read that cannot tell throws UnknownRecordError: a passing refusal, the writer tries again (not remembered)
     const owner = await records.get<UserPayload>(userKey(username), options)
     // not (yet) registered as far as this holder can read: passing too (a registration racing its first write)

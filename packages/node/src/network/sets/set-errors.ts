@@ -64,6 +64,8 @@ export const ITEM_EXPIRED = 'expired'
 export const ITEM_IN_FUTURE = 'added in the future'
 /** The namespace's network check could not tell now (authorizeItem); the writer tries again. */
 export const ITEM_UNCHECKED = 'cannot be checked now'
+/** The peer that sent the item made this holder check too many writers lately; it tries again later. */
+export const CHECKS_LIMITED = 'too many checks for this peer'
 
 /**
  * The code a holder sends with each reason it gives for refusing an item: the reasons it
@@ -80,7 +82,8 @@ const ITEM_REFUSAL_CODES: Record<string, RefusalCode> = {
   [ITEM_EXPIRED]: 'stale',
   /** the holder's clock is behind ours by more than the allowed skew: its fault, not final */
   [ITEM_IN_FUTURE]: 'internal',
-  [ITEM_UNCHECKED]: 'not-ready'
+  [ITEM_UNCHECKED]: 'not-ready',
+  [CHECKS_LIMITED]: 'rate-limited'
 }
 
 /** The refusal of an item for `reason` (the holder's words): the code it sends with them. */

@@ -17,7 +17,7 @@ import { PAGE_BYTES, MAX_REFUSED_ID_CHARS, MAX_REFUSED_REASON_CHARS } from './co
 
 /** Items of one request checked with the network at once (authorizeItem: a DHT read each). */
 const AUTHORIZE_CONCURRENCY = 4
-import { ITEM_REMOVED, ITEM_UNCHECKED, SET_FULL, WRITER_FULL, errorResponse, itemRefusal } from './set-errors.js'
+import { CHECKS_LIMITED, ITEM_REMOVED, ITEM_UNCHECKED, SET_FULL, WRITER_FULL, errorResponse, itemRefusal } from './set-errors.js'
 import type { SetLayout } from './set-layout.js'
 import type { SetNamespaces } from './set-namespaces.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, Stream } from '@libp2p/interface'
@@ -49,8 +49,13 @@ export interface RemovalResult {
   removed: number
 }
 
+/** A request's signal, and the peer that sent it (undefined: this peer, as one of the holders). */
+export interface AnswerOptions extends AbortOptions {
+  from?: string
+}
+
 type Handler<T extends SetRequest['type']> =
-  (req: Extract<SetRequest, { type: T }>, rules: SetNamespaceRules, options: AbortOptions) => Promise<SetResponse>
+  (req: Extract<SetRequest, { type: T }>, rules: SetNamespaceRules, options: AnswerOptions) => Promise<SetResponse>
 
 export class SetHolder {
   private readonly components: SetHolderComponents
@@ -101,7 +106,7 @@ export class SetHolder {
       } catch (err) {
         response = errorResponse(err)
       }
-      if (request != null) response = await this.answer(request, { signal })
+      if (request != null) response = await this.answer(request, { signal, from: connection.remotePeer.toString() })
       if (response!.type === 'error') this.log('refused a set request from %p: %s %s', connection.remotePeer, response!.code, response!.message)
       await lp.write(encodeSetMessage(response!), { signal })
       await stream.close({ signal })
@@ -112,7 +117,7 @@ export class SetHolder {
   }
 
   /** Answer one request, from the network or from this peer as one of the holders; never throws. */
-  async answer (req: SetRequest, options: AbortOptions = {}): Promise<SetResponse> {
+  async answer (req: SetRequest, options: AnswerOptions = {}): Promise<SetResponse> {
     try {
       const rules = this.components.namespaces.rulesFor(req.setKey)
       const handler = this.handlers[req.type] as Handler<SetRequest['type']>
@@ -126,7 +131,7 @@ export class SetHolder {
    * ADD: store each valid item the set has no item (and no tombstone) for; never replace
    * one. Within the set's limits (items and bytes) and its writer's (see writerOf).
    */
-  private async acceptItems (setKey: string, rules: SetNamespaceRules, items: SetItem[], options: AbortOptions): Promise<SetResponse> {
+  private async acceptItems (setKey: string, rules: SetNamespaceRules, items: SetItem[], options: AnswerOptions): Promise<SetResponse> {
     const { layout, namespaces } = this.components
     const now = this.components.now()
     const accepted: string[] = []
@@ -175,7 +180,7 @@ export class SetHolder {
    * AUTHORIZE_CONCURRENCY at once); an item it refuses leaves `valid`. Items held already
    * were checked when they came.
    */
-  private async authorize (setKey: string, rules: SetNamespaceRules, valid: Map<string, SetItem>, refuse: (id: string, reason: string) => void, options: AbortOptions): Promise<void> {
+  private async authorize (setKey: string, rules: SetNamespaceRules, valid: Map<string, SetItem>, refuse: (id: string, reason: string) => void, options: AnswerOptions): Promise<void> {
     const { layout } = this.components
     const unknown: SetItem[] = []
     for (const item of valid.values()) if (!await layout.hasItem(setKey, item.id, options)) unknown.push(item)
@@ -185,6 +190,7 @@ export class SetHolder {
       } catch (err: any) {
         valid.delete(item.id)
         if (err?.name === 'InvalidSetItemError') refuse(item.id, String(err.message))
+        else if (err?.name === 'RateLimitError') refuse(item.id, CHECKS_LIMITED)
         else refuse(item.id, ITEM_UNCHECKED)
       }
     }, { concurrency: AUTHORIZE_CONCURRENCY })

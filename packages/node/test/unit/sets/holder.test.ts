@@ -163,7 +163,7 @@ describe('set holder: checks with the network before storing (authorizeItem)', (
   let holder: TestPeer
   const asked: string[] = []
   /** What the namespace's network check says of each item's text. */
-  const verdicts = new Map<string, 'ok' | 'final' | 'unknown'>()
+  const verdicts = new Map<string, 'ok' | 'final' | 'unknown' | 'limited'>()
 
   beforeEach(async () => {
     asked.length = 0
@@ -178,6 +178,7 @@ describe('set holder: checks with the network before storing (authorizeItem)', (
         const verdict = verdicts.get(text) ?? 'ok'
         if (verdict === 'final') throw new InvalidSetItemError(`${text} is registered to another key`)
         if (verdict === 'unknown') throw new Error('the record could not be read now')
+        if (verdict === 'limited') throw Object.assign(new Error('Rate limit exceeded'), { name: 'RateLimitError' })
       }
     })
   })
@@ -187,12 +188,14 @@ describe('set holder: checks with the network before storing (authorizeItem)', (
     const ok = textItem(net.clock, 'registered')
     const impostor = textItem(net.clock, 'impostor')
     const unread = textItem(net.clock, 'unread')
-    verdicts.set('impostor', 'final').set('unread', 'unknown')
-    const res = added(await rawRequest(holder, { type: 'add', setKey: key, items: [ok, impostor, unread] }))
+    const limited = textItem(net.clock, 'limited')
+    verdicts.set('impostor', 'final').set('unread', 'unknown').set('limited', 'limited')
+    const res = added(await rawRequest(holder, { type: 'add', setKey: key, items: [ok, impostor, unread, limited] }))
     expect(res.accepted).toEqual([ok.id])
     expect(res.rejected).toEqual([
       { id: impostor.id, code: 'malformed', reason: 'impostor is registered to another key' },
-      { id: unread.id, code: 'not-ready', reason: 'cannot be checked now' }
+      { id: unread.id, code: 'not-ready', reason: 'cannot be checked now' },
+      { id: limited.id, code: 'rate-limited', reason: 'too many checks for this peer' }
     ])
     expect((await holder.store.localItems(key)).map(textOf)).toEqual(['registered'])
     // the held item is acknowledged without a second check; the unread one is checked again
