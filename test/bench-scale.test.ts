@@ -71,7 +71,7 @@ describe('traced lookups on a supernode and 5 peers', () => {
     const r = traceLookups(reader!.libp2p.services.dht)
     const keys = generateAccountKeys()
     const key = presenceKey(keyIdOf(keys.signPublic))
-    const value = encodeSignedRecord(createSignedRecord(key, 1, { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: 1, updatedAt: 1 }, keys))
+    const value = encodeSignedRecord(createSignedRecord(key, 1, { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: Date.parse('2100-01-01'), updatedAt: 1 }, keys))
 
     const put = await writer!.records.put(key, value)
     expect(put.replicas).toBeGreaterThan(0)

@@ -30,7 +30,7 @@ describe('a peer with more connections than its high water mark', () => {
   const { key, value } = (() => {
     const keys = generateAccountKeys()
     const key = presenceKey(keyIdOf(keys.signPublic))
-    const payload = { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: 1, updatedAt: 1 }
+    const payload = { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: Date.parse('2100-01-01'), updatedAt: 1 }
     return { key, value: encodeSignedRecord(createSignedRecord(key, 1, payload, keys)) }
   })()
 

@@ -14,7 +14,7 @@ import { startNetwork, type TestNetwork } from './helpers/network.js'
 function newRecord (): { key: string, value: Uint8Array } {
   const keys = generateAccountKeys()
   const key = presenceKey(keyIdOf(keys.signPublic))
-  const payload = { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: 1, updatedAt: 1 }
+  const payload = { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: Date.parse('2100-01-01'), updatedAt: 1 }
   return { key, value: encodeSignedRecord(createSignedRecord(key, 1, payload, keys)) }
 }
 

@@ -16,7 +16,7 @@ import { startNetwork, addrOf, type TestNetwork } from './helpers/network.js'
 function newRecord (seq = 1): { key: string, value: Uint8Array } {
   const keys = generateAccountKeys()
   const key = presenceKey(keyIdOf(keys.signPublic))
-  const payload = { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: 1, updatedAt: seq }
+  const payload = { username: 'someone', status: 'online', peerId: 'x', addrs: [], expiresAt: Date.parse('2100-01-01'), updatedAt: seq }
   return { key, value: encodeSignedRecord(createSignedRecord(key, seq, payload, keys)) }
 }
 

@@ -84,6 +84,18 @@ describe(`holders store only under keys they are among the ${RANK} closest to`, 
     expect(Object.values(stored)[0]).toBeGreaterThanOrEqual(1)
   })
 
+  it('a record dies where its owner signed it would: no store serves, republishes or takes it after that', async () => {
+    const owner = generateAccountKeys()
+    const key = presenceKey(keyIdOf(owner.signPublic))
+    const value = signed(key, 1, presence('someone', { expiresAt: Date.now() + 1_500 }), owner)
+    const store = stores[responsible(key).indexOf(true)]!
+    expect(await sendPut(senderFor(stores.indexOf(store)).libp2p, store.peerId, key, value)).toBe('stored')
+    await eventually(async () => (await store.records.storedValue(key)) == null)
+    for (const s of stores) await s.records.republish()
+    expect(await Promise.all(stores.map(async s => await s.records.storedValue(key)))).toEqual(stores.map(() => undefined))
+    expect(await sendPut(senderFor(stores.indexOf(store)).libp2p, store.peerId, key, value)).toBe('refused')
+  })
+
   it('republishing hands a record on to the closest peers and deletes the copy of a store that is not close to it', async () => {
     const owner = generateAccountKeys()
     const key = presenceKey(keyIdOf(owner.signPublic))

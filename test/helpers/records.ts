@@ -45,7 +45,7 @@ export async function sendPut (from: Libp2p, to: PeerId, key: string, value: Uin
 
 /** A presence payload for `username` (fields in `extra` replace or add to the defaults). */
 export const presence = (username: string, extra: object = {}): object =>
-  ({ username, status: 'online', peerId: '12D3KooWtest', addrs: [], expiresAt: 1, updatedAt: 1, ...extra })
+  ({ username, status: 'online', peerId: '12D3KooWtest', addrs: [], expiresAt: Date.parse('2100-01-01'), updatedAt: 1, ...extra })
 
 /** The encoded record for `payload` under `key`, signed by `keys`. */
 export const signed = (key: string, seq: number, payload: unknown, keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>): Uint8Array =>

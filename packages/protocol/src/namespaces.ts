@@ -79,7 +79,11 @@ export const presencePayloadSchema = z.object({
   status: z.enum(['online', 'offline']),
   peerId: z.string().min(1).max(128),
   addrs: z.array(z.string().max(256)).max(16),
-  /** A reader treats the user as offline after this time (ms since epoch). */
+  /**
+   * A reader treats the user as offline after this time (ms since epoch); it is also the
+   * end of the record's life on every peer (an offline record's is as far away as an
+   * online one's, so it outlives the online records it replaces).
+   */
   expiresAt: time,
   /** When this login session began: of two peers claiming one account, the later login wins. */
   since: time.optional(),
@@ -130,6 +134,12 @@ interface NamespaceRule {
   payload: z.ZodType
   /** Extra agreement between key, payload and signer. */
   check?: (parts: string[], payload: any, record: SignedRecord) => void
+  /**
+   * When the lifetime its owner signed into the payload ends (ms since epoch): after it no
+   * peer stores, serves or republishes the record. Without it, a record lives while it is
+   * refreshed (by its owner, or by holders republishing it).
+   */
+  lifetimeEnd?: (payload: any) => number
 }
 
 export const NAMESPACES = {
@@ -145,7 +155,7 @@ export const NAMESPACES = {
       }
     }
   },
-  'cc-presence': { ownership: 'key', segments: 1, payload: presencePayloadSchema },
+  'cc-presence': { ownership: 'key', segments: 1, payload: presencePayloadSchema, lifetimeEnd: (p: PresencePayload) => p.expiresAt },
   'cc-state': { ownership: 'key', segments: 1, payload: sealedPayloadSchema },
   'cc-history': { ownership: 'key', segments: 3, payload: sealedPayloadSchema },
   'cc-conf': {
@@ -193,6 +203,29 @@ export function parseKey (key: string): { namespace: Namespace, parts: string[] 
  * Stateless validation, run on every value we are given or read: size, shape,
  * signature, the key/owner binding and the payload schema. Throws InvalidRecordError.
  */
+/**
+ * The end of the lifetime the owner signed into a record (see NamespaceRule.lifetimeEnd),
+ * or undefined if its namespace has none or the value does not decode. For a record that
+ * was checked when it was stored: the signature is not checked again.
+ */
+export function signedLifetimeEnd (key: string, value: Uint8Array): number | undefined {
+  let rule: NamespaceRule
+  try {
+    rule = NAMESPACES[parseKey(key).namespace]
+  } catch {
+    return undefined
+  }
+  if (rule.lifetimeEnd == null) return undefined
+  try {
+    const body = (decodeCbor(value) as { body?: unknown }).body
+    if (!(body instanceof Uint8Array)) return undefined
+    const payload = rule.payload.safeParse(decodeCbor(body))
+    return payload.success ? rule.lifetimeEnd(payload.data) : undefined
+  } catch {
+    return undefined
+  }
+}
+
 export function verifyRecordValue<P = unknown> (key: string, value: Uint8Array): VerifiedRecord<P> {
   const id = verifiedId(key, value)
   const known = verified.get(id)

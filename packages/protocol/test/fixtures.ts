@@ -30,7 +30,7 @@ export function releasedPayload (username: string, updatedAt = 2): ReleasedPaylo
 }
 
 export function presencePayload (extra: Partial<PresencePayload> = {}): PresencePayload {
-  return { username: 'alice', status: 'online', peerId: '12D3KooWtest', addrs: ['/ip4/127.0.0.1/tcp/1'], expiresAt: 10, updatedAt: 1, ...extra }
+  return { username: 'alice', status: 'online', peerId: '12D3KooWtest', addrs: ['/ip4/127.0.0.1/tcp/1'], expiresAt: Date.parse('2100-01-01'), updatedAt: 1, ...extra }
 }
 
 export function userValue (keys: SignKeys, username: string, seq: number, payload: unknown = accountPayload(username)): Uint8Array {

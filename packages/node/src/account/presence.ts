@@ -94,7 +94,8 @@ export class Presence {
       status,
       peerId: peer.peerId,
       addrs: peer.addrs.slice(0, 16),
-      expiresAt: status === 'online' ? now + this.ttlMs : now,
+      // an offline record lives as long as the online one it replaces could (its lifetime on every peer)
+      expiresAt: now + this.ttlMs,
       since: owner.since,
       updatedAt: now
     }

@@ -7,7 +7,7 @@
 import { Libp2pRecord } from '@libp2p/record'
 import { defaultLogger, peerLogger } from '@libp2p/logger'
 import { fromString as bytesFromString, toString as bytesToString } from 'uint8arrays'
-import { verifyRecordValue, checkUpdate, selectRecord, bytesEqual, type VerifiedRecord } from '@conf-chat/protocol'
+import { verifyRecordValue, checkUpdate, selectRecord, bytesEqual, signedLifetimeEnd, InvalidRecordError, type VerifiedRecord } from '@conf-chat/protocol'
 import { dsKeyFor, isExpiredAt, storedRecords } from './stored-records.js'
 import { RecordSweeper } from './sweeper.js'
 import { RecordRepublisher } from './republisher.js'
@@ -161,6 +161,7 @@ export class RecordStore {
     try {
       if (!this.ownKeys.has(key) && !this.isResponsible(key)) throw new NotResponsibleError(key, this.responsibleRank)
       const verified = verifyRecordValue(key, incoming.value)
+      if ((signedLifetimeEnd(key, incoming.value) ?? Infinity) <= this.now()) throw new InvalidRecordError('the lifetime its owner signed has ended')
       checkUpdate(await this.readStored(dsKey, key), verified)
     } catch (err: any) {
       this.log('refused to store %s: %s', key.slice(0, 80), err.message)

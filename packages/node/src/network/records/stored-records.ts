@@ -5,6 +5,7 @@
 import { Libp2pRecord } from '@libp2p/record'
 import { Key } from 'interface-datastore'
 import { fromString as bytesFromString, toString as bytesToString } from 'uint8arrays'
+import { signedLifetimeEnd } from '@conf-chat/protocol'
 import { DHT_RECORD_PREFIX } from '../../storage/index.js'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
@@ -20,9 +21,12 @@ export function dsKeyFor (key: string): Key {
   return new Key(`${DHT_RECORD_PREFIX}/${bytesToString(bytesFromString(key), 'base32')}`, false)
 }
 
-/** Whether `record` was received more than `ttlMs` before `now` (ms since the epoch). */
+/**
+ * Whether `record` was received more than `ttlMs` before `now` (ms since the epoch), or
+ * the lifetime its owner signed into it has ended.
+ */
 export function isExpiredAt (record: Libp2pRecord, ttlMs: number, now: number): boolean {
-  return now - record.timeReceived.getTime() > ttlMs
+  return now - record.timeReceived.getTime() > ttlMs || (signedLifetimeEnd(bytesToString(record.key), record.value) ?? Infinity) <= now
 }
 
 /** Every stored record; an unreadable entry is deleted on the way. */

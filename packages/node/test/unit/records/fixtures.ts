@@ -38,7 +38,7 @@ export const account = (username: string, fullName = `Full ${username}`): object
 export const released = (username: string): object => ({ type: 'released', username, updatedAt: 2 })
 
 export const presence = (extra: object = {}): object =>
-  ({ username: 'alice', status: 'online', peerId: '12D3KooWtest', addrs: [], expiresAt: 10, updatedAt: 1, ...extra })
+  ({ username: 'alice', status: 'online', peerId: '12D3KooWtest', addrs: [], expiresAt: Date.parse('2100-01-01'), updatedAt: 1, ...extra })
 
 export const signed = (key: string, seq: number, payload: unknown, keys: SignKeys): Uint8Array =>
   encodeSignedRecord(createSignedRecord(key, seq, payload, keys))

@@ -95,6 +95,23 @@ describe('expiry', () => {
     clock.advance(1_001)
     await expect(ds.get(dsKeyOf(name))).rejects.toMatchObject({ name: 'NotFoundError' })
   })
+  it('a record whose owner signed an end to its life is refused after it, and no longer served, swept or republished', async () => {
+    // the store keeps a record 48 h after its last put, and republishes it hourly
+    const store = guarded(48 * 3_600_000)
+    const key = presenceKeyOf(alice)
+    const ends = clock.now() + 1_000
+    // already over: refused
+    await expect(write(key, presenceOf(alice, 1, { expiresAt: clock.now() - 1 }))).rejects.toMatchObject({ name: 'InvalidRecordError' })
+    await write(key, presenceOf(alice, 2, { expiresAt: ends }))
+    expect((await store.getLocal(key))?.record.seq).toBe(2)
+    clock.advance(1_000)
+    // well within the store's TTL, but past the signed end: hidden, not republished, swept
+    await expect(ds.get(dsKeyOf(key))).rejects.toMatchObject({ name: 'NotFoundError' })
+    expect(await store.getLocal(key)).toBeUndefined()
+    clock.advance(3_600_000 - 1_000)
+    expect(await store.republish()).toBe(0)
+    expect(await store.sweep()).toBe(1)
+  })
 })
 
 describe('the peer store in memory', () => {
