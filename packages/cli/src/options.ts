@@ -1,7 +1,7 @@
 /** The node program's flags, each also read from an environment variable. */
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULT_HOST, DEFAULT_PRESENCE_TTL_MS, DEFAULT_STORAGE_BUDGET_BYTES } from '@conf-chat/node'
-import { LOG_LEVELS, parsePort, parseStorageMiB, splitAddrList, type LogLevel } from '@conf-chat/program'
+import { LOG_LEVELS, parsePort, splitAddrList, storageBytes, storageOption, type LogLevel } from '@conf-chat/program'
 import { DEFAULT_PWHASH, PWHASH_BOUNDS, type PwhashParams } from '@conf-chat/protocol'
 
 const MiB = 1024 * 1024
@@ -62,8 +62,7 @@ export function nodeProgram (): Command {
     .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
     .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--status-file <file>', 'keep this file saying where the peer stands (starting, joined, joining, stopping), for a health check').env('CONF_CHAT_STATUS_FILE'))
-    .addOption(new Option('--storage <MiB>', `most DHT records and set items to hold for others, in MiB; past it the oldest are deleted [default: ${DEFAULT_STORAGE_BUDGET_BYTES / MiB}]`)
-      .env('CONF_CHAT_STORAGE').argParser(parseStorageMiB))
+    .addOption(storageOption(DEFAULT_STORAGE_BUDGET_BYTES))
     .addOption(new Option('--presence-ttl <seconds>', `how long this peer's "online" lasts without a refresh (after a crash, users who are not friends see the user offline this much later; friends when the connection closes) [default: ${DEFAULT_PRESENCE_TTL_MS / 1000}]`)
       .env('CONF_CHAT_PRESENCE_TTL').argParser(parseSeconds))
     .addOption(new Option('--bcrypt-cost <n>', 'bcrypt cost factor for passwords set on this peer (4-31) [default: 10]')
@@ -94,7 +93,7 @@ export function parseNodeOptions (argv: string[]): NodeOptions {
     commands: flagValue(program, 'commands', 'CONF_CHAT_COMMANDS'),
     logLevel: opts.logLevel,
     statusFile: opts.statusFile === '' ? undefined : opts.statusFile,
-    storageBudgetBytes: opts.storage != null ? opts.storage * MiB : undefined,
+    storageBudgetBytes: storageBytes(opts.storage),
     tuning: {
       presenceTtlMs: opts.presenceTtl != null ? Math.round(opts.presenceTtl * 1000) : undefined,
       bcryptCost: opts.bcryptCost,

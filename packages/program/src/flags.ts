@@ -1,5 +1,5 @@
 /** Parsers of the flags both programs take (commander's `argParser`). */
-import { InvalidArgumentError } from 'commander'
+import { InvalidArgumentError, Option } from 'commander'
 
 export function parsePort (value: string): number {
   const port = Number(value)
@@ -15,6 +15,19 @@ export function parseStorageMiB (value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value.trim()) || n < 16 || n > MAX_STORAGE_MIB) throw new InvalidArgumentError(`a whole number of MiB from 16 to ${MAX_STORAGE_MIB}.`)
   return n
+}
+
+const MiB = 1024 * 1024
+
+/** `--storage <MiB>` (or CONF_CHAT_STORAGE), as both programs take it; `defaultBytes` for the help. */
+export function storageOption (defaultBytes: number): Option {
+  return new Option('--storage <MiB>', `most DHT records and set items to hold for others, in MiB; past it the oldest are deleted [default: ${defaultBytes / MiB}]`)
+    .env('CONF_CHAT_STORAGE').argParser(parseStorageMiB)
+}
+
+/** The storage budget in bytes of a `--storage` value (undefined: the library's default). */
+export function storageBytes (mib: number | undefined): number | undefined {
+  return mib == null ? undefined : mib * MiB
 }
 
 /** Multiaddrs given one a flag, or several in one flag or variable separated by commas or whitespace. */

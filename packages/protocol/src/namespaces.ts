@@ -200,10 +200,6 @@ export function parseKey (key: string): { namespace: Namespace, parts: string[] 
 }
 
 /**
- * Stateless validation, run on every value we are given or read: size, shape,
- * signature, the key/owner binding and the payload schema. Throws InvalidRecordError.
- */
-/**
  * The end of the lifetime the owner signed into a record (see NamespaceRule.lifetimeEnd),
  * or undefined if its namespace has none or the value does not decode. For a record that
  * was checked when it was stored: the signature is not checked again.
@@ -226,6 +222,10 @@ export function signedLifetimeEnd (key: string, value: Uint8Array): number | und
   }
 }
 
+/**
+ * Stateless validation, run on every value we are given or read: size, shape,
+ * signature, the key/owner binding and the payload schema. Throws InvalidRecordError.
+ */
 export function verifyRecordValue<P = unknown> (key: string, value: Uint8Array): VerifiedRecord<P> {
   const id = verifiedId(key, value)
   const known = verified.get(id)

@@ -1,7 +1,7 @@
 /** The supernode's flags, each also read from an environment variable. */
 import { Command, Option } from 'commander'
 import { DEFAULT_HOST, DEFAULT_SUPERNODE_PORT, DEFAULT_STORAGE_BUDGET_BYTES } from '@conf-chat/node'
-import { LOG_LEVELS, parsePort, parseStorageMiB, splitAddrList, type LogLevel } from '@conf-chat/program'
+import { LOG_LEVELS, parsePort, splitAddrList, storageBytes, storageOption, type LogLevel } from '@conf-chat/program'
 
 export interface SupernodeOptions {
   host: string
@@ -26,8 +26,7 @@ export function supernodeProgram (): Command {
       .env('CONF_CHAT_BOOTSTRAP').argParser(splitAddrList))
     .addOption(new Option('--status-file <file>', 'keep this file saying where the supernode stands (starting, joined, stopping), for a health check').env('CONF_CHAT_STATUS_FILE'))
     .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
-    .addOption(new Option('--storage <MiB>', `most DHT records and set items to hold for others, in MiB; past it the oldest are deleted [default: ${DEFAULT_STORAGE_BUDGET_BYTES / 1024 / 1024}]`)
-      .env('CONF_CHAT_STORAGE').argParser(parseStorageMiB))
+    .addOption(storageOption(DEFAULT_STORAGE_BUDGET_BYTES))
     .addHelpText('after', '\n<home> is $CONF_CHAT_HOME, or ~/.conf-chat if it is not set. The supernode writes its\naddresses to <home>/supernode.json, where peers on this machine find them.')
 }
 
@@ -40,6 +39,6 @@ export function parseSupernodeOptions (argv: string[]): SupernodeOptions {
     bootstrap: opts.bootstrap ?? [],
     logLevel: opts.logLevel,
     statusFile: opts.statusFile === '' ? undefined : opts.statusFile,
-    storageBudgetBytes: opts.storage != null ? opts.storage * 1024 * 1024 : undefined
+    storageBudgetBytes: storageBytes(opts.storage)
   }
 }

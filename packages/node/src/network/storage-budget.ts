@@ -15,9 +15,10 @@
  */
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 
-/** One thing a peer holds for others: when it came, and how to delete it. */
+/** One thing a peer holds for others: when it came, about how many bytes, and how to delete it. */
 export interface HeldEntry {
   time: number
+  bytes: number
   remove: () => Promise<void>
 }
 
@@ -38,8 +39,8 @@ export interface StorageBudgetInit {
 /** Eviction stops once the held bytes are at most this share of the budget. */
 export const LOW_WATER = 0.9
 
-/** Entries deleted per scan of everything held (the oldest ones). */
-const EVICTION_BATCH = 1_000
+/** Entries kept in memory during a scan before the newer ones are dropped (at least). */
+const SCAN_KEEP = 1_000
 
 export interface EvictionReport {
   removed: number
@@ -84,7 +85,8 @@ export class StorageBudget {
     const bytesBefore = held()
     let removed = 0
     while (held() > target && !this.stopped) {
-      const oldest = await this.oldest(EVICTION_BATCH, options)
+      // one scan finds the oldest entries that cover what is over; another only if those fell short
+      const oldest = await this.oldest(held() - target, options)
       if (oldest.length === 0) break
       for (const entry of oldest) {
         if (held() <= target || this.stopped) break
@@ -97,14 +99,25 @@ export class StorageBudget {
     return { removed, bytesBefore, bytesAfter }
   }
 
-  /** The `n` oldest entries of every source, oldest first (keeping at most 2n in memory). */
-  private async oldest (n: number, options: AbortOptions): Promise<HeldEntry[]> {
+  /**
+   * The oldest entries of every source whose bytes add up to `bytes`, oldest first, in one
+   * scan (keeping in memory at most twice as many as those, or SCAN_KEEP).
+   */
+  private async oldest (bytes: number, options: AbortOptions): Promise<HeldEntry[]> {
     let kept: HeldEntry[] = []
-    const trim = (): void => { kept.sort((a, b) => a.time - b.time); kept = kept.slice(0, n) }
+    let limit = SCAN_KEEP
+    const trim = (): void => {
+      kept.sort((a, b) => a.time - b.time)
+      let sum = 0
+      let n = 0
+      while (n < kept.length && sum < bytes) sum += kept[n++]!.bytes
+      kept = kept.slice(0, n)
+      limit = Math.max(SCAN_KEEP, 2 * n)
+    }
     for (const source of this.components.sources) {
       for await (const entry of source(options)) {
         kept.push(entry)
-        if (kept.length >= 2 * n) trim()
+        if (kept.length >= limit) trim()
       }
     }
     trim()

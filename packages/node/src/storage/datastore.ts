@@ -84,11 +84,16 @@ export class ChatDatastore extends LevelDatastore {
     if (guard == null || !id.startsWith(DHT_RECORD_PREFIX + '/')) return await this.putCounted(id, key, value, options)
     // check-then-write must not interleave: two claims of one free name arriving at once
     // would both pass the guard and the later write would silently replace the first
-    const previous = this.pendingWrites.get(id) ?? Promise.resolve()
-    const write = previous.catch(() => {}).then(async () => {
+    return await this.inTurn(id, async () => {
       await guard(key, value)
       return await this.putCounted(id, key, value, options)
     })
+  }
+
+  /** Run `fn` after every earlier write or delete of the DHT record `id` (one at a time, in order). */
+  private async inTurn<T> (id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.pendingWrites.get(id) ?? Promise.resolve()
+    const write = previous.catch(() => {}).then(fn)
     this.pendingWrites.set(id, write)
     try {
       return await write
@@ -124,9 +129,15 @@ export class ChatDatastore extends LevelDatastore {
       return
     }
     if (!this.isHeld(id)) return await super.delete(key, options)
-    const before = await this.sizeOf(key, options)
-    await super.delete(key, options)
-    this.addHeld(-before)
+    // in turn with the record's writes: two deletes (the sweeper, an eviction) or a delete
+    // and a put reading the old size at once would count it twice
+    const remove = async (): Promise<void> => {
+      const before = await this.sizeOf(key, options)
+      await super.delete(key, options)
+      this.addHeld(-before)
+    }
+    if (id.startsWith(DHT_RECORD_PREFIX + '/')) await this.inTurn(id, remove)
+    else await remove()
   }
 
   override batch (): Batch {
@@ -184,8 +195,9 @@ export class ChatDatastore extends LevelDatastore {
   private async sizeOf (key: Key, options?: AbortOptions): Promise<number> {
     try {
       return (await super.get(key, options)).length
-    } catch {
-      return 0
+    } catch (err: any) {
+      if (err?.name === 'NotFoundError') return 0
+      throw err
     }
   }
 

@@ -107,13 +107,15 @@ export class RecordStore {
   readonly responsibleRank: number
   private readonly responsibility?: Pick<Responsibility, 'isResponsible'>
   /**
-   * Keys this peer is putting or reading now, with how many such calls run: kad-dht
-   * writes our own copy through the guard at the start of our put and when it corrects
-   * our copy at the end of our read. A peer may keep a copy of what it wrote or read
-   * itself; only other writes (PUT_VALUE from the network) must find it responsible. (A
-   * PUT_VALUE of the same key arriving meanwhile passes too: still checked as any record.)
+   * What this peer writes itself through the guard, which the responsibility check lets
+   * through (a peer may keep a copy of what it wrote or read; only PUT_VALUE from the
+   * network must find it responsible): the values of our puts under way (kad-dht stores
+   * our own copy first), and the keys of our reads under way, where kad-dht may replace
+   * the copy we hold with a newer one. Exact values and existing copies only: a key this
+   * peer reads because a stranger named it does not open it to anyone's PUT_VALUE.
    */
-  private readonly ownKeys = new Map<string, number>()
+  private readonly ownPuts = new Map<string, Uint8Array[]>()
+  private readonly ownReads = new Map<string, number>()
   private running = false
 
   constructor (components: RecordStoreComponents, init: RecordStoreInit = {}) {
@@ -159,10 +161,12 @@ export class RecordStore {
     const incoming = Libp2pRecord.deserialize(raw)
     const key = bytesToString(incoming.key)
     try {
-      if (!this.ownKeys.has(key) && !this.isResponsible(key)) throw new NotResponsibleError(key, this.responsibleRank)
+      const stored = await this.readStored(dsKey, key)
+      const own = this.ownPuts.get(key)?.some(v => bytesEqual(v, incoming.value)) === true || (this.ownReads.has(key) && stored != null)
+      if (!own && !this.isResponsible(key)) throw new NotResponsibleError(key, this.responsibleRank)
       const verified = verifyRecordValue(key, incoming.value)
       if ((signedLifetimeEnd(key, incoming.value) ?? Infinity) <= this.now()) throw new InvalidRecordError('the lifetime its owner signed has ended')
-      checkUpdate(await this.readStored(dsKey, key), verified)
+      checkUpdate(stored, verified)
     } catch (err: any) {
       this.log('refused to store %s: %s', key.slice(0, 80), err.message)
       throw err
@@ -179,15 +183,27 @@ export class RecordStore {
     }
   }
 
-  /** Run `fn` with `key` among this peer's own keys (see ownKeys). */
-  private async asOwnKey<T> (key: string, fn: () => Promise<T>): Promise<T> {
-    this.ownKeys.set(key, (this.ownKeys.get(key) ?? 0) + 1)
+  /** Run `fn` while `value` is this peer's own put of `key` (see ownPuts). */
+  private async asOwnPut<T> (key: string, value: Uint8Array, fn: () => Promise<T>): Promise<T> {
+    this.ownPuts.set(key, [...(this.ownPuts.get(key) ?? []), value])
     try {
       return await fn()
     } finally {
-      const n = (this.ownKeys.get(key) ?? 1) - 1
-      if (n > 0) this.ownKeys.set(key, n)
-      else this.ownKeys.delete(key)
+      const left = (this.ownPuts.get(key) ?? []).filter(v => v !== value)
+      if (left.length > 0) this.ownPuts.set(key, left)
+      else this.ownPuts.delete(key)
+    }
+  }
+
+  /** Run `fn` while `key` is read by this peer (see ownReads). */
+  private async asOwnRead<T> (key: string, fn: () => Promise<T>): Promise<T> {
+    this.ownReads.set(key, (this.ownReads.get(key) ?? 0) + 1)
+    try {
+      return await fn()
+    } finally {
+      const n = (this.ownReads.get(key) ?? 1) - 1
+      if (n > 0) this.ownReads.set(key, n)
+      else this.ownReads.delete(key)
     }
   }
 
@@ -228,7 +244,7 @@ export class RecordStore {
     const signal = timeLimit(this.queryTimeoutMs, options)
     try {
       // kad-dht stores our own copy first, through the write guard
-      await this.asOwnKey(key, async () => {
+      await this.asOwnPut(key, value, async () => {
         for await (const ev of this.components.dht.put(bytesFromString(key), value, { signal })) {
           if (ev.name === 'SEND_QUERY' && ev.messageName === 'PUT_VALUE') {
             sentTo.add(ev.to.toString())
@@ -312,7 +328,7 @@ export class RecordStore {
         ended = 'quorum'
       } else {
         // kad-dht corrects our own stale copy at the end of a read, through the write guard
-        await this.asOwnKey(key, async () => {
+        await this.asOwnRead(key, async () => {
           for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
             if (ev.name === 'QUERY_ERROR' && ev.from != null) {
               // a peer that failed, or sent a record kad-dht's validators refused
@@ -373,7 +389,7 @@ export class RecordStore {
   private async storeLocal (key: string, value: Uint8Array): Promise<void> {
     const raw = new Libp2pRecord(bytesFromString(key), value, new Date(this.now())).serialize()
     const dsKey = dsKeyFor(key)
-    await this.asOwnKey(key, async () => {
+    await this.asOwnPut(key, value, async () => {
       await this.guard(dsKey, raw)
       await this.components.datastore.put(dsKey, raw)
     })
@@ -383,7 +399,7 @@ export class RecordStore {
   async * heldRecords (options: AbortOptions = {}): AsyncGenerator<HeldEntry> {
     const { datastore } = this.components
     for await (const { key, record } of storedRecords(datastore, options)) {
-      yield { time: record.timeReceived.getTime(), remove: async () => { await datastore.delete(key) } }
+      yield { time: record.timeReceived.getTime(), bytes: record.value.length + record.key.length, remove: async () => { await datastore.delete(key) } }
     }
   }
 

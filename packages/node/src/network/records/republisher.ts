@@ -5,7 +5,9 @@
  *
  * A holder keeps only what it is responsible for (see responsibility.ts): a record whose
  * key it is no longer close to (closer peers joined, or it was this peer's own write) is
- * put to the closest peers once more and its copy here deleted, if any of them took it.
+ * put to the closest peers once more when due, and its copy here deleted once one of
+ * them took it or refused it (it holds something newer). If none answered, it is kept
+ * (it may be the last copy) and tried again an interval later.
  */
 import { shutdownController, untilEither } from '../../utils/index.js'
 import { isExpiredAt, storedRecords } from './stored-records.js'
@@ -16,7 +18,7 @@ import type { Datastore } from 'interface-datastore'
 export interface RecordRepublisherComponents {
   datastore: Pick<Datastore, 'query' | 'delete'>
   /** Puts a record to the closest DHT servers (and our own store). */
-  put: (key: string, value: Uint8Array, options?: AbortOptions) => Promise<{ replicas: number }>
+  put: (key: string, value: Uint8Array, options?: AbortOptions) => Promise<{ replicas: number, refused: number }>
   /** Whether this peer is close enough to `key` to keep its record. */
   isResponsible: (key: string) => boolean
   logger: ComponentLogger
@@ -87,12 +89,12 @@ export class RecordRepublisher {
       // an expired record is gone, even if the sweep has not deleted it yet
       if (isExpiredAt(record, this.recordTtlMs, now)) continue
       const key = bytesToString(record.key)
+      if (now - record.timeReceived.getTime() < this.republishIntervalMs) continue
       const responsible = this.components.isResponsible(key)
-      if (responsible && now - record.timeReceived.getTime() < this.republishIntervalMs) continue
       try {
-        const { replicas } = await this.components.put(key, record.value, { signal })
+        const { replicas, refused } = await this.components.put(key, record.value, { signal })
         count++
-        if (!responsible && replicas > 0) {
+        if (!responsible && replicas + refused > 0) {
           await this.components.datastore.delete(dsKey, options)
           handedOn++
         }

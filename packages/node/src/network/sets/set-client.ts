@@ -169,7 +169,7 @@ export class SetClient {
     })
     // (on a tie the version read first: our own, then the first holder's)
     const chosen = [...byId.values()].map(versions => versions.reduce((a, b) => b.votes > a.votes ? b : a).item)
-    return chosen.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    return chosen.sort(inIdOrder)
   }
 
   /**
@@ -220,44 +220,58 @@ export class SetClient {
   }
 
   /**
-   * `list` with `skip`: the ids of every holder first, then the items of the ids not
-   * skipped, each from one holder that listed it (the next one if that one does not send
-   * a valid item). Local items count as held. Throws as `list` does.
+   * `list` with `skip`: each holder's ids first, then, from that same holder as soon as
+   * its listing ends, the items of the ids not skipped that no other holder is sending
+   * already; ids a holder listed but did not send are asked of the other holders that
+   * listed them. So fetches spread over the holders, and a holder that stalls costs the
+   * read only what it alone has. Local items count as held. Throws as `list` does.
    */
   private async listNew (setKey: string, skip: (id: string) => boolean, options: ListOptions): Promise<SetItem[]> {
     const { namespaces, rpc } = this.components
     const rules = namespaces.rulesFor(setKey)
-    const valid = (item: SetItem): boolean => {
-      const reason = namespaces.checkItem(setKey, rules, item, this.components.now())
-      if (reason != null) this.log('ignored item %s of %s: %s', item.id, setKey, reason)
-      return reason == null
-    }
     const found = new Map<string, SetItem>()
     for (const item of await this.components.localItems(setKey, options)) if (!skip(item.id)) found.set(item.id, item)
-    const holders = await this.answeringHolders(setKey, options, async holder => await rpc.ids(holder, setKey, options))
-    /** for each wanted id, the holders that listed it and were not asked for it yet */
-    const wanted = new Map<string, PeerId[]>()
-    for (const [holder, ids] of holders) {
-      for (const id of ids) if (!skip(id) && !found.has(id)) wanted.set(id, [...(wanted.get(id) ?? []), holder])
-    }
-    while (wanted.size > 0 && options.signal?.aborted !== true) {
-      const asks = new Map<PeerId, string[]>()
-      for (const [id, from] of wanted) {
-        const holder = from.shift()
-        if (holder == null) { wanted.delete(id); continue }
-        asks.set(holder, [...(asks.get(holder) ?? []), id])
-      }
-      await Promise.all([...asks].map(async ([holder, ids]) => {
-        try {
-          for (const item of await rpc.get(holder, setKey, ids, options)) {
-            if (wanted.has(item.id) && ids.includes(item.id) && valid(item)) { found.set(item.id, item); wanted.delete(item.id) }
-          }
-        } catch (err: any) {
-          this.log('could not get %d items of %s from %p: %s', ids.length, setKey, holder, err.message)
+    /** ids some holder is being asked for now */
+    const asking = new Set<string>()
+    /** for each id not found yet, the holders that listed it */
+    const listedBy = new Map<string, PeerId[]>()
+    /** Ask `holder` for `ids`; keep each valid item it sends. */
+    const fetch = async (holder: PeerId, ids: string[]): Promise<void> => {
+      for (const id of ids) asking.add(id)
+      try {
+        for (const item of await rpc.get(holder, setKey, ids, options)) {
+          if (!ids.includes(item.id) || found.has(item.id)) continue
+          const reason = namespaces.checkItem(setKey, rules, item, this.components.now())
+          if (reason == null) found.set(item.id, item)
+          else this.log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
         }
-      }))
+      } catch (err: any) {
+        this.log('could not get %d items of %s from %p: %s', ids.length, setKey, holder, err.message)
+      } finally {
+        for (const id of ids) asking.delete(id)
+      }
     }
-    return [...found.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    await this.answeringHolders(setKey, options, async holder => {
+      const ids = await rpc.ids(holder, setKey, options)
+      const wanted: string[] = []
+      for (const id of ids) {
+        if (skip(id) || found.has(id)) continue
+        listedBy.set(id, [...(listedBy.get(id) ?? []), holder])
+        if (!asking.has(id)) wanted.push(id)
+      }
+      await fetch(holder, wanted)
+    })
+    // what a holder listed and did not send: from the others that listed it, one round each
+    for (let round = 0; options.signal?.aborted !== true; round++) {
+      const asks = new Map<PeerId, string[]>()
+      for (const [id, holders] of listedBy) {
+        const holder = found.has(id) ? undefined : holders[round + 1]
+        if (holder != null) asks.set(holder, [...(asks.get(holder) ?? []), id])
+      }
+      if (asks.size === 0) break
+      await Promise.all([...asks].map(async ([holder, ids]) => { await fetch(holder, ids) }))
+    }
+    return [...found.values()].sort(inIdOrder)
   }
 
   /**
@@ -304,4 +318,9 @@ export class SetClient {
     await delay(this.retryDelayMs, options).catch(() => {})
     return !aborted()
   }
+}
+
+/** Items in id order. */
+function inIdOrder (a: SetItem, b: SetItem): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

@@ -170,7 +170,7 @@ export class SetHolder {
         bytes += size
         accepted.push(item.id)
       }
-      await layout.putItems(setKey, fresh, writerOf, options)
+      await layout.putItems(setKey, fresh, options)
     })
     return { type: 'added', accepted, rejected }
   }

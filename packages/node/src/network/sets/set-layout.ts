@@ -9,8 +9,8 @@
  *
  * Writes to one set run one at a time (`withSetLock`), so "keep the first item under an
  * id" holds; what a set holds (items and bytes, in all and per writer) is counted in one
- * scan when a write first needs it and kept up to date by the writes after it (a
- * deletion drops the count: the next write scans again). The iterators yield
+ * scan when a write first needs it and kept up to date by the writes and deletions after
+ * it. The iterators yield
  * in key order, as LevelDB does (holders page through a set by id): a datastore that
  * does not keep its keys in order breaks paging.
  */
@@ -46,6 +46,8 @@ export interface Usage {
 /** What a set holds: in all, and per writer (as the namespace's `writerOf` names them). */
 export interface SetUsage extends Usage {
   writers: Map<string, Usage>
+  /** How the writers were told apart. */
+  writerOf?: WriterOf
 }
 
 /** Who wrote an item, or undefined when the namespace does not tell. */
@@ -90,10 +92,10 @@ export class SetLayout {
     const h = setKeyHash(setKey)
     const cached = this.usages.get(h)
     if (cached != null) return cached
-    const usage: SetUsage = { items: 0, bytes: 0, writers: new Map() }
+    const usage: SetUsage = { items: 0, bytes: 0, writers: new Map(), writerOf }
     for await (const { item } of this.items(setKey, options)) {
-      usage.items++
-      if (item != null) count(usage, item, writerOf)
+      if (item != null) count(usage, item, 1)
+      else usage.items++
     }
     this.usages.set(h, usage)
     return usage
@@ -165,11 +167,8 @@ export class SetLayout {
     return await this.datastore.has(indexKey(setKeyHash(setKey)), options)
   }
 
-  /**
-   * Store new items (call under the set's lock, after checking none is held or
-   * tombstoned); `writerOf` as given to `usage`.
-   */
-  async putItems (setKey: string, items: SetItem[], writerOf?: WriterOf, options: AbortOptions = {}): Promise<void> {
+  /** Store new items (call under the set's lock, after checking none is held or tombstoned). */
+  async putItems (setKey: string, items: SetItem[], options: AbortOptions = {}): Promise<void> {
     if (items.length === 0) return
     const h = setKeyHash(setKey)
     const batch = this.datastore.batch()
@@ -178,12 +177,7 @@ export class SetLayout {
     try {
       await batch.commit(options)
       const usage = this.usages.get(h)
-      if (usage != null) {
-        for (const item of items) {
-          usage.items++
-          count(usage, item, writerOf)
-        }
-      }
+      if (usage != null) for (const item of items) count(usage, item, 1)
     } catch (err) {
       this.usages.delete(h)
       throw err
@@ -198,9 +192,10 @@ export class SetLayout {
   async putRemoval (setKey: string, rid: string, removal: StoredRemoval, options: AbortOptions = {}): Promise<number> {
     const h = setKeyHash(setKey)
     const batch = this.datastore.batch()
-    let removed = 0
+    const gone: SetItem[] = []
     for (const id of new Set(removal.ids)) {
-      if (await this.datastore.has(under(itemsPrefix(h), id), options)) { batch.delete(under(itemsPrefix(h), id)); removed++ }
+      const item = await this.item(setKey, id, options)
+      if (item != null) { batch.delete(under(itemsPrefix(h), id)); gone.push(item) }
       const previous = await this.tombstone(setKey, id, options) ?? 0
       batch.put(under(tombsPrefix(h), id), cborg.encode(Math.max(removal.expiresAt, previous)))
     }
@@ -208,16 +203,27 @@ export class SetLayout {
     batch.put(indexKey(h), bytesFromString(setKey))
     try {
       await batch.commit(options)
-    } finally {
+      const usage = this.usages.get(h)
+      if (usage != null) for (const item of gone) count(usage, item, -1)
+    } catch (err) {
       this.usages.delete(h)
+      throw err
     }
-    return removed
+    return gone.length
   }
 
-  /** Delete one stored entry of the set (an item, tombstone or removal) found by the iterators. */
-  async deleteEntry (setKey: string, key: Key, options: AbortOptions = {}): Promise<void> {
+  /**
+   * Delete one stored entry of the set (an item, tombstone or removal) found by the
+   * iterators; for an item, give the item the iterator read (else the set is counted again
+   * at the next write).
+   */
+  async deleteEntry (setKey: string, key: Key, options: AbortOptions & { item?: SetItem } = {}): Promise<void> {
+    const h = setKeyHash(setKey)
     await this.datastore.delete(key, options)
-    this.usages.delete(setKeyHash(setKey))
+    if (!key.toString().startsWith(itemsPrefix(h))) return
+    const usage = this.usages.get(h)
+    if (usage != null && options.item != null) count(usage, options.item, -1)
+    else this.usages.delete(h)
   }
 
   /** Forget that this peer holds the set (call when nothing of it is left). */
@@ -237,15 +243,17 @@ export class SetLayout {
   }
 }
 
-/** Add `item` to the set's usage and to its writer's. */
-function count (usage: SetUsage, item: SetItem, writerOf: WriterOf | undefined): void {
-  usage.bytes += item.data.length
-  const writer = writerOf?.(item)
+/** Add `item` to the set's usage and to its writer's (`sign` 1), or take it away (-1). */
+function count (usage: SetUsage, item: SetItem, sign: 1 | -1): void {
+  usage.items += sign
+  usage.bytes += sign * item.data.length
+  const writer = usage.writerOf?.(item)
   if (writer == null) return
   const mine = usage.writers.get(writer) ?? { items: 0, bytes: 0 }
-  mine.items++
-  mine.bytes += item.data.length
-  usage.writers.set(writer, mine)
+  mine.items += sign
+  mine.bytes += sign * item.data.length
+  if (mine.items <= 0) usage.writers.delete(writer)
+  else usage.writers.set(writer, mine)
 }
 
 /** Our own stored values: decoded and, with a schema, checked; anything else reads as absent. */

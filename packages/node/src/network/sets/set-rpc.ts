@@ -10,7 +10,7 @@ import {
 } from '@conf-chat/protocol'
 import { timeLimit } from '../../utils/index.js'
 import { PAGE_BYTES } from './constants.js'
-import { unexpected } from './set-errors.js'
+import { SetRequestError, unexpected } from './set-errors.js'
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
 
 export interface SetRpcComponents {
@@ -58,7 +58,7 @@ export class SetRpc {
       const res = await this.send(holder, { type: 'list', setKey, ...(after != null ? { after } : {}) }, options)
       if (res.type !== 'items') throw unexpected(res)
       yield * res.items
-      after = res.next
+      after = nextCursor(after, res.next)
     } while (after != null)
   }
 
@@ -70,7 +70,7 @@ export class SetRpc {
       const res = await this.send(holder, { type: 'list', setKey, idsOnly: true, ...(after != null ? { after } : {}) }, options)
       if (res.type !== 'ids') throw unexpected(res)
       for (const id of res.ids) held.add(id)
-      after = res.next
+      after = nextCursor(after, res.next)
     } while (after != null)
     return held
   }
@@ -98,6 +98,15 @@ export class SetRpc {
     } while (after != null)
     return out
   }
+}
+
+/**
+ * The cursor of the next page: it must move forward (ids sort as strings), or a holder
+ * could keep a reader paging for ever.
+ */
+function nextCursor (after: string | undefined, next: string | undefined): string | undefined {
+  if (next != null && after != null && next <= after) throw new SetRequestError(`a page cursor went back (${next} after ${after})`, 'malformed')
+  return next
 }
 
 /** Split items into ADD requests that fit in a frame. */

@@ -222,7 +222,6 @@ export class SetStore {
     return items
   }
 
-  /** The keys of the sets this peer holds anything of (items, tombstones or removals). */
   /** What this peer's holder did so far: items it sent to readers. */
   get stats (): { itemsServed: number } {
     return { ...this.holder.counts }
@@ -234,11 +233,16 @@ export class SetStore {
     for (const setKey of await layout.heldSets(options)) {
       for await (const { key, item } of layout.items(setKey, options)) {
         // an unreadable item is the oldest of all
-        yield { time: item?.addedAt ?? 0, remove: async () => { await layout.withSetLock(setKey, async () => { await layout.deleteEntry(setKey, key) }) } }
+        yield {
+          time: item?.addedAt ?? 0,
+          bytes: (item?.data.length ?? 0) + key.toString().length,
+          remove: async () => { await layout.withSetLock(setKey, async () => { await layout.deleteEntry(setKey, key, { item }) }) }
+        }
       }
     }
   }
 
+  /** The keys of the sets this peer holds anything of (items, tombstones or removals). */
   async heldSets (options: AbortOptions = {}): Promise<string[]> {
     return await this.layout.heldSets(options)
   }

@@ -54,7 +54,7 @@ export class SetSweeper {
         let deleted = 0
         let left = 0
         for await (const { key, item } of layout.items(setKey, options)) {
-          if (item == null || item.addedAt + ttl <= now) { await layout.deleteEntry(setKey, key, options); deleted++ } else left++
+          if (item == null || item.addedAt + ttl <= now) { await layout.deleteEntry(setKey, key, { ...options, item }); deleted++ } else left++
         }
         for await (const { key, expiresAt } of layout.tombstones(setKey, options)) {
           if (expiresAt == null || expiresAt <= now) await layout.deleteEntry(setKey, key, options); else left++

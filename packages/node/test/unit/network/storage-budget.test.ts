@@ -16,7 +16,7 @@ class Held {
 
   readonly source = async function * (this: Held): AsyncGenerator<HeldEntry> {
     for (const [name, { time, bytes }] of [...this.entries]) {
-      yield { time, remove: async () => { this.entries.delete(name); this.bytes -= bytes; this.removed.push(name) } }
+      yield { time, bytes, remove: async () => { this.entries.delete(name); this.bytes -= bytes; this.removed.push(name) } }
     }
   }
 }

@@ -58,6 +58,15 @@ describe('set client', () => {
     expect(served()).toBe(2)
   })
 
+  it('with ids to skip, a holder that never answers costs the read only what that holder alone has', async () => {
+    const items = ['one', 'two'].map(t => textItem(net.clock, t))
+    for (const h of holders) for (const item of items) await onlyOn(h, item)
+    net.hanging.add(holders[0]!.id.toString())
+    // the caller gives up after 300 ms (its signal also ends the hanging request): the other holders' items are in
+    const listed = await reader.store.list(key, { skip: () => false, signal: AbortSignal.timeout(300) })
+    expect(listed.map(textOf).sort()).toEqual(['one', 'two'])
+  })
+
   it('lists, of two items under one id, the one most holders keep, whichever holder answers first', async () => {
     // one holder missed the first item and kept a later one under its id; the other two
     // kept the first: each holder in turn is the odd one out

@@ -155,6 +155,27 @@ describe('the peer store in memory', () => {
   })
 })
 
+describe('responsibility', () => {
+  it('a record from the network for a key this peer is not close to is refused; its own put of one is kept', async () => {
+    // as kad-dht's put does: our own copy first, through the datastore (and its guard)
+    class LocalFirstDht extends StubDht {
+      override async * put (keyBytes: Uint8Array, value: Uint8Array, options: { signal?: AbortSignal } = {}): AsyncGenerator<any> {
+        const key = new TextDecoder().decode(keyBytes)
+        await ds.put(dsKeyOf(key), storedForm(key, value, clock.now()))
+        yield * super.put(keyBytes, value, options)
+      }
+    }
+    const store = new RecordStore({ dht: new LocalFirstDht(), datastore: ds, now: clock.now, logger: defaultLogger(), responsibility: { isResponsible: () => false } })
+    ds.recordGuard = store.guard
+    const key = presenceKeyOf(alice)
+    await expect(write(key, presenceOf(alice, 1))).rejects.toMatchObject({ name: 'NotResponsibleError' })
+    await store.put(key, presenceOf(alice, 2))
+    expect((await store.getLocal(key))?.record.seq).toBe(2)
+    // the copy it keeps does not open the key to others' writes
+    await expect(write(key, presenceOf(alice, 3))).rejects.toMatchObject({ name: 'NotResponsibleError' })
+  })
+})
+
 describe('bytes held for others', () => {
   it('counts what is on disk under the prefixes, then follows puts, replacements, deletes and batches', async () => {
     await ds.put(new Key('/held/a', false), new Uint8Array(10))
