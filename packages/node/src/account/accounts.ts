@@ -97,15 +97,16 @@ export class Accounts {
   }
 
   /**
-   * The live account record for a name (read up to the `cc-user` quorum, see
-   * READ_QUORUMS); undefined if there is none. Throws UnknownRecordError when the read
-   * could not tell (a slow network is not "no such user"), and ContestedNameError when the
-   * replicas read disagree about which key owns the name: never a majority pick, which a
-   * few attacker peers near the key would decide.
+   * The live account record for a name, read from every replica that answers (no quorum
+   * to stop at: attacker peers that answer first must not hide the honest holders);
+   * undefined if there is none. Throws UnknownRecordError when the read could not tell (a
+   * slow network is not "no such user"), and ContestedNameError when the replicas read
+   * disagree about which key owns the name: never a majority pick, which a few attacker
+   * peers near the key would decide.
    */
-  async lookup (username: string, options: AbortOptions & { quorum?: number } = {}): Promise<VerifiedRecord<AccountPayload> | undefined> {
+  async lookup (username: string, options: AbortOptions = {}): Promise<VerifiedRecord<AccountPayload> | undefined> {
     const key = userKey(username)
-    const read = await this.records.read<UserPayload>(key, options)
+    const read = await this.records.getAll<UserPayload>(key, options)
     if (read.status === 'unknown') throw new UnknownRecordError(key, `${read.answers.none} answered, ${read.answers.failed} did not`)
     const claimants = nameClaimants(key, read.all.map(r => r.value))
     if (claimants.length > 1) {

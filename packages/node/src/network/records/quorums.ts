@@ -28,7 +28,8 @@ export const READ_QUORUMS: Readonly<Record<Namespace, number>> = {
   /**
    * 7: the one namespace with more than one possible owner (a race for a name); of 7,
    * 3 holders can keep a losing claim or an old password hash and the majority still wins.
-   * Read at login and once per name and session (profiles are cached): rare.
+   * Used by holders checking a writer's name; accounts (login, registration, profiles)
+   * read every replica instead, so that attackers answering first cannot hide a contest.
    */
   'cc-user': 7,
   /**

@@ -33,19 +33,22 @@ class MemoryRecords {
   readonly others = new Map<string, VerifiedRecord[]>()
 
   reads = 0
-  /** As RecordStore.read: every valid record read, the one the selector picks, and the outcome. */
-  async read<P> (key: string): Promise<{ status: 'found' | 'absent' | 'unknown', best?: VerifiedRecord<P>, all: Array<VerifiedRecord<P>>, answers: { none: number, failed: number } }> {
+  /**
+   * As RecordStore.read: our own copy, then the others' in the order they answer, up to
+   * the quorum (7, as for names), the one the selector picks, and the outcome.
+   */
+  async read<P> (key: string, quorum = 7): Promise<{ status: 'found' | 'absent' | 'unknown', best?: VerifiedRecord<P>, all: Array<VerifiedRecord<P>>, answers: { none: number, failed: number } }> {
     this.reads++
     if (this.unknown) return { status: 'unknown', all: [], answers: { none: 0, failed: 3 } }
     const own = this.stored.get(key)
-    const all = [...(own != null ? [own] : []), ...(this.others.get(key) ?? [])] as Array<VerifiedRecord<P>>
+    const all = [...(own != null ? [own] : []), ...(this.others.get(key) ?? [])].slice(0, quorum) as Array<VerifiedRecord<P>>
     const best = all[selectRecord(key, all.map(r => r.value))]
     return { status: best != null ? 'found' : 'absent', ...(best != null ? { best } : {}), all, answers: { none: 0, failed: 0 } }
   }
 
-  async getAll<P> (key: string): Promise<{ status: 'found' | 'absent', best?: VerifiedRecord<P>, all: Array<VerifiedRecord<P>> }> {
-    const r = this.stored.get(key) as VerifiedRecord<P> | undefined
-    return r == null ? { status: 'absent', all: [] } : { status: 'found', best: r, all: [r] }
+  /** As RecordStore.getAll: `read` of every replica that answers. */
+  async getAll<P> (key: string): Promise<{ status: 'found' | 'absent' | 'unknown', best?: VerifiedRecord<P>, all: Array<VerifiedRecord<P>>, answers: { none: number, failed: number } }> {
+    return await this.read<P>(key, Infinity)
   }
 
   async getLocal<P> (key: string): Promise<VerifiedRecord<P> | undefined> {
@@ -115,6 +118,19 @@ describe('accounts when the replicas of a name disagree', () => {
     // once the other claim is gone (released, or never there), the name is the real owner's again
     honest.others.delete(key)
     expect((await accounts.login('alice', input.password)).account.keyId).toBe(real.keyId)
+  })
+
+  it('a peer with no copy of its own, whose first 7 answers are all the attacker\'s: still contested, from every replica', async () => {
+    const honest = new MemoryRecords()
+    const real = await accountsOver(honest).register(input)
+    const attacker = new MemoryRecords()
+    const forged = await accountsOver(attacker).register({ ...input, password: 'attacker password' })
+    const fresh = new MemoryRecords()
+    // the attacker's 7 peers answer first; the honest holders after them
+    fresh.others.set(userKey('alice'), [...Array(7).fill(forged.record), real.record, real.record] as VerifiedRecord[])
+    const accounts = accountsOver(fresh)
+    await expect(accounts.login('alice', 'attacker password')).rejects.toMatchObject({ name: 'ContestedNameError' })
+    await expect(accounts.profile('alice')).rejects.toMatchObject({ name: 'ContestedNameError' })
   })
 })
 
