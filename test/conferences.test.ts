@@ -7,7 +7,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import {
-  createEnvelope, createSignedRecord, encodeEnvelope, encodeSignedRecord, mailboxSetKey, newEnvelopeId,
+  createEnvelope, createSignedRecord, mailboxItemOf, encodeSignedRecord, mailboxSetKey, newEnvelopeId,
   CONF_MESSAGE_KIND, type ConferencePayload
 } from '@conf-chat/protocol'
 import type { ChatNode, ConferenceInfo, ConferenceMessage } from '@conf-chat/node'
@@ -186,7 +186,7 @@ describe('conferences', () => {
     expect(await internalsOf(n2).messenger.send(bobAt.peerId, bobAt.addrs, fromCarol)).toEqual({ delivered: false, code: 'not-a-member', final: true, reason: `not a member of ${team.id}: carol` })
     // ... and from the mailbox
     const queued = await forgedMessage(n2, 'bob', team, 'via the mailbox')
-    await n2.peer.sets.add(mailboxSetKey(queued.toKeyId), [{ id: queued.id, data: encodeEnvelope(queued), addedAt: Date.now() }])
+    await n2.peer.sets.add(mailboxSetKey(queued.toKeyId), [mailboxItemOf(queued)])
     expect(await n3.checkMailbox()).toEqual([])
     expect(refused.map(r => [r.from, r.live, r.reason])).toEqual([
       ['mallory', true, `not a member of ${team.id}: mallory`],

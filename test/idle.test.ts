@@ -6,7 +6,7 @@
  * that lost every connection tells its friends again once it is back.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { createEnvelope, encodeEnvelope, mailboxSetKey, DM_KIND } from '@conf-chat/protocol'
+import { createEnvelope, mailboxItemOf, mailboxSetKey, DM_KIND } from '@conf-chat/protocol'
 import { DEFAULT_PRESENCE_TTL_MS, DEFAULT_PRESENCE_REFRESH_MS, type ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { collect, makeFriends, registerUser } from './helpers/friends.js'
@@ -34,7 +34,7 @@ describe('idle logged-in peers', () => {
     const shown = collect(alice, 'messages:offline')
     // as when bob's live send failed on his side: the envelope goes straight to alice's mailbox
     const envelope = createEnvelope(DM_KIND, { text: 'left while you were online' }, { username: 'bob', keys: bob.session!.account.keys }, await bob.profile('alice'))
-    await net.nodes[3]!.peer.sets.add(mailboxSetKey(alice.whoami().keyId), [{ id: envelope.id, data: encodeEnvelope(envelope), addedAt: Date.now() }])
+    await net.nodes[3]!.peer.sets.add(mailboxSetKey(alice.whoami().keyId), [mailboxItemOf(envelope)])
     const batch = await eventually(() => shown.find(b => b.messages.some(m => m.id === envelope.id)), 60_000)
     expect(batch.messages.find(m => m.id === envelope.id)).toMatchObject({ from: 'bob', text: 'left while you were online' })
   })

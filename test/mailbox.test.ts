@@ -9,7 +9,7 @@ import { readdir, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { LevelDatastore } from 'datastore-level'
 import {
-  createEnvelope, encodeEnvelope, generateAccountKeys, mailboxSetKey, mailboxSetRules, DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
+  createEnvelope, mailboxItemOf, generateAccountKeys, mailboxSetKey, mailboxSetRules, DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
 } from '@conf-chat/protocol'
 import { createChatNode, type ChatNode, type ChatNodeInit } from '@conf-chat/node'
 import { ChatPeer } from '@conf-chat/node/network'
@@ -79,7 +79,7 @@ describe('mailboxes', () => {
     // at the same moment, 50 more writers with keys of their own, through every peer: names
     // nobody registered, so no holder takes their envelopes (a flood costs a registration each)
     const strangers = Array.from({ length: 50 }, (_, i) => createEnvelope(DM_KIND, { text: `stranger ${i}` }, { username: `stranger${i}`, keys: generateAccountKeys() }, bob))
-    const strangerWrites = Promise.allSettled(strangers.map(async (e, i) => await net.nodes[i % net.nodes.length]!.peer.sets.add(mailboxSetKey(bob.keyId), [{ id: e.id, data: encodeEnvelope(e), addedAt: Date.now() }])))
+    const strangerWrites = Promise.allSettled(strangers.map(async (e, i) => await net.nodes[i % net.nodes.length]!.peer.sets.add(mailboxSetKey(bob.keyId), [mailboxItemOf(e)])))
     const results = await Promise.all(writes)
     const strangerResults = await strangerWrites
     expect(strangerResults.every(r => r.status === 'rejected' || Object.values(r.value.stored).every(n => n === 0))).toBe(true)
@@ -107,7 +107,7 @@ describe('mailboxes', () => {
     const bob = await sender.profile('bob')
     const from = { username: sender.whoami().username, keys: sender.session!.account.keys }
     const later = Array.from({ length: 10 }, (_, i) => createEnvelope('kind-from-later', { i, pad: 'x'.repeat(30_000) }, from, bob))
-    await sender.peer.sets.add(mailboxSetKey(bob.keyId), later.map(e => ({ id: e.id, data: encodeEnvelope(e), addedAt: Date.now() })))
+    await sender.peer.sets.add(mailboxSetKey(bob.keyId), later.map(mailboxItemOf))
     /** Items every holder has sent to readers so far. */
     const served = (): number => [net.supernode, ...net.nodes.map(n => n.peer)].reduce((n, p) => n + p.sets.stats.itemsServed, 0)
     await spare.login('bob', PASSWORD)
@@ -130,14 +130,14 @@ describe('mailboxes', () => {
     // signed by sender5 but claiming to be sender1 (a friend of bob's): sender1 is registered to
     // another key, so no holder takes it
     const forged = createEnvelope(DM_KIND, { text: 'forged: send me your password' }, { username: 'sender1', keys: attacker.session!.account.keys }, bob)
-    await expect(attacker.peer.sets.add(mailbox, [{ id: forged.id, data: encodeEnvelope(forged), addedAt: Date.now() }])).rejects.toMatchObject({ name: 'SetWriteError' })
+    await expect(attacker.peer.sets.add(mailbox, [mailboxItemOf(forged)])).rejects.toMatchObject({ name: 'SetWriteError' })
     for (const node of [net.supernode, ...net.nodes.map(n => n.peer)]) {
       expect((await node.sets.localItems(mailbox)).some(i => i.id === forged.id)).toBe(false)
     }
     // a genuine envelope of sender5 with one bit of the sealed body flipped
     const genuine = createEnvelope(DM_KIND, { text: 'original text' }, { username: 'sender5', keys: attacker.session!.account.keys }, bob)
     const tampered: Envelope = { ...genuine, body: Uint8Array.from(genuine.body, (b, i) => i === 40 ? b ^ 1 : b) }
-    const item = { id: tampered.id, data: encodeEnvelope(tampered), addedAt: Date.now() }
+    const item = mailboxItemOf(tampered)
     await expect(attacker.peer.sets.add(mailbox, [item])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
     // with the check switched off on the attacker's side, holders that check refuse it
     attacker.peer.sets.registerNamespace(MAILBOX_SET_NAMESPACE, mailboxSetRules())

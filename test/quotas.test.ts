@@ -9,7 +9,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createHash } from 'node:crypto'
 import { fromString as bytesFromString } from 'uint8arrays'
 import {
-  generateAccountKeys, keyIdOf, presenceKey, userKey, mailboxSetKey, encodeSetMessage, createEnvelope, encodeEnvelope, createSetItem,
+  generateAccountKeys, keyIdOf, presenceKey, userKey, mailboxSetKey, encodeSetMessage, createEnvelope, mailboxItemOf,
   type AccountKeys, type SetItem
 } from '@conf-chat/protocol'
 import type { ChatPeer } from '@conf-chat/node/network'
@@ -127,7 +127,7 @@ describe('limits per writer and per set, and the storage budget of a peer', () =
   /** An envelope from `from` to the owner of `to`, as a mailbox item. */
   function envelopeItem (from: { username: string, keys: AccountKeys }, to: AccountKeys, text: string): SetItem {
     const envelope = createEnvelope('dm', { text }, from, { username: 'victim', keyId: keyIdOf(to.signPublic), boxPublic: to.boxPublic })
-    return createSetItem(encodeEnvelope(envelope), { id: envelope.id })
+    return mailboxItemOf(envelope)
   }
 
   beforeAll(async () => {

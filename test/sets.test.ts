@@ -9,7 +9,7 @@ import type { PeerId } from '@libp2p/interface'
 import {
   SET_PROTOCOL, MAX_SET_ITEM_BYTES, MAX_SET_FRAME_BYTES,
   generateAccountKeys, keyIdOf, createSetItem, createRemoveAuth, encodeSetMessage,
-  mailboxSetKey, mailboxSetRules, directorySetKey, createEnvelope, encodeEnvelope, directoryShardOf, createDirectoryItem, decodeDirectoryItem,
+  mailboxSetKey, mailboxSetRules, directorySetKey, createEnvelope, mailboxItemOf, directoryShardOf, createDirectoryItem, decodeDirectoryItem,
   userKey, createSignedRecord, encodeSignedRecord,
   type SetItem
 } from '@conf-chat/protocol'
@@ -330,7 +330,7 @@ describe('sets without a network', () => {
       await expect(lone.sets.add(mailbox, [createSetItem(new Uint8Array([1]))])).rejects.toMatchObject({ name: 'InvalidSetItemError' })
       const envelope = createEnvelope('dm', { text: 'hi' }, { username: 'sender', keys: generateAccountKeys() },
         { username: 'owner', keyId: keyIdOf(owner.signPublic), boxPublic: owner.boxPublic })
-      await expect(lone.sets.add(mailbox, [createSetItem(encodeEnvelope(envelope), { id: envelope.id })])).rejects.toMatchObject({ name: 'NoSetHoldersError' })
+      await expect(lone.sets.add(mailbox, [mailboxItemOf(envelope)])).rejects.toMatchObject({ name: 'NoSetHoldersError' })
       await expect(lone.sets.remove(mailbox, ['x'], owner)).rejects.toMatchObject({ name: 'NoSetHoldersError' })
     } finally {
       await lone.stop()

@@ -9,7 +9,7 @@ import * as cborg from 'cborg'
 import { z } from 'zod'
 import { sign, verify, keyIdOf, sha256, randomId, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { decodeCbor } from './record.js'
-import { decodeEnvelope, type Envelope } from './envelope.js'
+import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js'
 import { REFUSAL_CODES, type RefusalCode } from './refusals.js'
 import { MAX_FULL_NAME_CHARS, USERNAME_PATTERN } from './limits.js'
 
@@ -265,8 +265,8 @@ export const mailboxSetKey = (keyId: string): string => `/${MAILBOX_SET_NAMESPAC
 
 /**
  * A mailbox item is a well-formed, correctly signed envelope addressed to the mailbox's
- * owner and stored under its own id, so a holder can neither forge one nor swap the data
- * under an id. Throws InvalidSetItemError.
+ * owner, stored under its own id and its signed time, so a holder can neither forge one,
+ * swap the data under an id, nor make it look newer. Throws InvalidSetItemError.
  */
 export function validateMailboxItem (setKey: string, item: SetItem): Envelope {
   let envelope: Envelope
@@ -277,7 +277,17 @@ export function validateMailboxItem (setKey: string, item: SetItem): Envelope {
   }
   if (setKey !== mailboxSetKey(envelope.toKeyId)) throw new InvalidSetItemError('envelope is addressed to another mailbox')
   if (item.id !== envelope.id) throw new InvalidSetItemError('item id is not the envelope id')
+  if (item.addedAt !== envelope.sentAt) throw new InvalidSetItemError('item time is not the time its sender signed')
   return envelope
+}
+
+/**
+ * The mailbox item of an envelope: under its id, and stored as of the time its sender
+ * signed (`sentAt`), so that nobody can make an old envelope look new: it expires a
+ * lifetime after it was sent, wherever it is stored again.
+ */
+export function mailboxItemOf (envelope: Envelope): SetItem {
+  return { id: envelope.id, data: encodeEnvelope(envelope), addedAt: envelope.sentAt }
 }
 
 /**

@@ -11,7 +11,7 @@ const bobProfile = { username: 'bob', keyId: keyIdOf(bob.signPublic), boxPublic:
 const carolKeyId = keyIdOf(generateAccountKeys().signPublic)
 
 const envelope = (): Envelope => createEnvelope(DM_KIND, { text: 'hi' }, { username: 'alice', keys: alice }, bobProfile)
-const item = (e: Envelope, id = e.id): { id: string, data: Uint8Array, addedAt: number } => ({ id, data: encodeEnvelope(e), addedAt: Date.now() })
+const item = (e: Envelope, id = e.id): { id: string, data: Uint8Array, addedAt: number } => ({ id, data: encodeEnvelope(e), addedAt: e.sentAt })
 
 describe('mailbox items', () => {
   it('accepts a signed envelope addressed to the mailbox, under its own id', () => {
@@ -19,10 +19,12 @@ describe('mailbox items', () => {
     expect(validateMailboxItem(mailboxSetKey(bobProfile.keyId), item(e)).id).toBe(e.id)
   })
 
-  it('refuses an envelope for another mailbox, under another id, with a changed body, or no envelope at all', () => {
+  it('refuses an envelope for another mailbox, under another id or time, with a changed body, or no envelope at all', () => {
     const e = envelope()
     expect(() => validateMailboxItem(mailboxSetKey(carolKeyId), item(e))).toThrow(/another mailbox/)
     expect(() => validateMailboxItem(mailboxSetKey(bobProfile.keyId), item(e, 'some-other-id'))).toThrow(/not the envelope id/)
+    // stored as of another time than the one its sender signed: an old envelope made to look new
+    expect(() => validateMailboxItem(mailboxSetKey(bobProfile.keyId), { ...item(e), addedAt: e.sentAt + 60_000 })).toThrow(/time its sender signed/)
     const tampered = { ...e, body: Uint8Array.from(e.body, (b, i) => i === 0 ? b ^ 1 : b) }
     expect(() => validateMailboxItem(mailboxSetKey(bobProfile.keyId), item(tampered))).toThrow(/bad envelope signature/)
     expect(() => validateMailboxItem(mailboxSetKey(bobProfile.keyId), { id: e.id, data: new Uint8Array([1, 2, 3]), addedAt: Date.now() }))

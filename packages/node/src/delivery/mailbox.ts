@@ -8,7 +8,7 @@
  */
 import { defaultLogger } from '@libp2p/logger'
 import {
-  mailboxSetKey, mailboxSetRules, validateMailboxItem, encodeEnvelope, decodeEnvelope, MAILBOX_SET_NAMESPACE,
+  mailboxSetKey, mailboxSetRules, mailboxItemOf, validateMailboxItem, decodeEnvelope, MAILBOX_SET_NAMESPACE,
   type Envelope, type AccountKeys
 } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
@@ -35,12 +35,10 @@ export interface MailboxComponents {
   isDhtServer: () => boolean
   /** @default defaultLogger() */
   logger?: ComponentLogger
-  /** The clock for the items' `addedAt` (ms since epoch). @default Date.now */
-  now?: () => number
 }
 
 export class Mailbox {
-  private readonly c: Required<Pick<MailboxComponents, 'now'>> & MailboxComponents
+  private readonly c: MailboxComponents
   private readonly log: Logger
   /**
    * Envelopes decoded (and their signatures checked) when their items were checked, by the
@@ -50,7 +48,7 @@ export class Mailbox {
   private readonly checked = new WeakMap<Uint8Array, Envelope>()
 
   constructor (c: MailboxComponents) {
-    this.c = { ...c, now: c.now ?? Date.now }
+    this.c = c
     this.log = (c.logger ?? defaultLogger()).forComponent('conf-chat:delivery:mailbox')
   }
 
@@ -73,7 +71,7 @@ export class Mailbox {
    */
   async store (envelope: Envelope, options: AbortOptions = {}): Promise<StoredReport> {
     const result = await this.c.sets.add(mailboxSetKey(envelope.toKeyId),
-      [{ id: envelope.id, data: encodeEnvelope(envelope), addedAt: this.c.now() }], options)
+      [mailboxItemOf(envelope)], options)
     const copies = result.stored[envelope.id] ?? 0
     // a server always finds itself: one holder means no other peer was reached, and a copy
     // on the sender's own peer is no delivery (the outbox keeps it and retries)
