@@ -9,7 +9,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createHash } from 'node:crypto'
 import { fromString as bytesFromString } from 'uint8arrays'
 import {
-  generateAccountKeys, keyIdOf, presenceKey, userKey, mailboxSetKey, encodeSetMessage, createEnvelope, mailboxItemOf,
+  generateAccountKeys, keyIdOf, presenceKey, userKey, mailboxSetKey, encodeSetMessage, createEnvelope, mailboxItemOf, createReadAuth,
   type AccountKeys, type SetItem
 } from '@conf-chat/protocol'
 import type { ChatPeer } from '@conf-chat/node/network'
@@ -94,6 +94,32 @@ describe(`holders store only under keys they are among the ${RANK} closest to`, 
     for (const s of stores) await s.records.republish()
     expect(await Promise.all(stores.map(async s => await s.records.storedValue(key)))).toEqual(stores.map(() => undefined))
     expect(await sendPut(senderFor(stores.indexOf(store)).libp2p, store.peerId, key, value)).toBe('refused')
+  })
+
+  it('only the owner of a mailbox, and its holders, read it: a stranger gets unauthorized, a signature is good on one holder once asked', async () => {
+    const owner = generateAccountKeys()
+    const setKey = mailboxSetKey(keyIdOf(owner.signPublic))
+    const [holder, coHolder] = stores.filter((_, i) => responsible(setKey)[i]) as [ChatPeer, ChatPeer]
+    const stranger = stores[responsible(setKey).indexOf(false)]!
+    // a registered writer leaves one envelope
+    const writer = { username: 'writer', keys: generateAccountKeys() }
+    await stranger.records.put(userKey('writer'), signed(userKey('writer'), 1, accountOf('writer', writer.keys), writer.keys))
+    const envelope = createEnvelope('dm', { text: 'for the owner only' }, writer, { username: 'owner', keyId: keyIdOf(owner.signPublic), boxPublic: owner.boxPublic })
+    await stranger.sets.add(setKey, [mailboxItemOf(envelope)])
+    // what it shows (sender, kind, time) the stranger cannot list, nor get by id
+    for (const req of [{ type: 'list', setKey }, { type: 'list', setKey, idsOnly: true }, { type: 'get', setKey, ids: [envelope.id] }] as const) {
+      expect(await rawRequest(stranger, holder.peerId, encodeSetMessage(req))).toMatchObject({ type: 'error', code: 'unauthorized' })
+    }
+    // another holder of the set lists it (to hand it on) without a signature
+    expect(await rawRequest(coHolder, holder.peerId, encodeSetMessage({ type: 'list', setKey, idsOnly: true }))).toEqual({ type: 'ids', ids: [envelope.id] })
+    // the owner, from the stranger's peer: each holder gives a nonce, the owner signs it
+    expect((await stranger.sets.list(setKey, { readAs: owner })).map(i => i.id)).toEqual([envelope.id])
+    // someone else's signature, and the owner's signature for one holder shown to another, are refused
+    await expect(stranger.sets.list(setKey, { readAs: generateAccountKeys() })).rejects.toMatchObject({ name: 'SetReadError' })
+    const challenge = await rawRequest(stranger, holder.peerId, encodeSetMessage({ type: 'challenge', setKey })) as { nonce: Uint8Array }
+    const forHolder = createReadAuth(setKey, holder.peerId.toString(), challenge.nonce, owner)
+    expect(await rawRequest(stranger, holder.peerId, encodeSetMessage({ type: 'list', setKey, idsOnly: true, auth: forHolder }))).toEqual({ type: 'ids', ids: [envelope.id] })
+    expect(await rawRequest(stranger, coHolder.peerId, encodeSetMessage({ type: 'list', setKey, idsOnly: true, auth: forHolder }))).toMatchObject({ type: 'error', code: 'unauthorized' })
   })
 
   it('republishing hands a record on to the closest peers and deletes the copy of a store that is not close to it', async () => {

@@ -34,6 +34,10 @@ export const MAX_SET_KEY_CHARS = 256
 export const MAX_SET_CLOCK_SKEW_MS = 10 * 60 * 1000
 
 const REMOVE_DOMAIN = 'conf-chat:set-remove:1'
+const READ_DOMAIN = 'conf-chat:set-read:1'
+
+/** Bytes of a holder's read challenge. */
+export const READ_NONCE_BYTES = 16
 const DIRECTORY_DOMAIN = 'conf-chat:directory-entry:1'
 
 /** Item ids: safe in datastore keys (no '/'), and sorted bytewise as they sort as strings. */
@@ -60,6 +64,11 @@ export class InvalidSetMessageError extends Error {
   constructor (message = 'Invalid set protocol message') { super(message) }
 }
 
+export class ReadNotAuthorizedError extends Error {
+  override name = 'ReadNotAuthorizedError'
+  constructor (message = 'Not authorized to read this set') { super(message) }
+}
+
 export class RemoveNotAuthorizedError extends Error {
   override name = 'RemoveNotAuthorizedError'
   constructor (message = 'Not authorized to remove from this set') { super(message) }
@@ -77,6 +86,16 @@ export interface SetItem {
 export interface SetRemoveAuth {
   pub: Uint8Array
   time: number
+  sig: Uint8Array
+}
+
+/**
+ * Proof that the owner of `pub` reads a set on one holder: a signature over the set key,
+ * the holder's peer id and a nonce the holder just gave (see `createReadAuth`).
+ */
+export interface SetReadAuth {
+  pub: Uint8Array
+  nonce: Uint8Array
   sig: Uint8Array
 }
 
@@ -107,6 +126,13 @@ export interface SetNamespaceRules {
    * could not tell) pass, and the writer tries again.
    */
   authorizeItem?: (setKey: string, item: SetItem, options: { signal?: AbortSignal, from?: string }) => Promise<void>
+  /**
+   * Who may list a set's items or ids, or get its items, from a holder: whether the
+   * (already verified) signer of a read may; throws ReadNotAuthorizedError. Without it,
+   * anyone may read. Peers the holder counts among the set's holders read without a
+   * signature (they hand the set on to each other).
+   */
+  authorizeRead?: (setKey: string, pub: Uint8Array) => void
   /**
    * Who wrote an item (one the holder checked already), for the holder's limits per
    * writer in one set; without it (or when it returns undefined), an item counts only
@@ -158,6 +184,19 @@ export function verifyRemoveAuth (setKey: string, ids: string[], auth: SetRemove
   return verify(auth.sig, removeSigningBytes(setKey, ids, auth.time), auth.pub)
 }
 
+function readSigningBytes (setKey: string, holder: string, nonce: Uint8Array): Uint8Array {
+  return cborg.encode([READ_DOMAIN, setKey, holder, nonce])
+}
+
+/** Sign a read of `setKey` on the holder whose peer id is `holder`, over the `nonce` it gave. */
+export function createReadAuth (setKey: string, holder: string, nonce: Uint8Array, keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>): SetReadAuth {
+  return { pub: keys.signPublic, nonce, sig: sign(readSigningBytes(setKey, holder, nonce), keys.signSecret) }
+}
+
+export function verifyReadAuth (setKey: string, holder: string, auth: SetReadAuth): boolean {
+  return verify(auth.sig, readSigningBytes(setKey, holder, auth.nonce), auth.pub)
+}
+
 /** A removal is named by its signature, so holders can compare which removals they hold. */
 export function removalId (auth: SetRemoveAuth): string {
   return Buffer.from(sha256(auth.sig)).toString('hex').slice(0, 32)
@@ -182,6 +221,12 @@ export const setRemoveAuthSchema = z.object({
   sig: bytes.refine(b => b.length === 64, 'signature must be 64 bytes')
 }).strict()
 
+export const setReadAuthSchema = z.object({
+  pub: bytes.refine(b => b.length === 32, 'public key must be 32 bytes'),
+  nonce: bytes.refine(b => b.length === READ_NONCE_BYTES, `nonce must be ${READ_NONCE_BYTES} bytes`),
+  sig: bytes.refine(b => b.length === 64, 'signature must be 64 bytes')
+}).strict()
+
 export const setRemovalSchema = z.object({
   ids: z.array(itemId).min(1).max(MAX_SET_ITEMS_PER_FRAME),
   auth: setRemoveAuthSchema
@@ -191,9 +236,11 @@ export const setRequestSchema = z.discriminatedUnion('type', [
   /** Store these items (each kept only if the holder has no item under its id). */
   z.object({ type: z.literal('add'), setKey: setKeyString, items: z.array(setItemSchema).min(1).max(MAX_SET_ITEMS_PER_FRAME) }).strict(),
   /** Items (or only their ids) in id order, after the cursor `after`; a page per response. */
-  z.object({ type: z.literal('list'), setKey: setKeyString, after: itemId.optional(), idsOnly: z.boolean().optional() }).strict(),
+  z.object({ type: z.literal('list'), setKey: setKeyString, after: itemId.optional(), idsOnly: z.boolean().optional(), auth: setReadAuthSchema.optional() }).strict(),
+  /** A nonce to sign for reading a set whose namespace lets only some signers read (see SetReadAuth). */
+  z.object({ type: z.literal('challenge'), setKey: setKeyString }).strict(),
   /** The items under `ids` that the holder has (unexpired), in an `items` response: a reader that listed ids first fetches only the new ones. */
-  z.object({ type: z.literal('get'), setKey: setKeyString, ids: z.array(itemId).min(1).max(MAX_SET_GET_IDS) }).strict(),
+  z.object({ type: z.literal('get'), setKey: setKeyString, ids: z.array(itemId).min(1).max(MAX_SET_GET_IDS), auth: setReadAuthSchema.optional() }).strict(),
   /** Delete `ids`, proven by the signed `auth`; the holder keeps a tombstone. */
   z.object({ type: z.literal('remove'), setKey: setKeyString, ids: z.array(itemId).min(1).max(MAX_SET_ITEMS_PER_FRAME), auth: setRemoveAuthSchema }).strict(),
   /** The signed removals the holder keeps for the set, a page after the cursor (a removal id). */
@@ -214,6 +261,7 @@ export const setResponseSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('items'), items: z.array(setItemSchema).max(MAX_SET_ITEMS_PER_FRAME), next: itemId.optional() }).strict(),
   z.object({ type: z.literal('ids'), ids: z.array(itemId).max(MAX_SET_ITEMS_PER_FRAME), next: itemId.optional() }).strict(),
   z.object({ type: z.literal('removed'), removed: z.number().int().nonnegative() }).strict(),
+  z.object({ type: z.literal('challenge'), nonce: bytes.refine(b => b.length === READ_NONCE_BYTES) }).strict(),
   z.object({ type: z.literal('removals'), removals: z.array(setRemovalSchema).max(MAX_SET_ITEMS_PER_FRAME), next: z.string().regex(/^[0-9a-f]{32}$/).optional() }).strict(),
   z.object({ type: z.literal('error'), code: z.enum(SET_ERROR_CODES), message: z.string().max(500) }).strict()
 ])
@@ -308,6 +356,10 @@ export function mailboxSetRules (options: { validateItem?: (setKey: string, item
     validateItem: options.validateItem ?? ((setKey, item) => { validateMailboxItem(setKey, item) }),
     authorizeRemove: (setKey, _ids, auth) => {
       if (keyIdOf(auth.pub) !== setKey.split('/')[2]) throw new RemoveNotAuthorizedError('only the mailbox owner may remove from it')
+    },
+    // envelopes show their sender, kind and time: only the owner lists them
+    authorizeRead: (setKey, pub) => {
+      if (keyIdOf(pub) !== setKey.split('/')[2]) throw new ReadNotAuthorizedError('only the mailbox owner may read it')
     },
     writerOf: mailboxWriterOf
   }

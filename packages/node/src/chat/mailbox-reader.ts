@@ -93,6 +93,8 @@ export class MailboxReader {
     const listed = new Set<string>()
     const mail = await this.c.mailbox.fetch(account.keyId, {
       signal: timeLimit(this.timeoutMs, options),
+      // holders let only the owner read a mailbox
+      readAs: account.keys,
       holdersMaxAgeMs: options.holdersMaxAgeMs,
       skip: id => { listed.add(id); return left.has(id) || done.includes(id) }
     })

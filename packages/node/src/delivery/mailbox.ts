@@ -80,7 +80,11 @@ export class Mailbox {
     return { holders: result.holders, copies }
   }
 
-  /** Everything in the mailbox of `keyId`, from all its holders (`options.holdersMaxAgeMs`: a periodic read may reuse the holders found lately). */
+  /**
+   * Everything in the mailbox of `keyId`, from all its holders (`options.holdersMaxAgeMs`:
+   * a periodic read may reuse the holders found lately; `options.readAs`: the owner's keys,
+   * which holders ask for).
+   */
   async fetch (keyId: string, options: ListOptions = {}): Promise<FetchedMail> {
     const items = await this.c.sets.list(mailboxSetKey(keyId), options)
     const out: FetchedMail = { envelopes: [], invalid: [] }

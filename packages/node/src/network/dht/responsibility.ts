@@ -44,6 +44,19 @@ export class Responsibility {
     return closest.filter(p => compareDistance(target, kadId(p.toMultihash().bytes), this.self) < 0).length
   }
 
+  /**
+   * Whether `peer` is among the `rank` closest to `key` of the peers this one knows, itself
+   * included (a holder asking whether a peer is one of the set's holders too).
+   */
+  isAmongClosest (peer: PeerId, key: Uint8Array, rank: number): boolean {
+    const target = kadId(key)
+    const theirs = kadId(peer.toMultihash().bytes)
+    const known = this.table()?.closestPeers(target, { count: rank + 1 }) ?? []
+    const closer = known.filter(p => !p.equals(peer) && compareDistance(target, kadId(p.toMultihash().bytes), theirs) < 0).length +
+      (compareDistance(target, this.self, theirs) < 0 ? 1 : 0)
+    return closer < rank
+  }
+
   /** Whether this peer is among the `rank` closest peers to `key` that it knows of. */
   isResponsible (key: Uint8Array, rank: number): boolean {
     return this.closerPeers(key, rank) < rank

@@ -6,7 +6,7 @@
  */
 import {
   MAX_SET_ITEMS_PER_FRAME, InvalidSetItemError, createRemoveAuth, refusal, bytesEqual,
-  type AccountKeys, type Refusal, type SetItem, type SetRemoval
+  type AccountKeys, type Refusal, type SetItem, type SetReadAuth, type SetRemoval
 } from '@conf-chat/protocol'
 import { delay } from '../../utils/index.js'
 import { NoSetHoldersError, SetReadError, SetRemoveError, SetWriteError, unexpected } from './set-errors.js'
@@ -43,13 +43,18 @@ export interface ListOptions extends AbortOptions {
    * keep under an id wins.
    */
   skip?: (id: string) => boolean
+  /**
+   * Read as the owner of these keys: each holder gives a nonce to sign first (a mailbox's
+   * holders let only its owner, and the set's other holders, read it).
+   */
+  readAs?: Pick<AccountKeys, 'signPublic' | 'signSecret'>
 }
 
 export interface SetClientComponents {
   peerId: PeerId
   namespaces: Pick<SetNamespaces, 'rulesFor' | 'ttlFor' | 'checkItem'>
   layout: Pick<SetLayout, 'holdsSet'>
-  rpc: Pick<SetRpc, 'send' | 'items' | 'ids' | 'get'>
+  rpc: Pick<SetRpc, 'send' | 'items' | 'ids' | 'get' | 'readAuth'>
   findHolders: (setKey: string, options?: FindHoldersOptions) => Promise<PeerId[]>
   /** This peer's own unexpired items of the set (a reader's union includes them). */
   localItems: (setKey: string, options?: AbortOptions) => Promise<SetItem[]>
@@ -160,7 +165,8 @@ export class SetClient {
       const voted = votes.get(holder.toString()) ?? new Set<string>()
       votes.set(holder.toString(), voted)
       const now = this.components.now()
-      for await (const item of rpc.items(holder, setKey, options)) {
+      const auth = options.readAs != null ? await rpc.readAuth(holder, setKey, options.readAs, options) : undefined
+      for await (const item of rpc.items(holder, setKey, { ...options, auth })) {
         if (voted.has(item.id)) continue
         voted.add(item.id)
         const reason = count(item, () => namespaces.checkItem(setKey, rules, item, now))
@@ -235,11 +241,19 @@ export class SetClient {
     const asking = new Set<string>()
     /** for each id not found yet, the holders that listed it */
     const listedBy = new Map<string, PeerId[]>()
+    /** What each holder was sent to prove the reader (see ListOptions.readAs), once asked. */
+    const auths = new Map<string, Promise<SetReadAuth | undefined>>()
+    const authFor = async (holder: PeerId): Promise<SetReadAuth | undefined> => {
+      if (options.readAs == null) return undefined
+      const known = auths.get(holder.toString()) ?? rpc.readAuth(holder, setKey, options.readAs, options)
+      auths.set(holder.toString(), known)
+      return await known
+    }
     /** Ask `holder` for `ids`; keep each valid item it sends. */
     const fetch = async (holder: PeerId, ids: string[]): Promise<void> => {
       for (const id of ids) asking.add(id)
       try {
-        for (const item of await rpc.get(holder, setKey, ids, options)) {
+        for (const item of await rpc.get(holder, setKey, ids, { ...options, auth: await authFor(holder) })) {
           if (!ids.includes(item.id) || found.has(item.id)) continue
           const reason = namespaces.checkItem(setKey, rules, item, this.components.now())
           if (reason == null) found.set(item.id, item)
@@ -252,7 +266,7 @@ export class SetClient {
       }
     }
     await this.answeringHolders(setKey, options, async holder => {
-      const ids = await rpc.ids(holder, setKey, options)
+      const ids = await rpc.ids(holder, setKey, { ...options, auth: await authFor(holder) })
       const wanted: string[] = []
       for (const id of ids) {
         if (skip(id) || found.has(id)) continue

@@ -96,6 +96,7 @@ const SET_ERROR_CODES: Record<string, SetErrorCode> = {
   InvalidSetKeyError: 'invalid-key',
   UnknownSetNamespaceError: 'unknown-namespace',
   RemoveNotAuthorizedError: 'unauthorized',
+  ReadNotAuthorizedError: 'unauthorized',
   NotResponsibleError: 'not-responsible',
   InvalidSetMessageError: 'malformed'
 }

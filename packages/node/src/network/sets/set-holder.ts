@@ -5,12 +5,14 @@
  * (SetErrorCode), an item that may not be stored is listed in `rejected` with a reason
  * (see set-errors.ts for the codes those reasons stand for).
  */
+import { randomBytes } from 'node:crypto'
 import { lpStream } from '@libp2p/utils'
+import { LRUCache } from 'lru-cache'
 import pMap from 'p-map'
 import {
-  MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_CLOCK_SKEW_MS, RemoveNotAuthorizedError,
-  setRemovalSchema, verifyRemoveAuth, removalId, encodeSetMessage, decodeSetRequest, setItemFrameBytes,
-  type RefusalCode, type SetItem, type SetRemoval, type SetNamespaceRules, type SetRequest, type SetResponse
+  MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_CLOCK_SKEW_MS, READ_NONCE_BYTES, RemoveNotAuthorizedError, ReadNotAuthorizedError,
+  setRemovalSchema, verifyRemoveAuth, verifyReadAuth, removalId, encodeSetMessage, decodeSetRequest, setItemFrameBytes,
+  type RefusalCode, type SetItem, type SetReadAuth, type SetRemoval, type SetNamespaceRules, type SetRequest, type SetResponse
 } from '@conf-chat/protocol'
 import { timeLimit } from '../../utils/index.js'
 import { PAGE_BYTES, MAX_REFUSED_ID_CHARS, MAX_REFUSED_REASON_CHARS } from './constants.js'
@@ -20,7 +22,11 @@ const AUTHORIZE_CONCURRENCY = 4
 import { CHECKS_LIMITED, ITEM_REMOVED, ITEM_UNCHECKED, SET_FULL, WRITER_FULL, errorResponse, itemRefusal } from './set-errors.js'
 import type { SetLayout } from './set-layout.js'
 import type { SetNamespaces } from './set-namespaces.js'
-import type { AbortOptions, ComponentLogger, Connection, Logger, Stream } from '@libp2p/interface'
+import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Stream } from '@libp2p/interface'
+
+/** Read challenges a holder keeps, each for CHALLENGE_TTL_MS. */
+const CHALLENGES = 10_000
+const CHALLENGE_TTL_MS = 60_000
 
 export interface SetHolderComponents {
   layout: SetLayout
@@ -30,6 +36,10 @@ export interface SetHolderComponents {
   now: () => number
   /** Throws NotResponsibleError unless this peer is close enough to the set's key to store its items and removals. */
   checkResponsible?: (setKey: string) => void
+  /** This peer's id: what a reader signs (with the holder's nonce) to read a set only some may read. */
+  self: string
+  /** Whether `peer` is one of the set's holders too (it reads without a signature, to hand the set on). */
+  isCoHolder?: (peer: PeerId, setKey: string) => boolean
 }
 
 export interface SetHolderInit {
@@ -51,7 +61,7 @@ export interface RemovalResult {
 
 /** A request's signal, and the peer that sent it (undefined: this peer, as one of the holders). */
 export interface AnswerOptions extends AbortOptions {
-  from?: string
+  from?: PeerId
 }
 
 type Handler<T extends SetRequest['type']> =
@@ -67,6 +77,8 @@ export class SetHolder {
   private readonly handlers: { [T in SetRequest['type']]: Handler<T> }
   /** Items this holder sent in listings and GETs (ids-only listings not counted). */
   readonly counts = { itemsServed: 0 }
+  /** Read challenges given, by nonce (hex): the set each is for. */
+  private readonly challenges = new LRUCache<string, string>({ max: CHALLENGES, ttl: CHALLENGE_TTL_MS })
 
   constructor (components: SetHolderComponents, init: SetHolderInit) {
     this.components = components
@@ -80,8 +92,19 @@ export class SetHolder {
         components.checkResponsible?.(req.setKey)
         return await this.acceptItems(req.setKey, rules, req.items, options)
       },
-      list: async (req, _rules, options) => await this.listPage(req.setKey, req.after, req.idsOnly === true, options),
-      get: async (req, _rules, options) => await this.getItems(req.setKey, req.ids, options),
+      list: async (req, rules, options) => {
+        this.checkRead(req.setKey, rules, req.auth, options)
+        return await this.listPage(req.setKey, req.after, req.idsOnly === true, options)
+      },
+      get: async (req, rules, options) => {
+        this.checkRead(req.setKey, rules, req.auth, options)
+        return await this.getItems(req.setKey, req.ids, options)
+      },
+      challenge: async (req) => {
+        const nonce = new Uint8Array(randomBytes(READ_NONCE_BYTES))
+        this.challenges.set(Buffer.from(nonce).toString('hex'), req.setKey)
+        return { type: 'challenge', nonce }
+      },
       remove: async (req, rules, options) => {
         components.checkResponsible?.(req.setKey)
         return { type: 'removed', removed: (await this.acceptRemoval(req.setKey, rules, { ids: req.ids, auth: req.auth }, options)).removed }
@@ -106,7 +129,7 @@ export class SetHolder {
       } catch (err) {
         response = errorResponse(err)
       }
-      if (request != null) response = await this.answer(request, { signal, from: connection.remotePeer.toString() })
+      if (request != null) response = await this.answer(request, { signal, from: connection.remotePeer })
       if (response!.type === 'error') this.log('refused a set request from %p: %s %s', connection.remotePeer, response!.code, response!.message)
       await lp.write(encodeSetMessage(response!), { signal })
       await stream.close({ signal })
@@ -186,7 +209,7 @@ export class SetHolder {
     for (const item of valid.values()) if (!await layout.hasItem(setKey, item.id, options)) unknown.push(item)
     await pMap(unknown, async item => {
       try {
-        await rules.authorizeItem!(setKey, item, options)
+        await rules.authorizeItem!(setKey, item, { signal: options.signal, from: options.from?.toString() })
       } catch (err: any) {
         valid.delete(item.id)
         if (err?.name === 'InvalidSetItemError') refuse(item.id, String(err.message))
@@ -254,6 +277,21 @@ export class SetHolder {
     }
     this.counts.itemsServed += items.length
     return { type: 'items', items, ...(next != null ? { next } : {}) }
+  }
+
+  /**
+   * Whether the request's sender may read the set: anyone, unless its namespace says who
+   * may (authorizeRead); then this peer itself, the set's other holders, and a signer the
+   * namespace allows, over a nonce this holder gave for the set in the last minute.
+   * Throws ReadNotAuthorizedError.
+   */
+  private checkRead (setKey: string, rules: SetNamespaceRules, auth: SetReadAuth | undefined, options: AnswerOptions): void {
+    if (rules.authorizeRead == null || options.from == null) return
+    if (this.components.isCoHolder?.(options.from, setKey) === true) return
+    if (auth == null) throw new ReadNotAuthorizedError('reading this set needs a signature of a reader it allows')
+    if (this.challenges.get(Buffer.from(auth.nonce).toString('hex')) !== setKey) throw new ReadNotAuthorizedError('unknown or expired read challenge')
+    if (!verifyReadAuth(setKey, this.components.self, auth)) throw new ReadNotAuthorizedError('bad read signature')
+    rules.authorizeRead(setKey, auth.pub)
   }
 
   /** GET: the unexpired items under these ids that the set has (at most MAX_SET_GET_IDS: they fit in a frame). */

@@ -5,8 +5,8 @@
  */
 import { lpStream } from '@libp2p/utils'
 import {
-  SET_PROTOCOL, MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_GET_IDS, encodeSetMessage, decodeSetResponse, setItemFrameBytes,
-  type SetItem, type SetRemoval, type SetRequest, type SetResponse
+  SET_PROTOCOL, MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_GET_IDS, encodeSetMessage, decodeSetResponse, setItemFrameBytes, createReadAuth,
+  type AccountKeys, type SetItem, type SetReadAuth, type SetRemoval, type SetRequest, type SetResponse
 } from '@conf-chat/protocol'
 import { timeLimit } from '../../utils/index.js'
 import { PAGE_BYTES } from './constants.js'
@@ -51,23 +51,34 @@ export class SetRpc {
     }
   }
 
-  /** Every item the holder serves for the set, page by page. */
-  async * items (holder: PeerId, setKey: string, options: AbortOptions = {}): AsyncGenerator<SetItem> {
+  /**
+   * What to send to read a set on `holder` as the owner of `keys` (a signature over a nonce
+   * the holder gives now); undefined for this peer's own holder, which needs none.
+   */
+  async readAuth (holder: PeerId, setKey: string, keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>, options: AbortOptions = {}): Promise<SetReadAuth | undefined> {
+    if (holder.equals(this.components.peerId)) return undefined
+    const res = await this.send(holder, { type: 'challenge', setKey }, options)
+    if (res.type !== 'challenge') throw unexpected(res)
+    return createReadAuth(setKey, holder.toString(), res.nonce, keys)
+  }
+
+  /** Every item the holder serves for the set, page by page (`auth`: see readAuth). */
+  async * items (holder: PeerId, setKey: string, options: AbortOptions & { auth?: SetReadAuth } = {}): AsyncGenerator<SetItem> {
     let after: string | undefined
     do {
-      const res = await this.send(holder, { type: 'list', setKey, ...(after != null ? { after } : {}) }, options)
+      const res = await this.send(holder, { type: 'list', setKey, ...(after != null ? { after } : {}), ...withAuth(options.auth) }, options)
       if (res.type !== 'items') throw unexpected(res)
       yield * res.items
       after = nextCursor(after, res.next)
     } while (after != null)
   }
 
-  /** The ids of every item the holder has of the set. */
-  async ids (holder: PeerId, setKey: string, options: AbortOptions = {}): Promise<Set<string>> {
+  /** The ids of every item the holder has of the set (`auth`: see readAuth). */
+  async ids (holder: PeerId, setKey: string, options: AbortOptions & { auth?: SetReadAuth } = {}): Promise<Set<string>> {
     const held = new Set<string>()
     let after: string | undefined
     do {
-      const res = await this.send(holder, { type: 'list', setKey, idsOnly: true, ...(after != null ? { after } : {}) }, options)
+      const res = await this.send(holder, { type: 'list', setKey, idsOnly: true, ...(after != null ? { after } : {}), ...withAuth(options.auth) }, options)
       if (res.type !== 'ids') throw unexpected(res)
       for (const id of res.ids) held.add(id)
       after = nextCursor(after, res.next)
@@ -75,11 +86,11 @@ export class SetRpc {
     return held
   }
 
-  /** The items the holder has under `ids` (any number: asked MAX_SET_GET_IDS at a time). */
-  async get (holder: PeerId, setKey: string, ids: string[], options: AbortOptions = {}): Promise<SetItem[]> {
+  /** The items the holder has under `ids` (any number: asked MAX_SET_GET_IDS at a time; `auth`: see readAuth). */
+  async get (holder: PeerId, setKey: string, ids: string[], options: AbortOptions & { auth?: SetReadAuth } = {}): Promise<SetItem[]> {
     const out: SetItem[] = []
     for (let i = 0; i < ids.length; i += MAX_SET_GET_IDS) {
-      const res = await this.send(holder, { type: 'get', setKey, ids: ids.slice(i, i + MAX_SET_GET_IDS) }, options)
+      const res = await this.send(holder, { type: 'get', setKey, ids: ids.slice(i, i + MAX_SET_GET_IDS), ...withAuth(options.auth) }, options)
       if (res.type !== 'items') throw unexpected(res)
       out.push(...res.items)
     }
@@ -98,6 +109,11 @@ export class SetRpc {
     } while (after != null)
     return out
   }
+}
+
+/** The `auth` field of a read request, if there is one to send. */
+function withAuth (auth: SetReadAuth | undefined): { auth?: SetReadAuth } {
+  return auth != null ? { auth } : {}
 }
 
 /**

@@ -76,7 +76,7 @@ export interface SetStoreComponents {
   /** The clock for item expiry, tombstones, removal signatures and sweeps, ms since the epoch. @default Date.now */
   now?: () => number
   /** Whether this peer is close enough to a key to hold its set. @default every set is taken */
-  responsibility?: Pick<Responsibility, 'isResponsible'>
+  responsibility?: Pick<Responsibility, 'isResponsible' | 'isAmongClosest'>
 }
 
 export class SetStore {
@@ -111,13 +111,16 @@ export class SetStore {
     const checkResponsible = responsibility == null
       ? undefined
       : (setKey: string): void => { if (!responsibility.isResponsible(bytesFromString(setKey), rank)) throw new NotResponsibleError(setKey, rank) }
+    const isCoHolder = responsibility == null
+      ? undefined
+      : (peer: PeerId, setKey: string): boolean => responsibility.isAmongClosest(peer, bytesFromString(setKey), rank)
     const { peerId, logger } = components
     const now = this.now = components.now ?? Date.now
     this.network = components.network
     this.layout = new SetLayout({ datastore: components.datastore })
     this.namespaces = new SetNamespaces({ itemTtlMs: this.itemTtlMs, namespaces: { ...defaultSetNamespaces(), ...init.setNamespaces } })
     const { layout, namespaces } = this
-    this.holder = new SetHolder({ layout, namespaces, logger, now, checkResponsible }, {
+    this.holder = new SetHolder({ layout, namespaces, logger, now, checkResponsible, isCoHolder, self: peerId.toString() }, {
       requestTimeoutMs: this.requestTimeoutMs,
       maxItemsPerSet: this.maxItemsPerSet,
       maxBytesPerSet: init.maxBytesPerSet ?? DEFAULT_MAX_BYTES_PER_SET,
