@@ -110,7 +110,8 @@ describe('accounts', () => {
     await d.register({ username: 'carol', password: pw, fullName: 'Carol' })
     await eventually(async () => (await b.presenceOf('carol'))?.online === true)
     await d.peer.stop() // no logout, no offline record: as after kill -9
-    await eventually(async () => (await b.presenceOf('carol'))?.online === false, 20_000)
+    // past its expiresAt the record says offline, and then no holder serves it at all (its signed end): offline either way
+    await eventually(async () => (await b.presenceOf('carol'))?.online !== true, 20_000)
   })
 
   it('refreshes presence on time even when each refresh is slow (counted from its start)', { timeout: 60_000 }, async () => {

@@ -9,7 +9,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createHash } from 'node:crypto'
 import { fromString as bytesFromString } from 'uint8arrays'
 import {
-  generateAccountKeys, keyIdOf, presenceKey, userKey, mailboxSetKey, encodeSetMessage, createEnvelope, mailboxItemOf, createReadAuth,
+  generateAccountKeys, keyIdOf, presenceKey, userKey, mailboxSetKey, encodeSetMessage, createEnvelope, mailboxItemOf, createReadAuth, createRemoveAuth,
   type AccountKeys, type SetItem
 } from '@conf-chat/protocol'
 import type { ChatPeer } from '@conf-chat/node/network'
@@ -120,6 +120,28 @@ describe(`holders store only under keys they are among the ${RANK} closest to`, 
     const forHolder = createReadAuth(setKey, holder.peerId.toString(), challenge.nonce, owner)
     expect(await rawRequest(stranger, holder.peerId, encodeSetMessage({ type: 'list', setKey, idsOnly: true, auth: forHolder }))).toEqual({ type: 'ids', ids: [envelope.id] })
     expect(await rawRequest(stranger, coHolder.peerId, encodeSetMessage({ type: 'list', setKey, idsOnly: true, auth: forHolder }))).toMatchObject({ type: 'error', code: 'unauthorized' })
+  })
+
+  it('a holder new to a mailbox takes its removals before it serves it: a replayed delivered envelope does not come back', async () => {
+    const owner = generateAccountKeys()
+    const setKey = mailboxSetKey(keyIdOf(owner.signPublic))
+    const [first, second] = stores.filter((_, i) => responsible(setKey)[i]) as [ChatPeer, ChatPeer]
+    const attacker = stores[responsible(setKey).indexOf(false)]!
+    const writer = { username: 'writer2', keys: generateAccountKeys() }
+    await attacker.records.put(userKey('writer2'), signed(userKey('writer2'), 1, accountOf('writer2', writer.keys), writer.keys))
+    const envelope = createEnvelope('dm', { text: 'delivered long ago' }, writer, { username: 'owner', keyId: keyIdOf(owner.signPublic), boxPublic: owner.boxPublic })
+    const item = mailboxItemOf(envelope)
+    // the envelope reached one holder, and its owner read it and removed it there
+    expect(await rawRequest(attacker, first.peerId, encodeSetMessage({ type: 'add', setKey, items: [item] }))).toMatchObject({ accepted: [item.id] })
+    const auth = createRemoveAuth(setKey, [item.id], owner)
+    expect(await rawRequest(attacker, first.peerId, encodeSetMessage({ type: 'remove', setKey, ids: [item.id], auth }))).toEqual({ type: 'removed', removed: 1 })
+    // the attacker replays it to the other holder, which never had the set
+    expect(await rawRequest(attacker, second.peerId, encodeSetMessage({ type: 'add', setKey, items: [item] }))).toMatchObject({ accepted: [item.id] })
+    // the owner reads that holder: it took the removal from the first before answering
+    const challenge = await rawRequest(attacker, second.peerId, encodeSetMessage({ type: 'challenge', setKey })) as { nonce: Uint8Array }
+    const read = createReadAuth(setKey, second.peerId.toString(), challenge.nonce, owner)
+    expect(await rawRequest(attacker, second.peerId, encodeSetMessage({ type: 'list', setKey, idsOnly: true, auth: read }))).toEqual({ type: 'ids', ids: [] })
+    expect(await second.sets.localItems(setKey)).toEqual([])
   })
 
   it('republishing hands a record on to the closest peers and deletes the copy of a store that is not close to it', async () => {

@@ -117,17 +117,42 @@ export class SetReplicator {
     return report
   }
 
-  private async syncWith (peer: PeerId, setKey: string, rules: SetNamespaceRules, report: MaintenanceReport, options: AbortOptions): Promise<void> {
-    const { rpc, holder } = this.components
-    const theirs = await rpc.removals(peer, setKey, options)
-    const theirIds = new Set(theirs.map(r => removalId(r.auth)))
+  /**
+   * Take the removals the set's other holders keep (a holder new to a set does this before
+   * it serves the set's items: a removal it never got would let an old item come back).
+   * Resolves to how many were new here.
+   */
+  async pullRemovals (setKey: string, options: AbortOptions = {}): Promise<number> {
+    const rules = this.components.namespaces.rulesFor(setKey)
+    const self = this.components.peerId
+    const report = { pulledRemovals: 0 }
+    const holders = (await this.components.findHolders(setKey, options)).filter(p => !p.equals(self))
+    await Promise.all(holders.map(async peer => {
+      try {
+        await this.pullFrom(peer, setKey, rules, report, options)
+      } catch (err: any) {
+        this.log('could not pull the removals of %s from %p: %s', setKey, peer, err.message)
+      }
+    }))
+    return report.pulledRemovals
+  }
+
+  /** The peer's removals of the set, applied here; resolves to their ids. */
+  private async pullFrom (peer: PeerId, setKey: string, rules: SetNamespaceRules, report: { pulledRemovals: number }, options: AbortOptions): Promise<Set<string>> {
+    const theirs = await this.components.rpc.removals(peer, setKey, options)
     for (const r of theirs) {
       try {
-        if ((await holder.acceptRemoval(setKey, rules, r, options)).fresh) report.pulledRemovals++
+        if ((await this.components.holder.acceptRemoval(setKey, rules, r, options)).fresh) report.pulledRemovals++
       } catch (err: any) {
         this.log('ignored a removal of %s from %p: %s', setKey, peer, err.message)
       }
     }
+    return new Set(theirs.map(r => removalId(r.auth)))
+  }
+
+  private async syncWith (peer: PeerId, setKey: string, rules: SetNamespaceRules, report: MaintenanceReport, options: AbortOptions): Promise<void> {
+    const { rpc } = this.components
+    const theirIds = await this.pullFrom(peer, setKey, rules, report, options)
     for (const r of await this.localRemovals(setKey, options)) {
       if (theirIds.has(removalId(r.auth))) continue
       const res = await rpc.send(peer, { type: 'remove', setKey, ids: r.ids, auth: r.auth }, options)

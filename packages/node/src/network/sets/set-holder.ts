@@ -14,7 +14,7 @@ import {
   setRemovalSchema, verifyRemoveAuth, verifyReadAuth, removalId, encodeSetMessage, decodeSetRequest, setItemFrameBytes,
   type RefusalCode, type SetItem, type SetReadAuth, type SetRemoval, type SetNamespaceRules, type SetRequest, type SetResponse
 } from '@conf-chat/protocol'
-import { timeLimit } from '../../utils/index.js'
+import { timeLimit, within } from '../../utils/index.js'
 import { PAGE_BYTES, MAX_REFUSED_ID_CHARS, MAX_REFUSED_REASON_CHARS } from './constants.js'
 
 /** Items of one request checked with the network at once (authorizeItem: a DHT read each). */
@@ -23,6 +23,9 @@ import { CHECKS_LIMITED, ITEM_REMOVED, ITEM_UNCHECKED, SET_FULL, WRITER_FULL, er
 import type { SetLayout } from './set-layout.js'
 import type { SetNamespaces } from './set-namespaces.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Stream } from '@libp2p/interface'
+
+/** How long a read of a set this holder is new to waits for its removals from the other holders (ms). */
+const REMOVALS_WAIT_MS = 5_000
 
 /** Read challenges a holder keeps, each for CHALLENGE_TTL_MS. */
 const CHALLENGES = 10_000
@@ -40,6 +43,8 @@ export interface SetHolderComponents {
   self: string
   /** Whether `peer` is one of the set's holders too (it reads without a signature, to hand the set on). */
   isCoHolder?: (peer: PeerId, setKey: string) => boolean
+  /** Take the removals the set's other holders keep (done before serving a set this holder is new to). */
+  pullRemovals?: (setKey: string) => Promise<unknown>
 }
 
 export interface SetHolderInit {
@@ -77,6 +82,8 @@ export class SetHolder {
   private readonly handlers: { [T in SetRequest['type']]: Handler<T> }
   /** Items this holder sent in listings and GETs (ids-only listings not counted). */
   readonly counts = { itemsServed: 0 }
+  /** Sets this holder got its first items of from another peer, while it takes their removals from the other holders. */
+  private readonly pulling = new Map<string, Promise<void>>()
   /** Read challenges given, by nonce (hex): the set each is for. */
   private readonly challenges = new LRUCache<string, string>({ max: CHALLENGES, ttl: CHALLENGE_TTL_MS })
 
@@ -94,10 +101,12 @@ export class SetHolder {
       },
       list: async (req, rules, options) => {
         this.checkRead(req.setKey, rules, req.auth, options)
+        await this.removalsPulled(req.setKey, options)
         return await this.listPage(req.setKey, req.after, req.idsOnly === true, options)
       },
       get: async (req, rules, options) => {
         this.checkRead(req.setKey, rules, req.auth, options)
+        await this.removalsPulled(req.setKey, options)
         return await this.getItems(req.setKey, req.ids, options)
       },
       challenge: async (req) => {
@@ -170,6 +179,9 @@ export class SetHolder {
     if (valid.size === 0) return { type: 'added', accepted, rejected }
     const writerOf = rules.writerOf
     const writerLimits = rules.writerLimits ?? this.writerLimits
+    // the first items of a set from another peer: this holder is new to the set, and may have
+    // missed its removals (a replayed old item would come back), so it takes them before serving
+    const newHere = options.from != null && this.components.pullRemovals != null && !await layout.holdsSet(setKey, options)
     await layout.withSetLock(setKey, async () => {
       const usage = await layout.usage(setKey, writerOf, options)
       let { items: count, bytes } = usage
@@ -195,6 +207,12 @@ export class SetHolder {
       }
       await layout.putItems(setKey, fresh, options)
     })
+    if (newHere && accepted.length > 0 && !this.pulling.has(setKey)) {
+      const pull = Promise.resolve(this.components.pullRemovals!(setKey))
+        .then(() => {}, (err: any) => { this.log('could not take the removals of %s: %s', setKey, err?.message) })
+        .finally(() => { this.pulling.delete(setKey) })
+      this.pulling.set(setKey, pull)
+    }
     return { type: 'added', accepted, rejected }
   }
 
@@ -292,6 +310,12 @@ export class SetHolder {
     if (this.challenges.get(Buffer.from(auth.nonce).toString('hex')) !== setKey) throw new ReadNotAuthorizedError('unknown or expired read challenge')
     if (!verifyReadAuth(setKey, this.components.self, auth)) throw new ReadNotAuthorizedError('bad read signature')
     rules.authorizeRead(setKey, auth.pub)
+  }
+
+  /** Wait (at most REMOVALS_WAIT_MS) for the removals of a set this holder is new to. */
+  private async removalsPulled (setKey: string, options: AbortOptions): Promise<void> {
+    const pull = this.pulling.get(setKey)
+    if (pull != null) await within(pull, REMOVALS_WAIT_MS, undefined, options)
   }
 
   /** GET: the unexpired items under these ids that the set has (at most MAX_SET_GET_IDS: they fit in a frame). */

@@ -120,7 +120,8 @@ export class SetStore {
     this.layout = new SetLayout({ datastore: components.datastore })
     this.namespaces = new SetNamespaces({ itemTtlMs: this.itemTtlMs, namespaces: { ...defaultSetNamespaces(), ...init.setNamespaces } })
     const { layout, namespaces } = this
-    this.holder = new SetHolder({ layout, namespaces, logger, now, checkResponsible, isCoHolder, self: peerId.toString() }, {
+    const pullRemovals = async (setKey: string): Promise<number> => await this.replicator.pullRemovals(setKey, { signal: this.shutdown.signal })
+    this.holder = new SetHolder({ layout, namespaces, logger, now, checkResponsible, isCoHolder, pullRemovals, self: peerId.toString() }, {
       requestTimeoutMs: this.requestTimeoutMs,
       maxItemsPerSet: this.maxItemsPerSet,
       maxBytesPerSet: init.maxBytesPerSet ?? DEFAULT_MAX_BYTES_PER_SET,

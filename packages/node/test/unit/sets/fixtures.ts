@@ -85,9 +85,11 @@ const BASE_INIT: SetStoreInit = {
 }
 
 /**
- * Peers that reach each other by in-memory streams. `dials` logs every dial by target;
- * `failNext` makes the next dials to a peer fail (a busy or unreachable holder);
- * `hanging` peers take the stream but never answer; `lookups` counts DHT lookups.
+ * Peers that reach each other by in-memory streams. `dials` logs every dial a client (a
+ * peer that is no server: the reader or writer under test) makes, by target; `failNext`
+ * makes the next such dials to a peer fail (a busy or unreachable holder). Holders' dials
+ * to each other (hand-off, taking removals) are neither logged nor failed. `hanging` peers
+ * take the stream but never answer; `lookups` counts DHT lookups.
  */
 export class TestNet {
   readonly clock = new Clock()
@@ -152,8 +154,9 @@ export class TestNet {
   private async dial (from: PeerId, to: PeerId, options: { signal?: AbortSignal }): Promise<Stream> {
     options.signal?.throwIfAborted()
     const key = to.toString()
-    this.dials.push(key)
-    const fails = this.failNext.get(key) ?? 0
+    const byClient = this.peers.find(p => p.id.equals(from))?.server !== true
+    if (byClient) this.dials.push(key)
+    const fails = byClient ? this.failNext.get(key) ?? 0 : 0
     if (fails > 0) {
       this.failNext.set(key, fails - 1)
       throw Object.assign(new Error('the holder did not answer'), { name: 'DialError' })
