@@ -6,7 +6,7 @@
  * (see set-errors.ts for the codes those reasons stand for).
  */
 import { randomBytes } from 'node:crypto'
-import { lpStream } from '@libp2p/utils'
+import { lpStream, RateLimiter } from '@libp2p/utils'
 import { LRUCache } from 'lru-cache'
 import pMap from 'p-map'
 import {
@@ -26,6 +26,12 @@ import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Stream 
 
 /** How long a read of a set this holder is new to waits for its removals from the other holders (ms). */
 const REMOVALS_WAIT_MS = 5_000
+/**
+ * New sets per minute whose removals one remote peer may make this holder take (a DHT
+ * lookup and a request to each other holder each); past it, the set's removals come with
+ * the next maintenance.
+ */
+const REMOVAL_PULLS_PER_PEER = 60
 
 /** Read challenges a holder keeps, each for CHALLENGE_TTL_MS. */
 const CHALLENGES = 10_000
@@ -84,6 +90,7 @@ export class SetHolder {
   readonly counts = { itemsServed: 0 }
   /** Sets this holder got its first items of from another peer, while it takes their removals from the other holders. */
   private readonly pulling = new Map<string, Promise<void>>()
+  private readonly pulls = new RateLimiter({ points: REMOVAL_PULLS_PER_PEER, duration: 60 })
   /** Read challenges given, by nonce (hex): the set each is for. */
   private readonly challenges = new LRUCache<string, string>({ max: CHALLENGES, ttl: CHALLENGE_TTL_MS })
 
@@ -207,7 +214,7 @@ export class SetHolder {
       }
       await layout.putItems(setKey, fresh, options)
     })
-    if (newHere && accepted.length > 0 && !this.pulling.has(setKey)) {
+    if (newHere && accepted.length > 0 && !this.pulling.has(setKey) && this.mayPull(options.from!)) {
       const pull = Promise.resolve(this.components.pullRemovals!(setKey))
         .then(() => {}, (err: any) => { this.log('could not take the removals of %s: %s', setKey, err?.message) })
         .finally(() => { this.pulling.delete(setKey) })
@@ -310,6 +317,17 @@ export class SetHolder {
     if (this.challenges.get(Buffer.from(auth.nonce).toString('hex')) !== setKey) throw new ReadNotAuthorizedError('unknown or expired read challenge')
     if (!verifyReadAuth(setKey, this.components.self, auth)) throw new ReadNotAuthorizedError('bad read signature')
     rules.authorizeRead(setKey, auth.pub)
+  }
+
+  /** Whether `peer` may make this holder take one more new set's removals now (REMOVAL_PULLS_PER_PEER). */
+  private mayPull (peer: PeerId): boolean {
+    try {
+      this.pulls.consume(peer.toString())
+      return true
+    } catch {
+      this.log('%p made this holder take the removals of too many new sets; the next maintenance takes them', peer)
+      return false
+    }
   }
 
   /** Wait (at most REMOVALS_WAIT_MS) for the removals of a set this holder is new to. */
