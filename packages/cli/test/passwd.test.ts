@@ -8,7 +8,8 @@ let f: ScreenFixture
 afterEach(() => { f?.cleanup() })
 
 describe('passwdScreen', () => {
-  it('asks the old password and the new one twice, masked, then changes it', async () => {
+  // the strength check starts a worker that loads zxcvbn's dictionaries: seconds on a busy machine
+  it('asks the old password and the new one twice, masked, then changes it', { timeout: 30_000 }, async () => {
     f = screenFixture({ changePassword: undefined })
     const done = passwdScreen(f.ctx)
     await f.term.waitFor('Current password')

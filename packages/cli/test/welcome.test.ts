@@ -44,7 +44,8 @@ describe('welcomeScreen', () => {
     await expect(done).resolves.toBe('quit')
   })
 
-  it('registers: checks the name and the repeated password before asking the network', async () => {
+  // the strength check starts a worker that loads zxcvbn's dictionaries: seconds on a busy machine
+  it('registers: checks the name and the repeated password before asking the network', { timeout: 30_000 }, async () => {
     f = screenFixture({ register: (input: any) => ({ username: input.username, fullName: input.fullName }) })
     const done = welcomeScreen(f.ctx)
     await f.term.waitFor('Quit')

@@ -9,9 +9,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import * as cborg from 'cborg'
 import { z } from 'zod'
 import { sealTo, openSealed, secretbox, secretboxOpen, SECRETBOX_NONCE_BYTES, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
-import { DecryptionError } from './errors.js'
 import { decodeCbor } from './record.js'
-import { decodeEnvelope, type Envelope } from './envelope.js'
 import { InvalidInputError } from './accounts.js'
 import { MAX_MESSAGE_CHARS, USERNAME_PATTERN } from './limits.js'
 
@@ -203,4 +201,4 @@ export function decryptLocal<T> (data: Uint8Array, key: Uint8Array, schema: z.Zo
 
 // ---------------------------------------------------------------- mailbox items
 
-export { validateMailboxItem } from './sets.js'
+export { validateMailboxItem } from './set-namespaces.js'

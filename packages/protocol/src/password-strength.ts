@@ -46,10 +46,12 @@ parentPort.on('message', ({ id, password, userInputs }) => {
 
 interface Pending { resolve: (s: PasswordStrength) => void, reject: (err: Error) => void }
 
+/** The checks each worker has in hand: a worker that ends fails its own, never a newer worker's. */
+const pendingOf = new WeakMap<Worker, Map<number, Pending>>()
+
 let worker: Worker | undefined
 let idle: NodeJS.Timeout | undefined
 let nextId = 0
-const pending = new Map<number, Pending>()
 
 function startWorker (): Worker {
   const require = createRequire(import.meta.url)
@@ -61,6 +63,8 @@ function startWorker (): Worker {
       en: require.resolve('@zxcvbn-ts/language-en')
     }
   })
+  const pending = new Map<number, Pending>()
+  pendingOf.set(w, pending)
   w.on('message', (m: PasswordStrength & { id: number }) => {
     const p = pending.get(m.id)
     pending.delete(m.id)
@@ -82,6 +86,7 @@ export async function passwordStrength (password: string, userInputs: string[] =
   clearTimeout(idle)
   worker ??= startWorker()
   const w = worker
+  const pending = pendingOf.get(w)!
   const id = nextId++
   try {
     return await new Promise<PasswordStrength>((resolve, reject) => {

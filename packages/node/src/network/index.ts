@@ -3,7 +3,8 @@
  * it stores and reads (RecordStore), and the append-only sets held by the closest DHT
  * servers (SetStore). The supernode is a ChatPeer with no user.
  */
-export { ChatPeer, parseBootstrapAddrs, type ChatPeerInit, type ChatPeerEvents, type ChatLibp2p, type PeerStatus } from './peer.js'
+export { parseBootstrapAddrs } from './addresses.js'
+export { ChatPeer, type ChatPeerInit, type ChatPeerEvents, type ChatLibp2p, type PeerStatus } from './peer.js'
 export * from './records/index.js'
 export * from './sets/index.js'
 export { ChatDatastore, DHT_RECORD_PREFIX } from '../storage/index.js'

@@ -14,7 +14,7 @@ import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { TypedEventEmitter, type AbortOptions, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { defaultLogger, peerLogger } from '@libp2p/logger'
 import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storage/index.js'
@@ -25,8 +25,9 @@ import { DhtService, Responsibility, type DhtServiceStats, type RoutingView } fr
 import { ConnectionLiveness } from './liveness.js'
 import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trimmer.js'
 import { InboundGate, INBOUND_GATE, INBOUND_UPGRADE_TIMEOUT_MS } from './inbound-gate.js'
+import { parseBootstrapAddrs, listenAddr } from './addresses.js'
 import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
-import { InvalidMultiaddrError, ListenError, NotStartedError } from '../errors.js'
+import { ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
 import {
   DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL,
@@ -99,22 +100,6 @@ export interface ChatPeerEvents {
 export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping }>
 
 export type PeerStatus = 'stopped' | 'starting' | 'started' | 'stopping'
-
-export function parseBootstrapAddrs (addrs: string[]): Multiaddr[] {
-  return addrs.map(a => {
-    try {
-      const ma = multiaddr(a)
-      if (!ma.getComponents().some(c => c.name === 'tcp')) throw new Error('no /tcp/ part')
-      return ma
-    } catch (err: any) {
-      throw new InvalidMultiaddrError(`malformed bootstrap multiaddr "${a}": ${err.message}`)
-    }
-  })
-}
-
-function listenAddr (host: string, port: number): string {
-  return `/${host.includes(':') ? 'ip6' : 'ip4'}/${host}/tcp/${port}`
-}
 
 export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   readonly init: ChatPeerInit

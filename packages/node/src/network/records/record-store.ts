@@ -10,6 +10,7 @@ import { fromString as bytesFromString, toString as bytesToString } from 'uint8a
 import { verifyRecordValue, checkUpdate, selectRecord, bytesEqual, signedLifetimeEnd, InvalidRecordError, type VerifiedRecord } from '@conf-chat/protocol'
 import { dsKeyFor, isExpiredAt, storedRecords } from './stored-records.js'
 import { RecordSweeper } from './sweeper.js'
+import { OwnWrites } from './own-writes.js'
 import { RecordRepublisher } from './republisher.js'
 import { RecordCorrections, kadCorrect, type CorrectFn, type StaleHolder } from './corrections.js'
 import { readQuorumOf, isKnownAbsent, kadId } from './quorums.js'
@@ -106,16 +107,8 @@ export class RecordStore {
   readonly queryTimeoutMs: number
   readonly responsibleRank: number
   private readonly responsibility?: Pick<Responsibility, 'isResponsible'>
-  /**
-   * What this peer writes itself through the guard, which the responsibility check lets
-   * through (a peer may keep a copy of what it wrote or read; only PUT_VALUE from the
-   * network must find it responsible): the values of our puts under way (kad-dht stores
-   * our own copy first), and the keys of our reads under way, where kad-dht may replace
-   * the copy we hold with a newer one. Exact values and existing copies only: a key this
-   * peer reads because a stranger named it does not open it to anyone's PUT_VALUE.
-   */
-  private readonly ownPuts = new Map<string, Uint8Array[]>()
-  private readonly ownReads = new Map<string, number>()
+  /** This peer's own writes, which the guard's responsibility check lets through (see own-writes.ts). */
+  private readonly own = new OwnWrites()
   private running = false
 
   constructor (components: RecordStoreComponents, init: RecordStoreInit = {}) {
@@ -162,7 +155,7 @@ export class RecordStore {
     const key = bytesToString(incoming.key)
     try {
       const stored = await this.readStored(dsKey, key)
-      const own = this.ownPuts.get(key)?.some(v => bytesEqual(v, incoming.value)) === true || (this.ownReads.has(key) && stored != null)
+      const own = this.own.isOwn(key, incoming.value, stored)
       if (!own && !this.isResponsible(key)) throw new NotResponsibleError(key, this.responsibleRank)
       const verified = verifyRecordValue(key, incoming.value)
       if ((signedLifetimeEnd(key, incoming.value) ?? Infinity) <= this.now()) throw new InvalidRecordError('the lifetime its owner signed has ended')
@@ -180,30 +173,6 @@ export class RecordStore {
       return this.expired(Libp2pRecord.deserialize(stored))
     } catch {
       return true
-    }
-  }
-
-  /** Run `fn` while `value` is this peer's own put of `key` (see ownPuts). */
-  private async asOwnPut<T> (key: string, value: Uint8Array, fn: () => Promise<T>): Promise<T> {
-    this.ownPuts.set(key, [...(this.ownPuts.get(key) ?? []), value])
-    try {
-      return await fn()
-    } finally {
-      const left = (this.ownPuts.get(key) ?? []).filter(v => v !== value)
-      if (left.length > 0) this.ownPuts.set(key, left)
-      else this.ownPuts.delete(key)
-    }
-  }
-
-  /** Run `fn` while `key` is read by this peer (see ownReads). */
-  private async asOwnRead<T> (key: string, fn: () => Promise<T>): Promise<T> {
-    this.ownReads.set(key, (this.ownReads.get(key) ?? 0) + 1)
-    try {
-      return await fn()
-    } finally {
-      const n = (this.ownReads.get(key) ?? 1) - 1
-      if (n > 0) this.ownReads.set(key, n)
-      else this.ownReads.delete(key)
     }
   }
 
@@ -244,7 +213,7 @@ export class RecordStore {
     const signal = timeLimit(this.queryTimeoutMs, options)
     try {
       // kad-dht stores our own copy first, through the write guard
-      await this.asOwnPut(key, value, async () => {
+      await this.own.put(key, value, async () => {
         for await (const ev of this.components.dht.put(bytesFromString(key), value, { signal })) {
           if (ev.name === 'SEND_QUERY' && ev.messageName === 'PUT_VALUE') {
             sentTo.add(ev.to.toString())
@@ -328,7 +297,7 @@ export class RecordStore {
         ended = 'quorum'
       } else {
         // kad-dht corrects our own stale copy at the end of a read, through the write guard
-        await this.asOwnRead(key, async () => {
+        await this.own.read(key, async () => {
           for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
             if (ev.name === 'QUERY_ERROR' && ev.from != null) {
               // a peer that failed, or sent a record kad-dht's validators refused
@@ -389,7 +358,7 @@ export class RecordStore {
   private async storeLocal (key: string, value: Uint8Array): Promise<void> {
     const raw = new Libp2pRecord(bytesFromString(key), value, new Date(this.now())).serialize()
     const dsKey = dsKeyFor(key)
-    await this.asOwnPut(key, value, async () => {
+    await this.own.put(key, value, async () => {
       await this.guard(dsKey, raw)
       await this.components.datastore.put(dsKey, raw)
     })
