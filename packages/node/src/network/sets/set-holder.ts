@@ -36,6 +36,8 @@ const REMOVAL_PULLS_PER_PEER = 60
 /** Read challenges a holder keeps, each for CHALLENGE_TTL_MS. */
 const CHALLENGES = 10_000
 const CHALLENGE_TTL_MS = 60_000
+/** Read challenges one remote peer may ask for per minute (so that one peer cannot push everyone's out). */
+const CHALLENGES_PER_PEER = 120
 
 export interface SetHolderComponents {
   layout: SetLayout
@@ -93,6 +95,7 @@ export class SetHolder {
   private readonly pulls = new RateLimiter({ points: REMOVAL_PULLS_PER_PEER, duration: 60 })
   /** Read challenges given, by nonce (hex): the set each is for. */
   private readonly challenges = new LRUCache<string, string>({ max: CHALLENGES, ttl: CHALLENGE_TTL_MS })
+  private readonly challengesAsked = new RateLimiter({ points: CHALLENGES_PER_PEER, duration: 60 })
 
   constructor (components: SetHolderComponents, init: SetHolderInit) {
     this.components = components
@@ -116,7 +119,14 @@ export class SetHolder {
         await this.removalsPulled(req.setKey, options)
         return await this.getItems(req.setKey, req.ids, options)
       },
-      challenge: async (req) => {
+      challenge: async (req, _rules, options) => {
+        if (options.from != null) {
+          try {
+            this.challengesAsked.consume(options.from.toString())
+          } catch {
+            throw new ReadNotAuthorizedError('too many read challenges from this peer; try again in a minute')
+          }
+        }
         const nonce = new Uint8Array(randomBytes(READ_NONCE_BYTES))
         this.challenges.set(Buffer.from(nonce).toString('hex'), req.setKey)
         return { type: 'challenge', nonce }

@@ -12,10 +12,14 @@ import {
 } from '@conf-chat/protocol'
 import { TestNet, rawRequest, testSetKey, textItem, textOf, testRules, TEST_NAMESPACE, type TestPeer } from './fixtures.js'
 import type { Connection } from '@libp2p/interface'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 
 const owner = generateAccountKeys()
 const intruder = generateAccountKeys()
 const key = testSetKey(owner)
+const intruderPeer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+const otherPeer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
 
 const added = (res: SetResponse): { accepted: string[], rejected: Array<{ id: string, code: string, reason: string }> } => {
   if (res.type !== 'added') throw new Error(`expected added, got ${JSON.stringify(res)}`)
@@ -71,6 +75,15 @@ describe('set holder', () => {
     await writers.store.remove(key, [mine[0]!.id], owner)
     const again = textItem(net.clock, 'a:4')
     expect(added(await rawRequest(writers, { type: 'add', setKey: key, items: [again] })).accepted).toEqual([again.id])
+  })
+
+  it('gives one peer at most 120 read challenges a minute, so it cannot push out everyone else\'s', async () => {
+    const asks = Array.from({ length: 121 }, async () => await rawRequest(holder, { type: 'challenge', setKey: key }, intruderPeer))
+    const answers = await Promise.all(asks)
+    expect(answers.filter(a => a.type === 'challenge')).toHaveLength(120)
+    expect(answers.filter(a => a.type === 'error')).toEqual([expect.objectContaining({ code: 'unauthorized' })])
+    // another peer still gets one
+    expect(await rawRequest(holder, { type: 'challenge', setKey: key }, otherPeer)).toMatchObject({ type: 'challenge' })
   })
 
   it('removes only with the owner\'s signature over the ids, and keeps a tombstone that refuses the item again', async () => {
