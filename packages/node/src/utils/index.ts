@@ -2,3 +2,4 @@ export { timeLimit, untilEither, within, settledWithin, delay, abortable, shared
 export { overriding } from './overriding.js'
 export { watchStalls, type StallWatchInit } from './stall-watch.js'
 export { DueRuns, type DueRunsInit } from './due-runs.js'
+export { InFlight } from './in-flight.js'

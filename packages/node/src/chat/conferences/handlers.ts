@@ -13,6 +13,7 @@ import {
 } from '@conf-chat/protocol'
 import type { EnvelopeContext } from '../../account/index.js'
 import { NotFriendError } from '../../errors.js'
+import { InFlight } from '../../utils/index.js'
 import type { OfflineBatch } from './batch.js'
 import { NotConferenceMemberError, NotConferenceOwnerError, UnknownConferenceError } from './errors.js'
 import { conversationOf, infoOf, type Membership } from './membership.js'
@@ -45,7 +46,7 @@ export type ConfMessageHandlerComponents = Pick<ConferenceHandlerComponents, 'me
 export class ConfMessageHandler implements ConferenceEnvelopeHandler {
   private readonly c: ConfMessageHandlerComponents
   /** Message ids being handled: a copy arriving twice at once (live and from the mailbox). */
-  private readonly receiving = new Set<string>()
+  private readonly receiving = new InFlight()
 
   constructor (components: ConfMessageHandlerComponents) {
     this.c = components
@@ -57,9 +58,8 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
     const id = conferenceIdOf(body.conf.owner, body.conf.local)
     const senderKeyId = keyIdOf(env.fromKey)
     const entry = await this.c.membership.serial(id, async () => await this.entryFor(id, body.conf, env.from, senderKeyId, env.sentAt, options))
-    if (this.receiving.has(body.mid)) return
-    this.receiving.add(body.mid)
-    try {
+    // a copy arriving while another is handled is answered with that one's outcome, once it is shown
+    await this.receiving.run(body.mid, async () => {
       const conv = conversationOf(body.conf)
       // shown on this peer (local history), or, from a mailbox, perhaps on another peer (DHT pages)
       const known = ctx.live ? await history.knows(conv, body.mid, options) : await history.has(conv, body.mid, options)
@@ -69,9 +69,7 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
       const message: ConferenceMessage = { ...entryH, direction: 'in', live: ctx.live, conference: { id, name: entry.name } }
       if (ctx.live) emit('conference:message', message)
       else if (!this.c.batch.add(message)) emit('messages:offline', { messages: [message] })
-    } finally {
-      this.receiving.delete(body.mid)
-    }
+    }, options)
   }
 
   /**

@@ -16,6 +16,7 @@ import { compareEntries, IncompleteHistoryError, type History } from '../history
 import type { Delivery } from '../../delivery/index.js'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
 import { NotFriendError, RefusalError } from '../../errors.js'
+import { InFlight } from '../../utils/index.js'
 
 export interface ChatMessage {
   id: string
@@ -59,7 +60,7 @@ export class DirectMessages {
   private readonly c: DirectMessagesComponents
   private readonly log: Logger
   private batch?: IncomingMessage[]
-  private readonly receiving = new Set<string>()
+  private readonly receiving = new InFlight()
 
   constructor (components: DirectMessagesComponents) {
     this.c = components
@@ -96,13 +97,9 @@ export class DirectMessages {
     const knownHere = ctx.live ? this.c.history.knows(friend.keyId, env.id, options) : undefined
     knownHere?.catch(() => {})
     const body = openEnvelope(env, this.c.keys, dmBodySchema)
-    // a copy of one envelope arriving twice at once (live and from the mailbox)
-    if (this.receiving.has(env.id)) {
-      this.log('%s from %s already being received', env.id, env.from)
-      return
-    }
-    this.receiving.add(env.id)
-    try {
+    // a copy arriving while another is handled (live and from the mailbox, or the sender's
+    // retry after its ack timed out) is answered with that one's outcome, once it is shown
+    await this.receiving.run(env.id, async () => {
       // every message shown is in the history: on this peer (local), or, from a mailbox,
       // also shown live on another peer (the DHT pages)
       const known = knownHere != null ? await knownHere : await this.c.history.has(friend.keyId, env.id, options)
@@ -110,9 +107,7 @@ export class DirectMessages {
       const entry: HistoryEntry = { id: env.id, from: env.from, to: env.to, text: body.text, sentAt: env.sentAt }
       await this.c.history.append(friend.keyId, entry, true)
       this.show({ ...entry, direction: 'in', live: ctx.live })
-    } finally {
-      this.receiving.delete(env.id)
-    }
+    }, options)
   }
 
   private show (message: IncomingMessage): void {

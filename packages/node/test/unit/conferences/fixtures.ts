@@ -74,7 +74,13 @@ export class MemoryState {
 
 export class MemoryHistory {
   readonly conversations = new Map<string, HistoryEntry[]>()
+  /** When set, every append waits for it (and fails if it rejects). */
+  gate?: Promise<void>
+  /** Appends that have started. */
+  appends = 0
   async append (conv: string, entry: HistoryEntry): Promise<void> {
+    this.appends++
+    await this.gate
     const list = this.conversations.get(conv) ?? []
     if (!list.some(e => e.id === entry.id)) list.push(entry)
     this.conversations.set(conv, list)

@@ -10,6 +10,7 @@ import {
 } from '@conf-chat/protocol'
 import { befriend, context, deliver, world, T0, type TestAccount, type TestUser, type TestWorld } from './fixtures.js'
 import type { ConferenceInfo } from '../../../src/chat/conferences/index.js'
+import { deferred } from '../friends/fixtures.js'
 
 const refOf = (info: ConferenceInfo): { owner: string, local: string } => {
   const [, , owner, local] = info.key.split('/')
@@ -147,6 +148,31 @@ describe('conferences: envelopes in', () => {
     await bob.conferences.receive(env, context(bob, carol.account, false))
     expect(bob.emitted('conference:message').map(m => m.text)).toEqual(['once'])
     expect(bob.emitted('messages:offline')).toEqual([])
+  })
+
+  it('answers a copy that arrives while the first is handled only once the message is shown, and refuses it when the first fails', async () => {
+    await deliver(alice, bob)
+    const env = message(carol.account, bob.account, info, 'once', T0 + 1)
+    let gate = deferred()
+    bob.history.gate = gate.promise
+    const first = bob.conferences.receive(env, context(bob, carol.account, false))
+    await vi.waitFor(() => { expect(bob.history.appends).toBe(1) })
+    // the sender's retry (its ack timed out) while the mailbox copy is being written
+    const shownAtAnswer = bob.conferences.receive(env, context(bob, carol.account, true)).then(() => bob.emitted('messages:offline').length)
+    // the retry's own work (in memory here) is done within this turn of the event loop
+    await new Promise(resolve => setImmediate(resolve))
+    gate.resolve()
+    await first
+    expect(await shownAtAnswer).toBe(1)
+
+    const other = message(carol.account, bob.account, info, 'not kept', T0 + 2)
+    gate = deferred()
+    bob.history.gate = gate.promise.then(() => { throw new Error('disk full') })
+    const copies = [false, true].map(live => bob.conferences.receive(other, context(bob, carol.account, live)).then(() => 'ok', (err: Error) => err.message))
+    gate.resolve()
+    // neither copy is acked: the sender keeps the message
+    expect(await Promise.all(copies)).toEqual(['disk full', 'disk full'])
+    expect(bob.emitted('conference:message')).toEqual([])
   })
 
   it('collects mailbox messages in a batch, oldest first; outside a batch each one is told as messages:offline', async () => {

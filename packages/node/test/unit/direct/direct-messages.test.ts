@@ -22,9 +22,12 @@ const carol = user('carol')
 class MemoryHistory {
   readonly entries = new Map<string, HistoryEntry[]>()
   gate?: Promise<void>
+  /** When set, appends fail with it. */
+  appendError?: Error
   /** Pages the next list says it could not read. */
   unreadPages = 0
   async append (otherKeyId: string, entry: HistoryEntry): Promise<void> {
+    if (this.appendError != null) throw this.appendError
     const list = this.entries.get(otherKeyId) ?? []
     if (!list.some(e => e.id === entry.id)) list.push(entry)
     this.entries.set(otherKeyId, list)
@@ -129,6 +132,30 @@ describe('direct messages', () => {
     expect(history.entries.get(bob.keyId)).toEqual([{ id: env.id, from: 'bob', to: 'alice', text: 'hello', sentAt: 100 }])
     // a later copy is known by the history
     await dms.receive(env, contextFrom(bob, false))
+    expect(events).toHaveLength(1)
+  })
+
+  it('a copy that arrives while the first is handled is answered only once the message is shown, and refused when the first fails', async () => {
+    const env = dm('hello', 100)
+    let gate = deferred()
+    history.gate = gate.promise
+    const first = dms.receive(env, contextFrom(bob, false))
+    // the sender's retry after its ack timed out: acked only once the message is shown
+    const shownAtAnswer = dms.receive(env, contextFrom(bob, true)).then(() => events.length)
+    // both copies' own work (in memory here) is done within this turn of the event loop
+    await new Promise(resolve => setImmediate(resolve))
+    gate.resolve()
+    await first
+    expect(await shownAtAnswer).toBe(1)
+
+    const other = dm('not kept', 200)
+    gate = deferred()
+    history.gate = gate.promise
+    history.appendError = new Error('disk full')
+    const copies = [false, true].map(live => dms.receive(other, contextFrom(bob, live)).then(() => 'ok', (err: Error) => err.message))
+    gate.resolve()
+    // neither copy is acked: the sender keeps the message
+    expect(await Promise.all(copies)).toEqual(['disk full', 'disk full'])
     expect(events).toHaveLength(1)
   })
 
