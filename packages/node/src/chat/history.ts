@@ -15,6 +15,7 @@
  *   with whom.
  */
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
+import { z } from 'zod'
 import {
   createSignedRecord, encodeSignedRecord, historyKey, sealForOwner, openForOwner, conversationId, ownerLocalKey, encryptLocal, decryptLocal,
   historyEntrySchema, historyPageSchema, historyEntryBytes, HISTORY_PAGE_BYTES,
@@ -51,6 +52,23 @@ export class IncompleteHistoryError<T = HistoryEntry> extends Error {
     super(`${unreadPages} history page(s) could not be read from the network now: try again`)
   }
 }
+
+/**
+ * A message read from the mailbox and kept here, whose showing waits for the end of the
+ * read (a read's messages are shown together): kept with the entry until `shown`, so that
+ * a process killed in between shows it at its next read (the mailbox item is then known
+ * here, and would never be shown again).
+ */
+export interface UnshownMessage {
+  entry: HistoryEntry
+  /** A conference message's conference. */
+  conference?: { id: string, name: string }
+}
+
+const unshownSchema = z.object({
+  entry: historyEntrySchema,
+  conference: z.object({ id: z.string(), name: z.string() }).optional()
+})
 
 export interface HistoryInit {
   /** Delay between a new entry and its write to the DHT (entries in between share the write). @default 5000 ms */
@@ -143,14 +161,34 @@ export class History {
 
   /**
    * Record one message (sent or received): stored locally at once, in the DHT at the next
-   * flush. `isNew`: the caller knows the id is new here (a message just sent).
+   * flush. `isNew`: the caller knows the id is new here (a message just sent). `unshown`:
+   * kept as not shown yet, with the entry, until `shown` (see UnshownMessage).
    */
-  async append (otherKeyId: string, entry: HistoryEntry, isNew = false): Promise<void> {
+  async append (otherKeyId: string, entry: HistoryEntry, isNew = false, unshown?: Omit<UnshownMessage, 'entry'>): Promise<void> {
     const c = this.conversation(this.conversationOf(otherKeyId))
     if (!isNew && await this.hasLocal(c.id, entry.id)) return
-    await this.storeLocal(c.id, entry)
+    await this.storeLocal(c.id, entry, unshown)
     c.pending.push(entry)
     this.scheduleFlush()
+  }
+
+  /** The messages appended as unshown and not marked `shown` since (a process killed in between). */
+  async unshown (options: AbortOptions = {}): Promise<UnshownMessage[]> {
+    const out: UnshownMessage[] = []
+    for await (const { key, value } of this.local.entries<Uint8Array>(this.unshownKey(''), options)) {
+      try {
+        out.push(decryptLocal(value, this.localKey, unshownSchema))
+      } catch (err: any) {
+        this.log('dropped an unreadable unshown entry %s: %s', key, err.message)
+        await this.local.delete(key)
+      }
+    }
+    return out
+  }
+
+  /** These messages were shown: no longer kept as unshown. */
+  async shown (ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.local.writeMany([], ids.map(id => this.unshownKey(id)))
   }
 
   /**
@@ -425,10 +463,16 @@ export class History {
     return await this.local.has(`/hi/${this.owner.keyId}/${conv}/${id}`)
   }
 
-  private async storeLocal (conv: string, entry: HistoryEntry): Promise<void> {
-    await this.local.putMany([
+  private async storeLocal (conv: string, entry: HistoryEntry, unshown?: Omit<UnshownMessage, 'entry'>): Promise<void> {
+    const puts: Array<[string, unknown]> = [
       [`/h/${this.owner.keyId}/${conv}/${sortKey(entry)}`, encryptLocal(entry, this.localKey)],
       [`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1]
-    ])
+    ]
+    if (unshown != null) puts.push([this.unshownKey(entry.id), encryptLocal({ ...unshown, entry }, this.localKey)])
+    await this.local.putMany(puts)
+  }
+
+  private unshownKey (id: string): string {
+    return `/hu/${this.owner.keyId}/${id}`
   }
 }

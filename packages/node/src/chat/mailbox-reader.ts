@@ -90,6 +90,11 @@ export class MailboxReader {
       done.push(id)
       left.delete(id)
     }
+    // messages an earlier read kept here but did not show (the process was killed in between)
+    const unshown = await active.history.unshown(options).catch((err: Error) => {
+      this.log('could not read the unshown messages: %s', err.message)
+      return []
+    })
     const listed = new Set<string>()
     const mail = await this.c.mailbox.fetch(account.keyId, {
       signal: timeLimit(this.timeoutMs, options),
@@ -168,10 +173,14 @@ export class MailboxReader {
       }
     } finally {
       // direct and conference messages in one listing, oldest first
-      batch = [...active.dms.endBatch(), ...active.conferences.endBatch()].sort(compareEntries)
+      const earlier = unshown.map(u => ({ ...u.entry, direction: 'in' as const, live: false, ...(u.conference != null ? { conference: u.conference } : {}) }))
+      batch = [...earlier, ...active.dms.endBatch(), ...active.conferences.endBatch()].sort(compareEntries)
     }
-    this.log('read the mailbox: %d envelopes, %d new messages', envelopes.length, batch.length)
-    if (batch.length > 0) this.c.emit('messages:offline', { messages: batch })
+    this.log('read the mailbox: %d envelopes, %d new messages, %d kept unshown before', envelopes.length, batch.length - unshown.length, unshown.length)
+    if (batch.length > 0) {
+      this.c.emit('messages:offline', { messages: batch })
+      await active.history.shown(batch.map(m => m.id)).catch(err => { this.log('could not mark %d messages shown: %s', batch.length, err.message) })
+    }
     if (done.length > 0) {
       // what was handled is removed even when the caller gave up or the session ended
       // meanwhile (a takeover: the new login reads the mailbox once this is done)

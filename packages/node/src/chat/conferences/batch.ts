@@ -13,6 +13,11 @@ export class OfflineBatch {
     this.messages = []
   }
 
+  /** Whether a batch is open. */
+  get open (): boolean {
+    return this.messages != null
+  }
+
   /** Add `message` to the open batch; false when none is open (the caller shows it alone). */
   add (message: ConferenceMessage): boolean {
     if (this.messages == null) return false

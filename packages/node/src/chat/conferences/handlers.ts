@@ -65,8 +65,11 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
       const known = ctx.live ? await history.knows(conv, body.mid, options) : await history.has(conv, body.mid, options)
       if (known) return
       const entryH: HistoryEntry = { id: body.mid, from: env.from, to: me.username, text: body.text, sentAt: env.sentAt }
-      await history.append(conv, entryH, true)
-      const message: ConferenceMessage = { ...entryH, direction: 'in', live: ctx.live, conference: { id, name: entry.name } }
+      const conference = { id, name: entry.name }
+      // shown at the end of the mailbox read: kept as unshown until then
+      const batched = !ctx.live && this.c.batch.open
+      await history.append(conv, entryH, true, batched ? { conference } : undefined)
+      const message: ConferenceMessage = { ...entryH, direction: 'in', live: ctx.live, conference }
       if (ctx.live) emit('conference:message', message)
       else if (!this.c.batch.add(message)) emit('messages:offline', { messages: [message] })
     }, options)

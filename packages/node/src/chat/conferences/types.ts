@@ -84,7 +84,8 @@ export interface ConferenceState {
 
 /** The account's message history (a History): conversations keyed by a conversation name. */
 export interface ConferenceHistory {
-  append: (conversation: string, entry: HistoryEntry, isNew?: boolean) => Promise<void>
+  /** `unshown`: shown at the end of a mailbox read, kept as not shown until then (see History). */
+  append: (conversation: string, entry: HistoryEntry, isNew?: boolean, unshown?: { conference?: { id: string, name: string } }) => Promise<void>
   /** Whether this peer's copy of the conversation holds the message (after a takeover, also the DHT pages). */
   knows: (conversation: string, id: string, options?: AbortOptions) => Promise<boolean>
   /** Whether the conversation holds the message, here or in the DHT pages. */

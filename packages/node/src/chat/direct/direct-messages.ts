@@ -105,7 +105,9 @@ export class DirectMessages {
       const known = knownHere != null ? await knownHere : await this.c.history.has(friend.keyId, env.id, options)
       if (known) return
       const entry: HistoryEntry = { id: env.id, from: env.from, to: env.to, text: body.text, sentAt: env.sentAt }
-      await this.c.history.append(friend.keyId, entry, true)
+      // shown at the end of the mailbox read: kept as unshown until then
+      const batched = !ctx.live && this.batch != null
+      await this.c.history.append(friend.keyId, entry, true, batched ? {} : undefined)
       this.show({ ...entry, direction: 'in', live: ctx.live })
     }, options)
   }

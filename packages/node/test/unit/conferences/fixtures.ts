@@ -78,8 +78,11 @@ export class MemoryHistory {
   gate?: Promise<void>
   /** Appends that have started. */
   appends = 0
-  async append (conv: string, entry: HistoryEntry): Promise<void> {
+  /** Appended as not shown yet (shown at the end of a mailbox read), with the conference told. */
+  readonly unshown = new Map<string, unknown>()
+  async append (conv: string, entry: HistoryEntry, _isNew?: boolean, unshown?: object): Promise<void> {
     this.appends++
+    if (unshown != null) this.unshown.set(entry.id, unshown)
     await this.gate
     const list = this.conversations.get(conv) ?? []
     if (!list.some(e => e.id === entry.id)) list.push(entry)

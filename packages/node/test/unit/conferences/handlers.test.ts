@@ -192,10 +192,13 @@ describe('conferences: envelopes in', () => {
     const batch = bob.conferences.endBatch()
     expect(batch.map(m => [m.text, m.from, m.live])).toEqual([['first', 'alice', false], ['second', 'carol', false], ['third', 'carol', false]])
     expect(batch.every(m => m.conference.id === info.id && m.conference.name === 'team')).toBe(true)
+    // kept as unshown, with their conference, until the read shows them
+    expect([...bob.history.unshown.values()]).toEqual(batch.map(() => ({ conference: { id: info.id, name: 'team' } })))
     expect(bob.conferences.endBatch()).toEqual([])
 
     await bob.conferences.receive(message(carol.account, bob.account, info, 'later', T0 + 40), context(bob, carol.account, false))
     expect(bob.emitted('messages:offline')).toEqual([{ messages: [expect.objectContaining({ text: 'later', live: false })] }])
+    expect(bob.history.unshown.size).toBe(3)
   })
 
   it('refuses an envelope of a kind it has no handler for', async () => {

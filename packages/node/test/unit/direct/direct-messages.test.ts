@@ -26,8 +26,11 @@ class MemoryHistory {
   appendError?: Error
   /** Pages the next list says it could not read. */
   unreadPages = 0
-  async append (otherKeyId: string, entry: HistoryEntry): Promise<void> {
+  /** Ids appended as not shown yet (shown at the end of a mailbox read). */
+  readonly unshown = new Set<string>()
+  async append (otherKeyId: string, entry: HistoryEntry, _isNew?: boolean, unshown?: object): Promise<void> {
     if (this.appendError != null) throw this.appendError
+    if (unshown != null) this.unshown.add(entry.id)
     const list = this.entries.get(otherKeyId) ?? []
     if (!list.some(e => e.id === entry.id)) list.push(entry)
     this.entries.set(otherKeyId, list)
@@ -168,11 +171,14 @@ describe('direct messages', () => {
     expect(events).toEqual([])
     const batch = dms.endBatch()
     expect(batch.map(m => [m.text, m.live, m.direction])).toEqual([['first', false, 'in'], ['second', false, 'in'], ['third', false, 'in']])
+    // kept as unshown until the read shows them: a process killed before that shows them at its next read
+    expect([...history.unshown].sort()).toEqual([late.id, early.id, middle.id].sort())
     // out of batch mode, a mailbox message is shown on its own
     const after = dm('fourth', 400)
     await dms.receive(after, contextFrom(bob, false))
     expect(events.map(e => e.type)).toEqual(['messages:offline'])
     expect((events[0]?.detail as { messages: IncomingMessage[] }).messages.map(m => m.text)).toEqual(['fourth'])
+    expect(history.unshown.has(after.id)).toBe(false)
     expect(dms.endBatch()).toEqual([])
   })
 

@@ -9,11 +9,12 @@ import { DM_KIND, FRIEND_ACCEPT_KIND, newEnvelopeId, type Envelope } from '@conf
 import { MailboxReader, UNKNOWN_KIND_MAX_AGE_MS } from '../../../src/chat/mailbox-reader.js'
 import type { LoggedIn } from '../../../src/chat/logged-in.js'
 import type { IncomingMessage } from '../../../src/chat/direct/index.js'
+import type { UnshownMessage } from '../../../src/chat/history.js'
 
 const envelope = (kind: string, i: number): Envelope => ({ id: `e-${String(i).padStart(3, '0')}`, kind, from: 'alice', sentAt: 1000 + i } as unknown as Envelope)
 
 /** A reader over `envelopes` whose handlers log when each starts and ends (each waits a turn of the event loop). */
-function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], fetched: string[][], inFlight: { max: number } } {
+function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number, unshown?: UnshownMessage[] } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], fetched: string[][], inFlight: { max: number }, emitted: IncomingMessage[][], unshown: UnshownMessage[] } {
   const log: string[] = []
   const removed: string[][] = []
   const fetched: string[][] = []
@@ -21,7 +22,14 @@ function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => bool
   const shown: IncomingMessage[] = []
   const session = { account: { keyId: 'k', keys: {} } }
   const batch = { beginBatch: () => {}, endBatch: () => shown.splice(0) }
-  const active = { session, ended: false, ready: Promise.resolve(), draining: Promise.resolve(), leftInMailbox: new Set<string>(), dms: batch, conferences: { beginBatch: () => {}, endBatch: () => [] } } as unknown as LoggedIn
+  const emitted: IncomingMessage[][] = []
+  // what the history kept as not shown yet (an earlier read's, the process killed before it showed them)
+  const unshown = [...extra.unshown ?? []]
+  const history = {
+    unshown: async () => [...unshown],
+    shown: async (ids: string[]) => { unshown.splice(0, unshown.length, ...unshown.filter(u => !ids.includes(u.entry.id))) }
+  }
+  const active = { session, ended: false, ready: Promise.resolve(), draining: Promise.resolve(), leftInMailbox: new Set<string>(), dms: batch, conferences: { beginBatch: () => {}, endBatch: () => [] }, history } as unknown as LoggedIn
   const reader = new MailboxReader({
     mailbox: {
       // as the set client does: the ids the reader skips are not fetched; what was removed is gone
@@ -46,10 +54,10 @@ function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => bool
     ...(extra.now != null ? { now: extra.now } : {}),
     session: () => session as any,
     refused: () => {},
-    emit: () => {},
+    emit: (type: string, detail: any) => { if (type === 'messages:offline') emitted.push(detail.messages) },
     logger: defaultLogger()
   })
-  return { reader, active, log, removed, fetched, inFlight }
+  return { reader, active, log, removed, fetched, inFlight, emitted, unshown }
 }
 
 describe('MailboxReader', () => {
@@ -95,6 +103,22 @@ describe('MailboxReader', () => {
     const handled = log.filter(l => l.startsWith('end ')).map(l => l.slice(4))
     expect(handled.length).toBeGreaterThan(0)
     expect(removed.flat().sort()).toEqual(handled.sort())
+  })
+
+  it('shows, with the new messages, those an earlier read kept but did not show (killed in between), then marks them shown', async () => {
+    const envs = [envelope(DM_KIND, 5)]
+    const earlier: UnshownMessage[] = [
+      { entry: { id: 'e-009', from: 'bob', to: 'me', text: 'later', sentAt: 1009 } },
+      { entry: { id: 'e-001', from: 'carol', to: 'me', text: 'to the team', sentAt: 1001 }, conference: { id: 'conf-1', name: 'team' } }
+    ]
+    const { reader, active, emitted, unshown } = setup(envs, { unshown: earlier })
+    const shown = await reader.drain(active)
+    expect(shown.map(m => m.id)).toEqual(['e-001', 'e-005', 'e-009'])
+    expect(emitted).toEqual([shown])
+    expect(shown[0]).toEqual({ id: 'e-001', from: 'carol', to: 'me', text: 'to the team', sentAt: 1001, direction: 'in', live: false, conference: { id: 'conf-1', name: 'team' } })
+    expect(unshown).toEqual([])
+    // shown once: the next read has nothing to show
+    expect(await reader.drain(active)).toEqual([])
   })
 
   it('leaves an envelope of a kind it does not know for a newer peer a while, without fetching it again, then removes it', async () => {

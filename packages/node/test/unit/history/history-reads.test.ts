@@ -111,3 +111,32 @@ describe('history pages when the network cannot tell', () => {
     expect([...records.readsOf.values()]).toEqual([2])
   })
 })
+
+describe('messages kept but not shown yet', () => {
+  it('a mailbox read\'s messages kept as unshown are there for the next session on this peer until marked shown', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'conf-chat-history-'))
+    dirs.push(dir)
+    const open = async (): Promise<{ local: LocalStore, history: History }> => {
+      const local = new LocalStore(dir)
+      await local.open()
+      stores.push(local)
+      const components = { records: new MemoryRecords(), local, state: new MemoryState(), logger: defaultLogger() } as unknown as HistoryComponents
+      return { local, history: new History(components, { keyId: keyIdOf(owner.signPublic), keys: owner }) }
+    }
+    const first = await open()
+    const dm = { id: newEnvelopeId(1_000), from: 'carol', to: 'alice', text: 'while you were away', sentAt: 1_000 }
+    const conf = { id: newEnvelopeId(1_001), from: 'dave', to: 'alice', text: 'to the team', sentAt: 1_001 }
+    const live = { id: newEnvelopeId(1_002), from: 'carol', to: 'alice', text: 'shown at once', sentAt: 1_002 }
+    await first.history.append(other, dm, true, {})
+    await first.history.append('conf/team', conf, true, { conference: { id: 'conf-1', name: 'team' } })
+    await first.history.append(other, live, true)
+    // the process is killed before the read shows them: the next session on this peer finds them
+    await first.local.close()
+    const second = await open()
+    const kept = await second.history.unshown()
+    expect(kept.sort((a, b) => a.entry.sentAt - b.entry.sentAt)).toEqual([{ entry: dm }, { entry: conf, conference: { id: 'conf-1', name: 'team' } }])
+    expect((await second.history.list(other)).map(e => e.text)).toEqual(['while you were away', 'shown at once'])
+    await second.history.shown([dm.id, conf.id])
+    expect(await second.history.unshown()).toEqual([])
+  })
+})
