@@ -57,7 +57,8 @@ export class IncompleteHistoryError<T = HistoryEntry> extends Error {
  * A message read from the mailbox and kept here, whose showing waits for the end of the
  * read (a read's messages are shown together): kept with the entry until `shown`, so that
  * a process killed in between shows it at its next read (the mailbox item is then known
- * here, and would never be shown again).
+ * here, and would never be shown again). It goes to the DHT pages only once shown: the
+ * pages tell the account's other peers what was shown.
  */
 export interface UnshownMessage {
   entry: HistoryEntry
@@ -66,6 +67,7 @@ export interface UnshownMessage {
 }
 
 const unshownSchema = z.object({
+  conv: z.string(),
   entry: historyEntrySchema,
   conference: z.object({ id: z.string(), name: z.string() }).optional()
 })
@@ -135,9 +137,12 @@ export class History {
   private readonly conversationIds = new Map<string, string>()
   private flushTimer?: NodeJS.Timeout
   private flushing: Promise<boolean> = Promise.resolve(true)
+  /** Entries appended (or found) as unshown: they go to the DHT pages once shown. */
+  private readonly notShown = new Map<string, { conv: string, entry: HistoryEntry }>()
   /** Set when this session took over another peer's (see `tookOver`). */
   private handover?: Promise<void>
   private closed = false
+  private closing = false
 
   constructor (components: HistoryComponents, owner: HistoryOwner, init: HistoryInit = {}) {
     this.records = components.records
@@ -168,6 +173,10 @@ export class History {
     const c = this.conversation(this.conversationOf(otherKeyId))
     if (!isNew && await this.hasLocal(c.id, entry.id)) return
     await this.storeLocal(c.id, entry, unshown)
+    if (unshown != null) {
+      this.notShown.set(entry.id, { conv: c.id, entry })
+      return
+    }
     c.pending.push(entry)
     this.scheduleFlush()
   }
@@ -177,7 +186,9 @@ export class History {
     const out: UnshownMessage[] = []
     for await (const { key, value } of this.local.entries<Uint8Array>(this.unshownKey(''), options)) {
       try {
-        out.push(decryptLocal(value, this.localKey, unshownSchema))
+        const { conv, ...message } = decryptLocal(value, this.localKey, unshownSchema)
+        this.notShown.set(message.entry.id, { conv, entry: message.entry })
+        out.push(message)
       } catch (err: any) {
         this.log('dropped an unreadable unshown entry %s: %s', key, err.message)
         await this.local.delete(key)
@@ -186,9 +197,17 @@ export class History {
     return out
   }
 
-  /** These messages were shown: no longer kept as unshown. */
+  /** These messages were shown: no longer kept as unshown, and on their way to the DHT pages. */
   async shown (ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.local.writeMany([], ids.map(id => this.unshownKey(id)))
+    if (ids.length === 0) return
+    await this.local.writeMany([], ids.map(id => this.unshownKey(id)))
+    for (const id of ids) {
+      const kept = this.notShown.get(id)
+      if (kept == null) continue
+      this.notShown.delete(id)
+      this.conversation(kept.conv).pending.push(kept.entry)
+    }
+    this.scheduleFlush()
   }
 
   /**
@@ -276,7 +295,16 @@ export class History {
   }
 
   /** Flush (bounded by `timeoutMs`) and stop. */
+  /**
+   * False once `close` began: an entry appended from then on stays on this peer and never
+   * reaches the DHT pages, so the account's next peer would not know it was shown.
+   */
+  get open (): boolean {
+    return !this.closing
+  }
+
   async close (timeoutMs: number): Promise<boolean> {
+    this.closing = true
     try {
       return await within(this.flush(), timeoutMs, false)
     } finally {
@@ -468,7 +496,7 @@ export class History {
       [`/h/${this.owner.keyId}/${conv}/${sortKey(entry)}`, encryptLocal(entry, this.localKey)],
       [`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1]
     ]
-    if (unshown != null) puts.push([this.unshownKey(entry.id), encryptLocal({ ...unshown, entry }, this.localKey)])
+    if (unshown != null) puts.push([this.unshownKey(entry.id), encryptLocal({ ...unshown, conv, entry }, this.localKey)])
     await this.local.putMany(puts)
   }
 

@@ -95,14 +95,22 @@ export class MailboxReader {
       this.log('could not read the unshown messages: %s', err.message)
       return []
     })
+    const earlier: IncomingMessage[] = unshown.map(u => ({ ...u.entry, direction: 'in' as const, live: false, ...(u.conference != null ? { conference: u.conference } : {}) }))
     const listed = new Set<string>()
-    const mail = await this.c.mailbox.fetch(account.keyId, {
-      signal: timeLimit(this.timeoutMs, options),
-      // holders let only the owner read a mailbox
-      readAs: account.keys,
-      holdersMaxAgeMs: options.holdersMaxAgeMs,
-      skip: id => { listed.add(id); return left.has(id) || done.includes(id) }
-    })
+    let mail: Awaited<ReturnType<Mailbox['fetch']>>
+    try {
+      mail = await this.c.mailbox.fetch(account.keyId, {
+        signal: timeLimit(this.timeoutMs, options),
+        // holders let only the owner read a mailbox
+        readAs: account.keys,
+        holdersMaxAgeMs: options.holdersMaxAgeMs,
+        skip: id => { listed.add(id); return left.has(id) || done.includes(id) }
+      })
+    } catch (err) {
+      // what is kept here is shown whatever the holders say
+      await this.show(active, earlier.sort(compareEntries))
+      throw err
+    }
     // what is no longer listed was removed (by another peer of the user's) or expired
     for (const id of left) if (!listed.has(id)) left.delete(id)
     for (const bad of mail.invalid) {
@@ -173,14 +181,10 @@ export class MailboxReader {
       }
     } finally {
       // direct and conference messages in one listing, oldest first
-      const earlier = unshown.map(u => ({ ...u.entry, direction: 'in' as const, live: false, ...(u.conference != null ? { conference: u.conference } : {}) }))
       batch = [...earlier, ...active.dms.endBatch(), ...active.conferences.endBatch()].sort(compareEntries)
     }
-    this.log('read the mailbox: %d envelopes, %d new messages, %d kept unshown before', envelopes.length, batch.length - unshown.length, unshown.length)
-    if (batch.length > 0) {
-      this.c.emit('messages:offline', { messages: batch })
-      await active.history.shown(batch.map(m => m.id)).catch(err => { this.log('could not mark %d messages shown: %s', batch.length, err.message) })
-    }
+    this.log('read the mailbox: %d envelopes, %d new messages, %d kept unshown before', envelopes.length, batch.length - earlier.length, earlier.length)
+    await this.show(active, batch)
     if (done.length > 0) {
       // what was handled is removed even when the caller gave up or the session ended
       // meanwhile (a takeover: the new login reads the mailbox once this is done)
@@ -188,6 +192,16 @@ export class MailboxReader {
         .catch(err => { this.log('could not remove %d delivered items: %s', done.length, err.message) })
     }
     return batch
+  }
+
+  /**
+   * Show a read's messages together, then clear their "not shown yet" marks. A process
+   * killed between the two shows them again at its next read: shown twice rather than never.
+   */
+  private async show (active: LoggedIn, batch: IncomingMessage[]): Promise<void> {
+    if (batch.length === 0) return
+    this.c.emit('messages:offline', { messages: batch })
+    await active.history.shown(batch.map(m => m.id)).catch(err => { this.log('could not mark %d messages shown: %s', batch.length, err.message) })
   }
 }
 

@@ -89,6 +89,8 @@ export class Messaging {
   private readonly notices: PresenceNotices
   private readonly reader: MailboxReader
   private active?: LoggedIn
+  /** The last session's reads on this peer: a new session's reads come after them. */
+  private earlierReads: Promise<unknown> = Promise.resolve()
   private running = false
 
   constructor (components: MessagingComponents, init: MessagingInit = {}) {
@@ -216,6 +218,9 @@ export class Messaging {
       onFriend: (loggedIn, friend, presence, announce) => { this.notices.track(loggedIn, friend, presence, announce === true) }
     }, session, this.init, options)
     this.active = active
+    // a read of an earlier session here may still be showing what it kept as unshown: a
+    // read of this one must not find those marks and show them too
+    active.draining = this.earlierReads.catch(() => {})
     await active.ready
     options.signal?.throwIfAborted()
     await this.replayKept(active).catch(err => { this.log('applying kept envelopes: %s', err.message) })
@@ -241,7 +246,7 @@ export class Messaging {
       // every read (this one, checkMailbox, the timers') queues behind the handover, and
       // what the other session showed is known from its history pages
       active.history.tookOver(handedOver)
-      active.draining = handedOver
+      active.draining = Promise.allSettled([handedOver, active.draining])
     }
     this.reader.drain(active).catch(err => { this.log('mailbox at login: %s', err.message) })
     // membership changes made while this user was away (also in the mailbox; the newest record wins)
@@ -287,6 +292,7 @@ export class Messaging {
 
   private deactivate (active: LoggedIn): void {
     active.deactivate()
+    this.earlierReads = active.draining
     if (this.active === active) this.active = undefined
   }
 

@@ -12,7 +12,7 @@ import {
   type AccountKeys, type ConferenceEntry, type ConferenceKind, type ConferenceRef, type Envelope, type HistoryEntry
 } from '@conf-chat/protocol'
 import type { EnvelopeContext } from '../../account/index.js'
-import { NotFriendError } from '../../errors.js'
+import { NoSessionError, NotFriendError } from '../../errors.js'
 import { InFlight } from '../../utils/index.js'
 import type { OfflineBatch } from './batch.js'
 import { NotConferenceMemberError, NotConferenceOwnerError, UnknownConferenceError } from './errors.js'
@@ -58,7 +58,8 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
     const id = conferenceIdOf(body.conf.owner, body.conf.local)
     const senderKeyId = keyIdOf(env.fromKey)
     const entry = await this.c.membership.serial(id, async () => await this.entryFor(id, body.conf, env.from, senderKeyId, env.sentAt, options))
-    // a copy arriving while another is handled is answered with that one's outcome, once it is shown
+    // a copy arriving while another is handled is answered with that one's outcome, once it
+    // is shown (or, from a mailbox read, kept here to be shown at the end of the read)
     await this.receiving.run(body.mid, async () => {
       const conv = conversationOf(body.conf)
       // shown on this peer (local history), or, from a mailbox, perhaps on another peer (DHT pages)
@@ -69,6 +70,8 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
       // shown at the end of the mailbox read: kept as unshown until then
       const batched = !ctx.live && this.c.batch.open
       await history.append(conv, entryH, true, batched ? { conference } : undefined)
+      // the session is ending: shown here, the account's next peer would show it again
+      if (!history.open) throw new NoSessionError('the session is ending')
       const message: ConferenceMessage = { ...entryH, direction: 'in', live: ctx.live, conference }
       if (ctx.live) emit('conference:message', message)
       else if (!this.c.batch.add(message)) emit('messages:offline', { messages: [message] })

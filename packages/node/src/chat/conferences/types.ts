@@ -86,6 +86,8 @@ export interface ConferenceState {
 export interface ConferenceHistory {
   /** `unshown`: shown at the end of a mailbox read, kept as not shown until then (see History). */
   append: (conversation: string, entry: HistoryEntry, isNew?: boolean, unshown?: { conference?: { id: string, name: string } }) => Promise<void>
+  /** False once the session's history is closing: what is appended then never reaches the DHT pages. */
+  readonly open: boolean
   /** Whether this peer's copy of the conversation holds the message (after a takeover, also the DHT pages). */
   knows: (conversation: string, id: string, options?: AbortOptions) => Promise<boolean>
   /** Whether the conversation holds the message, here or in the DHT pages. */

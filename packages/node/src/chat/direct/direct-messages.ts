@@ -15,7 +15,7 @@ import type { Friends } from '../friends/index.js'
 import { compareEntries, IncompleteHistoryError, type History } from '../history.js'
 import type { Delivery } from '../../delivery/index.js'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
-import { NotFriendError, RefusalError } from '../../errors.js'
+import { NoSessionError, NotFriendError, RefusalError } from '../../errors.js'
 import { InFlight } from '../../utils/index.js'
 
 export interface ChatMessage {
@@ -45,7 +45,7 @@ export interface DirectMessagesComponents {
   me: { username: string, keyId: string }
   keys: Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
   friends: Pick<Friends, 'friend' | 'requireFriend' | 'profileOf' | 'asked'>
-  history: Pick<History, 'append' | 'knows' | 'has' | 'list'>
+  history: Pick<History, 'append' | 'knows' | 'has' | 'list' | 'open'>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   /** Seal `content` to `to`, signed by the logged-in account. */
   seal: (kind: string, content: unknown, to: UserProfile) => Envelope
@@ -99,6 +99,7 @@ export class DirectMessages {
     const body = openEnvelope(env, this.c.keys, dmBodySchema)
     // a copy arriving while another is handled (live and from the mailbox, or the sender's
     // retry after its ack timed out) is answered with that one's outcome, once it is shown
+    // (or, from a mailbox read, kept here to be shown at the end of the read)
     await this.receiving.run(env.id, async () => {
       // every message shown is in the history: on this peer (local), or, from a mailbox,
       // also shown live on another peer (the DHT pages)
@@ -108,6 +109,9 @@ export class DirectMessages {
       // shown at the end of the mailbox read: kept as unshown until then
       const batched = !ctx.live && this.batch != null
       await this.c.history.append(friend.keyId, entry, true, batched ? {} : undefined)
+      // the session is ending (a takeover): shown here, it would not reach the history pages
+      // and the account's next peer would show it again; refused for now, it goes there
+      if (!this.c.history.open) throw new NoSessionError('the session is ending')
       this.show({ ...entry, direction: 'in', live: ctx.live })
     }, options)
   }

@@ -74,6 +74,8 @@ export class MemoryState {
 
 export class MemoryHistory {
   readonly conversations = new Map<string, HistoryEntry[]>()
+  /** False once the session is ending. */
+  open = true
   /** When set, every append waits for it (and fails if it rejects). */
   gate?: Promise<void>
   /** Appends that have started. */

@@ -22,6 +22,8 @@ const carol = user('carol')
 class MemoryHistory {
   readonly entries = new Map<string, HistoryEntry[]>()
   gate?: Promise<void>
+  /** False once the session is ending. */
+  open = true
   /** When set, appends fail with it. */
   appendError?: Error
   /** Pages the next list says it could not read. */
@@ -160,6 +162,13 @@ describe('direct messages', () => {
     // neither copy is acked: the sender keeps the message
     expect(await Promise.all(copies)).toEqual(['disk full', 'disk full'])
     expect(events).toHaveLength(1)
+  })
+
+  it('a message that arrives while the session ends is refused for now and not shown: the account\'s next peer shows it', async () => {
+    history.open = false
+    const err = await dms.receive(dm('during the takeover', 100), contextFrom(bob, true)).catch(e => e)
+    expect(err).toMatchObject({ code: 'not-logged-in' })
+    expect(events).toEqual([])
   })
 
   it('in batch mode, mailbox messages are collected and handed out oldest first, not shown one by one', async () => {

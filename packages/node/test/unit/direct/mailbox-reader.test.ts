@@ -14,7 +14,7 @@ import type { UnshownMessage } from '../../../src/chat/history.js'
 const envelope = (kind: string, i: number): Envelope => ({ id: `e-${String(i).padStart(3, '0')}`, kind, from: 'alice', sentAt: 1000 + i } as unknown as Envelope)
 
 /** A reader over `envelopes` whose handlers log when each starts and ends (each waits a turn of the event loop). */
-function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number, unshown?: UnshownMessage[] } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], fetched: string[][], inFlight: { max: number }, emitted: IncomingMessage[][], unshown: UnshownMessage[] } {
+function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number, unshown?: UnshownMessage[], holdersDown?: boolean } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], fetched: string[][], inFlight: { max: number }, emitted: IncomingMessage[][], unshown: UnshownMessage[] } {
   const log: string[] = []
   const removed: string[][] = []
   const fetched: string[][] = []
@@ -34,6 +34,7 @@ function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => bool
     mailbox: {
       // as the set client does: the ids the reader skips are not fetched; what was removed is gone
       fetch: async (_keyId, options) => {
+        if (extra.holdersDown === true) throw new Error('no holder answered')
         const gone = new Set(removed.flat())
         const got = [...envelopes].reverse().filter(e => !gone.has(e.id) && options?.skip?.(e.id) !== true)
         fetched.push(got.map(e => e.id))
@@ -119,6 +120,14 @@ describe('MailboxReader', () => {
     expect(unshown).toEqual([])
     // shown once: the next read has nothing to show
     expect(await reader.drain(active)).toEqual([])
+  })
+
+  it('shows what an earlier read kept but did not show also when no holder answers now', async () => {
+    const earlier: UnshownMessage[] = [{ entry: { id: 'e-001', from: 'bob', to: 'me', text: 'kept', sentAt: 1001 } }]
+    const { reader, active, emitted, unshown } = setup([], { unshown: earlier, holdersDown: true })
+    await expect(reader.drain(active)).rejects.toThrow('no holder answered')
+    expect(emitted.map(b => b.map(m => m.text))).toEqual([['kept']])
+    expect(unshown).toEqual([])
   })
 
   it('leaves an envelope of a kind it does not know for a newer peer a while, without fetching it again, then removes it', async () => {

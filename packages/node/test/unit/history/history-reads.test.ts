@@ -113,14 +113,16 @@ describe('history pages when the network cannot tell', () => {
 })
 
 describe('messages kept but not shown yet', () => {
-  it('a mailbox read\'s messages kept as unshown are there for the next session on this peer until marked shown', async () => {
+  it('a mailbox read\'s messages kept as unshown are there for the next session on this peer until marked shown, and reach the DHT pages only then', async () => {
+    const records = new MemoryRecords()
+    const state = new MemoryState()
     const dir = await mkdtemp(join(tmpdir(), 'conf-chat-history-'))
     dirs.push(dir)
     const open = async (): Promise<{ local: LocalStore, history: History }> => {
       const local = new LocalStore(dir)
       await local.open()
       stores.push(local)
-      const components = { records: new MemoryRecords(), local, state: new MemoryState(), logger: defaultLogger() } as unknown as HistoryComponents
+      const components = { records, local, state, logger: defaultLogger() } as unknown as HistoryComponents
       return { local, history: new History(components, { keyId: keyIdOf(owner.signPublic), keys: owner }) }
     }
     const first = await open()
@@ -130,6 +132,10 @@ describe('messages kept but not shown yet', () => {
     await first.history.append(other, dm, true, {})
     await first.history.append('conf/team', conf, true, { conference: { id: 'conf-1', name: 'team' } })
     await first.history.append(other, live, true)
+    expect(await first.history.flush()).toBe(true)
+    // the pages tell the account's other peers what was shown: not what waits to be shown
+    expect((await (await session(records, state)).list(other)).map(e => e.text)).toEqual(['shown at once'])
+
     // the process is killed before the read shows them: the next session on this peer finds them
     await first.local.close()
     const second = await open()
@@ -138,5 +144,7 @@ describe('messages kept but not shown yet', () => {
     expect((await second.history.list(other)).map(e => e.text)).toEqual(['while you were away', 'shown at once'])
     await second.history.shown([dm.id, conf.id])
     expect(await second.history.unshown()).toEqual([])
+    expect(await second.history.flush()).toBe(true)
+    expect((await (await session(records, state)).list(other)).map(e => e.text)).toEqual(['while you were away', 'shown at once'])
   })
 })
