@@ -17,14 +17,14 @@ afterEach(async () => { await programs?.cleanup() })
 
 const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8', CONF_CHAT_PRESENCE_TTL: '3' }
 
-async function startNetwork (peers: number): Promise<Program[]> {
+async function startNetwork (peers: number, env: Record<string, string> = FAST_ENV): Promise<Program[]> {
   programs = new Programs()
   const home = await programs.home()
   const supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(await programs.freePort()) } })
   await supernode.waitForLine(/^address file: /)
   const nodes: Program[] = []
   for (let i = 0; i < peers; i++) {
-    const node = programs.node({ home, env: FAST_ENV })
+    const node = programs.node({ home, env })
     await node.waitForLine(/^joined the network via /)
     nodes.push(node)
   }
@@ -95,5 +95,29 @@ describe('accounts through the node program', () => {
       offline = line[1] === 'offline'
     }
     expect(offline, c.transcript()).toBe(true)
+  }, 180_000)
+
+  it('a peer that stood still while its account logged in elsewhere logs out once it goes on, well before its next presence refresh', async () => {
+    // the default presence lifetime: the next refresh of the first login is 10 minutes on;
+    // four peers: with one stopped, the others can still tell that carol has no private state yet
+    const [a, b] = await startNetwork(4, { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8' }) as [Program, Program]
+    a.send('register carol')
+    a.send('kettle harbour of carol')
+    a.send('Carol Danvers')
+    await a.waitForLine(/^\[register\] Registered carol/)
+    // a laptop asleep: the new login's notice finds nobody answering
+    a.kill('SIGSTOP')
+    try {
+      b.send('login carol')
+      b.send('kettle harbour of carol')
+      await b.waitForLine(/^\[login\] Logged in as carol/, 60_000)
+    } finally {
+      a.kill('SIGCONT')
+    }
+    // it learns at once: from the notice, if that still reaches it, else by checking its
+    // session as soon as it sees that it stood still (afterStall)
+    await a.waitForLine(/^logged out: your account logged in on another peer$/, 60_000)
+    a.send('whoami')
+    await a.waitForLine(/^user: not logged in$/)
   }, 180_000)
 })

@@ -157,6 +157,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
       accept: async (envelope, live, options) => { await accept(envelope, live, undefined, options) },
       profile: async (username, options) => await profiles.get(username, options),
       session: () => sessions?.current,
+      checkSession: async () => { await sessions?.checkNow() },
       whereAmI,
       emit,
       logger

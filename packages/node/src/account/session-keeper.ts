@@ -66,6 +66,7 @@ export class SessionKeeper {
   private readonly log: Logger
   private _session?: Session
   private refreshTimer?: NodeJS.Timeout
+  private refreshing?: Promise<void>
 
   constructor (components: SessionKeeperComponents) {
     this.c = components
@@ -145,18 +146,38 @@ export class SessionKeeper {
     await this.c.hooks.ended(session, reason).catch(err => { this.log('finishing the session: %s', err.message) })
   }
 
+  /**
+   * Check now that the session is still the account's current one: this process stood
+   * still (a laptop asleep, a stopped process), and a login elsewhere meanwhile could not
+   * tell it. A presence refresh now, which ends the session if a later login took over;
+   * else the session would go on reading the mailbox until its next refresh, minutes on.
+   */
+  async checkNow (): Promise<void> {
+    const session = this._session
+    if (session != null) await this.refreshNow(session)
+  }
+
   /** Refresh presence every `refreshMs`, counted from the start of each refresh: a refresh
    * slowed by unreachable peers must not push the next one past the record's expiry. */
   private scheduleRefresh (session: Session, delayMs = this.c.presence.refreshMs): void {
-    this.refreshTimer = setTimeout(() => {
-      const started = Date.now()
-      this.refresh(session)
-        .catch(err => { this.log('presence refresh failed: %s', err.message) })
-        .finally(() => {
-          if (this._session === session) this.scheduleRefresh(session, Math.max(0, this.c.presence.refreshMs - (Date.now() - started)))
-        })
-    }, delayMs)
+    clearTimeout(this.refreshTimer)
+    this.refreshTimer = setTimeout(() => { void this.refreshNow(session) }, delayMs)
     this.refreshTimer.unref()
+  }
+
+  /** One refresh now (or the one under way: never two at once); the next is due `refreshMs` after its start. */
+  private async refreshNow (session: Session): Promise<void> {
+    if (this.refreshing != null) { await this.refreshing; return }
+    clearTimeout(this.refreshTimer)
+    const started = Date.now()
+    const run = this.refresh(session)
+      .catch(err => { this.log('presence refresh failed: %s', err.message) })
+      .finally(() => {
+        this.refreshing = undefined
+        if (this._session === session) this.scheduleRefresh(session, Math.max(0, this.c.presence.refreshMs - (Date.now() - started)))
+      })
+    this.refreshing = run
+    await run
   }
 
   /**

@@ -76,6 +76,8 @@ export interface MessagingComponents {
   accept: (envelope: Envelope, live: boolean, options?: AbortOptions) => Promise<void>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   session: () => Session | undefined
+  /** Check that the session is still the account's current one (ends it if a later login took over). */
+  checkSession?: () => Promise<void>
   whereAmI: () => PeerInfo
   emit: Emit
   logger: ComponentLogger
@@ -265,8 +267,11 @@ export class Messaging {
         stallMs: STALL_MS,
         onStall: ms => {
           this.log('this process stood still for %d ms: reading the mailbox soon', Math.round(ms))
-          this.readMailboxSoon(active, MAILBOX_READ_AFTER_REFUSAL_MS)
-          this.outbox.kick()
+          void afterStall({
+            checkSession: this.c.checkSession,
+            readMailbox: () => { this.readMailboxSoon(active, MAILBOX_READ_AFTER_REFUSAL_MS) },
+            retryOutbox: () => { this.outbox.kick() }
+          }, this.log)
         }
       })
     }
@@ -368,4 +373,21 @@ export class Messaging {
       ...(delivery.reason != null ? { reason: delivery.reason } : {})
     })
   }
+}
+
+/**
+ * After this process stood still: what senders gave up on meanwhile waits in the mailbox,
+ * and what this peer failed to send waits in the outbox. A login elsewhere may have taken
+ * the account meanwhile without being able to tell this peer: the session is checked
+ * first, so that it does not read the mailbox the new one reads (both would show its
+ * messages); a check that fails still lets the read go on.
+ */
+export async function afterStall (steps: { checkSession?: () => Promise<void>, readMailbox: () => void, retryOutbox: () => void }, log: Logger): Promise<void> {
+  steps.retryOutbox()
+  try {
+    await steps.checkSession?.()
+  } catch (err: any) {
+    log('checking the session after a stall: %s', err.message)
+  }
+  steps.readMailbox()
 }

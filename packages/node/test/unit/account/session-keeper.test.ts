@@ -137,3 +137,40 @@ describe('SessionKeeper', () => {
     expect(notified[0]).toMatch(/peer-0$/)
   })
 })
+
+describe('SessionKeeper after this process stood still', () => {
+  it('checkNow ends the session at once when a later login elsewhere took the account, and keeps it otherwise', async () => {
+    const calls: string[] = []
+    let later: PresenceInfo | undefined
+    const keeper = new SessionKeeper({
+      presence: {
+        // the regular refresh is far off: only checkNow can tell now
+        refreshMs: 600_000,
+        read: async () => later,
+        // holders refuse our record once a later login wrote above it
+        publish: async (_owner, status) => { calls.push(`publish ${status}`); return { replicas: 1, refused: later != null && status === 'online' ? 1 : 0 } }
+      },
+      peerInfo: () => ({ peerId: 'peer-1', addrs: [] }),
+      notify: async () => {},
+      hooks: {
+        starting: async () => {},
+        started: () => {},
+        ending: async () => {},
+        ended: async (s, reason) => { calls.push(`ended ${s.account.username} ${reason}`) },
+        abandoned: () => {}
+      },
+      logger: defaultLogger()
+    })
+    keepers.push(keeper)
+    const session = await keeper.begin(account)
+    await keeper.checkNow()
+    expect(keeper.current).toBe(session)
+    expect(calls).toEqual(['publish online', 'publish online'])
+
+    // while this process stood still, ann logged in on peer-2
+    later = { online: true, peerId: 'peer-2', addrs: [], since: session.since + 1_000 } as unknown as PresenceInfo
+    await keeper.checkNow()
+    expect(keeper.current).toBeUndefined()
+    expect(calls.slice(2)).toEqual(['publish online', 'ended ann takeover'])
+  })
+})
