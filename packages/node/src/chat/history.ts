@@ -167,18 +167,28 @@ export class History {
   /**
    * Record one message (sent or received): stored locally at once, in the DHT at the next
    * flush. `isNew`: the caller knows the id is new here (a message just sent). `unshown`:
-   * kept as not shown yet, with the entry, until `shown` (see UnshownMessage).
+   * kept as not shown yet, with the entry, until `shown` (see UnshownMessage). False when
+   * the history is closing (a takeover or logout under way): the entry will not reach the
+   * DHT pages, so a received message must not be shown (the account's next peer would
+   * show it again); a message shown is always one the pages get.
    */
-  async append (otherKeyId: string, entry: HistoryEntry, isNew = false, unshown?: Omit<UnshownMessage, 'entry'>): Promise<void> {
+  async append (otherKeyId: string, entry: HistoryEntry, isNew = false, unshown?: Omit<UnshownMessage, 'entry'>): Promise<boolean> {
     const c = this.conversation(this.conversationOf(otherKeyId))
-    if (!isNew && await this.hasLocal(c.id, entry.id)) return
+    if (!isNew && await this.hasLocal(c.id, entry.id)) return true
+    if (this.closing) return false
     await this.storeLocal(c.id, entry, unshown)
+    if (this.closing) {
+      // closed meanwhile: the entry stays on this peer, but no mark asks to show it again
+      if (unshown != null) await this.local.delete(this.unshownKey(entry.id))
+      return false
+    }
     if (unshown != null) {
       this.notShown.set(entry.id, { conv: c.id, entry })
-      return
+      return true
     }
     c.pending.push(entry)
     this.scheduleFlush()
+    return true
   }
 
   /** The messages appended as unshown and not marked `shown` since (a process killed in between). */
@@ -294,15 +304,7 @@ export class History {
     return await run
   }
 
-  /** Flush (bounded by `timeoutMs`) and stop. */
-  /**
-   * False once `close` began: an entry appended from then on stays on this peer and never
-   * reaches the DHT pages, so the account's next peer would not know it was shown.
-   */
-  get open (): boolean {
-    return !this.closing
-  }
-
+  /** Flush (bounded by `timeoutMs`) and stop. Entries appended from then on are not kept (see `append`). */
   async close (timeoutMs: number): Promise<boolean> {
     this.closing = true
     try {

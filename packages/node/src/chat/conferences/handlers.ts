@@ -69,9 +69,8 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
       const conference = { id, name: entry.name }
       // shown at the end of the mailbox read: kept as unshown until then
       const batched = !ctx.live && this.c.batch.open
-      await history.append(conv, entryH, true, batched ? { conference } : undefined)
       // the session is ending: shown here, the account's next peer would show it again
-      if (!history.open) throw new NoSessionError('the session is ending')
+      if (!await history.append(conv, entryH, true, batched ? { conference } : undefined)) throw new NoSessionError('the session is ending')
       const message: ConferenceMessage = { ...entryH, direction: 'in', live: ctx.live, conference }
       if (ctx.live) emit('conference:message', message)
       else if (!this.c.batch.add(message)) emit('messages:offline', { messages: [message] })

@@ -84,10 +84,11 @@ export interface ConferenceState {
 
 /** The account's message history (a History): conversations keyed by a conversation name. */
 export interface ConferenceHistory {
-  /** `unshown`: shown at the end of a mailbox read, kept as not shown until then (see History). */
-  append: (conversation: string, entry: HistoryEntry, isNew?: boolean, unshown?: { conference?: { id: string, name: string } }) => Promise<void>
-  /** False once the session's history is closing: what is appended then never reaches the DHT pages. */
-  readonly open: boolean
+  /**
+   * `unshown`: shown at the end of a mailbox read, kept as not shown until then. False when
+   * the history is closing: the entry will not reach the DHT pages (see History).
+   */
+  append: (conversation: string, entry: HistoryEntry, isNew?: boolean, unshown?: { conference?: { id: string, name: string } }) => Promise<boolean>
   /** Whether this peer's copy of the conversation holds the message (after a takeover, also the DHT pages). */
   knows: (conversation: string, id: string, options?: AbortOptions) => Promise<boolean>
   /** Whether the conversation holds the message, here or in the DHT pages. */

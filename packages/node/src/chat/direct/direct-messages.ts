@@ -45,7 +45,7 @@ export interface DirectMessagesComponents {
   me: { username: string, keyId: string }
   keys: Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
   friends: Pick<Friends, 'friend' | 'requireFriend' | 'profileOf' | 'asked'>
-  history: Pick<History, 'append' | 'knows' | 'has' | 'list' | 'open'>
+  history: Pick<History, 'append' | 'knows' | 'has' | 'list'>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   /** Seal `content` to `to`, signed by the logged-in account. */
   seal: (kind: string, content: unknown, to: UserProfile) => Envelope
@@ -108,10 +108,9 @@ export class DirectMessages {
       const entry: HistoryEntry = { id: env.id, from: env.from, to: env.to, text: body.text, sentAt: env.sentAt }
       // shown at the end of the mailbox read: kept as unshown until then
       const batched = !ctx.live && this.batch != null
-      await this.c.history.append(friend.keyId, entry, true, batched ? {} : undefined)
       // the session is ending (a takeover): shown here, it would not reach the history pages
       // and the account's next peer would show it again; refused for now, it goes there
-      if (!this.c.history.open) throw new NoSessionError('the session is ending')
+      if (!await this.c.history.append(friend.keyId, entry, true, batched ? {} : undefined)) throw new NoSessionError('the session is ending')
       this.show({ ...entry, direction: 'in', live: ctx.live })
     }, options)
   }

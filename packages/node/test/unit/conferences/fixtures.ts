@@ -74,21 +74,23 @@ export class MemoryState {
 
 export class MemoryHistory {
   readonly conversations = new Map<string, HistoryEntry[]>()
-  /** False once the session is ending. */
-  open = true
+  /** True once the session is ending: appends keep nothing for the pages. */
+  closing = false
   /** When set, every append waits for it (and fails if it rejects). */
   gate?: Promise<void>
   /** Appends that have started. */
   appends = 0
   /** Appended as not shown yet (shown at the end of a mailbox read), with the conference told. */
   readonly unshown = new Map<string, unknown>()
-  async append (conv: string, entry: HistoryEntry, _isNew?: boolean, unshown?: object): Promise<void> {
+  async append (conv: string, entry: HistoryEntry, _isNew?: boolean, unshown?: object): Promise<boolean> {
+    if (this.closing) return false
     this.appends++
     if (unshown != null) this.unshown.set(entry.id, unshown)
     await this.gate
     const list = this.conversations.get(conv) ?? []
     if (!list.some(e => e.id === entry.id)) list.push(entry)
     this.conversations.set(conv, list)
+    return true
   }
 
   async knows (conv: string, id: string): Promise<boolean> { return (this.conversations.get(conv) ?? []).some(e => e.id === id) }

@@ -177,7 +177,7 @@ describe('conferences: envelopes in', () => {
 
   it('refuses for now, unshown, a message that arrives while the session ends: the account\'s next peer shows it', async () => {
     await deliver(alice, bob)
-    bob.history.open = false
+    bob.history.closing = true
     const err = await bob.conferences.receive(message(carol.account, bob.account, info, 'during the takeover', T0 + 1), context(bob, carol.account, true)).catch(e => e)
     expect(err).toMatchObject({ code: 'not-logged-in' })
     expect(bob.emitted('conference:message')).toEqual([])

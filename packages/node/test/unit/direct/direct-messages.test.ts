@@ -22,20 +22,22 @@ const carol = user('carol')
 class MemoryHistory {
   readonly entries = new Map<string, HistoryEntry[]>()
   gate?: Promise<void>
-  /** False once the session is ending. */
-  open = true
+  /** True once the session is ending: appends keep nothing for the pages. */
+  closing = false
   /** When set, appends fail with it. */
   appendError?: Error
   /** Pages the next list says it could not read. */
   unreadPages = 0
   /** Ids appended as not shown yet (shown at the end of a mailbox read). */
   readonly unshown = new Set<string>()
-  async append (otherKeyId: string, entry: HistoryEntry, _isNew?: boolean, unshown?: object): Promise<void> {
+  async append (otherKeyId: string, entry: HistoryEntry, _isNew?: boolean, unshown?: object): Promise<boolean> {
     if (this.appendError != null) throw this.appendError
+    if (this.closing) return false
     if (unshown != null) this.unshown.add(entry.id)
     const list = this.entries.get(otherKeyId) ?? []
     if (!list.some(e => e.id === entry.id)) list.push(entry)
     this.entries.set(otherKeyId, list)
+    return true
   }
 
   async knows (otherKeyId: string, id: string): Promise<boolean> {
@@ -165,7 +167,7 @@ describe('direct messages', () => {
   })
 
   it('a message that arrives while the session ends is refused for now and not shown: the account\'s next peer shows it', async () => {
-    history.open = false
+    history.closing = true
     const err = await dms.receive(dm('during the takeover', 100), contextFrom(bob, true)).catch(e => e)
     expect(err).toMatchObject({ code: 'not-logged-in' })
     expect(events).toEqual([])

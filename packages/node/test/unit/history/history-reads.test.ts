@@ -147,4 +147,22 @@ describe('messages kept but not shown yet', () => {
     expect(await second.history.flush()).toBe(true)
     expect((await (await session(records, state)).list(other)).map(e => e.text)).toEqual(['while you were away', 'shown at once'])
   })
+
+  it('keeps nothing for the pages once the session is closing: the caller must not show what it appends then', async () => {
+    const records = new MemoryRecords()
+    const state = new MemoryState()
+    const history = await session(records, state)
+    const before = { id: newEnvelopeId(1_000), from: 'carol', to: 'alice', text: 'before the takeover', sentAt: 1_000 }
+    expect(await history.append(other, before, true)).toBe(true)
+    // a takeover: the session's close begins while messages are still being handled
+    const closing = history.close(10_000)
+    const during = { id: newEnvelopeId(1_001), from: 'carol', to: 'alice', text: 'during it', sentAt: 1_001 }
+    const fromMailbox = { id: newEnvelopeId(1_002), from: 'carol', to: 'alice', text: 'from the mailbox', sentAt: 1_002 }
+    expect(await history.append(other, during, true)).toBe(false)
+    expect(await history.append(other, fromMailbox, true, {})).toBe(false)
+    expect(await closing).toBe(true)
+    // the account's next peer: what was kept is in the pages, the rest goes to it
+    expect((await (await session(records, state)).list(other)).map(e => e.text)).toEqual(['before the takeover'])
+    expect(await history.unshown()).toEqual([])
+  })
 })
