@@ -102,14 +102,7 @@ export class SetReplicator {
       try { rules = this.components.namespaces.rulesFor(setKey) } catch { continue }
       report.sets++
       try {
-        const holders = (await this.components.findHolders(setKey, options)).filter(p => !p.equals(self))
-        await Promise.all(holders.map(async peer => {
-          try {
-            await this.syncWith(peer, setKey, rules, report, options)
-          } catch (err: any) {
-            this.log('could not hand %s on to %p: %s', setKey, peer, err.message)
-          }
-        }))
+        await this.withOtherHolders(setKey, 'hand on', async peer => { await this.syncWith(peer, setKey, rules, report, options) }, options)
       } catch (err: any) {
         this.log('maintenance of %s: %s', setKey, err.message)
       }
@@ -124,17 +117,22 @@ export class SetReplicator {
    */
   async pullRemovals (setKey: string, options: AbortOptions = {}): Promise<number> {
     const rules = this.components.namespaces.rulesFor(setKey)
-    const self = this.components.peerId
     const report = { pulledRemovals: 0 }
+    await this.withOtherHolders(setKey, 'take the removals of', async peer => { await this.pullFrom(peer, setKey, rules, report, options) }, options)
+    return report.pulledRemovals
+  }
+
+  /** Run `work` with each of the set's current holders but this peer, at once; a holder that fails is logged (`what` it was for). */
+  private async withOtherHolders (setKey: string, what: string, work: (peer: PeerId) => Promise<void>, options: AbortOptions): Promise<void> {
+    const self = this.components.peerId
     const holders = (await this.components.findHolders(setKey, options)).filter(p => !p.equals(self))
     await Promise.all(holders.map(async peer => {
       try {
-        await this.pullFrom(peer, setKey, rules, report, options)
+        await work(peer)
       } catch (err: any) {
-        this.log('could not pull the removals of %s from %p: %s', setKey, peer, err.message)
+        this.log('could not %s %s with %p: %s', what, setKey, peer, err.message)
       }
     }))
-    return report.pulledRemovals
   }
 
   /** The peer's removals of the set, applied here; resolves to their ids. */

@@ -120,12 +120,8 @@ export class SetHolder {
         return await this.getItems(req.setKey, req.ids, options)
       },
       challenge: async (req, _rules, options) => {
-        if (options.from != null) {
-          try {
-            this.challengesAsked.consume(options.from.toString())
-          } catch {
-            throw new ReadNotAuthorizedError('too many read challenges from this peer; try again in a minute')
-          }
+        if (options.from != null && !allows(this.challengesAsked, options.from)) {
+          throw new ReadNotAuthorizedError('too many read challenges from this peer; try again in a minute')
         }
         const nonce = new Uint8Array(randomBytes(READ_NONCE_BYTES))
         this.challenges.set(Buffer.from(nonce).toString('hex'), req.setKey)
@@ -331,13 +327,9 @@ export class SetHolder {
 
   /** Whether `peer` may make this holder take one more new set's removals now (REMOVAL_PULLS_PER_PEER). */
   private mayPull (peer: PeerId): boolean {
-    try {
-      this.pulls.consume(peer.toString())
-      return true
-    } catch {
-      this.log('%p made this holder take the removals of too many new sets; the next maintenance takes them', peer)
-      return false
-    }
+    if (allows(this.pulls, peer)) return true
+    this.log('%p made this holder take the removals of too many new sets; the next maintenance takes them', peer)
+    return false
   }
 
   /** Wait (at most REMOVALS_WAIT_MS) for the removals of a set this holder is new to. */
@@ -377,5 +369,15 @@ export class SetHolder {
       last = rid
     }
     return { type: 'removals', removals, ...(next != null ? { next } : {}) }
+  }
+}
+
+/** Whether `peer` has a point left in `limiter` this minute (and takes it): RateLimiter.consume throws past them. */
+function allows (limiter: RateLimiter, peer: PeerId): boolean {
+  try {
+    limiter.consume(peer.toString())
+    return true
+  } catch {
+    return false
   }
 }
