@@ -3,13 +3,17 @@
  * where the product keeps 100). Fake accounts each ask the victim to be friends, with the
  * longest note: the requests past the cap are refused for now (their senders keep them),
  * so the victim's private state stays small enough to be written, and a real friendship
- * made after the flood is saved to the DHT.
+ * made after the flood is saved to the DHT. A registered account writing straight into a
+ * mailbox whose owner does not know it gets only a few friend requests stored.
  */
 import { describe, it, expect, afterAll } from 'vitest'
-import { stateKey, openForOwner, privateStateSchema, MAX_FRIEND_NOTE_CHARS, type SealedPayload } from '@conf-chat/protocol'
+import {
+  stateKey, openForOwner, privateStateSchema, mailboxSetKey, mailboxItemOf, mailboxWriterOf, createEnvelope, decodeEnvelope,
+  decodeWriterListItem, isWriterListId, keyIdOf, MAX_FRIEND_NOTE_CHARS, FRIEND_REQUEST_KIND, DM_KIND, type SealedPayload, type SetItem
+} from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
-import { collect, registerUser } from './helpers/friends.js'
+import { collect, makeFriends, registerUser, PASSWORD } from './helpers/friends.js'
 
 const CAP = 5
 const SPAMMERS = 8
@@ -49,6 +53,65 @@ describe('a flood of friend requests', () => {
     expect(state.friends.map(f => f.username)).toEqual(['realfriend'])
     expect(state.incoming).toHaveLength(CAP)
     console.log(`victim's private state after ${SPAMMERS} requests with ${MAX_FRIEND_NOTE_CHARS}-character notes (cap ${CAP}): ${stored!.value.length} bytes`)
+  })
+})
+
+describe('a registered stranger flooding a mailbox', () => {
+  let net: ChatNetwork | undefined
+  afterAll(async () => { await net?.cleanup() })
+
+  it("keeps 3 of its friend requests and none of its other envelopes; the victim's friends, old and new, still leave messages", { timeout: 180_000 }, async () => {
+    net = await startChatNetwork(4, { mailboxPollMs: 0 })
+    const [victimNode, friendNode, spamNode, newFriendNode] = net.nodes as [ChatNode, ChatNode, ChatNode, ChatNode]
+    await registerUser(victimNode, 'victim')
+    await registerUser(friendNode, 'oldfriend')
+    await makeFriends(victimNode, friendNode)
+    const victim = victimNode.session!.account
+    const setKey = mailboxSetKey(victim.keyId)
+    /** The writer list the victim's mailbox holders hold now (read as its owner), if any. */
+    const listNames = async (keyId: string): Promise<boolean> => {
+      const lists = (await victimNode.peer.sets.list(setKey, { readAs: victim.keys })).filter(i => isWriterListId(i.id))
+      return lists.some(l => decodeWriterListItem(victim.keyId, l).names(keyId))
+    }
+    await eventually(async () => await listNames(friendNode.session!.account.keyId))
+
+    // the attack: a registered account writes straight into the victim's mailbox, past its own program's checks
+    await registerUser(spamNode, 'mallory')
+    const mallory = { username: 'mallory', keys: spamNode.session!.account.keys }
+    const to = { username: 'victim', keyId: victim.keyId, boxPublic: victim.keys.boxPublic }
+    const requests = Array.from({ length: 10 }, (_, i) => mailboxItemOf(createEnvelope(FRIEND_REQUEST_KIND, { note: `please ${i}` }, mallory, to, Date.now() + i)))
+    const dms = Array.from({ length: 10 }, (_, i) => mailboxItemOf(createEnvelope(DM_KIND, { text: `junk ${i}` }, mallory, to, Date.now() + 20 + i)))
+    const storedCopies = async (items: SetItem[]): Promise<number[]> => {
+      try {
+        const { stored } = await spamNode.peer.sets.add(setKey, items)
+        return items.map(i => stored[i.id] ?? 0)
+      } catch (err: any) {
+        return items.map(i => err.stored?.[i.id] ?? 0)
+      }
+    }
+    const requestCopies = await storedCopies(requests)
+    const dmCopies = await storedCopies(dms)
+    expect(requestCopies.slice(0, 3).every(c => c > 0)).toBe(true)
+    expect(requestCopies.slice(3)).toEqual(Array(7).fill(0))
+    expect(dmCopies).toEqual(Array(10).fill(0))
+    // what the holders keep of mallory's: 3 friend requests, nothing else
+    const held = await victimNode.peer.sets.list(setKey, { readAs: victim.keys })
+    const fromMallory = held.filter(i => mailboxWriterOf(i) === keyIdOf(mallory.keys.signPublic))
+    expect(fromMallory.map(i => decodeEnvelope(i.data).kind)).toEqual(Array(3).fill(FRIEND_REQUEST_KIND))
+
+    // a new friend: the stranger's request is taken, the victim accepts, and the holders learn of it
+    await registerUser(newFriendNode, 'newfriend')
+    await makeFriends(newFriendNode, victimNode)
+    await eventually(async () => await listNames(newFriendNode.session!.account.keyId))
+    // both friends leave messages while the victim is away; the victim reads them at login
+    await victimNode.logout()
+    await eventually(async () => (await friendNode.presenceOf('victim'))?.online === false)
+    expect((await friendNode.sendMessage('victim', 'from an old friend')).status).toBe('queued')
+    expect((await newFriendNode.sendMessage('victim', 'from a new friend')).status).toBe('queued')
+    const offline = collect(victimNode, 'messages:offline')
+    await victimNode.login('victim', PASSWORD)
+    await eventually(() => offline.flatMap(e => e.messages.map(m => m.text)).length >= 2)
+    expect(offline.flatMap(e => e.messages.map(m => m.text)).sort()).toEqual(['from a new friend', 'from an old friend'])
   })
 })
 

@@ -198,7 +198,3 @@ export function decryptLocal<T> (data: Uint8Array, key: Uint8Array, schema: z.Zo
   if (!parsed.success) throw new InvalidInputError(`malformed local entry: ${parsed.error.issues[0]?.message ?? ''}`)
   return parsed.data
 }
-
-// ---------------------------------------------------------------- mailbox items
-
-export { validateMailboxItem } from './set-namespaces.js'

@@ -9,6 +9,10 @@ import { sign, verify, keyIdOf, sha256, KEY_ID_PATTERN, type AccountKeys } from 
 import { decodeCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js'
 import { MAX_FULL_NAME_CHARS, USERNAME_PATTERN } from './limits.js'
+import { FRIEND_REQUEST_KIND } from './messages.js'
+import {
+  decodeWriterListItem, isWriterListId, writerListSignerOf, STRANGER_LIMITS, WRITER_LIST_ID_PREFIX, type WriterList
+} from './writer-list.js'
 import {
   InvalidSetKeyError, InvalidSetItemError, ReadNotAuthorizedError, RemoveNotAuthorizedError,
   type SetItem, type SetNamespaceRules
@@ -52,13 +56,31 @@ export function mailboxItemOf (envelope: Envelope): SetItem {
   return { id: envelope.id, data: encodeEnvelope(envelope), addedAt: envelope.sentAt }
 }
 
+/** The key id of the owner of the mailbox `setKey`. */
+export const mailboxOwnerOf = (setKey: string): string => setKey.split('/')[2] ?? ''
+
 /**
- * The key id of an envelope's signer, read without checking the signature (for an item a
- * holder checked when it came); undefined if the data is no envelope.
+ * A mailbox item of either kind: an envelope addressed to the owner, or the owner's
+ * writer list (see writer-list.ts). Throws InvalidSetItemError.
+ */
+export function validateMailboxSetItem (setKey: string, item: SetItem): Envelope | WriterList {
+  return isWriterListId(item.id) ? decodeWriterListItem(mailboxOwnerOf(setKey), item) : validateMailboxItem(setKey, item)
+}
+
+/**
+ * The key id of an item's signer (an envelope's sender, a writer list's owner), read
+ * without checking the signature (for an item a holder checked when it came); undefined
+ * if the data is neither.
  */
 export function mailboxWriterOf (item: SetItem): string | undefined {
+  if (isWriterListId(item.id)) return writerListSignerOf(item)
   const fromKey = (safeDecode(item.data) as { fromKey?: unknown } | undefined)?.fromKey
   return fromKey instanceof Uint8Array && fromKey.length === 32 ? keyIdOf(fromKey) : undefined
+}
+
+/** Whether a (checked) mailbox item is a friend request: all a stranger may leave. */
+function isFriendRequest (item: SetItem): boolean {
+  return (safeDecode(item.data) as { kind?: unknown } | undefined)?.kind === FRIEND_REQUEST_KIND
 }
 
 /** Mailboxes: anyone may add a signed envelope for the owner; only the owner may remove. */
@@ -67,15 +89,20 @@ export function mailboxSetRules (options: { validateItem?: (setKey: string, item
     checkKey: parts => {
       if (parts.length !== 1 || !KEY_ID_PATTERN.test(parts[0] ?? '')) throw new InvalidSetKeyError('a mailbox key is /cc-mailbox/<keyId>')
     },
-    validateItem: options.validateItem ?? ((setKey, item) => { validateMailboxItem(setKey, item) }),
+    validateItem: options.validateItem ?? ((setKey, item) => { validateMailboxSetItem(setKey, item) }),
     authorizeRemove: (setKey, _ids, auth) => {
-      if (keyIdOf(auth.pub) !== setKey.split('/')[2]) throw new RemoveNotAuthorizedError('only the mailbox owner may remove from it')
+      if (keyIdOf(auth.pub) !== mailboxOwnerOf(setKey)) throw new RemoveNotAuthorizedError('only the mailbox owner may remove from it')
     },
     // envelopes show their sender, kind and time: only the owner lists them
     authorizeRead: (setKey, pub) => {
-      if (keyIdOf(pub) !== setKey.split('/')[2]) throw new ReadNotAuthorizedError('only the mailbox owner may read it')
+      if (keyIdOf(pub) !== mailboxOwnerOf(setKey)) throw new ReadNotAuthorizedError('only the mailbox owner may read it')
     },
-    writerOf: mailboxWriterOf
+    writerOf: mailboxWriterOf,
+    writerList: {
+      listPrefix: WRITER_LIST_ID_PREFIX,
+      decode: (setKey, item) => decodeWriterListItem(mailboxOwnerOf(setKey), item),
+      strangers: { ...STRANGER_LIMITS, may: isFriendRequest }
+    }
   }
 }
 

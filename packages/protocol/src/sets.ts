@@ -138,6 +138,22 @@ export interface SetNamespaceRules {
   writerOf?: (item: SetItem) => string | undefined
   /** Most items and bytes (of item data) one writer may have in one set. @default the holder's */
   writerLimits?: { items: number, bytes: number }
+  /**
+   * For sets whose owner names the writers it knows in the set itself (a mailbox's writer
+   * list): items whose id starts with `listPrefix` carry such a list, and the newest
+   * unexpired one applies. A writer (writerOf) it does not name is a stranger: a holder
+   * stores of a stranger only items `strangers.may` lets through, at most `strangers.items`
+   * (and `strangers.bytes`) at once and `strangers.perDay` a day per stranger, and
+   * `strangers.perSet` from all strangers together. A set with no list takes every writer.
+   */
+  writerList?: WriterListRules
+}
+
+export interface WriterListRules {
+  listPrefix: string
+  /** The list an item carries (validated already): when it was signed, and whether it names a writer. */
+  decode: (setKey: string, item: SetItem) => { at: number, names: (writer: string) => boolean }
+  strangers: { may: (item: SetItem) => boolean, items: number, bytes: number, perDay: number, perSet: number }
 }
 
 // ---------------------------------------------------------------- keys and ids

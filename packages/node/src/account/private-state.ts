@@ -45,6 +45,8 @@ export interface PrivateStateComponents {
   onUnsaved?: (failures: number, reason: string) => void
   /** A write went through after `failures` failures that were told. */
   onSaved?: (failures: number) => void
+  /** The state in memory changed (a change made here, or one read from the DHT). */
+  onChange?: () => void
   logger: ComponentLogger
 }
 
@@ -84,10 +86,12 @@ export class PrivateStateStore {
     this.retryMs = init.stateRetryMs ?? DEFAULT_STATE_RETRY_MS
     this.onUnsaved = components.onUnsaved
     this.onSaved = components.onSaved
+    this.onChange = components.onChange
   }
 
   private readonly onUnsaved?: PrivateStateComponents['onUnsaved']
   private readonly onSaved?: PrivateStateComponents['onSaved']
+  private readonly onChange?: PrivateStateComponents['onChange']
 
   /** The current state (with changes not yet written). Read only: change it with `update`. */
   get state (): PrivateState { return this._state }
@@ -128,6 +132,7 @@ export class PrivateStateStore {
     this.baseSeq = found.record.seq
     try {
       this._state = openForOwner(found.payload.sealed, this.owner.keys, privateStateSchema)
+      this.onChange?.()
     } catch (err: any) {
       // unreadable by its own owner: nothing to keep; the next write (higher seq) replaces it
       this.log.error('private state of %s unreadable: %s', this.owner.keyId, err.message)
@@ -141,6 +146,7 @@ export class PrivateStateStore {
    */
   async update (mutate: StateMutation): Promise<boolean> {
     mutate(this._state)
+    this.onChange?.()
     const version = ++this.version
     this.pending.push({ version, mutate })
     const durable = new Promise<boolean>(resolve => { this.waiters.push({ version, resolve }) })
@@ -290,6 +296,7 @@ export class PrivateStateStore {
     }
     for (const p of this.pending) p.mutate(base)
     this._state = base
+    this.onChange?.()
     this.seq = Math.max(this.seq, found.record.seq)
     this.baseSeq = found.record.seq
     this.log('private state: replayed %d changes on seq %d', this.pending.length, this.seq)

@@ -6,7 +6,7 @@
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 import { createEnvelope, type Envelope, type FriendKind } from '@conf-chat/protocol'
 import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, type UserProfile } from '../account/index.js'
-import type { Delivery } from '../delivery/index.js'
+import type { Delivery, Mailbox } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
 import { within, type DueRuns } from '../utils/index.js'
@@ -17,6 +17,7 @@ import { DirectMessages } from './direct/index.js'
 import { Conferences } from './conferences/index.js'
 import type { MessagingEvents } from './events.js'
 import { StateJournal } from './state-journal.js'
+import { MailboxWriters } from './mailbox-writers.js'
 
 /**
  * Longest a logout waits for each of its writes (pending history, then the private state
@@ -40,6 +41,8 @@ export interface LoggedInComponents {
   records: RecordStore
   local: LocalStore
   presence: Pick<Presence, 'read'>
+  /** Where the account's writer list is stored (see MailboxWriters). */
+  mailbox: Pick<Mailbox, 'storeWriterList'>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   /** Persist in the outbox and deliver. */
   dispatch: (envelope: Envelope, options?: AbortOptions) => Promise<Delivery>
@@ -71,8 +74,12 @@ export class LoggedIn {
    * presence record may say "online" until it lapses; a record written later wins again.
    */
   readonly gone = new Map<string, number>()
-  /** Resolves once the private state is loaded. */
+  /** Resolves once the private state is loaded (or its load failed: see `loaded`). */
   readonly ready: Promise<void>
+  /** Whether the private state was read (a failed read leaves it empty). */
+  loaded = false
+  /** Keeps the list of senders the account knows in its mailbox. */
+  readonly writers: MailboxWriters
   /** The mailbox read under way (one at a time). */
   draining: Promise<unknown> = Promise.resolve()
   /**
@@ -99,8 +106,16 @@ export class LoggedIn {
       onRetry: (attempt, retryInMs) => { c.emit('network:slow', { what: 'your friends and conferences', attempt, retryInMs }) },
       onUnsaved: (failures, reason) => { c.emit('state:unsaved', { failures, reason }) },
       onSaved: failures => { c.emit('state:saved', { failures }) },
+      onChange: () => { this.writers?.changed() },
       logger: c.logger
     }, init)
+    this.writers = new MailboxWriters({
+      state: () => this.state.state,
+      keyId: account.keyId,
+      keys: account.keys,
+      store: async item => await c.mailbox.storeWriterList(account.keyId, item),
+      logger: c.logger
+    })
     this.history = new History({ records: c.records, local: c.local, state: this.state, logger: c.logger }, owner, init)
     const seenKey = (id: string): string => `/seen/${account.keyId}/${id}`
     this.seen = {
@@ -151,7 +166,7 @@ export class LoggedIn {
       emit: (type, detail) => { c.emit(type, detail) },
       logger: c.logger
     })
-    this.ready = this.state.load(options).catch(err => {
+    this.ready = this.state.load(options).then(() => { this.loaded = true }, err => {
       // a cancelled login is abandoned (its empty state never used); any other failure is logged
       if (options.signal?.aborted !== true) log.error('could not read the private state: %s', err.message)
     })
@@ -168,6 +183,7 @@ export class LoggedIn {
     clearInterval(this.pollTimer)
     this.mailboxReads?.clear()
     this.stopStallWatch?.()
+    this.writers.close()
   }
 
   /** Write pending history and private state (each within LOGOUT_FLUSH_MS), then close; never

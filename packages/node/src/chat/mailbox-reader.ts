@@ -117,6 +117,8 @@ export class MailboxReader {
       this.log('dropped mailbox item %s: %s', bad.id, bad.reason)
       done.push(bad.id)
     }
+    // the account's writer lists: the newest applies, the older ones go
+    done.push(...mail.writerLists.slice(0, -1))
     const envelopes = mail.envelopes.sort(compareEntries)
     // the senders' keys, looked up at once: junk from made-up names must not cost a lookup each in turn
     const senders = new Map<string, UserProfile | Error>()

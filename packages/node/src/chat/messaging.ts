@@ -251,6 +251,8 @@ export class Messaging {
       active.draining = Promise.allSettled([handedOver, active.draining])
     }
     this.reader.drain(active).catch(err => { this.log('mailbox at login: %s', err.message) })
+    // the senders the account knows, for the mailbox's holders (never from a state that could not be read)
+    active.ready.then(() => { if (active.loaded) active.writers.start() }).catch(() => {})
     // membership changes made while this user was away (also in the mailbox; the newest record wins)
     active.ready.then(async () => { await active.conferences.refreshAll() }).catch(err => { this.log('conference refresh at login: %s', err.message) })
     this.outbox.kick()

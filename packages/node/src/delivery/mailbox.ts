@@ -8,8 +8,8 @@
  */
 import { defaultLogger } from '@libp2p/logger'
 import {
-  mailboxSetKey, mailboxSetRules, mailboxItemOf, validateMailboxItem, decodeEnvelope, MAILBOX_SET_NAMESPACE,
-  type Envelope, type AccountKeys
+  mailboxSetKey, mailboxSetRules, mailboxItemOf, validateMailboxItem, decodeEnvelope, decodeWriterListItem, isWriterListId,
+  mailboxOwnerOf, MAILBOX_SET_NAMESPACE, type Envelope, type AccountKeys, type SetItem
 } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import type { ListOptions, SetStore } from '../network/index.js'
@@ -27,6 +27,8 @@ export interface FetchedMail {
   envelopes: Envelope[]
   /** Ids of items that are no valid envelope (to remove). */
   invalid: Array<{ id: string, reason: string }>
+  /** Ids of the owner's writer lists in the mailbox (not fetched), oldest first. */
+  writerLists: string[]
 }
 
 export interface MailboxComponents {
@@ -60,8 +62,24 @@ export class Mailbox {
   registerRules (): void {
     this.c.sets.registerNamespace(MAILBOX_SET_NAMESPACE, {
       ...(this.c.sets.namespaceRules(MAILBOX_SET_NAMESPACE) ?? mailboxSetRules()),
-      validateItem: (setKey, item) => { this.checked.set(item.data, validateMailboxItem(setKey, item)) }
+      validateItem: (setKey, item) => {
+        if (isWriterListId(item.id)) decodeWriterListItem(mailboxOwnerOf(setKey), item)
+        else this.checked.set(item.data, validateMailboxItem(setKey, item))
+      }
     })
+  }
+
+  /**
+   * Store the owner's writer list (protocol's createWriterListItem) in its own mailbox, on
+   * at least one peer other than this one: from then on its holders take only friend
+   * requests from senders it does not name.
+   */
+  async storeWriterList (keyId: string, item: SetItem, options: AbortOptions = {}): Promise<StoredReport> {
+    const result = await this.c.sets.add(mailboxSetKey(keyId), [item], options)
+    const copies = result.stored[item.id] ?? 0
+    if (copies === 0 || (result.holders <= 1 && this.c.isDhtServer())) throw new MailboxUnreachableError()
+    this.log('stored writer list %s on %d of %d holders', item.id, copies, result.holders)
+    return { holders: result.holders, copies }
   }
 
   /**
@@ -86,8 +104,16 @@ export class Mailbox {
    * which holders ask for).
    */
   async fetch (keyId: string, options: ListOptions = {}): Promise<FetchedMail> {
-    const items = await this.c.sets.list(mailboxSetKey(keyId), options)
-    const out: FetchedMail = { envelopes: [], invalid: [] }
+    const writerLists: string[] = []
+    const items = await this.c.sets.list(mailboxSetKey(keyId), {
+      ...options,
+      // the owner's own lists are not fetched: it knows what it listed
+      skip: id => {
+        if (isWriterListId(id)) { writerLists.push(id); return true }
+        return options.skip?.(id) ?? false
+      }
+    })
+    const out: FetchedMail = { envelopes: [], invalid: [], writerLists: [...new Set(writerLists)].sort() }
     for (const item of items) {
       try {
         const envelope = this.checked.get(item.data) ?? decodeEnvelope(item.data)

@@ -25,7 +25,7 @@ import { LRUCache } from 'lru-cache'
 import { RateLimiter } from '@libp2p/utils'
 import {
   directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, userKey, bytesEqual, keyIdOf,
-  InvalidSetItemError, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE, type SetNamespaceRules, type UserPayload
+  InvalidSetItemError, isWriterListId, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE, type SetNamespaceRules, type UserPayload
 } from '@conf-chat/protocol'
 import type { RecordStore } from './records/index.js'
 
@@ -84,6 +84,8 @@ export function registeredSenderMailboxRules (isOwner: OwnerCheck): SetNamespace
   return {
     ...mailboxSetRules(),
     authorizeItem: async (setKey, item, options) => {
+      // the owner's writer list: its signature is the owner's (validateItem)
+      if (isWriterListId(item.id)) return
       const envelope = validateMailboxItem(setKey, item)
       await isOwner(envelope.from, envelope.fromKey, options)
     }

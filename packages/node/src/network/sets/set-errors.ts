@@ -66,6 +66,10 @@ export const ITEM_IN_FUTURE = 'added in the future'
 export const ITEM_UNCHECKED = 'cannot be checked now'
 /** The peer that sent the item made this holder check too many writers lately; it tries again later. */
 export const CHECKS_LIMITED = 'too many checks for this peer'
+/** The set's owner does not list the writer, and a stranger may not store this kind of item (see WriterListRules). */
+export const STRANGER_KIND = 'not listed by the owner: only friend requests'
+/** The writer, a stranger to the set's owner, stored as many items in the last day as strangers may. */
+export const STRANGER_DAY_FULL = 'not listed by the owner: enough for today'
 
 /**
  * The code a holder sends with each reason it gives for refusing an item: the reasons it
@@ -83,7 +87,10 @@ const ITEM_REFUSAL_CODES: Record<string, RefusalCode> = {
   /** the holder's clock is behind ours by more than the allowed skew: its fault, not final */
   [ITEM_IN_FUTURE]: 'internal',
   [ITEM_UNCHECKED]: 'not-ready',
-  [CHECKS_LIMITED]: 'rate-limited'
+  [CHECKS_LIMITED]: 'rate-limited',
+  /** passing: the owner's list may not have caught up with a friendship just begun */
+  [STRANGER_KIND]: 'not-listed',
+  [STRANGER_DAY_FULL]: 'rate-limited'
 }
 
 /** The refusal of an item for `reason` (the holder's words): the code it sends with them. */

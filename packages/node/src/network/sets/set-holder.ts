@@ -21,6 +21,7 @@ import { PAGE_BYTES, MAX_REFUSED_ID_CHARS, MAX_REFUSED_REASON_CHARS } from './co
 const AUTHORIZE_CONCURRENCY = 4
 import { CHECKS_LIMITED, ITEM_REMOVED, ITEM_UNCHECKED, SET_FULL, WRITER_FULL, errorResponse, itemRefusal } from './set-errors.js'
 import type { SetLayout } from './set-layout.js'
+import { WriterAdmission } from './writer-admission.js'
 import type { SetNamespaces } from './set-namespaces.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Stream } from '@libp2p/interface'
 
@@ -96,6 +97,8 @@ export class SetHolder {
   /** Read challenges given, by nonce (hex): the set each is for. */
   private readonly challenges = new LRUCache<string, string>({ max: CHALLENGES, ttl: CHALLENGE_TTL_MS })
   private readonly challengesAsked = new RateLimiter({ points: CHALLENGES_PER_PEER, duration: 60 })
+  /** The sets' writer lists, and what strangers to their owners stored lately. */
+  private readonly admission: WriterAdmission
 
   constructor (components: SetHolderComponents, init: SetHolderInit) {
     this.components = components
@@ -104,6 +107,7 @@ export class SetHolder {
     this.maxItemsPerSet = init.maxItemsPerSet
     this.maxBytesPerSet = init.maxBytesPerSet
     this.writerLimits = init.writerLimits
+    this.admission = new WriterAdmission(components.layout, components.now)
     this.handlers = {
       add: async (req, rules, options) => {
         components.checkResponsible?.(req.setKey)
@@ -195,8 +199,12 @@ export class SetHolder {
     // the first items of a set from another peer: this holder is new to the set, and may have
     // missed its removals (a replayed old item would come back), so it takes them before serving
     const newHere = options.from != null && this.components.pullRemovals != null && !await layout.holdsSet(setKey, options)
+    const listRules = rules.writerList
+    const ttl = this.components.namespaces.ttlFor(setKey)
     await layout.withSetLock(setKey, async () => {
       const usage = await layout.usage(setKey, writerOf, options)
+      // the owner's list of the writers it knows, if the set has one: strangers get less room
+      const gate = listRules != null ? await this.admission.gate(setKey, listRules, usage, valid.values(), ttl, options) : undefined
       let { items: count, bytes } = usage
       /** what each writer has, with the items of this request taken so far */
       const writers = new Map<string, { items: number, bytes: number }>()
@@ -211,6 +219,8 @@ export class SetHolder {
         if (writer != null) {
           const mine = writers.get(writer) ?? { ...(usage.writers.get(writer) ?? { items: 0, bytes: 0 }) }
           if (mine.items >= writerLimits.items || mine.bytes + size > writerLimits.bytes) { refuse(item.id, WRITER_FULL); continue }
+          const stranger = gate != null && !gate.names(writer) ? gate.admit(writer, item, mine) : undefined
+          if (stranger != null) { refuse(item.id, stranger); continue }
           writers.set(writer, { items: mine.items + 1, bytes: mine.bytes + size })
         }
         fresh.push(item)
@@ -219,6 +229,9 @@ export class SetHolder {
         accepted.push(item.id)
       }
       await layout.putItems(setKey, fresh, options)
+      if (listRules != null) {
+        for (const item of fresh) if (item.id.startsWith(listRules.listPrefix)) this.admission.stored(setKey, listRules, item, ttl)
+      }
     })
     if (newHere && accepted.length > 0 && !this.pulling.has(setKey) && this.mayPull(options.from!)) {
       const pull = Promise.resolve(this.components.pullRemovals!(setKey))

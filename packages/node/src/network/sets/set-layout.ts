@@ -113,11 +113,12 @@ export class SetLayout {
   /**
    * Every item of the set as stored, in id order, read in one scan (keys and values
    * together: no read per item); with `after`, only those whose id sorts after it (the
-   * others are skipped undecoded). `item` is undefined when unreadable.
+   * others are skipped undecoded); with `idPrefix`, only those whose id starts with it.
+   * `item` is undefined when unreadable.
    */
-  async * items (setKey: string, options: AbortOptions & { after?: string } = {}): AsyncGenerator<{ key: Key, id: string, item?: SetItem }> {
+  async * items (setKey: string, options: AbortOptions & { after?: string, idPrefix?: string } = {}): AsyncGenerator<{ key: Key, id: string, item?: SetItem }> {
     const prefix = itemsPrefix(setKeyHash(setKey))
-    for await (const { key, value } of this.datastore.query({ prefix }, options)) {
+    for await (const { key, value } of this.datastore.query({ prefix: prefix + (options.idPrefix ?? '') }, options)) {
       const id = key.toString().slice(prefix.length)
       if (options.after != null && id <= options.after) continue
       yield { key, id, item: decodeStored(value, setItemSchema) }

@@ -14,7 +14,7 @@ import type { UnshownMessage } from '../../../src/chat/history.js'
 const envelope = (kind: string, i: number): Envelope => ({ id: `e-${String(i).padStart(3, '0')}`, kind, from: 'alice', sentAt: 1000 + i } as unknown as Envelope)
 
 /** A reader over `envelopes` whose handlers log when each starts and ends (each waits a turn of the event loop). */
-function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number, unshown?: UnshownMessage[], holdersDown?: boolean } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], fetched: string[][], inFlight: { max: number }, emitted: IncomingMessage[][], unshown: UnshownMessage[] } {
+function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number, unshown?: UnshownMessage[], holdersDown?: boolean, writerLists?: string[] } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], fetched: string[][], inFlight: { max: number }, emitted: IncomingMessage[][], unshown: UnshownMessage[] } {
   const log: string[] = []
   const removed: string[][] = []
   const fetched: string[][] = []
@@ -38,7 +38,7 @@ function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => bool
         const gone = new Set(removed.flat())
         const got = [...envelopes].reverse().filter(e => !gone.has(e.id) && options?.skip?.(e.id) !== true)
         fetched.push(got.map(e => e.id))
-        return { envelopes: got, invalid: [] }
+        return { envelopes: got, invalid: [], writerLists: (extra.writerLists ?? []).filter(id => !gone.has(id)) }
       },
       remove: async (_keyId, ids) => { removed.push(ids) }
     },
@@ -148,5 +148,11 @@ describe('MailboxReader', () => {
     await reader.drain(active)
     expect(fetched[2]).toEqual([])
     expect(removed.at(-1)).toEqual([fresh.id])
+  })
+
+  it("removes the account's older writer lists and keeps the newest, which its holders apply", async () => {
+    const { reader, active, removed } = setup([envelope(DM_KIND, 0)], { writerLists: ['allow.00000001', 'allow.00000002', 'allow.00000003'] })
+    await reader.drain(active)
+    expect(removed.flat().sort()).toEqual(['allow.00000001', 'allow.00000002', 'e-000'])
   })
 })

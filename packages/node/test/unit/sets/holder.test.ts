@@ -8,7 +8,7 @@ import * as cborg from 'cborg'
 import { streamPair, lpStream } from '@libp2p/utils'
 import {
   MAX_SET_ITEM_BYTES, MAX_SET_FRAME_BYTES, createRemoveAuth, createSetItem, generateAccountKeys, InvalidSetItemError,
-  type SetResponse
+  type SetItem, type SetResponse
 } from '@conf-chat/protocol'
 import { TestNet, rawRequest, testSetKey, textItem, textOf, testRules, TEST_NAMESPACE, type TestPeer } from './fixtures.js'
 import type { Connection } from '@libp2p/interface'
@@ -75,6 +75,54 @@ describe('set holder', () => {
     await writers.store.remove(key, [mine[0]!.id], owner)
     const again = textItem(net.clock, 'a:4')
     expect(added(await rawRequest(writers, { type: 'add', setKey: key, items: [again] })).accepted).toEqual([again.id])
+  })
+
+  it("takes from writers its owner's newest list does not name only what strangers may, within the strangers' share", async () => {
+    // test items: "<writer>:<text>"; a list "o:<named>,<named>" (writer o, the owner) under an id "list.<n>"
+    const writerOf = (item: SetItem): string | undefined => textOf(item).split(':')[0]
+    const holderOf = await net.peer({
+      init: {
+        maxItemsPerSet: 100,
+        setNamespaces: {
+          [TEST_NAMESPACE]: {
+            ...testRules,
+            writerOf,
+            writerLimits: { items: 50, bytes: 10_000 },
+            writerList: {
+              listPrefix: 'list.',
+              decode: (_setKey, item) => {
+                const named = new Set(textOf(item).split(':')[1]?.split(','))
+                return { at: item.addedAt, names: w => w === 'o' || named.has(w) }
+              },
+              strangers: { may: item => textOf(item).split(':')[1]?.startsWith('request') === true, items: 2, bytes: 1000, perDay: 3, perSet: 3 }
+            }
+          }
+        }
+      }
+    })
+    const add = async (...texts: string[]): Promise<Array<string | undefined>> => {
+      const items = texts.map(t => textItem(net.clock, t))
+      const res = added(await rawRequest(holderOf, { type: 'add', setKey: key, items }))
+      return items.map(i => res.accepted.includes(i.id) ? undefined : res.rejected.find(r => r.id === i.id)?.code)
+    }
+    // no list yet: every writer is taken
+    expect(await add('z:hello')).toEqual([undefined])
+    net.clock.advance(10)
+    const list = textItem(net.clock, 'o:a', 'list.0001')
+    expect(added(await rawRequest(holderOf, { type: 'add', setKey: key, items: [list] })).accepted).toEqual([list.id])
+    // named writers and the owner as before; strangers only requests, two each, and (with z's) three in all
+    expect(await add('a:hi', 'o:note', 's:hi', 's:request 1', 's:request 2', 's:request 3', 't:request 1'))
+      .toEqual([undefined, undefined, 'not-listed', undefined, undefined, 'rate-limited', 'full'])
+    // the owner read (removed) s's requests: s may leave one more today, not two
+    const held = (await holderOf.store.localItems(key)).filter(i => textOf(i).startsWith('s:'))
+    await holderOf.store.remove(key, held.map(i => i.id), owner)
+    expect(await add('s:request 4', 's:request 5')).toEqual([undefined, 'rate-limited'])
+    // a newer list names s; an older one stored later does not undo it
+    net.clock.advance(10)
+    expect(added(await rawRequest(holderOf, { type: 'add', setKey: key, items: [textItem(net.clock, 'o:a,s', 'list.0002')] })).rejected).toEqual([])
+    const older = { ...textItem(net.clock, 'o:a', 'list.0000'), addedAt: list.addedAt - 5 }
+    expect(added(await rawRequest(holderOf, { type: 'add', setKey: key, items: [older] })).rejected).toEqual([])
+    expect(await add('s:hi again')).toEqual([undefined])
   })
 
   it('gives one peer at most 120 read challenges a minute, so it cannot push out everyone else\'s', async () => {

@@ -1,0 +1,114 @@
+/**
+ * The account's writer list: who is on it (from the private state), when it is published
+ * (once the session starts, after changes of who is on it, again after a failed store),
+ * and that what is stored names exactly those senders. Timers are faked; no network.
+ */
+import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
+import { defaultLogger } from '@libp2p/logger'
+import {
+  conferenceEntrySchema, decodeWriterListItem, emptyPrivateState, generateAccountKeys, keyIdOf,
+  type PrivateState, type SetItem
+} from '@conf-chat/protocol'
+import { MailboxWriters, knownWriters, WRITER_LIST_DELAY_MS, WRITER_LIST_RETRY_MS } from '../../../src/chat/mailbox-writers.js'
+
+const me = generateAccountKeys()
+const myId = keyIdOf(me.signPublic)
+const person = (n: number): { username: string, keyId: string, signPublic: Uint8Array, boxPublic: Uint8Array } =>
+  ({ username: `user${n}`, keyId: `${n}`.padStart(40, '0'), signPublic: new Uint8Array(32), boxPublic: new Uint8Array(32) })
+const friend = (n: number): PrivateState['friends'][number] => ({ ...person(n), since: 1 })
+const request = (n: number): PrivateState['outgoing'][number] => ({ ...person(n), at: 1 })
+const conference = (members: number[], extra: { left?: number[], leftAt?: number } = {}): unknown => ({
+  id: `conf-${'c'.repeat(16)}`,
+  ref: { owner: person(1).keyId, local: 'c'.repeat(16) },
+  name: 'team',
+  owner: 'user1',
+  seq: 1,
+  members: members.map(n => ({ username: `user${n}`, keyId: person(n).keyId, joinedAt: 1 })),
+  left: (extra.left ?? []).map(n => ({ username: `user${n}`, keyId: person(n).keyId, leftAt: 2 })),
+  createdAt: 1,
+  ...(extra.leftAt != null ? { leftAt: extra.leftAt } : {})
+})
+
+describe('knownWriters', () => {
+  it('lists friends, people asked to be friends and members of conferences still joined; not requests from others, not me', () => {
+    const state: PrivateState = {
+      ...emptyPrivateState(),
+      friends: [friend(1)],
+      outgoing: [request(2)],
+      incoming: [request(3)],
+      conferences: [conference([1, 4, 5], { left: [5] }), conference([6], { leftAt: 3 })]
+    }
+    expect(conferenceEntrySchema.safeParse(state.conferences[0]).success).toBe(true)
+    const ids = knownWriters(state, person(4).keyId)
+    expect(ids.sort()).toEqual([person(1).keyId, person(2).keyId])
+    expect(knownWriters(state, myId).sort()).toEqual([1, 2, 4].map(n => person(n).keyId))
+  })
+})
+
+describe('MailboxWriters', () => {
+  let state: PrivateState
+  let stored: SetItem[]
+  let failing: boolean
+  let writers: MailboxWriters
+  const named = (item: SetItem, n: number): boolean => decodeWriterListItem(myId, item).names(person(n).keyId)
+
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    state = { ...emptyPrivateState(), friends: [friend(1)] }
+    stored = []
+    failing = false
+    writers = new MailboxWriters({
+      state: () => state,
+      keyId: myId,
+      keys: me,
+      store: async item => {
+        if (failing) throw new Error('no holder stored it')
+        stored.push(item)
+      },
+      logger: defaultLogger()
+    })
+  })
+  afterEach(() => {
+    writers.close()
+    vi.useRealTimers()
+  })
+
+  it('publishes once the session starts, and again only when who is on the list changed', async () => {
+    writers.changed()
+    await vi.advanceTimersByTimeAsync(WRITER_LIST_RETRY_MS)
+    expect(stored).toHaveLength(0)
+    writers.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(stored).toHaveLength(1)
+    expect([named(stored[0]!, 1), named(stored[0]!, 2)]).toEqual([true, false])
+    // a change that leaves the same senders (a history page count, a note) publishes nothing
+    state = { ...state, history: { x: { pages: 1 } } }
+    writers.changed()
+    await vi.advanceTimersByTimeAsync(WRITER_LIST_DELAY_MS)
+    expect(stored).toHaveLength(1)
+    state = { ...state, outgoing: [request(2)] }
+    writers.changed()
+    writers.changed()
+    await vi.advanceTimersByTimeAsync(WRITER_LIST_DELAY_MS)
+    expect(stored).toHaveLength(2)
+    expect(named(stored[1]!, 2)).toBe(true)
+    // the newer list sorts after the older one, and holders apply the later time
+    expect(stored[1]!.id > stored[0]!.id).toBe(true)
+    expect(decodeWriterListItem(myId, stored[1]!).at).toBeGreaterThan(decodeWriterListItem(myId, stored[0]!).at)
+  })
+
+  it('tries a failed store again, and stops at close', async () => {
+    failing = true
+    writers.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(stored).toHaveLength(0)
+    failing = false
+    await vi.advanceTimersByTimeAsync(WRITER_LIST_RETRY_MS)
+    expect(stored).toHaveLength(1)
+    writers.close()
+    state = { ...state, friends: [] }
+    writers.changed()
+    await vi.advanceTimersByTimeAsync(WRITER_LIST_RETRY_MS)
+    expect(stored).toHaveLength(1)
+  })
+})
