@@ -4,12 +4,13 @@
  * longest note: the requests past the cap are refused for now (their senders keep them),
  * so the victim's private state stays small enough to be written, and a real friendship
  * made after the flood is saved to the DHT. A registered account writing straight into a
- * mailbox whose owner does not know it gets only a few friend requests stored.
+ * mailbox whose owner does not know it gets only a few friend requests stored, and no
+ * direct message.
  */
 import { describe, it, expect, afterAll } from 'vitest'
 import {
   stateKey, openForOwner, privateStateSchema, mailboxSetKey, mailboxItemOf, mailboxWriterOf, createEnvelope, decodeEnvelope,
-  decodeWriterListItem, isWriterListId, keyIdOf, MAX_FRIEND_NOTE_CHARS, FRIEND_REQUEST_KIND, DM_KIND, type SealedPayload, type SetItem
+  decodeWriterListItem, isWriterListId, keyIdOf, MAX_FRIEND_NOTE_CHARS, STRANGER_LIMITS, FRIEND_REQUEST_KIND, DM_KIND, type SealedPayload, type SetItem
 } from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
@@ -60,7 +61,7 @@ describe('a registered stranger flooding a mailbox', () => {
   let net: ChatNetwork | undefined
   afterAll(async () => { await net?.cleanup() })
 
-  it("keeps 3 of its friend requests and none of its other envelopes; the victim's friends, old and new, still leave messages", { timeout: 180_000 }, async () => {
+  it(`keeps ${STRANGER_LIMITS.items} of its friend requests and none of its direct messages; the victim's friends, old and new, still leave messages`, { timeout: 180_000 }, async () => {
     net = await startChatNetwork(4, { mailboxPollMs: 0 })
     const [victimNode, friendNode, spamNode, newFriendNode] = net.nodes as [ChatNode, ChatNode, ChatNode, ChatNode]
     await registerUser(victimNode, 'victim')
@@ -79,8 +80,9 @@ describe('a registered stranger flooding a mailbox', () => {
     await registerUser(spamNode, 'mallory')
     const mallory = { username: 'mallory', keys: spamNode.session!.account.keys }
     const to = { username: 'victim', keyId: victim.keyId, boxPublic: victim.keys.boxPublic }
-    const requests = Array.from({ length: 10 }, (_, i) => mailboxItemOf(createEnvelope(FRIEND_REQUEST_KIND, { note: `please ${i}` }, mallory, to, Date.now() + i)))
-    const dms = Array.from({ length: 10 }, (_, i) => mailboxItemOf(createEnvelope(DM_KIND, { text: `junk ${i}` }, mallory, to, Date.now() + 20 + i)))
+    const kept = STRANGER_LIMITS.items
+    const requests = Array.from({ length: kept + 5 }, (_, i) => mailboxItemOf(createEnvelope(FRIEND_REQUEST_KIND, { note: `please ${i}` }, mallory, to, Date.now() + i)))
+    const dms = Array.from({ length: 10 }, (_, i) => mailboxItemOf(createEnvelope(DM_KIND, { text: `junk ${i}` }, mallory, to, Date.now() + 100 + i)))
     const storedCopies = async (items: SetItem[]): Promise<number[]> => {
       try {
         const { stored } = await spamNode.peer.sets.add(setKey, items)
@@ -91,13 +93,13 @@ describe('a registered stranger flooding a mailbox', () => {
     }
     const requestCopies = await storedCopies(requests)
     const dmCopies = await storedCopies(dms)
-    expect(requestCopies.slice(0, 3).every(c => c > 0)).toBe(true)
-    expect(requestCopies.slice(3)).toEqual(Array(7).fill(0))
+    expect(requestCopies.slice(0, kept).every(c => c > 0)).toBe(true)
+    expect(requestCopies.slice(kept)).toEqual(Array(5).fill(0))
     expect(dmCopies).toEqual(Array(10).fill(0))
-    // what the holders keep of mallory's: 3 friend requests, nothing else
+    // what the holders keep of mallory's: friend requests up to the strangers' limit, nothing else
     const held = await victimNode.peer.sets.list(setKey, { readAs: victim.keys })
     const fromMallory = held.filter(i => mailboxWriterOf(i) === keyIdOf(mallory.keys.signPublic))
-    expect(fromMallory.map(i => decodeEnvelope(i.data).kind)).toEqual(Array(3).fill(FRIEND_REQUEST_KIND))
+    expect(fromMallory.map(i => decodeEnvelope(i.data).kind)).toEqual(Array(kept).fill(FRIEND_REQUEST_KIND))
 
     // a new friend: the stranger's request is taken, the victim accepts, and the holders learn of it
     await registerUser(newFriendNode, 'newfriend')

@@ -96,6 +96,35 @@ export const sealedPayloadSchema = z.object({
   updatedAt: time
 }).strict()
 
+/** Most pages one private state has (its head included): 16 x STATE_PART_BYTES, about 1.8 MiB sealed. */
+export const MAX_STATE_PAGES = 16
+/** Sealed bytes in one page of the private state (a record holds at most 128 KiB). */
+export const STATE_PART_BYTES = 112 * 1024
+
+/**
+ * The private state's head record (`/cc-state/<keyId>`): the sealed state, or, for a
+ * state too large for one record, its first part and how many pages there are; pages
+ * 1..count-1 (`/cc-state-page/<keyId>/<i>`) hold the rest, each with the digest
+ * (SHA-256) of the whole sealed state, so a reader takes only pages of the head's version.
+ */
+export const statePayloadSchema = z.object({
+  sealed: bytes.refine(b => b.length <= STATE_PART_BYTES),
+  updatedAt: time,
+  pages: z.object({
+    count: z.number().int().min(2).max(MAX_STATE_PAGES),
+    digest: bytes.refine(b => b.length === 32)
+  }).strict().optional()
+}).strict()
+
+export type StatePayload = z.infer<typeof statePayloadSchema>
+
+export const statePagePayloadSchema = z.object({
+  part: bytes.refine(b => b.length >= 1 && b.length <= STATE_PART_BYTES),
+  digest: bytes.refine(b => b.length === 32)
+}).strict()
+
+export type StatePagePayload = z.infer<typeof statePagePayloadSchema>
+
 export const conferencePayloadSchema = z.object({
   name: z.string().min(1).max(100),
   owner: z.string().regex(USERNAME_PATTERN),
@@ -156,7 +185,16 @@ export const NAMESPACES = {
     }
   },
   'cc-presence': { ownership: 'key', segments: 1, payload: presencePayloadSchema, lifetimeEnd: (p: PresencePayload) => p.expiresAt },
-  'cc-state': { ownership: 'key', segments: 1, payload: sealedPayloadSchema },
+  'cc-state': { ownership: 'key', segments: 1, payload: statePayloadSchema },
+  'cc-state-page': {
+    ownership: 'key',
+    segments: 2,
+    payload: statePagePayloadSchema,
+    check: parts => {
+      const page = Number(parts[1])
+      if (!/^[1-9][0-9]?$/.test(parts[1] ?? '') || page >= MAX_STATE_PAGES) throw new InvalidRecordError(`a state page is numbered 1 to ${MAX_STATE_PAGES - 1}`)
+    }
+  },
   'cc-history': { ownership: 'key', segments: 3, payload: sealedPayloadSchema },
   'cc-conf': {
     ownership: 'key',
@@ -179,6 +217,7 @@ export type Namespace = keyof typeof NAMESPACES
 export const userKey = (username: string): string => `/cc-user/${username}`
 export const presenceKey = (keyId: string): string => `/cc-presence/${keyId}`
 export const stateKey = (keyId: string): string => `/cc-state/${keyId}`
+export const statePageKey = (keyId: string, page: number): string => `/cc-state-page/${keyId}/${page}`
 export const historyKey = (keyId: string, conversation: string, page: number): string => `/cc-history/${keyId}/${conversation}/${page}`
 export const conferenceKey = (ownerKeyId: string, localId: string): string => `/cc-conf/${ownerKeyId}/${localId}`
 

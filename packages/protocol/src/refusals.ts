@@ -45,9 +45,9 @@ const PASSING_CODES = [
   /** Too much from this sender for now. */
   'rate-limited',
   /**
-   * The mailbox's owner does not (yet) list the sender among the people it knows, and takes
-   * only friend requests from strangers: a friendship just begun may not have reached the
-   * holders yet, so the sender keeps the envelope.
+   * The mailbox's owner does not (yet) list the sender among the people it knows, and
+   * takes only friend requests and conference envelopes from strangers: a friendship just
+   * begun may not have reached the holders yet, so the sender keeps the envelope.
    */
   'not-listed',
   /** The receiver or holder is full for now. */

@@ -9,9 +9,8 @@ import { sign, verify, keyIdOf, sha256, KEY_ID_PATTERN, type AccountKeys } from 
 import { decodeCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js'
 import { MAX_FULL_NAME_CHARS, USERNAME_PATTERN } from './limits.js'
-import { FRIEND_REQUEST_KIND } from './messages.js'
 import {
-  decodeWriterListItem, isWriterListId, writerListSignerOf, STRANGER_LIMITS, WRITER_LIST_ID_PREFIX, type WriterList
+  decodeWriterListItem, isWriterListId, writerListSignerOf, STRANGER_KINDS, STRANGER_LIMITS, WRITER_LIST_ID_PREFIX, type WriterList
 } from './writer-list.js'
 import {
   InvalidSetKeyError, InvalidSetItemError, ReadNotAuthorizedError, RemoveNotAuthorizedError,
@@ -78,9 +77,10 @@ export function mailboxWriterOf (item: SetItem): string | undefined {
   return fromKey instanceof Uint8Array && fromKey.length === 32 ? keyIdOf(fromKey) : undefined
 }
 
-/** Whether a (checked) mailbox item is a friend request: all a stranger may leave. */
-function isFriendRequest (item: SetItem): boolean {
-  return (safeDecode(item.data) as { kind?: unknown } | undefined)?.kind === FRIEND_REQUEST_KIND
+/** Whether a (checked) mailbox item is of a kind a stranger may leave (STRANGER_KINDS). */
+function strangerMay (item: SetItem): boolean {
+  const kind = (safeDecode(item.data) as { kind?: unknown } | undefined)?.kind
+  return typeof kind === 'string' && STRANGER_KINDS.includes(kind)
 }
 
 /** Mailboxes: anyone may add a signed envelope for the owner; only the owner may remove. */
@@ -101,7 +101,7 @@ export function mailboxSetRules (options: { validateItem?: (setKey: string, item
     writerList: {
       listPrefix: WRITER_LIST_ID_PREFIX,
       decode: (setKey, item) => decodeWriterListItem(mailboxOwnerOf(setKey), item),
-      strangers: { ...STRANGER_LIMITS, may: isFriendRequest }
+      strangers: { ...STRANGER_LIMITS, may: strangerMay }
     }
   }
 }

@@ -151,8 +151,8 @@ export interface SetNamespaceRules {
 
 export interface WriterListRules {
   listPrefix: string
-  /** The list an item carries (validated already): when it was signed, and whether it names a writer. */
-  decode: (setKey: string, item: SetItem) => { at: number, names: (writer: string) => boolean }
+  /** The list an item carries (validated already): when it was signed, whether it names a writer, and how many it names. */
+  decode: (setKey: string, item: SetItem) => { at: number, names: (writer: string) => boolean, size?: number }
   strangers: { may: (item: SetItem) => boolean, items: number, bytes: number, perDay: number, perSet: number }
 }
 

@@ -2,12 +2,12 @@
  * A mailbox's writer list: which senders its owner knows (friends, people it asked to be
  * friends, members of its conferences), signed by the owner and kept in the mailbox
  * itself as an item whose id starts with `allow.`. Holders apply the newest one: a
- * sender it does not name is a stranger, who may leave only a few friend requests
- * (STRANGER_LIMITS) and nothing else. A mailbox without a list takes every registered
- * sender, as before lists existed.
+ * sender it does not name is a stranger, who may leave only friend requests and
+ * conference envelopes (STRANGER_KINDS), and only a few (STRANGER_LIMITS). A mailbox
+ * without a list takes every registered sender, as before lists existed.
  *
- * A script once filled a user's mailbox with envelopes from a registered key on every
- * holder; the list keeps the room in a mailbox for the people its owner knows.
+ * One registered key could fill its share of anyone's mailbox (2,000 items) with
+ * envelopes of any kind; the list keeps the room in a mailbox for the people its owner knows.
  *
  * The list names senders by a tag, not by key id: a 12-byte hash of the mailbox and the
  * sender's key id. A holder can tell whether a sender it sees is named, but the list alone
@@ -19,6 +19,8 @@ import { blake2b } from '@noble/hashes/blake2.js'
 import { sign, verify, keyIdOf, type AccountKeys } from './crypto.js'
 import { decodeCbor } from './record.js'
 import { InvalidSetItemError, MAX_SET_ITEM_BYTES, type SetItem } from './sets.js'
+import { FRIEND_REQUEST_KIND } from './messages.js'
+import { CONFERENCE_KINDS } from './conferences.js'
 
 const WRITER_LIST_DOMAIN = 'conf-chat:mailbox-writers:1'
 const TAG_DOMAIN = 'conf-chat:mailbox-writer-tag:1'
@@ -33,12 +35,21 @@ export const WRITER_TAG_BYTES = 12
 export const MAX_LISTED_WRITERS = 4000
 
 /**
- * What a sender the owner's list does not name may leave in the mailbox: friend requests
- * only; at most `items` of them at once (and `perDay` a day) per sender, and `perSet`
- * from all strangers together (the owner keeps as many requests waiting, see
- * DEFAULT_REQUEST_LIMITS), so a flood of new accounts cannot take the room of friends.
+ * What a sender the owner's list does not name may leave in the mailbox (see
+ * `strangerMay` for which kinds): at most `items` (and `bytes`) at once and `perDay` a day
+ * per sender, and `perSet` from all strangers together, so a flood of new accounts
+ * cannot take the room of the people the owner knows: 200 items are 2 % of a mailbox.
  */
-export const STRANGER_LIMITS = { items: 3, bytes: 3 * 4096, perDay: 3, perSet: 100 } as const
+export const STRANGER_LIMITS = { items: 20, bytes: 512 * 1024, perDay: 50, perSet: 200 } as const
+
+/**
+ * The kinds a stranger may leave: a friend request, and a conference's envelopes. A member
+ * who was offline when a friend invited them to a conference cannot have listed the other
+ * members yet (it learns of them from the invite, read at its next login), so their
+ * messages, left meanwhile, come from strangers; the member's peer drops those of anyone
+ * who is not a member (`not-a-member`).
+ */
+export const STRANGER_KINDS: readonly string[] = [FRIEND_REQUEST_KIND, ...CONFERENCE_KINDS]
 
 const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
 const time = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
@@ -63,6 +74,8 @@ export interface WriterList {
   at: number
   /** Whether the list names the sender with key id `writerKeyId` (the owner always counts as named). */
   names: (writerKeyId: string) => boolean
+  /** How many senders it names. */
+  size: number
 }
 
 export function isWriterListId (id: string): boolean {
@@ -120,7 +133,8 @@ export function decodeWriterListItem (mailboxKeyId: string, item: SetItem): Writ
   for (let i = 0; i < tags.length; i += WRITER_TAG_BYTES) named.add(hex(tags.subarray(i, i + WRITER_TAG_BYTES)))
   return {
     at,
-    names: writer => writer === mailboxKeyId || named.has(hex(writerTag(mailboxKeyId, writer)))
+    names: writer => writer === mailboxKeyId || named.has(hex(writerTag(mailboxKeyId, writer))),
+    size: named.size
   }
 }
 

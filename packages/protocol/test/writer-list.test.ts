@@ -4,7 +4,7 @@ import * as cborg from 'cborg'
 import {
   createWriterListItem, decodeWriterListItem, writerTag, isWriterListId, mailboxSetRules, mailboxSetKey, mailboxWriterOf,
   validateMailboxSetItem, createEnvelope, mailboxItemOf, generateAccountKeys, keyIdOf, InvalidSetItemError,
-  FRIEND_REQUEST_KIND, DM_KIND, MAX_LISTED_WRITERS, type AccountKeys
+  FRIEND_REQUEST_KIND, FRIEND_ACCEPT_KIND, CONF_MESSAGE_KIND, DM_KIND, MAX_LISTED_WRITERS, type AccountKeys
 } from '../src/index.js'
 
 const owner = generateAccountKeys()
@@ -46,12 +46,15 @@ describe('mailbox writer lists', () => {
     expect(() => createWriterListItem(owner, Array.from({ length: MAX_LISTED_WRITERS + 1 }, (_, i) => `${i}`))).toThrow(RangeError)
   })
 
-  it('lets strangers leave friend requests only (the rule holders apply)', () => {
+  it('lets strangers leave friend requests and conference envelopes, no direct messages (the rule holders apply)', () => {
     const strangers = mailboxSetRules().writerList!.strangers
     const to = profile(owner, 'owner')
-    const request = mailboxItemOf(createEnvelope(FRIEND_REQUEST_KIND, {}, { username: 'mallory', keys: stranger }, to))
-    const dm = mailboxItemOf(createEnvelope(DM_KIND, { text: 'hi' }, { username: 'mallory', keys: stranger }, to))
-    expect([strangers.may(request), strangers.may(dm)]).toEqual([true, false])
+    const from = { username: 'mallory', keys: stranger }
+    const request = mailboxItemOf(createEnvelope(FRIEND_REQUEST_KIND, {}, from, to))
+    const confMessage = mailboxItemOf(createEnvelope(CONF_MESSAGE_KIND, {}, from, to))
+    const dm = mailboxItemOf(createEnvelope(DM_KIND, { text: 'hi' }, from, to))
+    const accept = mailboxItemOf(createEnvelope(FRIEND_ACCEPT_KIND, {}, from, to))
+    expect([strangers.may(request), strangers.may(confMessage), strangers.may(dm), strangers.may(accept)]).toEqual([true, true, false, false])
     expect(strangers.items).toBeLessThanOrEqual(strangers.perDay)
   })
 })

@@ -12,10 +12,11 @@
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import {
   createSignedRecord, encodeSignedRecord, stateKey, sealForOwner, openForOwner, privateStateSchema, emptyPrivateState,
-  type AccountKeys, type PrivateState, type SealedPayload, type VerifiedRecord
+  type AccountKeys, type PrivateState, type StatePayload, type VerifiedRecord
 } from '@conf-chat/protocol'
 import type { RecordStore } from '../network/index.js'
 import { delay, within } from '../utils/index.js'
+import { paginate, sealedStateOf, writePages } from './state-pages.js'
 
 /** How long to wait before writing again after a failed write. */
 export const DEFAULT_STATE_RETRY_MS = 5_000
@@ -104,10 +105,13 @@ export class PrivateStateStore {
    * session never starts with an empty friends list by mistake.
    */
   async load (options: AbortOptions = {}): Promise<void> {
-    let found: VerifiedRecord<SealedPayload> | undefined
+    let found: VerifiedRecord<StatePayload> | undefined
+    let sealed: Uint8Array | undefined
     for (let attempt = 1; ; attempt++) {
       try {
-        found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId), options)
+        found = await this.records.get<StatePayload>(stateKey(this.owner.keyId), options)
+        // a state in pages: every page of the head's version, or "could not tell"
+        if (found != null) sealed = await sealedStateOf(this.records, this.owner.keyId, found, options)
         break
       } catch (err: any) {
         if (err.name !== 'UnknownRecordError' || this.closed) throw err
@@ -117,7 +121,7 @@ export class PrivateStateStore {
         if (this.closed) throw err
       }
     }
-    if (found == null) {
+    if (found == null || sealed == null) {
       this.log('no private state for %s yet', this.owner.keyId)
       return
     }
@@ -131,7 +135,7 @@ export class PrivateStateStore {
     this.seq = Math.max(this.seq, found.record.seq)
     this.baseSeq = found.record.seq
     try {
-      this._state = openForOwner(found.payload.sealed, this.owner.keys, privateStateSchema)
+      this._state = openForOwner(sealed, this.owner.keys, privateStateSchema)
       this.onChange?.()
     } catch (err: any) {
       // unreadable by its own owner: nothing to keep; the next write (higher seq) replaces it
@@ -238,9 +242,24 @@ export class PrivateStateStore {
   private async write (): Promise<'written' | 'conflict' | 'failed'> {
     const key = stateKey(this.owner.keyId)
     const seq = this.seq + 1
-    const payload: SealedPayload = { sealed: sealForOwner(this._state, this.owner.keys), updatedAt: Date.now() }
+    let paged: ReturnType<typeof paginate>
     try {
-      const result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, payload, this.owner.keys)))
+      paged = paginate(sealForOwner(this._state, this.owner.keys), Date.now())
+    } catch (err: any) {
+      this.lastFailure = String(err.message)
+      return 'failed'
+    }
+    try {
+      // the pages first: a head read names only pages that were written
+      if (paged.pages.length > 0) {
+        const pages = await writePages(this.records, this.owner.keyId, this.owner.keys, seq, paged.pages)
+        if (pages.outcome !== 'written') {
+          this.seq = seq
+          this.lastFailure = pages.reason ?? 'a newer state exists'
+          return pages.outcome
+        }
+      }
+      const result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, paged.head, this.owner.keys)))
       this.seq = seq
       if (result.replicas > 0) { this.baseSeq = seq; return 'written' }
       this.lastFailure = 'no peer stored it'
@@ -260,9 +279,9 @@ export class PrivateStateStore {
    * have a newer state, and that refusal brings the reload.
    */
   private async catchUp (): Promise<boolean> {
-    let found: VerifiedRecord<SealedPayload> | undefined
+    let found: VerifiedRecord<StatePayload> | undefined
     try {
-      found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId))
+      found = await this.records.get<StatePayload>(stateKey(this.owner.keyId))
     } catch (err: any) {
       if (err.name !== 'UnknownRecordError') throw err
       this.log('private state read before a write could not tell: writing on seq %d', this.seq)
@@ -274,22 +293,22 @@ export class PrivateStateStore {
   }
 
   /** A newer state exists: take it and apply our unwritten changes on top; false if it cannot be read now. */
-  private async reloadAndReplay (known?: VerifiedRecord<SealedPayload>): Promise<boolean> {
+  private async reloadAndReplay (known?: VerifiedRecord<StatePayload>): Promise<boolean> {
     let found = known
-    if (found == null) {
-      try {
-        found = await this.records.get<SealedPayload>(stateKey(this.owner.keyId))
-      } catch (err: any) {
-        if (err.name !== 'UnknownRecordError') throw err
-        this.log('newer private state could not be read now: %s', err.message)
-        return false
-      }
+    let sealed: Uint8Array
+    try {
+      found ??= await this.records.get<StatePayload>(stateKey(this.owner.keyId))
+      // nothing newer than what our state is built on (a read that missed the holders that refused us): later
+      if (found == null || found.record.seq <= this.baseSeq) return false
+      sealed = await sealedStateOf(this.records, this.owner.keyId, found)
+    } catch (err: any) {
+      if (err.name !== 'UnknownRecordError') throw err
+      this.log('newer private state could not be read now: %s', err.message)
+      return false
     }
-    // nothing newer than what our state is built on (a read that missed the holders that refused us): later
-    if (found == null || found.record.seq <= this.baseSeq) return false
     let base: PrivateState
     try {
-      base = openForOwner(found.payload.sealed, this.owner.keys, privateStateSchema)
+      base = openForOwner(sealed, this.owner.keys, privateStateSchema)
     } catch (err: any) {
       this.log.error('newer private state unreadable: %s', err.message)
       return false

@@ -4,7 +4,7 @@
  * login (the private state read from the DHT) and closed at logout or takeover.
  */
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
-import { createEnvelope, type Envelope, type FriendKind } from '@conf-chat/protocol'
+import { createEnvelope, FRIEND_ACCEPT_KIND, FRIEND_REQUEST_KIND, type Envelope, type FriendKind } from '@conf-chat/protocol'
 import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, type UserProfile } from '../account/index.js'
 import type { Delivery, Mailbox } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
@@ -29,6 +29,9 @@ import { MailboxWriters } from './mailbox-writers.js'
  */
 export const LOGOUT_FLUSH_MS = DEFAULT_QUERY_TIMEOUT_MS
 
+/** Longest a friend request or accept waits for the mailbox writer list that names its recipient. */
+export const WRITERS_FLUSH_MS = 5_000
+
 /** Envelope ids the account has handled on this peer (friend envelopes; messages are known by the history). */
 export interface SeenIds {
   has: (id: string) => Promise<boolean>
@@ -42,7 +45,7 @@ export interface LoggedInComponents {
   local: LocalStore
   presence: Pick<Presence, 'read'>
   /** Where the account's writer list is stored (see MailboxWriters). */
-  mailbox: Pick<Mailbox, 'storeWriterList'>
+  mailbox: Pick<Mailbox, 'storeWriterList' | 'remove'>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   /** Persist in the outbox and deliver. */
   dispatch: (envelope: Envelope, options?: AbortOptions) => Promise<Delivery>
@@ -114,6 +117,7 @@ export class LoggedIn {
       keyId: account.keyId,
       keys: account.keys,
       store: async item => await c.mailbox.storeWriterList(account.keyId, item),
+      remove: async ids => { await c.mailbox.remove(account.keyId, ids, account.keys, { signal: AbortSignal.timeout(LOGOUT_FLUSH_MS) }) },
       logger: c.logger
     })
     this.history = new History({ records: c.records, local: c.local, state: this.state, logger: c.logger }, owner, init)
@@ -135,7 +139,13 @@ export class LoggedIn {
       keys: account.keys,
       profile,
       presenceOf,
-      deliver: async (kind: FriendKind, content: unknown, to: UserProfile, options?: AbortOptions): Promise<Delivery> => await c.dispatch(this.seal(kind, content, to), options),
+      deliver: async (kind: FriendKind, content: unknown, to: UserProfile, options?: AbortOptions): Promise<Delivery> => {
+        // whoever is asked or accepted may write to our mailbox as soon as they know: the
+        // list that names them goes to its holders first (a logout or a lost link right after
+        // would leave them refused there until this peer is back)
+        if (kind === FRIEND_REQUEST_KIND || kind === FRIEND_ACCEPT_KIND) await within(this.writers.flush(), WRITERS_FLUSH_MS, false, options)
+        return await c.dispatch(this.seal(kind, content, to), options)
+      },
       onFriend: (friend, presence, announce) => { c.onFriend(this, friend, presence, announce === true) },
       emit: (type, detail) => { c.emit(type, detail) },
       logger: c.logger,
@@ -183,7 +193,7 @@ export class LoggedIn {
     clearInterval(this.pollTimer)
     this.mailboxReads?.clear()
     this.stopStallWatch?.()
-    this.writers.close()
+    this.writers.stop()
   }
 
   /** Write pending history and private state (each within LOGOUT_FLUSH_MS), then close; never
@@ -191,9 +201,13 @@ export class LoggedIn {
   async close (): Promise<string[]> {
     const unfinished: string[] = []
     await this.draining.catch(() => {})
+    // the senders the account came to know this session (a friendship accepted a moment ago)
+    const writers = within(this.writers.flush(), LOGOUT_FLUSH_MS, false)
     if (!await this.history.close(LOGOUT_FLUSH_MS)) unfinished.push('history')
     if (!await this.state.flush(LOGOUT_FLUSH_MS)) unfinished.push('private state')
     this.state.close()
+    if (!await writers) unfinished.push('mailbox writer list')
+    this.writers.close()
     return unfinished
   }
 

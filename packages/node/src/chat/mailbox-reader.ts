@@ -35,6 +35,9 @@ const UNORDERED_CONCURRENCY = 16
  */
 export const UNKNOWN_KIND_MAX_AGE_MS = 7 * 24 * 3600_000
 
+/** Older writer lists of the account a read removes even when it removes nothing else. */
+export const OLD_WRITER_LISTS_REMOVED = 3
+
 export interface MailboxReaderComponents {
   mailbox: Pick<Mailbox, 'fetch' | 'remove'>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
@@ -117,8 +120,10 @@ export class MailboxReader {
       this.log('dropped mailbox item %s: %s', bad.id, bad.reason)
       done.push(bad.id)
     }
-    // the account's writer lists: the newest applies, the older ones go
-    done.push(...mail.writerLists.slice(0, -1))
+    // the account's writer lists: the newest applies; the session that stored each removes
+    // the one before, so older ones are left only by earlier sessions: they go with the
+    // read's other removals, or alone once a few have gathered
+    const olderLists = mail.writerLists.slice(0, -1)
     const envelopes = mail.envelopes.sort(compareEntries)
     // the senders' keys, looked up at once: junk from made-up names must not cost a lookup each in turn
     const senders = new Map<string, UserProfile | Error>()
@@ -187,6 +192,7 @@ export class MailboxReader {
     }
     this.log('read the mailbox: %d envelopes, %d new messages, %d kept unshown before', envelopes.length, batch.length - earlier.length, earlier.length)
     await this.show(active, batch)
+    if (done.length > 0 || olderLists.length >= OLD_WRITER_LISTS_REMOVED) done.push(...olderLists)
     if (done.length > 0) {
       // what was handled is removed even when the caller gave up or the session ended
       // meanwhile (a takeover: the new login reads the mailbox once this is done)

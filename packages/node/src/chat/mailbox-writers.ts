@@ -23,6 +23,8 @@ export interface MailboxWritersComponents {
   keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>
   /** Store the list in the account's mailbox (Mailbox.storeWriterList); throws if no holder stored it. */
   store: (item: SetItem) => Promise<unknown>
+  /** Remove the account's lists `ids` from its mailbox (the newer one applies now). */
+  remove: (ids: string[]) => Promise<unknown>
   logger: ComponentLogger
   now?: () => number
 }
@@ -60,9 +62,13 @@ export class MailboxWriters {
   private published?: string
   /** When the list last stored was signed: a new one is always later (its id is its time). */
   private publishedAt = 0
+  /** The id of the list last stored, removed once a newer one is. */
+  private publishedId?: string
   private timer?: NodeJS.Timeout
-  private storing = false
+  /** The store under way, if any. */
+  private storing?: Promise<void>
   private started = false
+  private stopped = false
   private closed = false
 
   constructor (c: MailboxWritersComponents, init: MailboxWritersInit = {}) {
@@ -81,12 +87,32 @@ export class MailboxWriters {
 
   /** The private state changed: publish again soon if the writers did. */
   changed (): void {
-    if (this.started) this.schedule(this.delayMs)
+    if (this.started && !this.stopped) this.schedule(this.delayMs)
+  }
+
+  /** The session is ending: nothing more is scheduled (see flush). */
+  stop (): void {
+    this.stopped = true
+    clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  /**
+   * At the end of a session: publish now what changed since the last list (a friendship
+   * accepted a moment before a logout), after a store under way; true once the list
+   * stored names everyone the state does.
+   */
+  async flush (): Promise<boolean> {
+    if (!this.started || this.closed) return true
+    while (this.storing != null) await this.storing
+    if (this.current() === this.published) return true
+    await this.publish()
+    return this.current() === this.published
   }
 
   close (): void {
+    this.stop()
     this.closed = true
-    clearTimeout(this.timer)
   }
 
   private schedule (ms: number): void {
@@ -98,26 +124,34 @@ export class MailboxWriters {
     this.timer.unref()
   }
 
+  /** The writers the state names now, sorted and joined (as `published`). */
+  private current (): string {
+    return knownWriters(this.c.state(), this.c.keyId).sort().join(',')
+  }
+
   private async publish (): Promise<void> {
     if (this.closed) return
-    if (this.storing) { this.schedule(this.delayMs); return }
+    if (this.storing != null) { this.schedule(this.delayMs); return }
     const writers = knownWriters(this.c.state(), this.c.keyId)
     const current = [...writers].sort().join(',')
     if (current === this.published) return
     if (writers.length > MAX_LISTED_WRITERS) this.log.error('%d known senders; the mailbox lists the first %d', writers.length, MAX_LISTED_WRITERS)
-    this.storing = true
-    try {
-      const at = Math.max((this.c.now ?? Date.now)(), this.publishedAt + 1)
-      await this.c.store(createWriterListItem(this.c.keys, writers.slice(0, MAX_LISTED_WRITERS), at))
-      this.published = current
-      this.publishedAt = at
-      this.log('mailbox lists %d known senders', writers.length)
-    } catch (err: any) {
-      this.log('could not store the mailbox writer list: %s; trying again in %d ms', err.message, this.retryMs)
-      this.storing = false
-      this.schedule(this.retryMs)
-      return
-    }
-    this.storing = false
+    const at = Math.max((this.c.now ?? Date.now)(), this.publishedAt + 1)
+    const item = createWriterListItem(this.c.keys, writers.slice(0, MAX_LISTED_WRITERS), at)
+    this.storing = this.c.store(item)
+      .then(() => {
+        const previous = this.publishedId
+        this.published = current
+        this.publishedAt = at
+        this.publishedId = item.id
+        this.log('mailbox lists %d known senders', writers.length)
+        // the older list goes in the background: its holders apply the newer one already
+        if (previous != null) this.c.remove([previous]).catch((err: Error) => { this.log('could not remove the older writer list: %s', err.message) })
+      }, (err: any) => {
+        this.log('could not store the mailbox writer list: %s; trying again in %d ms', err.message, this.retryMs)
+        if (!this.stopped) this.schedule(this.retryMs)
+      })
+      .finally(() => { this.storing = undefined })
+    await this.storing
   }
 }

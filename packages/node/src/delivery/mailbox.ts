@@ -77,7 +77,8 @@ export class Mailbox {
   async storeWriterList (keyId: string, item: SetItem, options: AbortOptions = {}): Promise<StoredReport> {
     const result = await this.c.sets.add(mailboxSetKey(keyId), [item], options)
     const copies = result.stored[item.id] ?? 0
-    if (copies === 0 || (result.holders <= 1 && this.c.isDhtServer())) throw new MailboxUnreachableError()
+    // a server counts its own copy: the holders that matter are the others
+    if (copies - (this.c.isDhtServer() ? 1 : 0) < 1) throw new MailboxUnreachableError()
     this.log('stored writer list %s on %d of %d holders', item.id, copies, result.holders)
     return { holders: result.holders, copies }
   }

@@ -45,6 +45,8 @@ export const READ_QUORUMS: Readonly<Record<Namespace, number>> = {
    * at login and before writes: rare.
    */
   'cc-state': 5,
+  /** 5, as the head: a page is read right after its head, and must be of the head's version. */
+  'cc-state-page': 5,
   /**
    * 3: history pages are written by their owner's session, which keeps its own copy; a
    * stale page read is merged when the holders refuse the next write of that page. A

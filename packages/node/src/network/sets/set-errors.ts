@@ -67,7 +67,7 @@ export const ITEM_UNCHECKED = 'cannot be checked now'
 /** The peer that sent the item made this holder check too many writers lately; it tries again later. */
 export const CHECKS_LIMITED = 'too many checks for this peer'
 /** The set's owner does not list the writer, and a stranger may not store this kind of item (see WriterListRules). */
-export const STRANGER_KIND = 'not listed by the owner: only friend requests'
+export const STRANGER_KIND = 'not listed by the owner: not a kind strangers may leave'
 /** The writer, a stranger to the set's owner, stored as many items in the last day as strangers may. */
 export const STRANGER_DAY_FULL = 'not listed by the owner: enough for today'
 

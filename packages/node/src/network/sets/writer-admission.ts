@@ -11,14 +11,14 @@ import type { SetLayout, SetUsage } from './set-layout.js'
 import { SET_FULL, STRANGER_DAY_FULL, STRANGER_KIND, WRITER_FULL } from './set-errors.js'
 
 const DAY_MS = 24 * 60 * 60 * 1000
-/** Sets whose newest list is kept decoded. */
-const LISTS_CACHED = 2_000
+/** Senders named in all the lists kept decoded (each list counts one more): a few MiB at most. */
+const LIST_NAMES_CACHED = 100_000
 /** A cached list is read from disk again after this (one expired or removed behind our back). */
 const LIST_CACHE_TTL_MS = 10 * 60_000
 /** (set, stranger) pairs whose items of the last day are counted. */
 const STRANGERS_COUNTED = 20_000
 
-interface CachedList { id: string, at: number, expiresAt: number, names: (writer: string) => boolean }
+interface CachedList { id: string, at: number, expiresAt: number, names: (writer: string) => boolean, size?: number }
 
 /** What one ADD request may store of strangers, decided item by item under the set's lock. */
 export interface StrangerGate {
@@ -29,7 +29,11 @@ export interface StrangerGate {
 }
 
 export class WriterAdmission {
-  private readonly lists = new LRUCache<string, CachedList | false>({ max: LISTS_CACHED, ttl: LIST_CACHE_TTL_MS })
+  private readonly lists = new LRUCache<string, CachedList | false>({
+    maxSize: LIST_NAMES_CACHED,
+    sizeCalculation: list => 1 + (list === false ? 0 : list.size ?? 0),
+    ttl: LIST_CACHE_TTL_MS
+  })
   /** Times of stranger items stored in the last day, by set and writer. */
   private readonly today = new LRUCache<string, number[]>({ max: STRANGERS_COUNTED, ttl: DAY_MS })
 

@@ -4,8 +4,8 @@
  */
 import { describe, it, expect } from 'vitest'
 import {
-  generateAccountKeys, keyIdOf, stateKey, openForOwner, privateStateSchema,
-  type VerifiedRecord, type SealedPayload, type FriendEntry
+  generateAccountKeys, keyIdOf, stateKey, statePageKey, openForOwner, privateStateSchema, MAX_FRIEND_NOTE_CHARS, MAX_RECORD_BYTES,
+  type VerifiedRecord, type SealedPayload, type FriendEntry, type StatePayload, type StatePagePayload
 } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { PrivateStateStore, type PrivateStateComponents } from '../../../src/account/private-state.js'
@@ -182,5 +182,80 @@ describe('private state', () => {
     const unsaved = told.filter(t => t.startsWith('unsaved')).length
     expect(told.slice(unsaved)).toEqual([expect.stringMatching(/^saved after \d+$/)])
     a.close()
+  })
+
+  describe('in pages', () => {
+    /** `n` friends with the longest notes: about 340 bytes each, sealed */
+    const many = (n: number, prefix = 'f') => (state: { friends: FriendEntry[] }) => {
+      for (let i = 0; i < n; i++) state.friends.push({ ...friend(`${prefix}${i}`), note: 'n'.repeat(MAX_FRIEND_NOTE_CHARS) })
+    }
+    const head = (records: MemoryRecords): VerifiedRecord<StatePayload> => records.stored.get(stateKey(owner.keyId)) as VerifiedRecord<StatePayload>
+
+    it('writes a state larger than one record in pages, and another session reads it whole', async () => {
+      const records = new MemoryRecords()
+      const a = new PrivateStateStore(stateOf(records))
+      await a.load()
+      expect(await a.update(many(1000))).toBe(true)
+      const pages = head(records).payload.pages!
+      expect(pages.count).toBeGreaterThanOrEqual(3)
+      for (let i = 1; i < pages.count; i++) expect(records.stored.get(statePageKey(owner.keyId, i))).toBeDefined()
+      // every record is within the limit a holder takes
+      for (const r of records.stored.values()) expect(r.value.length).toBeLessThanOrEqual(MAX_RECORD_BYTES)
+      const b = new PrivateStateStore(stateOf(records))
+      await b.load()
+      expect(b.state.friends).toHaveLength(1000)
+      // back under one record: the head alone again, the old pages no longer read
+      expect(await b.update(s => { s.friends.splice(10) })).toBe(true)
+      expect(head(records).payload.pages).toBeUndefined()
+      const c = new PrivateStateStore(stateOf(records))
+      await c.load()
+      expect(c.state.friends).toHaveLength(10)
+      a.close()
+      b.close()
+      c.close()
+    })
+
+    it('never takes a state with a page missing or of another version: the read is retried until the pages agree', async () => {
+      const records = new MemoryRecords()
+      const a = new PrivateStateStore(stateOf(records))
+      await a.load()
+      expect(await a.update(many(600))).toBe(true)
+      const page = statePageKey(owner.keyId, 1)
+      const written = records.stored.get(page)!
+      // the page as an older write left it (another version's digest)
+      records.stored.set(page, { ...written, payload: { ...(written.payload as StatePagePayload), digest: new Uint8Array(32) } })
+      const retries: number[] = []
+      const b = new PrivateStateStore({ ...stateOf(records), onRetry: attempt => { retries.push(attempt) } }, { stateRetryMs: 5 })
+      const loading = b.load()
+      await expect.poll(() => retries.length).toBeGreaterThanOrEqual(2)
+      expect(b.state.friends).toEqual([])
+      records.stored.delete(page)
+      await expect.poll(() => retries.length).toBeGreaterThanOrEqual(3)
+      records.stored.set(page, written)
+      await loading
+      expect(b.state.friends).toHaveLength(600)
+      a.close()
+      b.close()
+    })
+
+    it('refuses to write a state past its pages, and tells the user why; the state stays in memory', async () => {
+      const records = new MemoryRecords()
+      const told: string[] = []
+      const a = new PrivateStateStore({ ...stateOf(records), onUnsaved: (_n, reason) => { told.push(reason) } }, { stateRetryMs: 5 })
+      await a.load()
+      const huge = (state: any): void => {
+        many(2000)(state)
+        for (const f of state.friends.slice(0, 2000)) {
+          state.incoming.push({ ...f, at: 1 })
+          state.outgoing.push({ ...f, at: 1 })
+        }
+      }
+      expect(await a.update(huge)).toBe(false)
+      await expect.poll(() => told.length).toBeGreaterThanOrEqual(1)
+      expect(told[0]).toMatch(/more than the \d+ KiB a state may have/)
+      expect(a.state.friends).toHaveLength(2000)
+      expect(records.stored.get(stateKey(owner.keyId))).toBeUndefined()
+      a.close()
+    })
   })
 })

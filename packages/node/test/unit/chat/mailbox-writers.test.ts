@@ -48,6 +48,7 @@ describe('knownWriters', () => {
 describe('MailboxWriters', () => {
   let state: PrivateState
   let stored: SetItem[]
+  let removed: string[]
   let failing: boolean
   let writers: MailboxWriters
   const named = (item: SetItem, n: number): boolean => decodeWriterListItem(myId, item).names(person(n).keyId)
@@ -56,6 +57,7 @@ describe('MailboxWriters', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
     state = { ...emptyPrivateState(), friends: [friend(1)] }
     stored = []
+    removed = []
     failing = false
     writers = new MailboxWriters({
       state: () => state,
@@ -65,6 +67,7 @@ describe('MailboxWriters', () => {
         if (failing) throw new Error('no holder stored it')
         stored.push(item)
       },
+      remove: async ids => { removed.push(...ids) },
       logger: defaultLogger()
     })
   })
@@ -92,6 +95,8 @@ describe('MailboxWriters', () => {
     await vi.advanceTimersByTimeAsync(WRITER_LIST_DELAY_MS)
     expect(stored).toHaveLength(2)
     expect(named(stored[1]!, 2)).toBe(true)
+    // the older list is removed once the newer one is stored
+    expect(removed).toEqual([stored[0]!.id])
     // the newer list sorts after the older one, and holders apply the later time
     expect(stored[1]!.id > stored[0]!.id).toBe(true)
     expect(decodeWriterListItem(myId, stored[1]!).at).toBeGreaterThan(decodeWriterListItem(myId, stored[0]!).at)
@@ -110,5 +115,22 @@ describe('MailboxWriters', () => {
     writers.changed()
     await vi.advanceTimersByTimeAsync(WRITER_LIST_RETRY_MS)
     expect(stored).toHaveLength(1)
+  })
+
+  it('at the end of a session publishes at once what changed since the last list (a friend accepted just before a logout)', async () => {
+    writers.start()
+    await vi.advanceTimersByTimeAsync(0)
+    state = { ...state, friends: [friend(1), friend(2)] }
+    writers.changed()
+    writers.stop()
+    expect(await writers.flush()).toBe(true)
+    expect(stored).toHaveLength(2)
+    expect(named(stored[1]!, 2)).toBe(true)
+    // nothing new: nothing stored
+    expect(await writers.flush()).toBe(true)
+    expect(stored).toHaveLength(2)
+    failing = true
+    state = { ...state, friends: [] }
+    expect(await writers.flush()).toBe(false)
   })
 })

@@ -6,7 +6,7 @@
 import { describe, it, expect } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import { DM_KIND, FRIEND_ACCEPT_KIND, newEnvelopeId, type Envelope } from '@conf-chat/protocol'
-import { MailboxReader, UNKNOWN_KIND_MAX_AGE_MS } from '../../../src/chat/mailbox-reader.js'
+import { MailboxReader, UNKNOWN_KIND_MAX_AGE_MS, OLD_WRITER_LISTS_REMOVED } from '../../../src/chat/mailbox-reader.js'
 import type { LoggedIn } from '../../../src/chat/logged-in.js'
 import type { IncomingMessage } from '../../../src/chat/direct/index.js'
 import type { UnshownMessage } from '../../../src/chat/history.js'
@@ -150,9 +150,19 @@ describe('MailboxReader', () => {
     expect(removed.at(-1)).toEqual([fresh.id])
   })
 
-  it("removes the account's older writer lists and keeps the newest, which its holders apply", async () => {
-    const { reader, active, removed } = setup([envelope(DM_KIND, 0)], { writerLists: ['allow.00000001', 'allow.00000002', 'allow.00000003'] })
+  it("removes the account's older writer lists with the read's other removals, and keeps the newest, which its holders apply", async () => {
+    const { reader, active, removed } = setup([envelope(DM_KIND, 0)], { writerLists: ['allow.00000001', 'allow.00000002'] })
     await reader.drain(active)
-    expect(removed.flat().sort()).toEqual(['allow.00000001', 'allow.00000002', 'e-000'])
+    expect(removed.flat().sort()).toEqual(['allow.00000001', 'e-000'])
+  })
+
+  it('removes older writer lists alone only once a few have gathered: a read that removes nothing else costs no round trip for one', async () => {
+    const one = setup([], { writerLists: ['allow.00000001', 'allow.00000002'] })
+    await one.reader.drain(one.active)
+    expect(one.removed).toEqual([])
+    const lists = Array.from({ length: OLD_WRITER_LISTS_REMOVED + 1 }, (_, i) => `allow.0000000${i}`)
+    const many = setup([], { writerLists: lists })
+    await many.reader.drain(many.active)
+    expect(many.removed).toEqual([lists.slice(0, -1)])
   })
 })
