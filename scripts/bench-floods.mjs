@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Floods against one holder, sent as a hostile peer sends them (PUT_VALUE and set ADD
-// frames straight to it), and what the holder holds after each: the bytes it keeps for
+// frames straight to it), and what the holder holds after each (a mailbox flood twice:
+// without and with its owner's writer list): the bytes it keeps for
 // others (DHT records and set items, as its datastore counts them) and how many of the
 // flood's records or items it took, and why it refused the rest. One process: a
 // supernode, the holder (its storage budget set by --storage), the attacker's peer and a
@@ -41,7 +42,7 @@ const PEERS = Number(flags.peers)
 const {
   generateAccountKeys, keyIdOf, stateKey, userKey, mailboxSetKey, directorySetKey, directoryShardOf, createDirectoryItem,
   createSignedRecord, encodeSignedRecord, createEnvelope, mailboxItemOf, encodeSetMessage, decodeSetResponse,
-  SET_PROTOCOL, MAX_SET_FRAME_BYTES, DM_KIND
+  createWriterListItem, SET_PROTOCOL, MAX_SET_FRAME_BYTES, DM_KIND, FRIEND_REQUEST_KIND
 } = await import('@conf-chat/protocol')
 const { ChatPeer, DHT_PROTOCOL } = await import('@conf-chat/node/network')
 const { Libp2pRecord } = await import('@libp2p/record')
@@ -162,6 +163,16 @@ async function main () {
   await row(`${ENVELOPES} envelopes of 1 KiB from one registered sender into one mailbox`, ENVELOPES, async () =>
     await flood(attacker, holder.peerId, mailboxSetKey(to.keyId), Array.from({ length: ENVELOPES }, (_, i) =>
       mailboxItemOf(createEnvelope(DM_KIND, { text: `${i} ${'x'.repeat(900)}` }, sender, to)))))
+
+  // 2b. the same sender into the mailbox of a user who keeps a writer list (naming a friend, not the sender):
+  // half friend requests, half direct messages
+  const listed = generateAccountKeys()
+  const listedTo = { username: 'listed', keyId: keyIdOf(listed.signPublic), boxPublic: listed.boxPublic }
+  const listKey = mailboxSetKey(listedTo.keyId)
+  await flood(attacker, holder.peerId, listKey, [createWriterListItem(listed, [keyIdOf(generateAccountKeys().signPublic)])])
+  await row(`${ENVELOPES} envelopes of 1 KiB, the same sender, a mailbox with a writer list`, ENVELOPES, async () =>
+    await flood(attacker, holder.peerId, listKey, Array.from({ length: ENVELOPES }, (_, i) =>
+      mailboxItemOf(createEnvelope(i % 2 === 0 ? FRIEND_REQUEST_KIND : DM_KIND, i % 2 === 0 ? { note: `${i} ${'x'.repeat(150)}` } : { text: `${i} ${'x'.repeat(900)}` }, sender, listedTo)))))
 
   // 3. directory entries for names nobody registered, all in one shard
   const shard = directoryShardOf('a')
