@@ -100,17 +100,23 @@ export const sealedPayloadSchema = z.object({
 export const MAX_STATE_PAGES = 16
 /** Sealed bytes in one page of the private state (a record holds at most 128 KiB). */
 export const STATE_PART_BYTES = 112 * 1024
+/** The two sets of page records a state's writes take turns at. */
+export const STATE_PAGE_SLOTS = ['a', 'b'] as const
+export type StatePageSlot = typeof STATE_PAGE_SLOTS[number]
 
 /**
  * The private state's head record (`/cc-state/<keyId>`): the sealed state, or, for a
- * state too large for one record, its first part and how many pages there are; pages
- * 1..count-1 (`/cc-state-page/<keyId>/<i>`) hold the rest, each with the digest
- * (SHA-256) of the whole sealed state, so a reader takes only pages of the head's version.
+ * state too large for one record, its first part, how many pages there are and in which
+ * of two slots; pages 1..count-1 (`/cc-state-page/<keyId>/<slot>/<i>`) hold the rest,
+ * each with the digest (SHA-256) of the whole sealed state, so a reader takes only pages
+ * of the head's version. A write fills the slot the current head does not use: a write
+ * that fails before its head is stored leaves the current head's pages whole.
  */
 export const statePayloadSchema = z.object({
   sealed: bytes.refine(b => b.length <= STATE_PART_BYTES),
   updatedAt: time,
   pages: z.object({
+    slot: z.enum(STATE_PAGE_SLOTS),
     count: z.number().int().min(2).max(MAX_STATE_PAGES),
     digest: bytes.refine(b => b.length === 32)
   }).strict().optional()
@@ -188,11 +194,12 @@ export const NAMESPACES = {
   'cc-state': { ownership: 'key', segments: 1, payload: statePayloadSchema },
   'cc-state-page': {
     ownership: 'key',
-    segments: 2,
+    segments: 3,
     payload: statePagePayloadSchema,
     check: parts => {
-      const page = Number(parts[1])
-      if (!/^[1-9][0-9]?$/.test(parts[1] ?? '') || page >= MAX_STATE_PAGES) throw new InvalidRecordError(`a state page is numbered 1 to ${MAX_STATE_PAGES - 1}`)
+      if (!(STATE_PAGE_SLOTS as readonly string[]).includes(parts[1] ?? '')) throw new InvalidRecordError('a state page slot is a or b')
+      const page = Number(parts[2])
+      if (!/^[1-9][0-9]?$/.test(parts[2] ?? '') || page >= MAX_STATE_PAGES) throw new InvalidRecordError(`a state page is numbered 1 to ${MAX_STATE_PAGES - 1}`)
     }
   },
   'cc-history': { ownership: 'key', segments: 3, payload: sealedPayloadSchema },
@@ -217,7 +224,7 @@ export type Namespace = keyof typeof NAMESPACES
 export const userKey = (username: string): string => `/cc-user/${username}`
 export const presenceKey = (keyId: string): string => `/cc-presence/${keyId}`
 export const stateKey = (keyId: string): string => `/cc-state/${keyId}`
-export const statePageKey = (keyId: string, page: number): string => `/cc-state-page/${keyId}/${page}`
+export const statePageKey = (keyId: string, slot: StatePageSlot, page: number): string => `/cc-state-page/${keyId}/${slot}/${page}`
 export const historyKey = (keyId: string, conversation: string, page: number): string => `/cc-history/${keyId}/${conversation}/${page}`
 export const conferenceKey = (ownerKeyId: string, localId: string): string => `/cc-conf/${ownerKeyId}/${localId}`
 

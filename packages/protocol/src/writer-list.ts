@@ -109,6 +109,12 @@ export function writerListId (at: number): string {
   return `${WRITER_LIST_ID_PREFIX}${at.toString(36).padStart(9, '0')}`
 }
 
+/** When a list was signed, read from its id (0 for an id that is no list's). */
+export function writerListTime (id: string): number {
+  const at = parseInt(id.slice(WRITER_LIST_ID_PREFIX.length), 36)
+  return Number.isSafeInteger(at) && at > 0 ? at : 0
+}
+
 /**
  * Decode and verify a writer list item of the mailbox whose key id is `mailboxKeyId`:
  * signed by that mailbox's owner, under the id and time it signed. Throws InvalidSetItemError.

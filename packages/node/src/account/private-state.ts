@@ -16,7 +16,7 @@ import {
 } from '@conf-chat/protocol'
 import type { RecordStore } from '../network/index.js'
 import { delay, within } from '../utils/index.js'
-import { paginate, sealedStateOf, writePages } from './state-pages.js'
+import { nextSlot, paginate, sealedStateOf, writePages } from './state-pages.js'
 
 /** How long to wait before writing again after a failed write. */
 export const DEFAULT_STATE_RETRY_MS = 5_000
@@ -68,6 +68,8 @@ export class PrivateStateStore {
   private seq = 0
   /** The version in the DHT our state is built on (read, or written by us); `seq` also counts writes that failed. */
   private baseSeq = 0
+  /** The head our state is built on (its page slot is the one the next write leaves alone). */
+  private baseHead?: StatePayload
   private version = 0
   private durableVersion = 0
   private pending: Array<{ version: number, mutate: StateMutation }> = []
@@ -134,6 +136,7 @@ export class PrivateStateStore {
     }
     this.seq = Math.max(this.seq, found.record.seq)
     this.baseSeq = found.record.seq
+    this.baseHead = found.payload
     try {
       this._state = openForOwner(sealed, this.owner.keys, privateStateSchema)
       this.onChange?.()
@@ -244,7 +247,7 @@ export class PrivateStateStore {
     const seq = this.seq + 1
     let paged: ReturnType<typeof paginate>
     try {
-      paged = paginate(sealForOwner(this._state, this.owner.keys), Date.now())
+      paged = paginate(sealForOwner(this._state, this.owner.keys), Date.now(), nextSlot(this.baseHead))
     } catch (err: any) {
       this.lastFailure = String(err.message)
       return 'failed'
@@ -252,7 +255,7 @@ export class PrivateStateStore {
     try {
       // the pages first: a head read names only pages that were written
       if (paged.pages.length > 0) {
-        const pages = await writePages(this.records, this.owner.keyId, this.owner.keys, seq, paged.pages)
+        const pages = await writePages(this.records, this.owner.keyId, this.owner.keys, seq, paged.head.pages!.slot, paged.pages)
         if (pages.outcome !== 'written') {
           this.seq = seq
           this.lastFailure = pages.reason ?? 'a newer state exists'
@@ -261,7 +264,7 @@ export class PrivateStateStore {
       }
       const result = await this.records.put(key, encodeSignedRecord(createSignedRecord(key, seq, paged.head, this.owner.keys)))
       this.seq = seq
-      if (result.replicas > 0) { this.baseSeq = seq; return 'written' }
+      if (result.replicas > 0) { this.baseSeq = seq; this.baseHead = paged.head; return 'written' }
       this.lastFailure = 'no peer stored it'
       return result.refused > 0 ? 'conflict' : 'failed'
     } catch (err: any) {
@@ -318,6 +321,7 @@ export class PrivateStateStore {
     this.onChange?.()
     this.seq = Math.max(this.seq, found.record.seq)
     this.baseSeq = found.record.seq
+    this.baseHead = found.payload
     this.log('private state: replayed %d changes on seq %d', this.pending.length, this.seq)
     return true
   }

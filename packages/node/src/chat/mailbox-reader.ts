@@ -120,10 +120,14 @@ export class MailboxReader {
       this.log('dropped mailbox item %s: %s', bad.id, bad.reason)
       done.push(bad.id)
     }
-    // the account's writer lists: the newest applies; the session that stored each removes
-    // the one before, so older ones are left only by earlier sessions: they go with the
-    // read's other removals, or alone once a few have gathered
-    const olderLists = mail.writerLists.slice(0, -1)
+    // the account's writer lists: holders apply the newest (if it is not this session's,
+    // the session stores its own again, later); the session removes its own older ones, so
+    // those older than what it keeps were left by earlier sessions: they go with the read's
+    // other removals, or alone once a few have gathered
+    const newestList = mail.writerLists.at(-1)
+    if (newestList != null) active.writers.noteNewest(newestList)
+    const keepFrom = active.writers.keepFrom()
+    const olderLists = keepFrom == null ? [] : mail.writerLists.filter(id => id < keepFrom)
     const envelopes = mail.envelopes.sort(compareEntries)
     // the senders' keys, looked up at once: junk from made-up names must not cost a lookup each in turn
     const senders = new Map<string, UserProfile | Error>()

@@ -1,13 +1,15 @@
 /**
  * Keeps the logged-in user's writer list in their mailbox (protocol's writer-list.ts):
  * the senders they know (friends, people they asked to be friends, members of their
- * conferences), so that the mailbox's holders take only a few friend requests from
- * anyone else. Published once the session starts and again, a moment later, after each
- * change of the private state that changes who is on it; a failed store is tried again.
+ * conferences), so that the mailbox's holders take only a few friend requests (and
+ * conference envelopes) from anyone else. Published once the session starts and again, a
+ * moment later, after each change of the private state that changes who is on it, and
+ * weekly; a failed store is tried again. The session's two newest lists are kept (a holder
+ * that missed the newest still has the one before, not none); older ones are removed.
  */
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import {
-  createWriterListItem, conferenceEntrySchema, MAX_LISTED_WRITERS,
+  createWriterListItem, writerListTime, conferenceEntrySchema, MAX_LISTED_WRITERS,
   type AccountKeys, type PrivateState, type SetItem
 } from '@conf-chat/protocol'
 
@@ -15,6 +17,11 @@ import {
 export const WRITER_LIST_DELAY_MS = 300
 /** Wait before trying a failed store again. */
 export const WRITER_LIST_RETRY_MS = 30_000
+/** A list is stored again this often in a long session, well before it expires with the mailbox's items (30 days). */
+export const WRITER_LIST_REFRESH_MS = 7 * 24 * 3600_000
+
+/** Lists of its own a session keeps in the mailbox: the newest, and the one before for holders that missed it. */
+const KEPT_LISTS = 2
 
 export interface MailboxWritersComponents {
   /** The account's private state as it is now. */
@@ -62,9 +69,10 @@ export class MailboxWriters {
   private published?: string
   /** When the list last stored was signed: a new one is always later (its id is its time). */
   private publishedAt = 0
-  /** The id of the list last stored, removed once a newer one is. */
-  private publishedId?: string
+  /** The ids of the lists this session stored that are kept, oldest first (at most KEPT_LISTS). */
+  private readonly kept: string[] = []
   private timer?: NodeJS.Timeout
+  private refresh?: NodeJS.Timeout
   /** The store under way, if any. */
   private storing?: Promise<void>
   private started = false
@@ -80,8 +88,31 @@ export class MailboxWriters {
 
   /** The session is current and its state loaded: publish the list now. */
   start (): void {
-    if (this.closed) return
+    if (this.stopped || this.started) return
     this.started = true
+    this.schedule(0)
+    this.refresh = setInterval(() => { this.published = undefined; this.schedule(0) }, WRITER_LIST_REFRESH_MS)
+    this.refresh.unref()
+  }
+
+  /**
+   * The oldest list of the account this session keeps; a mailbox read removes the lists
+   * older than it (left by earlier sessions). Undefined before this session stored one.
+   */
+  keepFrom (): string | undefined {
+    return this.kept[0]
+  }
+
+  /**
+   * A mailbox read found `id` the newest list. One newer than this session's (another
+   * peer's clock runs ahead, or the session before this one stored its last list after
+   * this one's) is what holders apply: store this session's again, later than it.
+   */
+  noteNewest (id: string): void {
+    const newest = this.kept.at(-1)
+    if (newest == null || id <= newest || !this.started || this.stopped) return
+    this.publishedAt = Math.max(this.publishedAt, writerListTime(id))
+    this.published = undefined
     this.schedule(0)
   }
 
@@ -94,6 +125,7 @@ export class MailboxWriters {
   stop (): void {
     this.stopped = true
     clearTimeout(this.timer)
+    clearInterval(this.refresh)
     this.timer = undefined
   }
 
@@ -116,7 +148,7 @@ export class MailboxWriters {
   }
 
   private schedule (ms: number): void {
-    if (this.closed || this.timer != null) return
+    if (this.stopped || this.timer != null) return
     this.timer = setTimeout(() => {
       this.timer = undefined
       void this.publish()
@@ -140,13 +172,13 @@ export class MailboxWriters {
     const item = createWriterListItem(this.c.keys, writers.slice(0, MAX_LISTED_WRITERS), at)
     this.storing = this.c.store(item)
       .then(() => {
-        const previous = this.publishedId
         this.published = current
         this.publishedAt = at
-        this.publishedId = item.id
+        this.kept.push(item.id)
         this.log('mailbox lists %d known senders', writers.length)
-        // the older list goes in the background: its holders apply the newer one already
-        if (previous != null) this.c.remove([previous]).catch((err: Error) => { this.log('could not remove the older writer list: %s', err.message) })
+        // the lists before the last two go, in the background
+        const old = this.kept.splice(0, Math.max(0, this.kept.length - KEPT_LISTS))
+        if (old.length > 0) this.c.remove(old).catch((err: Error) => { this.log('could not remove older writer lists: %s', err.message) })
       }, (err: any) => {
         this.log('could not store the mailbox writer list: %s; trying again in %d ms', err.message, this.retryMs)
         if (!this.stopped) this.schedule(this.retryMs)

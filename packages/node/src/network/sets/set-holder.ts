@@ -286,6 +286,8 @@ export class SetHolder {
     return await layout.withSetLock(setKey, async () => {
       if (await layout.hasRemoval(setKey, rid, options)) return { fresh: false, removed: 0 }
       const removed = await layout.putRemoval(setKey, rid, { ids, auth, expiresAt }, options)
+      // a writer list removed: the newest left is read from disk again
+      if (rules.writerList != null && ids.some(id => id.startsWith(rules.writerList!.listPrefix))) this.admission.forget(setKey)
       this.log('removed %d of %d ids from %s', removed, ids.length, setKey)
       return { fresh: true, removed }
     })

@@ -18,7 +18,18 @@ const LIST_CACHE_TTL_MS = 10 * 60_000
 /** (set, stranger) pairs whose items of the last day are counted. */
 const STRANGERS_COUNTED = 20_000
 
-interface CachedList { id: string, at: number, expiresAt: number, names: (writer: string) => boolean, size?: number }
+interface CachedList {
+  id: string
+  at: number
+  expiresAt: number
+  names: (writer: string) => boolean
+  size?: number
+  /** `names` of the writers asked about so far (each answer costs a hash): a set's writers, bounded. */
+  answers?: Map<string, boolean>
+}
+
+/** Answers of `names` kept per list (a set holds at most 10,000 items). */
+const ANSWERS_KEPT = 10_000
 
 /** What one ADD request may store of strangers, decided item by item under the set's lock. */
 export interface StrangerGate {
@@ -53,7 +64,17 @@ export class WriterAdmission {
       if (list == null || decoded.at > list.at) list = { id: item.id, ...decoded, expiresAt: decoded.at + ttlMs }
     }
     if (list == null || list.expiresAt <= now) return undefined
-    const names = list.names
+    const answers = list.answers ??= new Map()
+    const named = list.names
+    const names = (writer: string): boolean => {
+      let answer = answers.get(writer)
+      if (answer == null) {
+        answer = named(writer)
+        if (answers.size >= ANSWERS_KEPT) answers.clear()
+        answers.set(writer, answer)
+      }
+      return answer
+    }
     let strangers = 0
     for (const [writer, mine] of usage.writers) if (!names(writer)) strangers += mine.items
     const { may, items, bytes, perDay, perSet } = rules.strangers
@@ -73,11 +94,21 @@ export class WriterAdmission {
     }
   }
 
-  /** A list item was stored in `setKey`: it applies from now on if it is the newest. */
+  /**
+   * A list item was stored in `setKey`: it applies from now on if it is the newest. With
+   * nothing cached, the next request reads the set's lists from disk (an older list
+   * stored again must not pass for the newest).
+   */
   stored (setKey: string, rules: WriterListRules, item: SetItem, ttlMs: number): void {
     const cached = this.lists.get(setKey)
+    if (cached == null) return
     const decoded = rules.decode(setKey, item)
-    if (cached == null || cached === false || decoded.at > cached.at) this.lists.set(setKey, { id: item.id, ...decoded, expiresAt: decoded.at + ttlMs })
+    if (cached === false || decoded.at > cached.at) this.lists.set(setKey, { id: item.id, ...decoded, expiresAt: decoded.at + ttlMs })
+  }
+
+  /** Lists of `setKey` were removed: read them from disk next time. */
+  forget (setKey: string): void {
+    this.lists.delete(setKey)
   }
 
   private async storedList (setKey: string, rules: WriterListRules, ttlMs: number, options: AbortOptions): Promise<CachedList | undefined> {

@@ -198,7 +198,7 @@ describe('private state', () => {
       expect(await a.update(many(1000))).toBe(true)
       const pages = head(records).payload.pages!
       expect(pages.count).toBeGreaterThanOrEqual(3)
-      for (let i = 1; i < pages.count; i++) expect(records.stored.get(statePageKey(owner.keyId, i))).toBeDefined()
+      for (let i = 1; i < pages.count; i++) expect(records.stored.get(statePageKey(owner.keyId, pages.slot, i))).toBeDefined()
       // every record is within the limit a holder takes
       for (const r of records.stored.values()) expect(r.value.length).toBeLessThanOrEqual(MAX_RECORD_BYTES)
       const b = new PrivateStateStore(stateOf(records))
@@ -220,7 +220,7 @@ describe('private state', () => {
       const a = new PrivateStateStore(stateOf(records))
       await a.load()
       expect(await a.update(many(600))).toBe(true)
-      const page = statePageKey(owner.keyId, 1)
+      const page = statePageKey(owner.keyId, head(records).payload.pages!.slot, 1)
       const written = records.stored.get(page)!
       // the page as an older write left it (another version's digest)
       records.stored.set(page, { ...written, payload: { ...(written.payload as StatePagePayload), digest: new Uint8Array(32) } })
@@ -236,6 +236,31 @@ describe('private state', () => {
       expect(b.state.friends).toHaveLength(600)
       a.close()
       b.close()
+    })
+
+    it("a write whose head no peer took leaves the current head's pages whole: the state reads as before, and the next write goes through", async () => {
+      const records = new MemoryRecords()
+      const a = new PrivateStateStore(stateOf(records), { stateRetryMs: 5 })
+      await a.load()
+      expect(await a.update(many(600))).toBe(true)
+      const slot = head(records).payload.pages!.slot
+      const put = records.put.bind(records)
+      let headsRefused = true
+      records.put = async (key: string, value: Uint8Array) => headsRefused && key === stateKey(owner.keyId) ? { replicas: 0, refused: 0 } : await put(key, value)
+      expect(await a.update(many(10, 'g'))).toBe(false)
+      // the failed write's pages went to the other slot
+      expect(records.stored.get(statePageKey(owner.keyId, slot === 'a' ? 'b' : 'a', 1))).toBeDefined()
+      const b = new PrivateStateStore(stateOf(records))
+      await b.load()
+      expect(b.state.friends).toHaveLength(600)
+      b.close()
+      headsRefused = false
+      expect(await a.flush(5_000)).toBe(true)
+      const c = new PrivateStateStore(stateOf(records))
+      await c.load()
+      expect(c.state.friends).toHaveLength(610)
+      a.close()
+      c.close()
     })
 
     it('refuses to write a state past its pages, and tells the user why; the state stays in memory', async () => {

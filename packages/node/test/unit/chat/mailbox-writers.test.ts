@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import {
-  conferenceEntrySchema, decodeWriterListItem, emptyPrivateState, generateAccountKeys, keyIdOf,
+  conferenceEntrySchema, createWriterListItem, decodeWriterListItem, emptyPrivateState, generateAccountKeys, keyIdOf,
   type PrivateState, type SetItem
 } from '@conf-chat/protocol'
 import { MailboxWriters, knownWriters, WRITER_LIST_DELAY_MS, WRITER_LIST_RETRY_MS } from '../../../src/chat/mailbox-writers.js'
@@ -95,11 +95,38 @@ describe('MailboxWriters', () => {
     await vi.advanceTimersByTimeAsync(WRITER_LIST_DELAY_MS)
     expect(stored).toHaveLength(2)
     expect(named(stored[1]!, 2)).toBe(true)
-    // the older list is removed once the newer one is stored
+    // the two newest are kept (a holder that missed the newest has the one before); a third removes the first
+    expect(removed).toEqual([])
+    expect(writers.keepFrom()).toBe(stored[0]!.id)
+    state = { ...state, outgoing: [] }
+    writers.changed()
+    await vi.advanceTimersByTimeAsync(WRITER_LIST_DELAY_MS)
     expect(removed).toEqual([stored[0]!.id])
+    expect(writers.keepFrom()).toBe(stored[1]!.id)
     // the newer list sorts after the older one, and holders apply the later time
     expect(stored[1]!.id > stored[0]!.id).toBe(true)
     expect(decodeWriterListItem(myId, stored[1]!).at).toBeGreaterThan(decodeWriterListItem(myId, stored[0]!).at)
+  })
+
+  it('stores its list again, later, when a read finds a newer one than its own (another peer\'s clock ahead)', async () => {
+    writers.start()
+    await vi.advanceTimersByTimeAsync(0)
+    const other = createWriterListItem(me, [], Date.now() + 60_000)
+    writers.noteNewest(other.id)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(stored).toHaveLength(2)
+    expect(decodeWriterListItem(myId, stored[1]!).at).toBeGreaterThan(decodeWriterListItem(myId, other).at)
+    // its own list as the newest: nothing to do
+    writers.noteNewest(stored[1]!.id)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(stored).toHaveLength(2)
+  })
+
+  it('does not start once stopped (a session ended before its state was read)', async () => {
+    writers.stop()
+    writers.start()
+    await vi.advanceTimersByTimeAsync(WRITER_LIST_RETRY_MS)
+    expect(stored).toHaveLength(0)
   })
 
   it('tries a failed store again, and stops at close', async () => {

@@ -14,7 +14,7 @@ import type { UnshownMessage } from '../../../src/chat/history.js'
 const envelope = (kind: string, i: number): Envelope => ({ id: `e-${String(i).padStart(3, '0')}`, kind, from: 'alice', sentAt: 1000 + i } as unknown as Envelope)
 
 /** A reader over `envelopes` whose handlers log when each starts and ends (each waits a turn of the event loop). */
-function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number, unshown?: UnshownMessage[], holdersDown?: boolean, writerLists?: string[] } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], fetched: string[][], inFlight: { max: number }, emitted: IncomingMessage[][], unshown: UnshownMessage[] } {
+function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => boolean, now?: () => number, unshown?: UnshownMessage[], holdersDown?: boolean, writerLists?: string[], keepFrom?: string } = {}): { reader: MailboxReader, active: LoggedIn, log: string[], removed: string[][], fetched: string[][], inFlight: { max: number }, emitted: IncomingMessage[][], unshown: UnshownMessage[], noted: string[] } {
   const log: string[] = []
   const removed: string[][] = []
   const fetched: string[][] = []
@@ -23,13 +23,16 @@ function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => bool
   const session = { account: { keyId: 'k', keys: {} } }
   const batch = { beginBatch: () => {}, endBatch: () => shown.splice(0) }
   const emitted: IncomingMessage[][] = []
+  const noted: string[] = []
   // what the history kept as not shown yet (an earlier read's, the process killed before it showed them)
   const unshown = [...extra.unshown ?? []]
   const history = {
     unshown: async () => [...unshown],
     shown: async (ids: string[]) => { unshown.splice(0, unshown.length, ...unshown.filter(u => !ids.includes(u.entry.id))) }
   }
-  const active = { session, ended: false, ready: Promise.resolve(), draining: Promise.resolve(), leftInMailbox: new Set<string>(), dms: batch, conferences: { beginBatch: () => {}, endBatch: () => [] }, history } as unknown as LoggedIn
+  // the session's writer lists: the oldest it keeps, and the newest list each read found
+  const writers = { keepFrom: () => extra.keepFrom, noteNewest: (id: string) => { noted.push(id) } }
+  const active = { session, ended: false, ready: Promise.resolve(), draining: Promise.resolve(), leftInMailbox: new Set<string>(), dms: batch, conferences: { beginBatch: () => {}, endBatch: () => [] }, history, writers } as unknown as LoggedIn
   const reader = new MailboxReader({
     mailbox: {
       // as the set client does: the ids the reader skips are not fetched; what was removed is gone
@@ -58,7 +61,7 @@ function setup (envelopes: Envelope[], extra: { handles?: (kind: string) => bool
     emit: (type: string, detail: any) => { if (type === 'messages:offline') emitted.push(detail.messages) },
     logger: defaultLogger()
   })
-  return { reader, active, log, removed, fetched, inFlight, emitted, unshown }
+  return { reader, active, log, removed, fetched, inFlight, emitted, unshown, noted }
 }
 
 describe('MailboxReader', () => {
@@ -150,19 +153,25 @@ describe('MailboxReader', () => {
     expect(removed.at(-1)).toEqual([fresh.id])
   })
 
-  it("removes the account's older writer lists with the read's other removals, and keeps the newest, which its holders apply", async () => {
-    const { reader, active, removed } = setup([envelope(DM_KIND, 0)], { writerLists: ['allow.00000001', 'allow.00000002'] })
+  it("removes the account's writer lists older than those the session keeps, with the read's other removals, and reports the newest", async () => {
+    const lists = ['allow.00000001', 'allow.00000002', 'allow.00000003']
+    const { reader, active, removed, noted } = setup([envelope(DM_KIND, 0)], { writerLists: lists, keepFrom: 'allow.00000002' })
     await reader.drain(active)
     expect(removed.flat().sort()).toEqual(['allow.00000001', 'e-000'])
+    expect(noted).toEqual(['allow.00000003'])
   })
 
-  it('removes older writer lists alone only once a few have gathered: a read that removes nothing else costs no round trip for one', async () => {
-    const one = setup([], { writerLists: ['allow.00000001', 'allow.00000002'] })
+  it('removes older writer lists alone only once a few have gathered, and none before the session stored its own', async () => {
+    const one = setup([], { writerLists: ['allow.00000001', 'allow.00000002'], keepFrom: 'allow.00000002' })
     await one.reader.drain(one.active)
     expect(one.removed).toEqual([])
     const lists = Array.from({ length: OLD_WRITER_LISTS_REMOVED + 1 }, (_, i) => `allow.0000000${i}`)
-    const many = setup([], { writerLists: lists })
+    const many = setup([], { writerLists: lists, keepFrom: lists.at(-1) })
     await many.reader.drain(many.active)
     expect(many.removed).toEqual([lists.slice(0, -1)])
+    // another peer's clock ran ahead: its list is the newest, and this session's is not removed
+    const early = setup([envelope(DM_KIND, 0)], { writerLists: lists })
+    await early.reader.drain(early.active)
+    expect(early.removed.flat()).toEqual(['e-000'])
   })
 })

@@ -123,6 +123,9 @@ describe('set holder', () => {
     const older = { ...textItem(net.clock, 'o:a', 'list.0000'), addedAt: list.addedAt - 5 }
     expect(added(await rawRequest(holderOf, { type: 'add', setKey: key, items: [older] })).rejected).toEqual([])
     expect(await add('s:hi again')).toEqual([undefined])
+    // the owner removes the newer list: the one left applies again
+    await holderOf.store.remove(key, ['list.0002'], owner)
+    expect(await add('s:and again')).toEqual(['not-listed'])
   })
 
   it('gives one peer at most 120 read challenges a minute, so it cannot push out everyone else\'s', async () => {
