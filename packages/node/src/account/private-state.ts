@@ -16,7 +16,7 @@ import {
 } from '@conf-chat/protocol'
 import type { RecordStore } from '../network/index.js'
 import { delay, within } from '../utils/index.js'
-import { nextSlot, paginate, sealedStateOf, writePages } from './state-pages.js'
+import { couldNotTell, nextSlot, paginate, sealedStateOf, writePages } from './state-pages.js'
 
 /** How long to wait before writing again after a failed write. */
 export const DEFAULT_STATE_RETRY_MS = 5_000
@@ -27,6 +27,8 @@ export const UNSAVED_AFTER_FAILURES = 3
 export interface PrivateStateInit {
   /** Wait before retrying a failed write of the private state. @default 5000 ms */
   stateRetryMs?: number
+  /** Most records (head and pages) a state is written in; tests set fewer. @default MAX_STATE_PAGES */
+  maxStatePages?: number
 }
 
 export interface StateOwner {
@@ -87,6 +89,7 @@ export class PrivateStateStore {
     this.onRetry = components.onRetry
     this.log = components.logger.forComponent('conf-chat:account:private-state')
     this.retryMs = init.stateRetryMs ?? DEFAULT_STATE_RETRY_MS
+    this.maxPages = init.maxStatePages
     this.onUnsaved = components.onUnsaved
     this.onSaved = components.onSaved
     this.onChange = components.onChange
@@ -95,6 +98,7 @@ export class PrivateStateStore {
   private readonly onUnsaved?: PrivateStateComponents['onUnsaved']
   private readonly onSaved?: PrivateStateComponents['onSaved']
   private readonly onChange?: PrivateStateComponents['onChange']
+  private readonly maxPages?: number
 
   /** The current state (with changes not yet written). Read only: change it with `update`. */
   get state (): PrivateState { return this._state }
@@ -116,7 +120,7 @@ export class PrivateStateStore {
         if (found != null) sealed = await sealedStateOf(this.records, this.owner.keyId, found, options)
         break
       } catch (err: any) {
-        if (err.name !== 'UnknownRecordError' || this.closed) throw err
+        if (!couldNotTell(err) || this.closed) throw err
         this.log('private state of %s unknown for now (attempt %d), retrying: %s', this.owner.keyId, attempt, err.message)
         this.onRetry?.(attempt, this.retryMs)
         await delay(this.retryMs, options)
@@ -247,7 +251,7 @@ export class PrivateStateStore {
     const seq = this.seq + 1
     let paged: ReturnType<typeof paginate>
     try {
-      paged = paginate(sealForOwner(this._state, this.owner.keys), Date.now(), nextSlot(this.baseHead))
+      paged = paginate(sealForOwner(this._state, this.owner.keys), Date.now(), nextSlot(this.baseHead), this.maxPages)
     } catch (err: any) {
       this.lastFailure = String(err.message)
       return 'failed'
@@ -305,7 +309,7 @@ export class PrivateStateStore {
       if (found == null || found.record.seq <= this.baseSeq) return false
       sealed = await sealedStateOf(this.records, this.owner.keyId, found)
     } catch (err: any) {
-      if (err.name !== 'UnknownRecordError') throw err
+      if (!couldNotTell(err)) throw err
       this.log('newer private state could not be read now: %s', err.message)
       return false
     }

@@ -16,13 +16,31 @@ import {
   createSignedRecord, encodeSignedRecord, sha256, bytesEqual, statePageKey, MAX_STATE_PAGES, STATE_PART_BYTES,
   type AccountKeys, type StatePayload, type StatePagePayload, type StatePageSlot, type VerifiedRecord
 } from '@conf-chat/protocol'
-import { UnknownRecordError, type RecordStore } from '../network/index.js'
+import type { RecordStore } from '../network/index.js'
+
+/**
+ * A page of the head's version could not be read (missing, of another version, or not
+ * adding up): like UnknownRecordError, "could not tell"; the caller reads again later.
+ */
+export class StatePageUnknownError extends Error {
+  override name = 'StatePageUnknownError'
+  readonly code = 'not-ready'
+  constructor (key: string, detail: string) {
+    super(`could not read ${key.slice(0, 80)} from the network (${detail}); try again`)
+  }
+}
+
+/** Whether `err` means a read could not tell (a record's, or a page's): read again later. */
+export function couldNotTell (err: unknown): boolean {
+  const name = (err as { name?: unknown } | null)?.name
+  return name === 'UnknownRecordError' || name === 'StatePageUnknownError'
+}
 
 /** The sealed state is larger than MAX_STATE_PAGES pages: it cannot be written. */
 export class StateTooLargeError extends Error {
   override name = 'StateTooLargeError'
-  constructor (bytes: number) {
-    super(`your friends and conferences take ${Math.ceil(bytes / 1024)} KiB sealed, more than the ${Math.floor(MAX_STATE_PAGES * STATE_PART_BYTES / 1024)} KiB a state may have`)
+  constructor (bytes: number, maxPages = MAX_STATE_PAGES) {
+    super(`your friends and conferences take ${Math.ceil(bytes / 1024)} KiB sealed, more than the ${Math.floor(maxPages * STATE_PART_BYTES / 1024)} KiB a state may have`)
   }
 }
 
@@ -31,11 +49,14 @@ export function nextSlot (current: StatePayload | undefined): StatePageSlot {
   return current?.pages?.slot === 'a' ? 'b' : 'a'
 }
 
-/** The head's payload and the pages' (none for a state that fits the head) of the sealed state `sealed`, in `slot`. */
-export function paginate (sealed: Uint8Array, updatedAt: number, slot: StatePageSlot): { head: StatePayload, pages: StatePagePayload[] } {
+/**
+ * The head's payload and the pages' (none for a state that fits the head) of the sealed
+ * state `sealed`, in `slot`; throws StateTooLargeError past `maxPages` records.
+ */
+export function paginate (sealed: Uint8Array, updatedAt: number, slot: StatePageSlot, maxPages = MAX_STATE_PAGES): { head: StatePayload, pages: StatePagePayload[] } {
   if (sealed.length <= STATE_PART_BYTES) return { head: { sealed, updatedAt }, pages: [] }
   const count = Math.ceil(sealed.length / STATE_PART_BYTES)
-  if (count > MAX_STATE_PAGES) throw new StateTooLargeError(sealed.length)
+  if (count > Math.min(maxPages, MAX_STATE_PAGES)) throw new StateTooLargeError(sealed.length, Math.min(maxPages, MAX_STATE_PAGES))
   const digest = sha256(sealed)
   const part = (i: number): Uint8Array => sealed.subarray(i * STATE_PART_BYTES, (i + 1) * STATE_PART_BYTES)
   return {
@@ -46,8 +67,8 @@ export function paginate (sealed: Uint8Array, updatedAt: number, slot: StatePage
 
 /**
  * The whole sealed state a head record stands for: its own part, or all its pages read
- * and checked against its digest. Throws UnknownRecordError when a page cannot be read
- * as the head's version (the caller reads again later).
+ * and checked against its digest. Throws StatePageUnknownError when a page cannot be read
+ * as the head's version, and UnknownRecordError from its reads (the caller reads again later).
  */
 export async function sealedStateOf (records: Pick<RecordStore, 'get'>, keyId: string, head: VerifiedRecord<StatePayload>, options: AbortOptions = {}): Promise<Uint8Array> {
   const pages = head.payload.pages
@@ -55,12 +76,12 @@ export async function sealedStateOf (records: Pick<RecordStore, 'get'>, keyId: s
   const parts = await Promise.all(Array.from({ length: pages.count - 1 }, async (_, i) => {
     const key = statePageKey(keyId, pages.slot, i + 1)
     const page = await records.get<StatePagePayload>(key, options)
-    if (page == null) throw new UnknownRecordError(key, `page ${i + 1} of ${pages.count} not found`)
-    if (!bytesEqual(page.payload.digest, pages.digest)) throw new UnknownRecordError(key, `page ${i + 1} is of another version`)
+    if (page == null) throw new StatePageUnknownError(key, `page ${i + 1} of ${pages.count} not found`)
+    if (!bytesEqual(page.payload.digest, pages.digest)) throw new StatePageUnknownError(key, `page ${i + 1} is of another version`)
     return page.payload.part
   }))
   const whole = Buffer.concat([head.payload.sealed, ...parts])
-  if (!bytesEqual(sha256(whole), pages.digest)) throw new UnknownRecordError(statePageKey(keyId, pages.slot, 1), 'pages do not add up to their digest')
+  if (!bytesEqual(sha256(whole), pages.digest)) throw new StatePageUnknownError(statePageKey(keyId, pages.slot, 1), 'pages do not add up to their digest')
   return new Uint8Array(whole)
 }
 

@@ -4,12 +4,13 @@
  */
 import { describe, it, expect } from 'vitest'
 import {
-  generateAccountKeys, keyIdOf, stateKey, statePageKey, openForOwner, privateStateSchema, MAX_FRIEND_NOTE_CHARS, MAX_RECORD_BYTES,
+  generateAccountKeys, keyIdOf, stateKey, statePageKey, openForOwner, privateStateSchema, MAX_FRIEND_NOTE_CHARS, MAX_RECORD_BYTES, MAX_STATE_PAGES, STATE_PART_BYTES,
   type VerifiedRecord, type SealedPayload, type FriendEntry, type StatePayload, type StatePagePayload
 } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { PrivateStateStore, type PrivateStateComponents } from '../../../src/account/private-state.js'
 import { MemoryRecords } from '../fixtures/memory-records.js'
+import { paginate } from '../../../src/account/state-pages.js'
 
 const keys = generateAccountKeys()
 const owner = { keyId: keyIdOf(keys.signPublic), keys }
@@ -266,21 +267,16 @@ describe('private state', () => {
     it('refuses to write a state past its pages, and tells the user why; the state stays in memory', async () => {
       const records = new MemoryRecords()
       const told: string[] = []
-      const a = new PrivateStateStore({ ...stateOf(records), onUnsaved: (_n, reason) => { told.push(reason) } }, { stateRetryMs: 5 })
+      // 2 records where the product allows 16: 1,000 friends (about 370 KiB sealed) do not fit
+      const a = new PrivateStateStore({ ...stateOf(records), onUnsaved: (_n, reason) => { told.push(reason) } }, { stateRetryMs: 5, maxStatePages: 2 })
       await a.load()
-      const huge = (state: any): void => {
-        many(2000)(state)
-        for (const f of state.friends.slice(0, 2000)) {
-          state.incoming.push({ ...f, at: 1 })
-          state.outgoing.push({ ...f, at: 1 })
-        }
-      }
-      expect(await a.update(huge)).toBe(false)
-      await expect.poll(() => told.length).toBeGreaterThanOrEqual(1)
-      expect(told[0]).toMatch(/more than the \d+ KiB a state may have/)
-      expect(a.state.friends).toHaveLength(2000)
-      expect(records.stored.get(stateKey(owner.keyId))).toBeUndefined()
+      expect(await a.update(many(1000))).toBe(false)
+      await expect.poll(() => told.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(1)
       a.close()
+      expect(told[0]).toMatch(/more than the 224 KiB a state may have/)
+      expect(a.state.friends).toHaveLength(1000)
+      expect(records.stored.get(stateKey(owner.keyId))).toBeUndefined()
+      expect(() => paginate(new Uint8Array(MAX_STATE_PAGES * STATE_PART_BYTES + 1), 0, 'a')).toThrow(/a state may have/)
     })
   })
 })
