@@ -16,7 +16,7 @@
  * seal to a friend imports no key.
  */
 import {
-  createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync,
+  createHash, createPrivateKey, createPublicKey, diffieHellman,
   randomBytes, scrypt as scryptCb, sign as edSign, verify as edVerify, type KeyObject
 } from 'node:crypto'
 import { hsalsa, xsalsa20poly1305 } from '@noble/ciphers/salsa.js'
@@ -54,8 +54,26 @@ const privateKeyOf = (crv: Curve, secret: Uint8Array, pub: Uint8Array): KeyObjec
   createPrivateKey({ key: { kty: 'OKP', crv, d: b64u(secret), x: b64u(pub) }, format: 'jwk' })
 const publicKeyOf = (crv: Curve, raw: Uint8Array): KeyObject =>
   createPublicKey({ key: { kty: 'OKP', crv, x: b64u(raw) }, format: 'jwk' })
-const rawPublic = (key: KeyObject): Uint8Array => new Uint8Array(Buffer.from(key.export({ format: 'jwk' }).x ?? '', 'base64url'))
-const rawPrivate = (key: KeyObject): Uint8Array => new Uint8Array(Buffer.from(key.export({ format: 'jwk' }).d ?? '', 'base64url'))
+
+/**
+ * PKCS#8 and SPKI DER of a curve key, less its 32 raw bytes (RFC 8410). New keys are
+ * made from 32 random bytes through these, never with generateKeyPairSync: in Node 20
+ * the garbage collector can finalize a key-generation job while one of its keys is being
+ * exported, and the job's destructor then waits for the lock the export holds, forever
+ * (the whole process stood still, in `KeyGenJob::~KeyGenJob` under `ExportJWK`).
+ */
+const PKCS8_PREFIX: Record<Curve, Buffer> = {
+  Ed25519: Buffer.from('302e020100300506032b657004220420', 'hex'),
+  X25519: Buffer.from('302e020100300506032b656e04220420', 'hex')
+}
+const SPKI_PREFIX_BYTES = 12
+
+/** The private key object of a 32-byte Ed25519 seed or X25519 scalar. */
+const privateKeyFromRaw = (crv: Curve, raw: Uint8Array): KeyObject =>
+  createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX[crv], raw]), format: 'der', type: 'pkcs8' })
+/** The raw 32-byte public key of a private key object. */
+const rawPublicOf = (key: KeyObject): Uint8Array =>
+  new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX_BYTES))
 
 /** Our own secrets' key objects, per key array (an account's keys live as long as its session). */
 const ownKeys = new WeakMap<Uint8Array, KeyObject>()
@@ -75,14 +93,21 @@ function publicKey (crv: Curve, raw: Uint8Array): KeyObject {
   return key
 }
 
-export function generateAccountKeys (): AccountKeys {
-  const sign = generateKeyPairSync('ed25519')
-  const box = generateKeyPairSync('x25519')
-  const signPublic = rawPublic(sign.publicKey)
+/** A signing key pair in libsodium's format from a 32-byte seed (crypto_sign_seed_keypair). */
+function signingKeysOf (seed: Uint8Array): { signPublic: Uint8Array, signSecret: Uint8Array } {
+  const signPublic = rawPublicOf(privateKeyFromRaw('Ed25519', seed))
   const signSecret = new Uint8Array(SIGN_SECRET_BYTES)
-  signSecret.set(rawPrivate(sign.privateKey))
+  signSecret.set(seed)
   signSecret.set(signPublic, SEED_BYTES)
-  return { signPublic, signSecret, boxPublic: rawPublic(box.publicKey), boxSecret: rawPrivate(box.privateKey) }
+  return { signPublic, signSecret }
+}
+
+export function generateAccountKeys (): AccountKeys {
+  const seed = new Uint8Array(randomBytes(SEED_BYTES))
+  const boxSecret = new Uint8Array(randomBytes(BOX_SECRET_BYTES))
+  const keys = { ...signingKeysOf(seed), boxPublic: rawPublicOf(privateKeyFromRaw('X25519', boxSecret)), boxSecret }
+  seed.fill(0)
+  return keys
 }
 
 /** The id of an account key: hex SHA-256 of the signing public key, 160 bits (as IPNS keys a name by its key). */
@@ -143,15 +168,40 @@ function sealNonce (ephemeralPublic: Uint8Array, boxPublic: Uint8Array): Uint8Ar
  */
 export function sealTo (plaintext: Uint8Array, boxPublic: Uint8Array): Uint8Array {
   if (boxPublic.length !== BOX_PUBLIC_BYTES) throw new TypeError('a box public key is 32 bytes')
-  const ephemeral = generateKeyPairSync('x25519')
-  const ephemeralPublic = rawPublic(ephemeral.publicKey)
-  const key = boxKey(ephemeral.privateKey, publicKey('X25519', boxPublic))
+  const ephemeralSecret = randomBytes(BOX_SECRET_BYTES)
+  const ephemeral = privateKeyFromRaw('X25519', ephemeralSecret)
+  ephemeralSecret.fill(0)
+  const ephemeralPublic = rawPublicOf(ephemeral)
+  const key = boxKey(ephemeral, publicKey('X25519', boxPublic))
   const boxed = xsalsa20poly1305(key, sealNonce(ephemeralPublic, boxPublic)).encrypt(plaintext)
   key.fill(0)
   const sealed = new Uint8Array(BOX_PUBLIC_BYTES + boxed.length)
   sealed.set(ephemeralPublic)
   sealed.set(boxed, BOX_PUBLIC_BYTES)
   return sealed
+}
+
+/**
+ * A signing key pair two accounts can both derive and nobody else can: its seed is
+ * BLAKE2b-256, keyed by the X25519 secret of one's box secret and the other's box public
+ * key, over `context`. For a sender's pseudonym in the recipient's mailbox (see
+ * sealed-envelope.ts): each side derives the same pair from its own secret. Throws
+ * DecryptionError for a low-order public key (no shared secret).
+ */
+export function sharedSigningKeys (own: { boxPublic: Uint8Array, boxSecret: Uint8Array }, theirBoxPublic: Uint8Array,
+  context: Uint8Array): { signPublic: Uint8Array, signSecret: Uint8Array } {
+  let shared: Uint8Array
+  try {
+    const mine = ownKey(own.boxSecret, () => privateKeyOf('X25519', own.boxSecret, own.boxPublic))
+    shared = new Uint8Array(diffieHellman({ privateKey: mine, publicKey: publicKey('X25519', theirBoxPublic) }))
+  } catch {
+    throw new DecryptionError('no shared secret with that box key')
+  }
+  const seed = blake2b.create({ key: shared, dkLen: SEED_BYTES }).update(context).digest()
+  shared.fill(0)
+  const keys = signingKeysOf(seed)
+  seed.fill(0)
+  return keys
 }
 
 export function openSealed (ciphertext: Uint8Array, keys: { boxPublic: Uint8Array, boxSecret: Uint8Array }): Uint8Array {

@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest'
 import sodium from 'libsodium-wrappers'
 import {
   generateAccountKeys, sealTo, openSealed, sign, verify, secretbox, secretboxOpen,
-  encryptWithPassword, decryptWithPassword, bytesEqual, DecryptionError, type AccountKeys
+  encryptWithPassword, decryptWithPassword, bytesEqual, sharedSigningKeys, DecryptionError, type AccountKeys
 } from '../src/index.js'
 
 // libsodium is only a test dependency: the reference our constructions must match byte for byte
@@ -103,5 +103,20 @@ describe('secretbox', () => {
     const enc = await encryptWithPassword(recipient.boxSecret, 'correct horse', params)
     expect(await decryptWithPassword(enc, 'correct horse')).toEqual(recipient.boxSecret)
     await expect(decryptWithPassword(enc, 'wrong')).rejects.toThrow(DecryptionError)
+  })
+})
+
+describe('shared signing keys', () => {
+  it('are the same for both sides, libsodium\'s Ed25519 key of BLAKE2b(X25519 secret, context), and refuse a low-order key', () => {
+    const a = sodiumAccount()
+    const b = generateAccountKeys()
+    const context = new TextEncoder().encode('a pair of accounts')
+    const ours = sharedSigningKeys(b, a.boxPublic, context)
+    expect(sharedSigningKeys(a, b.boxPublic, context)).toEqual(ours)
+    const seed = sodium.crypto_generichash(32, context, sodium.crypto_scalarmult(a.boxSecret, b.boxPublic))
+    const reference = sodium.crypto_sign_seed_keypair(seed)
+    expect([ours.signPublic, ours.signSecret]).toEqual([reference.publicKey, reference.privateKey])
+    expect(sharedSigningKeys(b, a.boxPublic, new TextEncoder().encode('another context')).signPublic).not.toEqual(ours.signPublic)
+    expect(() => sharedSigningKeys(b, new Uint8Array(32), context)).toThrow(DecryptionError)
   })
 })

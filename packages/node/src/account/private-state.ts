@@ -16,7 +16,7 @@ import {
 } from '@conf-chat/protocol'
 import type { RecordStore } from '../network/index.js'
 import { delay, within } from '../utils/index.js'
-import { couldNotTell, nextSlot, paginate, sealedStateOf, writePages } from './state-pages.js'
+import { nextSlot, paginate, sealedStateOf, writePages } from './state-pages.js'
 
 /** How long to wait before writing again after a failed write. */
 export const DEFAULT_STATE_RETRY_MS = 5_000
@@ -120,7 +120,7 @@ export class PrivateStateStore {
         if (found != null) sealed = await sealedStateOf(this.records, this.owner.keyId, found, options)
         break
       } catch (err: any) {
-        if (!couldNotTell(err) || this.closed) throw err
+        if (err.name !== 'UnknownRecordError' || this.closed) throw err
         this.log('private state of %s unknown for now (attempt %d), retrying: %s', this.owner.keyId, attempt, err.message)
         this.onRetry?.(attempt, this.retryMs)
         await delay(this.retryMs, options)
@@ -309,7 +309,7 @@ export class PrivateStateStore {
       if (found == null || found.record.seq <= this.baseSeq) return false
       sealed = await sealedStateOf(this.records, this.owner.keyId, found)
     } catch (err: any) {
-      if (!couldNotTell(err)) throw err
+      if (err.name !== 'UnknownRecordError') throw err
       this.log('newer private state could not be read now: %s', err.message)
       return false
     }

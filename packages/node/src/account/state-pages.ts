@@ -16,25 +16,7 @@ import {
   createSignedRecord, encodeSignedRecord, sha256, bytesEqual, statePageKey, MAX_STATE_PAGES, STATE_PART_BYTES,
   type AccountKeys, type StatePayload, type StatePagePayload, type StatePageSlot, type VerifiedRecord
 } from '@conf-chat/protocol'
-import type { RecordStore } from '../network/index.js'
-
-/**
- * A page of the head's version could not be read (missing, of another version, or not
- * adding up): like UnknownRecordError, "could not tell"; the caller reads again later.
- */
-export class StatePageUnknownError extends Error {
-  override name = 'StatePageUnknownError'
-  readonly code = 'not-ready'
-  constructor (key: string, detail: string) {
-    super(`could not read ${key.slice(0, 80)} from the network (${detail}); try again`)
-  }
-}
-
-/** Whether `err` means a read could not tell (a record's, or a page's): read again later. */
-export function couldNotTell (err: unknown): boolean {
-  const name = (err as { name?: unknown } | null)?.name
-  return name === 'UnknownRecordError' || name === 'StatePageUnknownError'
-}
+import { UnknownRecordError, type RecordStore } from '../network/index.js'
 
 /** The sealed state is larger than MAX_STATE_PAGES pages: it cannot be written. */
 export class StateTooLargeError extends Error {
@@ -67,7 +49,7 @@ export function paginate (sealed: Uint8Array, updatedAt: number, slot: StatePage
 
 /**
  * The whole sealed state a head record stands for: its own part, or all its pages read
- * and checked against its digest. Throws StatePageUnknownError when a page cannot be read
+ * and checked against its digest. Throws UnknownRecordError when a page cannot be read
  * as the head's version, and UnknownRecordError from its reads (the caller reads again later).
  */
 export async function sealedStateOf (records: Pick<RecordStore, 'get'>, keyId: string, head: VerifiedRecord<StatePayload>, options: AbortOptions = {}): Promise<Uint8Array> {
@@ -76,12 +58,12 @@ export async function sealedStateOf (records: Pick<RecordStore, 'get'>, keyId: s
   const parts = await Promise.all(Array.from({ length: pages.count - 1 }, async (_, i) => {
     const key = statePageKey(keyId, pages.slot, i + 1)
     const page = await records.get<StatePagePayload>(key, options)
-    if (page == null) throw new StatePageUnknownError(key, `page ${i + 1} of ${pages.count} not found`)
-    if (!bytesEqual(page.payload.digest, pages.digest)) throw new StatePageUnknownError(key, `page ${i + 1} is of another version`)
+    if (page == null) throw new UnknownRecordError(key, `page ${i + 1} of ${pages.count} not found`)
+    if (!bytesEqual(page.payload.digest, pages.digest)) throw new UnknownRecordError(key, `page ${i + 1} is of another version`)
     return page.payload.part
   }))
   const whole = Buffer.concat([head.payload.sealed, ...parts])
-  if (!bytesEqual(sha256(whole), pages.digest)) throw new StatePageUnknownError(statePageKey(keyId, pages.slot, 1), 'pages do not add up to their digest')
+  if (!bytesEqual(sha256(whole), pages.digest)) throw new UnknownRecordError(statePageKey(keyId, pages.slot, 1), 'pages do not add up to their digest')
   return new Uint8Array(whole)
 }
 
