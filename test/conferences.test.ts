@@ -7,8 +7,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import {
-  createEnvelope, createSignedRecord, mailboxItemOf, encodeSignedRecord, mailboxSetKey, newEnvelopeId,
-  CONF_MESSAGE_KIND, type ConferencePayload
+  createEnvelope, createSignedRecord, mailboxItemOf, encodeSignedRecord, mailboxSetKey, newEnvelopeId, isSealedEnvelopeItem,
+  mailboxWriterOf, CONF_MESSAGE_KIND, type ConferencePayload
 } from '@conf-chat/protocol'
 import type { ChatNode, ConferenceInfo, ConferenceMessage } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
@@ -107,6 +107,23 @@ describe('conferences', () => {
     expect(history.messages.map(m => [m.from, m.text])).toEqual([['alice', 'hello team'], ['bob', 'hi from bob']])
   })
 
+  it('leaves a member\'s message for a member who is not their friend sealed: holders see neither sender nor kind', async () => {
+    const dave = n5.session!.account
+    await n5.logout()
+    await eventually(async () => (await n1.presenceOf('dave'))?.online === false)
+    const sent = await n1.sendConferenceMessage(team.id, 'sealed for dave')
+    const toDave = sent.deliveries.find(d => d.username === 'dave')!.delivery
+    expect(toDave).toMatchObject({ status: 'queued', where: 'mailbox' })
+    const held = (await n5.peer.sets.list(mailboxSetKey(dave.keyId), { readAs: dave.keys })).filter(i => i.id === toDave.id)
+    expect(held).toHaveLength(1)
+    expect(isSealedEnvelopeItem(held[0]!)).toBe(true)
+    expect(mailboxWriterOf(held[0]!)).not.toBe(n1.session!.account.keyId)
+    const offline = collect(n5, 'messages:offline')
+    await n5.login('dave', PASSWORD)
+    await eventually(() => offline.length > 0)
+    expect(confTexts(offline, team.id)).toEqual(['sealed for dave'])
+  })
+
   it('lists the same conference from any peer, with members and online count', async () => {
     const expected = { id: team.id, name: 'team', owner: 'alice', members: ['alice', 'bob', 'carol', 'dave'], online: 4 }
     expect(await n0.conferences()).toEqual([expect.objectContaining(expected)])
@@ -116,7 +133,7 @@ describe('conferences', () => {
     await n1.logout()
     await n3.login('bob', PASSWORD)
     expect(await n3.conferences()).toEqual([expect.objectContaining(expected)])
-    expect(texts((await n3.conferenceHistory(team.id)).messages)).toEqual(['hello team', 'hi from bob'])
+    expect(texts((await n3.conferenceHistory(team.id)).messages)).toEqual(['hello team', 'hi from bob', 'sealed for dave'])
     const members = await n3.conferenceMembers(team.id)
     expect(members.members).toEqual([
       expect.objectContaining({ username: 'alice', owner: true, online: true }),
@@ -170,7 +187,7 @@ describe('conferences', () => {
     expect((await n5.conferenceMembers(team.id)).members.map(m => m.username)).toEqual(['alice', 'bob', 'dave', 'erin'])
     expect(atCarol).toEqual([])
     // carol's history keeps what she received while a member
-    expect(texts((await n2.conferenceHistory(team.id)).messages)).toEqual(['hello team', 'hi from bob', 'welcome erin'])
+    expect(texts((await n2.conferenceHistory(team.id)).messages)).toEqual(['hello team', 'hi from bob', 'sealed for dave', 'welcome erin'])
   })
 
   it('drops messages from a non-member and from a former member, live and from the mailbox', async () => {
@@ -239,7 +256,7 @@ describe('conferences', () => {
     // the owner wrote dave's leave into the record
     await eventually(async () => (await n3.peer.records.get<ConferencePayload>(team.key))?.payload.left.some(l => l.username === 'dave'))
     expect(texts((await n0.conferenceHistory(team.id)).messages)).toEqual([
-      'hello team', 'hi from bob', 'welcome erin', 'after carol left', 'while alice is away', 'dave answers'
+      'hello team', 'hi from bob', 'sealed for dave', 'welcome erin', 'after carol left', 'while alice is away', 'dave answers'
     ])
   })
 })

@@ -10,7 +10,7 @@
 import { describe, it, expect, afterAll } from 'vitest'
 import {
   stateKey, openForOwner, privateStateSchema, mailboxSetKey, mailboxItemOf, mailboxWriterOf, createEnvelope, decodeEnvelope,
-  decodeWriterListItem, isWriterListId, keyIdOf, MAX_FRIEND_NOTE_CHARS, STRANGER_LIMITS, FRIEND_REQUEST_KIND, DM_KIND, type SealedPayload, type SetItem
+  decodeWriterListItem, isWriterListId, isSealedEnvelopeItem, keyIdOf, mailboxPairKeyId, MAX_FRIEND_NOTE_CHARS, STRANGER_LIMITS, FRIEND_REQUEST_KIND, DM_KIND, type SealedPayload, type SetItem
 } from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
@@ -69,12 +69,14 @@ describe('a registered stranger flooding a mailbox', () => {
     await makeFriends(victimNode, friendNode)
     const victim = victimNode.session!.account
     const setKey = mailboxSetKey(victim.keyId)
-    /** The writer list the victim's mailbox holders hold now (read as its owner), if any. */
-    const listNames = async (keyId: string): Promise<boolean> => {
+    /** Whether a writer list the victim's mailbox holders hold now (read as its owner) names the friend on `node` (by the key of their pair). */
+    const listNames = async (node: ChatNode): Promise<boolean> => {
+      const { keyId, keys } = node.session!.account
+      const pairKeyId = mailboxPairKeyId(victim.keys, keys.boxPublic, keyId, victim.keyId)
       const lists = (await victimNode.peer.sets.list(setKey, { readAs: victim.keys })).filter(i => isWriterListId(i.id))
-      return lists.some(l => decodeWriterListItem(victim.keyId, l).names(keyId))
+      return lists.some(l => decodeWriterListItem(victim.keyId, l).names(pairKeyId))
     }
-    await eventually(async () => await listNames(friendNode.session!.account.keyId))
+    await eventually(async () => await listNames(friendNode))
 
     // the attack: a registered account writes straight into the victim's mailbox, past its own program's checks
     await registerUser(spamNode, 'mallory')
@@ -104,12 +106,15 @@ describe('a registered stranger flooding a mailbox', () => {
     // a new friend: the stranger's request is taken, the victim accepts, and the holders learn of it
     await registerUser(newFriendNode, 'newfriend')
     await makeFriends(newFriendNode, victimNode)
-    await eventually(async () => await listNames(newFriendNode.session!.account.keyId))
+    await eventually(async () => await listNames(newFriendNode))
     // both friends leave messages while the victim is away; the victim reads them at login
     await victimNode.logout()
     await eventually(async () => (await friendNode.presenceOf('victim'))?.online === false)
     expect((await friendNode.sendMessage('victim', 'from an old friend')).status).toBe('queued')
     expect((await newFriendNode.sendMessage('victim', 'from a new friend')).status).toBe('queued')
+    // friends' messages wait sealed: holders see neither who sent them nor their kind
+    const waiting = (await victimNode.peer.sets.list(setKey, { readAs: victim.keys })).filter(i => !isWriterListId(i.id) && mailboxWriterOf(i) !== keyIdOf(mallory.keys.signPublic))
+    expect(waiting.map(isSealedEnvelopeItem)).toEqual([true, true])
     const offline = collect(victimNode, 'messages:offline')
     await victimNode.login('victim', PASSWORD)
     await eventually(() => offline.flatMap(e => e.messages.map(m => m.text)).length >= 2)

@@ -8,8 +8,10 @@ import { join } from 'node:path'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { LevelDatastore } from 'datastore-level'
+import * as cborg from 'cborg'
 import {
-  createEnvelope, mailboxItemOf, generateAccountKeys, mailboxSetKey, mailboxSetRules, DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
+  createEnvelope, mailboxItemOf, generateAccountKeys, mailboxSetKey, mailboxSetRules, isSealedEnvelopeItem, isWriterListId, mailboxWriterOf, sealEnvelope,
+  DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
 } from '@conf-chat/protocol'
 import { createChatNode, type ChatNode, type ChatNodeInit } from '@conf-chat/node'
 import { ChatPeer } from '@conf-chat/node/network'
@@ -107,7 +109,8 @@ describe('mailboxes', () => {
     const bob = await sender.profile('bob')
     const from = { username: sender.whoami().username, keys: sender.session!.account.keys }
     const later = Array.from({ length: 10 }, (_, i) => createEnvelope('kind-from-later', { i, pad: 'x'.repeat(30_000) }, from, bob))
-    await sender.peer.sets.add(mailboxSetKey(bob.keyId), later.map(mailboxItemOf))
+    // sealed, as a friend's program seals them (bob's list names the pair's key, not the sender's)
+    await sender.peer.sets.add(mailboxSetKey(bob.keyId), later.map(e => sealEnvelope(e, from.keys, bob.boxPublic)!))
     /** Items every holder has sent to readers so far. */
     const served = (): number => [net.supernode, ...net.nodes.map(n => n.peer)].reduce((n, p) => n + p.sets.stats.itemsServed, 0)
     await spare.login('bob', PASSWORD)
@@ -156,7 +159,7 @@ describe('mailboxes', () => {
     await spare.logout()
   })
 
-  it('survives the loss of all holders but one, and no holder can read it', async () => {
+  it('survives the loss of all holders but one, and no holder can read it, or tell who sent it or what it is', async () => {
     const plaintext = 'meet me at the old mill at 7b3f'
     const sent = await senders[0]!.sendMessage('bob', plaintext)
     expect(sent).toMatchObject({ status: 'queued', where: 'mailbox' })
@@ -170,6 +173,16 @@ describe('mailboxes', () => {
       if ((await p.peer.sets.localItems(setKey)).some(i => i.id === sent.id)) holders.push(p)
     }
     expect(holders.length).toBeGreaterThanOrEqual(3)
+    // sealed sender: holders keep it under the pair's key, with no sender and no kind to read
+    const sender = senders[0]!.session!.account
+    for (const h of holders) {
+      const item = (await h.peer.sets.localItems(setKey)).find(i => i.id === sent.id)!
+      expect(isSealedEnvelopeItem(item)).toBe(true)
+      expect(mailboxWriterOf(item)).not.toBe(sender.keyId)
+      const held = Buffer.from(item.data)
+      expect([held.includes(Buffer.from(sender.keys.signPublic)), held.includes(Buffer.from(sender.username))]).toEqual([false, false])
+      expect(Object.keys(cborg.decode(item.data) as object)).not.toContain('kind')
+    }
     // keep one holder that is neither the sender's peer nor the one bob logs in on
     const keep = holders.find(h => h.node !== senders[0]) ?? holders[0]!
     const lost = holders.filter(h => h !== keep)
@@ -187,6 +200,37 @@ describe('mailboxes', () => {
     await reader!.login('bob', PASSWORD)
     await eventually(() => offline.length > 0)
     expect(offline.flatMap(o => o.messages).map(m => m.text)).toEqual([plaintext])
+  })
+})
+
+describe('a mailbox without a writer list', () => {
+  let net: ChatNetwork
+  beforeAll(async () => { net = await startChatNetwork(3, { mailboxPollMs: 0 }) })
+  afterAll(async () => { await net?.cleanup() })
+
+  it('takes a friend\'s message as it is (holders refuse it sealed: no list names the pair), and its owner reads it', async () => {
+    const [home, friend] = net.nodes as [ChatNode, ChatNode]
+    await registerUser(home, 'listless')
+    await registerUser(friend, 'friendly')
+    await makeFriends(friend, home)
+    const owner = home.session!.account
+    const setKey = mailboxSetKey(owner.keyId)
+    await home.logout()
+    await eventually(async () => (await friend.presenceOf('listless'))?.online === false)
+    // an account whose list expired (away for 30 days) or was never stored: no list on any holder
+    const lists = (await home.peer.sets.list(setKey, { readAs: owner.keys })).map(i => i.id).filter(isWriterListId)
+    expect(lists.length).toBeGreaterThan(0)
+    await home.peer.sets.remove(setKey, lists, owner.keys)
+    const sent = await friend.sendMessage('listless', 'no list here')
+    expect(sent).toMatchObject({ status: 'queued', where: 'mailbox' })
+    const held = (await home.peer.sets.list(setKey, { readAs: owner.keys })).filter(i => i.id === sent.id)
+    expect(held.length).toBe(1)
+    expect(isSealedEnvelopeItem(held[0]!)).toBe(false)
+    expect(mailboxWriterOf(held[0]!)).toBe(friend.session!.account.keyId)
+    const offline = collect(home, 'messages:offline')
+    await home.login('listless', PASSWORD)
+    await eventually(() => offline.length > 0)
+    expect(offline.flatMap(o => o.messages).map(m => m.text)).toEqual(['no list here'])
   })
 })
 

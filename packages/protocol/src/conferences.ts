@@ -79,7 +79,8 @@ export const confLeaveBodySchema = z.object({
 export type ConfMessageBody = z.infer<typeof confMessageBodySchema>
 export type ConfRecordBody = z.infer<typeof confRecordBodySchema>
 
-const memberSchema = z.object({ username, keyId, joinedAt: time }).strict()
+/** `boxPublic`: the member's box key as the record gives it, so that members seal their mailbox items to each other (sealed-envelope.ts). */
+const memberSchema = z.object({ username, keyId, joinedAt: time, boxPublic: bytes.refine(b => b.length === 32).optional() }).strict()
 const leftSchema = z.object({ username, keyId, leftAt: time, removed: z.boolean().optional() }).strict()
 
 /**

@@ -15,10 +15,13 @@ const SIGNING_DOMAIN = 'conf-chat:envelope:1'
 
 const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
 
+/** An envelope id: its sending time (base 36, 9 digits), then 8 random bytes in hex. */
+export const ENVELOPE_ID_PATTERN = /^[0-9a-z]{9}-[0-9a-f]{16}$/
+
 export const envelopeSchema = z.object({
   v: z.literal(1),
   /** Unique and sortable: sent-at time then randomness (see `newEnvelopeId`). */
-  id: z.string().regex(/^[0-9a-z]{9}-[0-9a-f]{16}$/),
+  id: z.string().regex(ENVELOPE_ID_PATTERN),
   kind: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
   from: z.string().regex(USERNAME_PATTERN),
   fromKey: bytes.refine(b => b.length === 32),
@@ -61,6 +64,17 @@ export interface Sender {
   keys: AccountKeys
 }
 
+/** The box key each envelope made here was sealed to (createEnvelope), for sealing it again into a mailbox. */
+const recipientBoxKeys = new WeakMap<Envelope, Uint8Array>()
+
+/**
+ * The recipient's box key an envelope was sealed to, if this process made it: its
+ * sender seals it again, whole, into the recipient's mailbox (sealed-envelope.ts).
+ */
+export function recipientBoxKeyOf (envelope: Envelope): Uint8Array | undefined {
+  return recipientBoxKeys.get(envelope)
+}
+
 /** Seal `content` (any CBOR-encodable value) to the recipient and sign the envelope. */
 export function createEnvelope (kind: string, content: unknown, from: Sender, to: Recipient, now = Date.now()): Envelope {
   const unsigned = {
@@ -74,7 +88,9 @@ export function createEnvelope (kind: string, content: unknown, from: Sender, to
     sentAt: now,
     body: sealTo(cborg.encode(content), to.boxPublic)
   }
-  return { ...unsigned, sig: sign(signingBytes(unsigned), from.keys.signSecret) }
+  const envelope = { ...unsigned, sig: sign(signingBytes(unsigned), from.keys.signSecret) }
+  recipientBoxKeys.set(envelope, to.boxPublic)
+  return envelope
 }
 
 export function encodeEnvelope (e: Envelope): Uint8Array {

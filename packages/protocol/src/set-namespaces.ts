@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { sign, verify, keyIdOf, sha256, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { decodeCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js'
+import { decodeSealedEnvelopeItem, isSealedEnvelopeItem, sealedWriterOf, type SealedEnvelope } from './sealed-envelope.js'
 import { MAX_FULL_NAME_CHARS, USERNAME_PATTERN } from './limits.js'
 import {
   decodeWriterListItem, isWriterListId, writerListSignerOf, STRANGER_KINDS, STRANGER_LIMITS, WRITER_LIST_ID_PREFIX, type WriterList
@@ -59,31 +60,44 @@ export function mailboxItemOf (envelope: Envelope): SetItem {
 export const mailboxOwnerOf = (setKey: string): string => setKey.split('/')[2] ?? ''
 
 /**
- * A mailbox item of either kind: an envelope addressed to the owner, or the owner's
- * writer list (see writer-list.ts). Throws InvalidSetItemError.
+ * A mailbox item of any kind: an envelope addressed to the owner, one sealed to the owner
+ * (sealed-envelope.ts), or the owner's writer list (writer-list.ts). Throws InvalidSetItemError.
  */
-export function validateMailboxSetItem (setKey: string, item: SetItem): Envelope | WriterList {
-  return isWriterListId(item.id) ? decodeWriterListItem(mailboxOwnerOf(setKey), item) : validateMailboxItem(setKey, item)
+export function validateMailboxSetItem (setKey: string, item: SetItem): Envelope | SealedEnvelope | WriterList {
+  if (isWriterListId(item.id)) return decodeWriterListItem(mailboxOwnerOf(setKey), item)
+  if (!isSealedEnvelopeItem(item)) return validateMailboxItem(setKey, item)
+  try {
+    return decodeSealedEnvelopeItem(mailboxOwnerOf(setKey), item)
+  } catch (err: any) {
+    throw new InvalidSetItemError(`not a valid sealed envelope: ${String(err.message)}`)
+  }
 }
 
 /**
- * The key id of an item's signer (an envelope's sender, a writer list's owner), read
- * without checking the signature (for an item a holder checked when it came); undefined
- * if the data is neither.
+ * The key id of an item's signer (an envelope's sender, a sealed envelope's pair key, a
+ * writer list's owner), read without checking the signature (for an item a holder
+ * checked when it came); undefined if the data is none of them.
  */
 export function mailboxWriterOf (item: SetItem): string | undefined {
   if (isWriterListId(item.id)) return writerListSignerOf(item)
-  const fromKey = (safeDecode(item.data) as { fromKey?: unknown } | undefined)?.fromKey
-  return fromKey instanceof Uint8Array && fromKey.length === 32 ? keyIdOf(fromKey) : undefined
+  const raw = safeDecode(item.data) as { v?: unknown, fromKey?: unknown } | undefined
+  if (raw?.v !== 1) return sealedWriterOf(item)
+  return raw.fromKey instanceof Uint8Array && raw.fromKey.length === 32 ? keyIdOf(raw.fromKey) : undefined
 }
 
-/** Whether a (checked) mailbox item is of a kind a stranger may leave (STRANGER_KINDS). */
+/**
+ * Whether a (checked) mailbox item is of a kind a stranger may leave (STRANGER_KINDS): an
+ * envelope that shows such a kind; never a sealed one (its kind is hidden).
+ */
 function strangerMay (item: SetItem): boolean {
-  const kind = (safeDecode(item.data) as { kind?: unknown } | undefined)?.kind
-  return typeof kind === 'string' && STRANGER_KINDS.includes(kind)
+  const raw = safeDecode(item.data) as { v?: unknown, kind?: unknown } | undefined
+  return raw?.v === 1 && typeof raw.kind === 'string' && STRANGER_KINDS.includes(raw.kind)
 }
 
-/** Mailboxes: anyone may add a signed envelope for the owner; only the owner may remove. */
+/**
+ * Mailboxes: anyone may add a signed envelope for the owner, and whom the owner's list
+ * names a sealed one; only the owner may remove.
+ */
 export function mailboxSetRules (options: { validateItem?: (setKey: string, item: SetItem) => void } = {}): SetNamespaceRules {
   return {
     checkKey: parts => {
@@ -93,7 +107,7 @@ export function mailboxSetRules (options: { validateItem?: (setKey: string, item
     authorizeRemove: (setKey, _ids, auth) => {
       if (keyIdOf(auth.pub) !== mailboxOwnerOf(setKey)) throw new RemoveNotAuthorizedError('only the mailbox owner may remove from it')
     },
-    // envelopes show their sender, kind and time: only the owner lists them
+    // envelopes show their sender, kind and time, sealed ones a pair's pseudonym: only the owner lists them
     authorizeRead: (setKey, pub) => {
       if (keyIdOf(pub) !== mailboxOwnerOf(setKey)) throw new ReadNotAuthorizedError('only the mailbox owner may read it')
     },
@@ -101,7 +115,9 @@ export function mailboxSetRules (options: { validateItem?: (setKey: string, item
     writerList: {
       listPrefix: WRITER_LIST_ID_PREFIX,
       decode: (setKey, item) => decodeWriterListItem(mailboxOwnerOf(setKey), item),
-      strangers: { ...STRANGER_LIMITS, may: strangerMay }
+      strangers: { ...STRANGER_LIMITS, may: strangerMay },
+      // a pair key is nobody's account: only the owner's list can vouch for it
+      onlyListed: isSealedEnvelopeItem
     }
   }
 }

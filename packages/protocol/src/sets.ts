@@ -144,7 +144,8 @@ export interface SetNamespaceRules {
    * unexpired one applies. A writer (writerOf) it does not name is a stranger: a holder
    * stores of a stranger only items `strangers.may` lets through, at most `strangers.items`
    * (and `strangers.bytes`) at once and `strangers.perDay` a day per stranger, and
-   * `strangers.perSet` from all strangers together. A set with no list takes every writer.
+   * `strangers.perSet` from all strangers together. A set with no list takes every writer,
+   * except items `onlyListed` says need a list.
    */
   writerList?: WriterListRules
 }
@@ -154,6 +155,8 @@ export interface WriterListRules {
   /** The list an item carries (validated already): when it was signed, whether it names a writer, and how many it names. */
   decode: (setKey: string, item: SetItem) => { at: number, names: (writer: string) => boolean, size?: number }
   strangers: { may: (item: SetItem) => boolean, items: number, bytes: number, perDay: number, perSet: number }
+  /** Items stored only where the set's list names their writer (none at all in a set without a list). */
+  onlyListed?: (item: SetItem) => boolean
 }
 
 // ---------------------------------------------------------------- keys and ids

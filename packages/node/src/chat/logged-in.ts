@@ -4,7 +4,7 @@
  * login (the private state read from the DHT) and closed at logout or takeover.
  */
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
-import { createEnvelope, FRIEND_ACCEPT_KIND, FRIEND_REQUEST_KIND, type Envelope, type FriendKind } from '@conf-chat/protocol'
+import { bytesEqual, createEnvelope, FRIEND_ACCEPT_KIND, FRIEND_REQUEST_KIND, type AccountKeys, type Envelope, type FriendKind } from '@conf-chat/protocol'
 import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, type UserProfile } from '../account/index.js'
 import type { Delivery, Mailbox } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
@@ -185,6 +185,15 @@ export class LoggedIn {
   /** Seal `content` to `to`, signed by the logged-in account. */
   seal (kind: string, content: unknown, to: UserProfile): Envelope {
     return createEnvelope(kind, content, { username: this.session.account.username, keys: this.session.account.keys }, to)
+  }
+
+  /**
+   * The account's box keys if it sent `envelope`: its outbox then seals the envelope into
+   * the recipient's mailbox (Mailbox.store).
+   */
+  senderBoxKeys (envelope: Envelope): Pick<AccountKeys, 'boxPublic' | 'boxSecret'> | undefined {
+    const account = this.session.account
+    return envelope.from === account.username && bytesEqual(envelope.fromKey, account.keys.signPublic) ? account.keys : undefined
   }
 
   /** Stop background work; what is under way may finish. */

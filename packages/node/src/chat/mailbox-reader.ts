@@ -106,6 +106,7 @@ export class MailboxReader {
         signal: timeLimit(this.timeoutMs, options),
         // holders let only the owner read a mailbox
         readAs: account.keys,
+        keys: account.keys,
         holdersMaxAgeMs: options.holdersMaxAgeMs,
         skip: id => { listed.add(id); return left.has(id) || done.includes(id) }
       })

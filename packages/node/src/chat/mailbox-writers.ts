@@ -1,7 +1,7 @@
 /**
  * Keeps the logged-in user's writer list in their mailbox (protocol's writer-list.ts):
- * the senders they know (friends, people they asked to be friends, members of their
- * conferences), so that the mailbox's holders take only a few friend requests (and
+ * the senders they know (friends and people they asked to be friends, by the keys of the
+ * pairs they seal with; members of their conferences), so that the mailbox's holders take only a few friend requests (and
  * conference envelopes) from anyone else. Published once the session starts and again, a
  * moment later, after each change of the private state that changes who is on it, and
  * weekly; a failed store is tried again. The session's two newest lists are kept (a holder
@@ -9,7 +9,7 @@
  */
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import {
-  createWriterListItem, writerListTime, conferenceEntrySchema, MAX_LISTED_WRITERS,
+  createWriterListItem, writerListTime, conferenceEntrySchema, mailboxPairKeyId, MAX_LISTED_WRITERS,
   type AccountKeys, type PrivateState, type SetItem
 } from '@conf-chat/protocol'
 
@@ -27,7 +27,8 @@ export interface MailboxWritersComponents {
   /** The account's private state as it is now. */
   state: () => PrivateState
   keyId: string
-  keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>
+  /** The account's keys: signing keys sign the list, box keys derive the keys of the pairs it names. */
+  keys: AccountKeys
   /** Store the list in the account's mailbox (Mailbox.storeWriterList); throws if no holder stored it. */
   store: (item: SetItem) => Promise<unknown>
   /** Remove the account's lists `ids` from its mailbox (the newer one applies now). */
@@ -42,21 +43,33 @@ export interface MailboxWritersInit {
 }
 
 /**
- * The key ids of the senders the user knows, friends first (a list holds at most
- * MAX_LISTED_WRITERS): friends, outgoing friend requests, the members of the conferences
- * the user is still in. Incoming requests are not on it: they are strangers' until accepted.
+ * The key ids under which the senders the user knows write to its mailbox, friends first
+ * (a list holds at most MAX_LISTED_WRITERS): friends, the people the user asked to be
+ * friends, and the members of the conferences the user is still in. They write sealed
+ * envelopes (protocol's sealed-envelope.ts), so they are named by the key of the pair,
+ * which the user derives from its own box keys and theirs; a member whose box key the
+ * conference's record did not give is named by its account key (its envelopes go as
+ * they are). Incoming requests are not on it: they are strangers' until accepted.
  */
-export function knownWriters (state: PrivateState, self: string): string[] {
+export function knownWriters (state: PrivateState, self: { keyId: string, keys: Pick<AccountKeys, 'boxPublic' | 'boxSecret'> }): string[] {
   const ids = new Set<string>()
-  for (const f of state.friends) ids.add(f.keyId)
-  for (const r of state.outgoing) ids.add(r.keyId)
+  const done = new Set<string>([self.keyId])
+  const name = (who: { keyId: string, boxPublic?: Uint8Array }): void => {
+    if (done.has(who.keyId)) return
+    done.add(who.keyId)
+    if (who.boxPublic == null) { ids.add(who.keyId); return }
+    try {
+      ids.add(mailboxPairKeyId(self.keys, who.boxPublic, who.keyId, self.keyId))
+    } catch {} // a box key with no shared secret (low order): nobody can seal with it
+  }
+  for (const f of state.friends) name(f)
+  for (const r of state.outgoing) name(r)
   for (const raw of state.conferences) {
     const conf = conferenceEntrySchema.safeParse(raw)
     if (!conf.success || conf.data.leftAt != null) continue
     const left = new Set(conf.data.left.map(l => l.keyId))
-    for (const m of conf.data.members) if (!left.has(m.keyId)) ids.add(m.keyId)
+    for (const m of conf.data.members) if (!left.has(m.keyId)) name(m)
   }
-  ids.delete(self)
   return [...ids]
 }
 
@@ -158,13 +171,13 @@ export class MailboxWriters {
 
   /** The writers the state names now, sorted and joined (as `published`). */
   private current (): string {
-    return knownWriters(this.c.state(), this.c.keyId).sort().join(',')
+    return knownWriters(this.c.state(), this.c).sort().join(',')
   }
 
   private async publish (): Promise<void> {
     if (this.closed) return
     if (this.storing != null) { this.schedule(this.delayMs); return }
-    const writers = knownWriters(this.c.state(), this.c.keyId)
+    const writers = knownWriters(this.c.state(), this.c)
     const current = [...writers].sort().join(',')
     if (current === this.published) return
     if (writers.length > MAX_LISTED_WRITERS) this.log.error('%d known senders; the mailbox lists the first %d', writers.length, MAX_LISTED_WRITERS)

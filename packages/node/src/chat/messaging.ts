@@ -102,6 +102,7 @@ export class Messaging {
     this.outbox = new Outbox({
       local: components.local,
       mailbox: components.mailbox,
+      senderBoxKeys: envelope => this.active?.senderBoxKeys(envelope),
       messenger: components.messenger,
       locate: async (keyId, options) => await components.presence.read(keyId, options),
       logger: components.logger

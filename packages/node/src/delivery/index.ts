@@ -17,6 +17,6 @@ export type {
   OutboxComponents, OutboxInit, OutboxListener, Delivery, DeliveryStatus, PeerLocation, QueuedEnvelope, RetryOptions
 } from './outbox.js'
 export { Mailbox } from './mailbox.js'
-export type { MailboxComponents, StoredReport, FetchedMail } from './mailbox.js'
+export type { MailboxComponents, StoredReport, FetchedMail, StoreOptions, FetchOptions } from './mailbox.js'
 export { EnvelopeRouter, DuplicateKindHandlerError } from './router.js'
 export type { KindHandler, HandleOptions } from './router.js'

@@ -3,16 +3,19 @@
  * `/cc-mailbox/<keyId>`, held by the R DHT servers closest to it; an item is one signed
  * envelope under its own id, so concurrent senders never overwrite each other. Holders
  * check each item is a well-formed envelope signed by its `fromKey` and addressed to the
- * mailbox, but cannot open it (sealed to the recipient). The recipient reads the union
- * of all holders and then removes what it handled with a signed removal.
+ * mailbox, but cannot open it (sealed to the recipient). Between people who know each
+ * other the item is a sealed envelope (protocol's sealed-envelope.ts): holders see
+ * neither its sender nor its kind. The recipient reads the union of all holders and
+ * then removes what it handled with a signed removal.
  */
 import { defaultLogger } from '@libp2p/logger'
 import {
   mailboxSetKey, mailboxSetRules, mailboxItemOf, validateMailboxItem, decodeEnvelope, decodeWriterListItem, isWriterListId,
-  mailboxOwnerOf, MAILBOX_SET_NAMESPACE, type Envelope, type AccountKeys, type SetItem
+  mailboxOwnerOf, isSealedEnvelopeItem, decodeSealedEnvelopeItem, openSealedEnvelope, sealEnvelope, MAILBOX_SET_NAMESPACE, FRIEND_REQUEST_KIND,
+  type Envelope, type AccountKeys, type SetItem
 } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import type { ListOptions, SetStore } from '../network/index.js'
+import type { ListOptions, SetStore, SetWriteError } from '../network/index.js'
 import { MailboxUnreachableError } from '../errors.js'
 
 export interface StoredReport {
@@ -29,6 +32,25 @@ export interface FetchedMail {
   invalid: Array<{ id: string, reason: string }>
   /** Ids of the owner's writer lists in the mailbox (not fetched), oldest first. */
   writerLists: string[]
+}
+
+type BoxKeys = Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
+
+export interface StoreOptions extends AbortOptions {
+  /**
+   * Seal the sender (sealed-envelope.ts): the sender's box keys and the recipient's box
+   * public key. A recipient's writer list names the people it knows by the keys of their
+   * pairs; where every holder refuses the sealed item as not listed (a mailbox without a
+   * list, a conference member it does not know yet), the envelope goes as it is. A friend
+   * request always goes as it is: it is a stranger's, and holders limit strangers by who
+   * they are.
+   */
+  seal?: { keys: BoxKeys, recipientBoxPublic: Uint8Array }
+}
+
+export interface FetchOptions extends ListOptions {
+  /** The owner's box keys, to open sealed envelopes; without them those are left in the mailbox, unread. */
+  keys?: BoxKeys
 }
 
 export interface MailboxComponents {
@@ -64,6 +86,7 @@ export class Mailbox {
       ...(this.c.sets.namespaceRules(MAILBOX_SET_NAMESPACE) ?? mailboxSetRules()),
       validateItem: (setKey, item) => {
         if (isWriterListId(item.id)) decodeWriterListItem(mailboxOwnerOf(setKey), item)
+        else if (isSealedEnvelopeItem(item)) decodeSealedEnvelopeItem(mailboxOwnerOf(setKey), item)
         else this.checked.set(item.data, validateMailboxItem(setKey, item))
       }
     })
@@ -85,26 +108,42 @@ export class Mailbox {
 
   /**
    * Store an envelope in its recipient's mailbox, on at least one peer other than this
-   * one. Throws MailboxUnreachableError (only this peer could hold it) and the set
-   * store's errors (no holder, none stored it, invalid item).
+   * one; sealed if `options.seal` says how. Throws MailboxUnreachableError (only this peer
+   * could hold it) and the set store's errors (no holder, none stored it, invalid item).
    */
-  async store (envelope: Envelope, options: AbortOptions = {}): Promise<StoredReport> {
-    const result = await this.c.sets.add(mailboxSetKey(envelope.toKeyId),
-      [mailboxItemOf(envelope)], options)
+  async store (envelope: Envelope, options: StoreOptions = {}): Promise<StoredReport> {
+    const sealed = options.seal != null && envelope.kind !== FRIEND_REQUEST_KIND
+      ? sealEnvelope(envelope, options.seal.keys, options.seal.recipientBoxPublic)
+      : undefined
+    if (sealed != null) {
+      try {
+        return await this.put(envelope, sealed, 'sealed', options)
+      } catch (err: any) {
+        // no holder takes it from this pair key: the mailbox has no list (yet), or its list
+        // does not name the pair (yet); the envelope itself may pass where strangers' may
+        if (!(err.name === 'SetWriteError' && (err as SetWriteError).refusedEverywhere(envelope.id, 'not-listed'))) throw err
+        this.log('%s: sealed not taken (%s), storing it as it is', envelope.id, err.message)
+      }
+    }
+    return await this.put(envelope, mailboxItemOf(envelope), 'open', options)
+  }
+
+  private async put (envelope: Envelope, item: SetItem, form: string, options: AbortOptions): Promise<StoredReport> {
+    const result = await this.c.sets.add(mailboxSetKey(envelope.toKeyId), [item], options)
     const copies = result.stored[envelope.id] ?? 0
     // a server always finds itself: one holder means no other peer was reached, and a copy
     // on the sender's own peer is no delivery (the outbox keeps it and retries)
     if (result.holders <= 1 && this.c.isDhtServer()) throw new MailboxUnreachableError()
-    this.log('stored %s for %s on %d of %d holders', envelope.id, envelope.toKeyId, copies, result.holders)
+    this.log('stored %s (%s) for %s on %d of %d holders', envelope.id, form, envelope.toKeyId, copies, result.holders)
     return { holders: result.holders, copies }
   }
 
   /**
    * Everything in the mailbox of `keyId`, from all its holders (`options.holdersMaxAgeMs`:
    * a periodic read may reuse the holders found lately; `options.readAs`: the owner's keys,
-   * which holders ask for).
+   * which holders ask for; `options.keys`: the owner's box keys, to open sealed envelopes).
    */
-  async fetch (keyId: string, options: ListOptions = {}): Promise<FetchedMail> {
+  async fetch (keyId: string, options: FetchOptions = {}): Promise<FetchedMail> {
     const writerLists: string[] = []
     const items = await this.c.sets.list(mailboxSetKey(keyId), {
       ...options,
@@ -117,7 +156,12 @@ export class Mailbox {
     const out: FetchedMail = { envelopes: [], invalid: [], writerLists: [...new Set(writerLists)].sort() }
     for (const item of items) {
       try {
-        const envelope = this.checked.get(item.data) ?? decodeEnvelope(item.data)
+        let envelope = this.checked.get(item.data)
+        if (envelope == null && isSealedEnvelopeItem(item)) {
+          if (options.keys == null) continue
+          envelope = openSealedEnvelope(decodeSealedEnvelopeItem(keyId, item), options.keys)
+        }
+        envelope ??= decodeEnvelope(item.data)
         if (envelope.id !== item.id || envelope.toKeyId !== keyId) throw new Error('item is not the envelope it claims to be')
         out.envelopes.push(envelope)
       } catch (err: any) {

@@ -12,10 +12,10 @@
  */
 import { defaultLogger } from '@libp2p/logger'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import { decodeEnvelope, isFinalRefusal, isRefusalCode, type Envelope, type RefusalCode } from '@conf-chat/protocol'
+import { decodeEnvelope, isFinalRefusal, isRefusalCode, recipientBoxKeyOf, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { LocalStore } from '../storage/index.js'
 import { shutdownController, timeLimit, untilEither } from '../utils/index.js'
-import type { Mailbox } from './mailbox.js'
+import type { Mailbox, StoreOptions } from './mailbox.js'
 import { envelopeBytes } from './chat-wire.js'
 import { GroupWriter } from './group-writer.js'
 import type { DeliveryResult, Messenger } from './messenger.js'
@@ -67,6 +67,11 @@ export interface OutboxComponents {
   /** Written through a GroupWriter: the envelopes sent at once share a LevelDB batch. */
   local: Pick<LocalStore, 'writeMany' | 'entries'>
   mailbox: Pick<Mailbox, 'store'>
+  /**
+   * The sender's box keys, to seal the envelope into its recipient's mailbox (Mailbox.store),
+   * while the account that sent it is logged in here; else undefined (it goes as it is).
+   */
+  senderBoxKeys?: (envelope: Envelope) => NonNullable<StoreOptions['seal']>['keys'] | undefined
   messenger: Pick<Messenger, 'send'>
   /** Reads where a user (by key id) is online, if anywhere. */
   locate: (keyId: string, options?: AbortOptions) => Promise<PeerLocation | undefined>
@@ -81,6 +86,8 @@ export type OutboxListener = (envelope: Envelope, delivery: Delivery) => void
 
 interface OutboxEntry {
   envelope: Uint8Array
+  /** The recipient's box key the envelope was sealed to (to seal it into their mailbox), if known when it was queued. */
+  boxPublic?: Uint8Array
   /** The recipient, readable without decoding (and verifying) the envelope. */
   toKeyId: string
   createdAt: number
@@ -171,7 +178,15 @@ export class Outbox {
   /** Persist the envelope, then try to deliver it: live if the recipient is online, else to their mailbox. */
   async send (envelope: Envelope, options: AbortOptions = {}): Promise<Delivery> {
     const now = this.now()
-    const entry: OutboxEntry = { envelope: envelopeBytes(envelope), toKeyId: envelope.toKeyId, createdAt: now, attempts: 0, nextAt: now + this.retryMs }
+    const boxPublic = recipientBoxKeyOf(envelope)
+    const entry: OutboxEntry = {
+      envelope: envelopeBytes(envelope),
+      ...(boxPublic != null ? { boxPublic } : {}),
+      toKeyId: envelope.toKeyId,
+      createdAt: now,
+      attempts: 0,
+      nextAt: now + this.retryMs
+    }
     // kept even when the caller gives up: the change it goes with (history, private state)
     // is already made, so the envelope must go out; the signal cuts only this attempt
     await this.writes.put(PREFIX + envelope.id, entry)
@@ -293,7 +308,11 @@ export class Outbox {
       return { id, status: 'failed', reason: live.reason, ...(live.code != null ? { code: live.code } : {}) }
     }
     try {
-      await this.c.mailbox.store(envelope, { signal: timeLimit(this.mailboxTimeoutMs, options) })
+      const keys = entry.boxPublic != null ? this.c.senderBoxKeys?.(envelope) : undefined
+      await this.c.mailbox.store(envelope, {
+        signal: timeLimit(this.mailboxTimeoutMs, options),
+        ...(keys != null ? { seal: { keys, recipientBoxPublic: entry.boxPublic! } } : {})
+      })
       await this.writes.delete(key)
       return { id, status: 'queued', where: 'mailbox', reason: live.reason }
     } catch (err: any) {

@@ -24,7 +24,7 @@
 import { LRUCache } from 'lru-cache'
 import { RateLimiter } from '@libp2p/utils'
 import {
-  directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, userKey, bytesEqual, keyIdOf,
+  directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, isSealedEnvelopeItem, userKey, bytesEqual, keyIdOf,
   InvalidSetItemError, isWriterListId, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE, type SetNamespaceRules, type UserPayload
 } from '@conf-chat/protocol'
 import type { RecordStore } from './records/index.js'
@@ -79,13 +79,16 @@ export function ownedDirectoryRules (isOwner: OwnerCheck): SetNamespaceRules {
   }
 }
 
-/** Mailbox items from registered senders only. */
+/**
+ * Mailbox items from registered senders only. A sealed envelope's signer is a pair key,
+ * nobody's account: it is stored only where the owner's writer list names it.
+ */
 export function registeredSenderMailboxRules (isOwner: OwnerCheck): SetNamespaceRules {
   return {
     ...mailboxSetRules(),
     authorizeItem: async (setKey, item, options) => {
       // the owner's writer list: its signature is the owner's (validateItem)
-      if (isWriterListId(item.id)) return
+      if (isWriterListId(item.id) || isSealedEnvelopeItem(item)) return
       const envelope = validateMailboxItem(setKey, item)
       await isOwner(envelope.from, envelope.fromKey, options)
     }

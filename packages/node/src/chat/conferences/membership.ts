@@ -92,7 +92,7 @@ export class Membership {
       name: p.name,
       owner: p.owner,
       seq: record.record.seq,
-      members: p.members.map(m => ({ username: m.username, keyId: m.keyId, joinedAt: m.joinedAt })),
+      members: p.members.map(m => ({ username: m.username, keyId: m.keyId, joinedAt: m.joinedAt, ...(m.boxPublic != null ? { boxPublic: m.boxPublic } : {}) })),
       left: mergeLeft(existing?.left ?? [], p.left),
       createdAt: p.createdAt
     }

@@ -68,6 +68,8 @@ export const ITEM_UNCHECKED = 'cannot be checked now'
 export const CHECKS_LIMITED = 'too many checks for this peer'
 /** The set's owner does not list the writer, and a stranger may not store this kind of item (see WriterListRules). */
 export const STRANGER_KIND = 'not listed by the owner: not a kind strangers may leave'
+/** The item may be stored only where the owner's list names its writer, and the set has no list (see WriterListRules.onlyListed). */
+export const NO_WRITER_LIST = 'not listed by the owner: the set has no writer list'
 /** The writer, a stranger to the set's owner, stored as many items in the last day as strangers may. */
 export const STRANGER_DAY_FULL = 'not listed by the owner: enough for today'
 
@@ -90,6 +92,8 @@ const ITEM_REFUSAL_CODES: Record<string, RefusalCode> = {
   [CHECKS_LIMITED]: 'rate-limited',
   /** passing: the owner's list may not have caught up with a friendship just begun */
   [STRANGER_KIND]: 'not-listed',
+  /** passing: the owner's list may be on its way; the writer may also send another way (a mailbox: the envelope itself) */
+  [NO_WRITER_LIST]: 'not-listed',
   [STRANGER_DAY_FULL]: 'rate-limited'
 }
 

@@ -19,7 +19,7 @@ import { PAGE_BYTES, MAX_REFUSED_ID_CHARS, MAX_REFUSED_REASON_CHARS } from './co
 
 /** Items of one request checked with the network at once (authorizeItem: a DHT read each). */
 const AUTHORIZE_CONCURRENCY = 4
-import { CHECKS_LIMITED, ITEM_REMOVED, ITEM_UNCHECKED, SET_FULL, WRITER_FULL, errorResponse, itemRefusal } from './set-errors.js'
+import { CHECKS_LIMITED, ITEM_REMOVED, ITEM_UNCHECKED, NO_WRITER_LIST, SET_FULL, WRITER_FULL, errorResponse, itemRefusal } from './set-errors.js'
 import type { SetLayout } from './set-layout.js'
 import { WriterAdmission } from './writer-admission.js'
 import type { SetNamespaces } from './set-namespaces.js'
@@ -219,7 +219,9 @@ export class SetHolder {
         if (writer != null) {
           const mine = writers.get(writer) ?? { ...(usage.writers.get(writer) ?? { items: 0, bytes: 0 }) }
           if (mine.items >= writerLimits.items || mine.bytes + size > writerLimits.bytes) { refuse(item.id, WRITER_FULL); continue }
-          const stranger = gate != null && !gate.names(writer) ? gate.admit(writer, item, mine) : undefined
+          const stranger = gate == null
+            ? (listRules?.onlyListed?.(item) === true ? NO_WRITER_LIST : undefined)
+            : (gate.names(writer) ? undefined : gate.admit(writer, item, mine))
           if (stranger != null) { refuse(item.id, stranger); continue }
           writers.set(writer, { items: mine.items + 1, bytes: mine.bytes + size })
         }

@@ -7,41 +7,49 @@ import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import {
   conferenceEntrySchema, createWriterListItem, decodeWriterListItem, emptyPrivateState, generateAccountKeys, keyIdOf,
-  type PrivateState, type SetItem
+  mailboxPairKeys, type AccountKeys, type PrivateState, type SetItem
 } from '@conf-chat/protocol'
 import { MailboxWriters, knownWriters, WRITER_LIST_DELAY_MS, WRITER_LIST_RETRY_MS } from '../../../src/chat/mailbox-writers.js'
 
 const me = generateAccountKeys()
 const myId = keyIdOf(me.signPublic)
+const people = new Map<number, AccountKeys>()
+const keysOf = (n: number): AccountKeys => people.get(n) ?? people.set(n, generateAccountKeys()).get(n)!
 const person = (n: number): { username: string, keyId: string, signPublic: Uint8Array, boxPublic: Uint8Array } =>
-  ({ username: `user${n}`, keyId: `${n}`.padStart(40, '0'), signPublic: new Uint8Array(32), boxPublic: new Uint8Array(32) })
+  ({ username: `user${n}`, keyId: keyIdOf(keysOf(n).signPublic), signPublic: keysOf(n).signPublic, boxPublic: keysOf(n).boxPublic })
+/** The key with which person n signs what it seals into the mailbox of `mailbox` (n's own derivation, from n's secret). */
+const pairOf = (n: number, mailbox: { keyId: string, boxPublic: Uint8Array } = { keyId: myId, boxPublic: me.boxPublic }): string =>
+  keyIdOf(mailboxPairKeys(keysOf(n), mailbox.boxPublic, person(n).keyId, mailbox.keyId).signPublic)
 const friend = (n: number): PrivateState['friends'][number] => ({ ...person(n), since: 1 })
 const request = (n: number): PrivateState['outgoing'][number] => ({ ...person(n), at: 1 })
-const conference = (members: number[], extra: { left?: number[], leftAt?: number } = {}): unknown => ({
+const conference = (members: number[], extra: { left?: number[], leftAt?: number, keyed?: boolean } = {}): unknown => ({
   id: `conf-${'c'.repeat(16)}`,
   ref: { owner: person(1).keyId, local: 'c'.repeat(16) },
   name: 'team',
   owner: 'user1',
   seq: 1,
-  members: members.map(n => ({ username: `user${n}`, keyId: person(n).keyId, joinedAt: 1 })),
+  members: members.map(n => ({ username: `user${n}`, keyId: person(n).keyId, joinedAt: 1, ...(extra.keyed === true ? { boxPublic: person(n).boxPublic } : {}) })),
   left: (extra.left ?? []).map(n => ({ username: `user${n}`, keyId: person(n).keyId, leftAt: 2 })),
   createdAt: 1,
   ...(extra.leftAt != null ? { leftAt: extra.leftAt } : {})
 })
 
 describe('knownWriters', () => {
-  it('lists friends, people asked to be friends and members of conferences still joined; not requests from others, not me', () => {
+  it('lists friends, people asked to be friends and members of conferences still joined, by the keys they seal with; not requests from others, not me', () => {
     const state: PrivateState = {
       ...emptyPrivateState(),
       friends: [friend(1)],
       outgoing: [request(2)],
       incoming: [request(3)],
-      conferences: [conference([1, 4, 5], { left: [5] }), conference([6], { leftAt: 3 })]
+      conferences: [conference([1, 4, 5], { left: [5] }), conference([6], { leftAt: 3 }), conference([7], { keyed: true })]
     }
-    expect(conferenceEntrySchema.safeParse(state.conferences[0]).success).toBe(true)
-    const ids = knownWriters(state, person(4).keyId)
-    expect(ids.sort()).toEqual([person(1).keyId, person(2).keyId])
-    expect(knownWriters(state, myId).sort()).toEqual([1, 2, 4].map(n => person(n).keyId))
+    expect(state.conferences.every(c => conferenceEntrySchema.safeParse(c).success)).toBe(true)
+    const four = { keyId: person(4).keyId, keys: keysOf(4) }
+    expect(knownWriters(state, four).sort()).toEqual([pairOf(1, person(4)), pairOf(2, person(4)), pairOf(7, person(4))].sort())
+    // a member whose box key the record did not give (4): by its account key, its envelopes go as they are
+    expect(knownWriters(state, { keyId: myId, keys: me }).sort()).toEqual([pairOf(1), pairOf(2), person(4).keyId, pairOf(7)].sort())
+    // a friend who is also a member: named once, by the pair's key
+    expect(knownWriters(state, { keyId: myId, keys: me })).not.toContain(person(1).keyId)
   })
 })
 
@@ -51,7 +59,7 @@ describe('MailboxWriters', () => {
   let removed: string[]
   let failing: boolean
   let writers: MailboxWriters
-  const named = (item: SetItem, n: number): boolean => decodeWriterListItem(myId, item).names(person(n).keyId)
+  const named = (item: SetItem, n: number): boolean => decodeWriterListItem(myId, item).names(pairOf(n))
 
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })

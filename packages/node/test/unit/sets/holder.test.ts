@@ -94,7 +94,9 @@ describe('set holder', () => {
                 const named = new Set(textOf(item).split(':')[1]?.split(','))
                 return { at: item.addedAt, names: w => w === 'o' || named.has(w) }
               },
-              strangers: { may: item => textOf(item).split(':')[1]?.startsWith('request') === true, items: 2, bytes: 1000, perDay: 3, perSet: 3 }
+              strangers: { may: item => textOf(item).split(':')[1]?.startsWith('request') === true, items: 2, bytes: 1000, perDay: 3, perSet: 3 },
+              // like a sealed envelope: only from a writer the list names
+              onlyListed: item => textOf(item).split(':')[1]?.startsWith('sealed') === true
             }
           }
         }
@@ -105,14 +107,14 @@ describe('set holder', () => {
       const res = added(await rawRequest(holderOf, { type: 'add', setKey: key, items }))
       return items.map(i => res.accepted.includes(i.id) ? undefined : res.rejected.find(r => r.id === i.id)?.code)
     }
-    // no list yet: every writer is taken
-    expect(await add('z:hello')).toEqual([undefined])
+    // no list yet: every writer is taken, but not what only a listed writer may store
+    expect(await add('z:hello', 'a:sealed 0')).toEqual([undefined, 'not-listed'])
     net.clock.advance(10)
     const list = textItem(net.clock, 'o:a', 'list.0001')
     expect(added(await rawRequest(holderOf, { type: 'add', setKey: key, items: [list] })).accepted).toEqual([list.id])
     // named writers and the owner as before; strangers only requests, two each, and (with z's) three in all
-    expect(await add('a:hi', 'o:note', 's:hi', 's:request 1', 's:request 2', 's:request 3', 't:request 1'))
-      .toEqual([undefined, undefined, 'not-listed', undefined, undefined, 'rate-limited', 'full'])
+    expect(await add('a:hi', 'a:sealed 1', 'o:note', 's:hi', 's:sealed 1', 's:request 1', 's:request 2', 's:request 3', 't:request 1'))
+      .toEqual([undefined, undefined, undefined, 'not-listed', 'not-listed', undefined, undefined, 'rate-limited', 'full'])
     // the owner read (removed) s's requests: s may leave one more today, not two
     const held = (await holderOf.store.localItems(key)).filter(i => textOf(i).startsWith('s:'))
     await holderOf.store.remove(key, held.map(i => i.id), owner)

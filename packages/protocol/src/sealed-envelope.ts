@@ -1,0 +1,148 @@
+/**
+ * Sealed sender, for mailboxes. An envelope (envelope.ts) shows its sender, kind and time
+ * to whoever holds it: the holders of a mailbox would learn who writes to whom, and what.
+ * Between people who know each other, the mailbox item is instead a sealed envelope: the
+ * whole envelope sealed to the recipient, under the envelope's id and time, signed by a
+ * key that the sender and the recipient both derive from their box keys and nobody else
+ * can (the pair key: crypto's sharedSigningKeys, for this sender and this mailbox).
+ *
+ * A holder checks the pair key's signature, and the recipient's writer list names the
+ * pair key (by its tag, writer-list.ts), so holders take it as from someone the owner
+ * knows and limit it per pair key as they limit a writer. What they see: the mailbox,
+ * the item's id (its time) and size, and a pseudonym that stays the same for one sender
+ * into one mailbox and differs between mailboxes. Neither sender nor kind.
+ *
+ * The pair key only lets the item into the mailbox; the envelope inside is signed by its
+ * sender's account key as always, and the recipient checks that signature and its sender
+ * like any other envelope's. A stranger (a friend request) still leaves the envelope
+ * itself: the owner's list cannot name a pair key it cannot derive, and holders must see
+ * who a stranger is to limit them.
+ */
+import * as cborg from 'cborg'
+import { z } from 'zod'
+import { LRUCache } from 'lru-cache'
+import { sign, verify, keyIdOf, sealTo, openSealed, sharedSigningKeys, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
+import { decodeCbor } from './record.js'
+import { decodeEnvelope, encodeEnvelope, ENVELOPE_ID_PATTERN, InvalidEnvelopeError, type Envelope } from './envelope.js'
+import { MAX_SET_ITEM_BYTES, type SetItem } from './sets.js'
+
+const SEALED_DOMAIN = 'conf-chat:sealed-envelope:1'
+const PAIR_DOMAIN = 'conf-chat:mailbox-pair-key:1'
+
+/** The version field of a sealed envelope (an envelope's is 1). */
+export const SEALED_ENVELOPE_VERSION = 2
+
+const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
+
+const sealedEnvelopeSchema = z.object({
+  v: z.literal(SEALED_ENVELOPE_VERSION),
+  /** The envelope's id, and so its sending time. */
+  id: z.string().regex(ENVELOPE_ID_PATTERN),
+  /** The key id of the mailbox's owner. */
+  to: z.string().regex(KEY_ID_PATTERN),
+  sentAt: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  /** The pair key's public half: the signer. */
+  writer: bytes.refine(b => b.length === 32),
+  /** The envelope, sealed to the recipient's box key. */
+  sealed: bytes,
+  sig: bytes.refine(b => b.length === 64)
+}).strict()
+
+export type SealedEnvelope = z.infer<typeof sealedEnvelopeSchema>
+
+type BoxKeys = Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
+
+const pairContext = (senderKeyId: string, mailboxKeyId: string): Uint8Array => cborg.encode([PAIR_DOMAIN, senderKeyId, mailboxKeyId])
+
+/**
+ * The pair key of the sender `senderKeyId` into the mailbox of `mailboxKeyId`, derived
+ * with `own` box keys (either side's) and the other side's box public key.
+ */
+export function mailboxPairKeys (own: BoxKeys, theirBoxPublic: Uint8Array, senderKeyId: string, mailboxKeyId: string): { signPublic: Uint8Array, signSecret: Uint8Array } {
+  return sharedSigningKeys(own, theirBoxPublic, pairContext(senderKeyId, mailboxKeyId))
+}
+
+/** Pair key ids worked out lately: a writer list names every friend's (a key derivation each). */
+const pairKeyIds = new LRUCache<string, string>({ max: 8192 })
+
+/**
+ * The key id of a pair key (what a writer list names), as the mailbox's owner works it
+ * out: with its own box keys and the sender's box public key.
+ */
+export function mailboxPairKeyId (own: BoxKeys, theirBoxPublic: Uint8Array, senderKeyId: string, mailboxKeyId: string): string {
+  const cacheKey = [Buffer.from(own.boxPublic).toString('hex'), Buffer.from(theirBoxPublic).toString('hex'), senderKeyId, mailboxKeyId].join('.')
+  let id = pairKeyIds.get(cacheKey)
+  if (id == null) pairKeyIds.set(cacheKey, id = keyIdOf(mailboxPairKeys(own, theirBoxPublic, senderKeyId, mailboxKeyId).signPublic))
+  return id
+}
+
+function signingBytes (s: Omit<SealedEnvelope, 'sig'>): Uint8Array {
+  return cborg.encode([SEALED_DOMAIN, s.v, s.id, s.to, s.sentAt, s.writer, s.sealed])
+}
+
+/**
+ * The mailbox item of `envelope` with its sender sealed: `sender` is the sender's box
+ * keys, `recipientBoxPublic` the recipient's. Undefined when the sealed item would be
+ * larger than a set item may be (the envelope then goes as it is).
+ */
+export function sealEnvelope (envelope: Envelope, sender: BoxKeys, recipientBoxPublic: Uint8Array): SetItem | undefined {
+  const pair = mailboxPairKeys(sender, recipientBoxPublic, keyIdOf(envelope.fromKey), envelope.toKeyId)
+  const unsigned = {
+    v: SEALED_ENVELOPE_VERSION,
+    id: envelope.id,
+    to: envelope.toKeyId,
+    sentAt: envelope.sentAt,
+    writer: pair.signPublic,
+    sealed: sealTo(encodeEnvelope(envelope), recipientBoxPublic)
+  } as const
+  const data = cborg.encode({ ...unsigned, sig: sign(signingBytes(unsigned), pair.signSecret) })
+  pair.signSecret.fill(0)
+  return data.length <= MAX_SET_ITEM_BYTES ? { id: envelope.id, data, addedAt: envelope.sentAt } : undefined
+}
+
+/** The decoded item if it is (shaped as) a sealed envelope, unchecked; else undefined. */
+function peek (item: SetItem): Record<string, unknown> | undefined {
+  let raw: unknown
+  try { raw = decodeCbor(item.data) } catch { return undefined }
+  return raw != null && typeof raw === 'object' && (raw as { v?: unknown }).v === SEALED_ENVELOPE_VERSION ? raw as Record<string, unknown> : undefined
+}
+
+/** Whether a mailbox item is a sealed envelope (by its version; not checked). */
+export function isSealedEnvelopeItem (item: SetItem): boolean {
+  return peek(item) != null
+}
+
+/** The key id of a sealed envelope's pair key, read without checking it; undefined if it is none. */
+export function sealedWriterOf (item: SetItem): string | undefined {
+  const writer = peek(item)?.writer
+  return writer instanceof Uint8Array && writer.length === 32 ? keyIdOf(writer) : undefined
+}
+
+/**
+ * What a holder checks of a sealed envelope in the mailbox of `mailboxKeyId`: its shape,
+ * its pair key's signature, and that it is stored under its own id and signed time for
+ * this mailbox. Throws InvalidEnvelopeError.
+ */
+export function decodeSealedEnvelopeItem (mailboxKeyId: string, item: SetItem): SealedEnvelope {
+  if (item.data.length > MAX_SET_ITEM_BYTES) throw new InvalidEnvelopeError(`sealed envelope of ${item.data.length} bytes exceeds ${MAX_SET_ITEM_BYTES}`)
+  const parsed = sealedEnvelopeSchema.safeParse(peek(item))
+  if (!parsed.success) throw new InvalidEnvelopeError(`malformed sealed envelope: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`)
+  const { sig, ...unsigned } = parsed.data
+  if (!verify(sig, signingBytes(unsigned), unsigned.writer)) throw new InvalidEnvelopeError('bad sealed envelope signature')
+  if (unsigned.to !== mailboxKeyId) throw new InvalidEnvelopeError('sealed envelope is addressed to another mailbox')
+  if (item.id !== unsigned.id || item.addedAt !== unsigned.sentAt) throw new InvalidEnvelopeError('item id or time is not the sealed envelope\'s')
+  return parsed.data
+}
+
+/**
+ * The envelope inside, opened by the recipient: decoded and its sender's signature
+ * checked (decodeEnvelope), and under the id, time and recipient the sealed envelope
+ * showed. Throws InvalidEnvelopeError (or DecryptionError: not sealed to these keys).
+ */
+export function openSealedEnvelope (sealed: SealedEnvelope, keys: BoxKeys): Envelope {
+  const envelope = decodeEnvelope(openSealed(sealed.sealed, keys))
+  if (envelope.id !== sealed.id || envelope.sentAt !== sealed.sentAt || envelope.toKeyId !== sealed.to) {
+    throw new InvalidEnvelopeError('the sealed envelope is not the envelope inside')
+  }
+  return envelope
+}

@@ -1,0 +1,95 @@
+/**
+ * Sealed envelopes: what a mailbox's holders see of an envelope between people who know
+ * each other (neither sender nor kind), what they check (the pair key's signature, the
+ * mailbox, the id and time), and that only the recipient opens one, to the very envelope.
+ */
+import { describe, it, expect } from 'vitest'
+import * as cborg from 'cborg'
+import {
+  sealEnvelope, decodeSealedEnvelopeItem, openSealedEnvelope, isSealedEnvelopeItem, mailboxPairKeys, mailboxPairKeyId,
+  createEnvelope, createWriterListItem, mailboxSetKey, mailboxSetRules, mailboxWriterOf, validateMailboxSetItem, generateAccountKeys,
+  keyIdOf, sign, InvalidSetItemError, DM_KIND, FRIEND_REQUEST_KIND, MAX_SET_ITEM_BYTES, type AccountKeys
+} from '../src/index.js'
+
+const alice = generateAccountKeys()
+const bob = generateAccountKeys()
+const carol = generateAccountKeys()
+const idOf = (k: AccountKeys): string => keyIdOf(k.signPublic)
+const to = (keys: AccountKeys, username: string): { username: string, keyId: string, boxPublic: Uint8Array } =>
+  ({ username, keyId: idOf(keys), boxPublic: keys.boxPublic })
+const dm = (text: string, at = 1_000): ReturnType<typeof createEnvelope> =>
+  createEnvelope(DM_KIND, { text }, { username: 'alice', keys: alice }, to(bob, 'bob'), at)
+
+describe('sealed envelopes', () => {
+  it('show holders neither the sender nor the kind, only a key both sides derive, and open to the envelope sealed', () => {
+    const envelope = dm('meet at noon')
+    const item = sealEnvelope(envelope, alice, bob.boxPublic)!
+    expect(isSealedEnvelopeItem(item)).toBe(true)
+    expect([item.id, item.addedAt]).toEqual([envelope.id, envelope.sentAt])
+    const visible = Buffer.from(item.data)
+    for (const secret of [alice.signPublic, Buffer.from('alice'), Buffer.from(DM_KIND), Buffer.from('meet at noon')]) {
+      expect(visible.includes(Buffer.from(secret))).toBe(false)
+    }
+    // the holder's view: the mailbox, the id, the time and the pair key; it checks, it does not open
+    const seen = decodeSealedEnvelopeItem(idOf(bob), item)
+    expect(Object.keys(seen).sort()).toEqual(['id', 'sealed', 'sentAt', 'sig', 'to', 'v', 'writer'])
+    // bob derives alice's pair key from his own secret: his list can name it
+    expect(keyIdOf(seen.writer)).toBe(mailboxPairKeyId(bob, alice.boxPublic, idOf(alice), idOf(bob)))
+    expect(mailboxWriterOf(item)).toBe(keyIdOf(seen.writer))
+    // ... and it differs from alice's key, and from her pair key into another mailbox
+    expect(keyIdOf(seen.writer)).not.toBe(idOf(alice))
+    expect(keyIdOf(seen.writer)).not.toBe(mailboxPairKeyId(carol, alice.boxPublic, idOf(alice), idOf(carol)))
+    expect(openSealedEnvelope(seen, bob)).toEqual(envelope)
+    expect(() => openSealedEnvelope(seen, carol)).toThrow()
+  })
+
+  it('are refused by holders when altered, in another mailbox, or under another id or time', () => {
+    const item = sealEnvelope(dm('hi'), alice, bob.boxPublic)!
+    const outer = cborg.decode(item.data) as Record<string, unknown>
+    const altered = { ...item, data: cborg.encode({ ...outer, sealed: new Uint8Array(80) }) }
+    expect(() => decodeSealedEnvelopeItem(idOf(bob), altered)).toThrow(/signature/)
+    expect(() => decodeSealedEnvelopeItem(idOf(carol), item)).toThrow(/another mailbox/)
+    expect(() => decodeSealedEnvelopeItem(idOf(bob), { ...item, addedAt: item.addedAt + 1 })).toThrow(/time/)
+    expect(() => decodeSealedEnvelopeItem(idOf(bob), { ...item, id: dm('other', 2_000).id })).toThrow(/id/)
+    // through the mailbox rules: the same refusals, as invalid items
+    expect(() => validateMailboxSetItem(mailboxSetKey(idOf(bob)), altered)).toThrow(InvalidSetItemError)
+    expect(() => validateMailboxSetItem(mailboxSetKey(idOf(bob)), item)).not.toThrow()
+  })
+
+  it('are opened only to an envelope under the id, time and recipient they show', () => {
+    // a pair key's holder (bob could, alice could) wraps another envelope under this item's id: refused on opening
+    const pair = mailboxPairKeys(alice, bob.boxPublic, idOf(alice), idOf(bob))
+    const first = sealEnvelope(dm('first', 1_000), alice, bob.boxPublic)!
+    const inner = sealEnvelope(dm('second', 2_000), alice, bob.boxPublic)!
+    const { sealed } = cborg.decode(inner.data) as { sealed: Uint8Array }
+    const head = cborg.decode(first.data) as Record<string, unknown>
+    const swapped = resign({ ...head, sealed }, pair.signSecret)
+    const seen = decodeSealedEnvelopeItem(idOf(bob), { ...first, data: swapped })
+    expect(() => openSealedEnvelope(seen, bob)).toThrow(/not the envelope inside/)
+  })
+
+  it('are never what a stranger may leave, and need the owner\'s list to be stored at all', () => {
+    const rules = mailboxSetRules().writerList!
+    const sealed = sealEnvelope(createEnvelope(FRIEND_REQUEST_KIND, { note: 'hi' }, { username: 'alice', keys: alice }, to(bob, 'bob')), alice, bob.boxPublic)!
+    const open = createEnvelope(FRIEND_REQUEST_KIND, { note: 'hi' }, { username: 'alice', keys: alice }, to(bob, 'bob'))
+    expect(rules.strangers.may(sealed)).toBe(false)
+    expect(rules.onlyListed?.(sealed)).toBe(true)
+    expect(rules.onlyListed?.({ id: open.id, data: cborg.encode(open), addedAt: open.sentAt })).toBe(false)
+    // bob's list naming alice's pair key lets holders tell her sealed items from anyone's
+    const list = rules.decode(mailboxSetKey(idOf(bob)), createWriterListItem(bob, [mailboxPairKeyId(bob, alice.boxPublic, idOf(alice), idOf(bob))], 5_000))
+    expect(list.names(mailboxWriterOf(sealed)!)).toBe(true)
+    expect(list.names(mailboxWriterOf(sealEnvelope(createEnvelope(DM_KIND, { text: 'x' }, { username: 'carol', keys: carol }, to(bob, 'bob')), carol, bob.boxPublic)!)!)).toBe(false)
+  })
+
+  it('are not made when the envelope would not fit a set item sealed (it then goes as it is)', () => {
+    const big = createEnvelope(DM_KIND, { text: 'x'.repeat(MAX_SET_ITEM_BYTES - 300) }, { username: 'alice', keys: alice }, to(bob, 'bob'))
+    expect(sealEnvelope(big, alice, bob.boxPublic)).toBeUndefined()
+  })
+})
+
+/** A sealed envelope's fields signed again with `signSecret` (the pair key, which either side can derive). */
+function resign (fields: Record<string, unknown>, signSecret: Uint8Array): Uint8Array {
+  const f = fields as { v: number, id: string, to: string, sentAt: number, writer: Uint8Array, sealed: Uint8Array }
+  const sig = sign(cborg.encode(['conf-chat:sealed-envelope:1', f.v, f.id, f.to, f.sentAt, f.writer, f.sealed]), signSecret)
+  return cborg.encode({ ...fields, sig })
+}
