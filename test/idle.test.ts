@@ -6,7 +6,7 @@
  * that lost every connection tells its friends again once it is back.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { createEnvelope, mailboxItemOf, mailboxSetKey, DM_KIND } from '@conf-chat/protocol'
+import { createEnvelope, sealEnvelope, mailboxSetKey, DM_KIND } from '@conf-chat/protocol'
 import { DEFAULT_PRESENCE_TTL_MS, DEFAULT_PRESENCE_REFRESH_MS, type ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { collect, makeFriends, registerUser } from './helpers/friends.js'
@@ -33,8 +33,10 @@ describe('idle logged-in peers', () => {
   it('shows a message left in the mailbox of an online user without a check, by the periodic read', async () => {
     const shown = collect(alice, 'messages:offline')
     // as when bob's live send failed on his side: the envelope goes straight to alice's mailbox
-    const envelope = createEnvelope(DM_KIND, { text: 'left while you were online' }, { username: 'bob', keys: bob.session!.account.keys }, await bob.profile('alice'))
-    await net.nodes[3]!.peer.sets.add(mailboxSetKey(alice.whoami().keyId), [mailboxItemOf(envelope)])
+    const toAlice = await bob.profile('alice')
+    const envelope = createEnvelope(DM_KIND, { text: 'left while you were online' }, { username: 'bob', keys: bob.session!.account.keys }, toAlice)
+    // sealed, as bob's outbox stores it for a friend
+    await net.nodes[3]!.peer.sets.add(mailboxSetKey(alice.whoami().keyId), [sealEnvelope(envelope, bob.session!.account.keys, toAlice.boxPublic)!])
     const batch = await eventually(() => shown.find(b => b.messages.some(m => m.id === envelope.id)), 60_000)
     expect(batch.messages.find(m => m.id === envelope.id)).toMatchObject({ from: 'bob', text: 'left while you were online' })
   })

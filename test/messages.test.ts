@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import {
-  createEnvelope, mailboxItemOf, mailboxSetKey, conversationId, historyKey, stateKey, openForOwner, privateStateSchema,
+  createEnvelope, sealEnvelope, mailboxSetKey, conversationId, historyKey, stateKey, openForOwner, privateStateSchema,
   DM_KIND, MAX_RECORD_BYTES, type SealedPayload
 } from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
@@ -133,7 +133,8 @@ describe('direct messages', () => {
     const twice = async (text: string): Promise<string> => {
       const env = createEnvelope(DM_KIND, { text }, alice, bob)
       expect(await internalsOf(n0).messenger.send(where.peerId, where.addrs, env)).toEqual({ delivered: true })
-      await n0.peer.sets.add(mailboxSetKey(bob.keyId), [mailboxItemOf(env)])
+      // sealed, as alice's outbox stores it for a friend
+      await n0.peer.sets.add(mailboxSetKey(bob.keyId), [sealEnvelope(env, alice.keys, bob.boxPublic)!])
       return env.id
     }
     await twice('same peer')
@@ -186,7 +187,7 @@ describe('direct messages', () => {
     const ids: string[] = []
     for (let i = 0; i < 5; i++) {
       const env = createEnvelope(DM_KIND, { text: `handover ${i}` }, alice, bob)
-      await n0.peer.sets.add(mailboxSetKey(bob.keyId), [mailboxItemOf(env)])
+      await n0.peer.sets.add(mailboxSetKey(bob.keyId), [sealEnvelope(env, alice.keys, bob.boxPublic)!])
       ids.push(env.id)
     }
     // n2's removal of what it showed is slow: still under way when bob logs in on n3
