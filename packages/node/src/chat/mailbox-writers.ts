@@ -1,8 +1,8 @@
 /**
  * Keeps the logged-in user's writer list in their mailbox (protocol's writer-list.ts):
- * the senders they know (friends and people they asked to be friends, by the keys of the
- * pairs they seal with; members of their conferences), so that the mailbox's holders take only a few friend requests (and
- * conference envelopes) from anyone else. Published once the session starts and again, a
+ * the senders they know (friends, people they asked to be friends, members of their
+ * conferences; by the keys of the pairs they seal with), so that the mailbox's holders
+ * take only a few friend requests (and conference envelopes) from anyone else. Published once the session starts and again, a
  * moment later, after each change of the private state that changes who is on it, and
  * weekly; a failed store is tried again. The session's two newest lists are kept (a holder
  * that missed the newest still has the one before, not none); older ones are removed.
