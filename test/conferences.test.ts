@@ -8,7 +8,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import {
   createEnvelope, createSignedRecord, mailboxItemOf, encodeSignedRecord, mailboxSetKey, newEnvelopeId, isSealedEnvelopeItem,
-  mailboxWriterOf, CONF_MESSAGE_KIND, type ConferencePayload
+  mailboxWriterOf, conferenceWriterKeyId, conferenceEntrySchema, sealEnvelope, CONF_MESSAGE_KIND, type ConferencePayload
 } from '@conf-chat/protocol'
 import type { ChatNode, ConferenceInfo, ConferenceMessage } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
@@ -37,6 +37,8 @@ describe('conferences', () => {
   let net: ChatNetwork
   let n0: ChatNode, n1: ChatNode, n2: ChatNode, n3: ChatNode, n4: ChatNode, n5: ChatNode
   let team: ConferenceInfo
+  /** dave's account (he registered on n3), for reading his mailbox as its owner. */
+  let dave: NonNullable<ChatNode['session']>['account']
   beforeAll(async () => {
     net = await startChatNetwork(6, QUIET)
     ;[n0, n1, n2, n3, n4, n5] = net.nodes as [ChatNode, ChatNode, ChatNode, ChatNode, ChatNode, ChatNode]
@@ -44,6 +46,7 @@ describe('conferences', () => {
     await n5.logout()
     await Promise.all([registerUser(n0, 'alice'), registerUser(n1, 'bob'), registerUser(n2, 'carol'), registerUser(n3, 'dave'), registerUser(n4, 'erin')])
     await Promise.all([makeFriends(n0, n1), makeFriends(n0, n2), makeFriends(n0, n3), makeFriends(n0, n4)])
+    dave = n3.session!.account
     // mallory: a user, but nobody's friend
     await n5.login('mallory', PASSWORD)
   }, 120_000)
@@ -87,6 +90,15 @@ describe('conferences', () => {
     await eventually(() => live[1]!.length === 2)
     expect(texts(live[1]!)).toEqual(['hello team', 'hi from bob'])
     expect(texts(live[0]!)).toEqual(['hello team'])
+    // dave has not read the invite and does not know bob: bob's copy waits sealed under
+    // alice's writer key, which dave's list names because alice is his friend
+    const toDave = reply.deliveries.find(d => d.username === 'dave')!.delivery
+    expect(toDave).toMatchObject({ status: 'queued', where: 'mailbox' })
+    const held = (await n1.peer.sets.list(mailboxSetKey(dave.keyId), { readAs: dave.keys })).filter(i => i.id === toDave.id)
+    expect(held).toHaveLength(1)
+    expect(isSealedEnvelopeItem(held[0]!)).toBe(true)
+    const alice = n0.session!.account
+    expect(mailboxWriterOf(held[0]!)).toBe(conferenceWriterKeyId(dave.keys, alice.keys.boxPublic, alice.keyId, dave.keyId))
   })
 
   it('gives the offline member the invite and the messages at login on another peer, in order, once each', async () => {
@@ -108,7 +120,6 @@ describe('conferences', () => {
   })
 
   it('leaves a member\'s message for a member who is not their friend sealed: holders see neither sender nor kind', async () => {
-    const dave = n5.session!.account
     await n5.logout()
     await eventually(async () => (await n1.presenceOf('dave'))?.online === false)
     const sent = await n1.sendConferenceMessage(team.id, 'sealed for dave')
@@ -201,9 +212,18 @@ describe('conferences', () => {
     // carol left; her signed message now is refused live ...
     const fromCarol = await forgedMessage(n2, 'bob', team, 'i am back')
     expect(await internalsOf(n2).messenger.send(bobAt.peerId, bobAt.addrs, fromCarol)).toEqual({ delivered: false, code: 'not-a-member', final: true, reason: `not a member of ${team.id}: carol` })
-    // ... and from the mailbox
+    // ... in the open, holders refuse it: a stranger to bob leaves friend requests only
+    const open = await forgedMessage(n2, 'bob', team, 'in the open')
+    await expect(n2.peer.sets.add(mailboxSetKey(open.toKeyId), [mailboxItemOf(open)]))
+      .rejects.toSatisfy((err: any) => err.name === 'SetWriteError' && err.refusedEverywhere(open.id, 'not-listed') === true)
+    // ... sealed with alice's writer key into bob's mailbox, which she still holds, holders
+    // take it (it is a listed key) and bob's peer drops it
+    const entry = conferenceEntrySchema.parse(internalsOf(n2).messaging.active!.state.state.conferences.find(c => (c as { id: string }).id === team.id))
+    const bobs = entry.members.find(m => m.username === 'bob')!
+    expect(bobs.writer).toBeInstanceOf(Uint8Array)
     const queued = await forgedMessage(n2, 'bob', team, 'via the mailbox')
-    await n2.peer.sets.add(mailboxSetKey(queued.toKeyId), [mailboxItemOf(queued)])
+    const carol = n2.session!.account
+    await n2.peer.sets.add(mailboxSetKey(queued.toKeyId), [sealEnvelope(queued, carol.keys, bobs.boxPublic!, bobs.writer)!])
     expect(await n3.checkMailbox()).toEqual([])
     expect(refused.map(r => [r.from, r.live, r.reason])).toEqual([
       ['mallory', true, `not a member of ${team.id}: mallory`],

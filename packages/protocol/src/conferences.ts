@@ -29,6 +29,8 @@ export const LOCAL_CONFERENCE_ID_PATTERN = /^[0-9a-f]{16}$/
 export const MAX_CONFERENCE_NAME_CHARS = 100
 /** Members of one conference (the record's limit). */
 export const MAX_CONFERENCE_MEMBERS = 256
+/** Bytes of the seed of a conference owner's writer key (sealed-envelope.ts). */
+export const CONFERENCE_WRITER_SEED_BYTES = 32
 
 const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
 const time = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
@@ -68,7 +70,13 @@ export const confMessageBodySchema = z.object({
 export const confRecordBodySchema = z.object({
   conf: conferenceRefSchema,
   /** The signed record value, as stored in the DHT. */
-  record: bytes.refine(b => b.length <= 60 * 1024, 'record too large for an envelope')
+  record: bytes.refine(b => b.length <= 60 * 1024, 'record too large for an envelope'),
+  /**
+   * For each member of the record, in its order, the seed of the owner's writer key into
+   * that member's mailbox (sealed-envelope.ts conferenceWriterSeed), 32 bytes each; zeros
+   * where there is none (the owner, a member without a box key).
+   */
+  writers: bytes.refine(b => b.length % CONFERENCE_WRITER_SEED_BYTES === 0 && b.length <= MAX_CONFERENCE_MEMBERS * CONFERENCE_WRITER_SEED_BYTES).optional()
 }).strict()
 
 /** A member leaves: signed by the member (the envelope), the time is the envelope's. */
@@ -79,8 +87,18 @@ export const confLeaveBodySchema = z.object({
 export type ConfMessageBody = z.infer<typeof confMessageBodySchema>
 export type ConfRecordBody = z.infer<typeof confRecordBodySchema>
 
-/** `boxPublic`: the member's box key as the record gives it, so that members seal their mailbox items to each other (sealed-envelope.ts). */
-const memberSchema = z.object({ username, keyId, joinedAt: time, boxPublic: bytes.refine(b => b.length === 32).optional() }).strict()
+/**
+ * `boxPublic`: the member's box key as the record gives it, so that members seal their
+ * mailbox items to each other (sealed-envelope.ts); `writer`: the seed of the owner's
+ * writer key into the member's mailbox, as the owner gave it.
+ */
+const memberSchema = z.object({
+  username,
+  keyId,
+  joinedAt: time,
+  boxPublic: bytes.refine(b => b.length === 32).optional(),
+  writer: bytes.refine(b => b.length === CONFERENCE_WRITER_SEED_BYTES).optional()
+}).strict()
 const leftSchema = z.object({ username, keyId, leftAt: time, removed: z.boolean().optional() }).strict()
 
 /**

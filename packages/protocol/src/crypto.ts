@@ -90,7 +90,8 @@ function publicKey (crv: Curve, raw: Uint8Array): KeyObject {
 }
 
 /** A signing key pair in libsodium's format from a 32-byte seed (crypto_sign_seed_keypair). */
-function signingKeysOf (seed: Uint8Array): { signPublic: Uint8Array, signSecret: Uint8Array } {
+export function signingKeysOf (seed: Uint8Array): { signPublic: Uint8Array, signSecret: Uint8Array } {
+  if (seed.length !== SEED_BYTES) throw new TypeError('a signing seed is 32 bytes')
   const signPublic = rawPublicOf(privateKeyFromRaw('Ed25519', seed))
   const signSecret = new Uint8Array(SIGN_SECRET_BYTES)
   signSecret.set(seed)
@@ -186,6 +187,18 @@ export function sealTo (plaintext: Uint8Array, boxPublic: Uint8Array): Uint8Arra
  */
 export function sharedSigningKeys (own: { boxPublic: Uint8Array, boxSecret: Uint8Array }, theirBoxPublic: Uint8Array,
   context: Uint8Array): { signPublic: Uint8Array, signSecret: Uint8Array } {
+  const seed = sharedSeed(own, theirBoxPublic, context)
+  const keys = signingKeysOf(seed)
+  seed.fill(0)
+  return keys
+}
+
+/**
+ * The seed of sharedSigningKeys: for a key pair one side derives and hands to a third
+ * party it trusts (conference members, sealed-envelope.ts), who makes the keys with
+ * signingKeysOf. Throws DecryptionError for a low-order public key.
+ */
+export function sharedSeed (own: { boxPublic: Uint8Array, boxSecret: Uint8Array }, theirBoxPublic: Uint8Array, context: Uint8Array): Uint8Array {
   let shared: Uint8Array
   try {
     const mine = ownKey(own.boxSecret, () => privateKeyOf('X25519', own.boxSecret, own.boxPublic))
@@ -195,9 +208,7 @@ export function sharedSigningKeys (own: { boxPublic: Uint8Array, boxSecret: Uint
   }
   const seed = blake2b.create({ key: shared, dkLen: SEED_BYTES }).update(context).digest()
   shared.fill(0)
-  const keys = signingKeysOf(seed)
-  seed.fill(0)
-  return keys
+  return seed
 }
 
 export function openSealed (ciphertext: Uint8Array, keys: { boxPublic: Uint8Array, boxSecret: Uint8Array }): Uint8Array {

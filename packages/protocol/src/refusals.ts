@@ -46,7 +46,7 @@ const PASSING_CODES = [
   'rate-limited',
   /**
    * The mailbox's owner does not (yet) list the sender among the people it knows, and
-   * takes only friend requests and conference envelopes from strangers: a friendship just
+   * takes only friend requests from strangers: a friendship just
    * begun may not have reached the holders yet, so the sender keeps the envelope.
    */
   'not-listed',

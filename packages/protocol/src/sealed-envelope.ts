@@ -21,13 +21,14 @@
 import * as cborg from 'cborg'
 import { z } from 'zod'
 import { LRUCache } from 'lru-cache'
-import { sign, verify, keyIdOf, sealTo, openSealed, sharedSigningKeys, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
+import { sign, verify, keyIdOf, sealTo, openSealed, sharedSigningKeys, sharedSeed, signingKeysOf, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { decodeCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_ID_PATTERN, InvalidEnvelopeError, type Envelope } from './envelope.js'
 import { MAX_SET_ITEM_BYTES, type SetItem } from './sets.js'
 
 const SEALED_DOMAIN = 'conf-chat:sealed-envelope:1'
 const PAIR_DOMAIN = 'conf-chat:mailbox-pair-key:1'
+const CONFERENCE_WRITER_DOMAIN = 'conf-chat:conference-writer-key:1'
 
 /** The version field of a sealed envelope (an envelope's is 1). */
 export const SEALED_ENVELOPE_VERSION = 2
@@ -62,6 +63,26 @@ export function mailboxPairKeys (own: BoxKeys, theirBoxPublic: Uint8Array, sende
   return sharedSigningKeys(own, theirBoxPublic, pairContext(senderKeyId, mailboxKeyId))
 }
 
+const conferenceWriterContext = (ownerKeyId: string, mailboxKeyId: string): Uint8Array => cborg.encode([CONFERENCE_WRITER_DOMAIN, ownerKeyId, mailboxKeyId])
+
+/**
+ * The seed of the writer key with which the members of the conferences of `ownerKeyId`
+ * write into the mailbox of `mailboxKeyId`: derived by the owner (its own box keys, the
+ * member's box public key), who gives it to the members; the mailbox's owner derives the
+ * same key (conferenceWriterKeyId) to name it.
+ */
+export function conferenceWriterSeed (own: BoxKeys, theirBoxPublic: Uint8Array, ownerKeyId: string, mailboxKeyId: string): Uint8Array {
+  return sharedSeed(own, theirBoxPublic, conferenceWriterContext(ownerKeyId, mailboxKeyId))
+}
+
+/** The key id of a conference owner's writer key into a mailbox, as the mailbox's owner works it out. */
+export function conferenceWriterKeyId (own: BoxKeys, ownerBoxPublic: Uint8Array, ownerKeyId: string, mailboxKeyId: string): string {
+  const cacheKey = 'conf.' + cacheKeyOf(own, ownerBoxPublic, ownerKeyId, mailboxKeyId)
+  let id = pairKeyIds.get(cacheKey)
+  if (id == null) pairKeyIds.set(cacheKey, id = keyIdOf(sharedSigningKeys(own, ownerBoxPublic, conferenceWriterContext(ownerKeyId, mailboxKeyId)).signPublic))
+  return id
+}
+
 /** Pair key ids worked out lately: a writer list names every friend's (a key derivation each). */
 const pairKeyIds = new LRUCache<string, string>({ max: 8192 })
 /** A sender's pair keys of late (a derivation is 40 % of a seal; the signing key object is then reused too). */
@@ -87,13 +108,19 @@ function signingBytes (s: Omit<SealedEnvelope, 'sig'>): Uint8Array {
 
 /**
  * The mailbox item of `envelope` with its sender sealed: `sender` is the sender's box
- * keys, `recipientBoxPublic` the recipient's. Undefined when the sealed item would be
- * larger than a set item may be (the envelope then goes as it is).
+ * keys, `recipientBoxPublic` the recipient's; signed by the pair key, or by the writer
+ * key made from `writerSeed` (a conference owner's, conferenceWriterSeed). Undefined when
+ * the sealed item would be larger than a set item may be (the envelope then goes as it is).
  */
-export function sealEnvelope (envelope: Envelope, sender: BoxKeys, recipientBoxPublic: Uint8Array): SetItem | undefined {
-  const cacheKey = cacheKeyOf(sender, recipientBoxPublic, keyIdOf(envelope.fromKey), envelope.toKeyId)
+export function sealEnvelope (envelope: Envelope, sender: BoxKeys, recipientBoxPublic: Uint8Array, writerSeed?: Uint8Array): SetItem | undefined {
+  const cacheKey = writerSeed != null
+    ? 'seed.' + Buffer.from(writerSeed).toString('hex')
+    : cacheKeyOf(sender, recipientBoxPublic, keyIdOf(envelope.fromKey), envelope.toKeyId)
   let pair = senderPairKeys.get(cacheKey)
-  if (pair == null) senderPairKeys.set(cacheKey, pair = mailboxPairKeys(sender, recipientBoxPublic, keyIdOf(envelope.fromKey), envelope.toKeyId))
+  if (pair == null) {
+    pair = writerSeed != null ? signingKeysOf(writerSeed) : mailboxPairKeys(sender, recipientBoxPublic, keyIdOf(envelope.fromKey), envelope.toKeyId)
+    senderPairKeys.set(cacheKey, pair)
+  }
   const unsigned = {
     v: SEALED_ENVELOPE_VERSION,
     id: envelope.id,

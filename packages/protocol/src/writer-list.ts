@@ -2,8 +2,8 @@
  * A mailbox's writer list: which senders its owner knows (friends, people it asked to be
  * friends, members of its conferences), signed by the owner and kept in the mailbox
  * itself as an item whose id starts with `allow.`. Holders apply the newest one: a
- * sender it does not name is a stranger, who may leave only friend requests and
- * conference envelopes (STRANGER_KINDS), and only a few (STRANGER_LIMITS). A mailbox
+ * sender it does not name is a stranger, who may leave only friend requests
+ * (STRANGER_KINDS), and only a few (STRANGER_LIMITS). A mailbox
  * without a list takes every registered sender, as before lists existed.
  *
  * One registered key could fill its share of anyone's mailbox (2,000 items) with
@@ -20,7 +20,6 @@ import { sign, verify, keyIdOf, type AccountKeys } from './crypto.js'
 import { decodeCbor } from './record.js'
 import { InvalidSetItemError, MAX_SET_ITEM_BYTES, type SetItem } from './sets.js'
 import { FRIEND_REQUEST_KIND } from './messages.js'
-import { CONFERENCE_KINDS } from './conferences.js'
 
 const WRITER_LIST_DOMAIN = 'conf-chat:mailbox-writers:1'
 const TAG_DOMAIN = 'conf-chat:mailbox-writer-tag:1'
@@ -43,13 +42,11 @@ export const MAX_LISTED_WRITERS = 4000
 export const STRANGER_LIMITS = { items: 20, bytes: 512 * 1024, perDay: 50, perSet: 200 } as const
 
 /**
- * The kinds a stranger may leave: a friend request, and a conference's envelopes. A member
- * who was offline when a friend invited them to a conference cannot have listed the other
- * members yet (it learns of them from the invite, read at its next login), so their
- * messages, left meanwhile, come from strangers; the member's peer drops those of anyone
- * who is not a member (`not-a-member`).
+ * The kinds a stranger may leave: a friend request, nothing else. (Conference members
+ * who do not know each other yet write with the conference owner's writer key, which the
+ * list names for each of the owner's friends: sealed-envelope.ts.)
  */
-export const STRANGER_KINDS: readonly string[] = [FRIEND_REQUEST_KIND, ...CONFERENCE_KINDS]
+export const STRANGER_KINDS: readonly string[] = [FRIEND_REQUEST_KIND]
 
 const bytes = z.custom<Uint8Array>(v => v instanceof Uint8Array, 'expected bytes')
 const time = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)

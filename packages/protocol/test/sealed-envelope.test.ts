@@ -8,7 +8,8 @@ import * as cborg from 'cborg'
 import {
   sealEnvelope, decodeSealedEnvelopeItem, openSealedEnvelope, isSealedEnvelopeItem, mailboxPairKeys, mailboxPairKeyId,
   createEnvelope, createWriterListItem, mailboxSetKey, mailboxSetRules, mailboxWriterOf, validateMailboxSetItem, generateAccountKeys,
-  keyIdOf, sign, InvalidSetItemError, DM_KIND, FRIEND_REQUEST_KIND, MAX_SET_ITEM_BYTES, type AccountKeys
+  keyIdOf, sign, conferenceWriterSeed, conferenceWriterKeyId, InvalidSetItemError, DM_KIND, FRIEND_REQUEST_KIND, CONF_MESSAGE_KIND,
+  MAX_SET_ITEM_BYTES, type AccountKeys
 } from '../src/index.js'
 
 const alice = generateAccountKeys()
@@ -41,6 +42,26 @@ describe('sealed envelopes', () => {
     expect(keyIdOf(seen.writer)).not.toBe(mailboxPairKeyId(carol, alice.boxPublic, idOf(alice), idOf(carol)))
     expect(openSealedEnvelope(seen, bob)).toEqual(envelope)
     expect(() => openSealedEnvelope(seen, carol)).toThrow()
+  })
+
+  it('go under a conference owner\'s writer key that the owner hands to members and the mailbox\'s owner derives alone', () => {
+    // carol owns a conference with alice and bob; she gives alice the seed of her writer key into bob's mailbox
+    const seed = conferenceWriterSeed(carol, bob.boxPublic, idOf(carol), idOf(bob))
+    const envelope = createEnvelope(CONF_MESSAGE_KIND, { text: 'hi bob' }, { username: 'alice', keys: alice }, to(bob, 'bob'), 5_000)
+    const item = sealEnvelope(envelope, alice, bob.boxPublic, seed)!
+    const seen = decodeSealedEnvelopeItem(idOf(bob), item)
+    // bob names it from carol's box key alone, before he hears of the conference
+    expect(keyIdOf(seen.writer)).toBe(conferenceWriterKeyId(bob, carol.boxPublic, idOf(carol), idOf(bob)))
+    // it is neither alice's pair key nor her key, and carol's key into another mailbox differs
+    expect(keyIdOf(seen.writer)).not.toBe(mailboxPairKeyId(bob, alice.boxPublic, idOf(alice), idOf(bob)))
+    expect(keyIdOf(seen.writer)).not.toBe(idOf(alice))
+    expect(keyIdOf(seen.writer)).not.toBe(conferenceWriterKeyId(alice, carol.boxPublic, idOf(carol), idOf(alice)))
+    for (const secret of [alice.signPublic, carol.signPublic, Buffer.from('alice'), Buffer.from(CONF_MESSAGE_KIND)]) {
+      expect(Buffer.from(item.data).includes(Buffer.from(secret))).toBe(false)
+    }
+    // bob opens it to alice's envelope, signed by alice
+    expect(openSealedEnvelope(seen, bob)).toEqual(envelope)
+    expect(() => sealEnvelope(envelope, alice, bob.boxPublic, seed.subarray(0, 31))).toThrow(/32 bytes/)
   })
 
   it('are refused by holders when altered, in another mailbox, or under another id or time', () => {

@@ -2,14 +2,14 @@
  * Keeps the logged-in user's writer list in their mailbox (protocol's writer-list.ts):
  * the senders they know (friends, people they asked to be friends, members of their
  * conferences; by the keys of the pairs they seal with), so that the mailbox's holders
- * take only a few friend requests (and conference envelopes) from anyone else. Published once the session starts and again, a
+ * take only a few friend requests from anyone else. Published once the session starts and again, a
  * moment later, after each change of the private state that changes who is on it, and
  * weekly; a failed store is tried again. The session's two newest lists are kept (a holder
  * that missed the newest still has the one before, not none); older ones are removed.
  */
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import {
-  createWriterListItem, writerListTime, conferenceEntrySchema, mailboxPairKeyId, MAX_LISTED_WRITERS,
+  createWriterListItem, writerListTime, conferenceEntrySchema, conferenceWriterKeyId, mailboxPairKeyId, MAX_LISTED_WRITERS,
   type AccountKeys, type PrivateState, type SetItem
 } from '@conf-chat/protocol'
 
@@ -49,7 +49,10 @@ export interface MailboxWritersInit {
  * envelopes (protocol's sealed-envelope.ts), so they are named by the key of the pair,
  * which the user derives from its own box keys and theirs; a member whose box key the
  * conference's record did not give is named by its account key (its envelopes go as
- * they are). Incoming requests are not on it: they are strangers' until accepted.
+ * they are). And for each friend, and each owner of a conference the user is in, the
+ * owner's writer key, with which the members of the owner's conferences write: so they
+ * are named before the user hears of a conference it was invited to. Incoming requests
+ * are not on it: they are strangers' until accepted.
  */
 export function knownWriters (state: PrivateState, self: { keyId: string, keys: Pick<AccountKeys, 'boxPublic' | 'boxSecret'> }): string[] {
   const ids = new Set<string>()
@@ -62,13 +65,24 @@ export function knownWriters (state: PrivateState, self: { keyId: string, keys: 
       ids.add(mailboxPairKeyId(self.keys, who.boxPublic, who.keyId, self.keyId))
     } catch {} // a box key with no shared secret (low order): nobody can seal with it
   }
-  for (const f of state.friends) name(f)
+  // the writer key of the members of an owner's conferences: named before the user hears of one
+  const owners = new Set<string>([self.keyId])
+  const owner = (who: { keyId: string, boxPublic?: Uint8Array }): void => {
+    if (owners.has(who.keyId) || who.boxPublic == null) return
+    owners.add(who.keyId)
+    try {
+      ids.add(conferenceWriterKeyId(self.keys, who.boxPublic, who.keyId, self.keyId))
+    } catch {}
+  }
+  for (const f of state.friends) { name(f); owner(f) }
   for (const r of state.outgoing) name(r)
   for (const raw of state.conferences) {
     const conf = conferenceEntrySchema.safeParse(raw)
     if (!conf.success || conf.data.leftAt != null) continue
     const left = new Set(conf.data.left.map(l => l.keyId))
     for (const m of conf.data.members) if (!left.has(m.keyId)) name(m)
+    const confOwner = conf.data.members.find(m => m.keyId === conf.data.ref.owner)
+    if (confOwner != null) owner(confOwner)
   }
   return [...ids]
 }

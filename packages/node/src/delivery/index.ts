@@ -14,7 +14,7 @@ export {
   Outbox, DEFAULT_OUTBOX_RETRY_MS, DEFAULT_OUTBOX_RETRY_MAX_MS, DEFAULT_OUTBOX_MAX_AGE_MS, DEFAULT_PRESENCE_CACHE_MS, DEFAULT_MAILBOX_TIMEOUT_MS
 } from './outbox.js'
 export type {
-  OutboxComponents, OutboxInit, OutboxListener, Delivery, DeliveryStatus, PeerLocation, QueuedEnvelope, RetryOptions
+  OutboxComponents, OutboxInit, OutboxListener, SendOptions, Delivery, DeliveryStatus, PeerLocation, QueuedEnvelope, RetryOptions
 } from './outbox.js'
 export { Mailbox } from './mailbox.js'
 export type { MailboxComponents, StoredReport, FetchedMail, StoreOptions, FetchOptions } from './mailbox.js'

@@ -43,9 +43,10 @@ export interface StoreOptions extends AbortOptions {
    * pairs; where every holder refuses the sealed item as not listed (a mailbox without a
    * list, a conference member it does not know yet), the envelope goes as it is. A friend
    * request always goes as it is: it is a stranger's, and holders limit strangers by who
-   * they are.
+   * they are. `writer`: the seed of a conference owner's writer key into the recipient's
+   * mailbox, tried before the pair key (sealed-envelope.ts).
    */
-  seal?: { keys: BoxKeys, recipientBoxPublic: Uint8Array }
+  seal?: { keys: BoxKeys, recipientBoxPublic: Uint8Array, writer?: Uint8Array }
 }
 
 export interface FetchOptions extends ListOptions {
@@ -112,17 +113,23 @@ export class Mailbox {
    * could hold it) and the set store's errors (no holder, none stored it, invalid item).
    */
   async store (envelope: Envelope, options: StoreOptions = {}): Promise<StoredReport> {
-    const sealed = options.seal != null && envelope.kind !== FRIEND_REQUEST_KIND
-      ? sealEnvelope(envelope, options.seal.keys, options.seal.recipientBoxPublic)
-      : undefined
-    if (sealed != null) {
+    const seal = envelope.kind !== FRIEND_REQUEST_KIND ? options.seal : undefined
+    const forms: Array<[string, () => SetItem | undefined]> = seal == null
+      ? []
+      : [
+          ...(seal.writer != null ? [['sealed by the conference owner\'s key', () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic, seal.writer)] as [string, () => SetItem | undefined]] : []),
+          ['sealed', () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic)]
+        ]
+    for (const [form, make] of forms) {
+      const sealed = make()
+      if (sealed == null) continue
       try {
-        return await this.put(envelope, sealed, 'sealed', options)
+        return await this.put(envelope, sealed, form, options)
       } catch (err: any) {
-        // no holder takes it from this pair key: the mailbox has no list (yet), or its list
-        // does not name the pair (yet); the envelope itself may pass where strangers' may
+        // no holder takes it from this key: the mailbox has no list (yet), or its list
+        // does not name the key (yet); the next form may pass, the envelope itself where strangers' may
         if (!(err.name === 'SetWriteError' && (err as SetWriteError).refusedEverywhere(envelope.id, 'not-listed'))) throw err
-        this.log('%s: sealed not taken (%s), storing it as it is', envelope.id, err.message)
+        this.log('%s: %s not taken (%s)', envelope.id, form, err.message)
       }
     }
     return await this.put(envelope, mailboxItemOf(envelope), 'open', options)

@@ -84,10 +84,18 @@ export interface OutboxComponents {
 /** What the outbox tells about envelopes it sends in the background (retries). */
 export type OutboxListener = (envelope: Envelope, delivery: Delivery) => void
 
+/** How an envelope is sent. */
+export interface SendOptions extends AbortOptions {
+  /** The seed of a conference owner's writer key into the recipient's mailbox, to seal it with there (Mailbox.store). */
+  mailboxWriter?: Uint8Array
+}
+
 interface OutboxEntry {
   envelope: Uint8Array
   /** The recipient's box key the envelope was sealed to (to seal it into their mailbox), if known when it was queued. */
   boxPublic?: Uint8Array
+  /** SendOptions.mailboxWriter, kept for the retries. */
+  writer?: Uint8Array
   /** The recipient, readable without decoding (and verifying) the envelope. */
   toKeyId: string
   createdAt: number
@@ -176,12 +184,13 @@ export class Outbox {
   }
 
   /** Persist the envelope, then try to deliver it: live if the recipient is online, else to their mailbox. */
-  async send (envelope: Envelope, options: AbortOptions = {}): Promise<Delivery> {
+  async send (envelope: Envelope, options: SendOptions = {}): Promise<Delivery> {
     const now = this.now()
     const boxPublic = recipientBoxKeyOf(envelope)
     const entry: OutboxEntry = {
       envelope: envelopeBytes(envelope),
       ...(boxPublic != null ? { boxPublic } : {}),
+      ...(boxPublic != null && options.mailboxWriter != null ? { writer: options.mailboxWriter } : {}),
       toKeyId: envelope.toKeyId,
       createdAt: now,
       attempts: 0,
@@ -311,7 +320,7 @@ export class Outbox {
       const keys = entry.boxPublic != null ? this.c.senderBoxKeys?.(envelope) : undefined
       await this.c.mailbox.store(envelope, {
         signal: timeLimit(this.mailboxTimeoutMs, options),
-        ...(keys != null ? { seal: { keys, recipientBoxPublic: entry.boxPublic! } } : {})
+        ...(keys != null ? { seal: { keys, recipientBoxPublic: entry.boxPublic!, ...(entry.writer != null ? { writer: entry.writer } : {}) } } : {})
       })
       await this.writes.delete(key)
       return { id, status: 'queued', where: 'mailbox', reason: live.reason }

@@ -157,10 +157,7 @@ export class ConferenceCommands {
         await membership.changeRecord(entry.id, p => { p.left = mergeLeft(p.left, [mine]) }, options)
           .catch(err => { this.c.log('could not write the owner\'s leave of %s: %s', entry.id, err.message) })
       }
-      const deliveries = await Promise.all(others.map(async to => ({
-        username: to.username,
-        delivery: await this.c.dispatch(membership.seal(CONF_LEAVE_KIND, { conf: entry.ref }, to, now), options)
-      })))
+      const deliveries = await Promise.all(others.map(async to => await membership.sendTo(entry, CONF_LEAVE_KIND, { conf: entry.ref }, to, now, options)))
       return { conference: infoOf(left ?? entry), usernames: [me.username], deliveries }
     })
   }
@@ -178,10 +175,7 @@ export class ConferenceCommands {
     // the outbox entry of each envelope (written before any attempt) is what keeps the message
     const [, deliveries] = await Promise.all([
       this.c.history.append(conversationOf(entry.ref), own, true),
-      Promise.all(recipients.map(async to => ({
-        username: to.username,
-        delivery: await this.c.dispatch(membership.seal(CONF_MESSAGE_KIND, body, to, now), options)
-      })))
+      Promise.all(recipients.map(async to => await membership.sendTo(entry, CONF_MESSAGE_KIND, body, to, now, options)))
     ])
     return { id: mid, conference: entry.id, sentAt: now, deliveries }
   }

@@ -119,7 +119,7 @@ export class ConfRecordHandler implements ConferenceEnvelopeHandler {
     await membership.serial(id, async () => {
       const known = view.entry(id)
       if ((known == null || known.leftAt != null) && friends.friend(env.from, env.fromKey) == null) throw new NotFriendError(env.from)
-      await membership.applyRecord(body.conf, record, env.from, false, options)
+      await membership.applyRecord(body.conf, record, env.from, false, options, body.writers)
     })
   }
 }

@@ -6,8 +6,8 @@
  */
 import type { AbortOptions, Logger } from '@libp2p/interface'
 import {
-  createEnvelope, conferenceIdOf, currentMembers, isMemberAt, leftSince, mergeLeft, MAX_CONFERENCE_MEMBERS,
-  CONF_INVITE_KIND, CONF_UPDATE_KIND,
+  createEnvelope, conferenceIdOf, conferenceWriterSeed, currentMembers, isMemberAt, leftSince, mergeLeft, MAX_CONFERENCE_MEMBERS,
+  CONF_INVITE_KIND, CONF_UPDATE_KIND, CONFERENCE_WRITER_SEED_BYTES,
   type AccountKeys, type ConferenceEntry, type ConferencePayload, type ConferenceRef, type Envelope
 } from '@conf-chat/protocol'
 import type { UserProfile } from '../../account/index.js'
@@ -76,23 +76,43 @@ export class Membership {
 
   /**
    * Apply a verified record newer than what we know: store the view, keep the record, and
-   * tell the user what changed (unless `quiet`: our own change). Returns the entry, or
-   * undefined when the record is not about this user at all. Call under the conference's lock.
+   * tell the user what changed (unless `quiet`: our own change). `writers`: the owner's
+   * writer seeds that came with it (confRecordBodySchema), kept with the members. Returns
+   * the entry, or undefined when the record is not about this user at all. Call under the
+   * conference's lock.
    */
-  async applyRecord (ref: ConferenceRef, record: ConferenceRecord, by: string, quiet = false, options: AbortOptions = {}): Promise<ConferenceEntry | undefined> {
+  async applyRecord (ref: ConferenceRef, record: ConferenceRecord, by: string, quiet = false, options: AbortOptions = {}, writers?: Uint8Array): Promise<ConferenceEntry | undefined> {
     const { me, view, emit } = this.c
     const id = conferenceIdOf(ref.owner, ref.local)
     const existing = view.entry(id)
     await this.c.records.keep(id, record, options)
-    if (existing != null && record.record.seq <= existing.seq) return existing
     const p = record.payload
+    const seedOf = (m: Member, i: number): Uint8Array | undefined => {
+      const given = writers?.length === p.members.length * CONFERENCE_WRITER_SEED_BYTES
+        ? writers.subarray(i * CONFERENCE_WRITER_SEED_BYTES, (i + 1) * CONFERENCE_WRITER_SEED_BYTES)
+        : undefined
+      return given != null && given.some(b => b !== 0) ? given.slice() : existing?.members.find(e => e.keyId === m.keyId)?.writer
+    }
+    if (existing != null && record.record.seq <= existing.seq) {
+      // the same record may come again with the seeds (read from the DHT first, then the envelope)
+      if (writers == null || record.record.seq !== existing.seq) return existing
+      const members = existing.members.map(e => {
+        const i = p.members.findIndex(m => m.keyId === e.keyId)
+        const writer = i >= 0 ? seedOf(p.members[i]!, i) : e.writer
+        return writer != null ? { ...e, writer } : e
+      })
+      return members.some((m, i) => m.writer !== existing.members[i]!.writer) ? view.save({ ...existing, members }) : existing
+    }
     const next: ConferenceEntry = {
       id,
       ref,
       name: p.name,
       owner: p.owner,
       seq: record.record.seq,
-      members: p.members.map(m => ({ username: m.username, keyId: m.keyId, joinedAt: m.joinedAt, ...(m.boxPublic != null ? { boxPublic: m.boxPublic } : {}) })),
+      members: p.members.map((m, i) => {
+        const writer = seedOf(m, i)
+        return { username: m.username, keyId: m.keyId, joinedAt: m.joinedAt, ...(m.boxPublic != null ? { boxPublic: m.boxPublic } : {}), ...(writer != null ? { writer } : {}) }
+      }),
       left: mergeLeft(existing?.left ?? [], p.left),
       createdAt: p.createdAt
     }
@@ -181,13 +201,45 @@ export class Membership {
     return await this.c.records.change(entry, mutate, options)
   }
 
-  /** Send the record to `to` in an invite (new members) or update (the others) envelope each. */
+  /**
+   * Send the record to `to` in an invite (new members) or update (the others) envelope
+   * each, with this owner's writer seed into every current member's mailbox.
+   */
   async sendRecord (kind: typeof CONF_INVITE_KIND | typeof CONF_UPDATE_KIND, ref: ConferenceRef, record: ConferenceRecord, to: UserProfile[], options: AbortOptions = {}): Promise<ConferenceDelivery[]> {
     const now = this.c.now()
+    const writers = this.writerSeeds(record.payload)
     return await Promise.all(to.map(async p => ({
       username: p.username,
-      delivery: await this.c.dispatch(this.seal(kind, { conf: ref, record: record.value }, p, now), options)
+      delivery: await this.c.dispatch(this.seal(kind, { conf: ref, record: record.value, writers }, p, now), options)
     })))
+  }
+
+  /**
+   * The owner's writer seeds into the mailboxes of the record's current members, in the
+   * record's order (confRecordBodySchema): members write into each other's mailboxes
+   * with them, sealed, before they know each other (sealed-envelope.ts).
+   */
+  private writerSeeds (p: ConferencePayload): Uint8Array {
+    const out = new Uint8Array(p.members.length * CONFERENCE_WRITER_SEED_BYTES)
+    p.members.forEach((m, i) => {
+      if (m.keyId === this.c.me.keyId || m.boxPublic == null || !isMemberAt(p, m.keyId)) return
+      try {
+        out.set(conferenceWriterSeed(this.c.keys, m.boxPublic, this.c.me.keyId, m.keyId), i * CONFERENCE_WRITER_SEED_BYTES)
+      } catch {} // a box key with no shared secret: that member gets no sealed items
+    })
+    return out
+  }
+
+  /**
+   * A member's envelope to another member `to`: sealed to them and dispatched; into their
+   * mailbox it goes under the owner's writer key for it, if the owner gave its seed.
+   */
+  async sendTo (entry: ConferenceEntry, kind: string, content: unknown, to: UserProfile, now: number, options: AbortOptions = {}): Promise<ConferenceDelivery> {
+    const writer = entry.members.find(m => m.keyId === to.keyId)?.writer
+    return {
+      username: to.username,
+      delivery: await this.c.dispatch(this.seal(kind, content, to, now), writer != null ? { ...options, mailboxWriter: writer } : options)
+    }
   }
 
   /** Seal `content` to `to`, signed by this user. */

@@ -2,7 +2,7 @@
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 import type { AccountKeys, Envelope, FriendEntry, HistoryEntry, PrivateState } from '@conf-chat/protocol'
 import type { PresenceInfo, StateMutation, UserProfile } from '../../account/index.js'
-import type { Delivery } from '../../delivery/index.js'
+import type { Delivery, SendOptions } from '../../delivery/index.js'
 import type { RecordStore } from '../../network/index.js'
 import type { LocalStore } from '../../storage/index.js'
 import type { IncomingMessage, DirectMessageEvents } from '../direct/index.js'
@@ -115,7 +115,7 @@ export interface ConferencesComponents {
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   presenceOf: (keyId: string, options?: AbortOptions) => Promise<PresenceInfo | undefined>
   /** Persist in the outbox and deliver (live, else mailbox, else retried). */
-  dispatch: (envelope: Envelope, options?: AbortOptions) => Promise<Delivery>
+  dispatch: (envelope: Envelope, options?: SendOptions) => Promise<Delivery>
   emit: ConferenceEmit
   /** @default defaultLogger() from @libp2p/logger */
   logger?: ComponentLogger

@@ -7,7 +7,7 @@ import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import {
   conferenceEntrySchema, createWriterListItem, decodeWriterListItem, emptyPrivateState, generateAccountKeys, keyIdOf,
-  mailboxPairKeys, type AccountKeys, type PrivateState, type SetItem
+  mailboxPairKeys, conferenceWriterSeed, signingKeysOf, type AccountKeys, type PrivateState, type SetItem
 } from '@conf-chat/protocol'
 import { MailboxWriters, knownWriters, WRITER_LIST_DELAY_MS, WRITER_LIST_RETRY_MS } from '../../../src/chat/mailbox-writers.js'
 
@@ -20,13 +20,16 @@ const person = (n: number): { username: string, keyId: string, signPublic: Uint8
 /** The key with which person n signs what it seals into the mailbox of `mailbox` (n's own derivation, from n's secret). */
 const pairOf = (n: number, mailbox: { keyId: string, boxPublic: Uint8Array } = { keyId: myId, boxPublic: me.boxPublic }): string =>
   keyIdOf(mailboxPairKeys(keysOf(n), mailbox.boxPublic, person(n).keyId, mailbox.keyId).signPublic)
+/** The writer key of the members of n's conferences into the mailbox of `mailbox` (the owner n's derivation). */
+const ownerWriterOf = (n: number, mailbox: { keyId: string, boxPublic: Uint8Array } = { keyId: myId, boxPublic: me.boxPublic }): string =>
+  keyIdOf(signingKeysOf(conferenceWriterSeed(keysOf(n), mailbox.boxPublic, person(n).keyId, mailbox.keyId)).signPublic)
 const friend = (n: number): PrivateState['friends'][number] => ({ ...person(n), since: 1 })
 const request = (n: number): PrivateState['outgoing'][number] => ({ ...person(n), at: 1 })
-const conference = (members: number[], extra: { left?: number[], leftAt?: number, keyed?: boolean } = {}): unknown => ({
+const conference = (members: number[], extra: { left?: number[], leftAt?: number, keyed?: boolean, owner?: number } = {}): unknown => ({
   id: `conf-${'c'.repeat(16)}`,
-  ref: { owner: person(1).keyId, local: 'c'.repeat(16) },
+  ref: { owner: person(extra.owner ?? 1).keyId, local: 'c'.repeat(16) },
   name: 'team',
-  owner: 'user1',
+  owner: `user${extra.owner ?? 1}`,
   seq: 1,
   members: members.map(n => ({ username: `user${n}`, keyId: person(n).keyId, joinedAt: 1, ...(extra.keyed === true ? { boxPublic: person(n).boxPublic } : {}) })),
   left: (extra.left ?? []).map(n => ({ username: `user${n}`, keyId: person(n).keyId, leftAt: 2 })),
@@ -45,11 +48,24 @@ describe('knownWriters', () => {
     }
     expect(state.conferences.every(c => conferenceEntrySchema.safeParse(c).success)).toBe(true)
     const four = { keyId: person(4).keyId, keys: keysOf(4) }
-    expect(knownWriters(state, four).sort()).toEqual([pairOf(1, person(4)), pairOf(2, person(4)), pairOf(7, person(4))].sort())
+    // and the writer key of the friend's conferences: named before an invite is read
+    expect(knownWriters(state, four).sort()).toEqual([pairOf(1, person(4)), pairOf(2, person(4)), pairOf(7, person(4)), ownerWriterOf(1, person(4))].sort())
     // a member whose box key the record did not give (4): by its account key, its envelopes go as they are
-    expect(knownWriters(state, { keyId: myId, keys: me }).sort()).toEqual([pairOf(1), pairOf(2), person(4).keyId, pairOf(7)].sort())
+    expect(knownWriters(state, { keyId: myId, keys: me }).sort()).toEqual([pairOf(1), pairOf(2), person(4).keyId, pairOf(7), ownerWriterOf(1)].sort())
     // a friend who is also a member: named once, by the pair's key
     expect(knownWriters(state, { keyId: myId, keys: me })).not.toContain(person(1).keyId)
+  })
+
+  it('names the writer key of the owner of each conference still joined, friend or not; none of a conference left, none of mine', () => {
+    const state: PrivateState = {
+      ...emptyPrivateState(),
+      conferences: [conference([8, 9], { keyed: true, owner: 8 }), conference([10], { keyed: true, owner: 10, leftAt: 3 })]
+    }
+    expect(knownWriters(state, { keyId: myId, keys: me }).sort()).toEqual([pairOf(8), pairOf(9), ownerWriterOf(8)].sort())
+    expect(knownWriters(state, { keyId: myId, keys: me })).not.toContain(ownerWriterOf(10))
+    // the owner itself is not named by its own writer key
+    const eight = { keyId: person(8).keyId, keys: keysOf(8) }
+    expect(knownWriters(state, eight).sort()).toEqual([pairOf(9, person(8))])
   })
 })
 
