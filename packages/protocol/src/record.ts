@@ -50,6 +50,23 @@ export function decodeCbor (data: Uint8Array): unknown {
   }
 }
 
+/** What peekCbor found, per byte array. */
+const peeked = new WeakMap<Uint8Array, unknown>()
+
+/**
+ * A look at untrusted bytes before they are checked: decoded CBOR, or undefined if they
+ * are not CBOR. The answer is kept per byte array (a holder looks at one set item four or
+ * five times in one request: its checks, its writer, the stranger and list rules), so a
+ * caller must not change it, nor the bytes after asking.
+ */
+export function peekCbor (data: Uint8Array): unknown {
+  if (peeked.has(data)) return peeked.get(data)
+  let raw: unknown
+  try { raw = cborg.decode(data) } catch { raw = undefined }
+  peeked.set(data, raw)
+  return raw
+}
+
 export function createSignedRecord (key: string, seq: number, payload: unknown, keys: Pick<AccountKeys, 'signPublic' | 'signSecret'>): SignedRecord {
   const body = encodePayload(payload)
   const sig = sign(signingBytes(key, seq, body), keys.signSecret)

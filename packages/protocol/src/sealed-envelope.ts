@@ -22,7 +22,7 @@ import * as cborg from 'cborg'
 import { z } from 'zod'
 import { LRUCache } from 'lru-cache'
 import { sign, verify, keyIdOf, sealTo, openSealed, sharedSigningKeys, sharedSeed, signingKeysOf, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
-import { decodeCbor } from './record.js'
+import { peekCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_ID_PATTERN, InvalidEnvelopeError, type Envelope } from './envelope.js'
 import { MAX_SET_ITEM_BYTES, type SetItem } from './sets.js'
 
@@ -135,8 +135,7 @@ export function sealEnvelope (envelope: Envelope, sender: BoxKeys, recipientBoxP
 
 /** The decoded item if it is (shaped as) a sealed envelope, unchecked; else undefined. */
 function peek (item: SetItem): Record<string, unknown> | undefined {
-  let raw: unknown
-  try { raw = decodeCbor(item.data) } catch { return undefined }
+  const raw = peekCbor(item.data)
   return raw != null && typeof raw === 'object' && (raw as { v?: unknown }).v === SEALED_ENVELOPE_VERSION ? raw as Record<string, unknown> : undefined
 }
 

@@ -6,7 +6,7 @@
 import * as cborg from 'cborg'
 import { z } from 'zod'
 import { sign, verify, keyIdOf, sha256, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
-import { decodeCbor } from './record.js'
+import { peekCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js'
 import { decodeSealedEnvelopeItem, isSealedEnvelopeItem, sealedWriterOf, type SealedEnvelope } from './sealed-envelope.js'
 import { MAX_FULL_NAME_CHARS, USERNAME_PATTERN } from './limits.js'
@@ -80,7 +80,7 @@ export function validateMailboxSetItem (setKey: string, item: SetItem): Envelope
  */
 export function mailboxWriterOf (item: SetItem): string | undefined {
   if (isWriterListId(item.id)) return writerListSignerOf(item)
-  const raw = safeDecode(item.data) as { v?: unknown, fromKey?: unknown } | undefined
+  const raw = peekCbor(item.data) as { v?: unknown, fromKey?: unknown } | undefined
   if (raw?.v !== 1) return sealedWriterOf(item)
   return raw.fromKey instanceof Uint8Array && raw.fromKey.length === 32 ? keyIdOf(raw.fromKey) : undefined
 }
@@ -90,7 +90,7 @@ export function mailboxWriterOf (item: SetItem): string | undefined {
  * envelope that shows such a kind; never a sealed one (its kind is hidden).
  */
 function strangerMay (item: SetItem): boolean {
-  const raw = safeDecode(item.data) as { v?: unknown, kind?: unknown } | undefined
+  const raw = peekCbor(item.data) as { v?: unknown, kind?: unknown } | undefined
   return raw?.v === 1 && typeof raw.kind === 'string' && STRANGER_KINDS.includes(raw.kind)
 }
 
@@ -188,9 +188,9 @@ export function createDirectoryItem (input: { username: string, fullName: string
 
 /** Decode and verify a directory item of the shard `setKey`; throws InvalidSetItemError. */
 export function decodeDirectoryItem (setKey: string, item: SetItem): DirectoryEntry {
-  const outer = signedDirectoryEntrySchema.safeParse(safeDecode(item.data))
+  const outer = signedDirectoryEntrySchema.safeParse(peekCbor(item.data))
   if (!outer.success) throw new InvalidSetItemError('malformed directory entry')
-  const entry = directoryEntrySchema.safeParse(safeDecode(outer.data.body))
+  const entry = directoryEntrySchema.safeParse(peekCbor(outer.data.body))
   if (!entry.success) throw new InvalidSetItemError(`malformed directory entry: ${entry.error.issues[0]?.path.join('.') ?? ''} ${entry.error.issues[0]?.message ?? ''}`.trim())
   if (!verify(outer.data.sig, cborg.encode([DIRECTORY_DOMAIN, outer.data.body]), entry.data.signPublic)) {
     throw new InvalidSetItemError('bad directory entry signature')
@@ -198,10 +198,6 @@ export function decodeDirectoryItem (setKey: string, item: SetItem): DirectoryEn
   if (directorySetKey(directoryShardOf(entry.data.username)) !== setKey) throw new InvalidSetItemError('directory entry is in the wrong shard')
   if (item.id !== directoryItemId(entry.data)) throw new InvalidSetItemError('directory item id does not match its entry')
   return entry.data
-}
-
-function safeDecode (data: Uint8Array): unknown {
-  try { return decodeCbor(data) } catch { return undefined }
 }
 
 /** Directory shards: anyone may add their own signed entry; only its signer may remove it. */

@@ -17,7 +17,7 @@ import * as cborg from 'cborg'
 import { z } from 'zod'
 import { blake2b } from '@noble/hashes/blake2.js'
 import { sign, verify, keyIdOf, type AccountKeys } from './crypto.js'
-import { decodeCbor } from './record.js'
+import { peekCbor } from './record.js'
 import { InvalidSetItemError, MAX_SET_ITEM_BYTES, type SetItem } from './sets.js'
 import { FRIEND_REQUEST_KIND } from './messages.js'
 
@@ -118,17 +118,13 @@ export function writerListTime (id: string): number {
  */
 export function decodeWriterListItem (mailboxKeyId: string, item: SetItem): WriterList {
   if (item.data.length > MAX_SET_ITEM_BYTES) throw new InvalidSetItemError('writer list too large')
-  let raw: unknown
-  try { raw = decodeCbor(item.data) } catch { raw = undefined }
-  const outer = signedListSchema.safeParse(raw)
+  const outer = signedListSchema.safeParse(peekCbor(item.data))
   if (!outer.success) throw new InvalidSetItemError('malformed writer list')
   if (keyIdOf(outer.data.signPublic) !== mailboxKeyId) throw new InvalidSetItemError('writer list not signed by the mailbox owner')
   if (!verify(outer.data.sig, cborg.encode([WRITER_LIST_DOMAIN, mailboxKeyId, outer.data.body]), outer.data.signPublic)) {
     throw new InvalidSetItemError('bad writer list signature')
   }
-  let body: unknown
-  try { body = decodeCbor(outer.data.body) } catch { body = undefined }
-  const parsed = listBodySchema.safeParse(body)
+  const parsed = listBodySchema.safeParse(peekCbor(outer.data.body))
   if (!parsed.success) throw new InvalidSetItemError('malformed writer list')
   const { at, tags } = parsed.data
   if (item.id !== writerListId(at) || item.addedAt !== at) throw new InvalidSetItemError('writer list id or time is not the one its owner signed')
@@ -143,8 +139,6 @@ export function decodeWriterListItem (mailboxKeyId: string, item: SetItem): Writ
 
 /** The signer of a writer list item (its mailbox's owner), read without checking it; undefined if it is none. */
 export function writerListSignerOf (item: SetItem): string | undefined {
-  let raw: unknown
-  try { raw = decodeCbor(item.data) } catch { return undefined }
-  const signPublic = (raw as { signPublic?: unknown } | undefined)?.signPublic
+  const signPublic = (peekCbor(item.data) as { signPublic?: unknown } | undefined)?.signPublic
   return signPublic instanceof Uint8Array && signPublic.length === 32 ? keyIdOf(signPublic) : undefined
 }

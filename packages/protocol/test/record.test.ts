@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest'
 import * as cborg from 'cborg'
 import {
   createSignedRecord, encodeSignedRecord, decodeSignedRecord, generateAccountKeys, signerKeyId,
-  keyIdOf, MAX_RECORD_BYTES
+  keyIdOf, MAX_RECORD_BYTES, peekCbor
 } from '../src/index.js'
 
 const keys = generateAccountKeys()
@@ -69,5 +69,19 @@ describe('signed record codec', () => {
     const big = encodeSignedRecord(createSignedRecord('/cc-user/alice', 1, { blob: new Uint8Array(MAX_RECORD_BYTES) }, keys))
     expect(big.length).toBeGreaterThan(MAX_RECORD_BYTES)
     expect(() => decodeSignedRecord(big)).toThrow(/exceeds/)
+  })
+})
+
+describe('peekCbor', () => {
+  it('decodes CBOR, answers undefined for anything else without throwing, and decodes one byte array once', () => {
+    const data = cborg.encode({ v: 2, writer: new Uint8Array(32) })
+    const first = peekCbor(data)
+    expect(first).toEqual({ v: 2, writer: new Uint8Array(32) })
+    // the same array: the same answer, not decoded again
+    expect(peekCbor(data)).toBe(first)
+    // equal bytes in another array: decoded on their own
+    expect(peekCbor(data.slice())).not.toBe(first)
+    expect(peekCbor(new Uint8Array([0xff, 0x00, 0x01]))).toBeUndefined()
+    expect(peekCbor(new Uint8Array(0))).toBeUndefined()
   })
 })
