@@ -5,12 +5,13 @@
  * so the victim's private state stays small enough to be written, and a real friendship
  * made after the flood is saved to the DHT. A registered account writing straight into a
  * mailbox whose owner does not know it gets only a few friend requests stored, and no
- * direct message.
+ * direct message; sealed as a stranger's (holders cannot see the kind), a direct message
+ * is stored, and dropped by its recipient.
  */
 import { describe, it, expect, afterAll } from 'vitest'
 import {
   stateKey, openForOwner, privateStateSchema, mailboxSetKey, mailboxItemOf, mailboxWriterOf, createEnvelope, decodeEnvelope,
-  decodeWriterListItem, isWriterListId, isSealedEnvelopeItem, keyIdOf, mailboxPairKeyId, MAX_FRIEND_NOTE_CHARS, STRANGER_LIMITS, FRIEND_REQUEST_KIND, DM_KIND, type SealedPayload, type SetItem
+  decodeWriterListItem, isWriterListId, isSealedEnvelopeItem, sealStrangerEnvelope, keyIdOf, mailboxPairKeyId, MAX_FRIEND_NOTE_CHARS, STRANGER_LIMITS, FRIEND_REQUEST_KIND, DM_KIND, type SealedPayload, type SetItem
 } from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
@@ -102,6 +103,11 @@ describe('a registered stranger flooding a mailbox', () => {
     const held = await victimNode.peer.sets.list(setKey, { readAs: victim.keys })
     const fromMallory = held.filter(i => mailboxWriterOf(i) === keyIdOf(mallory.keys.signPublic))
     expect(fromMallory.map(i => decodeEnvelope(i.data).kind)).toEqual(Array(kept).fill(FRIEND_REQUEST_KIND))
+    // sealed as a stranger's, with the work, holders cannot tell a direct message from a
+    // request: they take a stranger's share of them, and the victim never shows one
+    const sealedDms = await Promise.all(Array.from({ length: 3 }, async (_, i) =>
+      (await sealStrangerEnvelope(createEnvelope(DM_KIND, { text: `sealed junk ${i}` }, mallory, to, Date.now() + 200 + i), mallory.keys, victim.keys.boxPublic))!))
+    expect((await storedCopies(sealedDms)).every(c => c > 0)).toBe(true)
 
     // a new friend: the stranger's request is taken, the victim accepts, and the holders learn of it
     await registerUser(newFriendNode, 'newfriend')
@@ -113,12 +119,16 @@ describe('a registered stranger flooding a mailbox', () => {
     expect((await friendNode.sendMessage('victim', 'from an old friend')).status).toBe('queued')
     expect((await newFriendNode.sendMessage('victim', 'from a new friend')).status).toBe('queued')
     // friends' messages wait sealed: holders see neither who sent them nor their kind
-    const waiting = (await victimNode.peer.sets.list(setKey, { readAs: victim.keys })).filter(i => !isWriterListId(i.id) && mailboxWriterOf(i) !== keyIdOf(mallory.keys.signPublic))
+    const sealedIds = new Set(sealedDms.map(i => i.id))
+    const waiting = (await victimNode.peer.sets.list(setKey, { readAs: victim.keys }))
+      .filter(i => !isWriterListId(i.id) && mailboxWriterOf(i) !== keyIdOf(mallory.keys.signPublic) && !sealedIds.has(i.id))
     expect(waiting.map(isSealedEnvelopeItem)).toEqual([true, true])
     const offline = collect(victimNode, 'messages:offline')
     await victimNode.login('victim', PASSWORD)
     await eventually(() => offline.flatMap(e => e.messages.map(m => m.text)).length >= 2)
     expect(offline.flatMap(e => e.messages.map(m => m.text)).sort()).toEqual(['from a new friend', 'from an old friend'])
+    // the sealed direct messages were dropped at that read, and removed from the mailbox
+    await eventually(async () => (await victimNode.peer.sets.list(setKey, { readAs: victim.keys })).every(i => !sealedIds.has(i.id)))
   })
 })
 

@@ -4,7 +4,9 @@
  * follow the account to other peers, and both sides end up agreeing.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { stateKey, openForOwner, privateStateSchema, type SealedPayload } from '@conf-chat/protocol'
+import {
+  stateKey, openForOwner, privateStateSchema, mailboxSetKey, mailboxWriterOf, isSealedStrangerItem, FRIEND_REQUEST_KIND, type SealedPayload
+} from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
 import { collect, registerUser, PASSWORD } from './helpers/friends.js'
@@ -14,10 +16,13 @@ const names = (list: Array<{ username: string }>): string[] => list.map(e => e.u
 describe('friends', () => {
   let net: ChatNetwork
   let n0: ChatNode, n1: ChatNode, n2: ChatNode, n3: ChatNode
+  /** bob's account, to read his mailbox as its owner. */
+  let bob: NonNullable<ChatNode['session']>['account']
   beforeAll(async () => {
     net = await startChatNetwork(4, { mailboxPollMs: 0 })
     ;[n0, n1, n2, n3] = net.nodes as [ChatNode, ChatNode, ChatNode, ChatNode]
     await registerUser(n1, 'bob')
+    bob = n1.session!.account
     await n1.logout()
     await registerUser(n3, 'carol')
     await n3.logout()
@@ -44,6 +49,14 @@ describe('friends', () => {
     const sent = await n0.addFriend('bob', 'we met at the conference')
     expect(sent).toMatchObject({ username: 'bob', action: 'requested', delivery: { status: 'queued', where: 'mailbox' } })
     expect((await n0.friendRequests()).outgoing).toEqual([expect.objectContaining({ username: 'bob', note: 'we met at the conference' })])
+    // it waits sealed, as a stranger's: holders see neither who asked nor that it is a request
+    const held = (await n0.peer.sets.list(mailboxSetKey(bob.keyId), { readAs: bob.keys })).filter(i => i.id === sent.delivery.id)
+    expect(held).toHaveLength(1)
+    expect(isSealedStrangerItem(held[0]!)).toBe(true)
+    expect(mailboxWriterOf(held[0]!)).not.toBe(n0.session!.account.keyId)
+    for (const secret of [n0.session!.account.keys.signPublic, Buffer.from('alice'), Buffer.from(FRIEND_REQUEST_KIND), Buffer.from('we met')]) {
+      expect(Buffer.from(held[0]!.data).includes(Buffer.from(secret))).toBe(false)
+    }
 
     // 2. bob logs in (not where he registered) and finds it
     const requests = collect(n2, 'friend:request')

@@ -22,6 +22,7 @@ import { createHash, randomBytes } from 'node:crypto'
 
 const MiB = 1024 * 1024
 const DOMAIN = 'conf-chat:name-work:1'
+const STRANGER_DOMAIN = 'conf-chat:stranger-work:1'
 
 /** One try: Argon2id with these parameters. */
 export const NAME_WORK_PARAMS = { opsLimit: 1, memLimit: 8 * MiB } as const
@@ -42,8 +43,17 @@ export const NAME_WORK_BITS = bitsFromEnv()
 /** The largest `work` a record may carry. */
 export const MAX_NAME_WORK = Number.MAX_SAFE_INTEGER
 
-function inputs (username: string, signPublic: Uint8Array, work: number): { password: Buffer, salt: Buffer } {
-  const claim = Buffer.concat([Buffer.from(`${DOMAIN}\0${username}\0`), Buffer.from(signPublic)])
+/** What a name's work is bound to: the name and the key that claims it. */
+function nameClaim (username: string, signPublic: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(`${DOMAIN}\0${username}\0`), Buffer.from(signPublic)])
+}
+
+/** What a stranger's work is bound to: the mailbox and the key its sealed item is signed by. */
+function strangerClaim (writer: Uint8Array, mailboxKeyId: string): Buffer {
+  return Buffer.concat([Buffer.from(`${STRANGER_DOMAIN}\0${mailboxKeyId}\0`), Buffer.from(writer)])
+}
+
+function inputs (claim: Buffer, work: number): { password: Buffer, salt: Buffer } {
   const nonce = Buffer.alloc(8)
   nonce.writeBigUInt64BE(BigInt(work))
   return {
@@ -64,14 +74,15 @@ function leadingZeroBits (bytes: Uint8Array): number {
 /** Whether `work` is a valid proof for `username` claimed by `signPublic` (one Argon2id run, on this thread). */
 export function checkNameWork (username: string, signPublic: Uint8Array, work: number, bits = NAME_WORK_BITS): boolean {
   if (!Number.isSafeInteger(work) || work < 0) return false
-  const { password, salt } = inputs(username, signPublic, work)
+  const { password, salt } = inputs(nameClaim(username, signPublic), work)
   const out = Buffer.alloc(32)
   sodium.crypto_pwhash(out, password, salt, NAME_WORK_PARAMS.opsLimit, NAME_WORK_PARAMS.memLimit, sodium.crypto_pwhash_ALG_ARGON2ID13)
   return leadingZeroBits(out) >= bits
 }
 
-async function tryWork (username: string, signPublic: Uint8Array, work: number, bits: number): Promise<boolean> {
-  const { password, salt } = inputs(username, signPublic, work)
+async function tryWork (claim: Buffer, work: number, bits: number): Promise<boolean> {
+  if (!Number.isSafeInteger(work) || work < 0) return false
+  const { password, salt } = inputs(claim, work)
   const out = Buffer.alloc(32)
   await new Promise<void>((resolve, reject) => {
     sodium.crypto_pwhash_async(out, password, salt, NAME_WORK_PARAMS.opsLimit, NAME_WORK_PARAMS.memLimit, sodium.crypto_pwhash_ALG_ARGON2ID13,
@@ -92,6 +103,25 @@ export interface NameWorkOptions {
  * event loop, `lanes` at a time. Returns the work and the tries it took.
  */
 export async function doNameWork (username: string, signPublic: Uint8Array, options: NameWorkOptions = {}): Promise<{ work: number, tries: number }> {
+  return await doWork(nameClaim(username, signPublic), options)
+}
+
+/**
+ * A stranger's work: what a sealed item from a sender the mailbox's owner does not list
+ * carries (sealed-envelope.ts), bound to the mailbox and the item's signing key, at the
+ * cost of a name. Holders limit strangers per signing key; with this, a new key costs
+ * what a new account costs, as when they limited strangers per account.
+ */
+export async function doStrangerWork (writer: Uint8Array, mailboxKeyId: string, options: NameWorkOptions = {}): Promise<{ work: number, tries: number }> {
+  return await doWork(strangerClaim(writer, mailboxKeyId), options)
+}
+
+/** Whether `work` is a valid stranger's work for `writer` into the mailbox of `mailboxKeyId` (one Argon2id run, off the event loop). */
+export async function checkStrangerWork (writer: Uint8Array, mailboxKeyId: string, work: number, bits = NAME_WORK_BITS): Promise<boolean> {
+  return await tryWork(strangerClaim(writer, mailboxKeyId), work, bits)
+}
+
+async function doWork (claim: Buffer, options: NameWorkOptions): Promise<{ work: number, tries: number }> {
   const bits = options.bits ?? NAME_WORK_BITS
   const lanes = options.lanes ?? 2
   let next = randomBytes(4).readUInt32BE() * 1024
@@ -102,7 +132,7 @@ export async function doNameWork (username: string, signPublic: Uint8Array, opti
       options.signal?.throwIfAborted()
       const work = next++
       tries++
-      if (await tryWork(username, signPublic, work, bits)) found ??= work
+      if (await tryWork(claim, work, bits)) found ??= work
     }
   }
   await Promise.all(Array.from({ length: lanes }, lane))

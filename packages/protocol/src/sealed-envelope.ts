@@ -14,9 +14,11 @@
  *
  * The pair key only lets the item into the mailbox; the envelope inside is signed by its
  * sender's account key as always, and the recipient checks that signature and its sender
- * like any other envelope's. A stranger (a friend request) still leaves the envelope
- * itself: the owner's list cannot name a pair key it cannot derive, and holders must see
- * who a stranger is to limit them.
+ * like any other envelope's. A stranger (a friend request) seals under its pair key too,
+ * which the owner's list cannot name (it does not know the stranger): its item carries a
+ * stranger's work for that key and mailbox (name-work.ts, a name's cost), and holders take
+ * it within the strangers' limits per key; a new key costs what a new account does. They
+ * cannot see its kind: the recipient opens a stranger's item only to a friend request.
  */
 import * as cborg from 'cborg'
 import { z } from 'zod'
@@ -24,7 +26,9 @@ import { LRUCache } from 'lru-cache'
 import { sign, verify, keyIdOf, sealTo, openSealed, sharedSigningKeys, sharedSeed, signingKeysOf, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { peekCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_ID_PATTERN, InvalidEnvelopeError, type Envelope } from './envelope.js'
+import { doStrangerWork, checkStrangerWork, NAME_WORK_BITS, type NameWorkOptions } from './name-work.js'
 import { MAX_SET_ITEM_BYTES, type SetItem } from './sets.js'
+import { FRIEND_REQUEST_KIND } from './messages.js'
 
 const SEALED_DOMAIN = 'conf-chat:sealed-envelope:1'
 const PAIR_DOMAIN = 'conf-chat:mailbox-pair-key:1'
@@ -46,6 +50,11 @@ const sealedEnvelopeSchema = z.object({
   writer: bytes.refine(b => b.length === 32),
   /** The envelope, sealed to the recipient's box key. */
   sealed: bytes,
+  /**
+   * A stranger's item (a friend request from a sender the owner does not list yet): the
+   * stranger's work for the writer key and this mailbox (name-work.ts), which holders check.
+   */
+  work: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   sig: bytes.refine(b => b.length === 64)
 }).strict()
 
@@ -103,7 +112,7 @@ export function mailboxPairKeyId (own: BoxKeys, theirBoxPublic: Uint8Array, send
 }
 
 function signingBytes (s: Omit<SealedEnvelope, 'sig'>): Uint8Array {
-  return cborg.encode([SEALED_DOMAIN, s.v, s.id, s.to, s.sentAt, s.writer, s.sealed])
+  return cborg.encode([SEALED_DOMAIN, s.v, s.id, s.to, s.sentAt, s.writer, s.sealed, ...(s.work != null ? [s.work] : [])])
 }
 
 /**
@@ -113,6 +122,28 @@ function signingBytes (s: Omit<SealedEnvelope, 'sig'>): Uint8Array {
  * the sealed item would be larger than a set item may be (the envelope then goes as it is).
  */
 export function sealEnvelope (envelope: Envelope, sender: BoxKeys, recipientBoxPublic: Uint8Array, writerSeed?: Uint8Array): SetItem | undefined {
+  return sealWith(envelope, writerKeys(envelope, sender, recipientBoxPublic, writerSeed), recipientBoxPublic)
+}
+
+/**
+ * A stranger's sealed item: `envelope` (a friend request) sealed like a friend's, under
+ * the pair key, with the stranger's work for that key and the mailbox (name-work.ts; a
+ * name's cost, done once per pair while this process runs). The owner's list does not
+ * name the pair key; holders take it within the strangers' limits, per pair key, and
+ * never see who asked. Undefined when too large to seal.
+ */
+export async function sealStrangerEnvelope (envelope: Envelope, sender: BoxKeys, recipientBoxPublic: Uint8Array, options: NameWorkOptions = {}): Promise<SetItem | undefined> {
+  const pair = writerKeys(envelope, sender, recipientBoxPublic)
+  const cacheKey = `${keyIdOf(pair.signPublic)}.${envelope.toKeyId}`
+  let work = strangerWork.get(cacheKey)
+  if (work == null) strangerWork.set(cacheKey, work = (await doStrangerWork(pair.signPublic, envelope.toKeyId, options)).work)
+  return sealWith(envelope, pair, recipientBoxPublic, work)
+}
+
+/** Stranger's work done lately, by pair key and mailbox (an outbox retries a request until it is stored). */
+const strangerWork = new LRUCache<string, number>({ max: 1024 })
+
+function writerKeys (envelope: Envelope, sender: BoxKeys, recipientBoxPublic: Uint8Array, writerSeed?: Uint8Array): { signPublic: Uint8Array, signSecret: Uint8Array } {
   const cacheKey = writerSeed != null
     ? 'seed.' + Buffer.from(writerSeed).toString('hex')
     : cacheKeyOf(sender, recipientBoxPublic, keyIdOf(envelope.fromKey), envelope.toKeyId)
@@ -121,16 +152,41 @@ export function sealEnvelope (envelope: Envelope, sender: BoxKeys, recipientBoxP
     pair = writerSeed != null ? signingKeysOf(writerSeed) : mailboxPairKeys(sender, recipientBoxPublic, keyIdOf(envelope.fromKey), envelope.toKeyId)
     senderPairKeys.set(cacheKey, pair)
   }
+  return pair
+}
+
+function sealWith (envelope: Envelope, writer: { signPublic: Uint8Array, signSecret: Uint8Array }, recipientBoxPublic: Uint8Array, work?: number): SetItem | undefined {
   const unsigned = {
     v: SEALED_ENVELOPE_VERSION,
     id: envelope.id,
     to: envelope.toKeyId,
     sentAt: envelope.sentAt,
-    writer: pair.signPublic,
-    sealed: sealTo(encodeEnvelope(envelope), recipientBoxPublic)
+    writer: writer.signPublic,
+    sealed: sealTo(encodeEnvelope(envelope), recipientBoxPublic),
+    ...(work != null ? { work } : {})
   } as const
-  const data = cborg.encode({ ...unsigned, sig: sign(signingBytes(unsigned), pair.signSecret) })
+  const data = cborg.encode({ ...unsigned, sig: sign(signingBytes(unsigned), writer.signSecret) })
   return data.length <= MAX_SET_ITEM_BYTES ? { id: envelope.id, data, addedAt: envelope.sentAt } : undefined
+}
+
+/**
+ * Whether a sealed item is a stranger's (carries a stranger's work; checked by
+ * checkStrangerItemWork, not here).
+ */
+export function isSealedStrangerItem (item: SetItem): boolean {
+  return typeof peek(item)?.work === 'number'
+}
+
+/**
+ * What a holder checks of a stranger's sealed item before it stores it (one Argon2id
+ * run, off the event loop): its work for its writer key and mailbox. Throws
+ * InvalidEnvelopeError; other items pass.
+ */
+export async function checkStrangerItemWork (mailboxKeyId: string, item: SetItem, bits = NAME_WORK_BITS): Promise<void> {
+  const raw = peek(item)
+  if (typeof raw?.work !== 'number') return
+  const sealed = decodeSealedEnvelopeItem(mailboxKeyId, item)
+  if (!await checkStrangerWork(sealed.writer, mailboxKeyId, sealed.work!, bits)) throw new InvalidEnvelopeError('not enough work for a stranger\'s item')
 }
 
 /** The decoded item if it is (shaped as) a sealed envelope, unchecked; else undefined. */
@@ -176,5 +232,7 @@ export function openSealedEnvelope (sealed: SealedEnvelope, keys: BoxKeys): Enve
   if (envelope.id !== sealed.id || envelope.sentAt !== sealed.sentAt || envelope.toKeyId !== sealed.to) {
     throw new InvalidEnvelopeError('the sealed envelope is not the envelope inside')
   }
+  // a stranger's item got in for its work, within the strangers' limits: a friend request, nothing else
+  if (sealed.work != null && envelope.kind !== FRIEND_REQUEST_KIND) throw new InvalidEnvelopeError(`a stranger's sealed item holds ${envelope.kind}, not a friend request`)
   return envelope
 }

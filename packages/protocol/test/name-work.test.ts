@@ -1,7 +1,7 @@
 /** A name's proof of work: bound to the name and the key, found by trying, checked in one try. */
 import { describe, it, expect } from 'vitest'
 import {
-  doNameWork, checkNameWork, generateAccountKeys, createSignedRecord, encodeSignedRecord, verifyRecordValue, checkUpdate,
+  doNameWork, checkNameWork, doStrangerWork, checkStrangerWork, generateAccountKeys, createSignedRecord, encodeSignedRecord, verifyRecordValue, checkUpdate,
   userKey, nameClaimants, DEFAULT_NAME_WORK_BITS, type AccountPayload
 } from '../src/index.js'
 import { accountPayload as withWork } from './fixtures.js'
@@ -26,6 +26,18 @@ describe('name work', () => {
     expect(misses).toEqual([false, false])
     expect(checkNameWork('alice', alice.signPublic, -1, 0)).toBe(false)
     expect(checkNameWork('alice', alice.signPublic, 1.5, 0)).toBe(false)
+  })
+
+  it('of a stranger is bound to the writer key and the mailbox in the same way', async () => {
+    const writer = generateAccountKeys().signPublic
+    const { work } = await doStrangerWork(writer, 'mailbox-a', { bits: BITS })
+    expect(await checkStrangerWork(writer, 'mailbox-a', work, BITS)).toBe(true)
+    const misses = await Promise.all([
+      checkStrangerWork(writer, 'mailbox-b', work, 12),
+      checkStrangerWork(generateAccountKeys().signPublic, 'mailbox-a', work, 12),
+      checkStrangerWork(writer, 'mailbox-a', -1, 0)
+    ])
+    expect(misses).toEqual([false, false, false])
   })
 
   it('costs about 2^bits tries: the mean of many searches is near it', async () => {

@@ -8,7 +8,7 @@ import * as cborg from 'cborg'
 import {
   sealEnvelope, decodeSealedEnvelopeItem, openSealedEnvelope, isSealedEnvelopeItem, mailboxPairKeys, mailboxPairKeyId,
   createEnvelope, createWriterListItem, mailboxSetKey, mailboxSetRules, mailboxWriterOf, validateMailboxSetItem, generateAccountKeys,
-  keyIdOf, sign, conferenceWriterSeed, conferenceWriterKeyId, InvalidSetItemError, DM_KIND, FRIEND_REQUEST_KIND, CONF_MESSAGE_KIND,
+  keyIdOf, sign, conferenceWriterSeed, conferenceWriterKeyId, sealStrangerEnvelope, isSealedStrangerItem, checkStrangerItemWork, InvalidSetItemError, DM_KIND, FRIEND_REQUEST_KIND, CONF_MESSAGE_KIND,
   MAX_SET_ITEM_BYTES, type AccountKeys
 } from '../src/index.js'
 
@@ -62,6 +62,29 @@ describe('sealed envelopes', () => {
     // bob opens it to alice's envelope, signed by alice
     expect(openSealedEnvelope(seen, bob)).toEqual(envelope)
     expect(() => sealEnvelope(envelope, alice, bob.boxPublic, seed.subarray(0, 31))).toThrow(/32 bytes/)
+  })
+
+  it('from a stranger: a friend request under the pair key with a stranger\'s work, which holders let in as a stranger\'s; nothing else opens', async () => {
+    const request = createEnvelope(FRIEND_REQUEST_KIND, { note: 'hi, it is alice' }, { username: 'alice', keys: alice }, to(bob, 'bob'), 7_000)
+    const item = (await sealStrangerEnvelope(request, alice, bob.boxPublic, { bits: 2 }))!
+    expect(isSealedStrangerItem(item)).toBe(true)
+    for (const secret of [alice.signPublic, Buffer.from('alice'), Buffer.from(FRIEND_REQUEST_KIND)]) {
+      expect(Buffer.from(item.data).includes(Buffer.from(secret))).toBe(false)
+    }
+    const seen = decodeSealedEnvelopeItem(idOf(bob), item)
+    expect(keyIdOf(seen.writer)).toBe(mailboxPairKeyId(bob, alice.boxPublic, idOf(alice), idOf(bob)))
+    await expect(checkStrangerItemWork(idOf(bob), item, 2)).resolves.toBeUndefined()
+    // the work is signed with the rest: changed, the item is refused before any work is checked
+    const outer = cborg.decode(item.data) as Record<string, unknown>
+    const rewritten = { ...item, data: cborg.encode({ ...outer, work: (outer.work as number) + 1 }) }
+    await expect(checkStrangerItemWork(idOf(bob), rewritten, 2)).rejects.toThrow(/signature/)
+    // the holders' rule: a stranger's sealed item may come in, a sealed item without work may not
+    const may = mailboxSetRules().writerList!.strangers.may
+    expect([may(item), may(sealEnvelope(dm('hi'), alice, bob.boxPublic)!)]).toEqual([true, false])
+    expect(openSealedEnvelope(seen, bob)).toEqual(request)
+    // a direct message in a stranger's item got past holders as a stranger's: its recipient does not open it
+    const sneaked = (await sealStrangerEnvelope(dm('buy now', 8_000), alice, bob.boxPublic, { bits: 0 }))!
+    expect(() => openSealedEnvelope(decodeSealedEnvelopeItem(idOf(bob), sneaked), bob)).toThrow(/not a friend request/)
   })
 
   it('are refused by holders when altered, in another mailbox, or under another id or time', () => {

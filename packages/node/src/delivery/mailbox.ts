@@ -11,8 +11,8 @@
 import { defaultLogger } from '@libp2p/logger'
 import {
   mailboxSetKey, mailboxSetRules, mailboxItemOf, validateMailboxItem, decodeEnvelope, decodeWriterListItem, isWriterListId,
-  mailboxOwnerOf, isSealedEnvelopeItem, decodeSealedEnvelopeItem, openSealedEnvelope, sealEnvelope, MAILBOX_SET_NAMESPACE, FRIEND_REQUEST_KIND,
-  type Envelope, type AccountKeys, type SetItem
+  mailboxOwnerOf, isSealedEnvelopeItem, decodeSealedEnvelopeItem, openSealedEnvelope, sealEnvelope, sealStrangerEnvelope, MAILBOX_SET_NAMESPACE, FRIEND_REQUEST_KIND,
+  type Envelope, type AccountKeys, type SetItem, type RefusalCode
 } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import type { ListOptions, SetStore, SetWriteError } from '../network/index.js'
@@ -113,26 +113,35 @@ export class Mailbox {
    * could hold it) and the set store's errors (no holder, none stored it, invalid item).
    */
   async store (envelope: Envelope, options: StoreOptions = {}): Promise<StoredReport> {
-    const seal = envelope.kind !== FRIEND_REQUEST_KIND ? options.seal : undefined
-    const forms: Array<[string, () => SetItem | undefined]> = seal == null
-      ? []
-      : [
-          ...(seal.writer != null ? [['sealed by the conference owner\'s key', () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic, seal.writer)] as [string, () => SetItem | undefined]] : []),
-          ['sealed', () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic)]
-        ]
-    for (const [form, make] of forms) {
-      const sealed = make()
+    for (const [form, make] of this.sealedForms(envelope, options)) {
+      const sealed = await make()
       if (sealed == null) continue
       try {
         return await this.put(envelope, sealed, form, options)
       } catch (err: any) {
-        // no holder takes it from this key: the mailbox has no list (yet), or its list
-        // does not name the key (yet); the next form may pass, the envelope itself where strangers' may
-        if (!(err.name === 'SetWriteError' && (err as SetWriteError).refusedEverywhere(envelope.id, 'not-listed'))) throw err
+        // no holder takes it from this key: the mailbox has no list (yet), or its list does
+        // not name the key (yet), or (a stranger's) its holders run a program from before
+        // strangers sealed; the next form may pass, the envelope itself where strangers' may
+        const refused = (code: RefusalCode): boolean => err.name === 'SetWriteError' && (err as SetWriteError).refusedEverywhere(envelope.id, code)
+        if (!refused('not-listed') && !(envelope.kind === FRIEND_REQUEST_KIND && refused('malformed'))) throw err
         this.log('%s: %s not taken (%s)', envelope.id, form, err.message)
       }
     }
     return await this.put(envelope, mailboxItemOf(envelope), 'open', options)
+  }
+
+  /** The sealed forms to try, in order, before the envelope as it is (StoreOptions.seal). */
+  private sealedForms (envelope: Envelope, options: StoreOptions): Array<[string, () => Promise<SetItem | undefined>]> {
+    const seal = options.seal
+    if (seal == null) return []
+    if (envelope.kind === FRIEND_REQUEST_KIND) {
+      return [['sealed as a stranger\'s', async () => await sealStrangerEnvelope(envelope, seal.keys, seal.recipientBoxPublic, { signal: options.signal })]]
+    }
+    const forms: Array<[string, () => Promise<SetItem | undefined>]> = []
+    const writer = seal.writer
+    if (writer != null) forms.push(['sealed by the conference owner\'s key', async () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic, writer)])
+    forms.push(['sealed', async () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic)])
+    return forms
   }
 
   private async put (envelope: Envelope, item: SetItem, form: string, options: AbortOptions): Promise<StoredReport> {

@@ -24,8 +24,9 @@
 import { LRUCache } from 'lru-cache'
 import { RateLimiter } from '@libp2p/utils'
 import {
-  directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, isSealedEnvelopeItem, userKey, bytesEqual, keyIdOf,
-  InvalidSetItemError, isWriterListId, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE, type SetNamespaceRules, type UserPayload
+  directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, isSealedEnvelopeItem, isSealedStrangerItem, checkStrangerItemWork,
+  mailboxOwnerOf, userKey, bytesEqual, keyIdOf, InvalidSetItemError, isWriterListId, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE,
+  type SetNamespaceRules, type UserPayload
 } from '@conf-chat/protocol'
 import type { RecordStore } from './records/index.js'
 
@@ -37,6 +38,12 @@ const REFUSED_CACHE_ENTRIES = 10_000
 const REFUSED_CACHE_TTL_MS = 60_000
 /** Record reads one remote peer may cause per minute (a hand-off of a mailbox with this many new writers fits). */
 export const READS_PER_PEER = 120
+/**
+ * Strangers' work one remote peer may make this holder check per minute: each check is
+ * an Argon2id run over 8 MiB on libuv's thread pool (15 ms measured, median), so at most
+ * about 2 s of one pool thread a minute; a mailbox takes at most 200 strangers' items.
+ */
+export const WORK_CHECKS_PER_PEER = 120
 
 /**
  * Resolves if `username` is a live account of `signPublic`; else rejects (the refusal).
@@ -81,14 +88,26 @@ export function ownedDirectoryRules (isOwner: OwnerCheck): SetNamespaceRules {
 
 /**
  * Mailbox items from registered senders only. A sealed envelope's signer is a pair key,
- * nobody's account: it is stored only where the owner's writer list names it.
+ * nobody's account: it is stored only where the owner's writer list names it, or as a
+ * stranger's, with a stranger's work (a name's cost) for its key, checked here.
  */
-export function registeredSenderMailboxRules (isOwner: OwnerCheck): SetNamespaceRules {
+export function registeredSenderMailboxRules (isOwner: OwnerCheck, init: { workChecksPerPeer?: number, workBits?: number } = {}): SetNamespaceRules {
+  const checks = new RateLimiter({ points: init.workChecksPerPeer ?? WORK_CHECKS_PER_PEER, duration: 60 })
   return {
     ...mailboxSetRules(),
     authorizeItem: async (setKey, item, options) => {
       // the owner's writer list: its signature is the owner's (validateItem)
-      if (isWriterListId(item.id) || isSealedEnvelopeItem(item)) return
+      if (isWriterListId(item.id)) return
+      if (isSealedEnvelopeItem(item)) {
+        if (!isSealedStrangerItem(item)) return
+        if (options.from != null) checks.consume(options.from)
+        try {
+          await checkStrangerItemWork(mailboxOwnerOf(setKey), item, init.workBits)
+        } catch (err: any) {
+          throw new InvalidSetItemError(String(err.message))
+        }
+        return
+      }
       const envelope = validateMailboxItem(setKey, item)
       await isOwner(envelope.from, envelope.fromKey, options)
     }

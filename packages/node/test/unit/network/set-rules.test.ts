@@ -1,7 +1,12 @@
-/** A holder's check that an item's writer is registered (ownerCheck), over a stand-in record store. */
+/**
+ * A holder's check that an item's writer is registered (ownerCheck), over a stand-in
+ * record store, and of a stranger's sealed item's work (registeredSenderMailboxRules).
+ */
 import { describe, it, expect } from 'vitest'
-import { generateAccountKeys, type AccountKeys } from '@conf-chat/protocol'
-import { ownerCheck } from '../../../src/network/set-rules.js'
+import {
+  generateAccountKeys, createEnvelope, sealStrangerEnvelope, mailboxSetKey, keyIdOf, FRIEND_REQUEST_KIND, type AccountKeys
+} from '@conf-chat/protocol'
+import { ownerCheck, registeredSenderMailboxRules } from '../../../src/network/set-rules.js'
 
 /** A record store that knows `owners` (username -> keys) and counts its reads. */
 function recordsOf (owners: Record<string, AccountKeys>): { get: (key: string) => Promise<any>, reads: string[] } {
@@ -32,5 +37,29 @@ describe('ownerCheck', () => {
     // a confirmed pair is answered from memory, whoever asks
     await check('alice', alice.signPublic, { from: 'peer-a' })
     expect(records.reads).toHaveLength(5)
+  })
+})
+
+describe('registeredSenderMailboxRules', () => {
+  const owner = generateAccountKeys()
+  const setKey = mailboxSetKey(keyIdOf(owner.signPublic))
+  const request = async (work: { bits: number }): Promise<any> => {
+    const sender = generateAccountKeys()
+    const envelope = createEnvelope(FRIEND_REQUEST_KIND, {}, { username: 'sam', keys: sender }, { username: 'owner', keyId: keyIdOf(owner.signPublic), boxPublic: owner.boxPublic })
+    return await sealStrangerEnvelope(envelope, sender, owner.boxPublic, work)
+  }
+  const noOwnerReads = async (): Promise<void> => { throw new Error('a sealed item is nobody\'s account: no read') }
+
+  it('checks a stranger\'s sealed item\'s work, without reading who sent it, and limits the checks each remote peer causes', async () => {
+    const rules = registeredSenderMailboxRules(noOwnerReads, { workBits: 4, workChecksPerPeer: 2 })
+    const worked = await request({ bits: 4 })
+    await expect(rules.authorizeItem!(setKey, worked, { from: 'peer-a' })).resolves.toBeUndefined()
+    // work found for fewer bits than the holder asks is (almost always: 1 in 2^16 passes) refused as invalid
+    const strict = registeredSenderMailboxRules(noOwnerReads, { workBits: 16 })
+    await expect(strict.authorizeItem!(setKey, await request({ bits: 0 }), { from: 'peer-a' })).rejects.toMatchObject({ name: 'InvalidSetItemError', message: /not enough work/ })
+    // peer-a's third check in the minute is refused before it is made; another peer's is not
+    await expect(rules.authorizeItem!(setKey, worked, { from: 'peer-a' })).resolves.toBeUndefined()
+    await expect(rules.authorizeItem!(setKey, worked, { from: 'peer-a' })).rejects.toMatchObject({ name: 'RateLimitError' })
+    await expect(rules.authorizeItem!(setKey, worked, { from: 'peer-b' })).resolves.toBeUndefined()
   })
 })
