@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import {
-  stateKey, openForOwner, privateStateSchema, mailboxSetKey, mailboxWriterOf, isSealedStrangerItem, FRIEND_REQUEST_KIND, type SealedPayload
+  stateKey, openForOwner, privateStateSchema, mailboxSetKey, mailboxWriterOf, mailboxPairKeyId, isSealedStrangerItem, FRIEND_REQUEST_KIND, type SealedPayload
 } from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
@@ -53,7 +53,9 @@ describe('friends', () => {
     const held = (await n0.peer.sets.list(mailboxSetKey(bob.keyId), { readAs: bob.keys })).filter(i => i.id === sent.delivery.id)
     expect(held).toHaveLength(1)
     expect(isSealedStrangerItem(held[0]!)).toBe(true)
-    expect(mailboxWriterOf(held[0]!)).not.toBe(n0.session!.account.keyId)
+    // its pseudonym is the pair key, which bob derives once he knows alice (not her key)
+    const alice = n0.session!.account
+    expect(mailboxWriterOf(held[0]!)).toBe(mailboxPairKeyId(bob.keys, alice.keys.boxPublic, alice.keyId, bob.keyId))
     for (const secret of [n0.session!.account.keys.signPublic, Buffer.from('alice'), Buffer.from(FRIEND_REQUEST_KIND), Buffer.from('we met')]) {
       expect(Buffer.from(held[0]!.data).includes(Buffer.from(secret))).toBe(false)
     }

@@ -10,7 +10,7 @@ import { createServer } from 'node:net'
 import { LevelDatastore } from 'datastore-level'
 import * as cborg from 'cborg'
 import {
-  createEnvelope, mailboxItemOf, generateAccountKeys, mailboxSetKey, mailboxSetRules, isSealedEnvelopeItem, isWriterListId, mailboxWriterOf, sealEnvelope,
+  createEnvelope, mailboxItemOf, generateAccountKeys, mailboxSetKey, mailboxSetRules, isSealedEnvelopeItem, isSealedStrangerItem, isWriterListId, mailboxWriterOf, sealEnvelope,
   DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
 } from '@conf-chat/protocol'
 import { createChatNode, type ChatNode, type ChatNodeInit } from '@conf-chat/node'
@@ -208,7 +208,7 @@ describe('a mailbox without a writer list', () => {
   beforeAll(async () => { net = await startChatNetwork(3, { mailboxPollMs: 0 }) })
   afterAll(async () => { await net?.cleanup() })
 
-  it('takes a friend\'s message as it is (holders refuse it sealed: no list names the pair), and its owner reads it', async () => {
+  it('takes a friend\'s message sealed as a stranger\'s where no list names the pair, and its owner reads it', async () => {
     const [home, friend] = net.nodes as [ChatNode, ChatNode]
     await registerUser(home, 'listless')
     await registerUser(friend, 'friendly')
@@ -225,8 +225,12 @@ describe('a mailbox without a writer list', () => {
     expect(sent).toMatchObject({ status: 'queued', where: 'mailbox' })
     const held = (await home.peer.sets.list(setKey, { readAs: owner.keys })).filter(i => i.id === sent.id)
     expect(held.length).toBe(1)
-    expect(isSealedEnvelopeItem(held[0]!)).toBe(false)
-    expect(mailboxWriterOf(held[0]!)).toBe(friend.session!.account.keyId)
+    // holders refuse it under the pair key (no list names it) and take it with a stranger's work: never open
+    expect(isSealedStrangerItem(held[0]!)).toBe(true)
+    expect(mailboxWriterOf(held[0]!)).not.toBe(friend.session!.account.keyId)
+    for (const secret of [friend.session!.account.keys.signPublic, Buffer.from('friendly'), Buffer.from(DM_KIND), Buffer.from('no list here')]) {
+      expect(Buffer.from(held[0]!.data).includes(Buffer.from(secret))).toBe(false)
+    }
     const offline = collect(home, 'messages:offline')
     await home.login('listless', PASSWORD)
     await eventually(() => offline.length > 0)

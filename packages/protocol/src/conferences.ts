@@ -66,18 +66,21 @@ export const confMessageBodySchema = z.object({
   text: z.string().min(1).max(MAX_MESSAGE_CHARS)
 }).strict()
 
+/** Bytes of an invite's or update's record and writer seeds together: the envelope (64 KiB) has room for them. */
+export const MAX_CONF_RECORD_BODY_BYTES = 60 * 1024
+
 /** An invite (to new members) or update (to the others): the owner's newest signed record. */
 export const confRecordBodySchema = z.object({
   conf: conferenceRefSchema,
   /** The signed record value, as stored in the DHT. */
-  record: bytes.refine(b => b.length <= 60 * 1024, 'record too large for an envelope'),
+  record: bytes.refine(b => b.length <= MAX_CONF_RECORD_BODY_BYTES, 'record too large for an envelope'),
   /**
    * For each member of the record, in its order, the seed of the owner's writer key into
    * that member's mailbox (sealed-envelope.ts conferenceWriterSeed), 32 bytes each; zeros
    * where there is none (the owner, a member without a box key).
    */
   writers: bytes.refine(b => b.length % CONFERENCE_WRITER_SEED_BYTES === 0 && b.length <= MAX_CONFERENCE_MEMBERS * CONFERENCE_WRITER_SEED_BYTES).optional()
-}).strict()
+}).strict().refine(b => b.record.length + (b.writers?.length ?? 0) <= MAX_CONF_RECORD_BODY_BYTES, 'record and writer seeds too large for an envelope')
 
 /** A member leaves: signed by the member (the envelope), the time is the envelope's. */
 export const confLeaveBodySchema = z.object({

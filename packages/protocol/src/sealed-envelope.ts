@@ -17,18 +17,21 @@
  * like any other envelope's. A stranger (a friend request) seals under its pair key too,
  * which the owner's list cannot name (it does not know the stranger): its item carries a
  * stranger's work for that key and mailbox (name-work.ts, a name's cost), and holders take
- * it within the strangers' limits per key; a new key costs what a new account does. They
- * cannot see its kind: the recipient opens a stranger's item only to a friend request.
+ * it within the strangers' limits per key (in a mailbox without a list, as any writer);
+ * a new key costs what a new account does. They cannot see its kind: the recipient's
+ * handlers take nothing but a friend request from someone who is not a friend, as they
+ * would from an open envelope. A friend's item goes in this form too where holders do not
+ * take it under the pair key (the mailbox has no list, after 30 days away; or its list
+ * does not name the pair yet), so it is never left open.
  */
 import * as cborg from 'cborg'
 import { z } from 'zod'
 import { LRUCache } from 'lru-cache'
-import { sign, verify, keyIdOf, sealTo, openSealed, sharedSigningKeys, sharedSeed, signingKeysOf, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
+import { sign, verify, keyIdOf, sealTo, openSealed, sharedSigningKeys, sharedSeed, signingKeysOf, sha256, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { peekCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_ID_PATTERN, InvalidEnvelopeError, type Envelope } from './envelope.js'
 import { doStrangerWork, checkStrangerWork, NAME_WORK_BITS, type NameWorkOptions } from './name-work.js'
 import { MAX_SET_ITEM_BYTES, type SetItem } from './sets.js'
-import { FRIEND_REQUEST_KIND } from './messages.js'
 
 const SEALED_DOMAIN = 'conf-chat:sealed-envelope:1'
 const PAIR_DOMAIN = 'conf-chat:mailbox-pair-key:1'
@@ -86,9 +89,13 @@ export function conferenceWriterSeed (own: BoxKeys, theirBoxPublic: Uint8Array, 
 
 /** The key id of a conference owner's writer key into a mailbox, as the mailbox's owner works it out. */
 export function conferenceWriterKeyId (own: BoxKeys, ownerBoxPublic: Uint8Array, ownerKeyId: string, mailboxKeyId: string): string {
-  const cacheKey = 'conf.' + cacheKeyOf(own, ownerBoxPublic, ownerKeyId, mailboxKeyId)
+  return derivedKeyId('conf.' + cacheKeyOf(own, ownerBoxPublic, ownerKeyId, mailboxKeyId), own, ownerBoxPublic, conferenceWriterContext(ownerKeyId, mailboxKeyId))
+}
+
+/** The key id of the key sharedSigningKeys derives for `context`, cached under `cacheKey`. */
+function derivedKeyId (cacheKey: string, own: BoxKeys, theirBoxPublic: Uint8Array, context: Uint8Array): string {
   let id = pairKeyIds.get(cacheKey)
-  if (id == null) pairKeyIds.set(cacheKey, id = keyIdOf(sharedSigningKeys(own, ownerBoxPublic, conferenceWriterContext(ownerKeyId, mailboxKeyId)).signPublic))
+  if (id == null) pairKeyIds.set(cacheKey, id = keyIdOf(sharedSigningKeys(own, theirBoxPublic, context).signPublic))
   return id
 }
 
@@ -105,10 +112,7 @@ const cacheKeyOf = (own: BoxKeys, theirBoxPublic: Uint8Array, senderKeyId: strin
  * out: with its own box keys and the sender's box public key.
  */
 export function mailboxPairKeyId (own: BoxKeys, theirBoxPublic: Uint8Array, senderKeyId: string, mailboxKeyId: string): string {
-  const cacheKey = cacheKeyOf(own, theirBoxPublic, senderKeyId, mailboxKeyId)
-  let id = pairKeyIds.get(cacheKey)
-  if (id == null) pairKeyIds.set(cacheKey, id = keyIdOf(mailboxPairKeys(own, theirBoxPublic, senderKeyId, mailboxKeyId).signPublic))
-  return id
+  return derivedKeyId(cacheKeyOf(own, theirBoxPublic, senderKeyId, mailboxKeyId), own, theirBoxPublic, pairContext(senderKeyId, mailboxKeyId))
 }
 
 function signingBytes (s: Omit<SealedEnvelope, 'sig'>): Uint8Array {
@@ -145,7 +149,7 @@ const strangerWork = new LRUCache<string, number>({ max: 1024 })
 
 function writerKeys (envelope: Envelope, sender: BoxKeys, recipientBoxPublic: Uint8Array, writerSeed?: Uint8Array): { signPublic: Uint8Array, signSecret: Uint8Array } {
   const cacheKey = writerSeed != null
-    ? 'seed.' + Buffer.from(writerSeed).toString('hex')
+    ? 'seed.' + Buffer.from(sha256(writerSeed)).toString('hex')
     : cacheKeyOf(sender, recipientBoxPublic, keyIdOf(envelope.fromKey), envelope.toKeyId)
   let pair = senderPairKeys.get(cacheKey)
   if (pair == null) {
@@ -174,7 +178,14 @@ function sealWith (envelope: Envelope, writer: { signPublic: Uint8Array, signSec
  * checkStrangerItemWork, not here).
  */
 export function isSealedStrangerItem (item: SetItem): boolean {
-  return typeof peek(item)?.work === 'number'
+  return strangerWorkOf(item) != null
+}
+
+/** A stranger's sealed item's writer key (its key id) and work, read without checking them; undefined for any other item. */
+export function strangerWorkOf (item: SetItem): { writer: string, work: number } | undefined {
+  const raw = peek(item)
+  if (typeof raw?.work !== 'number' || !(raw.writer instanceof Uint8Array) || raw.writer.length !== 32) return undefined
+  return { writer: keyIdOf(raw.writer), work: raw.work }
 }
 
 /**
@@ -232,7 +243,5 @@ export function openSealedEnvelope (sealed: SealedEnvelope, keys: BoxKeys): Enve
   if (envelope.id !== sealed.id || envelope.sentAt !== sealed.sentAt || envelope.toKeyId !== sealed.to) {
     throw new InvalidEnvelopeError('the sealed envelope is not the envelope inside')
   }
-  // a stranger's item got in for its work, within the strangers' limits: a friend request, nothing else
-  if (sealed.work != null && envelope.kind !== FRIEND_REQUEST_KIND) throw new InvalidEnvelopeError(`a stranger's sealed item holds ${envelope.kind}, not a friend request`)
   return envelope
 }

@@ -8,7 +8,7 @@ import { z } from 'zod'
 import { sign, verify, keyIdOf, sha256, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { peekCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js'
-import { decodeSealedEnvelopeItem, isSealedEnvelopeItem, sealedWriterOf, SEALED_ENVELOPE_VERSION, type SealedEnvelope } from './sealed-envelope.js'
+import { decodeSealedEnvelopeItem, isSealedEnvelopeItem, isSealedStrangerItem, sealedWriterOf, SEALED_ENVELOPE_VERSION, type SealedEnvelope } from './sealed-envelope.js'
 import { MAX_FULL_NAME_CHARS, USERNAME_PATTERN } from './limits.js'
 import {
   decodeWriterListItem, isWriterListId, writerListSignerOf, STRANGER_KINDS, STRANGER_LIMITS, WRITER_LIST_ID_PREFIX, type WriterList
@@ -88,12 +88,12 @@ export function mailboxWriterOf (item: SetItem): string | undefined {
 /**
  * Whether a (checked) mailbox item is one a stranger may leave: an envelope that shows a
  * kind strangers may leave (STRANGER_KINDS), or a stranger's sealed item (its work is
- * checked by the holder's authorizeItem; its kind is hidden, and the recipient opens
- * only a friend request from one: openSealedEnvelope).
+ * checked by the holder's authorizeItem; its kind is hidden: the recipient's handlers
+ * take nothing but a friend request from someone who is not a friend, as for an open one).
  */
 function strangerMay (item: SetItem): boolean {
-  const raw = peekCbor(item.data) as { v?: unknown, kind?: unknown, work?: unknown } | undefined
-  if (raw?.v === SEALED_ENVELOPE_VERSION) return typeof raw.work === 'number'
+  const raw = peekCbor(item.data) as { v?: unknown, kind?: unknown } | undefined
+  if (raw?.v === SEALED_ENVELOPE_VERSION) return isSealedStrangerItem(item)
   return raw?.v === 1 && typeof raw.kind === 'string' && STRANGER_KINDS.includes(raw.kind)
 }
 
@@ -119,8 +119,8 @@ export function mailboxSetRules (options: { validateItem?: (setKey: string, item
       listPrefix: WRITER_LIST_ID_PREFIX,
       decode: (setKey, item) => decodeWriterListItem(mailboxOwnerOf(setKey), item),
       strangers: { ...STRANGER_LIMITS, may: strangerMay },
-      // a pair key is nobody's account: only the owner's list can vouch for it
-      onlyListed: isSealedEnvelopeItem
+      // a pair key is nobody's account: only the owner's list can vouch for it, or a stranger's work
+      onlyListed: item => isSealedEnvelopeItem(item) && !isSealedStrangerItem(item)
     }
   }
 }

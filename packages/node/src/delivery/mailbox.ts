@@ -36,15 +36,18 @@ export interface FetchedMail {
 
 type BoxKeys = Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
 
+/** Refusals (by every holder) after which Mailbox.store tries the envelope's next form. */
+const NEXT_FORM_CODES: readonly RefusalCode[] = ['not-listed', 'malformed', 'rate-limited']
+
 export interface StoreOptions extends AbortOptions {
   /**
    * Seal the sender (sealed-envelope.ts): the sender's box keys and the recipient's box
-   * public key. A recipient's writer list names the people it knows by the keys of their
-   * pairs; where every holder refuses the sealed item as not listed (a mailbox without a
-   * list, a conference member it does not know yet), the envelope goes as it is. A friend
-   * request always goes as it is: it is a stranger's, and holders limit strangers by who
-   * they are. `writer`: the seed of a conference owner's writer key into the recipient's
-   * mailbox, tried before the pair key (sealed-envelope.ts).
+   * public key. Tried in order, each where every holder refused the one before as not
+   * listed (or its key's share full for now): under the pair key (which the recipient's
+   * list names for the people it knows), under `writer` (the seed of a conference owner's
+   * writer key into the recipient's mailbox, which its list names for the owner), then as
+   * a stranger's, with a stranger's work (a friend request only so: it is a stranger's).
+   * Where holders take none, the envelope goes as it is.
    */
   seal?: { keys: BoxKeys, recipientBoxPublic: Uint8Array, writer?: Uint8Array }
 }
@@ -119,11 +122,10 @@ export class Mailbox {
       try {
         return await this.put(envelope, sealed, form, options)
       } catch (err: any) {
-        // no holder takes it from this key: the mailbox has no list (yet), or its list does
-        // not name the key (yet), or (a stranger's) its holders run a program from before
-        // strangers sealed; the next form may pass, the envelope itself where strangers' may
-        const refused = (code: RefusalCode): boolean => err.name === 'SetWriteError' && (err as SetWriteError).refusedEverywhere(envelope.id, code)
-        if (!refused('not-listed') && !(envelope.kind === FRIEND_REQUEST_KIND && refused('malformed'))) throw err
+        // no holder takes it under this key: the mailbox has no list, or its list does not
+        // name the key (yet), or the key's share is full for now, or (a stranger's) holders
+        // run a program from before strangers sealed; the next form may pass, or the envelope itself
+        if (!(err.name === 'SetWriteError' && (err as SetWriteError).refusedEverywhere(envelope.id, NEXT_FORM_CODES))) throw err
         this.log('%s: %s not taken (%s)', envelope.id, form, err.message)
       }
     }
@@ -134,13 +136,14 @@ export class Mailbox {
   private sealedForms (envelope: Envelope, options: StoreOptions): Array<[string, () => Promise<SetItem | undefined>]> {
     const seal = options.seal
     if (seal == null) return []
-    if (envelope.kind === FRIEND_REQUEST_KIND) {
-      return [['sealed as a stranger\'s', async () => await sealStrangerEnvelope(envelope, seal.keys, seal.recipientBoxPublic, { signal: options.signal })]]
-    }
     const forms: Array<[string, () => Promise<SetItem | undefined>]> = []
     const writer = seal.writer
-    if (writer != null) forms.push(['sealed by the conference owner\'s key', async () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic, writer)])
-    forms.push(['sealed', async () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic)])
+    if (envelope.kind !== FRIEND_REQUEST_KIND) {
+      forms.push(['sealed', async () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic)])
+      if (writer != null) forms.push(['sealed by the conference owner\'s key', async () => sealEnvelope(envelope, seal.keys, seal.recipientBoxPublic, writer)])
+    }
+    // a stranger's (and where the list does not name the pair, or there is no list: anyone's)
+    forms.push(['sealed as a stranger\'s', async () => await sealStrangerEnvelope(envelope, seal.keys, seal.recipientBoxPublic, { signal: options.signal })])
     return forms
   }
 

@@ -20,11 +20,17 @@
  * names would make each holder read for every one. So the reads each remote peer causes
  * are limited (READS_PER_PEER per minute); past it, its items are refused for now
  * (`rate-limited`) until the minute is over. What a peer's own holder checks is not limited.
+ *
+ * A stranger's sealed item (protocol's sealed-envelope.ts) shows no sender to check: it
+ * carries a stranger's work instead, a name's cost for its signing key, which the holder
+ * checks (an Argon2id run) once per key, mailbox and work (WORK_CHECKED), and at most
+ * WORK_CHECKS_PER_PEER times a minute for one remote peer and WORK_CHECKS_PER_MINUTE for
+ * all of them: junk work costs its sender nothing, so the checks it can cause are bounded.
  */
 import { LRUCache } from 'lru-cache'
 import { RateLimiter } from '@libp2p/utils'
 import {
-  directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, isSealedEnvelopeItem, isSealedStrangerItem, checkStrangerItemWork,
+  directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, isSealedEnvelopeItem, strangerWorkOf, checkStrangerItemWork,
   mailboxOwnerOf, userKey, bytesEqual, keyIdOf, InvalidSetItemError, isWriterListId, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE,
   type SetNamespaceRules, type UserPayload
 } from '@conf-chat/protocol'
@@ -44,6 +50,10 @@ export const READS_PER_PEER = 120
  * about 2 s of one pool thread a minute; a mailbox takes at most 200 strangers' items.
  */
 export const WORK_CHECKS_PER_PEER = 120
+/** Strangers' work this holder checks per minute in all (about 9 s of one pool thread at most). */
+export const WORK_CHECKS_PER_MINUTE = 600
+/** (key, mailbox, work) triples found valid, kept: a stranger's next items under one key cost no check. */
+const WORK_CHECKED = 10_000
 
 /**
  * Resolves if `username` is a live account of `signPublic`; else rejects (the refusal).
@@ -91,21 +101,28 @@ export function ownedDirectoryRules (isOwner: OwnerCheck): SetNamespaceRules {
  * nobody's account: it is stored only where the owner's writer list names it, or as a
  * stranger's, with a stranger's work (a name's cost) for its key, checked here.
  */
-export function registeredSenderMailboxRules (isOwner: OwnerCheck, init: { workChecksPerPeer?: number, workBits?: number } = {}): SetNamespaceRules {
+export function registeredSenderMailboxRules (isOwner: OwnerCheck, init: { workChecksPerPeer?: number, workChecksPerMinute?: number, workBits?: number } = {}): SetNamespaceRules {
   const checks = new RateLimiter({ points: init.workChecksPerPeer ?? WORK_CHECKS_PER_PEER, duration: 60 })
+  const allChecks = new RateLimiter({ points: init.workChecksPerMinute ?? WORK_CHECKS_PER_MINUTE, duration: 60 })
+  const checked = new LRUCache<string, true>({ max: WORK_CHECKED })
   return {
     ...mailboxSetRules(),
     authorizeItem: async (setKey, item, options) => {
       // the owner's writer list: its signature is the owner's (validateItem)
       if (isWriterListId(item.id)) return
       if (isSealedEnvelopeItem(item)) {
-        if (!isSealedStrangerItem(item)) return
+        const work = strangerWorkOf(item)
+        if (work == null) return
+        const id = `${work.writer}/${setKey}/${work.work}`
+        if (checked.has(id)) return
         if (options.from != null) checks.consume(options.from)
+        allChecks.consume('all')
         try {
           await checkStrangerItemWork(mailboxOwnerOf(setKey), item, init.workBits)
         } catch (err: any) {
           throw new InvalidSetItemError(String(err.message))
         }
+        checked.set(id, true)
         return
       }
       const envelope = validateMailboxItem(setKey, item)

@@ -6,11 +6,12 @@
  */
 import type { AbortOptions, Logger } from '@libp2p/interface'
 import {
-  createEnvelope, conferenceIdOf, conferenceWriterSeed, currentMembers, isMemberAt, leftSince, mergeLeft, MAX_CONFERENCE_MEMBERS,
-  CONF_INVITE_KIND, CONF_UPDATE_KIND, CONFERENCE_WRITER_SEED_BYTES,
+  createEnvelope, conferenceIdOf, conferenceWriterSeed, currentMembers, isMemberAt, leftSince, mergeLeft, bytesEqual, MAX_CONFERENCE_MEMBERS,
+  CONF_INVITE_KIND, CONF_UPDATE_KIND, CONFERENCE_WRITER_SEED_BYTES, MAX_CONF_RECORD_BODY_BYTES,
   type AccountKeys, type ConferenceEntry, type ConferencePayload, type ConferenceRef, type Envelope
 } from '@conf-chat/protocol'
 import type { UserProfile } from '../../account/index.js'
+import type { SendOptions } from '../../delivery/index.js'
 import { UnknownConferenceError } from './errors.js'
 import { KeyedLock } from './lock.js'
 import { refKey, type ConferenceRecord, type ConferenceRecords } from './records.js'
@@ -101,7 +102,11 @@ export class Membership {
         const writer = i >= 0 ? seedOf(p.members[i]!, i) : e.writer
         return writer != null ? { ...e, writer } : e
       })
-      return members.some((m, i) => m.writer !== existing.members[i]!.writer) ? view.save({ ...existing, members }) : existing
+      const changed = members.some((m, i) => {
+        const was = existing.members[i]!.writer
+        return m.writer != null && (was == null || !bytesEqual(m.writer, was))
+      })
+      return changed ? view.save({ ...existing, members }) : existing
     }
     const next: ConferenceEntry = {
       id,
@@ -203,15 +208,17 @@ export class Membership {
 
   /**
    * Send the record to `to` in an invite (new members) or update (the others) envelope
-   * each, with this owner's writer seed into every current member's mailbox.
+   * each, with this owner's writer seed into every current member's mailbox (to current
+   * members only, and where the envelope has room for them).
    */
   async sendRecord (kind: typeof CONF_INVITE_KIND | typeof CONF_UPDATE_KIND, ref: ConferenceRef, record: ConferenceRecord, to: UserProfile[], options: AbortOptions = {}): Promise<ConferenceDelivery[]> {
     const now = this.c.now()
-    const writers = this.writerSeeds(record.payload)
-    return await Promise.all(to.map(async p => ({
-      username: p.username,
-      delivery: await this.c.dispatch(this.seal(kind, { conf: ref, record: record.value, writers }, p, now), options)
-    })))
+    const seeds = this.writerSeeds(record.payload)
+    const fits = record.value.length + seeds.length <= MAX_CONF_RECORD_BODY_BYTES
+    return await Promise.all(to.map(async p => {
+      const writers = fits && isMemberAt(record.payload, p.keyId) ? { writers: seeds } : {}
+      return await this.deliver(this.seal(kind, { conf: ref, record: record.value, ...writers }, p, now), p, options)
+    }))
   }
 
   /**
@@ -236,10 +243,11 @@ export class Membership {
    */
   async sendTo (entry: ConferenceEntry, kind: string, content: unknown, to: UserProfile, now: number, options: AbortOptions = {}): Promise<ConferenceDelivery> {
     const writer = entry.members.find(m => m.keyId === to.keyId)?.writer
-    return {
-      username: to.username,
-      delivery: await this.c.dispatch(this.seal(kind, content, to, now), writer != null ? { ...options, mailboxWriter: writer } : options)
-    }
+    return await this.deliver(this.seal(kind, content, to, now), to, writer != null ? { ...options, mailboxWriter: writer } : options)
+  }
+
+  private async deliver (envelope: Envelope, to: UserProfile, options: SendOptions): Promise<ConferenceDelivery> {
+    return { username: to.username, delivery: await this.c.dispatch(envelope, options) }
   }
 
   /** Seal `content` to `to`, signed by this user. */

@@ -27,10 +27,11 @@ export class SetWriteError extends Error {
     if (lost.length > 0 && codes.size === 1 && lost.every(id => (refusals[id]?.length ?? 0) > 0)) this.code = [...codes][0]
   }
 
-  /** Whether some holder answered about item `id` and every one that did refused it with `code`. */
-  refusedEverywhere (id: string, code: RefusalCode): boolean {
+  /** Whether some holder answered about item `id` and every one that did refused it with `code` (or one of `code`). */
+  refusedEverywhere (id: string, code: RefusalCode | readonly RefusalCode[]): boolean {
+    const codes: readonly RefusalCode[] = typeof code === 'string' ? [code] : code
     const list = this.refusals[id] ?? []
-    return list.length > 0 && list.every(r => r.code === code)
+    return list.length > 0 && list.every(r => codes.includes(r.code))
   }
 }
 

@@ -5,7 +5,8 @@
  */
 import { describe, it, expect, beforeEach, vi } from 'vitest'
 import {
-  conferenceKey, CONF_INVITE_KIND, CONF_UPDATE_KIND, CONF_MESSAGE_KIND, CONF_LEAVE_KIND, type ConferencePayload, type VerifiedRecord
+  conferenceKey, conferenceWriterKeyId, signingKeysOf, keyIdOf, openEnvelope, confRecordBodySchema,
+  CONF_INVITE_KIND, CONF_UPDATE_KIND, CONF_MESSAGE_KIND, CONF_LEAVE_KIND, type ConferencePayload, type VerifiedRecord
 } from '@conf-chat/protocol'
 import type { ConferenceInfo } from '../../../src/chat/conferences/index.js'
 import { befriend, deliver, recipientsOf, world, T0, type TestUser, type TestWorld } from './fixtures.js'
@@ -95,6 +96,26 @@ describe('conferences: commands', () => {
     expect(await carol.conferences.list()).toEqual([])
     expect(await deliver(alice, bob, { since: mark })).toEqual(['ok'])
     expect(bob.emitted('conference:removed')).toEqual([expect.objectContaining({ you: false, usernames: ['carol'] })])
+  })
+
+  it('hands members the owner\'s writer key into each other\'s mailboxes, the one each mailbox\'s owner names; none to a removed member', async () => {
+    const info = await team()
+    const mark = bob.sent.length
+    await bob.conferences.send(info.id, 'to carol, whom I do not know')
+    const toCarol = bob.sent.slice(mark).find(e => e.to === 'carol')!
+    const toAlice = bob.sent.slice(mark).find(e => e.to === 'alice')!
+    // carol names alice's writer key into her mailbox (alice is her friend) before she hears of any conference
+    const seed = bob.writers.get(toCarol.id)!
+    expect(keyIdOf(signingKeysOf(seed).signPublic)).toBe(conferenceWriterKeyId(carol.account.keys, alice.account.boxPublic, alice.account.keyId, carol.account.keyId))
+    // into the owner's mailbox a member writes under the pair key: no seed for it
+    expect(bob.writers.has(toAlice.id)).toBe(false)
+    // a removed member's update carries no seeds; the others' do
+    const before = alice.sent.length
+    await alice.conferences.remove(info.id, ['carol'])
+    const updates = alice.sent.slice(before).filter(e => e.kind === CONF_UPDATE_KIND)
+    const writersOf = (to: TestUser): Uint8Array | undefined => openEnvelope(updates.find(e => e.to === to.account.username)!, to.account.keys, confRecordBodySchema).writers
+    expect(writersOf(carol)).toBeUndefined()
+    expect(writersOf(bob)?.length).toBeGreaterThan(0)
   })
 
   it('sends one envelope to every other member, none to the sender, and keeps the message in the sender\'s history', async () => {

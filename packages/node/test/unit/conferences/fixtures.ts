@@ -128,6 +128,8 @@ export interface TestUser {
   local: MemoryLocal
   /** Envelopes dispatched, in order. */
   sent: Envelope[]
+  /** The seed of the mailbox writer key each envelope was dispatched with (SendOptions.mailboxWriter), by envelope id. */
+  writers: Map<string, Uint8Array>
   /** Events emitted, in order. */
   events: Emitted[]
   /** Key ids reported online by presence. */
@@ -160,6 +162,7 @@ export function world (): TestWorld {
         history: new MemoryHistory(),
         local: new MemoryLocal(),
         sent: [],
+        writers: new Map(),
         events: [],
         online: new Set(),
         clock: { now: T0 },
@@ -179,8 +182,9 @@ export function world (): TestWorld {
           return p
         },
         presenceOf: async keyId => u.online.has(keyId) ? { online: true, peerId: 'p', addrs: [], updatedAt: u.clock.now } : undefined,
-        dispatch: async (env: Envelope): Promise<Delivery> => {
+        dispatch: async (env: Envelope, options): Promise<Delivery> => {
           u.sent.push(env)
+          if (options?.mailboxWriter != null) u.writers.set(env.id, options.mailboxWriter)
           return { id: env.id, status: 'delivered', where: 'live' }
         },
         emit: (type, detail) => { u.events.push({ type, detail }) },

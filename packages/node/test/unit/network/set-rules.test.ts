@@ -58,8 +58,17 @@ describe('registeredSenderMailboxRules', () => {
     const strict = registeredSenderMailboxRules(noOwnerReads, { workBits: 16 })
     await expect(strict.authorizeItem!(setKey, await request({ bits: 0 }), { from: 'peer-a' })).rejects.toMatchObject({ name: 'InvalidSetItemError', message: /not enough work/ })
     // peer-a's third check in the minute is refused before it is made; another peer's is not
+    await expect(rules.authorizeItem!(setKey, await request({ bits: 4 }), { from: 'peer-a' })).resolves.toBeUndefined()
+    await expect(rules.authorizeItem!(setKey, await request({ bits: 4 }), { from: 'peer-a' })).rejects.toMatchObject({ name: 'RateLimitError' })
+    await expect(rules.authorizeItem!(setKey, await request({ bits: 4 }), { from: 'peer-b' })).resolves.toBeUndefined()
+    // work found valid once is not checked again: the same key's next items cost no check
     await expect(rules.authorizeItem!(setKey, worked, { from: 'peer-a' })).resolves.toBeUndefined()
-    await expect(rules.authorizeItem!(setKey, worked, { from: 'peer-a' })).rejects.toMatchObject({ name: 'RateLimitError' })
-    await expect(rules.authorizeItem!(setKey, worked, { from: 'peer-b' })).resolves.toBeUndefined()
+  })
+
+  it('checks at most so many strangers\' work a minute from all peers together', async () => {
+    const rules = registeredSenderMailboxRules(noOwnerReads, { workBits: 0, workChecksPerMinute: 2 })
+    await expect(rules.authorizeItem!(setKey, await request({ bits: 0 }), { from: 'peer-a' })).resolves.toBeUndefined()
+    await expect(rules.authorizeItem!(setKey, await request({ bits: 0 }), { from: 'peer-b' })).resolves.toBeUndefined()
+    await expect(rules.authorizeItem!(setKey, await request({ bits: 0 }), { from: 'peer-c' })).rejects.toMatchObject({ name: 'RateLimitError' })
   })
 })
