@@ -64,17 +64,6 @@ export interface Sender {
   keys: AccountKeys
 }
 
-/** The box key each envelope made here was sealed to (createEnvelope), for sealing it again into a mailbox. */
-const recipientBoxKeys = new WeakMap<Envelope, Uint8Array>()
-
-/**
- * The recipient's box key an envelope was sealed to, if this process made it: its
- * sender seals it again, whole, into the recipient's mailbox (sealed-envelope.ts).
- */
-export function recipientBoxKeyOf (envelope: Envelope): Uint8Array | undefined {
-  return recipientBoxKeys.get(envelope)
-}
-
 /** Seal `content` (any CBOR-encodable value) to the recipient and sign the envelope. */
 export function createEnvelope (kind: string, content: unknown, from: Sender, to: Recipient, now = Date.now()): Envelope {
   const unsigned = {
@@ -88,9 +77,7 @@ export function createEnvelope (kind: string, content: unknown, from: Sender, to
     sentAt: now,
     body: sealTo(cborg.encode(content), to.boxPublic)
   }
-  const envelope = { ...unsigned, sig: sign(signingBytes(unsigned), from.keys.signSecret) }
-  recipientBoxKeys.set(envelope, to.boxPublic)
-  return envelope
+  return { ...unsigned, sig: sign(signingBytes(unsigned), from.keys.signSecret) }
 }
 
 export function encodeEnvelope (e: Envelope): Uint8Array {

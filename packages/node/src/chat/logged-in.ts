@@ -6,7 +6,7 @@
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 import { bytesEqual, createEnvelope, FRIEND_ACCEPT_KIND, FRIEND_REQUEST_KIND, type AccountKeys, type Envelope, type FriendKind } from '@conf-chat/protocol'
 import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, type UserProfile } from '../account/index.js'
-import type { Delivery, Mailbox } from '../delivery/index.js'
+import type { Delivery, Mailbox, SendOptions } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
 import { within, type DueRuns } from '../utils/index.js'
@@ -48,7 +48,7 @@ export interface LoggedInComponents {
   mailbox: Pick<Mailbox, 'storeWriterList' | 'remove'>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   /** Persist in the outbox and deliver. */
-  dispatch: (envelope: Envelope, options?: AbortOptions) => Promise<Delivery>
+  dispatch: (envelope: Envelope, options?: SendOptions) => Promise<Delivery>
   /** A friend's presence was read, or a friendship began (see Friends' onFriend). */
   onFriend: (loggedIn: LoggedIn, friend: Parameters<Friends['profileOf']>[0], presence?: Awaited<ReturnType<Presence['read']>>, announce?: boolean) => void
   emit: <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']) => void
@@ -144,7 +144,7 @@ export class LoggedIn {
         // list that names them goes to its holders first (a logout or a lost link right after
         // would leave them refused there until this peer is back)
         if (kind === FRIEND_REQUEST_KIND || kind === FRIEND_ACCEPT_KIND) await within(this.writers.flush(), WRITERS_FLUSH_MS, false, options)
-        return await c.dispatch(this.seal(kind, content, to), options)
+        return await c.dispatch(this.seal(kind, content, to), { ...options, recipientBoxPublic: to.boxPublic })
       },
       onFriend: (friend, presence, announce) => { c.onFriend(this, friend, presence, announce === true) },
       emit: (type, detail) => { c.emit(type, detail) },

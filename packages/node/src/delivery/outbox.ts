@@ -12,7 +12,7 @@
  */
 import { defaultLogger } from '@libp2p/logger'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import { decodeEnvelope, isFinalRefusal, isRefusalCode, recipientBoxKeyOf, type Envelope, type RefusalCode } from '@conf-chat/protocol'
+import { decodeEnvelope, isFinalRefusal, isRefusalCode, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { LocalStore } from '../storage/index.js'
 import { shutdownController, timeLimit, untilEither } from '../utils/index.js'
 import type { Mailbox, StoreOptions } from './mailbox.js'
@@ -86,6 +86,11 @@ export type OutboxListener = (envelope: Envelope, delivery: Delivery) => void
 
 /** How an envelope is sent. */
 export interface SendOptions extends AbortOptions {
+  /**
+   * The recipient's box key the envelope was sealed to: with it the envelope is sealed
+   * again, whole, into the recipient's mailbox (Mailbox.store); without it, it goes there as it is.
+   */
+  recipientBoxPublic?: Uint8Array
   /** The seed of a conference owner's writer key into the recipient's mailbox, to seal it with there (Mailbox.store). */
   mailboxWriter?: Uint8Array
 }
@@ -186,7 +191,7 @@ export class Outbox {
   /** Persist the envelope, then try to deliver it: live if the recipient is online, else to their mailbox. */
   async send (envelope: Envelope, options: SendOptions = {}): Promise<Delivery> {
     const now = this.now()
-    const boxPublic = recipientBoxKeyOf(envelope)
+    const boxPublic = options.recipientBoxPublic
     const entry: OutboxEntry = {
       envelope: envelopeBytes(envelope),
       ...(boxPublic != null ? { boxPublic } : {}),

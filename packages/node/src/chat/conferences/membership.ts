@@ -247,7 +247,7 @@ export class Membership {
   }
 
   private async deliver (envelope: Envelope, to: UserProfile, options: SendOptions): Promise<ConferenceDelivery> {
-    return { username: to.username, delivery: await this.c.dispatch(envelope, options) }
+    return { username: to.username, delivery: await this.c.dispatch(envelope, { ...options, recipientBoxPublic: to.boxPublic }) }
   }
 
   /** Seal `content` to `to`, signed by this user. */

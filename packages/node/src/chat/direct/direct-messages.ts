@@ -13,7 +13,7 @@ import {
 } from '@conf-chat/protocol'
 import type { Friends } from '../friends/index.js'
 import { compareEntries, IncompleteHistoryError, type History } from '../history.js'
-import type { Delivery } from '../../delivery/index.js'
+import type { Delivery, SendOptions } from '../../delivery/index.js'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
 import { NoSessionError, NotFriendError, RefusalError } from '../../errors.js'
 import { InFlight } from '../../utils/index.js'
@@ -50,7 +50,7 @@ export interface DirectMessagesComponents {
   /** Seal `content` to `to`, signed by the logged-in account. */
   seal: (kind: string, content: unknown, to: UserProfile) => Envelope
   /** Persist in the outbox and deliver. */
-  dispatch: (envelope: Envelope, options?: AbortOptions) => Promise<Delivery>
+  dispatch: (envelope: Envelope, options?: SendOptions) => Promise<Delivery>
   emit: <K extends keyof DirectMessageEvents>(type: K, detail: DirectMessageEvents[K]['detail']) => void
   /** @default defaultLogger() from @libp2p/logger */
   logger?: ComponentLogger
@@ -71,11 +71,12 @@ export class DirectMessages {
   async send (username: string, text: string, options: AbortOptions = {}): Promise<Delivery> {
     const friend = this.c.friends.requireFriend(username)
     const body = { text: checkMessageText(text) }
-    const envelope = this.c.seal(DM_KIND, body, this.c.friends.profileOf(friend))
+    const to = this.c.friends.profileOf(friend)
+    const envelope = this.c.seal(DM_KIND, body, to)
     // the history write runs alongside: the outbox entry (written before any attempt) is what keeps the message
     const [, delivery] = await Promise.all([
       this.c.history.append(friend.keyId, { id: envelope.id, from: envelope.from, to: envelope.to, text: body.text, sentAt: envelope.sentAt }, true),
-      this.c.dispatch(envelope, options)
+      this.c.dispatch(envelope, { ...options, recipientBoxPublic: to.boxPublic })
     ])
     return delivery
   }

@@ -9,7 +9,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { createEnvelope, generateAccountKeys, keyIdOf, refusal, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { AbortOptions } from '@libp2p/interface'
 import {
-  Outbox, DEFAULT_OUTBOX_RETRY_MS, type Delivery, type DeliveryResult, type OutboxComponents, type OutboxInit, type PeerLocation
+  Outbox, DEFAULT_OUTBOX_RETRY_MS, type Delivery, type DeliveryResult, type OutboxComponents, type OutboxInit, type PeerLocation, type StoreOptions
 } from '../../../src/delivery/index.js'
 
 const alice = { username: 'alice', keys: generateAccountKeys() }
@@ -43,6 +43,8 @@ interface Fixture {
   /** Every live send: to which peer. */
   sends: string[]
   stores: string[]
+  /** How each store was asked to seal (Mailbox.store's `seal`), in order. */
+  seals: unknown[]
   lookups: number
   background: Delivery[]
   clock: { t: number }
@@ -64,6 +66,7 @@ function fixture (init: OutboxInit = {}): Fixture {
     local: new MemoryLocal(),
     sends: [],
     stores: [],
+    seals: [],
     lookups: 0,
     background: [],
     clock: { t: 1_700_000_000_000 },
@@ -82,14 +85,16 @@ function fixture (init: OutboxInit = {}): Fixture {
       }
     },
     mailbox: {
-      store: async (env: Envelope, options?: AbortOptions) => {
+      store: async (env: Envelope, options?: StoreOptions) => {
         options?.signal?.throwIfAborted()
         f.stores.push(env.id)
+        f.seals.push(options?.seal)
         f.mailbox()
         return { holders: 3, copies: 3 }
       }
     },
     locate: async () => { f.lookups++; return f.presence },
+    senderBoxKeys: env => env.from === 'alice' ? alice.keys : undefined,
     logger: defaultLogger(),
     now: () => f.clock.t
   }
@@ -110,6 +115,25 @@ describe('Outbox', { timeout: 5_000 }, () => {
     expect(f.sends).toEqual(['bob-peer'])
     expect(f.stores).toEqual([])
     expect(await f.outbox.queued()).toEqual([])
+  })
+
+  it('seals into the mailbox with the box key (and writer seed) it was given, kept for the retries; without a box key, as it is', async () => {
+    const f = fixture()
+    f.presence = undefined
+    const seed = new Uint8Array(32).fill(7)
+    const sealed = dm('sealed')
+    expect(await f.outbox.send(sealed, { recipientBoxPublic: bob.boxPublic, mailboxWriter: seed })).toMatchObject({ status: 'queued', where: 'mailbox' })
+    expect(f.seals).toEqual([{ keys: alice.keys, recipientBoxPublic: bob.boxPublic, writer: seed }])
+    // a retry takes the box key from the outbox entry on disk
+    f.mailbox = unreachable
+    const kept = dm('kept')
+    expect(await f.outbox.send(kept, { recipientBoxPublic: bob.boxPublic })).toMatchObject({ status: 'queued', where: 'outbox' })
+    f.mailbox = () => {}
+    f.clock.t += DEFAULT_OUTBOX_RETRY_MS * 2
+    await f.outbox.retry({ force: true })
+    expect(f.seals.at(-1)).toEqual({ keys: alice.keys, recipientBoxPublic: bob.boxPublic })
+    await f.outbox.send(dm('open'))
+    expect(f.seals.at(-1)).toBeUndefined()
   })
 
   it('envelopes sent at once share LevelDB batches; each is on disk before its attempt and gone after its ack', async () => {
