@@ -220,14 +220,16 @@ export function sealedWriterOf (item: SetItem): string | undefined {
 /**
  * What a holder checks of a sealed envelope in the mailbox of `mailboxKeyId`: its shape,
  * its pair key's signature, and that it is stored under its own id and signed time for
- * this mailbox. Throws InvalidEnvelopeError.
+ * this mailbox. Throws InvalidEnvelopeError. `signature: false`, for the recipient: the
+ * pair key's signature only let the item in (its holders checked it); what the recipient
+ * relies on is the sender's signature on the envelope inside (openSealedEnvelope).
  */
-export function decodeSealedEnvelopeItem (mailboxKeyId: string, item: SetItem): SealedEnvelope {
+export function decodeSealedEnvelopeItem (mailboxKeyId: string, item: SetItem, options: { signature?: boolean } = {}): SealedEnvelope {
   if (item.data.length > MAX_SET_ITEM_BYTES) throw new InvalidEnvelopeError(`sealed envelope of ${item.data.length} bytes exceeds ${MAX_SET_ITEM_BYTES}`)
   const parsed = sealedEnvelopeSchema.safeParse(peek(item))
   if (!parsed.success) throw new InvalidEnvelopeError(`malformed sealed envelope: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`)
   const { sig, ...unsigned } = parsed.data
-  if (!verify(sig, signingBytes(unsigned), unsigned.writer)) throw new InvalidEnvelopeError('bad sealed envelope signature')
+  if (options.signature !== false && !verify(sig, signingBytes(unsigned), unsigned.writer)) throw new InvalidEnvelopeError('bad sealed envelope signature')
   if (unsigned.to !== mailboxKeyId) throw new InvalidEnvelopeError('sealed envelope is addressed to another mailbox')
   if (item.id !== unsigned.id || item.addedAt !== unsigned.sentAt) throw new InvalidEnvelopeError('item id or time is not the sealed envelope\'s')
   return parsed.data

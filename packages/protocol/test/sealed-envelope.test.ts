@@ -94,6 +94,12 @@ describe('sealed envelopes', () => {
     const outer = cborg.decode(item.data) as Record<string, unknown>
     const altered = { ...item, data: cborg.encode({ ...outer, sealed: new Uint8Array(80) }) }
     expect(() => decodeSealedEnvelopeItem(idOf(bob), altered)).toThrow(/signature/)
+    // the recipient skips the outer signature (its holders checked it) but not the rest:
+    // the envelope inside must open and be signed by its sender
+    const resigned = { ...item, data: cborg.encode({ ...outer, sig: new Uint8Array(64) }) }
+    expect(openSealedEnvelope(decodeSealedEnvelopeItem(idOf(bob), resigned, { signature: false }), bob).id).toBe(item.id)
+    expect(() => openSealedEnvelope(decodeSealedEnvelopeItem(idOf(bob), altered, { signature: false }), bob)).toThrow()
+    expect(() => decodeSealedEnvelopeItem(idOf(carol), item, { signature: false })).toThrow(/another mailbox/)
     expect(() => decodeSealedEnvelopeItem(idOf(carol), item)).toThrow(/another mailbox/)
     expect(() => decodeSealedEnvelopeItem(idOf(bob), { ...item, addedAt: item.addedAt + 1 })).toThrow(/time/)
     expect(() => decodeSealedEnvelopeItem(idOf(bob), { ...item, id: dm('other', 2_000).id })).toThrow(/id/)

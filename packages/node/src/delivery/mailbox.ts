@@ -178,7 +178,8 @@ export class Mailbox {
         let envelope = this.checked.get(item.data)
         if (envelope == null && isSealedEnvelopeItem(item)) {
           if (options.keys == null) continue
-          envelope = openSealedEnvelope(decodeSealedEnvelopeItem(keyId, item), options.keys)
+          // the envelope inside carries its sender's signature, checked on opening; the outer one was the holders' to check
+          envelope = openSealedEnvelope(decodeSealedEnvelopeItem(keyId, item, { signature: false }), options.keys)
         }
         envelope ??= decodeEnvelope(item.data)
         if (envelope.id !== item.id || envelope.toKeyId !== keyId) throw new Error('item is not the envelope it claims to be')
