@@ -115,8 +115,11 @@ export function registeredSenderMailboxRules (isOwner: OwnerCheck, init: { workC
         if (work == null) return
         const id = `${work.writer}/${setKey}/${work.work}`
         if (checked.has(id)) return
-        if (options.from != null) checks.consume(options.from)
-        allChecks.consume('all')
+        // this peer's own writes are not limited, as for the owner check
+        if (options.from != null) {
+          checks.consume(options.from)
+          allChecks.consume('all')
+        }
         try {
           await checkStrangerItemWork(mailboxOwnerOf(setKey), item, init.workBits)
         } catch (err: any) {

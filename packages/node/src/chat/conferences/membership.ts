@@ -239,7 +239,8 @@ export class Membership {
 
   /**
    * A member's envelope to another member `to`: sealed to them and dispatched; into their
-   * mailbox it goes under the owner's writer key for it, if the owner gave its seed.
+   * mailbox it goes under the pair key, or, where their list does not name the pair yet,
+   * under the owner's writer key for it, if the owner gave its seed (Mailbox.store).
    */
   async sendTo (entry: ConferenceEntry, kind: string, content: unknown, to: UserProfile, now: number, options: AbortOptions = {}): Promise<ConferenceDelivery> {
     const writer = entry.members.find(m => m.keyId === to.keyId)?.writer

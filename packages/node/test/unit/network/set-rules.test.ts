@@ -70,5 +70,7 @@ describe('registeredSenderMailboxRules', () => {
     await expect(rules.authorizeItem!(setKey, await request({ bits: 0 }), { from: 'peer-a' })).resolves.toBeUndefined()
     await expect(rules.authorizeItem!(setKey, await request({ bits: 0 }), { from: 'peer-b' })).resolves.toBeUndefined()
     await expect(rules.authorizeItem!(setKey, await request({ bits: 0 }), { from: 'peer-c' })).rejects.toMatchObject({ name: 'RateLimitError' })
+    // this peer's own write is checked still
+    await expect(rules.authorizeItem!(setKey, await request({ bits: 0 }), {})).resolves.toBeUndefined()
   })
 })
