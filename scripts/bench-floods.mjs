@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Floods against one holder, sent as a hostile peer sends them (PUT_VALUE and set ADD
 // frames straight to it), and what the holder holds after each (a mailbox flood twice:
-// without and with its owner's writer list): the bytes it keeps for
+// without and with its owner's writer list; then strangers' sealed items into the mailbox
+// with the list, under one key and under a fresh key each): the bytes it keeps for
 // others (DHT records and set items, as its datastore counts them) and how many of the
 // flood's records or items it took, and why it refused the rest. One process: a
 // supernode, the holder (its storage budget set by --storage), the attacker's peer and a
@@ -42,7 +43,7 @@ const PEERS = Number(flags.peers)
 const {
   generateAccountKeys, keyIdOf, stateKey, userKey, mailboxSetKey, directorySetKey, directoryShardOf, createDirectoryItem,
   createSignedRecord, encodeSignedRecord, createEnvelope, mailboxItemOf, encodeSetMessage, decodeSetResponse,
-  createWriterListItem, SET_PROTOCOL, MAX_SET_FRAME_BYTES, DM_KIND, FRIEND_REQUEST_KIND
+  createWriterListItem, sealStrangerEnvelope, SET_PROTOCOL, MAX_SET_FRAME_BYTES, DM_KIND, FRIEND_REQUEST_KIND
 } = await import('@conf-chat/protocol')
 const { ChatPeer, DHT_PROTOCOL } = await import('@conf-chat/node/network')
 const { Libp2pRecord } = await import('@libp2p/record')
@@ -173,6 +174,17 @@ async function main () {
   await row(`${ENVELOPES} envelopes of 1 KiB, the same sender, a mailbox with a writer list`, ENVELOPES, async () =>
     await flood(attacker, holder.peerId, listKey, Array.from({ length: ENVELOPES }, (_, i) =>
       mailboxItemOf(createEnvelope(i % 2 === 0 ? FRIEND_REQUEST_KIND : DM_KIND, i % 2 === 0 ? { note: `${i} ${'x'.repeat(150)}` } : { text: `${i} ${'x'.repeat(900)}` }, sender, listedTo)))))
+
+  // 2c. strangers' sealed items into that mailbox (holders cannot see sender or kind; each key's work is a
+  // name's cost, none here): all under one key, then each under a fresh key
+  const sealedItems = async (fresh) => await Promise.all(Array.from({ length: ENVELOPES / 10 }, async (_, i) => {
+    const from = fresh ? { username: `s${i}`, keys: generateAccountKeys() } : sender
+    return await sealStrangerEnvelope(createEnvelope(FRIEND_REQUEST_KIND, { note: `${i} ${'x'.repeat(150)}` }, from, listedTo), from.keys, listedTo.boxPublic)
+  }))
+  await row(`${ENVELOPES / 10} strangers' sealed items, one key, the same mailbox`, ENVELOPES / 10, async () =>
+    await flood(attacker, holder.peerId, listKey, await sealedItems(false)))
+  await row(`${ENVELOPES / 10} strangers' sealed items, a fresh key each, the same mailbox`, ENVELOPES / 10, async () =>
+    await flood(attacker, holder.peerId, listKey, await sealedItems(true)))
 
   // 3. directory entries for names nobody registered, all in one shard
   const shard = directoryShardOf('a')

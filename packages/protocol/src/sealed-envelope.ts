@@ -138,14 +138,19 @@ export function sealEnvelope (envelope: Envelope, sender: BoxKeys, recipientBoxP
  */
 export async function sealStrangerEnvelope (envelope: Envelope, sender: BoxKeys, recipientBoxPublic: Uint8Array, options: NameWorkOptions = {}): Promise<SetItem | undefined> {
   const pair = writerKeys(envelope, sender, recipientBoxPublic)
-  const cacheKey = `${keyIdOf(pair.signPublic)}.${envelope.toKeyId}`
+  const cacheKey = `${keyIdOf(pair.signPublic)}.${envelope.toKeyId}.${options.bits ?? NAME_WORK_BITS}`
   let work = strangerWork.get(cacheKey)
-  if (work == null) strangerWork.set(cacheKey, work = (await doStrangerWork(pair.signPublic, envelope.toKeyId, options)).work)
-  return sealWith(envelope, pair, recipientBoxPublic, work)
+  if (work == null) {
+    // envelopes sealed at once for one pair share one search (and so one work, checked once by holders)
+    work = doStrangerWork(pair.signPublic, envelope.toKeyId, options).then(found => found.work)
+    strangerWork.set(cacheKey, work)
+    work.catch(() => { if (strangerWork.get(cacheKey) === work) strangerWork.delete(cacheKey) })
+  }
+  return sealWith(envelope, pair, recipientBoxPublic, await work)
 }
 
-/** Stranger's work done lately, by pair key and mailbox (an outbox retries a request until it is stored). */
-const strangerWork = new LRUCache<string, number>({ max: 1024 })
+/** Stranger's work done (or under way) lately, by pair key and mailbox (an outbox retries a request until it is stored). */
+const strangerWork = new LRUCache<string, Promise<number>>({ max: 1024 })
 
 function writerKeys (envelope: Envelope, sender: BoxKeys, recipientBoxPublic: Uint8Array, writerSeed?: Uint8Array): { signPublic: Uint8Array, signSecret: Uint8Array } {
   const cacheKey = writerSeed != null

@@ -89,6 +89,13 @@ describe('sealed envelopes', () => {
     expect(openSealedEnvelope(decodeSealedEnvelopeItem(idOf(bob), sneaked), bob).kind).toBe(DM_KIND)
   })
 
+  it('from one stranger to one mailbox, sealed at once, share one search: one work, one check for holders', async () => {
+    const sender = generateAccountKeys()
+    const requests = Array.from({ length: 5 }, (_, i) => createEnvelope(FRIEND_REQUEST_KIND, {}, { username: 'sam', keys: sender }, to(bob, 'bob'), 9_000 + i))
+    const items = await Promise.all(requests.map(async r => (await sealStrangerEnvelope(r, sender, bob.boxPublic, { bits: 3 }))!))
+    expect(new Set(items.map(i => (cborg.decode(i.data) as { work: number }).work)).size).toBe(1)
+  })
+
   it('are refused by holders when altered, in another mailbox, or under another id or time', () => {
     const item = sealEnvelope(dm('hi'), alice, bob.boxPublic)!
     const outer = cborg.decode(item.data) as Record<string, unknown>
