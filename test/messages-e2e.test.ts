@@ -63,11 +63,18 @@ describe('friends and direct messages through the node program', () => {
     await c.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] \[DM from alice\] first while you were away$/)
     await c.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] \[DM from alice\] second while you were away$/)
     await a.waitForLine(/^\[presence\] bob is online$/)
+    // bob's peer read them from the mailbox: alice is told each reached him
+    await a.waitForLines(/^\[msg\] to bob: delivered$/, 3) // the first, live, then the two from the mailbox
 
     c.send('history alice')
     await c.waitForLine(/^\[history\] 4 message\(s\) with alice$/)
     await c.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] alice: hi bob, live$/)
     await c.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] bob: hi alice$/)
+    // reading the conversation tells alice (the two shown on this peer)
+    await a.waitForLines(/^\[msg\] to bob: read$/, 2)
+    a.send('history bob')
+    await a.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] alice: hi bob, live \(delivered\)$/)
+    await a.waitForLine(/^ {2}\[\d\d:\d\d:\d\d\] alice: second while you were away \(read\)$/)
     c.send('friends')
     await c.waitForLine(/^ {2}alice \(online\)$/)
     // shown once: nothing more arrives from the mailbox on the next check

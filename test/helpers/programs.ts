@@ -121,14 +121,23 @@ export class Program {
 
   /** Until stderr (the log) holds `count` lines matching `re`, counted from its first line. */
   async waitForStderr (re: RegExp, count = 1, timeoutMs = WAIT_MS): Promise<void> {
+    await this.waitForCount(this.stderr, 'logged', re, count, timeoutMs)
+  }
+
+  /** Until stdout holds `count` lines matching `re`, counted from its first line (the cursor of waitForLine stays). */
+  async waitForLines (re: RegExp, count: number, timeoutMs = WAIT_MS): Promise<void> {
+    await this.waitForCount(this.stdout, 'printed', re, count, timeoutMs)
+  }
+
+  private async waitForCount (lines: string[], verb: string, re: RegExp, count: number, timeoutMs: number): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const check = (): void => {
-        if (this.stderr.filter(l => re.test(l)).length >= count) { done(); resolve(); return }
-        if (!this.running) { done(); reject(new Error(`${this.name} exited before logging ${count} lines matching ${re}\n${this.transcript()}`)) }
+        if (lines.filter(l => re.test(l)).length >= count) { done(); resolve(); return }
+        if (!this.running) { done(); reject(new Error(`${this.name} exited before it ${verb} ${count} lines matching ${re}\n${this.transcript()}`)) }
       }
       const timer = setTimeout(() => {
         done()
-        reject(new Error(`${this.name} logged fewer than ${count} lines matching ${re} within ${timeoutMs} ms\n${this.transcript()}`))
+        reject(new Error(`${this.name} ${verb} fewer than ${count} lines matching ${re} within ${timeoutMs} ms\n${this.transcript()}`))
       }, timeoutMs)
       const done = (): void => {
         clearTimeout(timer)

@@ -1,5 +1,5 @@
 /** How events and messages read as plain lines (command mode, and notices in the UI). */
-import { IncompleteHistoryError, type ChatMessage, type Delivery } from '@conf-chat/node'
+import { IncompleteHistoryError, type ChatMessage, type Delivery, type MessageStateChange } from '@conf-chat/node'
 
 /** Local wall-clock time, HH:MM:SS. */
 export function clock (ms: number): string {
@@ -25,6 +25,13 @@ export function deliveryText (d: Delivery): string {
   if (d.status === 'delivered') return 'delivered'
   if (d.status === 'queued') return d.where === 'mailbox' ? 'queued for offline delivery' : 'queued on this peer: will be sent when the network is reachable'
   return `failed: ${d.reason ?? 'unknown reason'}`
+}
+
+/** A message state as a word (command mode's `[msg]` lines, `history`). */
+export function stateText (s: Pick<MessageStateChange, 'state' | 'where' | 'reason'>): string {
+  if (s.state === 'queued') return s.where === 'mailbox' ? 'queued for offline delivery' : 'queued on this peer'
+  if (s.state === 'failed') return `failed${s.reason != null ? `: ${s.reason}` : ''}`
+  return s.state
 }
 
 /**

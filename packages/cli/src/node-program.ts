@@ -8,7 +8,8 @@ import { allocatePeerDataDir, lockDataDir } from './data-dir.js'
 import { LineTerminal } from './terminal.js'
 import { commands as defaultCommands, type CommandTable } from './commands/index.js'
 import { runCommandMode } from './modes/command-mode.js'
-import { liveDmLine, offlineLines, deliveryText, keyChangedLine } from './format.js'
+import { DM_KIND, RECEIPT_KIND } from '@conf-chat/protocol'
+import { liveDmLine, offlineLines, deliveryText, keyChangedLine, stateText } from './format.js'
 import { subscribeConferenceNotices, withConferenceLabel } from './commands/conferences.js'
 import { DataDirInUseError, fatal } from './errors.js'
 import type { NodeApp } from './app.js'
@@ -55,7 +56,15 @@ function subscribeNotices (node: ChatNode, notice: (line: string) => void): void
   node.addEventListener('friend:removed', ({ detail }) => { notice(`[friends] ${detail.username} removed you from their friends`) })
   node.addEventListener('friend:key-changed', ({ detail }) => { notice(`[friends] ${keyChangedLine(detail)}`) })
   node.addEventListener('message:status', ({ detail }) => {
-    notice(`[${detail.kind === 'dm' ? 'msg' : detail.kind}] queued message to ${detail.to}: ${deliveryText({ id: detail.id, status: detail.status, where: detail.where, reason: detail.reason })}`)
+    if (detail.kind === DM_KIND || detail.kind === RECEIPT_KIND) return // a message's state changes are told below; receipts say nothing
+    notice(`[${detail.kind}] queued message to ${detail.to}: ${deliveryText({ id: detail.id, status: detail.status, where: detail.where, reason: detail.reason })}`)
+  })
+  // the `msg` command prints how its send went; what happens later is told as it happens
+  const sending = new Set<string>()
+  node.addEventListener('message:state', ({ detail }) => {
+    if (detail.state === 'sending') { sending.add(detail.id); return }
+    if (sending.delete(detail.id)) return
+    notice(`[msg] to ${detail.to}: ${stateText(detail)}`)
   })
 }
 
@@ -93,6 +102,7 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     bootstrap: bootstrap.addrs,
     clientMode: options.client,
     storageBudgetBytes: options.storageBudgetBytes,
+    readReceipts: options.readReceipts,
     ...options.tuning
   })
   const peer = node.peer

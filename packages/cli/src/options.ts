@@ -16,6 +16,8 @@ export interface NodeOptions {
   bootstrapSource: string
   client: boolean
   commands: boolean
+  /** Tell friends what the user read (off: `--no-read-receipts`). */
+  readReceipts: boolean
   logLevel: LogLevel
   /** Where to keep the one-line status (starting, joined...) for a health check. */
   statusFile?: string
@@ -60,6 +62,7 @@ export function nodeProgram (): Command {
       .env('CONF_CHAT_BOOTSTRAP').argParser(splitAddrList))
     .addOption(new Option('--client', 'take part in the DHT as a client only (store nothing for others)').env('CONF_CHAT_CLIENT'))
     .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
+    .addOption(new Option('--no-read-receipts', 'do not tell friends when you have read their messages (they still see them delivered); also CONF_CHAT_NO_READ_RECEIPTS=1'))
     .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--status-file <file>', 'keep this file saying where the peer stands (starting, joined, joining, stopping), for a health check').env('CONF_CHAT_STATUS_FILE'))
     .addOption(storageOption(DEFAULT_STORAGE_BUDGET_BYTES))
@@ -72,11 +75,15 @@ export function nodeProgram (): Command {
     .addHelpText('after', '\n<home> is $CONF_CHAT_HOME, or ~/.conf-chat if it is not set.')
 }
 
+/** Whether an environment variable sets a flag: set, and not `0`, `false`, `no`, `off` or empty. */
+function envFlag (envVar: string): boolean {
+  const value = process.env[envVar]
+  return value != null && !['', '0', 'false', 'no', 'off'].includes(value.trim().toLowerCase())
+}
+
 /** Commander sets a flag from its variable whatever the value; `0`, `false` or empty mean off. */
 export function flagValue (program: Command, name: string, envVar: string): boolean {
-  if (program.getOptionValueSource(name) === 'env') {
-    return !['', '0', 'false', 'no', 'off'].includes((process.env[envVar] ?? '').trim().toLowerCase())
-  }
+  if (program.getOptionValueSource(name) === 'env') return envFlag(envVar)
   return program.opts()[name] === true
 }
 
@@ -91,6 +98,7 @@ export function parseNodeOptions (argv: string[]): NodeOptions {
     bootstrapSource: program.getOptionValueSource('bootstrap') ?? 'default',
     client: flagValue(program, 'client', 'CONF_CHAT_CLIENT'),
     commands: flagValue(program, 'commands', 'CONF_CHAT_COMMANDS'),
+    readReceipts: opts.readReceipts !== false && !envFlag('CONF_CHAT_NO_READ_RECEIPTS'),
     logLevel: opts.logLevel,
     statusFile: opts.statusFile === '' ? undefined : opts.statusFile,
     storageBudgetBytes: storageBytes(opts.storage),

@@ -61,7 +61,7 @@ describe('chatScreen', () => {
     const done = chatScreen(f.ctx, 'bob')
     await f.term.waitFor('you › ')
     f.term.type('sent before', KEY.enter)
-    await f.term.waitFor(/you: sent before\n/)
+    await f.term.waitFor(/you: sent before · delivered\n/)
     f.node.emit('message', { ...msg('4', 'bob', 'alice', 'a live one', 4), live: true })
     await f.term.waitFor('bob: a live one')
     f.term.type('half typ')
@@ -70,12 +70,46 @@ describe('chatScreen', () => {
     f.term.resize(100, 30)
     const redrawn = await f.term.waitFor('you › half typ')
     expect(f.term.rawText.slice(cleared)).toContain(CLEAR_SCREEN)
-    expect(redrawn).toMatch(/── Chat with bob · online ──[\s\S]*bob: are you there\?[\s\S]*you: sent before[\s\S]*bob: a live one[\s\S]*you › half typ$/)
+    expect(redrawn).toMatch(/── Chat with bob · online ──[\s\S]*bob: are you there\?[\s\S]*you: sent before · delivered\n[\s\S]*bob: a live one[\s\S]*you › half typ$/)
     f.term.type('ed', KEY.enter)
-    await f.term.waitFor('you: half typed')
+    await f.term.waitFor('you: half typed · delivered')
     f.term.type('/q', KEY.enter)
     await expect(done).resolves.toBe('back')
     expect(f.term.output.listenerCount('resize')).toBe(0)
+  })
+
+  it('shows the state of each message the user sent and changes it in place; what it shows from the friend is told read', async () => {
+    f = screenFixture({
+      history: [{ ...msg('1', 'alice', 'bob', 'hi bob', 1), state: 'delivered' }, msg('2', 'bob', 'alice', 'hi alice', 2)],
+      presenceOf: { online: false },
+      sendMessage: () => ({ id: 'q1', status: 'queued', where: 'mailbox' }),
+      markRead: () => 1
+    }, new FakeTerminal({ tty: { columns: 80, rows: 24 } }))
+    const done = chatScreen(f.ctx, 'bob')
+    const opening = await f.term.waitFor('you › ')
+    expect(opening).toContain('you: hi bob · delivered\n')
+    // opening the chat tells bob that what it shows is read
+    expect(f.node.callsOf('markRead')).toEqual([['bob']])
+    f.term.type('are you there?', KEY.enter)
+    await f.term.waitFor('you: are you there? · in their mailbox\n')
+    // bob's peer reads its mailbox, then bob opens the chat: each line changes where it is
+    f.node.emit('message:state', { id: 'q1', to: 'bob', state: 'delivered' })
+    f.node.emit('message:state', { id: '1', to: 'bob', state: 'read' })
+    let screen = await f.term.waitFor('you: are you there? · delivered\n')
+    expect(screen).toContain('you: hi bob · read\n')
+    f.node.emit('message:state', { id: 'q1', to: 'bob', state: 'read' })
+    screen = await f.term.waitFor('you: are you there? · read\n')
+    // in place: one line each, not a new one
+    expect(screen.match(/are you there\?/g)).toHaveLength(1)
+    expect(screen.match(/you: hi bob/g)).toHaveLength(1)
+    // a state of a message to someone else changes nothing here
+    f.node.emit('message:state', { id: '2', to: 'carol', state: 'read' })
+    // a message from bob shown here is read at once
+    f.node.emit('message', { ...msg('5', 'bob', 'alice', 'yes!', 5), live: true })
+    await f.term.waitFor('bob: yes!')
+    await f.node.waitForCalls('markRead', 2)
+    f.term.type('/q', KEY.enter)
+    await expect(done).resolves.toBe('back')
   })
 
   it('says a friend is offline and that messages go to their mailbox', async () => {

@@ -77,8 +77,19 @@ export interface ChatNode extends TypedEventTarget<ChatNodeEvents> {
 
   /** Send a direct message to a friend: delivered live, queued (mailbox or outbox), or failed. */
   sendMessage: (username: string, text: string, options?: AbortOptions) => Promise<Delivery>
-  /** The conversation with `username`, both directions, oldest first. */
+  /**
+   * The conversation with `username`, both directions, oldest first; each message sent
+   * from this peer with its state (`message:state` events tell each change).
+   */
   history: (username: string, options?: AbortOptions) => Promise<ChatMessage[]>
+  /**
+   * The user has seen the conversation with `username`: what was shown from them is read,
+   * and they are told so (a signed `read` receipt) unless `readReceipts` is off. Resolves
+   * with how many messages the receipt named.
+   */
+  markRead: (username: string, options?: AbortOptions) => Promise<number>
+  /** Whether `read` receipts are sent (ChatNodeInit's `readReceipts`, default true); may be changed at any time. */
+  readReceipts: boolean
   /** Read the mailbox now (also done at login and periodically). */
   checkMailbox: (options?: AbortOptions) => Promise<IncomingMessage[]>
   /** What this peer's outbox still has to send. */

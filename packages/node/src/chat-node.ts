@@ -282,6 +282,9 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
   async onlineFriends (options: AbortOptions = {}): Promise<FriendInfo[]> { return (await this.friends(options)).filter(f => f.online) }
   async sendMessage (username: string, text: string, options: AbortOptions = {}): Promise<Delivery> { return await this.p.messaging.sendMessage(username, text, options) }
   async history (username: string, options: AbortOptions = {}): Promise<ChatMessage[]> { return await this.p.messaging.history(username, options) }
+  async markRead (username: string, options: AbortOptions = {}): Promise<number> { return await this.p.messaging.markRead(username, options) }
+  get readReceipts (): boolean { return this.p.messaging.readReceipts }
+  set readReceipts (on: boolean) { this.p.messaging.readReceipts = on }
   async checkMailbox (options: AbortOptions = {}): Promise<IncomingMessage[]> { return await this.p.messaging.checkMailbox(options) }
   async queued (options: AbortOptions = {}): Promise<QueuedEnvelope[]> { return await this.p.messaging.queued(options) }
   async flush (options: AbortOptions = {}): Promise<boolean> { return await this.p.messaging.flush(options) }

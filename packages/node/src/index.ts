@@ -19,7 +19,7 @@ export {
   isConferenceMessage, IncompleteHistoryError, UnknownConferenceError, AmbiguousConferenceIdError, NotConferenceMemberError, NotConferenceOwnerError,
   AlreadyConferenceMemberError, ConferenceFullError,
   type MessagingEvents, type MessageStatus, type RefusedEnvelope, type FriendActionResult, type FriendInfo, type FriendRequests,
-  type FriendRequestInfo, type ChatMessage, type IncomingMessage, type ConferenceInfo, type ConferenceMemberInfo, type ConferenceMessage,
+  type FriendRequestInfo, type ChatMessage, type IncomingMessage, type MessageState, type MessageStateInfo, type MessageStateChange, type ConferenceInfo, type ConferenceMemberInfo, type ConferenceMessage,
   type ConferenceDelivery, type ConferenceSendResult, type ConferenceChangeResult
 } from './chat/index.js'
 

@@ -21,6 +21,8 @@ export const FRIEND_ACCEPT_KIND = 'friend-accept'
 export const FRIEND_REJECT_KIND = 'friend-reject'
 export const FRIEND_REMOVE_KIND = 'friend-remove'
 export const PRESENCE_KIND = 'presence'
+/** A recipient tells the sender that its direct messages reached its peer, or were read. */
+export const RECEIPT_KIND = 'receipt'
 
 export const FRIEND_KINDS = [FRIEND_REQUEST_KIND, FRIEND_ACCEPT_KIND, FRIEND_REJECT_KIND, FRIEND_REMOVE_KIND] as const
 export type FriendKind = typeof FRIEND_KINDS[number]
@@ -45,7 +47,19 @@ export const presenceBodySchema = z.object({
   addrs: z.array(z.string().max(256)).max(16)
 }).strict()
 
+/** Most message ids one receipt names (a longer list goes as several receipts). */
+export const MAX_RECEIPT_IDS = 256
+/**
+ * `delivered`: the recipient's peer has the messages (read from its mailbox: a live one is
+ * acknowledged on its stream); `read`: the recipient opened the conversation with them.
+ */
+export const receiptBodySchema = z.object({
+  state: z.enum(['delivered', 'read']),
+  ids: z.array(envelopeId).min(1).max(MAX_RECEIPT_IDS)
+}).strict()
+
 export type DmBody = z.infer<typeof dmBodySchema>
+export type ReceiptBody = z.infer<typeof receiptBodySchema>
 export type FriendRequestBody = z.infer<typeof friendRequestBodySchema>
 export type PresenceBody = z.infer<typeof presenceBodySchema>
 

@@ -1,6 +1,6 @@
 /** Friends and direct messages: friend-add/-requests/-accept/-reject/-remove, friends, online-friends, msg, history. */
 import { UsageError } from '../errors.js'
-import { clock, deliveryText, historyAsFarAsKnown, unreadPagesText } from '../format.js'
+import { clock, deliveryText, historyAsFarAsKnown, stateText, unreadPagesText } from '../format.js'
 import type { Command } from './types.js'
 
 function oneUser (args: string[]): string {
@@ -94,12 +94,14 @@ export const msg: Command = {
 
 export const history: Command = {
   usage: 'history <friend>',
-  summary: 'your conversation with a friend, both directions, from any peer',
+  summary: 'your conversation with a friend, both directions, from any peer; tells them you read it (unless --no-read-receipts)',
   async run (args, ctx) {
     const user = oneUser(args)
     const { messages, unreadPages } = await historyAsFarAsKnown(ctx.app.node.history(user))
     ctx.print(`[history] ${messages.length} message(s) with ${user}`)
-    for (const m of messages) ctx.print(`  [${clock(m.sentAt)}] ${m.from}: ${m.text}`)
+    // a message sent from this peer says what became of it
+    for (const m of messages) ctx.print(`  [${clock(m.sentAt)}] ${m.from}: ${m.text}${m.state != null ? ` (${stateText({ ...m, state: m.state })})` : ''}`)
     if (unreadPages > 0) ctx.print(`[history] ${unreadPagesText(unreadPages)}`)
+    await ctx.app.node.markRead(user)
   }
 }

@@ -6,12 +6,14 @@ import { conversationScreen, type ChatResult, type ConversationHandle } from './
 import { deliveryNote } from './format.js'
 import { historyAsFarAsKnown, unreadPagesText } from '../format.js'
 import type { TuiContext } from './context.js'
+import { coalesced } from './coalesced.js'
 
 export type { ChatResult } from './conversation.js'
 
 export async function chatScreen (ctx: TuiContext, username: string, fullName = ''): Promise<ChatResult> {
   const c = ctx.colors
   let screen: ConversationHandle | undefined
+  const read = coalesced(async () => { await ctx.node.markRead(username) })
   try {
     return await conversationScreen(ctx, {
       focus: {
@@ -40,8 +42,17 @@ export async function chatScreen (ctx: TuiContext, username: string, fullName = 
       },
       send: async text => {
         const delivery = await ctx.node.sendMessage(username, text)
-        return { id: delivery.id, note: delivery.status !== 'delivered' ? deliveryNote(c, username, delivery) : undefined }
-      }
+        const state = delivery.status === 'delivered' ? 'delivered' : delivery.status === 'queued' ? 'queued' : 'failed'
+        const where = delivery.where === 'mailbox' || delivery.where === 'outbox' ? delivery.where : undefined
+        return {
+          id: delivery.id,
+          state: { state, ...(state === 'queued' && where != null ? { where } : {}) },
+          // the line's state says "delivered"; the rest needs a word of explanation
+          note: delivery.status !== 'delivered' ? deliveryNote(c, username, delivery) : undefined
+        }
+      },
+      // what is shown here is read: the friend is told (unless read receipts are off)
+      seen: () => { read.run() }
     }, handle => { screen = handle })
   } finally {
     ctx.inbox.markRead(username)

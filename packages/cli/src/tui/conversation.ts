@@ -6,12 +6,12 @@
  */
 import { moveCursor, clearScreenDown } from 'node:readline'
 import { stripVTControlCharacters } from 'node:util'
-import type { ChatMessage } from '@conf-chat/node'
+import type { ChatMessage, MessageStateInfo } from '@conf-chat/node'
 import { LineTerminal } from '../terminal.js'
 import { errorLine, print, withSpinner, type TuiContext } from './context.js'
-import { messageLine } from './format.js'
+import { messageLine, stateTail } from './format.js'
 import type { ChatFocus, ShownMessage } from './inbox.js'
-import { CLEAR_SCREEN, onRealSize } from './screen.js'
+import { CLEAR_SCREEN, hasRealSize, onRealSize } from './screen.js'
 
 export type ChatResult = 'back' | 'quit'
 
@@ -37,8 +37,10 @@ export interface ConversationSpec {
   /** Shown while the history loads. */
   opening: string
   load: () => Promise<ConversationOpening>
-  /** Send one message; resolves with a line to show under it, if there is anything to say. */
-  send: (text: string) => Promise<{ id: string, note?: string }>
+  /** Send one message; resolves with its id, its state, and a line to show under it if there is anything to say. */
+  send: (text: string) => Promise<{ id: string, state?: MessageStateInfo, note?: string }>
+  /** The user saw the conversation: called when it opens and as messages show on it. */
+  seen?: () => void
   /** Unread messages when it opens (marked "new" in the history). */
   unread: number
 }
@@ -55,32 +57,57 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   let terminal: LineTerminal | undefined
   let quitting = false
   const shown = new Set<string>()
-  // what the screen shows, to draw it again for a new terminal size (an attach)
-  const transcript: string[] = []
-  const record = (line: string): string => {
+  // what the screen shows, to draw it again (a new terminal size, an attach, a message's new state)
+  const transcript: Line[] = []
+  /** Lines of the user's own messages by id, and the newest state told of each id. */
+  const mine = new Map<string, MessageLine>()
+  const states = new Map<string, MessageStateInfo>()
+  const keep = (line: Line): string => {
     transcript.push(line)
     if (transcript.length > TRANSCRIPT_LINES) transcript.shift()
-    return line
+    return render(c, line, hasRealSize(ctx.output))
+  }
+  const record = (text: string): string => keep({ text })
+  /** A message's line; the user's own (with an id) changes with its state. */
+  const recordMessage = (m: MessageLine['message'], id?: string): string => {
+    const own = m.state != null ? { state: m.state, ...(m.where != null ? { where: m.where } : {}) } : undefined
+    const line: MessageLine = { message: m, state: (id != null ? states.get(id) : undefined) ?? own }
+    if (id != null && m.direction === 'out') mine.set(id, line)
+    return keep(line)
   }
   const say = (line: string): void => { print(ctx, record(line)) }
   const showMessage = (m: ShownMessage): void => {
     if (early != null) { early.push({ message: m }); return }
     if (shown.has(m.id)) return
     shown.add(m.id)
-    terminal?.notice(record(messageLine(c, m)))
+    terminal?.notice(recordMessage(m))
+    spec.seen?.()
   }
   const showNotice = (line: string): void => {
     if (early != null) early.push({ notice: line })
     else terminal?.notice(record(line))
   }
-  const stopRedrawing = onRealSize(ctx.output, () => {
+  const redrawScreen = (): void => {
     if (terminal == null) return
     ctx.output.write(CLEAR_SCREEN)
-    for (const line of transcript.slice(-Math.max(1, (ctx.output.rows ?? 24) - 1))) ctx.output.write(line + '\n')
+    for (const line of transcript.slice(-Math.max(1, (ctx.output.rows ?? 24) - 1))) ctx.output.write(render(c, line, true) + '\n')
     terminal.redraw()
-  })
+  }
+  // a state changes its message's line where it is: the screen is drawn again (once for
+  // the changes of one moment); a terminal without a size shows it at its next drawing
+  let redrawDue = false
+  const showState = (id: string, info: MessageStateInfo): void => {
+    states.set(id, info)
+    const line = mine.get(id)
+    if (line == null || sameState(line.state, info)) return
+    line.state = info
+    if (redrawDue || !hasRealSize(ctx.output)) return
+    redrawDue = true
+    setImmediate(() => { redrawDue = false; redrawScreen() })
+  }
+  const stopRedrawing = onRealSize(ctx.output, redrawScreen)
   onOpen?.({ notice: showNotice })
-  const unfocus = ctx.inbox.focus({ ...spec.focus, onMessage: showMessage, onNotice: showNotice })
+  const unfocus = ctx.inbox.focus({ ...spec.focus, onMessage: showMessage, onNotice: showNotice, onState: s => { showState(s.id, s) } })
   const session = ctx.inbox.sessionSignal
   const close = (): void => { terminal?.close() }
   ctx.signal.addEventListener('abort', close)
@@ -92,8 +119,9 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   try {
     const opening = await withSpinner(ctx, spec.opening, spec.load())
     say(c.bold(`── ${spec.title} · ${opening.status} ──`))
-    printHistory(ctx, opening.history, spec.unread, shown, say)
+    printHistory(ctx, opening.history, spec.unread, shown, say, (m) => { print(ctx, recordMessage(m, m.id)) })
     for (const line of opening.notes) say(line)
+    spec.seen?.()
     say(c.dim('Type a message and press Enter · /q goes back to the list · Ctrl+C quits'))
 
     if (ctx.signal.aborted) return 'quit'
@@ -125,7 +153,8 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
         continue
       }
       const body = text.startsWith('//') ? text.slice(1) : text
-      terminal.print(record(messageLine(c, { from: 'you', text: body, sentAt: Date.now(), direction: 'out' })))
+      const typed: MessageLine = { message: { from: 'you', text: body, sentAt: Date.now(), direction: 'out' }, state: { state: 'sending' } }
+      terminal.print(keep(typed))
       const screen = terminal
       sending = sending.then(async () => {
         const report = (note: string): void => {
@@ -135,6 +164,10 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
         try {
           const result = await spec.send(body)
           shown.add(result.id)
+          // its state from here on (and what was told while it was being sent)
+          mine.set(result.id, typed)
+          const told = states.get(result.id) ?? result.state
+          if (told != null) showState(result.id, told)
           if (result.note != null) report(`  ↳ ${result.note}`)
         } catch (err) {
           report(`  ↳ ${errorLine(ctx, err)}`)
@@ -151,7 +184,7 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   }
 }
 
-function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, shown: Set<string>, say: (line: string) => void): void {
+function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, shown: Set<string>, say: (line: string) => void, sayMessage: (m: ChatMessage) => void): void {
   const c = ctx.colors
   const recent = history.slice(-RECENT_MESSAGES)
   if (history.length > recent.length) say(c.dim(`… ${history.length - recent.length} earlier messages (see History)`))
@@ -164,8 +197,25 @@ function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, 
   recent.forEach((m, i) => {
     if (i === newFrom) say(c.yellow(`── ${unread} new ──`))
     shown.add(m.id)
-    say(messageLine(c, m))
+    sayMessage(m)
   })
+}
+
+/** A line of the screen: text, or a message (the user's own with its state). */
+type Line = { text: string } | MessageLine
+interface MessageLine {
+  message: Pick<ChatMessage, 'from' | 'text' | 'sentAt' | 'direction'> & { state?: MessageStateInfo['state'], where?: MessageStateInfo['where'] }
+  state?: MessageStateInfo
+}
+
+/** `states`: with the states of the user's messages (a terminal that can draw them again as they change). */
+function render (c: TuiContext['colors'], line: Line, states: boolean): string {
+  if ('text' in line) return line.text
+  return messageLine(c, line.message) + (states && line.message.direction === 'out' ? stateTail(c, line.state) : '')
+}
+
+function sameState (a: MessageStateInfo | undefined, b: MessageStateInfo): boolean {
+  return a?.state === b.state && a.where === b.where
 }
 
 /** Replace the echoed `you › text` line(s) with the message line printed after it. */

@@ -1,5 +1,5 @@
 /** How the terminal UI writes times, messages and delivery results. */
-import type { ChatMessage, Delivery } from '@conf-chat/node'
+import type { ChatMessage, Delivery, MessageStateInfo } from '@conf-chat/node'
 import type { Colors } from 'picocolors/types.js'
 
 import { clock } from '../format.js'
@@ -20,6 +20,18 @@ export function stamp (ms: number, now = Date.now()): string {
 export function messageLine (c: Colors, m: Pick<ChatMessage, 'from' | 'text' | 'sentAt' | 'direction'>, now = Date.now()): string {
   const who = m.direction === 'out' ? c.cyan('you') : c.magenta(m.from)
   return `${c.dim(`[${stamp(m.sentAt, now)}]`)} ${who}: ${m.text}`
+}
+
+/** The state of a message the user sent, as the tail of its line: ` · delivered`. */
+export function stateTail (c: Colors, s: MessageStateInfo | undefined): string {
+  switch (s?.state) {
+    case undefined: return ''
+    case 'sending': return c.dim(' · sending')
+    case 'queued': return c.yellow(s.where === 'mailbox' ? ' · in their mailbox' : ' · queued here')
+    case 'delivered': return c.green(' · delivered')
+    case 'read': return c.green(' · read')
+    case 'failed': return c.red(' · not sent')
+  }
 }
 
 /** What became of a message the user sent, as a short tail for its line. */

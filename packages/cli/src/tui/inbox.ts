@@ -7,7 +7,7 @@
  * chat screen takes its own messages (and the notices) live.
  */
 import { DM_KIND } from '@conf-chat/protocol'
-import type { IncomingMessage, MessageStatus, FriendRequestInfo } from '@conf-chat/node'
+import type { IncomingMessage, MessageStatus, MessageStateChange, FriendRequestInfo } from '@conf-chat/node'
 import type { Colors } from 'picocolors/types.js'
 import { SessionEndedError } from './errors.js'
 import type { TuiNode } from './tui-node.js'
@@ -27,6 +27,8 @@ export interface ChatFocus {
   onNotice: (line: string) => void
   /** The partner came online or went offline. */
   onPresence?: (online: boolean) => void
+  /** A message the user sent to the partner moved to a new state. */
+  onState?: (change: MessageStateChange) => void
 }
 
 type Listener = () => void
@@ -91,6 +93,10 @@ export class Inbox {
         : `${detail.by} removed ${detail.usernames.join(', ')} from ${detail.conference.name}`)
     })
     this.on('message:status', ({ detail }) => { this.onStatus(detail) })
+    this.on('message:state', ({ detail }) => {
+      const focused = this.focused
+      if (focused != null && focused.username === detail.to) focused.onState?.(detail)
+    })
     this.on('session:started', () => {
       this.session = new AbortController()
       this.changed()
@@ -259,6 +265,7 @@ export class Inbox {
 
   private onStatus (s: MessageStatus): void {
     if (s.kind !== DM_KIND) return // friend requests and answers say nothing on their way
+    if (this.focused?.username === s.to && this.focused.onState != null) return // its line on the open chat says it
     if (s.status === 'delivered') this.notice(`${this.c.green('✓')} your queued message to ${s.to} was delivered`)
     else if (s.status === 'queued' && s.where === 'mailbox') this.notice(`your queued message to ${s.to} is in their mailbox`)
     else if (s.status === 'failed') this.notice(`${this.c.red('✖')} your message to ${s.to} could not be sent${s.reason != null ? `: ${s.reason}` : ''}`)

@@ -4,7 +4,7 @@ import type { ChatNode, ChatPeer } from '@conf-chat/node'
 /** The ChatNode calls and events the screens use. */
 export type TuiNode = Pick<ChatNode,
 'login' | 'register' | 'logout' | 'changePassword' | 'whoami' | 'users' | 'friends' | 'friendRequests' |
-'addFriend' | 'acceptFriend' | 'rejectFriend' | 'removeFriend' | 'sendMessage' | 'history' | 'presenceOf' |
+'addFriend' | 'acceptFriend' | 'rejectFriend' | 'removeFriend' | 'sendMessage' | 'history' | 'markRead' | 'readReceipts' | 'presenceOf' |
 'conferences' | 'createConference' | 'conferenceMembers' | 'sendConferenceMessage' | 'inviteToConference' |
 'leaveConference' | 'conferenceHistory' |
 'addEventListener' | 'removeEventListener' | 'session'

@@ -19,12 +19,13 @@ export class FakeNode extends EventTarget {
     super()
     for (const [k, v] of Object.entries(answers)) this.answers.set(k, v)
     const methods = ['login', 'register', 'logout', 'changePassword', 'whoami', 'users', 'friends', 'friendRequests',
-      'addFriend', 'acceptFriend', 'rejectFriend', 'removeFriend', 'sendMessage', 'history', 'presenceOf',
+      'addFriend', 'acceptFriend', 'rejectFriend', 'removeFriend', 'sendMessage', 'history', 'markRead', 'presenceOf',
       'conferences', 'createConference', 'conferenceMembers', 'sendConferenceMessage', 'inviteToConference',
       'leaveConference', 'conferenceHistory']
     for (const method of methods) {
       (this as any)[method] = (...args: unknown[]) => {
         this.calls.push({ method, args })
+        for (const w of [...this.waiters]) w()
         const answer = (): unknown => {
           const a = this.answers.get(method)
           return typeof a === 'function' ? (a as (...a: unknown[]) => unknown)(...args) : a
@@ -37,6 +38,17 @@ export class FakeNode extends EventTarget {
 
   emit (type: string, detail: unknown): void {
     this.dispatchEvent(new CustomEvent(type, { detail }))
+  }
+
+  private readonly waiters = new Set<() => void>()
+
+  /** Resolves once `method` has been called `n` times. */
+  async waitForCalls (method: string, n: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      const check = (): void => { if (this.callsOf(method).length >= n) { this.waiters.delete(check); resolve() } }
+      this.waiters.add(check)
+      check()
+    })
   }
 
   callsOf (method: string): unknown[][] {

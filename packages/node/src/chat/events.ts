@@ -1,7 +1,7 @@
 /** The events of the chat layer, which ChatNode dispatches to its listeners. */
 import type { Delivery } from '../delivery/index.js'
 import type { FriendEvents } from './friends/index.js'
-import type { DirectMessageEvents } from './direct/index.js'
+import type { DirectMessageEvents, ReceiptEvents } from './direct/index.js'
 import type { ConferenceEvents } from './conferences/index.js'
 
 export interface MessageStatus {
@@ -24,7 +24,7 @@ export interface RefusedEnvelope {
   live: boolean
 }
 
-export interface MessagingEvents extends FriendEvents, DirectMessageEvents, ConferenceEvents {
+export interface MessagingEvents extends FriendEvents, DirectMessageEvents, ReceiptEvents, ConferenceEvents {
   /** A friend logged in or out (told directly by their peer). */
   'presence': CustomEvent<{ username: string, online: boolean }>
   /** A message of ours that waited in the outbox was delivered, queued in a mailbox, or failed. */

@@ -6,7 +6,7 @@ export { Messaging, DEFAULT_MAILBOX_POLL_MS, type MessagingInit, type MessagingC
 export type { MessagingEvents, MessageStatus, RefusedEnvelope, Emit } from './events.js'
 export { IncompleteHistoryError, type HistoryInit } from './history.js'
 export type { FriendActionResult, FriendInfo, FriendRequests, FriendRequestInfo, FriendEvents } from './friends/index.js'
-export type { ChatMessage, IncomingMessage, DirectMessageEvents } from './direct/index.js'
+export type { ChatMessage, IncomingMessage, DirectMessageEvents, ReceiptEvents, MessageState, MessageStateInfo, MessageStateChange } from './direct/index.js'
 export {
   isConferenceMessage, UnknownConferenceError, AmbiguousConferenceIdError, NotConferenceMemberError, NotConferenceOwnerError,
   AlreadyConferenceMemberError, ConferenceFullError,

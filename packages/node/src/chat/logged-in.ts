@@ -13,7 +13,7 @@ import { within, type DueRuns } from '../utils/index.js'
 import { DEFAULT_QUERY_TIMEOUT_MS } from '../constants.js'
 import { History, type HistoryInit } from './history.js'
 import { Friends, type RequestLimits } from './friends/index.js'
-import { DirectMessages } from './direct/index.js'
+import { DirectMessages, Receipts } from './direct/index.js'
 import { Conferences } from './conferences/index.js'
 import type { MessagingEvents } from './events.js'
 import { StateJournal } from './state-journal.js'
@@ -52,6 +52,8 @@ export interface LoggedInComponents {
   /** A friend's presence was read, or a friendship began (see Friends' onFriend). */
   onFriend: (loggedIn: LoggedIn, friend: Parameters<Friends['profileOf']>[0], presence?: Awaited<ReturnType<Presence['read']>>, announce?: boolean) => void
   emit: <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']) => void
+  /** Whether the user tells senders what they read (`read` receipts). */
+  readReceipts: () => boolean
   logger: ComponentLogger
 }
 
@@ -66,6 +68,8 @@ export class LoggedIn {
   readonly history: History
   readonly friends: Friends
   readonly dms: DirectMessages
+  /** The states of the messages sent from here, and the receipts told and received. */
+  readonly receipts: Receipts
   readonly conferences: Conferences
   readonly seen: SeenIds
   /** Envelopes whose change of the private state is not written yet (see StateJournal). */
@@ -151,11 +155,23 @@ export class LoggedIn {
       logger: c.logger,
       ...(init.friendRequests != null ? { limits: init.friendRequests } : {})
     })
+    this.receipts = new Receipts({
+      me,
+      local: c.local,
+      friends: this.friends,
+      keys: account.keys,
+      seal: (kind, content, to) => this.seal(kind, content, to),
+      dispatch: c.dispatch,
+      readReceipts: c.readReceipts,
+      emit: (type, detail) => { c.emit(type, detail) },
+      logger: c.logger
+    })
     this.dms = new DirectMessages({
       me,
       keys: account.keys,
       friends: this.friends,
       history: this.history,
+      receipts: this.receipts,
       profile,
       seal: (kind, content, to) => this.seal(kind, content, to),
       dispatch: c.dispatch,
@@ -210,6 +226,7 @@ export class LoggedIn {
   async close (): Promise<string[]> {
     const unfinished: string[] = []
     await this.draining.catch(() => {})
+    await this.receipts.settled()
     // the senders the account came to know this session (a friendship accepted a moment ago)
     const writers = within(this.writers.flush(), LOGOUT_FLUSH_MS, false)
     if (!await this.history.close(LOGOUT_FLUSH_MS)) unfinished.push('history')

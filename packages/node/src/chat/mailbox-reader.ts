@@ -8,7 +8,7 @@
  * on purpose (envelopes of kinds this peer does not know): 1,500 such items of 60 KiB
  * were once downloaded again at every read, 13 times the CPU of a peer without them.
  */
-import { DM_KIND, PRESENCE_KIND, isFinalRefusal, envelopeIdTime, type Envelope, type RefusalCode } from '@conf-chat/protocol'
+import { DM_KIND, RECEIPT_KIND, PRESENCE_KIND, isFinalRefusal, envelopeIdTime, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import type { Session, UserProfile } from '../account/index.js'
 import { DEFAULT_MAILBOX_TIMEOUT_MS, type Mailbox } from '../delivery/index.js'
@@ -20,12 +20,12 @@ import type { LoggedIn } from './logged-in.js'
 import type { Emit } from './events.js'
 
 /**
- * Kinds whose envelopes do not depend on each other: a run of them in the mailbox is
- * handled a few at a time (their disk reads and writes overlap the next one's decryption);
+ * Kinds whose envelopes do not depend on each other (messages; receipts, as a state only
+ * moves forward): a run of them in the mailbox is handled a few at a time (their disk reads and writes overlap the next one's decryption);
  * any other kind is handled alone, after everything before it, in order (a friend's accept
  * before their messages, a conference invite before its messages).
  */
-const UNORDERED_KINDS = new Set([DM_KIND])
+const UNORDERED_KINDS = new Set([DM_KIND, RECEIPT_KIND])
 /** Envelopes of an unordered run handled at once. */
 const UNORDERED_CONCURRENCY = 16
 /**

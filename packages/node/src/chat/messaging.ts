@@ -5,7 +5,7 @@
  * taken down at logout.
  */
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import { FRIEND_KINDS, DM_KIND, PRESENCE_KIND, CONF_MESSAGE_KIND, CONFERENCE_KINDS, type Envelope } from '@conf-chat/protocol'
+import { FRIEND_KINDS, DM_KIND, PRESENCE_KIND, RECEIPT_KIND, CONF_MESSAGE_KIND, CONFERENCE_KINDS, type Envelope } from '@conf-chat/protocol'
 import type { EnvelopeContext, EnvelopeKindHandler, Presence, PeerInfo, Session, UserProfile } from '../account/index.js'
 import { Outbox, type Delivery, type Mailbox, type Messenger, type OutboxInit, type QueuedEnvelope } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
@@ -13,6 +13,7 @@ import type { LocalStore } from '../storage/index.js'
 import { NotLoggedInError, NoSessionError, refusalOf } from '../errors.js'
 import { DueRuns, watchStalls } from '../utils/index.js'
 import { LoggedIn, type LoggedInInit } from './logged-in.js'
+import { afterStall, STALL_MS } from './stalls.js'
 import { PresenceNotices } from './presence-notices.js'
 import { MailboxReader, type MailboxReaderInit } from './mailbox-reader.js'
 import type { Emit } from './events.js'
@@ -46,19 +47,14 @@ export const MAILBOX_READ_AFTER_LOGIN_MS = 30_000
 /** After this peer refused a live envelope for now (not final): its sender puts it into the mailbox; give that put time to land. */
 export const MAILBOX_READ_AFTER_REFUSAL_MS = 10_000
 
-/**
- * This process stood still (stopped, or starved) for longer than this: senders found no
- * ack within their 5 s (DEFAULT_ACK_TIMEOUT_MS) and put into the mailbox meanwhile. A
- * little under that limit, as a stall seen from here starts after the sender's send.
- */
-export const STALL_MS = 3_000
-
 export interface MessagingInit extends OutboxInit, LoggedInInit, MailboxReaderInit {
   /**
    * How often a logged-in peer checks its mailbox after login; 0: at login only (no other
    * automatic read either). @default 5 min
    */
   mailboxPollMs?: number
+  /** Tell friends what the user read (`read` receipts); `delivered` receipts are always sent. @default true */
+  readReceipts?: boolean
 }
 
 export interface MessagingComponents {
@@ -94,10 +90,13 @@ export class Messaging {
   /** The last session's reads on this peer: a new session's reads come after them. */
   private earlierReads: Promise<unknown> = Promise.resolve()
   private running = false
+  /** Whether `read` receipts are sent (see `readReceipts`). */
+  readReceipts: boolean
 
   constructor (components: MessagingComponents, init: MessagingInit = {}) {
     this.c = components
     this.init = init
+    this.readReceipts = init.readReceipts !== false
     this.log = components.logger.forComponent('conf-chat:chat:messaging')
     this.outbox = new Outbox({
       local: components.local,
@@ -122,6 +121,7 @@ export class Messaging {
       })
     }
     this.c.handle(DM_KIND, async (env, ctx, options) => { await (await this.activeFor(ctx)).dms.receive(env, ctx, options) })
+    this.c.handle(RECEIPT_KIND, async (env, ctx, options) => { await (await this.activeFor(ctx)).receipts.receive(env, ctx, options) })
     this.c.handle(PRESENCE_KIND, async (env, ctx) => { this.notices.receive(await this.activeFor(ctx), env, ctx) })
     // a conference message goes to the history (kept on this peer first); the others change the private state
     this.c.handle(CONF_MESSAGE_KIND, async (env, ctx, options) => { await (await this.activeFor(ctx)).conferences.receive(env, ctx, options) })
@@ -218,6 +218,7 @@ export class Messaging {
     const active = new LoggedIn({
       ...this.c,
       dispatch: async (envelope, options) => await this.outbox.send(envelope, options),
+      readReceipts: () => this.readReceipts,
       onFriend: (loggedIn, friend, presence, announce) => { this.notices.track(loggedIn, friend, presence, announce === true) }
     }, session, this.init, options)
     this.active = active
@@ -341,6 +342,11 @@ export class Messaging {
   async friends (options: AbortOptions = {}): Promise<FriendInfo[]> { return await (await this.ready()).friends.list(options) }
   async sendMessage (username: string, text: string, options: AbortOptions = {}): Promise<Delivery> { return await (await this.ready()).dms.send(username, text, options) }
   async history (username: string, options: AbortOptions = {}): Promise<ChatMessage[]> { return await (await this.ready()).dms.history(username, options) }
+  async markRead (username: string, options: AbortOptions = {}): Promise<number> {
+    const active = await this.ready()
+    const friend = active.friends.friend(username)
+    return friend == null ? 0 : await active.receipts.markRead(friend, options)
+  }
 
   /** The logged-in account's conferences. */
   async conferences (): Promise<Conferences> { return (await this.ready()).conferences }
@@ -367,6 +373,7 @@ export class Messaging {
   private onBackgroundDelivery (envelope: Envelope, delivery: Delivery): void {
     // only the sender, if logged in here, cares how its message went
     if (this.c.session()?.account.username !== envelope.from) return
+    if (envelope.kind === DM_KIND) this.active?.receipts.delivery(envelope.toKeyId, envelope.id, delivery).catch(() => {})
     this.c.emit('message:status', {
       id: envelope.id,
       kind: envelope.kind,
@@ -376,21 +383,4 @@ export class Messaging {
       ...(delivery.reason != null ? { reason: delivery.reason } : {})
     })
   }
-}
-
-/**
- * After this process stood still: what senders gave up on meanwhile waits in the mailbox,
- * and what this peer failed to send waits in the outbox. A login elsewhere may have taken
- * the account meanwhile without being able to tell this peer: the session is checked
- * first, so that it does not read the mailbox the new one reads (both would show its
- * messages); a check that fails still lets the read go on.
- */
-export async function afterStall (steps: { checkSession?: () => Promise<void>, readMailbox: () => void, retryOutbox: () => void }, log: Logger): Promise<void> {
-  steps.retryOutbox()
-  try {
-    await steps.checkSession?.()
-  } catch (err: any) {
-    log('checking the session after a stall: %s', err.message)
-  }
-  steps.readMailbox()
 }

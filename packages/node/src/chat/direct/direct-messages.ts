@@ -17,6 +17,7 @@ import type { Delivery, SendOptions } from '../../delivery/index.js'
 import type { EnvelopeContext, UserProfile } from '../../account/index.js'
 import { NoSessionError, NotFriendError, RefusalError } from '../../errors.js'
 import { InFlight } from '../../utils/index.js'
+import type { MessageState, MessageStateInfo, Receipts } from './receipts.js'
 
 export interface ChatMessage {
   id: string
@@ -27,6 +28,10 @@ export interface ChatMessage {
   sentAt: number
   /** 'out': sent by the logged-in user; 'in': received. */
   direction: 'in' | 'out'
+  /** A message sent from this peer: what became of it (see Receipts). */
+  state?: MessageState
+  /** queued: in this peer's outbox, or in the recipient's mailbox. */
+  where?: MessageStateInfo['where']
 }
 
 export interface IncomingMessage extends ChatMessage {
@@ -46,6 +51,7 @@ export interface DirectMessagesComponents {
   keys: Pick<AccountKeys, 'boxPublic' | 'boxSecret'>
   friends: Pick<Friends, 'friend' | 'requireFriend' | 'profileOf' | 'asked'>
   history: Pick<History, 'append' | 'knows' | 'has' | 'list'>
+  receipts: Pick<Receipts, 'sending' | 'delivery' | 'shown' | 'flushDelivered' | 'states'>
   profile: (username: string, options?: AbortOptions) => Promise<UserProfile>
   /** Seal `content` to `to`, signed by the logged-in account. */
   seal: (kind: string, content: unknown, to: UserProfile) => Envelope
@@ -73,11 +79,13 @@ export class DirectMessages {
     const body = { text: checkMessageText(text) }
     const to = this.c.friends.profileOf(friend)
     const envelope = this.c.seal(DM_KIND, body, to)
+    this.c.receipts.sending(friend, envelope.id)
     // the history write runs alongside: the outbox entry (written before any attempt) is what keeps the message
     const [, delivery] = await Promise.all([
       this.c.history.append(friend.keyId, { id: envelope.id, from: envelope.from, to: envelope.to, text: body.text, sentAt: envelope.sentAt }, true),
       this.c.dispatch(envelope, { ...options, recipientBoxPublic: to.boxPublic })
     ])
+    await this.c.receipts.delivery(friend.keyId, envelope.id, delivery)
     return delivery
   }
 
@@ -112,6 +120,7 @@ export class DirectMessages {
       // the session is ending (a takeover): shown here, it would not reach the history pages
       // and the account's next peer would show it again; refused for now, it goes there
       if (!await this.c.history.append(friend.keyId, entry, true, batched ? {} : undefined)) throw new NoSessionError('the session is ending')
+      this.c.receipts.shown(friend, env.id, ctx.live)
       this.show({ ...entry, direction: 'in', live: ctx.live })
     }, options)
   }
@@ -119,7 +128,10 @@ export class DirectMessages {
   private show (message: IncomingMessage): void {
     if (message.live) this.c.emit('message', message)
     else if (this.batch != null) this.batch.push(message)
-    else this.c.emit('messages:offline', { messages: [message] })
+    else {
+      this.c.emit('messages:offline', { messages: [message] })
+      this.c.receipts.flushDelivered()
+    }
   }
 
   /** Collect mailbox messages from here on, to show them together. */
@@ -131,6 +143,7 @@ export class DirectMessages {
   endBatch (): IncomingMessage[] {
     const batch = this.batch ?? []
     this.batch = undefined
+    this.c.receipts.flushDelivered()
     return batch.sort(compareEntries)
   }
 
@@ -138,7 +151,11 @@ export class DirectMessages {
   async history (username: string, options: AbortOptions = {}): Promise<ChatMessage[]> {
     checkUsername(username)
     const keyId = this.c.friends.friend(username)?.keyId ?? (await this.c.profile(username, options)).keyId
-    const toMessage = (e: HistoryEntry): ChatMessage => ({ ...e, direction: e.from === this.c.me.username ? 'out' : 'in' })
+    const states = await this.c.receipts.states(keyId, options)
+    const toMessage = (e: HistoryEntry): ChatMessage => {
+      if (e.from !== this.c.me.username) return { ...e, direction: 'in' }
+      return { ...e, direction: 'out', ...states.get(e.id) }
+    }
     try {
       return (await this.c.history.list(keyId, options)).map(toMessage)
     } catch (err) {

@@ -4,3 +4,5 @@
  */
 export { DirectMessages } from './direct-messages.js'
 export type { DirectMessagesComponents, ChatMessage, IncomingMessage, DirectMessageEvents } from './direct-messages.js'
+export { Receipts } from './receipts.js'
+export type { ReceiptsComponents, ReceiptEvents, MessageState, MessageStateInfo, MessageStateChange } from './receipts.js'

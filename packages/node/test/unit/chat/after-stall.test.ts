@@ -5,7 +5,7 @@
  */
 import { describe, it, expect } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
-import { afterStall } from '../../../src/chat/messaging.js'
+import { afterStall } from '../../../src/chat/stalls.js'
 
 const log = defaultLogger().forComponent('test')
 

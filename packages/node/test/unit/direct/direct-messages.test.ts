@@ -3,12 +3,14 @@
  * history, real signed and sealed `dm` envelopes, a recording dispatch.
  */
 import { describe, it, expect, beforeEach } from 'vitest'
-import { createEnvelope, DM_KIND, openEnvelope, dmBodySchema, type Envelope, type HistoryEntry } from '@conf-chat/protocol'
+import { createEnvelope, DM_KIND, RECEIPT_KIND, openEnvelope, dmBodySchema, receiptBodySchema, type Envelope, type HistoryEntry } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { Friends } from '../../../src/chat/friends/index.js'
-import { DirectMessages, type IncomingMessage } from '../../../src/chat/direct/index.js'
+import { DirectMessages, Receipts, type IncomingMessage } from '../../../src/chat/direct/index.js'
+import { MemoryLocalStore } from '../fixtures/memory-local.js'
 import { IncompleteHistoryError } from '../../../src/chat/history.js'
 import { NotFriendError } from '../../../src/errors.js'
+import type { Delivery } from '../../../src/delivery/index.js'
 import {
   user, envelope, contextFrom, deferred, MemoryState, recordingDeliver, recordingEmit, profiles,
   type Emitted
@@ -61,6 +63,7 @@ let state: MemoryState
 let events: Emitted[]
 let dispatched: Array<{ envelope: Envelope, signal?: AbortSignal }>
 let dms: DirectMessages
+let receipts: Receipts
 
 beforeEach(() => {
   state = new MemoryState()
@@ -79,17 +82,31 @@ beforeEach(() => {
     onFriend: () => {},
     emit: () => {}
   })
+  const seal = (kind: string, content: unknown, to: Parameters<typeof createEnvelope>[3]): Envelope => createEnvelope(kind, content, { username: 'alice', keys: alice.keys }, to, 500)
+  const dispatch = async (env: Envelope, options?: { signal?: AbortSignal }): Promise<Delivery> => {
+    dispatched.push({ envelope: env, ...(options?.signal != null ? { signal: options.signal } : {}) })
+    return { id: env.id, status: 'delivered', where: 'live' }
+  }
+  receipts = new Receipts({
+    me: { keyId: alice.keyId },
+    local: new MemoryLocalStore(),
+    friends,
+    keys: alice.keys,
+    seal,
+    dispatch,
+    readReceipts: () => true,
+    emit: e.emit,
+    logger: defaultLogger()
+  })
   dms = new DirectMessages({
     me: { username: 'alice', keyId: alice.keyId },
     keys: alice.keys,
     friends,
     history,
+    receipts,
     profile: profiles(bob, carol),
-    seal: (kind, content, to) => createEnvelope(kind, content, { username: 'alice', keys: alice.keys }, to, 500),
-    dispatch: async (env, options) => {
-      dispatched.push({ envelope: env, ...(options?.signal != null ? { signal: options.signal } : {}) })
-      return { id: env.id, status: 'delivered', where: 'live' }
-    },
+    seal,
+    dispatch,
     emit: e.emit,
     logger: defaultLogger()
   })
@@ -107,7 +124,8 @@ describe('direct messages', () => {
     expect(sent.signal).toBe(signal)
     expect(sent.envelope).toMatchObject({ kind: DM_KIND, from: 'alice', to: 'bob', toKeyId: bob.keyId })
     expect(openEnvelope(sent.envelope, bob.keys, dmBodySchema)).toEqual({ text: 'hi bob' })
-    expect(await dms.history('bob')).toEqual([{ id: sent.envelope.id, from: 'alice', to: 'bob', text: 'hi bob', sentAt: 500, direction: 'out' }])
+    expect(await dms.history('bob')).toEqual([{ id: sent.envelope.id, from: 'alice', to: 'bob', text: 'hi bob', sentAt: 500, direction: 'out', state: 'delivered' }])
+    expect(events.filter(e => e.type === 'message:state').map(e => (e.detail as { state: string }).state)).toEqual(['sending', 'delivered'])
   })
 
   it('a history with pages the network could not read gives what is known, as messages, and how many pages are missing', async () => {
@@ -116,7 +134,7 @@ describe('direct messages', () => {
     const err = await dms.history('bob').catch(e => e)
     expect(err).toBeInstanceOf(IncompleteHistoryError)
     expect(err.unreadPages).toBe(2)
-    expect(err.entries).toEqual([{ id: sent.id, from: 'alice', to: 'bob', text: 'hi bob', sentAt: 500, direction: 'out' }])
+    expect(err.entries).toEqual([{ id: sent.id, from: 'alice', to: 'bob', text: 'hi bob', sentAt: 500, direction: 'out', state: 'delivered' }])
   })
 
   it('send to a non-friend is refused with NotFriendError (code not-a-friend) and nothing goes out', async () => {
@@ -184,13 +202,22 @@ describe('direct messages', () => {
     expect(batch.map(m => [m.text, m.live, m.direction])).toEqual([['first', false, 'in'], ['second', false, 'in'], ['third', false, 'in']])
     // kept as unshown until the read shows them: a process killed before that shows them at its next read
     expect([...history.unshown].sort()).toEqual([late.id, early.id, middle.id].sort())
+    // their sender is told once that the read's messages reached this peer
+    const told = (): unknown[] => dispatched.filter(d => d.envelope.kind === RECEIPT_KIND).map(d => openEnvelope(d.envelope, bob.keys, receiptBodySchema))
+    expect(told()).toEqual([{ state: 'delivered', ids: [late.id, early.id, middle.id] }])
     // out of batch mode, a mailbox message is shown on its own
     const after = dm('fourth', 400)
     await dms.receive(after, contextFrom(bob, false))
     expect(events.map(e => e.type)).toEqual(['messages:offline'])
     expect((events[0]?.detail as { messages: IncomingMessage[] }).messages.map(m => m.text)).toEqual(['fourth'])
     expect(history.unshown.has(after.id)).toBe(false)
+    expect(told()).toEqual([{ state: 'delivered', ids: [late.id, early.id, middle.id] }, { state: 'delivered', ids: [after.id] }])
     expect(dms.endBatch()).toEqual([])
+    // a live message is acknowledged on its stream: no receipt; opening the chat tells all four read
+    await dms.receive(dm('live', 500), contextFrom(bob, true))
+    expect(told()).toHaveLength(2)
+    expect(await receipts.markRead(state.state.friends[0]!)).toBe(5)
+    expect(told()).toHaveLength(3)
   })
 
   it('a dm from a non-friend, or from a friend\'s name with another key, is refused with code not-a-friend', async () => {

@@ -1,0 +1,18 @@
+/** The node program's flags: read receipts on by default, off by flag or variable. */
+import { describe, it, expect, afterEach } from 'vitest'
+import { parseNodeOptions } from '../src/options.js'
+
+const argv = (...flags: string[]): string[] => ['node', 'conf-chat', ...flags]
+
+afterEach(() => { delete process.env.CONF_CHAT_NO_READ_RECEIPTS })
+
+describe('read receipts option', () => {
+  it('is on unless --no-read-receipts is given or CONF_CHAT_NO_READ_RECEIPTS is set to a true value', () => {
+    expect(parseNodeOptions(argv()).readReceipts).toBe(true)
+    expect(parseNodeOptions(argv('--no-read-receipts')).readReceipts).toBe(false)
+    process.env.CONF_CHAT_NO_READ_RECEIPTS = '1'
+    expect(parseNodeOptions(argv()).readReceipts).toBe(false)
+    process.env.CONF_CHAT_NO_READ_RECEIPTS = 'off'
+    expect(parseNodeOptions(argv()).readReceipts).toBe(true)
+  })
+})
