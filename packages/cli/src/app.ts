@@ -11,4 +11,6 @@ export interface NodeApp {
   bootstrap: { addrs: string[], source: string }
   /** Set once the peer has joined the network. */
   joinedVia?: string
+  /** The menus ring the terminal bell for a message that is not on screen (`--no-bell`: false). @default true */
+  bell?: boolean
 }

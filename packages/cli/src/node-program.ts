@@ -107,7 +107,7 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
   })
   const peer = node.peer
   if (status != null) followPeer(status, peer)
-  const app: NodeApp = { node, peer, dataDir: lock.dir, bootstrap }
+  const app: NodeApp = { node, peer, dataDir: lock.dir, bootstrap, bell: options.bell }
   // events that come before the start-up lines are printed wait for them
   const early: string[] = []
   let started = false

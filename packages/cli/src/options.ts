@@ -18,6 +18,8 @@ export interface NodeOptions {
   commands: boolean
   /** Tell friends what the user read (off: `--no-read-receipts`). */
   readReceipts: boolean
+  /** The menus ring the terminal bell for a message not on screen (off: `--no-bell`). */
+  bell: boolean
   logLevel: LogLevel
   /** Where to keep the one-line status (starting, joined...) for a health check. */
   statusFile?: string
@@ -63,6 +65,7 @@ export function nodeProgram (): Command {
     .addOption(new Option('--client', 'take part in the DHT as a client only (store nothing for others)').env('CONF_CHAT_CLIENT'))
     .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
     .addOption(new Option('--no-read-receipts', 'do not tell friends when you have read their messages (they still see them delivered); also CONF_CHAT_NO_READ_RECEIPTS=1'))
+    .addOption(new Option('--no-bell', 'the menus do not ring the terminal bell for a message that is not on screen; also CONF_CHAT_NO_BELL=1'))
     .addOption(new Option('--log-level <level>', 'logs on stderr').env('CONF_CHAT_LOG').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--status-file <file>', 'keep this file saying where the peer stands (starting, joined, joining, stopping), for a health check').env('CONF_CHAT_STATUS_FILE'))
     .addOption(storageOption(DEFAULT_STORAGE_BUDGET_BYTES))
@@ -99,6 +102,7 @@ export function parseNodeOptions (argv: string[]): NodeOptions {
     client: flagValue(program, 'client', 'CONF_CHAT_CLIENT'),
     commands: flagValue(program, 'commands', 'CONF_CHAT_COMMANDS'),
     readReceipts: opts.readReceipts !== false && !envFlag('CONF_CHAT_NO_READ_RECEIPTS'),
+    bell: opts.bell !== false && !envFlag('CONF_CHAT_NO_BELL'),
     logLevel: opts.logLevel,
     statusFile: opts.statusFile === '' ? undefined : opts.statusFile,
     storageBudgetBytes: storageBytes(opts.storage),

@@ -1,6 +1,7 @@
 /** The inbox: events that arrive while the user is in the menus are counted or queued, never lost. */
 import { describe, it, expect, afterEach } from 'vitest'
 import { screenFixture, type ScreenFixture } from './helpers/context.js'
+import { Inbox } from '../src/tui/inbox.js'
 
 let f: ScreenFixture
 afterEach(() => { f?.cleanup() })
@@ -27,6 +28,31 @@ describe('Inbox', () => {
     f.ctx.inbox.markRead('bob')
     expect(f.ctx.inbox.unread('bob')).toBe(0)
     expect(f.ctx.inbox.unread('carol')).toBe(1)
+  })
+
+  it('rings the bell for a message that is not on screen, once for a batch, never for the open chat\'s own', () => {
+    f = screenFixture()
+    let rings = 0
+    const inbox = new Inbox(f.node.asNode(), f.ctx.colors, () => { rings++ })
+    inbox.start()
+    try {
+      f.node.emit('message', dm('bob', 'hi'))
+      expect(rings).toBe(1)
+      f.node.emit('messages:offline', { messages: [dm('bob', 'a'), dm('carol', 'b')] })
+      expect(rings).toBe(2)
+      const unfocus = inbox.focus({ username: 'bob', onMessage: () => {}, onNotice: () => {} })
+      f.node.emit('message', dm('bob', 'on screen'))
+      expect(rings).toBe(2)
+      f.node.emit('message', dm('carol', 'elsewhere'))
+      expect(rings).toBe(3)
+      unfocus()
+      // activity: the conversations with unread messages, the one that waited longest first
+      expect(inbox.nextActivity()).toEqual({ username: 'carol' })
+      inbox.markRead('carol')
+      expect(inbox.nextActivity()).toBeUndefined()
+    } finally {
+      inbox.stop()
+    }
   })
 
   it('counts a batch of offline messages per sender with one notice', () => {

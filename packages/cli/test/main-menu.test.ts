@@ -68,6 +68,80 @@ describe('mainMenu', () => {
     await done
   })
 
+  it('follows the network while open: a user who registers and asks to be friends appears at once, and users coming online at the next refresh; the cursor stays on its user', async () => {
+    let users = [
+      { username: 'alice', fullName: 'Alice Liddell', online: true },
+      { username: 'bob', fullName: 'Bob Builder', online: true },
+      { username: 'carol', fullName: 'Carol Ann', online: false }
+    ]
+    f = network({ users: () => users, friendRequests: { incoming: [], outgoing: [] } })
+    f.ctx.listRefreshMs = 100
+    const done = mainMenu(f.ctx)
+    await f.term.waitFor('q quit')
+    f.term.type(KEY.down)
+    await f.term.waitFor(/❯ ○ carol/)
+    // erin registers and asks alice: the request names a user the list does not have
+    users = [...users, { username: 'erin', fullName: 'Erin Eve', online: true }]
+    f.node.emit('friend:request', { username: 'erin', keyId: 'k', at: 1 })
+    let screen = await f.term.waitFor(/ Others\n {2}● erin +Erin Eve +online/)
+    expect(screen).toMatch(/❯ ○ carol/)
+    expect(screen).toContain('Friend requests (1)')
+    // frank registers and comes online, nobody tells alice's peer: the periodic read finds him
+    users = [...users, { username: 'frank', fullName: 'Frank Fu', online: true }]
+    screen = await f.term.waitFor(/● frank +Frank Fu +online/)
+    expect(screen).toMatch(/❯ ○ carol/)
+    f.term.type('q')
+    await done
+  })
+
+  it('a jumps to the conversation with unread messages that waited longest, then the next; then says there are none', async () => {
+    const conference = { id: 'conf-00000000000000aa', name: 'team', owner: 'bob', members: ['alice', 'bob'], online: 1 }
+    f = network({
+      conferences: [conference],
+      conferenceHistory: { conference, messages: [] },
+      conferenceMembers: { conference, members: [] }
+    })
+    const done = mainMenu(f.ctx)
+    await f.term.waitFor('q quit')
+    f.node.emit('message', dm('carol', 'first'))
+    f.node.emit('conference:message', { ...dm('bob', 'in the team'), conference: { id: conference.id, name: 'team' } })
+    f.node.emit('message', dm('carol', 'second'))
+    await f.term.waitFor(/Activity {2}\(a\) \(3 new\)/)
+    f.term.type('a')
+    await f.term.waitFor('── Chat with carol (Carol Ann)')
+    f.term.type('/q', KEY.enter)
+    await f.term.waitFor(/Activity {2}\(a\) \(1 new\)/)
+    f.term.type('a')
+    await f.term.waitFor('── # team (conf-00000000000000aa)')
+    f.term.type('/q', KEY.enter)
+    await f.term.waitFor('q quit')
+    f.term.type('a')
+    await f.term.waitFor('No unread messages.')
+    f.term.type('q')
+    await expect(done).resolves.toBe('quit')
+  })
+
+  it('Settings switches the bell and read receipts for this run', async () => {
+    f = network()
+    f.ctx.settings = { bell: true }
+    const done = mainMenu(f.ctx)
+    await f.term.waitFor('q quit')
+    for (let i = 0; i < 8; i++) f.term.type(KEY.down)
+    await f.term.waitFor('❯ Settings')
+    f.term.type(KEY.enter)
+    await f.term.waitFor('Bell for a message not on screen: on')
+    f.term.type(KEY.enter)
+    await f.term.waitFor('Bell for a message not on screen: off')
+    expect(f.ctx.settings.bell).toBe(false)
+    f.term.type(KEY.down, KEY.enter)
+    await f.term.waitFor('Read receipts (friends see when you read their messages): off')
+    expect(f.node.readReceipts).toBe(false)
+    f.term.type(KEY.down, KEY.enter)
+    await f.term.waitFor('q quit')
+    f.term.type('q')
+    await expect(done).resolves.toBe('quit')
+  })
+
   it('refreshes with r, and logs out from its entry', async () => {
     f = network()
     const done = mainMenu(f.ctx)
@@ -76,7 +150,7 @@ describe('mainMenu', () => {
     f.term.type('r')
     await f.term.waitFor('q quit')
     expect(f.node.callsOf('users')).toHaveLength(2)
-    for (let i = 0; i < 8; i++) f.term.type(KEY.down) // bob carol dave, Friend requests, Conferences, History, Change password, Refresh, Log out
+    for (let i = 0; i < 10; i++) f.term.type(KEY.down) // bob carol dave, Friend requests, Conferences, Activity, History, Change password, Settings, Refresh, Log out
     await f.term.waitFor('❯ Log out')
     f.term.type(KEY.enter)
     await expect(done).resolves.toBe('logged-out')

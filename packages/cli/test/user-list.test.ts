@@ -113,8 +113,8 @@ describe('userListPrompt', () => {
 
   it('says so when nobody else is registered, and still offers the other screens', async () => {
     const { getScreen, answer, events } = await render(userListPrompt, { message: 'm', colors, ...liveView({ users: [], requestCount: 0, notices: [] }) })
-    expect(getScreen()).toContain('(nobody else yet: Refresh later)')
-    expect(getScreen()).toMatch(/❯ Friend requests\n/)
+    expect(getScreen()).toContain('(nobody else yet: the list shows users as they join)')
+    expect(getScreen()).toMatch(/❯ Friend requests\n {2}Conferences\n {2}Activity {2}\(a\)\n/)
     events.keypress('enter')
     await expect(answer).resolves.toEqual({ type: 'requests' })
   })

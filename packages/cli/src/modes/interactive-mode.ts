@@ -15,6 +15,9 @@ import { CLEAR_SCREEN, detachedTty, waitForRealSize } from '../tui/screen.js'
 
 const log = logger('conf-chat:cli:tui')
 
+/** The terminal bell (BEL): a terminal multiplexer shows it as the window's bell flag. */
+const BELL = '\u0007'
+
 export interface InteractiveModeInit extends Omit<CommandModeInit, 'prompt' | 'commands'> {
   input?: NodeJS.ReadableStream
   output?: TuiContext['output']
@@ -26,8 +29,9 @@ export async function runInteractiveMode (init: InteractiveModeInit): Promise<vo
   terminal.close()
   const output = init.output ?? process.stdout
   const colors = colorsFor(output)
-  const inbox = new Inbox(app.node, colors)
-  const ctx: TuiContext = { node: app.node, inbox, input: init.input ?? process.stdin, output, signal, colors }
+  const settings = { bell: app.bell !== false }
+  const inbox = new Inbox(app.node, colors, () => { if (settings.bell) output.write(BELL) })
+  const ctx: TuiContext = { node: app.node, inbox, input: init.input ?? process.stdin, output, signal, colors, settings }
   let joining: ((line: string) => void) | undefined
   terminal.divertNotices(line => {
     if (joining != null) joining(line)

@@ -25,6 +25,15 @@ export interface TuiContext {
   /** Aborted when the program stops (SIGTERM, Ctrl+C outside a prompt). */
   signal: AbortSignal
   colors: Colors
+  /** How often the open user list reads the users again. @default USER_LIST_REFRESH_MS (main-menu.ts) */
+  listRefreshMs?: number
+  /** What the Settings screen changes for this run (read receipts are the node's `readReceipts`). */
+  settings?: TuiSettings
+}
+
+export interface TuiSettings {
+  /** Ring the terminal bell for a message that is not on screen. */
+  bell: boolean
 }
 
 /** Colours only on a terminal, and never with NO_COLOR (https://no-color.org) or TERM=dumb. */

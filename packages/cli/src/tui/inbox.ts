@@ -49,9 +49,15 @@ export class Inbox {
   private friendChanges = 0
   private conferenceChanges = 0
 
-  constructor (node: TuiNode, colors: Colors) {
+  /** Conversations with unread messages, oldest activity first (`@user`, `#conference`). */
+  private readonly activity: string[] = []
+  private readonly bell: () => void
+
+  /** `bell`: rings the terminal for a message not on screen (the caller decides whether it is on). */
+  constructor (node: TuiNode, colors: Colors, bell: () => void = () => {}) {
     this.node = node
     this.c = colors
+    this.bell = bell
   }
 
   /** Listen to the node's events (until `stop()`). */
@@ -87,7 +93,7 @@ export class Inbox {
     })
     this.on('conference:removed', ({ detail }) => {
       this.conferenceChanges++
-      if (detail.you === true) this.unreadConferences.delete(detail.conference.id)
+      if (detail.you === true) { this.unreadConferences.delete(detail.conference.id); this.quiet(`#${detail.conference.id}`) }
       this.notice(detail.you === true
         ? `${this.c.yellow('!')} ${detail.by} removed you from ${detail.conference.name}`
         : `${detail.by} removed ${detail.usernames.join(', ')} from ${detail.conference.name}`)
@@ -106,6 +112,7 @@ export class Inbox {
       this.session.abort(new SessionEndedError(detail.reason === 'takeover' ? 'your account logged in on another peer' : 'logged out'))
       this.unreadCounts.clear()
       this.unreadConferences.clear()
+      this.activity.length = 0
       this.presence.clear()
       this.incoming.clear()
       this.changed()
@@ -131,7 +138,20 @@ export class Inbox {
   }
 
   markRead (username: string): void {
+    this.quiet(`@${username}`)
     if (this.unreadCounts.delete(username)) this.changed()
+  }
+
+  /** The conversation with unread messages that has waited longest (WeeChat's hotlist). */
+  nextActivity (): { username: string } | { conference: string } | undefined {
+    const next = this.activity[0]
+    if (next == null) return undefined
+    return next.startsWith('@') ? { username: next.slice(1) } : { conference: next.slice(1) }
+  }
+
+  private quiet (chat: string): void {
+    const at = this.activity.indexOf(chat)
+    if (at !== -1) this.activity.splice(at, 1)
   }
 
   conferenceUnread (id: string): number { return this.unreadConferences.get(id) ?? 0 }
@@ -143,6 +163,7 @@ export class Inbox {
   }
 
   markConferenceRead (id: string): void {
+    this.quiet(`#${id}`)
     if (this.unreadConferences.delete(id)) this.changed()
   }
 
@@ -160,6 +181,9 @@ export class Inbox {
 
   /** Incoming friend requests, as loaded plus those that arrived since. */
   get requestCount (): number { return this.incoming.size }
+
+  /** The users who asked to be friends (as loaded plus those that arrived since). */
+  get incomingRequests (): string[] { return [...this.incoming] }
 
   setIncomingRequests (usernames: string[]): void {
     this.incoming.clear()
@@ -201,6 +225,7 @@ export class Inbox {
     }
     if (focus.username != null) this.unreadCounts.delete(focus.username)
     if (focus.conference != null) this.unreadConferences.delete(focus.conference)
+    this.quiet(chat)
     this.changed()
     return () => {
       if (this.focused === focus) this.focused = undefined
@@ -217,6 +242,7 @@ export class Inbox {
     }
     const where = m.conference != null ? ` in ${m.conference.name}` : ''
     this.count(m)
+    this.bell()
     this.notice(`${this.c.dim(`[${clock(m.sentAt)}]`)} ${this.c.bold(`✉ ${m.from}${where}`)}: ${m.text}`, chatOf(m))
   }
 
@@ -237,7 +263,10 @@ export class Inbox {
     const list = (counts: Map<string, number>): string => [...counts].map(([k, n]) => `${k} (${n})`).join(', ')
     if (senders.size > 0) parts.push(`${plural(total(senders), 'message')} from ${list(senders)}`)
     if (conferences.size > 0) parts.push(`${plural(total(conferences), 'conference message')} in ${list(conferences)}`)
-    if (parts.length > 0) this.notice(`${this.c.bold('✉')} while you were away: ${parts.join('; ')}`)
+    if (parts.length > 0) {
+      this.bell()
+      this.notice(`${this.c.bold('✉')} while you were away: ${parts.join('; ')}`)
+    }
   }
 
   private isFocused (m: ShownMessage): boolean {
@@ -249,6 +278,8 @@ export class Inbox {
   private count (m: ShownMessage): void {
     if (m.conference != null) this.unreadConferences.set(m.conference.id, this.conferenceUnread(m.conference.id) + 1)
     else this.unreadCounts.set(m.from, this.unread(m.from) + 1)
+    const chat = chatOf(m)
+    if (!this.activity.includes(chat)) this.activity.push(chat)
   }
 
   private onFriendRequest (r: FriendRequestInfo): void {

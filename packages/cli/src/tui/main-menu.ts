@@ -8,14 +8,21 @@ import {
   errorLine, flushNotices, isQuit, isSessionEnded, print, withSpinner, type TuiContext
 } from './context.js'
 import { userListPrompt, orderUsers, type MenuAction, type UserEntry } from './user-list.js'
-import { chatScreen } from './chat-screen.js'
+import { chatScreen, type ChatResult } from './chat-screen.js'
 import { friendRequestsScreen, strangerScreen } from './friend-requests.js'
 import { historyScreen } from './history.js'
-import { conferencesScreen } from './conferences.js'
+import { conferencesScreen, conferenceChatScreen } from './conferences.js'
 import { passwdScreen } from './passwd.js'
+import { settingsScreen } from './settings.js'
 import { redrawing } from './screen.js'
 
 export type MainMenuResult = 'logged-out' | 'quit' | 'session-ended'
+
+/**
+ * How often the open list reads the users again (new users, who is online): a directory
+ * read while a user looks at the list, never while nobody does.
+ */
+export const USER_LIST_REFRESH_MS = 20_000
 
 interface Loaded {
   users: DirectoryUser[]
@@ -60,18 +67,33 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
     if (loaded.version !== ctx.inbox.friendsVersion) loaded = await load(ctx)
     flushNotices(ctx)
     let action: MenuAction
-    // a friendship that begins or ends while the list waits moves that user at once
+    // the list follows the network while it waits, the cursor staying on its user: a
+    // friendship that begins or ends, or a request from a user the list does not have yet,
+    // reloads it at once; new users and who is online, every USER_LIST_REFRESH_MS
     let rerender: (() => void) | undefined
     let reloading = false
-    const stopWatching = ctx.inbox.subscribe(() => {
-      if (reloading || loaded.version === ctx.inbox.friendsVersion) return
+    const reload = (): void => {
+      if (reloading) return
       reloading = true
       const version = ctx.inbox.friendsVersion
-      ctx.node.friends()
-        .then(friends => { loaded = { ...loaded, friends, version }; rerender?.() })
-        .catch(() => {}) // the next load tells
+      ctx.inbox.forgetPresence()
+      Promise.allSettled([ctx.node.users(''), ctx.node.friends()])
+        .then(([users, friends]) => {
+          // a part that failed keeps what the list had (the next load tells)
+          loaded = {
+            users: users.status === 'fulfilled' ? users.value : loaded.users,
+            friends: friends.status === 'fulfilled' ? friends.value : loaded.friends,
+            version: friends.status === 'fulfilled' ? version : loaded.version
+          }
+          rerender?.()
+        })
         .finally(() => { reloading = false })
+    }
+    const stopWatching = ctx.inbox.subscribe(() => {
+      const stranger = ctx.inbox.incomingRequests.some(u => !loaded.users.some(x => x.username === u))
+      if (loaded.version !== ctx.inbox.friendsVersion || stranger) reload()
     })
+    const refresher = setInterval(reload, ctx.listRefreshMs ?? USER_LIST_REFRESH_MS)
     try {
       // drawn again, for the new size, when the terminal changes size (an attach)
       action = await redrawing(io => userListPrompt({
@@ -80,6 +102,7 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
           users: currentUsers(ctx, loaded, me.username),
           requestCount: ctx.inbox.requestCount,
           conferenceUnread: ctx.inbox.conferenceUnreadTotal,
+          unreadTotal: ctx.inbox.unreadTotal + ctx.inbox.conferenceUnreadTotal,
           notices: ctx.inbox.pendingNotices
         }),
         subscribe: onChange => {
@@ -96,6 +119,7 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
       throw err
     } finally {
       stopWatching()
+      clearInterval(refresher)
     }
     // the cursor comes back to what was opened; refreshing (r) leaves it where it was
     if (action.type !== 'refresh') last = action.type === 'chat' ? action.username : action.type
@@ -133,6 +157,12 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
         case 'passwd':
           await passwdScreen(ctx)
           break
+        case 'settings':
+          await settingsScreen(ctx)
+          break
+        case 'activity':
+          if (await openNextActivity(ctx, loaded) === 'quit') return 'quit'
+          break
       }
     } catch (err) {
       if (isSessionEnded(err) || session.aborted) return 'session-ended'
@@ -140,4 +170,20 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
       print(ctx, errorLine(ctx, err))
     }
   }
+}
+
+/** Activity: the conversation with unread messages that has waited longest (WeeChat's hotlist). */
+async function openNextActivity (ctx: TuiContext, loaded: Loaded): Promise<ChatResult> {
+  const next = ctx.inbox.nextActivity()
+  if (next == null) {
+    print(ctx, ctx.colors.dim('No unread messages.'))
+    return 'back'
+  }
+  if ('username' in next) return await chatScreen(ctx, next.username, loaded.users.find(u => u.username === next.username)?.fullName)
+  const conference = (await ctx.node.conferences()).find(c => c.id === next.conference)
+  if (conference == null) {
+    ctx.inbox.markConferenceRead(next.conference) // left or removed meanwhile
+    return 'back'
+  }
+  return await conferenceChatScreen(ctx, conference)
 }

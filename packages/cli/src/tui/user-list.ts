@@ -1,7 +1,7 @@
 /**
  * The user selection screen (the main menu): users with online/offline marks, friends
  * first, then the others, each with its unread count; below them the other screens.
- * `r` refreshes, `q` quits. It is an inquirer prompt of its own (built with
+ * `a` opens the next conversation with unread messages, `r` refreshes, `q` quits. It is an inquirer prompt of its own (built with
  * @inquirer/core) so that it can re-render while it waits: notices and counters that
  * arrive meanwhile show at once, and the cursor stays on its entry.
  */
@@ -22,10 +22,12 @@ export interface UserEntry {
 
 export type MenuAction =
   | { type: 'chat', username: string }
+  | { type: 'activity' }
   | { type: 'requests' }
   | { type: 'conferences' }
   | { type: 'history' }
   | { type: 'passwd' }
+  | { type: 'settings' }
   | { type: 'refresh' }
   | { type: 'logout' }
   | { type: 'quit' }
@@ -36,6 +38,8 @@ export interface UserListView {
   requestCount: number
   /** Unread conference messages, all conferences together. */
   conferenceUnread?: number
+  /** Unread messages, direct and conference, all together (the Activity entry). */
+  unreadTotal?: number
   /** Notices that arrived and are not yet printed for good, oldest first. */
   notices: readonly string[]
 }
@@ -86,8 +90,10 @@ interface Item {
 const ACTIONS: Array<{ type: Exclude<MenuAction['type'], 'chat'>, label: string }> = [
   { type: 'requests', label: 'Friend requests' },
   { type: 'conferences', label: 'Conferences' },
+  { type: 'activity', label: 'Activity  (a)' },
   { type: 'history', label: 'History' },
   { type: 'passwd', label: 'Change password' },
+  { type: 'settings', label: 'Settings' },
   { type: 'refresh', label: 'Refresh  (r)' },
   { type: 'logout', label: 'Log out' },
   { type: 'quit', label: 'Quit  (q)' }
@@ -116,12 +122,14 @@ export function menuItems (view: UserListView): Array<Item | Separator> {
   if (friends.length > 0) items.push(new Separator('Friends'), ...userItems(friends, nameWidth, fullWidth))
   items.push(new Separator(friends.length > 0 ? 'Others' : 'Users'))
   if (others.length > 0) items.push(...userItems(others, nameWidth, fullWidth))
-  else items.push(new Separator('  (nobody else yet: Refresh later)'))
+  else items.push(new Separator('  (nobody else yet: the list shows users as they join)'))
   items.push(new Separator('──────────────'))
   for (const a of ACTIONS) {
     const count = a.type === 'requests' && view.requestCount > 0
       ? ` (${view.requestCount})`
-      : a.type === 'conferences' && (view.conferenceUnread ?? 0) > 0 ? ` (${view.conferenceUnread ?? 0} new)` : ''
+      : a.type === 'conferences' && (view.conferenceUnread ?? 0) > 0
+        ? ` (${view.conferenceUnread ?? 0} new)`
+        : a.type === 'activity' && (view.unreadTotal ?? 0) > 0 ? ` (${view.unreadTotal ?? 0} new)` : ''
     items.push({ key: a.type, action: { type: a.type } as MenuAction, short: a.label.replace(/\s+\(.\)$/, ''), label: c => `${a.label}${count !== '' ? c.yellow(count) : ''}` })
   }
   return items
@@ -163,9 +171,9 @@ export const userListPrompt = createPrompt<MenuAction, UserListConfig>((config, 
       const at = selectable.indexOf(active)
       const next = selectable[(at + (isUpKey(key) ? -1 : 1) + selectable.length) % selectable.length]!
       setActiveKey((items[next] as Item).key)
-    } else if (key.name === 'r' || key.name === 'q') {
-      const item = items.find(i => !Separator.isSeparator(i) && i.key === (key.name === 'r' ? 'refresh' : 'quit')) as Item
-      finish(item)
+    } else if (key.name === 'r' || key.name === 'q' || key.name === 'a') {
+      const target = key.name === 'r' ? 'refresh' : key.name === 'q' ? 'quit' : 'activity'
+      finish(items.find(i => !Separator.isSeparator(i) && i.key === target) as Item)
     }
   })
 
@@ -189,6 +197,6 @@ export const userListPrompt = createPrompt<MenuAction, UserListConfig>((config, 
     ...(hidden > 0 ? [c.dim(`  … ${hidden} earlier notice${hidden === 1 ? '' : 's'}`)] : []),
     ...shown.map(line => `  ${line}`)
   ]
-  const help = c.dim('↑↓ move · ⏎ open · r refresh · q quit')
+  const help = c.dim('↑↓ move · ⏎ open · a next unread · r refresh · q quit')
   return `${[`${prefix} ${message}`, ...notices, page, ' ', help].join('\n')}${CURSOR_HIDE}`
 })

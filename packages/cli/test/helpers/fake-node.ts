@@ -13,6 +13,7 @@ export class FakeNode extends EventTarget {
   readonly calls: Call[] = []
   readonly answers = new Map<string, Answer>()
   session: any = undefined
+  readReceipts = true
   peer = { joined: true, waitJoined: async () => {} }
 
   constructor (answers: Record<string, Answer> = {}) {

@@ -373,7 +373,7 @@ export class Messaging {
   private onBackgroundDelivery (envelope: Envelope, delivery: Delivery): void {
     // only the sender, if logged in here, cares how its message went
     if (this.c.session()?.account.username !== envelope.from) return
-    if (envelope.kind === DM_KIND) this.active?.receipts.delivery(envelope.toKeyId, envelope.id, delivery).catch(() => {})
+    if (envelope.kind === DM_KIND) this.active?.receipts.delivery({ keyId: envelope.toKeyId, username: envelope.to }, envelope.id, delivery).catch(() => {})
     this.c.emit('message:status', {
       id: envelope.id,
       kind: envelope.kind,

@@ -85,7 +85,7 @@ export class DirectMessages {
       this.c.history.append(friend.keyId, { id: envelope.id, from: envelope.from, to: envelope.to, text: body.text, sentAt: envelope.sentAt }, true),
       this.c.dispatch(envelope, { ...options, recipientBoxPublic: to.boxPublic })
     ])
-    await this.c.receipts.delivery(friend.keyId, envelope.id, delivery)
+    await this.c.receipts.delivery(friend, envelope.id, delivery)
     return delivery
   }
 

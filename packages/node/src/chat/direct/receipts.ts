@@ -49,6 +49,9 @@ export interface ReceiptEvents {
   'message:state': CustomEvent<MessageStateChange>
 }
 
+/** Sends of this session kept in memory (a receipt for an older one reads the store). */
+const RECENT_SENDS = 1_000
+
 /** A state as kept in the local store, with the recipient's name. */
 interface StoredState extends MessageStateInfo {
   to: string
@@ -83,6 +86,8 @@ export class Receipts {
   private readonly recent = new Map<string, { friendKeyId: string, to: string, info: MessageStateInfo }>()
   /** Messages a mailbox read showed, by sender: told delivered together (`flushDelivered`). */
   private readonly delivered = new Map<string, { friend: FriendEntry, ids: string[] }>()
+  /** Local writes not yet begun (key → value): those of one moment go in one batch. */
+  private pending = new Map<string, unknown>()
   private writes: Promise<unknown> = Promise.resolve()
 
   constructor (components: ReceiptsComponents) {
@@ -96,16 +101,21 @@ export class Receipts {
   /** A message to `friend` is about to be sent. */
   sending (friend: FriendEntry, id: string): void {
     this.recent.set(id, { friendKeyId: friend.keyId, to: friend.username, info: { state: 'sending' } })
-    this.persist(friend.keyId, friend.username, id, { state: 'sending' })
+    // the oldest are in the store by now
+    if (this.recent.size > RECENT_SENDS) this.recent.delete(this.recent.keys().next().value as string)
+    // kept in memory only: the outcome, a moment later, is what is written
     this.c.emit('message:state', { id, to: friend.username, state: 'sending' })
   }
 
-  /** What the outbox made of a message sent to `friendKeyId` (at once, or later from its retries). */
-  async delivery (friendKeyId: string, id: string, delivery: Pick<Delivery, 'status' | 'where' | 'reason'>, options: AbortOptions = {}): Promise<void> {
+  /**
+   * What the outbox made of a message sent to `to` (at once, or later from its retries,
+   * also of a send an earlier run here began and could not finish).
+   */
+  async delivery (to: { keyId: string, username: string }, id: string, delivery: Pick<Delivery, 'status' | 'where' | 'reason'>, options: AbortOptions = {}): Promise<void> {
     const state: MessageState = delivery.status === 'delivered' ? 'delivered' : delivery.status === 'queued' ? 'queued' : 'failed'
     const where = delivery.where === 'mailbox' || delivery.where === 'outbox' ? delivery.where : undefined
     const reason = state === 'failed' ? delivery.reason : undefined
-    await this.move(id, { state, ...(state === 'queued' && where != null ? { where } : {}) }, friendKeyId, options, reason)
+    await this.move(id, { state, ...(state === 'queued' && where != null ? { where } : {}) }, to.keyId, options, reason, to.username)
   }
 
   /** A receipt from a friend (checked: for us, signed by `env.from`'s key). */
@@ -133,7 +143,7 @@ export class Receipts {
    * sender is told now that it was delivered (with the others of the same read: `flush`).
    */
   shown (friend: FriendEntry, id: string, live: boolean): void {
-    this.write(async () => { await this.c.local.put(this.unreadKey(friend.keyId, id), 1) })
+    this.write(this.unreadKey(friend.keyId, id), 1)
     if (!live) {
       const ids = this.delivered.get(friend.username) ?? { friend, ids: [] }
       ids.ids.push(id)
@@ -179,15 +189,21 @@ export class Receipts {
   }
 
   /** Move message `id` to `next` if that is forward; `friendKeyId`: only if it was sent to them. */
-  private async move (id: string, next: MessageStateInfo, friendKeyId: string | undefined, options: AbortOptions, reason?: string): Promise<void> {
+  /**
+   * Move message `id` to `next` if that is forward, only if it was sent to `friendKeyId`.
+   * `create` (the outbox's own word, never a receipt's): the recipient's name, for a
+   * message whose state was never written (a run that ended while sending it).
+   */
+  private async move (id: string, next: MessageStateInfo, friendKeyId: string, options: AbortOptions, reason?: string, create?: string): Promise<void> {
     let sent = this.recent.get(id)
-    if (sent == null && friendKeyId != null) {
+    if (sent == null) {
       // a message sent in an earlier session here
       const stored = await this.c.local.get<StoredState>(this.stateKey(friendKeyId, id), options)
       if (stored != null) sent = { friendKeyId, to: stored.to, info: { state: stored.state, ...(stored.where != null ? { where: stored.where } : {}) } }
+      else if (create != null) sent = { friendKeyId, to: create, info: { state: 'sending' } }
     }
     // not a message sent to them from here: nothing to change
-    if (sent == null || (friendKeyId != null && sent.friendKeyId !== friendKeyId)) return
+    if (sent == null || sent.friendKeyId !== friendKeyId) return
     if (!NEXT[sent.info.state].has(next.state)) return
     if (next.state === 'queued' && sent.info.state === 'queued' && sent.info.where === next.where) return
     sent.info = next
@@ -198,10 +214,19 @@ export class Receipts {
 
   private persist (friendKeyId: string, to: string, id: string, info: MessageStateInfo): void {
     const stored: StoredState = { ...info, to }
-    this.write(async () => { await this.c.local.put(this.stateKey(friendKeyId, id), stored) })
+    this.write(this.stateKey(friendKeyId, id), stored)
   }
 
-  private write (op: () => Promise<void>): void {
-    this.writes = this.writes.then(op).catch(err => { this.log('local write: %s', err.message) })
+  private write (key: string, value: unknown): void {
+    const first = this.pending.size === 0
+    this.pending.set(key, value)
+    if (!first) return
+    this.writes = this.writes
+      .then(async () => {
+        const batch = [...this.pending]
+        this.pending = new Map()
+        await this.c.local.writeMany(batch, [])
+      })
+      .catch(err => { this.log('local write: %s', err.message) })
   }
 }

@@ -66,7 +66,7 @@ beforeEach(() => {
 describe('the states of a sent message', () => {
   it('go sending, queued in the mailbox, delivered and read, each told once, and the history sees the last', async () => {
     receipts.sending(entryOf(bob), ID1)
-    await receipts.delivery(bob.keyId, ID1, { status: 'queued', where: 'mailbox' })
+    await receipts.delivery(bob, ID1, { status: 'queued', where: 'mailbox' })
     await receipts.receive(receipt('delivered', [ID1]), contextFrom(bob, false))
     await receipts.receive(receipt('read', [ID1]), contextFrom(bob))
     expect(changes).toEqual([
@@ -82,21 +82,30 @@ describe('the states of a sent message', () => {
     receipts.sending(entryOf(bob), ID1)
     await receipts.receive(receipt('read', [ID1]), contextFrom(bob))
     await receipts.receive(receipt('delivered', [ID1]), contextFrom(bob))
-    await receipts.delivery(bob.keyId, ID1, { status: 'queued', where: 'outbox' })
+    await receipts.delivery(bob, ID1, { status: 'queued', where: 'outbox' })
     expect(statesOf(ID1)).toEqual(['sending', 'read'])
   })
 
   it('a message kept in the outbox, then put into the mailbox, is told queued twice, with where it waits', async () => {
     receipts.sending(entryOf(bob), ID1)
-    await receipts.delivery(bob.keyId, ID1, { status: 'queued', where: 'outbox' })
-    await receipts.delivery(bob.keyId, ID1, { status: 'queued', where: 'outbox' })
-    await receipts.delivery(bob.keyId, ID1, { status: 'queued', where: 'mailbox' })
+    await receipts.delivery(bob, ID1, { status: 'queued', where: 'outbox' })
+    await receipts.delivery(bob, ID1, { status: 'queued', where: 'outbox' })
+    await receipts.delivery(bob, ID1, { status: 'queued', where: 'mailbox' })
     expect(changes.map(c => c.where)).toEqual([undefined, 'outbox', 'mailbox'])
+  })
+
+  it('of a send a run left unfinished are written when the outbox sends it after a restart, and receipts then move it', async () => {
+    receipts.sending(entryOf(bob), ID1) // the process ends here
+    const later = receiptsOf(alice, [bob, carol])
+    changes = []
+    await later.delivery(bob, ID1, { status: 'delivered' })
+    await later.receive(receipt('read', [ID1]), contextFrom(bob))
+    expect(changes).toEqual([{ id: ID1, to: 'bob', state: 'delivered' }, { id: ID1, to: 'bob', state: 'read' }])
   })
 
   it('are kept across sessions: a receipt for a message sent before a restart still moves it', async () => {
     receipts.sending(entryOf(bob), ID1)
-    await receipts.delivery(bob.keyId, ID1, { status: 'queued', where: 'mailbox' })
+    await receipts.delivery(bob, ID1, { status: 'queued', where: 'mailbox' })
     await receipts.settled()
     const later = receiptsOf(alice, [bob, carol])
     changes = []
