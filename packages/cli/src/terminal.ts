@@ -15,6 +15,10 @@ export interface LineTerminalInit {
   interactive?: boolean
   /** Ctrl+C on an interactive terminal (readline takes it before the process sees SIGINT). */
   onInterrupt?: () => void
+  /** Tab completion on an interactive terminal: readline's completer (the candidates and the part of the line they complete). */
+  completer?: (line: string) => [string[], string]
+  /** Lines typed earlier, newest first, recalled with ↑/↓; the terminal adds to it (share one array to keep it across terminals). */
+  history?: string[]
 }
 
 export interface NextLineOptions {
@@ -52,7 +56,19 @@ export class LineTerminal {
     this.output = init.output ?? process.stdout
     this.interactive = init.interactive ?? false
     if (this.interactive) this.echo = new MutableOutput(this.output)
-    this.rl = createInterface({ input, output: this.echo, terminal: this.interactive, historySize: this.interactive ? 100 : 0 })
+    this.rl = createInterface({
+      input,
+      output: this.echo,
+      terminal: this.interactive,
+      historySize: this.interactive ? 100 : 0,
+      ...(this.interactive && init.history != null ? { history: init.history } : {}),
+      ...(this.interactive && init.completer != null ? { completer: init.completer } : {})
+    })
+    // readline keeps its own list: the caller's array follows it
+    if (this.interactive && init.history != null) {
+      const kept = init.history
+      this.rl.on('history', (lines: string[]) => { if (lines !== kept) kept.splice(0, kept.length, ...lines) })
+    }
     this.rl.on('line', line => {
       if (this.waiter != null) {
         const resolve = this.waiter

@@ -1,5 +1,6 @@
 /** The chat screen on injected streams: history, sending, live messages above the input line, offline friends, leaving. */
 import { describe, it, expect, afterEach } from 'vitest'
+import { stripVTControlCharacters } from 'node:util'
 import { chatScreen } from '../src/tui/chat-screen.js'
 import { screenFixture, type ScreenFixture } from './helpers/context.js'
 import { FakeTerminal, KEY } from './helpers/fake-terminal.js'
@@ -112,6 +113,68 @@ describe('chatScreen', () => {
     await expect(done).resolves.toBe('back')
   })
 
+  it('the chat line: /help lists its commands, Tab completes commands and names, ↑ recalls what was typed, /search finds messages', async () => {
+    f = screenFixture({
+      history: [msg('1', 'bob', 'alice', 'the Zoo opens at nine', 1), msg('2', 'alice', 'bob', 'see you there', 2), msg('3', 'bob', 'alice', 'zoo tickets: 2', 3)],
+      presenceOf: { online: true },
+      sendMessage: (_to: string, text: string) => ({ id: `sent-${text}`, status: 'delivered', where: 'live' })
+    }, new FakeTerminal({ tty: { columns: 80, rows: 24 } }))
+    const done = chatScreen(f.ctx, 'bob')
+    await f.term.waitFor('you › ')
+    f.term.type('/help', KEY.enter)
+    const help = await f.term.waitFor(/Start a message with \/\/ to send a leading \/\./)
+    for (const command of ['/q', '/help', '/history', '/search <text>']) expect(help).toContain(`  ${command}`)
+    // Tab: the command, then a username
+    f.term.type('/sea', KEY.tab)
+    await f.term.waitFor('you › /search')
+    f.term.type(' zoo', KEY.enter)
+    const found = await f.term.waitFor(/── 2 messages with "zoo" ──\n\[12:00:01\] bob: the Zoo opens at nine\n\[12:00:03\] bob: zoo tickets: 2\n/)
+    expect(found).not.toContain('see you there\n[12')
+    f.term.type('hi b', KEY.tab)
+    await f.term.waitFor('you › hi bob')
+    f.term.type(KEY.enter)
+    await f.term.waitFor('you: hi bob · delivered')
+    // ↑ brings back the last line typed (on any chat screen of this run)
+    f.term.type(KEY.up)
+    await f.term.waitFor('you › hi bob')
+    f.term.type(KEY.enter)
+    await f.node.waitForCalls('sendMessage', 2)
+    expect(f.node.callsOf('sendMessage')).toEqual([['bob', 'hi bob'], ['bob', 'hi bob']])
+    expect(f.ctx.typed?.slice(0, 2)).toEqual(['hi bob', '/search zoo'])
+    f.term.type('/q', KEY.enter)
+    await expect(done).resolves.toBe('back')
+  })
+
+  it('PgUp scrolls back through the whole conversation, to message 1 of 200; PgDn comes back to the live view', async () => {
+    const long = Array.from({ length: 200 }, (_, i) => msg(String(i + 1), i % 2 === 0 ? 'bob' : 'alice', 'x', `message ${i + 1}`, 0))
+    f = screenFixture({ history: long, presenceOf: { online: true } }, new FakeTerminal({ tty: { columns: 80, rows: 24 } }))
+    const done = chatScreen(f.ctx, 'bob')
+    const opening = await f.term.waitFor('you › ')
+    expect(opening).toContain('… 180 earlier messages (PgUp or /history scrolls back)')
+    expect(opening).not.toContain('message 180\n')
+    // a page is the screen's rows less three: 21 messages
+    f.term.type(KEY.pageUp)
+    let page = await f.term.waitFor(/── messages 159-179 of 200 · 21 below · PgUp\/PgDn scroll ──\n/)
+    expect(page).toMatch(/bob: message 159\n[\s\S]*you: message 178\n\[12:00:00\] bob: message 179\n──/)
+    for (let i = 0; i < 9; i++) f.term.type(KEY.pageUp)
+    page = await f.term.waitFor(/── messages 1-21 of 200 · 179 below/)
+    expect(page).toMatch(/bob: message 1\n/)
+    // a message that arrives meanwhile is counted below, not drawn over the page
+    f.node.emit('message', { ...msg('201', 'bob', 'alice', 'are you reading old stuff?', 5), live: true })
+    await f.term.waitFor(/── messages 1-21 of 201 · 180 below/)
+    for (let i = 0; i < 10; i++) f.term.type(KEY.pageDown)
+    await f.term.waitFor(/bob: are you reading old stuff\?\n(\s*)you › $/)
+    // the last drawing is the live view: no page line
+    const lastDrawing = stripVTControlCharacters(f.term.rawText.slice(f.term.rawText.lastIndexOf(CLEAR_SCREEN)))
+    expect(lastDrawing).toContain('bob: are you reading old stuff?')
+    expect(lastDrawing).not.toContain('── messages')
+    // /history goes to the first page too
+    f.term.type('/history', KEY.enter)
+    await f.term.waitFor(/── messages 1-21 of 201/)
+    f.term.type('/q', KEY.enter)
+    await expect(done).resolves.toBe('back')
+  })
+
   it('says a friend is offline and that messages go to their mailbox', async () => {
     f = screenFixture({
       history: [],
@@ -139,8 +202,8 @@ describe('chatScreen', () => {
     await f.term.waitFor('you › ')
     f.term.type('hello?', KEY.enter)
     await f.term.waitFor('↳ ✖ not a friend: carol')
-    f.term.type('/help', KEY.enter)
-    await f.term.waitFor('/q goes back to the list')
+    f.term.type('/what', KEY.enter)
+    await f.term.waitFor('/what: no such command here (/help lists them')
     f.term.type('/q', KEY.enter)
     await expect(done).resolves.toBe('back')
     expect(f.node.callsOf('sendMessage')).toEqual([['carol', 'hello?']])

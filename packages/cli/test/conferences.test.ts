@@ -56,13 +56,20 @@ describe('conferencesScreen', () => {
     f.node.emit('message', { id: 'd1', from: 'bob', to: 'alice', text: 'a private word', sentAt: today(4), direction: 'in', live: true })
     await f.term.waitFor('[10:00:03] carol: back online')
     await f.term.waitFor('✉ bob: a private word')
+    // /members, and Tab completes a member's name
+    f.term.type('/members', KEY.enter)
+    await f.term.waitFor(/3 members:\n {2}● alice \(owner\)\n {2}● bob\n {2}○ carol\n/)
+    f.term.type('thanks ca', KEY.tab)
+    await f.term.waitFor('you › thanks carol')
+    f.term.type(KEY.enter)
+    await f.node.waitForCalls('sendConferenceMessage', 2)
     f.term.type('/q', KEY.enter)
     await f.term.waitFor(/Conferences\n❯ # Team/)
     expect(f.ctx.inbox.conferenceUnread(TEAM.id)).toBe(0)
     expect(f.ctx.inbox.unread('bob')).toBe(1)
     f.term.type(KEY.up, KEY.enter)
     await expect(done).resolves.toBe('back')
-    expect(f.node.callsOf('sendConferenceMessage')).toEqual([[TEAM.id, 'hello team']])
+    expect(f.node.callsOf('sendConferenceMessage')).toEqual([[TEAM.id, 'hello team'], [TEAM.id, 'thanks carol']])
   })
 
   it('creates a conference from a name and picked friends', async () => {

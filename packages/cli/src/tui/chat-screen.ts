@@ -52,7 +52,8 @@ export async function chatScreen (ctx: TuiContext, username: string, fullName = 
         }
       },
       // what is shown here is read: the friend is told (unless read receipts are off)
-      seen: () => { read.run() }
+      seen: () => { read.run() },
+      names: () => [username]
     }, handle => { screen = handle })
   } finally {
     ctx.inbox.markRead(username)

@@ -5,7 +5,7 @@
  */
 import { select, input, checkbox, confirm } from './screen.js'
 import { checkConferenceName } from '@conf-chat/protocol'
-import type { ConferenceInfo, ConferenceChangeResult, ConferenceDelivery } from '@conf-chat/node'
+import type { ConferenceInfo, ConferenceMemberInfo, ConferenceChangeResult, ConferenceDelivery } from '@conf-chat/node'
 import { flushNotices, isQuit, print, promptContext, validator, withSpinner, type TuiContext } from './context.js'
 import { conversationScreen, type ChatResult } from './conversation.js'
 import { plural } from './format.js'
@@ -139,9 +139,24 @@ async function conferenceMenu (ctx: TuiContext, conference: ConferenceInfo): Pro
 /** A conference's chat: every member gets what is sent, live if online, else in their mailbox. */
 export async function conferenceChatScreen (ctx: TuiContext, conference: ConferenceInfo): Promise<ChatResult> {
   const c = ctx.colors
+  let names: string[] = conference.members
+  const memberLines = (members: ConferenceMemberInfo[]): string[] =>
+    [`${plural(members.length, 'member')}:`, ...members.map(m => `  ${m.online ? c.green('●') : c.dim('○')} ${m.username}${m.owner ? c.dim(' (owner)') : ''}`)]
   try {
     return await conversationScreen(ctx, {
       focus: { conference: conference.id },
+      names: () => names,
+      commands: {
+        '/members': {
+          usage: '/members',
+          summary: 'who is in the conference, and who is online',
+          run: async () => {
+            const { members } = await ctx.node.conferenceMembers(conference.id)
+            names = members.map(m => m.username)
+            return memberLines(members)
+          }
+        }
+      },
       title: `# ${conference.name} (${conference.id})`,
       opening: `Opening ${conference.name}…`,
       unread: ctx.inbox.conferenceUnread(conference.id),
@@ -151,6 +166,7 @@ export async function conferenceChatScreen (ctx: TuiContext, conference: Confere
           ctx.node.conferenceMembers(conference.id)
         ])
         const me = ctx.node.whoami().username
+        names = members.map(m => m.username)
         const others = members.filter(m => m.username !== me)
         const offline = others.filter(m => !m.online).map(m => m.username)
         return {

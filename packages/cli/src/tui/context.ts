@@ -29,6 +29,8 @@ export interface TuiContext {
   listRefreshMs?: number
   /** What the Settings screen changes for this run (read receipts are the node's `readReceipts`). */
   settings?: TuiSettings
+  /** Lines typed on chat lines, newest first (↑/↓ recall them on every chat screen). */
+  typed?: string[]
 }
 
 export interface TuiSettings {

@@ -12,13 +12,13 @@ import { errorLine, print, withSpinner, type TuiContext } from './context.js'
 import { messageLine, stateTail } from './format.js'
 import type { ChatFocus, ShownMessage } from './inbox.js'
 import { CLEAR_SCREEN, hasRealSize, onRealSize } from './screen.js'
+import { BACK_COMMANDS, CHAT_COMMANDS, completer, helpLines, searchLines, type ChatCommand } from './chat-line.js'
 
 export type ChatResult = 'back' | 'quit'
 
 /** Messages of the history shown when the chat opens. */
 export const RECENT_MESSAGES = 20
 
-const BACK_COMMANDS = new Set(['/q', '/quit', '/back'])
 
 /** Lines of the screen kept to draw it again (a new terminal size, an attach). */
 const TRANSCRIPT_LINES = 200
@@ -41,6 +41,10 @@ export interface ConversationSpec {
   send: (text: string) => Promise<{ id: string, state?: MessageStateInfo, note?: string }>
   /** The user saw the conversation: called when it opens and as messages show on it. */
   seen?: () => void
+  /** Usernames Tab completes (the friend, a conference's members). */
+  names?: () => string[]
+  /** Chat-line commands of this screen besides CHAT_COMMANDS: each resolves with lines to show. */
+  commands?: Record<string, ChatCommand & { run: (args: string[]) => Promise<string[]> }>
   /** Unread messages when it opens (marked "new" in the history). */
   unread: number
 }
@@ -69,29 +73,69 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   }
   const record = (text: string): string => keep({ text })
   /** A message's line; the user's own (with an id) changes with its state. */
-  const recordMessage = (m: MessageLine['message'], id?: string): string => {
+  /** The whole conversation as lines, oldest first (what PgUp scrolls through). */
+  const all: MessageLine[] = []
+  /** A message's line, in `all`; the user's own (with an id) changes with its state. */
+  const lineFor = (m: MessageLine['message'], id?: string): MessageLine => {
     const own = m.state != null ? { state: m.state, ...(m.where != null ? { where: m.where } : {}) } : undefined
     const line: MessageLine = { message: m, state: (id != null ? states.get(id) : undefined) ?? own }
     if (id != null && m.direction === 'out') mine.set(id, line)
-    return keep(line)
+    all.push(line)
+    return line
   }
+  const recordMessage = (m: MessageLine['message'], id?: string): string => keep(lineFor(m, id))
   const say = (line: string): void => { print(ctx, record(line)) }
+  // scrolled back (PgUp): the index after the last message shown; undefined: the live view
+  let scrolledTo: number | undefined
   const showMessage = (m: ShownMessage): void => {
     if (early != null) { early.push({ message: m }); return }
     if (shown.has(m.id)) return
     shown.add(m.id)
-    terminal?.notice(recordMessage(m))
+    const line = recordMessage(m)
+    if (scrolledTo != null) drawScrolled() // counted below the page until the user comes back
+    else terminal?.notice(line)
     spec.seen?.()
   }
   const showNotice = (line: string): void => {
     if (early != null) early.push({ notice: line })
+    else if (scrolledTo != null) record(line) // shown when the user comes back
     else terminal?.notice(record(line))
   }
   const redrawScreen = (): void => {
     if (terminal == null) return
+    if (scrolledTo != null) { drawScrolled(); return }
     ctx.output.write(CLEAR_SCREEN)
     for (const line of transcript.slice(-Math.max(1, (ctx.output.rows ?? 24) - 1))) ctx.output.write(render(c, line, true) + '\n')
     terminal.redraw()
+  }
+  const pageRows = (): number => Math.max(3, (ctx.output.rows ?? 24) - 3)
+  const drawScrolled = (): void => {
+    if (terminal == null || scrolledTo == null) return
+    const end = scrolledTo
+    const start = Math.max(0, end - pageRows())
+    ctx.output.write(CLEAR_SCREEN)
+    for (const line of all.slice(start, end)) ctx.output.write(render(c, line, true) + '\n')
+    const below = all.length - end
+    ctx.output.write(c.dim(`── messages ${start + 1}-${end} of ${all.length}${below > 0 ? ` · ${below} below` : ''} · PgUp/PgDn scroll ──`) + '\n')
+    terminal.redraw()
+  }
+  /** PgUp (-1), PgDn (+1), or the first page; past the end is the live view again. */
+  const scroll = (pages: number | 'top'): void => {
+    if (terminal == null || !hasRealSize(ctx.output)) return
+    const page = pageRows()
+    const end = pages === 'top' ? page : (scrolledTo ?? all.length) + pages * page
+    if (end >= all.length) {
+      if (scrolledTo == null) return
+      scrolledTo = undefined
+      redrawScreen()
+      return
+    }
+    scrolledTo = Math.max(Math.min(page, all.length), end)
+    drawScrolled()
+  }
+  const onKey = (_s: unknown, key?: { name?: string }): void => {
+    if (key?.name === 'pageup') scroll(-1)
+    else if (key?.name === 'pagedown') scroll(1)
   }
   // a state changes its message's line where it is: the screen is drawn again (once for
   // the changes of one moment); a terminal without a size shows it at its next drawing
@@ -112,6 +156,23 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   const close = (): void => { terminal?.close() }
   ctx.signal.addEventListener('abort', close)
   session.addEventListener('abort', close)
+  /** A chat-line command's lines to show (undefined: no such command); /history scrolls instead. */
+  const runCommand = async (name: string, rest: string): Promise<string[] | undefined> => {
+    if (name === '/help') return helpLines({ ...CHAT_COMMANDS, ...spec.commands }).map(l => c.dim(l))
+    if (name === '/search') return searchLines(rest, all, l => l.message.text, l => render(c, l, true))
+    if (name === '/history') {
+      if (!hasRealSize(ctx.output)) return [c.dim('/history scrolls back on a terminal with a size')]
+      scroll('top')
+      return []
+    }
+    const own = spec.commands?.[name]
+    if (own == null) return undefined
+    try {
+      return await own.run(rest === '' ? [] : rest.split(/\s+/))
+    } catch (err) {
+      return [errorLine(ctx, err)]
+    }
+  }
   // a send still on its way when the screen closes reports to the inbox instead
   let sending: Promise<void> = Promise.resolve()
   let open = false
@@ -119,19 +180,24 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   try {
     const opening = await withSpinner(ctx, spec.opening, spec.load())
     say(c.bold(`── ${spec.title} · ${opening.status} ──`))
-    printHistory(ctx, opening.history, spec.unread, shown, say, (m) => { print(ctx, recordMessage(m, m.id)) })
+    const lines = opening.history.map(m => lineFor(m, m.id))
+    printHistory(ctx, opening.history, spec.unread, shown, say, i => { print(ctx, keep(lines[i]!)) })
     for (const line of opening.notes) say(line)
     spec.seen?.()
-    say(c.dim('Type a message and press Enter · /q goes back to the list · Ctrl+C quits'))
+    say(c.dim('Type a message and press Enter · /q goes back to the list · /help · Ctrl+C quits'))
 
     if (ctx.signal.aborted) return 'quit'
     if (session.aborted) return 'back'
+    const commands: Record<string, ChatCommand> = { ...CHAT_COMMANDS, ...spec.commands }
     terminal = new LineTerminal({
       input: ctx.input,
       output: ctx.output,
       interactive: true,
-      onInterrupt: () => { quitting = true; close() }
+      onInterrupt: () => { quitting = true; close() },
+      completer: completer(() => Object.keys(commands), () => spec.names?.() ?? []),
+      history: ctx.typed ??= []
     })
+    ctx.input.on('keypress', onKey)
     open = true
     const waiting = early
     early = undefined
@@ -147,13 +213,18 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
       const text = line.trim()
       if (ctx.output.isTTY === true) eraseTypedLine(ctx, prompt, line)
       if (text === '') continue
-      if (BACK_COMMANDS.has(text)) return 'back'
       if (text.startsWith('/') && !text.startsWith('//')) {
-        terminal.print(c.dim('/q goes back to the list (start a message with // to send a leading /)'))
+        const name = text.split(/\s/, 1)[0]!.toLowerCase()
+        if (BACK_COMMANDS.has(name)) return 'back'
+        const shown = await runCommand(name, text.slice(name.length).trim())
+        if (shown == null) terminal.print(record(c.dim(`${name}: no such command here (/help lists them; start a message with // to send a leading /)`)))
+        else for (const l of shown) terminal.print(record(l))
         continue
       }
+      if (scrolledTo != null) { scrolledTo = undefined; redrawScreen() } // what is sent shows in the live view
       const body = text.startsWith('//') ? text.slice(1) : text
-      const typed: MessageLine = { message: { from: 'you', text: body, sentAt: Date.now(), direction: 'out' }, state: { state: 'sending' } }
+      const typed = lineFor({ from: 'you', text: body, sentAt: Date.now(), direction: 'out' })
+      typed.state = { state: 'sending' }
       terminal.print(keep(typed))
       const screen = terminal
       sending = sending.then(async () => {
@@ -176,6 +247,7 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     }
   } finally {
     open = false
+    ctx.input.off('keypress', onKey)
     stopRedrawing()
     ctx.signal.removeEventListener('abort', close)
     session.removeEventListener('abort', close)
@@ -184,10 +256,11 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   }
 }
 
-function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, shown: Set<string>, say: (line: string) => void, sayMessage: (m: ChatMessage) => void): void {
+function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, shown: Set<string>, say: (line: string) => void, sayMessage: (index: number) => void): void {
   const c = ctx.colors
   const recent = history.slice(-RECENT_MESSAGES)
-  if (history.length > recent.length) say(c.dim(`… ${history.length - recent.length} earlier messages (see History)`))
+  const skipped = history.length - recent.length
+  if (skipped > 0) say(c.dim(`… ${skipped} earlier messages (PgUp or /history scrolls back)`))
   if (recent.length === 0) say(c.dim('(no messages yet)'))
   // the unread ones are the last incoming messages
   let newFrom = recent.length
@@ -197,7 +270,7 @@ function printHistory (ctx: TuiContext, history: ChatMessage[], unread: number, 
   recent.forEach((m, i) => {
     if (i === newFrom) say(c.yellow(`── ${unread} new ──`))
     shown.add(m.id)
-    sayMessage(m)
+    sayMessage(skipped + i)
   })
 }
 

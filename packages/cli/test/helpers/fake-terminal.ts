@@ -14,7 +14,10 @@ export const KEY = {
   down: '\u001b[B',
   up: '\u001b[A',
   ctrlC: '\u0003',
-  ctrlD: '\u0004'
+  ctrlD: '\u0004',
+  tab: '\t',
+  pageUp: '\u001b[5~',
+  pageDown: '\u001b[6~'
 } as const
 
 /** Generous: the machine is shared. A wait that runs out fails the test with the screen so far. */
