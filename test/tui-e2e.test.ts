@@ -19,7 +19,7 @@ const TEST_TIMEOUT_MS = 180_000
 const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8' }
 
 let programs: Programs | undefined
-let screen: TmuxScreen | undefined
+const screens: TmuxScreen[] = []
 
 beforeAll(() => {
   const buildError = inject('buildError')
@@ -27,8 +27,7 @@ beforeAll(() => {
 })
 
 afterEach(async () => {
-  await screen?.kill()
-  screen = undefined
+  for (const screen of screens.splice(0)) await screen.kill()
   await programs?.cleanup()
   programs = undefined
 })
@@ -61,7 +60,8 @@ async function startTui (net: Network): Promise<TmuxScreen> {
     if (!k.startsWith('CONF_CHAT_') && k !== 'DEBUG' && k !== 'NO_COLOR') env[k] = v
   }
   Object.assign(env, { CONF_CHAT_HOME: net.home, TERM: 'xterm-256color', ...FAST_ENV })
-  screen = await TmuxScreen.start({ command: [process.execPath, NODE_MAIN], cwd: ROOT, env })
+  const screen = await TmuxScreen.start({ command: [process.execPath, NODE_MAIN], cwd: ROOT, env })
+  screens.push(screen)
   return screen
 }
 
@@ -113,7 +113,7 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await tui.type('hello bob')
     await tui.press('Enter')
     await bob.waitForLine(/^\[DM from alice\] \(\d\d:\d\d:\d\d\) hello bob$/)
-    await tui.waitFor(/\] you: hello bob\n/)
+    await tui.waitFor(/\] you: hello bob · delivered\n/)
 
     // a reply while a message is half typed: it shows above the line, the typing stays
     await tui.type('I am in the middle of typ')
@@ -125,7 +125,7 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await tui.type('ing this')
     await tui.press('Enter')
     await bob.waitForLine(/^\[DM from alice\] \(\d\d:\d\d:\d\d\) I am in the middle of typing this$/)
-    await tui.waitFor(/\] you: I am in the middle of typing this\nyou ›/)
+    await tui.waitFor(/\] you: I am in the middle of typing this · delivered\nyou ›/)
 
     // the same with a line that wraps (the terminal is 100 columns wide)
     const long = 'a long message that goes on and on, past the right edge of the terminal, so that it takes two rows of the screen'
@@ -177,7 +177,7 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await tui.waitFor(/bob is offline: what you send goes to their mailbox, and they get it at their next login\.[\s\S]*you ›/)
     await tui.type('are you there? call me')
     await tui.press('Enter')
-    await tui.waitFor(/\] you: are you there\? call me\n\s*↳ \(bob is offline: left in their mailbox\)/)
+    await tui.waitFor(/\] you: are you there\? call me · in their mailbox\n\s*↳ \(bob is offline: left in their mailbox\)/)
 
     // Ctrl+C in the chat screen: logged out, offline published, exit code 0, no stack trace
     await tui.press('C-c')
@@ -275,4 +275,80 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await carol.waitForLine(new RegExp(`^ {2}\\[\\d\\d:\\d\\d:\\d\\d\\] \\[CONF ${id} / from alice\\] I can bring the stove$`))
     for (const p of [bob, carol]) expect(p.stderr, p.transcript()).toEqual([])
   }, TEST_TIMEOUT_MS)
+  it('two users in two terminals: the list follows the network, a message goes delivered then read, the bell and Activity, Tab, scrollback to message 1 of 200, search', async () => {
+    const net = await startNetwork()
+    const carol = await startFriend(net, 'carol', 'Carol Ann')
+    const bobTui = await startTui(net)
+    await register(bobTui, 'bob', 'Bob Builder')
+    const tui = await startTui(net)
+    await register(tui, 'alice', 'Alice Liddell')
+    // bob's list shows alice while he is on the menu: nobody pressed anything there
+    await bobTui.waitFor(/ Users\n❯ ● alice +Alice Liddell +online/)
+
+    // bob and carol ask alice; she accepts both on her Friend requests screen
+    await askFirstUser(bobTui, 'alice', 'Alice Liddell')
+    carol.send('friend-add alice')
+    await carol.waitForLine(/^\[friends\] Friend request sent to alice/)
+    await tui.waitFor(/Friend requests \(2\)/)
+    await tui.waitFor(/ Users\n❯ ● bob .*\n {2}● carol /)
+    await tui.press('Down', 'Down', 'Enter')
+    for (let i = 0; i < 2; i++) {
+      const name = (await tui.waitFor(/❯ \? (bob|carol) asks to be friends/)).match(/❯ \? (bob|carol) asks/)![1]!
+      await tui.press('Enter')
+      await tui.waitFor(/❯ Accept/)
+      await tui.press('Enter')
+      await tui.waitFor(new RegExp(`✔ You and ${name} are friends now`))
+    }
+    await tui.waitFor(/No friend requests\n❯ Send a friend request…\n {2}Back/)
+    await tui.press('Down', 'Enter')
+    await tui.waitFor(/ Friends\n {2}● bob .*\n {2}● carol [\s\S]*❯ Friend requests\n/)
+
+    // alice opens bob's chat; Tab completes a command
+    await tui.press('Up', 'Up', 'Enter')
+    await tui.waitFor(/── Chat with bob \(Bob Builder\) · online ──[\s\S]*you ›/)
+    await tui.type('/sea')
+    await tui.press('Tab')
+    await tui.waitFor(/you › \/search$/)
+    await tui.press('C-u') // readline: the line is emptied
+    await tui.type('hello bob')
+    await tui.press('Enter')
+    await tui.waitFor(/\] you: hello bob · delivered\n/)
+    // bob opens the chat (his cursor is still on alice): alice's line changes to read
+    await bobTui.waitFor(/ Friends\n❯ ● alice/)
+    await bobTui.press('Enter')
+    await bobTui.waitFor(/\] alice: hello bob\n/)
+    const read = await tui.waitFor(/\] you: hello bob · read\n/)
+    expect(read.match(/you: hello bob/g)).toHaveLength(1)
+
+    // carol writes while alice is in bob's chat: the bell rings, a notice names her
+    expect(await tui.bellFlag()).toBe(false)
+    for (let i = 1; i <= 200; i++) carol.send(`msg alice line ${String(i).padStart(3, '0')}`)
+    await carol.waitForLines(/^\[msg\] to alice: delivered$/, 200)
+    await tui.waitFor(/✉ carol: line 200\n/)
+    expect(await tui.bellFlag()).toBe(true)
+
+    // back on the list, Activity counts them and a opens carol's chat
+    await tui.type('/q')
+    await tui.press('Enter')
+    await tui.waitFor(/Activity {2}\(a\) \(200 new\)/)
+    await tui.press('a')
+    const opened = await tui.waitFor(/── Chat with carol \(Carol Ann\) · online ──[\s\S]*you ›/)
+    expect(opened).toContain('… 180 earlier messages (PgUp or /history scrolls back)')
+    // scrolled back a page (27 rows of 30) at a time, to message 1
+    for (let i = 0; i < 8; i++) await tui.press('PPage')
+    const first = await tui.waitFor(/── messages 1-27 of 200 · 173 below · PgUp\/PgDn scroll ──/)
+    expect(first).toMatch(/\] carol: line 001\n/)
+    await tui.press('NPage')
+    await tui.waitFor(/── messages 28-54 of 200/)
+    // search
+    await tui.type('/search line 150')
+    await tui.press('Enter')
+    await tui.waitFor(/── 1 message with "line 150" ──\n\[\d\d:\d\d:\d\d\] carol: line 150\n/)
+    await tui.type('/q')
+    await tui.press('Enter')
+    await tui.waitFor(/pick a user to chat with\n/)
+    await tui.press('q')
+    await expectCleanExit(tui)
+    expect(carol.stderr, carol.transcript()).toEqual([])
+  }, 300_000)
 })

@@ -79,6 +79,11 @@ export class TmuxScreen {
     await this.tmux('send-keys', '-t', this.session, ...keys)
   }
 
+  /** Whether the program rang the terminal bell (tmux's bell flag of its window). */
+  async bellFlag (): Promise<boolean> {
+    return await this.tmux('display-message', '-p', '-t', this.session, '#{window_bell_flag}') === '1'
+  }
+
   /** What the terminal shows now, wrapped lines joined, trailing blanks dropped. */
   async visible (): Promise<string> {
     return (await this.tmux('capture-pane', '-p', '-J', '-t', this.session)).replace(/\s+$/, '')

@@ -53,7 +53,8 @@ export async function chatScreen (ctx: TuiContext, username: string, fullName = 
       },
       // what is shown here is read: the friend is told (unless read receipts are off)
       seen: () => { read.run() },
-      names: () => [username]
+      names: () => [username],
+      states: true
     }, handle => { screen = handle })
   } finally {
     ctx.inbox.markRead(username)

@@ -41,6 +41,8 @@ export interface ConversationSpec {
   send: (text: string) => Promise<{ id: string, state?: MessageStateInfo, note?: string }>
   /** The user saw the conversation: called when it opens and as messages show on it. */
   seen?: () => void
+  /** The user's messages show their state (direct messages: `message:state` events). */
+  states?: boolean
   /** Usernames Tab completes (the friend, a conference's members). */
   names?: () => string[]
   /** Chat-line commands of this screen besides CHAT_COMMANDS: each resolves with lines to show. */
@@ -224,7 +226,7 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
       if (scrolledTo != null) { scrolledTo = undefined; redrawScreen() } // what is sent shows in the live view
       const body = text.startsWith('//') ? text.slice(1) : text
       const typed = lineFor({ from: 'you', text: body, sentAt: Date.now(), direction: 'out' })
-      typed.state = { state: 'sending' }
+      if (spec.states === true) typed.state = { state: 'sending' }
       terminal.print(keep(typed))
       const screen = terminal
       sending = sending.then(async () => {
