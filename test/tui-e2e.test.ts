@@ -8,6 +8,8 @@
  * logout, login).
  */
 import { fileURLToPath } from 'node:url'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
 import { Programs, NODE_MAIN, type Program } from './helpers/programs.js'
 import { TmuxScreen } from './helpers/tmux.js'
@@ -53,16 +55,26 @@ async function startFriend (net: Network, username: string, fullName: string): P
   return friend
 }
 
-/** The TUI program in a terminal of 100x30, with the test's home. */
-async function startTui (net: Network): Promise<TmuxScreen> {
+/** The TUI program in a terminal of 100x30 (or `size`), with the test's home. */
+async function startTui (net: Network, size: { width: number, height: number } = { width: 100, height: 30 }): Promise<TmuxScreen> {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith('CONF_CHAT_') && k !== 'DEBUG' && k !== 'NO_COLOR') env[k] = v
   }
   Object.assign(env, { CONF_CHAT_HOME: net.home, TERM: 'xterm-256color', ...FAST_ENV })
-  const screen = await TmuxScreen.start({ command: [process.execPath, NODE_MAIN], cwd: ROOT, env })
+  const screen = await TmuxScreen.start({ command: [process.execPath, NODE_MAIN], cwd: ROOT, env, ...size })
   screens.push(screen)
   return screen
+}
+
+/**
+ * With TUI_CAPTURE_DIR set, the screen as it is now goes to `<dir>/<name>.txt` (the text
+ * captures of README.md's screenshots come from a run with it).
+ */
+async function capture (tui: TmuxScreen, name: string): Promise<void> {
+  const dir = process.env.TUI_CAPTURE_DIR
+  if (dir == null || dir === '') return
+  await writeFile(join(dir, `${name}.txt`), await tui.visible() + '\n')
 }
 
 /** The program ended by itself with exit code 0 and no stack trace or error on the screen. */
@@ -280,10 +292,11 @@ describe('the terminal UI in a pseudo-terminal', () => {
     const carol = await startFriend(net, 'carol', 'Carol Ann')
     const bobTui = await startTui(net)
     await register(bobTui, 'bob', 'Bob Builder')
-    const tui = await startTui(net)
+    const tui = await startTui(net, { width: 80, height: 24 })
     await register(tui, 'alice', 'Alice Liddell')
     // bob's list shows alice while he is on the menu: nobody pressed anything there
     await bobTui.waitFor(/ Users\n❯ ● alice +Alice Liddell +online/)
+    await capture(bobTui, 'menu')
 
     // bob and carol ask alice; she accepts both on her Friend requests screen
     await askFirstUser(bobTui, 'alice', 'Alice Liddell')
@@ -319,6 +332,7 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await bobTui.waitFor(/\] alice: hello bob\n/)
     const read = await tui.waitFor(/\] you: hello bob · read\n/)
     expect(read.match(/you: hello bob/g)).toHaveLength(1)
+    await capture(tui, 'chat-read')
 
     // carol writes while alice is in bob's chat: the bell rings, a notice names her
     expect(await tui.bellFlag()).toBe(false)
@@ -331,19 +345,24 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await tui.type('/q')
     await tui.press('Enter')
     await tui.waitFor(/Activity {2}\(a\) \(200 new\)/)
+    await capture(tui, 'menu-activity')
     await tui.press('a')
-    const opened = await tui.waitFor(/── Chat with carol \(Carol Ann\) · online ──[\s\S]*you ›/)
-    expect(opened).toContain('… 180 earlier messages (PgUp or /history scrolls back)')
-    // scrolled back a page (27 rows of 30) at a time, to message 1
-    for (let i = 0; i < 8; i++) await tui.press('PPage')
-    const first = await tui.waitFor(/── messages 1-27 of 200 · 173 below · PgUp\/PgDn scroll ──/)
+    // 24 rows: the title has scrolled off the top, the 20 newest are there, all new
+    await tui.waitFor(/… 180 earlier messages \(PgUp or \/history scrolls back\)\n── 200 new ──\n\[\d\d:\d\d:\d\d\] carol: line 181\n[\s\S]*carol: line 200\n[\s\S]*you ›/)
+    expect(await tui.everything()).toMatch(/── Chat with carol \(Carol Ann\) · online ──\n… 180 earlier messages/)
+    await capture(tui, 'activity-chat')
+    // scrolled back a page (21 rows of 24) at a time, to message 1
+    for (let i = 0; i < 10; i++) await tui.press('PPage')
+    const first = await tui.waitFor(/── messages 1-21 of 200 · 179 below · PgUp\/PgDn scroll ──/)
     expect(first).toMatch(/\] carol: line 001\n/)
+    await capture(tui, 'scrolled-back')
     await tui.press('NPage')
-    await tui.waitFor(/── messages 28-54 of 200/)
+    await tui.waitFor(/── messages 22-42 of 200/)
     // search
     await tui.type('/search line 150')
     await tui.press('Enter')
     await tui.waitFor(/── 1 message with "line 150" ──\n\[\d\d:\d\d:\d\d\] carol: line 150\n/)
+    await capture(tui, 'search')
     await tui.type('/q')
     await tui.press('Enter')
     await tui.waitFor(/pick a user to chat with\n/)

@@ -131,6 +131,11 @@ export class LineTerminal {
     }
   }
 
+  /** Rows from the prompt's first row down to the cursor (0 while no prompt is shown). */
+  cursorRow (): number {
+    return this.interactive && this.prompting ? this.rl.getCursorPos().rows : 0
+  }
+
   /** Draw the prompt and what is typed again (after the screen was cleared). */
   redraw (): void {
     if (this.interactive && this.prompting) this.rl.prompt(true)

@@ -62,7 +62,7 @@ describe('chatScreen', () => {
     const done = chatScreen(f.ctx, 'bob')
     await f.term.waitFor('you › ')
     f.term.type('sent before', KEY.enter)
-    await f.term.waitFor(/you: sent before · delivered\n/)
+    await f.term.waitForScreen(/you: sent before · delivered\n/)
     f.node.emit('message', { ...msg('4', 'bob', 'alice', 'a live one', 4), live: true })
     await f.term.waitFor('bob: a live one')
     f.term.type('half typ')
@@ -73,7 +73,7 @@ describe('chatScreen', () => {
     expect(f.term.rawText.slice(cleared)).toContain(CLEAR_SCREEN)
     expect(redrawn).toMatch(/── Chat with bob · online ──[\s\S]*bob: are you there\?[\s\S]*you: sent before · delivered\n[\s\S]*bob: a live one[\s\S]*you › half typ$/)
     f.term.type('ed', KEY.enter)
-    await f.term.waitFor('you: half typed · delivered')
+    await f.term.waitForScreen(/you: half typed · delivered\n/)
     f.term.type('/q', KEY.enter)
     await expect(done).resolves.toBe('back')
     expect(f.term.output.listenerCount('resize')).toBe(0)
@@ -92,17 +92,18 @@ describe('chatScreen', () => {
     // opening the chat tells bob that what it shows is read
     expect(f.node.callsOf('markRead')).toEqual([['bob']])
     f.term.type('are you there?', KEY.enter)
-    await f.term.waitFor('you: are you there? · in their mailbox\n')
+    await f.term.waitForScreen(/you: are you there\? · in their mailbox\n/)
     // bob's peer reads its mailbox, then bob opens the chat: each line changes where it is
     f.node.emit('message:state', { id: 'q1', to: 'bob', state: 'delivered' })
     f.node.emit('message:state', { id: '1', to: 'bob', state: 'read' })
-    let screen = await f.term.waitFor('you: are you there? · delivered\n')
-    expect(screen).toContain('you: hi bob · read\n')
+    await f.term.waitForScreen(/you: hi bob · read\n[\s\S]*you: are you there\? · delivered\n/)
     f.node.emit('message:state', { id: 'q1', to: 'bob', state: 'read' })
-    screen = await f.term.waitFor('you: are you there? · read\n')
-    // in place: one line each, not a new one
+    const screen = await f.term.waitForScreen(/you: are you there\? · read\n[\s\S]*you ›$/)
+    // in place: one line each, the rest of the screen as it was, and never drawn anew
     expect(screen.match(/are you there\?/g)).toHaveLength(1)
     expect(screen.match(/you: hi bob/g)).toHaveLength(1)
+    expect(screen).toMatch(/── Chat with bob · offline ──\n\[12:00:01\] you: hi bob · read\n\[12:00:02\] bob: hi alice\n/)
+    expect(f.term.rawText).not.toContain(CLEAR_SCREEN)
     // a state of a message to someone else changes nothing here
     f.node.emit('message:state', { id: '2', to: 'carol', state: 'read' })
     // a message from bob shown here is read at once
@@ -133,7 +134,7 @@ describe('chatScreen', () => {
     f.term.type('hi b', KEY.tab)
     await f.term.waitFor('you › hi bob')
     f.term.type(KEY.enter)
-    await f.term.waitFor('you: hi bob · delivered')
+    await f.term.waitForScreen(/you: hi bob · delivered\n/)
     // ↑ brings back the last line typed (on any chat screen of this run)
     f.term.type(KEY.up)
     await f.term.waitFor('you › hi bob')

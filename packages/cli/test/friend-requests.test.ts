@@ -46,11 +46,16 @@ describe('friendRequestsScreen', () => {
     f.term.type(KEY.enter) // bob
     await f.term.waitFor('Decide later')
     f.term.type(KEY.down, KEY.enter)
+    // what cannot be undone asks first; no is the default
+    await f.term.waitFor('Turn down bob? They are told. (y/N)')
+    f.term.type('y', KEY.enter)
     await f.term.waitFor("✔ Turned down bob's request (told at once)")
     await f.term.waitFor('Back')
     f.term.type(KEY.down, KEY.enter) // dave
     await f.term.waitFor('Withdraw it')
     f.term.type(KEY.down, KEY.enter)
+    await f.term.waitFor('Withdraw your request to dave? (y/N)')
+    f.term.type('y', KEY.enter)
     await f.term.waitFor('✔ dave removed from your friends and requests (they will be told when they log in)')
     await f.term.waitFor('Back')
     f.term.type(KEY.down, KEY.down, KEY.enter) // Send a friend request…

@@ -14,7 +14,7 @@ describe('historyScreen', () => {
       friends: [{ username: 'bob', since: 1, online: true }, { username: 'carol', since: 1, online: false }],
       conferences: [],
       history: (u: string) => u === 'carol'
-        ? [{ id: '1', from: 'alice', to: 'carol', text: 'lunch?', sentAt: today(1), direction: 'out' },
+        ? [{ id: '1', from: 'alice', to: 'carol', text: 'lunch?', sentAt: today(1), direction: 'out', state: 'read' },
             { id: '2', from: 'carol', to: 'alice', text: 'yes!', sentAt: today(2), direction: 'in' }]
         : []
     })
@@ -22,7 +22,7 @@ describe('historyScreen', () => {
     await f.term.waitFor(/Whose conversation\?\n❯ bob\n {2}carol\n {2}Back/)
     f.term.type(KEY.down, KEY.enter)
     await done
-    expect(f.term.text).toContain('── History with carol: 2 messages ──\n[09:30:01] you: lunch?\n[09:30:02] carol: yes!\n── end ──')
+    expect(f.term.text).toContain('── History with carol: 2 messages ──\n[09:30:01] you: lunch? · read\n[09:30:02] carol: yes!\n── end ──')
   })
 
   it('says there is no history without friends', async () => {

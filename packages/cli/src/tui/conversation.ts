@@ -4,7 +4,8 @@
  * without touching what is being typed (LineTerminal's notice technique). `/q` goes back;
  * Ctrl+C quits the program. What is sent, and what becomes of it, comes from `spec`.
  */
-import { moveCursor, clearScreenDown } from 'node:readline'
+import { moveCursor, clearScreenDown, cursorTo, clearLine } from 'node:readline'
+import stringWidth from 'string-width'
 import { stripVTControlCharacters } from 'node:util'
 import type { ChatMessage, MessageStateInfo } from '@conf-chat/node'
 import { LineTerminal } from '../terminal.js'
@@ -19,6 +20,10 @@ export type ChatResult = 'back' | 'quit'
 /** Messages of the history shown when the chat opens. */
 export const RECENT_MESSAGES = 20
 
+
+/** DECSC / DECRC: save and restore the cursor (where readline left it). */
+const SAVE_CURSOR = '\u001b7'
+const RESTORE_CURSOR = '\u001b8'
 
 /** Lines of the screen kept to draw it again (a new terminal size, an attach). */
 const TRANSCRIPT_LINES = 200
@@ -139,17 +144,40 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     if (key?.name === 'pageup') scroll(-1)
     else if (key?.name === 'pagedown') scroll(1)
   }
-  // a state changes its message's line where it is: the screen is drawn again (once for
-  // the changes of one moment); a terminal without a size shows it at its next drawing
-  let redrawDue = false
+  /**
+   * Write `line` again where it is on the screen: from the cursor, up past the prompt, the
+   * lines printed after it and its own rows (the cursor saved and restored around it).
+   * False when that cannot be done in place (its rows would change): draw the screen again.
+   */
+  const rewrite = (line: Line, before: string): boolean => {
+    if (terminal == null) return true
+    const columns = Math.max(1, ctx.output.columns ?? 80)
+    const rowsOf = (text: string): number => Math.max(1, Math.ceil(stringWidth(text) / columns))
+    const now = render(c, line, true)
+    if (rowsOf(now) !== rowsOf(before)) return false
+    const at = transcript.lastIndexOf(line)
+    if (at === -1) return true // long gone from the screen
+    let up = terminal.cursorRow() + rowsOf(before)
+    for (let i = at + 1; i < transcript.length && up < (ctx.output.rows ?? 24); i++) up += rowsOf(render(c, transcript[i]!, true))
+    if (up >= (ctx.output.rows ?? 24)) return true // scrolled off the top: drawn as it is now when the screen is drawn again
+    ctx.output.write(SAVE_CURSOR)
+    moveCursor(ctx.output, 0, -up)
+    cursorTo(ctx.output, 0)
+    clearLine(ctx.output, 0)
+    ctx.output.write(now + RESTORE_CURSOR)
+    return true
+  }
+  // a state changes its message's line where it is (the terminal's own scrollback keeps
+  // one copy of each line); a terminal without a size shows it at its next drawing
   const showState = (id: string, info: MessageStateInfo): void => {
     states.set(id, info)
     const line = mine.get(id)
     if (line == null || sameState(line.state, info)) return
+    const before = render(c, line, true)
     line.state = info
-    if (redrawDue || !hasRealSize(ctx.output)) return
-    redrawDue = true
-    setImmediate(() => { redrawDue = false; redrawScreen() })
+    if (!hasRealSize(ctx.output) || terminal == null) return
+    if (scrolledTo != null) drawScrolled()
+    else if (!rewrite(line, before)) redrawScreen()
   }
   const stopRedrawing = onRealSize(ctx.output, redrawScreen)
   onOpen?.({ notice: showNotice })

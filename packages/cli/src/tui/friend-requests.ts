@@ -3,7 +3,7 @@
  * answer (withdraw), and a way to ask someone new. Also the small screen shown when a
  * user who is not a friend is picked in the list.
  */
-import { select, input } from './screen.js'
+import { select, input, confirm } from './screen.js'
 import { checkUsername, checkFriendNote } from '@conf-chat/protocol'
 import type { FriendActionResult, FriendRequests } from '@conf-chat/node'
 import { errorLine, flushNotices, isQuit, print, promptContext, validator, withSpinner, type TuiContext } from './context.js'
@@ -71,13 +71,13 @@ export async function friendRequestsScreen (ctx: TuiContext): Promise<void> {
         choices: [{ value: 'accept', name: 'Accept' }, { value: 'reject', name: 'Reject' }, { value: 'later', name: 'Decide later' }]
       }, io)
       if (answer === 'accept') await act(ctx, `Accepting ${choice.username}…`, ctx.node.acceptFriend(choice.username))
-      if (answer === 'reject') await act(ctx, `Turning down ${choice.username}…`, ctx.node.rejectFriend(choice.username))
+      if (answer === 'reject' && await sure(`Turn down ${choice.username}? They are told.`, io)) await act(ctx, `Turning down ${choice.username}…`, ctx.node.rejectFriend(choice.username))
     } else {
       const answer = await select({
         message: `Your request to ${choice.username}`,
         choices: [{ value: 'keep', name: 'Keep waiting' }, { value: 'withdraw', name: 'Withdraw it' }]
       }, io)
-      if (answer === 'withdraw') await act(ctx, `Withdrawing the request to ${choice.username}…`, ctx.node.removeFriend(choice.username))
+      if (answer === 'withdraw' && await sure(`Withdraw your request to ${choice.username}?`, io)) await act(ctx, `Withdrawing the request to ${choice.username}…`, ctx.node.removeFriend(choice.username))
     }
   }
 }
@@ -106,7 +106,7 @@ export async function strangerScreen (ctx: TuiContext, username: string): Promis
       choices: [{ value: 'accept', name: 'Accept' }, { value: 'reject', name: 'Reject' }, { value: 'back', name: 'Back' }]
     }, io)
     if (answer === 'accept') await act(ctx, `Accepting ${username}…`, ctx.node.acceptFriend(username))
-    if (answer === 'reject') await act(ctx, `Turning down ${username}…`, ctx.node.rejectFriend(username))
+    if (answer === 'reject' && await sure(`Turn down ${username}? They are told.`, io)) await act(ctx, `Turning down ${username}…`, ctx.node.rejectFriend(username))
     return
   }
   if (requests.outgoing.some(r => r.username === username)) {
@@ -118,4 +118,9 @@ export async function strangerScreen (ctx: TuiContext, username: string): Promis
     choices: [{ value: 'ask', name: `Send ${username} a friend request` }, { value: 'back', name: 'Back' }]
   }, io)
   if (answer === 'ask') await askToBeFriends(ctx, username)
+}
+
+/** What cannot be undone is confirmed first (no is the default). */
+async function sure (message: string, io: ReturnType<typeof promptContext>): Promise<boolean> {
+  return await confirm({ message, default: false }, io)
 }

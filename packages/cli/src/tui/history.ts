@@ -2,7 +2,7 @@
 import { select, Separator } from './screen.js'
 import type { ChatMessage } from '@conf-chat/node'
 import { flushNotices, print, promptContext, withSpinner, type TuiContext } from './context.js'
-import { messageLine, plural } from './format.js'
+import { messageLine, plural, stateTail } from './format.js'
 import { historyAsFarAsKnown, unreadPagesText } from '../format.js'
 
 type HistoryChoice = { type: 'friend', username: string } | { type: 'conference', id: string } | { type: 'back' }
@@ -39,7 +39,8 @@ export async function historyScreen (ctx: TuiContext): Promise<void> {
     messages = found.messages
   }
   print(ctx, ctx.colors.bold(`── History with ${title}: ${plural(messages.length, 'message')} ──`))
-  for (const m of messages) print(ctx, messageLine(ctx.colors, m))
+  // a message sent from this peer with its state
+  for (const m of messages) print(ctx, messageLine(ctx.colors, m) + (m.state != null ? stateTail(ctx.colors, { state: m.state, ...(m.where != null ? { where: m.where } : {}) }) : ''))
   if (unreadPages > 0) print(ctx, ctx.colors.yellow(unreadPagesText(unreadPages)))
   print(ctx, ctx.colors.bold('── end ──'))
 }

@@ -2,12 +2,17 @@
  * Injected terminal streams for the screens: `type()` sends keys (as a terminal sends
  * them), `waitFor()` waits until the output (ANSI codes stripped) shows a text. The
  * output is not a TTY unless asked for (then of a given size, which `resize()` changes), so by
- * default there are no colours and no spinner animation.
+ * default there are no colours and no spinner animation. A TTY of real size also feeds a
+ * terminal emulator (@xterm/headless): `screen` is what a person would see on it.
  */
 import * as readline from 'node:readline'
 import { PassThrough, Writable } from 'node:stream'
+import xterm from '@xterm/headless'
 import { stripVTControlCharacters } from 'node:util'
 import { EventEmitter } from 'node:events'
+
+const { Terminal } = xterm
+type Terminal = InstanceType<typeof Terminal>
 
 export const KEY = {
   enter: '\r',
@@ -33,14 +38,22 @@ export class FakeTerminal {
   /** waitFor() looks at output from here on. */
   private mark = 0
 
+  /** A terminal emulator fed with the output (a TTY of real size only): what a person would see. */
+  private readonly xterm?: Terminal
+
   /** `tty`: a TTY of that size (0×0: one nobody is attached to); else not a TTY. */
   constructor (options: { tty?: { columns: number, rows: number } } = {}) {
     const self = this
+    if (options.tty != null && options.tty.columns > 0 && options.tty.rows > 0) {
+      // a TTY's output turns \n into \r\n (ONLCR), raw mode or not
+      this.xterm = new Terminal({ cols: options.tty.columns, rows: options.tty.rows, allowProposedApi: true, convertEol: true })
+    }
     this.output = Object.assign(new Writable({
       write (chunk, _encoding, callback) {
         self.raw += chunk.toString()
         self.plain += stripVTControlCharacters(chunk.toString())
         self.events.emit('write')
+        self.xterm?.write(chunk.toString(), () => { self.events.emit('screen') })
         callback()
       }
     }), {
@@ -66,7 +79,36 @@ export class FakeTerminal {
   resize (columns: number, rows: number): void {
     this.output.columns = columns
     this.output.rows = rows
+    this.xterm?.resize(columns, rows)
     this.output.emit('resize')
+  }
+
+  /** The screen as the emulated terminal shows it now (its visible rows, trailing blanks dropped). */
+  get screen (): string {
+    if (this.xterm == null) throw new Error('only a TTY of real size has a screen')
+    const b = this.xterm.buffer.active
+    const rows: string[] = []
+    for (let i = 0; i < this.xterm.rows; i++) rows.push(b.getLine(b.viewportY + i)?.translateToString(true) ?? '')
+    return rows.join('\n').replace(/\s+$/, '')
+  }
+
+  /** Wait until the screen (what a person would see now) matches `re`; resolves with it. */
+  async waitForScreen (re: RegExp, timeoutMs = WAIT_MS): Promise<string> {
+    return await new Promise((resolve, reject) => {
+      const check = (): void => {
+        const screen = this.screen
+        if (!re.test(screen)) return
+        done()
+        resolve(screen)
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`the screen did not show ${String(re)} within ${timeoutMs} ms; it shows:\n${this.screen}`))
+      }, timeoutMs)
+      const done = (): void => { clearTimeout(timer); this.events.off('screen', check) }
+      this.events.on('screen', check)
+      check()
+    })
   }
 
   type (...keys: string[]): void {
