@@ -172,6 +172,10 @@ describe('chatScreen', () => {
     // /history goes to the first page too
     f.term.type('/history', KEY.enter)
     await f.term.waitFor(/── messages 1-21 of 201/)
+    // a search from there shows under the live view
+    f.term.type('/search message 199', KEY.enter)
+    const found = await f.term.waitForScreen(/── 1 message with "message 199" ──\n\[12:00:00\] bob: message 199\nyou ›$/)
+    expect(found).not.toContain('── messages')
     f.term.type('/q', KEY.enter)
     await expect(done).resolves.toBe('back')
   })

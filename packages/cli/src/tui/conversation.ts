@@ -246,6 +246,7 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
       if (text.startsWith('/') && !text.startsWith('//')) {
         const name = text.split(/\s/, 1)[0]!.toLowerCase()
         if (BACK_COMMANDS.has(name)) return 'back'
+        if (scrolledTo != null && name !== '/history') { scrolledTo = undefined; redrawScreen() } // what it shows goes under the live view
         const shown = await runCommand(name, text.slice(name.length).trim())
         if (shown == null) terminal.print(record(c.dim(`${name}: no such command here (/help lists them; start a message with // to send a leading /)`)))
         else for (const l of shown) terminal.print(record(l))
