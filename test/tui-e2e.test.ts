@@ -260,7 +260,7 @@ describe('the terminal UI in a pseudo-terminal', () => {
     await tui.type('who brings the tent?')
     await tui.press('Enter')
     await bob.waitForLine(new RegExp(`^\\[CONF ${id} / from alice\\] \\(\\d\\d:\\d\\d:\\d\\d\\) who brings the tent\\?$`))
-    await tui.waitFor(/\] you: who brings the tent\?\n\s*↳ delivered to bob; left for carol \(offline\)/)
+    await tui.waitFor(/\] you: who brings the tent\? · in their mailbox\n\s*↳ delivered to bob; left for carol \(offline\)/)
     await tui.type('I can bring the st')
     await tui.waitFor(/you › I can bring the st$/)
     bob.send(`conf-send ${id} I have one, and a stove`)

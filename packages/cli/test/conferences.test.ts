@@ -1,6 +1,6 @@
 /** Conferences on injected streams: the list, a conference chat, creating one, members, inviting, leaving. */
 import { describe, it, expect, afterEach } from 'vitest'
-import { conferencesScreen, deliveriesNote } from '../src/tui/conferences.js'
+import { conferencesScreen, conferenceState, deliveriesNote } from '../src/tui/conferences.js'
 import { screenFixture, type ScreenFixture } from './helpers/context.js'
 import { KEY } from './helpers/fake-terminal.js'
 
@@ -132,5 +132,11 @@ describe('conferencesScreen', () => {
     expect(deliveriesNote([delivered('bob'), delivered('carol')])).toBeUndefined()
     expect(deliveriesNote([delivered('bob'), { username: 'dave', delivery: { id: 'm', status: 'failed', reason: 'no route' } }]))
       .toBe('delivered to bob; ✖ not sent to dave: no route')
+  })
+  it('a conference message\'s state: delivered when every copy is, in their mailboxes while one waits there, not sent when none could be', () => {
+    const failed = (username: string): any => ({ username, delivery: { id: 'm', status: 'failed', reason: 'refused' } })
+    expect(conferenceState([delivered('bob'), delivered('carol')])).toEqual({ state: 'delivered' })
+    expect(conferenceState([delivered('bob'), queued('carol')])).toEqual({ state: 'queued', where: 'mailbox' })
+    expect(conferenceState([failed('bob'), failed('carol')])).toEqual({ state: 'failed' })
   })
 })

@@ -5,7 +5,7 @@
  */
 import { select, input, checkbox, confirm } from './screen.js'
 import { checkConferenceName } from '@conf-chat/protocol'
-import type { ConferenceInfo, ConferenceMemberInfo, ConferenceChangeResult, ConferenceDelivery } from '@conf-chat/node'
+import type { ConferenceInfo, ConferenceMemberInfo, ConferenceChangeResult, ConferenceDelivery, MessageStateInfo } from '@conf-chat/node'
 import { flushNotices, isQuit, print, promptContext, validator, withSpinner, type TuiContext } from './context.js'
 import { conversationScreen, type ChatResult } from './conversation.js'
 import { plural } from './format.js'
@@ -24,6 +24,18 @@ export function deliveriesNote (deliveries: ConferenceDelivery[]): string | unde
     mailbox.length > 0 ? `left for ${mailbox.join(', ')} (offline)` : '',
     ...failed.map(d => `✖ not sent to ${d.username}${d.delivery.reason != null ? `: ${d.delivery.reason}` : ''}`)
   ].filter(s => s !== '').join('; ')
+}
+
+/**
+ * A conference message's state on its line: delivered once every member's peer has it,
+ * waiting in mailboxes while some copy does, not sent when no copy could be (the note
+ * under it names who is where).
+ */
+export function conferenceState (deliveries: ConferenceDelivery[]): MessageStateInfo {
+  const statuses = deliveries.map(d => d.delivery.status)
+  if (statuses.every(s => s === 'delivered')) return { state: 'delivered' }
+  if (statuses.every(s => s === 'failed')) return { state: 'failed' }
+  return deliveries.some(d => d.delivery.status === 'queued' && d.delivery.where === 'mailbox') ? { state: 'queued', where: 'mailbox' } : { state: 'queued', where: 'outbox' }
 }
 
 function changeLine (what: string, r: ConferenceChangeResult): string {
@@ -180,8 +192,9 @@ export async function conferenceChatScreen (ctx: TuiContext, conference: Confere
       },
       send: async text => {
         const result = await ctx.node.sendConferenceMessage(conference.id, text)
-        return { id: result.id, note: deliveriesNote(result.deliveries) }
-      }
+        return { id: result.id, state: conferenceState(result.deliveries), note: deliveriesNote(result.deliveries) }
+      },
+      states: true
     })
   } finally {
     ctx.inbox.markConferenceRead(conference.id)
