@@ -7,16 +7,29 @@ export function clock (ms: number): string {
   return [d.getHours(), d.getMinutes(), d.getSeconds()].map(n => String(n).padStart(2, '0')).join(':')
 }
 
+/**
+ * Text from another user as it may go to a terminal: control characters (a line break,
+ * an escape sequence that would move the cursor, retitle the window or write the
+ * clipboard) shown as the Unicode control pictures (␊, ␛...), never sent as they are.
+ */
+export function printable (text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ch => {
+    const code = ch.charCodeAt(0)
+    return code < 0x20 ? String.fromCharCode(0x2400 + code) : code === 0x7f ? '\u2421' : '\ufffd'
+  })
+}
+
 /** A direct message as it arrives live: `[DM from alice] (12:00:01) hi`. */
 export function liveDmLine (m: Pick<ChatMessage, 'from' | 'sentAt' | 'text'>): string {
-  return `[DM from ${m.from}] (${clock(m.sentAt)}) ${m.text}`
+  return `[DM from ${m.from}] (${clock(m.sentAt)}) ${printable(m.text)}`
 }
 
 /** The `[offline]` listing shown at login: a header, then one indented line per message, oldest first. */
 export function offlineLines (messages: Array<Pick<ChatMessage, 'from' | 'sentAt' | 'text'> & { label?: string }>): string[] {
   return [
     `[offline] You have ${messages.length} message(s):`,
-    ...messages.map(m => `  [${clock(m.sentAt)}] [${m.label ?? `DM from ${m.from}`}] ${m.text}`)
+    ...messages.map(m => `  [${clock(m.sentAt)}] [${m.label ?? `DM from ${m.from}`}] ${printable(m.text)}`)
   ]
 }
 

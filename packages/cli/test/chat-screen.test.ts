@@ -180,6 +180,63 @@ describe('chatScreen', () => {
     await expect(done).resolves.toBe('back')
   })
 
+  it('changes a line that wraps in place, with nothing of the old state left on it; a send that ends after /q draws nothing', async () => {
+    let finish!: (d: unknown) => void
+    f = screenFixture({
+      history: [],
+      presenceOf: { online: false },
+      sendMessage: (_to: string, text: string) => text === 'slow'
+        ? new Promise(resolve => { finish = resolve })
+        : { id: 'w1', status: 'queued', where: 'mailbox' }
+    }, new FakeTerminal({ tty: { columns: 80, rows: 24 } }))
+    const done = chatScreen(f.ctx, 'bob')
+    await f.term.waitFor('you › ')
+    const long = 'a message long enough to take two rows of an eighty-column terminal, as this one does'
+    f.term.type(long, KEY.enter)
+    await f.term.waitForScreen(/two rows of an eighty-column terminal, as this one does · in their mailbox\n/)
+    f.node.emit('message:state', { id: 'w1', to: 'bob', state: 'read' })
+    const screen = await f.term.waitForScreen(/as this one does · read\n/)
+    expect(screen).not.toMatch(/· read.*mailbox|· readheir/)
+    expect(screen.match(/as this one does/g)).toHaveLength(1)
+    // leave while a send is under way: when it ends, the list's screen is not written on
+    f.term.type('slow', KEY.enter)
+    await f.node.waitForCalls('sendMessage', 2)
+    f.term.type('/q', KEY.enter)
+    await expect(done).resolves.toBe('back')
+    const after = f.term.rawText.length
+    finish({ id: 's1', status: 'delivered', where: 'live' })
+    f.node.emit('message:state', { id: 's1', to: 'bob', state: 'read' })
+    await new Promise(resolve => setImmediate(resolve))
+    expect(f.term.rawText.slice(after)).not.toContain('slow')
+  })
+
+  it('pages by rows: messages that take two rows fill a page with fewer of them, and every message is on some page', async () => {
+    const text = (i: number): string => `message ${String(i).padStart(2, '0')} ` + 'x'.repeat(70)
+    const long = Array.from({ length: 30 }, (_, i) => msg(String(i + 1), 'bob', 'alice', text(i + 1), 0))
+    f = screenFixture({ history: long, presenceOf: { online: true } }, new FakeTerminal({ tty: { columns: 80, rows: 24 } }))
+    const done = chatScreen(f.ctx, 'bob')
+    await f.term.waitFor('you › ')
+    // 21 rows a page: 10 messages of 2 rows
+    f.term.type(KEY.pageUp)
+    let page = await f.term.waitForScreen(/── messages 11-20 of 30 · 10 below/)
+    expect(page).toMatch(/^\[12:00:00\] bob: message 11 x+\n[\s\S]*bob: message 20 x+\n──/)
+    f.term.type(KEY.pageUp)
+    page = await f.term.waitForScreen(/── messages 1-10 of 30 · 20 below/)
+    expect(page).toMatch(/^\[12:00:00\] bob: message 01 x+\n/)
+    f.term.type('/q', KEY.enter)
+    await done
+  })
+
+  it('shows a friend\'s control characters as symbols: no escape sequence reaches the terminal', async () => {
+    f = screenFixture({ history: [msg('1', 'bob', 'alice', 'line one\nline two \u001b]52;c;ZXZpbA==\u0007\u001b[2J', 1)], presenceOf: { online: true } })
+    const done = chatScreen(f.ctx, 'bob')
+    const opening = await f.term.waitFor('you › ')
+    expect(opening).toContain('bob: line one␊line two ␛]52;c;ZXZpbA==␇␛[2J')
+    expect(f.term.rawText).not.toContain('\u001b]52')
+    f.term.type('/q', KEY.enter)
+    await done
+  })
+
   it('says a friend is offline and that messages go to their mailbox', async () => {
     f = screenFixture({
       history: [],

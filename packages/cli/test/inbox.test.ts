@@ -30,22 +30,28 @@ describe('Inbox', () => {
     expect(f.ctx.inbox.unread('carol')).toBe(1)
   })
 
-  it('rings the bell for a message that is not on screen, once for a batch, never for the open chat\'s own', () => {
+  it('rings the bell for a message not on screen, once a conversation until it is opened; never for the open chat\'s own', () => {
     f = screenFixture()
     let rings = 0
     const inbox = new Inbox(f.node.asNode(), f.ctx.colors, () => { rings++ })
     inbox.start()
     try {
       f.node.emit('message', dm('bob', 'hi'))
+      f.node.emit('message', dm('bob', 'there?'))
       expect(rings).toBe(1)
-      f.node.emit('messages:offline', { messages: [dm('bob', 'a'), dm('carol', 'b')] })
+      // a batch with a conversation that had nothing unread: once
+      f.node.emit('messages:offline', { messages: [dm('bob', 'a'), dm('carol', 'b'), dm('carol', 'c')] })
+      expect(rings).toBe(2)
+      f.node.emit('messages:offline', { messages: [dm('carol', 'd')] })
       expect(rings).toBe(2)
       const unfocus = inbox.focus({ username: 'bob', onMessage: () => {}, onNotice: () => {} })
       f.node.emit('message', dm('bob', 'on screen'))
       expect(rings).toBe(2)
-      f.node.emit('message', dm('carol', 'elsewhere'))
-      expect(rings).toBe(3)
       unfocus()
+      // bob's chat was opened: his next message rings again
+      f.node.emit('message', dm('bob', 'after'))
+      expect(rings).toBe(3)
+      inbox.markRead('bob')
       // activity: the conversations with unread messages, the one that waited longest first
       expect(inbox.nextActivity()).toEqual({ username: 'carol' })
       inbox.markRead('carol')

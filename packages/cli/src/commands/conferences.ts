@@ -5,7 +5,7 @@
  */
 import { isConferenceMessage, type ChatNode, type ConferenceDelivery, type ConferenceInfo, type IncomingMessage } from '@conf-chat/node'
 import { UsageError } from '../errors.js'
-import { clock } from '../format.js'
+import { clock, printable } from '../format.js'
 import type { Command } from './types.js'
 
 const names = (args: string[]): string[] => args.map(a => a.toLowerCase())
@@ -27,7 +27,7 @@ export function fanOutText (deliveries: ConferenceDelivery[]): string {
 
 /** A conference message as it arrives live: `[CONF conf-3fa9... / from alice] (12:00:01) hi`. */
 export function liveConferenceLine (m: { conference: { id: string }, from: string, sentAt: number, text: string }): string {
-  return `[CONF ${m.conference.id} / from ${m.from}] (${clock(m.sentAt)}) ${m.text}`
+  return `[CONF ${m.conference.id} / from ${m.from}] (${clock(m.sentAt)}) ${printable(m.text)}`
 }
 
 /** The label of a message in the `[offline]` listing: conference messages name their conference. */
@@ -133,6 +133,6 @@ export const confHistory: Command = {
     if (args.length !== 1) throw new UsageError()
     const { conference, messages } = await ctx.app.node.conferenceHistory(args[0]!)
     ctx.print(`[conf-history] ${messages.length} message(s) in ${title(conference)}`)
-    for (const m of messages) ctx.print(`  [${clock(m.sentAt)}] ${m.from}: ${m.text}`)
+    for (const m of messages) ctx.print(`  [${clock(m.sentAt)}] ${m.from}: ${printable(m.text)}`)
   }
 }

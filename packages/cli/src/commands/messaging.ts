@@ -1,6 +1,6 @@
 /** Friends and direct messages: friend-add/-requests/-accept/-reject/-remove, friends, online-friends, msg, history. */
 import { UsageError } from '../errors.js'
-import { clock, deliveryText, historyAsFarAsKnown, stateText, unreadPagesText } from '../format.js'
+import { clock, deliveryText, historyAsFarAsKnown, printable, stateText, unreadPagesText } from '../format.js'
 import type { Command } from './types.js'
 
 function oneUser (args: string[]): string {
@@ -100,7 +100,7 @@ export const history: Command = {
     const { messages, unreadPages } = await historyAsFarAsKnown(ctx.app.node.history(user))
     ctx.print(`[history] ${messages.length} message(s) with ${user}`)
     // a message sent from this peer says what became of it
-    for (const m of messages) ctx.print(`  [${clock(m.sentAt)}] ${m.from}: ${m.text}${m.state != null ? ` (${stateText({ ...m, state: m.state })})` : ''}`)
+    for (const m of messages) ctx.print(`  [${clock(m.sentAt)}] ${m.from}: ${printable(m.text)}${m.state != null ? ` (${stateText({ ...m, state: m.state })})` : ''}`)
     if (unreadPages > 0) ctx.print(`[history] ${unreadPagesText(unreadPages)}`)
     await ctx.app.node.markRead(user)
   }

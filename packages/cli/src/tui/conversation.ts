@@ -24,6 +24,7 @@ export const RECENT_MESSAGES = 20
 /** DECSC / DECRC: save and restore the cursor (where readline left it). */
 const SAVE_CURSOR = '\u001b7'
 const RESTORE_CURSOR = '\u001b8'
+const CLEAR_TO_END_OF_LINE = '\u001b[K'
 
 /** Lines of the screen kept to draw it again (a new terminal size, an attach). */
 const TRANSCRIPT_LINES = 200
@@ -99,8 +100,8 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     if (shown.has(m.id)) return
     shown.add(m.id)
     const line = recordMessage(m)
-    if (scrolledTo != null) drawScrolled() // counted below the page until the user comes back
-    else terminal?.notice(line)
+    if (scrolledTo != null) { drawScrolled(); return } // counted below the page (and read) once the user comes back
+    terminal?.notice(line)
     spec.seen?.()
   }
   const showNotice = (line: string): void => {
@@ -109,17 +110,40 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     else terminal?.notice(record(line))
   }
   const redrawScreen = (): void => {
-    if (terminal == null) return
+    if (terminal == null || !open) return
     if (scrolledTo != null) { drawScrolled(); return }
     ctx.output.write(CLEAR_SCREEN)
     for (const line of transcript.slice(-Math.max(1, (ctx.output.rows ?? 24) - 1))) ctx.output.write(render(c, line, true) + '\n')
     terminal.redraw()
   }
+  // a page is the screen's rows less the page line, the prompt and a spare one, filled with
+  // whole messages (a long one takes several rows)
   const pageRows = (): number => Math.max(3, (ctx.output.rows ?? 24) - 3)
+  const rowsOf = (text: string): number => Math.max(1, Math.ceil(stringWidth(text) / Math.max(1, ctx.output.columns ?? 80)))
+  /** The first message of the page that ends before `end`. */
+  const pageStart = (end: number): number => {
+    let start = end
+    for (let rows = 0; start > 0;) {
+      rows += rowsOf(render(c, all[start - 1]!, true))
+      if (rows > pageRows() && start < end) break
+      start--
+    }
+    return start
+  }
+  /** The end of the page that begins at `start`. */
+  const pageEnd = (start: number): number => {
+    let end = start
+    for (let rows = 0; end < all.length;) {
+      rows += rowsOf(render(c, all[end]!, true))
+      if (rows > pageRows() && end > start) break
+      end++
+    }
+    return end
+  }
   const drawScrolled = (): void => {
-    if (terminal == null || scrolledTo == null) return
+    if (terminal == null || scrolledTo == null || !open) return
     const end = scrolledTo
-    const start = Math.max(0, end - pageRows())
+    const start = pageStart(end)
     ctx.output.write(CLEAR_SCREEN)
     for (const line of all.slice(start, end)) ctx.output.write(render(c, line, true) + '\n')
     const below = all.length - end
@@ -127,17 +151,18 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     terminal.redraw()
   }
   /** PgUp (-1), PgDn (+1), or the first page; past the end is the live view again. */
-  const scroll = (pages: number | 'top'): void => {
+  const scroll = (direction: -1 | 1 | 'top'): void => {
     if (terminal == null || !hasRealSize(ctx.output)) return
-    const page = pageRows()
-    const end = pages === 'top' ? page : (scrolledTo ?? all.length) + pages * page
+    const current = scrolledTo ?? all.length
+    const end = direction === 'top' ? pageEnd(0) : direction === -1 ? Math.max(pageStart(current), pageEnd(0)) : pageEnd(current)
     if (end >= all.length) {
       if (scrolledTo == null) return
       scrolledTo = undefined
       redrawScreen()
+      spec.seen?.() // what came meanwhile is on the screen now
       return
     }
-    scrolledTo = Math.max(Math.min(page, all.length), end)
+    scrolledTo = end
     drawScrolled()
   }
   const onKey = (_s: unknown, key?: { name?: string }): void => {
@@ -151,8 +176,6 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
    */
   const rewrite = (line: Line, before: string): boolean => {
     if (terminal == null) return true
-    const columns = Math.max(1, ctx.output.columns ?? 80)
-    const rowsOf = (text: string): number => Math.max(1, Math.ceil(stringWidth(text) / columns))
     const now = render(c, line, true)
     if (rowsOf(now) !== rowsOf(before)) return false
     const at = transcript.lastIndexOf(line)
@@ -164,7 +187,8 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     moveCursor(ctx.output, 0, -up)
     cursorTo(ctx.output, 0)
     clearLine(ctx.output, 0)
-    ctx.output.write(now + RESTORE_CURSOR)
+    // the same rows: the text covers all but the end of the last, which is cleared
+    ctx.output.write(now + CLEAR_TO_END_OF_LINE + RESTORE_CURSOR)
     return true
   }
   // a state changes its message's line where it is (the terminal's own scrollback keeps
@@ -175,7 +199,8 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     if (line == null || sameState(line.state, info)) return
     const before = render(c, line, true)
     line.state = info
-    if (!hasRealSize(ctx.output) || terminal == null) return
+    // the screen closed (a send that ended after /q): its lines are gone
+    if (!open || !hasRealSize(ctx.output) || terminal == null) return
     if (scrolledTo != null) drawScrolled()
     else if (!rewrite(line, before)) redrawScreen()
   }
@@ -325,7 +350,7 @@ function sameState (a: MessageStateInfo | undefined, b: MessageStateInfo): boole
 /** Replace the echoed `you › text` line(s) with the message line printed after it. */
 function eraseTypedLine (ctx: TuiContext, prompt: string, line: string): void {
   const columns = ctx.output.columns ?? 80
-  const width = stripVTControlCharacters(prompt).length + line.length
+  const width = stringWidth(stripVTControlCharacters(prompt) + line)
   const rows = Math.max(1, Math.ceil(width / columns))
   moveCursor(ctx.output, 0, -rows)
   clearScreenDown(ctx.output)

@@ -2,7 +2,7 @@
 import type { ChatMessage, Delivery, MessageStateInfo } from '@conf-chat/node'
 import type { Colors } from 'picocolors/types.js'
 
-import { clock } from '../format.js'
+import { clock, printable } from '../format.js'
 
 export { clock }
 
@@ -19,7 +19,7 @@ export function stamp (ms: number, now = Date.now()): string {
 /** One message of a conversation: `[12:00:01] bob: hi` (the user's own as `you`). */
 export function messageLine (c: Colors, m: Pick<ChatMessage, 'from' | 'text' | 'sentAt' | 'direction'>, now = Date.now()): string {
   const who = m.direction === 'out' ? c.cyan('you') : c.magenta(m.from)
-  return `${c.dim(`[${stamp(m.sentAt, now)}]`)} ${who}: ${m.text}`
+  return `${c.dim(`[${stamp(m.sentAt, now)}]`)} ${who}: ${printable(m.text)}`
 }
 
 /** The state of a message the user sent, as the tail of its line: ` · delivered`. */

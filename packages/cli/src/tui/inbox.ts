@@ -12,7 +12,7 @@ import type { Colors } from 'picocolors/types.js'
 import { SessionEndedError } from './errors.js'
 import type { TuiNode } from './tui-node.js'
 import { clock, plural } from './format.js'
-import { keyChangedLine } from '../format.js'
+import { keyChangedLine, printable } from '../format.js'
 
 /** A conference message carries its conference (the core's ConferenceMessage). */
 export type ShownMessage = IncomingMessage & { conference?: { id: string, name: string } }
@@ -241,20 +241,20 @@ export class Inbox {
       return
     }
     const where = m.conference != null ? ` in ${m.conference.name}` : ''
-    this.count(m)
-    this.bell()
-    this.notice(`${this.c.dim(`[${clock(m.sentAt)}]`)} ${this.c.bold(`✉ ${m.from}${where}`)}: ${m.text}`, chatOf(m))
+    if (this.count(m)) this.bell()
+    this.notice(`${this.c.dim(`[${clock(m.sentAt)}]`)} ${this.c.bold(`✉ ${m.from}${where}`)}: ${printable(m.text)}`, chatOf(m))
   }
 
   private onOfflineMessages (messages: ShownMessage[]): void {
     const senders = new Map<string, number>()
     const conferences = new Map<string, number>()
+    let news = false
     for (const m of messages) {
       if (this.isFocused(m)) {
         this.focused!.onMessage(m)
         continue
       }
-      this.count(m)
+      if (this.count(m)) news = true
       if (m.conference != null) conferences.set(m.conference.name, (conferences.get(m.conference.name) ?? 0) + 1)
       else senders.set(m.from, (senders.get(m.from) ?? 0) + 1)
     }
@@ -264,7 +264,7 @@ export class Inbox {
     if (senders.size > 0) parts.push(`${plural(total(senders), 'message')} from ${list(senders)}`)
     if (conferences.size > 0) parts.push(`${plural(total(conferences), 'conference message')} in ${list(conferences)}`)
     if (parts.length > 0) {
-      this.bell()
+      if (news) this.bell()
       this.notice(`${this.c.bold('✉')} while you were away: ${parts.join('; ')}`)
     }
   }
@@ -275,11 +275,17 @@ export class Inbox {
     return m.conference != null ? f.conference === m.conference.id : f.username === m.from
   }
 
-  private count (m: ShownMessage): void {
+  /**
+   * Count a message unread; true when its conversation had none unread yet (the bell rings
+   * once a conversation, until it is opened: a friend's 200 messages ring it once).
+   */
+  private count (m: ShownMessage): boolean {
     if (m.conference != null) this.unreadConferences.set(m.conference.id, this.conferenceUnread(m.conference.id) + 1)
     else this.unreadCounts.set(m.from, this.unread(m.from) + 1)
     const chat = chatOf(m)
-    if (!this.activity.includes(chat)) this.activity.push(chat)
+    if (this.activity.includes(chat)) return false
+    this.activity.push(chat)
+    return true
   }
 
   private onFriendRequest (r: FriendRequestInfo): void {

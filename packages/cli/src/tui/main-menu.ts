@@ -61,6 +61,8 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
   const me = ctx.node.whoami()
   let loaded = await load(ctx)
   let last: string | undefined
+  /** Requesters the list did not have, read for once. */
+  const lookedFor = new Set<string>()
   for (;;) {
     const session = ctx.inbox.sessionSignal
     if (session.aborted) return 'session-ended'
@@ -72,6 +74,7 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
     // reloads it at once; new users and who is online, every USER_LIST_REFRESH_MS
     let rerender: (() => void) | undefined
     let reloading = false
+    let waiting = true // a read that ends after the list closed must not replace a newer load
     const reload = (): void => {
       if (reloading) return
       reloading = true
@@ -79,6 +82,7 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
       ctx.inbox.forgetPresence()
       Promise.allSettled([ctx.node.users(''), ctx.node.friends()])
         .then(([users, friends]) => {
+          if (!waiting) return
           // a part that failed keeps what the list had (the next load tells)
           loaded = {
             users: users.status === 'fulfilled' ? users.value : loaded.users,
@@ -90,8 +94,10 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
         .finally(() => { reloading = false })
     }
     const stopWatching = ctx.inbox.subscribe(() => {
-      const stranger = ctx.inbox.incomingRequests.some(u => !loaded.users.some(x => x.username === u))
-      if (loaded.version !== ctx.inbox.friendsVersion || stranger) reload()
+      // once for each requester the list lacks (the directory may not list them yet)
+      const stranger = ctx.inbox.incomingRequests.filter(u => !loaded.users.some(x => x.username === u) && !lookedFor.has(u))
+      for (const u of stranger) lookedFor.add(u)
+      if (loaded.version !== ctx.inbox.friendsVersion || stranger.length > 0) reload()
     })
     const refresher = setInterval(reload, ctx.listRefreshMs ?? USER_LIST_REFRESH_MS)
     try {
@@ -118,6 +124,7 @@ export async function mainMenu (ctx: TuiContext): Promise<MainMenuResult> {
       if (isSessionEnded(err)) return 'session-ended'
       throw err
     } finally {
+      waiting = false
       stopWatching()
       clearInterval(refresher)
     }

@@ -83,13 +83,18 @@ export class FakeTerminal {
     this.output.emit('resize')
   }
 
-  /** The screen as the emulated terminal shows it now (its visible rows, trailing blanks dropped). */
+  /** The screen as the emulated terminal shows it now (its visible rows, a wrapped line's rows joined, trailing blanks dropped). */
   get screen (): string {
     if (this.xterm == null) throw new Error('only a TTY of real size has a screen')
     const b = this.xterm.buffer.active
-    const rows: string[] = []
-    for (let i = 0; i < this.xterm.rows; i++) rows.push(b.getLine(b.viewportY + i)?.translateToString(true) ?? '')
-    return rows.join('\n').replace(/\s+$/, '')
+    const lines: string[] = []
+    for (let i = 0; i < this.xterm.rows; i++) {
+      const row = b.getLine(b.viewportY + i)
+      const text = row?.translateToString(i < this.xterm.rows - 1 && b.getLine(b.viewportY + i + 1)?.isWrapped !== true) ?? ''
+      if (row?.isWrapped === true && lines.length > 0) lines[lines.length - 1] += text
+      else lines.push(text)
+    }
+    return lines.join('\n').replace(/\s+$/, '')
   }
 
   /** Wait until the screen (what a person would see now) matches `re`; resolves with it. */

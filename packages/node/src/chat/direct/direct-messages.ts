@@ -81,12 +81,19 @@ export class DirectMessages {
     const envelope = this.c.seal(DM_KIND, body, to)
     this.c.receipts.sending(friend, envelope.id)
     // the history write runs alongside: the outbox entry (written before any attempt) is what keeps the message
-    const [, delivery] = await Promise.all([
+    const sent = Promise.all([
       this.c.history.append(friend.keyId, { id: envelope.id, from: envelope.from, to: envelope.to, text: body.text, sentAt: envelope.sentAt }, true),
       this.c.dispatch(envelope, { ...options, recipientBoxPublic: to.boxPublic })
     ])
-    await this.c.receipts.delivery(friend, envelope.id, delivery)
-    return delivery
+    try {
+      const [, delivery] = await sent
+      await this.c.receipts.delivery(friend, envelope.id, delivery)
+      return delivery
+    } catch (err: any) {
+      // never left "sending": the caller is told why, and so is the state
+      await this.c.receipts.delivery(friend, envelope.id, { status: 'failed', reason: String(err?.message ?? err) })
+      throw err
+    }
   }
 
   /**

@@ -52,6 +52,9 @@ export interface ReceiptEvents {
 /** Sends of this session kept in memory (a receipt for an older one reads the store). */
 const RECENT_SENDS = 1_000
 
+/** A message sent from here: to whom, and its state. */
+interface Sent { friendKeyId: string, to: string, info: MessageStateInfo }
+
 /** A state as kept in the local store, with the recipient's name. */
 interface StoredState extends MessageStateInfo {
   to: string
@@ -82,8 +85,9 @@ export interface ReceiptsComponents {
 export class Receipts {
   private readonly c: ReceiptsComponents
   private readonly log: Logger
-  /** This session's sends, by id: a receipt may come before the state's write is done. */
-  private readonly recent = new Map<string, { friendKeyId: string, to: string, info: MessageStateInfo }>()
+  /** Sends of this session and states read back, by id (a receipt may come before a write is done). */
+  private readonly recent = new Map<string, Sent>()
+  private readonly loading = new Map<string, Promise<Sent | undefined>>()
   /** Messages a mailbox read showed, by sender: told delivered together (`flushDelivered`). */
   private readonly delivered = new Map<string, { friend: FriendEntry, ids: string[] }>()
   /** Local writes not yet begun (key → value): those of one moment go in one batch. */
@@ -100,9 +104,7 @@ export class Receipts {
 
   /** A message to `friend` is about to be sent. */
   sending (friend: FriendEntry, id: string): void {
-    this.recent.set(id, { friendKeyId: friend.keyId, to: friend.username, info: { state: 'sending' } })
-    // the oldest are in the store by now
-    if (this.recent.size > RECENT_SENDS) this.recent.delete(this.recent.keys().next().value as string)
+    this.remember(id, { friendKeyId: friend.keyId, to: friend.username, info: { state: 'sending' } })
     // kept in memory only: the outcome, a moment later, is what is written
     this.c.emit('message:state', { id, to: friend.username, state: 'sending' })
   }
@@ -124,7 +126,9 @@ export class Receipts {
     const friend = this.c.friends.friend(env.from, env.fromKey)
     if (friend == null) throw new NotFriendError(env.from)
     const body: ReceiptBody = openEnvelope(env, this.c.keys, receiptBodySchema)
-    for (const id of new Set(body.ids)) await this.move(id, { state: body.state }, friend.keyId, options)
+    await Promise.all([...new Set(body.ids)].map(async id => { await this.move(id, { state: body.state }, friend.keyId, options) }))
+    // on disk before the receipt is acknowledged (or removed from the mailbox)
+    await this.writes
   }
 
   /** The states of the messages sent to `friendKeyId` from this peer, by id. */
@@ -188,28 +192,50 @@ export class Receipts {
     }
   }
 
-  /** Move message `id` to `next` if that is forward; `friendKeyId`: only if it was sent to them. */
   /**
    * Move message `id` to `next` if that is forward, only if it was sent to `friendKeyId`.
    * `create` (the outbox's own word, never a receipt's): the recipient's name, for a
    * message whose state was never written (a run that ended while sending it).
    */
   private async move (id: string, next: MessageStateInfo, friendKeyId: string, options: AbortOptions, reason?: string, create?: string): Promise<void> {
-    let sent = this.recent.get(id)
-    if (sent == null) {
-      // a message sent in an earlier session here
-      const stored = await this.c.local.get<StoredState>(this.stateKey(friendKeyId, id), options)
-      if (stored != null) sent = { friendKeyId, to: stored.to, info: { state: stored.state, ...(stored.where != null ? { where: stored.where } : {}) } }
-      else if (create != null) sent = { friendKeyId, to: create, info: { state: 'sending' } }
-    }
+    const sent = this.recent.get(id) ?? await this.load(friendKeyId, id, create, options)
     // not a message sent to them from here: nothing to change
     if (sent == null || sent.friendKeyId !== friendKeyId) return
+    // checked and changed in one step: moves of one id at the same time see each other's
     if (!NEXT[sent.info.state].has(next.state)) return
     if (next.state === 'queued' && sent.info.state === 'queued' && sent.info.where === next.where) return
     sent.info = next
-    if (this.recent.has(id)) this.recent.set(id, sent)
     this.persist(sent.friendKeyId, sent.to, id, next)
     this.c.emit('message:state', { id, to: sent.to, ...next, ...(reason != null ? { reason } : {}) })
+  }
+
+  /**
+   * A message sent in an earlier session here, as the store has it (or a write of it not
+   * yet begun), kept with this session's sends from then on; loads of one id at the same
+   * time share one read.
+   */
+  private async load (friendKeyId: string, id: string, create: string | undefined, options: AbortOptions): Promise<Sent | undefined> {
+    let loading = this.loading.get(id)
+    if (loading == null) {
+      const key = this.stateKey(friendKeyId, id)
+      loading = (async () => {
+        const stored = (this.pending.get(key) as StoredState | undefined) ?? await this.c.local.get<StoredState>(key, options)
+        return stored != null ? { friendKeyId, to: stored.to, info: { state: stored.state, ...(stored.where != null ? { where: stored.where } : {}) } } : undefined
+      })()
+      this.loading.set(id, loading)
+      loading.finally(() => { this.loading.delete(id) }).catch(() => {})
+    }
+    const found = await loading
+    let sent = this.recent.get(id) ?? found
+    if (sent == null && create != null) sent = { friendKeyId, to: create, info: { state: 'sending' } }
+    if (sent != null && sent.friendKeyId === friendKeyId) this.remember(id, sent)
+    return sent
+  }
+
+  private remember (id: string, sent: Sent): void {
+    this.recent.set(id, sent)
+    // the oldest are in the store by now
+    if (this.recent.size > RECENT_SENDS) this.recent.delete(this.recent.keys().next().value as string)
   }
 
   private persist (friendKeyId: string, to: string, id: string, info: MessageStateInfo): void {

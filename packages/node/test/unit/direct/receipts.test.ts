@@ -114,6 +114,23 @@ describe('the states of a sent message', () => {
     await later.settled()
     expect((await later.states(bob.keyId)).get(ID1)).toEqual({ state: 'read' })
   })
+
+  it('of a message sent before a restart move forward only, also when receipts for it are handled at the same time', async () => {
+    receipts.sending(entryOf(bob), ID1)
+    await receipts.delivery(bob, ID1, { status: 'queued', where: 'mailbox' })
+    await receipts.settled()
+    const later = receiptsOf(alice, [bob, carol])
+    changes = []
+    // a mailbox read hands both over at once: read first, then the late delivered
+    await Promise.all([
+      later.receive(receipt('read', [ID1]), contextFrom(bob, false)),
+      later.receive(receipt('delivered', [ID1]), contextFrom(bob, false))
+    ])
+    expect(changes).toEqual([{ id: ID1, to: 'bob', state: 'read' }])
+    expect((await later.states(bob.keyId)).get(ID1)).toEqual({ state: 'read' })
+    // on disk when the receipt's handling resolved
+    expect(local.values.get(`/msgstate/${alice.keyId}/${bob.keyId}/${ID1}`)).toEqual({ state: 'read', to: 'bob' })
+  })
 })
 
 describe('incoming receipts are checked', () => {
