@@ -7,20 +7,16 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createEnvelope, RECEIPT_KIND } from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
-import { startChatNetwork, eventually, type ChatNetwork } from './helpers/chat.js'
-import { collect, makeFriends, registerUser, PASSWORD } from './helpers/friends.js'
+import { eventually, type ChatNetwork } from './helpers/chat.js'
+import { aliceBobAndCarol, collect, PASSWORD } from './helpers/friends.js'
 import { internalsOf } from './helpers/internals.js'
 
 describe('message states and receipts', () => {
   let net: ChatNetwork
   let n0: ChatNode, n1: ChatNode, n2: ChatNode, n3: ChatNode
   beforeAll(async () => {
-    net = await startChatNetwork(4, { mailboxPollMs: 0 })
+    net = await aliceBobAndCarol()
     ;[n0, n1, n2, n3] = net.nodes as [ChatNode, ChatNode, ChatNode, ChatNode]
-    await registerUser(n0, 'alice')
-    await registerUser(n1, 'bob')
-    await registerUser(n2, 'carol')
-    await makeFriends(n0, n1)
   })
   afterAll(async () => { await net?.cleanup() })
 

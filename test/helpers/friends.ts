@@ -1,5 +1,5 @@
 import type { ChatNode, ChatNodeEvents } from '@conf-chat/node'
-import { eventually } from './chat.js'
+import { eventually, startChatNetwork, type ChatNetwork } from './chat.js'
 
 export const PASSWORD = 'correct horse battery'
 
@@ -25,4 +25,18 @@ export async function makeFriends (a: ChatNode, b: ChatNode): Promise<void> {
 /** Register `username` on `node` (logged in afterwards). */
 export async function registerUser (node: ChatNode, username: string): Promise<void> {
   await node.register({ username, password: PASSWORD, fullName: username.toUpperCase() })
+}
+
+/**
+ * Four nodes whose mailboxes are read at login only: alice on the first, bob on the second,
+ * friends; carol on the third, a stranger to both; the fourth free for a login elsewhere.
+ */
+export async function aliceBobAndCarol (): Promise<ChatNetwork> {
+  const net = await startChatNetwork(4, { mailboxPollMs: 0 })
+  const [n0, n1, n2] = net.nodes as [ChatNode, ChatNode, ChatNode]
+  await registerUser(n0, 'alice')
+  await registerUser(n1, 'bob')
+  await registerUser(n2, 'carol')
+  await makeFriends(n0, n1)
+  return net
 }
