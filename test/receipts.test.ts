@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createEnvelope, RECEIPT_KIND } from '@conf-chat/protocol'
 import type { ChatNode } from '@conf-chat/node'
 import { eventually, type ChatNetwork } from './helpers/chat.js'
-import { aliceBobAndCarol, collect, PASSWORD } from './helpers/friends.js'
+import { aliceBobAndCarol, collect, makeFriends, PASSWORD } from './helpers/friends.js'
 import { internalsOf } from './helpers/internals.js'
 
 describe('message states and receipts', () => {
@@ -89,5 +89,26 @@ describe('message states and receipts', () => {
     expect(await internalsOf(n3).messenger.send(where.peerId, where.addrs, made)).toEqual({ delivered: true })
     expect(states.filter(s => s.id === sent.id).map(s => s.state)).toEqual(['sending', 'delivered'])
     expect(states.some(s => s.id === 'mzzzzzzzz-0000000000000000')).toBe(false)
+  })
+
+  it('a conference message moves per member: delivered on each ack, read when each member opens the conference, also a member who is not a friend', async () => {
+    // carol becomes alice's friend (not bob's); alice's conference has bob (on the fourth peer now) and carol
+    await makeFriends(n0, n2)
+    const invited = collect(n2, 'conference:invited')
+    const created = await n0.createConference('trip', ['bob', 'carol'])
+    await eventually(() => invited.length > 0)
+    const states = collect(n3, 'message:state')
+    const atCarol = collect(n2, 'conference:message')
+    const sent = await n3.sendConferenceMessage(created.conference.id, 'who reads this?')
+    await eventually(() => atCarol.length > 0)
+    const copies = (): Array<[string, string]> => states.filter(s => s.mid === sent.id).map(s => [s.to, s.state])
+    expect(copies().filter(([, state]) => state === 'delivered').map(([to]) => to).sort()).toEqual(['alice', 'carol'])
+    expect(states.filter(s => s.mid === sent.id).every(s => s.conference === created.conference.id)).toBe(true)
+    // carol, who is not bob's friend, opens the conference: her receipt reaches bob, under his copy to her
+    expect(await n2.markConferenceRead(created.conference.id)).toBe(1)
+    await eventually(() => copies().some(([to, state]) => to === 'carol' && state === 'read'))
+    expect(copies().some(([to, state]) => to === 'alice' && state === 'read')).toBe(false)
+    expect(await n0.markConferenceRead(created.conference.id)).toBe(1)
+    await eventually(() => copies().some(([to, state]) => to === 'alice' && state === 'read'))
   })
 })

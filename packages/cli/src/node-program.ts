@@ -64,7 +64,8 @@ function subscribeNotices (node: ChatNode, notice: (line: string) => void): void
   node.addEventListener('message:state', ({ detail }) => {
     if (detail.state === 'sending') { sending.add(detail.id); return }
     if (sending.delete(detail.id)) return
-    notice(`[msg] to ${detail.to}: ${stateText(detail)}`)
+    // a conference message: each member's copy
+    notice(detail.conference != null ? `[conf-msg] in ${detail.conference} to ${detail.to}: ${stateText(detail)}` : `[msg] to ${detail.to}: ${stateText(detail)}`)
   })
 }
 

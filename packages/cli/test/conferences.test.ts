@@ -1,8 +1,8 @@
 /** Conferences on injected streams: the list, a conference chat, creating one, members, inviting, leaving. */
 import { describe, it, expect, afterEach } from 'vitest'
-import { conferencesScreen, conferenceState, deliveriesNote } from '../src/tui/conferences.js'
+import { conferencesScreen, conferenceChatScreen, conferenceState, deliveriesNote } from '../src/tui/conferences.js'
 import { screenFixture, type ScreenFixture } from './helpers/context.js'
-import { KEY } from './helpers/fake-terminal.js'
+import { FakeTerminal, KEY } from './helpers/fake-terminal.js'
 
 let f: ScreenFixture
 afterEach(() => { f?.cleanup() })
@@ -13,7 +13,7 @@ const conference = { id: TEAM.id, name: TEAM.name }
 const delivered = (username: string): any => ({ username, delivery: { id: 'm', status: 'delivered', where: 'live' } })
 const queued = (username: string): any => ({ username, delivery: { id: 'm', status: 'queued', where: 'mailbox' } })
 
-function fixture (extra: Record<string, unknown> = {}): ScreenFixture {
+function fixture (extra: Record<string, unknown> = {}, term?: FakeTerminal): ScreenFixture {
   return screenFixture({
     whoami: { username: 'alice', fullName: 'Alice' },
     conferences: [TEAM],
@@ -32,7 +32,7 @@ function fixture (extra: Record<string, unknown> = {}): ScreenFixture {
     },
     sendConferenceMessage: (_id: string, text: string) => ({ id: `s-${text}`, conference: TEAM.id, sentAt: 1, deliveries: [delivered('bob'), queued('carol')] }),
     ...extra
-  })
+  }, term)
 }
 
 describe('conferencesScreen', () => {
@@ -70,6 +70,27 @@ describe('conferencesScreen', () => {
     f.term.type(KEY.up, KEY.enter)
     await expect(done).resolves.toBe('back')
     expect(f.node.callsOf('sendConferenceMessage')).toEqual([[TEAM.id, 'hello team'], [TEAM.id, 'thanks carol']])
+  })
+
+  it('a message\'s line sums its copies\' states: delivered to all, then read by some, then by all; opening the chat tells the members it was read', async () => {
+    f = fixture({
+      sendConferenceMessage: (_id: string, text: string) => ({ id: `mid-${text}`, conference: TEAM.id, sentAt: 1, deliveries: [delivered('bob'), delivered('carol')] }),
+      markConferenceRead: 1
+    }, new FakeTerminal({ tty: { columns: 100, rows: 30 } }))
+    const done = conferenceChatScreen(f.ctx, TEAM)
+    await f.term.waitFor('you › ')
+    expect(f.node.callsOf('markConferenceRead')).toEqual([[TEAM.id]])
+    f.term.type('dinner at eight?', KEY.enter)
+    await f.term.waitForScreen(/you: dinner at eight\? · delivered\n/)
+    f.node.emit('message:state', { id: 'e-carol', to: 'carol', state: 'read', conference: TEAM.id, mid: 'mid-dinner at eight?' })
+    await f.term.waitForScreen(/you: dinner at eight\? · read by 1 of 2\n/)
+    // another conference's, or a direct message's, changes nothing here
+    f.node.emit('message:state', { id: 'e-x', to: 'bob', state: 'read', conference: 'conf-ffffffffffffffff', mid: 'mid-dinner at eight?' })
+    f.node.emit('message:state', { id: 'e-bob', to: 'bob', state: 'read', conference: TEAM.id, mid: 'mid-dinner at eight?' })
+    const screen = await f.term.waitForScreen(/you: dinner at eight\? · read\n/)
+    expect(screen.match(/dinner at eight/g)).toHaveLength(1)
+    f.term.type('/q', KEY.enter)
+    await expect(done).resolves.toBe('back')
   })
 
   it('creates a conference from a name and picked friends', async () => {

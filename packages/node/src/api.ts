@@ -111,6 +111,12 @@ export interface ChatNode extends TypedEventTarget<ChatNodeEvents> {
   removeFromConference: (id: string, usernames: string[], options?: AbortOptions) => Promise<ConferenceChangeResult>
   /** Leave a conference: the others are told, and nothing sent afterwards reaches this user. */
   leaveConference: (id: string, options?: AbortOptions) => Promise<ConferenceChangeResult>
+  /**
+   * The user has seen the conference's chat: each member whose messages were shown is told
+   * (a `read` receipt) unless `readReceipts` is off; a message the user sends there moves
+   * to delivered and read per member (`message:state` events with `conference` and `mid`).
+   */
+  markConferenceRead: (id: string, options?: AbortOptions) => Promise<number>
   /** The messages this member sent and received in a conference, oldest first, from any peer. */
   conferenceHistory: (id: string, options?: AbortOptions) => Promise<{ conference: ConferenceInfo, messages: ConferenceMessage[] }>
 }

@@ -283,6 +283,7 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
   async sendMessage (username: string, text: string, options: AbortOptions = {}): Promise<Delivery> { return await this.p.messaging.sendMessage(username, text, options) }
   async history (username: string, options: AbortOptions = {}): Promise<ChatMessage[]> { return await this.p.messaging.history(username, options) }
   async markRead (username: string, options: AbortOptions = {}): Promise<number> { return await this.p.messaging.markRead(username, options) }
+  async markConferenceRead (id: string, options: AbortOptions = {}): Promise<number> { return await this.p.messaging.markConferenceRead(id, options) }
   get readReceipts (): boolean { return this.p.messaging.readReceipts }
   set readReceipts (on: boolean) { this.p.messaging.readReceipts = on }
   async checkMailbox (options: AbortOptions = {}): Promise<IncomingMessage[]> { return await this.p.messaging.checkMailbox(options) }

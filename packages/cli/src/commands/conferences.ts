@@ -128,11 +128,13 @@ export const confMembers: Command = {
 
 export const confHistory: Command = {
   usage: 'conf-history <conf-id>',
-  summary: 'the messages you sent and received in a conference, from any peer',
+  summary: 'the messages you sent and received in a conference, from any peer; tells the members you read them (unless --no-read-receipts)',
   async run (args, ctx) {
     if (args.length !== 1) throw new UsageError()
     const { conference, messages } = await ctx.app.node.conferenceHistory(args[0]!)
     ctx.print(`[conf-history] ${messages.length} message(s) in ${title(conference)}`)
     for (const m of messages) ctx.print(`  [${clock(m.sentAt)}] ${m.from}: ${printable(m.text)}`)
+    // its members are told what was read (unless --no-read-receipts)
+    await ctx.app.node.markConferenceRead(conference.id)
   }
 }

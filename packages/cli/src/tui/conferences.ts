@@ -9,6 +9,7 @@ import type { ConferenceInfo, ConferenceMemberInfo, ConferenceChangeResult, Conf
 import { flushNotices, isQuit, print, promptContext, validator, withSpinner, type TuiContext } from './context.js'
 import { conversationScreen, type ChatResult } from './conversation.js'
 import { plural } from './format.js'
+import { coalesced } from './coalesced.js'
 
 type ListChoice = { type: 'open', id: string } | { type: 'create' } | { type: 'back' }
 type ConferenceChoice = 'chat' | 'members' | 'invite' | 'leave' | 'back'
@@ -31,6 +32,13 @@ export function deliveriesNote (deliveries: ConferenceDelivery[]): string | unde
  * waiting in mailboxes while some copy does, not sent when no copy could be (the note
  * under it names who is where).
  */
+/** A copy's state as its send found it. */
+function stateOf (d: ConferenceDelivery['delivery']): MessageStateInfo {
+  if (d.status === 'delivered') return { state: 'delivered' }
+  if (d.status === 'failed') return { state: 'failed' }
+  return { state: 'queued', where: d.where === 'mailbox' ? 'mailbox' : 'outbox' }
+}
+
 export function conferenceState (deliveries: ConferenceDelivery[]): MessageStateInfo {
   const statuses = deliveries.map(d => d.delivery.status)
   if (statuses.every(s => s === 'delivered')) return { state: 'delivered' }
@@ -151,6 +159,7 @@ async function conferenceMenu (ctx: TuiContext, conference: ConferenceInfo): Pro
 /** A conference's chat: every member gets what is sent, live if online, else in their mailbox. */
 export async function conferenceChatScreen (ctx: TuiContext, conference: ConferenceInfo): Promise<ChatResult> {
   const c = ctx.colors
+  const read = coalesced(async () => { await ctx.node.markConferenceRead(conference.id) })
   let names: string[] = conference.members
   const memberLines = (members: ConferenceMemberInfo[]): string[] =>
     [`${plural(members.length, 'member')}:`, ...members.map(m => `  ${m.online ? c.green('●') : c.dim('○')} ${m.username}${m.owner ? c.dim(' (owner)') : ''}`)]
@@ -192,9 +201,12 @@ export async function conferenceChatScreen (ctx: TuiContext, conference: Confere
       },
       send: async text => {
         const result = await ctx.node.sendConferenceMessage(conference.id, text)
-        return { id: result.id, state: conferenceState(result.deliveries), note: deliveriesNote(result.deliveries) }
+        const copies = new Map(result.deliveries.map(d => [d.username, stateOf(d.delivery)]))
+        return { id: result.id, state: conferenceState(result.deliveries), copies, note: deliveriesNote(result.deliveries) }
       },
-      states: true
+      states: true,
+      // what is shown here is read: each member whose messages it shows is told
+      seen: () => { read.run() }
     })
   } finally {
     ctx.inbox.markConferenceRead(conference.id)

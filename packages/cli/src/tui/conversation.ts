@@ -10,7 +10,7 @@ import { stripVTControlCharacters } from 'node:util'
 import type { ChatMessage, MessageStateInfo } from '@conf-chat/node'
 import { LineTerminal } from '../terminal.js'
 import { errorLine, print, withSpinner, type TuiContext } from './context.js'
-import { messageLine, stateTail } from './format.js'
+import { copiesTail, messageLine, stateTail } from './format.js'
 import type { ChatFocus, ShownMessage } from './inbox.js'
 import { CLEAR_SCREEN, hasRealSize, onRealSize } from './screen.js'
 import { BACK_COMMANDS, CHAT_COMMANDS, completer, helpLines, searchLines, type ChatCommand } from './chat-line.js'
@@ -43,8 +43,11 @@ export interface ConversationSpec {
   /** Shown while the history loads. */
   opening: string
   load: () => Promise<ConversationOpening>
-  /** Send one message; resolves with its id, its state, and a line to show under it if there is anything to say. */
-  send: (text: string) => Promise<{ id: string, state?: MessageStateInfo, note?: string }>
+  /**
+   * Send one message; resolves with its id, its state (or, in a conference, each member's
+   * copy's, by username), and a line to show under it if there is anything to say.
+   */
+  send: (text: string) => Promise<{ id: string, state?: MessageStateInfo, copies?: Map<string, MessageStateInfo>, note?: string }>
   /** The user saw the conversation: called when it opens and as messages show on it. */
   seen?: () => void
   /** The user's messages show their state (direct messages: `message:state` events). */
@@ -199,6 +202,10 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     if (line == null || sameState(line.state, info)) return
     const before = render(c, line, true)
     line.state = info
+    refresh(line, before)
+  }
+  /** Show a line's new state where it is. */
+  function refresh (line: MessageLine, before: string): void {
     // the screen closed (a send that ended after /q): its lines are gone
     if (!open || !hasRealSize(ctx.output) || terminal == null) return
     if (scrolledTo != null) drawScrolled()
@@ -206,7 +213,24 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
   }
   const stopRedrawing = onRealSize(ctx.output, redrawScreen)
   onOpen?.({ notice: showNotice })
-  const unfocus = ctx.inbox.focus({ ...spec.focus, onMessage: showMessage, onNotice: showNotice, onState: s => { showState(s.id, s) } })
+  // a conference copy's state: the line of its message (mid) sums its copies' states
+  const showCopyState = (mid: string, member: string, info: MessageStateInfo): void => {
+    const line = mine.get(mid)
+    if (line?.copies == null || !line.copies.has(member) || sameState(line.copies.get(member), info)) return
+    const before = render(c, line, true)
+    line.copies.set(member, info)
+    refresh(line, before)
+  }
+  const unfocus = ctx.inbox.focus({
+    ...spec.focus,
+    onMessage: showMessage,
+    onNotice: showNotice,
+    onState: s => {
+      const info: MessageStateInfo = { state: s.state, ...(s.where != null ? { where: s.where } : {}) }
+      if (s.mid != null) showCopyState(s.mid, s.to, info)
+      else showState(s.id, info)
+    }
+  })
   const session = ctx.inbox.sessionSignal
   const close = (): void => { terminal?.close() }
   ctx.signal.addEventListener('abort', close)
@@ -293,6 +317,11 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
           shown.add(result.id)
           // its state from here on (and what was told while it was being sent)
           mine.set(result.id, typed)
+          if (result.copies != null) {
+            const before = render(c, typed, true)
+            typed.copies = result.copies
+            refresh(typed, before)
+          }
           const told = states.get(result.id) ?? result.state
           if (told != null) showState(result.id, told)
           if (result.note != null) report(`  ↳ ${result.note}`)
@@ -335,12 +364,15 @@ type Line = { text: string } | MessageLine
 interface MessageLine {
   message: Pick<ChatMessage, 'from' | 'text' | 'sentAt' | 'direction'> & { state?: MessageStateInfo['state'], where?: MessageStateInfo['where'] }
   state?: MessageStateInfo
+  /** A conference message sent here: each member's copy's state, by username. */
+  copies?: Map<string, MessageStateInfo>
 }
 
 /** `states`: with the states of the user's messages (a terminal that can draw them again as they change). */
 function render (c: TuiContext['colors'], line: Line, states: boolean): string {
   if ('text' in line) return line.text
-  return messageLine(c, line.message) + (states && line.message.direction === 'out' ? stateTail(c, line.state) : '')
+  if (!states || line.message.direction !== 'out') return messageLine(c, line.message)
+  return messageLine(c, line.message) + (line.copies != null ? copiesTail(c, line.copies) : stateTail(c, line.state))
 }
 
 function sameState (a: MessageStateInfo | undefined, b: MessageStateInfo): boolean {

@@ -34,6 +34,23 @@ export function stateTail (c: Colors, s: MessageStateInfo | undefined): string {
   }
 }
 
+/**
+ * A conference message's state from its copies' (one per member): read or delivered by
+ * all, read by some (`· read by 2 of 3`), waiting in mailboxes, not sent.
+ */
+export function copiesTail (c: Colors, copies: ReadonlyMap<string, MessageStateInfo>): string {
+  const all = [...copies.values()]
+  const read = all.filter(s => s.state === 'read').length
+  const reached = all.filter(s => s.state === 'read' || s.state === 'delivered').length
+  if (all.length === 0) return ''
+  if (read === all.length) return stateTail(c, { state: 'read' })
+  if (read > 0) return c.green(` · read by ${read} of ${all.length}`)
+  if (reached === all.length) return stateTail(c, { state: 'delivered' })
+  if (all.every(s => s.state === 'failed')) return stateTail(c, { state: 'failed' })
+  if (all.some(s => s.state === 'sending')) return stateTail(c, { state: 'sending' })
+  return stateTail(c, all.some(s => s.state === 'queued' && s.where === 'mailbox') ? { state: 'queued', where: 'mailbox' } : { state: 'queued', where: 'outbox' })
+}
+
 /** What became of a message the user sent, as a short tail for its line. */
 export function deliveryNote (c: Colors, to: string, d: Pick<Delivery, 'status' | 'where' | 'reason'>): string {
   if (d.status === 'delivered') return c.green('✓')

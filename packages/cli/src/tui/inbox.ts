@@ -101,7 +101,9 @@ export class Inbox {
     this.on('message:status', ({ detail }) => { this.onStatus(detail) })
     this.on('message:state', ({ detail }) => {
       const focused = this.focused
-      if (focused != null && focused.username === detail.to) focused.onState?.(detail)
+      if (focused == null) return
+      // a direct message's, or a copy of a conference message's
+      if (detail.conference != null ? focused.conference === detail.conference : focused.username === detail.to) focused.onState?.(detail)
     })
     this.on('session:started', () => {
       this.session = new AbortController()

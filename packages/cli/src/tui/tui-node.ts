@@ -6,7 +6,7 @@ export type TuiNode = Pick<ChatNode,
 'login' | 'register' | 'logout' | 'changePassword' | 'whoami' | 'users' | 'friends' | 'friendRequests' |
 'addFriend' | 'acceptFriend' | 'rejectFriend' | 'removeFriend' | 'sendMessage' | 'history' | 'markRead' | 'readReceipts' | 'presenceOf' |
 'conferences' | 'createConference' | 'conferenceMembers' | 'sendConferenceMessage' | 'inviteToConference' |
-'leaveConference' | 'conferenceHistory' |
+'leaveConference' | 'conferenceHistory' | 'markConferenceRead' |
 'addEventListener' | 'removeEventListener' | 'session'
 > & {
   peer: Pick<ChatPeer, 'joined' | 'waitJoined'>

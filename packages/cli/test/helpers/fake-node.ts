@@ -22,7 +22,7 @@ export class FakeNode extends EventTarget {
     const methods = ['login', 'register', 'logout', 'changePassword', 'whoami', 'users', 'friends', 'friendRequests',
       'addFriend', 'acceptFriend', 'rejectFriend', 'removeFriend', 'sendMessage', 'history', 'markRead', 'presenceOf',
       'conferences', 'createConference', 'conferenceMembers', 'sendConferenceMessage', 'inviteToConference',
-      'leaveConference', 'conferenceHistory']
+      'leaveConference', 'conferenceHistory', 'markConferenceRead']
     for (const method of methods) {
       (this as any)[method] = (...args: unknown[]) => {
         this.calls.push({ method, args })

@@ -163,6 +163,7 @@ export class LoggedIn {
       seal: (kind, content, to) => this.seal(kind, content, to),
       dispatch: c.dispatch,
       readReceipts: c.readReceipts,
+      conferenceReceipt: async (conference, toKeyId, body) => { await this.conferences.sendReceipt(conference, toKeyId, body) },
       emit: (type, detail) => { c.emit(type, detail) },
       logger: c.logger
     })
@@ -189,6 +190,7 @@ export class LoggedIn {
       profile,
       presenceOf,
       dispatch: c.dispatch,
+      receipts: this.receipts,
       emit: (type, detail) => { c.emit(type, detail) },
       logger: c.logger
     })

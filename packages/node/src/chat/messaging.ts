@@ -348,6 +348,12 @@ export class Messaging {
     return friend == null ? 0 : await active.receipts.markRead(friend, options)
   }
 
+  async markConferenceRead (id: string, options: AbortOptions = {}): Promise<number> {
+    const active = await this.ready()
+    const { conference } = await active.conferences.members(id, options)
+    return await active.receipts.markConferenceRead(conference.id, options)
+  }
+
   /** The logged-in account's conferences. */
   async conferences (): Promise<Conferences> { return (await this.ready()).conferences }
 
@@ -373,7 +379,8 @@ export class Messaging {
   private onBackgroundDelivery (envelope: Envelope, delivery: Delivery): void {
     // only the sender, if logged in here, cares how its message went
     if (this.c.session()?.account.username !== envelope.from) return
-    if (envelope.kind === DM_KIND) this.active?.receipts.delivery({ keyId: envelope.toKeyId, username: envelope.to }, envelope.id, delivery).catch(() => {})
+    // a message's (or a conference copy's) state; only a known one is moved
+    if (envelope.kind === DM_KIND || envelope.kind === CONF_MESSAGE_KIND) this.active?.receipts.delivery({ keyId: envelope.toKeyId, username: envelope.to }, envelope.id, delivery).catch(() => {})
     this.c.emit('message:status', {
       id: envelope.id,
       kind: envelope.kind,

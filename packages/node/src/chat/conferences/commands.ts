@@ -7,7 +7,7 @@ import type { AbortOptions, Logger } from '@libp2p/interface'
 import {
   checkMessageText, checkUsername, newEnvelopeId, conferenceIdOf, newConferenceLocalId, checkConferenceName,
   currentMembers, mergeLeft, InvalidInputError,
-  CONF_MESSAGE_KIND, CONF_INVITE_KIND, CONF_UPDATE_KIND, CONF_LEAVE_KIND, MAX_CONFERENCE_MEMBERS,
+  CONF_MESSAGE_KIND, CONF_INVITE_KIND, CONF_UPDATE_KIND, CONF_LEAVE_KIND, MAX_CONFERENCE_MEMBERS, RECEIPT_KIND,
   type AccountKeys, type ConferenceEntry, type ConferencePayload, type ConferenceRef, type HistoryEntry
 } from '@conf-chat/protocol'
 import type { UserProfile } from '../../account/index.js'
@@ -28,6 +28,7 @@ export interface ConferenceCommandsComponents {
   profile: ConferencesComponents['profile']
   presenceOf: ConferencesComponents['presenceOf']
   dispatch: ConferencesComponents['dispatch']
+  receipts?: ConferencesComponents['receipts']
   view: ConferenceStateView
   records: ConferenceRecords
   membership: Membership
@@ -173,11 +174,28 @@ export class ConferenceCommands {
     const body = { conf: entry.ref, mid, text: clean }
     const own: HistoryEntry = { id: mid, from: me.username, to: me.username, text: clean, sentAt: now }
     // the outbox entry of each envelope (written before any attempt) is what keeps the message
+    const copyOf = { conference: entry.id, mid }
     const [, deliveries] = await Promise.all([
       this.c.history.append(conversationOf(entry.ref), own, true),
-      Promise.all(recipients.map(async to => await membership.sendTo(entry, CONF_MESSAGE_KIND, body, to, now, options)))
+      Promise.all(recipients.map(async to => {
+        // each copy's state, from before it goes (a member's receipt names the copy's id)
+        const envelope = membership.seal(CONF_MESSAGE_KIND, body, to, now)
+        this.c.receipts?.sending(to, envelope.id, copyOf)
+        const sent = await membership.dispatchTo(entry, envelope, to, options)
+        await this.c.receipts?.delivery(to, envelope.id, sent.delivery)
+        return sent
+      }))
     ])
     return { id: mid, conference: entry.id, sentAt: now, deliveries }
+  }
+
+  /** A receipt to a current member of conference `id` (live, else their mailbox under the owner's writer key). */
+  async sendReceipt (id: string, toKeyId: string, body: unknown): Promise<void> {
+    const entry = this.c.view.entry(id)
+    if (entry == null) return
+    const [to] = await this.c.membership.recipients(entry, m => m.keyId === toKeyId)
+    if (to == null) return // no longer a member: nothing to tell
+    await this.c.membership.sendTo(entry, RECEIPT_KIND, body, to, this.c.now())
   }
 
   /** The user's conferences (not those left), with how many members are online. */

@@ -57,6 +57,7 @@ export class Conferences {
       profile: components.profile,
       presenceOf: components.presenceOf,
       dispatch: components.dispatch,
+      ...(components.receipts != null ? { receipts: components.receipts } : {}),
       view,
       records,
       membership,
@@ -67,7 +68,16 @@ export class Conferences {
       refreshConcurrency: init.refreshConcurrency ?? DEFAULT_REFRESH_CONCURRENCY
     })
     this.handlers = conferenceHandlers({
-      me, keys, friends: components.friends, history: components.history, emit: components.emit, view, membership, batch: this.batch, log
+      me,
+      keys,
+      friends: components.friends,
+      history: components.history,
+      emit: components.emit,
+      ...(components.receipts != null ? { receipts: components.receipts } : {}),
+      view,
+      membership,
+      batch: this.batch,
+      log
     })
   }
 
@@ -104,6 +114,11 @@ export class Conferences {
   /** The user's conferences (not those left), with how many members are online. */
   async list (options: AbortOptions = {}): Promise<ConferenceInfo[]> {
     return await this.commands.list(options)
+  }
+
+  /** A receipt for messages of conference `id` to one of its members (see Receipts). */
+  async sendReceipt (id: string, toKeyId: string, body: unknown): Promise<void> {
+    await this.commands.sendReceipt(id, toKeyId, body)
   }
 
   /** The conference's current members with their online status. */

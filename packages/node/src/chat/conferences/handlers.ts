@@ -31,13 +31,14 @@ export interface ConferenceHandlerComponents {
   friends: ConferencesComponents['friends']
   history: ConferencesComponents['history']
   emit: ConferencesComponents['emit']
+  receipts?: ConferencesComponents['receipts']
   view: ConferenceStateView
   membership: Membership
   batch: OfflineBatch
   log: Logger
 }
 
-export type ConfMessageHandlerComponents = Pick<ConferenceHandlerComponents, 'me' | 'keys' | 'history' | 'emit' | 'view' | 'membership' | 'batch'>
+export type ConfMessageHandlerComponents = Pick<ConferenceHandlerComponents, 'me' | 'keys' | 'history' | 'emit' | 'receipts' | 'view' | 'membership' | 'batch'>
 
 /**
  * `conf-msg`: kept in the history and shown (live: one event; from the mailbox: in the
@@ -72,8 +73,13 @@ export class ConfMessageHandler implements ConferenceEnvelopeHandler {
       // the session is ending: shown here, the account's next peer would show it again
       if (!await history.append(conv, entryH, true, batched ? { conference } : undefined)) throw new NoSessionError('the session is ending')
       const message: ConferenceMessage = { ...entryH, direction: 'in', live: ctx.live, conference }
+      // this copy waits to be told read (and, from the mailbox, delivered)
+      this.c.receipts?.shown({ keyId: senderKeyId, username: env.from }, env.id, ctx.live, id)
       if (ctx.live) emit('conference:message', message)
-      else if (!this.c.batch.add(message)) emit('messages:offline', { messages: [message] })
+      else if (!this.c.batch.add(message)) {
+        emit('messages:offline', { messages: [message] })
+        this.c.receipts?.flushDelivered()
+      }
     }, options)
   }
 

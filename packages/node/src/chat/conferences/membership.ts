@@ -243,8 +243,13 @@ export class Membership {
    * under the owner's writer key for it, if the owner gave its seed (Mailbox.store).
    */
   async sendTo (entry: ConferenceEntry, kind: string, content: unknown, to: UserProfile, now: number, options: AbortOptions = {}): Promise<ConferenceDelivery> {
+    return await this.dispatchTo(entry, this.seal(kind, content, to, now), to, options)
+  }
+
+  /** Hand a sealed envelope for member `to` to the outbox (with their writer seed, for their mailbox). */
+  async dispatchTo (entry: ConferenceEntry, envelope: Envelope, to: UserProfile, options: AbortOptions = {}): Promise<ConferenceDelivery> {
     const writer = entry.members.find(m => m.keyId === to.keyId)?.writer
-    return await this.deliver(this.seal(kind, content, to, now), to, writer != null ? { ...options, mailboxWriter: writer } : options)
+    return await this.deliver(envelope, to, writer != null ? { ...options, mailboxWriter: writer } : options)
   }
 
   private async deliver (envelope: Envelope, to: UserProfile, options: SendOptions): Promise<ConferenceDelivery> {

@@ -117,10 +117,20 @@ export interface ConferencesComponents {
   /** Persist in the outbox and deliver (live, else mailbox, else retried). */
   dispatch: (envelope: Envelope, options?: SendOptions) => Promise<Delivery>
   emit: ConferenceEmit
+  /** The states of the copies sent, and what is told read (without: none are kept). */
+  receipts?: ConferenceReceipts
   /** @default defaultLogger() from @libp2p/logger */
   logger?: ComponentLogger
   /** The clock for join, leave, send and record times (ms since epoch). @default Date.now */
   now?: () => number
+}
+
+/** What conferences use of the chat layer's Receipts (direct/receipts.ts). */
+export interface ConferenceReceipts {
+  sending: (to: { keyId: string, username: string }, id: string, copyOf: { conference: string, mid: string }) => void
+  delivery: (to: { keyId: string, username: string }, id: string, delivery: Pick<Delivery, 'status' | 'where' | 'reason'>) => Promise<void>
+  shown: (from: { keyId: string, username: string }, id: string, live: boolean, conference: string) => void
+  flushDelivered: () => void
 }
 
 export interface ConferencesInit {

@@ -19,7 +19,7 @@
  */
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import {
-  openEnvelope, receiptBodySchema, RECEIPT_KIND, MAX_RECEIPT_IDS,
+  openEnvelope, receiptBodySchema, bytesEqual, RECEIPT_KIND, MAX_RECEIPT_IDS,
   type Envelope, type FriendEntry, type ReceiptBody
 } from '@conf-chat/protocol'
 import type { Delivery, SendOptions } from '../../delivery/index.js'
@@ -42,7 +42,13 @@ export interface MessageStateChange extends MessageStateInfo {
   to: string
   /** failed: why. */
   reason?: string
+  /** A conference message's copy to `to`: the conference, and the message's id (`mid`, the same in every copy). */
+  conference?: string
+  mid?: string
 }
+
+/** A conference message's copy: which conference, which message. */
+export interface CopyOf { conference: string, mid: string }
 
 export interface ReceiptEvents {
   /** A direct message the user sent moved to a new state. */
@@ -53,11 +59,12 @@ export interface ReceiptEvents {
 const RECENT_SENDS = 1_000
 
 /** A message sent from here: to whom, and its state. */
-interface Sent { friendKeyId: string, to: string, info: MessageStateInfo }
+interface Sent { friendKeyId: string, to: string, info: MessageStateInfo, copyOf?: CopyOf }
 
 /** A state as kept in the local store, with the recipient's name. */
 interface StoredState extends MessageStateInfo {
   to: string
+  copyOf?: CopyOf
 }
 
 /** The states a message may move to from each state: forward only. */
@@ -78,6 +85,8 @@ export interface ReceiptsComponents {
   dispatch: (envelope: Envelope, options?: SendOptions) => Promise<Delivery>
   /** Whether `read` receipts are sent (`delivered` ones always are). */
   readReceipts: () => boolean
+  /** Send a receipt to a member of a conference for its messages (a member may not be a friend). */
+  conferenceReceipt?: (conference: string, toKeyId: string, body: ReceiptBody) => Promise<void>
   emit: <K extends keyof ReceiptEvents>(type: K, detail: ReceiptEvents[K]['detail']) => void
   logger: ComponentLogger
 }
@@ -89,7 +98,7 @@ export class Receipts {
   private readonly recent = new Map<string, Sent>()
   private readonly loading = new Map<string, Promise<Sent | undefined>>()
   /** Messages a mailbox read showed, by sender: told delivered together (`flushDelivered`). */
-  private readonly delivered = new Map<string, { friend: FriendEntry, ids: string[] }>()
+  private readonly delivered = new Map<string, { to: { keyId: string, username: string }, ids: string[], conference?: string }>()
   /** Local writes not yet begun (key → value): those of one moment go in one batch. */
   private pending = new Map<string, unknown>()
   private writes: Promise<unknown> = Promise.resolve()
@@ -102,11 +111,11 @@ export class Receipts {
   private stateKey (friendKeyId: string, id: string): string { return `/msgstate/${this.c.me.keyId}/${friendKeyId}/${id}` }
   private unreadKey (friendKeyId: string, id: string): string { return `/unread/${this.c.me.keyId}/${friendKeyId}/${id}` }
 
-  /** A message to `friend` is about to be sent. */
-  sending (friend: FriendEntry, id: string): void {
-    this.remember(id, { friendKeyId: friend.keyId, to: friend.username, info: { state: 'sending' } })
+  /** A message to `to` (a friend, or a conference member: `copyOf`) is about to be sent. */
+  sending (to: { keyId: string, username: string }, id: string, copyOf?: CopyOf): void {
+    this.remember(id, { friendKeyId: to.keyId, to: to.username, info: { state: 'sending' }, ...(copyOf != null ? { copyOf } : {}) })
     // kept in memory only: the outcome, a moment later, is what is written
-    this.c.emit('message:state', { id, to: friend.username, state: 'sending' })
+    this.c.emit('message:state', { id, to: to.username, state: 'sending', ...copyOf })
   }
 
   /**
@@ -120,13 +129,20 @@ export class Receipts {
     await this.move(id, { state, ...(state === 'queued' && where != null ? { where } : {}) }, to.keyId, options, reason, to.username)
   }
 
-  /** A receipt from a friend (checked: for us, signed by `env.from`'s key). */
+  /**
+   * A receipt (checked: for us, signed by `env.from`'s key) from a friend, or from someone
+   * this peer sent a conference message to (under the key it was sent to); anyone else's
+   * is refused (`not-a-friend`).
+   */
   async receive (env: Envelope, ctx: EnvelopeContext, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
     const friend = this.c.friends.friend(env.from, env.fromKey)
-    if (friend == null) throw new NotFriendError(env.from)
+    // the key it was signed with (the session checked it against the sender's user record)
+    const keyId = friend?.keyId ?? (ctx.sender.username === env.from && bytesEqual(ctx.sender.signPublic, env.fromKey) ? ctx.sender.keyId : undefined)
+    if (keyId == null) throw new NotFriendError(env.from)
     const body: ReceiptBody = openEnvelope(env, this.c.keys, receiptBodySchema)
-    await Promise.all([...new Set(body.ids)].map(async id => { await this.move(id, { state: body.state }, friend.keyId, options) }))
+    const found = await Promise.all([...new Set(body.ids)].map(async id => await this.move(id, { state: body.state }, keyId, options)))
+    if (friend == null && !found.some(f => f)) throw new NotFriendError(env.from)
     // on disk before the receipt is acknowledged (or removed from the mailbox)
     await this.writes
   }
@@ -143,15 +159,17 @@ export class Receipts {
   }
 
   /**
-   * A message from `friend` was shown here: it waits to be told read. From the mailbox, its
-   * sender is told now that it was delivered (with the others of the same read: `flush`).
+   * A message from `from` (a friend; or a member, in `conference`) was shown here: it waits
+   * to be told read. From the mailbox, its sender is told now that it was delivered (with
+   * the others of the same read: `flushDelivered`).
    */
-  shown (friend: FriendEntry, id: string, live: boolean): void {
-    this.write(this.unreadKey(friend.keyId, id), 1)
+  shown (from: { keyId: string, username: string }, id: string, live: boolean, conference?: string): void {
+    this.write(this.unreadKey(from.keyId, id), conference != null ? { conf: conference } : 1)
     if (!live) {
-      const ids = this.delivered.get(friend.username) ?? { friend, ids: [] }
-      ids.ids.push(id)
-      this.delivered.set(friend.username, ids)
+      const key = `${conference ?? ''}/${from.keyId}`
+      const pending = this.delivered.get(key) ?? { to: from, ids: [], ...(conference != null ? { conference } : {}) }
+      pending.ids.push(id)
+      this.delivered.set(key, pending)
     }
   }
 
@@ -159,7 +177,7 @@ export class Receipts {
   flushDelivered (): void {
     const all = [...this.delivered.values()]
     this.delivered.clear()
-    for (const { friend, ids } of all) this.tell(friend, 'delivered', ids)
+    for (const { to, ids, conference } of all) this.tell(to, 'delivered', ids, conference)
   }
 
   /**
@@ -168,28 +186,52 @@ export class Receipts {
    * many messages it named.
    */
   async markRead (friend: FriendEntry, options: AbortOptions = {}): Promise<number> {
-    await this.writes
     const prefix = `/unread/${this.c.me.keyId}/${friend.keyId}/`
-    const keys: string[] = []
-    for await (const { key } of this.c.local.entries(prefix, options)) keys.push(key)
-    if (keys.length === 0) return 0
-    await this.c.local.writeMany([], keys, options)
+    return await this.markWhere(prefix, v => v === 1, () => friend, undefined, options)
+  }
+
+  /** The same for a conference: each sender of what was shown there is told. */
+  async markConferenceRead (conference: string, options: AbortOptions = {}): Promise<number> {
+    const prefix = `/unread/${this.c.me.keyId}/`
+    return await this.markWhere(prefix, v => (v as { conf?: unknown })?.conf === conference, key => ({ keyId: key.split('/')[0]!, username: '' }), conference, options)
+  }
+
+  /** Forget the unread marks under `prefix` that `pick` takes, and tell their senders. */
+  private async markWhere (prefix: string, pick: (value: unknown) => boolean, senderOf: (rest: string) => { keyId: string, username: string }, conference: string | undefined, options: AbortOptions): Promise<number> {
+    await this.writes
+    const found: Array<{ key: string, rest: string }> = []
+    for await (const { key, value } of this.c.local.entries(prefix, options)) if (pick(value)) found.push({ key, rest: key.slice(prefix.length) })
+    if (found.length === 0) return 0
+    await this.c.local.writeMany([], found.map(f => f.key), options)
     if (!this.c.readReceipts()) return 0
-    this.tell(friend, 'read', keys.map(k => k.slice(prefix.length)))
-    return keys.length
+    const bySender = new Map<string, { to: { keyId: string, username: string }, ids: string[] }>()
+    for (const { rest } of found) {
+      const to = senderOf(rest)
+      const entry = bySender.get(to.keyId) ?? { to, ids: [] }
+      entry.ids.push(rest.slice(rest.lastIndexOf('/') + 1))
+      bySender.set(to.keyId, entry)
+    }
+    for (const { to, ids } of bySender.values()) this.tell(to, 'read', ids, conference)
+    return found.length
   }
 
   /** Wait for the local writes begun so far. */
   async settled (): Promise<void> { await this.writes }
 
-  private tell (friend: FriendEntry, state: ReceiptBody['state'], ids: string[]): void {
-    const to = this.c.friends.profileOf(friend)
+  private tell (to: { keyId: string, username: string }, state: ReceiptBody['state'], ids: string[], conference?: string): void {
     for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {
-      const envelope = this.c.seal(RECEIPT_KIND, { state, ids: ids.slice(i, i + MAX_RECEIPT_IDS) }, to)
-      this.c.dispatch(envelope, { recipientBoxPublic: to.boxPublic })
-        .then(d => { if (d.status === 'failed') this.log('%s receipt to %s failed: %s', state, friend.username, d.reason) })
-        .catch(err => { this.log('%s receipt to %s: %s', state, friend.username, err.message) })
+      const body = { state, ids: ids.slice(i, i + MAX_RECEIPT_IDS) }
+      const sent = conference != null ? this.c.conferenceReceipt?.(conference, to.keyId, body) : this.tellFriend(to, body)
+      sent?.catch(err => { this.log('%s receipt to %s: %s', state, to.username === '' ? to.keyId : to.username, err.message) })
     }
+  }
+
+  private async tellFriend (to: { keyId: string, username: string }, body: ReceiptBody): Promise<void> {
+    const friend = this.c.friends.friend(to.username)
+    if (friend == null || friend.keyId !== to.keyId) return // no longer a friend: nothing to tell
+    const profile = this.c.friends.profileOf(friend)
+    const d = await this.c.dispatch(this.c.seal(RECEIPT_KIND, body, profile), { recipientBoxPublic: profile.boxPublic })
+    if (d.status === 'failed') this.log('%s receipt to %s failed: %s', body.state, to.username, d.reason)
   }
 
   /**
@@ -197,16 +239,17 @@ export class Receipts {
    * `create` (the outbox's own word, never a receipt's): the recipient's name, for a
    * message whose state was never written (a run that ended while sending it).
    */
-  private async move (id: string, next: MessageStateInfo, friendKeyId: string, options: AbortOptions, reason?: string, create?: string): Promise<void> {
+  private async move (id: string, next: MessageStateInfo, friendKeyId: string, options: AbortOptions, reason?: string, create?: string): Promise<boolean> {
     const sent = this.recent.get(id) ?? await this.load(friendKeyId, id, create, options)
     // not a message sent to them from here: nothing to change
-    if (sent == null || sent.friendKeyId !== friendKeyId) return
+    if (sent == null || sent.friendKeyId !== friendKeyId) return false
     // checked and changed in one step: moves of one id at the same time see each other's
-    if (!NEXT[sent.info.state].has(next.state)) return
-    if (next.state === 'queued' && sent.info.state === 'queued' && sent.info.where === next.where) return
+    if (!NEXT[sent.info.state].has(next.state)) return true
+    if (next.state === 'queued' && sent.info.state === 'queued' && sent.info.where === next.where) return true
     sent.info = next
-    this.persist(sent.friendKeyId, sent.to, id, next)
-    this.c.emit('message:state', { id, to: sent.to, ...next, ...(reason != null ? { reason } : {}) })
+    this.persist(sent, id)
+    this.c.emit('message:state', { id, to: sent.to, ...next, ...(reason != null ? { reason } : {}), ...sent.copyOf })
+    return true
   }
 
   /**
@@ -220,7 +263,8 @@ export class Receipts {
       const key = this.stateKey(friendKeyId, id)
       loading = (async () => {
         const stored = (this.pending.get(key) as StoredState | undefined) ?? await this.c.local.get<StoredState>(key, options)
-        return stored != null ? { friendKeyId, to: stored.to, info: { state: stored.state, ...(stored.where != null ? { where: stored.where } : {}) } } : undefined
+        if (stored == null) return undefined
+        return { friendKeyId, to: stored.to, info: { state: stored.state, ...(stored.where != null ? { where: stored.where } : {}) }, ...(stored.copyOf != null ? { copyOf: stored.copyOf } : {}) }
       })()
       this.loading.set(id, loading)
       loading.finally(() => { this.loading.delete(id) }).catch(() => {})
@@ -238,9 +282,9 @@ export class Receipts {
     if (this.recent.size > RECENT_SENDS) this.recent.delete(this.recent.keys().next().value as string)
   }
 
-  private persist (friendKeyId: string, to: string, id: string, info: MessageStateInfo): void {
-    const stored: StoredState = { ...info, to }
-    this.write(this.stateKey(friendKeyId, id), stored)
+  private persist (sent: Sent, id: string): void {
+    const stored: StoredState = { ...sent.info, to: sent.to, ...(sent.copyOf != null ? { copyOf: sent.copyOf } : {}) }
+    this.write(this.stateKey(sent.friendKeyId, id), stored)
   }
 
   private write (key: string, value: unknown): void {

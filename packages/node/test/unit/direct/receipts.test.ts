@@ -22,8 +22,11 @@ let sent: Envelope[]
 let readReceipts: boolean
 let dispatchResult: Delivery['status']
 
+let toldInConferences: Array<{ conference: string, to: string, body: unknown }>
+
 function receiptsOf (me: TestUser, friends: TestUser[]): Receipts {
   return new Receipts({
+    conferenceReceipt: async (conference, to, body) => { toldInConferences.push({ conference, to, body }) },
     me: { keyId: me.keyId },
     local,
     friends: {
@@ -60,6 +63,7 @@ beforeEach(() => {
   sent = []
   readReceipts = true
   dispatchResult = 'delivered'
+  toldInConferences = []
   receipts = receiptsOf(alice, [bob, carol])
 })
 
@@ -195,5 +199,37 @@ describe('receipts this peer sends', () => {
     readReceipts = true
     expect(await bobs.markRead(entryOf(alice))).toBe(0)
     expect(sent).toEqual([])
+  })
+})
+
+describe('conference messages', () => {
+  const dave = user('dave')
+  const CONF = 'conf-00000000000000aa'
+  it('a copy sent to a member who is not a friend moves with that member\'s receipts, and the events name the conference and message', async () => {
+    receipts.sending({ keyId: dave.keyId, username: 'dave' }, ID1, { conference: CONF, mid: 'mid-1' })
+    await receipts.delivery({ keyId: dave.keyId, username: 'dave' }, ID1, { status: 'delivered' })
+    await receipts.receive(receipt('read', [ID1], dave), contextFrom(dave))
+    expect(changes.map(c => [c.state, c.to, c.conference, c.mid])).toEqual([
+      ['sending', 'dave', CONF, 'mid-1'], ['delivered', 'dave', CONF, 'mid-1'], ['read', 'dave', CONF, 'mid-1']
+    ])
+    // a stranger's receipt that names nothing sent to them is refused
+    const err = await receipts.receive(receipt('read', [ID2], user('erin')), contextFrom(user('erin'))).catch(e => e)
+    expect(err).toBeInstanceOf(NotFriendError)
+  })
+
+  it('opening a conference tells each sender of what it showed, and only that; a friend\'s chat does not take them', async () => {
+    const bobs = receiptsOf(bob, [alice])
+    bobs.shown(entryOf(alice), ID1, true, CONF)
+    bobs.shown({ keyId: dave.keyId, username: 'dave' }, ID2, false, CONF)
+    bobs.flushDelivered()
+    expect(toldInConferences).toEqual([{ conference: CONF, to: dave.keyId, body: { state: 'delivered', ids: [ID2] } }])
+    bobs.shown(entryOf(alice), 'mabc00003-00000000000000a3', true) // a direct message
+    expect(await bobs.markRead(entryOf(alice))).toBe(1)
+    expect(await bobs.markConferenceRead(CONF)).toBe(2)
+    expect(toldInConferences.slice(1).sort((a, b) => a.to.localeCompare(b.to))).toEqual([
+      { conference: CONF, to: alice.keyId, body: { state: 'read', ids: [ID1] } },
+      { conference: CONF, to: dave.keyId, body: { state: 'read', ids: [ID2] } }
+    ].sort((a, b) => a.to.localeCompare(b.to)))
+    expect(await bobs.markConferenceRead(CONF)).toBe(0)
   })
 })
