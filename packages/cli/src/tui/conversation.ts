@@ -83,7 +83,6 @@ export async function conversationScreen (ctx: TuiContext, spec: ConversationSpe
     return render(c, line, hasRealSize(ctx.output))
   }
   const record = (text: string): string => keep({ text })
-  /** A message's line; the user's own (with an id) changes with its state. */
   /** The whole conversation as lines, oldest first (what PgUp scrolls through). */
   const all: MessageLine[] = []
   /** A message's line, in `all`; the user's own (with an id) changes with its state. */

@@ -1,5 +1,6 @@
 /**
- * What became of each direct message the user sent, and what the user tells senders.
+ * What became of each message the user sent (a direct message, or each member's copy of a
+ * conference message), and what the user tells senders.
  *
  * A sent message goes `sending` → `queued` (kept in the outbox, or waiting in the
  * recipient's mailbox) → `delivered` (the recipient's peer has it: its ack on a live
@@ -13,9 +14,10 @@
  * ids of the messages shown here that were not yet told read. Another peer of the same
  * account knows the states of what was sent from it, and the receipts that reach it.
  *
- * Incoming receipts are bounded (MAX_RECEIPT_IDS ids, each checked against a message sent
- * to that friend from this peer): an id this peer did not send to that friend changes
- * nothing and stores nothing.
+ * Incoming receipts are bounded (MAX_RECEIPT_IDS ids, each checked against a message this
+ * peer sent to the key that signed the receipt): an id it did not send there changes
+ * nothing and stores nothing. A receipt from someone who is neither a friend nor the
+ * recipient of one of the ids is refused (`not-a-friend`).
  */
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import {
