@@ -16,7 +16,7 @@ export type { Delivery, DeliveryStatus, QueuedEnvelope } from './delivery/index.
 export { CHAT_PROTOCOL } from './delivery/index.js'
 export type { UserProfile, PresenceInfo, DirectoryUser, LoginTimings, Session, SessionEndReason } from './account/index.js'
 export {
-  isConferenceMessage, IncompleteHistoryError, UnknownConferenceError, AmbiguousConferenceIdError, NotConferenceMemberError, NotConferenceOwnerError,
+  isConferenceMessage, IncompleteHistoryError, stateOfDelivery, UnknownConferenceError, AmbiguousConferenceIdError, NotConferenceMemberError, NotConferenceOwnerError,
   AlreadyConferenceMemberError, ConferenceFullError,
   type MessagingEvents, type MessageStatus, type RefusedEnvelope, type FriendActionResult, type FriendInfo, type FriendRequests,
   type FriendRequestInfo, type ChatMessage, type IncomingMessage, type MessageState, type MessageStateInfo, type MessageStateChange, type ConferenceInfo, type ConferenceMemberInfo, type ConferenceMessage,

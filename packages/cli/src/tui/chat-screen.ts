@@ -5,6 +5,7 @@
 import { conversationScreen, type ChatResult, type ConversationHandle } from './conversation.js'
 import { deliveryNote } from './format.js'
 import { historyAsFarAsKnown, unreadPagesText } from '../format.js'
+import { stateOfDelivery } from '@conf-chat/node'
 import type { TuiContext } from './context.js'
 import { coalesced } from './coalesced.js'
 
@@ -42,11 +43,9 @@ export async function chatScreen (ctx: TuiContext, username: string, fullName = 
       },
       send: async text => {
         const delivery = await ctx.node.sendMessage(username, text)
-        const state = delivery.status === 'delivered' ? 'delivered' : delivery.status === 'queued' ? 'queued' : 'failed'
-        const where = delivery.where === 'mailbox' || delivery.where === 'outbox' ? delivery.where : undefined
         return {
           id: delivery.id,
-          state: { state, ...(state === 'queued' && where != null ? { where } : {}) },
+          state: stateOfDelivery(delivery),
           // the line's state says "delivered"; the rest needs a word of explanation
           note: delivery.status !== 'delivered' ? deliveryNote(c, username, delivery) : undefined
         }

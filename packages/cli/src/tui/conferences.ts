@@ -5,7 +5,7 @@
  */
 import { select, input, checkbox, confirm } from './screen.js'
 import { checkConferenceName } from '@conf-chat/protocol'
-import type { ConferenceInfo, ConferenceMemberInfo, ConferenceChangeResult, ConferenceDelivery, MessageStateInfo } from '@conf-chat/node'
+import { stateOfDelivery, type ConferenceInfo, type ConferenceMemberInfo, type ConferenceChangeResult, type ConferenceDelivery, type MessageStateInfo } from '@conf-chat/node'
 import { flushNotices, isQuit, print, promptContext, validator, withSpinner, type TuiContext } from './context.js'
 import { conversationScreen, type ChatResult } from './conversation.js'
 import { plural } from './format.js'
@@ -32,13 +32,6 @@ export function deliveriesNote (deliveries: ConferenceDelivery[]): string | unde
  * waiting in mailboxes while some copy does, not sent when no copy could be (the note
  * under it names who is where).
  */
-/** A copy's state as its send found it. */
-function stateOf (d: ConferenceDelivery['delivery']): MessageStateInfo {
-  if (d.status === 'delivered') return { state: 'delivered' }
-  if (d.status === 'failed') return { state: 'failed' }
-  return { state: 'queued', where: d.where === 'mailbox' ? 'mailbox' : 'outbox' }
-}
-
 export function conferenceState (deliveries: ConferenceDelivery[]): MessageStateInfo {
   const statuses = deliveries.map(d => d.delivery.status)
   if (statuses.every(s => s === 'delivered')) return { state: 'delivered' }
@@ -201,7 +194,7 @@ export async function conferenceChatScreen (ctx: TuiContext, conference: Confere
       },
       send: async text => {
         const result = await ctx.node.sendConferenceMessage(conference.id, text)
-        const copies = new Map(result.deliveries.map(d => [d.username, stateOf(d.delivery)]))
+        const copies = new Map(result.deliveries.map(d => [d.username, stateOfDelivery(d.delivery)]))
         return { id: result.id, state: conferenceState(result.deliveries), copies, note: deliveriesNote(result.deliveries) }
       },
       states: true,

@@ -7,6 +7,7 @@ export type { MessagingEvents, MessageStatus, RefusedEnvelope, Emit } from './ev
 export { IncompleteHistoryError, type HistoryInit } from './history.js'
 export type { FriendActionResult, FriendInfo, FriendRequests, FriendRequestInfo, FriendEvents } from './friends/index.js'
 export type { ChatMessage, IncomingMessage, DirectMessageEvents, ReceiptEvents, MessageState, MessageStateInfo, MessageStateChange } from './direct/index.js'
+export { stateOfDelivery } from './direct/index.js'
 export {
   isConferenceMessage, UnknownConferenceError, AmbiguousConferenceIdError, NotConferenceMemberError, NotConferenceOwnerError,
   AlreadyConferenceMemberError, ConferenceFullError,

@@ -4,5 +4,5 @@
  */
 export { DirectMessages } from './direct-messages.js'
 export type { DirectMessagesComponents, ChatMessage, IncomingMessage, DirectMessageEvents } from './direct-messages.js'
-export { Receipts } from './receipts.js'
+export { Receipts, stateOfDelivery } from './receipts.js'
 export type { ReceiptsComponents, ReceiptEvents, MessageState, MessageStateInfo, MessageStateChange } from './receipts.js'

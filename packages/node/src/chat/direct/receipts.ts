@@ -69,6 +69,13 @@ interface StoredState extends MessageStateInfo {
   copyOf?: CopyOf
 }
 
+/** The state an outbox result (a Delivery) puts a message in. */
+export function stateOfDelivery (delivery: Pick<Delivery, 'status' | 'where'>): MessageStateInfo {
+  if (delivery.status === 'delivered') return { state: 'delivered' }
+  if (delivery.status === 'failed') return { state: 'failed' }
+  return delivery.where === 'mailbox' || delivery.where === 'outbox' ? { state: 'queued', where: delivery.where } : { state: 'queued' }
+}
+
 /** The states a message may move to from each state: forward only. */
 const NEXT: Record<MessageState, ReadonlySet<MessageState>> = {
   sending: new Set(['queued', 'delivered', 'read', 'failed']),
@@ -125,10 +132,8 @@ export class Receipts {
    * also of a send an earlier run here began and could not finish).
    */
   async delivery (to: { keyId: string, username: string }, id: string, delivery: Pick<Delivery, 'status' | 'where' | 'reason'>, options: AbortOptions = {}): Promise<void> {
-    const state: MessageState = delivery.status === 'delivered' ? 'delivered' : delivery.status === 'queued' ? 'queued' : 'failed'
-    const where = delivery.where === 'mailbox' || delivery.where === 'outbox' ? delivery.where : undefined
-    const reason = state === 'failed' ? delivery.reason : undefined
-    await this.move(id, { state, ...(state === 'queued' && where != null ? { where } : {}) }, to.keyId, options, reason, to.username)
+    const info = stateOfDelivery(delivery)
+    await this.move(id, info, to.keyId, options, info.state === 'failed' ? delivery.reason : undefined, to.username)
   }
 
   /**
