@@ -101,7 +101,8 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     host: options.host,
     port: options.port,
     bootstrap: bootstrap.addrs,
-    clientMode: options.client,
+    clientMode: options.client || undefined,
+    reachability: options.reachability,
     storageBudgetBytes: options.storageBudgetBytes,
     readReceipts: options.readReceipts,
     ...options.tuning

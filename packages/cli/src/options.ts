@@ -15,6 +15,8 @@ export interface NodeOptions {
   /** Where `bootstrap` came from: 'cli', 'env', or 'default' (empty: use the supernode file). */
   bootstrapSource: string
   client: boolean
+  /** `private`: behind a NAT, reached through relays (a DHT client). */
+  reachability: 'public' | 'private'
   commands: boolean
   /** Tell friends what the user read (off: `--no-read-receipts`). */
   readReceipts: boolean
@@ -63,6 +65,8 @@ export function nodeProgram (): Command {
     .addOption(new Option('--bootstrap <multiaddr>', 'peer to join through; repeatable, or comma/space separated [default: the addresses in <home>/supernode.json]')
       .env('CONF_CHAT_BOOTSTRAP').argParser(splitAddrList))
     .addOption(new Option('--client', 'take part in the DHT as a client only (store nothing for others)').env('CONF_CHAT_CLIENT'))
+    .addOption(new Option('--reachability <how>', 'public: other peers can dial this one (it serves the DHT); private: behind a NAT, dialled through the supernode\'s relay (a DHT client)')
+      .env('CONF_CHAT_REACHABILITY').choices(['public', 'private']).default('public'))
     .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
     .addOption(new Option('--no-read-receipts', 'do not tell friends when you have read their messages (they still see them delivered); also CONF_CHAT_NO_READ_RECEIPTS=1'))
     .addOption(new Option('--no-bell', 'the menus do not ring the terminal bell for a message that is not on screen; also CONF_CHAT_NO_BELL=1'))
@@ -100,6 +104,7 @@ export function parseNodeOptions (argv: string[]): NodeOptions {
     bootstrap: opts.bootstrap ?? [],
     bootstrapSource: program.getOptionValueSource('bootstrap') ?? 'default',
     client: flagValue(program, 'client', 'CONF_CHAT_CLIENT'),
+    reachability: opts.reachability,
     commands: flagValue(program, 'commands', 'CONF_CHAT_COMMANDS'),
     readReceipts: opts.readReceipts !== false && !envFlag('CONF_CHAT_NO_READ_RECEIPTS'),
     bell: opts.bell !== false && !envFlag('CONF_CHAT_NO_BELL'),

@@ -16,3 +16,14 @@ describe('read receipts option', () => {
     expect(parseNodeOptions(argv()).readReceipts).toBe(true)
   })
 })
+
+describe('reachability option', () => {
+  afterEach(() => { delete process.env.CONF_CHAT_REACHABILITY })
+
+  it('is public unless --reachability private (or CONF_CHAT_REACHABILITY) says the peer is behind a NAT', () => {
+    expect(parseNodeOptions(argv()).reachability).toBe('public')
+    expect(parseNodeOptions(argv('--reachability', 'private')).reachability).toBe('private')
+    process.env.CONF_CHAT_REACHABILITY = 'private'
+    expect(parseNodeOptions(argv()).reachability).toBe('private')
+  })
+})

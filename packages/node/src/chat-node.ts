@@ -35,9 +35,14 @@ interface Parts {
   messaging: Messaging
   /** Tries the outbox when the peer (re)joins; removed at stop. */
   onJoined: () => void
+  onAddresses: () => void
+  addressesTimer: { timer?: NodeJS.Timeout }
   /** Checks a friend's peer when the last connection to it closes; removed at stop. */
   onPeerGone: (evt: CustomEvent<PeerId>) => void
 }
+
+/** How long after an address change (a relay reservation) the friends and the presence record are told: one notice for changes that come together. */
+const ADDRESS_NOTICE_DELAY_MS = 500
 
 export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implements ChatNode {
   readonly peer: ChatPeer
@@ -78,6 +83,8 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     }
     if (parts != null) {
       this.peer.removeEventListener('network:joined', parts.onJoined)
+      this.peer.removeEventListener('network:addresses', parts.onAddresses)
+      clearTimeout(parts.addressesTimer.timer)
       this.peer.libp2p.removeEventListener('peer:disconnect', parts.onPeerGone)
     }
     await parts?.messaging.stop()
@@ -106,7 +113,11 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     const init = this.init
     const logger = peer.logger
     const router = new EnvelopeRouter<EnvelopeContext>()
-    const messenger = new Messenger({ ...pick(peer.libp2p, 'peerId', 'peerStore', 'handle', 'unhandle', 'dialProtocol'), logger }, init)
+    const messenger = new Messenger({
+      ...pick(peer.libp2p, 'peerId', 'peerStore', 'handle', 'unhandle', 'dialProtocol', 'getConnections'),
+      relayedStreamEnded: () => { messaging?.relayedStreamEnded() },
+      logger
+    }, init)
     const mailbox = new Mailbox({ sets: peer.sets, isDhtServer: () => peer.isDhtServer(), logger })
     mailbox.registerRules()
     const emit = <K extends keyof MessagingEvents>(type: K, detail: MessagingEvents[K]['detail']): void => {
@@ -201,9 +212,17 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     await messaging.start()
     const onJoined = (): void => { chat.networkJoined() }
     peer.addEventListener('network:joined', onJoined)
+    // two reservations usually arrive within a moment of each other: one notice for both
+    const addressesTimer: { timer?: NodeJS.Timeout } = {}
+    const onAddresses = (): void => {
+      clearTimeout(addressesTimer.timer)
+      addressesTimer.timer = setTimeout(() => { chat.addressesChanged() }, ADDRESS_NOTICE_DELAY_MS)
+      addressesTimer.timer.unref()
+    }
+    peer.addEventListener('network:addresses', onAddresses)
     const onPeerGone = (evt: CustomEvent<PeerId>): void => { chat.peerDisconnected(evt.detail.toString()) }
     peer.libp2p.addEventListener('peer:disconnect', onPeerGone)
-    return { log, local, router, messenger, accounts, profiles, presence, directory, sessions, messaging, onJoined, onPeerGone }
+    return { log, local, router, messenger, accounts, profiles, presence, directory, sessions, messaging, onJoined, onAddresses, addressesTimer, onPeerGone }
   }
 
   private get p (): Parts {

@@ -24,7 +24,7 @@ export async function runSupernodeProgram (argv: string[]): Promise<number> {
   const root = dataRoot()
   const dataDir = options.data != null ? resolve(options.data) : join(root, 'supernode')
   // constructing checks the bootstrap addresses (InvalidMultiaddrError) before anything starts
-  const peer = new ChatPeer({ dataDir, host: options.host, port: options.port, bootstrap: options.bootstrap, storageBudgetBytes: options.storageBudgetBytes })
+  const peer = new ChatPeer({ dataDir, host: options.host, port: options.port, bootstrap: options.bootstrap, storageBudgetBytes: options.storageBudgetBytes, relay: options.relay })
   const status = options.statusFile != null ? new StatusFile(resolve(options.statusFile)) : undefined
   await status?.set('starting')
   if (status != null) followPeer(status, peer)
@@ -50,6 +50,10 @@ export async function runSupernodeProgram (argv: string[]): Promise<number> {
     await writeSupernodeFile(file, { peerId: peer.peerId.toString(), multiaddrs, pid: process.pid, startedAt: new Date().toISOString() })
     console.log(`supernode peer id: ${peer.peerId.toString()}`)
     for (const addr of multiaddrs) console.log(`listening on ${addr}`)
+    const r = options.relay
+    console.log(r == null
+      ? 'relay: off'
+      : `relay: on (${r.maxReservations} slots, each connection up to ${r.durationLimitMs / 1000}s and ${r.dataLimitBytes / 1024} KiB)`)
     console.log(`data directory: ${dataDir}`)
     console.log(`address file: ${file} (peers on this machine read it)`)
     // the first peer of the network is in it once it listens; one with bootstrap peers when it joins them

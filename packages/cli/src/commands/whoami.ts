@@ -17,7 +17,9 @@ export const whoami: Command = {
     ctx.print(`peer id: ${peer.peerId.toString()}`)
     for (const addr of peer.multiaddrs) ctx.print(`address: ${addr.toString()}`)
     ctx.print(`data directory: ${dataDir}`)
-    ctx.print(`dht mode: ${peer.init.clientMode === true ? 'client' : 'server'}`)
+    ctx.print(`dht mode: ${peer.isDhtServer() ? 'server' : 'client'}`)
+    const relays = peer.relayedAddrs.length
+    ctx.print(`reachability: ${peer.reachability}${peer.reachability === 'private' ? ` (dialled through ${relays} relay address${relays === 1 ? '' : 'es'})` : ''}`)
     if (joinedVia != null) ctx.print(`network: joined via ${joinedVia}`)
     else if (bootstrap.addrs.length === 0) ctx.print('network: not joined (no bootstrap address)')
     else ctx.print('network: not joined yet (retrying the bootstrap peers)')

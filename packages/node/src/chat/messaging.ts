@@ -150,6 +150,25 @@ export class Messaging {
     this.notices.announce(active, 'online').catch(err => { this.log('online notices after rejoining: %s', err.message) })
   }
 
+  /**
+   * The addresses at which this peer can be dialled changed (a relay reservation made,
+   * renewed elsewhere or lost): the presence record and the friends online learn the new
+   * ones, else they would dial the old ones and fall back to the mailbox.
+   */
+  addressesChanged (): void {
+    const active = this.active
+    if (!this.running || active == null || active.session !== this.c.session() || active.ended) return
+    this.c.checkSession?.().catch(err => { this.log('presence after an address change: %s', err.message) })
+    this.notices.announce(active, 'online').catch(err => { this.log('online notices after an address change: %s', err.message) })
+  }
+
+  /** A chat stream to this peer over a relay ended (messenger.ts): what did not fit went to the mailbox. */
+  relayedStreamEnded (): void {
+    const active = this.active
+    if (!this.running || active == null || active.session !== this.c.session() || active.ended) return
+    this.readMailboxSoon(active, MAILBOX_READ_AFTER_REFUSAL_MS)
+  }
+
   /** The last connection to `peerId` closed: was a friend there, and did they go? */
   peerDisconnected (peerId: string): void {
     const active = this.active

@@ -16,6 +16,7 @@ import {
   type Envelope, type Refusal, type RefusalCode
 } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Connection, Libp2p, Logger, PeerId, PeerStore, Stream } from '@libp2p/interface'
+import { isRelayed } from '../network/index.js'
 import { refusalOf } from '../errors.js'
 import { abortable, shutdownController, timeLimit } from '../utils/index.js'
 import { ChatChannel, NotSentError } from './chat-channel.js'
@@ -65,6 +66,14 @@ export interface MessengerComponents {
   handle: Libp2p['handle']
   unhandle: Libp2p['unhandle']
   dialProtocol: Libp2p['dialProtocol']
+  /** The open connections to a peer: a conversation on a relayed one moves to a direct one once there is one (hole-punch.ts). */
+  getConnections?: Libp2p['getConnections']
+  /**
+   * An inbound chat stream over a relay ended. A relay ends a connection at its limits,
+   * also in the middle of an envelope too large for what is left; its sender then puts it
+   * into the mailbox, which the recipient should read soon rather than at its next poll.
+   */
+  relayedStreamEnded?: (from: PeerId) => void
   logger: ComponentLogger
 }
 
@@ -75,6 +84,8 @@ export class Messenger {
   private readonly inboundIdleMs: number
   private readonly handleTimeoutMs: number
   private readonly channels = new Map<string, Promise<ChatChannel>>()
+  /** Channels whose stream goes through a relay. */
+  private readonly relayed = new WeakSet<ChatChannel>()
   private readonly inbound = new Set<Stream>()
   private receiver?: EnvelopeReceiver
   private shutdown = shutdownController()
@@ -92,8 +103,12 @@ export class Messenger {
     this.receiver = receiver
     if (this.shutdown.signal.aborted) this.shutdown = shutdownController()
     await this.c.handle(CHAT_PROTOCOL, (stream, connection) => {
-      this.serve(stream, connection).catch(err => { this.log('inbound chat stream from %p ended: %s', connection.remotePeer, err.message) })
-    }, { ...options, runOnLimitedConnection: false, maxInboundStreams: CHAT_MAX_INBOUND_STREAMS })
+      this.serve(stream, connection)
+        .catch(err => { this.log('inbound chat stream from %p ended: %s', connection.remotePeer, err.message) })
+        .finally(() => { if (isRelayed(connection.remoteAddr) && !this.shutdown.signal.aborted) this.c.relayedStreamEnded?.(connection.remotePeer) })
+    // a relayed connection (to or from a peer behind NAT) is "limited" by the relay's
+    // duration and data limits: chat runs on it; one that hits a limit is dialled again
+    }, { ...options, runOnLimitedConnection: true, maxInboundStreams: CHAT_MAX_INBOUND_STREAMS })
   }
 
   async stop (options: AbortOptions = {}): Promise<void> {
@@ -149,7 +164,8 @@ export class Messenger {
     let ch = this.channels.get(peerId)
     if (ch != null) {
       const cached = await ch
-      if (!cached.failed) return cached
+      if (!cached.failed && !(this.relayed.has(cached) && this.direct(peerId) != null)) return cached
+      if (!cached.failed) this.retire(cached)
       if (this.channels.get(peerId) === ch) this.channels.delete(peerId)
       ch = this.channels.get(peerId)
     }
@@ -169,8 +185,29 @@ export class Messenger {
     const signal = timeLimit(this.ackTimeoutMs, { signal: this.shutdown.signal })
     const multiaddrs = addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
     if (multiaddrs.length > 0) await this.c.peerStore.merge(peerId, { multiaddrs }, { signal })
-    const stream = await this.c.dialProtocol(peerId, CHAT_PROTOCOL, { signal })
-    return new ChatChannel(stream, this.log, channel => { this.forget(peerIdStr, channel) })
+    const direct = this.direct(peerIdStr)
+    const stream = direct != null
+      ? await direct.newStream(CHAT_PROTOCOL, { signal })
+      : await this.c.dialProtocol(peerId, CHAT_PROTOCOL, { signal, runOnLimitedConnection: true })
+    const channel = new ChatChannel(stream, this.log, channel => { this.forget(peerIdStr, channel) })
+    if (direct == null && this.connections(peerIdStr).every(c => isRelayed(c.remoteAddr))) this.relayed.add(channel)
+    return channel
+  }
+
+  private connections (peerId: string): Connection[] {
+    return this.c.getConnections?.(peerIdFromString(peerId)) ?? []
+  }
+
+  /** An open connection to the peer that does not go through a relay. */
+  private direct (peerId: string): Connection | undefined {
+    return this.connections(peerId).find(c => c.status === 'open' && !isRelayed(c.remoteAddr))
+  }
+
+  /** A channel over a relay, replaced by one over a direct connection: what it carries now
+   * is acked (or times out) within the ack limit; then its stream is closed. */
+  private retire (channel: ChatChannel): void {
+    this.relayed.delete(channel)
+    setTimeout(() => { channel.fail(new Error('moved to a direct connection')) }, this.ackTimeoutMs).unref()
   }
 
   /**

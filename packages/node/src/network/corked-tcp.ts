@@ -36,8 +36,20 @@ export function corkedTcp (init?: TCPOptions): (components: TCPComponents) => Tr
 function corkingUpgrader (upgrader: Upgrader): Upgrader {
   return overriding(upgrader, {
     upgradeInbound: async (maConn: MultiaddrConnection, opts: any) => { await upgrader.upgradeInbound(cork(maConn), opts) },
-    upgradeOutbound: async (maConn: MultiaddrConnection, opts: any) => await upgrader.upgradeOutbound(cork(maConn), opts)
+    upgradeOutbound: async (maConn: MultiaddrConnection, opts: any) => await upgrader.upgradeOutbound(cork(opts?.initiator === false ? asResponder(maConn) : maConn), opts)
   })
+}
+
+/**
+ * A connection this peer dialled but answers as the responder (the answering side of a
+ * hole punch, hole-punch.ts: a TCP simultaneous open has two dialers). The upgrader's
+ * `initiator: false` makes noise and multistream-select respond; yamux picks its role
+ * from the connection's direction, so that says inbound too (else both ends are yamux
+ * clients and the first stream ends the connection).
+ */
+function asResponder (maConn: MultiaddrConnection): MultiaddrConnection {
+  (maConn as { direction: 'inbound' | 'outbound' }).direction = 'inbound'
+  return maConn
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 export { parseBootstrapAddrs } from './addresses.js'
 export { ChatPeer, type ChatPeerInit, type ChatPeerEvents, type ChatLibp2p, type PeerStatus } from './peer.js'
+export { DEFAULT_RELAY_LIMITS, RELAY_RESERVATIONS, isRelayed, type RelayLimits, type Reachability } from './relay.js'
 export * from './records/index.js'
 export * from './sets/index.js'
 export { ChatDatastore, DHT_RECORD_PREFIX } from '../storage/index.js'

@@ -21,11 +21,14 @@ import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storag
 import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/index.js'
 import { SetStore, SET_ITEMS_PREFIX, type SetStoreInit } from './sets/index.js'
 import { StorageBudget } from './storage-budget.js'
+import { DhtServers } from './dht/dht-servers.js'
 import { DhtService, Responsibility, type DhtServiceStats, type RoutingView } from './dht/index.js'
 import { ConnectionLiveness } from './liveness.js'
 import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trimmer.js'
 import { InboundGate, INBOUND_GATE, INBOUND_UPGRADE_TIMEOUT_MS } from './inbound-gate.js'
 import { parseBootstrapAddrs, listenAddr } from './addresses.js'
+import { holePunch, type HolePuncher, type HolePunchStats } from './hole-punch.js'
+import { relayServer, relayTransport, relayListenAddrs, isRelayed, FIRST_RESERVATION_WAIT_MS, type RelayLimits, type Reachability, type CircuitRelayService } from './relay.js'
 import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
 import { ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
@@ -74,8 +77,16 @@ export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
   port?: number
   /** Multiaddrs of peers to join through. */
   bootstrap?: string[]
-  /** Take part in the DHT as a client only (store nothing, answer no queries). @default false */
+  /** Take part in the DHT as a client only (store nothing, answer no queries). @default false (true when `reachability` is `private`) */
   clientMode?: boolean
+  /**
+   * Whether other peers can dial this one. `private` (behind a NAT): the peer is a DHT
+   * client, keeps reservations on two relays (relay.ts) and is dialled through them.
+   * @default 'public'
+   */
+  reachability?: Reachability
+  /** Serve as a circuit relay for peers that are not reachable, with these limits (`{}`: the defaults). @default off */
+  relay?: Partial<RelayLimits>
   /** Where the peer's components log. @default a logger prefixed with the peer id */
   logger?: ComponentLogger
   /** How many connections the peer keeps (low and high water marks, grace period). */
@@ -95,9 +106,11 @@ export interface ChatPeerEvents {
   /** The last connection closed: the peer dials its bootstrap and remembered peers again
    * (`network:joined` follows once one answers). */
   'network:lost': CustomEvent<Record<string, never>>
+  /** The addresses at which this peer can be dialled changed (a relay reservation made or lost). */
+  'network:addresses': CustomEvent<{ addrs: string[] }>
 }
 
-export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping }>
+export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping, relay?: CircuitRelayService, punch?: HolePuncher }>
 
 export type PeerStatus = 'stopped' | 'starting' | 'started' | 'stopping'
 
@@ -116,6 +129,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private trimmer?: ConnectionTrimmer
   private budget?: StorageBudget
   private inboundGate?: InboundGate
+  /** This peer's IPv4 address as other hosts see it (identify's observed address), when it is not its own. */
+  private observedIp?: string
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
   /** The running join loop, if any (one at a time). */
@@ -145,6 +160,12 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
 
   get peerId (): PeerId { return this.libp2p.peerId }
 
+  /** Whether `peer` is in this peer's DHT routing table (only DHT servers are). */
+  async inRoutingTable (peer: PeerId): Promise<boolean> {
+    const table = (this.libp2p.services.dht as unknown as { routingTable?: { find: (p: PeerId) => Promise<PeerId | undefined> } }).routingTable
+    return (await table?.find(peer)) != null
+  }
+
   /** The DHT wiring's counters (pooled streams, closer peers filtered). */
   get dhtStats (): DhtServiceStats { return started(this.dht).stats }
 
@@ -161,10 +182,14 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
 
   get multiaddrs (): Multiaddr[] { return this.libp2p.getMultiaddrs() }
 
+  /** Hole punching so far (a `private` peer only). */
+  get punchStats (): HolePunchStats | undefined { return this.libp2p.services.punch?.stats }
+
   async start (): Promise<this> {
     if (this.status !== 'stopped') return this
     this.status = 'starting'
-    const { dataDir, host = DEFAULT_HOST, port = 0, clientMode = false } = this.init
+    const { dataDir, host = DEFAULT_HOST, port = 0, reachability = 'public' } = this.init
+    const clientMode = this.init.clientMode ?? reachability === 'private'
     try {
       await mkdir(dataDir, { recursive: true })
       const privateKey = await loadOrCreatePeerKey(dataDir)
@@ -197,8 +222,12 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         privateKey,
         logger,
         datastore: this.datastore,
-        addresses: { listen: [listenAddr(host, port)] },
-        transports: [corkedTcp({ inboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS, outboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS })],
+        addresses: { listen: [listenAddr(host, port), ...(reachability === 'private' ? relayListenAddrs() : [])] },
+        transports: [
+          corkedTcp({ inboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS, outboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS }),
+          // every peer can dial a relayed address; a private one also keeps its reservations
+          relayTransport()
+        ],
         connectionEncrypters: [noise()],
         // yamux pings every connection every 30 s and ignores a missing answer (its own
         // TODO): chatter that finds nothing; a connection is checked when used (liveness.ts).
@@ -222,7 +251,10 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           // kad-dht's routing table, liveness probes and friends' reachability checks all ping;
           // with the default of one outbound ping stream per peer a second ping is refused
           ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
-          dht: dht.factory()
+          dht: dht.factory(),
+          ...(this.init.relay != null ? { relay: relayServer(this.init.relay) } : {}),
+          // a direct connection after a relayed one, when both routers allow it (hole-punch.ts)
+          ...(reachability === 'private' ? { punch: holePunch({ publicIp: () => this.observedIp }) } : {})
         }
       }).catch((err: any) => {
         if (err.code === 'EADDRINUSE' || /EADDRINUSE|EADDRNOTAVAIL|EACCES/.test(String(err.message))) {
@@ -231,6 +263,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         throw err
       })
       this._libp2p = libp2p
+      // the join dials after this, so every peer's identify is seen
+      const servers = new DhtServers(libp2p, DHT_PROTOCOL)
       this.liveness = new ConnectionLiveness({
         ping: async (peer, options) => await libp2p.services.ping.ping(peer, options),
         connections: peer => libp2p.getConnections(peer),
@@ -249,7 +283,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.datastore.recordExpired = this._records.isExpired
       this._records.start()
       this._sets = new SetStore({
-        peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, peerStore: libp2p.peerStore, dhtProtocol: DHT_PROTOCOL, logger, responsibility
+        peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, isDhtServer: peer => servers.has(peer), logger, responsibility
       }, this.init)
       // directory entries and mailbox items from registered users only (unless a test serves its own rules)
       const isOwner = ownerCheck(this._records)
@@ -268,6 +302,21 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.status = 'started'
       this.bootstrapAbort = new AbortController()
       libp2p.addEventListener('peer:disconnect', () => { this.onDisconnect() })
+      if (reachability === 'private') {
+        // the router's address, as a host beyond it sees this peer: what a hole punch offers
+        libp2p.addEventListener('peer:identify', ({ detail }) => {
+          const ip = detail.observedAddr?.getComponents().find(c => c.name === 'ip4')?.value
+          if (ip == null || ip === host || isRelayed(detail.connection.remoteAddr)) return
+          this.observedIp = ip
+        })
+      }
+      let addrs = this.multiaddrs.map(String).join(' ')
+      libp2p.addEventListener('self:peer:update', () => {
+        const now = this.multiaddrs.map(String)
+        if (now.join(' ') === addrs) return
+        addrs = now.join(' ')
+        this.safeDispatch('network:addresses', { addrs: now })
+      })
       this.rejoin()
       return this
     } catch (err) {
@@ -360,6 +409,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           return addr.toString()
         }))
         await this.lookupSelf(signal)
+        if (this.reachability === 'private') await this.firstReservation(signal)
         this.joined = true
         this.log('joined the network via %s', via)
         this.safeDispatch('network:joined', { via })
@@ -371,6 +421,30 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         retryMs = Math.min(retryMs * 2, BOOTSTRAP_RETRY_MAX_MS)
       }
     }
+  }
+
+  /** Whether other peers can dial this one directly (`private`: only through relays). */
+  get reachability (): Reachability { return this.init.reachability ?? 'public' }
+
+  /** The relayed addresses at which this peer can be dialled (those of its reservations). */
+  get relayedAddrs (): Multiaddr[] { return this.multiaddrs.filter(isRelayed) }
+
+  /** Wait (a while, at most) until a relay holds a reservation for this peer: until then nobody can dial it. */
+  private async firstReservation (signal: AbortSignal): Promise<void> {
+    if (this.relayedAddrs.length > 0) return
+    await new Promise<void>(resolve => {
+      const limit = timeLimit(FIRST_RESERVATION_WAIT_MS, { signal })
+      const done = (): void => {
+        this.removeEventListener('network:addresses', check)
+        resolve()
+      }
+      const check = (): void => { if (this.relayedAddrs.length > 0) done() }
+      this.addEventListener('network:addresses', check)
+      limit.addEventListener('abort', () => {
+        if (this.relayedAddrs.length === 0 && !signal.aborted) this.log('no relay reservation after %d ms; going on without', FIRST_RESERVATION_WAIT_MS)
+        done()
+      }, { once: true })
+    })
   }
 
   private async lookupSelf (signal: AbortSignal): Promise<void> {

@@ -12,15 +12,15 @@ import { parseSetKey, sha256 } from '@conf-chat/protocol'
 import { LRUCache } from 'lru-cache'
 import { timeLimit } from '../../utils/index.js'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { AbortOptions, ComponentLogger, Libp2p, Logger, PeerId, PeerStore } from '@libp2p/interface'
+import type { AbortOptions, ComponentLogger, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
 export interface HolderLookupComponents {
   peerId: PeerId
   dht: Pick<KadDHT, 'getClosestPeers' | 'getMode'>
   network: Pick<Libp2p, 'getConnections'>
-  peerStore: Pick<PeerStore, 'get'>
   /** The DHT's protocol: peers that announce it (identify) are DHT servers. */
-  dhtProtocol: string
+  /** Whether a connected peer serves the DHT by its own account (dht-servers.ts). */
+  isDhtServer: (peer: PeerId) => boolean
   logger: ComponentLogger
   /** Aborts when the store stops: a shared lookup ends then (callers' own signals end only their wait). */
   shutdown: () => AbortSignal
@@ -109,7 +109,7 @@ export class HolderLookup {
     // a query cut short by load finds too few peers, and writers and readers would then
     // disagree on the holders: every connected DHT server is a candidate too
     for (const conn of this.components.network.getConnections()) {
-      if (conn.status === 'open' && !found.has(conn.remotePeer.toString()) && await this.isDhtServer(conn.remotePeer)) {
+      if (conn.status === 'open' && !found.has(conn.remotePeer.toString()) && this.components.isDhtServer(conn.remotePeer)) {
         found.set(conn.remotePeer.toString(), conn.remotePeer)
       }
     }
@@ -119,14 +119,5 @@ export class HolderLookup {
       .map(peer => ({ peer, distance: xor(sha256(peer.toMultihash().bytes), target) }))
       .sort((a, b) => compare(a.distance, b.distance))
       .map(p => p.peer)
-  }
-
-  /** From the peer store (local, quick): not under the query's limit, which may have run out. */
-  private async isDhtServer (peer: PeerId): Promise<boolean> {
-    try {
-      return (await this.components.peerStore.get(peer)).protocols.includes(this.components.dhtProtocol)
-    } catch {
-      return false
-    }
   }
 }

@@ -30,7 +30,7 @@ import { SetSweeper } from './sweeper.js'
 import { NotResponsibleError, type Responsibility } from '../dht/responsibility.js'
 import type { HeldEntry } from '../storage-budget.js'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { AbortOptions, ComponentLogger, Libp2p, PeerId, PeerStore, StreamHandler } from '@libp2p/interface'
+import type { AbortOptions, ComponentLogger, Libp2p, PeerId, StreamHandler } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 
 export interface SetStoreInit {
@@ -69,9 +69,9 @@ export interface SetStoreComponents {
   datastore: Pick<Datastore, 'get' | 'has' | 'delete' | 'batch' | 'query' | 'queryKeys'>
   dht: Pick<KadDHT, 'getClosestPeers' | 'getMode'>
   network: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections'>
-  peerStore: Pick<PeerStore, 'get'>
   /** The DHT's protocol: peers that announce it (identify) are DHT servers. */
-  dhtProtocol: string
+  /** Whether a connected peer serves the DHT by its own account (dht-servers.ts). */
+  isDhtServer: (peer: PeerId) => boolean
   logger: ComponentLogger
   /** The clock for item expiry, tombstones, removal signatures and sweeps, ms since the epoch. @default Date.now */
   now?: () => number
@@ -131,7 +131,7 @@ export class SetStore {
       peerId, network: components.network, answerLocally: async (req, options) => await this.holder.answer(req, options)
     }, { requestTimeoutMs: this.requestTimeoutMs })
     this.lookup = new HolderLookup({
-      peerId, dht: components.dht, network: components.network, peerStore: components.peerStore, dhtProtocol: components.dhtProtocol,
+      peerId, dht: components.dht, network: components.network, isDhtServer: components.isDhtServer,
       logger, shutdown: () => this.shutdown.signal, now
     }, { replicas: this.replicas, queryTimeoutMs: this.queryTimeoutMs })
     const findHolders = async (setKey: string, options?: FindHoldersOptions): Promise<PeerId[]> => await this.lookup.findHolders(setKey, options)

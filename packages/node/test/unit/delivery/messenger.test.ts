@@ -350,3 +350,33 @@ describe('Messenger', { timeout: 5_000 }, () => {
     expect(a.dials).toBe(2)
   })
 })
+
+describe('Messenger over a relay', { timeout: 5_000 }, () => {
+  it('moves a conversation from a relayed connection to a direct one once there is one', async () => {
+    const { sender, bobId, received, node } = await pair(async () => ({ ok: true }))
+    const relayed = { status: 'open', remoteAddr: { toString: () => `/ip4/10.0.0.1/tcp/4300/p2p/x/p2p-circuit/p2p/${bobId}` } } as unknown as Connection
+    let connections: Connection[] = [relayed]
+    node.getConnections = (() => connections) as MessengerComponents['getConnections']
+    expect(await sender.send(bobId, [], dm('over the relay'))).toEqual({ delivered: true })
+    expect(node.dials).toBe(1)
+    // the hole punch made a direct connection: the next send opens its stream there
+    let directStreams = 0
+    const direct = {
+      status: 'open',
+      remoteAddr: { toString: () => '/ip4/198.51.100.2/tcp/40002' },
+      newStream: async (protocol: string) => {
+        expect(protocol).toBe(CHAT_PROTOCOL)
+        directStreams++
+        const [outbound, inbound] = await streamPair()
+        node.onDial?.(inbound)
+        return outbound
+      }
+    } as unknown as Connection
+    connections = [relayed, direct]
+    expect(await sender.send(bobId, [], dm('direct'))).toEqual({ delivered: true })
+    expect(await sender.send(bobId, [], dm('direct again'))).toEqual({ delivered: true })
+    expect(directStreams).toBe(1)
+    expect(node.dials).toBe(1)
+    expect(received.map(r => (r.envelope as any).id)).toHaveLength(3)
+  })
+})

@@ -124,8 +124,7 @@ export class TestNet {
         dialProtocol: (async (to: PeerId, _protocol: string, opts: { signal?: AbortSignal } = {}) => await this.dial(id, to, opts)) as unknown as SetStoreComponents['network']['dialProtocol'],
         getConnections: () => []
       },
-      peerStore: { get: async () => { throw new Error('not in the peer store') } },
-      dhtProtocol: '/test/kad/1.0.0',
+      isDhtServer: () => false,
       logger: defaultLogger(),
       now: this.clock.now
     }

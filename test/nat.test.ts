@@ -1,0 +1,277 @@
+/**
+ * Peers behind NAT, end to end: the real supernode (a relay) and node programs in network
+ * namespaces of this test. An "internet" bridge holds the supernode and two public peers;
+ * alice and bob are each behind a home router that masquerades (endpoint-independent
+ * mapping), carol behind one with random ports per connection (symmetric). Checks that
+ * the home peers run as DHT clients that nobody has in a routing table, reach each other
+ * through the supernode's relay (many messages, one larger than the relay's data limit
+ * for a connection), that records and mailboxes stay on public peers, and that a
+ * restarted relay takes them back. Needs root, iproute2 and nftables; skipped, saying
+ * why, where they cannot be used.
+ */
+import { spawnSync } from 'node:child_process'
+import { describe, it, expect, beforeAll, afterAll, inject, onTestFailed } from 'vitest'
+import { Programs, type Program } from './helpers/programs.js'
+import { listNamespaces, netnsUnavailable } from './helpers/netns.js'
+import { NatNetwork, nftUnavailable } from './helpers/nat.js'
+
+const unavailable = netnsUnavailable() ?? nftUnavailable()
+if (unavailable != null) console.warn(`nat.test.ts SKIPPED: ${unavailable}`)
+
+const SUPERNODE_PORT = 4300
+const PEER_PORT = 4301
+/**
+ * The relay's per-connection data limit in the test (KiB): small, so that a relayed
+ * connection carries a few messages before the relay ends it (the next dials a new one),
+ * and one message (3,000 three-byte characters) exceeds it whole.
+ */
+const RELAY_DATA_LIMIT_KIB = 4
+const HOME = ['alice', 'bob', 'carol'] as const
+const PUBLIC = ['pub1', 'pub2'] as const
+type Name = typeof HOME[number] | typeof PUBLIC[number]
+const TIME = '\\(\\d\\d:\\d\\d:\\d\\d\\)'
+/** NAT_DEBUG=1: the peers log at debug level, and every transcript is printed at the end. */
+const DEBUG = process.env.NAT_DEBUG === '1'
+
+let programs: Programs | undefined
+let net: NatNetwork | undefined
+let namespaces: string[] = []
+
+beforeAll(() => {
+  const buildError = inject('buildError')
+  if (buildError !== '') throw new Error(buildError)
+})
+
+afterAll(async () => {
+  await programs?.cleanup()
+  net?.cleanup()
+  const left = listNamespaces().filter(ns => namespaces.includes(ns))
+  expect(left, 'namespaces left behind').toEqual([])
+})
+
+interface PeerLine { id: string, relayed: boolean, inTable: boolean, addrs: string[] }
+
+/** `peers` on `p`: one entry per connected peer. */
+async function peers (p: Program): Promise<PeerLine[]> {
+  p.send('peers')
+  const n = Number((await p.waitForLine(/^(\d+) connected peers?$/))[1])
+  const out: PeerLine[] = []
+  for (let i = 0; i < n; i++) {
+    const m = await p.waitForLine(/^(\S+) (direct|relayed)( in-table)? ?(.*)$/)
+    out.push({ id: m[1]!, relayed: m[2] === 'relayed', inTable: m[3] != null, addrs: m[4]!.split(' ').filter(a => a !== '') })
+  }
+  return out
+}
+
+/** `whoami` on `p`: its peer id, addresses, DHT mode and reachability line. */
+async function whoami (p: Program): Promise<{ id: string, addrs: string[], mode: string, reachability: string }> {
+  p.send('whoami')
+  const id = (await p.waitForLine(/^peer id: (\S+)$/))[1]!
+  const addrs: string[] = []
+  for (;;) {
+    const m = await p.waitForLine(/^(address: (\S+)|data directory: .*)$/)
+    if (m[2] == null) break
+    addrs.push(m[2])
+  }
+  const mode = (await p.waitForLine(/^dht mode: (\S+)$/))[1]!
+  const reachability = (await p.waitForLine(/^reachability: (.*)$/))[1]!
+  return { id, addrs, mode, reachability }
+}
+
+async function sleep (ms: number): Promise<void> { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+/** Ask again (a second apart) until `check` holds; the last answer. */
+async function until<T> (ask: () => Promise<T>, check: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  const start = Date.now()
+  for (;;) {
+    const value = await ask()
+    if (check(value) || Date.now() - start > timeoutMs) return value
+    await sleep(1_000)
+  }
+}
+
+describe('peers behind NAT (namespaces, nftables)', () => {
+  if (unavailable != null) {
+    it.skip(`needs network namespaces and nftables, skipped: ${unavailable}`, () => {})
+    return
+  }
+
+  it('home peers are DHT clients reached through the relay; records and mail on public peers; a restarted relay takes them back', async () => {
+    const started = Date.now()
+    const progress = (step: string): void => { console.log(`[nat +${((Date.now() - started) / 1000).toFixed(1)}s] ${step}`) }
+    programs = new Programs()
+    net = new NatNetwork()
+    const all: Program[] = []
+    onTestFailed(() => {
+      for (const p of all) console.error(p.transcript())
+      for (const r of net?.routers ?? []) console.error(`conntrack of ${r.name}:\n${net?.conntrack(r)}`)
+    })
+
+    net.create()
+    const snHost = net.publicHost('supernode')
+    for (const name of PUBLIC) net.publicHost(name)
+    net.homeHost('alice', 'cone')
+    net.homeHost('bob', 'cone')
+    net.homeHost('carol', 'symmetric')
+    namespaces = net.namespaces
+    expect(spawnSync('ip', ['-o', 'addr'], { encoding: 'utf8' }).stdout).not.toContain('10.214.')
+
+    const snHome = await programs.home()
+    const startSupernode = (): Program => {
+      const p = programs!.supernode({
+        home: snHome,
+        wrapper: net!.wrapper('supernode'),
+        env: DEBUG ? { CONF_CHAT_LOG: 'debug' } : {},
+        args: ['--host', snHost.ip, '--port', String(SUPERNODE_PORT), '--relay-data-limit', String(RELAY_DATA_LIMIT_KIB)]
+      })
+      all.push(p)
+      return p
+    }
+    let supernode = startSupernode()
+    const snId = (await supernode.waitForLine(/^supernode peer id: (\S+)$/))[1]!
+    await supernode.waitForLine(new RegExp(`^relay: on \\(\\d+ slots, each connection up to \\d+s and ${RELAY_DATA_LIMIT_KIB} KiB\\)$`))
+    const snAddr = `/ip4/${snHost.ip}/tcp/${SUPERNODE_PORT}/p2p/${snId}`
+
+    const startPeer = (name: Name, home: string): Program => {
+      const p = programs!.node({
+        home,
+        wrapper: net!.wrapper(name),
+        env: DEBUG ? { CONF_CHAT_LOG: process.env.NAT_DEBUG_LEVEL ?? 'debug' } : {},
+        args: [
+          '--host', net!.host(name).ip, '--port', String(PEER_PORT), '--bootstrap', snAddr, '--commands',
+          '--reachability', HOME.includes(name as any) ? 'private' : 'public', '--bcrypt-cost', '4', '--kdf-memory', '8'
+        ]
+      })
+      all.push(p)
+      return p
+    }
+    const peer = {} as Record<Name, Program>
+    for (const name of [...PUBLIC, ...HOME]) peer[name] = startPeer(name, await programs.home())
+    for (const name of [...PUBLIC, ...HOME]) await peer[name].waitForLine(new RegExp(`^joined the network via ${snAddr}$`), 60_000)
+    progress('supernode, 2 public and 3 home peers joined')
+    const { alice, carol, pub1, pub2 } = peer
+    let bob = peer.bob
+
+    // --- (1) the home peers know they are not reachable: DHT clients with relayed addresses, in nobody's routing table
+    const ids = {} as Record<Name, string>
+    for (const name of [...PUBLIC, ...HOME]) {
+      const me = await whoami(peer[name])
+      ids[name] = me.id
+      if (HOME.includes(name as any)) {
+        expect(me.mode, name).toBe('client')
+        expect(me.reachability, name).toMatch(/^private \(dialled through [12] relay address(es)?\)$/)
+        expect(me.addrs.filter(a => a.startsWith(`${snAddr}/p2p-circuit/p2p/${me.id}`)), `${name}'s addresses: ${me.addrs.join(' ')}`).toHaveLength(1)
+      } else {
+        expect(me.mode, name).toBe('server')
+      }
+    }
+    for (const name of [...PUBLIC, ...HOME]) {
+      const list = await peers(peer[name])
+      for (const h of HOME) {
+        const entry = list.find(l => l.id === ids[h])
+        if (entry == null) continue
+        expect(entry.inTable, `${name} has ${h} in its routing table`).toBe(false)
+      }
+      if (PUBLIC.includes(name as any)) {
+        // the public peers found each other as servers
+        const other = PUBLIC.find(p => p !== name)!
+        const seen = await until(async () => await peers(peer[name]), l => l.some(e => e.id === ids[other] && e.inTable), 30_000)
+        expect(seen.find(e => e.id === ids[other])?.inTable, `${name} has ${other} in its routing table`).toBe(true)
+      }
+    }
+    progress('home peers are DHT clients; nobody has them in a routing table')
+
+    // --- accounts and friends: alice with bob and with carol
+    for (const name of HOME) {
+      peer[name].send(`register ${name}`)
+      peer[name].send(`${name}'s violet kettle`)
+      peer[name].send(`${name[0]!.toUpperCase()}${name.slice(1)}`)
+    }
+    for (const name of HOME) await peer[name].waitForLine(new RegExp(`^\\[register\\] Registered ${name} \\(`), 60_000)
+    for (const name of ['bob', 'carol'] as const) {
+      alice.send(`friend-add ${name}`)
+      await alice.waitForLine(new RegExp(`^\\[friends\\] Friend request sent to ${name} \\(delivered\\)$`), 60_000)
+      await peer[name].waitForLine(/^\[friends\] alice wants to be your friend/)
+      peer[name].send('friend-accept alice')
+      await peer[name].waitForLine(/^\[friends\] You and alice are now friends/)
+      await alice.waitForLine(new RegExp(`^\\[friends\\] ${name} accepted: you are now friends$`))
+    }
+    progress('registered (records read across the NATs), friends (requests delivered live through the relay)')
+
+    // --- (2) alice -> bob live, through the relay
+    alice.send('msg bob hello bob, behind two routers')
+    await alice.waitForLine(/^\[msg\] to bob: delivered$/)
+    await bob.waitForLine(new RegExp(`^\\[DM from alice\\] ${TIME} hello bob, behind two routers$`))
+    bob.send('msg alice hello alice')
+    await bob.waitForLine(/^\[msg\] to alice: delivered$/)
+    await alice.waitForLine(new RegExp(`^\\[DM from bob\\] ${TIME} hello alice$`))
+    progress('alice and bob: live DMs')
+
+    // --- (2b) and within a few seconds directly (their routers keep ports: the hole punch
+    // works), while messages go on: sent as the first relayed connection is upgraded
+    for (let i = 1; i <= 20; i++) alice.send(`msg bob across the upgrade ${i}`)
+    const direct = await until(async () => await peers(alice), l => l.some(e => e.id === ids.bob && !e.relayed), 15_000)
+    const toBob = direct.find(e => e.id === ids.bob)
+    expect(toBob?.relayed, `alice-bob still relayed: ${JSON.stringify(toBob)}`).toBe(false)
+    progress('alice and bob: direct connection')
+    await bob.waitForLines(new RegExp(`^\\[DM from alice\\] ${TIME} across the upgrade \\d+$`), 20, 60_000)
+    expect(bob.stdout.filter(l => / across the upgrade \d+$/.test(l)), 'each once').toHaveLength(20)
+
+    // --- (3) alice -> carol (symmetric NAT): 200 messages and one larger than the relay's limit, each exactly once
+    const COUNT = 200
+    for (let i = 1; i <= COUNT; i++) alice.send(`msg carol n${i}`)
+    const big = '€'.repeat(3_000)
+    expect(Buffer.byteLength(big)).toBeGreaterThan(2 * RELAY_DATA_LIMIT_KIB * 1024)
+    alice.send(`msg carol big ${big}`)
+    await carol.waitForLines(new RegExp(`^\\[DM from alice\\] ${TIME} n\\d+$`), COUNT, 120_000)
+    // too large for one relayed connection: it goes to carol's mailbox, which her peer reads
+    // soon after the relay cut the stream it was coming on
+    await alice.waitForLine(/^\[msg\] to carol: queued for offline delivery$/, 120_000)
+    await carol.waitForLine(new RegExp(`\\[DM from alice\\] (${TIME} )?big €+$`), 60_000)
+    const got = carol.stdout.map(l => l.match(/\[DM from alice\] \S+ (n\d+)$/)?.[1]).filter(x => x != null)
+    expect(new Set(got).size, 'distinct messages').toBe(COUNT)
+    expect(got, 'each message once').toHaveLength(COUNT)
+    expect(carol.stdout.filter(l => /\[DM from alice\].* big €+$/.test(l)), 'the big one once').toHaveLength(1)
+    const toCarol = (await peers(alice)).find(e => e.id === ids.carol)
+    if (toCarol != null) expect(toCarol.relayed, 'alice-carol stays relayed').toBe(true)
+    progress('alice -> carol: 200 messages and a big one, each once')
+
+    // --- (4) records and mail on public peers: bob's peer goes away for good; alice's mail to
+    // him waits in his mailbox; he logs in on a new peer (new identity, empty datastore)
+    // behind the same router, which reads his account and the mailbox from the public peers
+    bob.send('quit')
+    expect(await bob.waitForExit(30_000), bob.transcript()).toEqual({ code: 0, signal: null })
+    await alice.waitForLine(/^\[presence\] bob is offline$/, 60_000)
+    alice.send('msg bob while you were out')
+    await alice.waitForLine(/^\[msg\] to bob: queued for offline delivery$/, 90_000)
+    bob = peer.bob = startPeer('bob', await programs.home())
+    await bob.waitForLine(new RegExp(`^joined the network via ${snAddr}$`), 60_000)
+    bob.send('login bob')
+    bob.send("bob's violet kettle")
+    await bob.waitForLine(/^\[login\] Logged in as bob \(Bob\)$/, 60_000)
+    await bob.waitForLine(new RegExp(`\\[DM from alice\\] (${TIME} )?while you were out$`), 60_000)
+    progress('bob on a new peer: his account and his mail read from the public peers')
+
+    // --- (5) the relay restarts: new reservations, DMs go on
+    supernode.kill('SIGTERM')
+    await supernode.exited
+    supernode = startSupernode()
+    await supernode.waitForLine(/^relay: on /)
+    for (const name of ['alice', 'bob'] as const) {
+      const me = await until(async () => await whoami(peer[name]), w => w.addrs.some(a => a.startsWith(`${snAddr}/p2p-circuit`)), 60_000)
+      expect(me.addrs.some(a => a.startsWith(`${snAddr}/p2p-circuit`)), `${name} reserved again`).toBe(true)
+    }
+    alice.send('msg bob after the relay restarted')
+    await alice.waitForLine(/^\[msg\] to bob: delivered$/, 60_000)
+    await bob.waitForLine(new RegExp(`^\\[DM from alice\\] ${TIME} after the relay restarted$`))
+    progress('relay restarted: reservations again, live DMs')
+
+    for (const p of [alice, bob, carol, pub1, pub2]) {
+      expect(p.running, p.transcript()).toBe(true)
+      p.send('quit')
+    }
+    for (const p of [alice, bob, carol, pub1, pub2]) expect(await p.waitForExit(30_000), p.transcript()).toEqual({ code: 0, signal: null })
+    if (DEBUG) for (const p of all) console.log(p.transcript())
+    progress('done')
+  }, 600_000)
+})
