@@ -121,7 +121,7 @@ describe('peers behind NAT (namespaces, nftables)', () => {
       const p = programs!.supernode({
         home: snHome,
         wrapper: net!.wrapper('supernode'),
-        env: DEBUG ? { CONF_CHAT_LOG: 'debug' } : {},
+        env: DEBUG ? { CONF_CHAT_LOG: process.env.NAT_DEBUG_LEVEL ?? 'debug' } : {},
         args: ['--host', snHost.ip, '--port', String(SUPERNODE_PORT), '--relay-data-limit', String(RELAY_DATA_LIMIT_KIB)]
       })
       all.push(p)
@@ -138,8 +138,8 @@ describe('peers behind NAT (namespaces, nftables)', () => {
         wrapper: net!.wrapper(name),
         env: DEBUG ? { CONF_CHAT_LOG: process.env.NAT_DEBUG_LEVEL ?? 'debug' } : {},
         args: [
-          '--host', net!.host(name).ip, '--port', String(PEER_PORT), '--bootstrap', snAddr, '--commands',
-          '--reachability', HOME.includes(name as any) ? 'private' : 'public', '--bcrypt-cost', '4', '--kdf-memory', '8'
+          // no --reachability: each finds out (a dial-back by the supernode it joins through)
+          '--host', net!.host(name).ip, '--port', String(PEER_PORT), '--bootstrap', snAddr, '--commands', '--bcrypt-cost', '4', '--kdf-memory', '8'
         ]
       })
       all.push(p)
@@ -152,7 +152,10 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     const { alice, carol, pub1, pub2 } = peer
     let bob = peer.bob
 
-    // --- (1) the home peers know they are not reachable: DHT clients with relayed addresses, in nobody's routing table
+    // --- (1) the home peers learn that they are not reachable: DHT clients with relayed addresses, in nobody's routing table
+    // (said as the join found it, before "joined the network")
+    for (const name of HOME) expect(peer[name].stdout.filter(l => /^this peer cannot be dialled from outside \(behind a NAT\)/.test(l)), name).toHaveLength(1)
+    for (const name of PUBLIC) expect(peer[name].stdout.filter(l => l.includes('cannot be dialled')), name).toEqual([])
     const ids = {} as Record<Name, string>
     for (const name of [...PUBLIC, ...HOME]) {
       const me = await whoami(peer[name])

@@ -122,6 +122,10 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     notice(`cannot reach any bootstrap peer (tried ${detail.tried.length}); retrying in ${Math.round(detail.retryInMs / 1000)}s`)
   })
   peer.addEventListener('network:lost', () => { notice('lost every connection to the network; reconnecting') })
+  // the usual case (reachable) says nothing
+  peer.addEventListener('network:reachability', ({ detail }) => {
+    if (detail.reached === 'private') notice('this peer cannot be dialled from outside (behind a NAT): friends reach it through the supernode\'s relay')
+  })
   // a read the user waits for could not tell yet (never taken as "nothing there")
   node.addEventListener('network:slow', ({ detail }) => {
     notice(`network slow, retrying: reading ${detail.what} again in ${Math.max(1, Math.round(detail.retryInMs / 1000))}s (attempt ${detail.attempt + 1})`)

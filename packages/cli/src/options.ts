@@ -15,8 +15,8 @@ export interface NodeOptions {
   /** Where `bootstrap` came from: 'cli', 'env', or 'default' (empty: use the supernode file). */
   bootstrapSource: string
   client: boolean
-  /** `private`: behind a NAT, reached through relays (a DHT client). */
-  reachability: 'public' | 'private'
+  /** `auto`: found out at join by a dial-back; `private`: behind a NAT, reached through relays (a DHT client). */
+  reachability: 'auto' | 'public' | 'private'
   commands: boolean
   /** Tell friends what the user read (off: `--no-read-receipts`). */
   readReceipts: boolean
@@ -65,8 +65,8 @@ export function nodeProgram (): Command {
     .addOption(new Option('--bootstrap <multiaddr>', 'peer to join through; repeatable, or comma/space separated [default: the addresses in <home>/supernode.json]')
       .env('CONF_CHAT_BOOTSTRAP').argParser(splitAddrList))
     .addOption(new Option('--client', 'take part in the DHT as a client only (store nothing for others)').env('CONF_CHAT_CLIENT'))
-    .addOption(new Option('--reachability <how>', 'public: other peers can dial this one (it serves the DHT); private: behind a NAT, dialled through the supernode\'s relay (a DHT client)')
-      .env('CONF_CHAT_REACHABILITY').choices(['public', 'private']).default('public'))
+    .addOption(new Option('--reachability <how>', 'auto: at each join, the DHT servers it joined through dial it back to find out; public: other peers can dial this one (it serves the DHT); private: behind a NAT, dialled through the supernode\'s relay (a DHT client)')
+      .env('CONF_CHAT_REACHABILITY').choices(['auto', 'public', 'private']).default('auto'))
     .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
     .addOption(new Option('--no-read-receipts', 'do not tell friends when you have read their messages (they still see them delivered); also CONF_CHAT_NO_READ_RECEIPTS=1'))
     .addOption(new Option('--no-bell', 'the menus do not ring the terminal bell for a message that is not on screen; also CONF_CHAT_NO_BELL=1'))

@@ -20,8 +20,9 @@ describe('read receipts option', () => {
 describe('reachability option', () => {
   afterEach(() => { delete process.env.CONF_CHAT_REACHABILITY })
 
-  it('is public unless --reachability private (or CONF_CHAT_REACHABILITY) says the peer is behind a NAT', () => {
-    expect(parseNodeOptions(argv()).reachability).toBe('public')
+  it('is found out (auto) unless --reachability (or CONF_CHAT_REACHABILITY) says it', () => {
+    expect(parseNodeOptions(argv()).reachability).toBe('auto')
+    expect(parseNodeOptions(argv('--reachability', 'public')).reachability).toBe('public')
     expect(parseNodeOptions(argv('--reachability', 'private')).reachability).toBe('private')
     process.env.CONF_CHAT_REACHABILITY = 'private'
     expect(parseNodeOptions(argv()).reachability).toBe('private')

@@ -19,7 +19,10 @@ export const whoami: Command = {
     ctx.print(`data directory: ${dataDir}`)
     ctx.print(`dht mode: ${peer.isDhtServer() ? 'server' : 'client'}`)
     const relays = peer.relayedAddrs.length
-    ctx.print(`reachability: ${peer.reachability}${peer.reachability === 'private' ? ` (dialled through ${relays} relay address${relays === 1 ? '' : 'es'})` : ''}`)
+    const how = peer.reachability === 'private'
+      ? ` (dialled through ${relays} relay address${relays === 1 ? '' : 'es'})`
+      : peer.reachability === 'unknown' ? ' (no DHT server has dialled it back yet: a DHT client until one does)' : ''
+    ctx.print(`reachability: ${peer.reachability}${how}`)
     if (joinedVia != null) ctx.print(`network: joined via ${joinedVia}`)
     else if (bootstrap.addrs.length === 0) ctx.print('network: not joined (no bootstrap address)')
     else ctx.print('network: not joined yet (retrying the bootstrap peers)')

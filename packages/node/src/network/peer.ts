@@ -10,7 +10,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { corkedTcp } from './corked-tcp.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { halfWindowYamux } from './half-window-yamux.js'
-import { identify, type Identify } from '@libp2p/identify'
+import { identify, identifyPush, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { TypedEventEmitter, type AbortOptions, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
@@ -21,6 +21,7 @@ import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storag
 import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/index.js'
 import { SetStore, SET_ITEMS_PREFIX, type SetStoreInit } from './sets/index.js'
 import { StorageBudget } from './storage-budget.js'
+import { PeerSet } from '@libp2p/peer-collections'
 import { DhtServers } from './dht/dht-servers.js'
 import { DhtService, Responsibility, type DhtServiceStats, type RoutingView } from './dht/index.js'
 import { ConnectionLiveness } from './liveness.js'
@@ -29,6 +30,7 @@ import { InboundGate, INBOUND_GATE, INBOUND_UPGRADE_TIMEOUT_MS } from './inbound
 import { parseBootstrapAddrs, listenAddr } from './addresses.js'
 import { holePunch, type HolePuncher, type HolePunchStats } from './hole-punch.js'
 import { relayServer, relayTransport, relayListenAddrs, isRelayed, FIRST_RESERVATION_WAIT_MS, type RelayLimits, type Reachability, type CircuitRelayService } from './relay.js'
+import { reachability as reachabilityService, type DialbackService, type Reached } from './reachability.js'
 import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
 import { ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
@@ -66,6 +68,11 @@ const CONNECTION_MONITOR_ENABLED = false
 /** A TCP connection with no byte either way for this long is closed (@libp2p/tcp's default is 2 min:
  * long enough that a refresh or a mailbox read finds its connections open, not a re-dial each time). */
 const TCP_INACTIVITY_TIMEOUT_MS = 10 * 60_000
+/** A dial-back check with no answer is made again this many times, this far apart. */
+const REACHABILITY_ATTEMPTS = 3
+const REACHABILITY_RETRY_MS = 5_000
+/** A peer that became a DHT server at join looks itself up again this much later (identify push waits 1 s to gather changes). */
+const RELOOKUP_AFTER_SERVING_MS = 5_000
 
 
 export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
@@ -77,11 +84,13 @@ export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
   port?: number
   /** Multiaddrs of peers to join through. */
   bootstrap?: string[]
-  /** Take part in the DHT as a client only (store nothing, answer no queries). @default false (true when `reachability` is `private`) */
+  /** Take part in the DHT as a client only (store nothing, answer no queries). @default false (true while `reachability` is not `public`: until a dial-back says the peer is reachable) */
   clientMode?: boolean
   /**
    * Whether other peers can dial this one. `private` (behind a NAT): the peer is a DHT
    * client, keeps reservations on two relays (relay.ts) and is dialled through them.
+   * `auto`: a DHT client until DHT servers it joined through dial it back (reachability.ts),
+   * then `public` or `private` as they found, again at each join.
    * @default 'public'
    */
   reachability?: Reachability
@@ -106,11 +115,13 @@ export interface ChatPeerEvents {
   /** The last connection closed: the peer dials its bootstrap and remembered peers again
    * (`network:joined` follows once one answers). */
   'network:lost': CustomEvent<Record<string, never>>
+  /** A dial-back check (reachability `auto`) found whether other peers can dial this one. */
+  'network:reachability': CustomEvent<{ reached: 'public' | 'private' }>
   /** The addresses at which this peer can be dialled changed (a relay reservation made or lost). */
   'network:addresses': CustomEvent<{ addrs: string[] }>
 }
 
-export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping, relay?: CircuitRelayService, punch?: HolePuncher }>
+export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping, reachability: DialbackService, relay?: CircuitRelayService, punch?: HolePuncher }>
 
 export type PeerStatus = 'stopped' | 'starting' | 'started' | 'stopping'
 
@@ -131,6 +142,10 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private inboundGate?: InboundGate
   /** This peer's IPv4 address as other hosts see it (identify's observed address), when it is not its own. */
   private observedIp?: string
+  private reached: Reached = 'unknown'
+  /** Listening on relayed addresses (reservations asked for). */
+  private relayListening = false
+  private servers?: DhtServers
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
   /** The running join loop, if any (one at a time). */
@@ -189,7 +204,9 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     if (this.status !== 'stopped') return this
     this.status = 'starting'
     const { dataDir, host = DEFAULT_HOST, port = 0, reachability = 'public' } = this.init
-    const clientMode = this.init.clientMode ?? reachability === 'private'
+    const clientMode = this.init.clientMode ?? reachability !== 'public'
+    this.reached = reachability === 'auto' ? 'unknown' : reachability
+    this.relayListening = reachability === 'private'
     try {
       await mkdir(dataDir, { recursive: true })
       const privateKey = await loadOrCreatePeerKey(dataDir)
@@ -248,13 +265,18 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         connectionMonitor: { enabled: CONNECTION_MONITOR_ENABLED },
         services: {
           identify: identify(),
+          // tells connected peers when this peer's protocols or addresses change: a DHT mode
+          // found by the dial-back, a relay reservation (else they keep the first identify's)
+          identifyPush: identifyPush(),
           // kad-dht's routing table, liveness probes and friends' reachability checks all ping;
           // with the default of one outbound ping stream per peer a second ping is refused
           ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
           dht: dht.factory(),
           ...(this.init.relay != null ? { relay: relayServer(this.init.relay) } : {}),
           // a direct connection after a relayed one, when both routers allow it (hole-punch.ts)
-          ...(reachability === 'private' ? { punch: holePunch({ publicIp: () => this.observedIp }) } : {})
+          ...(reachability !== 'public' ? { punch: holePunch({ publicIp: () => this.observedIp }) } : {}),
+          // answers other peers' dial-back requests while a DHT server; asks them when `auto`
+          reachability: reachabilityService({ serving: () => this._libp2p?.services.dht.getMode() === 'server' })
         }
       }).catch((err: any) => {
         if (err.code === 'EADDRINUSE' || /EADDRINUSE|EADDRNOTAVAIL|EACCES/.test(String(err.message))) {
@@ -264,7 +286,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       })
       this._libp2p = libp2p
       // the join dials after this, so every peer's identify is seen
-      const servers = new DhtServers(libp2p, DHT_PROTOCOL)
+      const servers = this.servers = new DhtServers(libp2p, DHT_PROTOCOL)
       this.liveness = new ConnectionLiveness({
         ping: async (peer, options) => await libp2p.services.ping.ping(peer, options),
         connections: peer => libp2p.getConnections(peer),
@@ -302,7 +324,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.status = 'started'
       this.bootstrapAbort = new AbortController()
       libp2p.addEventListener('peer:disconnect', () => { this.onDisconnect() })
-      if (reachability === 'private') {
+      if (reachability !== 'public') {
         // the router's address, as a host beyond it sees this peer: what a hole punch offers
         libp2p.addEventListener('peer:identify', ({ detail }) => {
           const ip = detail.observedAddr?.getComponents().find(c => c.name === 'ip4')?.value
@@ -404,12 +426,19 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       const targets = joinTargets(this.bootstrapAddrs, await this.rememberedPeers().catch(() => []), this.libp2p.peerId)
       if (targets.length === 0) return // the first peer of a network: nothing to join
       try {
-        const via = await Promise.any(targets.map(async ({ addr, timeoutMs }) => {
-          await this.libp2p.dial(addr, { signal: timeLimit(timeoutMs, { signal }) })
-          return addr.toString()
+        const { via, peer } = await Promise.any(targets.map(async ({ addr, timeoutMs }) => {
+          const conn = await this.libp2p.dial(addr, { signal: timeLimit(timeoutMs, { signal }) })
+          return { via: addr.toString(), peer: conn.remotePeer }
         }))
+        // before the self lookup: the lookup then makes this peer known as what it is
+        // (a server goes into the closest peers' routing tables, a client into none)
+        if (this.init.reachability === 'auto' && await this.findReachability(peer, signal) === 'server') {
+          // again once the peers it met have heard (identify push) that it serves now: a server
+          // that found out at the same moment is then in their tables, and so found
+          setTimeout(() => { if (!signal.aborted) void this.lookupSelf(signal) }, RELOOKUP_AFTER_SERVING_MS).unref()
+        }
         await this.lookupSelf(signal)
-        if (this.reachability === 'private') await this.firstReservation(signal)
+        if (this.reached === 'private') await this.firstReservation(signal)
         this.joined = true
         this.log('joined the network via %s', via)
         this.safeDispatch('network:joined', { via })
@@ -424,7 +453,41 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   }
 
   /** Whether other peers can dial this one directly (`private`: only through relays). */
-  get reachability (): Reachability { return this.init.reachability ?? 'public' }
+  get reachability (): Reached { return this.reached }
+
+  /** Ask the DHT servers we are connected to to dial us back (reachability.ts) and act on it:
+   * a DHT server if one got through; a DHT client with relay reservations if none did. */
+  /** Returns the DHT mode it switched to, if it switched. */
+  private async findReachability (joinedThrough: PeerId, signal: AbortSignal): Promise<'server' | 'client' | undefined> {
+    const libp2p = this.libp2p
+    const port = this.multiaddrs.flatMap(ma => isRelayed(ma) ? [] : ma.getComponents().filter(c => c.name === 'tcp')).map(c => Number(c.value))[0]
+    // the peer just joined through (a bootstrap or remembered DHT server; identify may not
+    // have told us yet), then the other connected servers
+    const servers = [joinedThrough, ...libp2p.getConnections()
+      .filter(c => c.status === 'open' && !isRelayed(c.remoteAddr) && this.servers?.has(c.remotePeer) === true && !c.remotePeer.equals(joinedThrough))
+      .map(c => c.remotePeer)]
+    let reached: Reached = 'unknown'
+    // no answer (an answerer busy or restarting): ask again a little later, a few times
+    for (let attempt = 0; attempt < REACHABILITY_ATTEMPTS && port != null && reached === 'unknown' && !signal.aborted; attempt++) {
+      if (attempt > 0) await delay(REACHABILITY_RETRY_MS, { signal }).catch(() => {})
+      reached = await libp2p.services.reachability.check([...new PeerSet(servers)], port)
+    }
+    if (reached === 'unknown') {
+      this.log('reachability unknown (no DHT server answered): a DHT client until the next join')
+      return undefined
+    }
+    const changed = reached !== this.reached
+    this.reached = reached
+    const mode = reached === 'public' ? 'server' : 'client'
+    const switched = this.init.clientMode == null && libp2p.services.dht.getMode() !== mode
+    if (switched) await libp2p.services.dht.setMode(mode)
+    if (reached === 'private' && !this.relayListening) {
+      this.relayListening = true
+      await libp2p.services.reachability.listen(relayListenAddrs()).catch(err => { this.log.error('cannot ask relays for reservations: %e', err) })
+    }
+    if (changed) this.safeDispatch('network:reachability', { reached })
+    return switched ? mode : undefined
+  }
 
   /** The relayed addresses at which this peer can be dialled (those of its reservations). */
   get relayedAddrs (): Multiaddr[] { return this.multiaddrs.filter(isRelayed) }

@@ -41,8 +41,9 @@ export const RELAY_RESERVATIONS = 2
 export const FIRST_RESERVATION_WAIT_MS = 10_000
 
 /** Whether other peers can dial this one: `public` listens and serves the DHT; `private`
- * (behind NAT) is a DHT client reached through relays. */
-export type Reachability = 'public' | 'private'
+ * (behind NAT) is a DHT client reached through relays; `auto`: find out at each join
+ * (reachability.ts). */
+export type Reachability = 'auto' | 'public' | 'private'
 
 /** The relay server service for libp2p, with `limits` over the defaults. */
 export function relayServer (limits: Partial<RelayLimits> = {}): ReturnType<typeof circuitRelayServer> {

@@ -24,10 +24,23 @@ export function shutdownController (): AbortController {
   return controller
 }
 
-/** The caller's signal (if any) combined with a time limit of `ms`. */
+/** Keeps a combined signal's time limit alive (see timeLimit). */
+const LIMIT = Symbol('time limit')
+
+/**
+ * The caller's signal (if any) combined with a time limit of `ms`.
+ *
+ * The combined signal holds its time limit strongly: Node 20's `AbortSignal.any` holds its
+ * sources weakly, and `AbortSignal.timeout`'s timer holds its signal weakly too, so a
+ * limit nothing else referenced could be collected before it fired and the combined signal
+ * would never abort (seen: a dial-back dial that outlived its 3 s limit by minutes).
+ */
 export function timeLimit (ms: number, options: AbortOptions = {}): AbortSignal {
   const limit = AbortSignal.timeout(ms)
-  return shared(options.signal == null ? limit : AbortSignal.any([options.signal, limit]))
+  if (options.signal == null) return shared(limit)
+  const combined = AbortSignal.any([options.signal, limit]) as AbortSignal & { [LIMIT]?: AbortSignal }
+  combined[LIMIT] = limit
+  return shared(combined)
 }
 
 /** The caller's signal (if any) combined with another, e.g. a part's own stop signal. */

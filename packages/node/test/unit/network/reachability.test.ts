@@ -1,0 +1,121 @@
+/**
+ * The dial-back check over in-memory streams, with stubbed libp2p components: the asker
+ * goes by the answers (public if one got through, private if none did, unknown without
+ * one); the answerer dials only the address the request came from, with the asker's peer
+ * id, and refuses over a relay, while not a DHT server, a malformed request, or too soon.
+ */
+import { describe, it, expect } from 'vitest'
+import { streamPair, lpStream } from '@libp2p/utils'
+import { defaultLogger } from '@libp2p/logger'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { Connection, PeerId, StreamHandler } from '@libp2p/interface'
+import { DialbackService, type ReachabilityComponents } from '../../../src/network/reachability.js'
+
+async function newPeerId (): Promise<PeerId> { return peerIdFromPrivateKey(await generateKeyPair('Ed25519')) }
+
+/** An answerer whose dials succeed when `reachable(addr)` says so; what it dialled is recorded. */
+function answerer (reachable: (addr: string) => boolean, serving = true): { service: DialbackService, dialled: string[], handler: () => StreamHandler } {
+  let handler: StreamHandler | undefined
+  const dialled: string[] = []
+  const components = {
+    registrar: { handle: async (_p: string, h: StreamHandler) => { handler = h }, unhandle: async () => {} },
+    connectionManager: { getConnections: () => [] },
+    transportManager: {
+      dial: async (ma: Multiaddr) => {
+        dialled.push(ma.toString())
+        if (!reachable(ma.toString())) throw new Error('no route')
+        return { close: async () => {} } as unknown as Connection
+      },
+      listen: async () => {}
+    },
+    logger: defaultLogger()
+  } as unknown as ReachabilityComponents
+  return { service: new DialbackService(components, { serving: () => serving }), dialled, handler: () => handler! }
+}
+
+/** An asker whose connections to `servers` lead to those answerers (the asker seen at `from`). */
+function asker (servers: Map<string, { handler: () => StreamHandler }>, me: PeerId, from: string): DialbackService {
+  const components = {
+    registrar: { handle: async () => {}, unhandle: async () => {} },
+    connectionManager: {
+      getConnections: (peer: PeerId) => [{
+        status: 'open',
+        remoteAddr: multiaddr('/ip4/192.0.2.1/tcp/4300'),
+        newStream: async () => {
+          const [outbound, inbound] = await streamPair()
+          const server = servers.get(peer.toString())
+          if (server == null) throw new Error('no such server')
+          void server.handler()(inbound, { remotePeer: me, remoteAddr: multiaddr(from) } as unknown as Connection)
+          return outbound
+        }
+      } as unknown as Connection]
+    },
+    transportManager: { dial: async () => { throw new Error('unused') }, listen: async () => {} },
+    logger: defaultLogger()
+  } as unknown as ReachabilityComponents
+  return new DialbackService(components, { serving: () => false })
+}
+
+describe('dial-back reachability', () => {
+  it('is public when a server reached the asker at the address it came from and its port', async () => {
+    const me = await newPeerId()
+    const a = answerer(() => true)
+    await a.service.start()
+    const sa = await newPeerId()
+    const check = asker(new Map([[sa.toString(), a]]), me, '/ip4/203.0.113.9/tcp/51234')
+    expect(await check.check([sa], 4301)).toBe('public')
+    // the connection's address and the requested port, nothing the asker named
+    expect(a.dialled).toEqual([`/ip4/203.0.113.9/tcp/4301/p2p/${me.toString()}`])
+    expect(a.service.stats).toMatchObject({ answered: 1, reached: 1 })
+  })
+
+  it('is private when every answer says it could not get through, unknown without an answer', async () => {
+    const me = await newPeerId()
+    const [s1, s2] = [await newPeerId(), await newPeerId()]
+    const a1 = answerer(() => false)
+    const a2 = answerer(() => false)
+    await a1.service.start()
+    await a2.service.start()
+    expect(await asker(new Map([[s1.toString(), a1], [s2.toString(), a2]]), me, '/ip4/203.0.113.9/tcp/51234').check([s1, s2], 4301)).toBe('private')
+    const busy = answerer(() => true, false)
+    await busy.service.start()
+    expect(await asker(new Map([[s1.toString(), busy]]), me, '/ip4/203.0.113.9/tcp/51234').check([s1], 4301)).toBe('unknown')
+    expect(busy.dialled).toEqual([])
+    expect(busy.service.stats.refused).toBe(1)
+  })
+
+  it('one server that got through outweighs others that did not', async () => {
+    const me = await newPeerId()
+    const [s1, s2] = [await newPeerId(), await newPeerId()]
+    const no = answerer(() => false)
+    const yes = answerer(() => true)
+    await no.service.start()
+    await yes.service.start()
+    expect(await asker(new Map([[s1.toString(), no], [s2.toString(), yes]]), me, '/ip4/203.0.113.9/tcp/51234').check([s1, s2], 4301)).toBe('public')
+  })
+
+  it('refuses over a relay, a malformed request, and a second request from a peer at once', async () => {
+    const a = answerer(() => true)
+    await a.service.start()
+    const me = await newPeerId()
+    const ask = async (request: unknown, from: string): Promise<string> => {
+      const [outbound, inbound] = await streamPair()
+      void a.handler()(inbound, { remotePeer: me, remoteAddr: multiaddr(from) } as unknown as Connection)
+      const lp = lpStream(outbound)
+      await lp.write(new TextEncoder().encode(JSON.stringify(request))).catch(() => {})
+      try {
+        return new TextDecoder().decode((await lp.read()).subarray())
+      } catch {
+        return 'refused'
+      }
+    }
+    expect(await ask({ port: 4301 }, `/ip4/198.51.100.1/tcp/4300/p2p/${me.toString()}/p2p-circuit`)).toBe('refused')
+    expect(await ask({ port: 4301, host: '198.51.100.77' }, '/ip4/203.0.113.9/tcp/51234')).toBe('refused')
+    expect(a.dialled).toEqual([])
+    // the malformed request counted as the peer's one for now
+    expect(await ask({ port: 4301 }, '/ip4/203.0.113.9/tcp/51234')).toBe('refused')
+    expect(a.service.stats.refused).toBe(3)
+  })
+})
