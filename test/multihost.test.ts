@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { describe, it, expect, beforeAll, afterAll, inject, onTestFailed } from 'vitest'
 import { Programs, type Program } from './helpers/programs.js'
 import { TestHosts, listNamespaces, netnsUnavailable } from './helpers/netns.js'
+import { until } from './helpers/until.js'
 
 const unavailable = netnsUnavailable()
 if (unavailable != null) console.warn(`multihost.test.ts SKIPPED: ${unavailable}`)
@@ -48,8 +49,6 @@ afterAll(async () => {
   expect(left, 'namespaces left behind').toEqual([])
 })
 
-async function sleep (ms: number): Promise<void> { await new Promise(resolve => setTimeout(resolve, ms)) }
-
 /** `online-friends` on `p`: the names listed. */
 async function onlineFriends (p: Program): Promise<string[]> {
   p.send('online-friends')
@@ -69,16 +68,6 @@ async function users (p: Program): Promise<Map<string, boolean>> {
     out.set(m[2]!, m[1] === 'online')
   }
   return out
-}
-
-/** Ask again (a second apart) until `check` holds; the last answer, and how long it took. */
-async function until<T> (ask: () => Promise<T>, check: (v: T) => boolean, timeoutMs: number): Promise<{ value: T, ms: number }> {
-  const start = Date.now()
-  for (;;) {
-    const value = await ask()
-    if (check(value) || Date.now() - start > timeoutMs) return { value, ms: Date.now() - start }
-    await sleep(1_000)
-  }
 }
 
 describe('multi-host network (namespaces)', () => {

@@ -14,6 +14,7 @@ import { describe, it, expect, beforeAll, afterAll, inject, onTestFailed } from 
 import { Programs, type Program } from './helpers/programs.js'
 import { listNamespaces, netnsUnavailable } from './helpers/netns.js'
 import { NatNetwork, nftUnavailable } from './helpers/nat.js'
+import { until } from './helpers/until.js'
 
 const unavailable = netnsUnavailable() ?? nftUnavailable()
 if (unavailable != null) console.warn(`nat.test.ts SKIPPED: ${unavailable}`)
@@ -76,18 +77,6 @@ async function whoami (p: Program): Promise<{ id: string, addrs: string[], mode:
   const mode = (await p.waitForLine(/^dht mode: (\S+)$/))[1]!
   const reachability = (await p.waitForLine(/^reachability: (.*)$/))[1]!
   return { id, addrs, mode, reachability }
-}
-
-async function sleep (ms: number): Promise<void> { await new Promise(resolve => setTimeout(resolve, ms)) }
-
-/** Ask again (a second apart) until `check` holds; the last answer. */
-async function until<T> (ask: () => Promise<T>, check: (v: T) => boolean, timeoutMs: number): Promise<T> {
-  const start = Date.now()
-  for (;;) {
-    const value = await ask()
-    if (check(value) || Date.now() - start > timeoutMs) return value
-    await sleep(1_000)
-  }
 }
 
 describe('peers behind NAT (namespaces, nftables)', () => {
@@ -178,7 +167,7 @@ describe('peers behind NAT (namespaces, nftables)', () => {
       if (PUBLIC.includes(name as any)) {
         // the public peers found each other as servers
         const other = PUBLIC.find(p => p !== name)!
-        const seen = await until(async () => await peers(peer[name]), l => l.some(e => e.id === ids[other] && e.inTable), 30_000)
+        const seen = (await until(async () => await peers(peer[name]), l => l.some(e => e.id === ids[other] && e.inTable), 30_000)).value
         expect(seen.find(e => e.id === ids[other])?.inTable, `${name} has ${other} in its routing table`).toBe(true)
       }
     }
@@ -213,7 +202,7 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     // --- (2b) and within a few seconds directly (their routers keep ports: the hole punch
     // works), while messages go on: sent as the first relayed connection is upgraded
     for (let i = 1; i <= 20; i++) alice.send(`msg bob across the upgrade ${i}`)
-    const direct = await until(async () => await peers(alice), l => l.some(e => e.id === ids.bob && !e.relayed), 15_000)
+    const direct = (await until(async () => await peers(alice), l => l.some(e => e.id === ids.bob && !e.relayed), 15_000)).value
     const toBob = direct.find(e => e.id === ids.bob)
     expect(toBob?.relayed, `alice-bob still relayed: ${JSON.stringify(toBob)}`).toBe(false)
     progress('alice and bob: direct connection')
@@ -261,7 +250,7 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     supernode = startSupernode()
     await supernode.waitForLine(/^relay: on /)
     for (const name of ['alice', 'bob'] as const) {
-      const me = await until(async () => await whoami(peer[name]), w => w.addrs.some(a => a.startsWith(`${snAddr}/p2p-circuit`)), 60_000)
+      const me = (await until(async () => await whoami(peer[name]), w => w.addrs.some(a => a.startsWith(`${snAddr}/p2p-circuit`)), 60_000)).value
       expect(me.addrs.some(a => a.startsWith(`${snAddr}/p2p-circuit`)), `${name} reserved again`).toBe(true)
     }
     alice.send('msg bob after the relay restarted')

@@ -37,6 +37,7 @@ import type { ComponentLogger, Connection, Libp2pEvents, Logger, PeerId, Startab
 import type { ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
 import { timeLimit } from '../utils/index.js'
 import { isRelayed } from './relay.js'
+import { PeerWorkLimit } from './peer-work-limit.js'
 
 export const PUNCH_PROTOCOL = '/conf-chat/punch/1.0.0'
 /** An offer is ~40 bytes of JSON. */
@@ -50,8 +51,6 @@ const PUNCH_INTERVAL_MS = 60_000
 const MAX_CONCURRENT_PUNCHES = 4
 /** After the direct connection: the relayed one closes once what it carried is acked (the messenger's ack limit is 5 s). */
 const RELAYED_CLOSE_DELAY_MS = 10_000
-/** Peers remembered for the interval above (the oldest forgotten first). */
-const MAX_REMEMBERED_PEERS = 1_000
 
 const offerSchema = z.object({ ip: z.ipv4(), port: z.number().int().min(1024).max(65_535) }).strict()
 export type PunchOffer = z.infer<typeof offerSchema>
@@ -94,8 +93,7 @@ export class HolePuncher implements Startable {
   private readonly c: HolePunchComponents
   private readonly init: HolePunchInit
   private readonly log: Logger
-  private readonly lastTry = new Map<string, number>()
-  private running = 0
+  private readonly limit = new PeerWorkLimit({ intervalMs: PUNCH_INTERVAL_MS, concurrent: MAX_CONCURRENT_PUNCHES })
   private stopped = new AbortController()
 
   constructor (components: HolePunchComponents, init: HolePunchInit) {
@@ -203,19 +201,12 @@ export class HolePuncher implements Startable {
 
   /** Whether an attempt with `peer` may start now (and if so, it is counted as started). */
   private begin (peer: PeerId): boolean {
-    const key = peer.toString()
-    const now = Date.now()
-    const last = this.lastTry.get(key)
-    if (this.running >= MAX_CONCURRENT_PUNCHES || (last != null && now - last < PUNCH_INTERVAL_MS)) return false
-    this.lastTry.delete(key)
-    this.lastTry.set(key, now)
-    if (this.lastTry.size > MAX_REMEMBERED_PEERS) this.lastTry.delete(this.lastTry.keys().next().value!)
-    this.running++
+    if (!this.limit.begin(peer)) return false
     this.stats.attempts++
     return true
   }
 
-  private end (): void { this.running-- }
+  private end (): void { this.limit.end() }
 
   private async freePort (): Promise<number> {
     return await (this.init.freePort ?? freeTcpPort)()

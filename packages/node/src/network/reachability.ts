@@ -24,6 +24,7 @@ import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream } f
 import type { ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
 import { timeLimit } from '../utils/index.js'
 import { isRelayed } from './relay.js'
+import { PeerWorkLimit } from './peer-work-limit.js'
 
 export const DIALBACK_PROTOCOL = '/conf-chat/dialback/1.0.0'
 const MAX_DIALBACK_FRAME_BYTES = 64
@@ -34,7 +35,6 @@ const DIALBACK_EXCHANGE_TIMEOUT_MS = DIALBACK_DIAL_TIMEOUT_MS + 2_000
 const DIALBACK_INTERVAL_MS = 5_000
 /** A dial to a peer behind NAT waits out its time limit: many joiners at once each hold one. */
 const MAX_CONCURRENT_DIALBACKS = 32
-const MAX_REMEMBERED_PEERS = 1_000
 /** How many servers a check asks (at once). */
 export const DIALBACK_ASKED = 3
 
@@ -67,8 +67,7 @@ export class DialbackService implements Startable {
   private readonly c: ReachabilityComponents
   private readonly init: ReachabilityInit
   private readonly log: Logger
-  private readonly lastAsked = new Map<string, number>()
-  private running = 0
+  private readonly limit = new PeerWorkLimit({ intervalMs: DIALBACK_INTERVAL_MS, concurrent: MAX_CONCURRENT_DIALBACKS })
   private stopped = new AbortController()
 
   constructor (components: ReachabilityComponents, init: ReachabilityInit) {
@@ -133,8 +132,8 @@ export class DialbackService implements Startable {
   /** The answering side: dial the asker at the address its request came from, once. */
   private async answer (stream: Stream, conn: Connection): Promise<void> {
     const ip = conn.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
-    if (!this.init.serving() || isRelayed(conn.remoteAddr) || ip == null || !this.begin(conn.remotePeer)) {
-      this.log('dial-back for %p refused (serving %s, over %a, %d running)', conn.remotePeer, this.init.serving(), conn.remoteAddr, this.running)
+    if (!this.init.serving() || isRelayed(conn.remoteAddr) || ip == null || !this.limit.begin(conn.remotePeer)) {
+      this.log('dial-back for %p refused (serving %s, over %a, %d running)', conn.remotePeer, this.init.serving(), conn.remoteAddr, this.limit.active)
       this.stats.refused++
       stream.abort(new Error('dial-back refused'))
       return
@@ -156,7 +155,7 @@ export class DialbackService implements Startable {
       await lp.write(encode({ ok }), { signal })
       await stream.close({ signal }).catch(() => {})
     } finally {
-      this.running--
+      this.limit.end()
     }
   }
 
@@ -179,17 +178,6 @@ export class DialbackService implements Startable {
     }
   }
 
-  private begin (peer: PeerId): boolean {
-    const key = peer.toString()
-    const now = Date.now()
-    const last = this.lastAsked.get(key)
-    if (this.running >= MAX_CONCURRENT_DIALBACKS || (last != null && now - last < DIALBACK_INTERVAL_MS)) return false
-    this.lastAsked.delete(key)
-    this.lastAsked.set(key, now)
-    if (this.lastAsked.size > MAX_REMEMBERED_PEERS) this.lastAsked.delete(this.lastAsked.keys().next().value!)
-    this.running++
-    return true
-  }
 }
 
 function encode (value: unknown): Uint8Array {
