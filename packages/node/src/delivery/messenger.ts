@@ -105,7 +105,9 @@ export class Messenger {
     await this.c.handle(CHAT_PROTOCOL, (stream, connection) => {
       this.serve(stream, connection)
         .catch(err => { this.log('inbound chat stream from %p ended: %s', connection.remotePeer, err.message) })
-        .finally(() => { if (isRelayed(connection.remoteAddr) && !this.shutdown.signal.aborted) this.c.relayedStreamEnded?.(connection.remotePeer) })
+        .finally(() => {
+          if (connection.remoteAddr != null && isRelayed(connection.remoteAddr) && !this.shutdown.signal.aborted) this.c.relayedStreamEnded?.(connection.remotePeer)
+        })
     // a relayed connection (to or from a peer behind NAT) is "limited" by the relay's
     // duration and data limits: chat runs on it; one that hits a limit is dialled again
     }, { ...options, runOnLimitedConnection: true, maxInboundStreams: CHAT_MAX_INBOUND_STREAMS })
