@@ -219,7 +219,7 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     // too large for one relayed connection: it goes to carol's mailbox, which her peer reads
     // soon after the relay cut the stream it was coming on
     await alice.waitForLine(/^\[msg\] to carol: queued for offline delivery$/, 120_000)
-    await carol.waitForLine(new RegExp(`\\[DM from alice\\] (${TIME} )?big €+$`), 60_000)
+    await carol.waitForLine(new RegExp(`\\[DM from alice\\] (${TIME} )?big €+$`), 90_000)
     const got = carol.stdout.map(l => l.match(/\[DM from alice\] \S+ (n\d+)$/)?.[1]).filter(x => x != null)
     expect(new Set(got).size, 'distinct messages').toBe(COUNT)
     expect(got, 'each message once').toHaveLength(COUNT)
@@ -227,6 +227,10 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     const toCarol = (await peers(alice)).find(e => e.id === ids.carol)
     if (toCarol != null) expect(toCarol.relayed, 'alice-carol stays relayed').toBe(true)
     progress('alice -> carol: 200 messages and a big one, each once')
+    // half a minute on, alice and bob are still connected directly (the punched connection
+    // outlives its dial's time limit and the closing of the relayed one)
+    const later = (await peers(alice)).find(e => e.id === ids.bob)
+    expect(later?.relayed, `alice-bob after the carol step: ${JSON.stringify(later)}`).toBe(false)
 
     // --- (4) records and mail on public peers: bob's peer goes away for good; alice's mail to
     // him waits in his mailbox; he logs in on a new peer (new identity, empty datastore)

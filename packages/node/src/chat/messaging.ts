@@ -47,6 +47,9 @@ export const MAILBOX_READ_AFTER_LOGIN_MS = 30_000
 /** After this peer refused a live envelope for now (not final): its sender puts it into the mailbox; give that put time to land. */
 export const MAILBOX_READ_AFTER_REFUSAL_MS = 10_000
 
+/** A mailbox read after a relayed chat stream ended (an envelope too large for the relay's limit) comes at most this often. */
+export const RELAYED_READ_INTERVAL_MS = 60_000
+
 export interface MessagingInit extends OutboxInit, LoggedInInit, MailboxReaderInit {
   /**
    * How often a logged-in peer checks its mailbox after login; 0: at login only (no other
@@ -166,8 +169,17 @@ export class Messaging {
   relayedStreamEnded (): void {
     const active = this.active
     if (!this.running || active == null || active.session !== this.c.session() || active.ended) return
-    this.readMailboxSoon(active, MAILBOX_READ_AFTER_REFUSAL_MS)
+    // any peer can open and close streams over a relay: one read a minute for it at most
+    // (asked for within the minute, it waits for the minute's end; while one is due, that one)
+    const now = Date.now()
+    if (this.nextRelayedRead > now) return
+    const at = Math.max(now + MAILBOX_READ_AFTER_REFUSAL_MS, this.nextRelayedRead + RELAYED_READ_INTERVAL_MS)
+    this.nextRelayedRead = at
+    this.readMailboxSoon(active, at - now)
   }
+
+  /** When the last read asked for by relayedStreamEnded was due. */
+  private nextRelayedRead = -Infinity
 
   /** The last connection to `peerId` closed: was a friend there, and did they go? */
   peerDisconnected (peerId: string): void {

@@ -35,7 +35,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import type { ComponentLogger, Connection, Libp2pEvents, Logger, PeerId, Startable, Stream, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
-import { timeLimit } from '../utils/index.js'
+import { dialLimit, timeLimit } from '../utils/index.js'
 import { isRelayed } from './relay.js'
 import { PeerWorkLimit } from './peer-work-limit.js'
 
@@ -52,7 +52,16 @@ const MAX_CONCURRENT_PUNCHES = 4
 /** After the direct connection: the relayed one closes once what it carried is acked (the messenger's ack limit is 5 s). */
 const RELAYED_CLOSE_DELAY_MS = 10_000
 
-const offerSchema = z.object({ ip: z.ipv4(), port: z.number().int().min(1024).max(65_535) }).strict()
+/** An address no peer can be at: this host (0/8, 127/8), link-local, multicast, reserved, broadcast. */
+function notAPeer (ip: string): boolean {
+  const [a, b] = ip.split('.').map(Number) as [number, number]
+  return a === 0 || a === 127 || (a === 169 && b === 254) || a >= 224
+}
+
+const offerSchema = z.object({
+  ip: z.ipv4().refine(ip => !notAPeer(ip), 'not an address a peer can be at'),
+  port: z.number().int().min(1024).max(65_535)
+}).strict()
 export type PunchOffer = z.infer<typeof offerSchema>
 
 /** What the service takes of libp2p's components. */
@@ -140,7 +149,10 @@ export class HolePuncher implements Startable {
       await stream.close({ signal }).catch(() => {})
       if (await this.dial(peer, theirs, port, true)) {
         setTimeout(() => {
-          for (const c of this.c.connectionManager.getConnections(peer)) if (isRelayed(c.remoteAddr)) c.close().catch(() => {})
+          const connections = this.c.connectionManager.getConnections(peer)
+          // only while the direct one is still up: else the relay is all there is
+          if (!connections.some(c => c.status === 'open' && !isRelayed(c.remoteAddr))) return
+          if (connections.includes(relayed)) relayed.close().catch(() => {})
         }, RELAYED_CLOSE_DELAY_MS).unref()
       }
     } finally {
@@ -181,11 +193,12 @@ export class HolePuncher implements Startable {
   private async dial (peer: PeerId, to: PunchOffer, localPort: number, initiator: boolean): Promise<boolean> {
     const addr = multiaddr(`/ip4/${to.ip}/tcp/${to.port}/p2p/${peer.toString()}`)
     const started = Date.now()
+    const limit = dialLimit(PUNCH_DIAL_TIMEOUT_MS, this.stopped.signal)
     try {
       // localPort reaches net.connect through @libp2p/tcp's dial options, initiator the upgrader
       // (the answering side is the responder of noise, multistream-select and yamux)
       await this.c.transportManager.dial(addr, {
-        signal: timeLimit(PUNCH_DIAL_TIMEOUT_MS, { signal: this.stopped.signal }),
+        signal: limit.signal,
         localPort,
         ...(initiator ? {} : { initiator: false })
       } as Parameters<TransportManager['dial']>[1])
@@ -196,6 +209,8 @@ export class HolePuncher implements Startable {
       this.stats.failed++
       this.log('no direct connection to %p (%s): staying on the relay', peer, err.message)
       return false
+    } finally {
+      limit.clear()
     }
   }
 

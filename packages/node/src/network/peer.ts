@@ -73,6 +73,9 @@ const REACHABILITY_ATTEMPTS = 3
 const REACHABILITY_RETRY_MS = 5_000
 /** A peer that became a DHT server at join looks itself up again this much later (identify push waits 1 s to gather changes). */
 const RELOOKUP_AFTER_SERVING_MS = 5_000
+/** While no dial-back answers, it is asked for again in the background, from 30 s apart doubling to 10 minutes. */
+const REACHABILITY_BACKGROUND_MIN_MS = 30_000
+const REACHABILITY_BACKGROUND_MAX_MS = 10 * 60_000
 
 
 export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
@@ -326,9 +329,10 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       libp2p.addEventListener('peer:disconnect', () => { this.onDisconnect() })
       if (reachability !== 'public') {
         // the router's address, as a host beyond it sees this peer: what a hole punch offers
+        // (as DHT servers report it: not any peer that connects, which could name another)
         libp2p.addEventListener('peer:identify', ({ detail }) => {
           const ip = detail.observedAddr?.getComponents().find(c => c.name === 'ip4')?.value
-          if (ip == null || ip === host || isRelayed(detail.connection.remoteAddr)) return
+          if (ip == null || ip === host || isRelayed(detail.connection.remoteAddr) || !detail.protocols.includes(DHT_PROTOCOL)) return
           this.observedIp = ip
         })
       }
@@ -455,25 +459,33 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   /** Whether other peers can dial this one directly (`private`: only through relays). */
   get reachability (): Reached { return this.reached }
 
-  /** Ask the DHT servers we are connected to to dial us back (reachability.ts) and act on it:
-   * a DHT server if one got through; a DHT client with relay reservations if none did. */
-  /** Returns the DHT mode it switched to, if it switched. */
-  private async findReachability (joinedThrough: PeerId, signal: AbortSignal): Promise<'server' | 'client' | undefined> {
+  /**
+   * Ask the DHT servers we are connected to to dial us back (reachability.ts) and act on it:
+   * a DHT server if one got through; a DHT client with relay reservations if none did.
+   * Without an answer (answerers busy or restarting) it asks again a few times, then goes
+   * on asking in the background, further apart, until one answers. Returns the DHT mode it
+   * switched to, if it switched.
+   */
+  private async findReachability (joinedThrough: PeerId | undefined, signal: AbortSignal, background = 0): Promise<'server' | 'client' | undefined> {
     const libp2p = this.libp2p
     const port = this.multiaddrs.flatMap(ma => isRelayed(ma) ? [] : ma.getComponents().filter(c => c.name === 'tcp')).map(c => Number(c.value))[0]
     // the peer just joined through (a bootstrap or remembered DHT server; identify may not
-    // have told us yet), then the other connected servers
-    const servers = [joinedThrough, ...libp2p.getConnections()
-      .filter(c => c.status === 'open' && !isRelayed(c.remoteAddr) && this.servers?.has(c.remotePeer) === true && !c.remotePeer.equals(joinedThrough))
-      .map(c => c.remotePeer)]
+    // have told us yet), then the other connected servers, found again for each attempt
+    const servers = (): PeerId[] => [...new PeerSet([...(joinedThrough != null ? [joinedThrough] : []), ...libp2p.getConnections()
+      .filter(c => c.status === 'open' && !isRelayed(c.remoteAddr) && this.servers?.has(c.remotePeer) === true)
+      .map(c => c.remotePeer)])]
     let reached: Reached = 'unknown'
-    // no answer (an answerer busy or restarting): ask again a little later, a few times
     for (let attempt = 0; attempt < REACHABILITY_ATTEMPTS && port != null && reached === 'unknown' && !signal.aborted; attempt++) {
       if (attempt > 0) await delay(REACHABILITY_RETRY_MS, { signal }).catch(() => {})
-      reached = await libp2p.services.reachability.check([...new PeerSet(servers)], port)
+      reached = await libp2p.services.reachability.check(servers(), port)
     }
     if (reached === 'unknown') {
-      this.log('reachability unknown (no DHT server answered): a DHT client until the next join')
+      const retryMs = Math.min(REACHABILITY_BACKGROUND_MIN_MS * 2 ** background, REACHABILITY_BACKGROUND_MAX_MS)
+      this.log('reachability unknown (no DHT server answered): a DHT client; asking again in %d s', retryMs / 1000)
+      setTimeout(() => {
+        if (signal.aborted || this.status !== 'started') return
+        this.findReachability(undefined, signal, background + 1).catch(err => { this.log('reachability check: %s', err.message) })
+      }, retryMs).unref()
       return undefined
     }
     const changed = reached !== this.reached

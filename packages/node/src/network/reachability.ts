@@ -20,9 +20,9 @@
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
-import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { ComponentLogger, Connection, Libp2pEvents, Logger, PeerId, Startable, Stream, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
-import { timeLimit } from '../utils/index.js'
+import { dialLimit, timeLimit } from '../utils/index.js'
 import { isRelayed } from './relay.js'
 import { PeerWorkLimit } from './peer-work-limit.js'
 
@@ -47,6 +47,8 @@ export interface ReachabilityComponents {
   registrar: Pick<Registrar, 'handle' | 'unhandle'>
   connectionManager: Pick<ConnectionManager, 'getConnections'>
   transportManager: Pick<TransportManager, 'dial' | 'listen'>
+  /** `connection:open`: the asker counts an answer of "reached" only with the dial-back connection seen. */
+  events: TypedEventTarget<Libp2pEvents>
   logger: ComponentLogger
 }
 
@@ -112,9 +114,19 @@ export class DialbackService implements Startable {
     await this.c.transportManager.listen(addrs.map(a => multiaddr(a)))
   }
 
-  private async ask (peer: PeerId, port: number): Promise<boolean> {
+  /**
+   * One server's answer: true only when it says it got through and its connection came in
+   * (noise proved its peer id), so a lying server cannot make a peer behind NAT a DHT
+   * server; "got through" with no connection seen counts as no answer.
+   */
+  private async ask (peer: PeerId, port: number): Promise<boolean | undefined> {
     const conn = this.c.connectionManager.getConnections(peer).find(c => c.status === 'open' && !isRelayed(c.remoteAddr))
     if (conn == null) throw new Error('not connected directly')
+    let came = false
+    const onOpen = ({ detail }: CustomEvent<Connection>): void => {
+      if (detail.direction === 'inbound' && detail.remotePeer.equals(peer) && !isRelayed(detail.remoteAddr)) came = true
+    }
+    this.c.events.addEventListener('connection:open', onOpen)
     const signal = timeLimit(DIALBACK_EXCHANGE_TIMEOUT_MS, { signal: this.stopped.signal })
     const stream = await conn.newStream(DIALBACK_PROTOCOL, { signal })
     try {
@@ -122,10 +134,13 @@ export class DialbackService implements Startable {
       await lp.write(encode({ port }), { signal })
       const { ok } = answerSchema.parse(decode((await lp.read({ signal })).subarray()))
       await stream.close({ signal }).catch(() => {})
-      return ok
+      if (ok && !came) this.log('%p says it reached us, but no connection from it came in', peer)
+      return ok ? (came ? true : undefined) : false
     } catch (err: any) {
       stream.abort(err)
       throw err
+    } finally {
+      this.c.events.removeEventListener('connection:open', onOpen)
     }
   }
 
@@ -161,7 +176,7 @@ export class DialbackService implements Startable {
 
   /** A new connection to `addr` (noise checks the peer id), closed at once: whether it came up. */
   private async dialBack (addr: string): Promise<boolean> {
-    const signal = timeLimit(DIALBACK_DIAL_TIMEOUT_MS, { signal: this.stopped.signal })
+    const { signal, clear } = dialLimit(DIALBACK_DIAL_TIMEOUT_MS, this.stopped.signal)
     const dialling = this.c.transportManager.dial(multiaddr(addr), { signal })
     try {
       // the limit holds even where a dial does not end at its signal (one was seen to hang past it)
@@ -175,6 +190,8 @@ export class DialbackService implements Startable {
       this.log('dial-back to %s failed: %s', addr, err.message)
       dialling.then(async conn => { await conn.close() }).catch(() => {})
       return false
+    } finally {
+      clear()
     }
   }
 

@@ -34,6 +34,9 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   dataLimitBytes: 4 * 1024 * 1024
 }
 
+/** Relayed connections one peer may open (or be sent) through this relay at once. */
+const RELAY_STREAMS_PER_CONNECTION = 16
+
 /** How many relays a peer that is not reachable keeps a reservation on (fewer when fewer exist). */
 export const RELAY_RESERVATIONS = 2
 
@@ -49,6 +52,9 @@ export type Reachability = 'auto' | 'public' | 'private'
 export function relayServer (limits: Partial<RelayLimits> = {}): ReturnType<typeof circuitRelayServer> {
   const l = { ...DEFAULT_RELAY_LIMITS, ...limits }
   return circuitRelayServer({
+    // relayed connections per connection at once: libp2p's defaults let one peer open hundreds
+    maxInboundHopStreams: RELAY_STREAMS_PER_CONNECTION,
+    maxOutboundStopStreams: RELAY_STREAMS_PER_CONNECTION,
     reservations: {
       maxReservations: l.maxReservations,
       reservationTtl: l.reservationTtlMs,

@@ -43,6 +43,28 @@ export function timeLimit (ms: number, options: AbortOptions = {}): AbortSignal 
   return shared(combined)
 }
 
+/**
+ * A time limit for a dial straight through a transport (`transportManager.dial`), which
+ * hands its signal to `net.connect`: Node destroys a socket whenever that signal aborts,
+ * even long after it connected, so the limit must be cleared once the dial is done
+ * (libp2p's own dial queue clears its signals the same way). `stop` aborts it too, until cleared.
+ */
+export function dialLimit (ms: number, stop?: AbortSignal): { signal: AbortSignal, clear: () => void } {
+  const controller = new AbortController()
+  shared(controller.signal)
+  const timer = setTimeout(() => { controller.abort(new DOMException(`dial took longer than ${ms} ms`, 'TimeoutError')) }, ms)
+  const onStop = (): void => { controller.abort(stop?.reason) }
+  if (stop?.aborted === true) onStop()
+  else stop?.addEventListener('abort', onStop, { once: true })
+  return {
+    signal: controller.signal,
+    clear: () => {
+      clearTimeout(timer)
+      stop?.removeEventListener('abort', onStop)
+    }
+  }
+}
+
 /** The caller's signal (if any) combined with another, e.g. a part's own stop signal. */
 export function untilEither (options: AbortOptions, signal: AbortSignal): AbortSignal
 export function untilEither (options: AbortOptions, signal: AbortSignal | undefined): AbortSignal | undefined

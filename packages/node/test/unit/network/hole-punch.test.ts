@@ -117,7 +117,7 @@ describe('hole punch', () => {
 
   it('reads only well-formed offers', () => {
     expect(decodeOffer(encodeOffer({ ip: '203.0.113.7', port: 5000 }))).toEqual({ ip: '203.0.113.7', port: 5000 })
-    for (const bad of [{ ip: '203.0.113.7', port: 80 }, { ip: '::1', port: 5000 }, { ip: '203.0.113.7', port: 5000, extra: 1 }, { ip: '203.0.113.7' }]) {
+    for (const bad of [{ ip: '203.0.113.7', port: 80 }, { ip: '::1', port: 5000 }, { ip: '127.0.0.1', port: 5000 }, { ip: '224.0.0.1', port: 5000 }, { ip: '169.254.1.1', port: 5000 }, { ip: '0.0.0.0', port: 5000 }, { ip: '203.0.113.7', port: 5000, extra: 1 }, { ip: '203.0.113.7' }]) {
       expect(() => decodeOffer(new TextEncoder().encode(JSON.stringify(bad))), JSON.stringify(bad)).toThrow()
     }
     expect(() => decodeOffer(new TextEncoder().encode('not json'))).toThrow()

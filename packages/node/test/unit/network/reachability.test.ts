@@ -15,8 +15,11 @@ import { DialbackService, type ReachabilityComponents } from '../../../src/netwo
 
 async function newPeerId (): Promise<PeerId> { return peerIdFromPrivateKey(await generateKeyPair('Ed25519')) }
 
+/** The askers' connection events: a dial-back that got through opens a connection there. */
+const askerEvents = new EventTarget()
+
 /** An answerer whose dials succeed when `reachable(addr)` says so; what it dialled is recorded. */
-function answerer (reachable: (addr: string) => boolean, serving = true): { service: DialbackService, dialled: string[], handler: () => StreamHandler } {
+function answerer (reachable: (addr: string) => boolean, serving = true, self?: PeerId, lie = false): { service: DialbackService, dialled: string[], handler: () => StreamHandler } {
   let handler: StreamHandler | undefined
   const dialled: string[] = []
   const components = {
@@ -25,11 +28,14 @@ function answerer (reachable: (addr: string) => boolean, serving = true): { serv
     transportManager: {
       dial: async (ma: Multiaddr) => {
         dialled.push(ma.toString())
+        if (lie) return { close: async () => {} } as unknown as Connection
         if (!reachable(ma.toString())) throw new Error('no route')
+        askerEvents.dispatchEvent(new CustomEvent('connection:open', { detail: { direction: 'inbound', remotePeer: self, remoteAddr: multiaddr('/ip4/198.51.100.1/tcp/4300') } }))
         return { close: async () => {} } as unknown as Connection
       },
       listen: async () => {}
     },
+    events: new EventTarget(),
     logger: defaultLogger()
   } as unknown as ReachabilityComponents
   return { service: new DialbackService(components, { serving: () => serving }), dialled, handler: () => handler! }
@@ -53,6 +59,7 @@ function asker (servers: Map<string, { handler: () => StreamHandler }>, me: Peer
       } as unknown as Connection]
     },
     transportManager: { dial: async () => { throw new Error('unused') }, listen: async () => {} },
+    events: askerEvents,
     logger: defaultLogger()
   } as unknown as ReachabilityComponents
   return new DialbackService(components, { serving: () => false })
@@ -61,9 +68,9 @@ function asker (servers: Map<string, { handler: () => StreamHandler }>, me: Peer
 describe('dial-back reachability', () => {
   it('is public when a server reached the asker at the address it came from and its port', async () => {
     const me = await newPeerId()
-    const a = answerer(() => true)
-    await a.service.start()
     const sa = await newPeerId()
+    const a = answerer(() => true, true, sa)
+    await a.service.start()
     const check = asker(new Map([[sa.toString(), a]]), me, '/ip4/203.0.113.9/tcp/51234')
     expect(await check.check([sa], 4301)).toBe('public')
     // the connection's address and the requested port, nothing the asker named
@@ -90,10 +97,18 @@ describe('dial-back reachability', () => {
     const me = await newPeerId()
     const [s1, s2] = [await newPeerId(), await newPeerId()]
     const no = answerer(() => false)
-    const yes = answerer(() => true)
+    const yes = answerer(() => true, true, s2)
     await no.service.start()
     await yes.service.start()
     expect(await asker(new Map([[s1.toString(), no], [s2.toString(), yes]]), me, '/ip4/203.0.113.9/tcp/51234').check([s1, s2], 4301)).toBe('public')
+  })
+
+  it('takes no server\'s word that it got through without its connection coming in', async () => {
+    const me = await newPeerId()
+    const s1 = await newPeerId()
+    const liar = answerer(() => false, true, s1, true)
+    await liar.service.start()
+    expect(await asker(new Map([[s1.toString(), liar]]), me, '/ip4/203.0.113.9/tcp/51234').check([s1], 4301)).toBe('unknown')
   })
 
   it('refuses over a relay, a malformed request, and a second request from a peer at once', async () => {
