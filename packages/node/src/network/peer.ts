@@ -21,7 +21,6 @@ import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storag
 import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/index.js'
 import { SetStore, SET_ITEMS_PREFIX, type SetStoreInit } from './sets/index.js'
 import { StorageBudget } from './storage-budget.js'
-import { PeerSet } from '@libp2p/peer-collections'
 import { DhtServers } from './dht/dht-servers.js'
 import { DhtService, Responsibility, type DhtServiceStats, type RoutingView } from './dht/index.js'
 import { ConnectionLiveness } from './liveness.js'
@@ -29,8 +28,9 @@ import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trim
 import { InboundGate, INBOUND_GATE, INBOUND_UPGRADE_TIMEOUT_MS } from './inbound-gate.js'
 import { parseBootstrapAddrs, listenAddr } from './addresses.js'
 import { holePunch, type HolePuncher, type HolePunchStats } from './hole-punch.js'
-import { relayServer, relayTransport, relayListenAddrs, isRelayed, FIRST_RESERVATION_WAIT_MS, type RelayLimits, type Reachability, type CircuitRelayService } from './relay.js'
+import { relayServer, relayTransport, relayListenAddrs, isRelayed, type RelayLimits, type Reachability, type CircuitRelayService } from './relay.js'
 import { reachability as reachabilityService, type DialbackService, type Reached } from './reachability.js'
+import { ReachabilityKeeper } from './reachability-keeper.js'
 import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
 import { ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
@@ -68,14 +68,8 @@ const CONNECTION_MONITOR_ENABLED = false
 /** A TCP connection with no byte either way for this long is closed (@libp2p/tcp's default is 2 min:
  * long enough that a refresh or a mailbox read finds its connections open, not a re-dial each time). */
 const TCP_INACTIVITY_TIMEOUT_MS = 10 * 60_000
-/** A dial-back check with no answer is made again this many times, this far apart. */
-const REACHABILITY_ATTEMPTS = 3
-const REACHABILITY_RETRY_MS = 5_000
 /** A peer that became a DHT server at join looks itself up again this much later (identify push waits 1 s to gather changes). */
 const RELOOKUP_AFTER_SERVING_MS = 5_000
-/** While no dial-back answers, it is asked for again in the background, from 30 s apart doubling to 10 minutes. */
-const REACHABILITY_BACKGROUND_MIN_MS = 30_000
-const REACHABILITY_BACKGROUND_MAX_MS = 10 * 60_000
 
 
 export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
@@ -144,10 +138,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   private budget?: StorageBudget
   private inboundGate?: InboundGate
   /** This peer's IPv4 address as other hosts see it (identify's observed address), when it is not its own. */
-  private observedIp?: string
-  private reached: Reached = 'unknown'
-  /** Listening on relayed addresses (reservations asked for). */
-  private relayListening = false
+  private reach?: ReachabilityKeeper
   private servers?: DhtServers
   private readonly bootstrapAddrs: Multiaddr[]
   private bootstrapAbort?: AbortController
@@ -208,13 +199,21 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     this.status = 'starting'
     const { dataDir, host = DEFAULT_HOST, port = 0, reachability = 'public' } = this.init
     const clientMode = this.init.clientMode ?? reachability !== 'public'
-    this.reached = reachability === 'auto' ? 'unknown' : reachability
-    this.relayListening = reachability === 'private'
     try {
       await mkdir(dataDir, { recursive: true })
       const privateKey = await loadOrCreatePeerKey(dataDir)
       const logger = this._logger = this.init.logger ?? peerLogger(peerIdFromPrivateKey(privateKey))
       this.log = logger.forComponent('conf-chat:network:peer')
+      const reach = this.reach = new ReachabilityKeeper({
+        setting: reachability,
+        host,
+        fixedMode: this.init.clientMode != null,
+        dhtProtocol: DHT_PROTOCOL,
+        isDhtServer: peer => this.servers?.has(peer) === true,
+        running: () => this.status === 'started',
+        changed: reached => { this.safeDispatch('network:reachability', { reached }) },
+        log: this.log
+      })
       this.datastore = new ChatDatastore(join(dataDir, 'datastore'), { logger })
       await this.datastore.open()
       await this.datastore.countHeld([DHT_RECORD_PREFIX + '/', SET_ITEMS_PREFIX])
@@ -277,7 +276,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           dht: dht.factory(),
           ...(this.init.relay != null ? { relay: relayServer(this.init.relay) } : {}),
           // a direct connection after a relayed one, when both routers allow it (hole-punch.ts)
-          ...(reachability !== 'public' ? { punch: holePunch({ publicIp: () => this.observedIp }) } : {}),
+          ...(reachability !== 'public' ? { punch: holePunch({ publicIp: () => reach.observedIp }) } : {}),
           // answers other peers' dial-back requests while a DHT server; asks them when `auto`
           reachability: reachabilityService({ serving: () => this._libp2p?.services.dht.getMode() === 'server' })
         }
@@ -327,15 +326,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.status = 'started'
       this.bootstrapAbort = new AbortController()
       libp2p.addEventListener('peer:disconnect', () => { this.onDisconnect() })
-      if (reachability !== 'public') {
-        // the router's address, as a host beyond it sees this peer: what a hole punch offers
-        // (as DHT servers report it: not any peer that connects, which could name another)
-        libp2p.addEventListener('peer:identify', ({ detail }) => {
-          const ip = detail.observedAddr?.getComponents().find(c => c.name === 'ip4')?.value
-          if (ip == null || ip === host || isRelayed(detail.connection.remoteAddr) || !detail.protocols.includes(DHT_PROTOCOL)) return
-          this.observedIp = ip
-        })
-      }
+      // the router's address, as a host beyond it sees this peer: what a hole punch offers
+      reach.watch(libp2p)
       let addrs = this.multiaddrs.map(String).join(' ')
       libp2p.addEventListener('self:peer:update', () => {
         const now = this.multiaddrs.map(String)
@@ -436,13 +428,18 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         }))
         // before the self lookup: the lookup then makes this peer known as what it is
         // (a server goes into the closest peers' routing tables, a client into none)
-        if (this.init.reachability === 'auto' && await this.findReachability(peer, signal) === 'server') {
+        if (this.init.reachability === 'auto' && await started(this.reach).find(this.libp2p, peer, signal) === 'server') {
           // again once the peers it met have heard (identify push) that it serves now: a server
           // that found out at the same moment is then in their tables, and so found
           setTimeout(() => { if (!signal.aborted) void this.lookupSelf(signal) }, RELOOKUP_AFTER_SERVING_MS).unref()
         }
         await this.lookupSelf(signal)
-        if (this.reached === 'private') await this.firstReservation(signal)
+        if (this.reachability === 'private') {
+          await started(this.reach).firstReservation(() => this.relayedAddrs, check => {
+            this.addEventListener('network:addresses', check)
+            return () => { this.removeEventListener('network:addresses', check) }
+          }, signal)
+        }
         this.joined = true
         this.log('joined the network via %s', via)
         this.safeDispatch('network:joined', { via })
@@ -457,70 +454,10 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   }
 
   /** Whether other peers can dial this one directly (`private`: only through relays). */
-  get reachability (): Reached { return this.reached }
-
-  /**
-   * Ask the DHT servers we are connected to to dial us back (reachability.ts) and act on it:
-   * a DHT server if one got through; a DHT client with relay reservations if none did.
-   * Without an answer (answerers busy or restarting) it asks again a few times, then goes
-   * on asking in the background, further apart, until one answers. Returns the DHT mode it
-   * switched to, if it switched.
-   */
-  private async findReachability (joinedThrough: PeerId | undefined, signal: AbortSignal, background = 0): Promise<'server' | 'client' | undefined> {
-    const libp2p = this.libp2p
-    const port = this.multiaddrs.flatMap(ma => isRelayed(ma) ? [] : ma.getComponents().filter(c => c.name === 'tcp')).map(c => Number(c.value))[0]
-    // the peer just joined through (a bootstrap or remembered DHT server; identify may not
-    // have told us yet), then the other connected servers, found again for each attempt
-    const servers = (): PeerId[] => [...new PeerSet([...(joinedThrough != null ? [joinedThrough] : []), ...libp2p.getConnections()
-      .filter(c => c.status === 'open' && !isRelayed(c.remoteAddr) && this.servers?.has(c.remotePeer) === true)
-      .map(c => c.remotePeer)])]
-    let reached: Reached = 'unknown'
-    for (let attempt = 0; attempt < REACHABILITY_ATTEMPTS && port != null && reached === 'unknown' && !signal.aborted; attempt++) {
-      if (attempt > 0) await delay(REACHABILITY_RETRY_MS, { signal }).catch(() => {})
-      reached = await libp2p.services.reachability.check(servers(), port)
-    }
-    if (reached === 'unknown') {
-      const retryMs = Math.min(REACHABILITY_BACKGROUND_MIN_MS * 2 ** background, REACHABILITY_BACKGROUND_MAX_MS)
-      this.log('reachability unknown (no DHT server answered): a DHT client; asking again in %d s', retryMs / 1000)
-      setTimeout(() => {
-        if (signal.aborted || this.status !== 'started') return
-        this.findReachability(undefined, signal, background + 1).catch(err => { this.log('reachability check: %s', err.message) })
-      }, retryMs).unref()
-      return undefined
-    }
-    const changed = reached !== this.reached
-    this.reached = reached
-    const mode = reached === 'public' ? 'server' : 'client'
-    const switched = this.init.clientMode == null && libp2p.services.dht.getMode() !== mode
-    if (switched) await libp2p.services.dht.setMode(mode)
-    if (reached === 'private' && !this.relayListening) {
-      this.relayListening = true
-      await libp2p.services.reachability.listen(relayListenAddrs()).catch(err => { this.log.error('cannot ask relays for reservations: %e', err) })
-    }
-    if (changed) this.safeDispatch('network:reachability', { reached })
-    return switched ? mode : undefined
-  }
+  get reachability (): Reached { return this.reach?.reached ?? 'unknown' }
 
   /** The relayed addresses at which this peer can be dialled (those of its reservations). */
   get relayedAddrs (): Multiaddr[] { return this.multiaddrs.filter(isRelayed) }
-
-  /** Wait (a while, at most) until a relay holds a reservation for this peer: until then nobody can dial it. */
-  private async firstReservation (signal: AbortSignal): Promise<void> {
-    if (this.relayedAddrs.length > 0) return
-    await new Promise<void>(resolve => {
-      const limit = timeLimit(FIRST_RESERVATION_WAIT_MS, { signal })
-      const done = (): void => {
-        this.removeEventListener('network:addresses', check)
-        resolve()
-      }
-      const check = (): void => { if (this.relayedAddrs.length > 0) done() }
-      this.addEventListener('network:addresses', check)
-      limit.addEventListener('abort', () => {
-        if (this.relayedAddrs.length === 0 && !signal.aborted) this.log('no relay reservation after %d ms; going on without', FIRST_RESERVATION_WAIT_MS)
-        done()
-      }, { once: true })
-    })
-  }
 
   private async lookupSelf (signal: AbortSignal): Promise<void> {
     try {

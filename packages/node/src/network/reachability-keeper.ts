@@ -1,0 +1,122 @@
+/**
+ * What a ChatPeer knows of its own reachability, and what it does about it: the dial-back
+ * check at join (reachability.ts) with its retries, the DHT mode and relay reservations
+ * that follow, the wait for a first reservation, and the router's address that a hole
+ * punch offers (hole-punch.ts).
+ */
+import { PeerSet } from '@libp2p/peer-collections'
+import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { KadDHT } from '@libp2p/kad-dht'
+import { delay, timeLimit } from '../utils/index.js'
+import { FIRST_RESERVATION_WAIT_MS, isRelayed, relayListenAddrs, type Reachability } from './relay.js'
+import type { DialbackService, Reached } from './reachability.js'
+
+/** A dial-back check with no answer is made again this many times, this far apart. */
+const REACHABILITY_ATTEMPTS = 3
+const REACHABILITY_RETRY_MS = 5_000
+/** While no dial-back answers, it is asked for again in the background, from 30 s apart doubling to 10 minutes. */
+const REACHABILITY_BACKGROUND_MIN_MS = 30_000
+const REACHABILITY_BACKGROUND_MAX_MS = 10 * 60_000
+
+type KeeperLibp2p = Libp2p<{ dht: KadDHT, reachability: DialbackService }>
+
+export interface ReachabilityKeeperInit {
+  setting: Reachability
+  /** The address the peer listens on (an observed address equal to it is not the router's). */
+  host: string
+  /** The DHT mode was given (`--client`): the check does not change it. */
+  fixedMode: boolean
+  dhtProtocol: string
+  /** Whether a connected peer serves the DHT by its own account (dht-servers.ts). */
+  isDhtServer: (peer: PeerId) => boolean
+  /** Whether the peer still runs (a background check stops when it does not). */
+  running: () => boolean
+  /** The check found something new. */
+  changed: (reached: 'public' | 'private') => void
+  log: Logger
+}
+
+export class ReachabilityKeeper {
+  reached: Reached
+  /** The router's IPv4 address as DHT servers report it (identify's observed address). */
+  observedIp?: string
+  private relayListening: boolean
+  private readonly init: ReachabilityKeeperInit
+
+  constructor (init: ReachabilityKeeperInit) {
+    this.init = init
+    this.reached = init.setting === 'auto' ? 'unknown' : init.setting
+    this.relayListening = init.setting === 'private'
+  }
+
+  /** Keep the router's address as DHT servers see this peer (not any peer that connects: it could name another). */
+  watch (libp2p: Pick<Libp2p, 'addEventListener'>): void {
+    if (this.init.setting === 'public') return
+    libp2p.addEventListener('peer:identify', ({ detail }) => {
+      const ip = detail.observedAddr?.getComponents().find(c => c.name === 'ip4')?.value
+      if (ip == null || ip === this.init.host || isRelayed(detail.connection.remoteAddr) || !detail.protocols.includes(this.init.dhtProtocol)) return
+      this.observedIp = ip
+    })
+  }
+
+  /**
+   * Ask the DHT servers we are connected to to dial us back and act on it: a DHT server if
+   * one got through; a DHT client with relay reservations if none did. Without an answer
+   * (answerers busy or restarting) it asks again a few times, then goes on asking in the
+   * background, further apart, until one answers. Returns the DHT mode it switched to, if
+   * it switched.
+   */
+  async find (libp2p: KeeperLibp2p, joinedThrough: PeerId | undefined, signal: AbortSignal, background = 0): Promise<'server' | 'client' | undefined> {
+    const port = libp2p.getMultiaddrs().flatMap(ma => isRelayed(ma) ? [] : ma.getComponents().filter(c => c.name === 'tcp')).map(c => Number(c.value))[0]
+    // the peer just joined through (a bootstrap or remembered DHT server; identify may not
+    // have told us yet), then the other connected servers, found again for each attempt
+    const servers = (): PeerId[] => [...new PeerSet([...(joinedThrough != null ? [joinedThrough] : []), ...libp2p.getConnections()
+      .filter(c => c.status === 'open' && !isRelayed(c.remoteAddr) && this.init.isDhtServer(c.remotePeer))
+      .map(c => c.remotePeer)])]
+    let reached: Reached = 'unknown'
+    for (let attempt = 0; attempt < REACHABILITY_ATTEMPTS && port != null && reached === 'unknown' && !signal.aborted; attempt++) {
+      if (attempt > 0) await delay(REACHABILITY_RETRY_MS, { signal }).catch(() => {})
+      reached = await libp2p.services.reachability.check(servers(), port)
+    }
+    if (reached === 'unknown') {
+      const retryMs = Math.min(REACHABILITY_BACKGROUND_MIN_MS * 2 ** background, REACHABILITY_BACKGROUND_MAX_MS)
+      this.init.log('reachability unknown (no DHT server answered): a DHT client; asking again in %d s', retryMs / 1000)
+      setTimeout(() => {
+        if (signal.aborted || !this.init.running()) return
+        this.find(libp2p, undefined, signal, background + 1).catch(err => { this.init.log('reachability check: %s', err.message) })
+      }, retryMs).unref()
+      return undefined
+    }
+    const changed = reached !== this.reached
+    this.reached = reached
+    const mode = reached === 'public' ? 'server' : 'client'
+    const switched = !this.init.fixedMode && libp2p.services.dht.getMode() !== mode
+    if (switched) await libp2p.services.dht.setMode(mode)
+    if (reached === 'private' && !this.relayListening) {
+      this.relayListening = true
+      await libp2p.services.reachability.listen(relayListenAddrs()).catch(err => { this.init.log.error('cannot ask relays for reservations: %e', err) })
+    }
+    if (changed) this.init.changed(reached)
+    return switched ? mode : undefined
+  }
+
+  /**
+   * Wait (a while, at most) until a relay holds a reservation for this peer: until then
+   * nobody can dial it. `relayed()` gives its relayed addresses now; `onChange` calls back
+   * when its addresses change and returns how to stop.
+   */
+  async firstReservation (relayed: () => Multiaddr[], onChange: (check: () => void) => () => void, signal: AbortSignal): Promise<void> {
+    if (relayed().length > 0) return
+    await new Promise<void>(resolve => {
+      const limit = timeLimit(FIRST_RESERVATION_WAIT_MS, { signal })
+      let stop = (): void => {}
+      const done = (): void => { stop(); resolve() }
+      stop = onChange(() => { if (relayed().length > 0) done() })
+      limit.addEventListener('abort', () => {
+        if (relayed().length === 0 && !signal.aborted) this.init.log('no relay reservation after %d ms; going on without', FIRST_RESERVATION_WAIT_MS)
+        done()
+      }, { once: true })
+    })
+  }
+}
