@@ -18,9 +18,10 @@
  *
  *   node scripts/build-bundles.mjs
  */
+import { readFileSync } from 'node:fs'
 import { chmod } from 'node:fs/promises'
 import { builtinModules } from 'node:module'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -42,6 +43,22 @@ export const WORKER_LOADED = ['@zxcvbn-ts/core', '@zxcvbn-ts/language-common', '
 export const RUNTIME = [...NATIVE, ...WORKER_LOADED]
 const external = [/^node:/, ...builtinModules, ...NATIVE]
 
+/**
+ * A module that reads its own package.json at run time (`createRequire(import.meta.url)`,
+ * as @achingbrain/ssdp does for its name and version) would look for it next to the
+ * bundle: its name and version (all they read of it) are put in its place at build time.
+ */
+const inlinePackageJson = {
+  name: 'inline-package-json',
+  transform (code, id) {
+    if (!code.includes('createRequire(import.meta.url)')) return null
+    return code.replace(/\b\w+\((['"`])((?:\.\.?\/)+package\.json)\1\)/g, (_call, _quote, rel) => {
+      const { name, version } = JSON.parse(readFileSync(join(dirname(id), rel), 'utf8'))
+      return `(${JSON.stringify({ name, version })})`
+    })
+  }
+}
+
 /** Bundles every program; throws on a bundler warning, so that nothing is silently left out. */
 export async function buildBundles () {
   // loaded here, not at the top: scripts/build-if-stale.mjs imports BUNDLES on every start
@@ -53,6 +70,7 @@ export async function buildBundles () {
       input: join(ROOT, input),
       platform: 'node',
       external,
+      plugins: [inlinePackageJson],
       onLog: (level, log) => { if (level === 'warn') warnings.push(log.message) },
       output: {
         file: join(ROOT, output),

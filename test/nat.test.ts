@@ -6,18 +6,23 @@
  * the home peers run as DHT clients that nobody has in a routing table, reach each other
  * through the supernode's relay (many messages, one larger than the relay's data limit
  * for a connection), that records and mailboxes stay on public peers, and that a
- * restarted relay takes them back. Needs root, iproute2 and nftables; skipped, saying
- * why, where they cannot be used.
+ * restarted relay takes them back. A second network: a home router that forwards ports on
+ * request (UPnP, miniupnpd) makes its peer reachable, a DHT server at the router's
+ * address; a peer behind a plain router keeps reservations on two of three relays and
+ * moves to the third when one goes. Needs root, iproute2 and nftables (and miniupnpd for
+ * the second); skipped, saying why, where they cannot be used.
  */
 import { spawnSync } from 'node:child_process'
-import { describe, it, expect, beforeAll, afterAll, inject, onTestFailed } from 'vitest'
+import { describe, it, expect, beforeAll, afterEach, inject, onTestFailed } from 'vitest'
 import { Programs, type Program } from './helpers/programs.js'
 import { listNamespaces, netnsUnavailable } from './helpers/netns.js'
 import { NatNetwork, nftUnavailable } from './helpers/nat.js'
+import { UpnpRouter, upnpRouterUnavailable } from './helpers/upnp-router.js'
 import { until } from './helpers/until.js'
 
 const unavailable = netnsUnavailable() ?? nftUnavailable()
 if (unavailable != null) console.warn(`nat.test.ts SKIPPED: ${unavailable}`)
+const upnpUnavailable = unavailable ?? upnpRouterUnavailable()
 
 const SUPERNODE_PORT = 4300
 const PEER_PORT = 4301
@@ -37,15 +42,21 @@ const DEBUG = process.env.NAT_DEBUG === '1'
 let programs: Programs | undefined
 let net: NatNetwork | undefined
 let namespaces: string[] = []
+let upnp: UpnpRouter | undefined
 
 beforeAll(() => {
   const buildError = inject('buildError')
   if (buildError !== '') throw new Error(buildError)
 })
 
-afterAll(async () => {
+/** Each test's programs and namespaces go when it ends, passed or failed. */
+afterEach(async () => {
   await programs?.cleanup()
+  await upnp?.stop()
+  upnp = undefined
   net?.cleanup()
+  programs = undefined
+  net = undefined
   const left = listNamespaces().filter(ns => namespaces.includes(ns))
   expect(left, 'namespaces left behind').toEqual([])
 })
@@ -270,4 +281,99 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     if (DEBUG) for (const p of all) console.log(p.transcript())
     progress('done')
   }, 600_000)
+
+  it('a router that forwards ports (UPnP) makes its peer reachable; a peer behind NAT keeps reservations on two of three relays, and moves when one goes', async ({ skip }) => {
+    if (upnpUnavailable != null) skip(`needs miniupnpd: ${upnpUnavailable}`)
+    const started = Date.now()
+    const progress = (step: string): void => { console.log(`[nat-upnp +${((Date.now() - started) / 1000).toFixed(1)}s] ${step}`) }
+    programs = new Programs()
+    net = new NatNetwork()
+    const all: Program[] = []
+    onTestFailed(() => { for (const p of all) console.error(p.transcript()) })
+    const env = DEBUG ? { CONF_CHAT_LOG: process.env.NAT_DEBUG_LEVEL ?? 'debug' } : {}
+
+    net.create()
+    const relays = ['sn1', 'sn2', 'sn3'].map(name => net!.publicHost(name))
+    const dave = net.homeHost('dave', 'cone')
+    net.homeHost('erin', 'cone')
+    namespaces = net.namespaces
+    upnp = await UpnpRouter.start(dave.router!)
+    onTestFailed(() => { console.error(`miniupnpd:\n${upnp?.log.join('\n')}`) })
+
+    const sn = await Promise.all(relays.map(async host => {
+      const p = programs!.supernode({ home: await programs!.home(), wrapper: net!.wrapper(host.name), env, args: ['--host', host.ip, '--port', String(SUPERNODE_PORT)] })
+      all.push(p)
+      const id = (await p.waitForLine(/^supernode peer id: (\S+)$/))[1]!
+      return { p, id, addr: `/ip4/${host.ip}/tcp/${SUPERNODE_PORT}/p2p/${id}` }
+    }))
+    const start = async (name: 'dave' | 'erin'): Promise<Program> => {
+      const p = programs!.node({
+        home: await programs!.home(),
+        wrapper: net!.wrapper(name),
+        env,
+        args: ['--host', net!.host(name).ip, '--port', String(PEER_PORT), '--bootstrap', sn.map(s => s.addr).join(','), '--commands', '--bcrypt-cost', '4', '--kdf-memory', '8']
+      })
+      all.push(p)
+      return p
+    }
+    const peer = { dave: await start('dave'), erin: await start('erin') }
+    for (const p of Object.values(peer)) await p.waitForLine(/^joined the network via /, 60_000)
+    progress('3 relays, dave (UPnP router) and erin (no UPnP) joined')
+
+    // --- dave: the router forwarded his port and the dial-back got through it: a DHT server
+    // at the router's address
+    const d = await whoami(peer.dave)
+    expect(d.mode, 'dave').toBe('server')
+    expect(d.reachability, 'dave').toBe('public')
+    expect(d.addrs.filter(a => a.startsWith(`/ip4/${dave.router!.publicIp}/tcp/`)), `dave's addresses: ${d.addrs.join(' ')}`).toHaveLength(1)
+    expect(d.addrs.filter(a => a.includes('/p2p-circuit')), 'dave has no relayed address').toEqual([])
+    expect(peer.dave.stdout.filter(l => l.includes('cannot be dialled')), 'dave').toEqual([])
+    progress('dave: public through the forwarded port, a DHT server')
+
+    // --- erin: private, on two relays (two of the three)
+    const relaysOf = (addrs: string[]): string[] => [...new Set(addrs.filter(a => a.includes('/p2p-circuit')).map(a => a.split('/p2p-circuit')[0]!))]
+    const e = (await until(async () => await whoami(peer.erin), w => relaysOf(w.addrs).length === 2, 30_000)).value
+    expect(e.mode, 'erin').toBe('client')
+    expect(relaysOf(e.addrs), `erin's addresses: ${e.addrs.join(' ')}`).toHaveLength(2)
+    for (const r of relaysOf(e.addrs)) expect(sn.map(s => s.addr), 'a relay of ours').toContain(r)
+
+    // --- erin -> dave: dialled directly at his router's address (no relay, no punch)
+    for (const name of ['dave', 'erin'] as const) {
+      peer[name].send(`register ${name}`)
+      peer[name].send(`${name}'s copper kettle`)
+      peer[name].send(`${name[0]!.toUpperCase()}${name.slice(1)}`)
+    }
+    for (const name of ['dave', 'erin'] as const) await peer[name].waitForLine(new RegExp(`^\\[register\\] Registered ${name} \\(`), 60_000)
+    peer.erin.send('friend-add dave')
+    await peer.dave.waitForLine(/^\[friends\] erin wants to be your friend/, 60_000)
+    peer.dave.send('friend-accept erin')
+    await peer.erin.waitForLine(/^\[friends\] dave accepted: you are now friends$/, 60_000)
+    peer.erin.send('msg dave hello dave, behind a router that forwards')
+    await peer.erin.waitForLine(/^\[msg\] to dave: delivered$/, 60_000)
+    await peer.dave.waitForLine(new RegExp(`^\\[DM from erin\\] ${TIME} hello dave, behind a router that forwards$`))
+    const toDave = (await peers(peer.erin)).filter(l => l.id === d.id)
+    expect(toDave.length, 'erin is connected to dave').toBeGreaterThan(0)
+    expect(toDave.every(l => !l.relayed), `erin-dave: ${JSON.stringify(toDave)}`).toBe(true)
+    // and as what he is: a DHT server, in her routing table
+    expect(toDave.some(l => l.inTable), `erin-dave: ${JSON.stringify(toDave)}`).toBe(true)
+    progress('erin -> dave: live, directly; dave in her routing table')
+
+    // --- one of erin's relays goes: she reserves on the third, and is reached again
+    const gone = sn.find(s => s.addr === relaysOf(e.addrs)[0])!
+    gone.p.kill('SIGTERM')
+    await gone.p.exited
+    const third = sn.find(s => !relaysOf(e.addrs).includes(s.addr))!
+    const moved = (await until(async () => await whoami(peer.erin), w => relaysOf(w.addrs).includes(third.addr) && !relaysOf(w.addrs).includes(gone.addr), 90_000)).value
+    expect(relaysOf(moved.addrs), `erin's addresses after a relay went: ${moved.addrs.join(' ')}`).toContain(third.addr)
+    expect(relaysOf(moved.addrs)).not.toContain(gone.addr)
+    expect(relaysOf(moved.addrs)).toHaveLength(2)
+    peer.dave.send('msg erin your relay moved')
+    await peer.dave.waitForLine(/^\[msg\] to erin: delivered$/, 60_000)
+    await peer.erin.waitForLine(new RegExp(`^\\[DM from dave\\] ${TIME} your relay moved$`))
+    progress('a relay went: erin moved to the third; DMs reach her')
+
+    for (const p of [peer.dave, peer.erin]) p.send('quit')
+    for (const p of [peer.dave, peer.erin]) expect(await p.waitForExit(30_000), p.transcript()).toEqual({ code: 0, signal: null })
+    if (DEBUG) for (const p of all) console.log(p.transcript())
+  }, 300_000)
 })

@@ -103,6 +103,7 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     bootstrap: bootstrap.addrs,
     clientMode: options.client || undefined,
     reachability: options.reachability,
+    upnp: options.upnp,
     storageBudgetBytes: options.storageBudgetBytes,
     readReceipts: options.readReceipts,
     ...options.tuning

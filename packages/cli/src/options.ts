@@ -20,6 +20,8 @@ export interface NodeOptions {
   commands: boolean
   /** Tell friends what the user read (off: `--no-read-receipts`). */
   readReceipts: boolean
+  /** Ask the home router to forward a port when not reachable (off: `--no-upnp`). */
+  upnp: boolean
   /** The menus ring the terminal bell for a message not on screen (off: `--no-bell`). */
   bell: boolean
   logLevel: LogLevel
@@ -67,6 +69,7 @@ export function nodeProgram (): Command {
     .addOption(new Option('--client', 'take part in the DHT as a client only (store nothing for others)').env('CONF_CHAT_CLIENT'))
     .addOption(new Option('--reachability <how>', 'auto: at each join, the DHT servers it joined through dial it back to find out; public: other peers can dial this one (it serves the DHT); private: behind a NAT, dialled through the supernode\'s relay (a DHT client)')
       .env('CONF_CHAT_REACHABILITY').choices(['auto', 'public', 'private']).default('auto'))
+    .addOption(new Option('--no-upnp', 'with --reachability auto, do not ask the home router (UPnP) to forward a port when the peer cannot be dialled; also CONF_CHAT_NO_UPNP=1'))
     .addOption(new Option('--commands', 'command mode (one command a line, plain output) even on a terminal').env('CONF_CHAT_COMMANDS'))
     .addOption(new Option('--no-read-receipts', 'do not tell friends when you have read their messages (they still see them delivered); also CONF_CHAT_NO_READ_RECEIPTS=1'))
     .addOption(new Option('--no-bell', 'the menus do not ring the terminal bell for a message that is not on screen; also CONF_CHAT_NO_BELL=1'))
@@ -107,6 +110,7 @@ export function parseNodeOptions (argv: string[]): NodeOptions {
     reachability: opts.reachability,
     commands: flagValue(program, 'commands', 'CONF_CHAT_COMMANDS'),
     readReceipts: opts.readReceipts !== false && !envFlag('CONF_CHAT_NO_READ_RECEIPTS'),
+    upnp: opts.upnp !== false && !envFlag('CONF_CHAT_NO_UPNP'),
     bell: opts.bell !== false && !envFlag('CONF_CHAT_NO_BELL'),
     logLevel: opts.logLevel,
     statusFile: opts.statusFile === '' ? undefined : opts.statusFile,

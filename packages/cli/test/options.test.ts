@@ -28,3 +28,16 @@ describe('reachability option', () => {
     expect(parseNodeOptions(argv()).reachability).toBe('private')
   })
 })
+
+describe('upnp option', () => {
+  afterEach(() => { delete process.env.CONF_CHAT_NO_UPNP })
+
+  it('asks the router to forward a port unless --no-upnp is given or CONF_CHAT_NO_UPNP is set to a true value', () => {
+    expect(parseNodeOptions(argv()).upnp).toBe(true)
+    expect(parseNodeOptions(argv('--no-upnp')).upnp).toBe(false)
+    process.env.CONF_CHAT_NO_UPNP = 'yes'
+    expect(parseNodeOptions(argv()).upnp).toBe(false)
+    process.env.CONF_CHAT_NO_UPNP = '0'
+    expect(parseNodeOptions(argv()).upnp).toBe(true)
+  })
+})

@@ -31,6 +31,7 @@ import { holePunch, type HolePuncher, type HolePunchStats } from './hole-punch.j
 import { relayServer, relayTransport, relayListenAddrs, isRelayed, type RelayLimits, type Reachability, type CircuitRelayService } from './relay.js'
 import { reachability as reachabilityService, type DialbackService, type Reached } from './reachability.js'
 import { ReachabilityKeeper } from './reachability-keeper.js'
+import { portForwarding, type PortForwarding } from './upnp.js'
 import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
 import { ListenError, NotStartedError } from '../errors.js'
 import { delay, timeLimit } from '../utils/index.js'
@@ -91,6 +92,12 @@ export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
    * @default 'public'
    */
   reachability?: Reachability
+  /**
+   * With `reachability: 'auto'`, a peer the dial-back finds not reachable asks its home
+   * router (UPnP) to forward a port, and is checked again at that port (upnp.ts).
+   * @default false
+   */
+  upnp?: boolean
   /** Serve as a circuit relay for peers that are not reachable, with these limits (`{}`: the defaults). @default off */
   relay?: Partial<RelayLimits>
   /** Where the peer's components log. @default a logger prefixed with the peer id */
@@ -118,7 +125,7 @@ export interface ChatPeerEvents {
   'network:addresses': CustomEvent<{ addrs: string[] }>
 }
 
-export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping, reachability: DialbackService, relay?: CircuitRelayService, punch?: HolePuncher }>
+export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping, reachability: DialbackService, relay?: CircuitRelayService, punch?: HolePuncher, upnp?: PortForwarding }>
 
 export type PeerStatus = 'stopped' | 'starting' | 'started' | 'stopping'
 
@@ -278,7 +285,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           // a direct connection after a relayed one, when both routers allow it (hole-punch.ts)
           ...(reachability !== 'public' ? { punch: holePunch({ publicIp: () => reach.observedIp }) } : {}),
           // answers other peers' dial-back requests while a DHT server; asks them when `auto`
-          reachability: reachabilityService({ serving: () => this._libp2p?.services.dht.getMode() === 'server' })
+          reachability: reachabilityService({ serving: () => this._libp2p?.services.dht.getMode() === 'server' }),
+          ...(reachability === 'auto' && this.init.upnp === true ? { upnp: portForwarding() } : {})
         }
       }).catch((err: any) => {
         if (err.code === 'EADDRINUSE' || /EADDRINUSE|EADDRNOTAVAIL|EACCES/.test(String(err.message))) {

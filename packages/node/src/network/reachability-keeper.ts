@@ -1,8 +1,9 @@
 /**
  * What a ChatPeer knows of its own reachability, and what it does about it: the dial-back
- * check at join (reachability.ts) with its retries, the DHT mode and relay reservations
- * that follow, the wait for a first reservation, and the router's address that a hole
- * punch offers (hole-punch.ts).
+ * check at join (reachability.ts) with its retries, a port forwarded by the home router
+ * when the check fails (upnp.ts), the DHT mode and relay reservations that follow, the
+ * wait for a first reservation, and the router's address that a hole punch offers
+ * (hole-punch.ts).
  */
 import { PeerSet } from '@libp2p/peer-collections'
 import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
@@ -11,6 +12,7 @@ import type { KadDHT } from '@libp2p/kad-dht'
 import { delay, timeLimit } from '../utils/index.js'
 import { FIRST_RESERVATION_WAIT_MS, isRelayed, relayListenAddrs, type Reachability } from './relay.js'
 import type { DialbackService, Reached } from './reachability.js'
+import type { PortForwarding } from './upnp.js'
 
 /** A dial-back check with no answer is made again this many times, this far apart. */
 const REACHABILITY_ATTEMPTS = 3
@@ -19,7 +21,7 @@ const REACHABILITY_RETRY_MS = 5_000
 const REACHABILITY_BACKGROUND_MIN_MS = 30_000
 const REACHABILITY_BACKGROUND_MAX_MS = 10 * 60_000
 
-type KeeperLibp2p = Libp2p<{ dht: KadDHT, reachability: DialbackService }>
+type KeeperLibp2p = Libp2p<{ dht: KadDHT, reachability: DialbackService, upnp?: PortForwarding }>
 
 export interface ReachabilityKeeperInit {
   setting: Reachability
@@ -88,6 +90,7 @@ export class ReachabilityKeeper {
       }, retryMs).unref()
       return undefined
     }
+    if (reached === 'private' && !signal.aborted) reached = await this.forwardPort(libp2p, servers, port as number, signal)
     const changed = reached !== this.reached
     this.reached = reached
     const mode = reached === 'public' ? 'server' : 'client'
@@ -99,6 +102,29 @@ export class ReachabilityKeeper {
     }
     if (changed) this.init.changed(reached)
     return switched ? mode : undefined
+  }
+
+  /**
+   * Not reachable: ask the home router to forward a port (UPnP, upnp.ts) and the servers to
+   * dial back at it. `public` if they get through (the router's address at that port is
+   * announced), else the forwarding is removed and the peer stays `private`.
+   */
+  private async forwardPort (libp2p: KeeperLibp2p, servers: () => PeerId[], port: number, signal: AbortSignal): Promise<'public' | 'private'> {
+    const upnp = libp2p.services.upnp
+    if (upnp == null) return 'private'
+    const forwarded = await upnp.open(port, signal)
+    if (forwarded == null) return 'private'
+    // an answerer takes one request from a peer every few seconds
+    await delay(REACHABILITY_RETRY_MS, { signal }).catch(() => {})
+    const ip = this.observedIp
+    if (ip != null && !signal.aborted && await libp2p.services.reachability.check(servers(), forwarded.externalPort) === 'public') {
+      upnp.announce(ip)
+      this.init.log('reachable through the router\'s forwarded port: %s:%d', ip, forwarded.externalPort)
+      return 'public'
+    }
+    this.init.log('the router forwards port %d, but no DHT server got through it', forwarded.externalPort)
+    await upnp.close()
+    return 'private'
   }
 
   /**

@@ -1,0 +1,106 @@
+/**
+ * What a peer does with the dial-back's answer when its router forwards a port (UPnP),
+ * with stubbed libp2p services: not reachable at its own port, it asks the router, then
+ * the servers again at the forwarded port; reachable there, it is a DHT server announcing
+ * the router's address, with no relay reservations; not reachable there either, the
+ * forwarding is removed and it is a DHT client on relays.
+ */
+import { describe, it, expect, vi, afterEach } from 'vitest'
+import { defaultLogger } from '@libp2p/logger'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerId } from '@libp2p/interface'
+import { ReachabilityKeeper } from '../../../src/network/reachability-keeper.js'
+import type { Forwarded } from '../../../src/network/upnp.js'
+
+afterEach(() => { vi.useRealTimers() })
+
+interface World { libp2p: any, checks: number[], events: string[] }
+
+/** A peer listening at 192.168.1.2:4301 whose servers get through at `open` ports only; a router forwarding 40001 when `router`. */
+function world (open: number[], router: boolean): World {
+  const checks: number[] = []
+  const events: string[] = []
+  let mode = 'client'
+  const forwarded: Forwarded = { externalPort: 40_001, internalHost: '192.168.1.2', internalPort: 4301 }
+  const libp2p = {
+    getMultiaddrs: () => [multiaddr('/ip4/192.168.1.2/tcp/4301')],
+    getConnections: () => [],
+    services: {
+      dht: { getMode: () => mode, setMode: async (m: string) => { mode = m; events.push(`mode ${m}`) } },
+      reachability: {
+        check: async (_servers: PeerId[], port: number) => { checks.push(port); return open.includes(port) ? 'public' : 'private' },
+        listen: async () => { events.push('relay reservations') }
+      },
+      upnp: {
+        open: async (port: number) => { events.push(`forward ${port}`); return router ? forwarded : undefined },
+        announce: (ip: string) => { events.push(`announce ${ip}`) },
+        close: async () => { events.push('unforward') }
+      }
+    }
+  }
+  return { libp2p, checks, events }
+}
+
+function keeper (): { keeper: ReachabilityKeeper, changed: string[] } {
+  const changed: string[] = []
+  const k = new ReachabilityKeeper({
+    setting: 'auto',
+    host: '192.168.1.2',
+    fixedMode: false,
+    dhtProtocol: '/conf-chat/kad/1.0.0',
+    isDhtServer: () => true,
+    running: () => true,
+    changed: reached => { changed.push(reached) },
+    log: Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as any
+  })
+  k.observedIp = '10.214.1.7'
+  return { keeper: k, changed }
+}
+
+async function find (w: World, k: ReachabilityKeeper): Promise<string | undefined> {
+  vi.useFakeTimers()
+  const server = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+  const result = k.find(w.libp2p, server, new AbortController().signal)
+  await vi.runAllTimersAsync()
+  return await result
+}
+
+describe('reachability with a router that forwards ports (UPnP)', () => {
+  it('reachable at the forwarded port: a DHT server announcing the router\'s address there, no relay reservations', async () => {
+    const w = world([40_001], true)
+    const { keeper: k, changed } = keeper()
+    expect(await find(w, k)).toBe('server')
+    expect(w.checks).toEqual([4301, 40_001])
+    expect(w.events).toEqual(['forward 4301', 'announce 10.214.1.7', 'mode server'])
+    expect(k.reached).toBe('public')
+    expect(changed).toEqual(['public'])
+  })
+
+  it('not reachable there either: the forwarding is removed; a DHT client on relays', async () => {
+    const w = world([], true)
+    const { keeper: k, changed } = keeper()
+    expect(await find(w, k)).toBeUndefined()
+    expect(w.checks).toEqual([4301, 40_001])
+    expect(w.events).toEqual(['forward 4301', 'unforward', 'relay reservations'])
+    expect(k.reached).toBe('private')
+    expect(changed).toEqual(['private'])
+  })
+
+  it('no router: a DHT client on relays, asked once', async () => {
+    const w = world([], false)
+    const { keeper: k } = keeper()
+    await find(w, k)
+    expect(w.checks).toEqual([4301])
+    expect(w.events).toEqual(['forward 4301', 'relay reservations'])
+    expect(k.reached).toBe('private')
+  })
+
+  it('reachable at its own port: the router is not asked', async () => {
+    const w = world([4301], true)
+    const { keeper: k } = keeper()
+    expect(await find(w, k)).toBe('server')
+    expect(w.events).toEqual(['mode server'])
+  })
+})
