@@ -32,6 +32,12 @@ const PEER_PORT = 4301
  * and one message (3,000 three-byte characters) exceeds it whole.
  */
 const RELAY_DATA_LIMIT_KIB = 4
+/**
+ * The relays' reservation lifetime in the second test (s): short, so that the test sees a
+ * reservation outlive it (libp2p renews a reservation 30 s after it was made at the
+ * earliest, so the lifetime must be longer than that).
+ */
+const RESERVATION_TTL_S = 40
 const HOME = ['alice', 'bob', 'carol'] as const
 const PUBLIC = ['pub1', 'pub2'] as const
 type Name = typeof HOME[number] | typeof PUBLIC[number]
@@ -282,7 +288,7 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     progress('done')
   }, 600_000)
 
-  it('a router that forwards ports (UPnP) makes its peer reachable; a peer behind NAT keeps reservations on two of three relays, and moves when one goes', async ({ skip }) => {
+  it('a router that forwards ports (UPnP) makes its peer reachable; a peer behind NAT keeps reservations on two of three relays, renews them, and moves when one goes', async ({ skip }) => {
     if (upnpUnavailable != null) skip(`needs miniupnpd: ${upnpUnavailable}`)
     const started = Date.now()
     const progress = (step: string): void => { console.log(`[nat-upnp +${((Date.now() - started) / 1000).toFixed(1)}s] ${step}`) }
@@ -294,6 +300,7 @@ describe('peers behind NAT (namespaces, nftables)', () => {
 
     net.create()
     const relays = ['sn1', 'sn2', 'sn3'].map(name => net!.publicHost(name))
+    net.publicHost('frank')
     const dave = net.homeHost('dave', 'cone')
     net.homeHost('erin', 'cone')
     namespaces = net.namespaces
@@ -301,12 +308,12 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     onTestFailed(() => { console.error(`miniupnpd:\n${upnp?.log.join('\n')}`) })
 
     const sn = await Promise.all(relays.map(async host => {
-      const p = programs!.supernode({ home: await programs!.home(), wrapper: net!.wrapper(host.name), env, args: ['--host', host.ip, '--port', String(SUPERNODE_PORT)] })
+      const p = programs!.supernode({ home: await programs!.home(), wrapper: net!.wrapper(host.name), env, args: ['--host', host.ip, '--port', String(SUPERNODE_PORT), '--relay-reservation-ttl', String(RESERVATION_TTL_S)] })
       all.push(p)
       const id = (await p.waitForLine(/^supernode peer id: (\S+)$/))[1]!
       return { p, id, addr: `/ip4/${host.ip}/tcp/${SUPERNODE_PORT}/p2p/${id}` }
     }))
-    const start = async (name: 'dave' | 'erin'): Promise<Program> => {
+    const start = async (name: 'dave' | 'erin' | 'frank'): Promise<Program> => {
       const p = programs!.node({
         home: await programs!.home(),
         wrapper: net!.wrapper(name),
@@ -318,6 +325,7 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     }
     const peer = { dave: await start('dave'), erin: await start('erin') }
     for (const p of Object.values(peer)) await p.waitForLine(/^joined the network via /, 60_000)
+    const erinJoined = Date.now()
     progress('3 relays, dave (UPnP router) and erin (no UPnP) joined')
 
     // --- dave: the router forwarded his port and the dial-back got through it: a DHT server
@@ -372,8 +380,26 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     await peer.erin.waitForLine(new RegExp(`^\\[DM from dave\\] ${TIME} your relay moved$`))
     progress('a relay went: erin moved to the third; DMs reach her')
 
-    for (const p of [peer.dave, peer.erin]) p.send('quit')
-    for (const p of [peer.dave, peer.erin]) expect(await p.waitForExit(30_000), p.transcript()).toEqual({ code: 0, signal: null })
+    // --- her reservations outlive their lifetime at the relays (renewed): once twice the
+    // lifetime has passed since she joined, frank (public, never connected to her) reaches
+    // her live, which only a relay holding her reservation can do (her own address is in
+    // a home network no public host routes to)
+    await new Promise(resolve => setTimeout(resolve, Math.max(0, erinJoined + 2 * RESERVATION_TTL_S * 1000 - Date.now())))
+    const frank = await start('frank')
+    await frank.waitForLine(/^joined the network via /, 60_000)
+    const e2 = await whoami(peer.erin)
+    expect(relaysOf(e2.addrs), `erin's addresses after ${2 * RESERVATION_TTL_S} s: ${e2.addrs.join(' ')}`).toHaveLength(2)
+    frank.send('register frank')
+    frank.send("frank's copper kettle")
+    frank.send('Frank')
+    await frank.waitForLine(/^\[register\] Registered frank \(/, 60_000)
+    frank.send('friend-add erin')
+    await frank.waitForLine(/^\[friends\] Friend request sent to erin \(delivered\)$/, 60_000)
+    await peer.erin.waitForLine(/^\[friends\] frank wants to be your friend/)
+    progress(`after ${2 * RESERVATION_TTL_S} s (reservations of ${RESERVATION_TTL_S} s): frank reaches erin through a relay`)
+
+    for (const p of [peer.dave, peer.erin, frank]) p.send('quit')
+    for (const p of [peer.dave, peer.erin, frank]) expect(await p.waitForExit(30_000), p.transcript()).toEqual({ code: 0, signal: null })
     if (DEBUG) for (const p of all) console.log(p.transcript())
   }, 300_000)
 })
