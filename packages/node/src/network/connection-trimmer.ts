@@ -28,8 +28,11 @@
  *   no trimming; with the default marks below, 0.028 %.)
  *
  * The others go in the order libp2p's own pruner uses: the lowest sum of peer tag values
- * first (kad-dht tags the peers of its routing table), then fewer streams, inbound
- * before outbound, newest first.
+ * first (kad-dht tags the peers of its routing table; hole-punch.ts a peer it punched
+ * through to, whose direct connection is inbound on the side that answered the punch and
+ * would otherwise go before outbound ones, though making it again costs a relayed
+ * connection and another punch), then fewer streams, inbound before outbound, newest
+ * first.
  */
 import { KEEP_ALIVE, type Connection, type Logger, type PeerId, type Tag } from '@libp2p/interface'
 import { LRUCache } from 'lru-cache'

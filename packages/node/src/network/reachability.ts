@@ -15,8 +15,11 @@
  * `/conf-chat/dialback/1.0.0`: the asker writes one length-prefixed JSON frame
  * `{ port }` (at most 64 bytes), the answerer dials and writes `{ ok }`. An answerer
  * serves only while it is a DHT server itself, only over a direct connection, one request
- * per peer every 5 s and 32 at once, each dial within 3 s.
+ * per peer every 5 s and per source host every 5 s (peer ids are free to make: one host
+ * could otherwise ask with a thousand ids and have us dial it a thousand times), 32 at
+ * once, each dial within 3 s.
  */
+import { IpNet, ipToString, iPv4FromIPv6, isIPv4mappedIPv6 } from '@chainsafe/netmask'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
@@ -31,7 +34,7 @@ const MAX_DIALBACK_FRAME_BYTES = 64
 /** The answerer's dial; the asker waits this and the exchange. */
 export const DIALBACK_DIAL_TIMEOUT_MS = 3_000
 const DIALBACK_EXCHANGE_TIMEOUT_MS = DIALBACK_DIAL_TIMEOUT_MS + 2_000
-/** One dial-back per asking peer this often (an asker with no answer asks again after REACHABILITY_RETRY_MS in peer.ts). */
+/** One dial-back per asking peer, and per host it asks from, this often (an asker with no answer asks again after REACHABILITY_RETRY_MS in peer.ts). */
 const DIALBACK_INTERVAL_MS = 5_000
 /** A dial to a peer behind NAT waits out its time limit: many joiners at once each hold one. */
 const MAX_CONCURRENT_DIALBACKS = 32
@@ -147,8 +150,9 @@ export class DialbackService implements Startable {
   /** The answering side: dial the asker at the address its request came from, once. */
   private async answer (stream: Stream, conn: Connection): Promise<void> {
     const ip = conn.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
-    if (!this.init.serving() || isRelayed(conn.remoteAddr) || ip == null || !this.limit.begin(conn.remotePeer)) {
-      this.log('dial-back for %p refused (serving %s, over %a, %d running)', conn.remotePeer, this.init.serving(), conn.remoteAddr, this.limit.active)
+    const host = ip?.value == null ? undefined : sourceHost(ip.name, ip.value)
+    if (!this.init.serving() || isRelayed(conn.remoteAddr) || ip == null || !this.limit.begin(host == null ? conn.remotePeer : [conn.remotePeer, host])) {
+      this.log('dial-back for %p refused (serving %s, over %a, %d running; one a peer and a host every %d ms)', conn.remotePeer, this.init.serving(), conn.remoteAddr, this.limit.active, DIALBACK_INTERVAL_MS)
       this.stats.refused++
       stream.abort(new Error('dial-back refused'))
       return
@@ -195,6 +199,21 @@ export class DialbackService implements Startable {
     }
   }
 
+}
+
+/**
+ * The host a dial-back request came from, as its limit counts it: an IPv4 address, or the
+ * /64 of an IPv6 one (a host is given a /64 and may use any address in it). Undefined for
+ * this host (loopback): every peer of a local network of test peers asks from 127.0.0.1,
+ * and whoever runs them has this host already.
+ */
+export function sourceHost (family: string, ip: string): string | undefined {
+  if (family === 'ip4') return ip.startsWith('127.') ? undefined : ip
+  const bytes = new IpNet(ip, 128).network
+  // an IPv4 host in IPv6 form (::ffff:a.b.c.d) is that IPv4 host
+  if (isIPv4mappedIPv6(bytes)) return sourceHost('ip4', iPv4FromIPv6(bytes).join('.'))
+  if (bytes.every((b, i) => b === (i === 15 ? 1 : 0))) return undefined // ::1
+  return `${ipToString(new IpNet(ip, 64).network)}/64`
 }
 
 function encode (value: unknown): Uint8Array {

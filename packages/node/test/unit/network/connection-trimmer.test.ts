@@ -11,6 +11,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { defaultLogger } from '@libp2p/logger'
 import { KEEP_ALIVE, type Connection, type PeerId, type Tag } from '@libp2p/interface'
 import { ConnectionTrimmer } from '../../../src/network/connection-trimmer.js'
+import { PUNCHED_TAG, PUNCHED_TAG_VALUE } from '../../../src/network/hole-punch.js'
 
 const log = defaultLogger().forComponent('test:connection-trimmer')
 
@@ -103,6 +104,20 @@ describe('ConnectionTrimmer', () => {
     for (const c of Object.values(conns)) s.open(c)
     await s.trimmer.idle()
     expect(Object.entries(conns).filter(([, c]) => c.status === 'open').map(([k]) => k)).toEqual(['tagged', 'outboundOld'])
+  })
+
+  it('keeps a direct connection to a peer punched through to, accepted as the responder (inbound), over outbound ones', async () => {
+    const s = setup({ lowWater: 2, highWater: 2, gracePeriodMs: 1000 })
+    const [punched, outboundA, outboundB] = await peers(3)
+    s.tags.set(punched!.toString(), new Map([[PUNCHED_TAG, { value: PUNCHED_TAG_VALUE }]]))
+    const conns = {
+      punched: new StubConnection(punched!, s.clock.now - 2000, 'inbound'),
+      outboundA: new StubConnection(outboundA!, s.clock.now - 9000, 'outbound'),
+      outboundB: new StubConnection(outboundB!, s.clock.now - 5000, 'outbound')
+    }
+    for (const c of Object.values(conns)) s.open(c)
+    await s.trimmer.idle()
+    expect(Object.entries(conns).filter(([, c]) => c.status === 'open').map(([k]) => k)).toEqual(['punched', 'outboundA'])
   })
 
   it('trims again when the young connections that kept it over the high water mark come of age', async () => {

@@ -1,4 +1,4 @@
-/** The per-peer work limit of the dial-back and the hole punch, on an injected clock. */
+/** The per-peer (and per-host) work limit of the dial-back and the hole punch, on an injected clock. */
 import { describe, it, expect } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -26,6 +26,20 @@ describe('PeerWorkLimit', () => {
     expect(limit.active).toBe(2)
     limit.end()
     expect(limit.begin(c, 0)).toBe(true)
+  })
+
+  it('counts a piece of work under every key it is given: a key used in the interval holds back work under any other', async () => {
+    const limit = new PeerWorkLimit({ intervalMs: 1_000, concurrent: 10 })
+    const [a, b, c] = [await newPeerId(), await newPeerId(), await newPeerId()]
+    expect(limit.begin([a, '203.0.113.9'], 0)).toBe(true)
+    // a new peer id from the same host
+    expect(limit.begin([b, '203.0.113.9'], 1)).toBe(false)
+    // the same peer from another host
+    expect(limit.begin([a, '203.0.113.10'], 2)).toBe(false)
+    // a refusal records nothing: b and the other host are free
+    expect(limit.begin([b, '203.0.113.10'], 3)).toBe(true)
+    expect(limit.begin([c, '203.0.113.9'], 1_000)).toBe(true)
+    expect(limit.active).toBe(3)
   })
 
   it('forgets the oldest peer past its memory: it may ask again', async () => {

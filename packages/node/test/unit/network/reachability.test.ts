@@ -2,7 +2,8 @@
  * The dial-back check over in-memory streams, with stubbed libp2p components: the asker
  * goes by the answers (public if one got through, private if none did, unknown without
  * one); the answerer dials only the address the request came from, with the asker's peer
- * id, and refuses over a relay, while not a DHT server, a malformed request, or too soon.
+ * id, and refuses over a relay, while not a DHT server, a malformed request, or too soon
+ * for the peer or for the host it asks from (under another peer id).
  */
 import { describe, it, expect } from 'vitest'
 import { streamPair, lpStream } from '@libp2p/utils'
@@ -11,7 +12,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PeerId, StreamHandler } from '@libp2p/interface'
-import { DialbackService, type ReachabilityComponents } from '../../../src/network/reachability.js'
+import { DialbackService, sourceHost, type ReachabilityComponents } from '../../../src/network/reachability.js'
 
 async function newPeerId (): Promise<PeerId> { return peerIdFromPrivateKey(await generateKeyPair('Ed25519')) }
 
@@ -132,5 +133,46 @@ describe('dial-back reachability', () => {
     // the malformed request counted as the peer's one for now
     expect(await ask({ port: 4301 }, '/ip4/203.0.113.9/tcp/51234')).toBe('refused')
     expect(a.service.stats.refused).toBe(3)
+  })
+
+  it('answers one request per host at once, whatever peer id it asks with (ids are free); peers on this host are limited by id only', async () => {
+    const a = answerer(() => true)
+    await a.service.start()
+    const ask = async (from: string): Promise<string> => {
+      const me = await newPeerId()
+      const [outbound, inbound] = await streamPair()
+      void a.handler()(inbound, { remotePeer: me, remoteAddr: multiaddr(from) } as unknown as Connection)
+      const lp = lpStream(outbound)
+      await lp.write(new TextEncoder().encode(JSON.stringify({ port: 4301 }))).catch(() => {})
+      try {
+        return new TextDecoder().decode((await lp.read()).subarray())
+      } catch {
+        return 'refused'
+      }
+    }
+    expect(await ask('/ip4/203.0.113.9/tcp/51234')).toBe('{"ok":true}')
+    // the same host with a new peer id, from another port
+    expect(await ask('/ip4/203.0.113.9/tcp/51235')).toBe('refused')
+    // another address of the same IPv6 /64
+    expect(await ask('/ip6/2001:db8:1:2::7/tcp/51234')).toBe('{"ok":true}')
+    expect(await ask('/ip6/2001:db8:1:2:aaaa::8/tcp/51234')).toBe('refused')
+    // another host
+    expect(await ask('/ip4/203.0.113.10/tcp/51234')).toBe('{"ok":true}')
+    // peers of a local test network all ask from loopback
+    expect(await ask('/ip4/127.0.0.1/tcp/51234')).toBe('{"ok":true}')
+    expect(await ask('/ip4/127.0.0.1/tcp/51235')).toBe('{"ok":true}')
+    expect(a.dialled).toHaveLength(5)
+  })
+
+  it('counts a request\'s host as its IPv4 address or its IPv6 /64, and none for loopback', () => {
+    expect(sourceHost('ip4', '203.0.113.9')).toBe('203.0.113.9')
+    expect(sourceHost('ip4', '127.0.0.1')).toBeUndefined()
+    expect(sourceHost('ip6', '::1')).toBeUndefined()
+    expect(sourceHost('ip6', '2001:db8:1:2::7')).toBe('2001:0db8:0001:0002:0000:0000:0000:0000/64')
+    expect(sourceHost('ip6', '2001:0db8:0001:0002:ffff:0:0:1')).toBe('2001:0db8:0001:0002:0000:0000:0000:0000/64')
+    expect(sourceHost('ip6', '2001:db8::1')).toBe('2001:0db8:0000:0000:0000:0000:0000:0000/64')
+    expect(sourceHost('ip6', '::ffff:203.0.113.9')).toBe('203.0.113.9')
+    expect(sourceHost('ip6', '::ffff:cb00:7109')).toBe('203.0.113.9')
+    expect(sourceHost('ip6', '::ffff:127.0.0.1')).toBeUndefined()
   })
 })
