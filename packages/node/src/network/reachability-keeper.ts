@@ -99,6 +99,10 @@ export class ReachabilityKeeper {
     if (reached === 'private' && !this.relayListening) {
       this.relayListening = true
       await libp2p.services.reachability.listen(relayListenAddrs()).catch(err => { this.init.log.error('cannot ask relays for reservations: %e', err) })
+    } else if (reached === 'public' && this.relayListening && this.init.setting === 'auto') {
+      // reachable after all (a router that forwards now, a new network): no relay in between
+      this.relayListening = false
+      await libp2p.services.reachability.unlistenRelays().catch(err => { this.init.log.error('cannot end relay reservations: %e', err) })
     }
     if (changed) this.init.changed(reached)
     return switched ? mode : undefined

@@ -49,7 +49,7 @@ export type Reached = 'public' | 'private' | 'unknown'
 export interface ReachabilityComponents {
   registrar: Pick<Registrar, 'handle' | 'unhandle'>
   connectionManager: Pick<ConnectionManager, 'getConnections'>
-  transportManager: Pick<TransportManager, 'dial' | 'listen'>
+  transportManager: Pick<TransportManager, 'dial' | 'listen' | 'getListeners'>
   /** `connection:open`: the asker counts an answer of "reached" only with the dial-back connection seen. */
   events: TypedEventTarget<Libp2pEvents>
   logger: ComponentLogger
@@ -115,6 +115,16 @@ export class DialbackService implements Startable {
   /** Listen on more addresses once started (the relayed ones, when this peer turned out to be private). */
   async listen (addrs: string[]): Promise<void> {
     await this.c.transportManager.listen(addrs.map(a => multiaddr(a)))
+  }
+
+  /**
+   * Stop listening on relays (a peer found reachable after all): its reservations end, and
+   * its relayed addresses go. A relay listener is one with no address but relayed ones (it
+   * has none until a relay holds a reservation).
+   */
+  async unlistenRelays (): Promise<void> {
+    const relayListeners = this.c.transportManager.getListeners().filter(l => l.getAddrs().every(isRelayed))
+    await Promise.all(relayListeners.map(async l => { await l.close() }))
   }
 
   /**

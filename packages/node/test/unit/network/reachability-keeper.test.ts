@@ -31,7 +31,8 @@ function world (open: number[], router: boolean): World {
       dht: { getMode: () => mode, setMode: async (m: string) => { mode = m; events.push(`mode ${m}`) } },
       reachability: {
         check: async (_servers: PeerId[], port: number) => { checks.push(port); return open.includes(port) ? 'public' : 'private' },
-        listen: async () => { events.push('relay reservations') }
+        listen: async () => { events.push('relay reservations') },
+        unlistenRelays: async () => { events.push('no relay reservations') }
       },
       upnp: {
         open: async (port: number) => { events.push(`forward ${port}`); return router ? forwarded : undefined },
@@ -95,6 +96,19 @@ describe('reachability with a router that forwards ports (UPnP)', () => {
     expect(w.checks).toEqual([4301])
     expect(w.events).toEqual(['forward 4301', 'relay reservations'])
     expect(k.reached).toBe('private')
+  })
+
+  it('found reachable at a later join (the router forwards now): its relay reservations end', async () => {
+    const open: number[] = []
+    const w = world(open, true)
+    w.libp2p.services.upnp.open = async () => undefined
+    const { keeper: k, changed } = keeper()
+    await find(w, k)
+    expect(k.reached).toBe('private')
+    open.push(4301)
+    expect(await find(w, k)).toBe('server')
+    expect(w.events).toEqual(['relay reservations', 'mode server', 'no relay reservations'])
+    expect(changed).toEqual(['private', 'public'])
   })
 
   it('reachable at its own port: the router is not asked', async () => {

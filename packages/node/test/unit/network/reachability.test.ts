@@ -164,6 +164,28 @@ describe('dial-back reachability', () => {
     expect(a.dialled).toHaveLength(5)
   })
 
+  it('stops listening on relays only: the relay listeners (relayed addresses, or none yet) close, the TCP one stays', async () => {
+    const closed: string[] = []
+    const listener = (name: string, addrs: string[]): unknown => ({ getAddrs: () => addrs.map(a => multiaddr(a)), close: async () => { closed.push(name) } })
+    const service = new DialbackService({
+      registrar: { handle: async () => {}, unhandle: async () => {} },
+      connectionManager: { getConnections: () => [] },
+      transportManager: {
+        dial: async () => { throw new Error('unused') },
+        listen: async () => {},
+        getListeners: () => [
+          listener('tcp', ['/ip4/192.168.1.2/tcp/4301']),
+          listener('relay with a reservation', ['/ip4/198.51.100.1/tcp/4300/p2p/12D3KooWEyjJrrgfDy9pxu3EjrKBGNgQvq4t6LiSLj8UQvcSYB5v/p2p-circuit']),
+          listener('relay without one yet', [])
+        ]
+      },
+      events: new EventTarget(),
+      logger: defaultLogger()
+    } as unknown as ReachabilityComponents, { serving: () => false })
+    await service.unlistenRelays()
+    expect(closed).toEqual(['relay with a reservation', 'relay without one yet'])
+  })
+
   it('counts a request\'s host as its IPv4 address or its IPv6 /64, and none for loopback', () => {
     expect(sourceHost('ip4', '203.0.113.9')).toBe('203.0.113.9')
     expect(sourceHost('ip4', '127.0.0.1')).toBeUndefined()
