@@ -17,8 +17,6 @@ FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json tsconfig.base.json .npmrc ./
 COPY scripts ./scripts
-# fixes to dependencies, applied by npm ci's postinstall (patch-package) before the bundles are built
-COPY patches ./patches
 COPY packages ./packages
 # npm ci runs `prepare`: tsc -b, then the bundles (scripts/build-bundles.mjs)
 RUN npm ci --no-audit --no-fund

@@ -15,6 +15,7 @@
  * message dials a new one (the outbox and acks keep each message exactly once).
  */
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import type { PeerId } from '@libp2p/interface'
 
 export interface RelayLimits {
   /** Peers that may hold a reservation at once. */
@@ -51,7 +52,7 @@ export type Reachability = 'auto' | 'public' | 'private'
 /** The relay server service for libp2p, with `limits` over the defaults. */
 export function relayServer (limits: Partial<RelayLimits> = {}): ReturnType<typeof circuitRelayServer> {
   const l = { ...DEFAULT_RELAY_LIMITS, ...limits }
-  return circuitRelayServer({
+  const server = circuitRelayServer({
     // relayed connections per connection at once: libp2p's defaults let one peer open hundreds
     maxInboundHopStreams: RELAY_STREAMS_PER_CONNECTION,
     maxOutboundStopStreams: RELAY_STREAMS_PER_CONNECTION,
@@ -63,6 +64,40 @@ export function relayServer (limits: Partial<RelayLimits> = {}): ReturnType<type
       defaultDataLimit: BigInt(l.dataLimitBytes)
     }
   })
+  return components => renewReservationsAfresh(server(components))
+}
+
+/** What renewReservationsAfresh uses of the server's reservation store (not part of its API). */
+interface ReservationStoreInternals {
+  reservations: { get: (peer: PeerId) => { signal: { clear: () => void } } | undefined, delete: (peer: PeerId) => void }
+  reserve: (peer: PeerId, ...rest: unknown[]) => unknown
+}
+
+/**
+ * libp2p's relay server renews a reservation by re-timing its timer (retimeable-signal
+ * 1.0.1), and each re-timing leaves the previous one's timer running (it listens with a
+ * handler the next re-timing does not remove). So a reservation renewed twice was deleted
+ * one lifetime after its first renewal, while the peer behind NAT, which renews 5 minutes
+ * before the end, went on advertising it: with a 1 h lifetime, unreachable through that
+ * relay from 1 h 55 min to 2 h 45 min, and so on. Configured around here (libp2p is not
+ * patched): a renewal ends the reservation's timer (a timer never re-timed stops cleanly)
+ * and makes the reservation anew, with a fresh timer.
+ */
+export function renewReservationsAfresh (service: CircuitRelayService): CircuitRelayService {
+  const store = (service as unknown as { reservationStore?: ReservationStoreInternals }).reservationStore
+  if (typeof store?.reserve !== 'function' || typeof store.reservations?.get !== 'function') {
+    throw new Error('@libp2p/circuit-relay-v2 changed: its server has no reservationStore to renew reservations with (see renewReservationsAfresh)')
+  }
+  const reserve = store.reserve.bind(store)
+  store.reserve = (peer, ...rest) => {
+    const existing = store.reservations.get(peer)
+    if (existing != null) {
+      existing.signal.clear()
+      store.reservations.delete(peer)
+    }
+    return reserve(peer, ...rest)
+  }
+  return service
 }
 
 /** The transport that dials relayed addresses and, for a `private` peer, keeps reservations. */
