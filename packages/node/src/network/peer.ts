@@ -219,6 +219,12 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         isDhtServer: peer => this.servers?.has(peer) === true,
         running: () => this.status === 'started',
         changed: reached => { this.safeDispatch('network:reachability', { reached }) },
+        // a server now: looked up again once the peers it met have heard (identify push)
+        // that it serves, so that one that found out at the same moment has it in its table
+        switched: mode => {
+          const signal = this.bootstrapAbort?.signal
+          if (mode === 'server') setTimeout(() => { if (signal?.aborted === false) void this.lookupSelf(signal) }, RELOOKUP_AFTER_SERVING_MS).unref()
+        },
         log: this.log
       })
       this.datastore = new ChatDatastore(join(dataDir, 'datastore'), { logger })
@@ -436,11 +442,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         }))
         // before the self lookup: the lookup then makes this peer known as what it is
         // (a server goes into the closest peers' routing tables, a client into none)
-        if (this.init.reachability === 'auto' && await started(this.reach).find(this.libp2p, peer, signal) === 'server') {
-          // again once the peers it met have heard (identify push) that it serves now: a server
-          // that found out at the same moment is then in their tables, and so found
-          setTimeout(() => { if (!signal.aborted) void this.lookupSelf(signal) }, RELOOKUP_AFTER_SERVING_MS).unref()
-        }
+        if (this.init.reachability === 'auto') await started(this.reach).find(this.libp2p, peer, signal)
         await this.lookupSelf(signal)
         if (this.reachability === 'private') {
           await started(this.reach).firstReservation(() => this.relayedAddrs, check => {

@@ -14,12 +14,22 @@ import { FIRST_RESERVATION_WAIT_MS, isRelayed, relayListenAddrs, type Reachabili
 import type { DialbackService, Reached } from './reachability.js'
 import type { PortForwarding } from './upnp.js'
 
-/** A dial-back check with no answer is made again this many times, this far apart. */
-const REACHABILITY_ATTEMPTS = 3
+/**
+ * A dial-back check with no answer (the answerers busy, restarting, or still counting this
+ * peer's last request: a peer restarted within 5 s) is made again in the background, the
+ * join going on as a DHT client: twice 5 s apart, then from 30 s apart doubling to 10
+ * minutes, until one answers.
+ */
 const REACHABILITY_RETRY_MS = 5_000
-/** While no dial-back answers, it is asked for again in the background, from 30 s apart doubling to 10 minutes. */
+const REACHABILITY_QUICK_RETRIES = 2
 const REACHABILITY_BACKGROUND_MIN_MS = 30_000
 const REACHABILITY_BACKGROUND_MAX_MS = 10 * 60_000
+
+/** How long to wait before the `retry`th (0-based) background check. */
+export function reachabilityRetryMs (retry: number): number {
+  if (retry < REACHABILITY_QUICK_RETRIES) return REACHABILITY_RETRY_MS
+  return Math.min(REACHABILITY_BACKGROUND_MIN_MS * 2 ** (retry - REACHABILITY_QUICK_RETRIES), REACHABILITY_BACKGROUND_MAX_MS)
+}
 
 type KeeperLibp2p = Libp2p<{ dht: KadDHT, reachability: DialbackService, upnp?: PortForwarding }>
 
@@ -36,6 +46,8 @@ export interface ReachabilityKeeperInit {
   running: () => boolean
   /** The check found something new. */
   changed: (reached: 'public' | 'private') => void
+  /** The check switched the DHT mode (at join or in the background). */
+  switched?: (mode: 'server' | 'client') => void
   log: Logger
 }
 
@@ -65,28 +77,23 @@ export class ReachabilityKeeper {
   /**
    * Ask the DHT servers we are connected to to dial us back and act on it: a DHT server if
    * one got through; a DHT client with relay reservations if none did. Without an answer
-   * (answerers busy or restarting) it asks again a few times, then goes on asking in the
-   * background, further apart, until one answers. Returns the DHT mode it switched to, if
-   * it switched.
+   * it asks again in the background (reachabilityRetryMs), the join going on meanwhile.
+   * Returns the DHT mode it switched to, if it switched.
    */
-  async find (libp2p: KeeperLibp2p, joinedThrough: PeerId | undefined, signal: AbortSignal, background = 0): Promise<'server' | 'client' | undefined> {
+  async find (libp2p: KeeperLibp2p, joinedThrough: PeerId | undefined, signal: AbortSignal, retry = 0): Promise<'server' | 'client' | undefined> {
     const port = libp2p.getMultiaddrs().flatMap(ma => isRelayed(ma) ? [] : ma.getComponents().filter(c => c.name === 'tcp')).map(c => Number(c.value))[0]
     // the peer just joined through (a bootstrap or remembered DHT server; identify may not
     // have told us yet), then the other connected servers, found again for each attempt
     const servers = (): PeerId[] => [...new PeerSet([...(joinedThrough != null ? [joinedThrough] : []), ...libp2p.getConnections()
       .filter(c => c.status === 'open' && !isRelayed(c.remoteAddr) && this.init.isDhtServer(c.remotePeer))
       .map(c => c.remotePeer)])]
-    let reached: Reached = 'unknown'
-    for (let attempt = 0; attempt < REACHABILITY_ATTEMPTS && port != null && reached === 'unknown' && !signal.aborted; attempt++) {
-      if (attempt > 0) await delay(REACHABILITY_RETRY_MS, { signal }).catch(() => {})
-      reached = await libp2p.services.reachability.check(servers(), port)
-    }
+    let reached: Reached = port == null || signal.aborted ? 'unknown' : await libp2p.services.reachability.check(servers(), port)
     if (reached === 'unknown') {
-      const retryMs = Math.min(REACHABILITY_BACKGROUND_MIN_MS * 2 ** background, REACHABILITY_BACKGROUND_MAX_MS)
+      const retryMs = reachabilityRetryMs(retry)
       this.init.log('reachability unknown (no DHT server answered): a DHT client; asking again in %d s', retryMs / 1000)
       setTimeout(() => {
         if (signal.aborted || !this.init.running()) return
-        this.find(libp2p, undefined, signal, background + 1).catch(err => { this.init.log('reachability check: %s', err.message) })
+        this.find(libp2p, undefined, signal, retry + 1).catch(err => { this.init.log('reachability check: %s', err.message) })
       }, retryMs).unref()
       return undefined
     }
@@ -95,7 +102,10 @@ export class ReachabilityKeeper {
     this.reached = reached
     const mode = reached === 'public' ? 'server' : 'client'
     const switched = !this.init.fixedMode && libp2p.services.dht.getMode() !== mode
-    if (switched) await libp2p.services.dht.setMode(mode)
+    if (switched) {
+      await libp2p.services.dht.setMode(mode)
+      this.init.switched?.(mode)
+    }
     if (reached === 'private' && !this.relayListening) {
       this.relayListening = true
       await libp2p.services.reachability.listen(relayListenAddrs()).catch(err => { this.init.log.error('cannot ask relays for reservations: %e', err) })

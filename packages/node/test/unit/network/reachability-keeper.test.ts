@@ -11,7 +11,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
-import { ReachabilityKeeper } from '../../../src/network/reachability-keeper.js'
+import { ReachabilityKeeper, reachabilityRetryMs } from '../../../src/network/reachability-keeper.js'
 import type { Forwarded } from '../../../src/network/upnp.js'
 
 afterEach(() => { vi.useRealTimers() })
@@ -109,6 +109,29 @@ describe('reachability with a router that forwards ports (UPnP)', () => {
     expect(await find(w, k)).toBe('server')
     expect(w.events).toEqual(['relay reservations', 'mode server', 'no relay reservations'])
     expect(changed).toEqual(['private', 'public'])
+  })
+
+  it('no answer at join: the join goes on as a DHT client, and the check is made again in the background (5 s, 5 s, then from 30 s doubling)', async () => {
+    const w = world([4301], true)
+    const answers: Array<'unknown' | 'public'> = ['unknown', 'unknown', 'public']
+    w.libp2p.services.reachability.check = async (_servers: PeerId[], port: number) => { w.checks.push(port); return answers.shift() }
+    const { keeper: k, changed } = keeper()
+    const switched: string[] = []
+    ;(k as any).init.switched = (mode: string) => { switched.push(mode) }
+    vi.useFakeTimers()
+    const server = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    // the join's check returns at once with no answer (no waiting for the retries)
+    expect(await k.find(w.libp2p, server, new AbortController().signal)).toBeUndefined()
+    expect(w.checks).toEqual([4301])
+    expect(k.reached).toBe('unknown')
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(w.checks).toEqual([4301, 4301])
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(w.checks).toEqual([4301, 4301, 4301])
+    expect(k.reached).toBe('public')
+    expect(switched).toEqual(['server'])
+    expect(changed).toEqual(['public'])
+    expect([0, 1, 2, 3, 4, 10].map(reachabilityRetryMs)).toEqual([5_000, 5_000, 30_000, 60_000, 120_000, 600_000])
   })
 
   it('reachable at its own port: the router is not asked', async () => {
