@@ -106,15 +106,20 @@ async function until (check: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !check(); i++) await new Promise(resolve => setTimeout(resolve, 5))
 }
 
+/** alice (198.51.100.1, port 40001) has dialled bob (198.51.100.2, port 40002) through a relay: her side opens the punch; bob answers as the connection's other end. */
+async function relayedPair (): Promise<{ alice: ReturnType<typeof stubbed>, bob: ReturnType<typeof stubbed>, aliceId: PeerId, bobId: PeerId }> {
+  const alice = stubbed('198.51.100.1', 40001)
+  const bob = stubbed('198.51.100.2', 40002)
+  await alice.puncher.start()
+  await bob.puncher.start()
+  const [aliceId, bobId] = [await newPeerId(), await newPeerId()]
+  alice.opened(relayedConnection(bobId, stream => { void bob.handler()(stream, relayedFrom(aliceId)) }))
+  return { alice, bob, aliceId, bobId }
+}
+
 describe('hole punch', () => {
   it('trades offers over the relayed connection, then both dial from their ports, the answering side as responder', async () => {
-    const alice = stubbed('198.51.100.1', 40001)
-    const bob = stubbed('198.51.100.2', 40002)
-    await alice.puncher.start()
-    await bob.puncher.start()
-    const [aliceId, bobId] = [await newPeerId(), await newPeerId()]
-    // alice dialled bob through a relay: her side opens the punch; bob answers as the connection's other end
-    alice.opened(relayedConnection(bobId, stream => { void bob.handler()(stream, relayedFrom(aliceId)) }))
+    const { alice, bob, aliceId, bobId } = await relayedPair()
     await until(() => alice.dialled.length > 0 && bob.dialled.length > 0)
     expect(alice.dialled).toEqual([{ addr: `/ip4/198.51.100.2/tcp/40002/p2p/${bobId.toString()}`, localPort: 40001, initiator: undefined }])
     expect(bob.dialled).toEqual([{ addr: `/ip4/198.51.100.1/tcp/40001/p2p/${aliceId.toString()}`, localPort: 40002, initiator: false }])
@@ -123,12 +128,7 @@ describe('hole punch', () => {
   })
 
   it('tags the peer it punched through to on both sides, so the trimmer keeps the connection (the answering side\'s is inbound)', async () => {
-    const alice = stubbed('198.51.100.1', 40001)
-    const bob = stubbed('198.51.100.2', 40002)
-    await alice.puncher.start()
-    await bob.puncher.start()
-    const [aliceId, bobId] = [await newPeerId(), await newPeerId()]
-    alice.opened(relayedConnection(bobId, stream => { void bob.handler()(stream, relayedFrom(aliceId)) }))
+    const { alice, bob, aliceId, bobId } = await relayedPair()
     await until(() => alice.tagged.size > 0 && bob.tagged.size > 0)
     const tag = { [PUNCHED_TAG]: { value: PUNCHED_TAG_VALUE, ttl: expect.any(Number) } }
     expect(bob.tagged.get(aliceId.toString())).toEqual(tag)
