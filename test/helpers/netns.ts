@@ -7,6 +7,10 @@
  * namespace, and a run deletes what an earlier process with the same pid left behind.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
+import { listNamespaces } from '../../scripts/lib/nat-network.mjs'
+
+/** Every namespace `ip netns list` shows (names only). */
+export { listNamespaces }
 
 export interface TestHost {
   name: string
@@ -24,13 +28,6 @@ function ip (...args: string[]): void {
   } catch (err: any) {
     throw new Error(`ip ${args.join(' ')} failed: ${String(err.stderr ?? err.message).trim()}`)
   }
-}
-
-/** Every namespace `ip netns list` shows (names only). */
-export function listNamespaces (): string[] {
-  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-  if (r.status !== 0) return []
-  return r.stdout.split('\n').map(l => l.trim().split(/\s+/)[0]!).filter(n => n !== '')
 }
 
 /**
