@@ -19,7 +19,6 @@
  * could otherwise ask with a thousand ids and have us dial it a thousand times), 32 at
  * once, each dial within 3 s.
  */
-import { IpNet, ipToString, iPv4FromIPv6, isIPv4mappedIPv6 } from '@chainsafe/netmask'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
@@ -219,11 +218,12 @@ export class DialbackService implements Startable {
  */
 export function sourceHost (family: string, ip: string): string | undefined {
   if (family === 'ip4') return ip.startsWith('127.') ? undefined : ip
-  const bytes = new IpNet(ip, 128).network
+  // the address's 16 bytes, parsed by multiaddr (after its one-byte protocol code)
+  const bytes = multiaddr(`/ip6/${ip}`).bytes.subarray(1, 17)
   // an IPv4 host in IPv6 form (::ffff:a.b.c.d) is that IPv4 host
-  if (isIPv4mappedIPv6(bytes)) return sourceHost('ip4', iPv4FromIPv6(bytes).join('.'))
+  if (bytes.subarray(0, 10).every(b => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return sourceHost('ip4', [...bytes.subarray(12)].join('.'))
   if (bytes.every((b, i) => b === (i === 15 ? 1 : 0))) return undefined // ::1
-  return `${ipToString(new IpNet(ip, 64).network)}/64`
+  return `${Buffer.from(bytes.subarray(0, 8)).toString('hex').replace(/(.{4})(?!$)/g, '$1:')}::/64`
 }
 
 function encode (value: unknown): Uint8Array {
