@@ -28,7 +28,7 @@ import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trim
 import { InboundGate, INBOUND_GATE, INBOUND_UPGRADE_TIMEOUT_MS } from './inbound-gate.js'
 import { parseBootstrapAddrs, listenAddr } from './addresses.js'
 import { holePunch, type HolePuncher, type HolePunchStats } from './hole-punch.js'
-import { relayServer, relayTransport, relayListenAddrs, isRelayed, type RelayLimits, type Reachability, type CircuitRelayService } from './relay.js'
+import { relayServer, relayTransport, isRelayed, type RelayLimits, type Reachability, type CircuitRelayService } from './relay.js'
 import { reachability as reachabilityService, type DialbackService, type Reached } from './reachability.js'
 import { ReachabilityKeeper } from './reachability-keeper.js'
 import { portForwarding, type PortForwarding } from './upnp.js'
@@ -254,7 +254,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         privateKey,
         logger,
         datastore: this.datastore,
-        addresses: { listen: [listenAddr(host, port), ...(reachability === 'private' ? relayListenAddrs() : [])] },
+        // a private peer listens on one relay at start, on a second once it knows a second (reachability-keeper.ts)
+        addresses: { listen: [listenAddr(host, port)] },
         transports: [
           corkedTcp({ inboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS, outboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS }),
           // every peer can dial a relayed address; a private one also keeps its reservations

@@ -10,7 +10,8 @@ import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { KadDHT } from '@libp2p/kad-dht'
 import { delay, timeLimit } from '../utils/index.js'
-import { FIRST_RESERVATION_WAIT_MS, isRelayed, relayListenAddrs, type Reachability } from './relay.js'
+import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import { FIRST_RESERVATION_WAIT_MS, RELAY_RESERVATIONS, isRelayed, relayListenAddrs, type Reachability } from './relay.js'
 import type { DialbackService, Reached } from './reachability.js'
 import type { PortForwarding } from './upnp.js'
 
@@ -56,6 +57,10 @@ export class ReachabilityKeeper {
   /** The router's IPv4 address as DHT servers report it (identify's observed address). */
   observedIp?: string
   private relayListening: boolean
+  /** `/p2p-circuit` listeners asked for: one per relay known, up to RELAY_RESERVATIONS. */
+  private relayListeners = 0
+  /** Connected peers that identify says are relays. */
+  private readonly relays = new PeerSet()
   private readonly init: ReachabilityKeeperInit
 
   constructor (init: ReachabilityKeeperInit) {
@@ -64,10 +69,21 @@ export class ReachabilityKeeper {
     this.relayListening = init.setting === 'private'
   }
 
-  /** Keep the router's address as DHT servers see this peer (not any peer that connects: it could name another). */
-  watch (libp2p: Pick<Libp2p, 'addEventListener'>): void {
+  /**
+   * Keep the router's address as DHT servers see this peer (not any peer that connects: it
+   * could name another), and the relays it is connected to: a private peer listens on one
+   * relay per relay known, up to two (ensureRelayListeners).
+   */
+  watch (libp2p: KeeperLibp2p): void {
     if (this.init.setting === 'public') return
+    // `private` from the start: on a relay at once
+    void this.ensureRelayListeners(libp2p)
+    libp2p.addEventListener('peer:disconnect', ({ detail }) => { this.relays.delete(detail) })
     libp2p.addEventListener('peer:identify', ({ detail }) => {
+      if (detail.protocols.includes(RELAY_V2_HOP_CODEC) && !isRelayed(detail.connection.remoteAddr)) {
+        this.relays.add(detail.peerId)
+        void this.ensureRelayListeners(libp2p)
+      }
       const ip = detail.observedAddr?.getComponents().find(c => c.name === 'ip4')?.value
       if (ip == null || ip === this.init.host || isRelayed(detail.connection.remoteAddr) || !detail.protocols.includes(this.init.dhtProtocol)) return
       this.observedIp = ip
@@ -108,14 +124,33 @@ export class ReachabilityKeeper {
     }
     if (reached === 'private' && !this.relayListening) {
       this.relayListening = true
-      await libp2p.services.reachability.listen(relayListenAddrs()).catch(err => { this.init.log.error('cannot ask relays for reservations: %e', err) })
+      await this.ensureRelayListeners(libp2p)
     } else if (reached === 'public' && this.relayListening && this.init.setting === 'auto') {
       // reachable after all (a router that forwards now, a new network): no relay in between
       this.relayListening = false
+      this.relayListeners = 0
       await libp2p.services.reachability.unlistenRelays().catch(err => { this.init.log.error('cannot end relay reservations: %e', err) })
     }
     if (changed) this.init.changed(reached)
     return switched ? mode : undefined
+  }
+
+  /**
+   * Listen on one relay per relay known (connected, identified as one), up to two, at
+   * least one. libp2p's relay transport looks for as many relays as it has `/p2p-circuit`
+   * listeners, and while it has fewer it searches the network without pause (a random walk
+   * of DHT lookups): asked for two with one supernode in the network, every peer behind NAT
+   * spent about a third of a core, and each DHT server a quarter, forever. A second relay
+   * that appears later adds the second listener. (A listener is not taken back when a relay
+   * goes: closing one ends every reservation of the transport.)
+   */
+  private async ensureRelayListeners (libp2p: KeeperLibp2p): Promise<void> {
+    if (!this.relayListening) return
+    const want = Math.min(RELAY_RESERVATIONS, Math.max(1, this.relays.size))
+    while (this.relayListeners < want) {
+      this.relayListeners++
+      await libp2p.services.reachability.listen(relayListenAddrs(1)).catch(err => { this.init.log.error('cannot ask relays for reservations: %e', err) })
+    }
   }
 
   /**

@@ -134,6 +134,31 @@ describe('reachability with a router that forwards ports (UPnP)', () => {
     expect([0, 1, 2, 3, 4, 10].map(reachabilityRetryMs)).toEqual([5_000, 5_000, 30_000, 60_000, 120_000, 600_000])
   })
 
+  it('private: listens on one relay per relay it knows, up to two (asked for more than exist, libp2p searches without pause)', async () => {
+    const w = world([], false)
+    const listened: string[][] = []
+    w.libp2p.services.reachability.listen = async (addrs: string[]) => { listened.push(addrs) }
+    const events = new EventTarget()
+    w.libp2p.addEventListener = events.addEventListener.bind(events)
+    const k = new ReachabilityKeeper({ ...(keeper().keeper as any).init, setting: 'private' })
+    k.watch(w.libp2p)
+    await vi.waitFor(() => { expect(listened).toEqual([['/p2p-circuit']]) })
+    const relay = async (): Promise<PeerId> => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const identify = (peerId: PeerId, protocols: string[]): void => {
+      events.dispatchEvent(new CustomEvent('peer:identify', { detail: { peerId, protocols, connection: { remoteAddr: multiaddr('/ip4/10.214.1.1/tcp/4300') } } }))
+    }
+    const HOP = '/libp2p/circuit/relay/0.2.0/hop'
+    identify(await relay(), [HOP])
+    identify(await relay(), ['/conf-chat/kad/1.0.0']) // not a relay
+    await Promise.resolve()
+    expect(listened).toHaveLength(1)
+    identify(await relay(), [HOP])
+    await vi.waitFor(() => { expect(listened).toEqual([['/p2p-circuit'], ['/p2p-circuit']]) })
+    identify(await relay(), [HOP])
+    await Promise.resolve()
+    expect(listened).toHaveLength(2)
+  })
+
   it('reachable at its own port: the router is not asked', async () => {
     const w = world([4301], true)
     const { keeper: k } = keeper()
