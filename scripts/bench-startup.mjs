@@ -3,9 +3,10 @@
  * Start-up benchmark of the built programs (run `npm run bench:startup`, which builds first).
  * In a temp CONF_CHAT_HOME on loopback it starts a supernode (its bundle) on a free port,
  * then, RUNS times each: the node program as users run it (the bundle,
- * `node packages/cli/dist/conf-chat.js`, no flags), `npm run node` (what a user types: npm
- * + the build's staleness check + the bundle) and, for comparison, the unbundled tsc output
- * (`node packages/cli/dist/main.js`), and measures the time from spawning until the
+ * `node --max-semi-space-size=1 packages/cli/dist/conf-chat.js`: the programs' NODE_FLAGS,
+ * as in its #! line), `npm run node` (what a user types: npm + the build's staleness check +
+ * the bundle) and, for comparison, the unbundled tsc output (`node packages/cli/dist/main.js`,
+ * the same flags), and measures the time from spawning until the
  * "joined the network" line. Then it reads the RSS (VmRSS) of an idle node (not logged in)
  * and of the supernode after IDLE_MS; then, with WORK_PEERS more node programs in the
  * network, the idle node registers and logs out WORK_USERS users (DHT puts and gets: the
@@ -23,6 +24,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { BenchRun, RESULTS, ROOT, sleep, stats } from './lib/bench.mjs'
+import { NODE_FLAGS } from '../packages/program/dist/heap.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -107,7 +109,7 @@ const median = xs => stats(xs, 0).median
 async function main () {
   const home = await run.tempDir()
   const port = await freePort()
-  const supernode = start(process.execPath, [SUPERNODE_BUNDLE], { env: env(home, { CONF_CHAT_PORT: String(port) }) })
+  const supernode = start(process.execPath, [...NODE_FLAGS, SUPERNODE_BUNDLE], { env: env(home, { CONF_CHAT_PORT: String(port) }) })
   const snReady = await supernode.waitFor(/^address file: /)
   console.log(`supernode on 127.0.0.1:${port}, ready ${round(snReady.ms)} ms after spawn`)
 
@@ -122,9 +124,9 @@ async function main () {
   }
   console.log(`bare node -e: first line after ${median(runs.bareNode.map(r => r.firstLineMs))} ms (median of ${RUNS})`)
   for (const [kind, command, args] of [
-    ['program', process.execPath, [NODE_BUNDLE]],
+    ['program', process.execPath, [...NODE_FLAGS, NODE_BUNDLE]],
     ['npmRunNode', 'npm', ['run', '--silent', 'node']],
-    ['unbundled', process.execPath, [NODE_UNBUNDLED]]
+    ['unbundled', process.execPath, [...NODE_FLAGS, NODE_UNBUNDLED]]
   ]) {
     for (let i = 0; i < RUNS; i++) {
       const node = start(command, args, { env: env(home) })
@@ -139,7 +141,7 @@ async function main () {
   }
 
   // idle RSS of a peer process (joined, not logged in), of the supernode, and of a bare node process
-  const idle = start(process.execPath, [NODE_BUNDLE], { env: env(home) })
+  const idle = start(process.execPath, [...NODE_FLAGS, NODE_BUNDLE], { env: env(home) })
   const bare = start(process.execPath, bareArgs, { env: env(home) })
   await idle.waitFor(/^joined the network via /)
   await bare.waitFor(/^ready$/)
@@ -150,7 +152,7 @@ async function main () {
   // the same peer after DHT work, in a network of WORK_PEERS more peers
   const others = []
   for (let i = 0; i < WORK_PEERS; i++) {
-    const other = start(process.execPath, [NODE_BUNDLE], { env: env(home) })
+    const other = start(process.execPath, [...NODE_FLAGS, NODE_BUNDLE], { env: env(home) })
     await other.waitFor(/^joined the network via /)
     others.push(other)
   }
@@ -186,9 +188,9 @@ async function main () {
     work: { peers: WORK_PEERS, users: WORK_USERS, ms: round(workMs) },
     samples: runs,
     commands: {
-      program: 'node packages/cli/dist/conf-chat.js (the bundle; no flags; CONF_CHAT_HOME with a supernode.json)',
+      program: `node ${NODE_FLAGS.join(' ')} packages/cli/dist/conf-chat.js (the bundle, as its #! line starts it; CONF_CHAT_HOME with a supernode.json)`,
       npmRunNode: 'npm run --silent node (npm + the staleness check of the build + the bundle)',
-      unbundled: 'node packages/cli/dist/main.js (tsc output, not bundled)',
+      unbundled: `node ${NODE_FLAGS.join(' ')} packages/cli/dist/main.js (tsc output, not bundled)`,
       bareNode: `node ${bareArgs.map(a => JSON.stringify(a)).join(' ')}`
     }
   }

@@ -2,7 +2,8 @@
  * The programs' bundles and start-up settings: every way of starting a program (npm
  * scripts, `bin`, Dockerfile, docker-compose.yml, the end-to-end tests' helper) runs the
  * bundle `npm run build` makes; `npm run node`'s pre-step rebuilds exactly when a source
- * changed; the heap setting keeps the young generation small. That the bundled programs
+ * changed; every one of them passes the programs' V8 flags, which keep the young generation
+ * small. That the bundled programs
  * start, join, answer commands and run the terminal UI (loaded only when it starts) is
  * tested by programs.test.ts, accounts-e2e.test.ts and tui-e2e.test.ts, which run them.
  */
@@ -16,6 +17,7 @@ import { promisify } from 'node:util'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 import { parse } from 'yaml'
 import { NODE_MAIN, SUPERNODE_MAIN } from './helpers/programs.js'
+import { NODE_FLAGS } from '@conf-chat/program/heap'
 // @ts-expect-error: plain JavaScript build scripts, no type declarations
 import { BUNDLES } from '../scripts/build-bundles.mjs'
 // @ts-expect-error: plain JavaScript build scripts, no type declarations
@@ -33,7 +35,7 @@ describe('the bundled programs are what every start command runs', () => {
       const file = join(ROOT, output)
       expect((await stat(file)).mode & 0o111).not.toBe(0)
       const code = await readFile(file, 'utf8')
-      expect(code.startsWith('#!/usr/bin/env node\n')).toBe(true)
+      expect(code.startsWith(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}\n`)).toBe(true)
       // the bundles are written without whitespace: `import{a}from"x";`
       const imported = new Set([...code.matchAll(/(?:^|;)import\b[^;"'`]*?from\s*["'`]([^"'`]+)["'`]/gm)].map(m => m[1]))
       const required = new Set([...code.matchAll(/__require\(["'`]([^"'`]+)["'`]\)/g)].map(m => m[1]))
@@ -48,10 +50,11 @@ describe('the bundled programs are what every start command runs', () => {
     }
   })
 
-  it('npm scripts, bin, Dockerfile, docker-compose.yml and the tests\' helper name the bundles', async () => {
+  it('npm scripts, bin, Dockerfile, docker-compose.yml and the tests\' helper name the bundles, with the programs\' V8 flags', async () => {
+    const flags = NODE_FLAGS.join(' ')
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'))
-    expect(pkg.scripts.node).toBe('node packages/cli/dist/conf-chat.js')
-    expect(pkg.scripts.supernode).toBe('node packages/supernode/dist/conf-chat-supernode.js')
+    expect(pkg.scripts.node).toBe(`node ${flags} packages/cli/dist/conf-chat.js`)
+    expect(pkg.scripts.supernode).toBe(`node ${flags} packages/supernode/dist/conf-chat-supernode.js`)
     expect(pkg.scripts.prenode).toBe('node scripts/build-if-stale.mjs')
     expect(pkg.scripts.presupernode).toBe('node scripts/build-if-stale.mjs')
     expect(pkg.scripts.prepare).toContain('scripts/build-bundles.mjs')
@@ -61,7 +64,10 @@ describe('the bundled programs are what every start command runs', () => {
     expect(join(ROOT, 'packages/supernode', supernode.bin['conf-chat-supernode'])).toBe(SUPERNODE_MAIN)
     expect(NODE_MAIN).toBe(join(ROOT, 'packages/cli/dist/conf-chat.js'))
     expect(SUPERNODE_MAIN).toBe(join(ROOT, 'packages/supernode/dist/conf-chat-supernode.js'))
-    expect(await readFile(join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^CMD \["node", "packages\/cli\/dist\/conf-chat\.js"\]$/m)
+    const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8')
+    expect(dockerfile).toMatch(/^CMD \["node", "packages\/cli\/dist\/conf-chat\.js"\]$/m)
+    // the image's commands (CMD, compose's, `docker-compose run`) get the flags from its environment
+    expect(dockerfile).toContain(`    NODE_OPTIONS=${flags}\n`)
     const compose = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true })
     expect(compose.services.supernode.command).toEqual(['node', 'packages/supernode/dist/conf-chat-supernode.js'])
     for (const name of ['alice', 'bob', 'carol']) expect(compose.services[name].command).toEqual(['node', 'packages/cli/dist/conf-chat.js'])
@@ -115,34 +121,29 @@ describe('npm run node\'s pre-step rebuilds only when a source changed', () => {
   })
 })
 
-describe('the programs\' heap setting', () => {
-  /** The young generation's size (MiB) after allocating ~100 MiB of short-lived objects. */
-  const youngGenerationMiB = async (imports: string[]): Promise<number> => {
-    const churn = 'let keep = []; for (let i = 0; i < 2e6; i++) { keep.push({ i }); if (keep.length > 1e5) keep = [] }' +
+describe('the programs\' V8 flags', () => {
+  /** The young generation's size (MiB) of a peer-like load: ~100 MiB of short-lived objects, and 1 in 3 kept. */
+  const youngGenerationMiB = async (flags: readonly string[]): Promise<number> => {
+    const churn = 'let keep = []; const old = []; for (let i = 0; i < 2e6; i++) { const o = { i }; keep.push(o); if (i % 3 === 0) old.push(o); if (keep.length > 1e5) keep = [] }' +
       'console.log(require("node:v8").getHeapSpaceStatistics().find(s => s.space_name === "new_space").space_size / 1048576)'
-    const code = `${imports.map(m => `await import(${JSON.stringify(m)});`).join('')} ${churn}`
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', `import { createRequire } from "node:module"; const require = createRequire(import.meta.url); ${code}`], { cwd: ROOT })
+    const { stdout } = await run(process.execPath, [...flags, '-e', churn], { cwd: ROOT })
     return Number(stdout.trim())
   }
 
-  it('keeps the young generation at its initial size (V8 grows it to 32 MiB without the setting)', async () => {
-    expect(inject('buildError')).toBe('')
-    const heap = join(ROOT, 'packages/program/dist/heap.js')
+  it('keep the young generation at 2 MiB (V8 grows it to 32 MiB without them)', async () => {
     expect(await youngGenerationMiB([])).toBeGreaterThan(8)
-    expect(await youngGenerationMiB([heap])).toBeLessThanOrEqual(2)
+    expect(await youngGenerationMiB(NODE_FLAGS)).toBeLessThanOrEqual(2)
   })
 
-  it('is set by both bundles before anything else runs', async () => {
-    for (const output of outputs) {
-      const code = await readFile(join(ROOT, output), 'utf8')
-      const setting = code.indexOf('setFlagsFromString(`--semi-space-growth-factor=')
-      expect(setting).toBeGreaterThan(0)
-      const polyfill = code.search(/Promise\.withResolvers\s*=\s*function/)
-      const firstModule = code.search(/=\s*__esmMin\(/)
-      expect(polyfill).toBeGreaterThan(0)
-      expect(firstModule).toBeGreaterThan(0)
-      expect(setting).toBeLessThan(polyfill)
-      expect(setting).toBeLessThan(firstModule)
+  it('are what the tests\' helper starts the programs with', async () => {
+    const { Programs } = await import('./helpers/programs.js')
+    const programs = new Programs()
+    try {
+      const p = programs.node({ home: await programs.home(), args: ['--help'] })
+      expect(await p.waitForExit(30_000), p.transcript()).toEqual({ code: 0, signal: null })
+      expect(p.child.spawnargs.slice(1, 1 + NODE_FLAGS.length)).toEqual([...NODE_FLAGS])
+    } finally {
+      await programs.cleanup()
     }
   })
 })

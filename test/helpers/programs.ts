@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { NODE_FLAGS } from '@conf-chat/program/heap'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const SUPERNODE_MAIN = join(ROOT, 'packages/supernode/dist/conf-chat-supernode.js')
@@ -58,7 +59,7 @@ export class Program {
       if (v == null) delete env[k]
       else env[k] = v
     }
-    const argv = [process.execPath, main, ...(options.args ?? [])]
+    const argv = [process.execPath, ...NODE_FLAGS, main, ...(options.args ?? [])]
     const [command, ...args] = [...(options.wrapper ?? []), ...argv] as [string, ...string[]]
     this.child = spawn(command, args, { cwd: ROOT, env, stdio: 'pipe' })
     this.child.stdin.on('error', () => {}) // writing to a program that already exited
