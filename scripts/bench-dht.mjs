@@ -28,7 +28,7 @@ const { values: flags } = parseArgs({
     settle: { type: 'string', default: '2000' },
     'join-timeout': { type: 'string', default: '180000' },
     opendht: { type: 'boolean', default: false },
-    'idle-settle': { type: 'string', default: '6000' },
+    'idle-settle': { type: 'string', default: '30000' },
     'idle-window': { type: 'string', default: '20000' },
     out: { type: 'string', default: RESULTS },
     help: { type: 'boolean', default: false }
@@ -38,7 +38,7 @@ if (flags.help) {
   console.log(`usage: node scripts/bench-dht.mjs [--peers 10] [--records 50] [--warmup 5] [--pings 50]
        [--batch 5 (peers started at a time)] [--settle 2000 (ms idle after the network is up)]
        [--join-timeout 180000 (ms, per peer: fork to joined)] [--out results/]
-       [--idle-settle 6000 (ms after the last get before idle CPU is sampled)] [--idle-window 20000 (ms sampled; 0: skip)]
+       [--idle-settle 30000 (ms after the last get before idle CPU is sampled)] [--idle-window 20000 (ms sampled; 0: skip)]
        [--opendht (also N dhtnode processes as the baseline; installs dhtnode and python3-opendht with apt-get as root)]`)
   process.exit(0)
 }
@@ -146,6 +146,10 @@ async function main () {
       }
   let idleCpuPct
   if (IDLE_WINDOW_MS > 0) {
+    // the settle: in the 20-30 s after work ends V8's memory reducer runs a few full
+    // collections (with the programs' small young generation more of the work's garbage
+    // was promoted, so they are larger): sampled 6 s after the last get, each peer showed
+    // ~1 % of a core, after 40 s 0.025 % (10 peers, 2026-12-06). Idle is what comes after.
     console.log(`idle CPU: ${IDLE_SETTLE_MS / 1000} s settle, then ${IDLE_WINDOW_MS / 1000} s sampled...`)
     await sleep(IDLE_SETTLE_MS)
     const pcts = await idleCpu([supernode, ...peers].map(p => p.w.child.pid), IDLE_WINDOW_MS)
@@ -197,7 +201,7 @@ async function main () {
   console.log(row('DHT RPC, new stream', result.rpcMs.newStream, 'ms', 2))
   console.log(row('DHT RPC, kept stream', result.rpcMs.sameStream, 'ms', 2))
   console.log(row('DHT RPC via kad-dht', result.rpcMs.viaDht, 'ms', 2))
-  console.log(row('put replicas', result.putReplicas, ''))
+  console.log(row('put replicas at return', result.putReplicas, ''))
   console.log(`network CPU per put + get: ${result.networkCpu.perPutGetMs} ms (all processes; ${result.networkCpu.busyCores} cores busy on average while they ran), of it the writer and reader ${result.networkCpu.writerReaderMs} ms; ${result.networkCpu.rpcsPerPutGet} DHT RPCs per put + get, ${result.networkCpu.perRpcMs} ms of CPU per RPC`)
   console.log(row('join (fork->joined)', result.joinMs, 'ms', 0))
   console.log(row('peer RSS idle', result.peerRssMiB.idle, 'MiB'))

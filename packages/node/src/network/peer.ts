@@ -71,6 +71,8 @@ const CONNECTION_MONITOR_ENABLED = false
 const TCP_INACTIVITY_TIMEOUT_MS = 10 * 60_000
 /** A peer that became a DHT server at join looks itself up again this much later (identify push waits 1 s to gather changes). */
 const RELOOKUP_AFTER_SERVING_MS = 5_000
+/** How long a stop waits for the puts still going on to other holders after their write quorum (RecordStore.settled). */
+const STOP_SETTLE_MS = 2_000
 
 
 export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
@@ -362,6 +364,13 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     if (this.status === 'stopped' && this.datastore == null) return
     this.status = 'stopping'
     this.bootstrapAbort?.abort()
+    // puts that returned at their write quorum finish on the other holders first (a logout's
+    // "offline" among them), for STOP_SETTLE_MS at most
+    if (this._records != null) {
+      const done = new AbortController()
+      await Promise.race([this._records.settled(), delay(STOP_SETTLE_MS, { signal: done.signal }).catch(() => {})])
+      done.abort()
+    }
     this._records?.stop()
     this.budget?.stop()
     await this.budget?.settled()

@@ -6,7 +6,7 @@
 export { RecordStore } from './record-store.js'
 export type { RecordStoreInit, RecordStoreComponents, PutResult, GetOptions, GetResult, ReadResult, ReadStatus } from './record-store.js'
 export { UnknownRecordError } from './errors.js'
-export { READ_QUORUMS, ABSENT_CLOSEST, ABSENT_MIN_ANSWERS, readQuorumOf } from './quorums.js'
+export { READ_QUORUMS, WRITE_QUORUMS, ABSENT_CLOSEST, ABSENT_MIN_ANSWERS, readQuorumOf, writeQuorumOf } from './quorums.js'
 export { kadCorrect, CORRECTION_INTERVAL_MS, type CorrectFn } from './corrections.js'
 export { recordValidators, recordSelectors } from './validators.js'
 export type { RecordValidatorsComponents } from './validators.js'

@@ -67,6 +67,27 @@ export function readQuorumOf (key: string): number {
 }
 
 /**
+ * A put returns once this many holders stored the record (each echoed it back), or when
+ * the put ends if fewer did; the same put goes on in the background to the rest of the
+ * closest servers (kad-dht sends PUT_VALUE to all of them, 10 at a time), so the writer
+ * does not wait for the slowest of 20 holders. Per namespace, the read quorum: a reader
+ * right after the put waits for as many valid records as have been confirmed stored, and
+ * the highest sequence among what it reads wins (a holder the tail has not reached yet
+ * counts as one that missed the write, corrected by the reads). Names wait for every
+ * holder: registration reads every replica right after its put, to see a contest, and a
+ * replica still on its way would look like a claim that did not land.
+ */
+export const WRITE_QUORUMS: Readonly<Record<Namespace, number>> = {
+  ...READ_QUORUMS,
+  'cc-user': Infinity
+}
+
+/** The write quorum of `key`'s namespace (throws InvalidRecordError for a key of no namespace). */
+export function writeQuorumOf (key: string): number {
+  return WRITE_QUORUMS[parseKey(key).namespace]
+}
+
+/**
  * A read that found no valid record says "absent" only when its query ended on its own
  * (not at its time limit) and, of the `ABSENT_CLOSEST` peers closest to the key (Kademlia
  * distance) among those it tried, at least `ABSENT_MIN_ANSWERS` (or every one tried, in a

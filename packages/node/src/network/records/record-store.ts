@@ -13,7 +13,7 @@ import { RecordSweeper } from './sweeper.js'
 import { OwnWrites } from './own-writes.js'
 import { RecordRepublisher } from './republisher.js'
 import { RecordCorrections, kadCorrect, type CorrectFn, type StaleHolder } from './corrections.js'
-import { readQuorumOf, isKnownAbsent, kadId } from './quorums.js'
+import { readQuorumOf, writeQuorumOf, isKnownAbsent, kadId } from './quorums.js'
 import { UnknownRecordError } from './errors.js'
 import { timeLimit } from '../../utils/index.js'
 import { NotResponsibleError, type Responsibility } from '../dht/responsibility.js'
@@ -109,6 +109,8 @@ export class RecordStore {
   private readonly responsibility?: Pick<Responsibility, 'isResponsible'>
   /** This peer's own writes, which the guard's responsibility check lets through (see own-writes.ts). */
   private readonly own = new OwnWrites()
+  /** Puts that returned at their write quorum and still run on to the other holders. */
+  private readonly tails = new Set<Promise<void>>()
   private running = false
 
   constructor (components: RecordStoreComponents, init: RecordStoreInit = {}) {
@@ -201,32 +203,53 @@ export class RecordStore {
     this.corrections?.stop()
   }
 
-  /** Store a record locally and on the closest DHT servers. Throws RecordConflictError
-   * if our own store already holds a record this one may not replace. */
+  /**
+   * Store a record locally and on the closest DHT servers. Returns once the namespace's
+   * write quorum of holders stored it (see quorums.ts), or once the put ends if fewer did;
+   * in the first case the put goes on to the other holders in the background (`settled`
+   * waits for it). Throws RecordConflictError if our own store already holds a record this
+   * one may not replace.
+   */
   async put (key: string, value: Uint8Array, options: AbortOptions = {}): Promise<PutResult> {
     options.signal?.throwIfAborted()
     verifyRecordValue(key, value)
+    const quorum = writeQuorumOf(key)
     // kad-dht's put() never yields its FINAL_PEER events: a peer is a put target once we
     // sent it PUT_VALUE, and it stored the record only if it echoed our value back
     const sentTo = new Set<string>()
     const result: PutResult = { replicas: 0, refused: 0 }
     const signal = timeLimit(this.queryTimeoutMs, options)
-    try {
-      // kad-dht stores our own copy first, through the write guard
-      await this.own.put(key, value, async () => {
-        for await (const ev of this.components.dht.put(bytesFromString(key), value, { signal })) {
-          if (ev.name === 'SEND_QUERY' && ev.messageName === 'PUT_VALUE') {
-            sentTo.add(ev.to.toString())
-          } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE' && sentTo.delete(ev.from.toString())) {
-            if (ev.record != null && bytesEqual(ev.record.value, value)) result.replicas++
-            else result.refused++
-          } else if (ev.name === 'QUERY_ERROR' && sentTo.delete(ev.from.toString())) {
-            // a validator or the write guard refusing resets the stream; a time limit is no refusal
-            if (!signal.aborted && ev.error.name !== 'AbortError' && ev.error.name !== 'TimeoutError') result.refused++
+    let reachedQuorum = (): void => {}
+    const atQuorum = new Promise<'quorum'>(resolve => { reachedQuorum = () => { resolve('quorum') } })
+    // kad-dht stores our own copy first, through the write guard
+    const putting = this.own.put(key, value, async () => {
+      for await (const ev of this.components.dht.put(bytesFromString(key), value, { signal })) {
+        if (ev.name === 'SEND_QUERY' && ev.messageName === 'PUT_VALUE') {
+          sentTo.add(ev.to.toString())
+        } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE' && sentTo.delete(ev.from.toString())) {
+          if (ev.record != null && bytesEqual(ev.record.value, value)) {
+            if (++result.replicas >= quorum) reachedQuorum()
+          } else {
+            result.refused++
           }
+        } else if (ev.name === 'QUERY_ERROR' && sentTo.delete(ev.from.toString())) {
+          // a validator or the write guard refusing resets the stream; a time limit is no refusal
+          if (!signal.aborted && ev.error.name !== 'AbortError' && ev.error.name !== 'TimeoutError') result.refused++
         }
-      })
-    } catch (err: any) {
+      }
+    }).then(() => undefined, (err: Error) => err)
+    const first = await Promise.race([putting, atQuorum])
+    if (first === 'quorum') {
+      const atReturn = { ...result }
+      const tail: Promise<void> = putting.then(err => {
+        if (err != null && !signal.aborted) this.log('put %s after its quorum: %s', key, err.message)
+        this.log('put %s: %d replicas, %d refused (returned at %d)', key, result.replicas, result.refused, atReturn.replicas)
+      }).finally(() => { this.tails.delete(tail) })
+      this.tails.add(tail)
+      return atReturn
+    }
+    if (first != null) {
+      const err: any = first
       if (err.name === 'RecordConflictError' || err.name === 'InvalidRecordError') throw err
       if (!signal.aborted) throw err
       this.log('put %s ended by its time limit', key)
@@ -235,6 +258,11 @@ export class RecordStore {
     options.signal?.throwIfAborted()
     this.log('put %s: %d replicas, %d refused', key, result.replicas, result.refused)
     return result
+  }
+
+  /** Resolves once the puts that returned at their write quorum have ended (each within its time limit). */
+  async settled (): Promise<void> {
+    while (this.tails.size > 0) await Promise.all(this.tails)
   }
 
   /** The raw value this peer stores for `key`, unverified (to inspect a store). */

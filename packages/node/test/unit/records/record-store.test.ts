@@ -75,6 +75,32 @@ describe('put', () => {
     expect(dht2.puts[0]!.signal?.aborted).toBe(true)
   })
 
+  it('returns once its write quorum stored the record; the put goes on to the other holders, and settled() waits for it', async () => {
+    const { store, dht } = testStore({ queryTimeoutMs: 60_000 })
+    const [p0, p1, p2, p3] = peers as [PeerId, PeerId, PeerId, PeerId]
+    // presence: a quorum of 3
+    dht.putAnswers = [{ peer: p0, answer: 'stores' }, { peer: p1, answer: 'stores' }, { peer: p2, answer: 'stores' }, { peer: p3, answer: 'hangs' }]
+    const caller = new AbortController()
+    expect(await store.put(presenceKeyOf(alice), presenceOf(alice, 1), { signal: caller.signal })).toEqual({ replicas: 3, refused: 0 })
+    // not cut short at the return: the query to the slow holder still runs
+    expect(dht.puts[0]!.signal?.aborted).toBe(false)
+    const pending = await Promise.race([store.settled().then(() => 'settled'), new Promise(resolve => { setImmediate(() => { resolve('still running') }) })])
+    expect(pending).toBe('still running')
+    caller.abort()
+    await store.settled()
+    expect(dht.puts[0]!.signal?.aborted).toBe(true)
+  })
+
+  it('waits for every holder of a name (registration reads every replica right after), and below the quorum for the whole put', async () => {
+    const { store, dht } = testStore({ queryTimeoutMs: 50 })
+    dht.putAnswers = [...peers.slice(0, 5).map(peer => ({ peer, answer: 'stores' as const })), { peer: peers[5]!, answer: 'hangs' }]
+    expect(await store.put(userKey('alice'), claim(alice, 'alice'))).toEqual({ replicas: 5, refused: 0 })
+    expect(dht.puts[0]!.signal?.aborted).toBe(true)
+    dht.putAnswers = [{ peer: peers[0]!, answer: 'stores' }, { peer: peers[1]!, answer: 'stores' }, { peer: peers[2]!, answer: 'hangs' }]
+    expect(await store.put(presenceKeyOf(alice), presenceOf(alice, 1))).toEqual({ replicas: 2, refused: 0 })
+    expect(dht.puts[1]!.signal?.aborted).toBe(true)
+  })
+
   it('passes on a DHT error that is not its time limit', async () => {
     const { store, dht } = testStore()
     dht.localPut = async () => { throw namedError('ClosedError', 'datastore closed') }
