@@ -37,7 +37,7 @@ import { idleCpu } from './lib/proc.mjs'
 import { printTable } from './lib/scale-table.mjs'
 
 const QUICK = { peers: '10,30', records: '10', warmup: '2', 'idle-settle': '3000', 'idle-window': '5000', members: '5', sends: '5', 'conf-warmup': '1', 'conf-settle': '5000', offline: '100' }
-const DEFAULTS = { peers: '10,30,100,200', 'per-process': '25', batch: '5', records: '30', warmup: '3', settle: '2000', 'idle-settle': '10000', 'idle-window': '20000', 'join-timeout': '120000', members: '20', sends: '20', 'conf-warmup': '3', gap: '200', 'conf-settle': '30000', offline: '1000' }
+const DEFAULTS = { peers: '10,30,100,200', 'per-process': '25', batch: '5', records: '30', warmup: '3', settle: '2000', 'idle-settle': '30000', 'idle-window': '20000', 'join-timeout': '120000', members: '20', sends: '20', 'conf-warmup': '3', gap: '200', 'conf-settle': '30000', offline: '1000' }
 const { values: given } = parseArgs({
   options: {
     ...Object.fromEntries(Object.keys({ ...DEFAULTS, ...QUICK }).map(k => [k, { type: 'string' }])),
@@ -50,7 +50,7 @@ const { values: given } = parseArgs({
 if (given.help) {
   console.log(`usage: node scripts/bench-scale.mjs [--peers 10,30,100,200 (one run per N)] [--per-process 25] [--batch 5 (peers starting at a time in a process)]
        [--records 30] [--warmup 3] [--settle 2000 (ms after the network is up)] [--join-timeout 120000 (ms per peer)]
-       [--idle-settle 10000] [--idle-window 20000 (ms sampled; 0: skip)]
+       [--idle-settle 30000 (ms after the work; see bench-dht.mjs)] [--idle-window 20000 (ms sampled; 0: skip)]
        [--users-at N (the network the users join; default the largest N; 0: no users)] [--members 20] [--sends 20] [--conf-warmup 3]
        [--gap 200 (ms between sends)] [--conf-settle 30000 (ms idle after the conference is made)] [--offline 1000 (0: skip)]
        [--quick (smoke run: ${Object.entries(QUICK).map(([k, v]) => `--${k} ${v}`).join(' ')})] [--out results/]`)

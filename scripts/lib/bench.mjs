@@ -6,6 +6,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { arch, cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { NODE_FLAGS } from '../../packages/program/dist/heap.js'
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -57,8 +58,12 @@ export function machineInfo () {
 /** Load averages (1, 5, 15 min) as one short string. */
 export const loadString = l => l.map(x => x.toFixed(1)).join(' ')
 
-/** `--cpu-prof` for every worker when BENCH_CPU_PROF=<dir> is set (to see where the time goes). */
-const profArgs = () => process.env.BENCH_CPU_PROF != null ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []
+/**
+ * The workers run with the programs' V8 flags (packages/program/src/heap.ts), so that a
+ * peer process measures as the programs would; and with `--cpu-prof` when
+ * BENCH_CPU_PROF=<dir> is set (to see where the time goes).
+ */
+const workerArgs = () => [...NODE_FLAGS, ...(process.env.BENCH_CPU_PROF != null ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [])]
 
 /**
  * With BENCH_CPU_PROF set, prints a point in time on the profiles' clock (µs since boot,
@@ -75,7 +80,7 @@ export function profileMark (what, workers = []) {
  * { id, type, ... } over IPC, answered by { id, type: 'ok' | 'error', ... }.
  */
 export class Worker {
-  constructor (name, script, { execArgv = profArgs() } = {}) {
+  constructor (name, script, { execArgv = workerArgs() } = {}) {
     this.name = name
     this.nextId = 0
     this.pending = new Map()
