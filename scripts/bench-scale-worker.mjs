@@ -60,6 +60,9 @@ async function put ({ index, key, value }) {
   const t = performance.now()
   const res = await peer.records.put(key, value)
   const ms = performance.now() - t
+  // the put returned at its write quorum: its lookup's trace is whole, and the next
+  // request runs on a network at rest, once the rest of it (the other holders) ended
+  await peer.records.settled?.()
   return { ms, replicas: res.replicas, refused: res.refused, trace: sumTraces(tracer.take()) }
 }
 
