@@ -263,6 +263,10 @@ describe('peers behind NAT (namespaces, nftables)', () => {
     bob.send("bob's violet kettle")
     await bob.waitForLine(/^\[login\] Logged in as bob \(Bob\)$/, 60_000)
     await bob.waitForLine(new RegExp(`\\[DM from alice\\] (${TIME} )?while you were out$`), 60_000)
+    // his login's notice reaches alice through the relay: she knows where he is before the
+    // relay restarts (in one CI run it came only after the restart, and her message sent
+    // before it went to his mailbox, shown by his next read instead of live)
+    await alice.waitForLine(/^\[presence\] bob is online$/, 60_000)
     progress('bob on a new peer: his account and his mail read from the public peers')
 
     // --- (5) the relay restarts: new reservations, DMs go on
