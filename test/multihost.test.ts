@@ -12,6 +12,7 @@ import { describe, it, expect, beforeAll, afterAll, inject, onTestFailed } from 
 import { Programs, type Program } from './helpers/programs.js'
 import { TestHosts, listNamespaces, netnsUnavailable } from './helpers/netns.js'
 import { until } from './helpers/until.js'
+import { needs } from './helpers/needs.js'
 
 const unavailable = netnsUnavailable()
 if (unavailable != null) console.warn(`multihost.test.ts SKIPPED: ${unavailable}`)
@@ -72,8 +73,7 @@ async function users (p: Program): Promise<Map<string, boolean>> {
 
 describe('multi-host network (namespaces)', () => {
   if (unavailable != null) {
-    // reported as skipped, with the reason in its name: never a silent pass
-    it.skip(`needs network namespaces, skipped: ${unavailable}`, () => {})
+    needs('network namespaces', unavailable)
     return
   }
 

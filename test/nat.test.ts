@@ -19,6 +19,7 @@ import { listNamespaces, netnsUnavailable } from './helpers/netns.js'
 import { NatNetwork, nftUnavailable } from './helpers/nat.js'
 import { UpnpRouter, upnpRouterUnavailable } from './helpers/upnp-router.js'
 import { until } from './helpers/until.js'
+import { needs } from './helpers/needs.js'
 
 const unavailable = netnsUnavailable() ?? nftUnavailable()
 if (unavailable != null) console.warn(`nat.test.ts SKIPPED: ${unavailable}`)
@@ -98,7 +99,7 @@ async function whoami (p: Program): Promise<{ id: string, addrs: string[], mode:
 
 describe('peers behind NAT (namespaces, nftables)', () => {
   if (unavailable != null) {
-    it.skip(`needs network namespaces and nftables, skipped: ${unavailable}`, () => {})
+    needs('network namespaces and nftables', unavailable)
     return
   }
 
