@@ -39,13 +39,15 @@ COPY --from=build /out ./
 RUN mkdir -p /data && chown node:node /data
 USER node
 # CONF_CHAT_STATUS_FILE: the programs keep their state there (starting, joined, joining,
-# stopping); the health check reads it. NODE_OPTIONS: the programs' V8 flags
-# (packages/program/src/heap.ts), for every command the image runs
+# stopping); the health check reads it. NODE_OPTIONS and MALLOC_MMAP_THRESHOLD_: the
+# programs' V8 flags and malloc setting (packages/program/src/heap.ts), for every command
+# the image runs
 ENV CONF_CHAT_HOME=/data \
     CONF_CHAT_HOST=0.0.0.0 \
     CONF_CHAT_STATUS_FILE=/tmp/conf-chat.status \
     NODE_ENV=production \
-    NODE_OPTIONS=--max-semi-space-size=1
+    NODE_OPTIONS=--max-semi-space-size=1 \
+    MALLOC_MMAP_THRESHOLD_=16384
 VOLUME /data
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD ["sh", "-c", "read -r state rest < \"$CONF_CHAT_STATUS_FILE\" && [ \"$state\" = joined ]"]

@@ -42,7 +42,7 @@ import { BenchRun, RESULTS, ROOT, fmt, loadString, sleep, stats } from './lib/be
 import { cpuMs } from './lib/proc.mjs'
 import { NatNetwork, nftUnavailable } from './lib/nat-network.mjs'
 import { staleReason } from './build-if-stale.mjs'
-import { NODE_FLAGS } from '../packages/program/dist/heap.js'
+import { MALLOC_ENV, NODE_FLAGS } from '../packages/program/dist/heap.js'
 
 const PHASES = ['punch', 'rtt', 'cpu', 'relay']
 const { values: flags } = parseArgs({
@@ -126,7 +126,7 @@ class Program {
     const base = {}
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CONF_CHAT_') && k !== 'DEBUG') base[k] = v
     // `ip netns exec` execs node: the child's pid is the program's
-    this.child = run.track(spawn('ip', ['netns', 'exec', host.ns, process.execPath, ...NODE_FLAGS, main, ...args], { cwd: ROOT, env: { ...base, NO_COLOR: '1', CONF_CHAT_HOME: home, ...env }, stdio: 'pipe' }))
+    this.child = run.track(spawn('ip', ['netns', 'exec', host.ns, process.execPath, ...NODE_FLAGS, main, ...args], { cwd: ROOT, env: { ...base, ...MALLOC_ENV, NO_COLOR: '1', CONF_CHAT_HOME: home, ...env }, stdio: 'pipe' }))
     this.child.stdin.on('error', () => {})
     this.exited = new Promise(resolve => this.child.once('exit', (code, signal) => { this.exit = { code, signal }; this.changed(); resolve(this.exit) }))
     for (const [input, lines] of [[this.child.stdout, this.out], [this.child.stderr, this.err]]) {

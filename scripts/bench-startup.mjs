@@ -12,19 +12,20 @@
  * network, the idle node registers and logs out WORK_USERS users (DHT puts and gets: the
  * account, name and presence records, the user directory), and its RSS is read again after
  * IDLE_MS. Baseline, in the same run: a bare `node -e` process (spawn to its first line, and
- * its idle RSS). Prints the figures and writes them as JSON to results/bench-startup-<time>.json.
+ * its idle RSS). The RSS is also split by mapping (/proc/<pid>/smaps): the node binary, glibc's
+ * heap, anonymous memory, other files. Prints the figures and writes them as JSON to results/bench-startup-<time>.json.
  *
  *   npm run bench:startup -- [--runs 5] [--idle-ms 5000] [--work-peers 4] [--work-users 10]
  *                            (or RUNS=5 IDLE_MS=5000 WORK_PEERS=4 WORK_USERS=10)
  */
 import { spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readFile, realpath } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { BenchRun, RESULTS, ROOT, sleep, stats } from './lib/bench.mjs'
-import { NODE_FLAGS } from '../packages/program/dist/heap.js'
+import { MALLOC_ENV, NODE_FLAGS } from '../packages/program/dist/heap.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -55,7 +56,7 @@ const run = new BenchRun('startup')
 
 function env (home, extra = {}) {
   const e = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CONF_CHAT_') && k !== 'DEBUG'))
-  return { ...e, NO_COLOR: '1', CONF_CHAT_HOME: home, ...extra }
+  return { ...e, ...MALLOC_ENV, NO_COLOR: '1', CONF_CHAT_HOME: home, ...extra }
 }
 
 function start (command, args, options) {
@@ -103,6 +104,28 @@ async function rssKb (pid) {
   return Number(status.match(/^VmRSS:\s+(\d+) kB/m)[1])
 }
 
+/**
+ * Where a process's resident memory is (kB, from /proc/<pid>/smaps): the node binary's
+ * pages (code and read-only data: shared between node processes), glibc's main heap
+ * (`[heap]`), anonymous mappings (V8's heap, big mallocs, other threads' malloc arenas,
+ * WebAssembly memory) and other files (shared libraries, native addons).
+ */
+async function rssPartsKb (pid) {
+  const parts = { nodeBinary: 0, mallocHeap: 0, anonymous: 0, otherFiles: 0 }
+  const binary = await realpath(process.execPath)
+  let part = 'anonymous'
+  for (const line of (await readFile(`/proc/${pid}/smaps`, 'utf8')).split('\n')) {
+    const mapping = line.match(/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/)
+    if (mapping != null) {
+      const name = mapping[1]
+      part = name === binary ? 'nodeBinary' : name === '[heap]' ? 'mallocHeap' : name === '' || name.startsWith('[') ? 'anonymous' : 'otherFiles'
+    } else if (line.startsWith('Rss:')) {
+      parts[part] += Number(line.split(/\s+/)[1])
+    }
+  }
+  return parts
+}
+
 const round = x => Math.round(x)
 const median = xs => stats(xs, 0).median
 
@@ -147,6 +170,8 @@ async function main () {
   await bare.waitFor(/^ready$/)
   await sleep(IDLE_MS)
   const rss = { peerKb: await rssKb(idle.child.pid), supernodeKb: await rssKb(supernode.child.pid), bareNodeKb: await rssKb(bare.child.pid) }
+  rss.peerParts = await rssPartsKb(idle.child.pid)
+  rss.bareNodeParts = await rssPartsKb(bare.child.pid)
   bare.child.kill('SIGTERM')
 
   // the same peer after DHT work, in a network of WORK_PEERS more peers
@@ -168,6 +193,7 @@ async function main () {
   console.log(`DHT work: ${WORK_USERS} users registered and logged out in ${round(workMs)} ms, ${WORK_PEERS + 2} peers in the network`)
   await sleep(IDLE_MS)
   rss.peerAfterWorkKb = await rssKb(idle.child.pid)
+  rss.peerAfterWorkParts = await rssPartsKb(idle.child.pid)
   rss.otherPeerKb = others.length > 0 ? await rssKb(others[0].child.pid) : null
   for (const p of [idle, ...others]) p.child.stdin.end('quit\n')
   await Promise.all([idle.exited, bare.exited, ...others.map(p => p.exited)])
@@ -202,6 +228,9 @@ async function main () {
   console.log(`baseline: spawn -> first line of a bare node -e (median of ${RUNS}): ${result.medians.bareNodeFirstLineMs} ms`)
   console.log(`RSS after ${IDLE_MS / 1000} s idle: peer ${mb(rss.peerKb)} MiB, supernode ${mb(rss.supernodeKb)} MiB (baseline: bare node -e ${mb(rss.bareNodeKb)} MiB)`)
   console.log(`RSS of the same peer ${IDLE_MS / 1000} s after the DHT work: ${mb(rss.peerAfterWorkKb)} MiB (a peer that did none: ${rss.otherPeerKb == null ? '-' : mb(rss.otherPeerKb)} MiB)`)
+  const parts = p => `node binary ${mb(p.nodeBinary)}, malloc heap ${mb(p.mallocHeap)}, anonymous (V8 heap, big blocks, threads' arenas) ${mb(p.anonymous)}, other files ${mb(p.otherFiles)}`
+  console.log(`  of the idle peer: ${parts(rss.peerParts)} (bare node -e: ${parts(rss.bareNodeParts)})`)
+  console.log(`  of the peer after the work: ${parts(rss.peerAfterWorkParts)}`)
   console.log(run.machineLine())
   const file = await run.writeResult(flags.out, result)
   console.log(`wrote ${file}`)

@@ -17,7 +17,7 @@ import { promisify } from 'node:util'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 import { parse } from 'yaml'
 import { NODE_MAIN, SUPERNODE_MAIN } from './helpers/programs.js'
-import { NODE_FLAGS } from '@conf-chat/program/heap'
+import { MALLOC_ENV, NODE_COMMAND, NODE_FLAGS } from '@conf-chat/program/heap'
 // @ts-expect-error: plain JavaScript build scripts, no type declarations
 import { BUNDLES } from '../scripts/build-bundles.mjs'
 // @ts-expect-error: plain JavaScript build scripts, no type declarations
@@ -35,7 +35,7 @@ describe('the bundled programs are what every start command runs', () => {
       const file = join(ROOT, output)
       expect((await stat(file)).mode & 0o111).not.toBe(0)
       const code = await readFile(file, 'utf8')
-      expect(code.startsWith(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}\n`)).toBe(true)
+      expect(code.startsWith(`#!/usr/bin/env -S ${NODE_COMMAND}\n`)).toBe(true)
       // the bundles are written without whitespace: `import{a}from"x";`
       const imported = new Set([...code.matchAll(/(?:^|;)import\b[^;"'`]*?from\s*["'`]([^"'`]+)["'`]/gm)].map(m => m[1]))
       const required = new Set([...code.matchAll(/__require\(["'`]([^"'`]+)["'`]\)/g)].map(m => m[1]))
@@ -50,11 +50,12 @@ describe('the bundled programs are what every start command runs', () => {
     }
   })
 
-  it('npm scripts, bin, Dockerfile, docker-compose.yml and the tests\' helper name the bundles, with the programs\' V8 flags', async () => {
+  it('npm scripts, bin, Dockerfile, docker-compose.yml and the tests\' helper name the bundles, with the programs\' V8 flags and malloc setting', async () => {
     const flags = NODE_FLAGS.join(' ')
+    expect(NODE_COMMAND).toBe(`MALLOC_MMAP_THRESHOLD_=16384 node ${flags}`)
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'))
-    expect(pkg.scripts.node).toBe(`node ${flags} packages/cli/dist/conf-chat.js`)
-    expect(pkg.scripts.supernode).toBe(`node ${flags} packages/supernode/dist/conf-chat-supernode.js`)
+    expect(pkg.scripts.node).toBe(`${NODE_COMMAND} packages/cli/dist/conf-chat.js`)
+    expect(pkg.scripts.supernode).toBe(`${NODE_COMMAND} packages/supernode/dist/conf-chat-supernode.js`)
     expect(pkg.scripts.prenode).toBe('node scripts/build-if-stale.mjs')
     expect(pkg.scripts.presupernode).toBe('node scripts/build-if-stale.mjs')
     expect(pkg.scripts.prepare).toContain('scripts/build-bundles.mjs')
@@ -67,7 +68,8 @@ describe('the bundled programs are what every start command runs', () => {
     const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8')
     expect(dockerfile).toMatch(/^CMD \["node", "packages\/cli\/dist\/conf-chat\.js"\]$/m)
     // the image's commands (CMD, compose's, `docker-compose run`) get the flags from its environment
-    expect(dockerfile).toContain(`    NODE_OPTIONS=${flags}\n`)
+    expect(dockerfile).toContain(`    NODE_OPTIONS=${flags} \\\n`)
+    for (const [name, value] of Object.entries(MALLOC_ENV)) expect(dockerfile).toMatch(new RegExp(`^    ${name}=${value}$`, 'm'))
     const compose = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true })
     expect(compose.services.supernode.command).toEqual(['node', 'packages/supernode/dist/conf-chat-supernode.js'])
     for (const name of ['alice', 'bob', 'carol']) expect(compose.services[name].command).toEqual(['node', 'packages/cli/dist/conf-chat.js'])
@@ -121,7 +123,7 @@ describe('npm run node\'s pre-step rebuilds only when a source changed', () => {
   })
 })
 
-describe('the programs\' V8 flags', () => {
+describe('the programs\' V8 flags and malloc setting', () => {
   /** The young generation's size (MiB) of a peer-like load: ~100 MiB of short-lived objects, and 1 in 3 kept. */
   const youngGenerationMiB = async (flags: readonly string[]): Promise<number> => {
     const churn = 'let keep = []; const old = []; for (let i = 0; i < 2e6; i++) { const o = { i }; keep.push(o); if (i % 3 === 0) old.push(o); if (keep.length > 1e5) keep = [] }' +
@@ -135,6 +137,26 @@ describe('the programs\' V8 flags', () => {
     expect(await youngGenerationMiB(NODE_FLAGS)).toBeLessThanOrEqual(2)
   })
 
+  /**
+   * The process heap's resident size (MiB, the `[heap]` mapping of /proc/self/smaps) after
+   * 2,000 blocks of 32 KiB were allocated and all but the last freed: the blocks V8's
+   * compiler zones and Node's buffers are made of.
+   */
+  const heapAfterFreeMiB = async (env: Readonly<Record<string, string>>): Promise<number> => {
+    const churn = 'const fs = require("node:fs"); let keep = []; for (let i = 0; i < 2000; i++) keep.push(Buffer.allocUnsafeSlow(32768).fill(1));' +
+      'const last = keep.pop(); keep = null; gc();' +
+      'setTimeout(() => { gc(); setTimeout(() => { let cur, kb = 0;' +
+      ' for (const l of fs.readFileSync("/proc/self/smaps", "utf8").split("\\n")) { if (/^[0-9a-f]+-[0-9a-f]+ /.test(l)) cur = l.trim().split(/\\s+/)[5]; else if (cur === "[heap]" && l.startsWith("Rss:")) kb += Number(l.split(/\\s+/)[1]) }' +
+      ' console.log(kb / 1024, last.length) }, 200) }, 200)'
+    const { stdout } = await run(process.execPath, ['--expose-gc', '-e', churn], { cwd: ROOT, env: { ...process.env, ...env } })
+    return Number(stdout.trim().split(' ')[0])
+  }
+
+  it('give freed blocks of 16 KiB and more back to the system (64 MiB of 32 KiB blocks stay resident without)', async () => {
+    expect(await heapAfterFreeMiB({})).toBeGreaterThan(48)
+    expect(await heapAfterFreeMiB(MALLOC_ENV)).toBeLessThan(16)
+  })
+
   it('are what the tests\' helper starts the programs with', async () => {
     const { Programs } = await import('./helpers/programs.js')
     const programs = new Programs()
@@ -142,6 +164,7 @@ describe('the programs\' V8 flags', () => {
       const p = programs.node({ home: await programs.home(), args: ['--help'] })
       expect(await p.waitForExit(30_000), p.transcript()).toEqual({ code: 0, signal: null })
       expect(p.child.spawnargs.slice(1, 1 + NODE_FLAGS.length)).toEqual([...NODE_FLAGS])
+      for (const [name, value] of Object.entries(MALLOC_ENV)) expect(p.env[name]).toBe(value)
     } finally {
       await programs.cleanup()
     }

@@ -6,7 +6,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { arch, cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { NODE_FLAGS } from '../../packages/program/dist/heap.js'
+import { MALLOC_ENV, NODE_FLAGS } from '../../packages/program/dist/heap.js'
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -59,7 +59,7 @@ export function machineInfo () {
 export const loadString = l => l.map(x => x.toFixed(1)).join(' ')
 
 /**
- * The workers run with the programs' V8 flags (packages/program/src/heap.ts), so that a
+ * The workers run with the programs' V8 flags and malloc setting (packages/program/src/heap.ts), so that a
  * peer process measures as the programs would; and with `--cpu-prof` when
  * BENCH_CPU_PROF=<dir> is set (to see where the time goes).
  */
@@ -85,7 +85,7 @@ export class Worker {
     this.nextId = 0
     this.pending = new Map()
     this.spawnedAt = performance.now()
-    this.child = fork(script, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.child = fork(script, [], { execArgv, env: { ...process.env, ...MALLOC_ENV }, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     this.exited = new Promise(resolve => this.child.once('exit', (code, signal) => resolve({ code, signal })))
     this.child.on('message', msg => {
       const p = this.pending.get(msg?.id)

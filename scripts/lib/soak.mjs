@@ -11,7 +11,7 @@ import { createWriteStream } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { ROOT, sleep, stats } from './bench.mjs'
-import { NODE_FLAGS } from '../../packages/program/dist/heap.js'
+import { MALLOC_ENV, NODE_FLAGS } from '../../packages/program/dist/heap.js'
 
 export const SUPERNODE_MAIN = join(ROOT, 'packages/supernode/dist/conf-chat-supernode.js')
 export const NODE_MAIN = join(ROOT, 'packages/cli/dist/conf-chat.js')
@@ -51,7 +51,7 @@ class Program {
     this.lines = []
     this.listeners = new Set()
     this.child = run.track(spawn(process.execPath, [...NODE_FLAGS, main, ...args], {
-      env: { ...cleanEnv(), NO_COLOR: '1', ...env },
+      env: { ...cleanEnv(), ...MALLOC_ENV, NO_COLOR: '1', ...env },
       stdio: ['pipe', 'pipe', 'pipe']
     }))
     this.pid = this.child.pid

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { NODE_FLAGS } from '@conf-chat/program/heap'
+import { MALLOC_ENV, NODE_FLAGS } from '@conf-chat/program/heap'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const SUPERNODE_MAIN = join(ROOT, 'packages/supernode/dist/conf-chat-supernode.js')
@@ -40,6 +40,8 @@ export interface StartOptions {
 export class Program {
   readonly name: string
   readonly child: ChildProcessWithoutNullStreams
+  /** The environment the program was started with. */
+  readonly env: NodeJS.ProcessEnv
   readonly stdout: string[] = []
   readonly stderr: string[] = []
   exitStatus?: Exit
@@ -50,11 +52,11 @@ export class Program {
 
   constructor (name: string, main: string, options: StartOptions) {
     this.name = name
-    const env: NodeJS.ProcessEnv = {}
+    const env: NodeJS.ProcessEnv = this.env = {}
     for (const [k, v] of Object.entries(process.env)) {
       if (!k.startsWith('CONF_CHAT_') && k !== 'DEBUG') env[k] = v
     }
-    Object.assign(env, { NO_COLOR: '1', CONF_CHAT_HOME: options.home })
+    Object.assign(env, MALLOC_ENV, { NO_COLOR: '1', CONF_CHAT_HOME: options.home })
     for (const [k, v] of Object.entries(options.env ?? {})) {
       if (v == null) delete env[k]
       else env[k] = v
