@@ -1,4 +1,5 @@
 export * from './limits.js'
+export * from './bounded-cache.js'
 export * from './errors.js'
 export * from './crypto.js'
 export * from './record.js'

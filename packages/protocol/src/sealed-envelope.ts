@@ -27,6 +27,7 @@
 import * as cborg from 'cborg'
 import { z } from 'zod'
 import { LRUCache } from 'lru-cache'
+import { boundedCache } from './bounded-cache.js'
 import { sign, verify, keyIdOf, sealTo, openSealed, sharedSigningKeys, sharedSeed, signingKeysOf, sha256, KEY_ID_PATTERN, type AccountKeys } from './crypto.js'
 import { peekCbor } from './record.js'
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_ID_PATTERN, InvalidEnvelopeError, type Envelope } from './envelope.js'
@@ -100,7 +101,7 @@ function derivedKeyId (cacheKey: string, own: BoxKeys, theirBoxPublic: Uint8Arra
 }
 
 /** Pair key ids worked out lately: a writer list names every friend's (a key derivation each). */
-const pairKeyIds = new LRUCache<string, string>({ max: 8192 })
+const pairKeyIds = boundedCache<string, string>(8192)
 /** A sender's pair keys of late (a derivation is 40 % of a seal; the signing key object is then reused too). */
 const senderPairKeys = new LRUCache<string, { signPublic: Uint8Array, signSecret: Uint8Array }>({ max: 1024 })
 

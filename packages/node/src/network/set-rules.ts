@@ -27,10 +27,9 @@
  * WORK_CHECKS_PER_PEER times a minute for one remote peer and WORK_CHECKS_PER_MINUTE for
  * all of them: junk work costs its sender nothing, so the checks it can cause are bounded.
  */
-import { LRUCache } from 'lru-cache'
 import { RateLimiter } from '@libp2p/utils'
 import {
-  directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, isSealedEnvelopeItem, strangerWorkOf, checkStrangerItemWork,
+  boundedCache, directorySetRules, decodeDirectoryItem, mailboxSetRules, validateMailboxItem, isSealedEnvelopeItem, strangerWorkOf, checkStrangerItemWork,
   mailboxOwnerOf, userKey, bytesEqual, keyIdOf, InvalidSetItemError, isWriterListId, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE,
   type SetNamespaceRules, type UserPayload
 } from '@conf-chat/protocol'
@@ -62,8 +61,8 @@ const WORK_CHECKED = 10_000
 export type OwnerCheck = (username: string, signPublic: Uint8Array, options: { signal?: AbortSignal, from?: string }) => Promise<void>
 
 export function ownerCheck (records: Pick<RecordStore, 'get'>, init: { readsPerPeer?: number } = {}): OwnerCheck {
-  const confirmed = new LRUCache<string, true>({ max: OWNER_CACHE_ENTRIES, ttl: OWNER_CACHE_TTL_MS })
-  const refused = new LRUCache<string, Error>({ max: REFUSED_CACHE_ENTRIES, ttl: REFUSED_CACHE_TTL_MS })
+  const confirmed = boundedCache<string, true>(OWNER_CACHE_ENTRIES, { ttl: OWNER_CACHE_TTL_MS })
+  const refused = boundedCache<string, Error>(REFUSED_CACHE_ENTRIES, { ttl: REFUSED_CACHE_TTL_MS })
   // consume() throws a RateLimitError past the points of the minute
   const reads = new RateLimiter({ points: init.readsPerPeer ?? READS_PER_PEER, duration: 60 })
   return async (username, signPublic, options) => {
@@ -104,7 +103,7 @@ export function ownedDirectoryRules (isOwner: OwnerCheck): SetNamespaceRules {
 export function registeredSenderMailboxRules (isOwner: OwnerCheck, init: { workChecksPerPeer?: number, workChecksPerMinute?: number, workBits?: number } = {}): SetNamespaceRules {
   const checks = new RateLimiter({ points: init.workChecksPerPeer ?? WORK_CHECKS_PER_PEER, duration: 60 })
   const allChecks = new RateLimiter({ points: init.workChecksPerMinute ?? WORK_CHECKS_PER_MINUTE, duration: 60 })
-  const checked = new LRUCache<string, true>({ max: WORK_CHECKED })
+  const checked = boundedCache<string, true>(WORK_CHECKED)
   return {
     ...mailboxSetRules(),
     authorizeItem: async (setKey, item, options) => {

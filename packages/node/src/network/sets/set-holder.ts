@@ -7,10 +7,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import { lpStream, RateLimiter } from '@libp2p/utils'
-import { LRUCache } from 'lru-cache'
 import pMap from 'p-map'
 import {
-  MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_CLOCK_SKEW_MS, READ_NONCE_BYTES, RemoveNotAuthorizedError, ReadNotAuthorizedError,
+  boundedCache, MAX_SET_FRAME_BYTES, MAX_SET_ITEMS_PER_FRAME, MAX_SET_CLOCK_SKEW_MS, READ_NONCE_BYTES, RemoveNotAuthorizedError, ReadNotAuthorizedError,
   setRemovalSchema, verifyRemoveAuth, verifyReadAuth, removalId, encodeSetMessage, decodeSetRequest, setItemFrameBytes,
   type RefusalCode, type SetItem, type SetReadAuth, type SetRemoval, type SetNamespaceRules, type SetRequest, type SetResponse
 } from '@conf-chat/protocol'
@@ -95,7 +94,7 @@ export class SetHolder {
   private readonly pulling = new Map<string, Promise<void>>()
   private readonly pulls = new RateLimiter({ points: REMOVAL_PULLS_PER_PEER, duration: 60 })
   /** Read challenges given, by nonce (hex): the set each is for. */
-  private readonly challenges = new LRUCache<string, string>({ max: CHALLENGES, ttl: CHALLENGE_TTL_MS })
+  private readonly challenges = boundedCache<string, string>(CHALLENGES, { ttl: CHALLENGE_TTL_MS })
   private readonly challengesAsked = new RateLimiter({ points: CHALLENGES_PER_PEER, duration: 60 })
   /** The sets' writer lists, and what strangers to their owners stored lately. */
   private readonly admission: WriterAdmission

@@ -6,7 +6,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import type { AbortOptions } from '@libp2p/interface'
-import type { SetItem, WriterListRules } from '@conf-chat/protocol'
+import { boundedCache, type SetItem, type WriterListRules } from '@conf-chat/protocol'
 import type { SetLayout, SetUsage } from './set-layout.js'
 import { SET_FULL, STRANGER_DAY_FULL, STRANGER_KIND, WRITER_FULL } from './set-errors.js'
 
@@ -46,7 +46,7 @@ export class WriterAdmission {
     ttl: LIST_CACHE_TTL_MS
   })
   /** Times of stranger items stored in the last day, by set and writer. */
-  private readonly today = new LRUCache<string, number[]>({ max: STRANGERS_COUNTED, ttl: DAY_MS })
+  private readonly today = boundedCache<string, number[]>(STRANGERS_COUNTED, { ttl: DAY_MS })
 
   constructor (private readonly layout: Pick<SetLayout, 'items'>, private readonly now: () => number) {}
 
