@@ -11,7 +11,8 @@
  * (3 starts each on a quiet machine, against one supernode: spawn -> "joined" 1,014-1,343
  * -> 512-592 ms, idle RSS 110 -> 94 MiB; README's "Memory and start-up of a peer"). The bundle is built from tsc's output, so it is exactly the
  * type-checked code. The bundles are written without whitespace and comments, in ASCII only,
- * names kept (V8 keeps a script's source in memory: README's "Memory and start-up"). Only what cannot be bundled stays outside: Node's built-in modules,
+ * local names shortened, function and class names kept (V8 keeps a script's source in
+ * memory: README's "Memory and start-up"). Only what cannot be bundled stays outside: Node's built-in modules,
  * classic-level (LevelDB) and sodium-native (libsodium's Argon2id), native addons that find
  * their compiled library next to themselves, and the password dictionaries (WORKER_LOADED).
  * dist/main.js (unbundled) still runs the same program.
@@ -78,9 +79,10 @@ export async function buildBundles () {
         // one file: code a program loads later would otherwise be a chunk of its own
         codeSplitting: false,
         // V8 keeps a script's whole source for as long as it runs (functions compile lazily
-        // from it): without comments and whitespace the source is smaller. Names are kept
-        // (no mangling, no compression), so stack traces read as before.
-        minify: { compress: false, mangle: false, codegen: { removeWhitespace: true, asciiOnly: true } },
+        // from it): without comments and whitespace, and with short local names, the source
+        // is smaller (2.54 -> 2.12 MB). Function and class names are kept (`keepNames`) and
+        // nothing is compressed, so stack traces and `.name` read as before.
+        minify: { compress: false, mangle: { keepNames: true }, codegen: { removeWhitespace: true, asciiOnly: true } },
         comments: false
       }
     })
