@@ -11,7 +11,8 @@
  * and of the supernode after IDLE_MS; then, with WORK_PEERS more node programs in the
  * network, the idle node registers and logs out WORK_USERS users (DHT puts and gets: the
  * account, name and presence records, the user directory), and its RSS is read again after
- * IDLE_MS. Baseline, in the same run: a bare `node -e` process (spawn to its first line, and
+ * IDLE_MS, and once more IDLE_MS after its password checker (a worker thread that ends
+ * 10 s after the last registration's check) ended. Baseline, in the same run: a bare `node -e` process (spawn to its first line, and
  * its idle RSS). The RSS is also split by mapping (/proc/<pid>/smaps): the node binary, glibc's
  * heap, anonymous memory, other files. Prints the figures and writes them as JSON to results/bench-startup-<time>.json.
  *
@@ -26,6 +27,7 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { BenchRun, RESULTS, ROOT, sleep, stats } from './lib/bench.mjs'
 import { MALLOC_ENV, NODE_FLAGS } from '../packages/program/dist/heap.js'
+import { PASSWORD_CHECKER_IDLE_MS } from '../packages/protocol/dist/password-strength.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -193,7 +195,11 @@ async function main () {
   console.log(`DHT work: ${WORK_USERS} users registered and logged out in ${round(workMs)} ms, ${WORK_PEERS + 2} peers in the network`)
   await sleep(IDLE_MS)
   rss.peerAfterWorkKb = await rssKb(idle.child.pid)
-  rss.peerAfterWorkParts = await rssPartsKb(idle.child.pid)
+  // the password checker (a worker thread with zxcvbn's dictionaries) ends
+  // PASSWORD_CHECKER_IDLE_MS after the last registration's check: read IDLE_MS after that
+  await sleep(PASSWORD_CHECKER_IDLE_MS)
+  rss.peerAfterCheckerKb = await rssKb(idle.child.pid)
+  rss.peerAfterCheckerParts = await rssPartsKb(idle.child.pid)
   rss.otherPeerKb = others.length > 0 ? await rssKb(others[0].child.pid) : null
   for (const p of [idle, ...others]) p.child.stdin.end('quit\n')
   await Promise.all([idle.exited, bare.exited, ...others.map(p => p.exited)])
@@ -227,10 +233,11 @@ async function main () {
   console.log(`spawn -> "joined", unbundled dist/main.js (median of ${RUNS}): ${result.medians.unbundledJoinedMs} ms`)
   console.log(`baseline: spawn -> first line of a bare node -e (median of ${RUNS}): ${result.medians.bareNodeFirstLineMs} ms`)
   console.log(`RSS after ${IDLE_MS / 1000} s idle: peer ${mb(rss.peerKb)} MiB, supernode ${mb(rss.supernodeKb)} MiB (baseline: bare node -e ${mb(rss.bareNodeKb)} MiB)`)
-  console.log(`RSS of the same peer ${IDLE_MS / 1000} s after the DHT work: ${mb(rss.peerAfterWorkKb)} MiB (a peer that did none: ${rss.otherPeerKb == null ? '-' : mb(rss.otherPeerKb)} MiB)`)
+  console.log(`RSS of the same peer ${IDLE_MS / 1000} s after the DHT work: ${mb(rss.peerAfterWorkKb)} MiB, its password checker still running (a peer that did none: ${rss.otherPeerKb == null ? '-' : mb(rss.otherPeerKb)} MiB)`)
+  console.log(`RSS of the same peer ${IDLE_MS / 1000} s after its password checker ended (${(IDLE_MS + PASSWORD_CHECKER_IDLE_MS) / 1000} s after the work): ${mb(rss.peerAfterCheckerKb)} MiB`)
   const parts = p => `node binary ${mb(p.nodeBinary)}, malloc heap ${mb(p.mallocHeap)}, anonymous (V8 heap, big blocks, threads' arenas) ${mb(p.anonymous)}, other files ${mb(p.otherFiles)}`
   console.log(`  of the idle peer: ${parts(rss.peerParts)} (bare node -e: ${parts(rss.bareNodeParts)})`)
-  console.log(`  of the peer after the work: ${parts(rss.peerAfterWorkParts)}`)
+  console.log(`  of the peer once its password checker ended: ${parts(rss.peerAfterCheckerParts)}`)
   console.log(run.machineLine())
   const file = await run.writeResult(flags.out, result)
   console.log(`wrote ${file}`)

@@ -6,7 +6,7 @@
  * Its dictionaries weigh ~35 MiB once loaded, which an idle peer should not carry for a
  * check it makes once at registration. So they are loaded in a worker thread, from
  * node_modules (the program bundles leave them out: scripts/build-bundles.mjs), and the
- * worker ends `IDLE_MS` after its last check; it never keeps the process alive.
+ * worker ends `PASSWORD_CHECKER_IDLE_MS` after its last check; it never keeps the process alive.
  */
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
@@ -24,7 +24,7 @@ export interface PasswordStrength {
 }
 
 /** The worker ends this long after its last check. */
-const IDLE_MS = 10_000
+export const PASSWORD_CHECKER_IDLE_MS = 10_000
 
 // The worker's program (CommonJS: `eval` workers are scripts). The packages are resolved
 // by the parent, so that they are found wherever this file runs from (a bundle or dist).
@@ -97,7 +97,7 @@ export async function passwordStrength (password: string, userInputs: string[] =
   } finally {
     if (pending.size === 0 && worker === w) {
       w.unref()
-      idle = setTimeout(() => { if (worker === w) { worker = undefined; void w.terminate() } }, IDLE_MS).unref()
+      idle = setTimeout(() => { if (worker === w) { worker = undefined; void w.terminate() } }, PASSWORD_CHECKER_IDLE_MS).unref()
     }
   }
 }
