@@ -26,8 +26,10 @@ export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
  * allocated while the modules load and the code warms up, and freed soon after, left
  * 13-14 MiB of heap resident that nothing used. An idle peer measured 94.6 MiB RSS
  * without it and 76.7 MiB with it (the heap part 16.9 -> 3.9 MiB, /proc/<pid>/smaps);
- * 32 KiB saved the same, 64 KiB nothing. glibc reads it when the process starts; other C
- * libraries (musl) ignore it.
+ * 32 KiB saved the same, 64 KiB nothing. The cost: every 64 KiB buffer Node reads a socket
+ * into is mapped and unmapped too (about 15 % fewer acked DMs per second at 64 in flight,
+ * within the runs' spread at 16: README's "Memory and start-up of a peer"). glibc reads it
+ * when the process starts; other C libraries (musl) ignore it.
  */
 export const MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '16384' }
 
