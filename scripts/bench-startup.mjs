@@ -12,9 +12,10 @@
  * network, the idle node registers and logs out WORK_USERS users (DHT puts and gets: the
  * account, name and presence records, the user directory), and its RSS is read again after
  * IDLE_MS, and once more IDLE_MS after its password checker (a worker thread that ends
- * 10 s after the last registration's check) ended. Baseline, in the same run: a bare `node -e` process (spawn to its first line, and
- * its idle RSS). The RSS is also split by mapping (/proc/<pid>/smaps): the node binary, glibc's
- * heap, anonymous memory, other files. Prints the figures and writes them as JSON to results/bench-startup-<time>.json.
+ * 10 s after the last registration's check) ended. Baseline, in the same run: a bare
+ * `node -e` process (spawn to its first line, and its idle RSS). The RSS is also split by
+ * mapping (/proc/<pid>/smaps): the node binary, glibc's heap, anonymous memory, other
+ * files. Prints the figures and writes them as JSON to results/bench-startup-<time>.json.
  *
  *   npm run bench:startup -- [--runs 5] [--idle-ms 5000] [--work-peers 4] [--work-users 10]
  *                            (or RUNS=5 IDLE_MS=5000 WORK_PEERS=4 WORK_USERS=10)
