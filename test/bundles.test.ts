@@ -26,6 +26,8 @@ import { staleReason } from '../scripts/build-if-stale.mjs'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const run = promisify(execFile)
 const outputs: string[] = (BUNDLES as Array<{ output: string }>).map(b => b.output)
+/** `s` as a literal part of a regular expression. */
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 describe('the bundled programs are what every start command runs', () => {
   it('npm run build made both bundles, executable, with only built-ins and the native addons (LevelDB, libsodium) left to import', async () => {
@@ -38,7 +40,10 @@ describe('the bundled programs are what every start command runs', () => {
       expect(code.startsWith(`#!/usr/bin/env -S ${NODE_COMMAND}\n`)).toBe(true)
       // the bundles are written without whitespace: `import{a}from"x";`
       const imported = new Set([...code.matchAll(/(?:^|;)import\b[^;"'`]*?from\s*["'`]([^"'`]+)["'`]/gm)].map(m => m[1]))
-      const required = new Set([...code.matchAll(/__require\(["'`]([^"'`]+)["'`]\)/g)].map(m => m[1]))
+      // CommonJS code calls the bundle's require helper (`X = createRequire(import.meta.url)`, its name shortened)
+      const createRequireAs = code.match(/import\{createRequire as ([\w$]+)\}from"node:module"/)?.[1]
+      const helper = createRequireAs == null ? undefined : code.match(new RegExp(`([\\w$]+)=(?:\\(\\(\\)=>)?${escapeRegExp(createRequireAs)}\\(import\\.meta\\.url\\)`))?.[1]
+      const required = new Set(helper == null ? [] : [...code.matchAll(new RegExp(`(?<![\\w$.])${escapeRegExp(helper)}\\(["'\`]([^"'\`]+)["'\`]\\)`, 'g'))].map(m => m[1]))
       expect(imported.size).toBeGreaterThan(0)
       // the native addons are the only packages imported from node_modules at run time
       expect([...imported, ...required]).toEqual(expect.arrayContaining(['classic-level', 'sodium-native']))
