@@ -4,7 +4,7 @@
  * namespace). Checks, across hosts: joining, live direct messages, a partitioned peer's
  * user going offline after the presence expiry with messages to them going to the
  * mailbox, delivery once the link is back, and the network going on without the
- * supernode's host. Needs root and iproute2 (CI runs as root); skipped, saying why, where
+ * supernode's host. Needs root and iproute2 (CI runs as root); fails, saying why, where
  * namespaces cannot be made.
  */
 import { spawnSync } from 'node:child_process'

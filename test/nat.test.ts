@@ -10,7 +10,7 @@
  * request (UPnP, miniupnpd) makes its peer reachable, a DHT server at the router's
  * address; a peer behind a plain router keeps reservations on two of three relays and
  * moves to the third when one goes. Needs root, iproute2 and nftables (and miniupnpd for
- * the second); skipped, saying why, where they cannot be used.
+ * the second); where they cannot be used it fails, saying why.
  */
 import { spawnSync } from 'node:child_process'
 import { describe, it, expect, beforeAll, afterEach, inject, onTestFailed } from 'vitest'
