@@ -34,7 +34,7 @@ import { ReachabilityKeeper } from './reachability-keeper.js'
 import { portForwarding, type PortForwarding } from './upnp.js'
 import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
 import { ListenError, NotStartedError } from '../errors.js'
-import { delay, timeLimit } from '../utils/index.js'
+import { delay, settledWithin, timeLimit } from '../utils/index.js'
 import {
   DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL,
   BOOTSTRAP_DIAL_TIMEOUT_MS, REMEMBERED_DIAL_TIMEOUT_MS, DEFAULT_STORAGE_BUDGET_BYTES
@@ -366,11 +366,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     this.bootstrapAbort?.abort()
     // puts that returned at their write quorum finish on the other holders first (a logout's
     // "offline" among them), for STOP_SETTLE_MS at most
-    if (this._records != null) {
-      const done = new AbortController()
-      await Promise.race([this._records.settled(), delay(STOP_SETTLE_MS, { signal: done.signal }).catch(() => {})])
-      done.abort()
-    }
+    if (this._records != null) await settledWithin(this._records.settled(), STOP_SETTLE_MS)
     this._records?.stop()
     this.budget?.stop()
     await this.budget?.settled()
