@@ -1,5 +1,5 @@
 /** The local store on a temporary LevelDB: CBOR values by key, prefixes, and what survives a reopen. */
-import { describe, it, expect, beforeEach, afterEach } from 'vitest'
+import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -60,5 +60,37 @@ describe('LocalStore', () => {
     expect(await collect(store.entries('/seen/'))).toEqual([{ key: '/seen/a', value: 1 }])
     expect(await store.get('/seen/b')).toBeUndefined()
     expect(await store.has('/seen/b')).toBe(true)
+  })
+
+  it('sends the writes and the checks of one tick to LevelDB together, each caller\'s writes whole', async () => {
+    const ds = (store as unknown as { ds: LevelDatastore }).ds
+    const batches = vi.spyOn(ds, 'batch')
+    const getMany = vi.spyOn(ds.db, 'getMany')
+    await Promise.all(Array.from({ length: 200 }, async (_, i) => { await store.putMany([[`/h/${i}`, i], [`/hi/${i}`, 1]]) }))
+    expect(batches).toHaveBeenCalledTimes(1)
+    const found = await Promise.all(Array.from({ length: 400 }, async (_, i) => await store.has(`/hi/${i}`)))
+    expect(getMany).toHaveBeenCalledTimes(1)
+    expect(found.filter(Boolean)).toHaveLength(200)
+    expect(found.slice(0, 200).every(Boolean)).toBe(true)
+    expect((await collect(store.entries('/h/'))).length).toBe(200)
+  })
+
+  it('applies the writes of one tick in the order they were made', async () => {
+    await Promise.all([
+      store.put('/k/a', 1),
+      store.delete('/k/a'),
+      store.put('/k/b', 1),
+      store.writeMany([['/k/b', 2], ['/k/c', 3]], ['/k/c'])
+    ])
+    expect(await collect(store.entries('/k/'))).toEqual([{ key: '/k/b', value: 2 }])
+  })
+
+  it('rejects every write of a batch that failed, and a write whose caller gave up', async () => {
+    await store.close()
+    const writes = [store.put('/k/a', 1), store.putMany([['/k/b', 2]])]
+    for (const w of writes) await expect(w).rejects.toThrow()
+    await store.open()
+    await expect(store.put('/k/c', 3, { signal: AbortSignal.abort() })).rejects.toThrow(/abort/i)
+    expect(await store.has('/k/c')).toBe(false)
   })
 })
