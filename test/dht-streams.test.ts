@@ -2,14 +2,17 @@
  * The DHT as ChatPeer wires kad-dht, on real libp2p nodes (loopback TCP, one process):
  * RPCs run on pooled streams instead of a new stream each, a pooled stream the remote
  * reset is not used again, and kad-dht's closer-peer announcements reach the peer store
- * only when they bring news, and the writes of one tick leave a socket together.
+ * only when they bring news, the routing table is offered only peers a connection
+ * vouches for, and the writes of one tick leave a socket together.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { generateAccountKeys, keyIdOf, createSignedRecord, encodeSignedRecord, presenceKey } from '@conf-chat/protocol'
-import { DHT_PROTOCOL, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, type ChatPeer } from '@conf-chat/node/network'
+import { DHT_PROTOCOL, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, ChatPeer } from '@conf-chat/node/network'
 import { Socket } from 'node:net'
-import type { Stream } from '@libp2p/interface'
-import { startNetwork, type TestNetwork } from './helpers/network.js'
+import { rm } from 'node:fs/promises'
+import type { PeerId, Stream } from '@libp2p/interface'
+import { startNetwork, tempDir, type TestNetwork } from './helpers/network.js'
+import { until } from './helpers/until.js'
 
 function newRecord (): { key: string, value: Uint8Array } {
   const keys = generateAccountKeys()
@@ -145,6 +148,37 @@ describe('DHT RPCs on a supernode and 4 peers', () => {
     for (const peer of all.filter(p => p !== a)) {
       const known = await a.libp2p.peerStore.get(peer.peerId)
       expect(known.addresses.map(x => x.multiaddr.toString())).toContain(peer.multiaddrs[0]!.toString().split('/p2p/')[0])
+    }
+  })
+
+  it('does not dial a peer only heard of in a closer-peer list to ping it for the routing table; one it connects to goes in', async () => {
+    // (from 0 peers in its table on: at the default, k = 20, this small network's tables take every peer heard of)
+    const a = await net!.addPeer({ tableFromConnections: 0 })
+    // a DHT server a has never been connected to (it joined no network)
+    const dir = await tempDir()
+    const z = new ChatPeer({ dataDir: dir, host: '127.0.0.1', port: 0 })
+    try {
+      await z.start()
+      type Queue = { onIdle: () => Promise<void> }
+      const dht = a.libp2p.services.dht as unknown as {
+        network: EventTarget
+        routingTable: { find: (p: PeerId) => Promise<PeerId | undefined>, routingTableUpdateQueue: Queue, pingNewContactQueue: Queue }
+      }
+      // kad-dht's network announces z as a closer peer of some response
+      dht.network.dispatchEvent(new CustomEvent('peer', { detail: { id: z.peerId, multiaddrs: z.multiaddrs } }))
+      await dht.routingTable.routingTableUpdateQueue.onIdle()
+      await dht.routingTable.pingNewContactQueue.onIdle()
+      // no dial, no table entry; but its address reached the peer store, so a lookup can dial it
+      expect(a.libp2p.getConnections(z.peerId)).toEqual([])
+      expect(await dht.routingTable.find(z.peerId)).toBeUndefined()
+      expect((await a.libp2p.peerStore.get(z.peerId)).addresses.length).toBeGreaterThan(0)
+      // once connected (as a lookup that queries it is), identify shows it serves the DHT and it goes in
+      await a.libp2p.dial(z.peerId)
+      const { value } = await until(async () => await dht.routingTable.find(z.peerId), found => found != null, 15_000)
+      expect(value?.toString()).toBe(z.peerId.toString())
+    } finally {
+      await z.stop()
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })

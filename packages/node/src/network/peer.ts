@@ -112,6 +112,12 @@ export interface ChatPeerInit extends RecordStoreInit, SetStoreInit {
    * oldest are deleted (storage-budget.ts). @default 512 MiB
    */
   storageBudgetBytes?: number
+  /**
+   * The routing-table size from which only peers this one is connected to are offered to
+   * it, not every peer heard of in a lookup's answers (see DhtServiceInit's
+   * `tableFromConnections`). @default kad-dht's k (20)
+   */
+  tableFromConnections?: number
 }
 
 export interface ChatPeerEvents {
@@ -250,7 +256,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         },
         // an RPC that timed out with no answer: is the connection dead? (liveness.ts)
         onStall: peer => { this.liveness?.suspect(peer) },
-        tableRefreshIntervalMs: DHT_TABLE_REFRESH_INTERVAL_MS
+        tableRefreshIntervalMs: DHT_TABLE_REFRESH_INTERVAL_MS,
+        tableFromConnections: this.init.tableFromConnections
       })
       const gate = this.inboundGate = new InboundGate(INBOUND_GATE, logger.forComponent('conf-chat:network:inbound-gate'))
       const libp2p = await createLibp2p({

@@ -2,8 +2,9 @@
  * kad-dht as this project runs it: kad-dht itself, unchanged, given a view of libp2p's
  * components whose connection manager hands out pooled DHT streams (stream-pool.ts), and
  * with the closer peers of its responses filtered before they reach the routing table and
- * the peer store (discovery-filter.ts), and the peer-store reads behind every response's
- * closer-peer list answered from memory while unchanged (peer-info-cache.ts).
+ * the peer store (discovery-filter.ts), the peer-store reads behind every response's
+ * closer-peer list answered from memory while unchanged (peer-info-cache.ts), and the
+ * routing table offered only peers this peer is connected to (see `tableFromConnections`).
  */
 import { kadDHT, type KadDHT, type KadDHTComponents, type KadDHTInit } from '@libp2p/kad-dht'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
@@ -11,6 +12,9 @@ import { DhtStreamPool, type StreamPoolInit, type StreamPoolStats } from './stre
 import { DiscoveryFilter, type DiscoveryFilterInit } from './discovery-filter.js'
 import { PeerInfoCache, type PeerInfoCacheInit } from './peer-info-cache.js'
 import { overriding } from '../../utils/index.js'
+
+/** kad-dht's default k (its KBUCKET_SIZE, not exported from the package's index). */
+const K_BUCKET_SIZE = 20
 
 export interface DhtServiceInit {
   /** kad-dht's options; `protocol` is required (the pool serves that protocol only). */
@@ -29,6 +33,19 @@ export interface DhtServiceInit {
    * but its init does not pass one through: 5 minutes always. @default kad-dht's
    */
   tableRefreshIntervalMs?: number
+  /**
+   * Once the routing table holds k peers, offer it only peers this peer has a connection
+   * to (they answered one of its queries, or dialed it), as go-libp2p's DHT does. kad-dht
+   * offers it every closer peer of every response too, and a new contact is pinged before
+   * it is added (and, in a full bucket, up to 3 old contacts): a dial and a noise
+   * handshake each, for a peer only heard of. At 200 peers (`npm run bench:scale`) those
+   * pings were the largest source of new connections while lookups ran. Below k (a small
+   * network, or a peer that has just joined) every peer heard of is still offered, so a
+   * small network's tables hold every server. Closer peers reach the peer store either
+   * way (their addresses), so a lookup can dial them. The number is the table size from
+   * which the rule holds; `false` offers every peer always (kad-dht's way). @default k (20)
+   */
+  tableFromConnections?: number | false
 }
 
 /** What the wiring did so far, for tests and benchmarks. */
@@ -67,6 +84,20 @@ export class DhtService {
         const refresh = (dht as unknown as { routingTableRefresh?: { refreshInterval?: number } }).routingTableRefresh
         if (typeof refresh?.refreshInterval === 'number') refresh.refreshInterval = this.init.tableRefreshIntervalMs
         else log.error('kad-dht has no routing-table refresh to configure: it refreshes at its own interval')
+      }
+      if (this.init.tableFromConnections !== false) {
+        // called by kad-dht for each closer peer and each connected DHT peer (a public
+        // method of its KadDHT class, looked up on the instance at each call)
+        const kad = dht as unknown as { onPeerConnect?: (peer: PeerInfo) => Promise<void>, routingTable?: { size: number } }
+        const offer = kad.onPeerConnect?.bind(dht)
+        const from = this.init.tableFromConnections ?? this.init.kad.kBucketSize ?? K_BUCKET_SIZE
+        if (offer != null) {
+          kad.onPeerConnect = async (peer: PeerInfo) => {
+            if ((kad.routingTable?.size ?? 0) < from || components.connectionManager.getConnections(peer.id).length > 0) await offer(peer)
+          }
+        } else {
+          log.error('kad-dht has no onPeerConnect to wrap: every closer peer is offered to the routing table')
+        }
       }
       if (this.init.discovery !== false) {
         const filter = this.filter = new DiscoveryFilter(this.init.discovery)
