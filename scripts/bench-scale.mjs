@@ -31,7 +31,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createSignedRecord, encodeSignedRecord, generateAccountKeys, keyIdOf, presenceKey } from '@conf-chat/protocol'
-import { BenchRun, RESULTS, ROOT, Worker, fmt, loadString, sleep, stats } from './lib/bench.mjs'
+import { BenchRun, RESULTS, ROOT, Worker, fmt, loadString, profileMark, sleep, stats } from './lib/bench.mjs'
 import { PASSWORD, makeConference, measureConference } from './lib/conference.mjs'
 import { idleCpu } from './lib/proc.mjs'
 import { printTable } from './lib/scale-table.mjs'
@@ -147,6 +147,7 @@ async function round (N) {
     const putRpcs = []; const putLookupRpcs = []; const putLookupMs = []; const rpcOpenConnected = []; const rpcOpenDialed = []; const rpcAnswer = []; const putRounds = []; const getRpcs = []; const getRounds = []
     const failedGets = []
     for (let i = 0; i < WARMUP + RECORDS; i++) {
+      if (i === WARMUP) profileMark(`puts and gets at ${N} start`, [supernode.w, ...procs.map(x => x.w)])
       const a = i % procs.length
       const b = (a + 1 + pick(procs.length - 1)) % procs.length
       const writer = pick(procs[a].peers.length)
@@ -164,6 +165,7 @@ async function round (N) {
         failedGets.push({ status: get.status, ms: Math.round(get.ms), replicasPut: put.replicas, trace: get.trace })
       }
     }
+    profileMark(`puts and gets at ${N} end`)
     log(`put median ${fmt(stats(puts).median, 1)} ms, get median ${fmt(stats(gets).median, 1)} ms, ${failedGets.length} failed gets`)
 
     const after = await Promise.all(procs.map(x => x.w.request('peerStats')))
