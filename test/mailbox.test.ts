@@ -11,7 +11,7 @@ import { LevelDatastore } from 'datastore-level'
 import * as cborg from 'cborg'
 import {
   createEnvelope, mailboxItemOf, generateAccountKeys, mailboxSetKey, mailboxSetRules, isSealedEnvelopeItem, isSealedStrangerItem, isWriterListId, mailboxWriterOf, sealEnvelope,
-  DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope
+  encodeSetMessage, DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope, type SetNamespaceRules
 } from '@conf-chat/protocol'
 import { createChatNode, type ChatNode, type ChatNodeInit } from '@conf-chat/node'
 import { ChatPeer } from '@conf-chat/node/network'
@@ -19,6 +19,7 @@ import { startChatNetwork, eventually, FAST, type ChatNetwork } from './helpers/
 import { tempDir, addrOf } from './helpers/network.js'
 import { collect, makeFriends, registerUser, PASSWORD } from './helpers/friends.js'
 import { ChatWorker } from './helpers/worker.js'
+import { rawRequest } from './helpers/sets.js'
 
 const byTimeThenId = (a: { sentAt: number, id: string }, b: { sentAt: number, id: string }): number =>
   a.sentAt - b.sentAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
@@ -157,6 +158,48 @@ describe('mailboxes', () => {
     expect(refused).toEqual([])
     expect((await spare.history('sender1')).map(m => m.text)).not.toContain('forged: send me your password')
     await spare.logout()
+  })
+
+  it('shows a message whose id holders answer with something they made up, from the one holder that has the real one', async () => {
+    const sender = senders[1]!
+    const bob = await sender.profile('bob')
+    const mailbox = mailboxSetKey(bob.keyId)
+    const from = { username: sender.whoami().username, keys: sender.session!.account.keys }
+    const envelope = createEnvelope(DM_KIND, { text: 'the real one' }, from, bob)
+    const real = sealEnvelope(envelope, from.keys, bob.boxPublic)!
+    // the same sealed envelope, its sealed body changed: it no longer opens, and its pair key's signature is wrong
+    const fields = cborg.decode(real.data) as { sealed: Uint8Array }
+    const madeUp = { ...real, data: cborg.encode({ ...fields, sealed: Uint8Array.from(fields.sealed, (b, i) => i === 50 ? b ^ 1 : b) }) }
+    // the real one on one holder (not the reader's own peer: what a peer holds itself it trusts)
+    const servers = [net.supernode, ...net.nodes.filter(n => n !== spare).map(n => n.peer)]
+    const add = encodeSetMessage({ type: 'add', setKey: mailbox, items: [real] })
+    let honest: ChatPeer | undefined
+    for (const peer of servers) {
+      if ((await rawRequest(spare.peer, peer.peerId, add)).type === 'added' && (await peer.sets.localItems(mailbox)).some(i => i.id === real.id)) { honest = peer; break }
+    }
+    expect(honest).toBeDefined()
+    // every other holder, its checks switched off, keeps the made-up one under that id
+    const saved = new Map<ChatPeer, SetNamespaceRules>()
+    try {
+      for (const peer of servers.filter(p => p !== honest)) {
+        const rules = peer.sets.namespaceRules(MAILBOX_SET_NAMESPACE)!
+        saved.set(peer, rules)
+        peer.sets.registerNamespace(MAILBOX_SET_NAMESPACE, { ...rules, validateItem: () => {} })
+        await rawRequest(spare.peer, peer.peerId, encodeSetMessage({ type: 'add', setKey: mailbox, items: [madeUp] }))
+      }
+      const liars = servers.filter(p => p !== honest && saved.has(p))
+      const lying = await Promise.all(liars.map(async p => (await p.sets.localItems(mailbox)).some(i => i.id === real.id)))
+      expect(lying.filter(Boolean).length).toBeGreaterThanOrEqual(2)
+      const offline = collect(spare, 'messages:offline')
+      const refused = collect(spare, 'envelope:refused')
+      await spare.login('bob', PASSWORD)
+      await eventually(() => offline.length > 0)
+      expect(offline.flatMap(o => o.messages).map(m => [m.id, m.text])).toEqual([[envelope.id, 'the real one']])
+      expect(refused).toEqual([])
+      await spare.logout()
+    } finally {
+      for (const [peer, rules] of saved) peer.sets.registerNamespace(MAILBOX_SET_NAMESPACE, rules)
+    }
   })
 
   it('survives the loss of all holders but one, and no holder can read it, or tell who sent it or what it is', async () => {

@@ -6,7 +6,7 @@
  */
 import {
   MAX_SET_ITEMS_PER_FRAME, InvalidSetItemError, createRemoveAuth, refusal, bytesEqual,
-  type AccountKeys, type Refusal, type SetItem, type SetReadAuth, type SetRemoval
+  type AccountKeys, type Refusal, type SetItem, type SetNamespaceRules, type SetReadAuth, type SetRemoval
 } from '@conf-chat/protocol'
 import { delay } from '../../utils/index.js'
 import { NoSetHoldersError, SetReadError, SetRemoveError, SetWriteError, unexpected } from './set-errors.js'
@@ -48,6 +48,13 @@ export interface ListOptions extends AbortOptions {
    * holders let only its owner, and the set's other holders, read it).
    */
   readAs?: Pick<AccountKeys, 'signPublic' | 'signSecret'>
+  /**
+   * The reader's own check of each item a holder sends, in place of the namespace's
+   * (throws to refuse the item, which is then asked of another holder). For a reader that
+   * can check more than a holder can, at less cost: a mailbox's owner opens a sealed
+   * envelope and checks its sender's signature instead of the pair key's.
+   */
+  validateItem?: SetNamespaceRules['validateItem']
 }
 
 export interface SetClientComponents {
@@ -142,7 +149,7 @@ export class SetClient {
   async list (setKey: string, options: ListOptions = {}): Promise<SetItem[]> {
     if (options.skip != null) return await this.listNew(setKey, options.skip, options)
     const { namespaces, rpc } = this.components
-    const rules = namespaces.rulesFor(setKey)
+    const rules = this.readerRules(setKey, options)
     // holders keep the first item they get under an id, so two holders may keep different
     // items under one id (one of them missed the first): the version most holders keep wins
     const byId = new Map<string, Array<{ item: SetItem, votes: number }>>()
@@ -225,6 +232,12 @@ export class SetClient {
     return answers
   }
 
+  /** The set's rules, with the reader's own item check where it gives one (ListOptions.validateItem). */
+  private readerRules (setKey: string, options: ListOptions): SetNamespaceRules {
+    const rules = this.components.namespaces.rulesFor(setKey)
+    return options.validateItem == null ? rules : { ...rules, validateItem: options.validateItem }
+  }
+
   /**
    * `list` with `skip`: each holder's ids first, then, from that same holder as soon as
    * its listing ends, the items of the ids not skipped that no other holder is sending
@@ -234,7 +247,7 @@ export class SetClient {
    */
   private async listNew (setKey: string, skip: (id: string) => boolean, options: ListOptions): Promise<SetItem[]> {
     const { namespaces, rpc } = this.components
-    const rules = namespaces.rulesFor(setKey)
+    const rules = this.readerRules(setKey, options)
     const found = new Map<string, SetItem>()
     for (const item of await this.components.localItems(setKey, options)) if (!skip(item.id)) found.set(item.id, item)
     /** ids some holder is being asked for now */

@@ -45,6 +45,24 @@ describe('set client', () => {
     expect(listed.map(textOf).sort()).toEqual(['one', 'three', 'two'])
   })
 
+  it('checks items with the reader\'s own check in place of the namespace\'s, and takes an id it refuses from another holder that listed it', async () => {
+    const real = textItem(net.clock, 'real')
+    // two holders send something else under the same id: the namespace takes it, the reader's check does not
+    const fake = textItem(net.clock, 'fake', real.id)
+    for (const h of holders.slice(0, 2)) await onlyOn(h, fake)
+    await onlyOn(holders[2]!, real)
+    const validateItem = (_setKey: string, item: SetItem): void => {
+      if (textOf(item) === 'fake') throw new Error('not what the writer wrote')
+    }
+    // the namespace's check alone: the version most holders keep
+    expect((await reader.store.list(key)).map(textOf)).toEqual(['fake'])
+    expect((await reader.store.list(key, { validateItem })).map(textOf)).toEqual(['real'])
+    // ids first, each item from one holder that listed it (a fake one first, mostly): then from the next
+    for (let run = 0; run < 5; run++) {
+      expect((await reader.store.list(key, { skip: () => false, validateItem })).map(textOf)).toEqual(['real'])
+    }
+  })
+
   it('with ids to skip, lists ids first and fetches each other item once, from one holder that has it', async () => {
     const [a, b, c] = ['one', 'two', 'three'].map(t => textItem(net.clock, t)) as [SetItem, SetItem, SetItem]
     for (const h of holders) { await onlyOn(h, a); await onlyOn(h, b) }
