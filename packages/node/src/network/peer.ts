@@ -1,75 +1,41 @@
 /**
- * A conf-chat peer: a libp2p node in the project's own Kademlia DHT, with a persistent
- * identity and datastore under its data directory, the signed record store, and a
- * bootstrap loop that keeps trying until it reaches the network.
+ * A conf-chat peer: a libp2p node in the project's own Kademlia DHT (put together in
+ * libp2p-node.ts), with a persistent identity and datastore under its data directory, the
+ * signed record store, the set store, and a bootstrap loop that keeps trying until it
+ * reaches the network.
  */
 import '../polyfill.js'
 import { join } from 'node:path'
 import { mkdir } from 'node:fs/promises'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { corkedTcp } from './corked-tcp.js'
-import { noise } from '@chainsafe/libp2p-noise'
-import { fastNoiseCrypto } from './noise-crypto.js'
-import { halfWindowYamux } from './half-window-yamux.js'
-import { identify, identifyPush, type Identify } from '@libp2p/identify'
-import { ping, type Ping } from '@libp2p/ping'
-import { passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { TypedEventEmitter, type AbortOptions, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { defaultLogger, peerLogger } from '@libp2p/logger'
 import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storage/index.js'
-import { RecordStore, recordSelectors, recordValidators, type RecordStoreInit } from './records/index.js'
+import { RecordStore, type RecordStoreInit } from './records/index.js'
 import { SetStore, SET_ITEMS_PREFIX, type SetStoreInit } from './sets/index.js'
 import { StorageBudget } from './storage-budget.js'
 import { DhtServers } from './dht/dht-servers.js'
 import { DhtService, Responsibility, type DhtServiceStats, type RoutingView } from './dht/index.js'
 import { ConnectionLiveness } from './liveness.js'
 import { ConnectionTrimmer, type ConnectionTrimmerInit } from './connection-trimmer.js'
-import { InboundGate, INBOUND_GATE, INBOUND_UPGRADE_TIMEOUT_MS } from './inbound-gate.js'
-import { parseBootstrapAddrs, listenAddr } from './addresses.js'
-import { holePunch, type HolePuncher, type HolePunchStats } from './hole-punch.js'
-import { relayServer, relayTransport, isRelayed, type RelayLimits, type Reachability, type CircuitRelayService } from './relay.js'
-import { reachability as reachabilityService, type DialbackService, type Reached } from './reachability.js'
+import { InboundGate, INBOUND_GATE } from './inbound-gate.js'
+import { parseBootstrapAddrs } from './addresses.js'
+import type { HolePunchStats } from './hole-punch.js'
+import { isRelayed, type RelayLimits, type Reachability } from './relay.js'
+import type { Reached } from './reachability.js'
 import { ReachabilityKeeper } from './reachability-keeper.js'
-import { portForwarding, type PortForwarding } from './upnp.js'
+import { createChatLibp2p, kadOptions, type ChatLibp2p } from './libp2p-node.js'
 import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
-import { ListenError, NotStartedError } from '../errors.js'
+import { NotStartedError } from '../errors.js'
 import { delay, settledWithin, timeLimit } from '../utils/index.js'
 import {
-  DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DHT_SELF_LOOKUP_INTERVAL_MS, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL,
+  DHT_PROTOCOL, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL,
   BOOTSTRAP_DIAL_TIMEOUT_MS, REMEMBERED_DIAL_TIMEOUT_MS, DEFAULT_STORAGE_BUDGET_BYTES
 } from '../constants.js'
 
-/**
- * The connection manager's cap. In libp2p 3 `maxConnections` is not a target to prune
- * down to: at the cap every inbound connection is refused (connection-manager
- * acceptIncomingConnection), and pruning only runs when outbound dials push the count
- * over it. A low cap would make the bootstrap peer refuse joiners once it holds that many
- * (every joiner dials it) and DHT servers refuse queriers. So the cap stays above the
- * network sizes measured here (300 peers on one machine); the number of connections is
- * kept near a target by the trimmer (connection-trimmer.ts, low and high water marks),
- * an idle connection's work is kept small by the quiet connection (no connection
- * monitor, no muxer keep-alive, pooled DHT streams that close when idle), and one that
- * carries nothing closes after the inactivity limit below.
- */
-const MAX_CONNECTIONS = 500
-/**
- * libp2p's connection monitor is off. It opens a ping stream on every connection every
- * 10 s by default (a new stream, protocol negotiation and a peer-store merge on both
- * ends), so an idle peer's work grew with its connections (13 at 10 peers, 67 at 100); at
- * one ping a minute it was still a fifth of an idle logged-in peer's CPU (bench:idle, 10
- * users: 0.74 -> 0.60 % of a core without it). A crashed peer's connections close by
- * themselves (FIN/RST); a silently vanished host is found when a connection is used (a
- * DHT RPC with no answer, see liveness.ts; an unacknowledged chat message falls back to
- * the mailbox), and a connection that carries nothing closes after
- * TCP_INACTIVITY_TIMEOUT_MS, which also bounds the connections an idle peer keeps to the
- * peers it worked with lately.
- */
-const CONNECTION_MONITOR_ENABLED = false
-/** A TCP connection with no byte either way for this long is closed (@libp2p/tcp's default is 2 min:
- * long enough that a refresh or a mailbox read finds its connections open, not a re-dial each time). */
-const TCP_INACTIVITY_TIMEOUT_MS = 10 * 60_000
+export type { ChatLibp2p } from './libp2p-node.js'
+
 /** A peer that became a DHT server at join looks itself up again this much later (identify push waits 1 s to gather changes). */
 const RELOOKUP_AFTER_SERVING_MS = 5_000
 /** How long a stop waits for the puts still going on to other holders after their write quorum (RecordStore.settled). */
@@ -133,8 +99,6 @@ export interface ChatPeerEvents {
   /** The addresses at which this peer can be dialled changed (a relay reservation made or lost). */
   'network:addresses': CustomEvent<{ addrs: string[] }>
 }
-
-export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping, reachability: DialbackService, relay?: CircuitRelayService, punch?: HolePuncher, upnp?: PortForwarding }>
 
 export type PeerStatus = 'stopped' | 'starting' | 'started' | 'stopping'
 
@@ -240,77 +204,26 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       await this.datastore.open()
       await this.datastore.countHeld([DHT_RECORD_PREFIX + '/', SET_ITEMS_PREFIX])
       const dht = this.dht = new DhtService({
-        kad: {
-          protocol: DHT_PROTOCOL,
-          clientMode,
-          // keep loopback and LAN addresses: the default mapper drops them
-          peerInfoMapper: passthroughMapper,
-          validators: recordValidators({ logger }),
-          selectors: recordSelectors(),
-          initialQuerySelfInterval: 0,
-          querySelfInterval: DHT_SELF_LOOKUP_INTERVAL_MS,
-          maxInboundStreams: DHT_MAX_INBOUND_STREAMS,
-          networkDialTimeout: { maxTimeout: DHT_RPC_MAX_TIMEOUT_MS },
-          alpha: DHT_ALPHA,
-          disjointPaths: DHT_DISJOINT_PATHS
-        },
+        kad: kadOptions(clientMode, logger),
         // an RPC that timed out with no answer: is the connection dead? (liveness.ts)
         onStall: peer => { this.liveness?.suspect(peer) },
         tableRefreshIntervalMs: DHT_TABLE_REFRESH_INTERVAL_MS,
         tableFromConnections: this.init.tableFromConnections
       })
       const gate = this.inboundGate = new InboundGate(INBOUND_GATE, logger.forComponent('conf-chat:network:inbound-gate'))
-      const libp2p = await createLibp2p({
+      const libp2p = await createChatLibp2p({
         privateKey,
         logger,
         datastore: this.datastore,
-        // a private peer listens on one relay at start, on a second once it knows a second (reachability-keeper.ts)
-        addresses: { listen: [listenAddr(host, port)] },
-        transports: [
-          corkedTcp({ inboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS, outboundSocketInactivityTimeout: TCP_INACTIVITY_TIMEOUT_MS }),
-          // every peer can dial a relayed address; a private one also keeps its reservations
-          relayTransport()
-        ],
-        // X25519 through JWK keys instead of DER ones: a handshake costs a fifth (noise-crypto.ts)
-        connectionEncrypters: [noise({ crypto: fastNoiseCrypto })],
-        // yamux pings every connection every 30 s and ignores a missing answer (its own
-        // TODO): chatter that finds nothing; a connection is checked when used (liveness.ts).
-        // Its window updates wait until half the window is used (half-window-yamux.ts)
-        streamMuxers: [halfWindowYamux({ enableKeepAlive: false })],
-        connectionManager: {
-          // every peer on one machine shares one remote IP; the default (5/s) resets them
-          inboundConnectionThreshold: 1000,
-          maxConnections: MAX_CONNECTIONS,
-          // libp2p's own count (which refuses) stays above the gate's, so that it never decides
-          maxIncomingPendingConnections: 2 * INBOUND_GATE.total,
-          inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS
-        },
-        connectionGater: {
-          denyInboundConnection: maConn => gate.admit(maConn),
-          denyInboundUpgradedConnection: (_peer, maConn) => gate.upgraded(maConn)
-        },
-        connectionMonitor: { enabled: CONNECTION_MONITOR_ENABLED },
-        services: {
-          identify: identify(),
-          // tells connected peers when this peer's protocols or addresses change: a DHT mode
-          // found by the dial-back, a relay reservation (else they keep the first identify's)
-          identifyPush: identifyPush(),
-          // kad-dht's routing table, liveness probes and friends' reachability checks all ping;
-          // with the default of one outbound ping stream per peer a second ping is refused
-          ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
-          dht: dht.factory(),
-          ...(this.init.relay != null ? { relay: relayServer(this.init.relay) } : {}),
-          // a direct connection after a relayed one, when both routers allow it (hole-punch.ts)
-          ...(reachability !== 'public' ? { punch: holePunch({ publicIp: () => reach.observedIp }) } : {}),
-          // answers other peers' dial-back requests while a DHT server; asks them when `auto`
-          reachability: reachabilityService({ serving: () => this._libp2p?.services.dht.getMode() === 'server' }),
-          ...(reachability === 'auto' && this.init.upnp === true ? { upnp: portForwarding() } : {})
-        }
-      }).catch((err: any) => {
-        if (err.code === 'EADDRINUSE' || /EADDRINUSE|EADDRNOTAVAIL|EACCES/.test(String(err.message))) {
-          throw new ListenError(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`)
-        }
-        throw err
+        host,
+        port,
+        reachability,
+        dht,
+        gate,
+        relay: this.init.relay,
+        upnp: this.init.upnp,
+        publicIp: () => reach.observedIp,
+        serving: () => this._libp2p?.services.dht.getMode() === 'server'
       })
       this._libp2p = libp2p
       // the join dials after this, so every peer's identify is seen
