@@ -15,7 +15,8 @@
 //     that dialed first, the time to open the stream (dialing or not) and to the answer;
 //   - idle CPU per peer: each process's utime + stime (/proc/<pid>/stat) over a quiet
 //     window, divided by its peers; the supernode's on its own;
-//   - RSS per peer (process RSS / its peers), a process's first peer and each extra peer.
+//   - RSS per peer (process RSS / its peers), a process's first peer and each extra peer
+//     (a process's young generation is its peers' together, 1 MiB each up to 16: workerArgs).
 // A table of all N with how each figure grows per doubling of N. Then, in the network
 // of --users-at peers (default: the largest N), --members users (each a ChatNode in a
 // process of its own, default settings): a conference of all, each send timed until every
@@ -31,7 +32,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createSignedRecord, encodeSignedRecord, generateAccountKeys, keyIdOf, presenceKey } from '@conf-chat/protocol'
-import { BenchRun, RESULTS, ROOT, Worker, fmt, loadString, profileMark, sleep, stats } from './lib/bench.mjs'
+import { BenchRun, RESULTS, ROOT, Worker, fmt, loadString, profileMark, sleep, stats, workerArgs } from './lib/bench.mjs'
 import { PASSWORD, makeConference, measureConference } from './lib/conference.mjs'
 import { idleCpu } from './lib/proc.mjs'
 import { printTable } from './lib/scale-table.mjs'
@@ -130,7 +131,7 @@ async function round (N) {
     const procs = []
     for (let p = 0; p < sizes.length; p++) {
       const dir = await run.tempDir()
-      const w = new Worker(`peers-${N}-${p}`, SCRIPT)
+      const w = new Worker(`peers-${N}-${p}`, SCRIPT, { execArgv: workerArgs({ peers: sizes[p] }) })
       run.workers.push(w)
       const r = await w.request('startPeers', { dir, count: sizes[p], batch: BATCH, bootstrap, joinTimeoutMs: JOIN_TIMEOUT }, { timeoutMs: JOIN_TIMEOUT * Math.ceil(sizes[p] / BATCH) + 60_000 })
       procs.push({ w, ...r })

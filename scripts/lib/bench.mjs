@@ -59,11 +59,19 @@ export function machineInfo () {
 export const loadString = l => l.map(x => x.toFixed(1)).join(' ')
 
 /**
- * The workers run with the programs' V8 flags and malloc setting (packages/program/src/heap.ts), so that a
- * peer process measures as the programs would; and with `--cpu-prof` when
- * BENCH_CPU_PROF=<dir> is set (to see where the time goes).
+ * A benchmark worker's node flags. The workers run with the programs' V8 flags and malloc
+ * setting (packages/program/src/heap.ts), so that a peer process measures as the programs
+ * would, and with `--cpu-prof` when BENCH_CPU_PROF=<dir> is set (to see where the time
+ * goes). A process hosting `peers` peers gets the young generation that many programs
+ * would have between them (1 MiB per semi-space each), up to V8's default maximum of 16
+ * MiB: 25 peers in one process with one program's young generation spent a quarter of
+ * their busy time collecting garbage (bench:scale at 200 peers, BENCH_CPU_PROF).
  */
-const workerArgs = () => [...NODE_FLAGS, ...(process.env.BENCH_CPU_PROF != null ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [])]
+export const workerArgs = ({ peers = 1 } = {}) => [
+  ...NODE_FLAGS.filter(flag => !flag.startsWith('--max-semi-space-size=')),
+  `--max-semi-space-size=${Math.min(16, Math.max(1, peers))}`,
+  ...(process.env.BENCH_CPU_PROF != null ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [])
+]
 
 /**
  * With BENCH_CPU_PROF set, prints a point in time on the profiles' clock (µs since boot,
