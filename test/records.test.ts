@@ -9,7 +9,7 @@
  * peers its lookup found, which right after a join need not be every peer, so claims
  * about every store are checked store by store.
  */
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest'
+import { describe, it, expect, beforeAll, afterAll, afterEach, vi } from 'vitest'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Libp2pRecord } from '@libp2p/record'
@@ -218,6 +218,28 @@ describe('the record store on a network of a supernode, 6 peers and an attacker'
     expect(got.all.some(r => r.record.seq === 1)).toBe(true)
     expect(got.best?.record.seq).toBe(2)
     expect(Buffer.compare(got.best!.value, v2)).toBe(0)
+  })
+
+  it('a record put again within a minute goes to the holders that stored it, with no lookup, and readers get it', async () => {
+    const carol = generateAccountKeys()
+    const key = presenceKey(keyIdOf(carol.signPublic))
+    const writer = net.peers[1]!
+    const first = await writer.records.put(key, signed(key, 1, presence('carol', { updatedAt: 1 }), carol))
+    expect(first.replicas).toBeGreaterThanOrEqual(3)
+    await writer.records.settled()
+    const lookups = vi.spyOn(writer.libp2p.services.dht, 'put')
+    const v2 = signed(key, 2, presence('carol', { updatedAt: 2 }), carol)
+    try {
+      const second = await writer.records.put(key, v2)
+      expect(second.replicas).toBeGreaterThanOrEqual(3)
+      await writer.records.settled()
+      expect(lookups).not.toHaveBeenCalled()
+    } finally {
+      lookups.mockRestore()
+    }
+    const got = await reader.records.read(key)
+    expect(got.best?.record.seq).toBe(2)
+    expect(await holdsEverywhere(key, v2)).toBe(true)
   })
 
   it('first come, first served: a second key claiming a taken name is refused, a released name can be taken', async () => {

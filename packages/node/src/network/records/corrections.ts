@@ -36,12 +36,20 @@ interface KadNetwork {
   sendRequest: (to: PeerId, msg: { type: MessageType, key: Uint8Array, record: Uint8Array }, options: AbortOptions & { path: { index: number, queued: number, running: number, total: number } }) => AsyncIterable<QueryEvent>
 }
 
+/** What a holder made of a PUT_VALUE: stored it (echoed it back), refused it, or gave no answer in time. */
+export type PutOutcome = 'stored' | 'refused' | 'failed'
+
+/** Sends `value` (a signed record) for `key` to one holder with a PUT_VALUE; resolves with what the holder made of it. */
+export type PutToFn = (to: PeerId, key: string, value: Uint8Array, options: AbortOptions) => Promise<PutOutcome>
+
 /**
- * A CorrectFn over kad-dht's own RPC client, the one its get() corrects with
+ * A PutToFn over kad-dht's own RPC client, the one its get() corrects with
  * (`sendCorrectionRecord`): the KadDHT class exposes it as `network`, although the
- * KadDHT interface does not name it. Undefined for a DHT without one (a test stub).
+ * KadDHT interface does not name it. Undefined for a DHT without one (a test stub). An
+ * error other than a time limit counts as a refusal (a holder's validator or write guard
+ * refusing resets the stream), as in a put.
  */
-export function kadCorrect (dht: object): CorrectFn | undefined {
+export function kadPutTo (dht: object): PutToFn | undefined {
   const network = (dht as { network?: Partial<KadNetwork> } | undefined)?.network
   const sendRequest = network?.sendRequest?.bind(network)
   if (sendRequest == null) return undefined
@@ -50,11 +58,20 @@ export function kadCorrect (dht: object): CorrectFn | undefined {
     const record = new Libp2pRecord(keyBytes, value, new Date()).serialize()
     const path = { index: -1, queued: 0, running: 0, total: 0 }
     for await (const ev of sendRequest(to, { type: MessageType.PUT_VALUE, key: keyBytes, record }, { ...options, path })) {
-      if (ev.name === 'PEER_RESPONSE' && ev.record != null && bytesEqual(ev.record.value, value)) return true
-      if (ev.name === 'QUERY_ERROR') return false
+      if (ev.name === 'PEER_RESPONSE') return ev.record != null && bytesEqual(ev.record.value, value) ? 'stored' : 'refused'
+      if (ev.name === 'QUERY_ERROR') {
+        return options.signal?.aborted === true || ev.error.name === 'AbortError' || ev.error.name === 'TimeoutError' ? 'failed' : 'refused'
+      }
     }
-    return false
+    return 'failed'
   }
+}
+
+/** A CorrectFn over kadPutTo. */
+export function kadCorrect (dht: object): CorrectFn | undefined {
+  const putTo = kadPutTo(dht)
+  if (putTo == null) return undefined
+  return async (to, key, value, options) => await putTo(to, key, value, options) === 'stored'
 }
 
 export interface RecordCorrectionsComponents {

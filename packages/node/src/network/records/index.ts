@@ -3,11 +3,11 @@
  * holders corrected, republish, sweep) and kad-dht's validators and selectors for our
  * namespaces.
  */
-export { RecordStore } from './record-store.js'
+export { RecordStore, HOLDERS_REUSE_MS } from './record-store.js'
 export type { RecordStoreInit, RecordStoreComponents, PutResult, GetOptions, GetResult, ReadResult, ReadStatus } from './record-store.js'
 export { UnknownRecordError } from './errors.js'
 export { READ_QUORUMS, WRITE_QUORUMS, ABSENT_CLOSEST, ABSENT_MIN_ANSWERS, readQuorumOf, writeQuorumOf } from './quorums.js'
-export { kadCorrect, CORRECTION_INTERVAL_MS, type CorrectFn } from './corrections.js'
+export { kadCorrect, kadPutTo, CORRECTION_INTERVAL_MS, type CorrectFn, type PutToFn, type PutOutcome } from './corrections.js'
 export { recordValidators, recordSelectors } from './validators.js'
 export type { RecordValidatorsComponents } from './validators.js'
 export type { Namespace } from '@conf-chat/protocol'

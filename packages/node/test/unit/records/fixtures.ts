@@ -15,7 +15,7 @@ import {
 } from '@conf-chat/protocol'
 import { defaultLogger } from '@libp2p/logger'
 import { DHT_RECORD_PREFIX } from '../../../src/storage/index.js'
-import { RecordStore, type RecordStoreInit } from '../../../src/network/records/index.js'
+import { RecordStore, type RecordStoreInit, type RecordStoreComponents } from '../../../src/network/records/index.js'
 import type { PeerId } from '@libp2p/interface'
 
 export type SignKeys = Pick<AccountKeys, 'signPublic' | 'signSecret'>
@@ -200,7 +200,7 @@ export interface TestStore {
  * A record store over a stub DHT and a MemoryDatastore, wired as ChatPeer wires it: our
  * own puts reach the datastore through the store's write guard, stamped by the clock.
  */
-export function testStore (init: RecordStoreInit = {}): TestStore {
+export function testStore (init: RecordStoreInit = {}, components: Pick<RecordStoreComponents, 'putTo'> = {}): TestStore {
   const dht = new StubDht()
   const datastore = new MemoryDatastore()
   const clock = new Clock()
@@ -215,7 +215,7 @@ export function testStore (init: RecordStoreInit = {}): TestStore {
     if (corrections.length >= n) return
     await new Promise<void>(resolve => { waiters.push({ n, resolve }) })
   }
-  const store = new RecordStore({ dht, datastore, now: clock.now, logger: defaultLogger(), correct }, init)
+  const store = new RecordStore({ dht, datastore, now: clock.now, logger: defaultLogger(), correct, ...components }, init)
   dht.localPut = async (key, value) => {
     const raw = storedForm(key, value, clock.now())
     await store.guard(dsKeyOf(key), raw)

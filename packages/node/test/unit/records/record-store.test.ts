@@ -5,6 +5,7 @@
 import { describe, it, expect, beforeAll } from 'vitest'
 import { generateAccountKeys, userKey, type AccountPayload, type PresencePayload } from '@conf-chat/protocol'
 import type { PeerId } from '@libp2p/interface'
+import { HOLDERS_REUSE_MS, type PutOutcome } from '../../../src/network/records/index.js'
 import {
   testStore, peerIds, claim, released, presenceKeyOf, presenceOf, signed, presence, dsKeyOf, storedForm,
   peerResponse, valueEvent, namedError
@@ -15,6 +16,49 @@ const mallory = generateAccountKeys()
 
 let peers: PeerId[]
 beforeAll(async () => { peers = await peerIds(6) })
+
+describe('a key put again', () => {
+  it('goes straight to the holders that stored it when it was last looked up, our own copy first, and is looked up again after HOLDERS_REUSE_MS', async () => {
+    const sent: string[] = []
+    const { store, dht, clock } = testStore({}, { putTo: async (to) => { sent.push(to.toString()); return 'stored' } })
+    const [p0, p1, p2, p3] = peers as [PeerId, PeerId, PeerId, PeerId]
+    const key = presenceKeyOf(alice)
+    dht.putAnswers = [{ peer: p0, answer: 'stores' }, { peer: p1, answer: 'stores' }, { peer: p2, answer: 'stores' }, { peer: p3, answer: 'refuses' }]
+    expect(await store.put(key, presenceOf(alice, 1))).toMatchObject({ replicas: 3 })
+    await store.settled()
+    clock.advance(HOLDERS_REUSE_MS - 1)
+    expect(await store.put(key, presenceOf(alice, 2))).toEqual({ replicas: 3, refused: 0 })
+    await store.settled()
+    expect(dht.puts).toHaveLength(1)
+    expect(sent.sort()).toEqual([p0, p1, p2].map(String).sort())
+    expect((await store.getLocal<PresencePayload>(key))?.record.seq).toBe(2)
+    // an older record than our own copy is refused before anything is sent
+    await expect(store.put(key, presenceOf(alice, 1))).rejects.toMatchObject({ name: 'RecordConflictError' })
+    expect(sent).toHaveLength(3)
+    clock.advance(1)
+    await store.put(key, presenceOf(alice, 3))
+    expect(dht.puts).toHaveLength(2)
+    expect(sent).toHaveLength(3)
+  })
+
+  it('is put with a lookup at once when fewer than the write quorum of the remembered holders take it; refusals count', async () => {
+    const answers: Record<string, PutOutcome> = {}
+    const { store, dht } = testStore({}, { putTo: async (to) => answers[to.toString()] ?? 'stored' })
+    const [p0, p1, p2] = peers as [PeerId, PeerId, PeerId]
+    const key = presenceKeyOf(alice)
+    dht.putAnswers = [{ peer: p0, answer: 'stores' }, { peer: p1, answer: 'stores' }, { peer: p2, answer: 'stores' }]
+    await store.put(key, presenceOf(alice, 1))
+    answers[p0.toString()] = 'refused'
+    answers[p1.toString()] = 'failed'
+    expect(await store.put(key, presenceOf(alice, 2))).toEqual({ replicas: 3, refused: 0 })
+    expect(dht.puts.map(p => p.value.length > 0)).toEqual([true, true])
+    // a key of a namespace whose write quorum is every holder (a name) is always looked up
+    const name = userKey('alice')
+    await store.put(name, claim(alice, 'alice'))
+    await store.put(name, claim(alice, 'alice', 2))
+    expect(dht.puts.filter(p => p.key === name)).toHaveLength(2)
+  })
+})
 
 describe('put', () => {
   it('counts the replicas that echoed our record and those that refused it; a timeout or a stray answer counts as neither', async () => {
