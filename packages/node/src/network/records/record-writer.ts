@@ -1,0 +1,171 @@
+/**
+ * The writing side of the record store. A put stores our own copy (through the write
+ * guard) and the record on the closest DHT servers, and returns at its namespace's write
+ * quorum (quorums.ts) while kad-dht's put goes on to the other holders in the background.
+ * A key put again within HOLDERS_REUSE_MS goes straight to the holders that stored it at
+ * its last put with a lookup.
+ */
+import { fromString as bytesFromString } from 'uint8arrays'
+import { bytesEqual } from '@conf-chat/protocol'
+import { writeQuorumOf } from './quorums.js'
+import { timeLimit } from '../../utils/index.js'
+import type { OwnWrites } from './own-writes.js'
+import type { PutToFn } from './corrections.js'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { AbortOptions, Logger, PeerId } from '@libp2p/interface'
+
+export interface PutResult {
+  /** Remote replicas that acknowledged the record. */
+  replicas: number
+  /** Remote replicas that refused it (invalid, stale, or the name is taken there). */
+  refused: number
+}
+
+/**
+ * A key written again within this long goes straight to the holders that stored it when
+ * it was last put with a closest-peers lookup (each PUT_VALUE on a connection the writer
+ * most likely still has), with no lookup: a member's history page is written every few
+ * seconds while a conversation goes on, and at 200 peers a lookup is 50-60 RPCs, most of
+ * them dialing first, so 20 members chatting made ~20 lookups every 5 s (README's
+ * bench:scale notes). After this long the next put looks the closest peers up again, so
+ * peers that joined closer to the key get the record within a minute; a put to the
+ * remembered holders that does not reach the write quorum (they left, or refuse) is
+ * followed at once by a put with a lookup.
+ */
+export const HOLDERS_REUSE_MS = 60_000
+/** Keys whose holders are remembered (bounded memory); the oldest go first. */
+export const MAX_REMEMBERED_HOLDERS = 1_024
+
+export interface RecordWriterComponents {
+  dht: Pick<KadDHT, 'put'>
+  /** This peer's own writes, which the write guard lets through (own-writes.ts). */
+  own: Pick<OwnWrites, 'put'>
+  /** Writes our own copy through the write guard, as kad-dht's put does. */
+  storeLocal: (key: string, value: Uint8Array) => Promise<void>
+  /** Sends the record straight to one holder; none: every put looks its holders up. */
+  putTo?: PutToFn
+  log: Logger
+  now: () => number
+  /** Limit for one put (ms). */
+  queryTimeoutMs: number
+}
+
+export class RecordWriter {
+  private readonly c: RecordWriterComponents
+  /** Puts that returned at their write quorum and still run on to the other holders. */
+  private readonly tails = new Set<Promise<void>>()
+  /** For each key put lately with a lookup: the holders that stored it, and when (see HOLDERS_REUSE_MS). */
+  private readonly holders = new Map<string, { peers: PeerId[], at: number }>()
+
+  constructor (components: RecordWriterComponents) {
+    this.c = components
+  }
+
+  /**
+   * Store a record (checked by the caller) locally and on the closest DHT servers. Returns once the namespace's
+   * write quorum of holders stored it (see quorums.ts), or once the put ends if fewer did;
+   * in the first case the put goes on to the other holders in the background (`settled`
+   * waits for it). Throws RecordConflictError if our own store already holds a record this
+   * one may not replace.
+   */
+  async put (key: string, value: Uint8Array, options: AbortOptions = {}): Promise<PutResult> {
+    const quorum = writeQuorumOf(key)
+    // kad-dht's put() never yields its FINAL_PEER events: a peer is a put target once we
+    // sent it PUT_VALUE, and it stored the record only if it echoed our value back
+    const sentTo = new Set<string>()
+    const result: PutResult = { replicas: 0, refused: 0 }
+    const signal = timeLimit(this.c.queryTimeoutMs, options)
+    const known = this.holders.get(key)
+    if (known != null && this.c.putTo != null && this.c.now() - known.at < HOLDERS_REUSE_MS && known.peers.length >= quorum) {
+      const direct = await this.putToHolders(key, value, known.peers, quorum, signal)
+      if (direct != null) return direct
+      this.holders.delete(key)
+      this.c.log('put %s: the remembered holders did not take it, looking them up', key)
+    }
+    let reachedQuorum = (): void => {}
+    const atQuorum = new Promise<'quorum'>(resolve => { reachedQuorum = () => { resolve('quorum') } })
+    const storedOn: PeerId[] = []
+    // kad-dht stores our own copy first, through the write guard
+    const putting = this.c.own.put(key, value, async () => {
+      for await (const ev of this.c.dht.put(bytesFromString(key), value, { signal })) {
+        if (ev.name === 'SEND_QUERY' && ev.messageName === 'PUT_VALUE') {
+          sentTo.add(ev.to.toString())
+        } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE' && sentTo.delete(ev.from.toString())) {
+          if (ev.record != null && bytesEqual(ev.record.value, value)) {
+            storedOn.push(ev.from)
+            if (++result.replicas >= quorum) reachedQuorum()
+          } else {
+            result.refused++
+          }
+        } else if (ev.name === 'QUERY_ERROR' && sentTo.delete(ev.from.toString())) {
+          // a validator or the write guard refusing resets the stream; a time limit is no refusal
+          if (!signal.aborted && ev.error.name !== 'AbortError' && ev.error.name !== 'TimeoutError') result.refused++
+        }
+      }
+      // every holder answered: the next put of this key within HOLDERS_REUSE_MS goes to those that stored it
+      if (storedOn.length >= quorum) this.rememberHolders(key, storedOn)
+    }).then(() => undefined, (err: Error) => err)
+    const first = await Promise.race([putting, atQuorum])
+    if (first === 'quorum') {
+      const atReturn = { ...result }
+      const tail: Promise<void> = putting.then(err => {
+        if (err != null && !signal.aborted) this.c.log('put %s after its quorum: %s', key, err.message)
+        this.c.log('put %s: %d replicas, %d refused (returned at %d)', key, result.replicas, result.refused, atReturn.replicas)
+      }).finally(() => { this.tails.delete(tail) })
+      this.tails.add(tail)
+      return atReturn
+    }
+    if (first != null) {
+      const err: any = first
+      if (err.name === 'RecordConflictError' || err.name === 'InvalidRecordError') throw err
+      if (!signal.aborted) throw err
+      this.c.log('put %s ended by its time limit', key)
+    }
+    // the caller gave up: that is no result (kad-dht ends an aborted query quietly)
+    options.signal?.throwIfAborted()
+    this.c.log('put %s: %d replicas, %d refused', key, result.replicas, result.refused)
+    return result
+  }
+
+  /**
+   * A put of a key put lately with a lookup: our own copy (through the write guard), then
+   * the record to each holder that stored it then, returning at the write quorum while the
+   * rest go on in the background, as a put's do. Undefined when fewer than the quorum
+   * stored it.
+   */
+  private async putToHolders (key: string, value: Uint8Array, holders: PeerId[], quorum: number, signal: AbortSignal): Promise<PutResult | undefined> {
+    const putTo = this.c.putTo
+    if (putTo == null) return undefined
+    await this.c.storeLocal(key, value)
+    const result: PutResult = { replicas: 0, refused: 0 }
+    let reachedQuorum = (): void => {}
+    const atQuorum = new Promise<void>(resolve => { reachedQuorum = resolve })
+    const all = Promise.all(holders.map(async peer => {
+      const outcome = await putTo(peer, key, value, { signal }).catch(() => 'failed' as const)
+      if (outcome === 'stored' && ++result.replicas >= quorum) reachedQuorum()
+      if (outcome === 'refused') result.refused++
+    }))
+    await Promise.race([all, atQuorum])
+    if (result.replicas < quorum) return undefined
+    const atReturn = { ...result }
+    const tail: Promise<void> = all.then(() => {
+      this.c.log('put %s to its %d remembered holders: %d replicas, %d refused (returned at %d)', key, holders.length, result.replicas, result.refused, atReturn.replicas)
+    }).finally(() => { this.tails.delete(tail) })
+    this.tails.add(tail)
+    return atReturn
+  }
+
+  private rememberHolders (key: string, peers: PeerId[]): void {
+    this.holders.delete(key)
+    this.holders.set(key, { peers, at: this.c.now() })
+    for (const oldest of this.holders.keys()) {
+      if (this.holders.size <= MAX_REMEMBERED_HOLDERS) break
+      this.holders.delete(oldest)
+    }
+  }
+
+  /** Resolves once the puts that returned at their write quorum have ended (each within its time limit). */
+  async settled (): Promise<void> {
+    while (this.tails.size > 0) await Promise.all(this.tails)
+  }
+}
