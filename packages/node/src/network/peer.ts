@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import { TypedEventEmitter, type AbortOptions, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { defaultLogger, peerLogger } from '@libp2p/logger'
 import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storage/index.js'
 import { RecordStore, type RecordStoreInit } from './records/index.js'
@@ -25,13 +25,13 @@ import type { HolePunchStats } from './hole-punch.js'
 import { isRelayed, type RelayLimits, type Reachability } from './relay.js'
 import type { Reached } from './reachability.js'
 import { ReachabilityKeeper } from './reachability-keeper.js'
+import { joinTargets, rememberedPeers } from './join-targets.js'
 import { createChatLibp2p, kadOptions, type ChatLibp2p } from './libp2p-node.js'
 import { ownerCheck, ownedDirectoryRules, registeredSenderMailboxRules, DIRECTORY_SET_NAMESPACE, MAILBOX_SET_NAMESPACE } from './set-rules.js'
 import { NotStartedError } from '../errors.js'
 import { delay, settledWithin, timeLimit } from '../utils/index.js'
 import {
-  DHT_PROTOCOL, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, KNOWN_PEERS_TO_DIAL,
-  BOOTSTRAP_DIAL_TIMEOUT_MS, REMEMBERED_DIAL_TIMEOUT_MS, DEFAULT_STORAGE_BUDGET_BYTES
+  DHT_PROTOCOL, DHT_TABLE_REFRESH_INTERVAL_MS, DEFAULT_HOST, BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS, DEFAULT_STORAGE_BUDGET_BYTES
 } from '../constants.js'
 
 export type { ChatLibp2p } from './libp2p-node.js'
@@ -344,24 +344,13 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     this.rejoin()
   }
 
-  /** Peers we met before (persisted in the peer store) that speak our DHT protocol. */
-  private async rememberedPeers (): Promise<Multiaddr[]> {
-    const peers = await this.libp2p.peerStore.all({
-      filters: [p => p.protocols.includes(DHT_PROTOCOL) && p.addresses.length > 0 && !p.id.equals(this.libp2p.peerId)]
-    })
-    return peers.slice(0, KNOWN_PEERS_TO_DIAL).flatMap(p => {
-      const addr = p.addresses[0]?.multiaddr
-      return addr == null ? [] : [addr.encapsulate(`/p2p/${p.id.toString()}`)]
-    })
-  }
-
   /** Dial the bootstrap peers and remembered peers until one answers, then look ourselves
    * up in the DHT (the Kademlia join) so our routing table fills. Runs at start and again
    * whenever the peer has lost every connection. */
   private async joinNetwork (signal: AbortSignal): Promise<void> {
     let retryMs = BOOTSTRAP_RETRY_MIN_MS
     while (!signal.aborted) {
-      const targets = joinTargets(this.bootstrapAddrs, await this.rememberedPeers().catch(() => []), this.libp2p.peerId)
+      const targets = joinTargets(this.bootstrapAddrs, await rememberedPeers(this.libp2p).catch(() => []), this.libp2p.peerId)
       if (targets.length === 0) return // the first peer of a network: nothing to join
       try {
         const { via, peer } = await Promise.any(targets.map(async ({ addr, timeoutMs }) => {
@@ -413,24 +402,6 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.log.error('listener for %s failed: %e', type, err)
     }
   }
-}
-
-/** One address a join dials, with its own time limit. */
-export interface JoinTarget { addr: Multiaddr, timeoutMs: number }
-
-/**
- * What a join dials, all at once: the bootstrap addresses with the full dial limit, the
- * remembered peers with a short one (their addresses may be long dead and hang), never
- * this peer itself, and a remembered peer only once even if it is also a bootstrap peer.
- */
-export function joinTargets (bootstrap: Multiaddr[], remembered: Multiaddr[], self: PeerId): JoinTarget[] {
-  const idOf = (ma: Multiaddr): string | undefined => ma.getComponents().find(c => c.name === 'p2p')?.value
-  const bootstrapIds = new Set(bootstrap.map(idOf))
-  const notSelf = (ma: Multiaddr): boolean => { const id = idOf(ma); return id == null || !peerIdFromString(id).equals(self) }
-  return [
-    ...bootstrap.filter(notSelf).map(addr => ({ addr, timeoutMs: BOOTSTRAP_DIAL_TIMEOUT_MS })),
-    ...remembered.filter(ma => notSelf(ma) && !bootstrapIds.has(idOf(ma) ?? '')).map(addr => ({ addr, timeoutMs: REMEMBERED_DIAL_TIMEOUT_MS }))
-  ]
 }
 
 function started<T> (part: T | undefined): T {

@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { joinTargets } from '../../../src/network/peer.js'
+import { joinTargets } from '../../../src/network/join-targets.js'
 import { BOOTSTRAP_DIAL_TIMEOUT_MS, REMEMBERED_DIAL_TIMEOUT_MS } from '../../../src/constants.js'
 
 const newId = async (): Promise<ReturnType<typeof peerIdFromPrivateKey>> => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
