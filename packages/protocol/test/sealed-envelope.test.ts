@@ -27,10 +27,14 @@ describe('sealed envelopes', () => {
     const item = sealEnvelope(envelope, alice, bob.boxPublic)!
     expect(isSealedEnvelopeItem(item)).toBe(true)
     expect([item.id, item.addedAt]).toEqual([envelope.id, envelope.sentAt])
+    // long secrets appear nowhere in the bytes; the short names (the 2-byte kind turned up by
+    // chance in random ciphertext about once in 160 items) are no field's value
     const visible = Buffer.from(item.data)
-    for (const secret of [alice.signPublic, Buffer.from('alice'), Buffer.from(DM_KIND), Buffer.from('meet at noon')]) {
+    for (const secret of [alice.signPublic, Buffer.from('meet at noon')]) {
       expect(visible.includes(Buffer.from(secret))).toBe(false)
     }
+    const values = Object.values(cborg.decode(item.data) as Record<string, unknown>)
+    for (const name of ['alice', DM_KIND]) expect(values).not.toContain(name)
     // the holder's view: the mailbox, the id, the time and the pair key; it checks, it does not open
     const seen = decodeSealedEnvelopeItem(idOf(bob), item)
     expect(Object.keys(seen).sort()).toEqual(['id', 'sealed', 'sentAt', 'sig', 'to', 'v', 'writer'])
