@@ -71,16 +71,6 @@ const privateKeyFromRaw = (crv: Curve, raw: Uint8Array): KeyObject =>
 const rawPublicOf = (key: KeyObject): Uint8Array =>
   new Uint8Array(Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x ?? '', 'base64url'))
 
-/**
- * X25519 keys as OpenSSL key objects, through JWK (for the noise handshakes of the
- * network layer too, whose default crypto imports them as DER): a private key from its raw
- * 32-byte scalar, a public key from its raw bytes (not cached: for keys used once), and
- * the raw public key of a raw scalar.
- */
-export const x25519PrivateKey = (raw: Uint8Array): KeyObject => privateKeyFromRaw('X25519', raw)
-export const x25519PublicKey = (raw: Uint8Array): KeyObject => publicKeyOf('X25519', raw)
-export const x25519PublicOf = (secret: Uint8Array): Uint8Array => rawPublicOf(privateKeyFromRaw('X25519', secret))
-
 /** Our own secrets' key objects, per key array (an account's keys live as long as its session). */
 const ownKeys = new WeakMap<Uint8Array, KeyObject>()
 function ownKey (secret: Uint8Array, make: () => KeyObject): KeyObject {
@@ -88,6 +78,17 @@ function ownKey (secret: Uint8Array, make: () => KeyObject): KeyObject {
   if (key == null) ownKeys.set(secret, key = make())
   return key
 }
+
+/**
+ * X25519 keys as OpenSSL key objects, through JWK (for the noise handshakes of the
+ * network layer too, whose default crypto imports them as DER): a private key from its raw
+ * 32-byte scalar, kept per array like our other secrets' (a noise static key serves every
+ * handshake, an ephemeral one two DHs); a public key from its raw bytes (not cached: for
+ * keys used once); and the raw public key of a raw scalar.
+ */
+export const x25519OwnKey = (secret: Uint8Array): KeyObject => ownKey(secret, () => privateKeyFromRaw('X25519', secret))
+export const x25519PublicKey = (raw: Uint8Array): KeyObject => publicKeyOf('X25519', raw)
+export const x25519PublicOf = (secret: Uint8Array): Uint8Array => rawPublicOf(privateKeyFromRaw('X25519', secret))
 
 /** Other accounts' public key objects: friends, conference members, the senders of records being checked. */
 const PUBLIC_KEY_CACHE_SIZE = 512

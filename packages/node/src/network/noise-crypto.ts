@@ -11,10 +11,10 @@
  * time. The keys go through the protocol package's JWK imports (crypto.ts); everything
  * else (ChaCha20-Poly1305, SHA-256) is noise's own, unchanged.
  */
-import { diffieHellman, randomBytes, type KeyObject } from 'node:crypto'
+import { diffieHellman, randomBytes } from 'node:crypto'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
-import { x25519PrivateKey, x25519PublicKey, x25519PublicOf } from '@conf-chat/protocol'
+import { x25519OwnKey, x25519PublicKey, x25519PublicOf } from '@conf-chat/protocol'
 
 /** A key as noise passes it: an array, or a list of chunks. */
 type KeyBytes = Parameters<ICryptoInterface['generateX25519SharedKey']>[0]
@@ -22,10 +22,6 @@ type KeyBytes = Parameters<ICryptoInterface['generateX25519SharedKey']>[0]
 const X25519_KEY_BYTES = 32
 
 const bytesOf = (key: KeyBytes): Uint8Array => key instanceof Uint8Array ? key : key.subarray()
-
-/** Key objects of our private keys, by array: the static key is the same array every
- * handshake, an ephemeral one serves two DHs (and goes with its array). */
-const ownKeys = new WeakMap<Uint8Array, KeyObject>()
 
 function keyPairFrom (secret: Uint8Array): { publicKey: Uint8Array, privateKey: Uint8Array } {
   return { publicKey: x25519PublicOf(secret), privateKey: secret }
@@ -40,11 +36,8 @@ export const fastNoiseCrypto: ICryptoInterface = {
     return keyPairFrom(seed)
   },
   generateX25519SharedKey (privateKey: KeyBytes, publicKey: KeyBytes) {
-    let own = privateKey instanceof Uint8Array ? ownKeys.get(privateKey) : undefined
-    if (own == null) {
-      own = x25519PrivateKey(bytesOf(privateKey))
-      if (privateKey instanceof Uint8Array) ownKeys.set(privateKey, own)
-    }
+    // our private key's object is kept per array (the protocol package's cache of own secrets)
+    const own = x25519OwnKey(bytesOf(privateKey))
     return diffieHellman({ privateKey: own, publicKey: x25519PublicKey(bytesOf(publicKey)) })
   }
 }
