@@ -4,8 +4,9 @@
 // a conference owner's writer key, and as a stranger's (with a stranger's work: a name's
 // cost, at the network's CONF_CHAT_NAME_WORK_BITS, 7 unless set); a holder's checks of
 // each (the item's signature, and for a stranger's the work); the recipient opening it;
-// and the bytes of each form next to the envelope as it is. Prints a table, writes JSON
-// under results/.
+// and the bytes of each form next to the envelope as it is; and the primitives under all
+// of them (crypto.ts: a signature and its check, a sealed box and its opening, a pair's
+// shared seed, a secretbox). Prints a table, writes JSON under results/.
 //
 //   npm run bench:sealing -- [--items 2000] [--strangers 10]
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -31,7 +32,8 @@ const STRANGERS = Number(flags.strangers)
 
 const {
   generateAccountKeys, keyIdOf, createEnvelope, mailboxItemOf, mailboxSetKey, sealEnvelope, sealStrangerEnvelope, conferenceWriterSeed,
-  validateMailboxSetItem, decodeSealedEnvelopeItem, openSealedEnvelope, checkStrangerItemWork, DM_KIND, FRIEND_REQUEST_KIND, NAME_WORK_BITS
+  validateMailboxSetItem, decodeSealedEnvelopeItem, openSealedEnvelope, checkStrangerItemWork, DM_KIND, FRIEND_REQUEST_KIND, NAME_WORK_BITS,
+  sign, verify, sealTo, openSealed, sharedSeed, secretbox
 } = await import('@conf-chat/protocol')
 
 const alice = generateAccountKeys()
@@ -65,6 +67,18 @@ row('seal it under a conference owner\'s writer key', owner.us, owner.out[0].dat
 row('holder: check an open envelope', perItem(envelopes.map(mailboxItemOf), item => validateMailboxSetItem(setKey, item)).us, undefined)
 row('holder: check a sealed item (pair or owner key)', perItem(pair.out, item => validateMailboxSetItem(setKey, item)).us, undefined)
 row('recipient: open a sealed item (the inner signature only)', perItem(pair.out, item => openSealedEnvelope(decodeSealedEnvelopeItem(bobId, item, { signature: false }), bob)).us, undefined)
+
+// the primitives, each over 200 bytes (about one direct message's envelope)
+const message = new Uint8Array(200).fill(7)
+const many = Array.from({ length: ITEMS }, () => message)
+const signatures = perItem(many, m => sign(m, alice.signSecret))
+row('primitive: Ed25519 signature', signatures.us, signatures.out[0].length)
+row('primitive: Ed25519 signature check', perItem(signatures.out, sig => verify(sig, message, alice.signPublic)).us, undefined)
+const boxes = perItem(many, m => sealTo(m, bob.boxPublic))
+row('primitive: sealed box (crypto_box_seal)', boxes.us, boxes.out[0].length)
+row('primitive: open a sealed box', perItem(boxes.out, box => openSealed(box, bob)).us, undefined)
+row('primitive: a pair\'s shared seed (X25519, keyed BLAKE2b)', perItem(many, m => sharedSeed(alice, bob.boxPublic, m)).us, undefined)
+row('primitive: secretbox (XSalsa20-Poly1305)', perItem(many, m => secretbox(m, new Uint8Array(24), new Uint8Array(32))).us, undefined)
 
 // a stranger's: every item a new sender (its own pair key), so each does the work
 const sealMs = []

@@ -3,18 +3,18 @@
  *
  * @chainsafe/libp2p-noise's default crypto hands every X25519 key to OpenSSL as DER
  * (PKCS#8 for the private key, SPKI for the public one), built anew for each
- * Diffie-Hellman: in Node 20 that import costs 0.47 ms per DH, where the same keys as
- * JWK cost 0.08 ms, and a new key pair 0.14 ms where 0.04 would do. A handshake does three
- * DHs and makes one key pair on each side: about 1.5 ms of CPU each, 0.3 with JWK. At 200
- * peers (`npm run bench:scale`) the handshakes of the dials lookups make were the largest
- * part of a peer process's CPU while puts ran, and `createPrivateKey` its largest self
- * time. The keys go through the protocol package's JWK imports (crypto.ts); everything
- * else (ChaCha20-Poly1305, SHA-256) is noise's own, unchanged.
+ * Diffie-Hellman: in Node 20 that import costs 0.47 ms per DH, and a new key pair 0.14 ms.
+ * A handshake does three DHs and makes one key pair on each side: about 1.5 ms of CPU
+ * each. At 200 peers (`npm run bench:scale`) the handshakes of the dials lookups make
+ * were the largest part of a peer process's CPU while puts ran, and `createPrivateKey`
+ * its largest self time. The DHs and key pairs go through libsodium instead (the
+ * protocol package's crypto.ts, on raw keys: 35 µs a DH); everything else
+ * (ChaCha20-Poly1305, SHA-256) is noise's own, unchanged.
  */
-import { diffieHellman, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
-import { x25519OwnKey, x25519PublicKey, x25519PublicOf } from '@conf-chat/protocol'
+import { x25519PublicOf, x25519Shared } from '@conf-chat/protocol'
 
 /** A key as noise passes it: an array, or a list of chunks. */
 type KeyBytes = Parameters<ICryptoInterface['generateX25519SharedKey']>[0]
@@ -36,8 +36,6 @@ export const fastNoiseCrypto: ICryptoInterface = {
     return keyPairFrom(seed)
   },
   generateX25519SharedKey (privateKey: KeyBytes, publicKey: KeyBytes) {
-    // our private key's object is kept per array (the protocol package's cache of own secrets)
-    const own = x25519OwnKey(bytesOf(privateKey))
-    return diffieHellman({ privateKey: own, publicKey: x25519PublicKey(bytesOf(publicKey)) })
+    return x25519Shared(bytesOf(privateKey), bytesOf(publicKey))
   }
 }
