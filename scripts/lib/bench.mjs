@@ -70,15 +70,18 @@ export const loadString = l => l.map(x => x.toFixed(1)).join(' ')
 export const workerArgs = ({ peers = 1 } = {}) => [
   ...NODE_FLAGS.filter(flag => !flag.startsWith('--max-semi-space-size=')),
   `--max-semi-space-size=${Math.min(16, Math.max(1, peers))}`,
-  ...(process.env.BENCH_CPU_PROF != null ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [])
+  ...(profileDir() != null ? ['--cpu-prof', '--cpu-prof-dir', profileDir()] : [])
 ]
+
+/** BENCH_CPU_PROF's directory; undefined when it is unset or empty (no profiles). */
+const profileDir = () => process.env.BENCH_CPU_PROF === '' ? undefined : process.env.BENCH_CPU_PROF
 
 /**
  * With BENCH_CPU_PROF set, prints a point in time on the profiles' clock (µs since boot,
  * monotonic, as `timeDeltas` add up from a profile's `startTime`): to sum a phase's samples.
  */
 export function profileMark (what, workers = []) {
-  if (process.env.BENCH_CPU_PROF == null) return
+  if (profileDir() == null) return
   const pids = workers.map(w => `${w.name} ${w.child.pid}`).join(', ')
   console.log(`profile mark ${what}: ${process.hrtime.bigint() / 1000n}${pids === '' ? '' : ` (${pids})`}`)
 }
