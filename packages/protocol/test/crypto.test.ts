@@ -5,7 +5,8 @@ import {
   encryptWithPassword, decryptWithPassword, bytesEqual, sharedSigningKeys, DecryptionError, type AccountKeys
 } from '../src/index.js'
 
-// libsodium is only a test dependency: the reference our constructions must match byte for byte
+// libsodium-wrappers (libsodium's WebAssembly build) is only a test dependency: the reference
+// our calls into sodium-native must match byte for byte (the right functions, key formats and layouts)
 beforeAll(async () => { await sodium.ready })
 
 const recipient = generateAccountKeys()
