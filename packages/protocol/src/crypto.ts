@@ -10,10 +10,10 @@
  * libsodium takes raw keys, so nothing is imported or cached per key. Before, these ran
  * on node:crypto (OpenSSL, with the keys imported as JWK key objects and kept in caches)
  * and @noble/ciphers and @noble/hashes for what OpenSSL lacks (XSalsa20-Poly1305, HSalsa20,
- * BLAKE2b). Measured on this machine (Node 20, 3,000 calls each), libsodium takes half
- * the time or less: a signature check 113 -> 58 µs, a signature 41 -> 18, a sealed box
- * 118 -> 49 and opening one 66 -> 34, a pair's shared seed 50 -> 35, a secretbox of 200
- * bytes 17.6 -> 2.7 (README, "Crypto through libsodium"). libsodium-wrappers
+ * BLAKE2b). On this machine libsodium takes half the time or less (`npm run
+ * bench:sealing`, both builds in one session): a signature check 106 -> 49 µs, a signature
+ * 35 -> 18, a sealed box 103 -> 48 and opening one 60 -> 33, a pair's shared seed 47 -> 32,
+ * a secretbox of 200 bytes 9 -> 2 (README, "Crypto through libsodium"). libsodium-wrappers
  * (WebAssembly), used before both, added 11 MiB of resident memory; the native addon is
  * loaded anyway. Only the writer tags (writer-list.ts) still hash with @noble/hashes: a
  * 12-byte BLAKE2b, below libsodium's shortest output.
@@ -67,10 +67,11 @@ const SEAL_BYTES = sodium.crypto_box_SEALBYTES
 const MAC_BYTES = sodium.crypto_secretbox_MACBYTES
 
 /**
- * X25519 for the noise handshakes of the network layer (whose default crypto imports
- * every key into OpenSSL as DER for each DH): the raw public key of a raw 32-byte scalar,
- * and the shared secret of a scalar and a public key. Throws for a low-order public key
- * (an all-zero shared secret), as OpenSSL and libsodium's own crypto_box do.
+ * X25519 on raw keys: the public key of a 32-byte scalar, and the shared secret of a
+ * scalar and a public key (an account's box key and pair seeds here; the network layer's
+ * noise handshakes too, whose default crypto imports every key into OpenSSL as DER for
+ * each DH). Throws for a low-order public key (an all-zero shared secret), as OpenSSL
+ * and libsodium's own crypto_box do.
  */
 export function x25519PublicOf (secret: Uint8Array): Uint8Array {
   const pub = new Uint8Array(BOX_PUBLIC_BYTES)
