@@ -9,7 +9,7 @@ import {
   type AccountKeys, type Refusal, type SetItem, type SetNamespaceRules, type SetReadAuth, type SetRemoval
 } from '@conf-chat/protocol'
 import { delay } from '../../utils/index.js'
-import { NoSetHoldersError, SetReadError, SetRemoveError, SetWriteError, unexpected } from './set-errors.js'
+import { ITEM_UNCHECKED, NoSetHoldersError, SetReadError, SetRemoveError, SetWriteError, itemRefusal, unexpected } from './set-errors.js'
 import { batches, type SetRpc } from './set-rpc.js'
 import type { FindHoldersOptions } from './holder-lookup.js'
 import type { SetLayout } from './set-layout.js'
@@ -77,6 +77,9 @@ export interface SetClientInit {
   retryDelayMs: number
 }
 
+/** A holder's refusal of an item it could not check with the network yet: asked once more, as a silent holder is. */
+const UNCHECKED_REFUSAL = itemRefusal(ITEM_UNCHECKED).code
+
 export class SetClient {
   private readonly components: SetClientComponents
   private readonly log: Logger
@@ -106,37 +109,49 @@ export class SetClient {
     const holders = await this.components.findHolders(setKey, options)
     if (holders.length === 0) throw new NoSetHoldersError()
     const stored: Record<string, number> = Object.fromEntries(items.map(i => [i.id, 0]))
-    const refusals: Record<string, Refusal[]> = {}
+    /** each holder's refusal of each item: its answer to the last try */
+    const refused = new Map<string, Map<string, Refusal>>()
+    /** what to send once more after the pause: batches that failed, items refused for now */
     const failed: Array<{ holder: PeerId, batch: SetItem[] }> = []
-    const addTo = async (holder: PeerId, batch: SetItem[]): Promise<boolean> => {
+    const addTo = async (holder: PeerId, batch: SetItem[]): Promise<void> => {
       try {
         const res = await rpc.send(holder, { type: 'add', setKey, items: batch }, options)
         if (res.type !== 'added') throw unexpected(res)
-        for (const id of new Set(res.accepted)) if (id in stored) stored[id] = (stored[id] ?? 0) + 1
+        for (const id of new Set(res.accepted)) {
+          if (Object.hasOwn(stored, id)) stored[id] = (stored[id] ?? 0) + 1
+          refused.get(id)?.delete(holder.toString())
+        }
+        const unchecked = new Set<string>()
         for (const r of res.rejected) {
           this.log('%p refused item %s of %s: %s', holder, r.id, setKey, r.reason)
-          if (r.id in stored) (refusals[r.id] ??= []).push(refusal(r.code, r.reason))
+          if (!Object.hasOwn(stored, r.id)) continue
+          if (r.code === UNCHECKED_REFUSAL) unchecked.add(r.id)
+          let byHolder = refused.get(r.id)
+          if (byHolder == null) refused.set(r.id, byHolder = new Map())
+          byHolder.set(holder.toString(), refusal(r.code, r.reason))
         }
-        return true
+        if (unchecked.size > 0) failed.push({ holder, batch: batch.filter(i => unchecked.has(i.id)) })
       } catch (err: any) {
         this.log('could not add to %s on %p: %s', setKey, holder, err.message)
-        return false
+        failed.push({ holder, batch })
       }
     }
     await Promise.all(holders.map(async holder => {
-      for (const batch of batches(items)) {
-        if (!await addTo(holder, batch)) failed.push({ holder, batch })
-      }
+      for (const batch of batches(items)) await addTo(holder, batch)
     }))
-    // a busy holder (or one whose connection just dropped) gets one more try when an item
-    // reached fewer than half the holders (easy to miss for a reader that cannot reach them
-    // all); one holder that is down for good does not make every add wait twice
-    const few = (batch: SetItem[]): boolean => batch.some(i => (stored[i.id] ?? 0) < holders.length / 2)
-    const again = failed.filter(f => few(f.batch))
+    // a busy holder (or one whose connection just dropped), and one that could not check an
+    // item yet (the writer's fresh account not readable there yet), gets one more try when
+    // an item reached fewer than half the holders (easy to miss for a reader that cannot
+    // reach them all); one holder that is down for good does not make every add wait twice
+    const few = (item: SetItem): boolean => (stored[item.id] ?? 0) < holders.length / 2
+    const again = failed.map(f => ({ holder: f.holder, batch: f.batch.filter(few) })).filter(f => f.batch.length > 0)
     if (again.length > 0 && await this.pause(options)) {
-      await Promise.all(again.map(async ({ holder, batch }) => await addTo(holder, batch)))
+      await Promise.all(again.map(async ({ holder, batch }) => { await addTo(holder, batch) }))
     }
+    const refusals: Record<string, Refusal[]> = {}
+    for (const [id, byHolder] of refused) if (byHolder.size > 0) refusals[id] = [...byHolder.values()]
     const lost = Object.entries(stored).filter(([, n]) => n === 0).map(([id]) => id)
+    this.log('added %d items to %s: each on %s of %d holders', items.length, setKey, [...new Set(Object.values(stored))].join('/'), holders.length)
     if (lost.length > 0) throw new SetWriteError(`no holder of ${setKey} stored ${lost.length} of ${items.length} items`, stored, refusals)
     return { holders: holders.length, stored }
   }

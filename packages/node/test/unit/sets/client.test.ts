@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { generateAccountKeys, createSetItem, MAX_SET_ITEM_BYTES, type SetItem } from '@conf-chat/protocol'
-import { TestNet, rawRequest, testSetKey, textItem, textOf, type TestPeer } from './fixtures.js'
+import { TestNet, TEST_NAMESPACE, rawRequest, testRules, testSetKey, textItem, textOf, type TestPeer } from './fixtures.js'
 import { SetWriteError } from '../../../src/network/sets/index.js'
 
 const owner = generateAccountKeys()
@@ -128,6 +128,42 @@ describe('set client', () => {
     net.failNext.set(holders[0]!.id.toString(), 10)
     expect((await reader.store.add(key, [next])).stored[next.id]).toBe(2)
     expect(net.dialsTo(holders[0]!)).toBe(1)
+  })
+
+  it('asks a holder that could not check an item yet once more, while the item is on fewer than half the holders', async () => {
+    // holders that cannot read the writer's fresh account yet refuse the item for now
+    let refuseNext = 0
+    const authorizeItem = async (): Promise<void> => {
+      if (refuseNext-- > 0) throw new Error('the account cannot be read yet')
+    }
+    const checked = new TestNet()
+    await checked.servers(3, { setNamespaces: { [TEST_NAMESPACE]: { ...testRules, authorizeItem } } })
+    const writer = await checked.peer({ server: false })
+    try {
+      // two of three refuse: the item would be on one holder only, so both are asked again
+      refuseNext = 2
+      const item = textItem(checked.clock, 'written right after the registration')
+      expect(await writer.store.add(key, [item])).toEqual({ holders: 3, stored: { [item.id]: 3 } })
+      expect(checked.dials).toHaveLength(5)
+
+      // one refuses: the item is on two of three, no second try
+      checked.dials.length = 0
+      refuseNext = 1
+      const next = textItem(checked.clock, 'on most holders at once')
+      expect((await writer.store.add(key, [next])).stored[next.id]).toBe(2)
+      expect(checked.dials).toHaveLength(3)
+
+      // all refuse both times: the writer hears "not ready" once from each holder
+      checked.dials.length = 0
+      refuseNext = Infinity
+      const last = textItem(checked.clock, 'never checked')
+      const err = await writer.store.add(key, [last]).then(() => undefined, (e: unknown) => e)
+      expect(err).toMatchObject({ name: 'SetWriteError', code: 'not-ready', stored: { [last.id]: 0 } })
+      expect((err as SetWriteError).refusals[last.id]).toHaveLength(3)
+      expect(checked.dials).toHaveLength(6)
+    } finally {
+      await checked.stop()
+    }
   })
 
   it('says when no holder answered a listing, instead of listing nothing', async () => {
