@@ -210,9 +210,9 @@ describe('multi-host network (namespaces)', () => {
     await dave.waitForLine(/^\[login\] Logged in as carol \(Carol\)$/, 90_000)
     await alice.waitForLine(/^\[presence\] carol is online$/)
     progress('carol logged in on dave\'s host')
-    // carol's entry may have reached only some holders at her registration (a holder that
-    // could not read her fresh account yet refuses it, not final) and those may be the lost
-    // supernode: her login here adds it again, so the listing is read until it has landed
+    // every entry is on the holders its add reached (one that could not read the fresh
+    // account yet is asked once more); carol's login here adds hers again, and the listing
+    // is read until that add has landed
     const seen = await until(async () => await users(dave), u => u.get('alice') === true && u.get('bob') === true && u.get('carol') === true, 30_000)
     expect([...seen.value.entries()].sort(), dave.transcript()).toEqual([['alice', true], ['bob', true], ['carol', true]])
     dave.send('history alice')

@@ -13,7 +13,11 @@ import {
   userKey, createSignedRecord, encodeSignedRecord,
   type SetItem
 } from '@conf-chat/protocol'
-import { rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ChatPeer } from '@conf-chat/node/network'
 import { startNetwork, tempDir, type TestNetwork } from './helpers/network.js'
 import { accountOf, testRules, signedItem, textOf, rawRequest } from './helpers/sets.js'
@@ -315,6 +319,42 @@ describe('set timers: expiry and hand-off', () => {
     const after = await holding(key)
     expect(after).toContain(before[1])
     expect(after.some(p => !before.includes(p))).toBe(true)
+  })
+})
+
+describe('a DHT server that joins', () => {
+  let net: TestNetwork
+  beforeAll(async () => {
+    // no maintenance rounds: only the welcome hands a set on
+    net = await startNetwork(4, { setReplicas: 2, setMaintenanceIntervalMs: 0, setWelcomeDelayMs: 200, setNamespaces: { 'cc-test': testRules } })
+  })
+  afterAll(async () => { await net?.cleanup() })
+
+  it('is handed, within seconds, the sets it is now the closest holder of', async () => {
+    // the newcomer's identity first, to pick a set whose closest peer it will be
+    const dir = await tempDir()
+    net.dirs.push(dir)
+    const peerKey = await generateKeyPair('Ed25519')
+    await writeFile(join(dir, 'peer-key'), privateKeyToProtobuf(peerKey))
+    const kadIdOf = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest()
+    const newcomerId = kadIdOf(peerIdFromPrivateKey(peerKey).toMultihash().bytes)
+    const others = [net.supernode, ...net.peers].map(p => kadIdOf(p.peerId.toMultihash().bytes))
+    const closer = (target: Buffer, a: Buffer, b: Buffer): boolean => Buffer.compare(a.map((x, i) => x ^ target[i]!), b.map((x, i) => x ^ target[i]!)) < 0
+    let setKey = ''
+    for (let tries = 0; setKey === '' && tries < 1000; tries++) {
+      const candidate = `/cc-test/${keyIdOf(generateAccountKeys().signPublic)}`
+      const target = kadIdOf(new TextEncoder().encode(candidate))
+      if (others.every(o => closer(target, newcomerId, o))) setKey = candidate
+    }
+    expect(setKey).not.toBe('')
+    const owner = generateAccountKeys()
+    const item = signedItem(owner, setKey, 'written before the newcomer came')
+    expect((await net.peers[0]!.sets.add(setKey, [item])).stored[item.id]).toBe(2)
+
+    const newcomer = await net.addPeer({ dataDir: dir })
+    expect(newcomer.peerId.equals(peerIdFromPrivateKey(peerKey))).toBe(true)
+    await until('the newcomer to hold the set', async () => (await newcomer.sets.localItems(setKey)).length === 1)
+    expect((await newcomer.sets.localItems(setKey)).map(textOf)).toEqual(['written before the newcomer came'])
   })
 })
 

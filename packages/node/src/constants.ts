@@ -73,6 +73,13 @@ export const DEFAULT_SET_ITEM_TTL_MS = 30 * 24 * 60 * 60 * 1000
 /** How often a set holder hands its sets on to the current closest peers (jittered ±25 %). */
 export const DEFAULT_SET_MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000
 
+/**
+ * How long after a DHT server enters a holder's routing table the holder hands it the sets
+ * it is now among the closest holders of (replication.ts): joins within this time are
+ * welcomed together, and the newcomer has finished starting.
+ */
+export const DEFAULT_SET_WELCOME_DELAY_MS = 5_000
+
 /** Limit for one set request to one holder. */
 export const DEFAULT_SET_REQUEST_TIMEOUT_MS = 10_000
 

@@ -13,7 +13,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { defaultLogger, peerLogger } from '@libp2p/logger'
 import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storage/index.js'
 import { RecordStore, type RecordStoreInit } from './records/index.js'
-import { SetStore, SET_ITEMS_PREFIX, type SetStoreInit } from './sets/index.js'
+import { SetStore, SET_ITEMS_PREFIX, type RoutingTableEvents, type SetStoreInit } from './sets/index.js'
 import { StorageBudget } from './storage-budget.js'
 import { DhtServers } from './dht/dht-servers.js'
 import { DhtService, Responsibility, type DhtServiceStats, type RoutingView } from './dht/index.js'
@@ -246,7 +246,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.datastore.recordExpired = this._records.isExpired
       this._records.start()
       this._sets = new SetStore({
-        peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, isDhtServer: peer => servers.has(peer), logger, responsibility
+        peerId: libp2p.peerId, datastore: this.datastore, dht: libp2p.services.dht, network: libp2p, isDhtServer: peer => servers.has(peer), logger, responsibility,
+        routingTable: (libp2p.services.dht as unknown as { routingTable?: RoutingTableEvents }).routingTable
       }, this.init)
       // directory entries and mailbox items from registered users only (unless a test serves its own rules)
       const isOwner = ownerCheck(this._records)

@@ -91,6 +91,7 @@ export class DirectMessages {
       return delivery
     } catch (err: any) {
       // never left "sending": the caller is told why, and so is the state
+      this.log('message %s to %s failed: %s', envelope.id, friend.username, err?.message ?? err)
       await this.c.receipts.delivery(friend, envelope.id, { status: 'failed', reason: String(err?.message ?? err) })
       throw err
     }

@@ -4,6 +4,13 @@
  * (so a stale holder learns a removal before it could push the removed items back),
  * then the items. A set so survives the loss of R-1 holders and the arrival of closer
  * peers.
+ *
+ * A DHT server that joins is also welcomed at once, as in Kademlia: a few seconds after
+ * it enters this peer's routing table, each set held here that it is now one of the R
+ * closest holders of (as far as this peer's table tells) is handed to it the same way,
+ * with no lookup. Without this, a set written while the network had few servers (a
+ * registration right after the first peers joined) stays on those few until the next
+ * round, minutes later, and is gone for its readers if they leave first.
  */
 import { removalId, type SetNamespaceRules, type SetRemoval } from '@conf-chat/protocol'
 import { batches, type SetRpc } from './set-rpc.js'
@@ -38,26 +45,43 @@ export interface SetReplicatorComponents {
   logger: ComponentLogger
   /** The clock for which removals are still kept, ms since the epoch. */
   now: () => number
+  /** Whether `peer` is among the R closest to the set's key, as far as this peer knows. @default every peer is */
+  isHolderOf?: (peer: PeerId, setKey: string) => boolean
 }
 
 export interface SetReplicatorInit {
   /** How often a round runs, ±25 % (ms); 0: never on its own (`maintain` still works). */
   intervalMs: number
+  /**
+   * How long after a DHT server enters the routing table the sets it now holds are handed
+   * to it (ms): servers that join within this time are welcomed together, and a newcomer
+   * has finished starting. 0: newcomers wait for the next round. @default 0
+   */
+  welcomeDelayMs?: number
 }
+
+/** Newcomers waiting for their welcome at most (more within one delay wait for the next round). */
+const MAX_NEWCOMERS = 64
 
 export class SetReplicator {
   private readonly components: SetReplicatorComponents
   private readonly log: Logger
   private readonly intervalMs: number
+  private readonly welcomeDelayMs: number
   private running = false
   private shutdown = shutdownController()
   private timer?: NodeJS.Timeout
   private round?: Promise<unknown>
+  /** DHT servers new in the routing table, waiting for their welcome (by id). */
+  private readonly newcomers = new Map<string, PeerId>()
+  private welcomeTimer?: NodeJS.Timeout
+  private welcoming?: Promise<unknown>
 
   constructor (components: SetReplicatorComponents, init: SetReplicatorInit) {
     this.components = components
     this.log = components.logger.forComponent('conf-chat:network:sets:replication')
     this.intervalMs = init.intervalMs
+    this.welcomeDelayMs = init.welcomeDelayMs ?? 0
   }
 
   start (): void {
@@ -73,7 +97,61 @@ export class SetReplicator {
     this.running = false
     this.shutdown.abort()
     clearTimeout(this.timer)
-    await this.round?.catch(() => {})
+    clearTimeout(this.welcomeTimer)
+    this.welcomeTimer = undefined
+    this.newcomers.clear()
+    await Promise.all([this.round?.catch(() => {}), this.welcoming?.catch(() => {})])
+  }
+
+  /**
+   * A DHT server entered the routing table: in `welcomeDelayMs`, each set held here that it
+   * is now a holder of is handed to it (`welcomeNewcomers`).
+   */
+  welcome (peer: PeerId): void {
+    if (!this.running || this.welcomeDelayMs <= 0 || peer.equals(this.components.peerId)) return
+    if (this.newcomers.size >= MAX_NEWCOMERS && !this.newcomers.has(peer.toString())) return
+    this.newcomers.set(peer.toString(), peer)
+    if (this.welcomeTimer == null) this.scheduleWelcome()
+  }
+
+  private scheduleWelcome (): void {
+    this.welcomeTimer = setTimeout(() => {
+      this.welcomeTimer = undefined
+      // one welcome at a time: newcomers meanwhile wait for the next
+      if (this.welcoming != null) { this.scheduleWelcome(); return }
+      const peers = [...this.newcomers.values()]
+      this.newcomers.clear()
+      this.welcoming = this.welcomeNewcomers(peers, { signal: this.shutdown.signal })
+        .then(r => { if (r.sets > 0) this.log('welcomed %d newcomers: %o', peers.length, r) }, err => { this.log.error('welcome failed: %e', err) })
+        .finally(() => { this.welcoming = undefined })
+    }, this.welcomeDelayMs).unref()
+  }
+
+  /**
+   * Hand each set held here to those of `peers` that are now among its R closest (as far
+   * as this peer's routing table tells; no lookup): removals both ways, then the items
+   * they lack, as a round does. Only while started; stops early when `options.signal`
+   * aborts.
+   */
+  async welcomeNewcomers (peers: PeerId[], options: AbortOptions = {}): Promise<MaintenanceReport> {
+    const report: MaintenanceReport = { sets: 0, pushedItems: 0, pushedRemovals: 0, pulledRemovals: 0, swept: 0 }
+    const isHolderOf = this.components.isHolderOf ?? (() => true)
+    for (const setKey of await this.components.layout.heldSets(options)) {
+      if (options.signal?.aborted === true || !this.running) break
+      const holders = peers.filter(peer => isHolderOf(peer, setKey))
+      if (holders.length === 0) continue
+      let rules: SetNamespaceRules
+      try { rules = this.components.namespaces.rulesFor(setKey) } catch { continue }
+      report.sets++
+      await Promise.all(holders.map(async peer => {
+        try {
+          await this.syncWith(peer, setKey, rules, report, options)
+        } catch (err: any) {
+          this.log('could not welcome %p with %s: %s', peer, setKey, err.message)
+        }
+      }))
+    }
+    return report
   }
 
   private schedule (): void {
@@ -95,7 +173,6 @@ export class SetReplicator {
    */
   async maintain (options: AbortOptions = {}): Promise<MaintenanceReport> {
     const report: MaintenanceReport = { sets: 0, pushedItems: 0, pushedRemovals: 0, pulledRemovals: 0, swept: await this.components.sweep(options) }
-    const self = this.components.peerId
     for (const setKey of await this.components.layout.heldSets(options)) {
       if (options.signal?.aborted === true || !this.running) break
       let rules: SetNamespaceRules

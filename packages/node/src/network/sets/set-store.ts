@@ -14,7 +14,7 @@
 import { fromString as bytesFromString } from 'uint8arrays'
 import { SET_PROTOCOL, defaultSetNamespaces, type AccountKeys, type SetItem, type SetNamespaceRules } from '@conf-chat/protocol'
 import {
-  DEFAULT_SET_REPLICAS, DEFAULT_SET_ITEM_TTL_MS, DEFAULT_SET_MAINTENANCE_INTERVAL_MS, DEFAULT_SET_REQUEST_TIMEOUT_MS,
+  DEFAULT_SET_REPLICAS, DEFAULT_SET_ITEM_TTL_MS, DEFAULT_SET_MAINTENANCE_INTERVAL_MS, DEFAULT_SET_WELCOME_DELAY_MS, DEFAULT_SET_REQUEST_TIMEOUT_MS,
   DEFAULT_MAX_ITEMS_PER_SET, DEFAULT_MAX_BYTES_PER_SET, DEFAULT_WRITER_LIMITS, DEFAULT_QUERY_TIMEOUT_MS, SET_MAX_STREAMS_PER_CONNECTION
 } from '../../constants.js'
 import { shutdownController, untilEither } from '../../utils/index.js'
@@ -40,6 +40,8 @@ export interface SetStoreInit {
   setItemTtlMs?: number
   /** How often a holder hands its sets on to the current closest peers, with ±25 % jitter (ms); 0 turns it off. @default 10 min */
   setMaintenanceIntervalMs?: number
+  /** How long after a DHT server enters the routing table the sets it now holds are handed to it (ms); 0 turns it off. @default 5 s */
+  setWelcomeDelayMs?: number
   /** Limit for one request to one holder, and for a holder answering one (ms). @default 10 s */
   setRequestTimeoutMs?: number
   /** Pause before a holder that did not answer an add or a listing is asked once more (ms). @default 500 */
@@ -77,6 +79,14 @@ export interface SetStoreComponents {
   now?: () => number
   /** Whether this peer is close enough to a key to hold its set. @default every set is taken */
   responsibility?: Pick<Responsibility, 'isResponsible' | 'isAmongClosest'>
+  /** kad-dht's routing table: a DHT server it adds is handed the sets it now holds (see `welcome`). */
+  routingTable?: RoutingTableEvents
+}
+
+/** The routing table's event of a peer added (kad-dht's RoutingTable). */
+export interface RoutingTableEvents {
+  addEventListener: (type: 'peer:add', listener: (evt: CustomEvent<PeerId>) => void) => void
+  removeEventListener: (type: 'peer:add', listener: (evt: CustomEvent<PeerId>) => void) => void
 }
 
 export class SetStore {
@@ -96,6 +106,7 @@ export class SetStore {
   private readonly client: SetClient
   private readonly replicator: SetReplicator
   private readonly sweeper: SetSweeper
+  private readonly routingTable?: RoutingTableEvents
   private running = false
   private shutdown = shutdownController()
 
@@ -139,10 +150,15 @@ export class SetStore {
     this.client = new SetClient({ peerId, namespaces, layout, rpc, findHolders, localItems, logger, now },
       { replicas: this.replicas, retryDelayMs: init.setRetryDelayMs ?? DEFAULT_SET_RETRY_DELAY_MS })
     this.sweeper = new SetSweeper({ layout, namespaces, logger, now })
+    // a newcomer among the R closest to a key is one of its holders now
+    const isHolderOf = responsibility == null
+      ? undefined
+      : (peer: PeerId, setKey: string): boolean => responsibility.isAmongClosest(peer, bytesFromString(setKey), this.replicas)
     this.replicator = new SetReplicator({
-      peerId, layout, namespaces, holder: this.holder, rpc, findHolders, localItems, logger, now,
+      peerId, layout, namespaces, holder: this.holder, rpc, findHolders, localItems, logger, now, isHolderOf,
       sweep: async options => await this.sweeper.sweep(options)
-    }, { intervalMs: this.maintenanceIntervalMs })
+    }, { intervalMs: this.maintenanceIntervalMs, welcomeDelayMs: init.setWelcomeDelayMs ?? DEFAULT_SET_WELCOME_DELAY_MS })
+    this.routingTable = components.routingTable
   }
 
   /** The handler of `/conf-chat/set/2.0.0` streams (registered by `start`). */
@@ -169,6 +185,7 @@ export class SetStore {
     })
     this.sweeper.start()
     this.replicator.start()
+    this.routingTable?.addEventListener('peer:add', this.onPeerAdded)
   }
 
   async stop (options: AbortOptions = {}): Promise<void> {
@@ -177,6 +194,7 @@ export class SetStore {
     this.shutdown.abort()
     this.sweeper.stop()
     await this.network.unhandle(SET_PROTOCOL, options).catch(() => {})
+    this.routingTable?.removeEventListener('peer:add', this.onPeerAdded)
     await this.replicator.stop()
   }
 
@@ -263,6 +281,21 @@ export class SetStore {
   async maintain (options: AbortOptions = {}): Promise<MaintenanceReport> {
     return await this.replicator.maintain(this.untilStopped(options))
   }
+
+  /**
+   * A DHT server new in the routing table: a few seconds later (`setWelcomeDelayMs`), each
+   * set held here that it is now among the R closest to is handed to it.
+   */
+  welcome (peer: PeerId): void {
+    this.replicator.welcome(peer)
+  }
+
+  /** The welcome itself, at once, for `peers` (what `welcome` runs after its delay). */
+  async welcomeNewcomers (peers: PeerId[], options: AbortOptions = {}): Promise<MaintenanceReport> {
+    return await this.replicator.welcomeNewcomers(peers, this.untilStopped(options))
+  }
+
+  private readonly onPeerAdded = (evt: CustomEvent<PeerId>): void => { this.welcome(evt.detail) }
 
   /** The caller's options, also aborted when the store stops. */
   private untilStopped (options: AbortOptions): AbortOptions {

@@ -3,7 +3,7 @@
  * kept after a sweep; tombstones and removals end with their own expiry; maintenance
  * hands items and removals on between holders.
  */
-import { describe, it, expect, beforeEach, afterEach } from 'vitest'
+import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { generateAccountKeys, createRemoveAuth, MAX_SET_CLOCK_SKEW_MS, type SetNamespaceRules } from '@conf-chat/protocol'
 import { TestNet, rawRequest, testRules, testSetKey, textItem, textOf, type TestPeer } from './fixtures.js'
 
@@ -113,5 +113,50 @@ describe('set maintenance', () => {
     const report = await a!.store.maintain()
     expect(report).toMatchObject({ swept: 1, sets: 0, pushedItems: 0 })
     expect(await b!.store.heldSets()).toEqual([])
+  })
+  it('welcomes a newcomer: hands it the sets it now holds, removals first, with no lookup', async () => {
+    const items = ['one', 'two'].map(t => textItem(net.clock, t))
+    await rawRequest(a!, { type: 'add', setKey: key, items })
+    const removal = createRemoveAuth(key, [items[0]!.id], owner, net.clock.now())
+    await rawRequest(a!, { type: 'remove', setKey: key, ids: [items[0]!.id], auth: removal })
+    const newcomer = await net.peer({ init: { setItemTtlMs: TTL } })
+    const lookups = net.lookups.get(a!.id.toString()) ?? 0
+    const report = await a!.store.welcomeNewcomers([newcomer.id])
+    expect(report).toEqual({ sets: 1, pushedItems: 1, pushedRemovals: 1, pulledRemovals: 0, swept: 0 })
+    expect((await newcomer.store.localItems(key)).map(textOf)).toEqual(['two'])
+    // the removal came too: the removed item is refused there from now on
+    expect(await rawRequest(newcomer, { type: 'add', setKey: key, items: [items[0]!] })).toMatchObject({ type: 'added', accepted: [], rejected: [{ id: items[0]!.id, code: 'already-delivered' }] })
+    expect(net.lookups.get(a!.id.toString()) ?? 0).toBe(lookups)
+  })
+
+  it('welcomes the servers that joined within the delay together, once the delay is over', async () => {
+    const welcoming = await net.peer({ init: { setItemTtlMs: TTL, setWelcomeDelayMs: 20 } })
+    await rawRequest(welcoming, { type: 'add', setKey: key, items: [textItem(net.clock, 'kept')] })
+    const [c, d] = await net.servers(2, { setItemTtlMs: TTL })
+    welcoming.store.welcome(c!.id)
+    welcoming.store.welcome(d!.id)
+    welcoming.store.welcome(welcoming.id)
+    expect(await c!.store.localItems(key)).toEqual([])
+    await vi.waitFor(async () => {
+      for (const p of [c!, d!]) expect((await p.store.localItems(key)).map(textOf)).toEqual(['kept'])
+    }, { timeout: 5_000 })
+  })
+
+  it('welcomes a newcomer only to the sets it is among the closest holders of, as far as the routing table tells', async () => {
+    const other = testSetKey(generateAccountKeys())
+    const near = await net.peer({ init: { setItemTtlMs: TTL } })
+    const far = await net.peer({ init: { setItemTtlMs: TTL } })
+    // the table of `welcoming`: `near` is among the closest to `key`, nobody new is to `other`
+    const welcoming = await net.peer({
+      init: { setItemTtlMs: TTL },
+      responsibility: { isResponsible: () => true, isAmongClosest: (peer, setKey) => peer.equals(near.id) && new TextDecoder().decode(setKey) === key }
+    })
+    await rawRequest(welcoming, { type: 'add', setKey: key, items: [textItem(net.clock, 'for the near one')] })
+    await rawRequest(welcoming, { type: 'add', setKey: other, items: [textItem(net.clock, 'for nobody new')] })
+    const report = await welcoming.store.welcomeNewcomers([near.id, far.id])
+    expect(report).toMatchObject({ sets: 1, pushedItems: 1 })
+    expect((await near.store.localItems(key)).map(textOf)).toEqual(['for the near one'])
+    expect(await near.store.localItems(other)).toEqual([])
+    expect(await far.store.heldSets()).toEqual([])
   })
 })

@@ -75,12 +75,15 @@ export interface PeerOptions {
   /** @default true */
   server?: boolean
   init?: SetStoreInit
+  /** What the peer's routing table tells of who holds a key. @default none: every set is taken, every peer a holder */
+  responsibility?: SetStoreComponents['responsibility']
 }
 
 const BASE_INIT: SetStoreInit = {
   setReplicas: 3,
   setMaintenanceIntervalMs: 0,
   setRetryDelayMs: 10,
+  setWelcomeDelayMs: 0,
   setNamespaces: { [TEST_NAMESPACE]: testRules }
 }
 
@@ -126,7 +129,8 @@ export class TestNet {
       },
       isDhtServer: () => false,
       logger: defaultLogger(),
-      now: this.clock.now
+      now: this.clock.now,
+      responsibility: options.responsibility
     }
     const store = new SetStore(components, { ...BASE_INIT, ...options.init, setNamespaces: { ...BASE_INIT.setNamespaces, ...options.init?.setNamespaces } })
     await store.start()
