@@ -36,6 +36,11 @@ export interface RecordStoreInit {
    * closer to its key (see responsibility.ts). @default 20, the replicas of a kad-dht put
    */
   recordResponsibleRank?: number
+  /**
+   * How long a put of a key written lately waits for the holders that stored it last
+   * before it looks the holders up as well (ms). @default 2 s (record-writer.ts)
+   */
+  holdersPatienceMs?: number
 }
 
 export interface RecordStoreComponents {
@@ -137,7 +142,8 @@ export class RecordStore {
       putTo: components.putTo ?? kadPutTo(components.dht),
       log: this.log,
       now: this.now,
-      queryTimeoutMs: this.queryTimeoutMs
+      queryTimeoutMs: this.queryTimeoutMs,
+      holdersPatienceMs: init.holdersPatienceMs
     })
     const correct = components.correct ?? kadCorrect(components.dht)
     if (correct != null) {

@@ -33,6 +33,13 @@ export interface PutResult {
  * followed at once by a put with a lookup.
  */
 export const HOLDERS_REUSE_MS = 60_000
+/**
+ * How long a put to the remembered holders may take to reach its write quorum before the
+ * holders are looked up as well (ms). A remembered holder that has left answers nothing
+ * until its dial times out (seconds); the quorum of those still there comes within a few
+ * hundred ms even at 200 peers on two cores. The put to them goes on in the background.
+ */
+export const REMEMBERED_HOLDERS_PATIENCE_MS = 2_000
 /** Keys whose holders are remembered (bounded memory); the oldest go first. */
 export const MAX_REMEMBERED_HOLDERS = 1_024
 
@@ -48,6 +55,8 @@ export interface RecordWriterComponents {
   now: () => number
   /** Limit for one put (ms). */
   queryTimeoutMs: number
+  /** @default REMEMBERED_HOLDERS_PATIENCE_MS */
+  holdersPatienceMs?: number
 }
 
 export class RecordWriter {
@@ -77,10 +86,21 @@ export class RecordWriter {
     const signal = timeLimit(this.c.queryTimeoutMs, options)
     const known = this.holders.get(key)
     if (known != null && this.c.putTo != null && this.c.now() - known.at < HOLDERS_REUSE_MS && known.peers.length >= quorum) {
-      const direct = await this.putToHolders(key, value, known.peers, quorum, signal)
-      if (direct != null) return direct
+      const direct = this.putToHolders(key, value, known.peers, quorum, signal)
+      let timer: NodeJS.Timeout | undefined
+      const patience = new Promise<'slow'>(resolve => { timer = setTimeout(() => { resolve('slow') }, this.c.holdersPatienceMs ?? REMEMBERED_HOLDERS_PATIENCE_MS) })
+      const first = await Promise.race([direct, patience]).finally(() => { clearTimeout(timer) })
+      if (first !== 'slow' && first != null) return first
       this.holders.delete(key)
-      this.c.log('put %s: the remembered holders did not take it, looking them up', key)
+      if (first === 'slow') {
+        // (whatever they still do goes on in the background, as a put's tail does)
+        const tail: Promise<void> = direct.then(() => {}, (err: Error) => { this.c.log('put %s to its remembered holders: %s', key, err.message) })
+          .finally(() => { this.tails.delete(tail) })
+        this.tails.add(tail)
+        this.c.log('put %s: the remembered holders are slow, looking them up', key)
+      } else {
+        this.c.log('put %s: the remembered holders did not take it, looking them up', key)
+      }
     }
     let reachedQuorum = (): void => {}
     const atQuorum = new Promise<'quorum'>(resolve => { reachedQuorum = () => { resolve('quorum') } })

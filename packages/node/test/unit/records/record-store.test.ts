@@ -58,6 +58,32 @@ describe('a key put again', () => {
     await store.put(name, claim(alice, 'alice', 2))
     expect(dht.puts.filter(p => p.key === name)).toHaveLength(2)
   })
+
+  it('is put with a lookup as well when the remembered holders are slow to reach the quorum; they still get it', async () => {
+    // remembered holders that have left: their dials hang until the put's time limit
+    let hang = false
+    const reached: string[] = []
+    const putTo = async (to: PeerId, _key: string, _value: Uint8Array, options: { signal?: AbortSignal }): Promise<PutOutcome> => {
+      if (!hang) return 'stored'
+      await new Promise<void>(resolve => { options.signal?.addEventListener('abort', () => { resolve() }, { once: true }) })
+      reached.push(to.toString())
+      return 'failed'
+    }
+    const { store, dht } = testStore({ holdersPatienceMs: 50, queryTimeoutMs: 2_000 }, { putTo })
+    const [p0, p1, p2] = peers as [PeerId, PeerId, PeerId]
+    const key = presenceKeyOf(alice)
+    dht.putAnswers = [{ peer: p0, answer: 'stores' }, { peer: p1, answer: 'stores' }, { peer: p2, answer: 'stores' }]
+    await store.put(key, presenceOf(alice, 1))
+    await store.settled()
+    hang = true
+    expect(await store.put(key, presenceOf(alice, 2))).toEqual({ replicas: 3, refused: 0 })
+    // returned before the put's time limit ended the remembered holders' attempts
+    expect(reached).toEqual([])
+    expect(dht.puts).toHaveLength(2)
+    // the hanging attempts are the put's tail: settled() waits for them (ended by the time limit)
+    await store.settled()
+    expect(reached.sort()).toEqual([p0, p1, p2].map(String).sort())
+  })
 })
 
 describe('put', () => {
