@@ -60,7 +60,10 @@ export interface SetReplicatorInit {
   welcomeDelayMs?: number
 }
 
-/** Newcomers waiting for their welcome at most (more within one delay wait for the next round). */
+/**
+ * Newcomers waiting for their welcome at most: more within one delay (a burst of joins,
+ * or a peer churning identities near our sets) are left to the next maintenance round.
+ */
 const MAX_NEWCOMERS = 64
 
 export class SetReplicator {
