@@ -10,7 +10,7 @@ import { createServer } from 'node:net'
 import { LevelDatastore } from 'datastore-level'
 import * as cborg from 'cborg'
 import {
-  createEnvelope, mailboxItemOf, generateAccountKeys, mailboxSetKey, mailboxSetRules, isSealedEnvelopeItem, isSealedStrangerItem, isWriterListId, mailboxWriterOf, sealEnvelope,
+  createEnvelope, mailboxItemOf, generateAccountKeys, mailboxSetKey, presenceKey, mailboxSetRules, isSealedEnvelopeItem, isSealedStrangerItem, isWriterListId, mailboxWriterOf, sealEnvelope,
   encodeSetMessage, DM_KIND, MAILBOX_SET_NAMESPACE, type Envelope, type SetNamespaceRules
 } from '@conf-chat/protocol'
 import { createChatNode, type ChatNode, type ChatNodeInit } from '@conf-chat/node'
@@ -103,6 +103,34 @@ describe('mailboxes', () => {
     expect(new Set(shown.map(m => m.text)).size).toBe(50)
     expect(await spare.checkMailbox()).toEqual([])
     await spare.logout()
+  })
+
+  it('looks the mailbox\'s holders up while the password is checked, before the session starts', async () => {
+    // the DHT queries of this peer, and when the login's presence went out (its session had started)
+    const dht = spare.peer.libp2p.services.dht
+    const records = spare.peer.records
+    const events: string[] = []
+    const mailboxKey = mailboxSetKey(bobKeyId)
+    const closest = dht.getClosestPeers.bind(dht)
+    const put = records.put.bind(records)
+    dht.getClosestPeers = (key, options) => {
+      if (new TextDecoder().decode(key) === mailboxKey) events.push('mailbox lookup')
+      return closest(key, options)
+    }
+    records.put = async (key, value, options) => {
+      if (key === presenceKey(bobKeyId)) events.push('presence')
+      return await put(key, value, options)
+    }
+    try {
+      await spare.login('bob', PASSWORD)
+      expect(events.indexOf('presence'), events.join(', ')).toBeGreaterThan(0)
+      expect(events[0]).toBe('mailbox lookup')
+      expect(await spare.checkMailbox()).toEqual([])
+    } finally {
+      dht.getClosestPeers = closest
+      records.put = put
+      await spare.logout()
+    }
   })
 
   it('fetches an envelope it leaves in the mailbox (a kind it does not know) once, not again at every read', async () => {

@@ -126,6 +126,8 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     const accounts = new Accounts({
       records: peer.records,
       onRetry: (username, attempt, retryInMs) => { emit('network:slow', { what: `the account ${username}`, attempt, retryInMs }) },
+      // the read of the mailbox at login needs its holders: looked up while the password is checked
+      onFound: profile => { mailbox.prefetchHolders(profile.keyId) },
       logger
     }, init)
     const profiles = new Profiles({ lookup: async (username, options) => await accounts.profile(username, options) })

@@ -75,12 +75,18 @@ export interface AccountsComponents {
   records: Pick<RecordStore, 'read' | 'getAll' | 'getLocal' | 'put'>
   /** A read of `username` could not tell and is made again in `retryInMs` (a slow network: the user is told). */
   onRetry?: (username: string, attempt: number, retryInMs: number) => void
+  /**
+   * A login found its account and now checks the password: work the session will need
+   * that takes no keys (a DHT lookup) can start alongside.
+   */
+  onFound?: (profile: UserProfile) => void
   logger: ComponentLogger
 }
 
 export class Accounts {
   private readonly records: AccountsComponents['records']
   private readonly onRetry?: AccountsComponents['onRetry']
+  private readonly onFound?: AccountsComponents['onFound']
   private readonly log: Logger
   private readonly bcryptCost: number
   private readonly pwhash: PwhashParams
@@ -90,6 +96,7 @@ export class Accounts {
   constructor (components: AccountsComponents, init: AccountsInit = {}) {
     this.records = components.records
     this.onRetry = components.onRetry
+    this.onFound = components.onFound
     this.log = components.logger.forComponent('conf-chat:account:accounts')
     this.bcryptCost = init.bcryptCost ?? DEFAULT_BCRYPT_COST
     this.pwhash = init.pwhash ?? DEFAULT_PWHASH
@@ -205,6 +212,7 @@ export class Accounts {
     const record = await this.lookupRetrying(username, options)
     const networkMs = performance.now() - t
     if (record == null) throw new UnknownUserError(username)
+    this.onFound?.(profileOf(record))
     const { keys, kdfMs, bcryptMs } = await this.unlock(username, record, password)
     this.failures.delete(username)
     t = performance.now()

@@ -37,9 +37,17 @@ export const DEFAULT_MAILBOX_POLL_MS = 5 * 60_000
  * reader asks 2R holders, so a peer or two joining nearer the key in the meantime still
  * leaves it holders that writers use; a holder that does not answer sends the read to a
  * new lookup at once, and the set's maintenance moves items to the current holders.
- * The read at login always looks up.
+ * The read at login takes only holders looked up during the login
+ * (MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS).
  */
 export const MAILBOX_POLL_HOLDERS_MAX_AGE_MS = 30 * 60_000
+
+/**
+ * The read at login takes the mailbox's holders looked up at most this long before: the
+ * login looks them up while it checks the password (Mailbox.prefetchHolders), and the read
+ * joins that lookup or takes what it found.
+ */
+export const MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS = 10_000
 
 /** After login: senders who read the user as offline just before the new presence spread put into the mailbox while the login ran. */
 export const MAILBOX_READ_AFTER_LOGIN_MS = 30_000
@@ -283,7 +291,7 @@ export class Messaging {
       active.history.tookOver(handedOver)
       active.draining = Promise.allSettled([handedOver, active.draining])
     }
-    this.reader.drain(active).catch(err => { this.log('mailbox at login: %s', err.message) })
+    this.reader.drain(active, { holdersMaxAgeMs: MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS }).catch(err => { this.log('mailbox at login: %s', err.message) })
     // the senders the account knows, for the mailbox's holders (never from a state that could not be read)
     active.ready.then(() => { if (active.loaded) active.writers.start() }).catch(() => {})
     // membership changes made while this user was away (also in the mailbox; the newest record wins)

@@ -58,7 +58,7 @@ export interface FetchOptions extends ListOptions {
 }
 
 export interface MailboxComponents {
-  sets: Pick<SetStore, 'add' | 'list' | 'remove' | 'registerNamespace' | 'namespaceRules'>
+  sets: Pick<SetStore, 'add' | 'list' | 'remove' | 'registerNamespace' | 'namespaceRules' | 'findHolders' | 'replicas'>
   /** Whether this peer is a DHT server (then it is always among the holders it finds). */
   isDhtServer: () => boolean
   /** @default defaultLogger() */
@@ -156,6 +156,17 @@ export class Mailbox {
     if (result.holders <= 1 && this.c.isDhtServer()) throw new MailboxUnreachableError()
     this.log('stored %s (%s) for %s on %d of %d holders', envelope.id, form, envelope.toKeyId, copies, result.holders)
     return { holders: result.holders, copies }
+  }
+
+  /**
+   * Look the holders of the mailbox of `keyId` up now, in the background, as many as a read
+   * asks: a login starts this once it has found the account, while it checks the password,
+   * and its first read (`holdersMaxAgeMs`) joins or reuses this lookup instead of making
+   * its own after the session has started.
+   */
+  prefetchHolders (keyId: string): void {
+    this.c.sets.findHolders(mailboxSetKey(keyId), { count: 2 * this.c.sets.replicas })
+      .catch((err: Error) => { this.log('holders of the mailbox of %s: %s', keyId, err.message) })
   }
 
   /**

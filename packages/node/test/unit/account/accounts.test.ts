@@ -96,6 +96,26 @@ describe('accounts when the network cannot tell', () => {
   })
 })
 
+describe('login', () => {
+  it('tells whom it found before the password is checked (the session\'s lookups start then), and nobody for an unknown name', async () => {
+    const records = new MemoryRecords()
+    const found: string[] = []
+    const accounts = new Accounts({
+      records: records as unknown as AccountsComponents['records'],
+      onFound: profile => { found.push(profile.keyId) },
+      logger: defaultLogger()
+    }, { bcryptCost: 4, pwhash: CHEAP, nameReadRetryMs: 1 })
+    const account = await accounts.register(input)
+    await expect(accounts.login('nobody', input.password)).rejects.toMatchObject({ name: 'UnknownUserError' })
+    expect(found).toEqual([])
+    // before the check: a wrong password is told too
+    await expect(accounts.login('alice', 'wrong horse battery')).rejects.toMatchObject({ name: 'WrongPasswordError' })
+    expect(found).toEqual([account.keyId])
+    await accounts.login('alice', input.password)
+    expect(found).toEqual([account.keyId, account.keyId])
+  })
+})
+
 describe('accounts when the replicas of a name disagree', () => {
   it('a name two keys claim is contested: no login with either password, no profile, no registration; never a majority pick', async () => {
     const honest = new MemoryRecords()
