@@ -125,7 +125,10 @@ describe('mailboxes', () => {
       await spare.login('bob', PASSWORD)
       expect(events.indexOf('presence'), events.join(', ')).toBeGreaterThan(0)
       expect(events[0]).toBe('mailbox lookup')
+      // a read asked for now comes after the login's: the login's read and the writer list
+      // it stored made no lookup of their own, this read does
       expect(await spare.checkMailbox()).toEqual([])
+      expect(events).toEqual(['mailbox lookup', 'presence', 'mailbox lookup'])
     } finally {
       dht.getClosestPeers = closest
       records.put = put

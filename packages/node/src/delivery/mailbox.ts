@@ -65,6 +65,9 @@ export interface MailboxComponents {
   logger?: ComponentLogger
 }
 
+/** A writer list is stored on the mailbox's holders looked up at most this long before (ms): at login, those the login found. */
+export const WRITER_LIST_HOLDERS_MAX_AGE_MS = 10_000
+
 export class Mailbox {
   private readonly c: MailboxComponents
   private readonly log: Logger
@@ -103,7 +106,8 @@ export class Mailbox {
    * requests from senders it does not name.
    */
   async storeWriterList (keyId: string, item: SetItem, options: AbortOptions = {}): Promise<StoredReport> {
-    const result = await this.c.sets.add(mailboxSetKey(keyId), [item], options)
+    // the list a login stores goes to the holders the login has just looked up (prefetchHolders)
+    const result = await this.c.sets.add(mailboxSetKey(keyId), [item], { ...options, holdersMaxAgeMs: WRITER_LIST_HOLDERS_MAX_AGE_MS })
     const copies = result.stored[item.id] ?? 0
     // a server counts its own copy: the holders that matter are the others
     if (copies - (this.c.isDhtServer() ? 1 : 0) < 1) throw new MailboxUnreachableError()

@@ -23,6 +23,14 @@ export interface AddResult {
   stored: Record<string, number>
 }
 
+export interface AddOptions extends AbortOptions {
+  /**
+   * Reuse this peer's lookup of the set's holders if it is at most this old (ms), as a
+   * periodic read does (ListOptions.holdersMaxAgeMs), instead of a new one. @default 0
+   */
+  holdersMaxAgeMs?: number
+}
+
 export interface RemoveResult {
   holders: number
   /** Holders that accepted the removal. */
@@ -98,7 +106,7 @@ export class SetClient {
    * InvalidSetItemError (nothing sent) for an invalid item and SetWriteError (with the
    * holders' refusals) when some item was stored by no holder.
    */
-  async add (setKey: string, items: SetItem[], options: AbortOptions = {}): Promise<AddResult> {
+  async add (setKey: string, items: SetItem[], options: AddOptions = {}): Promise<AddResult> {
     const { namespaces, rpc } = this.components
     const rules = namespaces.rulesFor(setKey)
     const now = this.components.now()
@@ -106,7 +114,7 @@ export class SetClient {
       const reason = namespaces.checkItem(setKey, rules, item, now)
       if (reason != null) throw new InvalidSetItemError(`item ${String(item?.id).slice(0, 100)}: ${reason}`)
     }
-    const holders = await this.components.findHolders(setKey, options)
+    const holders = await this.components.findHolders(setKey, { signal: options.signal, maxAgeMs: options.holdersMaxAgeMs })
     if (holders.length === 0) throw new NoSetHoldersError()
     const stored: Record<string, number> = Object.fromEntries(items.map(i => [i.id, 0]))
     /** each holder's refusal of each item: its answer to the last try */

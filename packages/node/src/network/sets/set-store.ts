@@ -24,7 +24,7 @@ import { SetNamespaces } from './set-namespaces.js'
 import { SetHolder } from './set-holder.js'
 import { SetRpc } from './set-rpc.js'
 import { HolderLookup, type FindHoldersOptions } from './holder-lookup.js'
-import { SetClient, type AddResult, type ListOptions, type RemoveResult } from './set-client.js'
+import { SetClient, type AddOptions, type AddResult, type ListOptions, type RemoveResult } from './set-client.js'
 import { SetReplicator, type MaintenanceReport } from './replication.js'
 import { SetSweeper } from './sweeper.js'
 import { NotResponsibleError, type Responsibility } from '../dht/responsibility.js'
@@ -203,7 +203,7 @@ export class SetStore {
    * InvalidSetItemError (nothing sent) for an invalid item, NoSetHoldersError, and
    * SetWriteError (with the holders' refusals) when some item was stored by no holder.
    */
-  async add (setKey: string, items: SetItem[], options: AbortOptions = {}): Promise<AddResult> {
+  async add (setKey: string, items: SetItem[], options: AddOptions = {}): Promise<AddResult> {
     return await this.client.add(setKey, items, this.untilStopped(options))
   }
 

@@ -241,6 +241,12 @@ describe('set client', () => {
     expect(lookups()).toBe(before + 1)
     await reader.store.list(key) // a read that does not say it may reuse always looks up
     expect(lookups()).toBe(before + 2)
+    // so does an add, unless it says it may reuse
+    const next = textItem(net.clock, 'again')
+    expect((await reader.store.add(key, [next], periodic)).stored[next.id]).toBe(3)
+    expect(lookups()).toBe(before + 2)
+    await reader.store.add(key, [textItem(net.clock, 'once more')])
+    expect(lookups()).toBe(before + 3)
   })
 
   it('a periodic read whose holder stopped answering looks the holders up again and reads the new one', async () => {
