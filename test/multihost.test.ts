@@ -211,8 +211,9 @@ describe('multi-host network (namespaces)', () => {
     await alice.waitForLine(/^\[presence\] carol is online$/)
     progress('carol logged in on dave\'s host')
     // every entry is on the holders its add reached (one that could not read the fresh
-    // account yet is asked once more); carol's login here adds hers again, and the listing
-    // is read until that add has landed
+    // account yet is asked once more while the entry is on fewer than half of them), and on
+    // servers that joined closer since (the holders' welcome); carol's login here adds hers
+    // again, and the listing is read until that add has landed
     const seen = await until(async () => await users(dave), u => u.get('alice') === true && u.get('bob') === true && u.get('carol') === true, 30_000)
     expect([...seen.value.entries()].sort(), dave.transcript()).toEqual([['alice', true], ['bob', true], ['carol', true]])
     dave.send('history alice')

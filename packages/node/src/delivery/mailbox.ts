@@ -106,7 +106,7 @@ export class Mailbox {
    * requests from senders it does not name.
    */
   async storeWriterList (keyId: string, item: SetItem, options: AbortOptions = {}): Promise<StoredReport> {
-    // the list a login stores goes to the holders the login has just looked up (prefetchHolders)
+    // a list goes to holders looked up at most 10 s before: at login, those the login found (prefetchHolders)
     const result = await this.c.sets.add(mailboxSetKey(keyId), [item], { ...options, holdersMaxAgeMs: WRITER_LIST_HOLDERS_MAX_AGE_MS })
     const copies = result.stored[item.id] ?? 0
     // a server counts its own copy: the holders that matter are the others

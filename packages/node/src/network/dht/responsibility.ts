@@ -49,12 +49,20 @@ export class Responsibility {
    * included (a holder asking whether a peer is one of the set's holders too).
    */
   isAmongClosest (peer: PeerId, key: Uint8Array, rank: number): boolean {
+    return this.amongClosest([peer], key, rank).length > 0
+  }
+
+  /** Those of `peers` that are among the `rank` closest to `key` (as `isAmongClosest`), with one look at the table. */
+  amongClosest (peers: PeerId[], key: Uint8Array, rank: number): PeerId[] {
+    if (peers.length === 0) return []
     const target = kadId(key)
-    const theirs = kadId(peer.toMultihash().bytes)
-    const known = this.table()?.closestPeers(target, { count: rank + 1 }) ?? []
-    const closer = known.filter(p => !p.equals(peer) && compareDistance(target, kadId(p.toMultihash().bytes), theirs) < 0).length +
-      (compareDistance(target, this.self, theirs) < 0 ? 1 : 0)
-    return closer < rank
+    const known = (this.table()?.closestPeers(target, { count: rank + 1 }) ?? []).map(p => ({ p, id: kadId(p.toMultihash().bytes) }))
+    return peers.filter(peer => {
+      const theirs = kadId(peer.toMultihash().bytes)
+      const closer = known.filter(k => !k.p.equals(peer) && compareDistance(target, k.id, theirs) < 0).length +
+        (compareDistance(target, this.self, theirs) < 0 ? 1 : 0)
+      return closer < rank
+    })
   }
 
   /** Whether this peer is among the `rank` closest peers to `key` that it knows of. */

@@ -83,7 +83,7 @@ export class RecordWriter {
     // sent it PUT_VALUE, and it stored the record only if it echoed our value back
     const sentTo = new Set<string>()
     const result: PutResult = { replicas: 0, refused: 0 }
-    const signal = timeLimit(this.c.queryTimeoutMs, options)
+    let signal = timeLimit(this.c.queryTimeoutMs, options)
     const known = this.holders.get(key)
     if (known != null && this.c.putTo != null && this.c.now() - known.at < HOLDERS_REUSE_MS && known.peers.length >= quorum) {
       const direct = this.putToHolders(key, value, known.peers, quorum, signal)
@@ -98,6 +98,8 @@ export class RecordWriter {
           .finally(() => { this.tails.delete(tail) })
         this.tails.add(tail)
         this.c.log('put %s: the remembered holders are slow, looking them up', key)
+        // the put with a lookup gets its own time limit
+        signal = timeLimit(this.c.queryTimeoutMs, options)
       } else {
         this.c.log('put %s: the remembered holders did not take it, looking them up', key)
       }

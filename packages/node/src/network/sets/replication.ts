@@ -12,6 +12,7 @@
  * registration right after the first peers joined) stays on those few until the next
  * round, minutes later, and is gone for its readers if they leave first.
  */
+import { LRUCache } from 'lru-cache'
 import { removalId, type SetNamespaceRules, type SetRemoval } from '@conf-chat/protocol'
 import { batches, type SetRpc } from './set-rpc.js'
 import { unexpected } from './set-errors.js'
@@ -45,8 +46,8 @@ export interface SetReplicatorComponents {
   logger: ComponentLogger
   /** The clock for which removals are still kept, ms since the epoch. */
   now: () => number
-  /** Whether `peer` is among the R closest to the set's key, as far as this peer knows. @default every peer is */
-  isHolderOf?: (peer: PeerId, setKey: string) => boolean
+  /** Those of `peers` that are among the R closest to the set's key, as far as this peer knows. @default all of them */
+  holdersAmong?: (setKey: string, peers: PeerId[]) => PeerId[]
 }
 
 export interface SetReplicatorInit {
@@ -65,6 +66,10 @@ export interface SetReplicatorInit {
  * or a peer churning identities near our sets) are left to the next maintenance round.
  */
 const MAX_NEWCOMERS = 64
+/** Peers welcomed lately, not welcomed again (kad-dht adds every peer of the peer store again at a restart). */
+const WELCOMED_PEERS = 1024
+/** Held sets checked between two turns of the event loop in a welcome. */
+const SETS_PER_TURN = 200
 
 export class SetReplicator {
   private readonly components: SetReplicatorComponents
@@ -79,12 +84,15 @@ export class SetReplicator {
   private readonly newcomers = new Map<string, PeerId>()
   private welcomeTimer?: NodeJS.Timeout
   private welcoming?: Promise<unknown>
+  /** Peers welcomed within the last maintenance interval (by id). */
+  private readonly welcomed: LRUCache<string, true>
 
   constructor (components: SetReplicatorComponents, init: SetReplicatorInit) {
     this.components = components
     this.log = components.logger.forComponent('conf-chat:network:sets:replication')
     this.intervalMs = init.intervalMs
     this.welcomeDelayMs = init.welcomeDelayMs ?? 0
+    this.welcomed = new LRUCache({ max: WELCOMED_PEERS, ttl: this.intervalMs > 0 ? this.intervalMs : 10 * 60_000 })
   }
 
   start (): void {
@@ -111,7 +119,7 @@ export class SetReplicator {
    * is now a holder of is handed to it (`welcomeNewcomers`).
    */
   welcome (peer: PeerId): void {
-    if (!this.running || this.welcomeDelayMs <= 0 || peer.equals(this.components.peerId)) return
+    if (!this.running || this.welcomeDelayMs <= 0 || peer.equals(this.components.peerId) || this.welcomed.has(peer.toString())) return
     if (this.newcomers.size >= MAX_NEWCOMERS && !this.newcomers.has(peer.toString())) return
     this.newcomers.set(peer.toString(), peer)
     if (this.welcomeTimer == null) this.scheduleWelcome()
@@ -124,8 +132,11 @@ export class SetReplicator {
       if (this.welcoming != null) { this.scheduleWelcome(); return }
       const peers = [...this.newcomers.values()]
       this.newcomers.clear()
+      for (const peer of peers) this.welcomed.set(peer.toString(), true)
       this.welcoming = this.welcomeNewcomers(peers, { signal: this.shutdown.signal })
-        .then(r => { if (r.sets > 0) this.log('welcomed %d newcomers: %o', peers.length, r) }, err => { this.log.error('welcome failed: %e', err) })
+        .then(r => { if (r.sets > 0) this.log('welcomed %d newcomers: %o', peers.length, r) }, err => {
+          if (this.running) this.log.error('welcome failed: %e', err)
+        })
         .finally(() => { this.welcoming = undefined })
     }, this.welcomeDelayMs).unref()
   }
@@ -133,26 +144,34 @@ export class SetReplicator {
   /**
    * Hand each set held here to those of `peers` that are now among its R closest (as far
    * as this peer's routing table tells; no lookup): removals both ways, then the items
-   * they lack, as a round does. Only while started; stops early when `options.signal`
-   * aborts.
+   * they lack, as a round does. A newcomer that fails once (silent, or no set protocol)
+   * gets nothing more in this welcome: the next maintenance round tries it again. Only
+   * while started; stops early when `options.signal` aborts.
    */
   async welcomeNewcomers (peers: PeerId[], options: AbortOptions = {}): Promise<MaintenanceReport> {
     const report: MaintenanceReport = { sets: 0, pushedItems: 0, pushedRemovals: 0, pulledRemovals: 0, swept: 0 }
-    const isHolderOf = this.components.isHolderOf ?? (() => true)
+    const holdersAmong = this.components.holdersAmong ?? ((_setKey: string, all: PeerId[]) => all)
+    let live = peers
+    let checked = 0
     for (const setKey of await this.components.layout.heldSets(options)) {
-      if (options.signal?.aborted === true || !this.running) break
-      const holders = peers.filter(peer => isHolderOf(peer, setKey))
+      if (options.signal?.aborted === true || !this.running || live.length === 0) break
+      // many sets, few of them the newcomers': the event loop gets a turn now and then
+      if (++checked % SETS_PER_TURN === 0) await new Promise(resolve => setImmediate(resolve))
+      const holders = holdersAmong(setKey, live)
       if (holders.length === 0) continue
       let rules: SetNamespaceRules
       try { rules = this.components.namespaces.rulesFor(setKey) } catch { continue }
       report.sets++
+      const failed = new Set<PeerId>()
       await Promise.all(holders.map(async peer => {
         try {
           await this.syncWith(peer, setKey, rules, report, options)
         } catch (err: any) {
           this.log('could not welcome %p with %s: %s', peer, setKey, err.message)
+          failed.add(peer)
         }
       }))
+      if (failed.size > 0) live = live.filter(peer => !failed.has(peer))
     }
     return report
   }

@@ -78,7 +78,7 @@ export interface SetStoreComponents {
   /** The clock for item expiry, tombstones, removal signatures and sweeps, ms since the epoch. @default Date.now */
   now?: () => number
   /** Whether this peer is close enough to a key to hold its set. @default every set is taken */
-  responsibility?: Pick<Responsibility, 'isResponsible' | 'isAmongClosest'>
+  responsibility?: Pick<Responsibility, 'isResponsible' | 'isAmongClosest' | 'amongClosest'>
   /** kad-dht's routing table: a DHT server it adds is handed the sets it now holds (see `welcome`). */
   routingTable?: RoutingTableEvents
 }
@@ -151,11 +151,11 @@ export class SetStore {
       { replicas: this.replicas, retryDelayMs: init.setRetryDelayMs ?? DEFAULT_SET_RETRY_DELAY_MS })
     this.sweeper = new SetSweeper({ layout, namespaces, logger, now })
     // a newcomer among the R closest to a key is one of its holders now
-    const isHolderOf = responsibility == null
+    const holdersAmong = responsibility == null
       ? undefined
-      : (peer: PeerId, setKey: string): boolean => responsibility.isAmongClosest(peer, bytesFromString(setKey), this.replicas)
+      : (setKey: string, peers: PeerId[]): PeerId[] => responsibility.amongClosest(peers, bytesFromString(setKey), this.replicas)
     this.replicator = new SetReplicator({
-      peerId, layout, namespaces, holder: this.holder, rpc, findHolders, localItems, logger, now, isHolderOf,
+      peerId, layout, namespaces, holder: this.holder, rpc, findHolders, localItems, logger, now, holdersAmong,
       sweep: async options => await this.sweeper.sweep(options)
     }, { intervalMs: this.maintenanceIntervalMs, welcomeDelayMs: init.setWelcomeDelayMs ?? DEFAULT_SET_WELCOME_DELAY_MS })
     this.routingTable = components.routingTable

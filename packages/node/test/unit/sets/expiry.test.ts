@@ -129,7 +129,7 @@ describe('set maintenance', () => {
     expect(net.lookups.get(a!.id.toString()) ?? 0).toBe(lookups)
   })
 
-  it('welcomes the servers that joined within the delay together, once the delay is over', async () => {
+  it('welcomes the servers that joined, once the delay is over, and not the same peer again', async () => {
     const welcoming = await net.peer({ init: { setItemTtlMs: TTL, setWelcomeDelayMs: 20 } })
     await rawRequest(welcoming, { type: 'add', setKey: key, items: [textItem(net.clock, 'kept')] })
     const [c, d] = await net.servers(2, { setItemTtlMs: TTL })
@@ -140,6 +140,13 @@ describe('set maintenance', () => {
     await vi.waitFor(async () => {
       for (const p of [c!, d!]) expect((await p.store.localItems(key)).map(textOf)).toEqual(['kept'])
     }, { timeout: 5_000 })
+    // a peer welcomed lately is not welcomed again (a restart adds every known peer to the table again)
+    await rawRequest(welcoming, { type: 'add', setKey: key, items: [textItem(net.clock, 'later')] })
+    const e = await net.peer({ init: { setItemTtlMs: TTL } })
+    welcoming.store.welcome(c!.id)
+    welcoming.store.welcome(e.id)
+    await vi.waitFor(async () => { expect(await e.store.localItems(key)).toHaveLength(2) }, { timeout: 5_000 })
+    expect((await c!.store.localItems(key)).map(textOf)).toEqual(['kept'])
   })
 
   it('welcomes a newcomer only to the sets it is among the closest holders of, as far as the routing table tells', async () => {
@@ -149,7 +156,11 @@ describe('set maintenance', () => {
     // the table of `welcoming`: `near` is among the closest to `key`, nobody new is to `other`
     const welcoming = await net.peer({
       init: { setItemTtlMs: TTL },
-      responsibility: { isResponsible: () => true, isAmongClosest: (peer, setKey) => peer.equals(near.id) && new TextDecoder().decode(setKey) === key }
+      responsibility: {
+        isResponsible: () => true,
+        isAmongClosest: (peer, setKey) => peer.equals(near.id) && new TextDecoder().decode(setKey) === key,
+        amongClosest: (peers, setKey) => peers.filter(peer => peer.equals(near.id) && new TextDecoder().decode(setKey) === key)
+      }
     })
     await rawRequest(welcoming, { type: 'add', setKey: key, items: [textItem(net.clock, 'for the near one')] })
     await rawRequest(welcoming, { type: 'add', setKey: other, items: [textItem(net.clock, 'for nobody new')] })
