@@ -149,6 +149,20 @@ describe('set maintenance', () => {
     expect((await c!.store.localItems(key)).map(textOf)).toEqual(['kept'])
   })
 
+  it('gives a newcomer that failed nothing more in that welcome, and the others all their sets', async () => {
+    const keys = [key, testSetKey(generateAccountKeys()), testSetKey(generateAccountKeys())]
+    for (const k of keys) await rawRequest(a!, { type: 'add', setKey: k, items: [textItem(net.clock, `in ${k}`)] })
+    const gone = await net.peer({ init: { setItemTtlMs: TTL } })
+    await gone.store.stop() // joined the table, then stopped serving sets
+    const live = await net.peer({ init: { setItemTtlMs: TTL } })
+    net.serverDials.length = 0
+    const report = await a!.store.welcomeNewcomers([gone.id, live.id])
+    expect(report).toMatchObject({ sets: 3, pushedItems: 3 })
+    for (const k of keys) expect(await live.store.localItems(k)).toHaveLength(1)
+    // one try, at the first set (the live one asks it too, for the removals of each set new to it)
+    expect(net.serverDials.filter(d => d.from === a!.id.toString() && d.to === gone.id.toString())).toHaveLength(1)
+  })
+
   it('welcomes a newcomer only to the sets it is among the closest holders of, as far as the routing table tells', async () => {
     const other = testSetKey(generateAccountKeys())
     const near = await net.peer({ init: { setItemTtlMs: TTL } })

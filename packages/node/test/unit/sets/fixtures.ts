@@ -98,6 +98,8 @@ export class TestNet {
   readonly clock = new Clock()
   readonly peers: TestPeer[] = []
   readonly dials: string[] = []
+  /** Dials servers make to each other (hand-off, welcomes). */
+  readonly serverDials: Array<{ from: string, to: string }> = []
   /** DHT lookups (getClosestPeers) made, by the peer that made them */
   readonly lookups = new Map<string, number>()
   readonly failNext = new Map<string, number>()
@@ -159,6 +161,7 @@ export class TestNet {
     const key = to.toString()
     const byClient = this.peers.find(p => p.id.equals(from))?.server !== true
     if (byClient) this.dials.push(key)
+    else this.serverDials.push({ from: from.toString(), to: key })
     const fails = byClient ? this.failNext.get(key) ?? 0 : 0
     if (fails > 0) {
       this.failNext.set(key, fails - 1)
