@@ -94,9 +94,7 @@ export class RecordWriter {
       this.holders.delete(key)
       if (first === 'slow') {
         // (whatever they still do goes on in the background, as a put's tail does)
-        const tail: Promise<void> = direct.then(() => {}, (err: Error) => { this.c.log('put %s to its remembered holders: %s', key, err.message) })
-          .finally(() => { this.tails.delete(tail) })
-        this.tails.add(tail)
+        this.track(direct.then(() => {}, (err: Error) => { this.c.log('put %s to its remembered holders: %s', key, err.message) }))
         this.c.log('put %s: the remembered holders are slow, looking them up', key)
         // the put with a lookup gets its own time limit
         signal = timeLimit(this.c.queryTimeoutMs, options)
@@ -130,11 +128,10 @@ export class RecordWriter {
     const first = await Promise.race([putting, atQuorum])
     if (first === 'quorum') {
       const atReturn = { ...result }
-      const tail: Promise<void> = putting.then(err => {
+      this.track(putting.then(err => {
         if (err != null && !signal.aborted) this.c.log('put %s after its quorum: %s', key, err.message)
         this.c.log('put %s: %d replicas, %d refused (returned at %d)', key, result.replicas, result.refused, atReturn.replicas)
-      }).finally(() => { this.tails.delete(tail) })
-      this.tails.add(tail)
+      }))
       return atReturn
     }
     if (first != null) {
@@ -170,10 +167,9 @@ export class RecordWriter {
     await Promise.race([all, atQuorum])
     if (result.replicas < quorum) return undefined
     const atReturn = { ...result }
-    const tail: Promise<void> = all.then(() => {
+    this.track(all.then(() => {
       this.c.log('put %s to its %d remembered holders: %d replicas, %d refused (returned at %d)', key, holders.length, result.replicas, result.refused, atReturn.replicas)
-    }).finally(() => { this.tails.delete(tail) })
-    this.tails.add(tail)
+    }))
     return atReturn
   }
 
@@ -184,6 +180,12 @@ export class RecordWriter {
       if (this.holders.size <= MAX_REMEMBERED_HOLDERS) break
       this.holders.delete(oldest)
     }
+  }
+
+  /** A put's part that goes on after the put returned (`settled` waits for it); it must not reject. */
+  private track (tail: Promise<void>): void {
+    const tracked: Promise<void> = tail.finally(() => { this.tails.delete(tracked) })
+    this.tails.add(tracked)
   }
 
   /** Resolves once the puts that returned at their write quorum have ended (each within its time limit). */

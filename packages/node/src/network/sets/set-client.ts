@@ -159,7 +159,7 @@ export class SetClient {
     const refusals: Record<string, Refusal[]> = {}
     for (const [id, byHolder] of refused) if (byHolder.size > 0) refusals[id] = [...byHolder.values()]
     const lost = Object.entries(stored).filter(([, n]) => n === 0).map(([id]) => id)
-    this.log('added %d items to %s: each on %s of %d holders', items.length, setKey, [...new Set(Object.values(stored))].join('/'), holders.length)
+    if (this.log.enabled) this.log('added %d items to %s: each on %s of %d holders', items.length, setKey, [...new Set(Object.values(stored))].join('/'), holders.length)
     if (lost.length > 0) throw new SetWriteError(`no holder of ${setKey} stored ${lost.length} of ${items.length} items`, stored, refusals)
     return { holders: holders.length, stored }
   }
