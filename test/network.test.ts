@@ -163,6 +163,34 @@ describe('losing every connection', () => {
     expect(same((await b.records.get(key))?.value, value)).toBe(true)
   })
 
+  it('a peer that checks its reachability joins again without waiting for the dial-backs', async () => {
+    const c = await net!.addPeer({ reachability: 'auto' })
+    const mode = c.libp2p.services.dht.getMode()
+    const dialback = c.libp2p.services.reachability
+    const check = dialback.check.bind(dialback)
+    // the dial-backs asked for after the loss are held until the test ends
+    const held = Promise.withResolvers<void>()
+    let waiting = 0
+    dialback.check = async (...args) => {
+      waiting++
+      await held.promise
+      waiting--
+      return await check(...args)
+    }
+    try {
+      const rejoined = new Promise<number>(resolve => { c.addEventListener('network:joined', () => { resolve(waiting) }, { once: true }) })
+      await Promise.all(c.libp2p.getConnections().map(async conn => { await conn.close() }))
+      // joined while the check was still waiting for its answers
+      expect(await rejoined).toBe(1)
+      expect(c.libp2p.getConnections().length).toBeGreaterThan(0)
+      // and it is what it was until the check says otherwise
+      expect(c.libp2p.services.dht.getMode()).toBe(mode)
+    } finally {
+      held.resolve()
+      dialback.check = check
+    }
+  })
+
   it('ensureConnected() dials again at once when work needs the network', async () => {
     const [a] = net!.peers as [ChatPeer]
     let lost = 0

@@ -108,6 +108,8 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
   /** True while the peer is part of the network: it reached another peer and has not lost
    * every connection since. */
   joined = false
+  /** Whether the peer has joined since it started (a join after that is a rejoin). */
+  private joinedOnce = false
   private _libp2p?: ChatLibp2p
   private _records?: RecordStore
   private _sets?: SetStore
@@ -264,6 +266,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.datastore.onHeldChange = this.budget.onHeldChange
       this.budget.onHeldChange(this.datastore.heldBytes ?? 0)
       this.status = 'started'
+      this.joinedOnce = false
       this.bootstrapAbort = new AbortController()
       libp2p.addEventListener('peer:disconnect', () => { this.onDisconnect() })
       // the router's address, as a host beyond it sees this peer: what a hole punch offers
@@ -358,9 +361,16 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           const conn = await this.libp2p.dial(addr, { signal: timeLimit(timeoutMs, { signal }) })
           return { via: addr.toString(), peer: conn.remotePeer }
         }))
-        // before the self lookup: the lookup then makes this peer known as what it is
-        // (a server goes into the closest peers' routing tables, a client into none)
-        if (this.init.reachability === 'auto') await started(this.reach).find(this.libp2p, peer, signal)
+        if (this.init.reachability === 'auto') {
+          const finding = started(this.reach).find(this.libp2p, peer, signal)
+          // the first join: before the self lookup, which then makes this peer known as what
+          // it is (a server goes into the closest peers' routing tables, a client into none).
+          // Joining again, it is what it was until the check says otherwise: the check waits
+          // for the servers' dial-backs (up to 5 s), and what waits for the join (the mailbox
+          // read of what was sent meanwhile, the friends' notices) need not
+          if (this.joinedOnce) finding.catch(err => { this.log('reachability check: %s', err.message) })
+          else await finding
+        }
         await this.lookupSelf(signal)
         if (this.reachability === 'private') {
           await started(this.reach).firstReservation(() => this.relayedAddrs, check => {
@@ -369,6 +379,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           }, signal)
         }
         this.joined = true
+        this.joinedOnce = true
         this.log('joined the network via %s', via)
         this.safeDispatch('network:joined', { via })
         return

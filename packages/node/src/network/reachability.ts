@@ -96,18 +96,30 @@ export class DialbackService implements Startable {
 
   /**
    * Ask up to DIALBACK_ASKED of `servers` (connected DHT servers) to dial this peer back at
-   * `port`: `public` if one got through, `private` if every answer says it did not,
-   * `unknown` without an answer.
+   * `port`: `public` as soon as one got through (a slow server, up to the exchange's 5 s,
+   * does not hold the answer up), `private` if every answer says it did not, `unknown`
+   * without an answer.
    */
   async check (servers: PeerId[], port: number): Promise<Reached> {
     const asked = servers.slice(0, DIALBACK_ASKED)
-    const answers = await Promise.all(asked.map(async peer => await this.ask(peer, port).catch(err => {
-      this.log('dial-back asked of %p: no answer (%s)', peer, err.message)
-      return undefined
-    })))
+    const answers: Array<boolean | undefined> = []
+    await new Promise<void>(resolve => {
+      let left = asked.length
+      if (left === 0) resolve()
+      for (const peer of asked) {
+        void this.ask(peer, port).catch(err => {
+          this.log('dial-back asked of %p: no answer (%s)', peer, err.message)
+          return undefined
+        }).then(answer => {
+          answers.push(answer)
+          left--
+          if (answer === true || left === 0) resolve()
+        })
+      }
+    })
     const given = answers.filter(a => a != null)
     const result: Reached = given.includes(true) ? 'public' : given.length > 0 ? 'private' : 'unknown'
-    this.log('reachability: %s (%d asked, %d reached us, %d did not)', result, asked.length, given.filter(a => a).length, given.filter(a => !a).length)
+    this.log('reachability: %s (%d asked, %d reached us, %d did not, %d still asked)', result, asked.length, given.filter(a => a).length, given.filter(a => !a).length, asked.length - answers.length)
     return result
   }
 

@@ -11,7 +11,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import type { Connection, PeerId, StreamHandler } from '@libp2p/interface'
+import type { Connection, PeerId, Stream, StreamHandler } from '@libp2p/interface'
 import { DialbackService, sourceHost, type ReachabilityComponents } from '../../../src/network/reachability.js'
 
 async function newPeerId (): Promise<PeerId> { return peerIdFromPrivateKey(await generateKeyPair('Ed25519')) }
@@ -102,6 +102,21 @@ describe('dial-back reachability', () => {
     await no.service.start()
     await yes.service.start()
     expect(await asker(new Map([[s1.toString(), no], [s2.toString(), yes]]), me, '/ip4/203.0.113.9/tcp/51234').check([s1, s2], 4301)).toBe('public')
+  })
+
+  it('is public as soon as one server got through: a silent one does not hold the answer up', async () => {
+    const me = await newPeerId()
+    const [s1, s2] = [await newPeerId(), await newPeerId()]
+    const yes = answerer(() => true, true, s2)
+    await yes.service.start()
+    const heard: Stream[] = []
+    const silent = { handler: (): StreamHandler => stream => { heard.push(stream) } }
+    const check = asker(new Map([[s1.toString(), silent], [s2.toString(), yes]]), me, '/ip4/203.0.113.9/tcp/51234')
+    expect(await check.check([s1, s2], 4301)).toBe('public')
+    // the silent server was asked, and its exchange is still waiting for an answer (up to 5 s)
+    expect(heard).toHaveLength(1)
+    expect(heard[0]!.status).toBe('open')
+    await check.stop()
   })
 
   it('takes no server\'s word that it got through without its connection coming in', async () => {
