@@ -14,6 +14,15 @@
  * if no answer comes, every connection to it is aborted. The next RPC then dials afresh
  * and fails fast (or reaches the peer again). One probe per peer at a time, and at most
  * one per `minIntervalMs`, so a burst of timeouts costs one ping.
+ *
+ * A peer found dead may mean that this host is the one cut off (a pulled cable, a Wi-Fi
+ * gone): then every connection is dead, but only those that RPCs used are found out, and
+ * one left unused looks open until it is used. Its peer would never see that it lost
+ * every connection, nor join again when the link is back (the mailbox read and the
+ * friends' notices that follow a rejoin, peer.ts). So a dead peer makes every other
+ * connected peer suspect too (direct connections only), once per `sweepIntervalMs`: one
+ * ping per connected peer a minute at most (the trimmer keeps 64-96), and only while
+ * peers are being found dead.
  */
 import type { Connection, Logger, PeerId, AbortOptions } from '@libp2p/interface'
 import { shutdownController, timeLimit } from '../utils/index.js'
@@ -23,6 +32,8 @@ export interface LivenessComponents {
   ping: (peer: PeerId, options: AbortOptions) => Promise<number>
   /** The open connections to a peer. */
   connections: (peer: PeerId) => Connection[]
+  /** The peers connected: probed when one is found dead (is this peer cut off?). */
+  peers?: () => PeerId[]
   log: Logger
 }
 
@@ -31,6 +42,8 @@ export interface LivenessInit {
   probeTimeoutMs?: number
   /** Least time between two probes of one peer. @default 10000 */
   minIntervalMs?: number
+  /** Least time between two sweeps of every connected peer after a dead one. @default 60000 */
+  sweepIntervalMs?: number
   /** @default Date.now */
   now?: () => number
 }
@@ -39,6 +52,8 @@ export interface LivenessInit {
  * milliseconds there), short next to kad-dht's own per-RPC limit of 5 s or more. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 5_000
 export const DEFAULT_PROBE_INTERVAL_MS = 10_000
+/** A ping to each connected peer once a minute at most, and only while peers are found dead. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 60_000
 
 /** A probe found no answer: the connections to the peer were aborted with this. */
 export class DeadConnectionError extends Error {
@@ -49,7 +64,10 @@ export class ConnectionLiveness {
   private readonly c: LivenessComponents
   private readonly probeTimeoutMs: number
   private readonly minIntervalMs: number
+  private readonly sweepIntervalMs: number
   private readonly now: () => number
+  /** When every connected peer was last probed after a dead one. */
+  private lastSweep = -Infinity
   /** When each peer was last probed (or is being probed). */
   private readonly probed = new Map<string, number>()
   private readonly controller = shutdownController()
@@ -59,17 +77,23 @@ export class ConnectionLiveness {
     this.c = components
     this.probeTimeoutMs = init.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS
     this.minIntervalMs = init.minIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS
+    this.sweepIntervalMs = init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
     this.now = init.now ?? Date.now
   }
 
   /** An RPC to `peer` went unanswered: check the connection (in the background). */
   suspect (peer: PeerId): void {
+    this.check(peer, c => c.status === 'open')
+  }
+
+  /** Probe `peer` (its connections that `which` picks) unless it was probed within the interval. */
+  private check (peer: PeerId, which: (c: Connection) => boolean): void {
     if (this.controller.signal.aborted) return
     const key = peer.toString()
     const last = this.probed.get(key)
     const now = this.now()
     if (last != null && now - last < this.minIntervalMs) return
-    const connections = this.c.connections(peer).filter(c => c.status === 'open')
+    const connections = this.c.connections(peer).filter(which)
     if (connections.length === 0) return
     this.probed.set(key, now)
     this.prune(now)
@@ -97,8 +121,19 @@ export class ConnectionLiveness {
       this.c.log('no answer from %p within %d ms (%s): aborting %d connection(s)', peer, this.probeTimeoutMs, err?.message, connections.length)
       const reason = new DeadConnectionError(`no answer to a ping within ${this.probeTimeoutMs} ms`)
       for (const conn of connections) if (conn.status === 'open') conn.abort(reason)
+      this.sweep(peer)
       return false
     }
+  }
+
+  /** `dead` did not answer: is it this peer that is cut off? Probe the others (not over relays: a ping there may be refused). */
+  private sweep (dead: PeerId): void {
+    const now = this.now()
+    if (this.c.peers == null || now - this.lastSweep < this.sweepIntervalMs) return
+    this.lastSweep = now
+    const others = this.c.peers().filter(p => !p.equals(dead))
+    if (others.length > 0) this.c.log('%p is gone: probing the %d other peers connected', dead, others.length)
+    for (const p of others) this.check(p, c => c.status === 'open' && c.limits == null)
   }
 
   /** Forget probes older than the interval (the map holds recent peers only). */

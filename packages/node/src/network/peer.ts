@@ -233,6 +233,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       this.liveness = new ConnectionLiveness({
         ping: async (peer, options) => await libp2p.services.ping.ping(peer, options),
         connections: peer => libp2p.getConnections(peer),
+        peers: () => libp2p.getPeers(),
         log: logger.forComponent('conf-chat:network:liveness')
       })
       const trimmer = this.trimmer = new ConnectionTrimmer({

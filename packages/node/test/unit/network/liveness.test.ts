@@ -2,9 +2,10 @@
  * ConnectionLiveness with a stubbed ping and stub connections: a suspect peer that does
  * not answer within the probe limit has its connections aborted; one that answers (or
  * refuses the ping protocol, which is an answer too) keeps them; probes of one peer are
- * rate-limited by an injected clock.
+ * rate-limited by an injected clock. A peer found dead makes every other connected peer
+ * suspect (is this host the one cut off?), once per sweep interval, relayed connections aside.
  */
-import { describe, it, expect } from 'vitest'
+import { describe, it, expect, vi } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { defaultLogger } from '@libp2p/logger'
@@ -86,5 +87,61 @@ describe('ConnectionLiveness', () => {
     for (const c of conns) c.status = 'closed'
     liveness.suspect(await peer())
     expect(pings).toHaveLength(0)
+  })
+
+  describe('a peer found dead', () => {
+    /** Peers with one connection each (relayed: limited), answering as told; the pings made, by peer. */
+    async function connected (answers: Array<{ answer: Answer, relayed?: boolean }>, now: () => number): Promise<{ liveness: ConnectionLiveness, peers: PeerId[], conns: Map<string, StubConnection & { limits?: object }>, pinged: string[] }> {
+      const peers = await Promise.all(answers.map(async () => await peer()))
+      const conns = new Map(peers.map((p, i) => [p.toString(), Object.assign(new StubConnection(), answers[i]!.relayed === true ? { limits: { bytes: 1n } } : {})]))
+      const pinged: string[] = []
+      const liveness = new ConnectionLiveness({
+        ping: async (p: PeerId, options: AbortOptions) => {
+          pinged.push(p.toString())
+          const answer = answers[peers.findIndex(q => q.equals(p))]!.answer
+          if (answer === 'pong') return 1
+          return await new Promise<number>((_resolve, reject) => {
+            options.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true })
+          })
+        },
+        connections: p => [conns.get(p.toString())!].filter(c => c.status === 'open') as unknown as Connection[],
+        peers: () => peers.filter(p => conns.get(p.toString())!.status === 'open'),
+        log
+      }, { probeTimeoutMs: 50, minIntervalMs: 10_000, sweepIntervalMs: 60_000, now })
+      return { liveness, peers, conns, pinged }
+    }
+
+    it('makes every other connected peer suspect: a connection no RPC used is found dead too, live ones are kept', async () => {
+      const now = 1_000
+      // this host is cut off from the first two; the third answers; the fourth is relayed
+      const { liveness, peers, conns, pinged } = await connected([{ answer: 'silent' }, { answer: 'silent' }, { answer: 'pong' }, { answer: 'silent', relayed: true }], () => now)
+      expect(await liveness.probe(peers[0]!, [conns.get(peers[0]!.toString())!] as unknown as Connection[])).toBe(false)
+      await vi.waitFor(() => { expect(conns.get(peers[1]!.toString())!.status).toBe('closed') })
+      expect(pinged.sort()).toEqual([peers[0]!, peers[1]!, peers[2]!].map(String).sort())
+      expect(conns.get(peers[2]!.toString())!.status).toBe('open')
+      // a relayed connection is not pinged in a sweep (a relay may refuse it)
+      expect(conns.get(peers[3]!.toString())!.status).toBe('open')
+      expect(liveness.counts).toEqual({ probes: 3, dead: 2 })
+      liveness.stop()
+    })
+
+    it('sweeps once per interval, however many peers are found dead', async () => {
+      let now = 1_000
+      const { liveness, peers, conns, pinged } = await connected([{ answer: 'silent' }, { answer: 'silent' }, { answer: 'pong' }], () => now)
+      const dead = (i: number): Connection[] => [conns.get(peers[i]!.toString())!] as unknown as Connection[]
+      await liveness.probe(peers[0]!, dead(0))
+      await vi.waitFor(() => { expect(liveness.counts.probes).toBe(3) })
+      await vi.waitFor(() => { expect(conns.get(peers[1]!.toString())!.status).toBe('closed') })
+      // the second dead peer (found by the sweep) started no sweep of its own
+      expect(pinged).toHaveLength(3)
+      now += 59_999
+      await liveness.probe(peers[1]!, [new StubConnection()] as unknown as Connection[])
+      expect(pinged).toHaveLength(4)
+      now += 1
+      await liveness.probe(peers[1]!, [new StubConnection()] as unknown as Connection[])
+      // the live peer is pinged again (its own interval of 10 s is over)
+      await vi.waitFor(() => { expect(pinged.filter(p => p === peers[2]!.toString())).toHaveLength(2) })
+      liveness.stop()
+    })
   })
 })
