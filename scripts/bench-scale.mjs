@@ -272,7 +272,9 @@ async function users (bootstrap) {
     const away = members[0]
     await away.call('logout')
     const queued = await owner.request('sendMany', { to: away.name, n: OFFLINE, concurrency: 50 }, { timeoutMs: 600_000 })
+    profileMark('offline login', [away])
     const shown = await away.request('loginAndWait', { username: away.name, password: PASSWORD, expected: OFFLINE, timeoutMs: 300_000 }, { timeoutMs: 330_000 })
+    profileMark('offline all shown', [away])
     out.offline = {
       messages: OFFLINE,
       queueMs: Math.round(queued.ms),
