@@ -24,7 +24,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import type { ComponentLogger, Connection, Libp2pEvents, Logger, PeerId, Startable, Stream, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
-import { dialLimit, timeLimit } from '../utils/index.js'
+import { dialLimit, timeLimit, within } from '../utils/index.js'
 import { isRelayed } from './relay.js'
 import { PeerWorkLimit } from './peer-work-limit.js'
 
@@ -37,6 +37,8 @@ const DIALBACK_EXCHANGE_TIMEOUT_MS = DIALBACK_DIAL_TIMEOUT_MS + 2_000
 const DIALBACK_INTERVAL_MS = 5_000
 /** A dial to a peer behind NAT waits out its time limit: many joiners at once each hold one. */
 const MAX_CONCURRENT_DIALBACKS = 32
+/** How long an answer of "got through" waits for its connection to be seen here. */
+const DIALBACK_LATE_CONNECTION_MS = 1_000
 /** How many servers a check asks (at once). */
 export const DIALBACK_ASKED = 3
 
@@ -147,8 +149,13 @@ export class DialbackService implements Startable {
     const conn = this.c.connectionManager.getConnections(peer).find(c => c.status === 'open' && !isRelayed(c.remoteAddr))
     if (conn == null) throw new Error('not connected directly')
     let came = false
+    let seen = (): void => {}
+    const arrived = new Promise<void>(resolve => { seen = resolve })
     const onOpen = ({ detail }: CustomEvent<Connection>): void => {
-      if (detail.direction === 'inbound' && detail.remotePeer.equals(peer) && !isRelayed(detail.remoteAddr)) came = true
+      if (detail.direction === 'inbound' && detail.remotePeer.equals(peer) && !isRelayed(detail.remoteAddr)) {
+        came = true
+        seen()
+      }
     }
     this.c.events.addEventListener('connection:open', onOpen)
     const signal = timeLimit(DIALBACK_EXCHANGE_TIMEOUT_MS, { signal: this.stopped.signal })
@@ -158,6 +165,9 @@ export class DialbackService implements Startable {
       await lp.write(encode({ port }), { signal })
       const { ok } = answerSchema.parse(decode((await lp.read({ signal })).subarray()))
       await stream.close({ signal }).catch(() => {})
+      // the answerer's dial is done when its side of the handshake is: ours ends a moment
+      // later (noise's last message is the dialler's), and the answer may come first
+      if (ok && !came) await within(arrived, DIALBACK_LATE_CONNECTION_MS, undefined, { signal })
       if (ok && !came) this.log('%p says it reached us, but no connection from it came in', peer)
       return ok ? (came ? true : undefined) : false
     } catch (err: any) {

@@ -20,7 +20,7 @@ async function newPeerId (): Promise<PeerId> { return peerIdFromPrivateKey(await
 const askerEvents = new EventTarget()
 
 /** An answerer whose dials succeed when `reachable(addr)` says so; what it dialled is recorded. */
-function answerer (reachable: (addr: string) => boolean, serving = true, self?: PeerId, lie = false): { service: DialbackService, dialled: string[], handler: () => StreamHandler } {
+function answerer (reachable: (addr: string) => boolean, serving = true, self?: PeerId, lie = false, lateMs = 0): { service: DialbackService, dialled: string[], handler: () => StreamHandler } {
   let handler: StreamHandler | undefined
   const dialled: string[] = []
   const components = {
@@ -31,7 +31,10 @@ function answerer (reachable: (addr: string) => boolean, serving = true, self?: 
         dialled.push(ma.toString())
         if (lie) return { close: async () => {} } as unknown as Connection
         if (!reachable(ma.toString())) throw new Error('no route')
-        askerEvents.dispatchEvent(new CustomEvent('connection:open', { detail: { direction: 'inbound', remotePeer: self, remoteAddr: multiaddr('/ip4/198.51.100.1/tcp/4300') } }))
+        const opened = (): boolean => askerEvents.dispatchEvent(new CustomEvent('connection:open', { detail: { direction: 'inbound', remotePeer: self, remoteAddr: multiaddr('/ip4/198.51.100.1/tcp/4300') } }))
+        // the asker's side of the connection may open after the answerer's (and its answer)
+        if (lateMs > 0) setTimeout(opened, lateMs)
+        else opened()
         return { close: async () => {} } as unknown as Connection
       },
       listen: async () => {}
@@ -117,6 +120,14 @@ describe('dial-back reachability', () => {
     expect(heard).toHaveLength(1)
     expect(heard[0]!.status).toBe('open')
     await check.stop()
+  })
+
+  it('is public when the connection of a server that got through is seen here a moment after its answer', async () => {
+    const me = await newPeerId()
+    const s1 = await newPeerId()
+    const late = answerer(() => true, true, s1, false, 200)
+    await late.service.start()
+    expect(await asker(new Map([[s1.toString(), late]]), me, '/ip4/203.0.113.9/tcp/51234').check([s1], 4301)).toBe('public')
   })
 
   it('takes no server\'s word that it got through without its connection coming in', async () => {
