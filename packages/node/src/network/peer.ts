@@ -368,12 +368,13 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
           // it is (a server goes into the closest peers' routing tables, a client into none).
           // Joining again, it is what it was until the check says otherwise: the check waits
           // for the servers' dial-backs (up to 5 s), and what waits for the join (the mailbox
-          // read of what was sent meanwhile, the friends' notices) need not
+          // read of what was sent meanwhile, the friends' notices) need not; nor for a relay
+          // reservation (a new one is announced when it comes: network:addresses)
           if (this.joinedOnce) finding.catch(err => { this.log('reachability check: %s', err.message) })
           else await finding
         }
         await this.lookupSelf(signal)
-        if (this.reachability === 'private') {
+        if (this.reachability === 'private' && !this.joinedOnce) {
           await started(this.reach).firstReservation(() => this.relayedAddrs, check => {
             this.addEventListener('network:addresses', check)
             return () => { this.removeEventListener('network:addresses', check) }

@@ -97,6 +97,21 @@ export class ReachabilityKeeper {
    * Returns the DHT mode it switched to, if it switched.
    */
   async find (libp2p: KeeperLibp2p, joinedThrough: PeerId | undefined, signal: AbortSignal, retry = 0): Promise<'server' | 'client' | undefined> {
+    // one check at a time (a rejoin does not wait for its check, so a later loss, or the
+    // retry timer, could start another beside it, the older result landing last); a new
+    // one replaces a retry that is due
+    if (this.finding != null) return await this.finding
+    clearTimeout(this.retryTimer)
+    this.finding = this.findOnce(libp2p, joinedThrough, signal, retry).finally(() => { this.finding = undefined })
+    return await this.finding
+  }
+
+  /** The check under way, if any. */
+  private finding?: Promise<'server' | 'client' | undefined>
+  /** The next check after one without an answer. */
+  private retryTimer?: NodeJS.Timeout
+
+  private async findOnce (libp2p: KeeperLibp2p, joinedThrough: PeerId | undefined, signal: AbortSignal, retry: number): Promise<'server' | 'client' | undefined> {
     const port = libp2p.getMultiaddrs().flatMap(ma => isRelayed(ma) ? [] : ma.getComponents().filter(c => c.name === 'tcp')).map(c => Number(c.value))[0]
     // the peer just joined through (a bootstrap or remembered DHT server; identify may not
     // have told us yet), then the other connected servers, found again for each attempt
@@ -107,13 +122,16 @@ export class ReachabilityKeeper {
     if (reached === 'unknown') {
       const retryMs = reachabilityRetryMs(retry)
       this.init.log('reachability unknown (no DHT server answered): a DHT client; asking again in %d s', retryMs / 1000)
-      setTimeout(() => {
+      this.retryTimer = setTimeout(() => {
         if (signal.aborted || !this.init.running()) return
         this.find(libp2p, undefined, signal, retry + 1).catch(err => { this.init.log('reachability check: %s', err.message) })
-      }, retryMs).unref()
+      }, retryMs)
+      this.retryTimer.unref()
       return undefined
     }
     if (reached === 'private' && !signal.aborted) reached = await this.forwardPort(libp2p, servers, port as number, signal)
+    // stopped meanwhile (a restart's check is its own)
+    if (signal.aborted) return undefined
     const changed = reached !== this.reached
     this.reached = reached
     const mode = reached === 'public' ? 'server' : 'client'

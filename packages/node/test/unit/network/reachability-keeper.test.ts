@@ -134,6 +134,51 @@ describe('reachability with a router that forwards ports (UPnP)', () => {
     expect([0, 1, 2, 3, 4, 10].map(reachabilityRetryMs)).toEqual([5_000, 5_000, 30_000, 60_000, 120_000, 600_000])
   })
 
+  it('one check at a time: a find while one runs gets its answer; a find replaces a retry that is due', async () => {
+    const w = world([4301], false)
+    const held: Array<(r: 'unknown' | 'public' | 'private') => void> = []
+    w.libp2p.services.reachability.check = async (_servers: PeerId[], port: number) => {
+      w.checks.push(port)
+      return await new Promise(resolve => { held.push(resolve) })
+    }
+    const { keeper: k, changed } = keeper()
+    vi.useFakeTimers()
+    const server = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const signal = new AbortController().signal
+    // a rejoin's check in the background, then another join's while it runs: one check
+    const first = k.find(w.libp2p, server, signal)
+    const second = k.find(w.libp2p, server, signal)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(w.checks).toEqual([4301])
+    held.shift()!('unknown')
+    expect(await first).toBeUndefined()
+    expect(await second).toBeUndefined()
+    // a retry is due in 5 s; a join's check now takes its place
+    const third = k.find(w.libp2p, server, signal)
+    await vi.advanceTimersByTimeAsync(0)
+    held.shift()!('public')
+    expect(await third).toBe('server')
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(w.checks).toEqual([4301, 4301])
+    expect(k.reached).toBe('public')
+    expect(changed).toEqual(['public'])
+  })
+
+  it('a check that ends after the peer stopped changes nothing', async () => {
+    const w = world([4301], false)
+    let answer: (r: 'public') => void = () => {}
+    w.libp2p.services.reachability.check = async () => await new Promise(resolve => { answer = resolve })
+    const { keeper: k, changed } = keeper()
+    const stop = new AbortController()
+    const found = k.find(w.libp2p, peerIdFromPrivateKey(await generateKeyPair('Ed25519')), stop.signal)
+    stop.abort()
+    answer('public')
+    expect(await found).toBeUndefined()
+    expect(k.reached).toBe('unknown')
+    expect(w.events).toEqual([])
+    expect(changed).toEqual([])
+  })
+
   it('private: listens on one relay per relay it knows, up to two (asked for more than exist, libp2p searches without pause)', async () => {
     const w = world([], false)
     const listened: string[][] = []

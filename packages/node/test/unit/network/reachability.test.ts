@@ -115,7 +115,10 @@ describe('dial-back reachability', () => {
     const heard: Stream[] = []
     const silent = { handler: (): StreamHandler => stream => { heard.push(stream) } }
     const check = asker(new Map([[s1.toString(), silent], [s2.toString(), yes]]), me, '/ip4/203.0.113.9/tcp/51234')
+    const started = Date.now()
     expect(await check.check([s1, s2], 4301)).toBe('public')
+    // well before the silent server's exchange could time out (5 s)
+    expect(Date.now() - started).toBeLessThan(4_000)
     // the silent server was asked, and its exchange is still waiting for an answer (up to 5 s)
     expect(heard).toHaveLength(1)
     expect(heard[0]!.status).toBe('open')
