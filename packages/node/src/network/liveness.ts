@@ -17,15 +17,17 @@
  *
  * A peer found dead may mean that this host is the one cut off (a pulled cable, a Wi-Fi
  * gone): then every connection is dead, but only those that RPCs used are found out, and
- * one left unused looks open until it is used. Its peer would never see that it lost
- * every connection, nor join again when the link is back (the mailbox read and the
- * friends' notices that follow a rejoin, peer.ts). So a dead peer makes every other
- * connected peer suspect too (direct connections only), once per `sweepIntervalMs`: one
- * ping per connected peer a minute at most (the trimmer keeps 64-96), and only while
- * peers are being found dead.
+ * one left unused looks open until it is used (or, after 10 minutes, closed by the
+ * inactivity limit). Meanwhile this peer does not see that it lost every connection, nor
+ * join again when the link is back (the mailbox read and the friends' notices that follow
+ * a rejoin, peer.ts). So a peer that did not answer in time
+ * starts a sweep, once per `sweepIntervalMs` at most: three other peers are pinged, and if
+ * none of them answers either, every other one (direct connections only). A peer that
+ * vanished alone costs three pings; a host cut off finds every dead connection.
  */
 import type { Connection, Logger, PeerId, AbortOptions } from '@libp2p/interface'
 import { shutdownController, timeLimit } from '../utils/index.js'
+import { isRelayed } from './relay.js'
 
 export interface LivenessComponents {
   /** A ping over the peer's connection (libp2p's ping service); resolves the round trip in ms. */
@@ -52,8 +54,10 @@ export interface LivenessInit {
  * milliseconds there), short next to kad-dht's own per-RPC limit of 5 s or more. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 5_000
 export const DEFAULT_PROBE_INTERVAL_MS = 10_000
-/** A ping to each connected peer once a minute at most, and only while peers are found dead. */
+/** A sweep once a minute at most, and only while peers are found dead. */
 export const DEFAULT_SWEEP_INTERVAL_MS = 60_000
+/** How many other peers a sweep pings before the rest: one answer says this host is not cut off. */
+const SWEEP_FIRST = 3
 
 /** A probe found no answer: the connections to the peer were aborted with this. */
 export class DeadConnectionError extends Error {
@@ -83,21 +87,24 @@ export class ConnectionLiveness {
 
   /** An RPC to `peer` went unanswered: check the connection (in the background). */
   suspect (peer: PeerId): void {
-    this.check(peer, c => c.status === 'open')
+    void this.check(peer, c => c.status === 'open')
   }
 
-  /** Probe `peer` (its connections that `which` picks) unless it was probed within the interval. */
-  private check (peer: PeerId, which: (c: Connection) => boolean): void {
-    if (this.controller.signal.aborted) return
+  /**
+   * Probe `peer` (its connections that `which` picks) unless it was probed within the
+   * interval: whether it answered, undefined if it was not probed now.
+   */
+  private async check (peer: PeerId, which: (c: Connection) => boolean): Promise<boolean | undefined> {
+    if (this.controller.signal.aborted) return undefined
     const key = peer.toString()
     const last = this.probed.get(key)
     const now = this.now()
-    if (last != null && now - last < this.minIntervalMs) return
+    if (last != null && now - last < this.minIntervalMs) return undefined
     const connections = this.c.connections(peer).filter(which)
-    if (connections.length === 0) return
+    if (connections.length === 0) return undefined
     this.probed.set(key, now)
     this.prune(now)
-    void this.probe(peer, connections)
+    return await this.probe(peer, connections)
   }
 
   /** Stop: probes under way end (their connections are kept), later suspicions are ignored. */
@@ -121,19 +128,28 @@ export class ConnectionLiveness {
       this.c.log('no answer from %p within %d ms (%s): aborting %d connection(s)', peer, this.probeTimeoutMs, err?.message, connections.length)
       const reason = new DeadConnectionError(`no answer to a ping within ${this.probeTimeoutMs} ms`)
       for (const conn of connections) if (conn.status === 'open') conn.abort(reason)
-      this.sweep(peer)
+      // no answer in time (not a refusal or a reset): is this host the one cut off?
+      if (signal.aborted) void this.sweep(peer)
       return false
     }
   }
 
-  /** `dead` did not answer: is it this peer that is cut off? Probe the others (not over relays: a ping there may be refused). */
-  private sweep (dead: PeerId): void {
+  /**
+   * `dead` did not answer: is it this host that is cut off? A few other peers are pinged
+   * first, and one that answers says no; if none does, every other peer is. Direct
+   * connections only (a relay may refuse a ping over the connections it relays).
+   */
+  private async sweep (dead: PeerId): Promise<void> {
     const now = this.now()
     if (this.c.peers == null || now - this.lastSweep < this.sweepIntervalMs) return
     this.lastSweep = now
+    const direct = (c: Connection): boolean => c.status === 'open' && !isRelayed(c.remoteAddr)
     const others = this.c.peers().filter(p => !p.equals(dead))
-    if (others.length > 0) this.c.log('%p is gone: probing the %d other peers connected', dead, others.length)
-    for (const p of others) this.check(p, c => c.status === 'open' && c.limits == null)
+    const first = others.slice(0, SWEEP_FIRST)
+    if ((await Promise.all(first.map(async p => await this.check(p, direct)))).includes(true)) return
+    const rest = others.slice(SWEEP_FIRST)
+    if (rest.length > 0) this.c.log('%p and %d others did not answer: probing the %d other peers connected', dead, first.length, rest.length)
+    for (const p of rest) void this.check(p, direct)
   }
 
   /** Forget probes older than the interval (the map holds recent peers only). */

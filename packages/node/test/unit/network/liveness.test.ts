@@ -2,8 +2,9 @@
  * ConnectionLiveness with a stubbed ping and stub connections: a suspect peer that does
  * not answer within the probe limit has its connections aborted; one that answers (or
  * refuses the ping protocol, which is an answer too) keeps them; probes of one peer are
- * rate-limited by an injected clock. A peer found dead makes every other connected peer
- * suspect (is this host the one cut off?), once per sweep interval, relayed connections aside.
+ * rate-limited by an injected clock. A peer that did not answer in time starts a sweep (is
+ * this host the one cut off?): three other peers, then, if none answers, all the others
+ * but the relayed; once per sweep interval.
  */
 import { describe, it, expect, vi } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -90,16 +91,20 @@ describe('ConnectionLiveness', () => {
   })
 
   describe('a peer found dead', () => {
-    /** Peers with one connection each (relayed: limited), answering as told; the pings made, by peer. */
-    async function connected (answers: Array<{ answer: Answer, relayed?: boolean }>, now: () => number): Promise<{ liveness: ConnectionLiveness, peers: PeerId[], conns: Map<string, StubConnection & { limits?: object }>, pinged: string[] }> {
+    type Stub = StubConnection & { remoteAddr: string }
+    /** Peers with one connection each (relayed or direct), answering as told ('refused': a reset stream); the pings made, by peer. */
+    async function connected (answers: Array<{ answer: Answer | 'refused', relayed?: boolean }>, now: () => number): Promise<{ liveness: ConnectionLiveness, peers: PeerId[], conns: Map<string, Stub>, pinged: string[] }> {
       const peers = await Promise.all(answers.map(async () => await peer()))
-      const conns = new Map(peers.map((p, i) => [p.toString(), Object.assign(new StubConnection(), answers[i]!.relayed === true ? { limits: { bytes: 1n } } : {})]))
+      const conns = new Map(peers.map((p, i) => [p.toString(), Object.assign(new StubConnection(), {
+        remoteAddr: answers[i]!.relayed === true ? `/ip4/192.0.2.1/tcp/4300/p2p/${peers[0]!.toString()}/p2p-circuit` : '/ip4/192.0.2.7/tcp/4301'
+      })]))
       const pinged: string[] = []
       const liveness = new ConnectionLiveness({
         ping: async (p: PeerId, options: AbortOptions) => {
           pinged.push(p.toString())
           const answer = answers[peers.findIndex(q => q.equals(p))]!.answer
           if (answer === 'pong') return 1
+          if (answer === 'refused') throw new Error('stream reset')
           return await new Promise<number>((_resolve, reject) => {
             options.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true })
           })
@@ -110,37 +115,46 @@ describe('ConnectionLiveness', () => {
       }, { probeTimeoutMs: 50, minIntervalMs: 10_000, sweepIntervalMs: 60_000, now })
       return { liveness, peers, conns, pinged }
     }
+    const only = (conns: Map<string, Stub>, p: PeerId): Connection[] => [conns.get(p.toString())!] as unknown as Connection[]
+    const statuses = (conns: Map<string, Stub>, peers: PeerId[]): string[] => peers.map(p => conns.get(p.toString())!.status)
 
-    it('makes every other connected peer suspect: a connection no RPC used is found dead too, live ones are kept', async () => {
-      const now = 1_000
-      // this host is cut off from the first two; the third answers; the fourth is relayed
-      const { liveness, peers, conns, pinged } = await connected([{ answer: 'silent' }, { answer: 'silent' }, { answer: 'pong' }, { answer: 'silent', relayed: true }], () => now)
-      expect(await liveness.probe(peers[0]!, [conns.get(peers[0]!.toString())!] as unknown as Connection[])).toBe(false)
+    it('pings three other peers; when one answers, this host is not cut off and the others are left alone', async () => {
+      const { liveness, peers, conns, pinged } = await connected([{ answer: 'silent' }, { answer: 'silent' }, { answer: 'pong' }, { answer: 'pong' }, { answer: 'silent' }, { answer: 'silent' }], () => 1_000)
+      expect(await liveness.probe(peers[0]!, only(conns, peers[0]!))).toBe(false)
+      await vi.waitFor(() => { expect(liveness.counts.probes).toBe(4) })
       await vi.waitFor(() => { expect(conns.get(peers[1]!.toString())!.status).toBe('closed') })
-      expect(pinged.sort()).toEqual([peers[0]!, peers[1]!, peers[2]!].map(String).sort())
-      expect(conns.get(peers[2]!.toString())!.status).toBe('open')
-      // a relayed connection is not pinged in a sweep (a relay may refuse it)
-      expect(conns.get(peers[3]!.toString())!.status).toBe('open')
-      expect(liveness.counts).toEqual({ probes: 3, dead: 2 })
+      expect(new Set(pinged)).toEqual(new Set(peers.slice(0, 4).map(String)))
+      expect(statuses(conns, peers)).toEqual(['closed', 'closed', 'open', 'open', 'open', 'open'])
       liveness.stop()
     })
 
-    it('sweeps once per interval, however many peers are found dead', async () => {
+    it('pings every other peer when none of the three answers: a connection no RPC used is found dead too; relayed ones are not pinged', async () => {
+      // this host is cut off: nobody answers; the last connection is relayed
+      const { liveness, peers, conns, pinged } = await connected([{ answer: 'silent' }, { answer: 'silent' }, { answer: 'silent' }, { answer: 'silent' }, { answer: 'silent' }, { answer: 'silent', relayed: true }], () => 1_000)
+      await liveness.probe(peers[0]!, only(conns, peers[0]!))
+      await vi.waitFor(() => { expect(statuses(conns, peers)).toEqual(['closed', 'closed', 'closed', 'closed', 'closed', 'open']) })
+      expect(pinged).not.toContain(peers[5]!.toString())
+      expect(liveness.counts).toEqual({ probes: 5, dead: 5 })
+      liveness.stop()
+    })
+
+    it('sweeps once per interval, and not after a ping that was refused rather than unanswered', async () => {
       let now = 1_000
-      const { liveness, peers, conns, pinged } = await connected([{ answer: 'silent' }, { answer: 'silent' }, { answer: 'pong' }], () => now)
-      const dead = (i: number): Connection[] => [conns.get(peers[i]!.toString())!] as unknown as Connection[]
-      await liveness.probe(peers[0]!, dead(0))
-      await vi.waitFor(() => { expect(liveness.counts.probes).toBe(3) })
-      await vi.waitFor(() => { expect(conns.get(peers[1]!.toString())!.status).toBe('closed') })
-      // the second dead peer (found by the sweep) started no sweep of its own
-      expect(pinged).toHaveLength(3)
-      now += 59_999
-      await liveness.probe(peers[1]!, [new StubConnection()] as unknown as Connection[])
+      const { liveness, peers, conns, pinged } = await connected([{ answer: 'refused' }, { answer: 'silent' }, { answer: 'silent' }, { answer: 'pong' }], () => now)
+      // refused (a reset stream): its connections go, but it says nothing of this host
+      await liveness.probe(peers[0]!, only(conns, peers[0]!))
+      expect(pinged).toEqual([peers[0]!.toString()])
+      await liveness.probe(peers[1]!, only(conns, peers[1]!))
+      await vi.waitFor(() => { expect(statuses(conns, peers)).toEqual(['closed', 'closed', 'closed', 'open']) })
+      // the peer the sweep found dead started no sweep of its own
       expect(pinged).toHaveLength(4)
+      now += 59_999
+      await liveness.probe(peers[2]!, [new StubConnection()] as unknown as Connection[])
+      expect(pinged).toHaveLength(5)
       now += 1
-      await liveness.probe(peers[1]!, [new StubConnection()] as unknown as Connection[])
+      await liveness.probe(peers[2]!, [new StubConnection()] as unknown as Connection[])
       // the live peer is pinged again (its own interval of 10 s is over)
-      await vi.waitFor(() => { expect(pinged.filter(p => p === peers[2]!.toString())).toHaveLength(2) })
+      await vi.waitFor(() => { expect(pinged.filter(p => p === peers[3]!.toString())).toHaveLength(2) })
       liveness.stop()
     })
   })
