@@ -105,14 +105,16 @@ describe('mailboxes', () => {
     await spare.logout()
   })
 
-  it('looks the mailbox\'s holders up while the password is checked, before the session starts', async () => {
-    // the DHT queries of this peer, and when the login's presence went out (its session had started)
+  it('looks the mailbox\'s holders up while the password is checked, and reads the mailbox while the session starts', async () => {
+    // the DHT queries of this peer, its mailbox reads, and when the login's presence went out
     const dht = spare.peer.libp2p.services.dht
     const records = spare.peer.records
+    const sets = spare.peer.sets
     const events: string[] = []
     const mailboxKey = mailboxSetKey(bobKeyId)
     const closest = dht.getClosestPeers.bind(dht)
     const put = records.put.bind(records)
+    const list = sets.list.bind(sets)
     dht.getClosestPeers = (key, options) => {
       if (new TextDecoder().decode(key) === mailboxKey) events.push('mailbox lookup')
       return closest(key, options)
@@ -121,17 +123,36 @@ describe('mailboxes', () => {
       if (key === presenceKey(bobKeyId)) events.push('presence')
       return await put(key, value, options)
     }
+    sets.list = async (key, options) => {
+      if (key === mailboxKey) events.push('mailbox read')
+      return await list(key, options)
+    }
+    // what had happened when the login's read showed its messages
+    let atShow: string[] = []
+    const onShown = (): void => { atShow = [...events] }
+    spare.addEventListener('messages:offline', onShown)
     try {
+      const shown = collect(spare, 'messages:offline')
+      const bob = await senders[0]!.profile('bob')
+      const from = { username: senders[0]!.whoami().username, keys: senders[0]!.session!.account.keys }
+      const waiting = createEnvelope(DM_KIND, { text: 'read while the login ran' }, from, bob)
+      await senders[0]!.peer.sets.add(mailboxKey, [sealEnvelope(waiting, from.keys, bob.boxPublic)!])
       await spare.login('bob', PASSWORD)
-      expect(events.indexOf('presence'), events.join(', ')).toBeGreaterThan(0)
-      expect(events[0]).toBe('mailbox lookup')
-      // a read asked for now comes after the login's: the login's read and the writer list
-      // it stored made no lookup of their own, this read does
+      // the holders were looked up before the session started, and the mailbox read before its presence went out
+      expect(events.slice(0, 3), events.join(', ')).toEqual(['mailbox lookup', 'mailbox read', 'presence'])
+      await eventually(() => shown.some(b => b.messages.some(m => m.id === waiting.id)))
+      // the login's read took what was read ahead, and it and the writer list the session
+      // stored made no lookup of their own
+      expect(atShow).toEqual(['mailbox lookup', 'mailbox read', 'presence'])
+      // a read asked for now (after the login's, and its removal of what it showed) reads again
+      const reads = events.filter(e => e === 'mailbox read').length
       expect(await spare.checkMailbox()).toEqual([])
-      expect(events).toEqual(['mailbox lookup', 'presence', 'mailbox lookup'])
+      expect(events.filter(e => e === 'mailbox read').length).toBe(reads + 1)
     } finally {
+      spare.removeEventListener('messages:offline', onShown)
       dht.getClosestPeers = closest
       records.put = put
+      sets.list = list
       await spare.logout()
     }
   })

@@ -62,6 +62,9 @@ export interface LoggedInInit extends PrivateStateInit, HistoryInit {
   friendRequests?: RequestLimits
 }
 
+/** The mailbox fetched ahead of a read (MailboxReader.fetchAhead), and the ids it listed. */
+export interface FetchedAhead { mail: Awaited<ReturnType<Mailbox['fetch']>>, listed: Set<string> }
+
 export class LoggedIn {
   readonly session: Session
   readonly state: PrivateStateStore
@@ -89,6 +92,8 @@ export class LoggedIn {
   readonly writers: MailboxWriters
   /** The mailbox read under way (one at a time). */
   draining: Promise<unknown> = Promise.resolve()
+  /** The mailbox fetched while the login runs, for its read (MailboxReader.fetchAhead). */
+  fetchedAhead?: Promise<FetchedAhead | undefined>
   /**
    * Ids of envelopes of kinds this peer does not know, left in the mailbox for a newer
    * peer of the user's: later reads do not fetch them again (mailbox-reader.ts).

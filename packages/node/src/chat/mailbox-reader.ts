@@ -16,7 +16,7 @@ import { RefusalError, refusalOf } from '../errors.js'
 import { timeLimit } from '../utils/index.js'
 import { compareEntries } from './history.js'
 import type { IncomingMessage } from './direct/index.js'
-import type { LoggedIn } from './logged-in.js'
+import type { FetchedAhead, LoggedIn } from './logged-in.js'
 import type { Emit } from './events.js'
 
 /**
@@ -59,6 +59,15 @@ export interface MailboxReaderInit {
   mailboxTimeoutMs?: number
 }
 
+type FetchedMail = FetchedAhead['mail']
+
+export interface DrainOptions extends AbortOptions {
+  /** A periodic read, or the login's, reuses the mailbox's holders found this recently. */
+  holdersMaxAgeMs?: number
+  /** The mailbox as fetched ahead of this read (fetchAhead); fetched now if undefined. */
+  fetched?: Promise<FetchedAhead | undefined>
+}
+
 export class MailboxReader {
   private readonly c: MailboxReaderComponents
   private readonly log: Logger
@@ -74,13 +83,41 @@ export class MailboxReader {
    * Read the mailbox after any read under way; returns the new messages, oldest first.
    * `options.holdersMaxAgeMs`: a periodic read reuses the mailbox's holders found lately.
    */
-  async drain (active: LoggedIn, options: AbortOptions & { holdersMaxAgeMs?: number } = {}): Promise<IncomingMessage[]> {
+  async drain (active: LoggedIn, options: DrainOptions = {}): Promise<IncomingMessage[]> {
     const run = active.draining.catch(() => {}).then(async () => await this.drainOnce(active, options))
     active.draining = run
     return await run
   }
 
-  private async drainOnce (active: LoggedIn, options: AbortOptions & { holdersMaxAgeMs?: number }): Promise<IncomingMessage[]> {
+  /**
+   * Fetch the mailbox now for the read at login (DrainOptions.fetched): the items come in
+   * while the session starts (its private state read, its presence written). After `after`
+   * (a read of an earlier session here, which removes what it showed). Never rejects.
+   */
+  fetchAhead (active: LoggedIn, after: Promise<unknown>, options: AbortOptions & { holdersMaxAgeMs?: number } = {}): Promise<FetchedAhead | undefined> {
+    return after.catch(() => {}).then(async () => {
+      const listed = new Set<string>()
+      const mail = await this.fetch(active, id => { listed.add(id); return false }, options)
+      return { mail, listed }
+    }).catch(err => {
+      this.log('mailbox read ahead of the login: %s', err.message)
+      return undefined
+    })
+  }
+
+  private async fetch (active: LoggedIn, skip: (id: string) => boolean, options: AbortOptions & { holdersMaxAgeMs?: number }): Promise<FetchedMail> {
+    const { account } = active.session
+    return await this.c.mailbox.fetch(account.keyId, {
+      signal: timeLimit(this.timeoutMs, options),
+      // holders let only the owner read a mailbox
+      readAs: account.keys,
+      keys: account.keys,
+      holdersMaxAgeMs: options.holdersMaxAgeMs,
+      skip
+    })
+  }
+
+  private async drainOnce (active: LoggedIn, options: DrainOptions): Promise<IncomingMessage[]> {
     if (active.ended) return []
     await active.ready
     const { account } = active.session
@@ -99,17 +136,13 @@ export class MailboxReader {
       return []
     })
     const earlier: IncomingMessage[] = unshown.map(u => ({ ...u.entry, direction: 'in' as const, live: false, ...(u.conference != null ? { conference: u.conference } : {}) }))
-    const listed = new Set<string>()
-    let mail: Awaited<ReturnType<Mailbox['fetch']>>
+    let listed = new Set<string>()
+    let mail: FetchedMail
     try {
-      mail = await this.c.mailbox.fetch(account.keyId, {
-        signal: timeLimit(this.timeoutMs, options),
-        // holders let only the owner read a mailbox
-        readAs: account.keys,
-        keys: account.keys,
-        holdersMaxAgeMs: options.holdersMaxAgeMs,
-        skip: id => { listed.add(id); return left.has(id) || done.includes(id) }
-      })
+      // fetched while the login ran, before anything was left in the mailbox on purpose
+      const ahead = await options.fetched
+      if (ahead != null) ({ mail, listed } = ahead)
+      else mail = await this.fetch(active, id => { listed.add(id); return left.has(id) || done.includes(id) }, options)
     } catch (err) {
       // what is kept here is shown whatever the holders say
       await this.show(active, earlier.sort(compareEntries))
