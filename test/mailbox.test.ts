@@ -142,8 +142,8 @@ describe('mailboxes', () => {
       expect(events.slice(0, 3), events.join(', ')).toEqual(['mailbox lookup', 'mailbox read', 'presence'])
       await eventually(() => shown.some(b => b.messages.some(m => m.id === waiting.id)))
       // the login's read took what was read ahead, and it and the writer list the session
-      // stored made no lookup of their own
-      expect(atShow).toEqual(['mailbox lookup', 'mailbox read', 'presence'])
+      // stored made no lookup of their own (presence refreshes aside)
+      expect(atShow.filter(e => e !== 'presence')).toEqual(['mailbox lookup', 'mailbox read'])
       // a read asked for now (after the login's, and its removal of what it showed) reads again
       const reads = events.filter(e => e === 'mailbox read').length
       expect(await spare.checkMailbox()).toEqual([])

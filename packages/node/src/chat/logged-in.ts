@@ -92,7 +92,7 @@ export class LoggedIn {
   readonly writers: MailboxWriters
   /** The mailbox read under way (one at a time). */
   draining: Promise<unknown> = Promise.resolve()
-  /** The mailbox fetched while the login runs, for its read (MailboxReader.fetchAhead). */
+  /** The mailbox fetched while the login runs, for the session's first read (MailboxReader.fetchAhead). */
   fetchedAhead?: Promise<FetchedAhead | undefined>
   /**
    * Ids of envelopes of kinds this peer does not know, left in the mailbox for a newer
@@ -222,6 +222,7 @@ export class LoggedIn {
   /** Stop background work; what is under way may finish. */
   deactivate (): void {
     this.ended = true
+    this.fetchedAhead = undefined
     clearInterval(this.pollTimer)
     this.mailboxReads?.clear()
     this.stopStallWatch?.()

@@ -64,8 +64,6 @@ type FetchedMail = FetchedAhead['mail']
 export interface DrainOptions extends AbortOptions {
   /** A periodic read, or the login's, reuses the mailbox's holders found this recently. */
   holdersMaxAgeMs?: number
-  /** The mailbox as fetched ahead of this read (fetchAhead); fetched now if undefined. */
-  fetched?: Promise<FetchedAhead | undefined>
 }
 
 export class MailboxReader {
@@ -90,11 +88,13 @@ export class MailboxReader {
   }
 
   /**
-   * Fetch the mailbox now for the read at login (DrainOptions.fetched): the items come in
-   * while the session starts (its private state read, its presence written). After `after`
-   * (a read of an earlier session here, which removes what it showed). Never rejects.
+   * Fetch the mailbox now for the session's first read (the login's), which takes it from
+   * `active.fetchedAhead`: the items come in while the session starts (its private state
+   * read, its presence written). After `after` (a read of an earlier session here, which
+   * removes what it showed); not under the login's signal (the read outlives the login).
+   * Never rejects.
    */
-  fetchAhead (active: LoggedIn, after: Promise<unknown>, options: AbortOptions & { holdersMaxAgeMs?: number } = {}): Promise<FetchedAhead | undefined> {
+  fetchAhead (active: LoggedIn, after: Promise<unknown>, options: { holdersMaxAgeMs?: number } = {}): Promise<FetchedAhead | undefined> {
     return after.catch(() => {}).then(async () => {
       const listed = new Set<string>()
       const mail = await this.fetch(active, id => { listed.add(id); return false }, options)
@@ -139,8 +139,11 @@ export class MailboxReader {
     let listed = new Set<string>()
     let mail: FetchedMail
     try {
-      // fetched while the login ran, before anything was left in the mailbox on purpose
-      const ahead = await options.fetched
+      // the session's first read: fetched while the login ran, before this session read or
+      // left anything in the mailbox (a later read fetches afresh)
+      const fetched = active.fetchedAhead
+      active.fetchedAhead = undefined
+      const ahead = await fetched
       if (ahead != null) ({ mail, listed } = ahead)
       else mail = await this.fetch(active, id => { listed.add(id); return left.has(id) || done.includes(id) }, options)
     } catch (err) {

@@ -265,7 +265,7 @@ export class Messaging {
     // read of this one must not find those marks and show them too
     active.draining = this.earlierReads.catch(() => {})
     // the read at login: its items come in while the session starts
-    active.fetchedAhead = this.reader.fetchAhead(active, active.draining, { ...options, holdersMaxAgeMs: MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS })
+    active.fetchedAhead = this.reader.fetchAhead(active, active.draining, { holdersMaxAgeMs: MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS })
     await active.ready
     options.signal?.throwIfAborted()
     await this.replayKept(active).catch(err => { this.log('applying kept envelopes: %s', err.message) })
@@ -293,10 +293,9 @@ export class Messaging {
       active.history.tookOver(handedOver)
       active.draining = Promise.allSettled([handedOver, active.draining])
     }
-    // (after a handover, what the other session removed must not be shown from the fetch made ahead)
-    const fetched = handedOver == null ? active.fetchedAhead : undefined
-    active.fetchedAhead = undefined
-    this.reader.drain(active, { holdersMaxAgeMs: MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS, fetched }).catch(err => { this.log('mailbox at login: %s', err.message) })
+    // (after a handover the read fetches afresh: the other session removed what it showed)
+    if (handedOver != null) active.fetchedAhead = undefined
+    this.reader.drain(active, { holdersMaxAgeMs: MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS }).catch(err => { this.log('mailbox at login: %s', err.message) })
     // the senders the account knows, for the mailbox's holders (never from a state that could not be read)
     active.ready.then(() => { if (active.loaded) active.writers.start() }).catch(() => {})
     // membership changes made while this user was away (also in the mailbox; the newest record wins)
