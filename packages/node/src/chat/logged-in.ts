@@ -6,7 +6,7 @@
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 import { bytesEqual, createEnvelope, FRIEND_ACCEPT_KIND, FRIEND_REQUEST_KIND, type AccountKeys, type Envelope, type FriendKind } from '@conf-chat/protocol'
 import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, type UserProfile } from '../account/index.js'
-import type { Delivery, Mailbox, SendOptions } from '../delivery/index.js'
+import type { Delivery, FetchedMail, Mailbox, SendOptions } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
 import { within, type DueRuns } from '../utils/index.js'
@@ -63,7 +63,7 @@ export interface LoggedInInit extends PrivateStateInit, HistoryInit {
 }
 
 /** The mailbox fetched ahead of a read (MailboxReader.fetchAhead), and the ids it listed. */
-export interface FetchedAhead { mail: Awaited<ReturnType<Mailbox['fetch']>>, listed: Set<string> }
+export interface FetchedAhead { mail: FetchedMail, listed: Set<string> }
 
 export class LoggedIn {
   readonly session: Session

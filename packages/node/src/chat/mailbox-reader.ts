@@ -11,7 +11,7 @@
 import { DM_KIND, RECEIPT_KIND, PRESENCE_KIND, isFinalRefusal, envelopeIdTime, type Envelope, type RefusalCode } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import type { Session, UserProfile } from '../account/index.js'
-import { DEFAULT_MAILBOX_TIMEOUT_MS, type Mailbox } from '../delivery/index.js'
+import { DEFAULT_MAILBOX_TIMEOUT_MS, type FetchedMail, type Mailbox } from '../delivery/index.js'
 import { RefusalError, refusalOf } from '../errors.js'
 import { timeLimit } from '../utils/index.js'
 import { compareEntries } from './history.js'
@@ -59,7 +59,6 @@ export interface MailboxReaderInit {
   mailboxTimeoutMs?: number
 }
 
-type FetchedMail = FetchedAhead['mail']
 
 export interface DrainOptions extends AbortOptions {
   /** A periodic read, or the login's, reuses the mailbox's holders found this recently. */
@@ -88,14 +87,14 @@ export class MailboxReader {
   }
 
   /**
-   * Fetch the mailbox now for the session's first read (the login's), which takes it from
-   * `active.fetchedAhead`: the items come in while the session starts (its private state
-   * read, its presence written). After `after` (a read of an earlier session here, which
-   * removes what it showed); not under the login's signal (the read outlives the login).
-   * Never rejects.
+   * Fetch the mailbox now, into `active.fetchedAhead`, for the session's first read (the
+   * login's), which takes it from there: the items come in while the session starts (its
+   * private state read, its presence written). After the reads `active.draining` waits for
+   * (an earlier session's here, which removes what it showed); not under the login's
+   * signal (the read outlives the login). Never rejects.
    */
-  fetchAhead (active: LoggedIn, after: Promise<unknown>, options: { holdersMaxAgeMs?: number } = {}): Promise<FetchedAhead | undefined> {
-    return after.catch(() => {}).then(async () => {
+  fetchAhead (active: LoggedIn, options: { holdersMaxAgeMs?: number } = {}): void {
+    active.fetchedAhead = active.draining.catch(() => {}).then(async () => {
       const listed = new Set<string>()
       const mail = await this.fetch(active, id => { listed.add(id); return false }, options)
       return { mail, listed }

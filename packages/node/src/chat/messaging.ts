@@ -7,7 +7,7 @@
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import { FRIEND_KINDS, DM_KIND, PRESENCE_KIND, RECEIPT_KIND, CONF_MESSAGE_KIND, CONFERENCE_KINDS, type Envelope } from '@conf-chat/protocol'
 import type { EnvelopeContext, EnvelopeKindHandler, Presence, PeerInfo, Session, UserProfile } from '../account/index.js'
-import { Outbox, type Delivery, type Mailbox, type Messenger, type OutboxInit, type QueuedEnvelope } from '../delivery/index.js'
+import { Outbox, LOGIN_HOLDERS_MAX_AGE_MS, type Delivery, type Mailbox, type Messenger, type OutboxInit, type QueuedEnvelope } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
 import { NotLoggedInError, NoSessionError, refusalOf } from '../errors.js'
@@ -38,16 +38,9 @@ export const DEFAULT_MAILBOX_POLL_MS = 5 * 60_000
  * leaves it holders that writers use; a holder that does not answer sends the read to a
  * new lookup at once, and the set's maintenance moves items to the current holders.
  * The read at login takes only holders looked up during the login
- * (MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS).
+ * (LOGIN_HOLDERS_MAX_AGE_MS).
  */
 export const MAILBOX_POLL_HOLDERS_MAX_AGE_MS = 30 * 60_000
-
-/**
- * The read at login takes the mailbox's holders looked up at most this long before: the
- * login looks them up while it checks the password (Mailbox.prefetchHolders), and the read
- * joins that lookup or takes what it found.
- */
-export const MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS = 10_000
 
 /** After login: senders who read the user as offline just before the new presence spread put into the mailbox while the login ran. */
 export const MAILBOX_READ_AFTER_LOGIN_MS = 30_000
@@ -265,7 +258,7 @@ export class Messaging {
     // read of this one must not find those marks and show them too
     active.draining = this.earlierReads.catch(() => {})
     // the read at login: its items come in while the session starts
-    active.fetchedAhead = this.reader.fetchAhead(active, active.draining, { holdersMaxAgeMs: MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS })
+    this.reader.fetchAhead(active, { holdersMaxAgeMs: LOGIN_HOLDERS_MAX_AGE_MS })
     await active.ready
     options.signal?.throwIfAborted()
     await this.replayKept(active).catch(err => { this.log('applying kept envelopes: %s', err.message) })
@@ -295,7 +288,7 @@ export class Messaging {
     }
     // (after a handover the read fetches afresh: the other session removed what it showed)
     if (handedOver != null) active.fetchedAhead = undefined
-    this.reader.drain(active, { holdersMaxAgeMs: MAILBOX_LOGIN_HOLDERS_MAX_AGE_MS }).catch(err => { this.log('mailbox at login: %s', err.message) })
+    this.reader.drain(active, { holdersMaxAgeMs: LOGIN_HOLDERS_MAX_AGE_MS }).catch(err => { this.log('mailbox at login: %s', err.message) })
     // the senders the account knows, for the mailbox's holders (never from a state that could not be read)
     active.ready.then(() => { if (active.loaded) active.writers.start() }).catch(() => {})
     // membership changes made while this user was away (also in the mailbox; the newest record wins)

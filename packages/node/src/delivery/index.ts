@@ -16,7 +16,7 @@ export {
 export type {
   OutboxComponents, OutboxInit, OutboxListener, SendOptions, Delivery, DeliveryStatus, PeerLocation, QueuedEnvelope, RetryOptions
 } from './outbox.js'
-export { Mailbox } from './mailbox.js'
+export { Mailbox, LOGIN_HOLDERS_MAX_AGE_MS } from './mailbox.js'
 export type { MailboxComponents, StoredReport, FetchedMail, StoreOptions, FetchOptions } from './mailbox.js'
 export { EnvelopeRouter, DuplicateKindHandlerError } from './router.js'
 export type { KindHandler, HandleOptions } from './router.js'

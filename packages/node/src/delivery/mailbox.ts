@@ -65,8 +65,12 @@ export interface MailboxComponents {
   logger?: ComponentLogger
 }
 
-/** A writer list is stored on the mailbox's holders looked up at most this long before (ms): at login, those the login found. */
-export const WRITER_LIST_HOLDERS_MAX_AGE_MS = 10_000
+/**
+ * At login, the mailbox's holders looked up at most this long before (ms) are taken, not
+ * looked up again: the login looks them up while it checks the password (prefetchHolders),
+ * and its read, and the writer list the session stores, join that lookup or take what it found.
+ */
+export const LOGIN_HOLDERS_MAX_AGE_MS = 10_000
 
 export class Mailbox {
   private readonly c: MailboxComponents
@@ -107,7 +111,7 @@ export class Mailbox {
    */
   async storeWriterList (keyId: string, item: SetItem, options: AbortOptions = {}): Promise<StoredReport> {
     // a list goes to holders looked up at most 10 s before: at login, those the login found (prefetchHolders)
-    const result = await this.c.sets.add(mailboxSetKey(keyId), [item], { ...options, holdersMaxAgeMs: WRITER_LIST_HOLDERS_MAX_AGE_MS })
+    const result = await this.c.sets.add(mailboxSetKey(keyId), [item], { ...options, holdersMaxAgeMs: LOGIN_HOLDERS_MAX_AGE_MS })
     const copies = result.stored[item.id] ?? 0
     // a server counts its own copy: the holders that matter are the others
     if (copies - (this.c.isDhtServer() ? 1 : 0) < 1) throw new MailboxUnreachableError()

@@ -181,7 +181,8 @@ describe('MailboxReader', () => {
     // an earlier session's read is still removing what it showed
     let earlierDone = (): void => {}
     const earlier = new Promise<void>(resolve => { earlierDone = resolve })
-    active.fetchedAhead = reader.fetchAhead(active, earlier)
+    active.draining = earlier
+    reader.fetchAhead(active)
     await new Promise(resolve => setImmediate(resolve))
     expect(fetched).toEqual([])
     earlierDone()
@@ -198,7 +199,7 @@ describe('MailboxReader', () => {
     expect(fetched).toHaveLength(2)
 
     const down = setup(envs, { holdersDown: true })
-    down.active.fetchedAhead = down.reader.fetchAhead(down.active, Promise.resolve())
+    down.reader.fetchAhead(down.active)
     expect(await down.active.fetchedAhead).toBeUndefined()
     // the read then fetches itself (and reports that nobody answered, as any read does)
     await expect(down.reader.drain(down.active)).rejects.toThrow('no holder answered')
