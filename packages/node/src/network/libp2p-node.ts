@@ -23,12 +23,13 @@ import { holePunch, type HolePuncher } from './hole-punch.js'
 import { relayServer, relayTransport, type RelayLimits, type Reachability, type CircuitRelayService } from './relay.js'
 import { reachability as reachabilityService, type DialbackService } from './reachability.js'
 import { portForwarding, type PortForwarding } from './upnp.js'
+import { selfRecord, type SelfRecord } from './self-record.js'
 import { ListenError } from '../errors.js'
 import {
   DHT_PROTOCOL, DHT_MAX_INBOUND_STREAMS, DHT_RPC_MAX_TIMEOUT_MS, DHT_ALPHA, DHT_DISJOINT_PATHS, DHT_SELF_LOOKUP_INTERVAL_MS
 } from '../constants.js'
 
-export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, ping: Ping, reachability: DialbackService, relay?: CircuitRelayService, punch?: HolePuncher, upnp?: PortForwarding }>
+export type ChatLibp2p = Libp2p<{ dht: KadDHT, identify: Identify, selfRecord: SelfRecord, ping: Ping, reachability: DialbackService, relay?: CircuitRelayService, punch?: HolePuncher, upnp?: PortForwarding }>
 
 /**
  * The connection manager's cap. In libp2p 3 `maxConnections` is not a target to prune
@@ -137,6 +138,8 @@ export async function createChatLibp2p (parts: ChatLibp2pParts): Promise<ChatLib
       // tells connected peers when this peer's protocols or addresses change: a DHT mode
       // found by the dial-back, a relay reservation (else they keep the first identify's)
       identifyPush: identifyPush(),
+      // this peer's signed record, sealed once per set of addresses (identify seals one per request)
+      selfRecord: selfRecord(),
       // kad-dht's routing table, liveness probes and friends' reachability checks all ping;
       // with the default of one outbound ping stream per peer a second ping is refused
       ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
