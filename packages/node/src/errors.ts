@@ -77,6 +77,13 @@ export class NotLoggedInError extends Error {
   constructor () { super('not logged in') }
 }
 
+/** A logout, a stop or a login on another peer ended the session while its login ran. */
+export class SessionEndedError extends Error {
+  override name = 'SessionEndedError'
+  readonly code = 'session-ended' as const
+  constructor (reason: string) { super(`the session ended while the login ran (${reason})`) }
+}
+
 export class AlreadyLoggedInError extends Error {
   override name = 'AlreadyLoggedInError'
   constructor (username: string) { super(`already logged in as ${username}: log out first`) }

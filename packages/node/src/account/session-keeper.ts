@@ -7,7 +7,7 @@
 import { z } from 'zod'
 import { openEnvelope, bytesEqual, type Envelope, type AccountKeys } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import { AlreadyLoggedInError, NotLoggedInError } from '../errors.js'
+import { AlreadyLoggedInError, NotLoggedInError, SessionEndedError } from '../errors.js'
 import { within } from '../utils/index.js'
 import { StaleError, NotForRecipientError } from '../errors.js'
 import { profileOf, type Account, type UserProfile } from './accounts.js'
@@ -67,6 +67,8 @@ export class SessionKeeper {
   private _session?: Session
   private refreshTimer?: NodeJS.Timeout
   private refreshing?: Promise<void>
+  /** Why each session ended (for a login that was still beginning then). */
+  private readonly endReasons = new WeakMap<Session, SessionEndReason>()
 
   constructor (components: SessionKeeperComponents) {
     this.c = components
@@ -101,6 +103,11 @@ export class SessionKeeper {
       if (this._session === session) this._session = undefined
       this.c.hooks.abandoned(session)
       throw err
+    }
+    if (this._session !== session) {
+      // a logout, a stop or a takeover ended it while it began, and its end ran the hooks:
+      // nothing starts, and no refresh writes "online" for it later
+      throw new SessionEndedError(this.endReasons.get(session) ?? 'ended')
     }
     let handedOver: Promise<void> | undefined
     if (previous?.online === true && previous.peerId !== this.c.peerInfo().peerId) {
@@ -143,6 +150,7 @@ export class SessionKeeper {
     if (this._session !== session) return
     clearTimeout(this.refreshTimer)
     this._session = undefined
+    this.endReasons.set(session, reason)
     await this.c.hooks.ended(session, reason).catch(err => { this.log('finishing the session: %s', err.message) })
   }
 

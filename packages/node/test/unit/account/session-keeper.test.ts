@@ -3,7 +3,7 @@
  * were asked. A login or logout cut short (an abort, a failed write) never leaves a
  * half-started or half-ended session behind.
  */
-import { describe, it, expect, afterEach } from 'vitest'
+import { describe, it, expect, afterEach, vi } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import type { AbortOptions } from '@libp2p/interface'
 import { SessionKeeper, type Account, type PresenceInfo, type Session, type SessionHooks } from '../../../src/account/index.js'
@@ -97,6 +97,32 @@ describe('SessionKeeper', () => {
     expect(f.calls).toEqual(['starting ann', 'started ann', 'ending ann', 'ended ann logout'])
     await f.keeper.begin(account)
     expect(f.keeper.current?.account.username).toBe('ann')
+  })
+
+  it('a logout while the login writes its presence ends it: the login fails, nothing starts, no refresh writes "online" later', async () => {
+    vi.useFakeTimers()
+    try {
+      const f = fixture()
+      const writing = Promise.withResolvers<void>()
+      const publish = f.keeper['c'].presence.publish
+      let held = true
+      f.keeper['c'].presence.publish = async (...args) => {
+        if (held) { held = false; await writing.promise }
+        return await publish(...args)
+      }
+      const login = f.keeper.begin(account)
+      await vi.waitFor(() => { expect(held).toBe(false) })
+      await f.keeper.logout('logout')
+      writing.resolve()
+      await expect(login).rejects.toMatchObject({ name: 'SessionEndedError', code: 'session-ended', message: expect.stringContaining('logout') })
+      expect(f.keeper.current).toBeUndefined()
+      expect(f.calls).toEqual(['starting ann', 'ending ann', 'ended ann logout'])
+      await vi.advanceTimersByTimeAsync(5 * 60_000)
+      // the logout's "offline", then the login's own write that was under way; no refresh after
+      expect(f.published).toEqual(['offline', 'online'])
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('refuses a second login while one is current, and a logout without one', async () => {
