@@ -7,10 +7,16 @@
  * - In the DHT, each conversation is a series of pages `/cc-history/<keyId>/<conv>/<n>`,
  *   each sealed to the owner and under HISTORY_PAGE_BYTES, so a long conversation never
  *   nears the record size limit. Only the last page is rewritten as it grows; the page
- *   count lives in the private state. Writes are batched (one put per conversation per
- *   flush interval, and at logout), so a busy conversation costs a put every few seconds,
- *   not one per message: in a conference each message is a history write on every
- *   member's peer, and a DHT put goes to the 20 closest peers.
+ *   count lives in the private state. Writes are batched: a conversation's new entries are
+ *   written once it has been quiet for DEFAULT_HISTORY_FLUSH_MS, at the latest
+ *   HISTORY_FLUSH_MAX_WAIT_MS after the first of them, and at logout. So a busy
+ *   conversation costs a put every half minute, not one per message, and the writes come
+ *   in its pauses, not while messages are being delivered: in a conference each message
+ *   is a history write on every member's peer, and a DHT put (a lookup of the 20 closest
+ *   peers, at 200 peers ~60 RPCs) costs the whole network CPU.
+ * - An entry waiting for its write is marked as such in the local store until a page
+ *   holding it is in the DHT: a process killed before the write writes it at the
+ *   account's next login on this peer.
  * - `<conv>` is a keyed hash of the other side's key id: the DHT does not show who talks
  *   with whom.
  */
@@ -26,8 +32,16 @@ import type { LocalStore } from '../storage/index.js'
 import type { PrivateStateStore } from '../account/index.js'
 import { within, delay } from '../utils/index.js'
 
-/** How often pending history entries are written to the DHT. */
+/** How long a conversation must have been quiet before its new entries are written to the DHT. */
 export const DEFAULT_HISTORY_FLUSH_MS = 5_000
+/**
+ * The longest an entry waits for its write while its conversation goes on: a conference
+ * of 20 at 200 peers wrote its members' first pages 5 s into a burst of messages, and
+ * the members showed the messages sent meanwhile 0.3-1.2 s late instead of 40 ms
+ * (bench:scale). Half a minute keeps a busy conversation's later writes within
+ * HOLDERS_REUSE_MS of each other (network/records/record-writer.ts), so they need no lookup.
+ */
+export const HISTORY_FLUSH_MAX_WAIT_MS = 30_000
 
 /** History pages fetched at once when a conversation is first read on a peer. */
 const PAGE_FETCH_CONCURRENCY = 8
@@ -66,6 +80,8 @@ export interface UnshownMessage {
   conference?: { id: string, name: string }
 }
 
+const waitingSchema = z.object({ conv: z.string(), entry: historyEntrySchema })
+
 const unshownSchema = z.object({
   conv: z.string(),
   entry: historyEntrySchema,
@@ -73,8 +89,10 @@ const unshownSchema = z.object({
 })
 
 export interface HistoryInit {
-  /** Delay between a new entry and its write to the DHT (entries in between share the write). @default 5000 ms */
+  /** How long a conversation must be quiet before its new entries are written to the DHT. @default 5000 ms */
   historyFlushMs?: number
+  /** The longest a new entry waits for that write. @default 30000 ms */
+  historyFlushMaxWaitMs?: number
 }
 
 export interface HistoryComponents {
@@ -131,6 +149,11 @@ export class History {
   private readonly state: HistoryComponents['state']
   private readonly log: Logger
   private readonly flushMs: number
+  private readonly flushMaxWaitMs: number
+  /** When the oldest entry not yet in a flush came (for HISTORY_FLUSH_MAX_WAIT_MS). */
+  private firstUnflushedAt?: number
+  /** Entries with a mark "waiting for its write" in the local store, by id. */
+  private readonly marked = new Set<string>()
   private readonly localKey: Uint8Array
   private readonly conversations = new Map<string, Conversation>()
   /** Conversation ids by the other side's key id (an HMAC each: computed once a session). */
@@ -151,6 +174,7 @@ export class History {
     this.state = components.state
     this.owner = owner
     this.flushMs = init.historyFlushMs ?? DEFAULT_HISTORY_FLUSH_MS
+    this.flushMaxWaitMs = Math.max(this.flushMs, init.historyFlushMaxWaitMs ?? HISTORY_FLUSH_MAX_WAIT_MS)
     this.localKey = ownerLocalKey(owner.keys)
   }
 
@@ -179,13 +203,15 @@ export class History {
     await this.storeLocal(c.id, entry, unshown)
     if (this.closing) {
       // closed meanwhile: the entry stays on this peer, but no mark asks to show it again
-      if (unshown != null) await this.local.delete(this.unshownKey(entry.id))
+      // or to write it to the pages (a message not shown must not be in them)
+      await this.local.writeMany([], [this.unshownKey(entry.id), this.waitingKey(entry.id)])
       return false
     }
     if (unshown != null) {
       this.notShown.set(entry.id, { conv: c.id, entry })
       return true
     }
+    this.marked.add(entry.id)
     c.pending.push(entry)
     this.scheduleFlush()
     return true
@@ -210,14 +236,40 @@ export class History {
   /** These messages were shown: no longer kept as unshown, and on their way to the DHT pages. */
   async shown (ids: string[]): Promise<void> {
     if (ids.length === 0) return
-    await this.local.writeMany([], ids.map(id => this.unshownKey(id)))
-    for (const id of ids) {
-      const kept = this.notShown.get(id)
-      if (kept == null) continue
-      this.notShown.delete(id)
-      this.conversation(kept.conv).pending.push(kept.entry)
+    const kept = ids.flatMap(id => { const k = this.notShown.get(id); return k == null ? [] : [k] })
+    await this.local.writeMany(kept.map(k => this.waitingMark(k.conv, k.entry)), ids.map(id => this.unshownKey(id)))
+    for (const k of kept) {
+      this.notShown.delete(k.entry.id)
+      this.marked.add(k.entry.id)
+      this.conversation(k.conv).pending.push(k.entry)
     }
     this.scheduleFlush()
+  }
+
+  /**
+   * The entries of an earlier session on this peer that never reached the DHT pages (the
+   * process was killed, or the logout could not write them): written with the next flush.
+   * Resolves how many there were.
+   */
+  async resumeWrites (options: AbortOptions = {}): Promise<number> {
+    let n = 0
+    for await (const { key, value } of this.local.entries<Uint8Array>(this.waitingKey(''), options)) {
+      try {
+        const { conv, entry } = decryptLocal(value, this.localKey, waitingSchema)
+        if (this.marked.has(entry.id)) continue
+        this.marked.add(entry.id)
+        this.conversation(conv).pending.push(entry)
+        n++
+      } catch (err: any) {
+        this.log('dropped an unreadable history write mark %s: %s', key, err.message)
+        await this.local.delete(key)
+      }
+    }
+    if (n > 0) {
+      this.log('%d history entries of an earlier session to write', n)
+      this.scheduleFlush()
+    }
+    return n
   }
 
   /**
@@ -251,7 +303,8 @@ export class History {
 
   /**
    * Whether the conversation holds a message: this peer's copy first, then the last two
-   * DHT pages (a message shown on another peer lands there within a flush interval).
+   * DHT pages (a message shown on another peer lands there once that peer's conversation
+   * is quiet, HISTORY_FLUSH_MAX_WAIT_MS at most, or when its session ends).
    */
   async has (otherKeyId: string, id: string, options: AbortOptions = {}): Promise<boolean> {
     const c = this.conversation(this.conversationOf(otherKeyId))
@@ -299,6 +352,7 @@ export class History {
   async flush (): Promise<boolean> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
+    this.firstUnflushedAt = undefined
     const run = this.flushing.then(async () => await this.flushAll())
     this.flushing = run.catch(() => false)
     return await run
@@ -324,12 +378,28 @@ export class History {
     return c
   }
 
+  /**
+   * A flush once the conversations have been quiet for `flushMs` (each new entry puts it
+   * off), at the latest `flushMaxWaitMs` after the first entry not yet flushed. A retry
+   * after a failed flush comes after `flushMs` (at least 5 s), put off by nothing.
+   */
   private scheduleFlush (retry = false): void {
-    if (this.closed || this.flushTimer != null) return
+    if (this.closed) return
+    if (retry) {
+      if (this.flushTimer == null) this.setFlushTimer(Math.max(this.flushMs, 5_000))
+      return
+    }
+    const now = Date.now()
+    this.firstUnflushedAt ??= now
+    this.setFlushTimer(Math.max(0, Math.min(this.flushMs, this.firstUnflushedAt + this.flushMaxWaitMs - now)))
+  }
+
+  private setFlushTimer (delayMs: number): void {
+    clearTimeout(this.flushTimer)
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined
       this.flush().catch(err => { this.log.error('history flush failed: %e', err) })
-    }, retry ? Math.max(this.flushMs, 5_000) : this.flushMs)
+    }, delayMs)
     this.flushTimer.unref()
   }
 
@@ -433,6 +503,7 @@ export class History {
       page.seq = seq
       page.dirty = false
       await this.notePages(conv, page.index + 1)
+      await this.unmark(page)
       return true
     }
     if (result.refused === 0 || merged) return false
@@ -493,13 +564,30 @@ export class History {
     return await this.local.has(`/hi/${this.owner.keyId}/${conv}/${id}`)
   }
 
+  /** The entry, its id in the conversation's index, and its mark: unshown, or waiting for its write to the pages. */
   private async storeLocal (conv: string, entry: HistoryEntry, unshown?: Omit<UnshownMessage, 'entry'>): Promise<void> {
     const puts: Array<[string, unknown]> = [
       [`/h/${this.owner.keyId}/${conv}/${sortKey(entry)}`, encryptLocal(entry, this.localKey)],
-      [`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1]
+      [`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1],
+      unshown != null ? [this.unshownKey(entry.id), encryptLocal({ ...unshown, conv, entry }, this.localKey)] : this.waitingMark(conv, entry)
     ]
-    if (unshown != null) puts.push([this.unshownKey(entry.id), encryptLocal({ ...unshown, conv, entry }, this.localKey)])
     await this.local.putMany(puts)
+  }
+
+  /** A page is in the DHT: its entries' marks go. */
+  private async unmark (page: Page): Promise<void> {
+    const ids = [...page.ids].filter(id => this.marked.has(id))
+    if (ids.length === 0) return
+    await this.local.writeMany([], ids.map(id => this.waitingKey(id)))
+    for (const id of ids) this.marked.delete(id)
+  }
+
+  private waitingMark (conv: string, entry: HistoryEntry): [string, unknown] {
+    return [this.waitingKey(entry.id), encryptLocal({ conv, entry }, this.localKey)]
+  }
+
+  private waitingKey (id: string): string {
+    return `/hw/${this.owner.keyId}/${id}`
   }
 
   private unshownKey (id: string): string {

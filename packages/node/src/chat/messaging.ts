@@ -293,6 +293,8 @@ export class Messaging {
     active.ready.then(() => { if (active.loaded) active.writers.start() }).catch(() => {})
     // membership changes made while this user was away (also in the mailbox; the newest record wins)
     active.ready.then(async () => { await active.conferences.refreshAll() }).catch(err => { this.log('conference refresh at login: %s', err.message) })
+    // history entries an earlier session here did not get into the DHT pages (a kill, a logout that could not write)
+    active.ready.then(async () => { if (active.loaded) await active.history.resumeWrites() }).catch(err => { this.log('history writes of an earlier session: %s', err.message) })
     this.outbox.kick()
     const pollMs = this.pollMs
     if (pollMs > 0) {
