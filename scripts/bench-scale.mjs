@@ -34,7 +34,7 @@ import { parseArgs } from 'node:util'
 import { createSignedRecord, encodeSignedRecord, generateAccountKeys, keyIdOf, presenceKey } from '@conf-chat/protocol'
 import { BenchRun, RESULTS, ROOT, Worker, fmt, loadString, profileMark, sleep, stats, workerArgs } from './lib/bench.mjs'
 import { PASSWORD, makeConference, measureConference } from './lib/conference.mjs'
-import { idleCpu } from './lib/proc.mjs'
+import { cpuMs, idleCpu } from './lib/proc.mjs'
 import { printTable } from './lib/scale-table.mjs'
 
 const QUICK = { peers: '10,30', records: '10', warmup: '2', 'idle-settle': '3000', 'idle-window': '5000', members: '5', sends: '5', 'conf-warmup': '1', 'conf-settle': '5000', offline: '100' }
@@ -147,8 +147,14 @@ async function round (N) {
     const puts = []; const gets = []; const replicas = []
     const putRpcs = []; const putLookupRpcs = []; const putLookupMs = []; const rpcOpenConnected = []; const rpcOpenDialed = []; const rpcAnswer = []; const putRounds = []; const getRpcs = []; const getRounds = []
     const failedGets = []
+    // CPU of every process of the network over the measured puts and gets (their background work included)
+    const pids = [supernode.w.child.pid, ...procs.map(x => x.w.child.pid)]
+    let cpuBefore = []
     for (let i = 0; i < WARMUP + RECORDS; i++) {
-      if (i === WARMUP) profileMark(`puts and gets at ${N} start`, [supernode.w, ...procs.map(x => x.w)])
+      if (i === WARMUP) {
+        profileMark(`puts and gets at ${N} start`, [supernode.w, ...procs.map(x => x.w)])
+        cpuBefore = await Promise.all(pids.map(cpuMs))
+      }
       const a = i % procs.length
       const b = (a + 1 + pick(procs.length - 1)) % procs.length
       const writer = pick(procs[a].peers.length)
@@ -167,7 +173,9 @@ async function round (N) {
       }
     }
     profileMark(`puts and gets at ${N} end`)
-    log(`put median ${fmt(stats(puts).median, 1)} ms, get median ${fmt(stats(gets).median, 1)} ms, ${failedGets.length} failed gets`)
+    const cpuAfter = await Promise.all(pids.map(cpuMs))
+    const cpuPerPutGetMs = cpuAfter.reduce((a, ms, i) => a + ms - cpuBefore[i], 0) / RECORDS
+    log(`put median ${fmt(stats(puts).median, 1)} ms, get median ${fmt(stats(gets).median, 1)} ms, ${failedGets.length} failed gets; network CPU per put + get ${fmt(cpuPerPutGetMs, 0)} ms`)
 
     const after = await Promise.all(procs.map(x => x.w.request('peerStats')))
     const superStats = await supernode.w.request('stats')
@@ -195,6 +203,7 @@ async function round (N) {
       // one lookup RPC (FIND_NODE or GET_VALUE): opening its stream on a connection we had, or dialing first; then request to answer
       rpcMs: { openConnected: stats(rpcOpenConnected, 1), openDialed: stats(rpcOpenDialed, 1), answer: stats(rpcAnswer, 1) },
       getMs: stats(gets, 1),
+      networkCpuPerPutGetMs: Math.round(cpuPerPutGetMs),
       failedGets: failedGets.length,
       failed: failedGets,
       putReplicas: stats(replicas, 1),
@@ -252,7 +261,9 @@ async function users (bootstrap) {
     await sleep(CONF_SETTLE_MS)
   }
   const loadAtSends = loadavg()[0]
+  profileMark('conference sends start', [...run.workers])
   const c = await measureConference(owner, members, conference, { sends: SENDS, warmup: CONF_WARMUP, gapMs: GAP_MS, timeoutMs: STEP_TIMEOUT_MS, log })
+  profileMark('conference sends end')
   const out = {
     members: MEMBERS,
     startMs: Math.round(startMs),

@@ -17,6 +17,7 @@ const FIGURES = [
   ['RPC stream open p50, dialing (ms)', r => r.rpcMs?.openDialed.median, 1],
   ['RPC stream open p50, connected (ms)', r => r.rpcMs?.openConnected.median, 1],
   ['RPC request to answer p50 (ms)', r => r.rpcMs?.answer.median, 1],
+  ['network CPU per put + get (ms)', r => r.networkCpuPerPutGetMs, 0],
   ['get p50 (ms)', r => r.getMs.median, 1],
   ['get p95 (ms)', r => r.getMs.p95, 1],
   ['failed gets', r => r.failedGets, 0],
