@@ -10,7 +10,8 @@ import { mkdir } from 'node:fs/promises'
 import { TypedEventEmitter, type AbortOptions, type ComponentLogger, type Logger, type PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { defaultLogger, peerLogger } from '@libp2p/logger'
+import { defaultLogger } from '@libp2p/logger'
+import { quietPeerLogger } from './quiet-logger.js'
 import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storage/index.js'
 import { RecordStore, type RecordStoreInit } from './records/index.js'
 import { SetStore, SET_ITEMS_PREFIX, type RoutingTableEvents, type SetStoreInit } from './sets/index.js'
@@ -184,7 +185,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
     try {
       await mkdir(dataDir, { recursive: true })
       const privateKey = await loadOrCreatePeerKey(dataDir)
-      const logger = this._logger = this.init.logger ?? peerLogger(peerIdFromPrivateKey(privateKey))
+      const logger = this._logger = this.init.logger ?? quietPeerLogger(peerIdFromPrivateKey(privateKey))
       this.log = logger.forComponent('conf-chat:network:peer')
       const reach = this.reach = new ReachabilityKeeper({
         setting: reachability,
