@@ -200,7 +200,7 @@ export class History {
     const c = this.conversation(this.conversationOf(otherKeyId))
     if (!isNew && await this.hasLocal(c.id, entry.id)) return true
     if (this.closing) return false
-    await this.storeLocal(c.id, entry, unshown)
+    await this.storeLocal(c.id, entry, unshown ?? 'to write')
     if (this.closing) {
       // closed meanwhile: the entry stays on this peer, but no mark asks to show it again
       // or to write it to the pages (a message not shown must not be in them)
@@ -421,6 +421,9 @@ export class History {
   private async flushConversation (c: Conversation): Promise<boolean> {
     let tail = await this.ensureTail(c)
     const batch = c.pending.splice(0)
+    // entries the last page holds already (an earlier session's, resumed): a page in the DHT, or one about to be
+    const inTail = batch.filter(e => tail.ids.has(e.id))
+    if (inTail.length > 0 && !tail.dirty) await this.unmarkIds(inTail.map(e => e.id))
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i] as HistoryEntry
       if (tail.ids.has(e.id)) continue
@@ -514,7 +517,7 @@ export class History {
       page.entries.push(e)
       page.ids.add(e.id)
       page.bytes += historyEntryBytes(e)
-      await this.storeLocal(conv, e)
+      await this.storeLocal(conv, e, 'in a page')
     }
     page.seq = Math.max(page.seq, remote.seq)
     return await this.putPage(conv, page, true)
@@ -549,7 +552,7 @@ export class History {
         for (const page of loaded) {
           if (page == null) continue
           for (const e of page.entries) {
-            if (!await this.hasLocal(c.id, e.id)) await this.storeLocal(c.id, e)
+            if (!await this.hasLocal(c.id, e.id)) await this.storeLocal(c.id, e, 'in a page')
           }
         }
       }
@@ -564,22 +567,31 @@ export class History {
     return await this.local.has(`/hi/${this.owner.keyId}/${conv}/${id}`)
   }
 
-  /** The entry, its id in the conversation's index, and its mark: unshown, or waiting for its write to the pages. */
-  private async storeLocal (conv: string, entry: HistoryEntry, unshown?: Omit<UnshownMessage, 'entry'>): Promise<void> {
+  /**
+   * The entry and its id in the conversation's index, with a mark: kept unshown (the
+   * message waits for its showing), or waiting for its write to the pages; none for an
+   * entry read from a DHT page.
+   */
+  private async storeLocal (conv: string, entry: HistoryEntry, mark: Omit<UnshownMessage, 'entry'> | 'to write' | 'in a page'): Promise<void> {
     const puts: Array<[string, unknown]> = [
       [`/h/${this.owner.keyId}/${conv}/${sortKey(entry)}`, encryptLocal(entry, this.localKey)],
-      [`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1],
-      unshown != null ? [this.unshownKey(entry.id), encryptLocal({ ...unshown, conv, entry }, this.localKey)] : this.waitingMark(conv, entry)
+      [`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1]
     ]
+    if (mark === 'to write') puts.push(this.waitingMark(conv, entry))
+    else if (mark !== 'in a page') puts.push([this.unshownKey(entry.id), encryptLocal({ ...mark, conv, entry }, this.localKey)])
     await this.local.putMany(puts)
   }
 
   /** A page is in the DHT: its entries' marks go. */
   private async unmark (page: Page): Promise<void> {
-    const ids = [...page.ids].filter(id => this.marked.has(id))
-    if (ids.length === 0) return
-    await this.local.writeMany([], ids.map(id => this.waitingKey(id)))
-    for (const id of ids) this.marked.delete(id)
+    await this.unmarkIds([...page.ids])
+  }
+
+  private async unmarkIds (ids: string[]): Promise<void> {
+    const marked = ids.filter(id => this.marked.has(id))
+    if (marked.length === 0) return
+    await this.local.writeMany([], marked.map(id => this.waitingKey(id)))
+    for (const id of marked) this.marked.delete(id)
   }
 
   private waitingMark (conv: string, entry: HistoryEntry): [string, unknown] {

@@ -109,6 +109,20 @@ describe('history writes', () => {
     expect(await session(records, state, local).resumeWrites()).toBe(0)
   })
 
+  it('entries read from the DHT pages (another peer of the account) are not written again at the next login', async () => {
+    const records = new MemoryRecords()
+    const state = new MemoryState()
+    const writer = session(records, state, await peerStore())
+    await writer.append(other, entry('written elsewhere'), true)
+    expect(await writer.flush()).toBe(true)
+    const local = await peerStore()
+    const reader = session(records, state, local)
+    expect((await reader.list(other)).map(e => e.text)).toEqual(['written elsewhere'])
+    const puts = records.puts
+    expect(await session(records, state, local).resumeWrites()).toBe(0)
+    expect(records.puts).toBe(puts)
+  })
+
   it('entries a logout could not write (the DHT unreachable) are written at the next login on the peer', async () => {
     const records = new MemoryRecords()
     const state = new MemoryState()
