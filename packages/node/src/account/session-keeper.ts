@@ -95,20 +95,25 @@ export class SessionKeeper {
     const session: Session = { account, since }
     this._session = session
     let previous: PresenceInfo | undefined
+    // a logout, a stop or a takeover that ends the session while it begins runs the hooks'
+    // end: nothing starts then, and no "online" is written after the logout's "offline"
+    // (a write begun before it has the lower sequence number, and loses)
+    const endedMeanwhile = (): SessionEndedError | undefined =>
+      this._session === session ? undefined : new SessionEndedError(this.endReasons.get(session) ?? 'ended')
     try {
       [previous] = await Promise.all([previousRead, this.c.hooks.starting(session, options)])
+      const ended = endedMeanwhile()
+      if (ended != null) throw ended
       await this.c.presence.publish(ownerOf(session), 'online', this.c.peerInfo(), options)
     } catch (err) {
       // nothing of a half-started session stays: the next login starts afresh
-      if (this._session === session) this._session = undefined
+      const ended = endedMeanwhile()
+      if (ended == null) this._session = undefined
       this.c.hooks.abandoned(session)
-      throw err
+      throw ended ?? err
     }
-    if (this._session !== session) {
-      // a logout, a stop or a takeover ended it while it began, and its end ran the hooks:
-      // nothing starts, and no refresh writes "online" for it later
-      throw new SessionEndedError(this.endReasons.get(session) ?? 'ended')
-    }
+    const ended = endedMeanwhile()
+    if (ended != null) throw ended
     let handedOver: Promise<void> | undefined
     if (previous?.online === true && previous.peerId !== this.c.peerInfo().peerId) {
       // tell the other peer at once (it would also notice at its next refresh, refused); it

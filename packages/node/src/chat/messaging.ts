@@ -261,6 +261,8 @@ export class Messaging {
     this.reader.fetchAhead(active, { holdersMaxAgeMs: LOGIN_HOLDERS_MAX_AGE_MS })
     await active.ready
     options.signal?.throwIfAborted()
+    // (a logout or a stop meanwhile ended it: nothing to apply to a closed session)
+    if (this.active !== active) return
     await this.replayKept(active).catch(err => { this.log('applying kept envelopes: %s', err.message) })
   }
 

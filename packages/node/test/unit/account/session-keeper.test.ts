@@ -125,6 +125,20 @@ describe('SessionKeeper', () => {
     }
   })
 
+  it('a logout while the login reads the private state ends it before any "online" is written', async () => {
+    const f = fixture()
+    const reading = Promise.withResolvers<void>()
+    const starting = f.keeper['c'].hooks.starting
+    f.keeper['c'].hooks.starting = async (s, o) => { await starting(s, o); await reading.promise }
+    const login = f.keeper.begin(account)
+    await vi.waitFor(() => { expect(f.calls).toEqual(['starting ann']) })
+    await f.keeper.logout('logout')
+    reading.resolve()
+    await expect(login).rejects.toMatchObject({ name: 'SessionEndedError', message: expect.stringContaining('logout') })
+    expect(f.published).toEqual(['offline'])
+    expect(f.keeper.current).toBeUndefined()
+  })
+
   it('refuses a second login while one is current, and a logout without one', async () => {
     const f = fixture()
     await expect(f.keeper.logout()).rejects.toMatchObject({ name: 'NotLoggedInError' })
