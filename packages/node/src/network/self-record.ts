@@ -12,15 +12,19 @@
  * performance notes). With the record kept, a peer met again answers with the record the
  * asker already has, and identify stores nothing.
  *
- * The record is sealed again when the addresses change (libp2p reports that as
- * `self:peer:update`, up to a second after the change: the address manager debounces
- * it). identify-push seals and sends its own fresh record after such a change, so a
- * peer that identified this one in that second gets the new addresses from the push.
+ * The record is sealed before libp2p's start resolves (once a transport listens), and
+ * again when the addresses change (libp2p reports that as `self:peer:update`, up to a
+ * second after the change: the address manager debounces it). identify-push seals and
+ * sends its own fresh record after such a change, so a peer that identified this one in
+ * that second gets the new addresses from the push.
  */
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { CODE_P2P, type Multiaddr } from '@multiformats/multiaddr'
 import type { ComponentLogger, Libp2pEvents, Logger, PeerId, PeerStore, PrivateKey, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { AddressManager } from '@libp2p/interface-internal'
+
+/** The longest the first record waits for a transport to listen (ms). */
+const LISTENING_WAIT_MS = 5_000
 
 export interface SelfRecordComponents {
   peerId: PeerId
@@ -50,17 +54,39 @@ export class SelfRecord implements Startable {
 
   start (): void {
     this.running = true
+    this.sealedFor = undefined
     this.c.events.addEventListener('self:peer:update', this.onSelfUpdate)
+    this.c.events.addEventListener('transport:listening', this.onSelfUpdate)
   }
 
-  /** After the transports listen: the first record. */
-  afterStart (): void {
+  /**
+   * The first record, before libp2p's start resolves: the peer store is on disk, so until
+   * then identify would send the record of the last run (its addresses may be gone). The
+   * transports start listening in their own `afterStart`, beside this one.
+   */
+  async afterStart (): Promise<void> {
+    if (this.c.addressManager.getAddresses().length === 0) await this.listening()
     this.update()
+    await this.updating
   }
 
   stop (): void {
     this.running = false
     this.c.events.removeEventListener('self:peer:update', this.onSelfUpdate)
+    this.c.events.removeEventListener('transport:listening', this.onSelfUpdate)
+  }
+
+  /** Resolves at the first `transport:listening`, or after LISTENING_WAIT_MS (a peer that listens on nothing). */
+  private async listening (): Promise<void> {
+    await new Promise<void>(resolve => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.c.events.removeEventListener('transport:listening', done)
+        resolve()
+      }
+      const timer = setTimeout(done, LISTENING_WAIT_MS)
+      this.c.events.addEventListener('transport:listening', done)
+    })
   }
 
   /** Resolves once the updates asked for so far are done (for tests). */
@@ -84,8 +110,9 @@ export class SelfRecord implements Startable {
     if (key === this.sealedFor) return
     const envelope = await RecordEnvelope.seal(new PeerRecord({ peerId: this.c.peerId, multiaddrs }), this.c.privateKey)
     if (!this.running) return
-    this.sealedFor = key
+    // (the update this patch fires queues behind this one, and finds `sealedFor` set)
     await this.c.peerStore.patch(this.c.peerId, { peerRecordEnvelope: envelope.marshal() })
+    this.sealedFor = key
     this.log('signed peer record for %d address(es)', multiaddrs.length)
   }
 }

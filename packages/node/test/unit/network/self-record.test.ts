@@ -1,5 +1,5 @@
 /** The peer's own signed peer record: sealed once per set of addresses, again when they change, never after a stop. */
-import { describe, it, expect } from 'vitest'
+import { describe, it, expect, vi } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { defaultLogger } from '@libp2p/logger'
@@ -8,12 +8,12 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter, type Libp2pEvents, type PeerId } from '@libp2p/interface'
 import { SelfRecord } from '../../../src/network/self-record.js'
 
-async function setup (): Promise<{ record: SelfRecord, events: TypedEventEmitter<Libp2pEvents>, patches: Uint8Array[], addrs: Multiaddr[], self: PeerId }> {
+async function setup (listening = true): Promise<{ record: SelfRecord, events: TypedEventEmitter<Libp2pEvents>, patches: Uint8Array[], addrs: Multiaddr[], self: PeerId }> {
   const privateKey = await generateKeyPair('Ed25519')
   const self = peerIdFromPrivateKey(privateKey)
   const events = new TypedEventEmitter<Libp2pEvents>()
   const patches: Uint8Array[] = []
-  const addrs = [multiaddr(`/ip4/127.0.0.1/tcp/4001/p2p/${self.toString()}`)]
+  const addrs = listening ? [multiaddr(`/ip4/127.0.0.1/tcp/4001/p2p/${self.toString()}`)] : []
   const record = new SelfRecord({
     peerId: self,
     privateKey,
@@ -39,11 +39,27 @@ async function addressesOf (envelope: Uint8Array): Promise<string[]> {
 }
 
 describe('SelfRecord', () => {
+  it('has the first record stored before libp2p has started: it waits for a transport to listen', async () => {
+    const { record, events, patches, addrs, self } = await setup(false)
+    vi.useFakeTimers()
+    record.start()
+    let started = false
+    const starting = record.afterStart().then(() => { started = true })
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(started).toBe(false)
+    vi.useRealTimers()
+    addrs.push(multiaddr(`/ip4/127.0.0.1/tcp/4002/p2p/${self.toString()}`))
+    events.safeDispatchEvent('transport:listening', { detail: {} as any })
+    await starting
+    expect(patches).toHaveLength(1)
+    expect(await addressesOf(patches[0]!)).toEqual(['/ip4/127.0.0.1/tcp/4002'])
+    record.stop()
+  })
+
   it('seals the record of the addresses once, whatever the updates that leave them as they are', async () => {
     const { record, events, patches } = await setup()
     record.start()
-    record.afterStart()
-    await record.settled()
+    await record.afterStart()
     events.safeDispatchEvent('self:peer:update', { detail: {} as any })
     events.safeDispatchEvent('self:peer:update', { detail: {} as any })
     await record.settled()
@@ -55,8 +71,7 @@ describe('SelfRecord', () => {
   it('seals a new record when the addresses change, and none after a stop', async () => {
     const { record, events, patches, addrs, self } = await setup()
     record.start()
-    record.afterStart()
-    await record.settled()
+    await record.afterStart()
     addrs.push(multiaddr(`/ip4/10.0.0.5/tcp/4001/p2p/${self.toString()}`))
     events.safeDispatchEvent('self:peer:update', { detail: {} as any })
     await record.settled()
