@@ -67,7 +67,7 @@ export class SessionKeeper {
   private _session?: Session
   private refreshTimer?: NodeJS.Timeout
   private refreshing?: Promise<void>
-  /** Why each session ended (for a login that was still beginning then). */
+  /** Why each session ended, or is ending (for a login that was still beginning then). */
   private readonly endReasons = new WeakMap<Session, SessionEndReason>()
 
   constructor (components: SessionKeeperComponents) {
@@ -88,6 +88,8 @@ export class SessionKeeper {
 
   /** Make `account` the logged-in user: private state read, presence "online", refreshed. */
   async begin (account: Account, options: AbortOptions = {}): Promise<Session> {
+    // (checked again here: two logins at once both pass the caller's check before their slow part)
+    this.assertLoggedOut()
     const since = Date.now()
     // the account's last presence (a login elsewhere to take over) is read alongside the
     // session's own start, and before our record replaces it
@@ -99,7 +101,7 @@ export class SessionKeeper {
     // end: nothing starts then, and no "online" is written after the logout's "offline"
     // (a write begun before it has the lower sequence number, and loses)
     const endedMeanwhile = (): SessionEndedError | undefined =>
-      this._session === session ? undefined : new SessionEndedError(this.endReasons.get(session) ?? 'ended')
+      this._session === session && !this.endReasons.has(session) ? undefined : new SessionEndedError(this.endReasons.get(session) ?? 'ended')
     try {
       [previous] = await Promise.all([previousRead, this.c.hooks.starting(session, options)])
       const ended = endedMeanwhile()
@@ -129,6 +131,8 @@ export class SessionKeeper {
   /** Log out: friends told, pending writes flushed, presence "offline". */
   async logout (reason: SessionEndReason = 'logout', options: AbortOptions = {}): Promise<void> {
     const session = this.require()
+    // a login still beginning sees its session ending from here on, not only once it has ended
+    this.endReasons.set(session, reason)
     try {
       await this.c.hooks.ending(session, options)
     } finally {

@@ -139,6 +139,38 @@ describe('SessionKeeper', () => {
     expect(f.keeper.current).toBeUndefined()
   })
 
+  it('a login whose private state comes in while a logout is telling friends fails, and writes no "online"', async () => {
+    const f = fixture()
+    const reading = Promise.withResolvers<void>()
+    const telling = Promise.withResolvers<void>()
+    const { starting, ending } = f.keeper['c'].hooks
+    f.keeper['c'].hooks.starting = async (s, o) => { await starting(s, o); await reading.promise }
+    f.keeper['c'].hooks.ending = async (s, o) => { await ending(s, o); await telling.promise }
+    const login = f.keeper.begin(account)
+    await vi.waitFor(() => { expect(f.calls).toEqual(['starting ann']) })
+    const logout = f.keeper.logout('logout')
+    await vi.waitFor(() => { expect(f.calls).toEqual(['starting ann', 'ending ann']) })
+    // the state is read while the logout is still under way
+    reading.resolve()
+    await expect(login).rejects.toMatchObject({ name: 'SessionEndedError' })
+    telling.resolve()
+    await logout
+    expect(f.calls).not.toContain('started ann')
+    expect(f.published).toEqual(['offline'])
+  })
+
+  it('refuses a login that begins while another is still beginning', async () => {
+    const f = fixture()
+    const reading = Promise.withResolvers<void>()
+    const starting = f.keeper['c'].hooks.starting
+    f.keeper['c'].hooks.starting = async (s, o) => { await starting(s, o); await reading.promise }
+    const first = f.keeper.begin(account)
+    await expect(f.keeper.begin({ ...account, username: 'bob' } as Account)).rejects.toMatchObject({ name: 'AlreadyLoggedInError' })
+    reading.resolve()
+    expect((await first).account.username).toBe('ann')
+    expect(f.keeper.current?.account.username).toBe('ann')
+  })
+
   it('refuses a second login while one is current, and a logout without one', async () => {
     const f = fixture()
     await expect(f.keeper.logout()).rejects.toMatchObject({ name: 'NotLoggedInError' })
