@@ -420,10 +420,11 @@ export class History {
 
   private async flushConversation (c: Conversation): Promise<boolean> {
     let tail = await this.ensureTail(c)
-    const batch = c.pending.splice(0)
     // entries the last page holds already (an earlier session's, resumed): a page in the DHT, or one about to be
-    const inTail = batch.filter(e => tail.ids.has(e.id))
+    // (before the batch leaves `pending`: a failed local write leaves it there for the next flush)
+    const inTail = c.pending.filter(e => tail.ids.has(e.id))
     if (inTail.length > 0 && !tail.dirty) await this.unmarkIds(inTail.map(e => e.id))
+    const batch = c.pending.splice(0)
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i] as HistoryEntry
       if (tail.ids.has(e.id)) continue
