@@ -80,11 +80,11 @@ export interface UnshownMessage {
   conference?: { id: string, name: string }
 }
 
+/** A mark "waiting for its write to the pages": the entry and its conversation. */
 const waitingSchema = z.object({ conv: z.string(), entry: historyEntrySchema })
 
-const unshownSchema = z.object({
-  conv: z.string(),
-  entry: historyEntrySchema,
+/** A mark "kept unshown": the same, with a conference message's conference. */
+const unshownSchema = waitingSchema.extend({
   conference: z.object({ id: z.string(), name: z.string() }).optional()
 })
 
@@ -220,15 +220,9 @@ export class History {
   /** The messages appended as unshown and not marked `shown` since (a process killed in between). */
   async unshown (options: AbortOptions = {}): Promise<UnshownMessage[]> {
     const out: UnshownMessage[] = []
-    for await (const { key, value } of this.local.entries<Uint8Array>(this.unshownKey(''), options)) {
-      try {
-        const { conv, ...message } = decryptLocal(value, this.localKey, unshownSchema)
-        this.notShown.set(message.entry.id, { conv, entry: message.entry })
-        out.push(message)
-      } catch (err: any) {
-        this.log('dropped an unreadable unshown entry %s: %s', key, err.message)
-        await this.local.delete(key)
-      }
+    for await (const { conv, ...message } of this.marks(this.unshownKey(''), unshownSchema, options)) {
+      this.notShown.set(message.entry.id, { conv, entry: message.entry })
+      out.push(message)
     }
     return out
   }
@@ -253,17 +247,11 @@ export class History {
    */
   async resumeWrites (options: AbortOptions = {}): Promise<number> {
     let n = 0
-    for await (const { key, value } of this.local.entries<Uint8Array>(this.waitingKey(''), options)) {
-      try {
-        const { conv, entry } = decryptLocal(value, this.localKey, waitingSchema)
-        if (this.marked.has(entry.id)) continue
-        this.marked.add(entry.id)
-        this.conversation(conv).pending.push(entry)
-        n++
-      } catch (err: any) {
-        this.log('dropped an unreadable history write mark %s: %s', key, err.message)
-        await this.local.delete(key)
-      }
+    for await (const { conv, entry } of this.marks(this.waitingKey(''), waitingSchema, options)) {
+      if (this.marked.has(entry.id)) continue
+      this.marked.add(entry.id)
+      this.conversation(conv).pending.push(entry)
+      n++
     }
     if (n > 0) {
       this.log('%d history entries of an earlier session to write', n)
@@ -507,7 +495,7 @@ export class History {
       page.seq = seq
       page.dirty = false
       await this.notePages(conv, page.index + 1)
-      await this.unmark(page)
+      await this.unmarkIds([...page.ids])
       return true
     }
     if (result.refused === 0 || merged) return false
@@ -583,11 +571,22 @@ export class History {
     await this.local.putMany(puts)
   }
 
-  /** A page is in the DHT: its entries' marks go. */
-  private async unmark (page: Page): Promise<void> {
-    await this.unmarkIds([...page.ids])
+  /** The marks under `prefix` (unshown, or waiting for their write); an unreadable one is dropped. */
+  private async * marks<T> (prefix: string, schema: z.ZodType<T>, options: AbortOptions): AsyncGenerator<T> {
+    for await (const { key, value } of this.local.entries<Uint8Array>(prefix, options)) {
+      let mark: T
+      try {
+        mark = decryptLocal(value, this.localKey, schema)
+      } catch (err: any) {
+        this.log('dropped an unreadable history mark %s: %s', key, err.message)
+        await this.local.delete(key)
+        continue
+      }
+      yield mark
+    }
   }
 
+  /** Entries now in a page in the DHT: their marks go. */
   private async unmarkIds (ids: string[]): Promise<void> {
     const marked = ids.filter(id => this.marked.has(id))
     if (marked.length === 0) return
