@@ -104,6 +104,7 @@ export class SessionKeeper {
       this._session === session && !this.endReasons.has(session) ? undefined : new SessionEndedError(this.endReasons.get(session) ?? 'ended')
     try {
       [previous] = await Promise.all([previousRead, this.c.hooks.starting(session, options)])
+      this.log('%s: session started in %d ms; writing "online"', account.username, Date.now() - since)
       const ended = endedMeanwhile()
       if (ended != null) throw ended
       await this.c.presence.publish(ownerOf(session), 'online', this.c.peerInfo(), options)

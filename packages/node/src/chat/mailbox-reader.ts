@@ -96,7 +96,9 @@ export class MailboxReader {
   fetchAhead (active: LoggedIn, options: { holdersMaxAgeMs?: number } = {}): void {
     active.fetchedAhead = active.draining.catch(() => {}).then(async () => {
       const listed = new Set<string>()
+      const started = performance.now()
       const mail = await this.fetch(active, id => { listed.add(id); return false }, options)
+      this.log('mailbox read ahead of the login: %d envelopes in %d ms', mail.envelopes.length, Math.round(performance.now() - started))
       return { mail, listed }
     }).catch(err => {
       this.log('mailbox read ahead of the login: %s', err.message)
@@ -165,6 +167,7 @@ export class MailboxReader {
     const keepFrom = active.writers.keepFrom()
     const olderLists = keepFrom == null ? [] : mail.writerLists.filter(id => id < keepFrom)
     const envelopes = mail.envelopes.sort(compareEntries)
+    this.log('handling %d envelopes of the mailbox', envelopes.length)
     // the senders' keys, looked up at once: junk from made-up names must not cost a lookup each in turn
     const senders = new Map<string, UserProfile | Error>()
     await Promise.all([...new Set(envelopes.map(e => e.from))].map(async u => {

@@ -99,6 +99,7 @@ export class HolderLookup {
     const target = sha256(keyBytes)
     const found = new Map<string, PeerId>()
     const signal = timeLimit(this.queryTimeoutMs, { signal: this.components.shutdown() })
+    const started = this.now()
     try {
       for await (const ev of this.components.dht.getClosestPeers(keyBytes, { signal })) {
         if (ev.name === 'FINAL_PEER') found.set(ev.peer.id.toString(), ev.peer.id)
@@ -106,6 +107,7 @@ export class HolderLookup {
     } catch (err: any) {
       this.log('closest peers to %s: %s', setKey, err.message)
     }
+    this.log('closest peers to %s: %d in %d ms', setKey, found.size, this.now() - started)
     // a query cut short by load finds too few peers, and writers and readers would then
     // disagree on the holders: every connected DHT server is a candidate too
     for (const conn of this.components.network.getConnections()) {
