@@ -76,6 +76,16 @@ describe('set client', () => {
     expect(served()).toBe(2)
   })
 
+  it('with ids to skip, a full set comes from every holder that lists it at once, each item once', async () => {
+    // 13 GETs' worth: one at a time from the first holder to list them, they were 13 round trips in turn
+    const items = Array.from({ length: 200 }, (_, i) => textItem(net.clock, `message ${i}`))
+    for (const h of holders) expect(await rawRequest(h, { type: 'add', setKey: key, items })).toMatchObject({ type: 'added', accepted: items.map(i => i.id) })
+    const listed = await reader.store.list(key, { skip: () => false })
+    expect(listed.map(i => i.id)).toEqual(items.map(i => i.id).sort())
+    expect(holders.reduce((n, h) => n + h.store.stats.itemsServed, 0)).toBe(200)
+    for (const h of holders) expect(h.store.stats.itemsServed).toBeGreaterThan(0)
+  })
+
   it('with ids to skip, a holder that never answers costs the read only what that holder alone has', async () => {
     const items = ['one', 'two'].map(t => textItem(net.clock, t))
     for (const h of holders) for (const item of items) await onlyOn(h, item)
