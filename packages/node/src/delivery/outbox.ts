@@ -65,7 +65,7 @@ export interface PeerLocation {
 
 export interface OutboxComponents {
   /** Written through a GroupWriter: the envelopes sent at once share a LevelDB batch. */
-  local: Pick<LocalStore, 'writeMany' | 'entries'>
+  local: Pick<LocalStore, 'writeMany' | 'entries' | 'get'>
   mailbox: Pick<Mailbox, 'store'>
   /**
    * The sender's box keys, to seal the envelope into its recipient's mailbox (Mailbox.store),
@@ -273,12 +273,18 @@ export class Outbox {
     const now = this.now()
     // one failed mailbox store per recipient per round: the others would wait for the same timeout
     const unreachable = new Set<string>()
-    for await (const { key, value } of this.c.local.entries<OutboxEntry>(PREFIX, options)) {
+    for await (const { key, value: listed } of this.c.local.entries<OutboxEntry>(PREFIX, options)) {
       if (!this.running || options.signal?.aborted === true) return
       // cheap checks first: the tick runs every second over every waiting entry
       if (this.inFlight.has(key.slice(PREFIX.length))) continue
+      if (which.force !== true && listed.nextAt > now) continue
+      if (which.keyId != null && listed.toKeyId !== which.keyId) continue
+      // the round walks a snapshot, and an attempt can take seconds: an entry its first send
+      // has delivered (and deleted) since the round began is not sent again, and one
+      // postponed since is taken as it is now
+      const value = await this.c.local.get<OutboxEntry>(key)
+      if (value == null || this.inFlight.has(key.slice(PREFIX.length))) continue
       if (which.force !== true && value.nextAt > now) continue
-      if (which.keyId != null && value.toKeyId !== which.keyId) continue
       let envelope: Envelope
       try {
         envelope = decodeEnvelope(value.envelope)

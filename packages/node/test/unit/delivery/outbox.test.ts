@@ -29,11 +29,14 @@ class MemoryLocal {
     for (const [key, value] of puts) this.data.set(key, cborg.encode(value))
     for (const key of deletes) this.data.delete(key)
   }
+  /** As LevelDB's iterator: what was there when it began (a snapshot), in key order. */
   async * entries<T = unknown> (prefix: string): AsyncGenerator<{ key: string, value: T }> {
-    for (const key of [...this.data.keys()].filter(k => k.startsWith(prefix)).sort()) {
-      const bytes = this.data.get(key)
-      if (bytes != null) yield { key, value: cborg.decode(bytes) as T }
-    }
+    const snapshot = [...this.data].filter(([k]) => k.startsWith(prefix)).sort(([a], [b]) => a < b ? -1 : 1)
+    for (const [key, bytes] of snapshot) yield { key, value: cborg.decode(bytes) as T }
+  }
+  async get<T = unknown> (key: string): Promise<T | undefined> {
+    const bytes = this.data.get(key)
+    return bytes == null ? undefined : cborg.decode(bytes) as T
   }
 }
 
@@ -50,8 +53,8 @@ interface Fixture {
   clock: { t: number }
   /** What the recipient's peer answers. */
   live: (peerId: string) => DeliveryResult
-  /** What the mailbox does (throw to fail). */
-  mailbox: () => void
+  /** What the mailbox does with an envelope (throw to fail; a promise: the store waits for it). */
+  mailbox: (env: Envelope) => void | Promise<void>
   /** Where presence says the recipient is. */
   presence: PeerLocation | undefined
 }
@@ -89,7 +92,7 @@ function fixture (init: OutboxInit = {}): Fixture {
         options?.signal?.throwIfAborted()
         f.stores.push(env.id)
         f.seals.push(options?.seal)
-        f.mailbox()
+        await f.mailbox(env)
         return { holders: 3, copies: 3 }
       }
     },
@@ -213,6 +216,32 @@ describe('Outbox', { timeout: 5_000 }, () => {
     f.clock.t += 1
     await f.outbox.retry()
     expect(f.background).toEqual([{ id: kept.id, status: 'delivered', where: 'live' }])
+    expect(await f.outbox.queued()).toEqual([])
+  })
+
+  it('a retry round does not send again what its first send delivered while the round was under way', async () => {
+    const f = fixture()
+    f.live = () => refused('not-logged-in', 'no user logged in here')
+    f.mailbox = unreachable
+    // the round walks the outbox in id order: the kept envelope first, then the slow one
+    const [kept, slow] = [dm('kept'), dm('slow')].sort((a, b) => a.id < b.id ? -1 : 1) as [Envelope, Envelope]
+    await f.outbox.send(kept)
+    // a second send is under way (its mailbox store slow, as at 200 peers on two cores) when the round begins
+    const stores = new Map<string, PromiseWithResolvers<void>>()
+    const gate = (env: Envelope): PromiseWithResolvers<void> => { if (!stores.has(env.id)) stores.set(env.id, Promise.withResolvers<void>()); return stores.get(env.id)! }
+    f.mailbox = async env => { await gate(env).promise }
+    const sent = f.outbox.send(slow)
+    await expect.poll(() => f.stores.includes(slow.id)).toBe(true)
+    f.clock.t += DEFAULT_OUTBOX_RETRY_MS
+    const round = f.outbox.retry()
+    // the round is at the kept envelope; meanwhile the slow send ends, and then the round's
+    await expect.poll(() => f.stores.filter(id => id === kept.id).length).toBe(2)
+    gate(slow).resolve()
+    expect(await sent).toMatchObject({ status: 'queued', where: 'mailbox' })
+    gate(kept).resolve()
+    await round
+    expect(f.stores.filter(id => id === slow.id)).toHaveLength(1)
+    expect(f.background).toEqual([expect.objectContaining({ id: kept.id, status: 'queued', where: 'mailbox' })])
     expect(await f.outbox.queued()).toEqual([])
   })
 
