@@ -233,7 +233,12 @@ export class MailboxReader {
       // direct and conference messages in one listing, oldest first
       batch = [...earlier, ...active.dms.endBatch(), ...active.conferences.endBatch()].sort(compareEntries)
     }
-    this.log('read the mailbox: %d envelopes, %d new messages, %d kept unshown before', envelopes.length, batch.length - earlier.length, earlier.length)
+    if (this.log.enabled) {
+      const kinds = new Map<string, number>()
+      for (const e of envelopes) kinds.set(e.kind, (kinds.get(e.kind) ?? 0) + 1)
+      this.log('read the mailbox: %d envelopes (%s), %d new messages, %d kept unshown before, %d taken out', envelopes.length,
+        [...kinds].map(([kind, n]) => `${n} ${kind}`).join(', '), batch.length - earlier.length, earlier.length, done.length)
+    }
     await this.show(active, batch)
     if (done.length > 0 || olderLists.length >= OLD_WRITER_LISTS_REMOVED) done.push(...olderLists)
     if (done.length > 0) {
