@@ -290,8 +290,8 @@ export class SetClient {
       auths.set(holder.toString(), known)
       return await known
     }
-    /** Ask `holder` for `ids`; keep each valid item it sends. */
-    const fetch = async (holder: PeerId, ids: string[]): Promise<void> => {
+    /** Ask `holder` for `ids`; keep each valid item it sends. False when the request failed. */
+    const fetch = async (holder: PeerId, ids: string[]): Promise<boolean> => {
       for (const id of ids) {
         asking.add(id)
         askedOf.set(id, (askedOf.get(id) ?? new Set()).add(holder))
@@ -303,14 +303,21 @@ export class SetClient {
           if (reason == null) found.set(item.id, item)
           else this.log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
         }
+        return true
       } catch (err: any) {
         this.log('could not get %d items of %s from %p: %s', ids.length, setKey, holder, err.message)
+        return false
       } finally {
         for (const id of ids) asking.delete(id)
       }
     }
-    /** Fetch from `holder` what it listed of `ids` and nobody has sent or is sending, a few GETs at once. */
+    /**
+     * Fetch from `holder` what it listed of `ids` and nobody has sent or is sending, a few
+     * GETs at once; after a request of it failed, no more (a holder that stalls costs one
+     * timeout, and what it listed is asked of the others).
+     */
     const fetchFrom = async (holder: PeerId, ids: string[]): Promise<void> => {
+      let failed = false
       let at = 0
       const next = (): string[] => {
         const batch: string[] = []
@@ -321,7 +328,9 @@ export class SetClient {
         return batch
       }
       await Promise.all(Array.from({ length: SET_GETS_IN_FLIGHT_PER_HOLDER }, async () => {
-        for (let batch = next(); batch.length > 0 && options.signal?.aborted !== true; batch = next()) await fetch(holder, batch)
+        for (let batch = next(); batch.length > 0 && !failed && options.signal?.aborted !== true; batch = next()) {
+          if (!await fetch(holder, batch)) failed = true
+        }
       }))
     }
     const started = this.components.now()

@@ -7,6 +7,7 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { generateAccountKeys, createSetItem, MAX_SET_ITEM_BYTES, type SetItem } from '@conf-chat/protocol'
 import { TestNet, TEST_NAMESPACE, rawRequest, testRules, testSetKey, textItem, textOf, type TestPeer } from './fixtures.js'
 import { SetWriteError } from '../../../src/network/sets/index.js'
+import { SET_GETS_IN_FLIGHT_PER_HOLDER } from '../../../src/network/sets/constants.js'
 
 const owner = generateAccountKeys()
 const key = testSetKey(owner)
@@ -84,6 +85,18 @@ describe('set client', () => {
     expect(listed.map(i => i.id)).toEqual(items.map(i => i.id).sort())
     expect(holders.reduce((n, h) => n + h.store.stats.itemsServed, 0)).toBe(200)
     for (const h of holders) expect(h.store.stats.itemsServed).toBeGreaterThan(0)
+  })
+
+  it('with ids to skip, a holder that lists the ids and then fails its gets is asked no more: the others send them', async () => {
+    const items = Array.from({ length: 200 }, (_, i) => textItem(net.clock, `message ${i}`))
+    for (const h of holders) expect(await rawRequest(h, { type: 'add', setKey: key, items })).toMatchObject({ type: 'added', accepted: items.map(i => i.id) })
+    // the first holder answers its listing, then nothing: its first gets fail, and it gets no more
+    const failing = holders[0]!
+    net.failAfter.set(failing.id.toString(), 1)
+    const listed = await reader.store.list(key, { skip: () => false })
+    expect(listed.map(i => i.id)).toEqual(items.map(i => i.id).sort())
+    expect(net.dialsTo(failing)).toBeLessThanOrEqual(1 + SET_GETS_IN_FLIGHT_PER_HOLDER)
+    expect(failing.store.stats.itemsServed).toBe(0)
   })
 
   it('with ids to skip, a holder that never answers costs the read only what that holder alone has', async () => {

@@ -91,7 +91,8 @@ const BASE_INIT: SetStoreInit = {
  * Peers that reach each other by in-memory streams. `dials` logs every dial a client (a
  * peer that is no server: the reader or writer under test) makes, by target; `failNext`
  * makes the next such dials to a peer fail (a busy or unreachable holder). Holders' dials
- * to each other (hand-off, taking removals) are neither logged nor failed. `hanging` peers
+ * to each other (hand-off, taking removals) are neither logged nor failed; `failAfter`
+ * lets a peer answer a number of dials, then fails the rest. `hanging` peers
  * take the stream but never answer; `lookups` counts DHT lookups.
  */
 export class TestNet {
@@ -103,6 +104,8 @@ export class TestNet {
   /** DHT lookups (getClosestPeers) made, by the peer that made them */
   readonly lookups = new Map<string, number>()
   readonly failNext = new Map<string, number>()
+  /** Peers whose client dials succeed this many more times, then all fail (a holder that stalls mid-read). */
+  readonly failAfter = new Map<string, number>()
   readonly hanging = new Set<string>()
   private readonly handlers = new Map<string, StreamHandler>()
 
@@ -166,6 +169,11 @@ export class TestNet {
     if (fails > 0) {
       this.failNext.set(key, fails - 1)
       throw Object.assign(new Error('the holder did not answer'), { name: 'DialError' })
+    }
+    const left = byClient ? this.failAfter.get(key) : undefined
+    if (left != null) {
+      if (left <= 0) throw Object.assign(new Error('the holder did not answer'), { name: 'DialError' })
+      this.failAfter.set(key, left - 1)
     }
     const handler = this.handlers.get(key)
     if (handler == null) throw Object.assign(new Error('protocol not supported'), { name: 'UnsupportedProtocolError' })
