@@ -17,10 +17,12 @@ afterEach(async () => { await programs?.cleanup() })
 
 const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8', CONF_CHAT_PRESENCE_TTL: '3' }
 
+let supernode: Program
+
 async function startNetwork (peers: number, env: Record<string, string> = FAST_ENV): Promise<Program[]> {
   programs = new Programs()
   const home = await programs.home()
-  const supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(await programs.freePort()) } })
+  supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(await programs.freePort()) } })
   await supernode.waitForLine(/^address file: /)
   const nodes: Program[] = []
   for (let i = 0; i < peers; i++) {
@@ -95,6 +97,26 @@ describe('accounts through the node program', () => {
       offline = line[1] === 'offline'
     }
     expect(offline, c.transcript()).toBe(true)
+  }, 180_000)
+
+  it('a logged-in peer told to stop while no other peer answers cuts its logout short and exits 0, well within a container\'s 10 s', async () => {
+    const [a, b] = await startNetwork(2) as [Program, Program]
+    a.send('register dave')
+    a.send('kettle harbour of dave')
+    a.send('Dave Lister')
+    await a.waitForLine(/^\[register\] Registered dave/)
+    // every other peer stands still with its connections open: the logout's writes get no answer
+    supernode.kill('SIGSTOP')
+    b.kill('SIGSTOP')
+    try {
+      a.kill('SIGTERM')
+      // (without the cut: the presence write waits for its query's 15 s, and the program gives up with exit 1)
+      expect(await a.waitForExit(), a.transcript()).toEqual({ code: 0, signal: null })
+      expect(a.stderr, a.transcript()).toEqual([])
+    } finally {
+      supernode.kill('SIGCONT')
+      b.kill('SIGCONT')
+    }
   }, 180_000)
 
   it('a peer that stood still while its account logged in elsewhere logs out once it goes on, well before its next presence refresh', async () => {

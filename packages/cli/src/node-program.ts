@@ -16,7 +16,15 @@ import type { NodeApp } from './app.js'
 
 const log = logger('conf-chat:cli')
 
-/** How long a clean stop may take before the program gives up on it. */
+/**
+ * How long a stopping program's logout may write (friends told, pending history and
+ * private state, presence "offline") before it is cut short: what it has not written stays
+ * marked on this peer and is written at the next login here. With the peer's own stop it
+ * fits in the 10 s a container engine gives a container to stop (`docker stop`).
+ */
+export const LOGOUT_ON_STOP_MS = 6_000
+
+/** How long a clean stop may take, from the stop signal, before the program gives up on it. */
 const STOP_TIMEOUT_MS = 15_000
 
 export interface BootstrapChoice { addrs: string[], source: string }
@@ -85,12 +93,24 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
   await status?.set('starting')
 
   const stopping = new AbortController()
+  // the logout's writes are cut short LOGOUT_ON_STOP_MS after the stop begins, and the
+  // program gives up STOP_TIMEOUT_MS after it (a user's own Quit logs out in full)
+  const logoutCut = new AbortController()
+  let cutTimer: NodeJS.Timeout | undefined
+  let giveUp: NodeJS.Timeout | undefined
   const interactive = !options.commands && process.stdin.isTTY === true
   const terminal = new LineTerminal({ interactive, onInterrupt: () => { stop() } })
   const stop = (): void => {
     if (stopping.signal.aborted) return
     stopping.abort()
     terminal.close()
+    cutTimer = setTimeout(() => { logoutCut.abort() }, LOGOUT_ON_STOP_MS)
+    giveUp = setTimeout(() => {
+      process.stderr.write(`error: could not stop cleanly within ${STOP_TIMEOUT_MS / 1000}s\n`)
+      process.exit(1)
+    }, STOP_TIMEOUT_MS)
+    cutTimer.unref()
+    giveUp.unref()
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
@@ -155,21 +175,18 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
     // the menus (inquirer, ora and what they load) only on a terminal: command mode never
     // needs them, and ora's string-width makes an Intl.Segmenter at load (ICU data, ~2.5 MiB RSS)
     const mode = interactive ? (await import('./modes/interactive-mode.js')).runInteractiveMode : runCommandMode
-    await mode({ app, terminal, commands: init.commands ?? defaultCommands, signal: stopping.signal })
+    await mode({ app, terminal, commands: init.commands ?? defaultCommands, signal: stopping.signal, logoutSignal: logoutCut.signal })
   } finally {
     stop()
     process.off('SIGINT', stop)
     process.off('SIGTERM', stop)
-    const giveUp = setTimeout(() => {
-      process.stderr.write(`error: could not stop cleanly within ${STOP_TIMEOUT_MS / 1000}s\n`)
-      process.exit(1)
-    }, STOP_TIMEOUT_MS)
-    giveUp.unref()
     try {
       await status?.set('stopping')
-      await node.stop() // logs the user out: friends see them go offline at once
+      // logs the user out: friends see them go offline at once
+      await node.stop({ signal: logoutCut.signal })
       log('stopped')
     } finally {
+      clearTimeout(cutTimer)
       clearTimeout(giveUp)
       await status?.remove()
       await lock.release()

@@ -45,8 +45,8 @@ export interface ChatNode extends TypedEventTarget<ChatNodeEvents> {
   readonly session: Session | undefined
 
   start: () => Promise<this>
-  /** Logs the user out (friends told), stops the peer. */
-  stop: () => Promise<void>
+  /** Logs the user out (friends told), stops the peer; `options.signal` cuts the logout's writes short (kept here for the next login). */
+  stop: (options?: AbortOptions) => Promise<void>
 
   /** Register a new account and log it in on this peer. */
   register: (input: { username: string, password: string, fullName: string }, options?: AbortOptions) => Promise<UserProfile>

@@ -74,12 +74,17 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
     }
   }
 
-  async stop (): Promise<void> {
+  /**
+   * Log the user out (friends told, pending writes, presence "offline") and stop the peer.
+   * `options.signal` cuts the logout's writes short (a program given a time to stop): what
+   * they did not write stays marked on this peer for its next login.
+   */
+  async stop (options: AbortOptions = {}): Promise<void> {
     if (this._status === 'stopped' && this.parts == null && this.peer.status === 'stopped') return
     this._status = 'stopping'
     const parts = this.parts
     if (parts?.sessions.current != null) {
-      await parts.sessions.logout('stopped').catch(err => { parts.log('logout on stop failed: %s', err.message) })
+      await parts.sessions.logout('stopped', options).catch(err => { parts.log('logout on stop failed: %s', err.message) })
     }
     if (parts != null) {
       this.peer.removeEventListener('network:joined', parts.onJoined)

@@ -68,7 +68,12 @@ export async function runInteractiveMode (init: InteractiveModeInit): Promise<vo
     if (app.node.session != null) {
       // log out here, where the user sees it; node-program then stops the peer
       const username = app.node.session.account.username
-      await withSpinner({ ...ctx, signal: new AbortController().signal }, 'Logging out…', app.node.logout(), () => `Logged out ${username}`)
+      const cut = init.logoutSignal
+      const logout = app.node.logout({ signal: cut }).then(() => `Logged out ${username}`, err => {
+        if (cut?.aborted !== true) throw err
+        return `Logged out ${username} (stopping: what the network had not taken yet is kept on this peer for your next login here)`
+      })
+      await withSpinner({ ...ctx, signal: new AbortController().signal }, 'Logging out…', logout, line => line)
         .catch(() => {})
     }
     terminal.divertNotices(undefined)

@@ -346,11 +346,11 @@ export class History {
     return await run
   }
 
-  /** Flush (bounded by `timeoutMs`) and stop. Entries appended from then on are not kept (see `append`). */
-  async close (timeoutMs: number): Promise<boolean> {
+  /** Flush (bounded by `timeoutMs` and `options.signal`) and stop. Entries appended from then on are not kept (see `append`). */
+  async close (timeoutMs: number, options: AbortOptions = {}): Promise<boolean> {
     this.closing = true
     try {
-      return await within(this.flush(), timeoutMs, false)
+      return await within(this.flush(), timeoutMs, false, options)
     } finally {
       this.closed = true
       clearTimeout(this.flushTimer)

@@ -9,7 +9,7 @@ import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, 
 import type { Delivery, FetchedMail, Mailbox, SendOptions } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
-import { within, type DueRuns } from '../utils/index.js'
+import { settledWithin, within, type DueRuns } from '../utils/index.js'
 import { DEFAULT_QUERY_TIMEOUT_MS } from '../constants.js'
 import { History, type HistoryInit } from './history.js'
 import { Friends, type RequestLimits } from './friends/index.js'
@@ -229,16 +229,20 @@ export class LoggedIn {
     this.writers.stop()
   }
 
-  /** Write pending history and private state (each within LOGOUT_FLUSH_MS), then close; never
-   * stops half-way. Returns what did not finish. */
-  async close (): Promise<string[]> {
+  /**
+   * Write pending history and private state (each within LOGOUT_FLUSH_MS, all of it cut
+   * short when `options.signal` aborts: a program stopping), then close; never stops
+   * half-way. Returns what did not finish: its entries stay marked here, and the next
+   * login on this peer writes them (History.resumeWrites, the private state's journal).
+   */
+  async close (options: AbortOptions = {}): Promise<string[]> {
     const unfinished: string[] = []
-    await this.draining.catch(() => {})
-    await this.receipts.settled()
+    await settledWithin(this.draining, LOGOUT_FLUSH_MS, options)
+    await settledWithin(this.receipts.settled(), LOGOUT_FLUSH_MS, options)
     // the senders the account came to know this session (a friendship accepted a moment ago)
-    const writers = within(this.writers.flush(), LOGOUT_FLUSH_MS, false)
-    if (!await this.history.close(LOGOUT_FLUSH_MS)) unfinished.push('history')
-    if (!await this.state.flush(LOGOUT_FLUSH_MS)) unfinished.push('private state')
+    const writers = within(this.writers.flush(), LOGOUT_FLUSH_MS, false, options)
+    if (!await this.history.close(LOGOUT_FLUSH_MS, options)) unfinished.push('history')
+    if (!await within(this.state.flush(LOGOUT_FLUSH_MS), LOGOUT_FLUSH_MS, false, options)) unfinished.push('private state')
     this.state.close()
     if (!await writers) unfinished.push('mailbox writer list')
     this.writers.close()

@@ -327,7 +327,7 @@ export class Messaging {
     if (active == null || active.session !== session) return
     this.deactivate(active)
     await this.notices.announce(active, 'offline', options).catch(err => { this.log('offline notices: %s', err.message) })
-    await this.close(active)
+    await this.close(active, options)
   }
 
   /** A takeover (or any end without our logout): write what is pending, quietly; settles once written. */
@@ -345,8 +345,8 @@ export class Messaging {
     if (this.active === active) this.active = undefined
   }
 
-  private async close (active: LoggedIn): Promise<void> {
-    for (const part of await active.close()) this.log('%s not fully written at logout', part)
+  private async close (active: LoggedIn, options: AbortOptions = {}): Promise<void> {
+    for (const part of await active.close(options)) this.log('%s not fully written at logout', part)
   }
 
   private async ready (): Promise<LoggedIn> {
