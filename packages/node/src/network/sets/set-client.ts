@@ -282,12 +282,18 @@ export class SetClient {
     const listedBy = new Map<string, PeerId[]>()
     /** for each id, the holders asked for it so far */
     const askedOf = new Map<string, Set<PeerId>>()
-    /** What each holder was sent to prove the reader (see ListOptions.readAs), once asked. */
+    /** What each holder was sent to prove the reader (see ListOptions.readAs), once asked; a challenge that failed is asked again. */
     const auths = new Map<string, Promise<SetReadAuth | undefined>>()
     const authFor = async (holder: PeerId): Promise<SetReadAuth | undefined> => {
       if (options.readAs == null) return undefined
-      const known = auths.get(holder.toString()) ?? rpc.readAuth(holder, setKey, options.readAs, options)
-      auths.set(holder.toString(), known)
+      const key = holder.toString()
+      let known = auths.get(key)
+      if (known == null) {
+        const asked = rpc.readAuth(holder, setKey, options.readAs, options)
+        auths.set(key, asked)
+        asked.catch(() => { if (auths.get(key) === asked) auths.delete(key) })
+        known = asked
+      }
       return await known
     }
     /** Ask `holder` for `ids`; keep each valid item it sends. False when the request failed. */

@@ -4,7 +4,7 @@
  * did not answer is asked once more, and holders' refusals reach the writer with codes.
  */
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
-import { generateAccountKeys, createSetItem, MAX_SET_ITEM_BYTES, type SetItem } from '@conf-chat/protocol'
+import { generateAccountKeys, createSetItem, keyIdOf, MAX_SET_ITEM_BYTES, ReadNotAuthorizedError, type SetItem } from '@conf-chat/protocol'
 import { TestNet, TEST_NAMESPACE, rawRequest, testRules, testSetKey, textItem, textOf, type TestPeer } from './fixtures.js'
 import { SetWriteError } from '../../../src/network/sets/index.js'
 import { SET_GETS_IN_FLIGHT_PER_HOLDER } from '../../../src/network/sets/constants.js'
@@ -106,6 +106,33 @@ describe('set client', () => {
     // the caller gives up after 300 ms (its signal also ends the hanging request): the other holders' items are in
     const listed = await reader.store.list(key, { skip: () => false, signal: AbortSignal.timeout(300) })
     expect(listed.map(textOf).sort()).toEqual(['one', 'two'])
+  })
+
+  it('with ids to skip, reading as the owner, a holder whose read challenge failed is asked afresh after the pause', async () => {
+    // a set only its owner may read: each holder first gives the reader a challenge to sign
+    const ownerOnly = {
+      ...testRules,
+      authorizeRead: (setKey: string, pub: Uint8Array) => {
+        if (keyIdOf(pub) !== setKey.split('/')[2]) throw new ReadNotAuthorizedError('only the owner reads')
+      }
+    }
+    const guarded = new TestNet()
+    try {
+      const servers = await guarded.servers(3, { setNamespaces: { [TEST_NAMESPACE]: ownerOnly } })
+      const client = await guarded.peer({ server: false })
+      const busy = servers[1]!
+      const item = textItem(guarded.clock, 'only on the busy holder')
+      expect(await rawRequest(busy, { type: 'add', setKey: key, items: [item] })).toMatchObject({ type: 'added', accepted: [item.id] })
+      await expect(client.store.list(key, { skip: () => false })).rejects.toThrow(/none of the 3 holders/) // no owner's proof: every holder refuses
+      // the first dial to it (the challenge) fails; its retry asks for a new one
+      guarded.failNext.set(busy.id.toString(), 1)
+      const dialsBefore = guarded.dialsTo(busy)
+      expect((await client.store.list(key, { skip: () => false, readAs: owner })).map(textOf)).toEqual(['only on the busy holder'])
+      // the failed challenge, then challenge, ids and get
+      expect(guarded.dialsTo(busy) - dialsBefore).toBe(4)
+    } finally {
+      await guarded.stop()
+    }
   })
 
   it('lists, of two items under one id, the one most holders keep, whichever holder answers first', async () => {
