@@ -5,13 +5,13 @@
  * most of them keep); a holder that did not answer is asked once more.
  */
 import {
-  MAX_SET_ITEMS_PER_FRAME, MAX_SET_GET_IDS, InvalidSetItemError, createRemoveAuth, refusal, bytesEqual,
-  type AccountKeys, type Refusal, type SetItem, type SetNamespaceRules, type SetReadAuth, type SetRemoval
+  MAX_SET_ITEMS_PER_FRAME, InvalidSetItemError, createRemoveAuth, refusal, bytesEqual,
+  type AccountKeys, type Refusal, type SetItem, type SetNamespaceRules, type SetRemoval
 } from '@conf-chat/protocol'
 import { delay } from '../../utils/index.js'
 import { ITEM_UNCHECKED, NoSetHoldersError, SetReadError, SetRemoveError, SetWriteError, itemRefusal, unexpected } from './set-errors.js'
 import { batches, type SetRpc } from './set-rpc.js'
-import { SET_GETS_IN_FLIGHT_PER_HOLDER } from './constants.js'
+import { NewItemsRead } from './new-items-read.js'
 import type { FindHoldersOptions } from './holder-lookup.js'
 import type { SetLayout } from './set-layout.js'
 import type { SetNamespaces } from './set-namespaces.js'
@@ -262,108 +262,19 @@ export class SetClient {
     return options.validateItem == null ? rules : { ...rules, validateItem: options.validateItem }
   }
 
-  /**
-   * `list` with `skip`: each holder's ids first; then, from each holder as soon as its
-   * listing ends, the items of the ids not skipped that nobody has sent or is sending
-   * already, MAX_SET_GET_IDS at a time and SET_GETS_IN_FLIGHT_PER_HOLDER requests at once.
-   * So the items of a full mailbox come from all its holders at once, not from the first
-   * one in turn (1,000 items were 63 GETs one after the other), and a holder that stalls
-   * costs the read only what it alone has: ids a holder listed but did not send are asked
-   * of the other holders that listed them. Local items count as held. Throws as `list` does.
-   */
+  /** `list` with `skip`: ids first, then only the items not skipped, from every holder at once (see NewItemsRead). Throws as `list` does. */
   private async listNew (setKey: string, skip: (id: string) => boolean, options: ListOptions): Promise<SetItem[]> {
     const { namespaces, rpc } = this.components
+    const now = (): number => this.components.now()
     const rules = this.readerRules(setKey, options)
-    const found = new Map<string, SetItem>()
-    for (const item of await this.components.localItems(setKey, options)) if (!skip(item.id)) found.set(item.id, item)
-    /** ids some holder is being asked for now */
-    const asking = new Set<string>()
-    /** for each id not found yet, the holders that listed it */
-    const listedBy = new Map<string, PeerId[]>()
-    /** for each id, the holders asked for it so far */
-    const askedOf = new Map<string, Set<PeerId>>()
-    /** What each holder was sent to prove the reader (see ListOptions.readAs), once asked; a challenge that failed is asked again. */
-    const auths = new Map<string, Promise<SetReadAuth | undefined>>()
-    const authFor = async (holder: PeerId): Promise<SetReadAuth | undefined> => {
-      if (options.readAs == null) return undefined
-      const key = holder.toString()
-      let known = auths.get(key)
-      if (known == null) {
-        const asked = rpc.readAuth(holder, setKey, options.readAs, options)
-        auths.set(key, asked)
-        asked.catch(() => { if (auths.get(key) === asked) auths.delete(key) })
-        known = asked
-      }
-      return await known
-    }
-    /** Ask `holder` for `ids`; keep each valid item it sends. False when the request failed. */
-    const fetch = async (holder: PeerId, ids: string[]): Promise<boolean> => {
-      for (const id of ids) {
-        asking.add(id)
-        askedOf.set(id, (askedOf.get(id) ?? new Set()).add(holder))
-      }
-      try {
-        for (const item of await rpc.get(holder, setKey, ids, { ...options, auth: await authFor(holder) })) {
-          if (!ids.includes(item.id) || found.has(item.id)) continue
-          const reason = namespaces.checkItem(setKey, rules, item, this.components.now())
-          if (reason == null) found.set(item.id, item)
-          else this.log('ignored item %s of %s from %p: %s', item.id, setKey, holder, reason)
-        }
-        return true
-      } catch (err: any) {
-        this.log('could not get %d items of %s from %p: %s', ids.length, setKey, holder, err.message)
-        return false
-      } finally {
-        for (const id of ids) asking.delete(id)
-      }
-    }
-    /**
-     * Fetch from `holder` what it listed of `ids` and nobody has sent or is sending, a few
-     * GETs at once; after a request of it failed, no more (a holder that stalls costs one
-     * timeout, and what it listed is asked of the others).
-     */
-    const fetchFrom = async (holder: PeerId, ids: string[]): Promise<void> => {
-      let failed = false
-      let at = 0
-      const next = (): string[] => {
-        const batch: string[] = []
-        while (at < ids.length && batch.length < MAX_SET_GET_IDS) {
-          const id = ids[at++] as string
-          if (!found.has(id) && !asking.has(id)) batch.push(id)
-        }
-        return batch
-      }
-      await Promise.all(Array.from({ length: SET_GETS_IN_FLIGHT_PER_HOLDER }, async () => {
-        for (let batch = next(); batch.length > 0 && !failed && options.signal?.aborted !== true; batch = next()) {
-          if (!await fetch(holder, batch)) failed = true
-        }
-      }))
-    }
-    const started = this.components.now()
-    await this.answeringHolders(setKey, options, async holder => {
-      const ids = await rpc.ids(holder, setKey, { ...options, auth: await authFor(holder) })
-      const wanted: string[] = []
-      for (const id of ids) {
-        if (skip(id) || found.has(id)) continue
-        listedBy.set(id, [...(listedBy.get(id) ?? []), holder])
-        wanted.push(id)
-      }
-      this.log('%p lists %d ids of %s, %d wanted (%d ms)', holder, ids.size, setKey, wanted.length, this.components.now() - started)
-      await fetchFrom(holder, wanted)
-    })
-    // what a holder listed and did not send: from another that listed it, one round each
-    while (options.signal?.aborted !== true) {
-      const asks = new Map<PeerId, string[]>()
-      for (const [id, holders] of listedBy) {
-        if (found.has(id)) continue
-        const holder = holders.find(h => askedOf.get(id)?.has(h) !== true)
-        if (holder != null) asks.set(holder, [...(asks.get(holder) ?? []), id])
-      }
-      if (asks.size === 0) break
-      await Promise.all([...asks].map(async ([holder, ids]) => { await fetchFrom(holder, ids) }))
-    }
-    this.log('read %d new items of %s in %d ms', found.size, setKey, this.components.now() - started)
-    return [...found.values()].sort(inIdOrder)
+    const read = new NewItemsRead({ rpc, check: item => namespaces.checkItem(setKey, rules, item, now()), log: this.log }, setKey, { ...options, skip })
+    read.addLocal(await this.components.localItems(setKey, options))
+    const started = now()
+    await this.answeringHolders(setKey, options, async holder => { await read.fromHolder(holder, started, now) })
+    await read.fromOtherHolders()
+    const items = read.items()
+    this.log('read %d new items of %s in %d ms', items.length, setKey, now() - started)
+    return items
   }
 
   /**
