@@ -6,7 +6,7 @@
  */
 import { openEnvelope, presenceBodySchema, PRESENCE_KIND, type Envelope, type FriendEntry } from '@conf-chat/protocol'
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import type { EnvelopeContext, Presence, PresenceInfo, PeerInfo, UserProfile } from '../account/index.js'
+import type { EnvelopeContext, Presence, PresenceInfo, PeerInfo } from '../account/index.js'
 import type { Messenger, Outbox } from '../delivery/index.js'
 import { NotFriendError } from '../errors.js'
 import { settledWithin } from '../utils/index.js'
@@ -18,6 +18,14 @@ const NOTICE_TIMEOUT_MS = 2_000
 const NOTICE_CONCURRENCY = 8
 /** Most addresses a notice names. */
 const MAX_NOTICE_ADDRS = 16
+
+/**
+ * An "online" notice to a friend that failed on the way (a dial or a stream that failed, no
+ * ack in time; not a refusal) is sent again after each of these pauses while the session
+ * lasts. A peer that lost its connections right after its login, or whose friend's peer
+ * was changing relays, is otherwise learned of only at the friend's next presence read.
+ */
+export const ONLINE_NOTICE_RETRY_MS = [2_000, 10_000, 30_000]
 
 /** How long the check of a friend's peer whose last connection closed may take before it counts as gone. */
 const GONE_CHECK_TIMEOUT_MS = 10_000
@@ -49,34 +57,62 @@ export class PresenceNotices {
 
   /** Tell friends we came online (those online now) or are leaving (those we know online). */
   async announce (active: LoggedIn, status: 'online' | 'offline', options: AbortOptions = {}): Promise<void> {
-    const me = this.where()
-    const targets: Array<{ username: string, peerId: string, addrs: string[], profile: UserProfile }> = []
     if (status === 'online') {
       await active.ready
-      const friends = [...active.state.state.friends]
-      for (let i = 0; i < friends.length; i += NOTICE_CONCURRENCY) {
-        await Promise.all(friends.slice(i, i + NOTICE_CONCURRENCY).map(async f => {
-          const p = await this.c.presence.read(f.keyId, options).catch(() => undefined)
-          if (p == null) return
-          this.c.outbox.noteLocation(f.keyId, p)
-          if (!p.online) return
-          active.online.set(f.username, { keyId: f.keyId, peerId: p.peerId, addrs: p.addrs })
-          targets.push({ username: f.username, peerId: p.peerId, addrs: p.addrs, profile: active.friends.profileOf(f) })
-        }))
-      }
-    } else {
-      for (const [username, where] of active.online) {
-        const f = active.friends.friend(username)
-        if (f != null) targets.push({ username, ...where, profile: active.friends.profileOf(f) })
-      }
+      await this.tellOnline(active, [...active.state.state.friends], 0, options)
+      return
     }
-    const sends = targets.map(async t => {
-      const env = active.seal(PRESENCE_KIND, { status, ...me }, t.profile)
-      const result = await this.c.messenger.send(t.peerId, t.addrs, env)
-      if (!result.delivered) this.log('presence notice to %s not delivered: %s', t.username, result.reason)
-    })
+    const sends: Array<Promise<unknown>> = []
+    for (const [username, where] of active.online) {
+      const f = active.friends.friend(username)
+      if (f != null) sends.push(this.notify(active, 'offline', f, where))
+    }
     // the notices go on (each within the messenger's ack limit); only the waiting is bounded
-    await settledWithin(Promise.allSettled(sends), status === 'offline' ? NOTICE_TIMEOUT_MS : 10 * NOTICE_TIMEOUT_MS, options)
+    await settledWithin(Promise.allSettled(sends), NOTICE_TIMEOUT_MS, options)
+  }
+
+  /**
+   * Tell `friends` who are online (their presence read now) that we are; those whose
+   * notice failed on the way, or whose presence could not be read, are tried again after
+   * the next pause of ONLINE_NOTICE_RETRY_MS (`attempt`: how many tries came before).
+   */
+  private async tellOnline (active: LoggedIn, friends: FriendEntry[], attempt: number, options: AbortOptions = {}): Promise<void> {
+    const again: FriendEntry[] = []
+    const sends: Array<Promise<unknown>> = []
+    for (let i = 0; i < friends.length; i += NOTICE_CONCURRENCY) {
+      await Promise.all(friends.slice(i, i + NOTICE_CONCURRENCY).map(async f => {
+        const p = await this.c.presence.read(f.keyId, options).catch(() => undefined)
+        if (active.ended) return
+        if (p == null) { again.push(f); return }
+        this.c.outbox.noteLocation(f.keyId, p)
+        if (!p.online) return
+        const where = { keyId: f.keyId, peerId: p.peerId, addrs: p.addrs }
+        active.online.set(f.username, where)
+        sends.push(this.notify(active, 'online', f, where).then(failedOnTheWay => { if (failedOnTheWay) again.push(f) }))
+      }))
+    }
+    // the notices go on (each within the messenger's ack limit); only the waiting is bounded
+    const settled = Promise.allSettled(sends).then(() => { this.retryLater(active, again, attempt) })
+    await settledWithin(settled, 10 * NOTICE_TIMEOUT_MS, options)
+  }
+
+  private retryLater (active: LoggedIn, friends: FriendEntry[], attempt: number): void {
+    const pause = ONLINE_NOTICE_RETRY_MS[attempt]
+    if (friends.length === 0 || pause == null || active.ended) return
+    this.log('online notices to %d friends again in %d ms', friends.length, pause)
+    setTimeout(() => {
+      if (active.ended) return
+      this.tellOnline(active, friends, attempt + 1).catch(err => { this.log('online notices again: %s', err.message) })
+    }, pause).unref()
+  }
+
+  /** Send one notice; true when it failed on the way (not refused by the friend's peer). */
+  private async notify (active: LoggedIn, status: 'online' | 'offline', friend: FriendEntry, where: { peerId: string, addrs: string[] }): Promise<boolean> {
+    const env = active.seal(PRESENCE_KIND, { status, ...this.where() }, active.friends.profileOf(friend))
+    const result = await this.c.messenger.send(where.peerId, where.addrs, env)
+    if (result.delivered) return false
+    this.log('presence notice to %s not delivered: %s', friend.username, result.reason)
+    return result.code == null && result.reason !== 'aborted'
   }
 
   /** A friend's notice: note where they are, retry what waits for them, tell the UI. */

@@ -1,0 +1,95 @@
+/**
+ * A login's "online" notices to friends: one that failed on the way (a dial or a stream
+ * that failed) is sent again after a pause while the session lasts; one the friend's peer
+ * refused, or one of a session that ended meanwhile, is not.
+ */
+import { describe, it, expect, afterEach, vi } from 'vitest'
+import { defaultLogger } from '@libp2p/logger'
+import type { FriendEntry } from '@conf-chat/protocol'
+import { PresenceNotices, ONLINE_NOTICE_RETRY_MS } from '../../../src/chat/presence-notices.js'
+import type { DeliveryResult } from '../../../src/delivery/index.js'
+import type { LoggedIn } from '../../../src/chat/logged-in.js'
+
+const bob: FriendEntry = { username: 'bob', keyId: 'b'.repeat(40), signPublic: new Uint8Array(32), boxPublic: new Uint8Array(32), since: 1 }
+const BOB_PEER = { peerId: '12D3KooWBob', addrs: ['/ip4/127.0.0.1/tcp/4001'] }
+
+/** Notices whose messenger answers each send with the next of `results` (the last one from then on). */
+function setUp (results: DeliveryResult[], presenceOf: () => Promise<unknown> = async () => ({ online: true, ...BOB_PEER })): { notices: PresenceNotices, sent: string[], active: LoggedIn & { ended: boolean } } {
+  const sent: string[] = []
+  const notices = new PresenceNotices({
+    presence: { read: presenceOf as any },
+    messenger: {
+      send: async (peerId: string) => {
+        sent.push(peerId)
+        return results[Math.min(sent.length, results.length) - 1] as DeliveryResult
+      }
+    },
+    outbox: { noteLocation: () => {}, kick: () => {} },
+    whereAmI: () => ({ peerId: '12D3KooWMe', addrs: [] }),
+    emit: () => {},
+    logger: defaultLogger()
+  })
+  const active = {
+    ended: false,
+    ready: Promise.resolve(),
+    state: { state: { friends: [bob] } },
+    online: new Map(),
+    friends: { profileOf: () => ({}), friend: () => bob },
+    seal: () => ({ id: 'notice' })
+  } as unknown as LoggedIn & { ended: boolean }
+  return { notices, sent, active }
+}
+
+const FAILED: DeliveryResult = { delivered: false, reason: 'unreachable: All multiaddr dials failed' }
+const DELIVERED: DeliveryResult = { delivered: true } as DeliveryResult
+
+describe('online notices', () => {
+  afterEach(() => { vi.useRealTimers() })
+
+  it('sends a notice that failed on the way again after each pause, until one is delivered', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const { notices, sent, active } = setUp([FAILED, FAILED, DELIVERED])
+    await notices.announce(active, 'online')
+    expect(sent).toEqual([BOB_PEER.peerId])
+    await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS[0]!)
+    expect(sent).toHaveLength(2)
+    await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS[1]!)
+    expect(sent).toHaveLength(3)
+    // delivered: no more
+    await vi.advanceTimersByTimeAsync(10 * ONLINE_NOTICE_RETRY_MS.at(-1)!)
+    expect(sent).toHaveLength(3)
+  })
+
+  it('tries as many times as there are pauses, then leaves it to the friend\'s presence reads', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const { notices, sent, active } = setUp([FAILED])
+    await notices.announce(active, 'online')
+    await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS.reduce((a, b) => a + b, 0) * 2)
+    expect(sent).toHaveLength(1 + ONLINE_NOTICE_RETRY_MS.length)
+  })
+
+  it('tries again a friend whose presence could not be read', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    let reads = 0
+    const { notices, sent, active } = setUp([DELIVERED], async () => {
+      if (++reads === 1) throw new Error('no holder answered')
+      return { online: true, ...BOB_PEER }
+    })
+    await notices.announce(active, 'online')
+    expect(sent).toEqual([])
+    await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS[0]!)
+    expect(sent).toEqual([BOB_PEER.peerId])
+  })
+
+  it('does not send again a notice the friend\'s peer refused, nor one of a session that ended', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const refused = setUp([{ delivered: false, code: 'not-logged-in', reason: 'no user logged in here' }])
+    await refused.notices.announce(refused.active, 'online')
+    const ended = setUp([FAILED])
+    await ended.notices.announce(ended.active, 'online')
+    ended.active.ended = true
+    await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS.reduce((a, b) => a + b, 0) * 2)
+    expect(refused.sent).toHaveLength(1)
+    expect(ended.sent).toHaveLength(1)
+  })
+})
