@@ -15,6 +15,9 @@ beforeAll(() => {
 
 afterEach(async () => { await programs?.cleanup() })
 
+/** How long `docker stop` waits for a container's program to end before it kills it. */
+const DOCKER_STOP_GRACE_MS = 10_000
+
 const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8', CONF_CHAT_PRESENCE_TTL: '3' }
 
 let supernode: Program
@@ -109,9 +112,12 @@ describe('accounts through the node program', () => {
     supernode.kill('SIGSTOP')
     b.kill('SIGSTOP')
     try {
+      const since = Date.now()
       a.kill('SIGTERM')
-      // (without the cut: the presence write waits for its query's 15 s, and the program gives up with exit 1)
-      expect(await a.waitForExit(), a.transcript()).toEqual({ code: 0, signal: null })
+      // as `docker stop` does: 10 s to end, then SIGKILL (without the cut, the presence
+      // write waits for its query's 15 s, and the program gives up with exit 1)
+      expect(await a.waitForExit(DOCKER_STOP_GRACE_MS), a.transcript()).toEqual({ code: 0, signal: null })
+      console.log(`[stop] SIGTERM to exit, logged in, no other peer answering: ${Date.now() - since} ms`)
       expect(a.stderr, a.transcript()).toEqual([])
     } finally {
       supernode.kill('SIGCONT')

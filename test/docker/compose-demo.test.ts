@@ -221,7 +221,9 @@ describe('the docker-compose demo on a Docker engine', () => {
 
     // every program stops cleanly on the stop signal, and down leaves nothing behind
     await detach(alice)
+    const stopping = Date.now()
     await p.compose('stop', '--timeout', '20')
+    console.log(`[docker] compose stop until every program exited: ${Date.now() - stopping} ms`)
     for (const s of ['supernode', ...PEERS]) expect(`${s}: ${await inspect(s, '{{.State.Status}} {{.State.ExitCode}}')}`).toBe(`${s}: exited 0`)
     await p.down()
     expect(await engine!.run('docker', ['ps', '-aq'])).toBe('')

@@ -18,9 +18,12 @@ const log = logger('conf-chat:cli')
 
 /**
  * How long a stopping program's logout may write (friends told, pending history and
- * private state, presence "offline") before it is cut short: what it has not written stays
- * marked on this peer and is written at the next login here. With the peer's own stop it
- * fits in the 10 s a container engine gives a container to stop (`docker stop`).
+ * private state, presence "offline") before it is cut short. History entries not yet in
+ * the pages stay marked on this peer and are written at the next login here, and so are
+ * changes from friends' and conferences' envelopes (the state journal); the user's own
+ * last changes to friends and conferences not yet written, and the "offline" record, are
+ * not (the record lapses; friends were told). With the peer's own stop (STOP_SETTLE_MS, 2 s
+ * at most, then libp2p's) it fits in the 10 s a container engine gives a container to stop.
  */
 export const LOGOUT_ON_STOP_MS = 6_000
 
@@ -93,8 +96,9 @@ export async function runNodeProgram (argv: string[], init: NodeProgramInit = {}
   await status?.set('starting')
 
   const stopping = new AbortController()
-  // the logout's writes are cut short LOGOUT_ON_STOP_MS after the stop begins, and the
-  // program gives up STOP_TIMEOUT_MS after it (a user's own Quit logs out in full)
+  // the logout's writes are cut short LOGOUT_ON_STOP_MS after the stop begins (a signal,
+  // or the end of command mode: `logout` there, or Quit in the menus, logs out in full
+  // first), and the program gives up STOP_TIMEOUT_MS after it
   const logoutCut = new AbortController()
   let cutTimer: NodeJS.Timeout | undefined
   let giveUp: NodeJS.Timeout | undefined

@@ -45,7 +45,7 @@ export interface ChatNode extends TypedEventTarget<ChatNodeEvents> {
   readonly session: Session | undefined
 
   start: () => Promise<this>
-  /** Logs the user out (friends told), stops the peer; `options.signal` cuts the logout's writes short (kept here for the next login). */
+  /** Logs the user out (friends told), stops the peer; `options.signal` cuts the logout's writes short (unwritten history stays marked here for the next login). */
   stop: (options?: AbortOptions) => Promise<void>
 
   /** Register a new account and log it in on this peer. */

@@ -76,8 +76,8 @@ export class DefaultChatNode extends TypedEventEmitter<ChatNodeEvents> implement
 
   /**
    * Log the user out (friends told, pending writes, presence "offline") and stop the peer.
-   * `options.signal` cuts the logout's writes short (a program given a time to stop): what
-   * they did not write stays marked on this peer for its next login.
+   * `options.signal` cuts the logout's writes short (a program given a time to stop):
+   * history entries they did not write stay marked on this peer for its next login.
    */
   async stop (options: AbortOptions = {}): Promise<void> {
     if (this._status === 'stopped' && this.parts == null && this.peer.status === 'stopped') return

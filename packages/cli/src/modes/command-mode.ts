@@ -17,8 +17,6 @@ export interface CommandModeInit {
   commands: CommandTable
   /** Aborted when the program stops. */
   signal: AbortSignal
-  /** Aborted when a stopping program's logout must end (LOGOUT_ON_STOP_MS after `signal`). */
-  logoutSignal?: AbortSignal
   /** Shown before each command on a terminal. @default '' */
   prompt?: string
 }

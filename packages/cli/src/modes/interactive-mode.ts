@@ -19,6 +19,8 @@ const log = logger('conf-chat:cli:tui')
 const BELL = '\u0007'
 
 export interface InteractiveModeInit extends Omit<CommandModeInit, 'prompt' | 'commands'> {
+  /** Aborted when a stopping program's logout must end (LOGOUT_ON_STOP_MS after `signal`); a Quit from the menus logs out in full. */
+  logoutSignal?: AbortSignal
   input?: NodeJS.ReadableStream
   output?: TuiContext['output']
 }
@@ -71,7 +73,7 @@ export async function runInteractiveMode (init: InteractiveModeInit): Promise<vo
       const cut = init.logoutSignal
       const logout = app.node.logout({ signal: cut }).then(() => `Logged out ${username}`, err => {
         if (cut?.aborted !== true) throw err
-        return `Logged out ${username} (stopping: what the network had not taken yet is kept on this peer for your next login here)`
+        return `Logged out ${username} (stopping: history the network had not taken yet is kept on this peer for your next login here)`
       })
       await withSpinner({ ...ctx, signal: new AbortController().signal }, 'Logging out…', logout, line => line)
         .catch(() => {})

@@ -203,8 +203,9 @@ export class History {
     await this.storeLocal(c.id, entry, unshown ?? 'to write')
     if (this.closing) {
       // closed meanwhile: the entry stays on this peer, but no mark asks to show it again
-      // or to write it to the pages (a message not shown must not be in them)
-      await this.local.writeMany([], [this.unshownKey(entry.id), this.waitingKey(entry.id)])
+      // or to write it to the pages (a message not shown must not be in them), and its id
+      // is not known here: a received one, refused now, is new to the next read (`has`)
+      await this.local.writeMany([], [this.unshownKey(entry.id), this.waitingKey(entry.id), this.indexKey(c.id, entry.id)])
       return false
     }
     if (unshown != null) {
@@ -553,7 +554,12 @@ export class History {
   }
 
   private async hasLocal (conv: string, id: string): Promise<boolean> {
-    return await this.local.has(`/hi/${this.owner.keyId}/${conv}/${id}`)
+    return await this.local.has(this.indexKey(conv, id))
+  }
+
+  /** The key that says an entry is stored here (the conversation's index). */
+  private indexKey (conv: string, id: string): string {
+    return `/hi/${this.owner.keyId}/${conv}/${id}`
   }
 
   /**
@@ -564,7 +570,7 @@ export class History {
   private async storeLocal (conv: string, entry: HistoryEntry, mark: Omit<UnshownMessage, 'entry'> | 'to write' | 'in a page'): Promise<void> {
     const puts: Array<[string, unknown]> = [
       [`/h/${this.owner.keyId}/${conv}/${sortKey(entry)}`, encryptLocal(entry, this.localKey)],
-      [`/hi/${this.owner.keyId}/${conv}/${entry.id}`, 1]
+      [this.indexKey(conv, entry.id), 1]
     ]
     if (mark === 'to write') puts.push(this.waitingMark(conv, entry))
     else if (mark !== 'in a page') puts.push([this.unshownKey(entry.id), encryptLocal({ ...mark, conv, entry }, this.localKey)])

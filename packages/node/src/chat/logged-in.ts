@@ -9,7 +9,7 @@ import { PrivateStateStore, type PrivateStateInit, type Presence, type Session, 
 import type { Delivery, FetchedMail, Mailbox, SendOptions } from '../delivery/index.js'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
-import { settledWithin, within, type DueRuns } from '../utils/index.js'
+import { abortable, within, type DueRuns } from '../utils/index.js'
 import { DEFAULT_QUERY_TIMEOUT_MS } from '../constants.js'
 import { History, type HistoryInit } from './history.js'
 import { Friends, type RequestLimits } from './friends/index.js'
@@ -232,13 +232,18 @@ export class LoggedIn {
   /**
    * Write pending history and private state (each within LOGOUT_FLUSH_MS, all of it cut
    * short when `options.signal` aborts: a program stopping), then close; never stops
-   * half-way. Returns what did not finish: its entries stay marked here, and the next
-   * login on this peer writes them (History.resumeWrites, the private state's journal).
+   * half-way. Returns what did not finish. Its history entries stay marked here and the
+   * next login on this peer writes them (History.resumeWrites), as it applies again the
+   * envelopes whose changes were not written (StateJournal).
    */
   async close (options: AbortOptions = {}): Promise<string[]> {
     const unfinished: string[] = []
-    await settledWithin(this.draining, LOGOUT_FLUSH_MS, options)
-    await settledWithin(this.receipts.settled(), LOGOUT_FLUSH_MS, options)
+    // the mailbox read under way ends first (what it shows gets into the history); a stop
+    // may cut that short: what the read hands over from then on is refused, and stays in
+    // the mailbox for the next read (History.append)
+    await abortable(this.draining, options).catch(() => {})
+    // (local writes only: never cut short)
+    await this.receipts.settled()
     // the senders the account came to know this session (a friendship accepted a moment ago)
     const writers = within(this.writers.flush(), LOGOUT_FLUSH_MS, false, options)
     if (!await this.history.close(LOGOUT_FLUSH_MS, options)) unfinished.push('history')

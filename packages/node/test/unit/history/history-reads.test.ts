@@ -165,4 +165,16 @@ describe('messages kept but not shown yet', () => {
     expect((await (await session(records, state)).list(other)).map(e => e.text)).toEqual(['before the takeover'])
     expect(await history.unshown()).toEqual([])
   })
+
+  it('a received message whose local write was under way when the close began is refused and not known here: the next read shows it', async () => {
+    const history = await session(new MemoryRecords(), new MemoryState())
+    const message = { id: newEnvelopeId(1_000), from: 'carol', to: 'alice', text: 'handled as the logout began', sentAt: 1_000 }
+    // the mailbox read hands it over, and the close begins before its local write ends
+    const appended = history.append(other, message, true, {})
+    const closing = history.close(10_000)
+    expect(await appended).toBe(false)
+    await closing
+    // (it was refused, so it stays in the mailbox: the next read must not take it for known)
+    expect(await history.has(other, message.id)).toBe(false)
+  })
 })
