@@ -111,8 +111,12 @@ export class Presence {
    * Reads up to the `cc-presence` quorum (see READ_QUORUMS).
    */
   async read (keyId: string, options: AbortOptions = {}): Promise<PresenceInfo | undefined> {
+    return await this.readOrThrow(keyId, options).catch(err => { if (err.name === 'UnknownRecordError') return undefined; throw err })
+  }
+
+  /** As `read`, but a read that could not tell throws UnknownRecordError: undefined is "no record". */
+  async readOrThrow (keyId: string, options: AbortOptions = {}): Promise<PresenceInfo | undefined> {
     const found = await this.records.get<PresencePayload>(presenceKey(keyId), options)
-      .catch(err => { if (err.name === 'UnknownRecordError') return undefined; throw err })
     if (found == null) return undefined
     const p = found.payload
     return {

@@ -84,6 +84,8 @@ export class LoggedIn {
    * presence record may say "online" until it lapses; a record written later wins again.
    */
   readonly gone = new Map<string, number>()
+  /** Per friend (keyId), the last presence notice applied: from which of their peers, sent when (an older one from that peer arriving later is stale). */
+  readonly lastNotice = new Map<string, { peerId: string, sentAt: number }>()
   /** Resolves once the private state is loaded (or its load failed: see `loaded`). */
   readonly ready: Promise<void>
   /** Whether the private state was read (a failed read leaves it empty). */

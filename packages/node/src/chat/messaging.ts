@@ -66,7 +66,7 @@ export interface MessagingComponents {
   local: LocalStore
   mailbox: Mailbox
   messenger: Pick<Messenger, 'send'>
-  presence: Pick<Presence, 'read'>
+  presence: Pick<Presence, 'read' | 'readOrThrow'>
   /** Whether a peer answers a dial now (checked when the last connection to a friend's peer closes). */
   reachable?: (peerId: string, options?: AbortOptions) => Promise<boolean>
   /** Registers the handler of one envelope kind. */

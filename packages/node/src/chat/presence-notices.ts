@@ -8,7 +8,7 @@ import { openEnvelope, presenceBodySchema, PRESENCE_KIND, type Envelope, type Fr
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
 import type { EnvelopeContext, Presence, PresenceInfo, PeerInfo } from '../account/index.js'
 import type { Messenger, Outbox } from '../delivery/index.js'
-import { NotFriendError } from '../errors.js'
+import { NotFriendError, StaleError } from '../errors.js'
 import { settledWithin } from '../utils/index.js'
 import type { LoggedIn } from './logged-in.js'
 import type { Emit } from './events.js'
@@ -31,7 +31,7 @@ export const ONLINE_NOTICE_RETRY_MS = [2_000, 10_000, 30_000]
 const GONE_CHECK_TIMEOUT_MS = 10_000
 
 export interface PresenceNoticesComponents {
-  presence: Pick<Presence, 'read'>
+  presence: Pick<Presence, 'read' | 'readOrThrow'>
   messenger: Pick<Messenger, 'send'>
   outbox: Pick<Outbox, 'noteLocation' | 'kick'>
   /** Whether a peer answers a dial now. Without it, a closed connection tells nothing. */
@@ -44,6 +44,8 @@ export interface PresenceNoticesComponents {
 export class PresenceNotices {
   private readonly c: PresenceNoticesComponents
   private readonly log: Logger
+  /** Per session, the pending retry of the online notice to each friend (keyId): one at a time, a newer notice replaces it. */
+  private readonly retries = new WeakMap<LoggedIn, Map<string, NodeJS.Timeout>>()
 
   constructor (components: PresenceNoticesComponents) {
     this.c = components
@@ -77,13 +79,22 @@ export class PresenceNotices {
    * the next pause of ONLINE_NOTICE_RETRY_MS (`attempt`: how many tries came before).
    */
   private async tellOnline (active: LoggedIn, friends: FriendEntry[], attempt: number, options: AbortOptions = {}): Promise<void> {
+    // this try replaces a retry still pending for these friends
+    const pending = this.retries.get(active)
+    for (const f of friends) { clearTimeout(pending?.get(f.keyId)); pending?.delete(f.keyId) }
     const again: FriendEntry[] = []
     const sends: Array<Promise<unknown>> = []
     for (let i = 0; i < friends.length; i += NOTICE_CONCURRENCY) {
       await Promise.all(friends.slice(i, i + NOTICE_CONCURRENCY).map(async f => {
-        const p = await this.c.presence.read(f.keyId, options).catch(() => undefined)
-        if (active.ended) return
-        if (p == null) { again.push(f); return }
+        let p: PresenceInfo | undefined
+        try {
+          p = await this.c.presence.readOrThrow(f.keyId, options)
+        } catch {
+          // the read could not tell: tried again (no record at all is not)
+          if (!active.ended) again.push(f)
+          return
+        }
+        if (active.ended || p == null) return
         this.c.outbox.noteLocation(f.keyId, p)
         if (!p.online) return
         const where = { keyId: f.keyId, peerId: p.peerId, addrs: p.addrs }
@@ -100,10 +111,18 @@ export class PresenceNotices {
     const pause = ONLINE_NOTICE_RETRY_MS[attempt]
     if (friends.length === 0 || pause == null || active.ended) return
     this.log('online notices to %d friends again in %d ms', friends.length, pause)
-    setTimeout(() => {
-      if (active.ended) return
-      this.tellOnline(active, friends, attempt + 1).catch(err => { this.log('online notices again: %s', err.message) })
-    }, pause).unref()
+    let pending = this.retries.get(active)
+    if (pending == null) this.retries.set(active, pending = new Map())
+    for (const f of friends) {
+      clearTimeout(pending.get(f.keyId))
+      const timer = setTimeout(() => {
+        pending.delete(f.keyId)
+        if (active.ended) return
+        this.tellOnline(active, [f], attempt + 1).catch(err => { this.log('online notice to %s again: %s', f.username, err.message) })
+      }, pause)
+      timer.unref()
+      pending.set(f.keyId, timer)
+    }
   }
 
   /** Send one notice; true when it failed on the way (not refused by the friend's peer). */
@@ -122,6 +141,12 @@ export class PresenceNotices {
     const friend = active.friends.friend(env.from, env.fromKey)
     if (friend == null) throw new NotFriendError(env.from)
     const body = openEnvelope(env, active.session.account.keys, presenceBodySchema)
+    // one peer's notices can cross (a login's retried "online" and the logout's "offline"):
+    // the later one sent wins (between two peers of the friend, whose clocks may differ, the
+    // later one to arrive, as before)
+    const last = active.lastNotice.get(friend.keyId)
+    if (last?.peerId === body.peerId && env.sentAt <= last.sentAt) throw new StaleError('a later presence notice from this peer came first')
+    active.lastNotice.set(friend.keyId, { peerId: body.peerId, sentAt: env.sentAt })
     const online = body.status === 'online'
     this.c.outbox.noteLocation(friend.keyId, { online, peerId: body.peerId, addrs: body.addrs })
     active.gone.delete(friend.keyId)
