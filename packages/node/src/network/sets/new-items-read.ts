@@ -81,7 +81,7 @@ export class NewItemsRead {
 
   /** The items found, in id order. */
   items (): SetItem[] {
-    return [...this.found.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    return [...this.found.values()].sort(inIdOrder)
   }
 
   private aborted (): boolean {
@@ -146,4 +146,9 @@ export class NewItemsRead {
       for (const id of ids) this.asking.delete(id)
     }
   }
+}
+
+/** Items in id order. */
+export function inIdOrder (a: SetItem, b: SetItem): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

@@ -11,7 +11,7 @@ import {
 import { delay } from '../../utils/index.js'
 import { ITEM_UNCHECKED, NoSetHoldersError, SetReadError, SetRemoveError, SetWriteError, itemRefusal, unexpected } from './set-errors.js'
 import { batches, type SetRpc } from './set-rpc.js'
-import { NewItemsRead } from './new-items-read.js'
+import { NewItemsRead, inIdOrder } from './new-items-read.js'
 import type { FindHoldersOptions } from './holder-lookup.js'
 import type { SetLayout } from './set-layout.js'
 import type { SetNamespaces } from './set-namespaces.js'
@@ -321,9 +321,4 @@ export class SetClient {
     await delay(this.retryDelayMs, options).catch(() => {})
     return !aborted()
   }
-}
-
-/** Items in id order. */
-function inIdOrder (a: SetItem, b: SetItem): number {
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

@@ -3,7 +3,7 @@
  * that failed) is sent again after a pause while the session lasts; one the friend's peer
  * refused, or one of a session that ended meanwhile, is not.
  */
-import { describe, it, expect, afterEach, vi } from 'vitest'
+import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { defaultLogger } from '@libp2p/logger'
 import { createEnvelope, generateAccountKeys, keyIdOf, PRESENCE_KIND, type FriendEntry } from '@conf-chat/protocol'
 import { PresenceNotices, ONLINE_NOTICE_RETRY_MS } from '../../../src/chat/presence-notices.js'
@@ -40,14 +40,17 @@ function setUp (results: DeliveryResult[], presenceOf: () => Promise<unknown> = 
   return { notices, sent, active }
 }
 
+/** Longer than every retry's pause together. */
+const PAST_ALL_PAUSES_MS = 2 * ONLINE_NOTICE_RETRY_MS.reduce((a, b) => a + b, 0)
+
 const FAILED: DeliveryResult = { delivered: false, reason: 'unreachable: All multiaddr dials failed' }
 const DELIVERED: DeliveryResult = { delivered: true } as DeliveryResult
 
 describe('online notices', () => {
+  beforeEach(() => { vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }) })
   afterEach(() => { vi.useRealTimers() })
 
   it('sends a notice that failed on the way again after each pause, until one is delivered', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     const { notices, sent, active } = setUp([FAILED, FAILED, DELIVERED])
     await notices.announce(active, 'online')
     expect(sent).toEqual([BOB_PEER.peerId])
@@ -61,15 +64,13 @@ describe('online notices', () => {
   })
 
   it('tries as many times as there are pauses, then leaves it to the friend\'s presence reads', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     const { notices, sent, active } = setUp([FAILED])
     await notices.announce(active, 'online')
-    await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS.reduce((a, b) => a + b, 0) * 2)
+    await vi.advanceTimersByTimeAsync(PAST_ALL_PAUSES_MS)
     expect(sent).toHaveLength(1 + ONLINE_NOTICE_RETRY_MS.length)
   })
 
   it('tries again a friend whose presence could not be read', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     let reads = 0
     const { notices, sent, active } = setUp([DELIVERED], async () => {
       if (++reads === 1) throw new Error('no holder answered')
@@ -82,33 +83,30 @@ describe('online notices', () => {
   })
 
   it('keeps one retry per friend: a notice sent meanwhile (a rejoin, new addresses) replaces the pending one', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     const { notices, sent, active } = setUp([FAILED])
     await notices.announce(active, 'online')
     await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS[0]! / 2)
     await notices.announce(active, 'online')
-    await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS.reduce((a, b) => a + b, 0) * 2)
+    await vi.advanceTimersByTimeAsync(PAST_ALL_PAUSES_MS)
     // two notices, then one chain of retries (two chains would be 2 + 2 x 3)
     expect(sent).toHaveLength(2 + ONLINE_NOTICE_RETRY_MS.length)
   })
 
   it('does not try again for a friend who has no presence record', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     let reads = 0
     const { notices, sent, active } = setUp([DELIVERED], async () => { reads++; return undefined })
     await notices.announce(active, 'online')
-    await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS.reduce((a, b) => a + b, 0) * 2)
+    await vi.advanceTimersByTimeAsync(PAST_ALL_PAUSES_MS)
     expect({ reads, sent: sent.length }).toEqual({ reads: 1, sent: 0 })
   })
 
   it('does not send again a notice the friend\'s peer refused, nor one of a session that ended', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     const refused = setUp([{ delivered: false, code: 'not-logged-in', reason: 'no user logged in here' }])
     await refused.notices.announce(refused.active, 'online')
     const ended = setUp([FAILED])
     await ended.notices.announce(ended.active, 'online')
     ended.active.ended = true
-    await vi.advanceTimersByTimeAsync(ONLINE_NOTICE_RETRY_MS.reduce((a, b) => a + b, 0) * 2)
+    await vi.advanceTimersByTimeAsync(PAST_ALL_PAUSES_MS)
     expect(refused.sent).toHaveLength(1)
     expect(ended.sent).toHaveLength(1)
   })
