@@ -86,15 +86,15 @@ export class SetRpc {
     return held
   }
 
-  /** The items the holder has under `ids` (any number: asked MAX_SET_GET_IDS at a time; `auth`: see readAuth). */
+  /**
+   * The items the holder has under `ids`, in one GET: at most MAX_SET_GET_IDS (a reader
+   * spreads more over several GETs and holders, see NewItemsRead; `auth`: see readAuth).
+   */
   async get (holder: PeerId, setKey: string, ids: string[], options: AbortOptions & { auth?: SetReadAuth } = {}): Promise<SetItem[]> {
-    const out: SetItem[] = []
-    for (let i = 0; i < ids.length; i += MAX_SET_GET_IDS) {
-      const res = await this.send(holder, { type: 'get', setKey, ids: ids.slice(i, i + MAX_SET_GET_IDS), ...withAuth(options.auth) }, options)
-      if (res.type !== 'items') throw unexpected(res)
-      out.push(...res.items)
-    }
-    return out
+    if (ids.length > MAX_SET_GET_IDS) throw new RangeError(`a GET asks for at most ${MAX_SET_GET_IDS} ids, not ${ids.length}`)
+    const res = await this.send(holder, { type: 'get', setKey, ids, ...withAuth(options.auth) }, options)
+    if (res.type !== 'items') throw unexpected(res)
+    return res.items
   }
 
   /** Every signed removal the holder keeps for the set. */
