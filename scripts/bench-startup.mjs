@@ -12,13 +12,16 @@
  * network, the idle node registers and logs out WORK_USERS users (DHT puts and gets: the
  * account, name and presence records, the user directory), and its RSS is read again after
  * IDLE_MS, and once more IDLE_MS after its password checker (a worker thread that ends
- * 10 s after the last registration's check) ended. Baseline, in the same run: a bare
+ * 10 s after the last registration's check) ended, and then every 5 s for SETTLE_MS more
+ * (V8 gives back the pages its heap grew by during the work only when its memory reducer
+ * runs, some seconds after the work: the reading 5 s after the worker ended catches it
+ * before or after, and the last of these readings is what the peer keeps). Baseline, in the same run: a bare
  * `node -e` process (spawn to its first line, and its idle RSS). The RSS is also split by
  * mapping (/proc/<pid>/smaps): the node binary, glibc's heap, anonymous memory, other
  * files. Prints the figures and writes them as JSON to results/bench-startup-<time>.json.
  *
- *   npm run bench:startup -- [--runs 5] [--idle-ms 5000] [--work-peers 4] [--work-users 10]
- *                            (or RUNS=5 IDLE_MS=5000 WORK_PEERS=4 WORK_USERS=10)
+ *   npm run bench:startup -- [--runs 5] [--idle-ms 5000] [--work-peers 4] [--work-users 10] [--settle-ms 30000]
+ *                            (or RUNS=5 IDLE_MS=5000 WORK_PEERS=4 WORK_USERS=10 SETTLE_MS=30000)
  */
 import { spawn } from 'node:child_process'
 import { readFile, realpath } from 'node:fs/promises'
@@ -36,18 +39,22 @@ const { values: flags } = parseArgs({
     'idle-ms': { type: 'string', default: process.env.IDLE_MS ?? '5000' },
     'work-peers': { type: 'string', default: process.env.WORK_PEERS ?? '4' },
     'work-users': { type: 'string', default: process.env.WORK_USERS ?? '10' },
+    'settle-ms': { type: 'string', default: process.env.SETTLE_MS ?? '30000' },
     out: { type: 'string', default: RESULTS },
     help: { type: 'boolean', default: false }
   }
 })
 if (flags.help) {
-  console.log('usage: node scripts/bench-startup.mjs [--runs 5 (or RUNS=)] [--idle-ms 5000 (or IDLE_MS=)] [--work-peers 4 (or WORK_PEERS=)] [--work-users 10 (or WORK_USERS=)] [--out results/]')
+  console.log('usage: node scripts/bench-startup.mjs [--runs 5 (or RUNS=)] [--idle-ms 5000 (or IDLE_MS=)] [--work-peers 4 (or WORK_PEERS=)] [--work-users 10 (or WORK_USERS=)] [--settle-ms 30000 (or SETTLE_MS=)] [--out results/]')
   process.exit(0)
 }
 const RUNS = Number(flags.runs)
 const IDLE_MS = Number(flags['idle-ms'])
 const WORK_PEERS = Number(flags['work-peers'])
 const WORK_USERS = Number(flags['work-users'])
+const SETTLE_MS = Number(flags['settle-ms'])
+/** How often the RSS is read while the peer settles after the work. */
+const SETTLE_STEP_MS = 5_000
 /** The programs as users run them: the bundles `npm run build` makes (scripts/build-bundles.mjs). */
 const NODE_BUNDLE = join(ROOT, 'packages/cli/dist/conf-chat.js')
 const SUPERNODE_BUNDLE = join(ROOT, 'packages/supernode/dist/conf-chat-supernode.js')
@@ -201,6 +208,13 @@ async function main () {
   await sleep(PASSWORD_CHECKER_IDLE_MS)
   rss.peerAfterCheckerKb = await rssKb(idle.child.pid)
   rss.peerAfterCheckerParts = await rssPartsKb(idle.child.pid)
+  // then while it settles: the last reading is what it keeps
+  rss.settlingKb = []
+  for (let waited = 0; waited < SETTLE_MS; waited += SETTLE_STEP_MS) {
+    await sleep(SETTLE_STEP_MS)
+    rss.settlingKb.push(await rssKb(idle.child.pid))
+  }
+  if (rss.settlingKb.length > 0) rss.peerSettledParts = await rssPartsKb(idle.child.pid)
   rss.otherPeerKb = others.length > 0 ? await rssKb(others[0].child.pid) : null
   for (const p of [idle, ...others]) p.child.stdin.end('quit\n')
   await Promise.all([idle.exited, bare.exited, ...others.map(p => p.exited)])
@@ -219,6 +233,7 @@ async function main () {
     },
     rss,
     work: { peers: WORK_PEERS, users: WORK_USERS, ms: round(workMs) },
+    settle: { ms: SETTLE_MS, stepMs: SETTLE_STEP_MS },
     samples: runs,
     commands: {
       program: `node ${NODE_FLAGS.join(' ')} packages/cli/dist/conf-chat.js (the bundle, as its #! line starts it; CONF_CHAT_HOME with a supernode.json)`,
@@ -236,9 +251,14 @@ async function main () {
   console.log(`RSS after ${IDLE_MS / 1000} s idle: peer ${mb(rss.peerKb)} MiB, supernode ${mb(rss.supernodeKb)} MiB (baseline: bare node -e ${mb(rss.bareNodeKb)} MiB)`)
   console.log(`RSS of the same peer ${IDLE_MS / 1000} s after the DHT work: ${mb(rss.peerAfterWorkKb)} MiB, its password checker still running (a peer that did none: ${rss.otherPeerKb == null ? '-' : mb(rss.otherPeerKb)} MiB)`)
   console.log(`RSS of the same peer ${IDLE_MS / 1000} s after its password checker ended (${(IDLE_MS + PASSWORD_CHECKER_IDLE_MS) / 1000} s after the work): ${mb(rss.peerAfterCheckerKb)} MiB`)
+  if (rss.settlingKb.length > 0) {
+    const afterChecker = IDLE_MS + rss.settlingKb.length * SETTLE_STEP_MS
+    console.log(`RSS of the same peer ${afterChecker / 1000} s after its password checker ended (${(afterChecker + PASSWORD_CHECKER_IDLE_MS) / 1000} s after the work): ${mb(rss.settlingKb.at(-1))} MiB (every ${SETTLE_STEP_MS / 1000} s from the reading before: ${rss.settlingKb.map(mb).join(', ')})`)
+  }
   const parts = p => `node binary ${mb(p.nodeBinary)}, malloc heap ${mb(p.mallocHeap)}, anonymous (V8 heap, big blocks, threads' arenas) ${mb(p.anonymous)}, other files ${mb(p.otherFiles)}`
   console.log(`  of the idle peer: ${parts(rss.peerParts)} (bare node -e: ${parts(rss.bareNodeParts)})`)
   console.log(`  of the peer once its password checker ended: ${parts(rss.peerAfterCheckerParts)}`)
+  if (rss.peerSettledParts != null) console.log(`  of the peer at the last reading: ${parts(rss.peerSettledParts)}`)
   console.log(run.machineLine())
   const file = await run.writeResult(flags.out, result)
   console.log(`wrote ${file}`)
