@@ -1,9 +1,9 @@
 /**
  * Conversation history of one account, readable by its owner only, from any peer.
  *
- * - Locally (this peer's messaging store) every entry is kept encrypted under a key only
- *   the owner can derive, for speed: `history()` after the first read of a session needs
- *   no network.
+ * - Locally (this peer's messaging store, local-history.ts) every entry is kept encrypted
+ *   under a key only the owner can derive, for speed: `history()` after the first read of a
+ *   session needs no network.
  * - In the DHT, each conversation is a series of pages `/cc-history/<keyId>/<conv>/<n>`,
  *   each sealed to the owner and under HISTORY_PAGE_BYTES, so a long conversation never
  *   nears the record size limit. Only the last page is rewritten as it grows; the page
@@ -21,16 +21,18 @@
  *   with whom.
  */
 import type { AbortOptions, ComponentLogger, Logger } from '@libp2p/interface'
-import { z } from 'zod'
 import {
-  createSignedRecord, encodeSignedRecord, historyKey, sealForOwner, openForOwner, conversationId, ownerLocalKey, encryptLocal, decryptLocal,
-  historyEntrySchema, historyPageSchema, historyEntryBytes, HISTORY_PAGE_BYTES,
+  createSignedRecord, encodeSignedRecord, historyKey, sealForOwner, openForOwner, conversationId, ownerLocalKey,
+  historyPageSchema, historyEntryBytes, HISTORY_PAGE_BYTES,
   type HistoryEntry, type SealedPayload, type AccountKeys
 } from '@conf-chat/protocol'
 import type { RecordStore } from '../network/index.js'
 import type { LocalStore } from '../storage/index.js'
 import type { PrivateStateStore } from '../account/index.js'
 import { within, delay } from '../utils/index.js'
+import { LocalHistory, type UnshownMessage } from './local-history.js'
+
+export { compareEntries, type UnshownMessage } from './local-history.js'
 
 /** How long a conversation must have been quiet before its new entries are written to the DHT. */
 export const DEFAULT_HISTORY_FLUSH_MS = 5_000
@@ -66,27 +68,6 @@ export class IncompleteHistoryError<T = HistoryEntry> extends Error {
     super(`${unreadPages} history page(s) could not be read from the network now: try again`)
   }
 }
-
-/**
- * A message read from the mailbox and kept here, whose showing waits for the end of the
- * read (a read's messages are shown together): kept with the entry until `shown`, so that
- * a process killed in between shows it at its next read (the mailbox item is then known
- * here, and would never be shown again). It goes to the DHT pages only once shown: the
- * pages tell the account's other peers what was shown.
- */
-export interface UnshownMessage {
-  entry: HistoryEntry
-  /** A conference message's conference. */
-  conference?: { id: string, name: string }
-}
-
-/** A mark "waiting for its write to the pages": the entry and its conversation. */
-const waitingSchema = z.object({ conv: z.string(), entry: historyEntrySchema })
-
-/** A mark "kept unshown": the same, with a conference message's conference. */
-const unshownSchema = waitingSchema.extend({
-  conference: z.object({ id: z.string(), name: z.string() }).optional()
-})
 
 export interface HistoryInit {
   /** How long a conversation must be quiet before its new entries are written to the DHT. @default 5000 ms */
@@ -136,15 +117,10 @@ function newPage (index: number): Page {
   return { index, entries: [], ids: new Set(), bytes: 0, seq: 0, dirty: false }
 }
 
-export function compareEntries (a: Pick<HistoryEntry, 'sentAt' | 'id'>, b: Pick<HistoryEntry, 'sentAt' | 'id'>): number {
-  return a.sentAt - b.sentAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
-}
-
-const sortKey = (e: HistoryEntry): string => `${e.sentAt.toString(36).padStart(9, '0')}.${e.id}`
-
 export class History {
   private readonly records: HistoryComponents['records']
-  private readonly local: LocalStore
+  /** This peer's copy: entries, index and marks. */
+  private readonly here: LocalHistory
   private readonly owner: HistoryOwner
   private readonly state: HistoryComponents['state']
   private readonly log: Logger
@@ -152,9 +128,6 @@ export class History {
   private readonly flushMaxWaitMs: number
   /** When the oldest entry not yet in a flush came (for HISTORY_FLUSH_MAX_WAIT_MS). */
   private firstUnflushedAt?: number
-  /** Entries with a mark "waiting for its write" in the local store, by id. */
-  private readonly marked = new Set<string>()
-  private readonly localKey: Uint8Array
   private readonly conversations = new Map<string, Conversation>()
   /** Conversation ids by the other side's key id (an HMAC each: computed once a session). */
   private readonly conversationIds = new Map<string, string>()
@@ -170,12 +143,11 @@ export class History {
   constructor (components: HistoryComponents, owner: HistoryOwner, init: HistoryInit = {}) {
     this.records = components.records
     this.log = components.logger.forComponent('conf-chat:chat:history')
-    this.local = components.local
     this.state = components.state
     this.owner = owner
     this.flushMs = init.historyFlushMs ?? DEFAULT_HISTORY_FLUSH_MS
     this.flushMaxWaitMs = Math.max(this.flushMs, init.historyFlushMaxWaitMs ?? HISTORY_FLUSH_MAX_WAIT_MS)
-    this.localKey = ownerLocalKey(owner.keys)
+    this.here = new LocalHistory(components.local, owner.keyId, ownerLocalKey(owner.keys), this.log)
   }
 
   /** The conversation with the account `otherKeyId`. */
@@ -198,21 +170,20 @@ export class History {
    */
   async append (otherKeyId: string, entry: HistoryEntry, isNew = false, unshown?: Omit<UnshownMessage, 'entry'>): Promise<boolean> {
     const c = this.conversation(this.conversationOf(otherKeyId))
-    if (!isNew && await this.hasLocal(c.id, entry.id)) return true
+    if (!isNew && await this.here.has(c.id, entry.id)) return true
     if (this.closing) return false
-    await this.storeLocal(c.id, entry, unshown ?? 'to write')
+    await this.here.store(c.id, entry, unshown ?? 'to write')
     if (this.closing) {
       // closed meanwhile: the entry stays on this peer, but no mark asks to show it again
       // or to write it to the pages (a message not shown must not be in them), and its id
       // is not known here: a received one, refused now, is new to the next read (`has`)
-      await this.local.writeMany([], [this.unshownKey(entry.id), this.waitingKey(entry.id), this.indexKey(c.id, entry.id)])
+      await this.here.disown(c.id, entry.id)
       return false
     }
     if (unshown != null) {
       this.notShown.set(entry.id, { conv: c.id, entry })
       return true
     }
-    this.marked.add(entry.id)
     c.pending.push(entry)
     this.scheduleFlush()
     return true
@@ -221,7 +192,7 @@ export class History {
   /** The messages appended as unshown and not marked `shown` since (a process killed in between). */
   async unshown (options: AbortOptions = {}): Promise<UnshownMessage[]> {
     const out: UnshownMessage[] = []
-    for await (const { conv, ...message } of this.marks(this.unshownKey(''), unshownSchema, options)) {
+    for await (const { conv, ...message } of this.here.unshown(options)) {
       this.notShown.set(message.entry.id, { conv, entry: message.entry })
       out.push(message)
     }
@@ -232,10 +203,9 @@ export class History {
   async shown (ids: string[]): Promise<void> {
     if (ids.length === 0) return
     const kept = ids.flatMap(id => { const k = this.notShown.get(id); return k == null ? [] : [k] })
-    await this.local.writeMany(kept.map(k => this.waitingMark(k.conv, k.entry)), ids.map(id => this.unshownKey(id)))
+    await this.here.markShown(kept, ids)
     for (const k of kept) {
       this.notShown.delete(k.entry.id)
-      this.marked.add(k.entry.id)
       this.conversation(k.conv).pending.push(k.entry)
     }
     this.scheduleFlush()
@@ -248,9 +218,7 @@ export class History {
    */
   async resumeWrites (options: AbortOptions = {}): Promise<number> {
     let n = 0
-    for await (const { conv, entry } of this.marks(this.waitingKey(''), waitingSchema, options)) {
-      if (this.marked.has(entry.id)) continue
-      this.marked.add(entry.id)
+    for await (const { conv, entry } of this.here.waitingSinceBefore(options)) {
       this.conversation(conv).pending.push(entry)
       n++
     }
@@ -268,7 +236,7 @@ export class History {
    * finished.
    */
   async knows (otherKeyId: string, id: string, options: AbortOptions = {}): Promise<boolean> {
-    if (await this.hasLocal(this.conversationOf(otherKeyId), id)) return true
+    if (await this.here.has(this.conversationOf(otherKeyId), id)) return true
     if (this.handover == null) return false
     await this.handover
     return await this.has(otherKeyId, id, options)
@@ -298,7 +266,7 @@ export class History {
   async has (otherKeyId: string, id: string, options: AbortOptions = {}): Promise<boolean> {
     const c = this.conversation(this.conversationOf(otherKeyId))
     // every entry this session saw is in the local store: only older pages need the DHT
-    if (await this.hasLocal(c.id, id)) return true
+    if (await this.here.has(c.id, id)) return true
     const tail = await this.ensureTail(c, options)
     if (tail.ids.has(id)) return true
     if (tail.index === 0) return false
@@ -320,21 +288,9 @@ export class History {
   async list (otherKeyId: string, options: AbortOptions = {}): Promise<HistoryEntry[]> {
     const c = this.conversation(this.conversationOf(otherKeyId))
     const unread = c.synced ? 0 : await this.syncFromDht(c, options)
-    const entries = await this.listLocal(c)
+    const entries = await this.here.list(c.id)
     if (unread > 0) throw new IncompleteHistoryError(entries, unread)
     return entries
-  }
-
-  private async listLocal (c: Conversation): Promise<HistoryEntry[]> {
-    const entries: HistoryEntry[] = []
-    for await (const { value } of this.local.entries<Uint8Array>(`/h/${this.owner.keyId}/${c.id}/`)) {
-      try {
-        entries.push(decryptLocal(value, this.localKey, historyEntrySchema))
-      } catch (err: any) {
-        this.log('skipped an unreadable local history entry: %s', err.message)
-      }
-    }
-    return entries.sort(compareEntries)
   }
 
   /** Write every pending entry to the DHT now; resolves true if all were written. */
@@ -412,7 +368,7 @@ export class History {
     // entries the last page holds already (an earlier session's, resumed): a page in the DHT, or one about to be
     // (before the batch leaves `pending`: a failed local write leaves it there for the next flush)
     const inTail = c.pending.filter(e => tail.ids.has(e.id))
-    if (inTail.length > 0 && !tail.dirty) await this.unmarkIds(inTail.map(e => e.id))
+    if (inTail.length > 0 && !tail.dirty) await this.here.written(inTail.map(e => e.id))
     const batch = c.pending.splice(0)
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i] as HistoryEntry
@@ -496,7 +452,7 @@ export class History {
       page.seq = seq
       page.dirty = false
       await this.notePages(conv, page.index + 1)
-      await this.unmarkIds([...page.ids])
+      await this.here.written([...page.ids])
       return true
     }
     if (result.refused === 0 || merged) return false
@@ -507,7 +463,7 @@ export class History {
       page.entries.push(e)
       page.ids.add(e.id)
       page.bytes += historyEntryBytes(e)
-      await this.storeLocal(conv, e, 'in a page')
+      await this.here.store(conv, e, 'in a page')
     }
     page.seq = Math.max(page.seq, remote.seq)
     return await this.putPage(conv, page, true)
@@ -542,7 +498,7 @@ export class History {
         for (const page of loaded) {
           if (page == null) continue
           for (const e of page.entries) {
-            if (!await this.hasLocal(c.id, e.id)) await this.storeLocal(c.id, e, 'in a page')
+            if (!await this.here.has(c.id, e.id)) await this.here.store(c.id, e, 'in a page')
           }
         }
       }
@@ -551,64 +507,5 @@ export class History {
     }
     c.synced = unread.length === 0
     return unread.length
-  }
-
-  private async hasLocal (conv: string, id: string): Promise<boolean> {
-    return await this.local.has(this.indexKey(conv, id))
-  }
-
-  /** The key that says an entry is stored here (the conversation's index). */
-  private indexKey (conv: string, id: string): string {
-    return `/hi/${this.owner.keyId}/${conv}/${id}`
-  }
-
-  /**
-   * The entry and its id in the conversation's index, with a mark: kept unshown (the
-   * message waits for its showing), or waiting for its write to the pages; none for an
-   * entry read from a DHT page.
-   */
-  private async storeLocal (conv: string, entry: HistoryEntry, mark: Omit<UnshownMessage, 'entry'> | 'to write' | 'in a page'): Promise<void> {
-    const puts: Array<[string, unknown]> = [
-      [`/h/${this.owner.keyId}/${conv}/${sortKey(entry)}`, encryptLocal(entry, this.localKey)],
-      [this.indexKey(conv, entry.id), 1]
-    ]
-    if (mark === 'to write') puts.push(this.waitingMark(conv, entry))
-    else if (mark !== 'in a page') puts.push([this.unshownKey(entry.id), encryptLocal({ ...mark, conv, entry }, this.localKey)])
-    await this.local.putMany(puts)
-  }
-
-  /** The marks under `prefix` (unshown, or waiting for their write); an unreadable one is dropped. */
-  private async * marks<T> (prefix: string, schema: z.ZodType<T>, options: AbortOptions): AsyncGenerator<T> {
-    for await (const { key, value } of this.local.entries<Uint8Array>(prefix, options)) {
-      let mark: T
-      try {
-        mark = decryptLocal(value, this.localKey, schema)
-      } catch (err: any) {
-        this.log('dropped an unreadable history mark %s: %s', key, err.message)
-        await this.local.delete(key)
-        continue
-      }
-      yield mark
-    }
-  }
-
-  /** Entries now in a page in the DHT: their marks go. */
-  private async unmarkIds (ids: string[]): Promise<void> {
-    const marked = ids.filter(id => this.marked.has(id))
-    if (marked.length === 0) return
-    await this.local.writeMany([], marked.map(id => this.waitingKey(id)))
-    for (const id of marked) this.marked.delete(id)
-  }
-
-  private waitingMark (conv: string, entry: HistoryEntry): [string, unknown] {
-    return [this.waitingKey(entry.id), encryptLocal({ conv, entry }, this.localKey)]
-  }
-
-  private waitingKey (id: string): string {
-    return `/hw/${this.owner.keyId}/${id}`
-  }
-
-  private unshownKey (id: string): string {
-    return `/hu/${this.owner.keyId}/${id}`
   }
 }
