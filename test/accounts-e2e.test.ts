@@ -4,7 +4,8 @@
  * user goes offline once its presence expires.
  */
 import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
-import { Programs, type Program } from './helpers/programs.js'
+import { join } from 'node:path'
+import { Programs, WAIT_MS, type Program } from './helpers/programs.js'
 
 let programs: Programs
 
@@ -21,11 +22,15 @@ const DOCKER_STOP_GRACE_MS = 10_000
 const FAST_ENV = { CONF_CHAT_BCRYPT_COST: '4', CONF_CHAT_KDF_MEMORY: '8', CONF_CHAT_PRESENCE_TTL: '3' }
 
 let supernode: Program
+/** The network's CONF_CHAT_HOME and the supernode's port. */
+let home: string
+let supernodePort: number
 
 async function startNetwork (peers: number, env: Record<string, string> = FAST_ENV): Promise<Program[]> {
   programs = new Programs()
-  const home = await programs.home()
-  supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(await programs.freePort()) } })
+  home = await programs.home()
+  supernodePort = await programs.freePort()
+  supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(supernodePort) } })
   await supernode.waitForLine(/^address file: /)
   const nodes: Program[] = []
   for (let i = 0; i < peers; i++) {
@@ -124,6 +129,64 @@ describe('accounts through the node program', () => {
       b.kill('SIGCONT')
     }
   }, 180_000)
+
+  it('a friend removed while the network was gone, just before a stop, stays removed at the next login on that peer', async () => {
+    const [b, c] = await startNetwork(2) as [Program, Program]
+    // alice's peer keeps its data directory across its restart
+    const aliceEnv = { ...FAST_ENV, CONF_CHAT_DATA: join(home, 'alice-peer') }
+    let a = programs.node({ home, env: aliceEnv })
+    await a.waitForLine(/^joined the network via /)
+    for (const [p, name] of [[a, 'alice'], [b, 'bob']] as const) {
+      p.send(`register ${name}`)
+      p.send(`kettle harbour of ${name}`)
+      p.send(name)
+      await p.waitForLine(new RegExp(`^\\[register\\] Registered ${name} `))
+    }
+    a.send('friend-add bob')
+    await b.waitForLine(/^\[friends\] alice wants to be your friend/)
+    b.send('friend-accept alice')
+    await a.waitForLine(/^\[friends\] bob accepted: you are now friends$/)
+    // the friendship is in the network: a logout writes the state, and a login reads it
+    a.send('logout')
+    await a.waitForLine(/^\[logout\] Logged out alice$/)
+    a.send('login alice')
+    a.send('kettle harbour of alice')
+    await a.waitForLine(/^\[login\] Logged in as alice/)
+    a.send('friends')
+    await a.waitForLine(/^\[friends\] 1 friend$/)
+
+    // every other peer gone: the removal's write reaches no other peer, only this peer's
+    // own record store (a put stores the writer's copy first), where the next login here reads it
+    for (const p of [supernode, b, c]) p.kill('SIGKILL')
+    await Promise.all([supernode.exited, b.exited, c.exited])
+    a.send('friend-remove bob')
+    await a.waitForLine(/^\[friends\] Removed bob from your friends$/)
+    a.kill('SIGTERM')
+    expect(await a.waitForExit(WAIT_MS), a.transcript()).toEqual({ code: 0, signal: null })
+
+    // the network back (the same peers, from their data directories), and alice's peer
+    supernode = programs.supernode({ home, env: { CONF_CHAT_PORT: String(supernodePort) } })
+    await supernode.waitForLine(/^address file: /)
+    for (let i = 0; i < 2; i++) await programs.node({ home, env: FAST_ENV }).waitForLine(/^joined the network via /)
+    a = programs.node({ home, env: aliceEnv })
+    await a.waitForLine(/^joined the network via /)
+    a.send('login alice')
+    a.send('kettle harbour of alice')
+    await a.waitForLine(/^\[login\] Logged in as alice/)
+    a.send('friends')
+    await a.waitForLine(/^\[friends\] 0 friends$/)
+    // and the network has it now (that login's read gave the newer list back to the holders): read on another peer
+    a.send('logout')
+    await a.waitForLine(/^\[logout\] Logged out alice$/)
+    const other = programs.node({ home, env: FAST_ENV })
+    await other.waitForLine(/^joined the network via /)
+    other.send('login alice')
+    other.send('kettle harbour of alice')
+    await other.waitForLine(/^\[login\] Logged in as alice/)
+    other.send('friends')
+    await other.waitForLine(/^\[friends\] 0 friends$/)
+    expect(a.stderr, a.transcript()).toEqual([])
+  }, 240_000)
 
   it('a peer that stood still while its account logged in elsewhere logs out once it goes on, well before its next presence refresh', async () => {
     // the default presence lifetime: the next refresh of the first login is 10 minutes on;

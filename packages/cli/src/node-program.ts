@@ -20,9 +20,11 @@ const log = logger('conf-chat:cli')
  * How long a stopping program's logout may write (friends told, pending history and
  * private state, presence "offline") before it is cut short. History entries not yet in
  * the pages stay marked on this peer and are written at the next login here, and so are
- * changes from friends' and conferences' envelopes (the state journal); the user's own
- * last changes to friends and conferences not yet written, and the "offline" record, are
- * not (the record lapses; friends were told). With the peer's own stop (STOP_SETTLE_MS, 2 s
+ * changes from friends' and conferences' envelopes (the state journal), and the user's own
+ * last changes to friends and conferences whose write reached this peer's own record store
+ * (a put stores the writer's copy first); a change whose write the network held up before
+ * that (its read first) is not kept, nor is the "offline" record (it lapses; friends were
+ * told). With the peer's own stop (STOP_SETTLE_MS, 2 s
  * at most, then libp2p's) it fits in the 10 s a container engine gives a container to stop.
  */
 export const LOGOUT_ON_STOP_MS = 6_000
