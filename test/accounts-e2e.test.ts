@@ -6,6 +6,7 @@
 import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
 import { join } from 'node:path'
 import { Programs, WAIT_MS, type Program } from './helpers/programs.js'
+import { befriend, logInAs, registerAs } from './helpers/command-flows.js'
 
 let programs: Programs
 
@@ -136,22 +137,13 @@ describe('accounts through the node program', () => {
     const aliceEnv = { ...FAST_ENV, CONF_CHAT_DATA: join(home, 'alice-peer') }
     let a = programs.node({ home, env: aliceEnv })
     await a.waitForLine(/^joined the network via /)
-    for (const [p, name] of [[a, 'alice'], [b, 'bob']] as const) {
-      p.send(`register ${name}`)
-      p.send(`kettle harbour of ${name}`)
-      p.send(name)
-      await p.waitForLine(new RegExp(`^\\[register\\] Registered ${name} `))
-    }
-    a.send('friend-add bob')
-    await b.waitForLine(/^\[friends\] alice wants to be your friend/)
-    b.send('friend-accept alice')
-    await a.waitForLine(/^\[friends\] bob accepted: you are now friends$/)
+    await registerAs(a, 'alice', 'kettle harbour of alice')
+    await registerAs(b, 'bob', 'kettle harbour of bob')
+    await befriend(a, 'alice', b, 'bob')
     // the friendship is in the network: a logout writes the state, and a login reads it
     a.send('logout')
     await a.waitForLine(/^\[logout\] Logged out alice$/)
-    a.send('login alice')
-    a.send('kettle harbour of alice')
-    await a.waitForLine(/^\[login\] Logged in as alice/)
+    await logInAs(a, 'alice', 'kettle harbour of alice')
     a.send('friends')
     await a.waitForLine(/^\[friends\] 1 friend$/)
 
@@ -170,9 +162,7 @@ describe('accounts through the node program', () => {
     for (let i = 0; i < 2; i++) await programs.node({ home, env: FAST_ENV }).waitForLine(/^joined the network via /)
     a = programs.node({ home, env: aliceEnv })
     await a.waitForLine(/^joined the network via /)
-    a.send('login alice')
-    a.send('kettle harbour of alice')
-    await a.waitForLine(/^\[login\] Logged in as alice/)
+    await logInAs(a, 'alice', 'kettle harbour of alice')
     a.send('friends')
     await a.waitForLine(/^\[friends\] 0 friends$/)
     // and the network has it now (that login's read gave the newer list back to the holders): read on another peer
@@ -180,9 +170,7 @@ describe('accounts through the node program', () => {
     await a.waitForLine(/^\[logout\] Logged out alice$/)
     const other = programs.node({ home, env: FAST_ENV })
     await other.waitForLine(/^joined the network via /)
-    other.send('login alice')
-    other.send('kettle harbour of alice')
-    await other.waitForLine(/^\[login\] Logged in as alice/)
+    await logInAs(other, 'alice', 'kettle harbour of alice')
     other.send('friends')
     await other.waitForLine(/^\[friends\] 0 friends$/)
     expect(a.stderr, a.transcript()).toEqual([])

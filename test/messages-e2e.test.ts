@@ -4,6 +4,7 @@
  */
 import { describe, it, expect, beforeAll, afterEach, inject } from 'vitest'
 import { Programs, type Program } from './helpers/programs.js'
+import { befriend, registerAs } from './helpers/command-flows.js'
 
 let programs: Programs
 
@@ -90,16 +91,9 @@ describe('friends and direct messages through the node program', () => {
     const a = programs.node({ home, env: ENV })
     const b = programs.node({ home, env: { ...ENV, CONF_CHAT_LOG: 'debug' } })
     for (const p of [a, b]) await p.waitForLine(/^joined the network via /)
-    for (const [p, name] of [[a, 'alice'], [b, 'bob']] as const) {
-      p.send(`register ${name}`)
-      p.send(`${name}'s violet kettle`)
-      p.send(name)
-      await p.waitForLine(new RegExp(`^\\[register\\] Registered ${name} `))
-    }
-    a.send('friend-add bob')
-    await b.waitForLine(/^\[friends\] alice wants to be your friend/)
-    b.send('friend-accept alice')
-    await a.waitForLine(/^\[friends\] bob accepted: you are now friends$/)
+    await registerAs(a, 'alice', 'alice\'s violet kettle')
+    await registerAs(b, 'bob', 'bob\'s violet kettle')
+    await befriend(a, 'alice', b, 'bob')
     // bob's reads of the mailbox at login and 30 s after it are done: the next one is the
     // periodic one, 5 minutes on
     await b.waitForStderr(/read the mailbox: /, 2)
