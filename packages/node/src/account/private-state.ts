@@ -165,12 +165,12 @@ export class PrivateStateStore {
     return await durable
   }
 
-  /** Wait until every change is written, or `timeoutMs` passes. */
-  async flush (timeoutMs: number): Promise<boolean> {
+  /** Wait until every change is written, or `timeoutMs` passes (or `options.signal` aborts). */
+  async flush (timeoutMs: number, options: AbortOptions = {}): Promise<boolean> {
     if (this.durableVersion >= this.version) return true
     const durable = new Promise<boolean>(resolve => { this.waiters.push({ version: this.version, resolve }) })
     this.startWriting()
-    return await within(durable, timeoutMs, false)
+    return await within(durable, timeoutMs, false, options)
   }
 
   /**

@@ -249,7 +249,7 @@ export class LoggedIn {
     // the senders the account came to know this session (a friendship accepted a moment ago)
     const writers = within(this.writers.flush(), LOGOUT_FLUSH_MS, false, options)
     if (!await this.history.close(LOGOUT_FLUSH_MS, options)) unfinished.push('history')
-    if (!await within(this.state.flush(LOGOUT_FLUSH_MS), LOGOUT_FLUSH_MS, false, options)) unfinished.push('private state')
+    if (!await this.state.flush(LOGOUT_FLUSH_MS, options)) unfinished.push('private state')
     this.state.close()
     if (!await writers) unfinished.push('mailbox writer list')
     this.writers.close()
@@ -259,6 +259,6 @@ export class LoggedIn {
   /** Write pending history and private state now; false if that did not finish (or `options.signal` aborted first). */
   async flush (options: AbortOptions = {}): Promise<boolean> {
     const history = await within(this.history.flush(), LOGOUT_FLUSH_MS, false, options)
-    return await within(this.state.flush(LOGOUT_FLUSH_MS), LOGOUT_FLUSH_MS, false, options) && history
+    return await this.state.flush(LOGOUT_FLUSH_MS, options) && history
   }
 }

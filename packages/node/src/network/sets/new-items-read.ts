@@ -18,6 +18,8 @@ export interface NewItemsReadComponents {
   /** Why `item` is refused (the reader's check of what holders send), or undefined. */
   check: (item: SetItem) => string | undefined
   log: Logger
+  /** The clock of the log's times (ms). */
+  now: () => number
 }
 
 export interface NewItemsReadOptions extends AbortOptions {
@@ -40,11 +42,13 @@ export class NewItemsRead {
   private readonly askedOf = new Map<string, Set<PeerId>>()
   /** What each holder was sent to prove the reader (see readAs), once asked; a challenge that failed is asked again. */
   private readonly auths = new Map<string, Promise<SetReadAuth | undefined>>()
+  private readonly startedAt: number
 
   constructor (components: NewItemsReadComponents, setKey: string, options: NewItemsReadOptions) {
     this.c = components
     this.setKey = setKey
     this.options = options
+    this.startedAt = components.now()
   }
 
   /** Items the reader has itself (its own copy of the set): counted as held. */
@@ -53,7 +57,7 @@ export class NewItemsRead {
   }
 
   /** List `holder`'s ids, then fetch what it listed that nobody has sent or is sending. Throws if the listing fails. */
-  async fromHolder (holder: PeerId, startedAt: number, now: () => number): Promise<void> {
+  async fromHolder (holder: PeerId): Promise<void> {
     const ids = await this.c.rpc.ids(holder, this.setKey, { ...this.options, auth: await this.authFor(holder) })
     const wanted: string[] = []
     for (const id of ids) {
@@ -61,7 +65,7 @@ export class NewItemsRead {
       this.listedBy.set(id, [...(this.listedBy.get(id) ?? []), holder])
       wanted.push(id)
     }
-    this.c.log('%p lists %d ids of %s, %d wanted (%d ms)', holder, ids.size, this.setKey, wanted.length, now() - startedAt)
+    this.c.log('%p lists %d ids of %s, %d wanted (%d ms)', holder, ids.size, this.setKey, wanted.length, this.c.now() - this.startedAt)
     await this.fetchFrom(holder, wanted)
   }
 

@@ -267,10 +267,10 @@ export class SetClient {
     const { namespaces, rpc } = this.components
     const now = (): number => this.components.now()
     const rules = this.readerRules(setKey, options)
-    const read = new NewItemsRead({ rpc, check: item => namespaces.checkItem(setKey, rules, item, now()), log: this.log }, setKey, { ...options, skip })
-    read.addLocal(await this.components.localItems(setKey, options))
     const started = now()
-    await this.answeringHolders(setKey, options, async holder => { await read.fromHolder(holder, started, now) })
+    const read = new NewItemsRead({ rpc, check: item => namespaces.checkItem(setKey, rules, item, now()), log: this.log, now }, setKey, { ...options, skip })
+    read.addLocal(await this.components.localItems(setKey, options))
+    await this.answeringHolders(setKey, options, async holder => { await read.fromHolder(holder) })
     await read.fromOtherHolders()
     const items = read.items()
     this.log('read %d new items of %s in %d ms', items.length, setKey, now() - started)
