@@ -341,6 +341,7 @@ export class Messaging {
 
   private deactivate (active: LoggedIn): void {
     active.deactivate()
+    this.notices.forget(active)
     this.earlierReads = active.draining
     if (this.active === active) this.active = undefined
   }

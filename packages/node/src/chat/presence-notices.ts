@@ -125,6 +125,12 @@ export class PresenceNotices {
     }
   }
 
+  /** The session ended: its pending retries are dropped (each would find it ended, but holds its timer until then). */
+  forget (active: LoggedIn): void {
+    for (const timer of this.retries.get(active)?.values() ?? []) clearTimeout(timer)
+    this.retries.delete(active)
+  }
+
   /** Send one notice; true when it failed on the way (not refused by the friend's peer). */
   private async notify (active: LoggedIn, status: 'online' | 'offline', friend: FriendEntry, where: { peerId: string, addrs: string[] }): Promise<boolean> {
     const env = active.seal(PRESENCE_KIND, { status, ...this.where() }, active.friends.profileOf(friend))

@@ -110,6 +110,17 @@ describe('online notices', () => {
     expect(refused.sent).toHaveLength(1)
     expect(ended.sent).toHaveLength(1)
   })
+
+  it('drops the pending retries of a session that ended, so that no timer outlives it', async () => {
+    const { notices, sent, active } = setUp([FAILED])
+    await notices.announce(active, 'online')
+    expect(vi.getTimerCount()).toBe(1)
+    active.ended = true
+    notices.forget(active)
+    expect(vi.getTimerCount()).toBe(0)
+    await vi.advanceTimersByTimeAsync(PAST_ALL_PAUSES_MS)
+    expect(sent).toHaveLength(1)
+  })
 })
 
 describe('presence notices received', () => {
