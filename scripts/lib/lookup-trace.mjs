@@ -89,6 +89,24 @@ export class LookupTrace {
   }
 }
 
+/** A signed record's key (protocol's namespaces), as a put's lookup looks it up. */
+const RECORD_KEY = /^\/cc-(user|presence|state|state-page|history|conf)\//
+
+/** kad-dht's message type of a PUT_VALUE (its protobuf enum). */
+const MESSAGE_PUT_VALUE = 'PUT_VALUE'
+
+/** An onProgress listener that hands kad-dht's events to `trace`, and every event on to `onProgress`. */
+function listen (trace, onProgress) {
+  return evt => {
+    // the options reach libp2p's dialer and stream opening too, whose own progress
+    // events are not kad-dht's (and tracing must never break the query)
+    if (typeof evt?.type === 'string' && evt.type.startsWith('kad-dht:')) {
+      try { trace.observe(evt.detail) } catch {}
+    }
+    onProgress?.(evt)
+  }
+}
+
 /**
  * Trace every `get` and `put` of `dht` (a kad-dht instance): returns `take()`, which hands
  * over the traces started since the last call.
@@ -105,19 +123,30 @@ export function traceLookups (dht, isConnected) {
       const trace = new LookupTrace(kind, { isConnected })
       traces.push(trace)
       const options = args[optionsAt] ?? {}
-      const onProgress = options.onProgress
-      args[optionsAt] = {
-        ...options,
-        onProgress: evt => {
-          // the options reach libp2p's dialer and stream opening too, whose own progress
-          // events are not kad-dht's (and tracing must never break the query)
-          if (typeof evt?.type === 'string' && evt.type.startsWith('kad-dht:')) {
-            try { trace.observe(evt.detail) } catch {}
-          }
-          onProgress?.(evt)
-        }
-      }
+      args[optionsAt] = { ...options, onProgress: listen(trace, options.onProgress) }
       return original(...args)
+    }
+  }
+  // a put of a single-writer record runs kad-dht's closest-peers lookup itself and sends
+  // its PUT_VALUEs one by one through kad-dht's RPC client (put-targets.ts,
+  // record-writer.ts): that lookup is a put's trace, and the PUT_VALUEs sent while it is
+  // the latest trace are added to it
+  const closest = dht.getClosestPeers.bind(dht)
+  dht.getClosestPeers = (key, options = {}) => {
+    // the sets' holder lookups and the peer's own lookups use it too
+    if (!RECORD_KEY.test(new TextDecoder().decode(key))) return closest(key, options)
+    const trace = new LookupTrace('put', { isConnected })
+    trace.direct = true
+    traces.push(trace)
+    return closest(key, { ...options, onProgress: listen(trace, options.onProgress) })
+  }
+  const network = dht.network
+  const sendRequest = network?.sendRequest?.bind(network)
+  if (sendRequest != null) {
+    network.sendRequest = (to, msg, options = {}) => {
+      const trace = traces.at(-1)
+      if (trace?.direct !== true || msg?.type !== MESSAGE_PUT_VALUE) return sendRequest(to, msg, options)
+      return sendRequest(to, msg, { ...options, onProgress: listen(trace, options.onProgress) })
     }
   }
   return {

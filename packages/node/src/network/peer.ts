@@ -13,7 +13,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { defaultLogger } from '@libp2p/logger'
 import { quietPeerLogger } from './quiet-logger.js'
 import { ChatDatastore, DHT_RECORD_PREFIX, loadOrCreatePeerKey } from '../storage/index.js'
-import { RecordStore, type RecordStoreInit } from './records/index.js'
+import { RecordStore, findPutTargets, type RecordStoreInit } from './records/index.js'
 import { SetStore, SET_ITEMS_PREFIX, type RoutingTableEvents, type SetStoreInit } from './sets/index.js'
 import { StorageBudget } from './storage-budget.js'
 import { DhtServers } from './dht/dht-servers.js'
@@ -245,7 +245,15 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
       libp2p.addEventListener('connection:open', (evt) => { trimmer.onConnectionOpen(evt.detail) })
       // the routing table is a public field of kad-dht's KadDHT class, not of its interface
       const responsibility = new Responsibility(libp2p.peerId, () => (libp2p.services.dht as unknown as { routingTable?: RoutingView }).routingTable)
-      this._records = new RecordStore({ dht: libp2p.services.dht, datastore: this.datastore, logger, responsibility }, this.init)
+      const kad = libp2p.services.dht
+      const targetsLog = logger.forComponent('conf-chat:network:records:targets')
+      this._records = new RecordStore({
+        dht: kad,
+        datastore: this.datastore,
+        logger,
+        responsibility,
+        findTargets: async (key, options) => await findPutTargets({ self: libp2p.peerId, dht: kad, log: targetsLog }, key, options)
+      }, this.init)
       this.datastore.recordGuard = this._records.guard
       this.datastore.recordExpired = this._records.isExpired
       this._records.start()

@@ -46,21 +46,27 @@ export type PutToFn = (to: PeerId, key: string, value: Uint8Array, options: Abor
  * A PutToFn over kad-dht's own RPC client, the one its get() corrects with
  * (`sendCorrectionRecord`): the KadDHT class exposes it as `network`, although the
  * KadDHT interface does not name it. Undefined for a DHT without one (a test stub). An
- * error other than a time limit counts as a refusal (a holder's validator or write guard
- * refusing resets the stream), as in a put.
+ * error other than a time limit, once the request was sent, counts as a refusal (a
+ * holder's validator or write guard refusing resets the stream), as in a put; a peer that
+ * could not be reached failed.
  */
 export function kadPutTo (dht: object): PutToFn | undefined {
   const network = (dht as { network?: Partial<KadNetwork> } | undefined)?.network
-  const sendRequest = network?.sendRequest?.bind(network)
-  if (sendRequest == null) return undefined
+  if (network?.sendRequest == null) return undefined
+  // read at each call, not bound once: the same method kad-dht's own RPCs go through now
+  const sendRequest: KadNetwork['sendRequest'] = (...args) => network.sendRequest!(...args)
   return async (to, key, value, options) => {
     const keyBytes = bytesFromString(key)
     const record = new Libp2pRecord(keyBytes, value, new Date()).serialize()
     const path = { index: -1, queued: 0, running: 0, total: 0 }
+    // kad-dht says SEND_QUERY once it has a stream to the peer: an error before it is a
+    // peer that could not be reached (a dial that failed, an id with no address), no refusal
+    let sent = false
     for await (const ev of sendRequest(to, { type: MessageType.PUT_VALUE, key: keyBytes, record }, { ...options, path })) {
+      if (ev.name === 'SEND_QUERY') sent = true
       if (ev.name === 'PEER_RESPONSE') return ev.record != null && bytesEqual(ev.record.value, value) ? 'stored' : 'refused'
       if (ev.name === 'QUERY_ERROR') {
-        return options.signal?.aborted === true || ev.error.name === 'AbortError' || ev.error.name === 'TimeoutError' ? 'failed' : 'refused'
+        return !sent || options.signal?.aborted === true || ev.error.name === 'AbortError' || ev.error.name === 'TimeoutError' ? 'failed' : 'refused'
       }
     }
     return 'failed'

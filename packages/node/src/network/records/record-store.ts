@@ -58,6 +58,12 @@ export interface RecordStoreComponents {
    * @default kad-dht's own RPC client (`kadPutTo(dht)`); none for a DHT without one
    */
   putTo?: PutToFn
+  /**
+   * The peers a put sends its record to, closest first, from a lookup that stops once it
+   * converged (`findPutTargets` in put-targets.ts). @default none: every put is kad-dht's
+   * put, its whole lookup included
+   */
+  findTargets?: (key: string, options: AbortOptions) => Promise<PeerId[]>
   /** @default a peerLogger of `peerId` if given, else defaultLogger() */
   logger?: ComponentLogger
   /** Only names this peer in the log lines when no `logger` is given. */
@@ -140,6 +146,7 @@ export class RecordStore {
       own: this.own,
       storeLocal: async (key, value) => { await this.storeLocal(key, value) },
       putTo: components.putTo ?? kadPutTo(components.dht),
+      findTargets: components.findTargets,
       log: this.log,
       now: this.now,
       queryTimeoutMs: this.queryTimeoutMs,

@@ -4,10 +4,18 @@
  * quorum (quorums.ts) while kad-dht's put goes on to the other holders in the background.
  * A key put again within HOLDERS_REUSE_MS goes straight to the holders that stored it at
  * its last put with a lookup.
+ *
+ * The lookup of a put: kad-dht's put runs its closest-peers lookup to the end (every
+ * disjoint path until it heard from k peers). A put of a single-writer record instead
+ * reads the same query as it goes and stops it once it converged (put-targets.ts), then
+ * sends the record to the closest peers found, in order. A name's put keeps kad-dht's
+ * whole lookup: registration reads every replica right after it, to see a contest, and
+ * a name is written once.
  */
 import { fromString as bytesFromString } from 'uint8arrays'
 import { bytesEqual } from '@conf-chat/protocol'
 import { writeQuorumOf } from './quorums.js'
+import { MAX_PUT_ATTEMPTS, PUT_HOLDERS, PUTS_IN_FLIGHT } from './put-targets.js'
 import { timeLimit } from '../../utils/index.js'
 import type { OwnWrites } from './own-writes.js'
 import type { PutToFn } from './corrections.js'
@@ -49,8 +57,13 @@ export interface RecordWriterComponents {
   own: Pick<OwnWrites, 'put'>
   /** Writes our own copy through the write guard, as kad-dht's put does. */
   storeLocal: (key: string, value: Uint8Array) => Promise<void>
-  /** Sends the record straight to one holder; none: every put looks its holders up. */
+  /** Sends the record straight to one holder; none: every put is kad-dht's put. */
   putTo?: PutToFn
+  /**
+   * The peers to put a key's record on, closest first (put-targets.ts); none: every put
+   * is kad-dht's put, lookup and all.
+   */
+  findTargets?: (key: string, options: AbortOptions) => Promise<PeerId[]>
   log: Logger
   now: () => number
   /** Limit for one put (ms). */
@@ -101,6 +114,9 @@ export class RecordWriter {
       } else {
         this.c.log('put %s: the remembered holders did not take it, looking them up', key)
       }
+    }
+    if (Number.isFinite(quorum) && this.c.putTo != null && this.c.findTargets != null) {
+      return await this.putToClosest(key, value, quorum, signal, options)
     }
     let reachedQuorum = (): void => {}
     const atQuorum = new Promise<'quorum'>(resolve => { reachedQuorum = () => { resolve('quorum') } })
@@ -153,24 +169,92 @@ export class RecordWriter {
    * stored it.
    */
   private async putToHolders (key: string, value: Uint8Array, holders: PeerId[], quorum: number, signal: AbortSignal): Promise<PutResult | undefined> {
-    const putTo = this.c.putTo
-    if (putTo == null) return undefined
     await this.c.storeLocal(key, value)
-    const result: PutResult = { replicas: 0, refused: 0 }
-    let reachedQuorum = (): void => {}
-    const atQuorum = new Promise<void>(resolve => { reachedQuorum = resolve })
-    const all = Promise.all(holders.map(async peer => {
-      const outcome = await putTo(peer, key, value, { signal }).catch(() => 'failed' as const)
-      if (outcome === 'stored' && ++result.replicas >= quorum) reachedQuorum()
-      if (outcome === 'refused') result.refused++
-    }))
-    await Promise.race([all, atQuorum])
-    if (result.replicas < quorum) return undefined
-    const atReturn = { ...result }
-    this.track(all.then(() => {
-      this.c.log('put %s to its %d remembered holders: %d replicas, %d refused (returned at %d)', key, holders.length, result.replicas, result.refused, atReturn.replicas)
+    const sending = this.sendInOrder(key, value, holders, { quorum, want: holders.length, inFlight: holders.length, signal })
+    await Promise.race([sending.done, sending.atQuorum])
+    if (sending.result.replicas < quorum) return undefined
+    const atReturn = { ...sending.result }
+    this.track(sending.done.then(() => {
+      this.c.log('put %s to its %d remembered holders: %d replicas, %d refused (returned at %d)', key, holders.length, sending.result.replicas, sending.result.refused, atReturn.replicas)
     }))
     return atReturn
+  }
+
+  /**
+   * A put with a lookup that stops once it converged: our own copy (through the write
+   * guard), the targets (put-targets.ts), then the record to them in the order of their
+   * distance until PUT_HOLDERS stored it, returning at the write quorum while the rest
+   * goes on in the background. A holder that does not store it makes room for the next.
+   */
+  private async putToClosest (key: string, value: Uint8Array, quorum: number, signal: AbortSignal, options: AbortOptions): Promise<PutResult> {
+    const findTargets = this.c.findTargets
+    if (findTargets == null) throw new Error('no lookup of put targets')
+    await this.c.storeLocal(key, value)
+    let targets: PeerId[]
+    try {
+      targets = await findTargets(key, { signal })
+    } catch (err: any) {
+      options.signal?.throwIfAborted()
+      if (!signal.aborted) throw err
+      this.c.log('put %s ended by its time limit in its lookup', key)
+      return { replicas: 0, refused: 0 }
+    }
+    const sending = this.sendInOrder(key, value, targets, { quorum, want: PUT_HOLDERS, inFlight: PUTS_IN_FLIGHT, signal })
+    const finish = (): void => {
+      this.c.log('put %s: %d replicas, %d refused, of %d targets', key, sending.result.replicas, sending.result.refused, targets.length)
+      if (sending.storedOn.length >= quorum) this.rememberHolders(key, sending.storedOn)
+    }
+    await Promise.race([sending.done, sending.atQuorum])
+    if (sending.result.replicas >= quorum) {
+      const atReturn = { ...sending.result }
+      this.track(sending.done.then(finish))
+      return atReturn
+    }
+    // the caller gave up: that is no result
+    options.signal?.throwIfAborted()
+    finish()
+    return { ...sending.result }
+  }
+
+  /**
+   * Sends the record to `peers` in their order, `inFlight` at a time, until `want` of them
+   * stored it, the list ends or MAX_PUT_ATTEMPTS were sent; a peer that did not store it
+   * makes room for the next. `atQuorum` resolves once `quorum` stored it (never, if fewer
+   * do), `done` when nothing is in flight any more.
+   */
+  private sendInOrder (key: string, value: Uint8Array, peers: PeerId[], o: { quorum: number, want: number, inFlight: number, signal: AbortSignal }): {
+    result: PutResult, storedOn: PeerId[], atQuorum: Promise<void>, done: Promise<void>
+  } {
+    const putTo = this.c.putTo
+    if (putTo == null) throw new Error('no direct put')
+    const result: PutResult = { replicas: 0, refused: 0 }
+    const storedOn: PeerId[] = []
+    let reachedQuorum = (): void => {}
+    const atQuorum = new Promise<void>(resolve => { reachedQuorum = resolve })
+    const limit = Math.min(peers.length, MAX_PUT_ATTEMPTS)
+    let next = 0
+    let running = 0
+    const done = new Promise<void>(resolve => {
+      const pump = (): void => {
+        while (running < o.inFlight && next < limit && result.replicas + running < o.want && !o.signal.aborted) {
+          const peer = peers[next++]!
+          running++
+          void putTo(peer, key, value, { signal: o.signal }).catch(() => 'failed' as const).then(outcome => {
+            running--
+            if (outcome === 'stored') {
+              storedOn.push(peer)
+              if (++result.replicas >= o.quorum) reachedQuorum()
+            } else if (outcome === 'refused') {
+              result.refused++
+            }
+            pump()
+          })
+        }
+        if (running === 0) resolve()
+      }
+      pump()
+    })
+    return { result, storedOn, atQuorum, done }
   }
 
   private rememberHolders (key: string, peers: PeerId[]): void {

@@ -1,0 +1,176 @@
+/**
+ * A put's targets: a closest-peers lookup read as it goes, stopped once the peers closest
+ * to the key have answered; and the put that sends the record to them in order.
+ */
+import { describe, it, expect, beforeAll } from 'vitest'
+import { EventTypes, MessageType, type QueryEvent } from '@libp2p/kad-dht'
+import { defaultLogger } from '@libp2p/logger'
+import { fromString as bytesFromString } from 'uint8arrays'
+import { generateAccountKeys, userKey } from '@conf-chat/protocol'
+import type { PeerId } from '@libp2p/interface'
+import { findPutTargets, kadPutTo, CONVERGED_CLOSEST, PUT_HOLDERS, type PutOutcome } from '../../../src/network/records/index.js'
+import { MAX_UNCHECKED_TARGETS } from '../../../src/network/records/put-targets.js'
+import { createHash } from 'node:crypto'
+import { testStore, peerIds, presenceKeyOf, presenceOf, claim } from './fixtures.js'
+
+const alice = generateAccountKeys()
+const key = presenceKeyOf(alice)
+const log = defaultLogger().forComponent('test')
+const path = { index: 0, queued: 0, running: 0, total: 1 }
+
+const asked = (to: PeerId): QueryEvent => ({ name: 'SEND_QUERY', type: EventTypes.SEND_QUERY, to, messageName: 'FIND_NODE', messageType: MessageType.FIND_NODE, path })
+const answered = (from: PeerId, closer: PeerId[] = []): QueryEvent => ({
+  name: 'PEER_RESPONSE', type: EventTypes.PEER_RESPONSE, from, messageName: 'FIND_NODE', messageType: MessageType.FIND_NODE,
+  closer: closer.map(id => ({ id, multiaddrs: [] })), providers: [], path
+})
+const failed = (from: PeerId): QueryEvent => ({ name: 'QUERY_ERROR', type: EventTypes.QUERY_ERROR, from, error: new Error('dial failed'), path })
+
+/** A stub of kad-dht's getClosestPeers that yields `events`, then hangs until its signal aborts (a query that would go on). */
+function lookup (events: QueryEvent[]): { dht: { getClosestPeers: (key: Uint8Array, options?: { signal?: AbortSignal }) => AsyncGenerator<QueryEvent> }, yielded: () => number, signal: () => AbortSignal | undefined } {
+  let n = 0
+  let seen: AbortSignal | undefined
+  return {
+    dht: {
+      async * getClosestPeers (_key, options = {}) {
+        seen = options.signal
+        for (const ev of events) { n++; yield ev }
+        if (options.signal?.aborted !== true) await new Promise(resolve => { options.signal?.addEventListener('abort', resolve, { once: true }) })
+      }
+    },
+    yielded: () => n,
+    signal: () => seen
+  }
+}
+
+let self: PeerId
+/** peers ordered by their distance to the key, closest first */
+let byDistance: PeerId[]
+beforeAll(async () => {
+  ;[self, ...byDistance] = await peerIds(31)
+  // kad-dht's ids: SHA-256 of the key's bytes and of each peer id's multihash; XOR distance
+  const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest()
+  const target = sha256(bytesFromString(key))
+  const distance = (peer: PeerId): bigint => BigInt('0x' + Buffer.from(sha256(peer.toMultihash().bytes).map((b, i) => b ^ target[i]!)).toString('hex'))
+  byDistance.sort((a, b) => distance(a) < distance(b) ? -1 : 1)
+})
+
+describe('a put\'s targets', () => {
+  it('stop the lookup once the closest peers named have all answered, and come closest first without the peers that failed', async () => {
+    const p = byDistance
+    const far = p[11]!
+    const events = [
+      asked(far), answered(far, [...p.slice(0, 11), self]),
+      // the third closest cannot be reached: the five closest left are 0, 1, 3, 4, 5
+      failed(p[2]!), answered(p[0]!), answered(p[1]!), answered(p[3]!), answered(p[4]!),
+      answered(p[7]!),
+      answered(p[5]!),
+      // the query would go on: the lookup must not wait for it
+      answered(p[6]!)
+    ]
+    const stub = lookup(events)
+    const targets = await findPutTargets({ self, dht: stub.dht, log }, key)
+    expect(CONVERGED_CLOSEST).toBe(5)
+    expect(stub.yielded()).toBe(events.length - 1)
+    // the query's RPCs still in flight end with it
+    expect(stub.signal()?.aborted).toBe(true)
+    expect(targets.map(String)).toEqual([0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(i => p[i]!.toString()))
+  })
+
+  it('are every peer that did not fail when the query ends before that (fewer servers than the closest asked for)', async () => {
+    const [a, b, c] = byDistance.slice(0, 3) as [PeerId, PeerId, PeerId]
+    const events = [asked(c), answered(c, [a, b, self]), answered(a), failed(b)]
+    const stub = {
+      async * getClosestPeers () { yield * events }
+    }
+    expect((await findPutTargets({ self, dht: stub, log }, key)).map(String)).toEqual([a, c].map(String))
+  })
+
+  it('take at most 15 peers that were only named, so made-up ids close to the key do not crowd out the peers that answered', async () => {
+    const p = byDistance
+    // a hostile answer names 20 ids closer than any real peer; kad-dht could dial none of them
+    const events = [answered(p[29]!, p.slice(0, 20)), ...p.slice(25, 29).map(peer => answered(peer))]
+    const stub = { async * getClosestPeers () { yield * events } }
+    const targets = await findPutTargets({ self, dht: stub, log }, key)
+    expect(MAX_UNCHECKED_TARGETS).toBe(15)
+    expect(targets.map(String)).toEqual([...p.slice(0, 15), ...p.slice(25, 30)].map(String))
+  })
+
+  it('end with the caller\'s abort rather than with what the lookup found so far', async () => {
+    const stub = lookup([answered(byDistance[9]!, byDistance.slice(0, 8))])
+    const controller = new AbortController()
+    const finding = findPutTargets({ self, dht: stub.dht, log }, key, { signal: controller.signal })
+    controller.abort()
+    await expect(finding).rejects.toMatchObject({ name: 'AbortError' })
+  })
+})
+
+describe('a put to the targets of its lookup', () => {
+  it('sends the record in the targets\' order, ten at a time, until twenty stored it; one that fails or refuses makes room for the next', async () => {
+    const targets = byDistance.slice(0, 30)
+    const answers = new Map<string, PutOutcome>([[targets[1]!.toString(), 'refused'], [targets[4]!.toString(), 'failed']])
+    const sent: string[] = []
+    let inFlight = 0
+    let maxInFlight = 0
+    const { store, dht } = testStore({}, {
+      findTargets: async () => targets,
+      putTo: async (to) => {
+        sent.push(to.toString())
+        maxInFlight = Math.max(maxInFlight, ++inFlight)
+        await new Promise(resolve => setImmediate(resolve))
+        inFlight--
+        return answers.get(to.toString()) ?? 'stored'
+      }
+    })
+    const result = await store.put(key, presenceOf(alice, 1))
+    // returned at the presence quorum, while the rest went on
+    expect(result.replicas).toBeGreaterThanOrEqual(3)
+    expect(result.replicas).toBeLessThan(PUT_HOLDERS)
+    await store.settled()
+    expect(maxInFlight).toBe(10)
+    expect(sent).toEqual(targets.slice(0, PUT_HOLDERS + 2).map(String))
+    // kad-dht's put (and its own lookup) was not used; our own copy was stored first
+    expect(dht.puts).toEqual([])
+    expect((await store.getLocal(key))?.record.seq).toBe(1)
+    // the 20 that stored it are the key's holders for its next put within a minute
+    sent.length = 0
+    expect(await store.put(key, presenceOf(alice, 2))).toMatchObject({ replicas: expect.any(Number) })
+    await store.settled()
+    expect(sent.sort()).toEqual(targets.slice(0, PUT_HOLDERS + 2).filter((_, i) => i !== 1 && i !== 4).map(String).sort())
+  })
+
+  it('waits for the whole put below its quorum, and a name keeps kad-dht\'s put', async () => {
+    const targets = byDistance.slice(0, 2)
+    let looked = 0
+    const { store, dht } = testStore({}, { findTargets: async () => { looked++; return targets }, putTo: async () => 'stored' })
+    expect(await store.put(key, presenceOf(alice, 1))).toEqual({ replicas: 2, refused: 0 })
+    expect(looked).toBe(1)
+    expect(dht.puts).toEqual([])
+    // registration reads every replica of a name right after its put: kad-dht's whole lookup
+    dht.putAnswers = [{ peer: byDistance[0]!, answer: 'stores' }]
+    expect(await store.put(userKey('alice'), claim(alice, 'alice'))).toEqual({ replicas: 1, refused: 0 })
+    expect(looked).toBe(1)
+    expect(dht.puts.map(p => p.key)).toEqual([userKey('alice')])
+  })
+})
+
+describe('a PUT_VALUE to one holder (kad-dht\'s RPC client)', () => {
+  it('is stored when echoed back, refused when the holder ends it once sent, and failed when the peer could not be reached', async () => {
+    const [peer] = byDistance as [PeerId]
+    const value = presenceOf(alice, 1)
+    let script: QueryEvent[] = []
+    const dht = { network: { async * sendRequest () { yield * script } } }
+    const putTo = kadPutTo(dht)!
+    const sent: QueryEvent = { name: 'SEND_QUERY', type: EventTypes.SEND_QUERY, to: peer, messageName: 'PUT_VALUE', messageType: MessageType.PUT_VALUE, path }
+    const echo: QueryEvent = {
+      name: 'PEER_RESPONSE', type: EventTypes.PEER_RESPONSE, from: peer, messageName: 'PUT_VALUE', messageType: MessageType.PUT_VALUE,
+      closer: [], providers: [], record: { key: bytesFromString(key), value } as any, path
+    }
+    script = [sent, echo]
+    expect(await putTo(peer, key, value, {})).toBe('stored')
+    script = [sent, failed(peer)]
+    expect(await putTo(peer, key, value, {})).toBe('refused')
+    // no stream was opened: the dial failed, or the id has no address
+    script = [failed(peer)]
+    expect(await putTo(peer, key, value, {})).toBe('failed')
+  })
+})
