@@ -291,11 +291,15 @@ async function users (bootstrap) {
       queueMs: Math.round(queued.ms),
       statuses: queued.statuses,
       loginMs: Math.round(shown.loginMs),
+      // the login's parts: the user record read (every replica), Argon2id, bcrypt; the rest is the session's start
+      loginParts: shown.timings == null ? undefined : { userRecordMs: Math.round(shown.timings.networkMs), kdfMs: Math.round(shown.timings.kdfMs), bcryptMs: Math.round(shown.timings.bcryptMs) },
       loginToAllShownMs: shown.shownMs == null ? null : Math.round(shown.shownMs),
       loggedInToAllShownMs: shown.shownMs == null ? null : Math.round(shown.shownMs - shown.loginMs),
       shown: shown.shown
     }
-    log(`offline: ${OFFLINE} queued in ${(queued.ms / 1000).toFixed(1)} s; login ${out.offline.loginMs} ms; login -> all shown ${out.offline.loginToAllShownMs ?? `- (only ${shown.shown})`} ms`)
+    const parts = out.offline.loginParts
+    const partsText = parts == null ? '' : ` (user record read ${parts.userRecordMs}, Argon2id ${parts.kdfMs}, bcrypt ${parts.bcryptMs}, session start ${out.offline.loginMs - parts.userRecordMs - parts.kdfMs - parts.bcryptMs})`
+    log(`offline: ${OFFLINE} queued in ${(queued.ms / 1000).toFixed(1)} s; login ${out.offline.loginMs} ms${partsText}; login -> all shown ${out.offline.loginToAllShownMs ?? `- (only ${shown.shown})`} ms`)
   }
   const rss = await Promise.all(userWorkers.map(w => w.request('stats')))
   out.userRssMiB = stats(rss.map(r => r.rss / MiB), 1)

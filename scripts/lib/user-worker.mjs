@@ -103,16 +103,16 @@ async function sendMany ({ to, n, concurrency }) {
   return { ms: performance.now() - t, statuses }
 }
 
-/** Log in and wait until `expected` offline messages were shown (shownMs: null if they were not, in time). */
+/** Log in and wait until `expected` offline messages were shown (shownMs: null if they were not, in time); `timings`: the login's parts (LoginTimings). */
 async function loginAndWait ({ username, password, expected, timeoutMs }) {
   offline.shown = 0
   offline.lastAt = 0
   const t = performance.now()
-  await self.node.login(username, password)
+  const { timings } = await self.node.login(username, password)
   const loginMs = performance.now() - t
   const deadline = Date.now() + timeoutMs
   while (offline.shown < expected && Date.now() < deadline) await sleep(5)
-  return { loginMs, shownMs: offline.shown >= expected ? offline.lastAt - t : null, shown: offline.shown }
+  return { loginMs, timings, shownMs: offline.shown >= expected ? offline.lastAt - t : null, shown: offline.shown }
 }
 
 /** The commands above, to give `serve()`. */

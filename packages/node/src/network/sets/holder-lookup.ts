@@ -1,7 +1,8 @@
 /**
  * Finding a set's holders: the R DHT servers closest to the set's key (kad-dht hashes
  * the key bytes, so the target is sha256(setKey)), this peer included when it is a
- * server and among them. Concurrent lookups of one key on one peer share one DHT query,
+ * server and among them. The closest-peers lookup stops once the 2R closest peers named
+ * (as many as a reader asks) have answered (dht/converged-lookup.ts). Concurrent lookups of one key on one peer share one DHT query,
  * and a caller that can do with an older answer (`maxAgeMs`: a periodic read) reuses
  * the last lookup of the key instead of making another.
  */
@@ -11,6 +12,7 @@ import { compare } from 'uint8arrays/compare'
 import { parseSetKey, sha256 } from '@conf-chat/protocol'
 import { LRUCache } from 'lru-cache'
 import { timeLimit } from '../../utils/index.js'
+import { convergedLookup } from '../dht/converged-lookup.js'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { AbortOptions, ComponentLogger, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
@@ -100,14 +102,16 @@ export class HolderLookup {
     const found = new Map<string, PeerId>()
     const signal = timeLimit(this.queryTimeoutMs, { signal: this.components.shutdown() })
     const started = this.now()
+    // readers ask the 2R closest: the lookup may stop once those have answered
+    let converged = false
     try {
-      for await (const ev of this.components.dht.getClosestPeers(keyBytes, { signal })) {
-        if (ev.name === 'FINAL_PEER') found.set(ev.peer.id.toString(), ev.peer.id)
-      }
+      const result = await convergedLookup(this.components.peerId, this.components.dht, keyBytes, 2 * this.replicas, { signal })
+      for (const { peer, state } of result.peers) if (state === 'answered') found.set(peer.toString(), peer)
+      converged = result.converged
     } catch (err: any) {
       this.log('closest peers to %s: %s', setKey, err.message)
     }
-    this.log('closest peers to %s: %d in %d ms', setKey, found.size, this.now() - started)
+    this.log('closest peers to %s: %d in %d ms%s', setKey, found.size, this.now() - started, converged ? ' (converged)' : '')
     // a query cut short by load finds too few peers, and writers and readers would then
     // disagree on the holders: every connected DHT server is a candidate too
     for (const conn of this.components.network.getConnections()) {

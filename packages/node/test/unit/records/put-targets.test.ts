@@ -10,7 +10,7 @@ import { generateAccountKeys, userKey } from '@conf-chat/protocol'
 import type { PeerId } from '@libp2p/interface'
 import { findPutTargets, kadPutTo, CONVERGED_CLOSEST, PUT_HOLDERS, type PutOutcome } from '../../../src/network/records/index.js'
 import { MAX_UNCHECKED_TARGETS } from '../../../src/network/records/put-targets.js'
-import { createHash } from 'node:crypto'
+import { byDistanceTo } from '../fixtures/kad-distance.js'
 import { testStore, peerIds, presenceKeyOf, presenceOf, claim } from './fixtures.js'
 
 const alice = generateAccountKeys()
@@ -46,12 +46,9 @@ let self: PeerId
 /** peers ordered by their distance to the key, closest first */
 let byDistance: PeerId[]
 beforeAll(async () => {
-  ;[self, ...byDistance] = await peerIds(31)
-  // kad-dht's ids: SHA-256 of the key's bytes and of each peer id's multihash; XOR distance
-  const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest()
-  const target = sha256(bytesFromString(key))
-  const distance = (peer: PeerId): bigint => BigInt('0x' + Buffer.from(sha256(peer.toMultihash().bytes).map((b, i) => b ^ target[i]!)).toString('hex'))
-  byDistance.sort((a, b) => distance(a) < distance(b) ? -1 : 1)
+  const [first, ...rest] = await peerIds(31)
+  self = first!
+  byDistance = byDistanceTo(key, rest)
 })
 
 describe('a put\'s targets', () => {
