@@ -251,6 +251,7 @@ export class ChatPeer extends TypedEventEmitter<ChatPeerEvents> {
         dht: kad,
         datastore: this.datastore,
         logger,
+        peerId: libp2p.peerId,
         responsibility,
         findTargets: async (key, options) => await findPutTargets({ self: libp2p.peerId, dht: kad, log: targetsLog }, key, options)
       }, this.init)

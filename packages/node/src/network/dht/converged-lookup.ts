@@ -18,7 +18,7 @@
  * would have gone anyway.
  */
 import { kadId, compareDistance } from '../records/quorums.js'
-import type { KadDHT } from '@libp2p/kad-dht'
+import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 /**
@@ -39,62 +39,92 @@ export interface ConvergedLookupResult {
 interface Candidate extends LookupPeer { id: Uint8Array }
 
 /**
+ * Follows one kad-dht query's events (a closest-peers lookup's or a get's: both name
+ * closer peers in their answers) and tells when it converged: when the `closest` peers
+ * nearest the key that did not fail have all answered.
+ */
+export class Convergence {
+  private readonly target: Uint8Array
+  private readonly selfId: string
+  private readonly closest: number
+  private readonly candidates = new Map<string, Candidate>()
+  private ranked: Candidate[] = []
+  private dirty = true
+
+  constructor (self: PeerId, keyBytes: Uint8Array, closest: number) {
+    this.target = kadId(keyBytes)
+    this.selfId = self.toString()
+    this.closest = closest
+  }
+
+  /** Takes one event of the query; true once the query converged. */
+  observe (ev: QueryEvent): boolean {
+    if (ev.name === 'SEND_QUERY') {
+      this.note(ev.to, 'asked')
+    } else if (ev.name === 'PEER_RESPONSE') {
+      this.note(ev.from, 'answered')
+      for (const peer of ev.closer) this.note(peer.id)
+      return this.converged()
+    } else if (ev.name === 'QUERY_ERROR' && ev.from != null) {
+      this.note(ev.from, 'failed')
+      return this.converged()
+    } else if (ev.name === 'FINAL_PEER') {
+      this.note(ev.peer.id, 'answered')
+    }
+    return false
+  }
+
+  /** Every peer the query heard of but this one, closest to the key first. */
+  peers (): LookupPeer[] {
+    return this.rank().map(({ peer, state }) => ({ peer, state }))
+  }
+
+  private note (peer: PeerId, state?: LookupState): void {
+    const id = peer.toString()
+    if (id === this.selfId) return
+    let candidate = this.candidates.get(id)
+    if (candidate == null) {
+      candidate = { peer, id: kadId(peer.toMultihash().bytes), state: 'named' }
+      this.candidates.set(id, candidate)
+      this.dirty = true
+    }
+    // an answer is final; a failure after an answer (a later RPC) does not undo it
+    if (state != null && candidate.state !== 'answered') candidate.state = state
+  }
+
+  private rank (): Candidate[] {
+    if (this.dirty) {
+      this.ranked = [...this.candidates.values()].sort((a, b) => compareDistance(this.target, a.id, b.id))
+      this.dirty = false
+    }
+    return this.ranked
+  }
+
+  private converged (): boolean {
+    let answered = 0
+    for (const candidate of this.rank()) {
+      if (candidate.state === 'failed') continue
+      if (candidate.state !== 'answered') return false
+      if (++answered >= this.closest) return true
+    }
+    return false
+  }
+}
+
+/**
  * Runs `dht.getClosestPeers(keyBytes)` until the `closest` peers nearest the key that did
  * not fail have all answered, or the query ends. Throws only with the caller's abort (a
  * query that failed or ended early gives what it found).
  */
 export async function convergedLookup (self: PeerId, dht: Pick<KadDHT, 'getClosestPeers'>, keyBytes: Uint8Array, closest: number, options: AbortOptions = {}): Promise<ConvergedLookupResult> {
   options.signal?.throwIfAborted()
-  const target = kadId(keyBytes)
-  const selfId = self.toString()
-  const candidates = new Map<string, Candidate>()
+  const convergence = new Convergence(self, keyBytes, closest)
   const stop = new AbortController()
   const signal = options.signal == null ? stop.signal : AbortSignal.any([options.signal, stop.signal])
-  let ranked: Candidate[] = []
-  let dirty = true
-  const note = (peer: PeerId, state?: LookupState): void => {
-    const id = peer.toString()
-    if (id === selfId) return
-    let candidate = candidates.get(id)
-    if (candidate == null) {
-      candidate = { peer, id: kadId(peer.toMultihash().bytes), state: 'named' }
-      candidates.set(id, candidate)
-      dirty = true
-    }
-    // an answer is final; a failure after an answer (a later RPC) does not undo it
-    if (state != null && candidate.state !== 'answered') candidate.state = state
-  }
-  const rank = (): Candidate[] => {
-    if (dirty) {
-      ranked = [...candidates.values()].sort((a, b) => compareDistance(target, a.id, b.id))
-      dirty = false
-    }
-    return ranked
-  }
-  const isConverged = (): boolean => {
-    let answered = 0
-    for (const candidate of rank()) {
-      if (candidate.state === 'failed') continue
-      if (candidate.state !== 'answered') return false
-      if (++answered >= closest) return true
-    }
-    return false
-  }
   let converged = false
   try {
     for await (const ev of dht.getClosestPeers(keyBytes, { ...options, signal })) {
-      if (ev.name === 'SEND_QUERY') {
-        note(ev.to, 'asked')
-      } else if (ev.name === 'PEER_RESPONSE') {
-        note(ev.from, 'answered')
-        for (const peer of ev.closer) note(peer.id)
-        if (isConverged()) { converged = true; break }
-      } else if (ev.name === 'QUERY_ERROR') {
-        note(ev.from, 'failed')
-        if (isConverged()) { converged = true; break }
-      } else if (ev.name === 'FINAL_PEER') {
-        note(ev.peer.id, 'answered')
-      }
+      if (convergence.observe(ev)) { converged = true; break }
     }
   } catch (err: any) {
     // kad-dht ends an aborted query quietly, but a caller's abort is no result
@@ -105,5 +135,5 @@ export async function convergedLookup (self: PeerId, dht: Pick<KadDHT, 'getClose
     stop.abort()
   }
   options.signal?.throwIfAborted()
-  return { peers: rank().map(({ peer, state }) => ({ peer, state })), converged }
+  return { peers: convergence.peers(), converged }
 }

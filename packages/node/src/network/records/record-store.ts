@@ -15,6 +15,8 @@ import { RecordRepublisher } from './republisher.js'
 import { RecordCorrections, kadCorrect, kadPutTo, type CorrectFn, type PutToFn, type StaleHolder } from './corrections.js'
 import { RecordWriter, type PutResult } from './record-writer.js'
 import { readQuorumOf, isKnownAbsent, kadId } from './quorums.js'
+import { PUT_HOLDERS } from './put-targets.js'
+import { Convergence } from '../dht/converged-lookup.js'
 import { UnknownRecordError } from './errors.js'
 import { timeLimit } from '../../utils/index.js'
 import { NotResponsibleError, type Responsibility } from '../dht/responsibility.js'
@@ -66,7 +68,12 @@ export interface RecordStoreComponents {
   findTargets?: (key: string, options: AbortOptions) => Promise<PeerId[]>
   /** @default a peerLogger of `peerId` if given, else defaultLogger() */
   logger?: ComponentLogger
-  /** Only names this peer in the log lines when no `logger` is given. */
+  /**
+   * This peer: names it in the log lines when no `logger` is given, and lets a read end
+   * once the peers closest to the key have answered (a read's query names this peer in
+   * the closer-peer lists of others, and kad-dht never asks itself). None: a read runs to
+   * its quorum or to the query's end.
+   */
   peerId?: PeerId
   /** The clock for TTL and republish decisions, ms since the epoch. @default Date.now */
   now?: () => number
@@ -109,6 +116,8 @@ export class RecordStore {
   private readonly components: Pick<RecordStoreComponents, 'dht' | 'datastore'>
   private readonly corrections?: RecordCorrections
   private readonly log: Logger
+  /** This peer (`RecordStoreComponents.peerId`). */
+  private readonly self?: PeerId
   private readonly now: () => number
   private readonly sweeper: RecordSweeper
   private readonly republisher: RecordRepublisher
@@ -127,6 +136,7 @@ export class RecordStore {
     this.components = { dht: components.dht, datastore: components.datastore }
     const logger = components.logger ?? (components.peerId != null ? peerLogger(components.peerId) : defaultLogger())
     this.log = logger.forComponent('conf-chat:network:records')
+    this.self = components.peerId
     this.now = components.now ?? Date.now
     this.recordTtlMs = init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS
     this.republishIntervalMs = init.republishIntervalMs ?? DEFAULT_REPUBLISH_INTERVAL_MS
@@ -296,26 +306,31 @@ export class RecordStore {
     const local = await this.getLocal<P>(key, options)
     if (local != null) { all.push(local); holders.push('self') }
     const signal = timeLimit(this.queryTimeoutMs, options)
-    let ended: 'quorum' | 'query' | 'limit' = 'query'
+    // ended: at the quorum; converged (every peer a put writes to has answered: no holder is
+    // left to ask); the query ended on its own; or its time limit
+    let ended = 'query' as 'quorum' | 'converged' | 'query' | 'limit'
+    const keyBytes = bytesFromString(key)
+    const convergence = this.self == null ? undefined : new Convergence(this.self, keyBytes, PUT_HOLDERS)
     try {
       if (all.length >= quorum) {
         ended = 'quorum'
       } else {
         // kad-dht corrects our own stale copy at the end of a read, through the write guard
         await this.own.read(key, async () => {
-          for await (const ev of this.components.dht.get(bytesFromString(key), { signal }) as AsyncIterable<QueryEvent>) {
+          /** One event of the query: true once the quorum is reached. */
+          const take = (ev: QueryEvent): boolean => {
             if (ev.name === 'QUERY_ERROR' && ev.from != null) {
               // a peer that failed, or sent a record kad-dht's validators refused
               const from = ev.from.toString()
-              if (tried.has(from)) continue
+              if (tried.has(from)) return false
               tried.set(from, { id: kadId(ev.from.toMultihash().bytes), none: false })
               answers.failed++
               failures.set(ev.error.name, (failures.get(ev.error.name) ?? 0) + 1)
             } else if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'GET_VALUE') {
               const from = ev.from.toString()
-              if (tried.has(from)) continue
+              if (tried.has(from)) return false
               tried.set(from, { id: kadId(ev.from.toMultihash().bytes), none: ev.record == null })
-              if (ev.record == null) { answers.none++; continue }
+              if (ev.record == null) { answers.none++; return false }
               try {
                 all.push(verifyRecordValue<P>(key, ev.record.value))
                 holders.push(ev.from)
@@ -323,8 +338,14 @@ export class RecordStore {
                 answers.failed++
                 this.log('ignored a record for %s: %s', key, err.message)
               }
-              if (all.length >= quorum) { ended = 'quorum'; break } // leaving the loop ends the query
+              return all.length >= quorum
             }
+            return false
+          }
+          // leaving the loop ends the query
+          for await (const ev of this.components.dht.get(keyBytes, { signal }) as AsyncIterable<QueryEvent>) {
+            if (take(ev)) { ended = 'quorum'; break }
+            if (convergence?.observe(ev) === true) { ended = 'converged'; break }
           }
         })
       }
@@ -339,7 +360,7 @@ export class RecordStore {
     const best = i >= 0 ? all[i] : undefined
     let status: ReadStatus
     if (best != null) status = 'found'
-    else if (ended === 'query' && isKnownAbsent(bytesFromString(key), [...tried.values()])) status = 'absent'
+    else if ((ended === 'query' || ended === 'converged') && isKnownAbsent(keyBytes, [...tried.values()])) status = 'absent'
     else status = 'unknown'
     // kad-dht corrected the stale holders itself if its query ran to the end
     if (best != null && ended !== 'query') this.correctStale(key, best, all, holders)

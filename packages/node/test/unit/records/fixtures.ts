@@ -200,7 +200,7 @@ export interface TestStore {
  * A record store over a stub DHT and a MemoryDatastore, wired as ChatPeer wires it: our
  * own puts reach the datastore through the store's write guard, stamped by the clock.
  */
-export function testStore (init: RecordStoreInit = {}, components: Pick<RecordStoreComponents, 'putTo' | 'findTargets'> = {}): TestStore {
+export function testStore (init: RecordStoreInit = {}, components: Pick<RecordStoreComponents, 'putTo' | 'findTargets' | 'peerId'> = {}): TestStore {
   const dht = new StubDht()
   const datastore = new MemoryDatastore()
   const clock = new Clock()

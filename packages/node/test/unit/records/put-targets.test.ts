@@ -11,7 +11,7 @@ import type { PeerId } from '@libp2p/interface'
 import { findPutTargets, kadPutTo, CONVERGED_CLOSEST, PUT_HOLDERS, type PutOutcome } from '../../../src/network/records/index.js'
 import { MAX_UNCHECKED_TARGETS } from '../../../src/network/records/put-targets.js'
 import { byDistanceTo } from '../fixtures/kad-distance.js'
-import { testStore, peerIds, presenceKeyOf, presenceOf, claim } from './fixtures.js'
+import { testStore, peerIds, presenceKeyOf, presenceOf, claim, peerResponse } from './fixtures.js'
 
 const alice = generateAccountKeys()
 const key = presenceKeyOf(alice)
@@ -169,5 +169,43 @@ describe('a PUT_VALUE to one holder (kad-dht\'s RPC client)', () => {
     // no stream was opened: the dial failed, or the id has no address
     script = [failed(peer)]
     expect(await putTo(peer, key, value, {})).toBe('failed')
+  })
+})
+
+describe('a read', () => {
+  it('ends once the 20 peers closest to the key have answered, when no holder is left to ask: absent if the closest said none, else found with the stale holders corrected', async () => {
+    const p = byDistance
+    const none = (from: PeerId): QueryEvent => ({ ...peerResponse(from, 'GET_VALUE', key), closer: [] })
+    /** a get whose first answer names the 23 closest; each of `answers` after it; then it would go on until aborted */
+    const script = (answers: QueryEvent[]): { get: (keyBytes: Uint8Array, options?: { signal?: AbortSignal }) => AsyncGenerator<QueryEvent>, yielded: () => number } => {
+      let n = 0
+      return {
+        async * get (_keyBytes, options = {}) {
+          for (const ev of [{ ...none(p[29]!), closer: [...p.slice(0, 23), self].map(id => ({ id, multiaddrs: [] })) }, ...answers, none(p[22]!)]) { n++; yield ev }
+          if (options.signal?.aborted !== true) await new Promise(resolve => { options.signal?.addEventListener('abort', resolve, { once: true }) })
+        },
+        yielded: () => n
+      }
+    }
+    const { store, dht } = testStore({}, { peerId: self })
+    let stub = script([failed(p[3]!), ...p.slice(0, 21).filter((_, i) => i !== 3).map(none)])
+    dht.get = stub.get
+    expect((await store.read(key)).status).toBe('absent')
+    // the far answer, the 20 closest that did not fail (one of the 21 closest failed), and no more
+    expect(stub.yielded()).toBe(22)
+
+    const { store: other, dht: otherDht, correctionsSent, corrections } = testStore({}, { peerId: self })
+    stub = script([
+      { ...peerResponse(p[0]!, 'GET_VALUE', key, presenceOf(alice, 1)), closer: [] },
+      { ...peerResponse(p[1]!, 'GET_VALUE', key, presenceOf(alice, 2)), closer: [] },
+      ...p.slice(2, 20).map(none)
+    ])
+    otherDht.get = stub.get
+    const got = await other.getAll(key)
+    expect(got).toMatchObject({ status: 'found', best: { record: { seq: 2 } } })
+    expect(stub.yielded()).toBe(21)
+    // kad-dht corrects stale holders only at its query's end, which this read did not wait for
+    await correctionsSent(1)
+    expect(corrections.map(c => c.to.toString())).toEqual([p[0]!.toString()])
   })
 })
