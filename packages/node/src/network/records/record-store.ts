@@ -310,7 +310,10 @@ export class RecordStore {
     // left to ask); the query ended on its own; or its time limit
     let ended = 'query' as 'quorum' | 'converged' | 'query' | 'limit'
     const keyBytes = bytesFromString(key)
-    const convergence = this.self == null ? undefined : new Convergence(this.self, keyBytes, PUT_HOLDERS)
+    // a read of every replica (a name, at registration and login) runs to kad-dht's end:
+    // to hide a contest, Sybils must then hold the closest peers of every one of its paths,
+    // not only the 20 closest to the key
+    const convergence = this.self == null || quorum === Infinity ? undefined : new Convergence(this.self, keyBytes, PUT_HOLDERS)
     try {
       if (all.length >= quorum) {
         ended = 'quorum'

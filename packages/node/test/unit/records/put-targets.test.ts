@@ -187,8 +187,14 @@ describe('a read', () => {
         yielded: () => n
       }
     }
+    // one of the 20 closest was asked but has not answered yet: the read goes on (until its time limit here)
+    const asking: QueryEvent = { name: 'SEND_QUERY', type: EventTypes.SEND_QUERY, to: p[5]!, messageName: 'GET_VALUE', messageType: MessageType.GET_VALUE, path }
+    let stub = script([asking, ...p.slice(0, 21).filter((_, i) => i !== 5).map(none)])
+    const { store: limited, dht: limitedDht } = testStore({ queryTimeoutMs: 50 }, { peerId: self })
+    limitedDht.get = stub.get
+    expect((await limited.read(key)).status).toBe('unknown')
+    stub = script([failed(p[3]!), ...p.slice(0, 21).filter((_, i) => i !== 3).map(none)])
     const { store, dht } = testStore({}, { peerId: self })
-    let stub = script([failed(p[3]!), ...p.slice(0, 21).filter((_, i) => i !== 3).map(none)])
     dht.get = stub.get
     expect((await store.read(key)).status).toBe('absent')
     // the far answer, the 20 closest that did not fail (one of the 21 closest failed), and no more
@@ -201,11 +207,23 @@ describe('a read', () => {
       ...p.slice(2, 20).map(none)
     ])
     otherDht.get = stub.get
-    const got = await other.getAll(key)
+    // presence: a quorum of 3, which the two holders do not reach
+    const got = await other.read(key)
     expect(got).toMatchObject({ status: 'found', best: { record: { seq: 2 } } })
     expect(stub.yielded()).toBe(21)
     // kad-dht corrects stale holders only at its query's end, which this read did not wait for
     await correctionsSent(1)
     expect(corrections.map(c => c.to.toString())).toEqual([p[0]!.toString()])
+  })
+
+  it('of every replica (a name) runs to the query\'s end: a contest must not hide behind the 20 closest', async () => {
+    const p = byDistance
+    const none = (from: PeerId): QueryEvent => ({ ...peerResponse(from, 'GET_VALUE', key), closer: [] })
+    const events = [{ ...none(p[29]!), closer: p.slice(0, 25).map(id => ({ id, multiaddrs: [] })) }, ...p.slice(0, 25).map(none)]
+    let yielded = 0
+    const { store, dht } = testStore({ queryTimeoutMs: 60_000 }, { peerId: self })
+    dht.get = async function * () { for (const ev of events) { yielded++; yield ev } }
+    expect((await store.getAll(key)).status).toBe('absent')
+    expect(yielded).toBe(events.length)
   })
 })
